@@ -1,0 +1,644 @@
+//! The send and receive paths: classify each packet to its WAN link, run the hook chain, apply the
+//! verdict, and hand every packet back exactly once.
+//!
+//! Each path works in three steps: a short critical section under the module's lock (state check,
+//! link lookup, counting), the hooks with no lock held, and the platform calls collected in an
+//! [`Outbox`] and made after every lock is released.
+
+use alloc::sync::Arc;
+use core::fmt;
+
+use crate::engine::Engine;
+use crate::hal::{FrameSource, Hal, Lock, ModuleId, PacketChain, PacketIo, PathContext, Reclaimed, WriteError};
+use crate::hook::{ChainPosition, Direction, EditError, FrameAccess, Hook, HookId, PacketContext, Ticket, Verdict, MAX_HOOKS};
+use crate::link::LinkSummary;
+use crate::module::{ModuleCounters, ModuleSlot, ModuleState};
+use crate::stats::DropReason;
+use crate::status::NdisStatus;
+use crate::taken::{Held, Origin, Taken};
+use crate::wire::MacAddress;
+
+/// What a hook decides to do with a taken packet it hands back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReinjectVerdict {
+    /// Continue along the chain after the hook, then on to its destination.
+    Pass,
+    /// Drop it (counted as a hook drop).
+    Drop,
+}
+
+/// Why a reinjection was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReinjectError {
+    /// The ticket's module is not attached.
+    UnknownModule(ModuleId),
+    /// The packet is not held under that ticket: reinjected already, or dropped by the engine when
+    /// the module paused or the link went down.
+    StaleTicket(Ticket),
+}
+
+impl fmt::Display for ReinjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReinjectError::UnknownModule(module) => write!(f, "{module} is not attached"),
+            ReinjectError::StaleTicket(ticket) => write!(f, "no packet is held under ticket {} of {}", ticket.serial, ticket.module),
+        }
+    }
+}
+
+/// One hook in a snapshot of the chain.
+pub(crate) struct ChainEntry {
+    pub(crate) id: HookId,
+    pub(crate) position: ChainPosition,
+    pub(crate) hook: Arc<dyn Hook>,
+}
+
+/// The hook chain as it was when a path started, with every hook marked busy until it is dropped.
+/// It lives on the stack: taking it allocates nothing.
+pub(crate) struct ChainSnapshot<'e> {
+    entries: [Option<ChainEntry>; MAX_HOOKS],
+    slots: &'e [crate::hook::HookSlot; MAX_HOOKS],
+}
+
+impl ChainSnapshot<'_> {
+    /// Entries in ascending chain position.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &ChainEntry> {
+        self.entries.iter().flatten()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries[0].is_none()
+    }
+}
+
+impl Drop for ChainSnapshot<'_> {
+    fn drop(&mut self) {
+        for entry in self.entries.iter().flatten() {
+            self.slots[usize::from(entry.id.slot)].leave();
+        }
+    }
+}
+
+/// Where the chain sent a packet.
+enum ChainResult<P> {
+    Forward(Held<P>),
+    Drop(Held<P>),
+    Take { held: Held<P>, serial: u64, taker: HookId, position: ChainPosition },
+}
+
+/// Platform calls collected under locks and made after them.
+pub(crate) struct Outbox<H: PacketIo> {
+    down: H::Chain,
+    complete: H::Chain,
+    up: H::Chain,
+    returns: H::Chain,
+    in_flight: usize,
+}
+
+impl<H: PacketIo> Default for Outbox<H> {
+    fn default() -> Self {
+        Self {
+            down: H::Chain::default(),
+            complete: H::Chain::default(),
+            up: H::Chain::default(),
+            returns: H::Chain::default(),
+            in_flight: 0,
+        }
+    }
+}
+
+impl<H: Hal> Outbox<H> {
+    /// Queues a packet to go on to its destination.
+    fn forward(&mut self, direction: Direction, held: Held<H::Packet>) {
+        if held.origin == Origin::Own {
+            self.in_flight += 1;
+        }
+        match direction {
+            Direction::Send => self.down.push_back(held.packet),
+            Direction::Receive => self.up.push_back(held.packet),
+        }
+    }
+
+    /// Queues a dropped packet to go back to its owner.
+    pub(crate) fn drop_packet(&mut self, hal: &H, direction: Direction, held: Held<H::Packet>, status: NdisStatus) {
+        let foreign = match held.origin {
+            Origin::Foreign => Some(held.packet),
+            Origin::Own => hal.free(held.packet),
+        };
+        if let Some(mut packet) = foreign {
+            match direction {
+                Direction::Send => {
+                    hal.set_status(&mut packet, status);
+                    self.complete.push_back(packet);
+                }
+                Direction::Receive => self.returns.push_back(packet),
+            }
+        }
+    }
+
+    /// Drops a taken packet for `reason`, counting it.
+    pub(crate) fn dispose(&mut self, hal: &H, counters: &ModuleCounters, taken: Taken<H::Packet>, reason: DropReason) {
+        counters.direction(taken.direction).count_drop(reason);
+        self.drop_packet(hal, taken.direction, taken.held, Engine::<H>::drop_status(reason));
+    }
+
+    /// Makes the collected calls. No lock may be held. The module's in-flight count must already
+    /// include `self.in_flight`.
+    pub(crate) fn flush(self, engine: &Engine<H>, module: ModuleId, ctx: PathContext) {
+        let hal = &engine.hal;
+        if !self.complete.is_empty() {
+            hal.complete_sends(module, self.complete, ctx);
+        }
+        if !self.returns.is_empty() {
+            hal.return_receives(module, self.returns, ctx);
+        }
+        if !self.down.is_empty() {
+            hal.send_down(module, self.down, ctx);
+        }
+        if !self.up.is_empty() {
+            // Without the resources flag the protocol keeps the packets until it returns them.
+            let _none_lent_back = hal.indicate_up(module, self.up, false, ctx);
+        }
+    }
+}
+
+/// The hooks' view of a packet the engine holds.
+struct EngineFrame<'a, H: PacketIo> {
+    hal: &'a H,
+    module: ModuleId,
+    held: &'a mut Held<H::Packet>,
+    /// During a receive indicated with the resources flag: where the miniport's packets go back.
+    lent: Option<&'a mut H::Chain>,
+}
+
+impl<H: Hal> EngineFrame<'_, H> {
+    /// Puts the engine's own `fresh` packet in place of the held one, keeping the old one as its
+    /// parent (or giving it back to the miniport when it was only lent).
+    fn swap_in(&mut self, fresh: H::Packet) {
+        let old = core::mem::replace(self.held, Held { packet: fresh, origin: Origin::Own });
+        let parent = match old.origin {
+            Origin::Own => self.hal.free(old.packet),
+            Origin::Foreign => match self.lent.as_deref_mut() {
+                Some(lent) => {
+                    lent.push_back(old.packet);
+                    None
+                }
+                None => Some(old.packet),
+            },
+        };
+        if let Some(parent) = parent {
+            self.hal.attach_parent(&mut self.held.packet, parent);
+        }
+    }
+}
+
+impl<H: Hal> FrameAccess for EngineFrame<'_, H> {
+    fn len(&self) -> usize {
+        self.hal.frame_len(&self.held.packet)
+    }
+
+    fn read(&self, offset: usize, out: &mut [u8]) -> usize {
+        self.hal.read(&self.held.packet, offset, out)
+    }
+
+    fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), EditError> {
+        match self.hal.write(&mut self.held.packet, offset, data) {
+            Ok(()) => Ok(()),
+            Err(WriteError::OutOfRange) => Err(EditError::OutOfRange),
+            Err(WriteError::ReadOnly) => {
+                let copy = self.hal.allocate(self.module, FrameSource::CopyOf(&self.held.packet)).map_err(|_| EditError::OutOfMemory)?;
+                self.swap_in(copy);
+                self.hal.write(&mut self.held.packet, offset, data).map_err(|_| EditError::OutOfRange)
+            }
+        }
+    }
+
+    fn replace(&mut self, frame: &[u8]) -> Result<(), EditError> {
+        if frame.is_empty() {
+            return Err(EditError::BadLength);
+        }
+        let fresh = self.hal.allocate(self.module, FrameSource::Bytes(frame)).map_err(|_| EditError::OutOfMemory)?;
+        self.swap_in(fresh);
+        Ok(())
+    }
+}
+
+/// Where a packet belongs, found under the module's lock.
+enum Classified {
+    /// The module is not Running (or not this module any more).
+    NotRunning,
+    /// No live link has the frame's address.
+    Unmatched,
+    /// The frame belongs to this link.
+    Link(LinkSummary),
+}
+
+impl<H: Hal> Engine<H> {
+    /// Snapshots the hook chain, marking every hook in it busy until the snapshot is dropped.
+    pub(crate) fn chain_snapshot(&self) -> ChainSnapshot<'_> {
+        let mut entries: [Option<ChainEntry>; MAX_HOOKS] = core::array::from_fn(|_| None);
+        self.hooks.with(|registry| {
+            for (place, registered) in entries.iter_mut().zip(registry.hooks.iter()) {
+                self.hook_slots[usize::from(registered.id.slot)].enter();
+                *place = Some(ChainEntry { id: registered.id, position: registered.position, hook: Arc::clone(&registered.hook) });
+            }
+        });
+        ChainSnapshot { entries, slots: &self.hook_slots }
+    }
+
+    /// Finds the link of a frame: on send the destination address is the link's remote address, on
+    /// receive the source address is. Counts the packet.
+    fn classify(&self, module: ModuleId, slot: &ModuleSlot<H>, direction: Direction, packet: &H::Packet) -> Classified {
+        let len = self.hal.frame_len(packet);
+        let mut addresses = [0u8; 12];
+        let key = (self.hal.read(packet, 0, &mut addresses) == addresses.len()).then(|| {
+            let mut remote = [0u8; 6];
+            let at = match direction {
+                Direction::Send => 0,
+                Direction::Receive => 6,
+            };
+            remote.copy_from_slice(&addresses[at..at + 6]);
+            MacAddress(remote)
+        });
+        let counters = slot.counters.direction(direction);
+        slot.core.with(|core| {
+            if !core.is(module) || core.state != ModuleState::Running {
+                return Classified::NotRunning;
+            }
+            counters.count_packet(len);
+            match key.as_ref().and_then(|remote| core.links.get(remote)) {
+                Some(link) => {
+                    link.counters(direction).count_packet(len);
+                    Classified::Link(link.summary())
+                }
+                None => {
+                    counters.count_unmatched();
+                    Classified::Unmatched
+                }
+            }
+        })
+    }
+
+    /// Runs the hooks a packet meets travelling `direction`, starting after `after` when resuming.
+    #[allow(clippy::too_many_arguments)]
+    fn run_chain(
+        &self,
+        module: ModuleId,
+        hooks: &ChainSnapshot<'_>,
+        direction: Direction,
+        mut held: Held<H::Packet>,
+        link: LinkSummary,
+        after: Option<ChainPosition>,
+        mut lent: Option<&mut H::Chain>,
+        counters: &ModuleCounters,
+    ) -> ChainResult<H::Packet> {
+        let entries: &[Option<ChainEntry>] = &hooks.entries;
+        let count = entries.iter().flatten().count();
+        let mut modified = false;
+        let mut result = None;
+        for step in 0..count {
+            let index = match direction {
+                Direction::Send => count - 1 - step,
+                Direction::Receive => step,
+            };
+            let Some(entry) = &entries[index] else { continue };
+            if after.is_some_and(|after| !entry.position.is_after(after, direction)) {
+                continue;
+            }
+            let ticket = Ticket { module, serial: self.next_ticket.fetch_add(1, core::sync::atomic::Ordering::Relaxed) };
+            let mut frame = EngineFrame { hal: &self.hal, module, held: &mut held, lent: lent.as_deref_mut() };
+            let mut packet = PacketContext::new(direction, link, &mut frame, ticket);
+            let verdict = match direction {
+                Direction::Send => entry.hook.on_send(&mut packet),
+                Direction::Receive => entry.hook.on_receive(&mut packet),
+            };
+            modified |= packet.is_edited();
+            self.hook_slots[usize::from(entry.id.slot)].verdicts(direction).count(packet.len(), verdict);
+            match verdict {
+                Verdict::Pass | Verdict::Modify => {}
+                Verdict::Drop => {
+                    result = Some(Err(()));
+                    break;
+                }
+                Verdict::Take => {
+                    result = Some(Ok((ticket.serial, entry.id, entry.position)));
+                    break;
+                }
+            }
+        }
+        if modified {
+            counters.direction(direction).count_modified();
+        }
+        match result {
+            None => ChainResult::Forward(held),
+            Some(Err(())) => ChainResult::Drop(held),
+            Some(Ok((serial, taker, position))) => ChainResult::Take { held, serial, taker, position },
+        }
+    }
+
+    /// Indicates one lent packet with the resources flag and keeps it to give back.
+    fn indicate_lent(&self, module: ModuleId, packet: H::Packet, ctx: PathContext, lent: &mut H::Chain) {
+        let mut single = H::Chain::default();
+        single.push_back(packet);
+        let mut back = self.hal.indicate_up(module, single, true, ctx);
+        while let Some(packet) = back.pop_front() {
+            lent.push_back(packet);
+        }
+    }
+
+    /// Passes a received packet up untouched.
+    fn pass_receive(&self, module: ModuleId, held: Held<H::Packet>, lent: Option<&mut H::Chain>, ctx: PathContext, out: &mut Outbox<H>) {
+        match lent {
+            Some(lent) => self.indicate_lent(module, held.packet, ctx, lent),
+            None => out.forward(Direction::Receive, held),
+        }
+    }
+
+    /// Takes one packet through the chain and applies the verdict.
+    #[allow(clippy::too_many_arguments)]
+    fn process(
+        &self,
+        module: ModuleId,
+        slot: &ModuleSlot<H>,
+        hooks: &ChainSnapshot<'_>,
+        direction: Direction,
+        held: Held<H::Packet>,
+        link: LinkSummary,
+        after: Option<ChainPosition>,
+        mut lent: Option<&mut H::Chain>,
+        ctx: PathContext,
+        out: &mut Outbox<H>,
+    ) {
+        let counters = slot.counters.direction(direction);
+        let result = if hooks.is_empty() {
+            ChainResult::Forward(held)
+        } else {
+            self.run_chain(module, hooks, direction, held, link, after, lent.as_deref_mut(), &slot.counters)
+        };
+        match result {
+            ChainResult::Forward(held) => match lent {
+                Some(lent) if held.origin == Origin::Foreign => self.indicate_lent(module, held.packet, ctx, lent),
+                _ => out.forward(direction, held),
+            },
+            ChainResult::Drop(held) => {
+                counters.count_drop(DropReason::Hook);
+                slot.core.with(|core| {
+                    if let Some(link) = core.links.get(&link.remote_address) {
+                        link.counters(direction).count_drop();
+                    }
+                });
+                match lent {
+                    Some(lent) if held.origin == Origin::Foreign => lent.push_back(held.packet),
+                    _ => out.drop_packet(&self.hal, direction, held, Self::drop_status(DropReason::Hook)),
+                }
+            }
+            ChainResult::Take { held, serial, taker, position } => {
+                let held = match lent {
+                    Some(lent) if held.origin == Origin::Foreign => {
+                        let copy = self.hal.allocate(module, FrameSource::CopyOf(&held.packet));
+                        lent.push_back(held.packet);
+                        match copy {
+                            Ok(packet) => {
+                                counters.count_copied_for_resources();
+                                Held { packet, origin: Origin::Own }
+                            }
+                            Err(_) => {
+                                counters.count_drop(DropReason::Resources);
+                                return;
+                            }
+                        }
+                    }
+                    _ => held,
+                };
+                let taken = Taken { held, direction, link, taker, position };
+                let stored = slot.core.with(|core| {
+                    if core.state != ModuleState::Running {
+                        return Err((taken, DropReason::Paused));
+                    }
+                    core.taken.insert(&self.hal, serial, taken).map_err(|taken| (taken, DropReason::Resources))
+                });
+                match stored {
+                    Ok(()) => counters.count_taken(),
+                    Err((taken, reason)) => out.dispose(&self.hal, &slot.counters, taken, reason),
+                }
+            }
+        }
+    }
+
+    /// Adds what `out` originated to the module's in-flight count, then makes its calls.
+    fn commit(&self, module: ModuleId, slot: &ModuleSlot<H>, out: Outbox<H>, ctx: PathContext) {
+        if out.in_flight > 0 {
+            slot.core.with(|core| core.in_flight += out.in_flight);
+        }
+        out.flush(self, module, ctx);
+    }
+
+    /// `FilterSendNetBufferLists`: every packet is sent down, completed, or held by a hook.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`; `ctx.at_dispatch` says which.
+    ///
+    /// # Ownership
+    /// The chain is the engine's on entry; each packet is handed back exactly once, now or later.
+    pub fn send(&self, module: ModuleId, mut chain: H::Chain, ctx: PathContext) {
+        let mut out = Outbox::<H>::default();
+        let Some(slot) = self.slot(module) else {
+            while let Some(packet) = chain.pop_front() {
+                out.drop_packet(&self.hal, Direction::Send, Held { packet, origin: Origin::Foreign }, NdisStatus::FAILURE);
+            }
+            return out.flush(self, module, ctx);
+        };
+        let wan = slot.core.with(|core| core.kind.is_wan());
+        let hooks = if wan { Some(self.chain_snapshot()) } else { None };
+        while let Some(packet) = chain.pop_front() {
+            let held = Held { packet, origin: Origin::Foreign };
+            match self.classify(module, slot, Direction::Send, &held.packet) {
+                Classified::NotRunning => {
+                    slot.counters.send.count_packet(self.hal.frame_len(&held.packet));
+                    slot.counters.send.count_drop(DropReason::Paused);
+                    out.drop_packet(&self.hal, Direction::Send, held, NdisStatus::PAUSED);
+                }
+                Classified::Unmatched => out.forward(Direction::Send, held),
+                Classified::Link(link) => match &hooks {
+                    Some(hooks) => self.process(module, slot, hooks, Direction::Send, held, link, None, None, ctx, &mut out),
+                    None => out.forward(Direction::Send, held),
+                },
+            }
+        }
+        drop(hooks);
+        self.commit(module, slot, out, ctx);
+    }
+
+    /// `FilterReceiveNetBufferLists`: every packet is indicated up, returned, or held by a hook.
+    ///
+    /// Returns the packets the miniport only lent (`resources` set): all of them, after the call,
+    /// for the platform to give back in the state they came. Empty otherwise.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`; `ctx.at_dispatch` says which.
+    ///
+    /// # Ownership
+    /// Without `resources`, the chain is the engine's until returned through the platform's
+    /// `return_receives`; with it, every packet comes back in the return value, and whatever a hook
+    /// keeps is a copy.
+    #[must_use = "packets lent with the resources flag must be given back to the miniport"]
+    pub fn receive(&self, module: ModuleId, mut chain: H::Chain, resources: bool, ctx: PathContext) -> H::Chain {
+        let mut lent = H::Chain::default();
+        let mut out = Outbox::<H>::default();
+        let Some(slot) = self.slot(module) else {
+            if resources {
+                return chain;
+            }
+            self.hal.return_receives(module, chain, ctx);
+            return lent;
+        };
+        let (state, wan) = slot.core.with(|core| (core.is(module).then_some(core.state), core.kind.is_wan()));
+        if state == Some(ModuleState::Pausing) {
+            return self.hal.indicate_up(module, chain, resources, ctx);
+        }
+        let hooks = if wan { Some(self.chain_snapshot()) } else { None };
+        while let Some(packet) = chain.pop_front() {
+            let held = Held { packet, origin: Origin::Foreign };
+            let lent_here = if resources { Some(&mut lent) } else { None };
+            match self.classify(module, slot, Direction::Receive, &held.packet) {
+                Classified::NotRunning => {
+                    slot.counters.receive.count_packet(self.hal.frame_len(&held.packet));
+                    slot.counters.receive.count_drop(DropReason::Paused);
+                    match lent_here {
+                        Some(lent) => lent.push_back(held.packet),
+                        None => out.drop_packet(&self.hal, Direction::Receive, held, NdisStatus::PAUSED),
+                    }
+                }
+                Classified::Link(link) => match &hooks {
+                    Some(hooks) => self.process(module, slot, hooks, Direction::Receive, held, link, None, lent_here, ctx, &mut out),
+                    None => self.pass_receive(module, held, lent_here, ctx, &mut out),
+                },
+                Classified::Unmatched => self.pass_receive(module, held, lent_here, ctx, &mut out),
+            }
+        }
+        drop(hooks);
+        self.commit(module, slot, out, ctx);
+        lent
+    }
+
+    /// `FilterSendNetBufferListsComplete`: passes the protocol's packets on, frees the engine's own
+    /// and completes the originals they replaced with their status.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn send_complete(&self, module: ModuleId, chain: H::Chain, ctx: PathContext) {
+        self.packets_back(module, chain, Direction::Send, ctx);
+    }
+
+    /// `FilterReturnNetBufferLists`: returns the miniport's packets, frees the engine's own and
+    /// returns the originals they replaced.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn return_receives(&self, module: ModuleId, chain: H::Chain, ctx: PathContext) {
+        self.packets_back(module, chain, Direction::Receive, ctx);
+    }
+
+    fn packets_back(&self, module: ModuleId, mut chain: H::Chain, direction: Direction, ctx: PathContext) {
+        let mut onward = H::Chain::default();
+        let mut came_back = 0;
+        while let Some(packet) = chain.pop_front() {
+            match self.hal.reclaim(packet) {
+                Reclaimed::Foreign(packet) => onward.push_back(packet),
+                Reclaimed::Own { parent, status } => {
+                    came_back += 1;
+                    if let Some(mut parent) = parent {
+                        if direction == Direction::Send {
+                            self.hal.set_status(&mut parent, status);
+                        }
+                        onward.push_back(parent);
+                    }
+                }
+            }
+        }
+        let finished = match self.slot(module) {
+            Some(slot) if came_back > 0 => slot.core.with(|core| {
+                core.in_flight = core.in_flight.saturating_sub(came_back);
+                core.try_finish_pause()
+            }),
+            _ => false,
+        };
+        if !onward.is_empty() {
+            match direction {
+                Direction::Send => self.hal.complete_sends(module, onward, ctx),
+                Direction::Receive => self.hal.return_receives(module, onward, ctx),
+            }
+        }
+        if finished {
+            self.finish_pause(module);
+        }
+    }
+
+    /// Hands back a packet a hook took: on along the rest of the chain, or dropped.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    ///
+    /// # Errors
+    /// [`ReinjectError`] when the ticket names no held packet; nothing changes.
+    pub fn reinject(&self, ticket: Ticket, verdict: ReinjectVerdict, ctx: PathContext) -> Result<(), ReinjectError> {
+        let module = ticket.module;
+        let slot = self.slot(module).ok_or(ReinjectError::UnknownModule(module))?;
+        let taken = slot.core.with(|core| {
+            if !core.is(module) {
+                return Err(ReinjectError::UnknownModule(module));
+            }
+            core.taken.remove(ticket.serial).ok_or(ReinjectError::StaleTicket(ticket))
+        })?;
+        slot.counters.direction(taken.direction).count_reinjected();
+        match verdict {
+            ReinjectVerdict::Pass => self.resume(module, slot, taken, ctx),
+            ReinjectVerdict::Drop => {
+                let mut out = Outbox::<H>::default();
+                out.dispose(&self.hal, &slot.counters, taken, DropReason::Hook);
+                self.commit(module, slot, out, ctx);
+            }
+        }
+        if slot.core.with(|core| core.try_finish_pause()) {
+            self.finish_pause(module);
+        }
+        Ok(())
+    }
+
+    /// Continues a taken packet along the chain after the hook that took it.
+    pub(crate) fn resume(&self, module: ModuleId, slot: &ModuleSlot<H>, taken: Taken<H::Packet>, ctx: PathContext) {
+        let mut out = Outbox::<H>::default();
+        if slot.core.with(|core| core.state) != ModuleState::Running {
+            out.dispose(&self.hal, &slot.counters, taken, DropReason::Paused);
+        } else {
+            let hooks = self.chain_snapshot();
+            let Taken { held, direction, link, position, .. } = taken;
+            self.process(module, slot, &hooks, direction, held, link, Some(position), None, ctx, &mut out);
+        }
+        self.commit(module, slot, out, ctx);
+    }
+
+    /// `FilterCancelSendNetBufferLists`: completes with `NDIS_STATUS_REQUEST_ABORTED` every send a
+    /// hook holds that `is_cancelled` picks (the platform compares cancel identifiers).
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn cancel_sends(&self, module: ModuleId, mut is_cancelled: impl FnMut(&H::Packet) -> bool) {
+        let Some(slot) = self.slot(module) else { return };
+        let mut out = Outbox::<H>::default();
+        let finished = slot.core.with(|core| {
+            if !core.is(module) {
+                return false;
+            }
+            core.taken.drain_where(
+                |taken| taken.direction == Direction::Send && is_cancelled(&taken.held.packet),
+                |taken| out.dispose(&self.hal, &slot.counters, taken, DropReason::Cancelled),
+            );
+            core.try_finish_pause()
+        });
+        out.flush(self, module, PathContext::default());
+        if finished {
+            self.finish_pause(module);
+        }
+    }
+}

@@ -1,0 +1,612 @@
+//! The engine: modules, the hook chain, line up / line down, events and queries.
+//!
+//! Every method states its IRQL. None holds a lock while it calls out of the filter (the platform's
+//! packet calls, `pause_complete`, or a hook).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::mem::size_of;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::datapath::Outbox;
+use crate::event::{Event, EventQueue, EventRecord};
+use crate::hal::{Hal, Level, Lock, Memory, ModuleId, OutOfMemory, PathContext, Pool};
+use crate::hook::{AddHookError, Hook, HookId, HookInfo, HookSlot, Registry, MAX_HOOKS};
+use crate::link::{LineDown, LineUp, LineUpEffect, Link, LinkId, LinkSummary};
+use crate::module::{
+    AttachParams, DetachReport, ModuleCore, ModuleCounts, ModuleCounters, ModuleInfo, ModuleSlot, ModuleState, PauseProgress,
+    StateError,
+};
+use crate::stats::DropReason;
+use crate::status::NdisStatus;
+use crate::wire::{EtherType, MacAddress};
+
+/// The smallest IPv4 MTU (RFC 791): hooks cannot lower an IPv4 link below it.
+const MIN_IPV4_TOTAL_SIZE: u32 = 68;
+/// The smallest IPv6 MTU (RFC 8200): hooks cannot lower an IPv6 link below it.
+const MIN_IPV6_TOTAL_SIZE: u32 = 1280;
+
+/// Sizes of the engine's fixed tables.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct EngineConfig {
+    /// Filter modules that can be attached at once (one per adapter the filter binds to).
+    pub max_modules: usize,
+    /// Events kept for tools before new ones are counted as lost.
+    pub event_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { max_modules: 64, event_capacity: 1024 }
+    }
+}
+
+/// Why a module could not attach.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AttachError {
+    /// Every module slot is in use.
+    NoFreeSlot,
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachError::NoFreeSlot => f.write_str("every filter module slot is in use"),
+        }
+    }
+}
+
+/// Why a line up was not tracked. The indication is passed on regardless.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LineUpError {
+    /// No module has that identity.
+    UnknownModule(ModuleId),
+    /// The module is not on an NdisWan edge.
+    NotWan(ModuleId),
+    /// No memory for the link entry (counted as untracked).
+    OutOfMemory,
+}
+
+impl fmt::Display for LineUpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineUpError::UnknownModule(module) => write!(f, "{module} is not attached"),
+            LineUpError::NotWan(module) => write!(f, "{module} is not an NdisWan edge"),
+            LineUpError::OutOfMemory => f.write_str("no memory for the link entry"),
+        }
+    }
+}
+
+/// What the platform must do with a line up before passing it on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LineUpOutcome {
+    /// The link as tracked.
+    pub link: LinkSummary,
+    /// The `MaximumTotalSize` to write into the status buffer before indicating it upward (equal to
+    /// the indicated one unless a hook lowered it).
+    pub reported_total_size: u32,
+}
+
+/// Why a hook could not be removed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RemoveHookError {
+    /// No hook has that identity (never added, or removed already).
+    UnknownHook(HookId),
+}
+
+impl fmt::Display for RemoveHookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoveHookError::UnknownHook(id) => write!(f, "{id} is not registered"),
+        }
+    }
+}
+
+/// The engine: every filter module, the hook chain and the event queue.
+pub struct Engine<H: Hal> {
+    pub(crate) hal: H,
+    pub(crate) modules: Vec<ModuleSlot<H>>,
+    pub(crate) hooks: H::Lock<Registry>,
+    pub(crate) hook_slots: [HookSlot; MAX_HOOKS],
+    events: H::Lock<EventQueue>,
+    next_link_id: AtomicU64,
+    pub(crate) next_ticket: AtomicU64,
+    charged: usize,
+}
+
+impl<H: Hal> Engine<H> {
+    /// A new engine over `hal` with tables sized by `config`.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL` (driver entry).
+    ///
+    /// # Errors
+    /// [`OutOfMemory`] when the tables cannot be allocated; nothing stays charged.
+    pub fn new(hal: H, config: EngineConfig) -> Result<Self, OutOfMemory> {
+        let charged = config.max_modules * size_of::<ModuleSlot<H>>();
+        hal.try_charge(Pool::Engine, charged)?;
+        let mut modules = Vec::new();
+        if modules.try_reserve_exact(config.max_modules).is_err() {
+            hal.release(Pool::Engine, charged);
+            return Err(OutOfMemory);
+        }
+        let events = match EventQueue::new(&hal, config.event_capacity) {
+            Ok(events) => events,
+            Err(error) => {
+                hal.release(Pool::Engine, charged);
+                return Err(error);
+            }
+        };
+        modules.extend((0..config.max_modules).map(|_| ModuleSlot {
+            core: hal.new_lock(ModuleCore::vacant()),
+            counters: ModuleCounters::default(),
+        }));
+        Ok(Self {
+            hooks: hal.new_lock(Registry::default()),
+            hook_slots: Default::default(),
+            events: hal.new_lock(events),
+            modules,
+            next_link_id: AtomicU64::new(1),
+            next_ticket: AtomicU64::new(1),
+            charged,
+            hal,
+        })
+    }
+
+    /// The platform.
+    pub fn hal(&self) -> &H {
+        &self.hal
+    }
+
+    pub(crate) fn slot(&self, module: ModuleId) -> Option<&ModuleSlot<H>> {
+        self.modules.get((module.0 & 0xFFFF) as usize)
+    }
+
+    pub(crate) fn push_event(&self, event: Event) {
+        let now = self.hal.now();
+        self.events.with(|events| events.push(now, event));
+    }
+
+    // ----- module state machine -------------------------------------------------------------
+
+    /// Attaches a new module (`FilterAttach`): it ends up Paused.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// [`AttachError::NoFreeSlot`] when [`EngineConfig::max_modules`] modules are attached.
+    pub fn attach(&self, params: AttachParams) -> Result<ModuleId, AttachError> {
+        let claimed = self.modules.iter().enumerate().find_map(|(index, slot)| {
+            slot.core.with(|core| {
+                if core.state != ModuleState::Detached {
+                    return None;
+                }
+                let generation = (core.id.0 >> 16).wrapping_add(1).max(1) & 0xFFFF;
+                let id = ModuleId(generation << 16 | index as u32);
+                *core = ModuleCore::vacant();
+                core.id = id;
+                core.kind = params.kind;
+                core.mac_address = params.mac_address;
+                core.if_index = params.if_index;
+                core.state = ModuleState::Attaching;
+                Some((id, slot))
+            })
+        });
+        let (id, slot) = claimed.ok_or(AttachError::NoFreeSlot)?;
+        slot.counters.reset();
+        slot.core.with(|core| core.state = ModuleState::Paused);
+        self.hal.log(Level::Info, format_args!("{id} attached as {}", params.kind.name()));
+        self.push_event(Event::ModuleAttached { module: id, kind: params.kind });
+        Ok(id)
+    }
+
+    /// Restarts a paused module (`FilterRestart`).
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// [`StateError`] unless the module is Paused.
+    pub fn restart(&self, module: ModuleId) -> Result<(), StateError> {
+        self.transition(module, ModuleState::Paused, ModuleState::Restarting)?;
+        self.transition(module, ModuleState::Restarting, ModuleState::Running)?;
+        self.push_event(Event::ModuleRestarted(module));
+        Ok(())
+    }
+
+    fn transition(&self, module: ModuleId, from: ModuleState, to: ModuleState) -> Result<(), StateError> {
+        let slot = self.slot(module).ok_or(StateError::UnknownModule(module))?;
+        slot.core.with(|core| {
+            if !core.is(module) {
+                return Err(StateError::UnknownModule(module));
+            }
+            if core.state != from {
+                return Err(StateError::WrongState { module, state: core.state });
+            }
+            core.state = to;
+            Ok(())
+        })
+    }
+
+    /// Pauses a running module (`FilterPause`): packets hooks hold are completed (sends, with
+    /// `NDIS_STATUS_PAUSED`) or returned (receives); the pause completes once every packet the
+    /// module originated is back.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// [`StateError`] unless the module is Running.
+    pub fn pause(&self, module: ModuleId) -> Result<PauseProgress, StateError> {
+        self.transition(module, ModuleState::Running, ModuleState::Pausing)?;
+        let Some(slot) = self.slot(module) else { return Err(StateError::UnknownModule(module)) };
+        let ctx = PathContext::default();
+        let mut out = Outbox::<H>::default();
+        slot.core.with(|core| core.taken.drain_where(|_| true, |taken| out.dispose(&self.hal, &slot.counters, taken, DropReason::Paused)));
+        out.flush(self, module, ctx);
+        let paused = slot.core.with(|core| {
+            if core.outstanding() == 0 {
+                core.state = ModuleState::Paused;
+                true
+            } else {
+                core.pause_pending = true;
+                false
+            }
+        });
+        if paused {
+            self.push_event(Event::ModulePaused(module));
+            Ok(PauseProgress::Complete)
+        } else {
+            Ok(PauseProgress::Pending)
+        }
+    }
+
+    /// Tells the platform a pending pause finished. Called with no lock held.
+    pub(crate) fn finish_pause(&self, module: ModuleId) {
+        self.push_event(Event::ModulePaused(module));
+        self.hal.pause_complete(module);
+    }
+
+    /// Detaches a paused module (`FilterDetach`), forgetting its links and freeing its memory.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// [`StateError`] unless the module is Paused.
+    pub fn detach(&self, module: ModuleId) -> Result<DetachReport, StateError> {
+        let slot = self.slot(module).ok_or(StateError::UnknownModule(module))?;
+        let report = slot.core.with(|core| {
+            if !core.is(module) {
+                return Err(StateError::UnknownModule(module));
+            }
+            if core.state != ModuleState::Paused {
+                return Err(StateError::WrongState { module, state: core.state });
+            }
+            let links_dropped = core.links.clear(&self.hal);
+            core.taken.release(&self.hal);
+            core.state = ModuleState::Detached;
+            Ok(DetachReport { links_dropped })
+        })?;
+        self.hal.log(Level::Info, format_args!("{module} detached, {} links dropped", report.links_dropped));
+        self.push_event(Event::ModuleDetached { module, links_dropped: report.links_dropped });
+        Ok(report)
+    }
+
+    // ----- WAN status indications -----------------------------------------------------------
+
+    /// Handles `NDIS_STATUS_WAN_LINE_UP` before it is passed on: creates or updates the link, lets
+    /// the hooks lower the size reported upward.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    ///
+    /// # Errors
+    /// [`LineUpError`]: the link is not tracked; pass the indication on unchanged.
+    pub fn line_up(&self, module: ModuleId, line_up: &LineUp<'_>) -> Result<LineUpOutcome, LineUpError> {
+        let slot = self.slot(module).ok_or(LineUpError::UnknownModule(module))?;
+        slot.counters.line_ups.increment();
+        let now = self.hal.now();
+        let effect = slot.core.with(|core| {
+            if !core.is(module) {
+                return Err(LineUpError::UnknownModule(module));
+            }
+            if !core.kind.is_wan() {
+                return Err(LineUpError::NotWan(module));
+            }
+            core.links
+                .line_up(&self.hal, module, line_up, now, || LinkId(self.next_link_id.fetch_add(1, Ordering::Relaxed)))
+                .map_err(|OutOfMemory| LineUpError::OutOfMemory)
+        });
+        let effect = match effect {
+            Ok(effect) => effect,
+            Err(error) => {
+                if error == LineUpError::OutOfMemory {
+                    slot.counters.line_ups_untracked.increment();
+                    self.hal.log(Level::Warning, format_args!("{module}: line up of {} untracked: no memory", line_up.remote_address));
+                }
+                return Err(error);
+            }
+        };
+        let mut link = effect.summary();
+        let floor = if line_up.protocol_type == EtherType::Ipv6 { MIN_IPV6_TOTAL_SIZE } else { MIN_IPV4_TOTAL_SIZE };
+        let mut reported = link.maximum_total_size;
+        let chain = self.chain_snapshot();
+        for entry in chain.iter() {
+            let counters = &self.hook_slots[usize::from(entry.id.slot)];
+            counters.line_ups.increment();
+            if let Some(size) = entry.hook.on_line_up(&link) {
+                let size = size.max(floor);
+                if size < reported {
+                    counters.sizes_lowered.increment();
+                    reported = size;
+                }
+            }
+        }
+        drop(chain);
+        if reported != link.maximum_total_size {
+            slot.core.with(|core| core.links.set_reported_total_size(&line_up.remote_address, reported));
+            link.reported_total_size = reported;
+        }
+        self.push_event(match effect {
+            LineUpEffect::Created(_) => Event::LineUp(link),
+            LineUpEffect::Updated(_) => Event::LineUpdated(link),
+        });
+        Ok(LineUpOutcome { link, reported_total_size: reported })
+    }
+
+    /// Records what the protocol above filled into the line-up buffer (`LocalAddress`,
+    /// `DeviceName`), once the indication has returned.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn line_up_indicated(&self, module: ModuleId, remote: MacAddress, local: MacAddress, device_name: &[u16]) -> Option<LinkSummary> {
+        let slot = self.slot(module)?;
+        slot.core.with(|core| {
+            if !core.is(module) {
+                return None;
+            }
+            core.links.complete_line_up(&self.hal, &remote, local, device_name)
+        })
+    }
+
+    /// Handles `NDIS_STATUS_WAN_LINE_DOWN`: the hooks hear of it, then the link is removed and the
+    /// packets hooks still hold for it are dropped (sends completed with
+    /// `NDIS_STATUS_MEDIA_DISCONNECTED`). Packets of the link already handed on come back as usual.
+    ///
+    /// Returns the link that went down, or `None` when the module did not know it.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn line_down(&self, module: ModuleId, line_down: &LineDown) -> Option<LinkSummary> {
+        let slot = self.slot(module)?;
+        slot.counters.line_downs.increment();
+        let link = slot.core.with(|core| core.is(module).then(|| core.links.get(&line_down.remote_address).map(Link::summary)).flatten());
+        let Some(link) = link else {
+            slot.counters.line_downs_unknown.increment();
+            return None;
+        };
+        let chain = self.chain_snapshot();
+        for entry in chain.iter() {
+            self.hook_slots[usize::from(entry.id.slot)].line_downs.increment();
+            entry.hook.on_line_down(&link);
+        }
+        drop(chain);
+        let mut out = Outbox::<H>::default();
+        let finished = slot.core.with(|core| {
+            core.links.line_down(&self.hal, line_down);
+            core.taken.drain_where(|taken| taken.link.id == link.id, |taken| out.dispose(&self.hal, &slot.counters, taken, DropReason::LinkDown));
+            core.try_finish_pause()
+        });
+        out.flush(self, module, PathContext::default());
+        if finished {
+            self.finish_pause(module);
+        }
+        self.push_event(Event::LineDown(link));
+        Some(link)
+    }
+
+    /// Counts a status indication the platform could not convert (short or inconsistent buffer).
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn count_malformed_status(&self, module: ModuleId) {
+        if let Some(slot) = self.slot(module) {
+            slot.counters.malformed_status.increment();
+        }
+        self.hal.log(Level::Warning, format_args!("{module}: malformed WAN status indication passed on untouched"));
+    }
+
+    // ----- hooks ----------------------------------------------------------------------------
+
+    /// Adds a hook to the chain at `altitude` (higher is closer to the IP layer).
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    ///
+    /// # Errors
+    /// [`AddHookError::Full`] when [`MAX_HOOKS`] hooks are registered.
+    pub fn add_hook(&self, name: &str, altitude: u32, hook: Arc<dyn Hook>) -> Result<HookId, AddHookError> {
+        let (id, name) = self.hooks.with(|registry| {
+            let id = registry.add(name, altitude, hook)?;
+            let name = registry.hooks.iter().find(|r| r.id == id).map(|r| r.name);
+            Ok((id, name))
+        })?;
+        self.hook_slots[usize::from(id.slot)].reset();
+        let name = name.unwrap_or_else(|| crate::hook::HookName::new(""));
+        self.hal.log(Level::Info, format_args!("{id} '{name}' added at altitude {altitude}"));
+        self.push_event(Event::HookAdded { id, name, altitude });
+        Ok(id)
+    }
+
+    /// Removes a hook. When this returns the hook is never called again, and every packet it still
+    /// held has been handed on along the rest of the chain.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`: waits for calls in progress on other processors.
+    ///
+    /// # Errors
+    /// [`RemoveHookError::UnknownHook`] for an identity that is not registered.
+    pub fn remove_hook(&self, id: HookId) -> Result<HookInfo, RemoveHookError> {
+        let registered = self.hooks.with(|registry| registry.remove(id)).ok_or(RemoveHookError::UnknownHook(id))?;
+        let slot = &self.hook_slots[usize::from(id.slot)];
+        self.hal.wait_until(&|| slot.is_idle());
+        for module_slot in &self.modules {
+            let module = module_slot.core.with(|core| core.id);
+            while let Some(taken) = module_slot.core.with(|core| core.taken.remove_first_where(|taken| taken.taker == id)) {
+                self.resume(module, module_slot, taken, PathContext::default());
+            }
+        }
+        let info = self.hook_info(id, registered.name, registered.position.altitude);
+        drop(registered);
+        self.hal.log(Level::Info, format_args!("{id} '{}' removed", info.name));
+        self.push_event(Event::HookRemoved { id, name: info.name });
+        Ok(info)
+    }
+
+    fn hook_info(&self, id: HookId, name: crate::hook::HookName, altitude: u32) -> HookInfo {
+        let slot = &self.hook_slots[usize::from(id.slot)];
+        HookInfo {
+            id,
+            name,
+            altitude,
+            send: slot.send.snapshot(),
+            receive: slot.receive.snapshot(),
+            line_ups: slot.line_ups.get(),
+            sizes_lowered: slot.sizes_lowered.get(),
+            line_downs: slot.line_downs.get(),
+        }
+    }
+
+    /// Every registered hook, in chain order (lowest altitude first).
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn hooks(&self) -> Vec<HookInfo> {
+        let mut listed = [None; MAX_HOOKS];
+        let count = self.hooks.with(|registry| {
+            for (place, registered) in listed.iter_mut().zip(registry.hooks.iter()) {
+                *place = Some((registered.id, registered.name, registered.position.altitude));
+            }
+            registry.hooks.len()
+        });
+        let mut infos = Vec::new();
+        if infos.try_reserve_exact(count).is_ok() {
+            infos.extend(listed.iter().flatten().map(|(id, name, altitude)| self.hook_info(*id, *name, *altitude)));
+        }
+        infos
+    }
+
+    // ----- queries --------------------------------------------------------------------------
+
+    /// What tools see of a module.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn module_info(&self, module: ModuleId) -> Option<ModuleInfo> {
+        self.slot(module)?.core.with(|core| core.is(module).then(|| core.info()))
+    }
+
+    /// Every attached module.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn modules(&self) -> impl Iterator<Item = ModuleInfo> + '_ {
+        self.modules.iter().filter_map(|slot| slot.core.with(|core| (core.state != ModuleState::Detached).then(|| core.info())))
+    }
+
+    /// A module's counters.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn module_counts(&self, module: ModuleId) -> Option<ModuleCounts> {
+        let slot = self.slot(module)?;
+        slot.core.with(|core| core.is(module)).then(|| slot.counters.snapshot())
+    }
+
+    /// Visits every live link of a module under the module's lock. `visit` must not call out of the
+    /// filter or block; copy what is needed.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn visit_links(&self, module: ModuleId, mut visit: impl FnMut(&Link)) {
+        if let Some(slot) = self.slot(module) {
+            slot.core.with(|core| {
+                if core.is(module) {
+                    core.links.iter().for_each(&mut visit);
+                }
+            });
+        }
+    }
+
+    /// Reads one link under the module's lock.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn with_link<R>(&self, module: ModuleId, remote: &MacAddress, read: impl FnOnce(&Link) -> R) -> Option<R> {
+        self.slot(module)?.core.with(|core| core.is(module).then(|| core.links.get(remote).map(read)).flatten())
+    }
+
+    /// Zeroes every module, link and hook counter.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn reset_counters(&self) {
+        for slot in &self.modules {
+            slot.counters.reset();
+            slot.core.with(|core| core.links.iter().for_each(Link::reset_counters));
+        }
+        self.hook_slots.iter().for_each(HookSlot::reset);
+    }
+
+    /// Takes the oldest event.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn next_event(&self) -> Option<EventRecord> {
+        self.events.with(EventQueue::pop)
+    }
+
+    /// Events lost because nobody read them in time.
+    pub fn lost_events(&self) -> u64 {
+        self.events.with(|events| events.lost())
+    }
+
+    /// Status to complete a dropped send with, by reason.
+    pub(crate) fn drop_status(reason: DropReason) -> NdisStatus {
+        match reason {
+            DropReason::Hook => NdisStatus::FAILURE,
+            DropReason::Paused => NdisStatus::PAUSED,
+            DropReason::Resources => NdisStatus::RESOURCES,
+            DropReason::LinkDown => NdisStatus::MEDIA_DISCONNECTED,
+            DropReason::Cancelled => NdisStatus::REQUEST_ABORTED,
+        }
+    }
+}
+
+impl<H: Hal> Drop for Engine<H> {
+    fn drop(&mut self) {
+        self.hal.release(Pool::Engine, self.charged);
+        let empty = EventQueue::new(&NoMemory, 0);
+        if let Ok(empty) = empty {
+            let events = self.events.with(|events| core::mem::replace(events, empty));
+            events.release(&self.hal);
+        }
+    }
+}
+
+/// A [`Memory`] for zero-sized tables, which never charge anything.
+struct NoMemory;
+
+impl Memory for NoMemory {
+    fn try_charge(&self, _: Pool, bytes: usize) -> Result<(), OutOfMemory> {
+        if bytes == 0 {
+            Ok(())
+        } else {
+            Err(OutOfMemory)
+        }
+    }
+    fn release(&self, _: Pool, _: usize) {}
+}

@@ -1,0 +1,173 @@
+//! The bounded event queue: what happened to modules, links and hooks, in order, for tools.
+//!
+//! The queue never grows: its room is allocated once. When it is full the oldest event is kept
+//! and the new one is counted as lost, so a slow reader sees a gap it can measure, never a stall of
+//! the filter.
+
+use alloc::collections::VecDeque;
+
+use crate::hal::{Memory, ModuleId, OutOfMemory, Pool, Timestamp};
+use crate::hook::{HookId, HookName};
+use crate::link::LinkSummary;
+use crate::module::ModuleKind;
+
+/// Something that happened.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Event {
+    /// A filter module attached to an adapter.
+    ModuleAttached {
+        /// The new module.
+        module: ModuleId,
+        /// What it attached to.
+        kind: ModuleKind,
+    },
+    /// A filter module finished pausing.
+    ModulePaused(ModuleId),
+    /// A filter module restarted.
+    ModuleRestarted(ModuleId),
+    /// A filter module detached; `links_dropped` links were still up.
+    ModuleDetached {
+        /// The module.
+        module: ModuleId,
+        /// Links that were still in its table.
+        links_dropped: usize,
+    },
+    /// A WAN link came up.
+    LineUp(LinkSummary),
+    /// A live WAN link was updated by another line up.
+    LineUpdated(LinkSummary),
+    /// A WAN link went down.
+    LineDown(LinkSummary),
+    /// A hook was added to the chain.
+    HookAdded {
+        /// Its identity.
+        id: HookId,
+        /// Its name.
+        name: HookName,
+        /// Its altitude.
+        altitude: u32,
+    },
+    /// A hook was removed from the chain.
+    HookRemoved {
+        /// Its identity.
+        id: HookId,
+        /// Its name.
+        name: HookName,
+    },
+}
+
+/// An event with its sequence number and time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct EventRecord {
+    /// Position in the engine's history, counting lost events too: a gap means events were lost.
+    pub sequence: u64,
+    /// When it happened.
+    pub time: Timestamp,
+    /// What happened.
+    pub event: Event,
+}
+
+/// A fixed-size queue of events with a lost-event counter.
+#[derive(Debug)]
+pub struct EventQueue {
+    records: VecDeque<EventRecord>,
+    capacity: usize,
+    next_sequence: u64,
+    lost: u64,
+}
+
+impl EventQueue {
+    /// A queue holding up to `capacity` events, charged to [`Pool::Event`].
+    ///
+    /// # Errors
+    /// [`OutOfMemory`] when the room cannot be allocated.
+    pub fn new(memory: &impl Memory, capacity: usize) -> Result<Self, OutOfMemory> {
+        let records = crate::memory::fixed_deque(memory, Pool::Event, capacity)?;
+        Ok(Self { records, capacity, next_sequence: 0, lost: 0 })
+    }
+
+    /// Releases the queue's room.
+    pub fn release(self, memory: &impl Memory) {
+        memory.release(Pool::Event, self.capacity * core::mem::size_of::<EventRecord>());
+    }
+
+    /// Appends an event, or counts it lost when the queue is full.
+    pub fn push(&mut self, time: Timestamp, event: Event) {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        if self.records.len() >= self.capacity {
+            self.lost += 1;
+            return;
+        }
+        self.records.push_back(EventRecord { sequence, time, event });
+    }
+
+    /// Takes the oldest event.
+    pub fn pop(&mut self) -> Option<EventRecord> {
+        self.records.pop_front()
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when no event waits.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Events lost because the queue was full.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::Cell;
+
+    struct Budget(Cell<usize>);
+    impl Memory for Budget {
+        fn try_charge(&self, _: Pool, bytes: usize) -> Result<(), OutOfMemory> {
+            let left = self.0.get().checked_sub(bytes).ok_or(OutOfMemory)?;
+            self.0.set(left);
+            Ok(())
+        }
+        fn release(&self, _: Pool, bytes: usize) {
+            self.0.set(self.0.get() + bytes);
+        }
+    }
+
+    #[test]
+    fn a_full_queue_counts_losses_and_sequence_numbers_show_the_gap() {
+        let memory = Budget(Cell::new(1 << 20));
+        let mut queue = EventQueue::new(&memory, 2).unwrap();
+        for n in 0..5 {
+            queue.push(Timestamp(n), Event::ModulePaused(ModuleId(1)));
+        }
+        assert_eq!(queue.lost(), 3);
+        assert_eq!(queue.pop().unwrap().sequence, 0);
+        assert_eq!(queue.pop().unwrap().sequence, 1);
+        assert!(queue.pop().is_none());
+        queue.push(Timestamp(9), Event::ModuleRestarted(ModuleId(1)));
+        assert_eq!(queue.pop().unwrap().sequence, 5, "the gap 2..5 shows three lost events");
+    }
+
+    #[test]
+    fn the_queue_charges_its_room_and_gives_it_back() {
+        let memory = Budget(Cell::new(1 << 20));
+        let queue = EventQueue::new(&memory, 64).unwrap();
+        assert!(memory.0.get() < 1 << 20);
+        queue.release(&memory);
+        assert_eq!(memory.0.get(), 1 << 20);
+    }
+
+    #[test]
+    fn a_refused_allocation_is_an_error_not_a_panic() {
+        let memory = Budget(Cell::new(10));
+        assert_eq!(EventQueue::new(&memory, 64).unwrap_err(), OutOfMemory);
+        assert_eq!(memory.0.get(), 10);
+    }
+}

@@ -1,0 +1,539 @@
+//! The hook chain: filters that see every WAN link's line up, line down, sends and receives.
+//!
+//! Hooks are ordered by altitude, like the filter altitudes of the file system: a higher altitude is
+//! closer to the IP layer. Sends travel down, so they meet the highest hook first; receives travel up
+//! and meet the lowest first. Hooks of equal altitude run in registration order on the way down and
+//! in reverse on the way up, so the order is always deterministic.
+//!
+//! Hooks run with no engine lock held. Removal is safe while packets flow: once
+//! [`Engine::remove_hook`](crate::Engine::remove_hook) returns, the hook is never called again and
+//! every packet it took has been handed on.
+
+use alloc::sync::Arc;
+use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::hal::ModuleId;
+use crate::link::LinkSummary;
+use crate::stats::{Counter, VerdictCounters, VerdictCounts};
+
+/// How many hooks can be registered at once.
+pub const MAX_HOOKS: usize = 16;
+/// The longest hook name kept, in bytes.
+pub const HOOK_NAME_MAX: usize = 32;
+
+/// Which way a packet travels.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum Direction {
+    /// From the IP layer down to NdisWan.
+    Send,
+    /// From NdisWan up to the IP layer.
+    Receive,
+}
+
+impl Direction {
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Send => "send",
+            Direction::Receive => "receive",
+        }
+    }
+}
+
+/// What a hook decides about a packet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    /// Hand it on unchanged.
+    Pass,
+    /// Drop it: a send is completed with a failure status, a receive is returned. Counted.
+    Drop,
+    /// Hand it on after the edits made through [`PacketContext::write`] or
+    /// [`PacketContext::replace`].
+    Modify,
+    /// Keep it: the engine holds the packet under [`PacketContext::ticket`] until the hook calls
+    /// [`Engine::reinject`](crate::Engine::reinject). A received packet is copied first when the
+    /// miniport lent it only for the duration of the call.
+    Take,
+}
+
+/// A failed edit.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EditError {
+    /// The range is outside the frame.
+    OutOfRange,
+    /// No memory for a copy.
+    OutOfMemory,
+    /// The new frame is empty or larger than the platform allows.
+    BadLength,
+}
+
+impl fmt::Display for EditError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EditError::OutOfRange => "edit outside the frame",
+            EditError::OutOfMemory => "no memory to copy the frame",
+            EditError::BadLength => "replacement frame has a bad length",
+        })
+    }
+}
+
+/// Access to the bytes of the packet a hook is looking at. The engine implements it over the
+/// platform's packet; tests can implement it over a byte vector.
+pub trait FrameAccess {
+    /// Frame length in bytes.
+    fn len(&self) -> usize;
+    /// True for an empty frame.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies bytes from `offset` into `out`; returns how many were copied.
+    fn read(&self, offset: usize, out: &mut [u8]) -> usize;
+    /// Overwrites bytes at `offset` (in place, or in a private copy when the buffers are read-only).
+    ///
+    /// # Errors
+    /// [`EditError`] when the range is outside the frame or no copy can be made.
+    fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), EditError>;
+    /// Replaces the whole frame with `frame`.
+    ///
+    /// # Errors
+    /// [`EditError`] when `frame` is empty or no packet can be allocated.
+    fn replace(&mut self, frame: &[u8]) -> Result<(), EditError>;
+}
+
+/// Names a packet a hook took, for [`Engine::reinject`](crate::Engine::reinject).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Ticket {
+    /// The module holding the packet.
+    pub module: ModuleId,
+    /// Unique per module and never reused, so a stale ticket is refused.
+    pub serial: u64,
+}
+
+/// What a hook sees of one packet.
+pub struct PacketContext<'a> {
+    direction: Direction,
+    link: LinkSummary,
+    frame: &'a mut dyn FrameAccess,
+    ticket: Ticket,
+    edited: bool,
+}
+
+impl<'a> PacketContext<'a> {
+    /// A context over `frame`; `ticket` is what the packet will be held under if the hook takes it.
+    pub fn new(direction: Direction, link: LinkSummary, frame: &'a mut dyn FrameAccess, ticket: Ticket) -> Self {
+        Self { direction, link, frame, ticket, edited: false }
+    }
+    /// Which way the packet travels.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+    /// The WAN link the packet belongs to.
+    pub fn link(&self) -> &LinkSummary {
+        &self.link
+    }
+    /// Frame length in bytes.
+    pub fn len(&self) -> usize {
+        self.frame.len()
+    }
+    /// True for an empty frame.
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_empty()
+    }
+    /// Copies frame bytes from `offset` into `out`; returns how many were copied.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> usize {
+        self.frame.read(offset, out)
+    }
+    /// Overwrites frame bytes at `offset`. Return [`Verdict::Modify`] afterwards.
+    ///
+    /// # Errors
+    /// [`EditError`] when the range is outside the frame or no copy can be made.
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), EditError> {
+        self.frame.write(offset, data)?;
+        self.edited = true;
+        Ok(())
+    }
+    /// Replaces the whole frame. Return [`Verdict::Modify`] afterwards.
+    ///
+    /// # Errors
+    /// [`EditError`] when `frame` is empty or no packet can be allocated.
+    pub fn replace(&mut self, frame: &[u8]) -> Result<(), EditError> {
+        self.frame.replace(frame)?;
+        self.edited = true;
+        Ok(())
+    }
+    /// True once an edit succeeded.
+    pub fn is_edited(&self) -> bool {
+        self.edited
+    }
+    /// The ticket the packet is held under if the hook returns [`Verdict::Take`].
+    pub fn ticket(&self) -> Ticket {
+        self.ticket
+    }
+}
+
+/// A filter in the hook chain.
+///
+/// # IRQL
+/// Every method may be called at `DISPATCH_LEVEL`, on any processor, concurrently: do not block.
+/// No engine lock is held during a call.
+pub trait Hook: Send + Sync {
+    /// A link came up or changed. Return a `MaximumTotalSize` lower than the link's to have the
+    /// lower one reported to the IP layer (for example to make room for an encapsulation).
+    fn on_line_up(&self, link: &LinkSummary) -> Option<u32> {
+        let _ = link;
+        None
+    }
+    /// A link went down. Packets of it the hook still holds are dropped after this returns.
+    fn on_line_down(&self, link: &LinkSummary) {
+        let _ = link;
+    }
+    /// A packet on its way down.
+    fn on_send(&self, packet: &mut PacketContext<'_>) -> Verdict {
+        let _ = packet;
+        Verdict::Pass
+    }
+    /// A packet on its way up.
+    fn on_receive(&self, packet: &mut PacketContext<'_>) -> Verdict {
+        let _ = packet;
+        Verdict::Pass
+    }
+}
+
+/// Identifies a registered hook; stale identities are refused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct HookId {
+    /// Registry slot.
+    pub slot: u16,
+    /// Distinguishes successive hooks in the slot.
+    pub generation: u32,
+}
+
+impl fmt::Display for HookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hook {}.{}", self.slot, self.generation)
+    }
+}
+
+/// A hook name, cut at [`HOOK_NAME_MAX`] bytes on a character boundary.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct HookName {
+    bytes: [u8; HOOK_NAME_MAX],
+    len: u8,
+}
+
+impl HookName {
+    /// Keeps as much of `name` as fits.
+    pub fn new(name: &str) -> Self {
+        let mut end = name.len().min(HOOK_NAME_MAX);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; HOOK_NAME_MAX];
+        bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
+        Self { bytes, len: end as u8 }
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Display for HookName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Position of a hook in the chain: by altitude, then by registration.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+pub struct ChainPosition {
+    /// The hook's altitude.
+    pub altitude: u32,
+    /// Registration order, so that equal altitudes still order deterministically.
+    pub order: u64,
+}
+
+impl ChainPosition {
+    /// True when a packet travelling `direction` meets `self` after `other`.
+    pub fn is_after(self, other: ChainPosition, direction: Direction) -> bool {
+        match direction {
+            Direction::Send => self < other,
+            Direction::Receive => self > other,
+        }
+    }
+}
+
+/// What tools see of a registered hook.
+#[derive(Clone, Copy, Debug)]
+pub struct HookInfo {
+    /// Its identity.
+    pub id: HookId,
+    /// Its name.
+    pub name: HookName,
+    /// Its altitude.
+    pub altitude: u32,
+    /// What it did to sends.
+    pub send: VerdictCounts,
+    /// What it did to receives.
+    pub receive: VerdictCounts,
+    /// Line ups it saw.
+    pub line_ups: u64,
+    /// Line ups for which it lowered the reported size.
+    pub sizes_lowered: u64,
+    /// Line downs it saw.
+    pub line_downs: u64,
+}
+
+/// The per-slot state that outlives a snapshot of the chain: calls in progress and counters.
+#[derive(Debug, Default)]
+pub(crate) struct HookSlot {
+    active: AtomicU32,
+    pub(crate) send: VerdictCounters,
+    pub(crate) receive: VerdictCounters,
+    pub(crate) line_ups: Counter,
+    pub(crate) sizes_lowered: Counter,
+    pub(crate) line_downs: Counter,
+}
+
+impl HookSlot {
+    pub(crate) fn enter(&self) {
+        self.active.fetch_add(1, Ordering::Acquire);
+    }
+    pub(crate) fn leave(&self) {
+        self.active.fetch_sub(1, Ordering::Release);
+    }
+    pub(crate) fn is_idle(&self) -> bool {
+        self.active.load(Ordering::Acquire) == 0
+    }
+    pub(crate) fn verdicts(&self, direction: Direction) -> &VerdictCounters {
+        match direction {
+            Direction::Send => &self.send,
+            Direction::Receive => &self.receive,
+        }
+    }
+    pub(crate) fn reset(&self) {
+        self.send.reset();
+        self.receive.reset();
+        self.line_ups.reset();
+        self.sizes_lowered.reset();
+        self.line_downs.reset();
+    }
+}
+
+/// One registered hook.
+#[derive(Clone)]
+pub(crate) struct Registered {
+    pub(crate) id: HookId,
+    pub(crate) name: HookName,
+    pub(crate) position: ChainPosition,
+    pub(crate) hook: Arc<dyn Hook>,
+}
+
+/// The registered hooks, sorted by [`ChainPosition`], with per-slot generations.
+pub(crate) struct Registry {
+    pub(crate) hooks: heapless_vec::Vec16<Registered>,
+    generations: [u32; MAX_HOOKS],
+    next_order: u64,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self { hooks: heapless_vec::Vec16::default(), generations: [0; MAX_HOOKS], next_order: 0 }
+    }
+}
+
+/// Why a hook could not be added.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AddHookError {
+    /// [`MAX_HOOKS`] hooks are registered already.
+    Full,
+}
+
+impl fmt::Display for AddHookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddHookError::Full => write!(f, "all {MAX_HOOKS} hook slots are in use"),
+        }
+    }
+}
+
+impl Registry {
+    pub(crate) fn add(&mut self, name: &str, altitude: u32, hook: Arc<dyn Hook>) -> Result<HookId, AddHookError> {
+        let free = (0..MAX_HOOKS).find(|slot| self.hooks.iter().all(|r| usize::from(r.id.slot) != *slot));
+        let slot = free.ok_or(AddHookError::Full)?;
+        self.generations[slot] = self.generations[slot].wrapping_add(1);
+        let id = HookId { slot: slot as u16, generation: self.generations[slot] };
+        let position = ChainPosition { altitude, order: self.next_order };
+        self.next_order += 1;
+        let at = self.hooks.iter().position(|r| r.position > position).unwrap_or(self.hooks.len());
+        self.hooks.insert(at, Registered { id, name: HookName::new(name), position, hook });
+        Ok(id)
+    }
+
+    pub(crate) fn remove(&mut self, id: HookId) -> Option<Registered> {
+        let at = self.hooks.iter().position(|r| r.id == id)?;
+        self.hooks.remove(at)
+    }
+}
+
+/// A fixed-capacity vector of at most [`MAX_HOOKS`] elements, so the chain never allocates.
+pub(crate) mod heapless_vec {
+    use super::MAX_HOOKS;
+
+    /// At most [`MAX_HOOKS`] `T`s, in order.
+    pub(crate) struct Vec16<T> {
+        items: [Option<T>; MAX_HOOKS],
+        len: usize,
+    }
+
+    impl<T> Default for Vec16<T> {
+        fn default() -> Self {
+            Self { items: core::array::from_fn(|_| None), len: 0 }
+        }
+    }
+
+    impl<T> Vec16<T> {
+        pub(crate) fn len(&self) -> usize {
+            self.len
+        }
+        pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
+            self.items[..self.len].iter().flatten()
+        }
+        /// Inserts at `at` (`at <= len < MAX_HOOKS`, checked by the caller through `len`).
+        pub(crate) fn insert(&mut self, at: usize, item: T) {
+            if self.len == MAX_HOOKS || at > self.len {
+                return;
+            }
+            self.items[at..=self.len].rotate_right(1);
+            self.items[at] = Some(item);
+            self.len += 1;
+        }
+        pub(crate) fn remove(&mut self, at: usize) -> Option<T> {
+            if at >= self.len {
+                return None;
+            }
+            let item = self.items[at].take();
+            self.items[at..self.len].rotate_left(1);
+            self.len -= 1;
+            item
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+    impl Hook for Quiet {}
+
+    fn add(registry: &mut Registry, name: &str, altitude: u32) -> HookId {
+        registry.add(name, altitude, Arc::new(Quiet)).unwrap()
+    }
+
+    #[test]
+    fn hooks_are_kept_in_altitude_then_registration_order() {
+        let mut registry = Registry::default();
+        let high = add(&mut registry, "high", 300);
+        let low = add(&mut registry, "low", 100);
+        let mid_first = add(&mut registry, "mid-1", 200);
+        let mid_second = add(&mut registry, "mid-2", 200);
+        let order: alloc::vec::Vec<HookId> = registry.hooks.iter().map(|r| r.id).collect();
+        assert_eq!(order, [low, mid_first, mid_second, high]);
+    }
+
+    #[test]
+    fn sends_meet_high_hooks_first_and_receives_low_hooks_first() {
+        let low = ChainPosition { altitude: 100, order: 0 };
+        let high = ChainPosition { altitude: 300, order: 1 };
+        assert!(low.is_after(high, Direction::Send));
+        assert!(!high.is_after(low, Direction::Send));
+        assert!(high.is_after(low, Direction::Receive));
+        let tie_first = ChainPosition { altitude: 200, order: 2 };
+        let tie_second = ChainPosition { altitude: 200, order: 3 };
+        assert!(tie_first.is_after(tie_second, Direction::Send));
+        assert!(tie_second.is_after(tie_first, Direction::Receive));
+    }
+
+    #[test]
+    fn the_registry_is_full_at_max_hooks_and_a_freed_slot_gets_a_new_generation() {
+        let mut registry = Registry::default();
+        let ids: alloc::vec::Vec<HookId> = (0..MAX_HOOKS).map(|n| add(&mut registry, "h", n as u32)).collect();
+        assert_eq!(registry.add("one-too-many", 1, Arc::new(Quiet)).unwrap_err(), AddHookError::Full);
+        let removed = registry.remove(ids[3]).unwrap();
+        assert_eq!(removed.id, ids[3]);
+        assert!(registry.remove(ids[3]).is_none(), "a stale identity removes nothing");
+        let again = add(&mut registry, "again", 5);
+        assert_eq!(again.slot, ids[3].slot);
+        assert_ne!(again.generation, ids[3].generation);
+    }
+
+    #[test]
+    fn names_are_cut_on_a_character_boundary() {
+        let name = HookName::new("ééééééééééééééééééééé");
+        assert!(name.as_str().len() <= HOOK_NAME_MAX);
+        assert!(name.as_str().chars().all(|c| c == 'é'));
+        assert_eq!(HookName::new("mss-clamp").as_str(), "mss-clamp");
+    }
+
+    #[test]
+    fn a_hook_slot_is_idle_only_when_every_call_has_left() {
+        let slot = HookSlot::default();
+        slot.enter();
+        slot.enter();
+        slot.leave();
+        assert!(!slot.is_idle());
+        slot.leave();
+        assert!(slot.is_idle());
+    }
+
+    struct Bytes(alloc::vec::Vec<u8>);
+    impl FrameAccess for Bytes {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn read(&self, offset: usize, out: &mut [u8]) -> usize {
+            let available = self.0.get(offset..).unwrap_or(&[]);
+            let n = available.len().min(out.len());
+            out[..n].copy_from_slice(&available[..n]);
+            n
+        }
+        fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), EditError> {
+            let end = offset.checked_add(data.len()).ok_or(EditError::OutOfRange)?;
+            self.0.get_mut(offset..end).ok_or(EditError::OutOfRange)?.copy_from_slice(data);
+            Ok(())
+        }
+        fn replace(&mut self, frame: &[u8]) -> Result<(), EditError> {
+            self.0 = frame.to_vec();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_packet_context_tracks_edits_and_reads_through_its_frame() {
+        let summary = LinkSummary {
+            id: crate::link::LinkId(1),
+            module: ModuleId(1),
+            remote_address: crate::wire::MacAddress([2, 0, 0, 0, 0, 1]),
+            local_address: crate::wire::MacAddress([2, 0, 0, 0, 0, 2]),
+            protocol_type: crate::wire::EtherType::Ipv4,
+            link_speed_100bps: 1,
+            maximum_total_size: 1500,
+            reported_total_size: 1500,
+        };
+        let mut frame = Bytes(alloc::vec![1, 2, 3, 4]);
+        let ticket = Ticket { module: ModuleId(1), serial: 9 };
+        let mut packet = PacketContext::new(Direction::Send, summary, &mut frame, ticket);
+        let mut out = [0u8; 8];
+        assert_eq!(packet.read(2, &mut out), 2);
+        assert_eq!(&out[..2], &[3, 4]);
+        assert!(!packet.is_edited());
+        assert_eq!(packet.write(3, &[9, 9]), Err(EditError::OutOfRange));
+        assert!(!packet.is_edited(), "a failed edit is no edit");
+        packet.write(0, &[7]).unwrap();
+        assert!(packet.is_edited());
+        assert_eq!(packet.ticket(), ticket);
+        assert_eq!(packet.len(), 4);
+    }
+}

@@ -1,0 +1,576 @@
+//! WAN links: what `NDIS_STATUS_WAN_LINE_UP` / `LINE_DOWN` say, and the table of live links.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::mem::size_of;
+
+use hashbrown::HashMap;
+
+use crate::hal::{Memory, ModuleId, OutOfMemory, Pool, Timestamp};
+use crate::stats::{DirectionCounters, TrafficCounts};
+use crate::wire::{EtherType, Ipv4Address, MacAddress};
+
+/// The longest protocol buffer kept per link; longer ones are cut and flagged (Windows 10 sends
+/// about 1,200 bytes).
+pub const PROTOCOL_BUFFER_MAX: usize = 4096;
+/// The longest device name kept per link, in UTF-16 code units.
+pub const DEVICE_NAME_MAX: usize = 256;
+/// Byte range of the IPv4 address in the protocol buffer, as one public sample reads it. Undocumented
+/// and version-dependent: see [`Link::best_effort_ipv4`].
+const BEST_EFFORT_IPV4: core::ops::Range<usize> = 584..588;
+/// Byte range of 8 bytes of the IPv6 address in the protocol buffer, likewise.
+const BEST_EFFORT_IPV6_INTERFACE_ID: core::ops::Range<usize> = 588..596;
+
+/// A link's identity for tools: unique for the life of the engine, never reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct LinkId(pub u64);
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "link {}", self.0)
+    }
+}
+
+/// `NDIS_WAN_QUALITY`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WanQuality {
+    /// `NdisWanRaw`: no error detection.
+    Raw,
+    /// `NdisWanErrorControl`: errors detected.
+    ErrorControl,
+    /// `NdisWanReliable`: errors detected and corrected.
+    Reliable,
+    /// A value this build does not know.
+    Unknown(i32),
+}
+
+impl From<i32> for WanQuality {
+    fn from(value: i32) -> Self {
+        match value {
+            0 => Self::Raw,
+            1 => Self::ErrorControl,
+            2 => Self::Reliable,
+            other => Self::Unknown(other),
+        }
+    }
+}
+
+impl From<WanQuality> for i32 {
+    fn from(value: WanQuality) -> Self {
+        match value {
+            WanQuality::Raw => 0,
+            WanQuality::ErrorControl => 1,
+            WanQuality::Reliable => 2,
+            WanQuality::Unknown(other) => other,
+        }
+    }
+}
+
+/// The contents of an `NDIS_WAN_LINE_UP` status buffer, borrowed from it.
+#[derive(Clone, Copy, Debug)]
+pub struct LineUp<'a> {
+    /// `LinkSpeed`, in units of 100 bit/s.
+    pub link_speed_100bps: u32,
+    /// `MaximumTotalSize`: the largest frame NdisWan accepts on the link.
+    pub maximum_total_size: u32,
+    /// `Quality`.
+    pub quality: WanQuality,
+    /// `SendWindow`: sends NdisWan accepts before completing one.
+    pub send_window: u16,
+    /// `RemoteAddress`: the link's MAC address as NdisWan frames it (destination of sends).
+    pub remote_address: MacAddress,
+    /// `LocalAddress`: filled in by the protocol above, so usually zero before the indication.
+    pub local_address: MacAddress,
+    /// `ProtocolType`: the EtherType of the link.
+    pub protocol_type: EtherType,
+    /// `DeviceName`, UTF-16, filled in by the protocol above.
+    pub device_name: &'a [u16],
+    /// `ProtocolBuffer`: undocumented, version-dependent bytes.
+    pub protocol_buffer: &'a [u8],
+}
+
+/// The contents of an `NDIS_WAN_LINE_DOWN` status buffer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LineDown {
+    /// `RemoteAddress` of the link that went down.
+    pub remote_address: MacAddress,
+    /// `LocalAddress` of the link that went down.
+    pub local_address: MacAddress,
+}
+
+/// The small, copyable facts about a link that hooks and events carry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LinkSummary {
+    /// The link's identity.
+    pub id: LinkId,
+    /// The module the link lives on.
+    pub module: ModuleId,
+    /// `RemoteAddress`.
+    pub remote_address: MacAddress,
+    /// `LocalAddress` (zero until the protocol above has filled it in).
+    pub local_address: MacAddress,
+    /// EtherType of the link.
+    pub protocol_type: EtherType,
+    /// Speed in units of 100 bit/s.
+    pub link_speed_100bps: u32,
+    /// `MaximumTotalSize` as NdisWan indicated it.
+    pub maximum_total_size: u32,
+    /// `MaximumTotalSize` as reported to the protocol above after the hooks lowered it.
+    pub reported_total_size: u32,
+}
+
+/// One live WAN link with every field of its latest line up and its traffic counters.
+#[derive(Debug)]
+pub struct Link {
+    summary: LinkSummary,
+    quality: WanQuality,
+    send_window: u16,
+    device_name: Vec<u16>,
+    protocol_buffer: Vec<u8>,
+    protocol_buffer_truncated: bool,
+    up_since: Timestamp,
+    line_ups: u32,
+    send: DirectionCounters,
+    receive: DirectionCounters,
+}
+
+impl Link {
+    /// The copyable facts.
+    pub fn summary(&self) -> LinkSummary {
+        self.summary
+    }
+    /// The link's identity.
+    pub fn id(&self) -> LinkId {
+        self.summary.id
+    }
+    /// `Quality`.
+    pub fn quality(&self) -> WanQuality {
+        self.quality
+    }
+    /// `SendWindow`.
+    pub fn send_window(&self) -> u16 {
+        self.send_window
+    }
+    /// Speed in bit/s.
+    pub fn link_speed_bps(&self) -> u64 {
+        u64::from(self.summary.link_speed_100bps) * 100
+    }
+    /// `DeviceName` as UTF-16 code units (cut at [`DEVICE_NAME_MAX`]).
+    pub fn device_name_utf16(&self) -> &[u16] {
+        &self.device_name
+    }
+    /// `DeviceName` decoded, with unpaired surrogates replaced.
+    pub fn device_name(&self) -> impl Iterator<Item = char> + '_ {
+        char::decode_utf16(self.device_name.iter().copied()).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+    }
+    /// The raw `ProtocolBuffer` (cut at [`PROTOCOL_BUFFER_MAX`]).
+    pub fn protocol_buffer(&self) -> &[u8] {
+        &self.protocol_buffer
+    }
+    /// True when the protocol buffer was longer than [`PROTOCOL_BUFFER_MAX`] and was cut.
+    pub fn protocol_buffer_truncated(&self) -> bool {
+        self.protocol_buffer_truncated
+    }
+    /// When the link first came up.
+    pub fn up_since(&self) -> Timestamp {
+        self.up_since
+    }
+    /// How many line-up indications this link has had (more than one when NdisWan updated it).
+    pub fn line_ups(&self) -> u32 {
+        self.line_ups
+    }
+    /// Traffic counters of the send direction.
+    pub fn send_counts(&self) -> TrafficCounts {
+        self.send.snapshot()
+    }
+    /// Traffic counters of the receive direction.
+    pub fn receive_counts(&self) -> TrafficCounts {
+        self.receive.snapshot()
+    }
+    pub(crate) fn counters(&self, direction: crate::hook::Direction) -> &DirectionCounters {
+        match direction {
+            crate::hook::Direction::Send => &self.send,
+            crate::hook::Direction::Receive => &self.receive,
+        }
+    }
+    pub(crate) fn reset_counters(&self) {
+        self.send.reset();
+        self.receive.reset();
+    }
+
+    /// The link's IPv4 address read from bytes 584..588 of the protocol buffer.
+    ///
+    /// **Best effort**: the buffer's layout is undocumented and differs between Windows versions;
+    /// this reads where one public sample reads, and is `None` when the buffer is too short or the
+    /// bytes are zero. Never base a security decision on it.
+    pub fn best_effort_ipv4(&self) -> Option<Ipv4Address> {
+        let bytes: [u8; 4] = self.protocol_buffer.get(BEST_EFFORT_IPV4)?.try_into().ok()?;
+        (bytes != [0; 4]).then_some(Ipv4Address(bytes))
+    }
+
+    /// Eight bytes of the link's IPv6 address (the interface identifier) read from bytes 588..596 of
+    /// the protocol buffer. **Best effort**, exactly as [`Link::best_effort_ipv4`].
+    pub fn best_effort_ipv6_interface_id(&self) -> Option<[u8; 8]> {
+        let bytes: [u8; 8] = self.protocol_buffer.get(BEST_EFFORT_IPV6_INTERFACE_ID)?.try_into().ok()?;
+        (bytes != [0; 8]).then_some(bytes)
+    }
+
+    fn charge_size(device_name_len: usize, protocol_buffer_len: usize) -> usize {
+        size_of::<(MacAddress, Link)>() + device_name_len * size_of::<u16>() + protocol_buffer_len
+    }
+
+    fn charged_bytes(&self) -> usize {
+        Self::charge_size(self.device_name.len(), self.protocol_buffer.len())
+    }
+}
+
+/// What [`LinkTable::line_up`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LineUpEffect {
+    /// A new link was created.
+    Created(LinkSummary),
+    /// An existing link (same remote address) was updated with the new parameters.
+    Updated(LinkSummary),
+}
+
+impl LineUpEffect {
+    /// The link after the change.
+    pub fn summary(&self) -> LinkSummary {
+        match self {
+            LineUpEffect::Created(summary) | LineUpEffect::Updated(summary) => *summary,
+        }
+    }
+}
+
+/// The live links of one module, keyed by remote address: O(1) lookup whatever the count.
+#[derive(Debug, Default)]
+pub struct LinkTable {
+    links: HashMap<MacAddress, Link>,
+}
+
+fn copy_bounded<T: Copy>(source: &[T], max: usize) -> Result<(Vec<T>, bool), OutOfMemory> {
+    let kept = &source[..source.len().min(max)];
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(kept.len()).map_err(|_| OutOfMemory)?;
+    copy.extend_from_slice(kept);
+    Ok((copy, kept.len() < source.len()))
+}
+
+impl LinkTable {
+    /// Number of live links.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+    /// True when no link is up.
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+    /// The link NdisWan addresses as `remote`.
+    pub fn get(&self, remote: &MacAddress) -> Option<&Link> {
+        self.links.get(remote)
+    }
+    /// The link with identity `id` (a scan: for tools, not the data path).
+    pub fn get_by_id(&self, id: LinkId) -> Option<&Link> {
+        self.links.values().find(|link| link.summary.id == id)
+    }
+    /// Every live link, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Link> {
+        self.links.values()
+    }
+
+    /// Creates or updates the link of `line_up`, charging its memory to [`Pool::Link`].
+    ///
+    /// `new_id` is only called when a link is created.
+    ///
+    /// # Errors
+    /// [`OutOfMemory`] when the entry or its buffers cannot be had; the table is unchanged.
+    pub fn line_up(
+        &mut self,
+        memory: &impl Memory,
+        module: ModuleId,
+        line_up: &LineUp<'_>,
+        now: Timestamp,
+        new_id: impl FnOnce() -> LinkId,
+    ) -> Result<LineUpEffect, OutOfMemory> {
+        let kept_name = line_up.device_name.len().min(DEVICE_NAME_MAX);
+        let kept_buffer = line_up.protocol_buffer.len().min(PROTOCOL_BUFFER_MAX);
+        let needed = Link::charge_size(kept_name, kept_buffer);
+        memory.try_charge(Pool::Link, needed)?;
+        let copies = copy_bounded(line_up.device_name, DEVICE_NAME_MAX)
+            .and_then(|name| Ok((name, copy_bounded(line_up.protocol_buffer, PROTOCOL_BUFFER_MAX)?)));
+        let ((device_name, _), (protocol_buffer, truncated)) = match copies {
+            Ok(copies) => copies,
+            Err(error) => {
+                memory.release(Pool::Link, needed);
+                return Err(error);
+            }
+        };
+        if let Some(link) = self.links.get_mut(&line_up.remote_address) {
+            let previous_charge = link.charged_bytes();
+            link.summary.link_speed_100bps = line_up.link_speed_100bps;
+            link.summary.maximum_total_size = line_up.maximum_total_size;
+            link.summary.reported_total_size = line_up.maximum_total_size;
+            link.summary.protocol_type = line_up.protocol_type;
+            if line_up.local_address != MacAddress([0; 6]) {
+                link.summary.local_address = line_up.local_address;
+            }
+            link.quality = line_up.quality;
+            link.send_window = line_up.send_window;
+            link.device_name = device_name;
+            link.protocol_buffer = protocol_buffer;
+            link.protocol_buffer_truncated = truncated;
+            link.line_ups = link.line_ups.saturating_add(1);
+            memory.release(Pool::Link, previous_charge);
+            return Ok(LineUpEffect::Updated(link.summary));
+        }
+        if self.links.try_reserve(1).is_err() {
+            memory.release(Pool::Link, needed);
+            return Err(OutOfMemory);
+        }
+        let summary = LinkSummary {
+            id: new_id(),
+            module,
+            remote_address: line_up.remote_address,
+            local_address: line_up.local_address,
+            protocol_type: line_up.protocol_type,
+            link_speed_100bps: line_up.link_speed_100bps,
+            maximum_total_size: line_up.maximum_total_size,
+            reported_total_size: line_up.maximum_total_size,
+        };
+        let link = Link {
+            summary,
+            quality: line_up.quality,
+            send_window: line_up.send_window,
+            device_name,
+            protocol_buffer,
+            protocol_buffer_truncated: truncated,
+            up_since: now,
+            line_ups: 1,
+            send: DirectionCounters::default(),
+            receive: DirectionCounters::default(),
+        };
+        self.links.insert(line_up.remote_address, link);
+        Ok(LineUpEffect::Created(summary))
+    }
+
+    /// Records what the protocol above filled in during the line-up indication.
+    ///
+    /// Returns the updated summary, or `None` when the link is gone.
+    pub fn complete_line_up(
+        &mut self,
+        memory: &impl Memory,
+        remote: &MacAddress,
+        local_address: MacAddress,
+        device_name: &[u16],
+    ) -> Option<LinkSummary> {
+        let link = self.links.get_mut(remote)?;
+        link.summary.local_address = local_address;
+        let kept = &device_name[..device_name.len().min(DEVICE_NAME_MAX)];
+        if !kept.is_empty() && kept != link.device_name.as_slice() {
+            let bytes = core::mem::size_of_val(kept);
+            if memory.try_charge(Pool::Link, bytes).is_ok() {
+                match copy_bounded(kept, DEVICE_NAME_MAX) {
+                    Ok((name, _)) => {
+                        let old = core::mem::replace(&mut link.device_name, name);
+                        memory.release(Pool::Link, old.len() * size_of::<u16>());
+                    }
+                    Err(OutOfMemory) => memory.release(Pool::Link, bytes),
+                }
+            }
+        }
+        Some(link.summary)
+    }
+
+    /// Lowers the `MaximumTotalSize` reported upward for `remote`.
+    pub fn set_reported_total_size(&mut self, remote: &MacAddress, size: u32) {
+        if let Some(link) = self.links.get_mut(remote) {
+            link.summary.reported_total_size = size;
+        }
+    }
+
+    /// Removes the link of `line_down`, releasing its memory. Returns what it was.
+    pub fn line_down(&mut self, memory: &impl Memory, line_down: &LineDown) -> Option<LinkSummary> {
+        let link = self.links.remove(&line_down.remote_address)?;
+        memory.release(Pool::Link, link.charged_bytes());
+        Some(link.summary)
+    }
+
+    /// Removes every link (at detach), releasing their memory. Returns how many there were.
+    pub fn clear(&mut self, memory: &impl Memory) -> usize {
+        let count = self.links.len();
+        for (_, link) in self.links.drain() {
+            memory.release(Pool::Link, link.charged_bytes());
+        }
+        count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hal::Pool;
+    use core::cell::Cell;
+
+    /// Memory with a budget that counts what is outstanding.
+    struct Budget {
+        left: Cell<usize>,
+        outstanding: Cell<usize>,
+    }
+
+    impl Budget {
+        fn new(bytes: usize) -> Self {
+            Self { left: Cell::new(bytes), outstanding: Cell::new(0) }
+        }
+    }
+
+    impl Memory for Budget {
+        fn try_charge(&self, pool: Pool, bytes: usize) -> Result<(), OutOfMemory> {
+            assert_eq!(pool, Pool::Link);
+            let left = self.left.get().checked_sub(bytes).ok_or(OutOfMemory)?;
+            self.left.set(left);
+            self.outstanding.set(self.outstanding.get() + bytes);
+            Ok(())
+        }
+        fn release(&self, _: Pool, bytes: usize) {
+            self.left.set(self.left.get() + bytes);
+            self.outstanding.set(self.outstanding.get() - bytes);
+        }
+    }
+
+    fn remote(n: u32) -> MacAddress {
+        let b = n.to_be_bytes();
+        MacAddress([0x02, b[0], b[1], b[2], b[3], 0x01])
+    }
+
+    fn line_up<'a>(n: u32, name: &'a [u16], buffer: &'a [u8]) -> LineUp<'a> {
+        LineUp {
+            link_speed_100bps: 1_000,
+            maximum_total_size: 1500,
+            quality: WanQuality::Reliable,
+            send_window: 10,
+            remote_address: remote(n),
+            local_address: MacAddress([0; 6]),
+            protocol_type: EtherType::Ipv4,
+            device_name: name,
+            protocol_buffer: buffer,
+        }
+    }
+
+    fn ids() -> impl FnMut() -> LinkId {
+        let mut next = 0;
+        move || {
+            next += 1;
+            LinkId(next)
+        }
+    }
+
+    #[test]
+    fn line_up_creates_a_link_with_every_field() {
+        let memory = Budget::new(1 << 20);
+        let mut table = LinkTable::default();
+        let name: [u16; 3] = [b'P' as u16, b'P' as u16, b'P' as u16];
+        let mut buffer = [0u8; 600];
+        buffer[584..588].copy_from_slice(&[10, 0, 0, 7]);
+        let effect = table.line_up(&memory, ModuleId(1), &line_up(1, &name, &buffer), Timestamp(5), ids()).unwrap();
+        let LineUpEffect::Created(summary) = effect else { panic!("expected a new link") };
+        assert_eq!(summary.id, LinkId(1));
+        let link = table.get(&remote(1)).unwrap();
+        assert_eq!(link.link_speed_bps(), 100_000);
+        assert_eq!(link.quality(), WanQuality::Reliable);
+        assert_eq!(link.send_window(), 10);
+        assert_eq!(link.device_name().collect::<alloc::string::String>(), "PPP");
+        assert_eq!(link.protocol_buffer().len(), 600);
+        assert_eq!(link.best_effort_ipv4(), Some(Ipv4Address([10, 0, 0, 7])));
+        assert_eq!(link.best_effort_ipv6_interface_id(), None, "zero bytes are no address");
+        assert_eq!(link.up_since(), Timestamp(5));
+        assert!(memory.outstanding.get() >= 600);
+    }
+
+    #[test]
+    fn a_second_line_up_updates_the_link_and_keeps_its_identity() {
+        let memory = Budget::new(1 << 20);
+        let mut table = LinkTable::default();
+        let mut next_id = ids();
+        table.line_up(&memory, ModuleId(1), &line_up(1, &[], &[1; 100]), Timestamp(1), &mut next_id).unwrap();
+        let mut faster = line_up(1, &[], &[2; 50]);
+        faster.link_speed_100bps = 5_000;
+        let effect = table.line_up(&memory, ModuleId(1), &faster, Timestamp(2), &mut next_id).unwrap();
+        assert!(matches!(effect, LineUpEffect::Updated(summary) if summary.id == LinkId(1) && summary.link_speed_100bps == 5_000));
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.get(&remote(1)).unwrap().line_ups(), 2);
+        assert_eq!(table.get(&remote(1)).unwrap().protocol_buffer(), &[2; 50]);
+        table.clear(&memory);
+        assert_eq!(memory.outstanding.get(), 0, "updates release what they replace");
+    }
+
+    #[test]
+    fn oversized_buffers_are_cut_and_flagged() {
+        let memory = Budget::new(1 << 20);
+        let mut table = LinkTable::default();
+        let name = [0x41u16; DEVICE_NAME_MAX + 10];
+        let buffer = [7u8; PROTOCOL_BUFFER_MAX + 1];
+        table.line_up(&memory, ModuleId(1), &line_up(1, &name, &buffer), Timestamp(0), ids()).unwrap();
+        let link = table.get(&remote(1)).unwrap();
+        assert_eq!(link.protocol_buffer().len(), PROTOCOL_BUFFER_MAX);
+        assert!(link.protocol_buffer_truncated());
+        assert_eq!(link.device_name_utf16().len(), DEVICE_NAME_MAX);
+    }
+
+    #[test]
+    fn a_refused_charge_leaves_the_table_unchanged() {
+        let memory = Budget::new(10);
+        let mut table = LinkTable::default();
+        assert_eq!(table.line_up(&memory, ModuleId(1), &line_up(1, &[], &[0; 64]), Timestamp(0), ids()), Err(OutOfMemory));
+        assert!(table.is_empty());
+        assert_eq!(memory.outstanding.get(), 0);
+    }
+
+    #[test]
+    fn line_down_removes_the_link_and_releases_its_memory() {
+        let memory = Budget::new(1 << 20);
+        let mut table = LinkTable::default();
+        table.line_up(&memory, ModuleId(1), &line_up(1, &[0x41; 8], &[0; 64]), Timestamp(0), ids()).unwrap();
+        let down = LineDown { remote_address: remote(1), local_address: MacAddress([0; 6]) };
+        assert_eq!(table.line_down(&memory, &down).map(|s| s.id), Some(LinkId(1)));
+        assert_eq!(table.line_down(&memory, &down), None, "a second line down finds nothing");
+        assert_eq!(memory.outstanding.get(), 0);
+    }
+
+    #[test]
+    fn completing_a_line_up_records_what_the_protocol_filled_in() {
+        let memory = Budget::new(1 << 20);
+        let mut table = LinkTable::default();
+        table.line_up(&memory, ModuleId(1), &line_up(1, &[], &[]), Timestamp(0), ids()).unwrap();
+        let local = MacAddress([0x02, 0, 0, 0, 0, 0x99]);
+        let name: [u16; 4] = [0x5C, 0x44, 0x45, 0x56];
+        let summary = table.complete_line_up(&memory, &remote(1), local, &name).unwrap();
+        assert_eq!(summary.local_address, local);
+        assert_eq!(table.get(&remote(1)).unwrap().device_name_utf16(), &name);
+        assert_eq!(table.complete_line_up(&memory, &remote(2), local, &name), None);
+        table.clear(&memory);
+        assert_eq!(memory.outstanding.get(), 0);
+    }
+
+    #[test]
+    fn lookup_stays_direct_at_a_hundred_thousand_links() {
+        let memory = Budget::new(usize::MAX);
+        let mut table = LinkTable::default();
+        let mut next_id = ids();
+        for n in 0..100_000 {
+            table.line_up(&memory, ModuleId(1), &line_up(n, &[], &[]), Timestamp(0), &mut next_id).unwrap();
+        }
+        assert_eq!(table.len(), 100_000);
+        assert_eq!(table.get(&remote(77_777)).unwrap().id(), LinkId(77_778));
+        assert!(table.get(&remote(100_001)).is_none());
+        assert_eq!(table.clear(&memory), 100_000);
+        assert_eq!(memory.outstanding.get(), 0);
+    }
+
+    #[test]
+    fn wan_quality_survives_a_round_trip_including_unknown_values() {
+        for raw in [-1, 0, 1, 2, 3, 77] {
+            assert_eq!(i32::from(WanQuality::from(raw)), raw);
+        }
+        assert_eq!(WanQuality::from(7), WanQuality::Unknown(7));
+    }
+}

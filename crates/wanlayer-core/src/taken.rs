@@ -1,0 +1,82 @@
+//! The packets hooks have taken and not yet handed back, per module.
+
+use hashbrown::HashMap;
+
+use crate::hal::{Memory, OutOfMemory, Pool};
+use crate::hook::{ChainPosition, Direction, HookId};
+use crate::link::LinkSummary;
+
+/// Where a packet the engine holds came from, which decides how it is given back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Origin {
+    /// The protocol's (a send) or the miniport's (a receive indicated without the resources flag).
+    Foreign,
+    /// The engine's own copy or replacement; it may carry a parent.
+    Own,
+}
+
+/// A packet in the engine's hands, with how to give it back.
+pub(crate) struct Held<P> {
+    pub(crate) packet: P,
+    pub(crate) origin: Origin,
+}
+
+/// One taken packet.
+pub(crate) struct Taken<P> {
+    pub(crate) held: Held<P>,
+    pub(crate) direction: Direction,
+    pub(crate) link: LinkSummary,
+    pub(crate) taker: HookId,
+    pub(crate) position: ChainPosition,
+}
+
+/// Taken packets by ticket serial.
+pub(crate) struct TakenStore<P> {
+    entries: HashMap<u64, Taken<P>>,
+    charged: usize,
+}
+
+impl<P> Default for TakenStore<P> {
+    fn default() -> Self {
+        Self { entries: HashMap::new(), charged: 0 }
+    }
+}
+
+impl<P> TakenStore<P> {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Stores `taken` under `serial`, or gives it back when no memory can be had.
+    pub(crate) fn insert(&mut self, memory: &impl Memory, serial: u64, taken: Taken<P>) -> Result<(), Taken<P>> {
+        match crate::memory::reserve_map(memory, Pool::Taken, &mut self.entries, 1) {
+            Ok(bytes) => {
+                self.charged += bytes;
+                self.entries.insert(serial, taken);
+                Ok(())
+            }
+            Err(OutOfMemory) => Err(taken),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, serial: u64) -> Option<Taken<P>> {
+        self.entries.remove(&serial)
+    }
+
+    /// Removes one entry `select` picks.
+    pub(crate) fn remove_first_where(&mut self, mut select: impl FnMut(&Taken<P>) -> bool) -> Option<Taken<P>> {
+        let serial = self.entries.iter().find(|(_, taken)| select(taken)).map(|(serial, _)| *serial)?;
+        self.entries.remove(&serial)
+    }
+
+    /// Removes every entry `select` picks, handing each to `sink`.
+    pub(crate) fn drain_where(&mut self, mut select: impl FnMut(&Taken<P>) -> bool, mut sink: impl FnMut(Taken<P>)) {
+        self.entries.extract_if(|_, taken| select(taken)).for_each(|(_, taken)| sink(taken));
+    }
+
+    /// Releases the store's memory once it is empty (at detach).
+    pub(crate) fn release(&mut self, memory: &impl Memory) {
+        self.entries = HashMap::new();
+        memory.release(Pool::Taken, core::mem::take(&mut self.charged));
+    }
+}

@@ -1,0 +1,1 @@
+//! The wanlayer host NDIS simulator.

@@ -1,0 +1,1 @@
+//! Cross-crate scenario tests for wanlayer live in `tests/`.
