@@ -227,6 +227,8 @@ impl<H: Hal> FrameAccess for EngineFrame<'_, H> {
 enum Classified {
     /// The module is not Running (or not this module any more).
     NotRunning,
+    /// The module is not on an NdisWan edge: traffic passes untouched.
+    PassThrough,
     /// No live link has the frame's address.
     Unmatched,
     /// The frame belongs to this link.
@@ -266,6 +268,9 @@ impl<H: Hal> Engine<H> {
                 return Classified::NotRunning;
             }
             counters.count_packet(len);
+            if !core.kind.is_wan() {
+                return Classified::PassThrough;
+            }
             match key.as_ref().and_then(|remote| core.links.get(remote)) {
                 Some(link) => {
                     link.counters(direction).count_packet(len);
@@ -458,7 +463,7 @@ impl<H: Hal> Engine<H> {
                     slot.counters.send.count_drop(DropReason::Paused);
                     out.drop_packet(&self.hal, Direction::Send, held, NdisStatus::PAUSED);
                 }
-                Classified::Unmatched => out.forward(Direction::Send, held),
+                Classified::PassThrough | Classified::Unmatched => out.forward(Direction::Send, held),
                 Classified::Link(link) => match &hooks {
                     Some(hooks) => self.process(module, slot, hooks, Direction::Send, held, link, None, None, ctx, &mut out),
                     None => out.forward(Direction::Send, held),
@@ -513,7 +518,7 @@ impl<H: Hal> Engine<H> {
                     Some(hooks) => self.process(module, slot, hooks, Direction::Receive, held, link, None, lent_here, ctx, &mut out),
                     None => self.pass_receive(module, held, lent_here, ctx, &mut out),
                 },
-                Classified::Unmatched => self.pass_receive(module, held, lent_here, ctx, &mut out),
+                Classified::PassThrough | Classified::Unmatched => self.pass_receive(module, held, lent_here, ctx, &mut out),
             }
         }
         drop(hooks);

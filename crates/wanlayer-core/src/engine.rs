@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::datapath::Outbox;
 use crate::event::{Event, EventQueue, EventRecord};
-use crate::hal::{Hal, Level, Lock, Memory, ModuleId, OutOfMemory, PathContext, Pool};
+use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool};
 use crate::hook::{AddHookError, Hook, HookId, HookInfo, HookSlot, Registry, MAX_HOOKS};
 use crate::link::{LineDown, LineUp, LineUpEffect, Link, LinkId, LinkSummary};
 use crate::module::{
@@ -480,23 +480,21 @@ impl<H: Hal> Engine<H> {
         }
     }
 
-    /// Every registered hook, in chain order (lowest altitude first).
+    /// Visits every registered hook, in chain order (lowest altitude first). `visit` runs with no
+    /// lock held.
     ///
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
-    pub fn hooks(&self) -> Vec<HookInfo> {
+    pub fn visit_hooks(&self, mut visit: impl FnMut(&HookInfo)) {
         let mut listed = [None; MAX_HOOKS];
-        let count = self.hooks.with(|registry| {
+        self.hooks.with(|registry| {
             for (place, registered) in listed.iter_mut().zip(registry.hooks.iter()) {
                 *place = Some((registered.id, registered.name, registered.position.altitude));
             }
-            registry.hooks.len()
         });
-        let mut infos = Vec::new();
-        if infos.try_reserve_exact(count).is_ok() {
-            infos.extend(listed.iter().flatten().map(|(id, name, altitude)| self.hook_info(*id, *name, *altitude)));
+        for (id, name, altitude) in listed.iter().flatten() {
+            visit(&self.hook_info(*id, *name, *altitude));
         }
-        infos
     }
 
     // ----- queries --------------------------------------------------------------------------
@@ -589,24 +587,6 @@ impl<H: Hal> Engine<H> {
 impl<H: Hal> Drop for Engine<H> {
     fn drop(&mut self) {
         self.hal.release(Pool::Engine, self.charged);
-        let empty = EventQueue::new(&NoMemory, 0);
-        if let Ok(empty) = empty {
-            let events = self.events.with(|events| core::mem::replace(events, empty));
-            events.release(&self.hal);
-        }
+        self.events.with(|events| events.release(&self.hal));
     }
-}
-
-/// A [`Memory`] for zero-sized tables, which never charge anything.
-struct NoMemory;
-
-impl Memory for NoMemory {
-    fn try_charge(&self, _: Pool, bytes: usize) -> Result<(), OutOfMemory> {
-        if bytes == 0 {
-            Ok(())
-        } else {
-            Err(OutOfMemory)
-        }
-    }
-    fn release(&self, _: Pool, _: usize) {}
 }

@@ -86,9 +86,11 @@ impl EventQueue {
         Ok(Self { records, capacity, next_sequence: 0, lost: 0 })
     }
 
-    /// Releases the queue's room.
-    pub fn release(self, memory: &impl Memory) {
+    /// Releases the queue's room; the queue holds nothing afterwards.
+    pub fn release(&mut self, memory: &impl Memory) {
         memory.release(Pool::Event, self.capacity * core::mem::size_of::<EventRecord>());
+        self.records = VecDeque::new();
+        self.capacity = 0;
     }
 
     /// Appends an event, or counts it lost when the queue is full.
@@ -158,10 +160,12 @@ mod tests {
     #[test]
     fn the_queue_charges_its_room_and_gives_it_back() {
         let memory = Budget(Cell::new(1 << 20));
-        let queue = EventQueue::new(&memory, 64).unwrap();
+        let mut queue = EventQueue::new(&memory, 64).unwrap();
         assert!(memory.0.get() < 1 << 20);
         queue.release(&memory);
         assert_eq!(memory.0.get(), 1 << 20);
+        queue.push(Timestamp(1), Event::ModulePaused(ModuleId(1)));
+        assert_eq!((queue.len(), queue.lost()), (0, 1), "a released queue keeps nothing");
     }
 
     #[test]

@@ -203,10 +203,10 @@ impl MacAddress {
 }
 
 impl fmt::Display for MacAddress {
-    /// Windows style: `aa-bb-cc-dd-ee-ff`.
+    /// Windows style: `AA-BB-CC-DD-EE-FF`, as `ipconfig` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}-{b:02x}-{c:02x}-{d:02x}-{e:02x}-{g:02x}")
+        write!(f, "{a:02X}-{b:02X}-{c:02X}-{d:02X}-{e:02X}-{g:02X}")
     }
 }
 
@@ -380,9 +380,9 @@ mod tests {
     #[test]
     fn mac_address_displays_windows_style() {
         let mac = MacAddress([0x3c, 0x00, 0x20, 0x52, 0x41, 0x53]);
-        assert_eq!(mac.to_string(), "3c-00-20-52-41-53");
-        assert_eq!(std::format!("{mac:?}"), "MacAddress(3c-00-20-52-41-53)");
-        assert_eq!(MacAddress::BROADCAST.to_string(), "ff-ff-ff-ff-ff-ff");
+        assert_eq!(mac.to_string(), "3C-00-20-52-41-53");
+        assert_eq!(std::format!("{mac:?}"), "MacAddress(3C-00-20-52-41-53)");
+        assert_eq!(MacAddress::BROADCAST.to_string(), "FF-FF-FF-FF-FF-FF");
     }
 
     #[test]
