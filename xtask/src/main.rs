@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one entry point for building, testing and demonstrating wanlayer.
 
 mod demo;
+mod image;
 mod test;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ commands:
   test    run every test of the workspace, build the core for a target with no OS at all,
           and lint everything (what CI runs)
   demo    drive a simulated RRAS server through a scripted session and print what wanlayer saw
+  verify-image <file.sys> [--arch x64|arm64]   report a built driver image; fail naming every problem
   help    print this text
 ";
 
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("verify-image") => image::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -12,7 +12,7 @@ use crate::engine::Engine;
 use crate::hal::{FrameSource, Hal, Lock, ModuleId, PacketChain, PacketIo, PathContext, Reclaimed, WriteError};
 use crate::hook::{ChainPosition, Direction, EditError, FrameAccess, Hook, HookId, PacketContext, Ticket, Verdict, MAX_HOOKS};
 use crate::link::LinkSummary;
-use crate::module::{ModuleCounters, ModuleSlot, ModuleState};
+use crate::module::{ModuleCore, ModuleCounters, ModuleSlot, ModuleState};
 use crate::stats::DropReason;
 use crate::status::NdisStatus;
 use crate::taken::{Held, Origin, Taken};
@@ -158,6 +158,42 @@ impl<H: Hal> Outbox<H> {
         if !self.up.is_empty() {
             // Without the resources flag the protocol keeps the packets until it returns them.
             let _none_lent_back = hal.indicate_up(module, self.up, false, ctx);
+        }
+    }
+}
+
+/// Taken packets moved out of a module's store under its lock, to be dropped after the lock is
+/// released: under the lock only chain links and counters are touched.
+pub(crate) struct Disposal<H: PacketIo> {
+    reason: DropReason,
+    sends: [H::Chain; 2],
+    receives: [H::Chain; 2],
+}
+
+impl<H: Hal> Disposal<H> {
+    pub(crate) fn new(reason: DropReason) -> Self {
+        Self { reason, sends: Default::default(), receives: Default::default() }
+    }
+
+    /// Takes one packet out of the store's bookkeeping, counting the drop.
+    pub(crate) fn add(&mut self, counters: &ModuleCounters, taken: Taken<H::Packet>) {
+        counters.direction(taken.direction).count_drop(self.reason);
+        let chains = match taken.direction {
+            Direction::Send => &mut self.sends,
+            Direction::Receive => &mut self.receives,
+        };
+        chains[usize::from(taken.held.origin == Origin::Own)].push_back(taken.held.packet);
+    }
+
+    /// Queues every packet back to its owner.
+    pub(crate) fn drop_into(self, hal: &H, out: &mut Outbox<H>) {
+        let status = Engine::<H>::drop_status(self.reason);
+        for (direction, chains) in [(Direction::Send, self.sends), (Direction::Receive, self.receives)] {
+            for (origin, mut chain) in [Origin::Foreign, Origin::Own].into_iter().zip(chains) {
+                while let Some(packet) = chain.pop_front() {
+                    out.drop_packet(hal, direction, Held { packet, origin }, status);
+                }
+            }
         }
     }
 }
@@ -430,12 +466,26 @@ impl<H: Hal> Engine<H> {
         }
     }
 
-    /// Adds what `out` originated to the module's in-flight count, then makes its calls.
+    /// Starts a data-path call on `module`.
+    fn enter(&self, module: ModuleId) -> Entry<'_, H> {
+        let Some(slot) = self.slot(module) else { return Entry::Unknown };
+        slot.core.with(|core| match core.enter_data_path(module) {
+            Some(kind) => Entry::Running(slot, kind),
+            None if core.is(module) => Entry::NotRunning(slot, core.state),
+            None => Entry::Unknown,
+        })
+    }
+
+    /// Adds what `out` originated to the module's in-flight count, makes its calls, and ends the
+    /// data-path call started by [`Self::enter`] (finishing a pause that waited for it).
     fn commit(&self, module: ModuleId, slot: &ModuleSlot<H>, out: Outbox<H>, ctx: PathContext) {
         if out.in_flight > 0 {
             slot.core.with(|core| core.in_flight += out.in_flight);
         }
         out.flush(self, module, ctx);
+        if slot.core.with(ModuleCore::leave_data_path) {
+            self.finish_pause(module);
+        }
     }
 
     /// `FilterSendNetBufferLists`: every packet is sent down, completed, or held by a hook.
@@ -447,14 +497,24 @@ impl<H: Hal> Engine<H> {
     /// The chain is the engine's on entry; each packet is handed back exactly once, now or later.
     pub fn send(&self, module: ModuleId, mut chain: H::Chain, ctx: PathContext) {
         let mut out = Outbox::<H>::default();
-        let Some(slot) = self.slot(module) else {
-            while let Some(packet) = chain.pop_front() {
-                out.drop_packet(&self.hal, Direction::Send, Held { packet, origin: Origin::Foreign }, NdisStatus::FAILURE);
+        let (slot, kind) = match self.enter(module) {
+            Entry::Running(slot, kind) => (slot, kind),
+            Entry::NotRunning(slot, _) => {
+                while let Some(packet) = chain.pop_front() {
+                    slot.counters.send.count_packet(self.hal.frame_len(&packet));
+                    slot.counters.send.count_drop(DropReason::Paused);
+                    out.drop_packet(&self.hal, Direction::Send, Held { packet, origin: Origin::Foreign }, NdisStatus::PAUSED);
+                }
+                return out.flush(self, module, ctx);
             }
-            return out.flush(self, module, ctx);
+            Entry::Unknown => {
+                while let Some(packet) = chain.pop_front() {
+                    out.drop_packet(&self.hal, Direction::Send, Held { packet, origin: Origin::Foreign }, NdisStatus::FAILURE);
+                }
+                return out.flush(self, module, ctx);
+            }
         };
-        let wan = slot.core.with(|core| core.kind.is_wan());
-        let hooks = if wan { Some(self.chain_snapshot()) } else { None };
+        let hooks = kind.is_wan().then(|| self.chain_snapshot());
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
             match self.classify(module, slot, Direction::Send, &held.packet) {
@@ -490,18 +550,28 @@ impl<H: Hal> Engine<H> {
     pub fn receive(&self, module: ModuleId, mut chain: H::Chain, resources: bool, ctx: PathContext) -> H::Chain {
         let mut lent = H::Chain::default();
         let mut out = Outbox::<H>::default();
-        let Some(slot) = self.slot(module) else {
-            if resources {
-                return chain;
+        let (slot, kind) = match self.enter(module) {
+            Entry::Running(slot, kind) => (slot, kind),
+            Entry::NotRunning(_, ModuleState::Pausing) => return self.hal.indicate_up(module, chain, resources, ctx),
+            Entry::NotRunning(slot, _) => {
+                while let Some(packet) = chain.pop_front() {
+                    slot.counters.receive.count_packet(self.hal.frame_len(&packet));
+                    slot.counters.receive.count_drop(DropReason::Paused);
+                    match resources {
+                        true => lent.push_back(packet),
+                        false => out.drop_packet(&self.hal, Direction::Receive, Held { packet, origin: Origin::Foreign }, NdisStatus::PAUSED),
+                    }
+                }
+                out.flush(self, module, ctx);
+                return lent;
             }
-            self.hal.return_receives(module, chain, ctx);
-            return lent;
+            Entry::Unknown if resources => return chain,
+            Entry::Unknown => {
+                self.hal.return_receives(module, chain, ctx);
+                return lent;
+            }
         };
-        let (state, wan) = slot.core.with(|core| (core.is(module).then_some(core.state), core.kind.is_wan()));
-        if state == Some(ModuleState::Pausing) {
-            return self.hal.indicate_up(module, chain, resources, ctx);
-        }
-        let hooks = if wan { Some(self.chain_snapshot()) } else { None };
+        let hooks = kind.is_wan().then(|| self.chain_snapshot());
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
             let lent_here = if resources { Some(&mut lent) } else { None };
@@ -613,13 +683,14 @@ impl<H: Hal> Engine<H> {
     /// Continues a taken packet along the chain after the hook that took it.
     pub(crate) fn resume(&self, module: ModuleId, slot: &ModuleSlot<H>, taken: Taken<H::Packet>, ctx: PathContext) {
         let mut out = Outbox::<H>::default();
-        if slot.core.with(|core| core.state) != ModuleState::Running {
+        if slot.core.with(|core| core.enter_data_path(module)).is_none() {
             out.dispose(&self.hal, &slot.counters, taken, DropReason::Paused);
-        } else {
-            let hooks = self.chain_snapshot();
-            let Taken { held, direction, link, position, .. } = taken;
-            self.process(module, slot, &hooks, direction, held, link, Some(position), None, ctx, &mut out);
+            return out.flush(self, module, ctx);
         }
+        let hooks = self.chain_snapshot();
+        let Taken { held, direction, link, position, .. } = taken;
+        self.process(module, slot, &hooks, direction, held, link, Some(position), None, ctx, &mut out);
+        drop(hooks);
         self.commit(module, slot, out, ctx);
     }
 
@@ -628,22 +699,34 @@ impl<H: Hal> Engine<H> {
     ///
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
-    pub fn cancel_sends(&self, module: ModuleId, mut is_cancelled: impl FnMut(&H::Packet) -> bool) {
+    pub fn cancel_sends(&self, module: ModuleId, mut is_cancelled: impl FnMut(&H::Packet) -> bool, ctx: PathContext) {
         let Some(slot) = self.slot(module) else { return };
-        let mut out = Outbox::<H>::default();
+        let mut cancelled = Disposal::<H>::new(DropReason::Cancelled);
         let finished = slot.core.with(|core| {
             if !core.is(module) {
                 return false;
             }
             core.taken.drain_where(
                 |taken| taken.direction == Direction::Send && is_cancelled(&taken.held.packet),
-                |taken| out.dispose(&self.hal, &slot.counters, taken, DropReason::Cancelled),
+                |taken| cancelled.add(&slot.counters, taken),
             );
             core.try_finish_pause()
         });
-        out.flush(self, module, PathContext::default());
+        let mut out = Outbox::<H>::default();
+        cancelled.drop_into(&self.hal, &mut out);
+        out.flush(self, module, ctx);
         if finished {
             self.finish_pause(module);
         }
     }
+}
+
+/// How [`Engine::enter`] found a module.
+enum Entry<'e, H: Hal> {
+    /// Running: the data-path call has started and must end with [`Engine::commit`].
+    Running(&'e ModuleSlot<H>, crate::module::ModuleKind),
+    /// Attached but not Running.
+    NotRunning(&'e ModuleSlot<H>, ModuleState),
+    /// No module has that identity.
+    Unknown,
 }

@@ -9,7 +9,7 @@ use core::fmt;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::datapath::Outbox;
+use crate::datapath::{Disposal, Outbox};
 use crate::event::{Event, EventQueue, EventRecord};
 use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool};
 use crate::hook::{AddHookError, Hook, HookId, HookInfo, HookSlot, Registry, MAX_HOOKS};
@@ -242,10 +242,11 @@ impl<H: Hal> Engine<H> {
     pub fn pause(&self, module: ModuleId) -> Result<PauseProgress, StateError> {
         self.transition(module, ModuleState::Running, ModuleState::Pausing)?;
         let Some(slot) = self.slot(module) else { return Err(StateError::UnknownModule(module)) };
-        let ctx = PathContext::default();
+        let mut flushed = Disposal::<H>::new(DropReason::Paused);
+        slot.core.with(|core| core.taken.drain_where(|_| true, |taken| flushed.add(&slot.counters, taken)));
         let mut out = Outbox::<H>::default();
-        slot.core.with(|core| core.taken.drain_where(|_| true, |taken| out.dispose(&self.hal, &slot.counters, taken, DropReason::Paused)));
-        out.flush(self, module, ctx);
+        flushed.drop_into(&self.hal, &mut out);
+        out.flush(self, module, PathContext::default());
         let paused = slot.core.with(|core| {
             if core.outstanding() == 0 {
                 core.state = ModuleState::Paused;
@@ -380,7 +381,7 @@ impl<H: Hal> Engine<H> {
     ///
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
-    pub fn line_down(&self, module: ModuleId, line_down: &LineDown) -> Option<LinkSummary> {
+    pub fn line_down(&self, module: ModuleId, line_down: &LineDown, ctx: PathContext) -> Option<LinkSummary> {
         let slot = self.slot(module)?;
         slot.counters.line_downs.increment();
         let link = slot.core.with(|core| core.is(module).then(|| core.links.get(&line_down.remote_address).map(Link::summary)).flatten());
@@ -394,13 +395,15 @@ impl<H: Hal> Engine<H> {
             entry.hook.on_line_down(&link);
         }
         drop(chain);
-        let mut out = Outbox::<H>::default();
+        let mut orphans = Disposal::<H>::new(DropReason::LinkDown);
         let finished = slot.core.with(|core| {
             core.links.line_down(&self.hal, line_down);
-            core.taken.drain_where(|taken| taken.link.id == link.id, |taken| out.dispose(&self.hal, &slot.counters, taken, DropReason::LinkDown));
+            core.taken.drain_where(|taken| taken.link.id == link.id, |taken| orphans.add(&slot.counters, taken));
             core.try_finish_pause()
         });
-        out.flush(self, module, PathContext::default());
+        let mut out = Outbox::<H>::default();
+        orphans.drop_into(&self.hal, &mut out);
+        out.flush(self, module, ctx);
         if finished {
             self.finish_pause(module);
         }
@@ -455,8 +458,17 @@ impl<H: Hal> Engine<H> {
         self.hal.wait_until(&|| slot.is_idle());
         for module_slot in &self.modules {
             let module = module_slot.core.with(|core| core.id);
-            while let Some(taken) = module_slot.core.with(|core| core.taken.remove_first_where(|taken| taken.taker == id)) {
-                self.resume(module, module_slot, taken, PathContext::default());
+            let mut batch = [0u64; 64];
+            loop {
+                let found = module_slot.core.with(|core| core.taken.serials_where(|taken| taken.taker == id, &mut batch));
+                for serial in &batch[..found] {
+                    if let Some(taken) = module_slot.core.with(|core| core.taken.remove(*serial)) {
+                        self.resume(module, module_slot, taken, PathContext::default());
+                    }
+                }
+                if found < batch.len() {
+                    break;
+                }
             }
         }
         let info = self.hook_info(id, registered.name, registered.position.altitude);

@@ -31,8 +31,10 @@ mod engine;
 mod memory;
 mod taken;
 
+pub use datapath::{ReinjectError, ReinjectVerdict};
 pub use engine::Engine;
 pub use engine::EngineConfig;
+pub use engine::{AttachError, LineUpError, LineUpOutcome, RemoveHookError};
 pub use hal::{Hal, ModuleId};
 pub use module::{AttachParams, ModuleKind, ModuleState};
 pub use status::NdisStatus;

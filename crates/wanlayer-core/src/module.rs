@@ -216,6 +216,9 @@ pub(crate) struct ModuleCore<P> {
     pub(crate) links: LinkTable,
     pub(crate) taken: TakenStore<P>,
     pub(crate) in_flight: usize,
+    /// Send, receive and reinject calls in progress: a pause waits for them too, so that a call
+    /// that checked the state before the pause began cannot originate a packet after it completed.
+    pub(crate) active_calls: usize,
     pub(crate) pause_pending: bool,
 }
 
@@ -230,6 +233,7 @@ impl<P> ModuleCore<P> {
             links: LinkTable::default(),
             taken: TakenStore::default(),
             in_flight: 0,
+            active_calls: 0,
             pause_pending: false,
         }
     }
@@ -251,9 +255,25 @@ impl<P> ModuleCore<P> {
         }
     }
 
-    /// Outstanding packets: the pause waits for this to reach zero.
+    /// Outstanding packets and calls: the pause waits for this to reach zero.
     pub(crate) fn outstanding(&self) -> usize {
-        self.taken.len() + self.in_flight
+        self.taken.len() + self.in_flight + self.active_calls
+    }
+
+    /// Starts a data-path call if the module is Running; the caller must call
+    /// [`Self::leave_data_path`] when it has handed on what it originated.
+    pub(crate) fn enter_data_path(&mut self, id: ModuleId) -> Option<ModuleKind> {
+        if !self.is(id) || self.state != ModuleState::Running {
+            return None;
+        }
+        self.active_calls += 1;
+        Some(self.kind)
+    }
+
+    /// Ends a data-path call; true when that finished a pending pause.
+    pub(crate) fn leave_data_path(&mut self) -> bool {
+        self.active_calls = self.active_calls.saturating_sub(1);
+        self.try_finish_pause()
     }
 
     /// Finishes a pending pause if nothing is outstanding; true when it did (the caller then tells

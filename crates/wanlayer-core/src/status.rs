@@ -23,10 +23,11 @@ impl NdisStatus {
     pub const FAILURE: Self = Self(0xC000_0001);
     /// `NDIS_STATUS_RESOURCES`: an allocation failed.
     pub const RESOURCES: Self = Self(0xC000_009A);
-    /// `NDIS_STATUS_REQUEST_ABORTED`: the request was cancelled or its owner went away.
-    pub const REQUEST_ABORTED: Self = Self(0xC000_0240);
+    /// `NDIS_STATUS_REQUEST_ABORTED` (`STATUS_NDIS_REQUEST_ABORTED`, also what
+    /// `NDIS_STATUS_SEND_ABORTED` is): the request was cancelled.
+    pub const REQUEST_ABORTED: Self = Self(0xC023_000C);
     /// `NDIS_STATUS_MEDIA_DISCONNECTED`: the link the packet belonged to is down.
-    pub const MEDIA_DISCONNECTED: Self = Self(0xC023_000B);
+    pub const MEDIA_DISCONNECTED: Self = Self(0xC023_001F);
     /// `NDIS_STATUS_PAUSED`: the filter module is pausing or paused.
     pub const PAUSED: Self = Self(0xC023_002A);
 

@@ -63,10 +63,10 @@ impl<P> TakenStore<P> {
         self.entries.remove(&serial)
     }
 
-    /// Removes one entry `select` picks.
-    pub(crate) fn remove_first_where(&mut self, mut select: impl FnMut(&Taken<P>) -> bool) -> Option<Taken<P>> {
-        let serial = self.entries.iter().find(|(_, taken)| select(taken)).map(|(serial, _)| *serial)?;
-        self.entries.remove(&serial)
+    /// Fills `batch` with serials of entries `select` picks; returns how many it found.
+    pub(crate) fn serials_where(&self, mut select: impl FnMut(&Taken<P>) -> bool, batch: &mut [u64]) -> usize {
+        let picked = self.entries.iter().filter(|(_, taken)| select(taken)).map(|(serial, _)| *serial);
+        batch.iter_mut().zip(picked).map(|(place, serial)| *place = serial).count()
     }
 
     /// Removes every entry `select` picks, handing each to `sink`.
