@@ -1,1 +1,358 @@
-pub fn run(_: &[String]) -> Result<(), String> { Err("demo not built yet".into()) }
+//! `cargo xtask demo`: a simulated RRAS server through a scripted session — two dial-in clients
+//! come up, traffic flows both ways through three sample hooks, the links go down and the filter
+//! unloads — printed as an administrator would want to read it.
+
+use std::sync::{Arc, Mutex};
+
+use wanlayer_core::event::{Event, EventRecord};
+use wanlayer_core::hook::{Direction, Hook, HookInfo, PacketContext, Ticket, Verdict};
+use wanlayer_core::link::LinkSummary;
+use wanlayer_core::stats::VerdictCounts;
+use wanlayer_core::wire::{
+    EtherType, EthernetFrame, EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpFlags, TcpPacket,
+    TcpRepr, ETHERNET_HEADER_LEN,
+};
+use wanlayer_core::{Engine, ReinjectVerdict};
+use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, ReceiveOptions, Rras, SimHal, SimLink, SECOND};
+
+/// Bytes of a frame a hook looks at: enough for Ethernet, IPv6 and a TCP header with options.
+const HEADER_BYTES: usize = 128;
+/// The TCP port the port filter blocks (telnet).
+const BLOCKED_PORT: u16 = 23;
+/// The UDP port whose traffic the shaper holds back.
+const SHAPED_PORT: u16 = 5001;
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(unknown) = args.first() {
+        return Err(format!("`demo` takes no arguments (got '{unknown}')"));
+    }
+    let mut rras = Rras::new(CoreFilter::default());
+    heading("DriverEntry, then NDIS attaches and restarts the filter on both NdisWan edges");
+    rras.start().map_err(|error| format!("the simulated filter did not start: {error}"))?;
+    let engine = rras.engine();
+    for module in engine.modules() {
+        println!("  {} attached as {} ({}), adapter {}", module.id, module.kind.name(), module.state.name(), module.mac_address);
+    }
+
+    heading("four sample hooks register");
+    let shaper = Arc::new(Shaper::default());
+    engine.add_hook("vpn-encapsulation", 400, Arc::new(VpnEncapsulation)).map_err(|e| e.to_string())?;
+    engine.add_hook("mss-clamp", 300, Arc::new(MssClamp)).map_err(|e| e.to_string())?;
+    engine.add_hook("telnet-block", 200, Arc::new(PortBlock)).map_err(|e| e.to_string())?;
+    let shaper_id = engine.add_hook("udp-5001-shaper", 100, shaper.clone()).map_err(|e| e.to_string())?;
+    engine.visit_hooks(|hook| println!("  altitude {:>3}  {}", hook.altitude, hook.name));
+
+    heading("two clients dial in: a PPP link over IPv4 and an IKEv2 link over IPv6");
+    let ppp = rras.link_up(Edge::WanIp, LinkParams::new().mtu(1500).speed_bps(2_048_000));
+    let ikev2 = rras.link_up(Edge::WanIpv6, LinkParams::new().mtu(1400).speed_bps(100_000_000));
+    println!("  {ppp}\n  {ikev2}");
+
+    heading("traffic both ways");
+    let web = Flow::tcp(443, 50_123).payload(1200);
+    let dns = Flow::udp(53, 61_000).payload(48);
+    for link in [&ppp, &ikev2] {
+        rras.send(link.edge, [syn(link, Direction::Send, 1460)]);
+        rras.receive(link.edge, [syn(link, Direction::Receive, 1460)]);
+        rras.send_flow(link, &web, 20);
+        rras.receive_flow(link, &web, 20, ReceiveOptions::default());
+        rras.receive_flow(link, &dns, 5, ReceiveOptions::resources());
+        rras.send_flow(link, &dns, 5);
+        rras.receive_flow(link, &Flow::tcp(BLOCKED_PORT, 51_000), 3, ReceiveOptions::default());
+        rras.receive_flow(link, &Flow::udp(SHAPED_PORT, 52_000).payload(900), 10, ReceiveOptions::default());
+    }
+    rras.run_until_idle();
+    println!("  the shaper holds {} packets; releasing them one second later", shaper.held());
+    rras.advance(SECOND);
+    shaper.release(engine);
+    rras.run_until_idle();
+    for link in [&ppp, &ikev2] {
+        let protocol = rras.protocol(link.edge);
+        let miniport = rras.miniport(link.edge);
+        println!(
+            "  {}: {} frames reached NdisWan, {} frames reached the IP layer, clamped MSS seen upward: {}",
+            link.edge.friendly_name(),
+            miniport.sent.len(),
+            protocol.received.len(),
+            clamped_mss(&protocol.received_frames()).map_or_else(|| "none".to_string(), |mss| mss.to_string()),
+        );
+    }
+
+    heading("WAN links as the filter tracks them");
+    for edge in [Edge::WanIp, Edge::WanIpv6] {
+        print!("{}", rras.link_report(edge));
+        let module = rras.module(edge).ok_or("an edge lost its module")?;
+        engine.visit_links(module, |link| {
+            let send = link.send_counts();
+            let receive = link.receive_counts();
+            println!(
+                "  link {}: quality {:?}, send window {}, protocol buffer {} bytes, best-effort IPv4 {}",
+                link.id().0,
+                link.quality(),
+                link.send_window(),
+                link.protocol_buffer().len(),
+                link.best_effort_ipv4().map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            );
+            println!(
+                "          sent {} packets / {} bytes ({} dropped), received {} packets / {} bytes ({} dropped)",
+                send.packets, send.bytes, send.drops, receive.packets, receive.bytes, receive.drops
+            );
+        });
+    }
+
+    heading("hook statistics");
+    engine.visit_hooks(print_hook);
+
+    heading("the clients hang up, the shaper is removed, NDIS pauses and detaches the filter");
+    rras.link_down(&ppp);
+    rras.link_down(&ikev2);
+    let removed = engine.remove_hook(shaper_id).map_err(|e| e.to_string())?;
+    println!("  removed '{}' after it saw {} receives", removed.name, removed.receive.seen);
+    for edge in [Edge::WanIp, Edge::WanIpv6] {
+        if let Some(counts) = rras.counts(edge) {
+            print!("{counts}");
+        }
+    }
+    rras.detach_all().map_err(|error| format!("the simulated filter did not detach: {error}"))?;
+
+    heading("events, in order");
+    while let Some(record) = engine.next_event() {
+        print_event(&record);
+    }
+    println!("  lost events: {}", engine.lost_events());
+
+    rras.unload();
+    heading("the simulated server after unload");
+    println!("{}", rras.summary());
+    let violations = rras.verifier().violations();
+    if violations.is_empty() {
+        println!("\ndemo: finished; the verifier saw no NDIS rule broken and every pool is back to zero");
+        Ok(())
+    } else {
+        Err(format!("the verifier caught {} violation(s):\n{}", violations.len(), rras.verifier().report()))
+    }
+}
+
+fn heading(title: &str) {
+    println!("\n== {title}");
+}
+
+fn print_hook(hook: &HookInfo) {
+    let line = |name: &str, counts: &VerdictCounts| {
+        format!(
+            "{name} {} seen / {} bytes: {} passed, {} dropped, {} modified, {} taken",
+            counts.seen, counts.bytes, counts.passed, counts.dropped, counts.modified, counts.taken
+        )
+    };
+    println!("  {} (altitude {}): saw {} line ups, lowered the MTU of {}", hook.name, hook.altitude, hook.line_ups, hook.sizes_lowered);
+    println!("      {}", line("send   ", &hook.send));
+    println!("      {}", line("receive", &hook.receive));
+}
+
+fn print_event(record: &EventRecord) {
+    let what = match record.event {
+        Event::ModuleAttached { module, kind } => format!("{module} attached ({})", kind.name()),
+        Event::ModulePaused(module) => format!("{module} paused"),
+        Event::ModuleRestarted(module) => format!("{module} restarted"),
+        Event::ModuleDetached { module, links_dropped } => format!("{module} detached ({links_dropped} links dropped)"),
+        Event::LineUp(link) => format!("line up   {}", describe(&link)),
+        Event::LineUpdated(link) => format!("line upd  {}", describe(&link)),
+        Event::LineDown(link) => format!("line down {}", describe(&link)),
+        Event::HookAdded { id, name, altitude } => format!("{id} '{name}' added at altitude {altitude}"),
+        Event::HookRemoved { id, name } => format!("{id} '{name}' removed"),
+    };
+    println!("  #{:<3} {:>9.3} s  {what}", record.sequence, record.time.0 as f64 / 1e9);
+}
+
+fn describe(link: &LinkSummary) -> String {
+    format!(
+        "{} on {}: remote {} {} kb/s, MTU {} reported {}",
+        link.id, link.module, link.remote_address, link.link_speed_100bps / 10, link.maximum_total_size, link.reported_total_size
+    )
+}
+
+/// A TCP SYN on `link` carrying an MSS option, built with the core's wire module.
+fn syn(link: &SimLink, direction: Direction, mss: u16) -> Vec<u8> {
+    let (dst_mac, src_mac, src_ip, dst_ip) = match direction {
+        Direction::Send => (link.remote, link.local, link.server_ip, link.client_ip),
+        Direction::Receive => (link.local, link.remote, link.client_ip, link.server_ip),
+    };
+    let tcp = TcpRepr {
+        src_port: 50_000,
+        dst_port: 443,
+        seq_number: 1,
+        ack_number: 0,
+        flags: TcpFlags::SYN,
+        window_len: 64_240,
+        urgent_at: 0,
+        max_seg_size: Some(mss),
+        window_scale: Some(8),
+        sack_permitted: true,
+        timestamps: None,
+        payload_len: 0,
+    };
+    let ip_len = if link.protocol_type == EtherType::Ipv6 { 40 } else { 20 };
+    let mut frame = vec![0u8; ETHERNET_HEADER_LEN + ip_len + tcp.buffer_len()];
+    let ethernet = EthernetRepr { src_addr: src_mac, dst_addr: dst_mac, ethertype: link.protocol_type };
+    let built = ethernet.emit(&mut EthernetFrame::new_unchecked(&mut frame[..])).and_then(|()| {
+        let ip = &mut frame[ETHERNET_HEADER_LEN..];
+        match (src_ip, dst_ip) {
+            (IpAddress::Ipv4(src_addr), IpAddress::Ipv4(dst_addr)) => Ipv4Repr {
+                src_addr,
+                dst_addr,
+                protocol: IpProtocol::Tcp,
+                payload_len: tcp.buffer_len(),
+                ttl: 128,
+                dscp: 0,
+                ecn: 0,
+                ident: 1,
+                dont_frag: true,
+                more_frags: false,
+                frag_offset: 0,
+            }
+            .emit(&mut Ipv4Packet::new_unchecked(&mut *ip))?,
+            (IpAddress::Ipv6(src_addr), IpAddress::Ipv6(dst_addr)) => {
+                Ipv6Repr { src_addr, dst_addr, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 128 }
+                    .emit(&mut Ipv6Packet::new_unchecked(&mut *ip))?
+            }
+            _ => return Err(wanlayer_core::wire::Error::Malformed),
+        }
+        let mut segment = TcpPacket::new_unchecked(&mut ip[ip_len..]);
+        tcp.emit(&mut segment)?;
+        segment.fill_checksum(&src_ip, &dst_ip)
+    });
+    built.map(|()| frame).unwrap_or_default()
+}
+
+/// Where the TCP header of a frame starts, if it carries TCP over IPv4 or IPv6 (no extension
+/// headers). `header` may be only the first bytes of the frame.
+fn tcp_offset(header: &[u8]) -> Option<usize> {
+    let ethernet = EthernetFrame::new_checked(header).ok()?;
+    match ethernet.ethertype() {
+        EtherType::Ipv4 => {
+            let ip = Ipv4Packet::new_unchecked(ethernet.payload());
+            ip.check_header_len().ok()?;
+            (ip.protocol() == IpProtocol::Tcp && !ip.is_fragment()).then(|| ETHERNET_HEADER_LEN + usize::from(ip.header_len()))
+        }
+        EtherType::Ipv6 => {
+            let ip = Ipv6Packet::new_unchecked(ethernet.payload());
+            ip.check_header_len().ok()?;
+            (ip.next_header() == IpProtocol::Tcp).then_some(ETHERNET_HEADER_LEN + 40)
+        }
+        _ => None,
+    }
+}
+
+/// The MSS of the first SYN among `frames`.
+fn clamped_mss(frames: &[Vec<u8>]) -> Option<u16> {
+    frames.iter().find_map(|frame| {
+        let offset = tcp_offset(frame)?;
+        let tcp = TcpPacket::new_checked(&frame[offset..]).ok()?;
+        if tcp.syn() { tcp.mss_option().ok().flatten() } else { None }
+    })
+}
+
+/// Lowers every link's MTU by the 60 bytes an encapsulation would need.
+struct VpnEncapsulation;
+
+impl Hook for VpnEncapsulation {
+    fn on_line_up(&self, link: &LinkSummary) -> Option<u32> {
+        Some(link.maximum_total_size.saturating_sub(60))
+    }
+}
+
+/// Clamps the MSS of TCP SYNs to what fits the MTU reported for the link, in place.
+struct MssClamp;
+
+impl MssClamp {
+    fn clamp(packet: &mut PacketContext<'_>) -> Verdict {
+        let mut header = [0u8; HEADER_BYTES];
+        let len = packet.read(0, &mut header);
+        let Some(offset) = tcp_offset(&header[..len]) else { return Verdict::Pass };
+        let link = *packet.link();
+        let ip_overhead = if link.protocol_type == EtherType::Ipv6 { 60 } else { 40 };
+        let limit = u16::try_from(link.reported_total_size.saturating_sub(ip_overhead)).unwrap_or(u16::MAX);
+        let Ok(mut tcp) = TcpPacket::new_checked(&mut header[offset..len]) else { return Verdict::Pass };
+        let too_big = tcp.syn() && tcp.mss_option().ok().flatten().is_some_and(|mss| mss > limit);
+        if !too_big || tcp.set_mss_option(limit) != Ok(true) {
+            return Verdict::Pass;
+        }
+        let header_len = usize::from(tcp.header_len());
+        match packet.write(offset, &header[offset..offset + header_len]) {
+            Ok(()) => Verdict::Modify,
+            Err(_) => Verdict::Pass,
+        }
+    }
+}
+
+impl Hook for MssClamp {
+    fn on_send(&self, packet: &mut PacketContext<'_>) -> Verdict {
+        Self::clamp(packet)
+    }
+    fn on_receive(&self, packet: &mut PacketContext<'_>) -> Verdict {
+        Self::clamp(packet)
+    }
+}
+
+/// Drops TCP traffic to or from the telnet port.
+struct PortBlock;
+
+impl PortBlock {
+    fn verdict(packet: &PacketContext<'_>) -> Verdict {
+        let mut header = [0u8; HEADER_BYTES];
+        let len = packet.read(0, &mut header);
+        let Some(offset) = tcp_offset(&header[..len]) else { return Verdict::Pass };
+        match TcpPacket::new_checked(&header[offset..len]) {
+            Ok(tcp) if tcp.src_port() == BLOCKED_PORT || tcp.dst_port() == BLOCKED_PORT => Verdict::Drop,
+            _ => Verdict::Pass,
+        }
+    }
+}
+
+impl Hook for PortBlock {
+    fn on_send(&self, packet: &mut PacketContext<'_>) -> Verdict {
+        Self::verdict(packet)
+    }
+    fn on_receive(&self, packet: &mut PacketContext<'_>) -> Verdict {
+        Self::verdict(packet)
+    }
+}
+
+/// Holds back received UDP datagrams to one port and releases them on demand.
+#[derive(Default)]
+struct Shaper {
+    held: Mutex<Vec<Ticket>>,
+}
+
+impl Shaper {
+    fn held(&self) -> usize {
+        self.held.lock().map_or(0, |held| held.len())
+    }
+
+    fn release(&self, engine: &Engine<SimHal>) {
+        let tickets = self.held.lock().map(|mut held| std::mem::take(&mut *held)).unwrap_or_default();
+        for ticket in tickets {
+            if let Err(error) = engine.reinject(ticket, ReinjectVerdict::Pass, Default::default()) {
+                println!("  shaper: {error}");
+            }
+        }
+    }
+}
+
+impl Hook for Shaper {
+    fn on_receive(&self, packet: &mut PacketContext<'_>) -> Verdict {
+        let mut header = [0u8; HEADER_BYTES];
+        let len = packet.read(0, &mut header);
+        let shaped = wanlayer_core::wire::FrameSummary::parse(&header[..len])
+            .ok()
+            .and_then(|frame| frame.ip)
+            .and_then(|ip| ip.ports)
+            .is_some_and(|ports| ports.dst == SHAPED_PORT);
+        match self.held.lock() {
+            Ok(mut held) if shaped => {
+                held.push(packet.ticket());
+                Verdict::Take
+            }
+            _ => Verdict::Pass,
+        }
+    }
+}

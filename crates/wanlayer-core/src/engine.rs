@@ -160,7 +160,7 @@ impl<H: Hal> Engine<H> {
     }
 
     pub(crate) fn slot(&self, module: ModuleId) -> Option<&ModuleSlot<H>> {
-        self.modules.get((module.0 & 0xFFFF) as usize)
+        self.modules.get(usize::from(module.slot()))
     }
 
     pub(crate) fn push_event(&self, event: Event) {
@@ -183,8 +183,8 @@ impl<H: Hal> Engine<H> {
                 if core.state != ModuleState::Detached {
                     return None;
                 }
-                let generation = (core.id.0 >> 16).wrapping_add(1).max(1) & 0xFFFF;
-                let id = ModuleId(generation << 16 | index as u32);
+                let generation = core.id.generation().wrapping_add(1).max(1);
+                let id = ModuleId(u32::from(generation) << 16 | index as u32);
                 *core = ModuleCore::vacant();
                 core.id = id;
                 core.kind = params.kind;

@@ -9,13 +9,25 @@ use core::fmt;
 
 use crate::status::NdisStatus;
 
-/// Identifies one attached filter module (one filter instance on one adapter).
+/// Identifies one attached filter module (one filter instance on one adapter): the engine's slot
+/// in the low 16 bits, the slot's generation in the high 16, so a stale identity is refused.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct ModuleId(pub u32);
 
+impl ModuleId {
+    /// The engine slot.
+    pub fn slot(self) -> u16 {
+        self.0 as u16
+    }
+    /// How many modules have used the slot, this one included.
+    pub fn generation(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
+}
+
 impl fmt::Display for ModuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "module {}", self.0)
+        write!(f, "module {}.{}", self.slot(), self.generation())
     }
 }
 

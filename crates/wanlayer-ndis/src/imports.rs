@@ -1,0 +1,292 @@
+//! The functions the driver imports from `ndis.sys`, `ntoskrnl.exe` and `hal.dll`, as `raw-dylib`
+//! imports: correct import tables without import libraries or a WDK, on x64 and ARM64.
+//!
+//! Signatures follow the public `ndis.h` / `wdm.h` declarations type for type; where C has a bare
+//! `NDIS_HANDLE` the handle newtypes of [`crate::types`] (all `#[repr(transparent)]` over a
+//! pointer) say which handle goes where. `BOOLEAN` is `u8`, `UINT`/`ULONG` are `u32`, `SIZE_T` and
+//! `ULONG_PTR` are `usize`, `PLARGE_INTEGER` is `*mut i64` (the same ABI).
+//!
+//! # Calling conventions and architectures
+//!
+//! Everything is `extern "system"` except the C-runtime exports and `DbgPrintEx`, which are `cdecl`
+//! (`extern "C"`; variadic functions always are). Several kernel functions are `FASTCALL` in
+//! `wdm.h` (`ExAcquireRundownProtection` and friends, `IofCompleteRequest`): on x64 and ARM64
+//! there is only one calling convention and MSVC ignores `__fastcall`, so `"system"` is exact
+//! there. On 32-bit x86 it would not be, and `KeAcquireSpinLockRaiseToDpc`/`KeReleaseSpinLock` do
+//! not exist there (x86 uses `KfAcquireSpinLock` from `hal.dll`): this module refuses to build for
+//! any Windows target but x64 and ARM64.
+//!
+//! `KeAcquireSpinLockRaiseToDpc` and `KeReleaseSpinLock` are `ntoskrnl.exe` exports on both x64
+//! and ARM64 (`wdm.h` declares them `NTKERNELAPI` for every non-x86 target and maps
+//! `KeAcquireSpinLock` onto them; ReactOS's and Wine's `ntoskrnl` export tables list them for
+//! `x86_64,arm64`), so no `KeAcquireSpinLockAtDpcLevel` + `KeRaiseIrql` fallback is needed —
+//! `KeRaiseIrql`/`KeLowerIrql` are inline or `Kf*`-named on x64 and would not be portable anyway.
+//!
+//! # Safety
+//!
+//! Every function here is `unsafe` to call; the preconditions are NDIS's and the kernel's (IRQL,
+//! handle validity, ownership of NBLs), as documented for each in the WDK. The driver's wrappers
+//! state them under `# Safety` where they call these.
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("wanlayer-ndis declares its imports for x64 and ARM64 Windows only");
+
+use core::ffi::{c_char, c_int, c_void};
+
+use crate::filter::{
+    DeviceObjectAttributes, FilterAttributes, FilterDriverCharacteristics, NdisOidRequest, NetDevicePnpEvent,
+    NetPnpEventNotification, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
+};
+use crate::kernel::{
+    DeviceObject, DriverObject, ExPoolPriority, ExRundownRef, Irp, KProcessorMode, KSpinLock, Kirql, NtStatus,
+    PoolFlags,
+};
+use crate::nbl::{Mdl, NetBuffer, NetBufferList, NetBufferListPoolParameters};
+use crate::types::{
+    ContextHandle, DeviceHandle, FilterDriverHandle, FilterModuleHandle, NblPoolHandle, NdisHandle, PortNumber,
+    RawNdisStatus,
+};
+
+#[link(name = "ndis.sys", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    /// Registers the filter driver (`DriverEntry`, `PASSIVE_LEVEL`).
+    pub fn NdisFRegisterFilterDriver(
+        DriverObject: *mut DriverObject,
+        FilterDriverContext: ContextHandle,
+        FilterDriverCharacteristics: *mut FilterDriverCharacteristics,
+        NdisFilterDriverHandle: *mut FilterDriverHandle,
+    ) -> RawNdisStatus;
+
+    /// Deregisters the filter driver (unload, `PASSIVE_LEVEL`).
+    pub fn NdisFDeregisterFilterDriver(NdisFilterDriverHandle: FilterDriverHandle);
+
+    /// Gives NDIS the filter module context (`FilterAttach`, `PASSIVE_LEVEL`).
+    pub fn NdisFSetAttributes(
+        NdisFilterHandle: FilterModuleHandle,
+        FilterModuleContext: ContextHandle,
+        FilterAttributes: *mut FilterAttributes,
+    ) -> RawNdisStatus;
+
+    /// Sends NBLs down to the miniport (`<= DISPATCH_LEVEL`).
+    pub fn NdisFSendNetBufferLists(
+        NdisFilterHandle: FilterModuleHandle,
+        NetBufferList: *mut NetBufferList,
+        PortNumber: PortNumber,
+        SendFlags: SendFlags,
+    );
+
+    /// Completes sends back to the protocol (`<= DISPATCH_LEVEL`).
+    pub fn NdisFSendNetBufferListsComplete(
+        NdisFilterHandle: FilterModuleHandle,
+        NetBufferList: *mut NetBufferList,
+        SendCompleteFlags: SendCompleteFlags,
+    );
+
+    /// Indicates received NBLs up to the protocol (`<= DISPATCH_LEVEL`).
+    pub fn NdisFIndicateReceiveNetBufferLists(
+        NdisFilterHandle: FilterModuleHandle,
+        NetBufferLists: *mut NetBufferList,
+        PortNumber: PortNumber,
+        NumberOfNetBufferLists: u32,
+        ReceiveFlags: ReceiveFlags,
+    );
+
+    /// Returns received NBLs to the miniport (`<= DISPATCH_LEVEL`).
+    pub fn NdisFReturnNetBufferLists(
+        NdisFilterHandle: FilterModuleHandle,
+        NetBufferLists: *mut NetBufferList,
+        ReturnFlags: ReturnFlags,
+    );
+
+    /// Passes a status indication up (`<= DISPATCH_LEVEL`).
+    pub fn NdisFIndicateStatus(NdisFilterHandle: FilterModuleHandle, StatusIndication: *mut StatusIndication);
+
+    /// Completes a pause that returned `NDIS_STATUS_PENDING` (`<= DISPATCH_LEVEL`).
+    pub fn NdisFPauseComplete(NdisFilterHandle: FilterModuleHandle);
+
+    /// Completes a restart that returned `NDIS_STATUS_PENDING` (`PASSIVE_LEVEL`).
+    pub fn NdisFRestartComplete(NdisFilterHandle: FilterModuleHandle, Status: RawNdisStatus);
+
+    /// Sends an OID request (a clone) down (`<= DISPATCH_LEVEL`).
+    pub fn NdisFOidRequest(NdisFilterHandle: FilterModuleHandle, OidRequest: *mut NdisOidRequest) -> RawNdisStatus;
+
+    /// Completes an OID request the filter pended (`<= DISPATCH_LEVEL`).
+    pub fn NdisFOidRequestComplete(
+        NdisFilterHandle: FilterModuleHandle,
+        OidRequest: *mut NdisOidRequest,
+        Status: RawNdisStatus,
+    );
+
+    /// Clones an OID request to forward it (`<= DISPATCH_LEVEL`).
+    pub fn NdisAllocateCloneOidRequest(
+        SourceHandle: FilterModuleHandle,
+        OidRequest: *mut NdisOidRequest,
+        PoolTag: u32,
+        ClonedOidRequest: *mut *mut NdisOidRequest,
+    ) -> RawNdisStatus;
+
+    /// Frees a cloned OID request (`<= DISPATCH_LEVEL`).
+    pub fn NdisFreeCloneOidRequest(SourceHandle: FilterModuleHandle, Request: *mut NdisOidRequest);
+
+    /// Forwards a network PnP event (`PASSIVE_LEVEL`).
+    pub fn NdisFNetPnPEvent(
+        NdisFilterHandle: FilterModuleHandle,
+        NetPnPEventNotification: *mut NetPnpEventNotification,
+    ) -> RawNdisStatus;
+
+    /// Forwards a device PnP event (`PASSIVE_LEVEL`).
+    pub fn NdisFDevicePnPEventNotify(NdisFilterHandle: FilterModuleHandle, NetDevicePnPEvent: *mut NetDevicePnpEvent);
+
+    /// Forwards a send cancellation (`<= DISPATCH_LEVEL`).
+    pub fn NdisFCancelSendNetBufferLists(NdisFilterHandle: FilterModuleHandle, CancelId: *mut c_void);
+
+    /// Forwards an OID cancellation (`<= DISPATCH_LEVEL`).
+    pub fn NdisFCancelOidRequest(NdisFilterHandle: FilterModuleHandle, RequestId: *mut c_void);
+
+    /// Creates the control device (`PASSIVE_LEVEL`).
+    pub fn NdisRegisterDeviceEx(
+        NdisHandle: FilterDriverHandle,
+        DeviceObjectAttributes: *mut DeviceObjectAttributes,
+        pDeviceObject: *mut *mut DeviceObject,
+        NdisDeviceHandle: *mut DeviceHandle,
+    ) -> RawNdisStatus;
+
+    /// Deletes the control device (`PASSIVE_LEVEL`).
+    pub fn NdisDeregisterDeviceEx(NdisDeviceHandle: DeviceHandle);
+
+    /// The control device's reserved extension (`ExtensionSize` bytes).
+    pub fn NdisGetDeviceReservedExtension(DeviceObject: *mut DeviceObject) -> *mut c_void;
+
+    /// Creates an NBL pool (`<= DISPATCH_LEVEL`); null on failure.
+    pub fn NdisAllocateNetBufferListPool(
+        NdisHandle: NdisHandle,
+        Parameters: *mut NetBufferListPoolParameters,
+    ) -> NblPoolHandle;
+
+    /// Frees an NBL pool whose NBLs are all back (`<= DISPATCH_LEVEL`).
+    pub fn NdisFreeNetBufferListPool(PoolHandle: NblPoolHandle);
+
+    /// Allocates an NBL with one NET_BUFFER over `MdlChain` (`<= DISPATCH_LEVEL`); null on failure.
+    pub fn NdisAllocateNetBufferAndNetBufferList(
+        PoolHandle: NblPoolHandle,
+        ContextSize: u16,
+        ContextBackFill: u16,
+        MdlChain: *mut Mdl,
+        DataOffset: u32,
+        DataLength: usize,
+    ) -> *mut NetBufferList;
+
+    /// Frees an NBL from `NdisAllocateNetBufferAndNetBufferList` (`<= DISPATCH_LEVEL`).
+    pub fn NdisFreeNetBufferList(NetBufferList: *mut NetBufferList);
+
+    /// Contiguous frame bytes: a pointer into the MDL or a copy in `Storage`; null when the frame
+    /// is shorter than `BytesNeeded` (or `Storage` is null and the bytes are not contiguous).
+    pub fn NdisGetDataBuffer(
+        NetBuffer: *mut NetBuffer,
+        BytesNeeded: u32,
+        Storage: *mut c_void,
+        AlignMultiple: u32,
+        AlignOffset: u32,
+    ) -> *mut c_void;
+
+    /// Allocates non-paged memory (`<= DISPATCH_LEVEL`); null on failure.
+    pub fn NdisAllocateMemoryWithTagPriority(
+        NdisHandle: NdisHandle,
+        Length: u32,
+        Tag: u32,
+        Priority: ExPoolPriority,
+    ) -> *mut c_void;
+
+    /// Frees memory from `NdisAllocateMemoryWithTagPriority` (`MemoryFlags` 0).
+    pub fn NdisFreeMemory(VirtualAddress: *mut c_void, Length: u32, MemoryFlags: u32);
+}
+
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    /// Allocates pool memory (`<= DISPATCH_LEVEL` for non-paged); null on failure. Blocks are
+    /// 16-byte aligned on 64-bit Windows; an allocator must handle larger alignments itself.
+    /// Exported from Windows 10 version 2004 on: importing it sets the driver's minimum.
+    pub fn ExAllocatePool2(Flags: PoolFlags, NumberOfBytes: usize, Tag: u32) -> *mut c_void;
+
+    /// Frees pool memory allocated with `Tag`.
+    pub fn ExFreePoolWithTag(P: *mut c_void, Tag: u32);
+
+    /// Raises to `DISPATCH_LEVEL` and acquires a spin lock; returns the previous IRQL.
+    pub fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSpinLock) -> Kirql;
+
+    /// Releases a spin lock and lowers to `NewIrql`.
+    pub fn KeReleaseSpinLock(SpinLock: *mut KSpinLock, NewIrql: Kirql);
+
+    /// Interrupt time in 100 ns units (including sleep), precise; `QpcTimeStamp` receives the
+    /// performance counter it was derived from.
+    pub fn KeQueryInterruptTimePrecise(QpcTimeStamp: *mut u64) -> u64;
+
+    /// Interrupt time in 100 ns units excluding time spent asleep or hibernating.
+    pub fn KeQueryUnbiasedInterruptTime() -> u64;
+
+    /// Stops the system with a bug check; does not return.
+    pub fn KeBugCheckEx(BugCheckCode: u32, P1: usize, P2: usize, P3: usize, P4: usize) -> !;
+
+    /// Initialises rundown protection (`FASTCALL` in `wdm.h`; the same ABI here).
+    pub fn ExInitializeRundownProtection(RunRef: *mut ExRundownRef);
+
+    /// Enters rundown protection; false (0) once a rundown has started.
+    pub fn ExAcquireRundownProtection(RunRef: *mut ExRundownRef) -> u8;
+
+    /// Leaves rundown protection.
+    pub fn ExReleaseRundownProtection(RunRef: *mut ExRundownRef);
+
+    /// Starts a rundown and waits until every holder has left (`PASSIVE_LEVEL`).
+    pub fn ExWaitForRundownProtectionRelease(RunRef: *mut ExRundownRef);
+
+    /// Sleeps: `Interval` negative for relative time in 100 ns units (`<= APC_LEVEL`).
+    pub fn KeDelayExecutionThread(WaitMode: KProcessorMode, Alertable: u8, Interval: *mut i64) -> NtStatus;
+
+    /// Allocates an MDL for `Length` bytes at `VirtualAddress`; null on failure.
+    pub fn IoAllocateMdl(
+        VirtualAddress: *mut c_void,
+        Length: u32,
+        SecondaryBuffer: u8,
+        ChargeQuota: u8,
+        Irp: *mut Irp,
+    ) -> *mut Mdl;
+
+    /// Frees an MDL from `IoAllocateMdl`.
+    pub fn IoFreeMdl(Mdl: *mut Mdl);
+
+    /// Fills in an MDL over non-paged pool (sets `MappedSystemVa` and
+    /// `MDL_SOURCE_IS_NONPAGED_POOL`).
+    pub fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: *mut Mdl);
+
+    /// Completes an IRP (`FASTCALL` in `wdm.h`; the same ABI here).
+    pub fn IofCompleteRequest(Irp: *mut Irp, PriorityBoost: i8);
+}
+
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "C" {
+    /// Formatted debug output, filtered by component and level (`cdecl`, variadic).
+    pub fn DbgPrintEx(ComponentId: u32, Level: u32, Format: *const c_char, ...) -> u32;
+
+    /// `memcpy` (the kernel's export; `compiler_builtins` provides none on msvc targets).
+    pub fn memcpy(dest: *mut c_void, src: *const c_void, count: usize) -> *mut c_void;
+
+    /// `memset`.
+    pub fn memset(dest: *mut c_void, c: c_int, count: usize) -> *mut c_void;
+
+    /// `memcmp`.
+    pub fn memcmp(buf1: *const c_void, buf2: *const c_void, count: usize) -> c_int;
+
+    /// `memmove`.
+    pub fn memmove(dest: *mut c_void, src: *const c_void, count: usize) -> *mut c_void;
+
+    /// `strlen`: `alloc` references it (`CString::from_raw`), so a driver linking `alloc` needs it
+    /// even if it never calls it.
+    pub fn strlen(s: *const c_char) -> usize;
+}
+
+#[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    /// Busy-waits `MicroSeconds` (any IRQL; keep it short). A HAL export on every architecture
+    /// (on Windows 10 2004 and later `hal.dll` forwards it to the kernel).
+    pub fn KeStallExecutionProcessor(MicroSeconds: u32);
+}

@@ -1,0 +1,152 @@
+//! Windows kernel (not NDIS) types and constants the driver needs: IRQL, spin locks, rundown
+//! protection, pool flags, debug-print filters, control-device dispatch.
+
+use core::cell::UnsafeCell;
+use core::marker::{PhantomData, PhantomPinned};
+
+/// `NTSTATUS`.
+pub type NtStatus = i32;
+
+/// `KIRQL`.
+pub type Kirql = u8;
+
+/// `KSPIN_LOCK` (`ULONG_PTR`): the storage of a spin lock. Zero is the released state
+/// (`KeInitializeSpinLock` is an inline store of zero on x64 and ARM64).
+pub type KSpinLock = usize;
+
+/// `KPROCESSOR_MODE` (`CCHAR`).
+pub type KProcessorMode = i8;
+
+/// `KernelMode`, for `KeDelayExecutionThread`.
+pub const KERNEL_MODE: KProcessorMode = 0;
+
+/// `POOL_FLAGS` (`ULONG64`) for `ExAllocatePool2`.
+pub type PoolFlags = u64;
+
+/// `POOL_FLAG_NON_PAGED`: non-paged, no-execute pool.
+pub const POOL_FLAG_NON_PAGED: PoolFlags = 0x40;
+
+/// `EX_POOL_PRIORITY` (a C enum) for `NdisAllocateMemoryWithTagPriority`.
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ExPoolPriority(pub i32);
+
+impl ExPoolPriority {
+    /// `LowPoolPriority`: fail early when memory is short (the data path's choice).
+    pub const LOW: Self = Self(0);
+    /// `NormalPoolPriority`.
+    pub const NORMAL: Self = Self(16);
+    /// `HighPoolPriority`.
+    pub const HIGH: Self = Self(32);
+}
+
+/// `EX_RUNDOWN_REF`: the storage of rundown protection (a `ULONG_PTR`/`PVOID` union).
+///
+/// Shared between processors and changed only by the kernel's `Ex*RundownProtection*` functions
+/// through [`ExRundownRef::as_ptr`]; initialise it with `ExInitializeRundownProtection` before use.
+#[repr(transparent)]
+#[derive(Debug, Default)]
+pub struct ExRundownRef(UnsafeCell<usize>);
+
+// SAFETY: Rust code never reads or writes the value; the kernel's rundown functions, the only
+// accessors (through `as_ptr`), synchronise every access with interlocked operations.
+unsafe impl Sync for ExRundownRef {}
+
+impl ExRundownRef {
+    /// Zeroed storage (what `ExInitializeRundownProtection` also produces).
+    pub const fn new() -> Self {
+        Self(UnsafeCell::new(0))
+    }
+
+    /// The pointer the `Ex*RundownProtection*` functions take; writes through it are allowed from
+    /// a shared reference.
+    pub const fn as_ptr(&self) -> *mut ExRundownRef {
+        (self as *const ExRundownRef).cast_mut()
+    }
+}
+
+/// `DPFLTR_IHVNETWORK_ID`: the `DbgPrintEx` component of third-party network drivers.
+pub const DPFLTR_IHVNETWORK_ID: u32 = 80;
+/// `DPFLTR_ERROR_LEVEL`: shown by default.
+pub const DPFLTR_ERROR_LEVEL: u32 = 0;
+/// `DPFLTR_WARNING_LEVEL`.
+pub const DPFLTR_WARNING_LEVEL: u32 = 1;
+/// `DPFLTR_TRACE_LEVEL`.
+pub const DPFLTR_TRACE_LEVEL: u32 = 2;
+/// `DPFLTR_INFO_LEVEL`.
+pub const DPFLTR_INFO_LEVEL: u32 = 3;
+
+/// `IO_NO_INCREMENT`: the priority boost for `IofCompleteRequest` of a control-device IRP.
+pub const IO_NO_INCREMENT: i8 = 0;
+
+/// `IRP_MJ_CREATE`.
+pub const IRP_MJ_CREATE: usize = 0x00;
+/// `IRP_MJ_CLOSE`.
+pub const IRP_MJ_CLOSE: usize = 0x02;
+/// `IRP_MJ_DEVICE_CONTROL`.
+pub const IRP_MJ_DEVICE_CONTROL: usize = 0x0e;
+/// `IRP_MJ_CLEANUP`.
+pub const IRP_MJ_CLEANUP: usize = 0x12;
+/// `IRP_MJ_MAXIMUM_FUNCTION`.
+pub const IRP_MJ_MAXIMUM_FUNCTION: usize = 0x1b;
+/// Entries of a major-function table (`IRP_MJ_MAXIMUM_FUNCTION + 1`), as
+/// `NDIS_DEVICE_OBJECT_ATTRIBUTES.MajorFunctions` points at.
+pub const IRP_MJ_COUNT: usize = IRP_MJ_MAXIMUM_FUNCTION + 1;
+
+macro_rules! opaque {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        ///
+        /// Opaque: only ever behind a pointer, never read or written by this crate.
+        #[repr(C)]
+        pub struct $name {
+            _opaque: [u8; 0],
+            _not_send_sync_unpin: PhantomData<(*mut u8, PhantomPinned)>,
+        }
+    };
+}
+
+opaque! {
+    /// `DRIVER_OBJECT`.
+    DriverObject
+}
+
+opaque! {
+    /// `DEVICE_OBJECT`.
+    DeviceObject
+}
+
+opaque! {
+    /// `IRP`.
+    Irp
+}
+
+opaque! {
+    /// `EPROCESS` (`MDL.Process`).
+    Eprocess
+}
+
+/// `DRIVER_DISPATCH`: a control device's IRP handler.
+pub type DriverDispatch = unsafe extern "system" fn(device: *mut DeviceObject, irp: *mut Irp) -> NtStatus;
+
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<ExRundownRef>() == 8);
+    assert!(size_of::<Option<DriverDispatch>>() == 8);
+    assert!(size_of::<DriverObject>() == 0);
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_table_has_the_documented_length() {
+        assert_eq!(IRP_MJ_COUNT, 28);
+        let rundown = ExRundownRef::new();
+        assert_eq!(rundown.as_ptr().cast_const(), &rundown as *const ExRundownRef);
+        assert_eq!(ExRundownRef::default().0.into_inner(), 0);
+        assert_eq!(core::mem::size_of::<ExRundownRef>(), core::mem::size_of::<usize>());
+    }
+}

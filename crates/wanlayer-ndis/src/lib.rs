@@ -1,0 +1,61 @@
+//! The NDIS 6 and Windows kernel FFI subset of wanlayer: everything the kernel driver needs to talk
+//! to `ndis.sys`, `ntoskrnl.exe` and `hal.dll`, and nothing more.
+//!
+//! No WDK crate covers NDIS filters (`wdk-sys` has no NDIS, `windows-sys` only NDIS 5), so the
+//! layouts and signatures here are our own, written from the public `ndis.h`/`wdm.h` documentation
+//! and the project's facts file. This crate and the future `driver/` are the only homes of `unsafe`
+//! in the workspace.
+//!
+//! * [`types`], [`kernel`]: handles, `UNICODE_STRING`, `NDIS_OBJECT_HEADER`, kernel scalar types and
+//!   constants.
+//! * [`nbl`]: `NET_BUFFER_LIST`, `NET_BUFFER`, `MDL` and the functions for what C does with macros
+//!   (`NET_BUFFER_LIST_FIRST_NB`, `NET_BUFFER_LIST_STATUS`, `NET_BUFFER_LIST_INFO`, ...).
+//! * [`frame`]: copying frame bytes out of (and back into) a `NET_BUFFER`'s MDL chain.
+//! * [`chain`]: [`Nbl`], an owned NBL, and [`NblChain`], the driver's
+//!   [`PacketChain`](wanlayer_core::hal::PacketChain).
+//! * [`filter`]: the lightweight-filter structures (characteristics, attach/pause/restart
+//!   parameters, status indications, control device attributes) and flags.
+//! * [`wan`]: `NDIS_WAN_LINE_UP` / `NDIS_WAN_LINE_DOWN`.
+//! * [`status`]: turning a WAN status indication into [`wanlayer_core::link`] values, with every
+//!   length and pointer validated in safe code, and writing the line-up answer back.
+//! * `imports` (Windows targets only): the `raw-dylib` imports.
+//!
+//! # Layouts and the host tests
+//!
+//! Every structure carries compile-time size and offset assertions for 64-bit targets, where x64
+//! and ARM64 share one layout (and, for `NDIS_WAN_LINE_UP`, for 32-bit x86 too). The Linux host
+//! the tests run on (`x86_64-unknown-linux-gnu`) also has 64-bit pointers and lays these `#[repr(C)]`
+//! structures out exactly as MSVC does — they contain only integers, pointers and arrays of them,
+//! with no `long` (which differs between the two ABIs) — so the same assertions hold there, and the
+//! host tests that build NBLs, MDL chains and status indications in memory exercise the layouts the
+//! kernel will hand the driver.
+//!
+//! # Safety
+//!
+//! Raw accessors are `unsafe fn`s over raw pointers with a `# Safety` section each. The owned types
+//! ([`Nbl`], [`NblChain`], [`status::Indication`]) take their validity promise once, in an
+//! `unsafe fn from_raw`, and are safe to use afterwards. Every `unsafe` block holds exactly one
+//! unsafe operation and a `// SAFETY:` comment naming the preconditions it relies on.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::multiple_unsafe_ops_per_block)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod chain;
+pub mod filter;
+pub mod frame;
+pub mod kernel;
+pub mod nbl;
+pub mod status;
+pub mod types;
+pub mod wan;
+
+#[cfg(target_os = "windows")]
+pub mod imports;
+
+pub use chain::{Nbl, NblChain};
+pub use frame::FrameError;
+pub use status::{Indication, StatusError, WanStatus};
+pub use types::NdisStatus;
