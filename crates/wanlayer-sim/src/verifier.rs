@@ -292,6 +292,6 @@ mod tests {
             detail: "completed twice".to_owned(),
             time: Timestamp(1_500_000),
         };
-        assert_eq!(violation.to_string(), "[1.500 ms] DoubleComplete (module 65538) nbl#9: completed twice");
+        assert_eq!(violation.to_string(), "[1.500 ms] DoubleComplete (module 2.1) nbl#9: completed twice");
     }
 }

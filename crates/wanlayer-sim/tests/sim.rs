@@ -359,7 +359,7 @@ fn the_verifier_collects_reports_and_can_be_emptied() {
     rras.link_up(Edge::WanIp, LinkParams::new());
     let verifier = rras.verifier();
     assert_eq!((verifier.count(Rule::StatusSwallowed), verifier.rules()), (1, vec![Rule::StatusSwallowed]));
-    assert!(verifier.report().contains("StatusSwallowed (module 1)"));
+    assert!(verifier.report().contains("StatusSwallowed (module 1.0)"));
     let taken = verifier.take();
     assert_eq!(taken[0].rule, Rule::StatusSwallowed);
     assert!(verifier.is_clean());
