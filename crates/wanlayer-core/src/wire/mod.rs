@@ -113,6 +113,23 @@ fn read_u32(bytes: &[u8]) -> u32 {
     u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
+/// The length checks of a header that declares its own length: the buffer must hold `min` bytes
+/// to read the field, the field must declare at least `min`, and the buffer must hold what it
+/// declares.
+fn check_declared_len(buffer_len: usize, min: usize, declared: impl FnOnce() -> usize) -> Result<()> {
+    if buffer_len < min {
+        return Err(Error::Truncated);
+    }
+    let declared = declared();
+    if declared < min {
+        Err(Error::Malformed)
+    } else if buffer_len < declared {
+        Err(Error::Truncated)
+    } else {
+        Ok(())
+    }
+}
+
 /// `start..end` cut to a buffer of `len` bytes: a range that indexing never panics on.
 fn clamped(len: usize, start: usize, end: usize) -> Range<usize> {
     let end = end.min(len);

@@ -10,7 +10,7 @@
 use core::iter::FusedIterator;
 use core::ops::BitOr;
 
-use super::{checksum, clamped, read_u16, read_u32, Error, IpAddress, IpProtocol, Result};
+use super::{check_declared_len, checksum, clamped, read_u16, read_u32, Error, IpAddress, IpProtocol, Result};
 
 /// The length of a TCP header without options.
 pub const HEADER_LEN: usize = 20;
@@ -226,18 +226,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// [`Error::Truncated`] if the buffer ends inside the header; [`Error::Malformed`] if the data
     /// offset is below 20 bytes.
     pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let header_len = usize::from(self.header_len());
-        if header_len < HEADER_LEN {
-            Err(Error::Malformed)
-        } else if len < header_len {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        check_declared_len(self.buffer.as_ref().len(), HEADER_LEN, || usize::from(self.header_len()))
     }
 
     /// Gives back the buffer.

@@ -2,7 +2,7 @@
 //!
 //! After [`Packet::check_len`] passes, no accessor of the [`Packet`] panics.
 
-use super::{checksum, clamped, read_u16, Error, IpAddress, IpProtocol, Result};
+use super::{check_declared_len, checksum, clamped, read_u16, Error, IpAddress, IpProtocol, Result};
 
 /// The length of a UDP header.
 pub const HEADER_LEN: usize = 8;
@@ -47,18 +47,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// [`Error::Truncated`] if the buffer is shorter than the header or the length field;
     /// [`Error::Malformed`] if the length field is below 8.
     pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let field_len = usize::from(self.length());
-        if field_len < HEADER_LEN {
-            Err(Error::Malformed)
-        } else if len < field_len {
-            Err(Error::Truncated)
-        } else {
-            Ok(())
-        }
+        check_declared_len(self.buffer.as_ref().len(), HEADER_LEN, || usize::from(self.length()))
     }
 
     /// Gives back the buffer.
