@@ -1,1 +1,22 @@
-//! Cross-crate scenario tests for wanlayer live in `tests/`.
+//! Cross-crate scenario tests for wanlayer: the engine of `wanlayer-core` driven through the
+//! simulated RRAS server of `wanlayer-sim`, with its verifier watching every NDIS call.
+//!
+//! The scenarios live in `tests/`, one file per theme (sessions, hooks, line down, cancellation,
+//! lifecycle, hook removal, scale, faults, events, IRQL). This library holds what they share:
+//!
+//! * [`hooks`]: small hooks a filter author would write — dropping, clamping the TCP MSS in
+//!   place, rewriting the TTL by replacement, queueing packets for later reinjection, counting,
+//!   lowering the MTU, and recording every callback;
+//! * [`frames`]: frames the simulator does not generate (TCP SYNs with an MSS option) and readers
+//!   for what arrives at the far side (MSS, TTL, checksums);
+//! * [`setup`]: starting a server, reading the engine's counters and events, and the teardown every
+//!   scenario ends with ([`setup::finish`]: unload, verifier clean, nothing held, pools at zero);
+//! * [`session`]: the main session — links, traffic both ways through a queueing and a replacing
+//!   hook, lent receives, line down, pause, hook removal, detach, unload — which the IRQL and
+//!   fault-injection scenarios run again and again.
+#![forbid(unsafe_code)]
+
+pub mod frames;
+pub mod hooks;
+pub mod session;
+pub mod setup;
