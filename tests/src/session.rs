@@ -53,6 +53,11 @@ impl SessionReport {
         self.counts.iter().map(|(_, c)| c.line_ups_untracked).sum()
     }
 
+    /// Device names the engine could not keep, summed over both modules.
+    pub fn device_names_lost(&self) -> u64 {
+        self.counts.iter().map(|(_, c)| c.device_names_lost).sum()
+    }
+
     /// Packets hooks took, summed over both modules and directions.
     pub fn taken(&self) -> u64 {
         self.counts.iter().map(|(_, c)| c.send.taken + c.receive.taken).sum()

@@ -29,11 +29,6 @@ fn a_cancelled_send_held_by_a_hook_is_aborted_and_the_others_stay_held() {
 }
 
 #[test]
-#[ignore = "bug: CoreFilter::cancel_send (wanlayer-sim filter.rs) matches the cancel id of the packet a hook holds, \
-            and Engine::cancel_sends (datapath.rs) offers only that packet; when a hook above replaced the send \
-            (PacketContext::replace) the held packet is the engine's own copy, which carries no cancel id \
-            (SimHal::allocate does not copy it; the protocol's original is only its parent), so the cancel is \
-            ignored and the protocol's send stays pending until the hook lets it go"]
 fn a_cancelled_send_that_a_hook_replaced_before_another_took_it_is_aborted() {
     let rras = started();
     let queue = QueueHook::new(Applies::Sends);

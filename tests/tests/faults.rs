@@ -56,14 +56,14 @@ fn every_single_allocation_failing_in_turn_is_handled_cleanly_and_shows_in_the_c
         let (_, what) = failures[0];
         let visible = match what {
             Allocation::Charge(Pool::Engine | Pool::Event) => !report.loaded,
-            Allocation::Charge(Pool::Link) => report.untracked_line_ups() == 1 || report.links_without_name == 1,
+            Allocation::Charge(Pool::Link) => report.untracked_line_ups() == 1 || report.device_names_lost() == 1,
             Allocation::Charge(Pool::Taken) => report.drops(DropReason::Resources) > 0,
             Allocation::Packet => report.replace_errors == 1 || report.drops(DropReason::Resources) == 1,
             Allocation::OidClone => false,
         };
         assert!(visible, "attempt {n} ({what}) failed without a trace in the counters: {report:?}");
-        let name_lost = report.links_without_name == 1;
-        if report.loaded && !name_lost {
+        assert_eq!(report.links_without_name as u64, report.device_names_lost(), "attempt {n} ({what}): every lost name is counted");
+        if report.loaded {
             assert_ne!(report.counts, baseline.counts, "attempt {n} ({what}) changed nothing the engine counts?");
         }
         if !kinds_failed.contains(&what) {

@@ -51,9 +51,6 @@ fn removing_a_holding_hook_hands_its_packets_on_along_the_rest_of_the_chain() {
 }
 
 #[test]
-#[ignore = "bug: Engine::remove_hook (engine.rs) collects the removed hook's packets with TakenStore::serials_where, \
-            which iterates a hashbrown HashMap, and resumes them in that order, so a queue of held packets is \
-            handed on reordered instead of in the order it was taken (ticket serial order)"]
 fn removing_a_holding_hook_hands_its_packets_on_in_the_order_they_were_taken() {
     let rras = started();
     let queue = QueueHook::new(Applies::Sends);

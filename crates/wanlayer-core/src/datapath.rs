@@ -11,7 +11,7 @@ use core::fmt;
 use crate::engine::Engine;
 use crate::hal::{FrameSource, Hal, Lock, ModuleId, PacketChain, PacketIo, PathContext, Reclaimed, WriteError};
 use crate::hook::{ChainPosition, Direction, EditError, FrameAccess, Hook, HookId, PacketContext, Ticket, Verdict, MAX_HOOKS};
-use crate::link::LinkSummary;
+use crate::link::{LinkSummary, LinkTable};
 use crate::module::{ModuleCore, ModuleCounters, ModuleSlot, ModuleState};
 use crate::stats::DropReason;
 use crate::status::NdisStatus;
@@ -136,12 +136,6 @@ impl<H: Hal> Outbox<H> {
         }
     }
 
-    /// Drops a taken packet for `reason`, counting it.
-    pub(crate) fn dispose(&mut self, hal: &H, counters: &ModuleCounters, taken: Taken<H::Packet>, reason: DropReason) {
-        counters.direction(taken.direction).count_drop(reason);
-        self.drop_packet(hal, taken.direction, taken.held, Engine::<H>::drop_status(reason));
-    }
-
     /// Makes the collected calls. No lock may be held. The module's in-flight count must already
     /// include `self.in_flight`.
     pub(crate) fn flush(self, engine: &Engine<H>, module: ModuleId, ctx: PathContext) {
@@ -175,9 +169,13 @@ impl<H: Hal> Disposal<H> {
         Self { reason, sends: Default::default(), receives: Default::default() }
     }
 
-    /// Takes one packet out of the store's bookkeeping, counting the drop.
-    pub(crate) fn add(&mut self, counters: &ModuleCounters, taken: Taken<H::Packet>) {
+    /// Takes one packet out of the store's bookkeeping, counting the drop on the module and on its
+    /// link if the link is still in `links`.
+    pub(crate) fn add(&mut self, counters: &ModuleCounters, links: &LinkTable, taken: Taken<H::Packet>) {
         counters.direction(taken.direction).count_drop(self.reason);
+        if let Some(link) = links.get(&taken.link.remote_address) {
+            link.counters(taken.direction).count_drop();
+        }
         let chains = match taken.direction {
             Direction::Send => &mut self.sends,
             Direction::Receive => &mut self.receives,
@@ -349,12 +347,13 @@ impl<H: Hal> Engine<H> {
             let ticket = Ticket { module, serial: self.next_ticket.fetch_add(1, core::sync::atomic::Ordering::Relaxed) };
             let mut frame = EngineFrame { hal: &self.hal, module, held: &mut held, lent: lent.as_deref_mut() };
             let mut packet = PacketContext::new(direction, link, &mut frame, ticket);
+            let shown = packet.len();
             let verdict = match direction {
                 Direction::Send => entry.hook.on_send(&mut packet),
                 Direction::Receive => entry.hook.on_receive(&mut packet),
             };
             modified |= packet.is_edited();
-            self.hook_slots[usize::from(entry.id.slot)].verdicts(direction).count(packet.len(), verdict);
+            self.hook_slots[usize::from(entry.id.slot)].verdicts(direction).count(shown, verdict);
             match verdict {
                 Verdict::Pass | Verdict::Modify => {}
                 Verdict::Drop => {
@@ -387,6 +386,27 @@ impl<H: Hal> Engine<H> {
         }
     }
 
+    /// Counts a drop on the module and on the packet's link, if it is still up.
+    fn count_drop(&self, slot: &ModuleSlot<H>, direction: Direction, link: &LinkSummary, reason: DropReason) {
+        slot.counters.direction(direction).count_drop(reason);
+        slot.core.with(|core| {
+            if let Some(link) = core.links.get(&link.remote_address) {
+                link.counters(direction).count_drop();
+            }
+        });
+    }
+
+    /// Indicates one of the engine's own packets at once, counting it in flight first (the
+    /// protocol may return it before the indication returns). Used while a lent chain is being
+    /// walked, so that packets reach the protocol in the order they came.
+    fn indicate_own_now(&self, module: ModuleId, slot: &ModuleSlot<H>, packet: H::Packet, ctx: PathContext) {
+        slot.core.with(|core| core.in_flight += 1);
+        let mut single = H::Chain::default();
+        single.push_back(packet);
+        // Without the resources flag the protocol keeps the packet until it returns it.
+        let _none_lent_back = self.hal.indicate_up(module, single, false, ctx);
+    }
+
     /// Passes a received packet up untouched.
     fn pass_receive(&self, module: ModuleId, held: Held<H::Packet>, lent: Option<&mut H::Chain>, ctx: PathContext, out: &mut Outbox<H>) {
         match lent {
@@ -410,24 +430,19 @@ impl<H: Hal> Engine<H> {
         ctx: PathContext,
         out: &mut Outbox<H>,
     ) {
-        let counters = slot.counters.direction(direction);
         let result = if hooks.is_empty() {
             ChainResult::Forward(held)
         } else {
             self.run_chain(module, hooks, direction, held, link, after, lent.as_deref_mut(), &slot.counters)
         };
         match result {
-            ChainResult::Forward(held) => match lent {
-                Some(lent) if held.origin == Origin::Foreign => self.indicate_lent(module, held.packet, ctx, lent),
-                _ => out.forward(direction, held),
+            ChainResult::Forward(held) => match (lent, held.origin) {
+                (Some(lent), Origin::Foreign) => self.indicate_lent(module, held.packet, ctx, lent),
+                (Some(_), Origin::Own) => self.indicate_own_now(module, slot, held.packet, ctx),
+                (None, _) => out.forward(direction, held),
             },
             ChainResult::Drop(held) => {
-                counters.count_drop(DropReason::Hook);
-                slot.core.with(|core| {
-                    if let Some(link) = core.links.get(&link.remote_address) {
-                        link.counters(direction).count_drop();
-                    }
-                });
+                self.count_drop(slot, direction, &link, DropReason::Hook);
                 match lent {
                     Some(lent) if held.origin == Origin::Foreign => lent.push_back(held.packet),
                     _ => out.drop_packet(&self.hal, direction, held, Self::drop_status(DropReason::Hook)),
@@ -440,11 +455,11 @@ impl<H: Hal> Engine<H> {
                         lent.push_back(held.packet);
                         match copy {
                             Ok(packet) => {
-                                counters.count_copied_for_resources();
+                                slot.counters.direction(direction).count_copied_for_resources();
                                 Held { packet, origin: Origin::Own }
                             }
                             Err(_) => {
-                                counters.count_drop(DropReason::Resources);
+                                self.count_drop(slot, direction, &link, DropReason::Resources);
                                 return;
                             }
                         }
@@ -459,8 +474,11 @@ impl<H: Hal> Engine<H> {
                     core.taken.insert(&self.hal, serial, taken).map_err(|taken| (taken, DropReason::Resources))
                 });
                 match stored {
-                    Ok(()) => counters.count_taken(),
-                    Err((taken, reason)) => out.dispose(&self.hal, &slot.counters, taken, reason),
+                    Ok(()) => slot.counters.direction(direction).count_taken(),
+                    Err((taken, reason)) => {
+                        self.count_drop(slot, direction, &link, reason);
+                        out.drop_packet(&self.hal, direction, taken.held, Self::drop_status(reason));
+                    }
                 }
             }
         }
@@ -669,9 +687,10 @@ impl<H: Hal> Engine<H> {
         match verdict {
             ReinjectVerdict::Pass => self.resume(module, slot, taken, ctx),
             ReinjectVerdict::Drop => {
+                self.count_drop(slot, taken.direction, &taken.link, DropReason::Hook);
                 let mut out = Outbox::<H>::default();
-                out.dispose(&self.hal, &slot.counters, taken, DropReason::Hook);
-                self.commit(module, slot, out, ctx);
+                out.drop_packet(&self.hal, taken.direction, taken.held, Self::drop_status(DropReason::Hook));
+                out.flush(self, module, ctx);
             }
         }
         if slot.core.with(|core| core.try_finish_pause()) {
@@ -684,7 +703,8 @@ impl<H: Hal> Engine<H> {
     pub(crate) fn resume(&self, module: ModuleId, slot: &ModuleSlot<H>, taken: Taken<H::Packet>, ctx: PathContext) {
         let mut out = Outbox::<H>::default();
         if slot.core.with(|core| core.enter_data_path(module)).is_none() {
-            out.dispose(&self.hal, &slot.counters, taken, DropReason::Paused);
+            self.count_drop(slot, taken.direction, &taken.link, DropReason::Paused);
+            out.drop_packet(&self.hal, taken.direction, taken.held, Self::drop_status(DropReason::Paused));
             return out.flush(self, module, ctx);
         }
         let hooks = self.chain_snapshot();
@@ -708,7 +728,7 @@ impl<H: Hal> Engine<H> {
             }
             core.taken.drain_where(
                 |taken| taken.direction == Direction::Send && is_cancelled(&taken.held.packet),
-                |taken| cancelled.add(&slot.counters, taken),
+                |taken| cancelled.add(&slot.counters, &core.links, taken),
             );
             core.try_finish_pause()
         });

@@ -243,7 +243,7 @@ impl<H: Hal> Engine<H> {
         self.transition(module, ModuleState::Running, ModuleState::Pausing)?;
         let Some(slot) = self.slot(module) else { return Err(StateError::UnknownModule(module)) };
         let mut flushed = Disposal::<H>::new(DropReason::Paused);
-        slot.core.with(|core| core.taken.drain_where(|_| true, |taken| flushed.add(&slot.counters, taken)));
+        slot.core.with(|core| core.taken.drain_where(|_| true, |taken| flushed.add(&slot.counters, &core.links, taken)));
         let mut out = Outbox::<H>::default();
         flushed.drop_into(&self.hal, &mut out);
         out.flush(self, module, PathContext::default());
@@ -365,12 +365,17 @@ impl<H: Hal> Engine<H> {
     /// `<= DISPATCH_LEVEL`.
     pub fn line_up_indicated(&self, module: ModuleId, remote: MacAddress, local: MacAddress, device_name: &[u16]) -> Option<LinkSummary> {
         let slot = self.slot(module)?;
-        slot.core.with(|core| {
+        let completed = slot.core.with(|core| {
             if !core.is(module) {
                 return None;
             }
             core.links.complete_line_up(&self.hal, &remote, local, device_name)
-        })
+        })?;
+        if completed.device_name_lost {
+            slot.counters.device_names_lost.increment();
+            self.hal.log(Level::Warning, format_args!("{module}: device name of {remote} not kept: no memory"));
+        }
+        Some(completed.summary)
     }
 
     /// Handles `NDIS_STATUS_WAN_LINE_DOWN`: the hooks hear of it, then the link is removed and the
@@ -398,7 +403,7 @@ impl<H: Hal> Engine<H> {
         let mut orphans = Disposal::<H>::new(DropReason::LinkDown);
         let finished = slot.core.with(|core| {
             core.links.line_down(&self.hal, line_down);
-            core.taken.drain_where(|taken| taken.link.id == link.id, |taken| orphans.add(&slot.counters, taken));
+            core.taken.drain_where(|taken| taken.link.id == link.id, |taken| orphans.add(&slot.counters, &core.links, taken));
             core.try_finish_pause()
         });
         let mut out = Outbox::<H>::default();
@@ -460,7 +465,7 @@ impl<H: Hal> Engine<H> {
             let module = module_slot.core.with(|core| core.id);
             let mut batch = [0u64; 64];
             loop {
-                let found = module_slot.core.with(|core| core.taken.serials_where(|taken| taken.taker == id, &mut batch));
+                let found = module_slot.core.with(|core| core.taken.oldest_serials_where(|taken| taken.taker == id, &mut batch));
                 for serial in &batch[..found] {
                     if let Some(taken) = module_slot.core.with(|core| core.taken.remove(*serial)) {
                         self.resume(module, module_slot, taken, PathContext::default());
@@ -492,8 +497,8 @@ impl<H: Hal> Engine<H> {
         }
     }
 
-    /// Visits every registered hook, in chain order (lowest altitude first). `visit` runs with no
-    /// lock held.
+    /// Visits every registered hook in chain order from the bottom (NdisWan) up: lowest altitude
+    /// first, and the later of equal altitudes before the earlier. `visit` runs with no lock held.
     ///
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.

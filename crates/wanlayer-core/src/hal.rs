@@ -240,6 +240,8 @@ pub trait PacketIo {
     /// [`OutOfMemory`] when no packet or buffer can be had.
     fn allocate(&self, module: ModuleId, source: FrameSource<'_, Self::Packet>) -> Result<Self::Packet, OutOfMemory>;
     /// Stores `parent` in `child` (one the engine allocated), to be handed back by [`Self::reclaim`].
+    /// The child takes on the parent's cancel identifier, so cancelling the original send finds
+    /// the copy that stands in for it.
     fn attach_parent(&self, child: &mut Self::Packet, parent: Self::Packet);
     /// Sorts out a packet coming back (send complete, receive return): frees it if it is the
     /// engine's own and gives back its parent, or gives it back as foreign.

@@ -245,13 +245,27 @@ impl fmt::Display for HookName {
     }
 }
 
-/// Position of a hook in the chain: by altitude, then by registration.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+/// Position of a hook in the chain, from the bottom (NdisWan) up: by altitude, and at equal
+/// altitude the earlier registration above the later one, so sends meet equal hooks in
+/// registration order and receives in reverse.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct ChainPosition {
     /// The hook's altitude.
     pub altitude: u32,
     /// Registration order, so that equal altitudes still order deterministically.
     pub order: u64,
+}
+
+impl Ord for ChainPosition {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.altitude.cmp(&other.altitude).then(other.order.cmp(&self.order))
+    }
+}
+
+impl PartialOrd for ChainPosition {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl ChainPosition {
@@ -433,14 +447,14 @@ mod tests {
     }
 
     #[test]
-    fn hooks_are_kept_in_altitude_then_registration_order() {
+    fn hooks_are_kept_bottom_up_by_altitude_the_earlier_of_equals_above() {
         let mut registry = Registry::default();
         let high = add(&mut registry, "high", 300);
         let low = add(&mut registry, "low", 100);
         let mid_first = add(&mut registry, "mid-1", 200);
         let mid_second = add(&mut registry, "mid-2", 200);
         let order: alloc::vec::Vec<HookId> = registry.hooks.iter().map(|r| r.id).collect();
-        assert_eq!(order, [low, mid_first, mid_second, high]);
+        assert_eq!(order, [low, mid_second, mid_first, high], "bottom up: the earlier of equals sits above");
     }
 
     #[test]
@@ -452,8 +466,8 @@ mod tests {
         assert!(high.is_after(low, Direction::Receive));
         let tie_first = ChainPosition { altitude: 200, order: 2 };
         let tie_second = ChainPosition { altitude: 200, order: 3 };
-        assert!(tie_first.is_after(tie_second, Direction::Send));
-        assert!(tie_second.is_after(tie_first, Direction::Receive));
+        assert!(tie_second.is_after(tie_first, Direction::Send), "sends meet equals in registration order");
+        assert!(tie_first.is_after(tie_second, Direction::Receive), "receives meet them in reverse");
     }
 
     #[test]

@@ -4,9 +4,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::mem::size_of;
 
-use hashbrown::HashMap;
-
 use crate::hal::{Memory, ModuleId, OutOfMemory, Pool, Timestamp};
+use crate::memory::HashMap;
 use crate::stats::{DirectionCounters, TrafficCounts};
 use crate::wire::{EtherType, Ipv4Address, MacAddress};
 
@@ -242,6 +241,15 @@ impl LineUpEffect {
     }
 }
 
+/// What [`LinkTable::complete_line_up`] recorded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CompletedLineUp {
+    /// The link after the update.
+    pub summary: LinkSummary,
+    /// True when the device name could not be kept for lack of memory (the old one stays).
+    pub device_name_lost: bool,
+}
+
 /// The live links of one module, keyed by remote address: O(1) lookup whatever the count.
 #[derive(Debug, Default)]
 pub struct LinkTable {
@@ -355,30 +363,33 @@ impl LinkTable {
 
     /// Records what the protocol above filled in during the line-up indication.
     ///
-    /// Returns the updated summary, or `None` when the link is gone.
+    /// Returns `None` when the link is gone. The local address is always recorded; the device name
+    /// needs memory, so [`CompletedLineUp::device_name_lost`] tells when it could not be kept.
     pub fn complete_line_up(
         &mut self,
         memory: &impl Memory,
         remote: &MacAddress,
         local_address: MacAddress,
         device_name: &[u16],
-    ) -> Option<LinkSummary> {
+    ) -> Option<CompletedLineUp> {
         let link = self.links.get_mut(remote)?;
         link.summary.local_address = local_address;
         let kept = &device_name[..device_name.len().min(DEVICE_NAME_MAX)];
+        let mut device_name_lost = false;
         if !kept.is_empty() && kept != link.device_name.as_slice() {
             let bytes = core::mem::size_of_val(kept);
-            if memory.try_charge(Pool::Link, bytes).is_ok() {
-                match copy_bounded(kept, DEVICE_NAME_MAX) {
-                    Ok((name, _)) => {
-                        let old = core::mem::replace(&mut link.device_name, name);
-                        memory.release(Pool::Link, old.len() * size_of::<u16>());
-                    }
-                    Err(OutOfMemory) => memory.release(Pool::Link, bytes),
+            let copied = memory.try_charge(Pool::Link, bytes).and_then(|()| {
+                copy_bounded(kept, DEVICE_NAME_MAX).inspect_err(|_| memory.release(Pool::Link, bytes))
+            });
+            match copied {
+                Ok((name, _)) => {
+                    let old = core::mem::replace(&mut link.device_name, name);
+                    memory.release(Pool::Link, core::mem::size_of_val(old.as_slice()));
                 }
+                Err(OutOfMemory) => device_name_lost = true,
             }
         }
-        Some(link.summary)
+        Some(CompletedLineUp { summary: link.summary, device_name_lost })
     }
 
     /// Lowers the `MaximumTotalSize` reported upward for `remote`.
@@ -543,8 +554,9 @@ mod tests {
         table.line_up(&memory, ModuleId(1), &line_up(1, &[], &[]), Timestamp(0), ids()).unwrap();
         let local = MacAddress([0x02, 0, 0, 0, 0, 0x99]);
         let name: [u16; 4] = [0x5C, 0x44, 0x45, 0x56];
-        let summary = table.complete_line_up(&memory, &remote(1), local, &name).unwrap();
-        assert_eq!(summary.local_address, local);
+        let completed = table.complete_line_up(&memory, &remote(1), local, &name).unwrap();
+        assert_eq!(completed.summary.local_address, local);
+        assert!(!completed.device_name_lost);
         assert_eq!(table.get(&remote(1)).unwrap().device_name_utf16(), &name);
         assert_eq!(table.complete_line_up(&memory, &remote(2), local, &name), None);
         table.clear(&memory);

@@ -3,9 +3,38 @@
 use alloc::collections::VecDeque;
 use core::mem::size_of;
 
-use hashbrown::HashMap;
-
 use crate::hal::{Memory, OutOfMemory, Pool};
+
+/// The engine's hash maps: keyed by values the engine or NdisWan chose (ticket serials, NdisWan's
+/// link addresses), never by anything a remote peer controls, so a fixed seed is safe — and it
+/// keeps every run, in the kernel and in the simulator, deterministic.
+pub(crate) type HashMap<K, V> = hashbrown::HashMap<K, V, FixedHasher>;
+
+/// The fixed-seed hasher of [`HashMap`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FixedHasher;
+
+/// The seed: any constant works; this one is the first 64 bits of pi's fraction.
+const SEED: u64 = 0x243F_6A88_85A3_08D3;
+
+impl core::hash::BuildHasher for FixedHasher {
+    type Hasher = foldhash::fast::FoldHasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        foldhash::fast::FixedState::with_seed(SEED).build_hasher()
+    }
+}
+
+impl Default for FixedHasher {
+    fn default() -> Self {
+        Self
+    }
+}
+
+/// An empty [`HashMap`].
+pub(crate) fn new_map<K, V>() -> HashMap<K, V> {
+    hashbrown::HashMap::with_hasher(FixedHasher)
+}
 
 /// Makes room for `additional` more entries in `map`, charging the growth to `pool`.
 ///

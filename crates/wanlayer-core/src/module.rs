@@ -159,6 +159,8 @@ pub struct ModuleCounts {
     pub line_ups: u64,
     /// Line-up indications that could not be tracked (no memory); the link still works, untracked.
     pub line_ups_untracked: u64,
+    /// Device names the protocol filled in that could not be kept (no memory).
+    pub device_names_lost: u64,
     /// Line-down indications.
     pub line_downs: u64,
     /// Line downs for links the module did not know.
@@ -174,6 +176,7 @@ pub(crate) struct ModuleCounters {
     pub(crate) receive: ModuleDirectionCounters,
     pub(crate) line_ups: Counter,
     pub(crate) line_ups_untracked: Counter,
+    pub(crate) device_names_lost: Counter,
     pub(crate) line_downs: Counter,
     pub(crate) line_downs_unknown: Counter,
     pub(crate) malformed_status: Counter,
@@ -192,6 +195,7 @@ impl ModuleCounters {
             receive: self.receive.snapshot(),
             line_ups: self.line_ups.get(),
             line_ups_untracked: self.line_ups_untracked.get(),
+            device_names_lost: self.device_names_lost.get(),
             line_downs: self.line_downs.get(),
             line_downs_unknown: self.line_downs_unknown.get(),
             malformed_status: self.malformed_status.get(),
@@ -200,7 +204,15 @@ impl ModuleCounters {
     pub(crate) fn reset(&self) {
         self.send.reset();
         self.receive.reset();
-        for counter in [&self.line_ups, &self.line_ups_untracked, &self.line_downs, &self.line_downs_unknown, &self.malformed_status] {
+        let counters = [
+            &self.line_ups,
+            &self.line_ups_untracked,
+            &self.device_names_lost,
+            &self.line_downs,
+            &self.line_downs_unknown,
+            &self.malformed_status,
+        ];
+        for counter in counters {
             counter.reset();
         }
     }

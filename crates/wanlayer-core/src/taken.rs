@@ -1,8 +1,7 @@
 //! The packets hooks have taken and not yet handed back, per module.
 
-use hashbrown::HashMap;
-
 use crate::hal::{Memory, OutOfMemory, Pool};
+use crate::memory::{new_map, HashMap};
 use crate::hook::{ChainPosition, Direction, HookId};
 use crate::link::LinkSummary;
 
@@ -38,7 +37,7 @@ pub(crate) struct TakenStore<P> {
 
 impl<P> Default for TakenStore<P> {
     fn default() -> Self {
-        Self { entries: HashMap::new(), charged: 0 }
+        Self { entries: new_map(), charged: 0 }
     }
 }
 
@@ -63,10 +62,20 @@ impl<P> TakenStore<P> {
         self.entries.remove(&serial)
     }
 
-    /// Fills `batch` with serials of entries `select` picks; returns how many it found.
-    pub(crate) fn serials_where(&self, mut select: impl FnMut(&Taken<P>) -> bool, batch: &mut [u64]) -> usize {
-        let picked = self.entries.iter().filter(|(_, taken)| select(taken)).map(|(serial, _)| *serial);
-        batch.iter_mut().zip(picked).map(|(place, serial)| *place = serial).count()
+    /// Fills `batch` with the oldest (smallest) serials of entries `select` picks, in ascending
+    /// order, so packets come out in the order they were taken; returns how many it found.
+    pub(crate) fn oldest_serials_where(&self, mut select: impl FnMut(&Taken<P>) -> bool, batch: &mut [u64]) -> usize {
+        let mut found = 0;
+        for (serial, _) in self.entries.iter().filter(|(_, taken)| select(taken)) {
+            if found < batch.len() {
+                batch[found] = *serial;
+                found += 1;
+            } else if let Some(newest) = batch.iter_mut().max().filter(|newest| **newest > *serial) {
+                *newest = *serial;
+            }
+        }
+        batch[..found].sort_unstable();
+        found
     }
 
     /// Removes every entry `select` picks, handing each to `sink`.
@@ -76,7 +85,7 @@ impl<P> TakenStore<P> {
 
     /// Releases the store's memory once it is empty (at detach).
     pub(crate) fn release(&mut self, memory: &impl Memory) {
-        self.entries = HashMap::new();
+        self.entries = new_map();
         memory.release(Pool::Taken, core::mem::take(&mut self.charged));
     }
 }

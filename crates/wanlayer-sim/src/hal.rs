@@ -340,6 +340,7 @@ impl PacketIo for SimHal {
                 discard(state, old.id);
             }
             state.ledger.move_to(parent.id, Holder::Parent(child.id));
+            child.cancel_id = parent.cancel_id;
             child.parent = Some(Box::new(parent));
         });
     }

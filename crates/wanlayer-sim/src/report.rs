@@ -220,8 +220,8 @@ impl fmt::Display for CountsReport {
         let c = &self.counts;
         writeln!(
             f,
-            "counters of {}: line ups {} (untracked {}), line downs {} (unknown {}), malformed status {}",
-            self.edge, c.line_ups, c.line_ups_untracked, c.line_downs, c.line_downs_unknown, c.malformed_status
+            "counters of {}: line ups {} (untracked {}, device names lost {}), line downs {} (unknown {}), malformed status {}",
+            self.edge, c.line_ups, c.line_ups_untracked, c.device_names_lost, c.line_downs, c.line_downs_unknown, c.malformed_status
         )?;
         for (name, direction) in [("send", &c.send), ("receive", &c.receive)] {
             let drops: Vec<String> = DropReason::ALL
