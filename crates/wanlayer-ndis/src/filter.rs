@@ -8,6 +8,7 @@ use core::ops::BitOr;
 
 use crate::kernel::DriverDispatch;
 use crate::nbl::NetBufferList;
+pub use crate::oid::NdisOidRequest;
 use crate::types::{
     object_type, ContextHandle, FilterDriverHandle, FilterModuleHandle, Guid, NdisHandle, NdisObjectHeader, NetIfIndex,
     NetLuid, PortNumber, RawNdisStatus, UnicodeString,
@@ -38,11 +39,6 @@ macro_rules! opaque {
             _not_send_sync_unpin: PhantomData<(*mut u8, PhantomPinned)>,
         }
     };
-}
-
-opaque! {
-    /// `NDIS_OID_REQUEST`.
-    NdisOidRequest
 }
 
 opaque! {

@@ -15,6 +15,10 @@
 //!   [`PacketChain`](wanlayer_core::hal::PacketChain).
 //! * [`filter`]: the lightweight-filter structures (characteristics, attach/pause/restart
 //!   parameters, status indications, control device attributes) and flags.
+//! * [`oid`]: `NDIS_OID_REQUEST`, and what a filter that passes OID requests down by cloning
+//!   keeps in the clone and copies back to the original.
+//! * [`io`]: `DRIVER_OBJECT`, `IRP`, `IO_STACK_LOCATION` and `CTL_CODE`, for `DriverUnload` and
+//!   the control device's dispatch routines.
 //! * [`wan`]: `NDIS_WAN_LINE_UP` / `NDIS_WAN_LINE_DOWN`.
 //! * [`status`]: turning a WAN status indication into [`wanlayer_core::link`] values, with every
 //!   length and pointer validated in safe code, and writing the line-up answer back.
@@ -46,8 +50,10 @@ extern crate std;
 pub mod chain;
 pub mod filter;
 pub mod frame;
+pub mod io;
 pub mod kernel;
 pub mod nbl;
+pub mod oid;
 pub mod status;
 pub mod types;
 pub mod wan;

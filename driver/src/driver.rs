@@ -1,0 +1,209 @@
+//! `DriverEntry`, `DriverUnload` and the driver's global state.
+//!
+//! ```text
+//! DriverEntry                               DriverUnload (reverse order)
+//!   1. DriverUnload = driver_unload
+//!   2. engine = Engine::new(KernelHal)        4. deregister the control device
+//!   3. NdisFRegisterFilterDriver   ──┐         5. NdisFDeregisterFilterDriver (NDIS pauses and
+//!      (attaches may start here)     │            detaches every module first)
+//!   4. NdisRegisterDeviceEx          │         6. drop the engine, report pool charges not released
+//! ```
+//!
+//! A failure at any step undoes the steps before it, in reverse order, and `DriverEntry` returns
+//! the failure: the I/O manager does not call `DriverUnload` for a driver whose entry failed.
+//!
+//! # The global state
+//!
+//! The engine lives in a static cell, installed in `DriverEntry` *before* the filter registers
+//! (NDIS may call `FilterAttach` during `NdisFRegisterFilterDriver`) and dropped in place in
+//! `DriverUnload` *after* the filter deregistered and the control device is gone, so every
+//! callback and dispatch routine finds it ([`engine`]). The module table is
+//! [`crate::modules::MODULES`].
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::mem::MaybeUninit;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use wanlayer_core::hal::{Level, OutOfMemory};
+use wanlayer_core::{Engine, EngineConfig};
+use wanlayer_ndis::io::{set_driver_unload, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS};
+use wanlayer_ndis::kernel::{DriverObject, NtStatus};
+use wanlayer_ndis::types::{DeviceHandle, FilterDriverHandle, UnicodeString};
+
+use crate::control::{self, ControlDevice};
+use crate::filter;
+use crate::hal::{self, KernelHal};
+use crate::identity;
+use crate::modules::MAX_MODULES;
+use crate::platform::print;
+
+/// The engine's configuration: as many module slots as the module table has.
+pub static ENGINE_CONFIG: EngineConfig = EngineConfig { max_modules: MAX_MODULES, event_capacity: 1024 };
+
+/// The engine, between `DriverEntry` and `DriverUnload`.
+///
+/// It holds `Engine::new`'s whole result, so the engine (a few KiB) is written straight into the
+/// static and never copied through a stack frame: no frame reaches the 4 KiB that would make rustc
+/// call `__chkstk`. `live` is set only for an `Ok`.
+struct EngineCell {
+    live: AtomicBool,
+    engine: UnsafeCell<MaybeUninit<Result<Engine<KernelHal>, OutOfMemory>>>,
+}
+
+// SAFETY: the engine is written only by `install` and `remove`, which run when no other code can
+// reach the cell (before registration, after deregistration: their callers' promises); in between
+// it is only shared (`&Engine`, which is `Sync`: asserted in `crate::hal`).
+unsafe impl Sync for EngineCell {}
+
+impl EngineCell {
+    /// Creates the engine in the cell.
+    ///
+    /// # Safety
+    /// Called once from `DriverEntry`, before any callback can run; the cell is empty.
+    #[inline(never)]
+    unsafe fn install(&self, hal: KernelHal, config: EngineConfig) -> Result<(), OutOfMemory> {
+        // Called through a pointer so it is not inlined here: its frame (the engine's parts) and
+        // this one stay separate, each under 4 KiB.
+        let new: fn(KernelHal, EngineConfig) -> Result<Engine<KernelHal>, OutOfMemory> = Engine::new;
+        let slot = self.engine.get();
+        // SAFETY: the caller's promise: nobody else accesses the cell now.
+        let result = unsafe { (*slot).write(core::hint::black_box(new)(hal, config)) };
+        match result {
+            Ok(_) => {
+                self.live.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(error) => Err(*error),
+        }
+    }
+
+    fn get(&self) -> Option<&Engine<KernelHal>> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: while `live` is set nothing writes the cell (`install` wrote it before setting
+        // `live`, `remove` clears `live` before dropping it, when no callback can run any more).
+        let slot = unsafe { &*self.engine.get() };
+        // SAFETY: `live` is set only after the result was written.
+        unsafe { slot.assume_init_ref() }.as_ref().ok()
+    }
+
+    /// # Safety
+    /// Called from `DriverUnload` (or a failed `DriverEntry`) once no handler, dispatch routine or
+    /// other code can reach the engine any more.
+    unsafe fn remove(&self) {
+        if self.live.swap(false, Ordering::AcqRel) {
+            // SAFETY: by the caller's promise nothing borrows the engine any more.
+            let slot = unsafe { &mut *self.engine.get() };
+            // SAFETY: the result was written (`live` was set); dropped in place, never moved.
+            unsafe { slot.assume_init_drop() };
+        }
+    }
+}
+
+static ENGINE: EngineCell = EngineCell { live: AtomicBool::new(false), engine: UnsafeCell::new(MaybeUninit::uninit()) };
+/// The filter driver handle, between registration and deregistration.
+static FILTER_DRIVER: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+/// The control device's handle, between its registration and deregistration.
+static CONTROL_DEVICE: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+
+/// The engine.
+///
+/// # Panics
+/// Outside `DriverEntry`..`DriverUnload`: NDIS calls no filter handler and the I/O manager no
+/// dispatch routine there, so this is a bug.
+pub fn engine() -> &'static Engine<KernelHal> {
+    match ENGINE.get() {
+        Some(engine) => engine,
+        None => panic!("wanlayer handler called without an engine"),
+    }
+}
+
+/// The driver's entry point: creates the engine, registers the filter and the control device.
+///
+/// # IRQL
+/// `PASSIVE_LEVEL`.
+///
+/// # Ownership
+/// On failure everything created is undone before returning (no `DriverUnload` follows).
+///
+/// # Safety
+/// Called by the I/O manager, once, with the driver's object and registry path.
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, _registry_path: *mut UnicodeString) -> NtStatus {
+    // SAFETY: our driver object, written in DriverEntry.
+    unsafe { set_driver_unload(driver_object, driver_unload) };
+    // SAFETY: DriverEntry runs once, before the filter is registered: no callback can run yet.
+    if unsafe { ENGINE.install(KernelHal::new(None), ENGINE_CONFIG) }.is_err() {
+        print(Level::Error, format_args!("no memory for the engine"));
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+
+    // SAFETY: our driver object; the engine is installed for the attaches registration may start.
+    let filter_driver = match unsafe { filter::register(driver_object) } {
+        Ok(handle) => handle,
+        Err(status) => {
+            print(Level::Error, format_args!("NdisFRegisterFilterDriver failed: {status}"));
+            // SAFETY: the filter is not registered: nothing can reach the engine.
+            unsafe { ENGINE.remove() };
+            return status.0 as NtStatus;
+        }
+    };
+    FILTER_DRIVER.store(filter_driver.as_raw(), Ordering::Release);
+
+    // SAFETY: the filter driver handle just registered; the configuration is static.
+    let control = match unsafe { control::register(filter_driver, &ENGINE_CONFIG) } {
+        Ok(control) => control,
+        Err(status) => {
+            print(Level::Error, format_args!("NdisRegisterDeviceEx failed: {:#010x}", status as u32));
+            FILTER_DRIVER.store(ptr::null_mut(), Ordering::Release);
+            // SAFETY: registered above, deregistered once; NDIS detaches every module first.
+            unsafe { filter::deregister(filter_driver) };
+            // SAFETY: deregistration returned: no handler can run any more.
+            unsafe { ENGINE.remove() };
+            return status;
+        }
+    };
+    CONTROL_DEVICE.store(control.into_handle().as_raw(), Ordering::Release);
+    print(
+        Level::Info,
+        format_args!("{} {} loaded: filter {}", identity::SERVICE_NAME, env!("CARGO_PKG_VERSION"), identity::FILTER_GUID),
+    );
+    STATUS_SUCCESS
+}
+
+/// `DRIVER_UNLOAD`: undoes `DriverEntry` in reverse order and reports pool charges the engine did
+/// not release.
+///
+/// # IRQL
+/// `PASSIVE_LEVEL`.
+///
+/// # Ownership
+/// The I/O manager calls it only once no handle to the control device is open; NDIS detaches
+/// every module (after pausing it) inside `NdisFDeregisterFilterDriver`, so nothing is outstanding
+/// when the engine is dropped.
+unsafe extern "system" fn driver_unload(_driver_object: *mut DriverObject) {
+    let control = CONTROL_DEVICE.swap(ptr::null_mut(), Ordering::AcqRel);
+    if !control.is_null() {
+        // SAFETY: the handle DriverEntry stored, taken back once (swapped out above).
+        let control = unsafe { ControlDevice::from_handle(DeviceHandle::from_raw(control)) };
+        // SAFETY: in DriverUnload, so no handle to the device is open; deregistered once.
+        unsafe { control.deregister() };
+    }
+    let filter_driver = FILTER_DRIVER.swap(ptr::null_mut(), Ordering::AcqRel);
+    if !filter_driver.is_null() {
+        // SAFETY: the handle stored by DriverEntry, deregistered once (swapped out above).
+        unsafe { filter::deregister(FilterDriverHandle::from_raw(filter_driver)) };
+    }
+    // SAFETY: the filter and the device are gone: no handler or dispatch routine can run.
+    unsafe { ENGINE.remove() };
+    for usage in hal::pool_usage().filter(|usage| usage.current != 0) {
+        print(
+            Level::Error,
+            format_args!("unload: {} bytes of {:?} still charged (peak {})", usage.current, usage.pool, usage.peak),
+        );
+    }
+    print(Level::Info, format_args!("{} unloaded", identity::SERVICE_NAME));
+}
