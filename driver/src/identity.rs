@@ -22,6 +22,17 @@ pub const SERVICE_NAME: &str = "wanlayer";
 /// `FriendlyName` of the filter: what NDIS and `Get-NetAdapterBinding` show.
 pub const FRIENDLY_NAME: &str = "wanlayer NdisWan Filter";
 
+/// The NetCfg component ID: the INF's model (hardware) ID, what `netcfg -i` installs and
+/// `Get-NetAdapterBinding -ComponentID` shows. Not used by the kernel code; defined here so the
+/// INF and the scripts take it from the same place as the names the driver registers.
+pub const COMPONENT_ID: &str = "wl_wanlayer";
+
+/// The INF's `Ndi\HelpText`: the component's description in the network configuration UI.
+pub const HELP_TEXT: &str = "wanlayer: tracks NdisWan links and runs vendor hooks over their traffic";
+
+/// The INF's `Provider` and manufacturer.
+pub const PROVIDER: &str = "wanlayer";
+
 /// The control device's kernel name.
 pub const CONTROL_DEVICE_NAME: &str = "\\Device\\WanLayer";
 

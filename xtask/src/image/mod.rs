@@ -42,7 +42,7 @@ pub mod read;
 mod report;
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 #[cfg(test)]
 mod tests;
 

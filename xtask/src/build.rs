@@ -1,0 +1,280 @@
+//! `cargo xtask build [--arch x64|arm64|all] [--release]`: cross-builds `wanlayer.sys` for each
+//! architecture on any host — rust-lld, `raw-dylib` imports, no WDK — and verifies the image.
+//!
+//! For each architecture: install the rustup target if missing, build the driver workspace
+//! (`driver/`, a workspace of its own) with `cargo rustc` and the kernel driver link arguments
+//! passed explicitly on the command line (never through `RUSTFLAGS`, which an empty environment
+//! variable would silently override, facts §1), with its target directory at `target/driver/`;
+//! copy the `.dll` to `target/wanlayer/<arch>/wanlayer.sys` and the `.pdb` beside it; run
+//! [`image::verify_file`](crate::image::verify_file) on the copy, print its report (sections,
+//! imports by DLL, exports, debug directory) and keep it as `wanlayer.verify.txt` beside the image.
+//! Any failure stops the build with a message naming it.
+//!
+//! [`build`] is the library entry point for `cargo xtask test` and `package`; [`driver_identity`]
+//! reads the filter's GUID and names from `driver/src/identity.rs`, the one place they are defined,
+//! for the INF.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::image::{self, Arch};
+use crate::test::{ensure_targets, workspace_root};
+
+/// The link arguments of a kernel driver image (facts §1): native subsystem, `DriverEntry` as the
+/// entry point, no default libraries, signed-image integrity check, NX, ASLR, and `/RELEASE` for
+/// the PE checksum the loader verifies. (rustc itself adds `/DEBUG` and `/PDBALTPATH:%_PDB%`, so
+/// the image names its PDB by file name only, not by this machine's build path.)
+const DRIVER_LINK_ARGS: &[&str] = &[
+    "/DRIVER",
+    "/SUBSYSTEM:NATIVE",
+    "/NODEFAULTLIB",
+    "/ENTRY:DriverEntry",
+    "/INTEGRITYCHECK",
+    "/NXCOMPAT",
+    "/DYNAMICBASE",
+    "/RELEASE",
+];
+
+/// The driver's rustup target for an architecture.
+pub fn target_triple(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X64 => "x86_64-pc-windows-msvc",
+        Arch::Arm64 => "aarch64-pc-windows-msvc",
+    }
+}
+
+/// Where `build` puts the image of `arch`: `target/wanlayer/<arch>/wanlayer.sys`.
+pub fn image_path(arch: Arch) -> PathBuf {
+    workspace_root().join("target").join("wanlayer").join(arch.to_string()).join("wanlayer.sys")
+}
+
+/// The `cargo rustc` arguments that build the driver for `arch`.
+fn cargo_args(arch: Arch, release: bool, target_dir: &Path) -> Vec<String> {
+    let mut args: Vec<String> = ["rustc", "--manifest-path", "driver/Cargo.toml", "--lib", "--target", target_triple(arch)]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.push("--target-dir".into());
+    args.push(target_dir.display().to_string());
+    if release {
+        args.push("--release".into());
+    }
+    args.push("--".into());
+    for link_arg in DRIVER_LINK_ARGS {
+        args.push("-C".into());
+        args.push(format!("link-arg={link_arg}"));
+    }
+    args.extend(["-C", "linker=rust-lld", "-C", "target-feature=+crt-static"].map(String::from));
+    args
+}
+
+/// Builds, copies and verifies the driver for each of `arches`; returns the `.sys` paths.
+///
+/// # Errors
+/// The first failure: a missing target that cannot be installed, a failed build, a missing output,
+/// a copy error, or the verify-image problems of an image.
+pub fn build(arches: &[Arch], release: bool) -> Result<Vec<PathBuf>, String> {
+    let root = workspace_root();
+    let triples: Vec<&str> = arches.iter().map(|&arch| target_triple(arch)).collect();
+    ensure_targets(&triples)?;
+    let target_dir = root.join("target").join("driver");
+    let profile = if release { "release" } else { "debug" };
+    let mut images = Vec::new();
+    for &arch in arches {
+        let args = cargo_args(arch, release, &target_dir);
+        println!("xtask: $ cargo {}", args.join(" "));
+        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        command.args(&args).current_dir(&root);
+        // The flags are on the command line; flags from the environment (meant for the host
+        // build that runs xtask) must not reach the kernel image.
+        for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+            if std::env::var_os(variable).is_some() {
+                println!("xtask: ignoring {variable} for the driver build");
+            }
+            command.env_remove(variable);
+        }
+        let status = command.status().map_err(|error| format!("could not start cargo: {error}"))?;
+        if !status.success() {
+            return Err(format!("building wanlayer.sys for {arch} failed ({status})"));
+        }
+        let out_dir = target_dir.join(target_triple(arch)).join(profile);
+        let image = image_path(arch);
+        let image_dir = image.parent().ok_or("image path without a directory")?;
+        std::fs::create_dir_all(image_dir).map_err(|error| format!("cannot create {}: {error}", image_dir.display()))?;
+        copy(&out_dir.join("wanlayer.dll"), &image)?;
+        copy(&out_dir.join("wanlayer.pdb"), &image.with_extension("pdb"))?;
+        let verdict = image::verify_file(&image, Some(arch))?;
+        let report = format!("verify-image: {} ({arch}, {profile})\n{}", image.display(), verdict.report);
+        print!("{report}");
+        let kept = image.with_extension("verify.txt");
+        std::fs::write(&kept, &report).map_err(|error| format!("cannot write {}: {error}", kept.display()))?;
+        verdict.into_result()?;
+        println!("verify-image: OK ({})", image.display());
+        images.push(image);
+    }
+    Ok(images)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::copy(from, to).map(|_| ()).map_err(|error| format!("cannot copy {} to {}: {error}", from.display(), to.display()))
+}
+
+/// The driver's identity, as `driver/src/identity.rs` defines it (see [`driver_identity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverIdentity {
+    /// `FILTER_GUID`: the INF's `NetCfgInstanceId`, the filter's `UniqueName`.
+    pub filter_guid: String,
+    /// `SERVICE_NAME`: the INF's `AddService` name.
+    pub service_name: String,
+    /// `FRIENDLY_NAME`.
+    pub friendly_name: String,
+    /// `CONTROL_SYMBOLIC_NAME`, e.g. `\DosDevices\WanLayer`.
+    pub control_symbolic_name: String,
+    /// `CONTROL_DEVICE_CLASS_GUID`.
+    pub control_device_class_guid: String,
+    /// `COMPONENT_ID`: the INF's model ID, what `netcfg -i` installs.
+    pub component_id: String,
+    /// `HELP_TEXT`: the INF's `Ndi\HelpText`.
+    pub help_text: String,
+    /// `PROVIDER`: the INF's provider and manufacturer.
+    pub provider: String,
+}
+
+/// Reads every `pub const NAME: &str = "value";` of `source`, unescaping `\\` and `\"`.
+pub fn string_constants(source: &str) -> Vec<(String, String)> {
+    source
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("pub const ")?;
+            let (name, rest) = rest.split_once(':')?;
+            let literal = rest.trim().strip_prefix("&str")?.trim().strip_prefix('=')?.trim().strip_suffix(';')?;
+            let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
+            let mut value = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                value.push(if c == '\\' { chars.next()? } else { c });
+            }
+            Some((name.trim().to_string(), value))
+        })
+        .collect()
+}
+
+/// The driver's identity from `driver/src/identity.rs`.
+///
+/// # Errors
+/// When the file cannot be read or a constant is missing.
+pub fn driver_identity() -> Result<DriverIdentity, String> {
+    let path = workspace_root().join("driver").join("src").join("identity.rs");
+    let source = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let constants = string_constants(&source);
+    let get = |name: &str| {
+        constants
+            .iter()
+            .find(|(found, _)| found == name)
+            .map(|(_, value)| value.clone())
+            .ok_or_else(|| format!("{} defines no `pub const {name}: &str`", path.display()))
+    };
+    Ok(DriverIdentity {
+        filter_guid: get("FILTER_GUID")?,
+        service_name: get("SERVICE_NAME")?,
+        friendly_name: get("FRIENDLY_NAME")?,
+        control_symbolic_name: get("CONTROL_SYMBOLIC_NAME")?,
+        control_device_class_guid: get("CONTROL_DEVICE_CLASS_GUID")?,
+        component_id: get("COMPONENT_ID")?,
+        help_text: get("HELP_TEXT")?,
+        provider: get("PROVIDER")?,
+    })
+}
+
+const USAGE: &str = "usage: cargo xtask build [--arch x64|arm64|all] [--release]";
+
+/// The arguments of `build`: the architectures (default: both) and the profile.
+fn parse_args(args: &[String]) -> Result<(Vec<Arch>, bool), String> {
+    let mut arches = vec![Arch::X64, Arch::Arm64];
+    let mut release = false;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = match arg.strip_prefix("--arch") {
+            Some("") => Some(args.next().ok_or(format!("--arch needs a value\n{USAGE}"))?.as_str()),
+            Some(rest) => Some(rest.strip_prefix('=').ok_or(format!("unknown option '{arg}'\n{USAGE}"))?),
+            None => None,
+        };
+        match (value, arg.as_str()) {
+            (Some("all"), _) => arches = vec![Arch::X64, Arch::Arm64],
+            (Some(value), _) => {
+                arches = vec![Arch::parse(value).ok_or(format!("unknown architecture '{value}' (x64, arm64 or all)\n{USAGE}"))?];
+            }
+            (None, "--release") => release = true,
+            (None, other) => return Err(format!("unknown argument '{other}'\n{USAGE}")),
+        }
+    }
+    Ok((arches, release))
+}
+
+/// `cargo xtask build`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let (arches, release) = parse_args(args)?;
+    let identity = driver_identity()?;
+    println!(
+        "xtask: building {}.sys ({}), filter {} ({})",
+        identity.service_name, identity.friendly_name, identity.filter_guid, identity.control_symbolic_name
+    );
+    let images = build(&arches, release)?;
+    for image in &images {
+        println!("xtask: built {}", image.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| arg.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments_choose_architectures_and_profile() {
+        assert_eq!(parse_args(&[]).unwrap(), (vec![Arch::X64, Arch::Arm64], false));
+        assert_eq!(parse_args(&strings(&["--arch", "arm64", "--release"])).unwrap(), (vec![Arch::Arm64], true));
+        assert_eq!(parse_args(&strings(&["--arch=x64"])).unwrap(), (vec![Arch::X64], false));
+        assert_eq!(parse_args(&strings(&["--arch", "all"])).unwrap().0.len(), 2);
+        assert!(parse_args(&strings(&["--arch", "x86"])).is_err());
+        assert!(parse_args(&strings(&["--arch"])).is_err());
+        assert!(parse_args(&strings(&["--debug"])).is_err());
+    }
+
+    #[test]
+    fn the_link_arguments_are_on_the_command_line() {
+        let args = cargo_args(Arch::Arm64, true, Path::new("/t"));
+        let joined = args.join(" ");
+        assert!(joined.starts_with("rustc --manifest-path driver/Cargo.toml --lib"));
+        assert!(joined.contains("--target aarch64-pc-windows-msvc --target-dir /t --release -- "));
+        for needed in [
+            "link-arg=/DRIVER",
+            "link-arg=/SUBSYSTEM:NATIVE",
+            "link-arg=/ENTRY:DriverEntry",
+            "link-arg=/RELEASE",
+            "linker=rust-lld",
+            "target-feature=+crt-static",
+        ] {
+            assert!(args.iter().any(|arg| arg == needed), "{needed} missing from {joined}");
+        }
+    }
+
+    #[test]
+    fn identity_constants_are_parsed_and_unescaped() {
+        let source = "pub const A: &str = \"{X}\";\n  pub const B: &str = \"\\\\Device\\\\W\";\npub const N: usize = 3;\n// pub const C: &str = \"no\";";
+        let constants = string_constants(source);
+        assert_eq!(constants, vec![("A".to_string(), "{X}".to_string()), ("B".to_string(), "\\Device\\W".to_string())]);
+    }
+
+    #[test]
+    fn the_driver_identity_file_defines_every_name() {
+        let identity = driver_identity().unwrap();
+        assert_eq!(identity.service_name, "wanlayer");
+        assert!(identity.filter_guid.starts_with('{') && identity.filter_guid.len() == 38, "{}", identity.filter_guid);
+        assert_eq!(identity.control_symbolic_name, "\\DosDevices\\WanLayer");
+    }
+}
