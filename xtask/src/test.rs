@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::image::Arch;
+use crate::{build, demo, package};
+
 /// The target with no operating system at all that proves the core is truly `no_std`.
 const BARE_METAL_TARGET: &str = "riscv64gc-unknown-none-elf";
 
@@ -42,15 +45,49 @@ pub fn ensure_targets(targets: &[&str]) -> Result<(), String> {
     run_command("rustup", &args)
 }
 
+/// `cargo xtask test`: everything CI checks, in the order a failure is cheapest to find.
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(unknown) = args.first() {
         return Err(format!("`test` takes no arguments (got '{unknown}')"));
     }
+    let driver_manifest = workspace_root().join("driver").join("Cargo.toml");
+    let driver_manifest = driver_manifest.to_str().ok_or("the workspace path is not UTF-8")?.to_owned();
+    let driver_target_dir = workspace_root().join("target").join("driver");
+    let driver_target_dir = driver_target_dir.to_str().ok_or("the workspace path is not UTF-8")?.to_owned();
+
+    step("the host workspace's tests: engine, FFI, simulator and verifier, scenarios, xtask");
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;
+
+    step("the engine builds for a target with no operating system at all");
     ensure_targets(&[BARE_METAL_TARGET])?;
     run_command("cargo", &["build", "--package", "wanlayer-core", "--target", BARE_METAL_TARGET])?;
+
+    step("lints: the host workspace and the driver for both architectures");
     run_command("cargo", &["clippy", "--workspace", "--all-targets", "--", "--deny", "warnings"])?;
-    println!("xtask: every check passed");
+    for arch in [Arch::X64, Arch::Arm64] {
+        let triple = build::target_triple(arch);
+        ensure_targets(&[triple])?;
+        run_command(
+            "cargo",
+            &["clippy", "--manifest-path", &driver_manifest, "--target", triple, "--target-dir", &driver_target_dir, "--", "--deny", "warnings"],
+        )?;
+    }
+
+    step("wanlayer.sys, debug, for both architectures, each image verified");
+    build::build(&[Arch::X64, Arch::Arm64], false)?;
+
+    step("the signed packages (release images), verified");
+    package::run(&[])?;
+
+    step("the demo session in the simulator");
+    demo::run(&[])?;
+
+    println!("\nxtask: every check passed");
     Ok(())
+}
+
+/// Announces a step.
+fn step(what: &str) {
+    println!("\nxtask: == {what}");
 }
