@@ -9,19 +9,24 @@ mod test;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: cargo xtask <command>
+usage: cargo xtask <command> [options]
 
-commands:
-  test    run every test of the workspace, build the core for a target with no OS at all,
-          and lint everything (what CI runs)
-  build [--arch x64|arm64|all] [--release]   cross-build wanlayer.sys into target/wanlayer/<arch>/ and verify it
-  demo    drive a simulated RRAS server through a scripted session and print what wanlayer saw
-  verify-image <file.sys> [--arch x64|arm64]   report a built driver image; fail naming every problem
-  package [--arch x64|arm64|all] [--pfx <file> [--pfx-password <p>]] [--catalog-version 1|2]
-          stamp, sign and catalogue the built driver into target/package/<arch>/ and verify it
-          (with the WDK's tools on a Windows host that has them); `package --help` for more
-  lint-inf <file.inf> [--package-dir <dir>]    check an INF against the lightweight filter rules
-  help    print this text
+  package [--arch x64|arm64|all] [--pfx FILE [--pfx-password P]] [--catalog-version 1|2]
+      build wanlayer.sys (release), then stamp, sign and catalogue it into
+      target/package/<arch>/ and verify the result (`package --help` for more)
+  test
+      everything CI checks: the host tests, the engine built with no OS, lints for the host and
+      the driver, both driver images verified, the signed packages, the demo
+  build [--arch x64|arm64|all] [--release]
+      cross-build wanlayer.sys into target/wanlayer/<arch>/ and verify the image
+  verify-image FILE.sys [--arch x64|arm64]
+      report a driver image and fail naming every problem found
+  lint-inf FILE.inf [--package-dir DIR]
+      check an INF against the lightweight-filter rules and the files of its package
+  demo
+      drive a simulated RRAS server through a scripted session and print what wanlayer saw
+  help
+      print this text
 ";
 
 fn main() -> ExitCode {
