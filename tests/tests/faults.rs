@@ -58,6 +58,7 @@ fn every_single_allocation_failing_in_turn_is_handled_cleanly_and_shows_in_the_c
             Allocation::Charge(Pool::Engine | Pool::Event) => !report.loaded,
             Allocation::Charge(Pool::Link) => report.untracked_line_ups() == 1 || report.device_names_lost() == 1,
             Allocation::Charge(Pool::Taken) => report.drops(DropReason::Resources) > 0,
+            Allocation::Charge(Pool::Control) => false, // the session opens no control handle: never attempted
             Allocation::Packet => report.replace_errors == 1 || report.drops(DropReason::Resources) == 1,
             Allocation::OidClone => false,
         };

@@ -109,7 +109,7 @@ impl<H: PacketIo> Default for Outbox<H> {
 
 impl<H: Hal> Outbox<H> {
     /// Queues a packet to go on to its destination.
-    fn forward(&mut self, direction: Direction, held: Held<H::Packet>) {
+    pub(crate) fn forward(&mut self, direction: Direction, held: Held<H::Packet>) {
         if held.origin == Origin::Own {
             self.in_flight += 1;
         }
@@ -267,6 +267,18 @@ enum Classified {
     Unmatched,
     /// The frame belongs to this link.
     Link(LinkSummary),
+}
+
+impl Classified {
+    /// What capture records of the packet: `None` when it is not passed on (module not Running),
+    /// else its link, if any.
+    fn capture_link(&self) -> Option<Option<crate::link::LinkId>> {
+        match self {
+            Classified::NotRunning => None,
+            Classified::PassThrough | Classified::Unmatched => Some(None),
+            Classified::Link(link) => Some(Some(link.id)),
+        }
+    }
 }
 
 impl<H: Hal> Engine<H> {
@@ -496,7 +508,7 @@ impl<H: Hal> Engine<H> {
 
     /// Adds what `out` originated to the module's in-flight count, makes its calls, and ends the
     /// data-path call started by [`Self::enter`] (finishing a pause that waited for it).
-    fn commit(&self, module: ModuleId, slot: &ModuleSlot<H>, out: Outbox<H>, ctx: PathContext) {
+    pub(crate) fn commit(&self, module: ModuleId, slot: &ModuleSlot<H>, out: Outbox<H>, ctx: PathContext) {
         if out.in_flight > 0 {
             slot.core.with(|core| core.in_flight += out.in_flight);
         }
@@ -535,7 +547,11 @@ impl<H: Hal> Engine<H> {
         let hooks = kind.is_wan().then(|| self.chain_snapshot());
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
-            match self.classify(module, slot, Direction::Send, &held.packet) {
+            let classified = self.classify(module, slot, Direction::Send, &held.packet);
+            if let Some(link) = classified.capture_link() {
+                self.capture(module, link, Direction::Send, &held.packet, false);
+            }
+            match classified {
                 Classified::NotRunning => {
                     slot.counters.send.count_packet(self.hal.frame_len(&held.packet));
                     slot.counters.send.count_drop(DropReason::Paused);
@@ -593,7 +609,11 @@ impl<H: Hal> Engine<H> {
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
             let lent_here = if resources { Some(&mut lent) } else { None };
-            match self.classify(module, slot, Direction::Receive, &held.packet) {
+            let classified = self.classify(module, slot, Direction::Receive, &held.packet);
+            if let Some(link) = classified.capture_link() {
+                self.capture(module, link, Direction::Receive, &held.packet, false);
+            }
+            match classified {
                 Classified::NotRunning => {
                     slot.counters.receive.count_packet(self.hal.frame_len(&held.packet));
                     slot.counters.receive.count_drop(DropReason::Paused);

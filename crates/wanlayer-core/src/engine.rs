@@ -9,6 +9,7 @@ use core::fmt;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::control::{Control, ControlState};
 use crate::datapath::{Disposal, Outbox};
 use crate::event::{Event, EventQueue, EventRecord};
 use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool};
@@ -103,13 +104,14 @@ impl fmt::Display for RemoveHookError {
     }
 }
 
-/// The engine: every filter module, the hook chain and the event queue.
+/// The engine: every filter module, the hook chain, the event queue and the control surface.
 pub struct Engine<H: Hal> {
     pub(crate) hal: H,
     pub(crate) modules: Vec<ModuleSlot<H>>,
     pub(crate) hooks: H::Lock<Registry>,
     pub(crate) hook_slots: [HookSlot; MAX_HOOKS],
     events: H::Lock<EventQueue>,
+    pub(crate) control: ControlState<H>,
     next_link_id: AtomicU64,
     pub(crate) next_ticket: AtomicU64,
     charged: usize,
@@ -146,6 +148,7 @@ impl<H: Hal> Engine<H> {
             hooks: hal.new_lock(Registry::default()),
             hook_slots: Default::default(),
             events: hal.new_lock(events),
+            control: ControlState::new(&hal),
             modules,
             next_link_id: AtomicU64::new(1),
             next_ticket: AtomicU64::new(1),
@@ -163,9 +166,30 @@ impl<H: Hal> Engine<H> {
         self.modules.get(usize::from(module.slot()))
     }
 
+    /// Records an event in the engine's own queue and publishes it to the control device's
+    /// subscribers, then wakes those that had a read pending. Lock order: events, then the hub.
     pub(crate) fn push_event(&self, event: Event) {
         let now = self.hal.now();
-        self.events.with(|events| events.push(now, event));
+        let woken = self.events.with(|events| {
+            let sequence = events.push(now, event);
+            self.control.hub.with(|hub| hub.publish(&EventRecord { sequence, time: now, event }))
+        });
+        self.control.wake(woken.as_slice());
+    }
+
+    /// The engine's own event queue (the control device reads its sequence numbers).
+    pub(crate) fn events_lock(&self) -> &H::Lock<EventQueue> {
+        &self.events
+    }
+
+    /// The capacity of the engine's own event queue.
+    pub(crate) fn own_event_capacity(&self) -> usize {
+        self.events.with(|events| events.capacity())
+    }
+
+    /// The control surface: the IOCTL dispatcher, cleanup of handles, the event waker.
+    pub fn control(&self) -> Control<'_, H> {
+        Control { engine: self }
     }
 
     // ----- module state machine -------------------------------------------------------------
@@ -483,7 +507,7 @@ impl<H: Hal> Engine<H> {
         Ok(info)
     }
 
-    fn hook_info(&self, id: HookId, name: crate::hook::HookName, altitude: u32) -> HookInfo {
+    pub(crate) fn hook_info(&self, id: HookId, name: crate::hook::HookName, altitude: u32) -> HookInfo {
         let slot = &self.hook_slots[usize::from(id.slot)];
         HookInfo {
             id,
@@ -576,6 +600,67 @@ impl<H: Hal> Engine<H> {
         self.hook_slots.iter().for_each(HookSlot::reset);
     }
 
+    /// Reads the link with identity `id`, on whichever module has it (a scan of every link
+    /// table: for tools, not the data path), under its module's lock.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn find_link<R>(&self, id: LinkId, read: impl FnOnce(ModuleId, &Link) -> R) -> Option<R> {
+        let mut read = Some(read);
+        for slot in &self.modules {
+            let found = slot.core.with(|core| {
+                if core.state == ModuleState::Detached {
+                    return None;
+                }
+                let link = core.links.get_by_id(id)?;
+                read.take().map(|read| read(core.id, link))
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// What tools see of a registered hook; `None` when `id` is not registered.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn registered_hook_info(&self, id: HookId) -> Option<HookInfo> {
+        let (name, altitude) = self.hooks.with(|registry| registry.hooks.iter().find(|r| r.id == id).map(|r| (r.name, r.position.altitude)))?;
+        Some(self.hook_info(id, name, altitude))
+    }
+
+    /// Zeroes a module's counters and those of its links; false when no module has that identity.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn reset_module_counters(&self, module: ModuleId) -> bool {
+        let Some(slot) = self.slot(module) else { return false };
+        let found = slot.core.with(|core| {
+            if core.is(module) {
+                core.links.iter().for_each(Link::reset_counters);
+            }
+            core.is(module)
+        });
+        if found {
+            slot.counters.reset();
+        }
+        found
+    }
+
+    /// Zeroes a hook's counters; false when `id` is not registered.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn reset_hook_counters(&self, id: HookId) -> bool {
+        let registered = self.hooks.with(|registry| registry.hooks.iter().any(|r| r.id == id));
+        if registered {
+            self.hook_slots[usize::from(id.slot)].reset();
+        }
+        registered
+    }
+
     /// Takes the oldest event.
     ///
     /// # IRQL
@@ -605,5 +690,6 @@ impl<H: Hal> Drop for Engine<H> {
     fn drop(&mut self) {
         self.hal.release(Pool::Engine, self.charged);
         self.events.with(|events| events.release(&self.hal));
+        self.control.release(&self.hal);
     }
 }

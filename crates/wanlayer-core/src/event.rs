@@ -93,15 +93,33 @@ impl EventQueue {
         self.capacity = 0;
     }
 
-    /// Appends an event, or counts it lost when the queue is full.
-    pub fn push(&mut self, time: Timestamp, event: Event) {
+    /// Appends an event under the next sequence number, or counts it lost when the queue is full.
+    /// Returns the sequence number it was given either way.
+    pub fn push(&mut self, time: Timestamp, event: Event) -> u64 {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
+        self.push_record(EventRecord { sequence, time, event });
+        sequence
+    }
+
+    /// Appends a record numbered elsewhere (a subscriber's copy of the engine's event), or counts
+    /// it lost when the queue is full.
+    pub fn push_record(&mut self, record: EventRecord) {
         if self.records.len() >= self.capacity {
             self.lost += 1;
             return;
         }
-        self.records.push_back(EventRecord { sequence, time, event });
+        self.records.push_back(record);
+    }
+
+    /// The sequence number [`push`](Self::push) gives next.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// Events the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Takes the oldest event.

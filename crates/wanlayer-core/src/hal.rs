@@ -40,13 +40,15 @@ pub enum Pool {
     Link,
     /// Bookkeeping for a packet a hook took.
     Taken,
-    /// Room in the event queue.
+    /// Room in the event queue and in control-device subscribers' event rings.
     Event,
+    /// The control device: capture rings and the scratch of link enumerations.
+    Control,
 }
 
 impl Pool {
     /// Every pool, for reports.
-    pub const ALL: [Pool; 4] = [Pool::Engine, Pool::Link, Pool::Taken, Pool::Event];
+    pub const ALL: [Pool; 5] = [Pool::Engine, Pool::Link, Pool::Taken, Pool::Event, Pool::Control];
 
     /// The four-character pool tag, as `!poolused` would show it.
     pub fn tag(self) -> [u8; 4] {
@@ -55,6 +57,7 @@ impl Pool {
             Pool::Link => *b"WLlk",
             Pool::Taken => *b"WLtk",
             Pool::Event => *b"WLev",
+            Pool::Control => *b"WLct",
         }
     }
 }

@@ -12,11 +12,14 @@
 //!   link table, its statistics and the packets it holds. The engine owns the modules; the platform
 //!   keeps only the identity in its filter module context.
 //! * [`wire`] parses frames as zero-copy views.
+//! * [`control`] answers the control device's IOCTLs ([`wanlayer_proto`]): queries, statistics,
+//!   event subscriptions with pending reads, packet capture and injection.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod control;
 pub mod event;
 pub mod hal;
 pub mod hook;
@@ -31,6 +34,7 @@ mod engine;
 mod memory;
 mod taken;
 
+pub use control::{Completion, Control, ControlHandle, EventWaker, InjectError};
 pub use datapath::{ReinjectError, ReinjectVerdict};
 pub use engine::Engine;
 pub use engine::EngineConfig;

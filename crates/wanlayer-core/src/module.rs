@@ -167,6 +167,9 @@ pub struct ModuleCounts {
     pub line_downs_unknown: u64,
     /// Status indications whose buffer was too short or inconsistent (passed on untouched).
     pub malformed_status: u64,
+    /// Injections through the control device that were refused (module not running, link
+    /// unknown, no memory).
+    pub injections_refused: u64,
 }
 
 /// A module's counters.
@@ -180,6 +183,7 @@ pub(crate) struct ModuleCounters {
     pub(crate) line_downs: Counter,
     pub(crate) line_downs_unknown: Counter,
     pub(crate) malformed_status: Counter,
+    pub(crate) injections_refused: Counter,
 }
 
 impl ModuleCounters {
@@ -199,6 +203,7 @@ impl ModuleCounters {
             line_downs: self.line_downs.get(),
             line_downs_unknown: self.line_downs_unknown.get(),
             malformed_status: self.malformed_status.get(),
+            injections_refused: self.injections_refused.get(),
         }
     }
     pub(crate) fn reset(&self) {
@@ -211,6 +216,7 @@ impl ModuleCounters {
             &self.line_downs,
             &self.line_downs_unknown,
             &self.malformed_status,
+            &self.injections_refused,
         ];
         for counter in counters {
             counter.reset();

@@ -118,6 +118,8 @@ pub struct ModuleDirectionCounts {
     pub reinjected: u64,
     /// Received packets copied because the miniport indicated them with the resources flag.
     pub copied_for_resources: u64,
+    /// Packets injected through the control device (not counted in `traffic`).
+    pub injected: u64,
 }
 
 /// One direction of a module's counters.
@@ -130,6 +132,7 @@ pub struct ModuleDirectionCounters {
     taken: Counter,
     reinjected: Counter,
     copied_for_resources: Counter,
+    injected: Counter,
 }
 
 impl ModuleDirectionCounters {
@@ -162,6 +165,10 @@ impl ModuleDirectionCounters {
     pub fn count_copied_for_resources(&self) {
         self.copied_for_resources.increment();
     }
+    /// Counts a packet injected through the control device.
+    pub fn count_injected(&self) {
+        self.injected.increment();
+    }
     /// A plain copy.
     pub fn snapshot(&self) -> ModuleDirectionCounts {
         ModuleDirectionCounts {
@@ -172,6 +179,7 @@ impl ModuleDirectionCounters {
             taken: self.taken.get(),
             reinjected: self.reinjected.get(),
             copied_for_resources: self.copied_for_resources.get(),
+            injected: self.injected.get(),
         }
     }
     /// Zeroes every counter.
@@ -183,6 +191,7 @@ impl ModuleDirectionCounters {
         self.taken.reset();
         self.reinjected.reset();
         self.copied_for_resources.reset();
+        self.injected.reset();
     }
 }
 

@@ -12,6 +12,9 @@
 //!   call: the [ledger] knows who holds each packet, the [verifier](Verifier) collects
 //!   [`Violation`]s of [`Rule`]s, [`faults`] fails chosen allocations, and the [trace]
 //!   records what crossed each edge.
+//! * [`SimControl`] is the control device `\\.\WanLayer`: handles, buffered device controls,
+//!   pending reads in cancel-safe queues, cancellation and cleanup, around the engine's
+//!   dispatcher.
 //!
 //! ```
 //! use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, ReceiveOptions, Rras};
@@ -30,6 +33,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod edge;
 pub mod faults;
 pub mod filter;
@@ -46,6 +50,7 @@ pub mod traffic;
 pub mod verifier;
 pub mod world;
 
+pub use control::{HandleId, IoCompletion, IoId, IoOutcome, SimControl};
 pub use edge::{Edge, Irql, IrqlPolicy, NdisState};
 pub use faults::{Allocation, FaultPlan, Faults};
 pub use filter::{CoreFilter, FilterAttachParameters, FilterDriver};

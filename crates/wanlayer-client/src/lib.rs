@@ -1,0 +1,39 @@
+//! The user-mode client of wanlayer's control device `\\.\WanLayer`.
+//!
+//! [`Client`] sends typed requests ([`wanlayer_proto`]) over a [`Transport`]:
+//!
+//! * `windows::WindowsTransport` (Windows only): `DeviceIoControl` on a handle opened for
+//!   overlapped I/O, pending event reads waited for with a timeout and cancelled with
+//!   `CancelIoEx`;
+//! * [`sim::SimTransport`] (feature `simulator`): the engine's dispatcher behind the simulated
+//!   control device of a simulated RRAS server, so the same client code runs in tests on any host.
+//!
+//! [`pcapng::PcapngWriter`] writes captured frames for Wireshark and tshark. The answers come
+//! back as the owned, serialisable types of [`types`].
+//!
+//! ```
+//! # #[cfg(feature = "simulator")] {
+//! use wanlayer_client::{sim::SimServer, Client};
+//! use wanlayer_proto::Access;
+//!
+//! let server = SimServer::scripted().unwrap();
+//! let mut client = Client::connect(server.open(Access::READ)).unwrap();
+//! assert_eq!(client.links(None, false).unwrap().len(), 3);
+//! # }
+//! ```
+#![deny(unsafe_code)]
+
+mod client;
+mod error;
+pub mod pcapng;
+#[cfg(feature = "simulator")]
+pub mod sim;
+mod transport;
+pub mod types;
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub mod windows;
+
+pub use client::Client;
+pub use error::{ClientError, Result};
+pub use transport::Transport;

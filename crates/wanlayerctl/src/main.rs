@@ -1,0 +1,231 @@
+//! `wanlayerctl`: administer wanlayer through its control device `\\.\WanLayer`.
+//!
+//! Exit codes: 0 success; 1 the driver refused or another error; 2 bad usage; 3 the driver is not
+//! running; 4 access denied. `--json` prints machine-readable output (`watch`: one JSON object per
+//! line). `--simulate` runs against a scripted simulated RRAS server instead of the driver.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use wanlayer_client::{Client, ClientError};
+use wanlayer_proto::Access;
+
+mod commands;
+mod output;
+
+/// Administer the wanlayer NdisWan filter.
+#[derive(Parser, Debug)]
+#[command(name = "wanlayerctl", version, about)]
+pub struct Cli {
+    /// Run against a scripted simulated RRAS server instead of the driver.
+    #[arg(long, global = true)]
+    simulate: bool,
+    /// Print JSON (`watch`: one object per line).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Open the device for reading only (queries, statistics, events).
+    #[arg(long, global = true)]
+    read_only: bool,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The driver's version and capabilities.
+    Version,
+    /// The attached filter modules.
+    Modules,
+    /// The live WAN links with all their fields.
+    Links {
+        /// Only this module's links (`slot.generation` or the raw id).
+        #[arg(long)]
+        module: Option<String>,
+        /// Include each link's raw protocol buffer (hex).
+        #[arg(long)]
+        protocol_buffer: bool,
+    },
+    /// The hook chain, bottom up.
+    Hooks,
+    /// Statistics of a module, a link or a hook; without a target, of every module and hook.
+    Stats(TargetArgs),
+    /// Zero the statistics of a module, a link or a hook; without a target, all of them.
+    Reset(TargetArgs),
+    /// Print events as they happen.
+    Watch {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop when no event came for this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Only these kinds (comma separated: line-up, line-updated, line-down, module-attached,
+        /// module-detached, module-paused, module-restarted, hook-added, hook-removed).
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
+        /// Events the driver keeps for this watcher before counting them lost.
+        #[arg(long, default_value_t = 4096)]
+        capacity: u32,
+    },
+    /// Capture frames into a pcapng file (one interface per link).
+    Capture {
+        /// The pcapng file to write.
+        #[arg(long, short)]
+        output: std::path::PathBuf,
+        /// Capture this link only.
+        #[arg(long, conflicts_with = "module")]
+        link: Option<u64>,
+        /// Capture this module only.
+        #[arg(long)]
+        module: Option<String>,
+        /// Stop after this many frames.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Bytes kept of each frame.
+        #[arg(long, default_value_t = 2048)]
+        snaplen: u32,
+        /// Frames the driver buffers before counting drops.
+        #[arg(long, default_value_t = 4096)]
+        ring: u32,
+    },
+    /// Inject a packet on a link.
+    Inject {
+        /// The link.
+        #[arg(long)]
+        link: u64,
+        /// The link's module (found automatically when omitted).
+        #[arg(long)]
+        module: Option<String>,
+        /// Down to NdisWan (`send`) or up to the IP layer (`receive`).
+        #[arg(long, value_enum)]
+        direction: DirectionArg,
+        /// The bytes, in hexadecimal.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        hex: Option<String>,
+        /// A file holding the bytes.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// The bytes are a whole Ethernet frame (by default an IP packet; the Ethernet header is
+        /// added). The MAC addresses are always the link's.
+        #[arg(long)]
+        frame: bool,
+    },
+}
+
+/// A module, link or hook.
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// A module (`slot.generation` or the raw id).
+    #[arg(long, conflicts_with_all = ["link", "hook"])]
+    module: Option<String>,
+    /// A link id.
+    #[arg(long, conflicts_with = "hook")]
+    link: Option<u64>,
+    /// A hook id.
+    #[arg(long)]
+    hook: Option<u64>,
+}
+
+/// A packet's way.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum DirectionArg {
+    /// Down to NdisWan.
+    Send,
+    /// Up to the IP layer.
+    Receive,
+}
+
+/// Why a command failed, and its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The driver, the device or the transport.
+    Client(ClientError),
+    /// A bad argument.
+    Usage(String),
+    /// A local error (files).
+    Local(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Failure::Client(error)
+    }
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Client(ClientError::DriverNotFound) => 3,
+            Failure::Client(error) if error.is_access_denied() => 4,
+            Failure::Usage(_) => 2,
+            Failure::Client(_) | Failure::Local(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Client(ClientError::DriverNotFound) if !cfg!(windows) => {
+                write!(f, "{}; this is not Windows: --simulate runs against the simulator", ClientError::DriverNotFound)
+            }
+            Failure::Client(error) => error.fmt(f),
+            Failure::Usage(message) | Failure::Local(message) => f.write_str(message),
+        }
+    }
+}
+
+/// What a command may do between reads that found nothing: the simulator runs its script's next
+/// step (false once it is done); the real driver waits a little (false once a deadline passed).
+pub type Idle<'a> = dyn FnMut() -> bool + 'a;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("wanlayerctl: {failure}");
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    let access = if cli.read_only { Access::READ } else { Access::READ_WRITE };
+    if cli.simulate {
+        let server = wanlayer_client::sim::SimServer::scripted().map_err(Failure::Local)?;
+        let client = Client::connect(server.open(access))?;
+        return commands::execute(cli, client, &mut || server.step(), true);
+    }
+    real_device(cli, access)
+}
+
+#[cfg(windows)]
+fn real_device(cli: &Cli, access: Access) -> Result<(), Failure> {
+    let client = Client::connect(wanlayer_client::windows::WindowsTransport::open(access)?)?;
+    commands::execute(
+        cli,
+        client,
+        &mut || {
+            std::thread::sleep(Duration::from_millis(100));
+            true
+        },
+        false,
+    )
+}
+
+#[cfg(not(windows))]
+fn real_device(_cli: &Cli, _access: Access) -> Result<(), Failure> {
+    Err(Failure::Client(ClientError::DriverNotFound))
+}
+
+/// How long an event read waits: the command's timeout, or as long as it takes.
+pub fn event_wait(timeout: Option<u64>) -> Duration {
+    timeout.map_or(Duration::MAX, Duration::from_secs)
+}
