@@ -59,12 +59,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;
 
-    step("the engine builds for a target with no operating system at all");
+    step("the engine and the control protocol build for a target with no operating system at all");
     ensure_targets(&[BARE_METAL_TARGET])?;
-    run_command("cargo", &["build", "--package", "wanlayer-core", "--target", BARE_METAL_TARGET])?;
+    run_command("cargo", &["build", "--package", "wanlayer-core", "--package", "wanlayer-proto", "--target", BARE_METAL_TARGET])?;
 
     step("lints: the host workspace and the driver for both architectures");
     run_command("cargo", &["clippy", "--workspace", "--all-targets", "--", "--deny", "warnings"])?;
+    ensure_targets(&[build::target_triple(Arch::X64)])?;
+    run_command(
+        "cargo",
+        &["clippy", "--package", "wanlayer-client", "--package", "wanlayerctl", "--target", build::target_triple(Arch::X64), "--", "--deny", "warnings"],
+    )?;
     for arch in [Arch::X64, Arch::Arm64] {
         let triple = build::target_triple(arch);
         ensure_targets(&[triple])?;

@@ -3,6 +3,7 @@
 //! Every method states its IRQL. None holds a lock while it calls out of the filter (the platform's
 //! packet calls, `pause_complete`, or a hook).
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -109,7 +110,7 @@ pub struct Engine<H: Hal> {
     pub(crate) hal: H,
     pub(crate) modules: Vec<ModuleSlot<H>>,
     pub(crate) hooks: H::Lock<Registry>,
-    pub(crate) hook_slots: [HookSlot; MAX_HOOKS],
+    pub(crate) hook_slots: Box<[HookSlot; MAX_HOOKS]>,
     events: H::Lock<EventQueue>,
     pub(crate) control: ControlState<H>,
     next_link_id: AtomicU64,
@@ -126,27 +127,19 @@ impl<H: Hal> Engine<H> {
     /// # Errors
     /// [`OutOfMemory`] when the tables cannot be allocated; nothing stays charged.
     pub fn new(hal: H, config: EngineConfig) -> Result<Self, OutOfMemory> {
-        let charged = config.max_modules * size_of::<ModuleSlot<H>>();
+        let charged = config.max_modules * size_of::<ModuleSlot<H>>() + Registry::ROOM_BYTES + size_of::<[HookSlot; MAX_HOOKS]>();
         hal.try_charge(Pool::Engine, charged)?;
-        let mut modules = Vec::new();
-        if modules.try_reserve_exact(config.max_modules).is_err() {
-            hal.release(Pool::Engine, charged);
-            return Err(OutOfMemory);
-        }
-        let events = match EventQueue::new(&hal, config.event_capacity) {
-            Ok(events) => events,
+        let tables = Self::tables(&hal, config);
+        let (modules, registry, hook_slots, events) = match tables {
+            Ok(tables) => tables,
             Err(error) => {
                 hal.release(Pool::Engine, charged);
                 return Err(error);
             }
         };
-        modules.extend((0..config.max_modules).map(|_| ModuleSlot {
-            core: hal.new_lock(ModuleCore::vacant()),
-            counters: ModuleCounters::default(),
-        }));
         Ok(Self {
-            hooks: hal.new_lock(Registry::default()),
-            hook_slots: Default::default(),
+            hooks: hal.new_lock(registry),
+            hook_slots,
             events: hal.new_lock(events),
             control: ControlState::new(&hal),
             modules,
@@ -155,6 +148,28 @@ impl<H: Hal> Engine<H> {
             charged,
             hal,
         })
+    }
+
+    /// The engine's tables, allocated on the heap so the engine itself stays small (kernel stack
+    /// frames must stay under 4 KiB).
+    #[allow(clippy::type_complexity)]
+    fn tables(
+        hal: &H,
+        config: EngineConfig,
+    ) -> Result<(Vec<ModuleSlot<H>>, Registry, Box<[HookSlot; MAX_HOOKS]>, EventQueue), OutOfMemory> {
+        let mut modules = Vec::new();
+        modules.try_reserve_exact(config.max_modules).map_err(|_| OutOfMemory)?;
+        modules.extend((0..config.max_modules).map(|_| ModuleSlot {
+            core: hal.new_lock(ModuleCore::vacant()),
+            counters: ModuleCounters::default(),
+        }));
+        let registry = Registry::with_room()?;
+        let mut hook_slots = Vec::new();
+        hook_slots.try_reserve_exact(MAX_HOOKS).map_err(|_| OutOfMemory)?;
+        hook_slots.extend((0..MAX_HOOKS).map(|_| HookSlot::default()));
+        let hook_slots: Box<[HookSlot; MAX_HOOKS]> = hook_slots.into_boxed_slice().try_into().map_err(|_| OutOfMemory)?;
+        let events = EventQueue::new(hal, config.event_capacity)?;
+        Ok((modules, registry, hook_slots, events))
     }
 
     /// The platform.

@@ -10,10 +10,11 @@
 //! every packet it took has been handed on.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use crate::hal::ModuleId;
+use crate::hal::{ModuleId, OutOfMemory};
 use crate::link::LinkSummary;
 use crate::stats::{Counter, VerdictCounters, VerdictCounts};
 
@@ -344,17 +345,12 @@ pub(crate) struct Registered {
     pub(crate) hook: Arc<dyn Hook>,
 }
 
-/// The registered hooks, sorted by [`ChainPosition`], with per-slot generations.
+/// The registered hooks, sorted by [`ChainPosition`], with per-slot generations. Room for
+/// [`MAX_HOOKS`] is reserved when the registry is made, so adding a hook never allocates.
 pub(crate) struct Registry {
-    pub(crate) hooks: heapless_vec::Vec16<Registered>,
+    pub(crate) hooks: Vec<Registered>,
     generations: [u32; MAX_HOOKS],
     next_order: u64,
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Self { hooks: heapless_vec::Vec16::default(), generations: [0; MAX_HOOKS], next_order: 0 }
-    }
 }
 
 /// Why a hook could not be added.
@@ -373,7 +369,20 @@ impl fmt::Display for AddHookError {
 }
 
 impl Registry {
+    /// An empty registry with room for [`MAX_HOOKS`] hooks.
+    pub(crate) fn with_room() -> Result<Self, OutOfMemory> {
+        let mut hooks = Vec::new();
+        hooks.try_reserve_exact(MAX_HOOKS).map_err(|_| OutOfMemory)?;
+        Ok(Self { hooks, generations: [0; MAX_HOOKS], next_order: 0 })
+    }
+
+    /// What the registry's room costs, for the engine's memory charge.
+    pub(crate) const ROOM_BYTES: usize = MAX_HOOKS * core::mem::size_of::<Registered>();
+
     pub(crate) fn add(&mut self, name: &str, altitude: u32, hook: Arc<dyn Hook>) -> Result<HookId, AddHookError> {
+        if self.hooks.len() >= MAX_HOOKS {
+            return Err(AddHookError::Full);
+        }
         let free = (0..MAX_HOOKS).find(|slot| self.hooks.iter().all(|r| usize::from(r.id.slot) != *slot));
         let slot = free.ok_or(AddHookError::Full)?;
         self.generations[slot] = self.generations[slot].wrapping_add(1);
@@ -381,57 +390,14 @@ impl Registry {
         let position = ChainPosition { altitude, order: self.next_order };
         self.next_order += 1;
         let at = self.hooks.iter().position(|r| r.position > position).unwrap_or(self.hooks.len());
+        // Within the room reserved by `with_room`: no allocation.
         self.hooks.insert(at, Registered { id, name: HookName::new(name), position, hook });
         Ok(id)
     }
 
     pub(crate) fn remove(&mut self, id: HookId) -> Option<Registered> {
         let at = self.hooks.iter().position(|r| r.id == id)?;
-        self.hooks.remove(at)
-    }
-}
-
-/// A fixed-capacity vector of at most [`MAX_HOOKS`] elements, so the chain never allocates.
-pub(crate) mod heapless_vec {
-    use super::MAX_HOOKS;
-
-    /// At most [`MAX_HOOKS`] `T`s, in order.
-    pub(crate) struct Vec16<T> {
-        items: [Option<T>; MAX_HOOKS],
-        len: usize,
-    }
-
-    impl<T> Default for Vec16<T> {
-        fn default() -> Self {
-            Self { items: core::array::from_fn(|_| None), len: 0 }
-        }
-    }
-
-    impl<T> Vec16<T> {
-        pub(crate) fn len(&self) -> usize {
-            self.len
-        }
-        pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
-            self.items[..self.len].iter().flatten()
-        }
-        /// Inserts at `at` (`at <= len < MAX_HOOKS`, checked by the caller through `len`).
-        pub(crate) fn insert(&mut self, at: usize, item: T) {
-            if self.len == MAX_HOOKS || at > self.len {
-                return;
-            }
-            self.items[at..=self.len].rotate_right(1);
-            self.items[at] = Some(item);
-            self.len += 1;
-        }
-        pub(crate) fn remove(&mut self, at: usize) -> Option<T> {
-            if at >= self.len {
-                return None;
-            }
-            let item = self.items[at].take();
-            self.items[at..self.len].rotate_left(1);
-            self.len -= 1;
-            item
-        }
+        Some(self.hooks.remove(at))
     }
 }
 
@@ -448,7 +414,7 @@ mod tests {
 
     #[test]
     fn hooks_are_kept_bottom_up_by_altitude_the_earlier_of_equals_above() {
-        let mut registry = Registry::default();
+        let mut registry = Registry::with_room().unwrap();
         let high = add(&mut registry, "high", 300);
         let low = add(&mut registry, "low", 100);
         let mid_first = add(&mut registry, "mid-1", 200);
@@ -472,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_registry_is_full_at_max_hooks_and_a_freed_slot_gets_a_new_generation() {
-        let mut registry = Registry::default();
+        let mut registry = Registry::with_room().unwrap();
         let ids: alloc::vec::Vec<HookId> = (0..MAX_HOOKS).map(|n| add(&mut registry, "h", n as u32)).collect();
         assert_eq!(registry.add("one-too-many", 1, Arc::new(Quiet)).unwrap_err(), AddHookError::Full);
         let removed = registry.remove(ids[3]).unwrap();
