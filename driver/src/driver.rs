@@ -3,10 +3,14 @@
 //! ```text
 //! DriverEntry                               DriverUnload (reverse order)
 //!   1. DriverUnload = driver_unload
-//!   2. engine = Engine::new(KernelHal)        4. deregister the control device
-//!   3. NdisFRegisterFilterDriver   ──┐         5. NdisFDeregisterFilterDriver (NDIS pauses and
-//!      (attaches may start here)     │            detaches every module first)
-//!   4. NdisRegisterDeviceEx          │         6. drop the engine, report pool charges not released
+//!   2. engine = Engine::new(KernelHal)        6. remove the control waker: set_waker(None), wait
+//!   3. NdisFRegisterFilterDriver   ──┐            out wakes in progress and the wake DPC
+//!      (attaches may start here)     │         5. deregister the control device
+//!   4. the provider over the engine  │         4. revoke vendor registrations left, drop the
+//!      (crate::provider::install)    │            provider (crate::provider::shutdown)
+//!   5. the control waker             │         3. NdisFDeregisterFilterDriver (NDIS pauses and
+//!      (control::install_waker)      │            detaches every module first)
+//!   6. NdisRegisterDeviceEx          │         2. drop the engine, report pool charges not released
 //! ```
 //!
 //! A failure at any step undoes the steps before it, in reverse order, and `DriverEntry` returns
@@ -38,6 +42,7 @@ use crate::hal::{self, KernelHal};
 use crate::identity;
 use crate::modules::MAX_MODULES;
 use crate::platform::print;
+use crate::provider;
 
 /// The engine's configuration: as many module slots as the module table has.
 pub static ENGINE_CONFIG: EngineConfig = EngineConfig { max_modules: MAX_MODULES, event_capacity: 1024 };
@@ -152,12 +157,24 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, _reg
         }
     };
     FILTER_DRIVER.store(filter_driver.as_raw(), Ordering::Release);
+    // SAFETY: once, before the control device (the only way to the provider) exists; the engine
+    // stays installed until after `provider::shutdown`.
+    unsafe { provider::install(engine()) };
 
-    // SAFETY: the filter driver handle just registered; the configuration is static.
-    let control = match unsafe { control::register(filter_driver, &ENGINE_CONFIG) } {
+    // SAFETY: once, after Engine::new and before the control device (and so any handle that
+    // could be woken) exists; removed before the device goes and the engine is dropped.
+    unsafe { control::install_waker(engine()) };
+
+    // SAFETY: the filter driver handle just registered; the engine and its waker are installed
+    // until the device is deregistered.
+    let control = match unsafe { control::register(filter_driver) } {
         Ok(control) => control,
         Err(status) => {
             print(Level::Error, format_args!("NdisRegisterDeviceEx failed: {:#010x}", status as u32));
+            // SAFETY: installed above, removed once; no handle was ever opened.
+            unsafe { control::remove_waker(engine()) };
+            // SAFETY: the control device was never created: nothing reached the provider.
+            unsafe { provider::shutdown() };
             FILTER_DRIVER.store(ptr::null_mut(), Ordering::Release);
             // SAFETY: registered above, deregistered once; NDIS detaches every module first.
             unsafe { filter::deregister(filter_driver) };
@@ -181,17 +198,26 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, _reg
 /// `PASSIVE_LEVEL`.
 ///
 /// # Ownership
-/// The I/O manager calls it only once no handle to the control device is open; NDIS detaches
-/// every module (after pausing it) inside `NdisFDeregisterFilterDriver`, so nothing is outstanding
-/// when the engine is dropped.
+/// The I/O manager calls it only once no handle to the control device is open and no file object
+/// of it is referenced — vendor drivers hold one while registered, so normally no registration is
+/// left (any that is gets revoked by `provider::shutdown`); NDIS detaches every module (after
+/// pausing it) inside `NdisFDeregisterFilterDriver`, so nothing is outstanding when the engine is
+/// dropped.
 unsafe extern "system" fn driver_unload(_driver_object: *mut DriverObject) {
     let control = CONTROL_DEVICE.swap(ptr::null_mut(), Ordering::AcqRel);
     if !control.is_null() {
+        // SAFETY: DriverEntry installed the waker before it stored the device; removed once
+        // (the device was swapped out above), before the device is deregistered and the engine
+        // dropped.
+        unsafe { control::remove_waker(engine()) };
         // SAFETY: the handle DriverEntry stored, taken back once (swapped out above).
         let control = unsafe { ControlDevice::from_handle(DeviceHandle::from_raw(control)) };
         // SAFETY: in DriverUnload, so no handle to the device is open; deregistered once.
         unsafe { control.deregister() };
     }
+    // SAFETY: in DriverUnload, the control device gone: no request can reach the provider; the
+    // engine (and every module) is still there for the revocation to hand packets on.
+    unsafe { provider::shutdown() };
     let filter_driver = FILTER_DRIVER.swap(ptr::null_mut(), Ordering::AcqRel);
     if !filter_driver.is_null() {
         // SAFETY: the handle stored by DriverEntry, deregistered once (swapped out above).

@@ -47,6 +47,30 @@ pub const CONTROL_DEVICE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)";
 /// administrator override [`CONTROL_DEVICE_SDDL`] through the class's registry key.
 pub const CONTROL_DEVICE_CLASS_GUID: &str = "{0EA00B87-7951-4637-93D9-CBFCA0B4F0E6}";
 
+/// The driver's version as NDIS takes it (`MajorDriverVersion`, `MinorDriverVersion`): the
+/// crate's major and minor version. (User mode reads the whole version, patch included, from
+/// `IOCTL_WANLAYER_QUERY_VERSION`, which the engine answers from the same workspace version.)
+pub const NDIS_DRIVER_VERSION: (u8, u8) =
+    (version_component(env!("CARGO_PKG_VERSION_MAJOR")), version_component(env!("CARGO_PKG_VERSION_MINOR")));
+
+/// A decimal version component, at compile time.
+///
+/// # Panics
+/// At compile time, when `text` is empty, not decimal, or over 255 (NDIS takes `u8`s).
+const fn version_component(text: &str) -> u8 {
+    let bytes = text.as_bytes();
+    assert!(!bytes.is_empty(), "empty version component");
+    let mut value: u32 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(bytes[i].is_ascii_digit(), "version component is not a number");
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        assert!(value <= u8::MAX as u32, "NDIS takes u8 driver versions");
+        i += 1;
+    }
+    value as u8
+}
+
 /// An ASCII string as NUL-terminated UTF-16 code units, at compile time (`N` must be its length
 /// plus one, for the NUL).
 ///

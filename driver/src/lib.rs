@@ -11,7 +11,11 @@
 //!   data path, status, OID pass-through by cloning, PnP.
 //! * [`modules`]: the fixed table that maps an engine [`ModuleId`](wanlayer_core::ModuleId) to its
 //!   NDIS filter module handle and NBL pool, and is the filter module context NDIS passes back.
-//! * [`control`]: the control device `\\.\WanLayer` and its one IOCTL (version query).
+//! * [`control`]: the control device `\\.\WanLayer`: per-handle contexts, every IOCTL through
+//!   the engine's control dispatcher, pending event reads in cancel-safe queues serviced by a
+//!   DPC; and the internal device control through which vendor drivers obtain the provider table.
+//! * [`provider`]: the provider interface for vendor drivers (`wanlayer_sdk::provider::Host` over
+//!   the engine), installed in `DriverEntry` and revoked in `DriverUnload`.
 //! * [`hal`]: non-paged pool with tags (and the global allocator), spin locks, time, waiting,
 //!   debug output, NBLs, and the bug check a panic becomes.
 //! * [`identity`]: the filter's GUID and names, defined once for the driver and the INF.
@@ -36,3 +40,4 @@ pub mod hal;
 pub mod identity;
 pub mod modules;
 pub mod platform;
+pub mod provider;

@@ -2,7 +2,8 @@
 //! simulated RRAS server of `wanlayer-sim`, with its verifier watching every NDIS call.
 //!
 //! The scenarios live in `tests/`, one file per theme (sessions, hooks, line down, cancellation,
-//! lifecycle, hook removal, scale, faults, events, IRQL). This library holds what they share:
+//! lifecycle, hook removal, scale, faults, events, IRQL, the provider interface for vendor
+//! drivers and the SDK's sample vendor driver). This library holds what they share:
 //!
 //! * [`hooks`]: small hooks a filter author would write — dropping, clamping the TCP MSS in
 //!   place, rewriting the TTL by replacement, queueing packets for later reinjection, counting,
@@ -11,6 +12,8 @@
 //!   for what arrives at the far side (MSS, TTL, checksums);
 //! * [`setup`]: starting a server, reading the engine's counters and events, and the teardown every
 //!   scenario ends with ([`setup::finish`]: unload, verifier clean, nothing held, pools at zero);
+//! * [`vendors`]: small vendor filters written against the SDK (`wanlayer_sdk::VendorFilter`),
+//!   registered through the provider interface's C-ABI table as a kernel vendor's are;
 //! * [`session`]: the main session — links, traffic both ways through a queueing and a replacing
 //!   hook, lent receives, line down, pause, hook removal, detach, unload — which the IRQL and
 //!   fault-injection scenarios run again and again.
@@ -20,3 +23,4 @@ pub mod frames;
 pub mod hooks;
 pub mod session;
 pub mod setup;
+pub mod vendors;

@@ -1,23 +1,27 @@
-//! `cargo xtask build [--arch x64|arm64|all] [--release]`: cross-builds `wanlayer.sys` for each
-//! architecture on any host — rust-lld, `raw-dylib` imports, no WDK — and verifies the image.
+//! `cargo xtask build [--arch x64|arm64|all] [--release]`: cross-builds the kernel images for
+//! each architecture on any host — rust-lld, `raw-dylib` imports, no WDK — and verifies them:
+//! `wanlayer.sys` (the filter) and `wlclamp.sys` (the SDK's sample vendor driver,
+//! `driver/vendor-sample`), both from the driver workspace.
 //!
-//! For each architecture: install the rustup target if missing, build the driver workspace
-//! (`driver/`, a workspace of its own) with `cargo rustc` and the kernel driver link arguments
-//! passed explicitly on the command line (never through `RUSTFLAGS`, which an empty environment
-//! variable would silently override, facts §1), with its target directory at `target/driver/`;
-//! copy the `.dll` to `target/wanlayer/<arch>/wanlayer.sys` and the `.pdb` beside it; run
-//! [`image::verify_file`](crate::image::verify_file) on the copy, print its report (sections,
-//! imports by DLL, exports, debug directory) and keep it as `wanlayer.verify.txt` beside the image.
-//! Any failure stops the build with a message naming it.
+//! For each architecture and image: install the rustup target if missing, build with `cargo rustc`
+//! and the kernel driver link arguments passed explicitly on the command line (never through
+//! `RUSTFLAGS`, which an empty environment variable would silently override, facts §1), with the
+//! target directory at `target/driver/` (the vendor crate is an `rlib` in its manifest, so that the
+//! host tests can link its filter; `--crate-type cdylib` makes the image); copy the `.dll` to
+//! `target/wanlayer/<arch>/<name>.sys` and the `.pdb` beside it; run
+//! [`image::verify_file_with`](crate::image::verify_file_with) on the copy — the wanlayer policy
+//! for `wanlayer.sys`, the vendor policy (`ntoskrnl.exe` imports only) for `wlclamp.sys` — print
+//! its report (sections, imports by DLL, exports, debug directory) and keep it as
+//! `<name>.verify.txt` beside the image. Any failure stops the build with a message naming it.
 //!
 //! [`build`] is the library entry point for `cargo xtask test` and `package`; [`driver_identity`]
 //! reads the filter's GUID and names from `driver/src/identity.rs`, the one place they are defined,
-//! for the INF.
+//! for the INF, and [`vendor_identity`] the sample vendor's from `driver/vendor-sample/src/lib.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::image::{self, Arch};
+use crate::image::{self, Arch, Policy};
 use crate::test::{ensure_targets, workspace_root};
 
 /// The link arguments of a kernel driver image (facts §1): native subsystem, `DriverEntry` as the
@@ -43,17 +47,46 @@ pub fn target_triple(arch: Arch) -> &'static str {
     }
 }
 
-/// Where `build` puts the image of `arch`: `target/wanlayer/<arch>/wanlayer.sys`.
-pub fn image_path(arch: Arch) -> PathBuf {
-    workspace_root().join("target").join("wanlayer").join(arch.to_string()).join("wanlayer.sys")
+/// A kernel image of the driver workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// `wanlayer.sys`, the filter (`driver/`).
+    Wanlayer,
+    /// `wlclamp.sys`, the SDK's sample vendor driver (`driver/vendor-sample/`).
+    Vendor,
 }
 
-/// The `cargo rustc` arguments that build the driver for `arch`.
-fn cargo_args(arch: Arch, release: bool, target_dir: &Path) -> Vec<String> {
-    let mut args: Vec<String> = ["rustc", "--manifest-path", "driver/Cargo.toml", "--lib", "--target", target_triple(arch)]
-        .into_iter()
-        .map(String::from)
-        .collect();
+impl Image {
+    /// The file stem of the image (and of the `.dll` and `.pdb` the build writes).
+    pub fn stem(self) -> &'static str {
+        match self {
+            Image::Wanlayer => "wanlayer",
+            Image::Vendor => "wlclamp",
+        }
+    }
+
+    /// The policy the image is verified against.
+    pub fn policy(self, arch: Arch) -> Policy {
+        match self {
+            Image::Wanlayer => Policy::for_arch(Some(arch)),
+            Image::Vendor => Policy::vendor(Some(arch)),
+        }
+    }
+}
+
+/// Where `build` puts `image` for `arch`: `target/wanlayer/<arch>/<stem>.sys`.
+pub fn built_path(image: Image, arch: Arch) -> PathBuf {
+    workspace_root().join("target").join("wanlayer").join(arch.to_string()).join(format!("{}.sys", image.stem()))
+}
+
+/// The `cargo rustc` arguments that build `image` for `arch`.
+fn cargo_args(image: Image, arch: Arch, release: bool, target_dir: &Path) -> Vec<String> {
+    let mut args: Vec<String> = ["rustc", "--manifest-path", "driver/Cargo.toml"].into_iter().map(String::from).collect();
+    match image {
+        Image::Wanlayer => args.push("--lib".into()),
+        Image::Vendor => args.extend(["--package", "wlclamp", "--lib", "--crate-type", "cdylib"].map(String::from)),
+    }
+    args.extend(["--target", target_triple(arch)].map(String::from));
     args.push("--target-dir".into());
     args.push(target_dir.display().to_string());
     if release {
@@ -68,51 +101,73 @@ fn cargo_args(arch: Arch, release: bool, target_dir: &Path) -> Vec<String> {
     args
 }
 
-/// Builds, copies and verifies the driver for each of `arches`; returns the `.sys` paths.
+/// The verified images of one architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The architecture.
+    pub arch: Arch,
+    /// `wanlayer.sys`.
+    pub driver: PathBuf,
+    /// `wlclamp.sys`.
+    pub vendor: PathBuf,
+}
+
+/// Builds, copies and verifies both images for each of `arches`.
 ///
 /// # Errors
 /// The first failure: a missing target that cannot be installed, a failed build, a missing output,
 /// a copy error, or the verify-image problems of an image.
-pub fn build(arches: &[Arch], release: bool) -> Result<Vec<PathBuf>, String> {
-    let root = workspace_root();
+pub fn build(arches: &[Arch], release: bool) -> Result<Vec<Built>, String> {
     let triples: Vec<&str> = arches.iter().map(|&arch| target_triple(arch)).collect();
     ensure_targets(&triples)?;
+    let mut built = Vec::new();
+    for &arch in arches {
+        let driver = build_image(Image::Wanlayer, arch, release)?;
+        let vendor = build_image(Image::Vendor, arch, release)?;
+        built.push(Built { arch, driver, vendor });
+    }
+    Ok(built)
+}
+
+/// Builds, copies and verifies one image; returns the `.sys` path.
+fn build_image(image: Image, arch: Arch, release: bool) -> Result<PathBuf, String> {
+    let root = workspace_root();
     let target_dir = root.join("target").join("driver");
     let profile = if release { "release" } else { "debug" };
-    let mut images = Vec::new();
-    for &arch in arches {
-        let args = cargo_args(arch, release, &target_dir);
-        println!("xtask: $ cargo {}", args.join(" "));
-        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        command.args(&args).current_dir(&root);
-        // The flags are on the command line; flags from the environment (meant for the host
-        // build that runs xtask) must not reach the kernel image.
-        for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
-            if std::env::var_os(variable).is_some() {
-                println!("xtask: ignoring {variable} for the driver build");
-            }
-            command.env_remove(variable);
+    let args = cargo_args(image, arch, release, &target_dir);
+    println!("xtask: $ cargo {}", args.join(" "));
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.args(&args).current_dir(&root);
+    // The flags are on the command line; flags from the environment (meant for the host
+    // build that runs xtask) must not reach the kernel image.
+    for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+        if std::env::var_os(variable).is_some() {
+            println!("xtask: ignoring {variable} for the driver build");
         }
-        let status = command.status().map_err(|error| format!("could not start cargo: {error}"))?;
-        if !status.success() {
-            return Err(format!("building wanlayer.sys for {arch} failed ({status})"));
-        }
-        let out_dir = target_dir.join(target_triple(arch)).join(profile);
-        let image = image_path(arch);
-        let image_dir = image.parent().ok_or("image path without a directory")?;
-        std::fs::create_dir_all(image_dir).map_err(|error| format!("cannot create {}: {error}", image_dir.display()))?;
-        copy(&out_dir.join("wanlayer.dll"), &image)?;
-        copy(&out_dir.join("wanlayer.pdb"), &image.with_extension("pdb"))?;
-        let verdict = image::verify_file(&image, Some(arch))?;
-        let report = format!("verify-image: {} ({arch}, {profile})\n{}", image.display(), verdict.report);
-        print!("{report}");
-        let kept = image.with_extension("verify.txt");
-        std::fs::write(&kept, &report).map_err(|error| format!("cannot write {}: {error}", kept.display()))?;
-        verdict.into_result()?;
-        println!("verify-image: OK ({})", image.display());
-        images.push(image);
+        command.env_remove(variable);
     }
-    Ok(images)
+    let status = command.status().map_err(|error| format!("could not start cargo: {error}"))?;
+    if !status.success() {
+        return Err(format!("building {}.sys for {arch} failed ({status})", image.stem()));
+    }
+    let out_dir = target_dir.join(target_triple(arch)).join(profile);
+    let path = built_path(image, arch);
+    let image_dir = path.parent().ok_or("image path without a directory")?;
+    std::fs::create_dir_all(image_dir).map_err(|error| format!("cannot create {}: {error}", image_dir.display()))?;
+    copy(&out_dir.join(format!("{}.dll", image.stem())), &path)?;
+    copy(&out_dir.join(format!("{}.pdb", image.stem())), &path.with_extension("pdb"))?;
+    let verdict = image::verify_file_with(&path, &image.policy(arch))?;
+    let policy = match image {
+        Image::Wanlayer => "wanlayer driver policy",
+        Image::Vendor => "vendor driver policy",
+    };
+    let report = format!("verify-image: {} ({arch}, {profile}, {policy})\n{}", path.display(), verdict.report);
+    print!("{report}");
+    let kept = path.with_extension("verify.txt");
+    std::fs::write(&kept, &report).map_err(|error| format!("cannot write {}: {error}", kept.display()))?;
+    verdict.into_result()?;
+    println!("verify-image: OK ({})", path.display());
+    Ok(path)
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
@@ -186,6 +241,42 @@ pub fn driver_identity() -> Result<DriverIdentity, String> {
     })
 }
 
+/// The sample vendor driver's identity, as `driver/vendor-sample/src/lib.rs` defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorIdentity {
+    /// `SERVICE_NAME`: the kernel service and the image's file stem.
+    pub service_name: String,
+    /// `DISPLAY_NAME`: the service's display name.
+    pub display_name: String,
+}
+
+/// The sample vendor driver's identity from `driver/vendor-sample/src/lib.rs`.
+///
+/// # Errors
+/// When the file cannot be read, a constant is missing, or the service name is not the image's.
+pub fn vendor_identity() -> Result<VendorIdentity, String> {
+    let path = workspace_root().join("driver").join("vendor-sample").join("src").join("lib.rs");
+    let source = std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let constants = string_constants(&source);
+    let get = |name: &str| {
+        constants
+            .iter()
+            .find(|(found, _)| found == name)
+            .map(|(_, value)| value.clone())
+            .ok_or_else(|| format!("{} defines no `pub const {name}: &str`", path.display()))
+    };
+    let identity = VendorIdentity { service_name: get("SERVICE_NAME")?, display_name: get("DISPLAY_NAME")? };
+    if identity.service_name != Image::Vendor.stem() {
+        return Err(format!(
+            "{}: SERVICE_NAME is '{}' but the image is {}.sys",
+            path.display(),
+            identity.service_name,
+            Image::Vendor.stem()
+        ));
+    }
+    Ok(identity)
+}
+
 const USAGE: &str = "usage: cargo xtask build [--arch x64|arm64|all] [--release]";
 
 /// The arguments of `build`: the architectures (default: both) and the profile.
@@ -219,9 +310,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "xtask: building {}.sys ({}), filter {} ({})",
         identity.service_name, identity.friendly_name, identity.filter_guid, identity.control_symbolic_name
     );
-    let images = build(&arches, release)?;
-    for image in &images {
-        println!("xtask: built {}", image.display());
+    for built in build(&arches, release)? {
+        println!("xtask: built {} and {}", built.driver.display(), built.vendor.display());
     }
     Ok(())
 }
@@ -246,8 +336,24 @@ mod tests {
     }
 
     #[test]
+    fn the_vendor_image_is_a_cdylib_of_its_package() {
+        let joined = cargo_args(Image::Vendor, Arch::X64, false, Path::new("/t")).join(" ");
+        assert!(joined.starts_with("rustc --manifest-path driver/Cargo.toml --package wlclamp --lib --crate-type cdylib"), "{joined}");
+        assert!(joined.contains("--target x86_64-pc-windows-msvc --target-dir /t -- "), "{joined}");
+        assert!(joined.contains("link-arg=/ENTRY:DriverEntry"));
+        assert_eq!(built_path(Image::Vendor, Arch::Arm64).file_name().unwrap(), "wlclamp.sys");
+    }
+
+    #[test]
+    fn the_vendor_identity_names_its_image() {
+        let identity = vendor_identity().unwrap();
+        assert_eq!(identity.service_name, "wlclamp");
+        assert!(!identity.display_name.is_empty());
+    }
+
+    #[test]
     fn the_link_arguments_are_on_the_command_line() {
-        let args = cargo_args(Arch::Arm64, true, Path::new("/t"));
+        let args = cargo_args(Image::Wanlayer, Arch::Arm64, true, Path::new("/t"));
         let joined = args.join(" ");
         assert!(joined.starts_with("rustc --manifest-path driver/Cargo.toml --lib"));
         assert!(joined.contains("--target aarch64-pc-windows-msvc --target-dir /t --release -- "));

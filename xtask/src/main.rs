@@ -4,6 +4,7 @@ mod build;
 mod demo;
 mod image;
 mod package;
+mod sdk;
 mod test;
 
 use std::process::ExitCode;
@@ -12,15 +13,21 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
   package [--arch x64|arm64|all] [--pfx FILE [--pfx-password P]] [--catalog-version 1|2]
-      build wanlayer.sys (release), then stamp, sign and catalogue it into
+      build wanlayer.sys and wlclamp.sys (release), then stamp, sign and catalogue them into
       target/package/<arch>/ and verify the result (`package --help` for more)
   test
-      everything CI checks: the host tests, the engine built with no OS, lints for the host and
-      the driver, both driver images verified, the signed packages, the demo
+      everything CI checks: the host tests, the SDK's C header, the engine built with no OS, lints
+      for the host and the driver workspace, both kernel images of both architectures verified,
+      the signed packages, the demo
   build [--arch x64|arm64|all] [--release]
-      cross-build wanlayer.sys into target/wanlayer/<arch>/ and verify the image
-  verify-image FILE.sys [--arch x64|arm64]
-      report a driver image and fail naming every problem found
+      cross-build wanlayer.sys and the sample vendor driver wlclamp.sys into
+      target/wanlayer/<arch>/ and verify the images
+  sdk-header [--check]
+      generate crates/wanlayer-sdk/include/wanlayer.h (and its layout check) from the SDK's Rust
+      definitions, or check that the checked-in files are current; then compile them as C99
+  verify-image FILE.sys [--arch x64|arm64] [--vendor]
+      report a driver image and fail naming every problem found (--vendor: the vendor driver
+      policy, ntoskrnl.exe imports only)
   lint-inf FILE.inf [--package-dir DIR]
       check an INF against the lightweight-filter rules and the files of its package
   demo
@@ -38,6 +45,7 @@ fn main() -> ExitCode {
         Some("verify-image") => image::run(&args[1..]),
         Some("package") => package::run(&args[1..]),
         Some("lint-inf") => package::run_lint(&args[1..]),
+        Some("sdk-header") => sdk::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::image::Arch;
-use crate::{build, demo, package};
+use crate::{build, demo, package, sdk};
 
 /// The target with no operating system at all that proves the core is truly `no_std`.
 const BARE_METAL_TARGET: &str = "riscv64gc-unknown-none-elf";
@@ -59,11 +59,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;
 
-    step("the engine and the control protocol build for a target with no operating system at all");
+    step("the C header of the SDK: generated from its Rust definitions, compiled as C99, its layout Rust's");
+    sdk::check()?;
+    sdk::compile_c(&sdk::c_compiler())?;
+
+    step("the engine, the control protocol and the SDK's provider build for a target with no operating system at all");
     ensure_targets(&[BARE_METAL_TARGET])?;
     run_command("cargo", &["build", "--package", "wanlayer-core", "--package", "wanlayer-proto", "--target", BARE_METAL_TARGET])?;
+    run_command("cargo", &["build", "--package", "wanlayer-sdk", "--features", "provider", "--target", BARE_METAL_TARGET])?;
 
-    step("lints: the host workspace and the driver for both architectures");
+    step("lints: the host workspace and the driver workspace (wanlayer.sys, wlclamp.sys) for both architectures");
     run_command("cargo", &["clippy", "--workspace", "--all-targets", "--", "--deny", "warnings"])?;
     ensure_targets(&[build::target_triple(Arch::X64)])?;
     run_command(
@@ -75,11 +80,23 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ensure_targets(&[triple])?;
         run_command(
             "cargo",
-            &["clippy", "--manifest-path", &driver_manifest, "--target", triple, "--target-dir", &driver_target_dir, "--", "--deny", "warnings"],
+            &[
+                "clippy",
+                "--manifest-path",
+                &driver_manifest,
+                "--workspace",
+                "--target",
+                triple,
+                "--target-dir",
+                &driver_target_dir,
+                "--",
+                "--deny",
+                "warnings",
+            ],
         )?;
     }
 
-    step("wanlayer.sys, debug, for both architectures, each image verified");
+    step("wanlayer.sys and wlclamp.sys, debug, for both architectures, each image verified");
     build::build(&[Arch::X64, Arch::Arm64], false)?;
 
     step("the signed packages (release images), verified");

@@ -37,14 +37,19 @@ use crate::filter::{
     DeviceObjectAttributes, FilterAttributes, FilterDriverCharacteristics, NdisOidRequest, NetDevicePnpEvent,
     NetPnpEventNotification, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };
+use crate::csq::{
+    IoCsq, IoCsqAcquireLockFn, IoCsqCompleteCanceledIrpFn, IoCsqInsertIrpExFn, IoCsqIrpContext, IoCsqPeekNextIrpFn,
+    IoCsqReleaseLockFn, IoCsqRemoveIrpFn,
+};
+use crate::io::IoStatusBlock;
 use crate::kernel::{
-    DeviceObject, DriverObject, ExPoolPriority, ExRundownRef, Irp, KProcessorMode, KSpinLock, Kirql, NtStatus,
-    PoolFlags,
+    AccessMask, DeviceObject, DriverObject, EventType, ExPoolPriority, ExRundownRef, FileObject, Irp, KDeferredRoutine,
+    KDpc, KEvent, KProcessorMode, KSpinLock, KTimer, KWaitReason, Kirql, NtStatus, PoolFlags, TimerType,
 };
 use crate::nbl::{Mdl, NetBuffer, NetBufferList, NetBufferListPoolParameters};
 use crate::types::{
     ContextHandle, DeviceHandle, FilterDriverHandle, FilterModuleHandle, NblPoolHandle, NdisHandle, PortNumber,
-    RawNdisStatus,
+    RawNdisStatus, UnicodeString,
 };
 
 #[link(name = "ndis.sys", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -260,6 +265,102 @@ extern "system" {
 
     /// Completes an IRP (`FASTCALL` in `wdm.h`; the same ABI here).
     pub fn IofCompleteRequest(Irp: *mut Irp, PriorityBoost: i8);
+
+    /// Opens the named device for a kernel client: references the file object it returns (the
+    /// reference keeps the device, and so its driver, from unloading) and returns the top of the
+    /// device's stack (`PASSIVE_LEVEL`). Vendor drivers use it to reach `\Device\WanLayer`.
+    pub fn IoGetDeviceObjectPointer(
+        ObjectName: *mut UnicodeString,
+        DesiredAccess: AccessMask,
+        FileObject: *mut *mut FileObject,
+        DeviceObject: *mut *mut DeviceObject,
+    ) -> NtStatus;
+
+    /// Builds a device-control IRP (`InternalDeviceIoControl` non-zero: an
+    /// `IRP_MJ_INTERNAL_DEVICE_CONTROL`) whose completion sets `Event` and fills in `IoStatusBlock`
+    /// (`PASSIVE_LEVEL`); null when no IRP can be allocated.
+    pub fn IoBuildDeviceIoControlRequest(
+        IoControlCode: u32,
+        DeviceObject: *mut DeviceObject,
+        InputBuffer: *mut c_void,
+        InputBufferLength: u32,
+        OutputBuffer: *mut c_void,
+        OutputBufferLength: u32,
+        InternalDeviceIoControl: u8,
+        Event: *mut KEvent,
+        IoStatusBlock: *mut IoStatusBlock,
+    ) -> *mut Irp;
+
+    /// Sends an IRP to a device (`FASTCALL` in `wdm.h`; the same ABI here).
+    pub fn IofCallDriver(DeviceObject: *mut DeviceObject, Irp: *mut Irp) -> NtStatus;
+
+    /// Initialises an event (`<= DISPATCH_LEVEL`; the event in non-paged memory).
+    pub fn KeInitializeEvent(Event: *mut KEvent, Type: EventType, State: u8);
+
+    /// Waits for a dispatcher object (`<= APC_LEVEL` with a wait, as here; `Timeout` null for
+    /// none).
+    pub fn KeWaitForSingleObject(
+        Object: *mut c_void,
+        WaitReason: KWaitReason,
+        WaitMode: KProcessorMode,
+        Alertable: u8,
+        Timeout: *mut i64,
+    ) -> NtStatus;
+
+    /// Drops a reference on an object (`ObDereferenceObject` is a macro over it; `FASTCALL`, the
+    /// same ABI here); returns the new count.
+    pub fn ObfDereferenceObject(Object: *mut c_void) -> isize;
+
+    /// Initialises a DPC (any IRQL; the DPC in non-paged memory).
+    pub fn KeInitializeDpc(Dpc: *mut KDpc, DeferredRoutine: KDeferredRoutine, DeferredContext: *mut c_void);
+
+    /// Initialises a timer (`<= DISPATCH_LEVEL`; the timer in non-paged memory).
+    pub fn KeInitializeTimerEx(Timer: *mut KTimer, Type: TimerType);
+
+    /// Sets a timer: `DueTime` negative for relative 100 ns units, `Period` in milliseconds (0 for
+    /// once), `Dpc` queued at each expiry (`<= DISPATCH_LEVEL`). True when it was already set.
+    pub fn KeSetTimerEx(Timer: *mut KTimer, DueTime: i64, Period: i32, Dpc: *mut KDpc) -> u8;
+
+    /// Cancels a timer (`<= DISPATCH_LEVEL`); a DPC it already queued may still run.
+    pub fn KeCancelTimer(Timer: *mut KTimer) -> u8;
+
+    /// Returns once every DPC queued on any processor has run (`PASSIVE_LEVEL`).
+    pub fn KeFlushQueuedDpcs();
+}
+
+// The control device's per-handle cancel-safe queues and the DPC that services them.
+//
+// The `Ex` forms only: `IoCsqInsertIrp` discards the status of the driver's insert routine (it
+// is `IoCsqInsertIrpEx(.., NULL)` returning nothing), so a queue that must refuse an IRP — a
+// handle already cleaned up — is initialised with `IoCsqInitializeEx` and filled with
+// `IoCsqInsertIrpEx`; its `InsertContext` also tells a tail insertion from a head one.
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    /// Fills in a cancel-safe queue whose insert routine may fail (`Type = IO_TYPE_CSQ_EX`); any
+    /// IRQL, the queue in non-paged memory. Returns `STATUS_SUCCESS`.
+    pub fn IoCsqInitializeEx(
+        Csq: *mut IoCsq,
+        CsqInsertIrp: IoCsqInsertIrpExFn,
+        CsqRemoveIrp: IoCsqRemoveIrpFn,
+        CsqPeekNextIrp: IoCsqPeekNextIrpFn,
+        CsqAcquireLock: IoCsqAcquireLockFn,
+        CsqReleaseLock: IoCsqReleaseLockFn,
+        CsqCompleteCanceledIrp: IoCsqCompleteCanceledIrpFn,
+    ) -> NtStatus;
+
+    /// Queues an IRP through the queue's insert routine, passing it `InsertContext`
+    /// (`<= DISPATCH_LEVEL`). On success the IRP is marked pending and cancellable (one cancelled
+    /// already goes to `CsqCompleteCanceledIrp`); a failure status of the insert routine is
+    /// returned with the IRP neither queued nor marked pending. `Context` may be null.
+    pub fn IoCsqInsertIrpEx(Csq: *mut IoCsq, Irp: *mut Irp, Context: *mut IoCsqIrpContext, InsertContext: *mut c_void) -> NtStatus;
+
+    /// Takes the next queued IRP that matches `PeekContext` and is not being cancelled: it can no
+    /// longer be cancelled and is the caller's (`<= DISPATCH_LEVEL`). Null when there is none.
+    pub fn IoCsqRemoveNextIrp(Csq: *mut IoCsq, PeekContext: *mut c_void) -> *mut Irp;
+
+    /// Queues a DPC initialised with `KeInitializeDpc` on the current processor (any IRQL);
+    /// false (0) when it was queued already (it then runs once for both).
+    pub fn KeInsertQueueDpc(Dpc: *mut KDpc, SystemArgument1: *mut c_void, SystemArgument2: *mut c_void) -> u8;
 }
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]

@@ -10,12 +10,14 @@
 
 use core::ffi::c_void;
 
-use crate::kernel::{DeviceObject, DriverDispatch, DriverObject, Irp, NtStatus, IRP_MJ_COUNT};
+use crate::kernel::{AccessMask, DeviceObject, DriverDispatch, DriverObject, FileObject, Irp, NtStatus, IRP_MJ_COUNT};
 use crate::nbl::Mdl;
 use crate::types::UnicodeString;
 
 /// `STATUS_SUCCESS`.
 pub const STATUS_SUCCESS: NtStatus = 0;
+/// `STATUS_PENDING`: the request completes later (wait for its event).
+pub const STATUS_PENDING: NtStatus = 0x0000_0103;
 /// `STATUS_UNSUCCESSFUL`.
 pub const STATUS_UNSUCCESSFUL: NtStatus = 0xC000_0001_u32 as NtStatus;
 /// `STATUS_INVALID_DEVICE_REQUEST`: an IOCTL the device does not answer.
@@ -26,11 +28,22 @@ pub const STATUS_BUFFER_TOO_SMALL: NtStatus = 0xC000_0023_u32 as NtStatus;
 pub const STATUS_INSUFFICIENT_RESOURCES: NtStatus = 0xC000_009A_u32 as NtStatus;
 /// `STATUS_DEVICE_NOT_READY`.
 pub const STATUS_DEVICE_NOT_READY: NtStatus = 0xC000_00A3_u32 as NtStatus;
+/// `STATUS_INVALID_PARAMETER`.
+pub const STATUS_INVALID_PARAMETER: NtStatus = 0xC000_000D_u32 as NtStatus;
+/// `STATUS_OBJECT_NAME_NOT_FOUND`: an open of a name below a device that has none.
+pub const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = 0xC000_0034_u32 as NtStatus;
+/// `STATUS_TOO_MANY_OPENED_FILES`: every per-handle slot of a device is in use.
+pub const STATUS_TOO_MANY_OPENED_FILES: NtStatus = 0xC000_011F_u32 as NtStatus;
+/// `STATUS_CANCELLED`: a request cancelled, or completed because its handle closed.
+pub const STATUS_CANCELLED: NtStatus = 0xC000_0120_u32 as NtStatus;
 
 /// `FILE_DEVICE_NETWORK`: the device type of NDIS control devices and of their IOCTL codes.
 pub const FILE_DEVICE_NETWORK: u32 = 0x12;
 /// `METHOD_BUFFERED`: input and output go through `AssociatedIrp.SystemBuffer`.
 pub const METHOD_BUFFERED: u32 = 0;
+/// `METHOD_NEITHER`: the input is `Parameters.DeviceIoControl.Type3InputBuffer`, the output
+/// `Irp->UserBuffer`, both the caller's own pointers (for kernel callers: no copy, no probe).
+pub const METHOD_NEITHER: u32 = 3;
 /// `FILE_ANY_ACCESS`.
 pub const FILE_ANY_ACCESS: u32 = 0;
 /// `FILE_READ_ACCESS`: the caller's handle needs read access.
@@ -102,6 +115,19 @@ pub struct IoStatusBlock {
     _pointer_high: u32,
     /// `Information`: for a device control, the bytes written to the output buffer.
     pub information: usize,
+}
+
+impl IoStatusBlock {
+    /// A zeroed status block, for a request this driver sends.
+    pub const fn new() -> Self {
+        Self { status: 0, _pointer_high: 0, information: 0 }
+    }
+}
+
+impl Default for IoStatusBlock {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// `IRP` through `Tail.Overlay.OriginalFileObject` (the fields a dispatch routine uses are
@@ -185,14 +211,100 @@ pub struct DeviceIoControlParameters {
     pub type3_input_buffer: *mut c_void,
 }
 
-/// `IO_STACK_LOCATION.Parameters`: only `DeviceIoControl` is declared; `_size` gives the union
-/// its size (four pointers).
+/// `IO_STACK_LOCATION.Parameters`: only `DeviceIoControl` and `Create` are declared; `_size`
+/// gives the union its size (four pointers).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union IoStackParameters {
     /// `DeviceIoControl` (`IRP_MJ_DEVICE_CONTROL`).
     pub device_io_control: DeviceIoControlParameters,
+    /// `Create` (`IRP_MJ_CREATE`).
+    pub create: CreateParameters,
     _size: [*mut c_void; 4],
+}
+
+/// `IO_SECURITY_CONTEXT`: the security side of an `IRP_MJ_CREATE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct IoSecurityContext {
+    /// `SecurityQos` (system use).
+    pub security_qos: *mut c_void,
+    /// `AccessState` (`PACCESS_STATE`; file systems only).
+    pub access_state: *mut c_void,
+    /// `DesiredAccess`: the access the open asks for. The I/O manager maps generic rights to
+    /// specific ones (`GENERIC_READ` → `FILE_GENERIC_READ`, which holds `FILE_READ_DATA`) before
+    /// it checks the device's security descriptor and builds the IRP; `MAXIMUM_ALLOWED` stays as
+    /// it is.
+    pub desired_access: AccessMask,
+    /// `FullCreateOptions` (system use).
+    pub full_create_options: u32,
+}
+
+/// `IO_STACK_LOCATION.Parameters.Create`; `POINTER_ALIGNMENT` puts `FileAttributes` and
+/// `EaLength` on 8-byte slots on 64-bit Windows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CreateParameters {
+    /// `SecurityContext`.
+    pub security_context: *mut IoSecurityContext,
+    /// `Options`: the create disposition in the top byte, the create options below.
+    pub options: u32,
+    _pad0: u32,
+    /// `FileAttributes`.
+    pub file_attributes: u16,
+    /// `ShareAccess`.
+    pub share_access: u16,
+    _pad1: u32,
+    /// `EaLength`.
+    pub ea_length: u32,
+    _pad2: u32,
+}
+
+/// `FILE_OBJECT` through `FileName` (the fields a device driver reads or owns: `FsContext` and
+/// `FsContext2` are the driver's, from its `IRP_MJ_CREATE` to its `IRP_MJ_CLOSE`).
+#[repr(C)]
+pub struct FileObjectLayout {
+    /// `Type` (`IO_TYPE_FILE`).
+    pub object_type: i16,
+    /// `Size`.
+    pub size: i16,
+    /// `DeviceObject`.
+    pub device_object: *mut DeviceObject,
+    /// `Vpb`.
+    pub vpb: *mut c_void,
+    /// `FsContext`: the driver's per-open context.
+    pub fs_context: *mut c_void,
+    /// `FsContext2`.
+    pub fs_context2: *mut c_void,
+    /// `SectionObjectPointer`.
+    pub section_object_pointer: *mut c_void,
+    /// `PrivateCacheMap`.
+    pub private_cache_map: *mut c_void,
+    /// `FinalStatus`.
+    pub final_status: NtStatus,
+    /// `RelatedFileObject`: set for an open relative to another handle.
+    pub related_file_object: *mut FileObject,
+    /// `LockOperation`.
+    pub lock_operation: u8,
+    /// `DeletePending`.
+    pub delete_pending: u8,
+    /// `ReadAccess`.
+    pub read_access: u8,
+    /// `WriteAccess`.
+    pub write_access: u8,
+    /// `DeleteAccess`.
+    pub delete_access: u8,
+    /// `SharedRead`.
+    pub shared_read: u8,
+    /// `SharedWrite`.
+    pub shared_write: u8,
+    /// `SharedDelete`.
+    pub shared_delete: u8,
+    /// `Flags` (`FO_*`).
+    pub flags: u32,
+    /// `FileName`: what the open named below the device (`\\.\WanLayer\x` gives `\x`);
+    /// empty for an open of the device itself.
+    pub file_name: UnicodeString,
 }
 
 /// `IO_STACK_LOCATION`.
@@ -247,6 +359,115 @@ pub unsafe fn irp_request(irp: *mut Irp) -> IrpRequest {
         None
     };
     IrpRequest { major_function: location.major_function, device_io_control, system_buffer: irp.system_buffer }
+}
+
+/// What a dispatch routine reads from an internal device control
+/// (`IRP_MJ_INTERNAL_DEVICE_CONTROL`): its parameters, where `METHOD_NEITHER` puts the output, and
+/// who sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct InternalDeviceControl {
+    /// `Parameters.DeviceIoControl` (for `METHOD_NEITHER`, `type3_input_buffer` is the input).
+    pub parameters: DeviceIoControlParameters,
+    /// `Irp->UserBuffer`: the output of a `METHOD_NEITHER` request.
+    pub user_buffer: *mut c_void,
+    /// `Irp->RequestorMode`: `KernelMode` (0) for a request another driver built.
+    pub requestor_mode: i8,
+}
+
+/// Reads an internal device control; `None` when the IRP's current stack location is another
+/// major function.
+///
+/// # Safety
+/// `irp` is the IRP a dispatch routine received and has not completed yet.
+pub unsafe fn irp_internal_device_control(irp: *mut Irp) -> Option<InternalDeviceControl> {
+    // SAFETY: the caller guarantees `irp` is a live IRP, laid out as `IrpLayout` (asserted below);
+    // only reads of plain fields are made.
+    let irp = unsafe { &*irp.cast::<IrpLayout>() };
+    // SAFETY: the current stack location of a live IRP in its dispatch routine is valid.
+    let location = unsafe { &*irp.current_stack_location };
+    if usize::from(location.major_function) != crate::kernel::IRP_MJ_INTERNAL_DEVICE_CONTROL {
+        return None;
+    }
+    // SAFETY: for IRP_MJ_INTERNAL_DEVICE_CONTROL the I/O manager (IoBuildDeviceIoControlRequest)
+    // filled in `Parameters.DeviceIoControl`, as for IRP_MJ_DEVICE_CONTROL.
+    let parameters = unsafe { location.parameters.device_io_control };
+    Some(InternalDeviceControl { parameters, user_buffer: irp.user_buffer, requestor_mode: irp.requestor_mode })
+}
+
+/// What a dispatch routine reads from an `IRP_MJ_CREATE`.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateRequest {
+    /// The file object being opened (null only in a malformed request).
+    pub file_object: *mut FileObject,
+    /// `SecurityContext->DesiredAccess` (0 without a security context).
+    pub desired_access: AccessMask,
+    /// Bytes of `FileObject->FileName`: 0 for an open of the device itself.
+    pub file_name_length: u16,
+    /// `FileObject->RelatedFileObject`: non-null for an open relative to another handle.
+    pub related_file_object: *mut FileObject,
+    /// `Irp->RequestorMode`.
+    pub requestor_mode: i8,
+}
+
+/// Reads an `IRP_MJ_CREATE`; `None` when the IRP's current stack location is another major
+/// function.
+///
+/// # Safety
+/// `irp` is the IRP a dispatch routine received and has not completed yet.
+pub unsafe fn irp_create(irp: *mut Irp) -> Option<CreateRequest> {
+    // SAFETY: the caller guarantees `irp` is a live IRP, laid out as `IrpLayout` (asserted below);
+    // only reads of plain fields are made.
+    let irp = unsafe { &*irp.cast::<IrpLayout>() };
+    // SAFETY: the current stack location of a live IRP in its dispatch routine is valid.
+    let location = unsafe { &*irp.current_stack_location };
+    if usize::from(location.major_function) != crate::kernel::IRP_MJ_CREATE {
+        return None;
+    }
+    // SAFETY: for IRP_MJ_CREATE the I/O manager filled in `Parameters.Create`.
+    let parameters = unsafe { location.parameters.create };
+    // SAFETY: null, or the security context the I/O manager built for this create, valid until
+    // the IRP completes.
+    let desired_access = unsafe { parameters.security_context.as_ref() }.map_or(0, |context| context.desired_access);
+    let file_object = location.file_object.cast::<FileObject>();
+    // SAFETY: null, or the file object being opened, valid (and not yet shared with anyone) while
+    // its create IRP is in progress.
+    let (file_name_length, related_file_object) = match unsafe { file_object.cast::<FileObjectLayout>().as_ref() } {
+        Some(file) => (file.file_name.length, file.related_file_object),
+        None => (0, core::ptr::null_mut()),
+    };
+    Some(CreateRequest { file_object, desired_access, file_name_length, related_file_object, requestor_mode: irp.requestor_mode })
+}
+
+/// `IoGetCurrentIrpStackLocation(irp)->FileObject`: the file object a request was sent on (null
+/// for requests another driver built without one).
+///
+/// # Safety
+/// `irp` is an IRP the caller owns and has not completed yet.
+pub unsafe fn irp_file_object(irp: *mut Irp) -> *mut FileObject {
+    // SAFETY: the caller guarantees `irp` is a live IRP, laid out as `IrpLayout`.
+    let location = unsafe { (*irp.cast::<IrpLayout>()).current_stack_location };
+    // SAFETY: the current stack location of a live IRP is valid while the IRP is owned.
+    unsafe { (*location).file_object }.cast::<FileObject>()
+}
+
+/// `FileObject->FsContext`.
+///
+/// # Safety
+/// `file` is a live file object of the caller's device, between its `IRP_MJ_CREATE` and the end
+/// of its `IRP_MJ_CLOSE` (the driver owns the field then; nothing writes it concurrently).
+pub unsafe fn file_object_fs_context(file: *mut FileObject) -> *mut c_void {
+    // SAFETY: the caller's promise; `FileObjectLayout` is the header's prefix (asserted below).
+    unsafe { (*file.cast::<FileObjectLayout>()).fs_context }
+}
+
+/// Sets `FileObject->FsContext`.
+///
+/// # Safety
+/// As [`file_object_fs_context`], from the dispatch routine of the file object's `IRP_MJ_CREATE`
+/// or `IRP_MJ_CLOSE` (no other request on it is in progress then).
+pub unsafe fn set_file_object_fs_context(file: *mut FileObject, context: *mut c_void) {
+    // SAFETY: the caller's promise; `FileObjectLayout` is the header's prefix (asserted below).
+    unsafe { (*file.cast::<FileObjectLayout>()).fs_context = context };
 }
 
 /// Sets `IoStatus` and completes the IRP (`IoCompleteRequest(irp, IO_NO_INCREMENT)`); returns
@@ -321,6 +542,35 @@ const _: () = {
     assert!(offset_of!(P, io_control_code) == 0x10);
     assert!(offset_of!(P, type3_input_buffer) == 0x18);
     assert!(size_of::<IoStackParameters>() == 0x20);
+    type C = CreateParameters;
+    // Within `Parameters`: SecurityContext 0x00, Options 0x08, FileAttributes 0x10,
+    // ShareAccess 0x12, EaLength 0x18.
+    assert!(offset_of!(C, security_context) == 0x00);
+    assert!(offset_of!(C, options) == 0x08);
+    assert!(offset_of!(C, file_attributes) == 0x10);
+    assert!(offset_of!(C, share_access) == 0x12);
+    assert!(offset_of!(C, ea_length) == 0x18);
+    assert!(size_of::<C>() == 0x20);
+    type X = IoSecurityContext;
+    assert!(offset_of!(X, access_state) == 0x08);
+    assert!(offset_of!(X, desired_access) == 0x10);
+    assert!(offset_of!(X, full_create_options) == 0x14);
+    assert!(size_of::<X>() == 0x18);
+
+    type F = FileObjectLayout;
+    assert!(offset_of!(F, device_object) == 0x08);
+    assert!(offset_of!(F, vpb) == 0x10);
+    assert!(offset_of!(F, fs_context) == 0x18);
+    assert!(offset_of!(F, fs_context2) == 0x20);
+    assert!(offset_of!(F, section_object_pointer) == 0x28);
+    assert!(offset_of!(F, private_cache_map) == 0x30);
+    assert!(offset_of!(F, final_status) == 0x38);
+    assert!(offset_of!(F, related_file_object) == 0x40);
+    assert!(offset_of!(F, lock_operation) == 0x48);
+    assert!(offset_of!(F, shared_delete) == 0x4F);
+    assert!(offset_of!(F, flags) == 0x50);
+    assert!(offset_of!(F, file_name) == 0x58);
+    assert!(size_of::<F>() == 0x68);
 };
 
 #[cfg(test)]
@@ -392,5 +642,146 @@ mod tests {
         location.major_function = crate::kernel::IRP_MJ_CREATE as u8;
         // SAFETY: as above.
         assert!(unsafe { irp_request(raw) }.device_io_control.is_none());
+    }
+
+    #[test]
+    fn an_internal_device_control_reads_its_method_neither_buffers() {
+        // SAFETY: all-zero bytes are a valid value of these integer-and-pointer structures.
+        let mut location: Box<IoStackLocation> = Box::new(unsafe { core::mem::zeroed() });
+        let mut input = [1u8; 16];
+        let mut output = [0u8; 96];
+        location.major_function = crate::kernel::IRP_MJ_INTERNAL_DEVICE_CONTROL as u8;
+        location.parameters.device_io_control = DeviceIoControlParameters {
+            output_buffer_length: 96,
+            _pad0: 0,
+            input_buffer_length: 16,
+            _pad1: 0,
+            io_control_code: ctl_code(FILE_DEVICE_NETWORK, 0x880, METHOD_NEITHER, FILE_ANY_ACCESS),
+            _pad2: 0,
+            type3_input_buffer: input.as_mut_ptr().cast(),
+        };
+        // SAFETY: as above.
+        let mut irp: Box<IrpLayout> = Box::new(unsafe { core::mem::zeroed() });
+        irp.user_buffer = output.as_mut_ptr().cast();
+        irp.current_stack_location = &mut *location;
+        let raw = (&mut *irp as *mut IrpLayout).cast::<Irp>();
+        // SAFETY: the test's IRP and stack location are alive and laid out as the I/O manager's.
+        let control = unsafe { irp_internal_device_control(raw) }.expect("an internal device control");
+        assert_eq!(control.parameters.io_control_code, 0x0012_2203);
+        assert_eq!((control.parameters.input_buffer_length, control.parameters.output_buffer_length), (16, 96));
+        assert_eq!(control.parameters.type3_input_buffer, input.as_mut_ptr().cast());
+        assert_eq!(control.user_buffer, output.as_mut_ptr().cast());
+        assert_eq!(control.requestor_mode, 0);
+
+        location.major_function = crate::kernel::IRP_MJ_DEVICE_CONTROL as u8;
+        // SAFETY: as above.
+        assert!(unsafe { irp_internal_device_control(raw) }.is_none(), "not an internal device control");
+    }
+
+    #[test]
+    fn create_and_file_object_layouts_match_the_headers() {
+        let fields = [
+            ("IO_STACK_LOCATION.Parameters.Create.SecurityContext", 8 + offset_of!(CreateParameters, security_context), 0x08),
+            ("IO_STACK_LOCATION.Parameters.Create.Options", 8 + offset_of!(CreateParameters, options), 0x10),
+            ("IO_STACK_LOCATION.Parameters.Create.FileAttributes", 8 + offset_of!(CreateParameters, file_attributes), 0x18),
+            ("IO_STACK_LOCATION.Parameters.Create.ShareAccess", 8 + offset_of!(CreateParameters, share_access), 0x1A),
+            ("IO_STACK_LOCATION.Parameters.Create.EaLength", 8 + offset_of!(CreateParameters, ea_length), 0x20),
+            ("IO_SECURITY_CONTEXT.DesiredAccess", offset_of!(IoSecurityContext, desired_access), 0x10),
+            ("IO_SECURITY_CONTEXT.FullCreateOptions", offset_of!(IoSecurityContext, full_create_options), 0x14),
+            ("FILE_OBJECT.DeviceObject", offset_of!(FileObjectLayout, device_object), 0x08),
+            ("FILE_OBJECT.FsContext", offset_of!(FileObjectLayout, fs_context), 0x18),
+            ("FILE_OBJECT.FsContext2", offset_of!(FileObjectLayout, fs_context2), 0x20),
+            ("FILE_OBJECT.FinalStatus", offset_of!(FileObjectLayout, final_status), 0x38),
+            ("FILE_OBJECT.RelatedFileObject", offset_of!(FileObjectLayout, related_file_object), 0x40),
+            ("FILE_OBJECT.Flags", offset_of!(FileObjectLayout, flags), 0x50),
+            ("FILE_OBJECT.FileName", offset_of!(FileObjectLayout, file_name), 0x58),
+        ];
+        for (name, got, want) in fields {
+            println!("{name} @ {got:#x} (expected {want:#x})");
+            assert_eq!(got, want, "{name}");
+        }
+        assert_eq!(core::mem::size_of::<IoSecurityContext>(), 0x18);
+    }
+
+    /// A create IRP for `file`, asking for `desired_access`.
+    struct CreateIrp {
+        irp: Box<IrpLayout>,
+        location: Box<IoStackLocation>,
+        _security: Box<IoSecurityContext>,
+    }
+
+    impl CreateIrp {
+        fn new(file: *mut FileObjectLayout, desired_access: AccessMask) -> Self {
+            let mut security = Box::new(IoSecurityContext {
+                security_qos: ptr::null_mut(),
+                access_state: ptr::null_mut(),
+                desired_access,
+                full_create_options: 0,
+            });
+            // SAFETY: all-zero bytes are a valid value of these integer-and-pointer structures.
+            let mut location: Box<IoStackLocation> = Box::new(unsafe { core::mem::zeroed() });
+            location.major_function = crate::kernel::IRP_MJ_CREATE as u8;
+            location.parameters.create = CreateParameters {
+                security_context: &mut *security,
+                options: 1 << 24,
+                _pad0: 0,
+                file_attributes: 0,
+                share_access: 3,
+                _pad1: 0,
+                ea_length: 0,
+                _pad2: 0,
+            };
+            location.file_object = file.cast();
+            // SAFETY: as above.
+            let mut irp: Box<IrpLayout> = Box::new(unsafe { core::mem::zeroed() });
+            irp.requestor_mode = 1;
+            irp.current_stack_location = &mut *location;
+            Self { irp, location, _security: security }
+        }
+
+        fn raw(&mut self) -> *mut Irp {
+            (&mut *self.irp as *mut IrpLayout).cast()
+        }
+    }
+
+    #[test]
+    fn a_create_reads_its_access_and_name_and_the_file_object_keeps_a_context() {
+        // SAFETY: all-zero bytes are a valid value of this integer-and-pointer structure.
+        let mut file: Box<FileObjectLayout> = Box::new(unsafe { core::mem::zeroed() });
+        let file_ptr: *mut FileObjectLayout = &mut *file;
+        // FILE_GENERIC_READ | FILE_GENERIC_WRITE, as the I/O manager maps GENERIC_READ | GENERIC_WRITE.
+        let mut create = CreateIrp::new(file_ptr, 0x0012_0089 | 0x0012_0116);
+        // SAFETY: the test's IRP, stack location, security context and file object are alive.
+        let request = unsafe { irp_create(create.raw()) }.expect("a create");
+        assert_eq!(request.desired_access & 0x3, 0x3, "FILE_READ_DATA and FILE_WRITE_DATA");
+        assert_eq!((request.file_name_length, request.related_file_object), (0, ptr::null_mut()));
+        assert_eq!((request.file_object.cast::<FileObjectLayout>(), request.requestor_mode), (file_ptr, 1));
+        // SAFETY: as above.
+        assert_eq!(unsafe { irp_file_object(create.raw()) }, request.file_object);
+
+        // An open of a name below the device, and one relative to another handle.
+        let mut name = [u16::from(b'\\'), u16::from(b'x')];
+        file.file_name = UnicodeString { length: 4, maximum_length: 4, buffer: name.as_mut_ptr() };
+        file.related_file_object = file_ptr.cast();
+        // SAFETY: as above.
+        let request = unsafe { irp_create(create.raw()) }.expect("a create");
+        assert_eq!((request.file_name_length, request.related_file_object), (4, file_ptr.cast()));
+
+        // FsContext is the driver's: what it stores is what it reads back, at offset 0x18.
+        let context = 0x5A5A_0000_usize as *mut c_void;
+        // SAFETY: the test's file object, not shared.
+        unsafe { set_file_object_fs_context(file_ptr.cast(), context) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { file_object_fs_context(file_ptr.cast()) }, context);
+        assert_eq!(file.fs_context, context);
+
+        create.location.major_function = crate::kernel::IRP_MJ_CLOSE as u8;
+        // SAFETY: as above.
+        assert!(unsafe { irp_create(create.raw()) }.is_none(), "not a create");
+        // A create without a security context asks for nothing.
+        create.location.major_function = crate::kernel::IRP_MJ_CREATE as u8;
+        create.location.parameters.create.security_context = ptr::null_mut();
+        // SAFETY: as above.
+        assert_eq!(unsafe { irp_create(create.raw()) }.map(|request| request.desired_access), Some(0));
     }
 }

@@ -2,6 +2,7 @@
 //! protection, pool flags, debug-print filters, control-device dispatch.
 
 use core::cell::UnsafeCell;
+use core::ffi::c_void;
 use core::marker::{PhantomData, PhantomPinned};
 
 /// `NTSTATUS`.
@@ -85,6 +86,9 @@ pub const IRP_MJ_CREATE: usize = 0x00;
 pub const IRP_MJ_CLOSE: usize = 0x02;
 /// `IRP_MJ_DEVICE_CONTROL`.
 pub const IRP_MJ_DEVICE_CONTROL: usize = 0x0e;
+/// `IRP_MJ_INTERNAL_DEVICE_CONTROL`: device controls between drivers (`IoBuildDeviceIoControlRequest`
+/// with `InternalDeviceIoControl = TRUE`); user mode cannot send one.
+pub const IRP_MJ_INTERNAL_DEVICE_CONTROL: usize = 0x0f;
 /// `IRP_MJ_CLEANUP`.
 pub const IRP_MJ_CLEANUP: usize = 0x12;
 /// `IRP_MJ_MAXIMUM_FUNCTION`.
@@ -126,6 +130,77 @@ opaque! {
     Eprocess
 }
 
+opaque! {
+    /// `FILE_OBJECT`: what `IoGetDeviceObjectPointer` references for its caller.
+    FileObject
+}
+
+/// `ACCESS_MASK`.
+pub type AccessMask = u32;
+
+/// `FILE_READ_DATA`: the access a kernel client asks for when it opens another driver's device
+/// (kernel-mode opens are not access-checked).
+pub const FILE_READ_DATA: AccessMask = 0x0001;
+/// `FILE_WRITE_DATA` (part of `FILE_GENERIC_WRITE`, which `GENERIC_WRITE` maps to for files and
+/// devices).
+pub const FILE_WRITE_DATA: AccessMask = 0x0002;
+
+/// `EVENT_TYPE` (a C enum).
+pub type EventType = i32;
+/// `NotificationEvent`: stays signalled until reset.
+pub const NOTIFICATION_EVENT: EventType = 0;
+
+/// `TIMER_TYPE` (a C enum).
+pub type TimerType = i32;
+/// `NotificationTimer`.
+pub const NOTIFICATION_TIMER: TimerType = 0;
+
+/// `KWAIT_REASON` (a C enum).
+pub type KWaitReason = i32;
+/// `Executive`: the wait reason of a driver waiting for its own request.
+pub const EXECUTIVE: KWaitReason = 0;
+
+/// Storage for a kernel dispatcher object the kernel initialises and owns the contents of
+/// (`KeInitializeEvent`, `KeInitializeTimerEx`, `KeInitializeDpc`): `N` bytes, 8-aligned, in
+/// non-paged memory, never read or written by Rust code.
+#[repr(C, align(8))]
+pub struct KernelObject<const N: usize>(UnsafeCell<[u8; N]>);
+
+// SAFETY: Rust code never touches the bytes; the kernel functions that take the object (through
+// `as_ptr`) synchronise every access themselves (dispatcher lock, DPC queue lock).
+unsafe impl<const N: usize> Sync for KernelObject<N> {}
+
+impl<const N: usize> KernelObject<N> {
+    /// Zeroed storage, to be initialised by the kernel before use.
+    pub const fn new() -> Self {
+        Self(UnsafeCell::new([0; N]))
+    }
+
+    /// The pointer the kernel functions take.
+    pub const fn as_ptr(&self) -> *mut Self {
+        (self as *const Self).cast_mut()
+    }
+}
+
+impl<const N: usize> Default for KernelObject<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `KEVENT`: a `DISPATCHER_HEADER`, 0x18 bytes on x64 and ARM64.
+pub type KEvent = KernelObject<0x18>;
+/// `KTIMER`: `DISPATCHER_HEADER`, `DueTime`, `TimerListEntry`, `Dpc`, `Processor`, `Period`:
+/// 0x40 bytes on x64 and ARM64.
+pub type KTimer = KernelObject<0x40>;
+/// `KDPC`: `TargetInfoAsUlong`, `DpcListEntry`, `ProcessorHistory`, `DeferredRoutine`,
+/// `DeferredContext`, `SystemArgument1/2`, `DpcData`: 0x40 bytes on x64 and ARM64.
+pub type KDpc = KernelObject<0x40>;
+
+/// `KDEFERRED_ROUTINE`: a DPC's routine, called at `DISPATCH_LEVEL`.
+pub type KDeferredRoutine =
+    unsafe extern "system" fn(dpc: *mut KDpc, context: *mut c_void, argument1: *mut c_void, argument2: *mut c_void);
+
 /// `DRIVER_DISPATCH`: a control device's IRP handler.
 pub type DriverDispatch = unsafe extern "system" fn(device: *mut DeviceObject, irp: *mut Irp) -> NtStatus;
 
@@ -135,6 +210,8 @@ const _: () = {
     assert!(size_of::<ExRundownRef>() == 8);
     assert!(size_of::<Option<DriverDispatch>>() == 8);
     assert!(size_of::<DriverObject>() == 0);
+    assert!(size_of::<KEvent>() == 0x18 && size_of::<KTimer>() == 0x40 && size_of::<KDpc>() == 0x40);
+    assert!(core::mem::align_of::<KTimer>() == 8);
 };
 
 #[cfg(test)]
@@ -148,5 +225,16 @@ mod tests {
         assert_eq!(rundown.as_ptr().cast_const(), &rundown as *const ExRundownRef);
         assert_eq!(ExRundownRef::default().0.into_inner(), 0);
         assert_eq!(core::mem::size_of::<ExRundownRef>(), core::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn dpc_storage_matches_the_header() {
+        // KDPC: TargetInfoAsUlong @0, DpcListEntry @8, ProcessorHistory @0x10, DeferredRoutine
+        // @0x18, DeferredContext @0x20, SystemArgument1/2 @0x28/0x30, DpcData @0x38: 0x40 bytes,
+        // pointer-aligned, on x64 and ARM64 alike.
+        assert_eq!((core::mem::size_of::<KDpc>(), core::mem::align_of::<KDpc>()), (0x40, 8));
+        let dpc = KDpc::new();
+        assert_eq!(dpc.as_ptr().cast_const(), &dpc as *const KDpc);
+        assert_eq!((FILE_READ_DATA, FILE_WRITE_DATA), (1, 2));
     }
 }

@@ -18,7 +18,10 @@
 //! * [`oid`]: `NDIS_OID_REQUEST`, and what a filter that passes OID requests down by cloning
 //!   keeps in the clone and copies back to the original.
 //! * [`io`]: `DRIVER_OBJECT`, `IRP`, `IO_STACK_LOCATION` and `CTL_CODE`, for `DriverUnload` and
-//!   the control device's dispatch routines.
+//!   the control device's dispatch routines; `FILE_OBJECT` (`FsContext`) and the create
+//!   parameters (`IO_SECURITY_CONTEXT`) for per-handle state.
+//! * [`csq`]: cancel-safe IRP queues (`IO_CSQ`, its callbacks) and the `LIST_ENTRY` operations a
+//!   queue is built from, for the control device's pending requests.
 //! * [`wan`]: `NDIS_WAN_LINE_UP` / `NDIS_WAN_LINE_DOWN`.
 //! * [`status`]: turning a WAN status indication into [`wanlayer_core::link`] values, with every
 //!   length and pointer validated in safe code, and writing the line-up answer back.
@@ -48,6 +51,7 @@
 extern crate std;
 
 pub mod chain;
+pub mod csq;
 pub mod filter;
 pub mod frame;
 pub mod io;

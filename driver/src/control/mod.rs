@@ -2,41 +2,55 @@
 //! user mode), created with `NdisRegisterDeviceEx` so NDIS routes its IRPs to the dispatch
 //! routine here, secured to SYSTEM and Administrators ([`identity::CONTROL_DEVICE_SDDL`]).
 //!
-//! Create, close and cleanup succeed; device control answers one IOCTL,
-//! [`version::IOCTL_WANLAYER_QUERY_VERSION`]; every other request is
-//! `STATUS_INVALID_DEVICE_REQUEST`. The dispatch routine finds what it needs in the device's
-//! reserved extension (`NdisGetDeviceReservedExtension`, not `DeviceExtension`, which NDIS owns).
+//! Every IOCTL of `wanlayer_proto` is answered by the engine's platform-neutral dispatcher
+//! (`Engine::control().dispatch`), exactly as the simulator's control device
+//! (`crates/wanlayer-sim/src/control.rs`) drives it; this module is the I/O manager's side:
+//!
+//! * [`handles`]: `IRP_MJ_CREATE` / `IRP_MJ_CLEANUP` / `IRP_MJ_CLOSE`, the per-handle context in
+//!   `FileObject->FsContext` (the engine's `ControlHandle`, the access granted at create, a
+//!   cancel-safe queue) and the token table that names handles to the waker;
+//! * [`requests`]: `IRP_MJ_DEVICE_CONTROL` (complete, or queue a pending event read) and the
+//!   servicing of a handle's pending reads;
+//! * [`csq`]: the cancel-safe queue (`IO_CSQ`) of pending reads;
+//! * [`waker`]: the engine's `EventWaker`, a DPC that services woken handles, installed in
+//!   `DriverEntry` and removed first thing in `DriverUnload`;
+//! * [`provider`]: `IRP_MJ_INTERNAL_DEVICE_CONTROL`, for vendor drivers.
+//!
+//! The dispatch routine finds the device's readiness in its reserved extension
+//! (`NdisGetDeviceReservedExtension`, not `DeviceExtension`, which NDIS owns).
 
-pub mod version;
+pub mod provider;
+mod csq;
+mod handles;
+mod requests;
+mod waker;
+
+pub use handles::MAX_HANDLES;
+pub use waker::{install_waker, remove_waker};
 
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
-use wanlayer_core::EngineConfig;
 use wanlayer_ndis::filter::DeviceObjectAttributes;
 use wanlayer_ndis::imports;
-use wanlayer_ndis::io::{
-    complete_irp, irp_request, STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS,
-};
+use wanlayer_ndis::io::{complete_irp, irp_request, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_REQUEST};
 use wanlayer_ndis::kernel::{
     DeviceObject, DriverDispatch, Irp, NtStatus, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_COUNT, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
 };
 use wanlayer_ndis::types::{DeviceHandle, FilterDriverHandle};
 
 use crate::identity;
-use version::{VersionInfo, IOCTL_WANLAYER_QUERY_VERSION};
 
 /// "WLcd": marks an initialised [`DeviceExtension`].
 const SIGNATURE: u32 = u32::from_le_bytes(*b"WLcd");
 
 /// What the dispatch routine reads from `NdisGetDeviceReservedExtension`. Zeroed by the I/O
-/// manager; [`register`] fills it in before anyone can be answered (the signature is stored last,
-/// with release ordering; a request that finds no signature gets `STATUS_DEVICE_NOT_READY`).
+/// manager; [`register`] stores the signature once the device is set up (with release ordering;
+/// a create or device control that finds no signature gets `STATUS_DEVICE_NOT_READY`).
 #[repr(C)]
 struct DeviceExtension {
     signature: AtomicU32,
-    config: AtomicPtr<EngineConfig>,
 }
 
 /// The registered control device.
@@ -55,12 +69,14 @@ pub struct ControlDevice {
 /// extension (the device is deregistered again).
 ///
 /// # Safety
-/// `filter_driver` is the registered filter driver handle; `config` outlives the device.
-pub unsafe fn register(filter_driver: FilterDriverHandle, config: &'static EngineConfig) -> Result<ControlDevice, NtStatus> {
+/// `filter_driver` is the registered filter driver handle; the engine is installed, with the
+/// waker ([`install_waker`]), and stays so until the device is deregistered.
+pub unsafe fn register(filter_driver: FilterDriverHandle) -> Result<ControlDevice, NtStatus> {
     let mut major_functions: [Option<DriverDispatch>; IRP_MJ_COUNT] = [None; IRP_MJ_COUNT];
     for major in [IRP_MJ_CREATE, IRP_MJ_CLOSE, IRP_MJ_CLEANUP, IRP_MJ_DEVICE_CONTROL] {
         major_functions[major] = Some(dispatch);
     }
+    major_functions[wanlayer_ndis::kernel::IRP_MJ_INTERNAL_DEVICE_CONTROL] = Some(provider::dispatch_internal);
     let mut device_name = identity::unicode(&identity::CONTROL_DEVICE_NAME_W);
     let mut symbolic_name = identity::unicode(&identity::CONTROL_SYMBOLIC_NAME_W);
     let sddl = identity::unicode(&identity::CONTROL_DEVICE_SDDL_W);
@@ -93,7 +109,6 @@ pub unsafe fn register(filter_driver: FilterDriverHandle, config: &'static Engin
         unsafe { control.deregister() };
         return Err(STATUS_DEVICE_NOT_READY);
     };
-    extension.config.store(ptr::from_ref(config).cast_mut(), Ordering::Relaxed);
     extension.signature.store(SIGNATURE, Ordering::Release);
     Ok(control)
 }
@@ -126,58 +141,40 @@ impl ControlDevice {
     }
 }
 
-/// The dispatch routine of every major function the device handles.
+/// The dispatch routine of `IRP_MJ_CREATE`, `IRP_MJ_CLEANUP`, `IRP_MJ_CLOSE` and
+/// `IRP_MJ_DEVICE_CONTROL`: routes each to [`handles`] or [`requests`]. Cleanup and close are
+/// always handled (they release what a create made); a create or device control before the
+/// device is set up gets `STATUS_DEVICE_NOT_READY`.
 ///
 /// # IRQL
-/// `PASSIVE_LEVEL` (the I/O manager calls it in the requesting thread).
+/// `PASSIVE_LEVEL` (the I/O manager calls it in the requesting thread; close in an arbitrary
+/// one).
 ///
 /// # Ownership
-/// The IRP is completed here, always, with `IoStatus` set; never pended.
+/// The IRP is completed, or (a device control that pends) queued and `STATUS_PENDING` returned.
 unsafe extern "system" fn dispatch(device: *mut DeviceObject, irp: *mut Irp) -> NtStatus {
     // SAFETY: the I/O manager passes a live IRP addressed to this device, not completed yet.
-    let request = unsafe { irp_request(irp) };
+    let major = usize::from(unsafe { irp_request(irp) }.major_function);
+    match major {
+        // SAFETY: an IRP_MJ_CLEANUP of this device, not completed yet.
+        IRP_MJ_CLEANUP => return unsafe { handles::cleanup(irp) },
+        // SAFETY: an IRP_MJ_CLOSE of this device, not completed yet.
+        IRP_MJ_CLOSE => return unsafe { handles::close(irp) },
+        _ => {}
+    }
     // SAFETY: `device` is our control device, created with a `DeviceExtension`-sized reserved
     // extension.
     let extension = unsafe { imports::NdisGetDeviceReservedExtension(device) }.cast::<DeviceExtension>();
     // SAFETY: null or the device's extension, valid while the device exists (as long as the IRP).
-    let config = match unsafe { extension.as_ref() } {
-        Some(extension) if extension.signature.load(Ordering::Acquire) == SIGNATURE => {
-            // SAFETY: set by `register` to a `'static` configuration before the signature.
-            unsafe { extension.config.load(Ordering::Relaxed).as_ref() }
-        }
-        _ => None,
-    };
-    let (status, information) = match (usize::from(request.major_function), config) {
-        (_, None) => (STATUS_DEVICE_NOT_READY, 0),
-        (IRP_MJ_CREATE | IRP_MJ_CLOSE | IRP_MJ_CLEANUP, Some(_)) => (STATUS_SUCCESS, 0),
-        (IRP_MJ_DEVICE_CONTROL, Some(config)) => match request.device_io_control {
-            Some(control) => device_control(control, request.system_buffer.cast(), config),
-            None => (STATUS_INVALID_DEVICE_REQUEST, 0),
-        },
-        (_, Some(_)) => (STATUS_INVALID_DEVICE_REQUEST, 0),
-    };
-    // SAFETY: the IRP is ours to complete, once, and is not touched afterwards.
-    unsafe { complete_irp(irp, status, information) }
-}
-
-/// Answers one device control: status and bytes written.
-fn device_control(
-    control: wanlayer_ndis::io::DeviceIoControlParameters,
-    buffer: *mut u8,
-    config: &EngineConfig,
-) -> (NtStatus, usize) {
-    if control.io_control_code != IOCTL_WANLAYER_QUERY_VERSION {
-        return (STATUS_INVALID_DEVICE_REQUEST, 0);
-    }
-    let length = control.output_buffer_length as usize;
-    if length < VersionInfo::LEN || buffer.is_null() {
-        return (STATUS_BUFFER_TOO_SMALL, 0);
-    }
-    // SAFETY: METHOD_BUFFERED: the system buffer holds max(input, output) bytes, at least
-    // `length` (checked non-null), owned by the IRP we are handling, not aliased meanwhile.
-    let out = unsafe { core::slice::from_raw_parts_mut(buffer, length) };
-    match VersionInfo::current(config).emit(out) {
-        Some(written) => (STATUS_SUCCESS, written),
-        None => (STATUS_BUFFER_TOO_SMALL, 0),
+    let ready = unsafe { extension.as_ref() }.is_some_and(|extension| extension.signature.load(Ordering::Acquire) == SIGNATURE);
+    match major {
+        // SAFETY: the IRP is ours to complete, once, and is not touched afterwards.
+        _ if !ready => unsafe { complete_irp(irp, STATUS_DEVICE_NOT_READY, 0) },
+        // SAFETY: an IRP_MJ_CREATE of this device, not completed yet.
+        IRP_MJ_CREATE => unsafe { handles::create(irp) },
+        // SAFETY: an IRP_MJ_DEVICE_CONTROL of this device, not completed yet.
+        IRP_MJ_DEVICE_CONTROL => unsafe { requests::device_control(irp) },
+        // SAFETY: as the first arm.
+        _ => unsafe { complete_irp(irp, STATUS_INVALID_DEVICE_REQUEST, 0) },
     }
 }

@@ -56,7 +56,7 @@ const NDISWAN_IPV6: &str = "\\DEVICE\\NDISWANIPV6";
 const RAS_MAC_SUFFIX: [u8; 4] = [0x20, 0x52, 0x41, 0x53];
 
 /// The driver's version as NDIS sees it (`MajorDriverVersion`/`MinorDriverVersion`).
-const DRIVER_VERSION: (u8, u8) = (crate::control::version::DRIVER_MAJOR as u8, crate::control::version::DRIVER_MINOR as u8);
+const DRIVER_VERSION: (u8, u8) = crate::identity::NDIS_DRIVER_VERSION;
 
 /// Registers the filter driver with every handler (revision 2 characteristics, NDIS 6.30).
 ///

@@ -1,5 +1,8 @@
-//! `cargo xtask verify-image <file.sys> [--arch x64|arm64]`: a PE/COFF inspector that fails
-//! loudly, naming every problem, unless the image is a proper wanlayer kernel driver.
+//! `cargo xtask verify-image <file.sys> [--arch x64|arm64] [--vendor]`: a PE/COFF inspector
+//! that fails loudly, naming every problem, unless the image is a proper wanlayer kernel driver
+//! (or, with `--vendor`, a proper vendor driver built with the wanlayer SDK: the same rules, with
+//! the import allowlist [`VENDOR_ALLOWED_IMPORTS`](policy::VENDOR_ALLOWED_IMPORTS), `ntoskrnl.exe`
+//! only).
 //!
 //! The parser is written on plain slices ([`read`]): every read is bounds-checked and a hostile
 //! file yields a [`ParseError`](read::ParseError) or a report, never a panic. Use it as a library
@@ -91,20 +94,34 @@ impl Verdict {
 /// When the file cannot be read or is not a PE image at all. A PE image with problems is an
 /// `Ok` verdict: call [`Verdict::into_result`] to fail on them.
 pub fn verify_file(path: &Path, arch: Option<Arch>) -> Result<Verdict, String> {
+    verify_file_with(path, &Policy::for_arch(arch))
+}
+
+/// [`verify_file`] against any policy (e.g. [`Policy::vendor`]).
+///
+/// # Errors
+///
+/// As [`verify_file`].
+pub fn verify_file_with(path: &Path, policy: &Policy) -> Result<Verdict, String> {
     let data = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let report = inspect(&data).map_err(|error| format!("verify-image: {}: {error}", path.display()))?;
-    let problems = report.problems(&Policy::for_arch(arch));
-    let arch = arch.or_else(|| Arch::from_machine(report.machine));
+    let problems = report.problems(policy);
+    let arch = policy.arch.or_else(|| Arch::from_machine(report.machine));
     Ok(Verdict { file: path.to_path_buf(), report, arch, problems })
 }
 
-/// The arguments of `verify-image`: the file and the optional `--arch`.
-fn parse_args(args: &[String]) -> Result<(PathBuf, Option<Arch>), String> {
-    const USAGE: &str = "usage: cargo xtask verify-image <file.sys> [--arch x64|arm64]";
+/// The arguments of `verify-image`: the file, the optional `--arch` and `--vendor`.
+fn parse_args(args: &[String]) -> Result<(PathBuf, Option<Arch>, bool), String> {
+    const USAGE: &str = "usage: cargo xtask verify-image <file.sys> [--arch x64|arm64] [--vendor]";
     let mut file = None;
     let mut arch = None;
+    let mut vendor = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        if arg == "--vendor" {
+            vendor = true;
+            continue;
+        }
         let value = match arg.strip_prefix("--arch") {
             Some("") => Some(args.next().ok_or(format!("--arch needs a value\n{USAGE}"))?.as_str()),
             Some(rest) => rest.strip_prefix('='),
@@ -118,15 +135,16 @@ fn parse_args(args: &[String]) -> Result<(PathBuf, Option<Arch>), String> {
             return Err(format!("one file at a time\n{USAGE}"));
         }
     }
-    Ok((file.ok_or(USAGE)?, arch))
+    Ok((file.ok_or(USAGE)?, arch, vendor))
 }
 
 /// `cargo xtask verify-image`: prints the report, then `verify-image: OK (<file>)`, or fails
 /// with every problem.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let (path, arch) = parse_args(args)?;
-    let verdict = verify_file(&path, arch)?;
-    println!("verify-image: {}", path.display());
+    let (path, arch, vendor) = parse_args(args)?;
+    let policy = if vendor { Policy::vendor(arch) } else { Policy::for_arch(arch) };
+    let verdict = verify_file_with(&path, &policy)?;
+    println!("verify-image: {}{}", path.display(), if vendor { " (vendor driver policy)" } else { "" });
     let arch_text = match (arch, verdict.arch) {
         (Some(arch), _) => format!("{arch} (from --arch)"),
         (None, Some(inferred)) => format!("{inferred} (inferred from the machine type; --arch makes it a requirement)"),

@@ -177,6 +177,19 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
             any("IoGetCurrentProcess"),
             any("RtlInitUnicodeString"),
             any("RtlCopyUnicodeString"),
+            // Pending event reads wait in each handle's cancel-safe queue (driver/src/control/
+            // csq.rs); the kernel's IoCsq* routines own the cancel races. The Ex forms because the
+            // queue must refuse a read on a handle already cleaned up (IoCsqInsertIrp discards
+            // that status) and put a read dispatched again back at the head.
+            any("IoCsqInitializeEx"),
+            any("IoCsqInsertIrpEx"),
+            any("IoCsqRemoveNextIrp"),
+            // The engine's event waker (driver/src/control/waker.rs): the engine wakes from inside
+            // its own calls, so one DPC services the woken handles; unload flushes it (after a
+            // rundown of wakes in progress) before the control device and the engine go.
+            any("KeInitializeDpc"),
+            any("KeInsertQueueDpc"),
+            any("KeFlushQueuedDpcs"),
         ],
     },
     AllowedDll {
@@ -189,6 +202,45 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
         ],
     },
 ];
+
+/// Every function a vendor driver built with the wanlayer SDK (`wanlayer_sdk::kernel`) may
+/// import: from `ntoskrnl.exe` only — a vendor driver imports nothing from wanlayer.sys (it gets
+/// the provider table at run time) and nothing from `ndis.sys` (it is not an NDIS driver).
+///
+/// To add a function, add one entry with a comment naming the SDK code that calls it.
+pub const VENDOR_ALLOWED_IMPORTS: &[AllowedDll] = &[AllowedDll {
+    dll: "ntoskrnl.exe",
+    functions: &[
+        // kernel::PoolAllocator.
+        any("ExAllocatePool2"),
+        any("ExFreePoolWithTag"),
+        // sync::SpinLock.
+        any("KeAcquireSpinLockRaiseToDpc"),
+        any("KeReleaseSpinLock"),
+        // kernel::bug_check (the panic handler) and kernel::print.
+        any("KeBugCheckEx"),
+        any("DbgPrintEx"),
+        // compiler_builtins has no mem* functions on msvc targets; ntoskrnl exports them.
+        any("memcpy"),
+        any("memset"),
+        any("memcmp"),
+        any("memmove"),
+        // kernel::Connection: \Device\WanLayer, the internal device control, the wait for it.
+        any("IoGetDeviceObjectPointer"),
+        any("IoBuildDeviceIoControlRequest"),
+        any("IofCallDriver"),
+        any("KeInitializeEvent"),
+        any("KeWaitForSingleObject"),
+        any("ObfDereferenceObject"),
+        any("KeDelayExecutionThread"),
+        // kernel::PeriodicTimer.
+        any("KeInitializeTimerEx"),
+        any("KeInitializeDpc"),
+        any("KeSetTimerEx"),
+        any("KeCancelTimer"),
+        any("KeFlushQueuedDpcs"),
+    ],
+}];
 
 /// True for the names of stack probe helpers (`__chkstk`, `__chkstk_arm64`, `___chkstk_ms`,
 /// `_alloca_probe`, ...): importing one means a stack frame over 4 KiB.
@@ -211,6 +263,17 @@ impl Policy {
     /// The wanlayer driver policy, requiring `arch` when given.
     pub fn for_arch(arch: Option<Arch>) -> Self {
         Self { arch, allowed_imports: ALLOWED_IMPORTS }
+    }
+
+    /// The vendor driver policy ([`VENDOR_ALLOWED_IMPORTS`]: `ntoskrnl.exe` only), requiring
+    /// `arch` when given; every other rule is the wanlayer driver's.
+    pub fn vendor(arch: Option<Arch>) -> Self {
+        Self { arch, allowed_imports: VENDOR_ALLOWED_IMPORTS }
+    }
+
+    /// The DLLs the policy allows, for messages.
+    pub fn allowed_dll_names(&self) -> String {
+        self.allowed_imports.iter().map(|allowed| allowed.dll).collect::<Vec<_>>().join(", ")
     }
 
     /// The allowlist entry of `dll` (case-insensitive).
@@ -337,12 +400,14 @@ pub enum Problem {
         /// Where `DriverEntry` was found: `"export"` or `"COFF symbol"`.
         source: &'static str,
     },
-    /// The image imports from a DLL other than ntoskrnl.exe, ndis.sys and hal.dll.
+    /// The image imports from a DLL the policy does not list.
     ForbiddenDll {
         /// The DLL.
         dll: String,
         /// How many functions it imports from it.
         functions: usize,
+        /// The DLLs the policy allows.
+        allowed: String,
     },
     /// A named import is not on the allowlist (for this architecture).
     ImportNotAllowed {
@@ -443,14 +508,12 @@ impl fmt::Display for Problem {
                 f,
                 "entry point is {entry_point:#x} but the {source} DriverEntry is at {driver_entry:#x}: link with /ENTRY:DriverEntry"
             ),
-            Self::ForbiddenDll { dll, functions } => write!(
-                f,
-                "imports {functions} function(s) from {dll}; a driver may import only from {}",
-                allowed_dll_names()
-            ),
+            Self::ForbiddenDll { dll, functions, allowed } => {
+                write!(f, "imports {functions} function(s) from {dll}; this driver may import only from {allowed}")
+            }
             Self::ImportNotAllowed { dll, function } => write!(
                 f,
-                "import {dll}!{function} is not on the allowlist (ALLOWED_IMPORTS in xtask/src/image/policy.rs)"
+                "import {dll}!{function} is not on the allowlist (ALLOWED_IMPORTS or VENDOR_ALLOWED_IMPORTS in xtask/src/image/policy.rs)"
             ),
             Self::ImportByOrdinal { dll, ordinal } => {
                 write!(f, "import {dll}!#{ordinal} is by ordinal; imports must be by name")
@@ -490,10 +553,6 @@ pub fn subsystem_name(subsystem: u16) -> &'static str {
         16 => "WINDOWS_BOOT_APPLICATION",
         _ => "unrecognised",
     }
-}
-
-fn allowed_dll_names() -> String {
-    ALLOWED_IMPORTS.iter().map(|allowed| allowed.dll).collect::<Vec<_>>().join(", ")
 }
 
 impl ImageReport {
@@ -622,8 +681,11 @@ impl ImageReport {
         for imported in dlls {
             let allowed = policy.allowed_dll(&imported.name);
             if allowed.is_none() {
-                problems
-                    .push(Problem::ForbiddenDll { dll: imported.name.clone(), functions: imported.functions.len() });
+                problems.push(Problem::ForbiddenDll {
+                    dll: imported.name.clone(),
+                    functions: imported.functions.len(),
+                    allowed: policy.allowed_dll_names(),
+                });
             }
             for function in &imported.functions {
                 match function {

@@ -258,7 +258,7 @@ fn writable_executable_section_is_named() {
 fn import_from_kernel32_is_named() {
     let image = Fixture::driver().import("kernel32.dll", Thunk::Name("Sleep")).build();
     let problem = only_problem(&image);
-    assert_eq!(problem, Problem::ForbiddenDll { dll: "kernel32.dll".into(), functions: 1 });
+    assert_eq!(problem, Problem::ForbiddenDll { dll: "kernel32.dll".into(), functions: 1, allowed: "ndis.sys, ntoskrnl.exe, hal.dll".into() });
     assert!(problem.to_string().contains("kernel32.dll"));
 }
 
@@ -293,7 +293,7 @@ fn stack_probes_are_recognised_by_any_name_and_from_any_dll() {
     assert_eq!(
         problems(&image, Some(Arch::Arm64)),
         [
-            Problem::ForbiddenDll { dll: "libcmt.dll".into(), functions: 1 },
+            Problem::ForbiddenDll { dll: "libcmt.dll".into(), functions: 1, allowed: "ndis.sys, ntoskrnl.exe, hal.dll".into() },
             Problem::StackProbeImported { dll: "libcmt.dll".into(), function: "__chkstk_arm64".into() },
         ]
     );
@@ -410,6 +410,34 @@ fn allowlist_has_no_duplicates_and_no_stack_probe() {
             assert!(!dll.functions[..index].contains(entry), "{} listed twice in {}", entry.name, dll.dll);
         }
     }
+}
+
+#[test]
+fn the_vendor_policy_allows_ntoskrnl_only_and_only_its_list() {
+    for dll in super::policy::VENDOR_ALLOWED_IMPORTS {
+        assert_eq!(dll.dll, "ntoskrnl.exe");
+        for (index, entry) in dll.functions.iter().enumerate() {
+            assert!(!is_stack_probe(entry.name), "{}", entry.name);
+            assert!(!dll.functions[..index].contains(entry), "{} listed twice", entry.name);
+        }
+    }
+    let vendor = |fixture: Fixture| inspect(&fixture.build()).expect("the fixture parses").problems(&Policy::vendor(Some(Arch::X64)));
+    let clean = Fixture {
+        imports: vec![("ntoskrnl.exe", vec![Thunk::Name("IoGetDeviceObjectPointer"), Thunk::Name("KeSetTimerEx")])],
+        ..Fixture::driver()
+    };
+    assert_eq!(vendor(clean.clone()), []);
+    // The wanlayer driver's fixture imports from ndis.sys: a vendor driver may not.
+    assert_eq!(
+        vendor(Fixture::driver()),
+        [Problem::ForbiddenDll { dll: "ndis.sys".into(), functions: 1, allowed: "ntoskrnl.exe".into() }]
+    );
+    // Allowed for wanlayer.sys, not for a vendor.
+    let rundown = clean.import("ntoskrnl.exe", Thunk::Name("ExAcquireRundownProtection"));
+    assert_eq!(
+        vendor(rundown),
+        [Problem::ImportNotAllowed { dll: "ntoskrnl.exe".into(), function: "ExAcquireRundownProtection".into() }]
+    );
 }
 
 #[test]
@@ -598,10 +626,11 @@ fn section_data_past_the_end_of_the_file_is_named() {
 #[test]
 fn arguments_are_parsed() {
     let args = |list: &[&str]| list.iter().map(|arg| arg.to_string()).collect::<Vec<_>>();
-    assert_eq!(parse_args(&args(&["a.sys"])), Ok((PathBuf::from("a.sys"), None)));
-    assert_eq!(parse_args(&args(&["a.sys", "--arch", "arm64"])), Ok((PathBuf::from("a.sys"), Some(Arch::Arm64))));
-    assert_eq!(parse_args(&args(&["--arch=X64", "a.sys"])), Ok((PathBuf::from("a.sys"), Some(Arch::X64))));
-    assert_eq!(parse_args(&args(&["--arch", "aarch64", "a.sys"])).map(|(_, arch)| arch), Ok(Some(Arch::Arm64)));
+    assert_eq!(parse_args(&args(&["a.sys"])), Ok((PathBuf::from("a.sys"), None, false)));
+    assert_eq!(parse_args(&args(&["a.sys", "--arch", "arm64"])), Ok((PathBuf::from("a.sys"), Some(Arch::Arm64), false)));
+    assert_eq!(parse_args(&args(&["--arch=X64", "a.sys"])), Ok((PathBuf::from("a.sys"), Some(Arch::X64), false)));
+    assert_eq!(parse_args(&args(&["--arch", "aarch64", "a.sys"])).map(|(_, arch, _)| arch), Ok(Some(Arch::Arm64)));
+    assert_eq!(parse_args(&args(&["--vendor", "v.sys"])), Ok((PathBuf::from("v.sys"), None, true)));
     for bad in [&[][..], &["a.sys", "--arch"], &["a.sys", "--arch", "x86"], &["a.sys", "b.sys"], &["a.sys", "--quiet"]]
     {
         assert!(parse_args(&args(bad)).is_err(), "{bad:?}");

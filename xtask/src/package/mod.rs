@@ -10,10 +10,12 @@
 //! 3. `wanlayer.cat`, a signed v1 (or `--catalog-version 2`) catalog of the `.sys` and the
 //!    `.inf` ([`catalog`]);
 //! 4. `wanlayer-test.cer`, the signing certificate ([`certificate`]), and the scripts;
+//! 5. beside them, the SDK's sample vendor driver ([`vendor`]): `wlclamp.sys` signed, its own
+//!    catalog `wlclamp.cat`, and the scripts that install it as a plain kernel service;
 //!
-//! then reads it all back and verifies it ([`verify_package`]) and prints a manifest. On a
-//! Windows host with the WDK, steps 1 to 3 are done by stampinf, infverif, signtool and inf2cat
-//! instead ([`wdk`]), and the result is verified the same way.
+//! then reads it all back and verifies it ([`verify_package`], [`vendor::verify_vendor`]) and
+//! prints a manifest. On a Windows host with the WDK, steps 1 to 3 are done by stampinf,
+//! infverif, signtool and inf2cat instead ([`wdk`]), and the result is verified the same way.
 
 mod asn1;
 mod authenticode;
@@ -24,6 +26,7 @@ mod inf;
 mod lint;
 mod pe;
 mod stamp;
+mod vendor;
 mod wdk;
 
 #[cfg(test)]
@@ -41,12 +44,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const PACKAGE_USAGE: &str = "\
 usage: cargo xtask package [--arch x64|arm64|all] [--pfx <file.pfx> [--pfx-password <password>]]
-                           [--catalog-version 1|2] [--image <wanlayer.sys>]... [--no-wdk]
+                           [--catalog-version 1|2] [--image <wanlayer.sys>]...
+                           [--vendor-image <wlclamp.sys>]... [--no-wdk]
   --arch             the architectures to package (default: all)
   --pfx              sign with this PKCS #12 certificate instead of the test certificate
   --pfx-password     its password (default: $WANLAYER_PFX_PASSWORD, else empty)
   --catalog-version  1: SHA-1 members (default), 2: SHA-256 members
   --image            package this built image instead of building (repeatable; arch from the image)
+  --vendor-image     with --image: package this vendor image beside it (repeatable; arch from the image)
   --no-wdk           on Windows, use the built-in signing even when the WDK is installed";
 
 const LINT_USAGE: &str = "usage: cargo xtask lint-inf <file.inf> [--package-dir <dir>]";
@@ -67,6 +72,8 @@ pub struct Options {
     pub catalog_version: catalog::Version,
     /// Built images to package instead of the driver build's.
     pub images: Vec<PathBuf>,
+    /// Built vendor images to package beside them (at most one per architecture).
+    pub vendor_images: Vec<PathBuf>,
     /// Use the WDK's tools when on a Windows host that has them.
     pub use_wdk: bool,
 }
@@ -78,6 +85,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         pfx_password: std::env::var("WANLAYER_PFX_PASSWORD").unwrap_or_default(),
         catalog_version: catalog::Version::V1,
         images: Vec::new(),
+        vendor_images: Vec::new(),
         use_wdk: true,
     };
     let mut args = args.iter();
@@ -110,6 +118,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 }
             }
             "--image" => options.images.push(PathBuf::from(value()?)),
+            "--vendor-image" => options.vendor_images.push(PathBuf::from(value()?)),
             "--no-wdk" => options.use_wdk = false,
             other => return Err(format!("unknown argument '{other}'\n{PACKAGE_USAGE}")),
         }
@@ -122,12 +131,13 @@ pub fn package_root() -> PathBuf {
     workspace_root().join("target").join("package")
 }
 
-/// Builds `wanlayer.sys` (release) for each of `arches` and gives back the verified images.
+/// Builds `wanlayer.sys` and the sample vendor driver (release) for each of `arches` and gives
+/// back the verified images.
 ///
 /// # Errors
 ///
 /// When the build or the image verification fails.
-pub fn driver_images(arches: &[Arch]) -> Result<Vec<PathBuf>, String> {
+pub fn driver_images(arches: &[Arch]) -> Result<Vec<crate::build::Built>, String> {
     crate::build::build(arches, true)
 }
 
@@ -208,7 +218,8 @@ pub struct Package {
 }
 
 /// Packages the built `images` (the driver build's outputs; each image's architecture comes
-/// from its machine type and must be one of `options.arches`) into `root/<arch>/`.
+/// from its machine type and must be one of `options.arches`) into `root/<arch>/`, each with the
+/// vendor image of its architecture from `options.vendor_images`, if there is one.
 ///
 /// # Errors
 ///
@@ -223,6 +234,7 @@ pub fn package_images(
 ) -> Result<Vec<Package>, String> {
     identity.validate()?;
     let tools = if options.use_wdk { wdk::detect() } else { None };
+    let vendors = vendor_images(&options.vendor_images)?;
     let mut packages = Vec::new();
     for path in images {
         let verdict = image::verify_file(path, None)?;
@@ -249,10 +261,34 @@ pub fn package_images(
         for (name, script) in stamp::SCRIPTS {
             write(&dir.join(name), stamp::stamp_script(name, script, identity, arch, version)?.as_bytes())?;
         }
-        let manifest = verify_package(&dir, identity, arch, signing.signer.certificate())?;
+        let mut manifest = verify_package(&dir, identity, arch, signing.signer.certificate())?;
+        if let Some((_, vendor_path)) = vendors.iter().find(|(vendor_arch, _)| *vendor_arch == arch) {
+            let vendor_identity = crate::build::vendor_identity()?;
+            let certificate = signing.signer.certificate();
+            vendor::package_vendor(&vendor_identity, identity, vendor_path, arch, options.catalog_version, &signing.signer, &dir)?;
+            vendor::verify_vendor(&dir, &vendor_identity, arch, certificate)?;
+            manifest = self::manifest(&dir)?;
+        }
         packages.push(Package { arch, dir, manifest });
     }
+    if let Some((arch, path)) = vendors.iter().find(|(arch, _)| !packages.iter().any(|package| package.arch == *arch)) {
+        return Err(format!("{}: a vendor image for {arch}, but no wanlayer image for {arch}", path.display()));
+    }
     Ok(packages)
+}
+
+/// The vendor images by architecture (from their machine types), one per architecture.
+fn vendor_images(paths: &[PathBuf]) -> Result<Vec<(Arch, PathBuf)>, String> {
+    let mut found: Vec<(Arch, PathBuf)> = Vec::new();
+    for path in paths {
+        let report = image::inspect(&read(path)?).map_err(|error| format!("{}: {error}", path.display()))?;
+        let arch = Arch::from_machine(report.machine).ok_or_else(|| format!("{}: not an x64 or ARM64 image", path.display()))?;
+        if found.iter().any(|(other, _)| *other == arch) {
+            return Err(format!("two vendor images for {arch}"));
+        }
+        found.push((arch, path.clone()));
+    }
+    Ok(found)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -490,10 +526,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let started = Instant::now();
-    let options = parse_args(args)?;
+    let mut options = parse_args(args)?;
     let identity = identity::driver_identity()?;
     identity.validate()?;
-    let images = if options.images.is_empty() { driver_images(&options.arches)? } else { options.images.clone() };
+    if options.images.is_empty() {
+        for built in driver_images(&options.arches)? {
+            options.images.push(built.driver);
+            options.vendor_images.push(built.vendor);
+        }
+    }
+    let images = options.images.clone();
     let root = package_root();
     let signing = signing(&options, &root)?;
     println!("package: signing with {}", signing.description);

@@ -1,10 +1,11 @@
 //! Tests of the driver package: the INF reader, lint rules and stamping ([`inf`]); signatures,
 //! catalogs, certificates and whole packages ([`signing`]), each checked against independent
 //! decoders (the `authenticode`, `cms`, `x509-cert` and `object` crates) and, when installed,
-//! `osslsigncode`.
+//! `osslsigncode`; the sample vendor driver beside the filter ([`vendor`]).
 
 mod inf;
 mod signing;
+mod vendor;
 
 use super::asn1::CivilTime;
 use super::certificate::{self, Signer};

@@ -597,11 +597,11 @@ fn osslsigncode_verifies_catalog_membership() {
 }
 
 /// Signing with the test signer, for [`package_images`].
-fn signing() -> Signing {
+pub(super) fn signing() -> Signing {
     Signing { signer: signer().clone(), pfx: PathBuf::new(), password: String::new(), description: "test".into() }
 }
 
-fn write_images(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn write_images(dir: &Path) -> Vec<PathBuf> {
     [("x64.sys", Fixture::driver()), ("arm64.sys", Fixture::arm64())]
         .into_iter()
         .map(|(name, fixture)| {
@@ -612,8 +612,16 @@ fn write_images(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn options(arches: Vec<Arch>, catalog_version: Version) -> Options {
-    Options { arches, pfx: None, pfx_password: String::new(), catalog_version, images: Vec::new(), use_wdk: false }
+pub(super) fn options(arches: Vec<Arch>, catalog_version: Version) -> Options {
+    Options {
+        arches,
+        pfx: None,
+        pfx_password: String::new(),
+        catalog_version,
+        images: Vec::new(),
+        vendor_images: Vec::new(),
+        use_wdk: false,
+    }
 }
 
 #[test]

@@ -1,0 +1,244 @@
+//! [`Connection`]: a vendor driver's reference on `\Device\WanLayer` and the table it got through
+//! it; [`Attachment`]: a filter registered through a connection, deregistered before the
+//! connection is let go.
+
+use core::ffi::c_void;
+use core::mem::size_of;
+use core::ptr::{self, NonNull};
+
+use wanlayer_ndis::imports;
+use wanlayer_ndis::io::{IoStatusBlock, STATUS_PENDING};
+use wanlayer_ndis::kernel::{
+    DeviceObject, FileObject, KEvent, EXECUTIVE, FILE_READ_DATA, KERNEL_MODE, NOTIFICATION_EVENT,
+};
+use wanlayer_ndis::types::UnicodeString;
+
+use crate::abi::{self, Status};
+use crate::client::{self, Provider, ProviderTable, Registration};
+use crate::filter::VendorFilter;
+
+/// [`abi::CONTROL_DEVICE_NAME`] in UTF-16 (no NUL: a `UNICODE_STRING` is counted).
+static DEVICE_NAME: [u16; abi::CONTROL_DEVICE_NAME.len()] = {
+    let bytes = abi::CONTROL_DEVICE_NAME.as_bytes();
+    let mut units = [0u16; abi::CONTROL_DEVICE_NAME.len()];
+    let mut i = 0;
+    while i < bytes.len() {
+        units[i] = bytes[i] as u16;
+        i += 1;
+    }
+    units
+};
+
+/// How long [`Connection::open_waiting`] sleeps between attempts: 100 ms, in the negative
+/// (relative) 100 ns units of `KeDelayExecutionThread`.
+const RETRY_INTERVAL_100NS: i64 = -1_000_000;
+
+/// A vendor driver's connection to wanlayer: the referenced file object of its control device
+/// (which keeps wanlayer.sys loaded) and the provider table it answered with.
+pub struct Connection {
+    file_object: NonNull<FileObject>,
+    table: ProviderTable<'static>,
+}
+
+// SAFETY: the file object pointer is only ever passed to `ObfDereferenceObject` (once, in `drop`),
+// callable from any thread; the table is `Send + Sync`.
+unsafe impl Send for Connection {}
+// SAFETY: as above: nothing is mutated through a shared connection.
+unsafe impl Sync for Connection {}
+
+/// Drops a reference taken by `IoGetDeviceObjectPointer`.
+///
+/// # Safety
+/// `file_object` carries a reference of the caller's, given up here.
+unsafe fn release(file_object: NonNull<FileObject>) {
+    // SAFETY: the caller's reference, dropped once (<= DISPATCH_LEVEL).
+    unsafe { imports::ObfDereferenceObject(file_object.as_ptr().cast()) };
+}
+
+impl Connection {
+    /// Opens `\Device\WanLayer` and asks for the provider table.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// [`Status::OBJECT_NAME_NOT_FOUND`] when wanlayer is not loaded (yet); the status the request
+    /// failed with ([`Status::REVISION_MISMATCH`] when wanlayer does not serve this SDK's version,
+    /// [`Status::DEVICE_NOT_READY`] while it starts); what [`ProviderTable::from_answer`] found.
+    pub fn open() -> Result<Self, Status> {
+        let mut name = UnicodeString {
+            length: (DEVICE_NAME.len() * 2) as u16,
+            maximum_length: (DEVICE_NAME.len() * 2) as u16,
+            buffer: DEVICE_NAME.as_ptr().cast_mut(),
+        };
+        let mut file_object: *mut FileObject = ptr::null_mut();
+        let mut device: *mut DeviceObject = ptr::null_mut();
+        // SAFETY: PASSIVE_LEVEL (the caller's); the name is a counted string in the image, the
+        // out pointers are this frame's.
+        let status = unsafe { imports::IoGetDeviceObjectPointer(&mut name, FILE_READ_DATA, &mut file_object, &mut device) };
+        if status < 0 {
+            return Err(Status(status));
+        }
+        let Some(file_object) = NonNull::new(file_object) else { return Err(Status::OBJECT_NAME_NOT_FOUND) };
+        // SAFETY: `device` is the top of the device's stack, valid while `file_object` is
+        // referenced, which it is until the end of this call at least.
+        match unsafe { query_table(device) } {
+            Ok(table) => Ok(Self { file_object, table }),
+            Err(status) => {
+                // SAFETY: the reference IoGetDeviceObjectPointer took for us, given up once.
+                unsafe { release(file_object) };
+                Err(status)
+            }
+        }
+    }
+
+    /// [`Connection::open`], retried every 100 ms while wanlayer is not there yet
+    /// ([`Status::OBJECT_NAME_NOT_FOUND`], [`Status::DEVICE_NOT_READY`]), for up to `wait_ms`.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// The last status once the time is up, or any other failure at once.
+    pub fn open_waiting(wait_ms: u32) -> Result<Self, Status> {
+        let mut waited_ms = 0;
+        loop {
+            match Self::open() {
+                Err(Status::OBJECT_NAME_NOT_FOUND | Status::DEVICE_NOT_READY) if waited_ms < wait_ms => {
+                    let mut interval = RETRY_INTERVAL_100NS;
+                    // SAFETY: PASSIVE_LEVEL (the caller's), a non-alertable relative wait on a
+                    // stack variable.
+                    let _ = unsafe { imports::KeDelayExecutionThread(KERNEL_MODE, 0, &mut interval) };
+                    waited_ms += 100;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The provider table, valid while the connection is.
+    pub fn table(&self) -> ProviderTable<'_> {
+        self.table
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // SAFETY: the reference `open` took, given up once.
+        unsafe { release(self.file_object) };
+    }
+}
+
+/// Sends `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` to `device` and checks the answer.
+///
+/// # Safety
+/// `PASSIVE_LEVEL`; `device` is wanlayer's control device, referenced by the caller until the
+/// table is no longer used (hence `'static` here: the caller keeps its file object referenced).
+unsafe fn query_table(device: *mut DeviceObject) -> Result<ProviderTable<'static>, Status> {
+    let mut request = client::request();
+    let mut table = abi::ProviderTable {
+        size: 0,
+        version: 0,
+        provider: ptr::null_mut(),
+        register_filter: None,
+        deregister_filter: None,
+        reinject: None,
+        query_links: None,
+        query_time: None,
+        packet_length: None,
+        packet_read: None,
+        packet_write: None,
+        packet_replace: None,
+        packet_ticket: None,
+    };
+    let event = KEvent::new();
+    let mut io_status = IoStatusBlock::new();
+    // SAFETY: a notification event on this (resident, kernel-mode waiting) stack.
+    unsafe { imports::KeInitializeEvent(event.as_ptr(), NOTIFICATION_EVENT, 0) };
+    // SAFETY: PASSIVE_LEVEL; METHOD_NEITHER passes the request and the table as they are: both on
+    // this frame, which outlives the request (completed or waited for below).
+    let irp = unsafe {
+        imports::IoBuildDeviceIoControlRequest(
+            abi::IOCTL_WANLAYER_PROVIDER_QUERY_TABLE,
+            device,
+            ptr::from_mut(&mut request).cast::<c_void>(),
+            size_of::<abi::ProviderRequest>() as u32,
+            ptr::from_mut(&mut table).cast::<c_void>(),
+            size_of::<abi::ProviderTable>() as u32,
+            1,
+            event.as_ptr(),
+            &mut io_status,
+        )
+    };
+    if irp.is_null() {
+        return Err(Status::INSUFFICIENT_RESOURCES);
+    }
+    // SAFETY: the IRP just built for `device`, handed over once.
+    let mut status = unsafe { imports::IofCallDriver(device, irp) };
+    if status == STATUS_PENDING {
+        // SAFETY: the request's event, waited for in kernel mode (the stack stays resident).
+        let _ = unsafe { imports::KeWaitForSingleObject(event.as_ptr().cast(), EXECUTIVE, KERNEL_MODE, 0, ptr::null_mut()) };
+        status = io_status.status;
+    }
+    if status < 0 {
+        return Err(Status(status));
+    }
+    // SAFETY: written by wanlayer's provider, which stays loaded while the caller's file object is
+    // referenced (the caller's promise).
+    unsafe { ProviderTable::from_answer(&table, io_status.information) }
+}
+
+/// A filter registered through its own [`Connection`]: dropping it deregisters first (returning
+/// once no callback runs and what the filter took is handed on), then lets go of the connection.
+pub struct Attachment<F: VendorFilter> {
+    // Field order is drop order: the registration goes while the connection still keeps
+    // wanlayer loaded.
+    registration: Registration<'static, F>,
+    _connection: Connection,
+}
+
+impl<F: VendorFilter> Attachment<F> {
+    /// Connects (waiting up to `wait_ms` for wanlayer to appear) and registers `filter` as `name`
+    /// at `altitude`.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// The status connecting or registering failed with.
+    pub fn attach(name: &str, altitude: u32, filter: F, wait_ms: u32) -> Result<Self, Status> {
+        let connection = Connection::open_waiting(wait_ms)?;
+        // The table is valid as long as the connection, which the attachment keeps until after
+        // the registration is gone (field order).
+        let table = connection.table;
+        let registration = table.register(name, altitude, filter)?;
+        Ok(Self { registration, _connection: connection })
+    }
+
+    /// The filter.
+    pub fn filter(&self) -> &F {
+        self.registration.filter()
+    }
+
+    /// The filter's handle on the provider, for reinjection from a timer.
+    pub fn provider(&self) -> Provider<'_> {
+        self.registration.provider()
+    }
+
+    /// True once wanlayer revoked the registration.
+    pub fn is_revoked(&self) -> bool {
+        self.registration.is_revoked()
+    }
+
+    /// Deregisters, then lets go of the connection.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// The status deregistration failed with (the connection is let go regardless).
+    pub fn detach(self) -> Result<(), Status> {
+        let Self { registration, _connection } = self;
+        registration.deregister()
+    }
+}

@@ -1,0 +1,48 @@
+//! The wanlayer SDK: how a third-party filter driver sits between NdisWan and the IP layer by
+//! registering with wanlayer, instead of writing an NDIS lightweight filter of its own.
+//!
+//! A vendor implements **one trait**, [`VendorFilter`] (line up, line down, send, receive over a
+//! [`Packet`] view, with a [`Provider`] handle to reinject what it took and to list links). The
+//! same implementation
+//!
+//! * builds into a kernel driver (`kernel`, Windows targets): it opens `\Device\WanLayer`, gets
+//!   the provider table with an internal device control and registers through it — no import
+//!   from wanlayer.sys, any load order;
+//! * runs unchanged in the simulator (`sim`), registered through the very same C-ABI table,
+//!   whose implementation (`provider`) is the code wanlayer.sys runs.
+//!
+//! C vendors get the same interface from `include/wanlayer.h`, generated from [`abi`]
+//! (`cargo xtask sdk-header`) and compiled as C99 by `cargo xtask test`.
+//!
+//! | module | feature | what |
+//! | --- | --- | --- |
+//! | [`abi`] | | the `#[repr(C)]` interface: structures, function types, constants, statuses |
+//! | [`filter`], [`client`] | | the trait, the packet view, the provider handle, registration |
+//! | [`sync`] | | the spin lock a filter guards its state with |
+//! | `kernel` | `kernel` | connecting from a kernel driver; allocator, bug check, print, timer |
+//! | `provider` | `provider` | the table's implementation over `wanlayer_core::Engine` |
+//! | `sim` | `sim` | a provider beside the simulated engine |
+//! | `header` | `header` | the generator of the C header and its layout check |
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::multiple_unsafe_ops_per_block)]
+
+extern crate alloc;
+
+pub mod abi;
+pub mod client;
+pub mod filter;
+pub mod sync;
+
+#[cfg(feature = "header")]
+pub mod header;
+#[cfg(feature = "kernel")]
+pub mod kernel;
+#[cfg(feature = "provider")]
+pub mod provider;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use abi::{FilterHandle, LinkInfo, Status, Ticket};
+pub use client::{Packet, Provider, ProviderTable, Registration};
+pub use filter::{Direction, ReinjectVerdict, VendorFilter, Verdict};

@@ -1,0 +1,45 @@
+//! `wlclamp.sys`, the sample vendor driver of the wanlayer SDK: a per-link TCP MSS clamp and
+//! rate limiter for the PPP links NdisWan carries, sitting between NdisWan and the IP layer
+//! through wanlayer — it has no NDIS filter of its own and imports nothing from wanlayer.sys.
+//!
+//! * [`mss`]: the MSS option of TCP SYNs (both directions) is lowered to [`Config::mss`] in
+//!   place, the TCP checksum adjusted (RFC 1624).
+//! * [`bucket`]: a token bucket per link in exact integer arithmetic.
+//! * [`filter`]: [`ClampFilter`], the SDK's one trait implemented: sends over the link's rate
+//!   are taken (`Verdict::Take`) into a bounded per-link queue and reinjected in order as tokens
+//!   allow ([`ClampFilter::release`]); a send that finds the queue full is dropped; everything is
+//!   counted.
+//! * `driver` (the `kernel` feature): `DriverEntry` connects and registers through the SDK,
+//!   starts a periodic timer whose DPC calls `release`, and `DriverUnload` stops the timer before
+//!   deregistering.
+//!
+//! The same `ClampFilter` runs in the simulator in the root workspace's tests, registered through
+//! the very C-ABI table this driver gets from wanlayer.sys.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::multiple_unsafe_ops_per_block)]
+
+extern crate alloc;
+
+pub mod bucket;
+pub mod filter;
+pub mod mss;
+
+#[cfg(feature = "kernel")]
+mod driver;
+
+pub use filter::{ClampFilter, ClampStats, Config};
+
+/// The driver's service name (and image name, `wlclamp.sys`); the install script creates the
+/// service under it. Read by `cargo xtask package`: keep it a one-line string literal.
+pub const SERVICE_NAME: &str = "wlclamp";
+
+/// The service's display name.
+pub const DISPLAY_NAME: &str = "wlclamp: wanlayer sample vendor filter (MSS clamp, rate limiter)";
+
+/// The filter's name in wanlayer's chain.
+pub const FILTER_NAME: &str = "wlclamp";
+
+/// The filter's altitude: above a capture filter at the NdisWan end, below an encryption filter
+/// near the IP layer.
+pub const ALTITUDE: u32 = 300;
