@@ -14,7 +14,7 @@ fn a_cancelled_send_held_by_a_hook_is_aborted_and_the_others_stay_held() {
     let queue = QueueHook::new(Applies::Sends);
     rras.engine().add_hook("queue", 10, queue.clone()).expect("a free hook slot");
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    let cancel = |id| SendOptions { cancel_id: Some(id), irql: None };
+    let cancel = |id| SendOptions { cancel_id: Some(id), ..SendOptions::default() };
     let doomed = rras.send_with(Edge::WanIp, cancel(7), frames(&link, Direction::Send, &UDP, 0, 2));
     let kept = rras.send_with(Edge::WanIp, cancel(8), frames(&link, Direction::Send, &UDP, 2, 1));
     rras.cancel_sends(Edge::WanIp, 7);
@@ -35,7 +35,7 @@ fn a_cancelled_send_that_a_hook_replaced_before_another_took_it_is_aborted() {
     rras.engine().add_hook("ttl", 200, TtlRewriteHook::new(9, Applies::Sends)).expect("a free hook slot");
     rras.engine().add_hook("queue", 100, queue.clone()).expect("a free hook slot");
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    let options = SendOptions { cancel_id: Some(7), irql: None };
+    let options = SendOptions { cancel_id: Some(7), ..SendOptions::default() };
     let sent = rras.send_with(Edge::WanIp, options, frames(&link, Direction::Send, &UDP, 0, 2));
     rras.cancel_sends(Edge::WanIp, 7);
     assert_eq!(completions(&rras.protocol(Edge::WanIp), &sent), vec![Some(NdisStatus::REQUEST_ABORTED); 2]);

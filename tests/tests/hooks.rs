@@ -8,7 +8,7 @@ use wanlayer_core::hook::{Direction, Hook, PacketContext, Ticket, Verdict};
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::wire::{EtherType, FrameSummary, MacAddress};
 use wanlayer_core::{ModuleId, NdisStatus, ReinjectError, ReinjectVerdict};
-use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, SimLink, StatusBuffer, StatusIndication, WanLineUp};
+use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, SendOptions, SimLink, StatusBuffer, StatusIndication, WanLineUp};
 use wanlayer_tests::frames::{checksums_valid, clamped_tcp_header, ip_ttl, set_ttl, syn_frame, tcp_mss};
 use wanlayer_tests::hooks::{
     Applies, CallLog, Callback, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, RecordingHook, TtlRewriteHook,
@@ -291,6 +291,44 @@ fn taken_sends_are_held_until_reinjected_and_then_go_down_in_order() {
     let seen = counts(&rras, Edge::WanIp);
     assert_eq!((seen.send.taken, seen.send.reinjected, seen.send.traffic.drops), (5, 5, 0));
     assert_eq!(rras.engine().module_info(id).map(|info| info.taken), Some(0));
+    finish(rras);
+}
+
+#[test]
+fn a_send_asking_for_loopback_keeps_asking_when_passed_and_when_held_and_reinjected() {
+    let rras = started();
+    let queue = QueueHook::new(Applies::Sends);
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    let out = frames(&link, Direction::Send, &UDP, 0, 4);
+    let loopback = SendOptions { check_for_loopback: true, ..SendOptions::default() };
+    rras.send_with(Edge::WanIp, loopback, out[..1].to_vec());
+    rras.send(Edge::WanIp, out[1..2].to_vec());
+    rras.engine().add_hook("queue", 10, queue.clone()).expect("a free hook slot");
+    rras.send_with(Edge::WanIp, loopback, out[2..3].to_vec());
+    rras.send(Edge::WanIp, out[3..].to_vec());
+    assert_eq!(queue.queued(), 2);
+    assert!(queue.reinject_all(rras.engine(), ReinjectVerdict::Pass).iter().all(Result::is_ok));
+    let flags: Vec<bool> = rras.miniport(Edge::WanIp).sent.iter().map(|sent| sent.check_for_loopback).collect();
+    assert_eq!(flags, [true, false, true, false], "passed through, then held and reinjected");
+    rras.run_until_idle();
+    finish(rras);
+}
+
+#[test]
+fn a_reinjection_on_behalf_of_a_hook_is_refused_for_what_another_hook_took() {
+    let rras = started();
+    let taker = QueueHook::new(Applies::Sends);
+    let taker_id = rras.engine().add_hook("taker", 20, taker.clone()).expect("a free hook slot");
+    let bystander = rras.engine().add_hook("bystander", 10, QueueHook::new(Applies::Receives)).expect("a free hook slot");
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    rras.send(Edge::WanIp, frames(&link, Direction::Send, &UDP, 0, 1));
+    let ticket = taker.drain()[0];
+    let refused = rras.engine().reinject_as(bystander, ticket, ReinjectVerdict::Drop, PathContext::default());
+    assert_eq!(refused, Err(ReinjectError::NotTaker(ticket)));
+    assert_eq!(rras.engine().module_info(module(&rras, Edge::WanIp)).map(|info| info.taken), Some(1), "still held");
+    assert_eq!(rras.engine().reinject_as(taker_id, ticket, ReinjectVerdict::Pass, PathContext::default()), Ok(()));
+    assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 1);
+    rras.run_until_idle();
     finish(rras);
 }
 

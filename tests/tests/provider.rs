@@ -378,6 +378,29 @@ fn vendors_register_and_deregister_at_any_time_under_traffic_and_every_packet_co
 }
 
 #[test]
+fn a_vendor_cannot_hand_on_or_drop_what_another_vendor_took() {
+    let rras = started();
+    {
+        let wanlayer = SimProvider::new(rras.engine());
+        let table = wanlayer.connect().expect("the table");
+        let owner = table.register("owner", 20, TakingVendor::new(Some(Direction::Send))).expect("registered");
+        let other = table.register("other", 10, TakingVendor::new(Some(Direction::Receive))).expect("registered");
+        let link = rras.link_up(Edge::WanIp, LinkParams::new());
+        let sent = rras.send_flow(&link, &UDP, 2);
+        assert_eq!(owner.filter().held(), 2);
+        let stolen = owner.filter().give_back(&other.provider(), ReinjectVerdict::Drop);
+        assert_eq!(stolen, vec![Err(Status::ACCESS_DENIED); 2], "the tickets are another vendor's");
+        assert!(rras.miniport(Edge::WanIp).sent.is_empty(), "still held for the vendor that took them");
+        owner.deregister().expect("deregistered");
+        assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 2, "handed on when the vendor that took them left");
+        other.deregister().expect("deregistered");
+        rras.run_until_idle();
+        assert_eq!(completions(&rras.protocol(Edge::WanIp), &sent), vec![Some(NdisStatus::SUCCESS); 2]);
+    }
+    finish(rras);
+}
+
+#[test]
 fn a_vendor_that_never_gives_back_what_it_took_cannot_wedge_a_pause() {
     let rras = started();
     {

@@ -35,6 +35,8 @@ pub enum ReinjectError {
     /// The packet is not held under that ticket: reinjected already, or dropped by the engine when
     /// the module paused or the link went down.
     StaleTicket(Ticket),
+    /// Another hook took the packet held under that ticket (see [`Engine::reinject_as`]).
+    NotTaker(Ticket),
 }
 
 impl fmt::Display for ReinjectError {
@@ -42,6 +44,7 @@ impl fmt::Display for ReinjectError {
         match self {
             ReinjectError::UnknownModule(module) => write!(f, "{module} is not attached"),
             ReinjectError::StaleTicket(ticket) => write!(f, "no packet is held under ticket {} of {}", ticket.serial, ticket.module),
+            ReinjectError::NotTaker(ticket) => write!(f, "ticket {} of {} belongs to another hook", ticket.serial, ticket.module),
         }
     }
 }
@@ -478,7 +481,7 @@ impl<H: Hal> Engine<H> {
                     }
                     _ => held,
                 };
-                let taken = Taken { held, direction, link, taker, position };
+                let taken = Taken { held, direction, link, taker, position, check_for_loopback: ctx.check_for_loopback };
                 let stored = slot.core.with(|core| {
                     if core.state != ModuleState::Running {
                         return Err((taken, DropReason::Paused));
@@ -695,13 +698,34 @@ impl<H: Hal> Engine<H> {
     /// # Errors
     /// [`ReinjectError`] when the ticket names no held packet; nothing changes.
     pub fn reinject(&self, ticket: Ticket, verdict: ReinjectVerdict, ctx: PathContext) -> Result<(), ReinjectError> {
+        self.reinject_checked(None, ticket, verdict, ctx)
+    }
+
+    /// [`Self::reinject`] on behalf of hook `taker`, refused with [`ReinjectError::NotTaker`] when
+    /// another hook took the packet: what a provider of hooks from several vendors calls, so that one
+    /// vendor cannot hand on or drop what another holds.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    ///
+    /// # Errors
+    /// [`ReinjectError`] when the ticket names no packet `taker` holds; nothing changes.
+    pub fn reinject_as(&self, taker: HookId, ticket: Ticket, verdict: ReinjectVerdict, ctx: PathContext) -> Result<(), ReinjectError> {
+        self.reinject_checked(Some(taker), ticket, verdict, ctx)
+    }
+
+    fn reinject_checked(&self, taker: Option<HookId>, ticket: Ticket, verdict: ReinjectVerdict, ctx: PathContext) -> Result<(), ReinjectError> {
         let module = ticket.module;
         let slot = self.slot(module).ok_or(ReinjectError::UnknownModule(module))?;
         let taken = slot.core.with(|core| {
             if !core.is(module) {
                 return Err(ReinjectError::UnknownModule(module));
             }
-            core.taken.remove(ticket.serial).ok_or(ReinjectError::StaleTicket(ticket))
+            match core.taken.get(ticket.serial) {
+                None => Err(ReinjectError::StaleTicket(ticket)),
+                Some(held) if taker.is_some_and(|taker| held.taker != taker) => Err(ReinjectError::NotTaker(ticket)),
+                Some(_) => core.taken.remove(ticket.serial).ok_or(ReinjectError::StaleTicket(ticket)),
+            }
         })?;
         slot.counters.direction(taken.direction).count_reinjected();
         match verdict {
@@ -728,7 +752,8 @@ impl<H: Hal> Engine<H> {
             return out.flush(self, module, ctx);
         }
         let hooks = self.chain_snapshot();
-        let Taken { held, direction, link, position, .. } = taken;
+        let Taken { held, direction, link, position, check_for_loopback, .. } = taken;
+        let ctx = PathContext { check_for_loopback, ..ctx };
         self.process(module, slot, &hooks, direction, held, link, Some(position), None, ctx, &mut out);
         drop(hooks);
         self.commit(module, slot, out, ctx);

@@ -172,6 +172,10 @@ pub struct PathContext {
     pub at_dispatch: bool,
     /// The NDIS port number of a receive indication (0 for the default port).
     pub port: u32,
+    /// The send asked NDIS to loop its packets back to matching protocols
+    /// (`NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK`): handed on with the packets of that send, including
+    /// those a hook held and reinjected later.
+    pub check_for_loopback: bool,
 }
 
 /// Where the bytes of a packet the engine asks the platform to allocate come from.

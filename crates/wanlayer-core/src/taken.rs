@@ -27,6 +27,8 @@ pub(crate) struct Taken<P> {
     pub(crate) link: LinkSummary,
     pub(crate) taker: HookId,
     pub(crate) position: ChainPosition,
+    /// The taking send's loopback request, handed on when the packet is reinjected.
+    pub(crate) check_for_loopback: bool,
 }
 
 /// Taken packets by ticket serial.
@@ -56,6 +58,10 @@ impl<P> TakenStore<P> {
             }
             Err(OutOfMemory) => Err(taken),
         }
+    }
+
+    pub(crate) fn get(&self, serial: u64) -> Option<&Taken<P>> {
+        self.entries.get(&serial)
     }
 
     pub(crate) fn remove(&mut self, serial: u64) -> Option<Taken<P>> {

@@ -120,7 +120,10 @@ typedef struct WL_PACKET WL_PACKET;
 /* `STATUS_INVALID_DEVICE_REQUEST`: an internal device control wanlayer does not answer. */
 #define WL_STATUS_INVALID_DEVICE_REQUEST ((WL_STATUS)0xC0000010u)
 
-/* `STATUS_ACCESS_DENIED`: the request did not come from kernel mode. */
+/*
+ * `STATUS_ACCESS_DENIED`: the request did not come from kernel mode, or a `Reinject` named a
+ * packet another filter took.
+ */
 #define WL_STATUS_ACCESS_DENIED ((WL_STATUS)0xC0000022u)
 
 /*

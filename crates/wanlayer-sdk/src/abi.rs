@@ -219,7 +219,8 @@ c_consts! {
     pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000D_u32 as i32 => "WL_STATUS_INVALID_PARAMETER" as Status;
     /// `STATUS_INVALID_DEVICE_REQUEST`: an internal device control wanlayer does not answer.
     pub const STATUS_INVALID_DEVICE_REQUEST: i32 = 0xC000_0010_u32 as i32 => "WL_STATUS_INVALID_DEVICE_REQUEST" as Status;
-    /// `STATUS_ACCESS_DENIED`: the request did not come from kernel mode.
+    /// `STATUS_ACCESS_DENIED`: the request did not come from kernel mode, or a `Reinject` named a
+    /// packet another filter took.
     pub const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32 => "WL_STATUS_ACCESS_DENIED" as Status;
     /// `STATUS_OBJECT_NAME_NOT_FOUND`: `\Device\WanLayer` does not exist (wanlayer is not loaded
     /// yet): wait and try again.

@@ -49,7 +49,7 @@ use crate::provider::{CallerContext, Host};
 
 impl CallerContext for SimHal {
     fn caller_context(&self) -> PathContext {
-        PathContext { at_dispatch: self.irql() == Irql::Dispatch, port: 0 }
+        PathContext { at_dispatch: self.irql() == Irql::Dispatch, ..PathContext::default() }
     }
 }
 

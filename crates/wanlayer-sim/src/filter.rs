@@ -225,7 +225,7 @@ impl CoreFilter {
     /// The path context of a callback that NDIS gives no flags (status, cancel): the truth about
     /// the current IRQL, as the kernel driver reads it with `KeGetCurrentIrql`.
     fn current_context(engine: &Engine<SimHal>) -> PathContext {
-        PathContext { at_dispatch: engine.hal().irql() == Irql::Dispatch, port: 0 }
+        PathContext { at_dispatch: engine.hal().irql() == Irql::Dispatch, ..PathContext::default() }
     }
 
     fn line_up(engine: &Engine<SimHal>, module: ModuleId, indication: &mut StatusIndication) {

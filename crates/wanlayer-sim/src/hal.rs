@@ -434,7 +434,12 @@ impl PacketIo for SimHal {
                 state.trace(Some(edge), TraceEvent::SendDown, Some(packet.id), describe_frame(&packet.frame));
                 let now = state.now;
                 if let Some(e) = state.edge(edge) {
-                    e.miniport.sent.push(Delivered { packet: packet.id, frame: packet.frame.clone(), time: now });
+                    e.miniport.sent.push(Delivered {
+                        packet: packet.id,
+                        frame: packet.frame.clone(),
+                        time: now,
+                        check_for_loopback: ctx.check_for_loopback,
+                    });
                 }
                 accepted.push(packet);
             }
@@ -517,7 +522,12 @@ impl PacketIo for SimHal {
                 state.trace(Some(edge), TraceEvent::IndicateUp, Some(packet.id), format!("{} {flag}", describe_frame(&packet.frame)));
                 let now = state.now;
                 if let Some(e) = state.edge(edge) {
-                    e.protocol.received.push(Delivered { packet: packet.id, frame: packet.frame.clone(), time: now });
+                    e.protocol.received.push(Delivered {
+                        packet: packet.id,
+                        frame: packet.frame.clone(),
+                        time: now,
+                        check_for_loopback: false,
+                    });
                 }
                 if resources {
                     back.push(packet);

@@ -78,6 +78,8 @@ pub struct Delivered {
     pub frame: Vec<u8>,
     /// When it arrived.
     pub time: Timestamp,
+    /// It was sent down with `NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK` (always false for receives).
+    pub check_for_loopback: bool,
 }
 
 /// A send completed back to the protocol.

@@ -542,7 +542,7 @@ fn a_send_held_by_a_hook_is_completed_aborted_when_cancelled() {
     rras.start().unwrap();
     rras.engine().add_hook("taker", 10, Taker::new(Direction::Send)).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    let options = SendOptions { cancel_id: Some(7), irql: None };
+    let options = SendOptions { cancel_id: Some(7), ..SendOptions::default() };
     let ids = rras.send_with(Edge::WanIp, options, send_frames(&link, 2));
     rras.cancel_sends(Edge::WanIp, 8);
     assert!(rras.protocol(Edge::WanIp).completions.is_empty());
@@ -635,7 +635,7 @@ fn explicit_irqls_per_call_are_honoured() {
     let rras = started();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     for irql in [Irql::Passive, Irql::Dispatch] {
-        rras.send_with(Edge::WanIp, SendOptions { cancel_id: None, irql: Some(irql) }, send_frames(&link, 1));
+        rras.send_with(Edge::WanIp, SendOptions { irql: Some(irql), ..SendOptions::default() }, send_frames(&link, 1));
         rras.receive_flow(&link, &Flow::udp(1, 2), 1, ReceiveOptions { irql: Some(irql), ..ReceiveOptions::default() });
     }
     finish(rras);

@@ -3,11 +3,11 @@
 //!
 //! # Flags the engine does not carry
 //!
-//! [`PathContext`] carries the IRQL and the port. The other flags of a call — on sends
-//! `NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK` and the single-queue/switch hints, on receives the
-//! single-EtherType/VLAN/queue hints — are not passed on with the NBLs the engine regroups: the
-//! hints only describe a chain as NDIS built it and may be dropped, but dropping the loopback
-//! request is a behaviour change (a core change to carry it is requested in the report).
+//! [`PathContext`] carries the IRQL, the port and a send's `NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK`,
+//! which goes down again with every NBL of that send. The other flags of a call — on sends the
+//! single-queue/switch hints, on receives the single-EtherType/VLAN/queue hints — only describe a
+//! chain as NDIS built it, and are dropped when the engine regroups the NBLs (NDIS treats them as
+//! optional hints).
 
 use core::ffi::c_void;
 use core::ptr;
@@ -41,7 +41,8 @@ pub(crate) unsafe extern "system" fn filter_send(
     let entry = unsafe { ModuleEntry::from_context(context) };
     // SAFETY: NDIS hands over a null-terminated chain of valid NBLs the filter now owns.
     let chain = unsafe { NblChain::from_raw(nbls) };
-    engine().send(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), port });
+    let ctx = PathContext { at_dispatch: flags.at_dispatch(), port, check_for_loopback: flags.check_for_loopback() };
+    engine().send(entry.module(), chain, ctx);
 }
 
 /// `FILTER_SEND_NET_BUFFER_LISTS_COMPLETE`: the protocol's NBLs go on up; the engine frees its own
@@ -61,7 +62,7 @@ pub(crate) unsafe extern "system" fn filter_send_complete(
     let entry = unsafe { ModuleEntry::from_context(context) };
     // SAFETY: NDIS hands back a null-terminated chain of NBLs this module sent down.
     let chain = unsafe { NblChain::from_raw(nbls) };
-    engine().send_complete(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), port: 0 });
+    engine().send_complete(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), ..PathContext::default() });
 }
 
 /// `FILTER_CANCEL_SEND_NET_BUFFER_LISTS`: sends hooks hold with this cancel identifier are completed
@@ -113,7 +114,7 @@ pub(crate) unsafe extern "system" fn filter_receive(
     let entry = unsafe { ModuleEntry::from_context(context) };
     let module = entry.module();
     let resources = flags.resources();
-    let ctx = PathContext { at_dispatch: flags.at_dispatch(), port };
+    let ctx = PathContext { at_dispatch: flags.at_dispatch(), port, ..PathContext::default() };
     let mut recorded = [ptr::null_mut::<NetBufferList>(); RECORDED];
     let mut recorded_len = 0;
     if resources {
@@ -206,5 +207,5 @@ pub(crate) unsafe extern "system" fn filter_return(context: ContextHandle, nbls:
     let entry = unsafe { ModuleEntry::from_context(context) };
     // SAFETY: NDIS hands back a null-terminated chain of NBLs this module indicated.
     let chain = unsafe { NblChain::from_raw(nbls) };
-    engine().return_receives(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), port: 0 });
+    engine().return_receives(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), ..PathContext::default() });
 }

@@ -59,7 +59,7 @@ pub fn current_irql() -> Kirql {
 /// The path context of a callback NDIS gives no flags (status, cancel): the truth about the IRQL,
 /// as the simulator's `CoreFilter::current_context` reads it.
 pub fn current_context() -> PathContext {
-    PathContext { at_dispatch: current_irql() >= DISPATCH_LEVEL, port: 0 }
+    PathContext { at_dispatch: current_irql() >= DISPATCH_LEVEL, ..PathContext::default() }
 }
 
 /// What is charged to one [`Pool`].

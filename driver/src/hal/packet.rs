@@ -331,7 +331,10 @@ impl PacketIo for KernelHal {
             return;
         }
         let filter = Self::filter_of(module);
-        let flags = if ctx.at_dispatch { SendFlags::DISPATCH_LEVEL } else { SendFlags::default() };
+        let mut flags = if ctx.at_dispatch { SendFlags::DISPATCH_LEVEL } else { SendFlags::default() };
+        if ctx.check_for_loopback {
+            flags.insert(SendFlags::CHECK_FOR_LOOPBACK);
+        }
         // SAFETY: the chain is the driver's (owned NBLs, null-terminated) and is given up here; the
         // flag tells the truth about the IRQL (the engine's `ctx` contract).
         unsafe { imports::NdisFSendNetBufferLists(filter, chain.into_raw(), ctx.port, flags) };

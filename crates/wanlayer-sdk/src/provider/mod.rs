@@ -295,11 +295,6 @@ impl<'e, H: CallerContext> Host<'e, H> {
         self.slots.with(|slots| slots[index].state = SlotState::Free);
     }
 
-    /// True when `filter` names a registration in progress, live or being removed.
-    fn is_registered(&self, filter: FilterHandle) -> bool {
-        self.slots.with(|slots| slot_of(slots, filter).is_some_and(|index| slots[index].state != SlotState::Free))
-    }
-
     /// Hands back a taken packet.
     fn reinject(&self, filter: FilterHandle, ticket: &abi::Ticket, verdict: u32) -> Status {
         if self.revoked.load(Ordering::Acquire) {
@@ -309,16 +304,21 @@ impl<'e, H: CallerContext> Host<'e, H> {
         if ticket.reserved != 0 {
             return Status::INVALID_PARAMETER;
         }
-        if !self.is_registered(filter) {
-            return Status::INVALID_HANDLE;
-        }
+        let taker = match self.slots.with(|slots| slot_of(slots, filter).map(|index| slots[index].state)) {
+            Some(SlotState::Active(hook)) => hook,
+            // Deregistration hands on everything the filter held: nothing is left to reinject.
+            Some(SlotState::Closing) => return Status::NOT_FOUND,
+            Some(SlotState::Free | SlotState::Registering) | None => return Status::INVALID_HANDLE,
+        };
         let verdict = match verdict {
             crate::filter::ReinjectVerdict::Pass => wanlayer_core::ReinjectVerdict::Pass,
             crate::filter::ReinjectVerdict::Drop => wanlayer_core::ReinjectVerdict::Drop,
         };
         let ticket = wanlayer_core::hook::Ticket { module: wanlayer_core::ModuleId(ticket.module), serial: ticket.serial };
-        match self.engine.reinject(ticket, verdict, self.engine.hal().caller_context()) {
+        match self.engine.reinject_as(taker, ticket, verdict, self.engine.hal().caller_context()) {
             Ok(()) => Status::SUCCESS,
+            // Another vendor's packet: not this filter's to hand on or drop.
+            Err(wanlayer_core::ReinjectError::NotTaker(_)) => Status::ACCESS_DENIED,
             Err(_) => Status::NOT_FOUND,
         }
     }

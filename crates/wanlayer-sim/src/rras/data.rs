@@ -1,6 +1,7 @@
 //! The protocol and the miniport driving the filter: sends, receives, cancels, status
 //! indications and WAN links, OID requests.
 
+use wanlayer_core::hal::PathContext;
 use wanlayer_core::hook::Direction;
 use wanlayer_core::link::LineDown;
 use wanlayer_core::wire::{EtherType, MacAddress};
@@ -69,7 +70,7 @@ impl<F: FilterDriver> Rras<F> {
         let ids = chain.ids();
         let irql = options.irql.unwrap_or_else(|| self.next_irql());
         let _scope = Scope::enter(&self.hal, "FilterSendNetBufferLists", Some(edge), irql);
-        self.filter.send(module, chain, Self::ctx(irql));
+        self.filter.send(module, chain, PathContext { check_for_loopback: options.check_for_loopback, ..Self::ctx(irql) });
         ids
     }
 

@@ -135,7 +135,7 @@ impl<F: FilterDriver> Rras<F> {
     }
 
     fn ctx(irql: Irql) -> PathContext {
-        PathContext { at_dispatch: irql == Irql::Dispatch, port: 0 }
+        PathContext { at_dispatch: irql == Irql::Dispatch, ..PathContext::default() }
     }
 
     fn lifecycle(&self, edge: Option<Edge>, text: impl Into<String>) {

@@ -62,6 +62,8 @@ pub struct SendOptions {
     pub cancel_id: Option<u64>,
     /// The IRQL of the callback, instead of the policy's.
     pub irql: Option<Irql>,
+    /// Send with `NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK`.
+    pub check_for_loopback: bool,
 }
 
 /// How the miniport indicates a chain.
