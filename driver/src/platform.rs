@@ -24,7 +24,7 @@ mod flow {
     use wanlayer_core::hal::Level;
 
     #[global_allocator]
-    static ALLOCATOR: crate::hal::alloc::PoolAllocator = crate::hal::alloc::PoolAllocator;
+    static ALLOCATOR: crate::hal::alloc::PoolAllocator = crate::hal::alloc::PoolAllocator::new();
 
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo<'_>) -> ! {

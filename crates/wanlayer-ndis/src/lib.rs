@@ -26,6 +26,8 @@
 //! * [`status`]: turning a WAN status indication into [`wanlayer_core::link`] values, with every
 //!   length and pointer validated in safe code, and writing the line-up answer back.
 //! * `imports` (Windows targets only): the `raw-dylib` imports.
+//! * `runtime` (Windows targets only): the pool allocator, the panic bug check and debug output
+//!   every Rust kernel driver here shares (`wanlayer.sys`, SDK vendor drivers).
 //!
 //! # Layouts and the host tests
 //!
@@ -64,6 +66,8 @@ pub mod wan;
 
 #[cfg(target_os = "windows")]
 pub mod imports;
+#[cfg(target_os = "windows")]
+pub mod runtime;
 
 pub use chain::{Nbl, NblChain};
 pub use frame::FrameError;

@@ -25,19 +25,5 @@ pub const WANLAYER_BUGCHECK: u32 = u32::from_be_bytes(*b"WLPN");
 /// # IRQL
 /// Any.
 pub fn bug_check(info: &PanicInfo<'_>) -> ! {
-    let (file, line, column) = match info.location() {
-        Some(location) => (location.file(), location.line(), location.column()),
-        None => ("", 0, 0),
-    };
-    // SAFETY: `KeBugCheckEx` may be called at any IRQL and never returns; the parameters are
-    // plain values (the file name is a static string in the image, valid in the dump).
-    unsafe {
-        wanlayer_ndis::imports::KeBugCheckEx(
-            WANLAYER_BUGCHECK,
-            file.as_ptr() as usize,
-            file.len(),
-            line as usize,
-            column as usize,
-        )
-    }
+    wanlayer_ndis::runtime::bug_check(WANLAYER_BUGCHECK, info)
 }

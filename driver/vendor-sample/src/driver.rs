@@ -41,7 +41,7 @@ const CONNECT_WAIT_MS: u32 = 10_000;
 const TICK_MS: u32 = 10;
 
 #[global_allocator]
-static ALLOCATOR: PoolAllocator<POOL_TAG> = PoolAllocator;
+static ALLOCATOR: PoolAllocator<POOL_TAG> = PoolAllocator::new();
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
