@@ -146,23 +146,12 @@ impl EventQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::cell::Cell;
+    use crate::testing::Budget;
 
-    struct Budget(Cell<usize>);
-    impl Memory for Budget {
-        fn try_charge(&self, _: Pool, bytes: usize) -> Result<(), OutOfMemory> {
-            let left = self.0.get().checked_sub(bytes).ok_or(OutOfMemory)?;
-            self.0.set(left);
-            Ok(())
-        }
-        fn release(&self, _: Pool, bytes: usize) {
-            self.0.set(self.0.get() + bytes);
-        }
-    }
 
     #[test]
     fn a_full_queue_counts_losses_and_sequence_numbers_show_the_gap() {
-        let memory = Budget(Cell::new(1 << 20));
+        let memory = Budget::new(1 << 20);
         let mut queue = EventQueue::new(&memory, 2).unwrap();
         for n in 0..5 {
             queue.push(Timestamp(n), Event::ModulePaused(ModuleId(1)));
@@ -177,19 +166,19 @@ mod tests {
 
     #[test]
     fn the_queue_charges_its_room_and_gives_it_back() {
-        let memory = Budget(Cell::new(1 << 20));
+        let memory = Budget::new(1 << 20);
         let mut queue = EventQueue::new(&memory, 64).unwrap();
-        assert!(memory.0.get() < 1 << 20);
+        assert!(memory.left() < 1 << 20);
         queue.release(&memory);
-        assert_eq!(memory.0.get(), 1 << 20);
+        assert_eq!(memory.left(), 1 << 20);
         queue.push(Timestamp(1), Event::ModulePaused(ModuleId(1)));
         assert_eq!((queue.len(), queue.lost()), (0, 1), "a released queue keeps nothing");
     }
 
     #[test]
     fn a_refused_allocation_is_an_error_not_a_panic() {
-        let memory = Budget(Cell::new(10));
+        let memory = Budget::new(10);
         assert_eq!(EventQueue::new(&memory, 64).unwrap_err(), OutOfMemory);
-        assert_eq!(memory.0.get(), 10);
+        assert_eq!(memory.left(), 10);
     }
 }

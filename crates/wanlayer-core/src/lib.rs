@@ -33,6 +33,8 @@ mod datapath;
 mod engine;
 mod memory;
 mod taken;
+#[cfg(test)]
+mod testing;
 
 pub use control::{Completion, Control, ControlHandle, EventWaker, InjectError};
 pub use datapath::{ReinjectError, ReinjectVerdict};

@@ -420,33 +420,8 @@ impl LinkTable {
 mod tests {
     use super::*;
     use crate::hal::Pool;
-    use core::cell::Cell;
+    use crate::testing::Budget;
 
-    /// Memory with a budget that counts what is outstanding.
-    struct Budget {
-        left: Cell<usize>,
-        outstanding: Cell<usize>,
-    }
-
-    impl Budget {
-        fn new(bytes: usize) -> Self {
-            Self { left: Cell::new(bytes), outstanding: Cell::new(0) }
-        }
-    }
-
-    impl Memory for Budget {
-        fn try_charge(&self, pool: Pool, bytes: usize) -> Result<(), OutOfMemory> {
-            assert_eq!(pool, Pool::Link);
-            let left = self.left.get().checked_sub(bytes).ok_or(OutOfMemory)?;
-            self.left.set(left);
-            self.outstanding.set(self.outstanding.get() + bytes);
-            Ok(())
-        }
-        fn release(&self, _: Pool, bytes: usize) {
-            self.left.set(self.left.get() + bytes);
-            self.outstanding.set(self.outstanding.get() - bytes);
-        }
-    }
 
     fn remote(n: u32) -> MacAddress {
         let b = n.to_be_bytes();
@@ -477,7 +452,7 @@ mod tests {
 
     #[test]
     fn line_up_creates_a_link_with_every_field() {
-        let memory = Budget::new(1 << 20);
+        let memory = Budget::for_pool(Pool::Link, 1 << 20);
         let mut table = LinkTable::default();
         let name: [u16; 3] = [b'P' as u16, b'P' as u16, b'P' as u16];
         let mut buffer = [0u8; 600];
@@ -494,12 +469,12 @@ mod tests {
         assert_eq!(link.best_effort_ipv4(), Some(Ipv4Address([10, 0, 0, 7])));
         assert_eq!(link.best_effort_ipv6_interface_id(), None, "zero bytes are no address");
         assert_eq!(link.up_since(), Timestamp(5));
-        assert!(memory.outstanding.get() >= 600);
+        assert!(memory.outstanding() >= 600);
     }
 
     #[test]
     fn a_second_line_up_updates_the_link_and_keeps_its_identity() {
-        let memory = Budget::new(1 << 20);
+        let memory = Budget::for_pool(Pool::Link, 1 << 20);
         let mut table = LinkTable::default();
         let mut next_id = ids();
         table.line_up(&memory, ModuleId(1), &line_up(1, &[], &[1; 100]), Timestamp(1), &mut next_id).unwrap();
@@ -511,12 +486,12 @@ mod tests {
         assert_eq!(table.get(&remote(1)).unwrap().line_ups(), 2);
         assert_eq!(table.get(&remote(1)).unwrap().protocol_buffer(), &[2; 50]);
         table.clear(&memory);
-        assert_eq!(memory.outstanding.get(), 0, "updates release what they replace");
+        assert_eq!(memory.outstanding(), 0, "updates release what they replace");
     }
 
     #[test]
     fn oversized_buffers_are_cut_and_flagged() {
-        let memory = Budget::new(1 << 20);
+        let memory = Budget::for_pool(Pool::Link, 1 << 20);
         let mut table = LinkTable::default();
         let name = [0x41u16; DEVICE_NAME_MAX + 10];
         let buffer = [7u8; PROTOCOL_BUFFER_MAX + 1];
@@ -529,27 +504,27 @@ mod tests {
 
     #[test]
     fn a_refused_charge_leaves_the_table_unchanged() {
-        let memory = Budget::new(10);
+        let memory = Budget::for_pool(Pool::Link, 10);
         let mut table = LinkTable::default();
         assert_eq!(table.line_up(&memory, ModuleId(1), &line_up(1, &[], &[0; 64]), Timestamp(0), ids()), Err(OutOfMemory));
         assert!(table.is_empty());
-        assert_eq!(memory.outstanding.get(), 0);
+        assert_eq!(memory.outstanding(), 0);
     }
 
     #[test]
     fn line_down_removes_the_link_and_releases_its_memory() {
-        let memory = Budget::new(1 << 20);
+        let memory = Budget::for_pool(Pool::Link, 1 << 20);
         let mut table = LinkTable::default();
         table.line_up(&memory, ModuleId(1), &line_up(1, &[0x41; 8], &[0; 64]), Timestamp(0), ids()).unwrap();
         let down = LineDown { remote_address: remote(1), local_address: MacAddress([0; 6]) };
         assert_eq!(table.line_down(&memory, &down).map(|s| s.id), Some(LinkId(1)));
         assert_eq!(table.line_down(&memory, &down), None, "a second line down finds nothing");
-        assert_eq!(memory.outstanding.get(), 0);
+        assert_eq!(memory.outstanding(), 0);
     }
 
     #[test]
     fn completing_a_line_up_records_what_the_protocol_filled_in() {
-        let memory = Budget::new(1 << 20);
+        let memory = Budget::for_pool(Pool::Link, 1 << 20);
         let mut table = LinkTable::default();
         table.line_up(&memory, ModuleId(1), &line_up(1, &[], &[]), Timestamp(0), ids()).unwrap();
         let local = MacAddress([0x02, 0, 0, 0, 0, 0x99]);
@@ -560,12 +535,12 @@ mod tests {
         assert_eq!(table.get(&remote(1)).unwrap().device_name_utf16(), &name);
         assert_eq!(table.complete_line_up(&memory, &remote(2), local, &name), None);
         table.clear(&memory);
-        assert_eq!(memory.outstanding.get(), 0);
+        assert_eq!(memory.outstanding(), 0);
     }
 
     #[test]
     fn lookup_stays_direct_at_a_hundred_thousand_links() {
-        let memory = Budget::new(usize::MAX);
+        let memory = Budget::for_pool(Pool::Link, usize::MAX);
         let mut table = LinkTable::default();
         let mut next_id = ids();
         for n in 0..100_000 {
@@ -575,7 +550,7 @@ mod tests {
         assert_eq!(table.get(&remote(77_777)).unwrap().id(), LinkId(77_778));
         assert!(table.get(&remote(100_001)).is_none());
         assert_eq!(table.clear(&memory), 100_000);
-        assert_eq!(memory.outstanding.get(), 0);
+        assert_eq!(memory.outstanding(), 0);
     }
 
     #[test]

@@ -176,7 +176,10 @@ macro_rules! view {
 
 /// Declares an enum for an on-wire number: one variant per named value, an `Unknown(n)` variant
 /// for every other value, and `From` conversions both ways, so every value survives a round trip.
-/// `Unknown(n)` must only be built through `From`.
+/// `Unknown(n)` must only be built through `From`: `Unknown` of a named value converts back to the
+/// named variant. Exported for the engine's packet formats (`wanlayer_core::wire`), which follow
+/// the same rule.
+#[macro_export]
 macro_rules! enum_with_unknown {
     (
         $(#[$enum_attr:meta])*

@@ -355,21 +355,9 @@ impl<H: Hal> Engine<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hal::OutOfMemory;
-    use core::cell::Cell;
+    use crate::testing::Budget;
     use wanlayer_proto::CaptureRecordRepr;
 
-    struct Budget(Cell<usize>);
-    impl Memory for Budget {
-        fn try_charge(&self, _: Pool, bytes: usize) -> Result<(), OutOfMemory> {
-            let left = self.0.get().checked_sub(bytes).ok_or(OutOfMemory)?;
-            self.0.set(left);
-            Ok(())
-        }
-        fn release(&self, _: Pool, bytes: usize) {
-            self.0.set(self.0.get() + bytes);
-        }
-    }
 
     fn frame(len: usize, link: u64) -> Frame {
         Frame { module: ModuleId(0x0001_0000), link: Some(LinkId(link)), direction: Direction::Send, injected: false, len, time_ns: 7 }
@@ -399,7 +387,7 @@ mod tests {
 
     #[test]
     fn frames_are_cut_to_the_snap_length_and_a_full_ring_counts_drops() {
-        let memory = Budget(Cell::new(1 << 20));
+        let memory = Budget::new(1 << 20);
         let mut hub = CaptureHub::default();
         let id = hub.start(&memory, CaptureScope::Link(LinkId(3)), 600, 2).unwrap();
         let big: alloc::vec::Vec<u8> = (0..1000u32).map(|n| n as u8).collect();
@@ -415,12 +403,12 @@ mod tests {
         assert!(hub.stop(&memory, id));
         assert!(!hub.stop(&memory, id));
         hub.release(&memory);
-        assert_eq!(memory.0.get(), 1 << 20);
+        assert_eq!(memory.left(), 1 << 20);
     }
 
     #[test]
     fn a_slot_still_filling_holds_the_reader_back_and_stale_claims_are_ignored() {
-        let memory = Budget(Cell::new(1 << 20));
+        let memory = Budget::new(1 << 20);
         let mut hub = CaptureHub::default();
         let id = hub.start(&memory, CaptureScope::All, 512, 4).unwrap();
         let mut claims = [None; MAX_CAPTURE_SESSIONS];
@@ -440,20 +428,20 @@ mod tests {
         let other = hub.start(&memory, CaptureScope::All, 64, 1).unwrap();
         assert_eq!(hub.read(other, 1, &mut small), Err(Status::BufferTooSmall));
         hub.release(&memory);
-        assert_eq!(memory.0.get(), 1 << 20);
+        assert_eq!(memory.left(), 1 << 20);
     }
 
     #[test]
     fn sessions_run_out_and_memory_failures_are_clean() {
-        let memory = Budget(Cell::new(1 << 20));
+        let memory = Budget::new(1 << 20);
         let mut hub = CaptureHub::default();
         let ids: alloc::vec::Vec<u32> = (0..MAX_CAPTURE_SESSIONS).map(|_| hub.start(&memory, CaptureScope::All, 16, 2).unwrap()).collect();
         assert_eq!(hub.start(&memory, CaptureScope::All, 16, 2), Err(Status::TooManySessions));
-        let left = memory.0.get();
+        let left = memory.left();
         hub.stop(&memory, ids[0]);
         assert_eq!(hub.start(&memory, CaptureScope::All, 1 << 20, 2), Err(Status::InsufficientResources));
-        assert!(memory.0.get() > left, "a refused start keeps nothing");
+        assert!(memory.left() > left, "a refused start keeps nothing");
         hub.release(&memory);
-        assert_eq!(memory.0.get(), 1 << 20);
+        assert_eq!(memory.left(), 1 << 20);
     }
 }

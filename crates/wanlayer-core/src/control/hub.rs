@@ -216,20 +216,9 @@ pub(crate) fn to_wire(record: &EventRecord) -> EventRecordRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hal::{ModuleId, OutOfMemory, Timestamp};
-    use core::cell::Cell;
+    use crate::hal::{ModuleId, Timestamp};
+    use crate::testing::Budget;
 
-    struct Budget(Cell<usize>);
-    impl Memory for Budget {
-        fn try_charge(&self, _: Pool, bytes: usize) -> Result<(), OutOfMemory> {
-            let left = self.0.get().checked_sub(bytes).ok_or(OutOfMemory)?;
-            self.0.set(left);
-            Ok(())
-        }
-        fn release(&self, _: Pool, bytes: usize) {
-            self.0.set(self.0.get() + bytes);
-        }
-    }
 
     fn record(sequence: u64, event: Event) -> EventRecord {
         EventRecord { sequence, time: Timestamp(sequence * 10), event }
@@ -245,7 +234,7 @@ mod tests {
 
     #[test]
     fn subscribers_each_get_every_event_they_want_and_lose_only_their_own() {
-        let memory = Budget(Cell::new(1 << 20));
+        let memory = Budget::new(1 << 20);
         let mut hub = EventHub::default();
         let big = hub.subscribe(&memory, 1, 8, EventKind::ALL_MASK).unwrap();
         let small = hub.subscribe(&memory, 2, 2, EventKind::ALL_MASK).unwrap();
@@ -263,12 +252,12 @@ mod tests {
         }
         assert!(hub.unsubscribe(&memory, big).is_none(), "a stale identity is refused");
         hub.release(&memory);
-        assert_eq!(memory.0.get(), 1 << 20, "every ring and the table are given back");
+        assert_eq!(memory.left(), 1 << 20, "every ring and the table are given back");
     }
 
     #[test]
     fn a_waiting_reader_is_woken_once_and_slots_run_out() {
-        let memory = Budget(Cell::new(1 << 20));
+        let memory = Budget::new(1 << 20);
         let mut hub = EventHub::default();
         let id = hub.subscribe(&memory, 42, 4, EventKind::ALL_MASK).unwrap();
         let mut out = [0u8; 200];
@@ -284,17 +273,17 @@ mod tests {
         assert_ne!(again, ids[0], "a reused slot has a new generation");
         assert_eq!(hub.read(ids[0], 1, false, &mut out).err(), Some(Status::InvalidDeviceState));
         hub.release(&memory);
-        assert_eq!(memory.0.get(), 1 << 20);
+        assert_eq!(memory.left(), 1 << 20);
     }
 
     #[test]
     fn no_memory_is_an_error_not_a_panic() {
-        let memory = Budget(Cell::new(10));
+        let memory = Budget::new(10);
         let mut hub = EventHub::default();
         assert_eq!(hub.subscribe(&memory, 1, 4, 1), Err(Status::InsufficientResources));
-        let memory = Budget(Cell::new(EventHub::table_bytes()));
+        let memory = Budget::new(EventHub::table_bytes());
         assert_eq!(hub.subscribe(&memory, 1, 4, 1), Err(Status::InsufficientResources), "the table fits, the ring does not");
         hub.release(&memory);
-        assert_eq!(memory.0.get(), EventHub::table_bytes());
+        assert_eq!(memory.left(), EventHub::table_bytes());
     }
 }

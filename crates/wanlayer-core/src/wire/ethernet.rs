@@ -5,7 +5,7 @@
 
 use super::{Error, MacAddress, Result};
 
-enum_with_unknown! {
+wanlayer_proto::enum_with_unknown! {
     /// The EtherType field: the protocol of an Ethernet frame's payload.
     pub enum EtherType(u16) {
         /// Internet Protocol version 4.

@@ -29,52 +29,6 @@
 use core::fmt;
 use core::ops::Range;
 
-/// Declares an enum for an on-wire number: one variant per named value, an `Unknown(n)` variant
-/// for every other value, and `From` conversions both ways, so every value survives a round trip.
-///
-/// `Unknown(n)` must only be built through `From`: `Unknown` of a named value converts back to the
-/// named variant.
-macro_rules! enum_with_unknown {
-    (
-        $(#[$enum_attr:meta])*
-        pub enum $name:ident($ty:ty) {
-            $(
-                $(#[$variant_attr:meta])*
-                $variant:ident = $value:literal
-            ),+ $(,)?
-        }
-    ) => {
-        $(#[$enum_attr])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name {
-            $(
-                $(#[$variant_attr])*
-                $variant,
-            )+
-            /// A value without a name here, kept as it was on the wire.
-            Unknown($ty),
-        }
-
-        impl ::core::convert::From<$ty> for $name {
-            fn from(value: $ty) -> Self {
-                match value {
-                    $($value => $name::$variant,)+
-                    other => $name::Unknown(other),
-                }
-            }
-        }
-
-        impl ::core::convert::From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
-                    $($name::$variant => $value,)+
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-    };
-}
-
 pub mod checksum;
 pub mod ethernet;
 pub mod frame;
@@ -233,7 +187,7 @@ impl fmt::Debug for MacAddress {
     }
 }
 
-enum_with_unknown! {
+wanlayer_proto::enum_with_unknown! {
     /// The protocol an IPv4 header's Protocol field, or an IPv6 Next Header field, names.
     pub enum IpProtocol(u8) {
         /// IPv6 Hop-by-Hop Options extension header.
