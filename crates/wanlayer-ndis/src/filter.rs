@@ -3,7 +3,6 @@
 //! signatures; the send/receive flags.
 
 use core::ffi::c_void;
-use core::marker::{PhantomData, PhantomPinned};
 use core::ops::BitOr;
 
 use crate::kernel::DriverDispatch;
@@ -27,19 +26,6 @@ pub const NDIS_FILTER_ATTRIBUTES_REVISION_1: u8 = 1;
 pub const NDIS_STATUS_INDICATION_REVISION_1: u8 = 1;
 /// `NDIS_DEVICE_OBJECT_ATTRIBUTES_REVISION_1`.
 pub const NDIS_DEVICE_OBJECT_ATTRIBUTES_REVISION_1: u8 = 1;
-
-macro_rules! opaque {
-    ($(#[$attr:meta])* $name:ident) => {
-        $(#[$attr])*
-        ///
-        /// Opaque here: passed through to NDIS, never read or written by this crate.
-        #[repr(C)]
-        pub struct $name {
-            _opaque: [u8; 0],
-            _not_send_sync_unpin: PhantomData<(*mut u8, PhantomPinned)>,
-        }
-    };
-}
 
 opaque! {
     /// `NET_PNP_EVENT_NOTIFICATION`.
@@ -615,20 +601,12 @@ const _: () = {
 mod tests {
     use super::*;
     use core::mem::{offset_of, size_of};
-    use std::println;
-
-    fn check(structure: &str, fields: &[(&str, usize, usize)]) {
-        for &(name, got, want) in fields {
-            println!("{structure}.{name} @ {got:#x} (expected {want:#x})");
-            assert_eq!(got, want, "{structure}.{name}");
-        }
-    }
 
     #[test]
     fn characteristics_layout_matches_the_facts() {
         type C = FilterDriverCharacteristics;
-        check(
-            "NDIS_FILTER_DRIVER_CHARACTERISTICS",
+        crate::check_offsets(
+            "NDIS_FILTER_DRIVER_CHARACTERISTICS.",
             &[
                 ("Flags", offset_of!(C, flags), 0x08),
                 ("FriendlyName", offset_of!(C, friendly_name), 0x10),
@@ -653,8 +631,8 @@ mod tests {
 
     #[test]
     fn attach_status_and_device_layouts_match_the_facts() {
-        check(
-            "NDIS_FILTER_ATTACH_PARAMETERS",
+        crate::check_offsets(
+            "NDIS_FILTER_ATTACH_PARAMETERS.",
             &[
                 ("MiniportMediaType", offset_of!(FilterAttachParameters, miniport_media_type), 0x48),
                 ("MiniportPhysicalMediaType", offset_of!(FilterAttachParameters, miniport_physical_media_type), 0x4C),
@@ -662,8 +640,8 @@ mod tests {
                 ("CurrentMacAddress", offset_of!(FilterAttachParameters, current_mac_address), 0x62),
             ],
         );
-        check(
-            "NDIS_STATUS_INDICATION",
+        crate::check_offsets(
+            "NDIS_STATUS_INDICATION.",
             &[
                 ("StatusCode", offset_of!(StatusIndication, status_code), 20),
                 ("StatusBuffer", offset_of!(StatusIndication, status_buffer), 48),
@@ -671,8 +649,8 @@ mod tests {
             ],
         );
         assert_eq!(size_of::<StatusIndication>(), 112);
-        check(
-            "NDIS_DEVICE_OBJECT_ATTRIBUTES",
+        crate::check_offsets(
+            "NDIS_DEVICE_OBJECT_ATTRIBUTES.",
             &[
                 ("DeviceName", offset_of!(DeviceObjectAttributes, device_name), 8),
                 ("SymbolicName", offset_of!(DeviceObjectAttributes, symbolic_name), 16),

@@ -3,7 +3,6 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::marker::{PhantomData, PhantomPinned};
 
 /// `NTSTATUS`.
 pub type NtStatus = i32;
@@ -96,19 +95,6 @@ pub const IRP_MJ_MAXIMUM_FUNCTION: usize = 0x1b;
 /// Entries of a major-function table (`IRP_MJ_MAXIMUM_FUNCTION + 1`), as
 /// `NDIS_DEVICE_OBJECT_ATTRIBUTES.MajorFunctions` points at.
 pub const IRP_MJ_COUNT: usize = IRP_MJ_MAXIMUM_FUNCTION + 1;
-
-macro_rules! opaque {
-    ($(#[$attr:meta])* $name:ident) => {
-        $(#[$attr])*
-        ///
-        /// Opaque: only ever behind a pointer, never read or written by this crate.
-        #[repr(C)]
-        pub struct $name {
-            _opaque: [u8; 0],
-            _not_send_sync_unpin: PhantomData<(*mut u8, PhantomPinned)>,
-        }
-    };
-}
 
 opaque! {
     /// `DRIVER_OBJECT`.

@@ -52,6 +52,31 @@
 #[cfg(test)]
 extern crate std;
 
+/// Declares a kernel type this crate only ever handles behind a pointer: zero-sized, `!Send`,
+/// `!Sync`, `!Unpin`, so it can neither be built nor moved in Rust.
+macro_rules! opaque {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        ///
+        /// Opaque: only ever behind a pointer, passed through to the kernel and never read or
+        /// written by this crate.
+        #[repr(C)]
+        pub struct $name {
+            _opaque: [u8; 0],
+            _not_send_sync_unpin: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+        }
+    };
+}
+
+/// Layout checks for the host tests: prints each field's offset and asserts it is the published one.
+#[cfg(test)]
+pub(crate) fn check_offsets(prefix: &str, fields: &[(&str, usize, usize)]) {
+    for &(name, got, want) in fields {
+        std::println!("{prefix}{name} @ {got:#x} (expected {want:#x})");
+        assert_eq!(got, want, "{prefix}{name}");
+    }
+}
+
 pub mod chain;
 pub mod csq;
 pub mod filter;

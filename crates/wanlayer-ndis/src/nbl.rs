@@ -513,19 +513,11 @@ mod tests {
     use super::*;
     use core::mem::{offset_of, size_of};
     use core::ptr;
-    use std::println;
-
-    fn check(structure: &str, fields: &[(&str, usize, usize)]) {
-        for &(name, got, want) in fields {
-            println!("{structure}.{name} @ {got:#x} (expected {want:#x})");
-            assert_eq!(got, want, "{structure}.{name}");
-        }
-    }
 
     #[test]
     fn net_buffer_list_layout_matches_the_facts() {
-        check(
-            "NET_BUFFER_LIST",
+        crate::check_offsets(
+            "NET_BUFFER_LIST.",
             &[
                 ("Next", offset_of!(NetBufferList, next), 0x00),
                 ("FirstNetBuffer", offset_of!(NetBufferList, first_net_buffer), 0x08),
@@ -549,8 +541,8 @@ mod tests {
 
     #[test]
     fn net_buffer_layout_matches_the_facts() {
-        check(
-            "NET_BUFFER",
+        crate::check_offsets(
+            "NET_BUFFER.",
             &[
                 ("Next", offset_of!(NetBuffer, next), 0x00),
                 ("CurrentMdl", offset_of!(NetBuffer, current_mdl), 0x08),
@@ -573,8 +565,8 @@ mod tests {
 
     #[test]
     fn mdl_layout_matches_the_facts() {
-        check(
-            "MDL",
+        crate::check_offsets(
+            "MDL.",
             &[
                 ("Next", offset_of!(Mdl, next), 0x00),
                 ("Size", offset_of!(Mdl, size), 0x08),

@@ -267,7 +267,6 @@ mod tests {
     use core::mem::offset_of;
     use core::ptr;
     use std::boxed::Box;
-    use std::println;
 
     fn zeroed_request() -> Box<NdisOidRequest> {
         // SAFETY: every field is an integer, a raw pointer, a handle or a union/array of them, for
@@ -285,10 +284,7 @@ mod tests {
             ("SourceReserved", offset_of!(NdisOidRequest, source_reserved), 216),
             ("Reserved2", offset_of!(NdisOidRequest, reserved2), 234),
         ];
-        for (name, got, want) in fields {
-            println!("NDIS_OID_REQUEST.{name} @ {got} (expected {want})");
-            assert_eq!(got, want, "NDIS_OID_REQUEST.{name}");
-        }
+        crate::check_offsets("NDIS_OID_REQUEST.", &fields);
         assert_eq!(SIZEOF_OID_REQUEST_REVISION_1, 236);
     }
 

@@ -81,7 +81,6 @@ const _: () = {
 mod tests {
     use super::*;
     use core::mem::{offset_of, size_of};
-    use std::println;
 
     #[test]
     fn line_up_layout_matches_the_facts() {
@@ -97,10 +96,7 @@ mod tests {
             ("ProtocolType", offset_of!(WanLineUp, protocol_type), 40),
             ("DeviceName", offset_of!(WanLineUp, device_name), 48),
         ];
-        for (name, got, want) in fields {
-            println!("NDIS_WAN_LINE_UP.{name} @ {got} (expected {want})");
-            assert_eq!(got, want, "NDIS_WAN_LINE_UP.{name}");
-        }
+        crate::check_offsets("NDIS_WAN_LINE_UP.", &fields);
         assert_eq!(size_of::<WanLineUp>(), 64);
         assert_eq!(size_of::<WanLineDown>(), 12);
         assert_eq!(offset_of!(WanLineDown, local_address), 6);
