@@ -123,6 +123,47 @@ fn hand_off(state: &mut WorldState, module: ModuleId, packet: &SimPacket, api: &
     }
 }
 
+/// Where a data-path call (send down, indicate up) goes: the edge of `module` and its NDIS state,
+/// reporting a call made while the module may not pass data. `None` (the chain discarded) when the
+/// module is unknown.
+fn data_path_edge(state: &mut WorldState, module: ModuleId, chain: &SimChain, api: &str) -> Option<(Edge, NdisState)> {
+    let Some(edge) = state.resolve(module, api) else {
+        chain.iter().for_each(|packet| discard(state, packet.id));
+        return None;
+    };
+    let ndis = state.edges.get(&edge).map_or(NdisState::Detached, |e| e.ndis);
+    if ndis.forbids_data() && !chain.is_empty() {
+        let detail = format!("{api} with {} packet(s) while the module is {ndis}", chain.len());
+        state.violate(Rule::DataPathWhilePaused, Some(module), chain.iter().next().map(SimPacket::id), detail);
+    }
+    Some((edge, ndis))
+}
+
+/// Checks one packet of a data-path call: the filter holds it, it does not come from `wrong`
+/// (the other direction's owner: `misuse` says how it was misused), and it is not the filter's
+/// own while the module pauses. `None` when it may not go on (it was sent home).
+fn admit(
+    state: &mut WorldState,
+    module: ModuleId,
+    packet: &SimPacket,
+    api: &str,
+    ndis: NdisState,
+    wrong: Origin,
+    misuse: &str,
+) -> Option<PacketRecord> {
+    let record = hand_off(state, module, packet, api)?;
+    if record.origin == wrong {
+        state.violate(Rule::WrongOwner, Some(module), Some(packet.id), format!("{api}: {} is {misuse}", packet.id));
+        discard(state, packet.id);
+        return None;
+    }
+    if record.origin == Origin::FilterAllocated && ndis == NdisState::Pausing {
+        let detail = format!("{api}: {} is the filter's own, handed on while pausing", packet.id);
+        state.violate(Rule::OriginateWhilePausing, Some(module), Some(packet.id), detail);
+    }
+    Some(record)
+}
+
 /// Sends a packet the checks refused home, so that one mistake is reported once.
 fn discard(state: &mut WorldState, id: PacketId) {
     state.ledger.send_home(id);
@@ -405,30 +446,12 @@ impl PacketIo for SimHal {
         const API: &str = "NdisFSendNetBufferLists";
         self.with_state_mut(|state| {
             self.call_checks(state, API, Some(module), Some(ctx));
-            let Some(edge) = state.resolve(module, API) else {
-                chain.iter().for_each(|packet| discard(state, packet.id));
-                return;
-            };
-            let ndis = state.edges.get(&edge).map_or(NdisState::Detached, |e| e.ndis);
-            if ndis.forbids_data() && !chain.is_empty() {
-                let detail = format!("{API} with {} packet(s) while the module is {ndis}", chain.len());
-                state.violate(Rule::DataPathWhilePaused, Some(module), chain.iter().next().map(SimPacket::id), detail);
-            }
+            let Some((edge, ndis)) = data_path_edge(state, module, &chain, API) else { return };
             let mut accepted = Vec::new();
             for packet in chain {
-                let Some(record) = hand_off(state, module, &packet, API) else { continue };
-                match record.origin {
-                    Origin::MiniportReceive => {
-                        let detail = format!("{API}: {} is a receive of the miniport, sent down as a send", packet.id);
-                        state.violate(Rule::WrongOwner, Some(module), Some(packet.id), detail);
-                        discard(state, packet.id);
-                        continue;
-                    }
-                    Origin::FilterAllocated if ndis == NdisState::Pausing => {
-                        let detail = format!("{API}: {} is the filter's own, sent while pausing", packet.id);
-                        state.violate(Rule::OriginateWhilePausing, Some(module), Some(packet.id), detail);
-                    }
-                    Origin::FilterAllocated | Origin::ProtocolSend => {}
+                let misuse = "a receive of the miniport, sent down as a send";
+                if admit(state, module, &packet, API, ndis, Origin::MiniportReceive, misuse).is_none() {
+                    continue;
                 }
                 state.ledger.move_to(packet.id, Holder::Miniport);
                 state.trace(Some(edge), TraceEvent::SendDown, Some(packet.id), describe_frame(&packet.frame));
@@ -489,31 +512,11 @@ impl PacketIo for SimHal {
         self.with_state_mut(|state| {
             self.call_checks(state, API, Some(module), Some(ctx));
             let mut back = SimChain::new();
-            let Some(edge) = state.resolve(module, API) else {
-                chain.iter().for_each(|packet| discard(state, packet.id));
-                return back;
-            };
-            let ndis = state.edges.get(&edge).map_or(NdisState::Detached, |e| e.ndis);
-            if ndis.forbids_data() && !chain.is_empty() {
-                let detail = format!("{API} with {} packet(s) while the module is {ndis}", chain.len());
-                state.violate(Rule::DataPathWhilePaused, Some(module), chain.iter().next().map(SimPacket::id), detail);
-            }
+            let Some((edge, ndis)) = data_path_edge(state, module, &chain, API) else { return back };
             let mut kept = Vec::new();
             for packet in chain {
-                let Some(record) = hand_off(state, module, &packet, API) else { continue };
-                match record.origin {
-                    Origin::ProtocolSend => {
-                        let detail = format!("{API}: {} is a send of the protocol, indicated up as a receive", packet.id);
-                        state.violate(Rule::WrongOwner, Some(module), Some(packet.id), detail);
-                        discard(state, packet.id);
-                        continue;
-                    }
-                    Origin::FilterAllocated if ndis == NdisState::Pausing => {
-                        let detail = format!("{API}: {} is the filter's own, indicated while pausing", packet.id);
-                        state.violate(Rule::OriginateWhilePausing, Some(module), Some(packet.id), detail);
-                    }
-                    Origin::FilterAllocated | Origin::MiniportReceive => {}
-                }
+                let misuse = "a send of the protocol, indicated up as a receive";
+                let Some(record) = admit(state, module, &packet, API, ndis, Origin::ProtocolSend, misuse) else { continue };
                 if record.lent && !resources {
                     let detail = format!("{API}: {} was lent with the resources flag and is passed up without it", packet.id);
                     state.violate(Rule::LentPacketKept, Some(module), Some(packet.id), detail);
