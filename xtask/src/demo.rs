@@ -35,6 +35,7 @@ const SNAP_LEN: u32 = 2048;
 /// Frames the capture ring holds.
 const CAPTURE_SLOTS: u32 = 4096;
 
+/// `cargo xtask demo`: runs the scripted session and prints what wanlayer saw.
 pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(unknown) = args.first() {
         return Err(format!("`demo` takes no arguments (got '{unknown}')"));

@@ -1,11 +1,6 @@
 //! `cargo xtask`: the one entry point for building, testing and demonstrating wanlayer.
 
-mod build;
-mod demo;
-mod image;
-mod package;
-mod sdk;
-mod test;
+use xtask::{build, demo, image, package, sdk, test};
 
 use std::process::ExitCode;
 

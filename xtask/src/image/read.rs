@@ -112,6 +112,11 @@ impl<'a> Bytes<'a> {
         self.data.len()
     }
 
+    /// True for a view of no bytes.
+    pub fn is_empty(self) -> bool {
+        self.data.is_empty()
+    }
+
     fn truncated(self, at: usize, len: usize) -> ParseError {
         ParseError::Truncated { what: self.what, offset: self.offset.saturating_add(at as u64), len: len as u64 }
     }

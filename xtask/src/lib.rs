@@ -1,0 +1,10 @@
+//! The library behind `cargo xtask`: building, verifying, packaging and signing the drivers, the
+//! SDK header, the demo and the test sequence. `main.rs` parses the command line; the fuzz targets
+//! and tests reach the parsers (INF linter, PE verifier, certificate readers) through here.
+
+pub mod build;
+pub mod demo;
+pub mod image;
+pub mod package;
+pub mod sdk;
+pub mod test;
