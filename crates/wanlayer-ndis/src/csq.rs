@@ -313,8 +313,13 @@ mod tests {
         (0..count).map(|_| unsafe { core::mem::zeroed::<IrpLayout>() }).collect()
     }
 
-    fn raw(irp: &mut IrpLayout) -> *mut Irp {
-        (irp as *mut IrpLayout).cast()
+    /// Pointers to the IRPs of `irps`, all derived from one pointer to the vector's buffer, so
+    /// that linking one IRP never invalidates the pointer to another (the vector itself is not
+    /// touched again until it drops).
+    fn raw<const N: usize>(irps: &mut [IrpLayout]) -> [*mut Irp; N] {
+        assert_eq!(irps.len(), N);
+        let first = irps.as_mut_ptr();
+        core::array::from_fn(|index| first.wrapping_add(index).cast())
     }
 
     /// The IRPs on the list, first to last.
@@ -334,14 +339,13 @@ mod tests {
     #[test]
     fn irps_queue_and_unqueue_through_their_list_entry() {
         let mut irps = irps(3);
-        let [a, b, c] = [raw(&mut irps[0]), raw(&mut irps[1]), raw(&mut irps[2])];
+        let [a, b, c] = raw(&mut irps);
         // SAFETY: the test's IRPs are alive (and outlive the list).
         let [entry_a, entry_b, entry_c] = [a, b, c].map(|irp| unsafe { irp_list_entry(irp) });
         assert_eq!(entry_b.cast::<u8>(), b.cast::<u8>().wrapping_add(0xA8), "Tail.Overlay.ListEntry");
         // SAFETY: as above.
         assert_eq!(unsafe { irp_from_list_entry(entry_c) }, c);
-        let mut head = Box::new(ListEntry::new());
-        let head: *mut ListEntry = &mut *head;
+        let head = Box::into_raw(Box::new(ListEntry::new()));
         // SAFETY: the test owns the head, which outlives the list.
         unsafe { initialize_list_head(head) };
         // SAFETY: an initialised head.
@@ -370,5 +374,7 @@ mod tests {
         // SAFETY: as above.
         unsafe { insert_tail_list(head, entry_a) };
         assert_eq!(walk(head), [c, a]);
+        // SAFETY: `head` came from `Box::into_raw` above and is not used afterwards.
+        drop(unsafe { Box::from_raw(head) });
     }
 }

@@ -288,7 +288,7 @@ pub unsafe fn net_buffer_offsets_agree(nb: *const NetBuffer) -> Result<bool, Fra
 mod tests {
     use super::*;
     use crate::nbl::testing::Frame;
-    use crate::nbl::{NetBufferDataLength, MDL_SOURCE_IS_NONPAGED_POOL};
+    use crate::nbl::MDL_SOURCE_IS_NONPAGED_POOL;
     use std::vec;
     use std::vec::Vec;
 
@@ -444,7 +444,8 @@ mod tests {
     fn a_truncated_data_length_limits_every_read() {
         let frame = Frame::whole(&[b"abcdef"]);
         // SAFETY: the frame's NET_BUFFER is alive and only this test touches it.
-        unsafe { (*frame.nb).data_length = NetBufferDataLength { st_data_length: 2 } };
+        let data_length = unsafe { &mut (*frame.nb).data_length };
+        data_length.data_length = 2;
         assert_eq!(read_all(&frame).unwrap(), b"ab");
         assert_eq!(
             std::format!("{}", FrameError::ChainTooShort { missing: 3 }),

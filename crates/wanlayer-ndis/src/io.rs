@@ -580,6 +580,36 @@ mod tests {
     use core::ptr;
     use std::boxed::Box;
 
+    /// A test structure on the heap, reached only through the raw pointer `Box::into_raw` gave and
+    /// copies of it (as the I/O manager's memory is), so that the pointers the structures hold to
+    /// each other stay valid while a test changes fields; freed on drop.
+    struct Heap<T>(*mut T);
+
+    impl<T> Heap<T> {
+        fn new(value: T) -> Self {
+            Self(Box::into_raw(Box::new(value)))
+        }
+
+        fn ptr(&self) -> *mut T {
+            self.0
+        }
+
+        /// Changes the value in place, through a reference derived from the raw pointer that ends
+        /// with `change`.
+        fn with<R>(&self, change: impl FnOnce(&mut T) -> R) -> R {
+            // SAFETY: the pointer is live until `self` drops; the code under test only runs
+            // between calls, so this is the one reference to the value while `change` runs.
+            change(unsafe { &mut *self.0 })
+        }
+    }
+
+    impl<T> Drop for Heap<T> {
+        fn drop(&mut self) {
+            // SAFETY: the pointer came from `Box::into_raw` in `new` and is freed only here.
+            drop(unsafe { Box::from_raw(self.0) });
+        }
+    }
+
     #[test]
     fn ctl_code_packs_like_the_macro() {
         // CTL_CODE(FILE_DEVICE_NETWORK, 0x800, METHOD_BUFFERED, FILE_READ_ACCESS)
@@ -611,23 +641,27 @@ mod tests {
     #[test]
     fn an_irp_reads_its_device_control() {
         // SAFETY: all-zero bytes are a valid value of these integer-and-pointer structures.
-        let mut location: Box<IoStackLocation> = Box::new(unsafe { core::mem::zeroed() });
-        location.major_function = crate::kernel::IRP_MJ_DEVICE_CONTROL as u8;
-        location.parameters.device_io_control = DeviceIoControlParameters {
-            output_buffer_length: 24,
-            _pad0: 0,
-            input_buffer_length: 0,
-            _pad1: 0,
-            io_control_code: 0x0012_6000,
-            _pad2: 0,
-            type3_input_buffer: ptr::null_mut(),
-        };
+        let location: Heap<IoStackLocation> = Heap::new(unsafe { core::mem::zeroed() });
+        location.with(|location| {
+            location.major_function = crate::kernel::IRP_MJ_DEVICE_CONTROL as u8;
+            location.parameters.device_io_control = DeviceIoControlParameters {
+                output_buffer_length: 24,
+                _pad0: 0,
+                input_buffer_length: 0,
+                _pad1: 0,
+                io_control_code: 0x0012_6000,
+                _pad2: 0,
+                type3_input_buffer: ptr::null_mut(),
+            };
+        });
         // SAFETY: as above.
-        let mut irp: Box<IrpLayout> = Box::new(unsafe { core::mem::zeroed() });
+        let irp: Heap<IrpLayout> = Heap::new(unsafe { core::mem::zeroed() });
         let mut buffer = [0u8; 32];
-        irp.system_buffer = buffer.as_mut_ptr().cast();
-        irp.current_stack_location = &mut *location;
-        let raw = (&mut *irp as *mut IrpLayout).cast::<Irp>();
+        irp.with(|irp| {
+            irp.system_buffer = buffer.as_mut_ptr().cast();
+            irp.current_stack_location = location.ptr();
+        });
+        let raw = irp.ptr().cast::<Irp>();
         // SAFETY: the test's IRP and stack location are alive and laid out as the I/O manager's.
         let request = unsafe { irp_request(raw) };
         assert_eq!(request.major_function, 0x0e);
@@ -635,7 +669,7 @@ mod tests {
         assert_eq!((control.io_control_code, control.output_buffer_length), (0x0012_6000, 24));
         assert_eq!(request.system_buffer, buffer.as_mut_ptr().cast());
 
-        location.major_function = crate::kernel::IRP_MJ_CREATE as u8;
+        location.with(|location| location.major_function = crate::kernel::IRP_MJ_CREATE as u8);
         // SAFETY: as above.
         assert!(unsafe { irp_request(raw) }.device_io_control.is_none());
     }
@@ -643,24 +677,28 @@ mod tests {
     #[test]
     fn an_internal_device_control_reads_its_method_neither_buffers() {
         // SAFETY: all-zero bytes are a valid value of these integer-and-pointer structures.
-        let mut location: Box<IoStackLocation> = Box::new(unsafe { core::mem::zeroed() });
+        let location: Heap<IoStackLocation> = Heap::new(unsafe { core::mem::zeroed() });
         let mut input = [1u8; 16];
         let mut output = [0u8; 96];
-        location.major_function = crate::kernel::IRP_MJ_INTERNAL_DEVICE_CONTROL as u8;
-        location.parameters.device_io_control = DeviceIoControlParameters {
-            output_buffer_length: 96,
-            _pad0: 0,
-            input_buffer_length: 16,
-            _pad1: 0,
-            io_control_code: ctl_code(FILE_DEVICE_NETWORK, 0x880, METHOD_NEITHER, FILE_ANY_ACCESS),
-            _pad2: 0,
-            type3_input_buffer: input.as_mut_ptr().cast(),
-        };
+        location.with(|location| {
+            location.major_function = crate::kernel::IRP_MJ_INTERNAL_DEVICE_CONTROL as u8;
+            location.parameters.device_io_control = DeviceIoControlParameters {
+                output_buffer_length: 96,
+                _pad0: 0,
+                input_buffer_length: 16,
+                _pad1: 0,
+                io_control_code: ctl_code(FILE_DEVICE_NETWORK, 0x880, METHOD_NEITHER, FILE_ANY_ACCESS),
+                _pad2: 0,
+                type3_input_buffer: input.as_mut_ptr().cast(),
+            };
+        });
         // SAFETY: as above.
-        let mut irp: Box<IrpLayout> = Box::new(unsafe { core::mem::zeroed() });
-        irp.user_buffer = output.as_mut_ptr().cast();
-        irp.current_stack_location = &mut *location;
-        let raw = (&mut *irp as *mut IrpLayout).cast::<Irp>();
+        let irp: Heap<IrpLayout> = Heap::new(unsafe { core::mem::zeroed() });
+        irp.with(|irp| {
+            irp.user_buffer = output.as_mut_ptr().cast();
+            irp.current_stack_location = location.ptr();
+        });
+        let raw = irp.ptr().cast::<Irp>();
         // SAFETY: the test's IRP and stack location are alive and laid out as the I/O manager's.
         let control = unsafe { irp_internal_device_control(raw) }.expect("an internal device control");
         assert_eq!(control.parameters.io_control_code, 0x0012_2203);
@@ -669,7 +707,7 @@ mod tests {
         assert_eq!(control.user_buffer, output.as_mut_ptr().cast());
         assert_eq!(control.requestor_mode, 0);
 
-        location.major_function = crate::kernel::IRP_MJ_DEVICE_CONTROL as u8;
+        location.with(|location| location.major_function = crate::kernel::IRP_MJ_DEVICE_CONTROL as u8);
         // SAFETY: as above.
         assert!(unsafe { irp_internal_device_control(raw) }.is_none(), "not an internal device control");
     }
@@ -698,52 +736,56 @@ mod tests {
 
     /// A create IRP for `file`, asking for `desired_access`.
     struct CreateIrp {
-        irp: Box<IrpLayout>,
-        location: Box<IoStackLocation>,
-        _security: Box<IoSecurityContext>,
+        irp: Heap<IrpLayout>,
+        location: Heap<IoStackLocation>,
+        _security: Heap<IoSecurityContext>,
     }
 
     impl CreateIrp {
         fn new(file: *mut FileObjectLayout, desired_access: AccessMask) -> Self {
-            let mut security = Box::new(IoSecurityContext {
+            let security = Heap::new(IoSecurityContext {
                 security_qos: ptr::null_mut(),
                 access_state: ptr::null_mut(),
                 desired_access,
                 full_create_options: 0,
             });
             // SAFETY: all-zero bytes are a valid value of these integer-and-pointer structures.
-            let mut location: Box<IoStackLocation> = Box::new(unsafe { core::mem::zeroed() });
-            location.major_function = crate::kernel::IRP_MJ_CREATE as u8;
-            location.parameters.create = CreateParameters {
-                security_context: &mut *security,
-                options: 1 << 24,
-                _pad0: 0,
-                file_attributes: 0,
-                share_access: 3,
-                _pad1: 0,
-                ea_length: 0,
-                _pad2: 0,
-            };
-            location.file_object = file.cast();
+            let location: Heap<IoStackLocation> = Heap::new(unsafe { core::mem::zeroed() });
+            location.with(|location| {
+                location.major_function = crate::kernel::IRP_MJ_CREATE as u8;
+                location.parameters.create = CreateParameters {
+                    security_context: security.ptr(),
+                    options: 1 << 24,
+                    _pad0: 0,
+                    file_attributes: 0,
+                    share_access: 3,
+                    _pad1: 0,
+                    ea_length: 0,
+                    _pad2: 0,
+                };
+                location.file_object = file.cast();
+            });
             // SAFETY: as above.
-            let mut irp: Box<IrpLayout> = Box::new(unsafe { core::mem::zeroed() });
-            irp.requestor_mode = 1;
-            irp.current_stack_location = &mut *location;
+            let irp: Heap<IrpLayout> = Heap::new(unsafe { core::mem::zeroed() });
+            irp.with(|irp| {
+                irp.requestor_mode = 1;
+                irp.current_stack_location = location.ptr();
+            });
             Self { irp, location, _security: security }
         }
 
-        fn raw(&mut self) -> *mut Irp {
-            (&mut *self.irp as *mut IrpLayout).cast()
+        fn raw(&self) -> *mut Irp {
+            self.irp.ptr().cast()
         }
     }
 
     #[test]
     fn a_create_reads_its_access_and_name_and_the_file_object_keeps_a_context() {
         // SAFETY: all-zero bytes are a valid value of this integer-and-pointer structure.
-        let mut file: Box<FileObjectLayout> = Box::new(unsafe { core::mem::zeroed() });
-        let file_ptr: *mut FileObjectLayout = &mut *file;
+        let file: Heap<FileObjectLayout> = Heap::new(unsafe { core::mem::zeroed() });
+        let file_ptr = file.ptr();
         // FILE_GENERIC_READ | FILE_GENERIC_WRITE, as the I/O manager maps GENERIC_READ | GENERIC_WRITE.
-        let mut create = CreateIrp::new(file_ptr, 0x0012_0089 | 0x0012_0116);
+        let create = CreateIrp::new(file_ptr, 0x0012_0089 | 0x0012_0116);
         // SAFETY: the test's IRP, stack location, security context and file object are alive.
         let request = unsafe { irp_create(create.raw()) }.expect("a create");
         assert_eq!(request.desired_access & 0x3, 0x3, "FILE_READ_DATA and FILE_WRITE_DATA");
@@ -754,26 +796,30 @@ mod tests {
 
         // An open of a name below the device, and one relative to another handle.
         let mut name = [u16::from(b'\\'), u16::from(b'x')];
-        file.file_name = UnicodeString { length: 4, maximum_length: 4, buffer: name.as_mut_ptr() };
-        file.related_file_object = file_ptr.cast();
+        file.with(|file| {
+            file.file_name = UnicodeString { length: 4, maximum_length: 4, buffer: name.as_mut_ptr() };
+            file.related_file_object = file_ptr.cast();
+        });
         // SAFETY: as above.
         let request = unsafe { irp_create(create.raw()) }.expect("a create");
         assert_eq!((request.file_name_length, request.related_file_object), (4, file_ptr.cast()));
 
         // FsContext is the driver's: what it stores is what it reads back, at offset 0x18.
-        let context = 0x5A5A_0000_usize as *mut c_void;
+        let context = ptr::without_provenance_mut::<c_void>(0x5A5A_0000);
         // SAFETY: the test's file object, not shared.
         unsafe { set_file_object_fs_context(file_ptr.cast(), context) };
         // SAFETY: as above.
         assert_eq!(unsafe { file_object_fs_context(file_ptr.cast()) }, context);
-        assert_eq!(file.fs_context, context);
+        assert_eq!(file.with(|file| file.fs_context), context);
 
-        create.location.major_function = crate::kernel::IRP_MJ_CLOSE as u8;
+        create.location.with(|location| location.major_function = crate::kernel::IRP_MJ_CLOSE as u8);
         // SAFETY: as above.
         assert!(unsafe { irp_create(create.raw()) }.is_none(), "not a create");
         // A create without a security context asks for nothing.
-        create.location.major_function = crate::kernel::IRP_MJ_CREATE as u8;
-        create.location.parameters.create.security_context = ptr::null_mut();
+        create.location.with(|location| {
+            location.major_function = crate::kernel::IRP_MJ_CREATE as u8;
+            location.parameters.create.security_context = ptr::null_mut();
+        });
         // SAFETY: as above.
         assert_eq!(unsafe { irp_create(create.raw()) }.map(|request| request.desired_access), Some(0));
     }

@@ -469,7 +469,8 @@ pub(crate) mod testing {
             nb.mdl_chain = next;
             nb.current_mdl_offset = offset;
             nb.data_offset = offset;
-            nb.data_length = NetBufferDataLength { st_data_length: data_length as usize };
+            // The `ULONG` NDIS reads, whatever the byte order (the rest of the union stays zero).
+            nb.data_length.data_length = data_length;
             let nb = leak(nb);
             let mut nbl: NetBufferList = zeroed();
             nbl.first_net_buffer = nb;
@@ -618,7 +619,8 @@ mod tests {
     fn data_length_reads_only_the_ulong() {
         let mut nb: NetBuffer = zeroed();
         nb.data_length = NetBufferDataLength { st_data_length: usize::MAX };
-        nb.data_length = NetBufferDataLength { data_length: 1500 };
+        // Only the `ULONG`'s own bytes change: the rest of the `SIZE_T` stays all ones.
+        nb.data_length.data_length = 1500;
         // SAFETY: `nb` is a valid, initialised NET_BUFFER on the stack.
         assert_eq!(unsafe { nb_data_length(&nb) }, 1500);
     }
