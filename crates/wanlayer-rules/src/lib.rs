@@ -4,6 +4,8 @@
 
 extern crate alloc;
 
+mod classify;
+mod format;
 mod packet;
 mod set;
 
@@ -18,4 +20,4 @@ pub use set::{LoadError, RuleSet};
 #[cfg(feature = "compiler")]
 pub use compile::{compile, CompileError, RuleSource};
 #[cfg(feature = "compiler")]
-pub use parse::{parse, Expr, ParseError};
+pub use parse::{parse, AddrDir, Expr, Family, LoadBase, Net, Operand, ParseError, RelOp, Term};
