@@ -224,6 +224,13 @@ impl QueueHook {
         self.lock().drain(..).collect()
     }
 
+    /// Removes and returns up to `count` queued tickets, oldest first.
+    pub fn drain_oldest(&self, count: usize) -> Vec<Ticket> {
+        let mut tickets = self.lock();
+        let count = count.min(tickets.len());
+        tickets.drain(..count).collect()
+    }
+
     /// Drains the queue and reinjects every ticket with `verdict`, oldest first, as a timer at
     /// `PASSIVE_LEVEL` would; returns each result.
     pub fn reinject_all<H: Hal>(&self, engine: &Engine<H>, verdict: ReinjectVerdict) -> Vec<Result<(), ReinjectError>> {

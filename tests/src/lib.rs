@@ -16,11 +16,14 @@
 //!   registered through the provider interface's C-ABI table as a kernel vendor's are;
 //! * [`session`]: the main session — links, traffic both ways through a queueing and a replacing
 //!   hook, lent receives, line down, pause, hook removal, detach, unload — which the IRQL and
-//!   fault-injection scenarios run again and again.
+//!   fault-injection scenarios run again and again;
+//! * [`soak`]: randomized NDIS schedules — a seeded generator of whole server runs, their runner
+//!   and a shrinker — which `cargo xtask soak` runs by the hundred thousand (the `soak` binary).
 #![forbid(unsafe_code)]
 
 pub mod frames;
 pub mod hooks;
 pub mod session;
 pub mod setup;
+pub mod soak;
 pub mod vendors;

@@ -7,4 +7,5 @@ pub mod demo;
 pub mod image;
 pub mod package;
 pub mod sdk;
+pub mod soak;
 pub mod test;

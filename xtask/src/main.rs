@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for building, testing and demonstrating wanlayer.
 
-use xtask::{build, demo, image, package, sdk, test};
+use xtask::{build, demo, image, package, sdk, soak, test};
 
 use std::process::ExitCode;
 
@@ -27,6 +27,9 @@ usage: cargo xtask <command> [options]
       check an INF against the lightweight-filter rules and the files of its package
   demo
       drive a simulated RRAS server through a scripted session and print what wanlayer saw
+  soak [--schedules N] [--seed S] [--threads T]
+      run N (default 100,000) randomized NDIS schedules through the simulator: zero violations,
+      every packet back once, every pool at zero; a failure prints its seed and shrunk schedule
   help
       print this text
 ";
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Some("package") => package::run(&args[1..]),
         Some("lint-inf") => package::run_lint(&args[1..]),
         Some("sdk-header") => sdk::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::image::Arch;
-use crate::{build, demo, package, sdk};
+use crate::{build, demo, package, sdk, soak};
 
 /// The target with no operating system at all that proves the core is truly `no_std`.
 const BARE_METAL_TARGET: &str = "riscv64gc-unknown-none-elf";
@@ -104,6 +104,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     step("the demo session in the simulator");
     demo::run(&[])?;
+
+    step("randomized NDIS schedules in the simulator (a bounded soak)");
+    soak::soak(&["--schedules".to_owned(), soak::TEST_SCHEDULES.to_string()])?;
 
     println!("\nxtask: every check passed");
     Ok(())

@@ -64,6 +64,40 @@ impl<F: FilterDriver> Rras<F> {
         });
     }
 
+    /// Lets the miniport complete some of the sends it held, each as a chain of its own, in the
+    /// order `picks` names them: each pick indexes what is still held, modulo its length. So
+    /// completions come back in any order, and some may stay held.
+    pub fn release_sends_picked(&self, edge: Edge, picks: &[usize]) {
+        self.release_picked(edge, picks, Direction::Send);
+    }
+
+    /// Lets the protocol return some of the receives it held, as
+    /// [`Rras::release_sends_picked`] does for sends.
+    pub fn release_receives_picked(&self, edge: Edge, picks: &[usize]) {
+        self.release_picked(edge, picks, Direction::Receive);
+    }
+
+    fn release_picked(&self, edge: Edge, picks: &[usize], direction: Direction) {
+        self.hal.with_state_mut(|state| {
+            for pick in picks {
+                let Some(e) = state.edge(edge) else { return };
+                let holding = match direction {
+                    Direction::Send => &mut e.miniport.holding,
+                    Direction::Receive => &mut e.protocol.holding,
+                };
+                if holding.is_empty() {
+                    return;
+                }
+                let packet = holding.remove(pick % holding.len());
+                let work = match direction {
+                    Direction::Send => Deferred::CompleteSends { edge, packets: vec![packet] },
+                    Direction::Receive => Deferred::ReturnReceives { edge, packets: vec![packet] },
+                };
+                state.schedule(0, work);
+            }
+        });
+    }
+
     /// Lets the miniport complete the OID requests it held.
     pub fn release_oids(&self) {
         self.hal.with_state_mut(|state| {

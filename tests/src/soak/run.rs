@@ -1,0 +1,597 @@
+//! Runs one schedule through the simulator, with the engine's hooks, vendor filters registered
+//! through the SDK's provider table, and the control device, and checks how it ended.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use wanlayer_core::hal::{PathContext, Pool};
+use wanlayer_core::hook::{Direction, HookId};
+use wanlayer_core::ReinjectVerdict;
+use wanlayer_proto::ioctl::*;
+use wanlayer_proto::{
+    Access, CaptureBatch, CaptureBatchRepr, CaptureStart, CaptureStartRepr, EventBatch, EventBatchRepr, EventKind, HeaderOnly, HookList,
+    HookListRepr, Inject, InjectRepr, LinkList, LinkListRepr, LinkQuery, LinkQueryRepr, ModuleList, ModuleListRepr, ModuleStats,
+    ModuleStatsRepr, ReadRequest, ReadRequestRepr, ScopeRequest, ScopeRequestRepr, Status, Subscribe, SubscribeRepr, Target,
+};
+use wanlayer_sdk::client::{ProviderTable, Registration};
+use wanlayer_sdk::sim::SimProvider;
+use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE};
+use wanlayer_sim::{
+    CoreFilter, Delivery, Edge, Flow, HandleId, IoId, IoOutcome, IrqlPolicy, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras,
+    SendOptions, SimControl, SimLink, MILLISECOND,
+};
+use wlclamp::{ClampFilter, Config};
+
+use super::{ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, Timing, VendorKind, WanEdge, Ways};
+use crate::frames::syn_frame;
+use crate::hooks::{Applies, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, TtlRewriteHook};
+use crate::setup::UDP;
+use crate::vendors::{DroppingVendor, TakingVendor, TunnelVendor};
+
+/// What runs did, summed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct RunFigures {
+    /// Schedules run.
+    pub schedules: u64,
+    /// Operations run.
+    pub operations: u64,
+    /// Packets the simulator made (sends, receives and the filter's own).
+    pub packets: u64,
+    /// Allocations failed by fault injection.
+    pub faults: u64,
+    /// Tickets reinjected successfully by hooks.
+    pub reinjected: u64,
+    /// Packets vendors gave back (wlclamp's releases, the taker's tickets).
+    pub vendor_released: u64,
+    /// Control-device requests made.
+    pub control_requests: u64,
+    /// Pauses that pended.
+    pub pauses_pending: u64,
+    /// Modules detached during the schedule (before the final unload).
+    pub detaches: u64,
+}
+
+impl RunFigures {
+    /// Adds `other` to these.
+    pub fn add(&mut self, other: &RunFigures) {
+        self.schedules += other.schedules;
+        self.operations += other.operations;
+        self.packets += other.packets;
+        self.faults += other.faults;
+        self.reinjected += other.reinjected;
+        self.vendor_released += other.vendor_released;
+        self.control_requests += other.control_requests;
+        self.pauses_pending += other.pauses_pending;
+        self.detaches += other.detaches;
+    }
+}
+
+/// Runs `schedule` on a fresh server and checks its end: the verifier clean after every
+/// operation, and after unload every packet home and every pool at zero. A panic anywhere is a
+/// failure too.
+///
+/// # Errors
+/// The first [`Failure`] found.
+pub fn run(schedule: &[Op]) -> Result<RunFigures, Failure> {
+    let at = Cell::new(None);
+    match catch_unwind(AssertUnwindSafe(|| run_checked(schedule, &at))) {
+        Ok(result) => result,
+        Err(payload) => {
+            let detail = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(Failure { at: at.get(), kind: "panic".to_owned(), detail })
+        }
+    }
+}
+
+fn run_checked(schedule: &[Op], at: &Cell<Option<usize>>) -> Result<RunFigures, Failure> {
+    let mut rras = Rras::builder().build(CoreFilter::default());
+    rras.start().map_err(|error| Failure { at: None, kind: "start".to_owned(), detail: error.to_string() })?;
+    let device = SimControl::install(&rras);
+    let mut figures = RunFigures { schedules: 1, operations: schedule.len() as u64, ..RunFigures::default() };
+    {
+        let provider = SimProvider::new(rras.engine());
+        let mut state = State::new(&rras, &provider, &device);
+        for (index, op) in schedule.iter().enumerate() {
+            at.set(Some(index));
+            state.apply(*op);
+            violations(&rras, Some(index))?;
+        }
+        at.set(None);
+        state.teardown();
+        figures.add(&state.figures);
+    }
+    rras.run_until_idle();
+    rras.unload();
+    rras.run_until_idle();
+    violations(&rras, None)?;
+    let ledger = rras.ledger_counts();
+    if ledger.home != ledger.created {
+        return Err(Failure { at: None, kind: "ledger".to_owned(), detail: ledger.to_string() });
+    }
+    let charged: Vec<String> =
+        rras.pools().into_iter().filter(|(_, usage)| usage.current > 0).map(|(pool, usage)| format!("{pool:?}: {usage:?}")).collect();
+    if !charged.is_empty() {
+        return Err(Failure { at: None, kind: "pool".to_owned(), detail: charged.join("; ") });
+    }
+    figures.packets = ledger.created as u64;
+    figures.faults = rras.faults().failures().len() as u64;
+    Ok(figures)
+}
+
+/// The verifier's findings as a failure named after the first rule broken.
+fn violations(rras: &Rras<CoreFilter>, at: Option<usize>) -> Result<(), Failure> {
+    let verifier = rras.verifier();
+    match verifier.violations().first() {
+        None => Ok(()),
+        Some(first) => Err(Failure { at, kind: first.rule.name().to_owned(), detail: verifier.report() }),
+    }
+}
+
+fn edge_of(edge: WanEdge) -> Edge {
+    match edge {
+        WanEdge::Ip => Edge::WanIp,
+        WanEdge::Ipv6 => Edge::WanIpv6,
+    }
+}
+
+fn applies(ways: Ways) -> Applies {
+    match ways {
+        Ways::Sends => Applies::Sends,
+        Ways::Receives => Applies::Receives,
+        Ways::Both => Applies::Both,
+    }
+}
+
+fn delivery(timing: Timing) -> Delivery {
+    match timing {
+        Timing::After(micros) => Delivery::After(u64::from(micros) * 1_000),
+        Timing::Hold => Delivery::Hold,
+    }
+}
+
+/// A hook the schedule added, with its queue when it takes packets.
+struct AddedHook {
+    id: HookId,
+    queue: Option<Arc<QueueHook>>,
+}
+
+/// A vendor filter the schedule registered.
+enum Vendor<'p> {
+    Clamp(Registration<'p, ClampFilter>),
+    Taker(Registration<'p, TakingVendor>),
+    Dropper(Registration<'p, DroppingVendor>),
+    Tunnel(Registration<'p, TunnelVendor>),
+}
+
+/// wlclamp as the schedule runs it: a small burst and queue, so sends queue and are released.
+const CLAMP: Config = Config { mss: 1360, rate_bytes_per_second: 100_000, burst_bytes: 600, queue_packets: 4, max_links: 4 };
+
+/// The server, the provider and the control device, with what the schedule made.
+struct State<'r, 'p> {
+    rras: &'r Rras<CoreFilter>,
+    provider: &'p SimProvider<'r>,
+    table: Option<ProviderTable<'p>>,
+    device: &'r SimControl,
+    handle: HandleId,
+    pending: VecDeque<IoId>,
+    cursor: u64,
+    hooks: Vec<AddedHook>,
+    vendors: Vec<Vendor<'p>>,
+    sequence: u32,
+    figures: RunFigures,
+}
+
+impl<'r, 'p> State<'r, 'p> {
+    fn new(rras: &'r Rras<CoreFilter>, provider: &'p SimProvider<'r>, device: &'r SimControl) -> Self {
+        Self {
+            rras,
+            provider,
+            table: provider.connect().ok(),
+            device,
+            handle: device.open(Access::READ_WRITE),
+            pending: VecDeque::new(),
+            cursor: 0,
+            hooks: Vec::new(),
+            vendors: Vec::new(),
+            sequence: 0,
+            figures: RunFigures::default(),
+        }
+    }
+
+    fn link(&self, pick: u8) -> Option<SimLink> {
+        let links = self.rras.links();
+        if links.is_empty() {
+            return None;
+        }
+        links.get(usize::from(pick) % links.len()).cloned()
+    }
+
+    fn next_sequence(&mut self) -> u32 {
+        self.sequence = self.sequence.wrapping_add(1);
+        self.sequence
+    }
+
+    /// The simulated drivers finish what they hold on every edge a pause waits on (and on
+    /// `also`): NdisWan and TCPIP complete and return in bounded time, so a pause never waits
+    /// on them past NDIS's 10 s.
+    fn release_for_pauses(&self, also: Option<Edge>) {
+        for edge in [Edge::WanIp, Edge::WanIpv6] {
+            if self.rras.state(edge) == NdisState::Pausing || also == Some(edge) {
+                self.rras.release_sends(edge);
+                self.rras.release_receives(edge);
+            }
+        }
+    }
+
+    fn apply(&mut self, op: Op) {
+        let rras = self.rras;
+        match op {
+            Op::LinkUp { edge, mtu } => {
+                rras.link_up(edge_of(edge), LinkParams::new().mtu(u32::from(mtu)));
+            }
+            Op::LinkDown { link } => {
+                if let Some(link) = self.link(link) {
+                    rras.link_down(&link);
+                }
+            }
+            Op::Send { link, count, payload, cancel_id, loopback } => {
+                let Some(link) = self.link(link) else { return };
+                let frames: Vec<Vec<u8>> = (0..count)
+                    .map(|_| {
+                        let seq = self.next_sequence();
+                        match payload {
+                            Payload::Udp => link.frame(Direction::Send, &UDP, seq),
+                            Payload::Tcp => link.frame(Direction::Send, &Flow::tcp(443, 50_000), seq),
+                            Payload::Syn => syn_frame(&link, Direction::Send, Some(1460)),
+                        }
+                    })
+                    .collect();
+                let options = SendOptions { cancel_id: cancel_id.map(u64::from), irql: None, check_for_loopback: loopback };
+                rras.send_with(link.edge, options, frames);
+            }
+            Op::Receive { link, count, lend } => {
+                let Some(link) = self.link(link) else { return };
+                let frames: Vec<Vec<u8>> = (0..count)
+                    .map(|index| match index % 2 {
+                        0 => link.frame(Direction::Receive, &UDP, self.next_sequence()),
+                        _ => syn_frame(&link, Direction::Receive, Some(1460)),
+                    })
+                    .collect();
+                let (resources, read_only) = match lend {
+                    Lend::Plain => (false, false),
+                    Lend::Resources => (true, false),
+                    Lend::ReadOnly => (false, true),
+                    Lend::ResourcesReadOnly => (true, true),
+                };
+                rras.receive_with(link.edge, ReceiveOptions { resources, read_only, irql: None }, frames);
+            }
+            Op::CancelSends { edge, cancel_id } => rras.cancel_sends(edge_of(edge), u64::from(cancel_id)),
+            Op::Steps(count) => {
+                for _ in 0..count {
+                    rras.step();
+                }
+            }
+            Op::Advance { ms } => {
+                self.release_for_pauses(None);
+                rras.advance(u64::from(ms) * MILLISECOND);
+            }
+            Op::SendCompletion(timing) => rras.set_send_completion(delivery(timing)),
+            Op::ReceiveReturn(timing) => rras.set_receive_return(delivery(timing)),
+            Op::ReleaseSends { edge, picks } => rras.release_sends_picked(edge_of(edge), &picks.map(usize::from)),
+            Op::ReleaseReceives { edge, picks } => rras.release_receives_picked(edge_of(edge), &picks.map(usize::from)),
+            Op::Pause(edge) => {
+                if rras.pause(edge_of(edge)) == Ok(PauseOutcome::Pending) {
+                    self.figures.pauses_pending += 1;
+                }
+            }
+            Op::Restart(edge) => {
+                let _ = rras.restart(edge_of(edge));
+            }
+            Op::Detach(edge) => {
+                self.release_for_pauses(Some(edge_of(edge)));
+                if rras.detach(edge_of(edge)).is_ok() {
+                    self.figures.detaches += 1;
+                }
+            }
+            Op::Attach { edge, restart } => {
+                if rras.attach(edge_of(edge)).is_ok() && restart {
+                    let _ = rras.restart(edge_of(edge));
+                }
+            }
+            Op::AddHook { kind, altitude } => self.add_hook(kind, u32::from(altitude)),
+            Op::RemoveHook { hook } => {
+                if !self.hooks.is_empty() {
+                    let added = self.hooks.remove(usize::from(hook) % self.hooks.len());
+                    let _ = rras.engine().remove_hook(added.id);
+                }
+            }
+            Op::Reinject { hook, count, drop } => {
+                let queues: Vec<&Arc<QueueHook>> = self.hooks.iter().filter_map(|added| added.queue.as_ref()).collect();
+                let Some(queue) = queues.get(usize::from(hook) % queues.len().max(1)).map(|queue| Arc::clone(queue)) else {
+                    return;
+                };
+                let verdict = if drop { ReinjectVerdict::Drop } else { ReinjectVerdict::Pass };
+                for ticket in queue.drain_oldest(usize::from(count)) {
+                    if rras.engine().reinject(ticket, verdict, PathContext::default()).is_ok() {
+                        self.figures.reinjected += 1;
+                    }
+                }
+            }
+            Op::AddVendor { kind, altitude } => self.add_vendor(kind, u32::from(altitude)),
+            Op::RemoveVendor { vendor } => {
+                if !self.vendors.is_empty() {
+                    let removed = self.vendors.remove(usize::from(vendor) % self.vendors.len());
+                    let _ = match removed {
+                        Vendor::Clamp(registration) => registration.deregister(),
+                        Vendor::Taker(registration) => registration.deregister(),
+                        Vendor::Dropper(registration) => registration.deregister(),
+                        Vendor::Tunnel(registration) => registration.deregister(),
+                    };
+                }
+            }
+            Op::VendorRelease { vendor, drop } => {
+                let holders: Vec<&Vendor<'p>> = self.vendors.iter().filter(|v| matches!(v, Vendor::Clamp(_) | Vendor::Taker(_))).collect();
+                let Some(holder) = holders.get(usize::from(vendor) % holders.len().max(1)) else {
+                    return;
+                };
+                let verdict = if drop { wanlayer_sdk::ReinjectVerdict::Drop } else { wanlayer_sdk::ReinjectVerdict::Pass };
+                let released = match holder {
+                    Vendor::Clamp(registration) => registration.filter().release(&registration.provider()),
+                    Vendor::Taker(registration) => {
+                        registration.filter().give_back(&registration.provider(), verdict).iter().filter(|result| result.is_ok()).count()
+                    }
+                    Vendor::Dropper(_) | Vendor::Tunnel(_) => 0,
+                };
+                self.figures.vendor_released += released as u64;
+            }
+            Op::RevokeVendors => {
+                self.provider.unload();
+            }
+            Op::Control(request) => {
+                self.figures.control_requests += 1;
+                self.control(request);
+            }
+            Op::Oid { edge, set } => {
+                if set {
+                    rras.oid_set(edge_of(edge), OID_GEN_CURRENT_PACKET_FILTER, vec![1, 0, 0, 0]);
+                } else {
+                    rras.oid_query(edge_of(edge), OID_GEN_MAXIMUM_FRAME_SIZE);
+                }
+            }
+            Op::Fault(fault) => {
+                let faults = rras.faults();
+                match fault {
+                    FaultOp::FailSoon { after } => faults.fail_nth(faults.attempts() + u64::from(after)),
+                    FaultOp::FailPool(index) => faults.fail_pool(Pool::ALL[usize::from(index) % Pool::ALL.len()]),
+                    FaultOp::FailPackets => faults.fail_packets(),
+                    FaultOp::FailOidClones => faults.fail_oid_clones(),
+                    FaultOp::Heal => faults.heal(),
+                }
+            }
+            Op::Irql(policy) => rras.set_irql_policy(match policy % 3 {
+                0 => IrqlPolicy::Passive,
+                1 => IrqlPolicy::Dispatch,
+                _ => IrqlPolicy::Alternate,
+            }),
+        }
+    }
+
+    fn add_hook(&mut self, kind: HookKind, altitude: u32) {
+        let engine = self.rras.engine();
+        let mut queue = None;
+        let added = match kind {
+            HookKind::Pass => engine.add_hook("pass", altitude, CountingHook::new()),
+            HookKind::Drop(ways) => engine.add_hook("drop", altitude, DropHook::all(applies(ways))),
+            HookKind::ClampInPlace => engine.add_hook("clamp", altitude, MssClampHook::new(1200)),
+            HookKind::Replace(ways) => engine.add_hook("ttl", altitude, TtlRewriteHook::new(33, applies(ways))),
+            HookKind::Take(ways) => {
+                let hook = QueueHook::new(applies(ways));
+                queue = Some(Arc::clone(&hook));
+                engine.add_hook("queue", altitude, hook)
+            }
+            HookKind::Mtu => engine.add_hook("mtu", altitude, MtuHook::new(1200)),
+        };
+        if let Ok(id) = added {
+            self.hooks.push(AddedHook { id, queue });
+        }
+    }
+
+    fn add_vendor(&mut self, kind: VendorKind, altitude: u32) {
+        let Some(table) = &self.table else { return };
+        let vendor = match kind {
+            VendorKind::Clamp => table.register(wlclamp::FILTER_NAME, altitude, ClampFilter::new(CLAMP)).map(Vendor::Clamp),
+            VendorKind::Taker(ways) => {
+                let direction = match ways {
+                    Ways::Sends => Some(wanlayer_sdk::Direction::Send),
+                    Ways::Receives => Some(wanlayer_sdk::Direction::Receive),
+                    Ways::Both => None,
+                };
+                table.register("taker", altitude, TakingVendor::new(direction)).map(Vendor::Taker)
+            }
+            VendorKind::Dropper => table.register("dropper", altitude, DroppingVendor::default()).map(Vendor::Dropper),
+            VendorKind::Tunnel => table.register("tunnel", altitude, TunnelVendor::new(1300, 40)).map(Vendor::Tunnel),
+        };
+        if let Ok(vendor) = vendor {
+            self.vendors.push(vendor);
+        }
+    }
+
+    /// Sends a device control; a successful answer must parse with `check`, a pending one is
+    /// remembered for a later cancel.
+    fn ioctl(&mut self, code: u32, input: &[u8], output_len: usize, check: fn(&[u8]) -> bool) {
+        match self.device.ioctl(self.rras, self.handle, code, input, output_len) {
+            IoOutcome::Complete(done) => {
+                assert!(done.status != Status::Success || check(&done.output), "IOCTL {code:#x}: a malformed answer {:02x?}", done.output);
+            }
+            IoOutcome::Pending(io) => self.pending.push_back(io),
+        }
+    }
+
+    fn control(&mut self, request: ControlOp) {
+        let header_only = {
+            let mut input = [0u8; 8];
+            let _ = HeaderOnly.emit(&mut input);
+            input
+        };
+        let scope = |target: Target| {
+            let mut input = [0u8; 24];
+            let _ = ScopeRequestRepr { target }.emit(&mut ScopeRequest::new_unchecked(&mut input[..]));
+            input
+        };
+        let read = |max_records: u32, wait: bool| {
+            let mut input = [0u8; 16];
+            let _ = ReadRequestRepr { max_records, wait }.emit(&mut ReadRequest::new_unchecked(&mut input[..]));
+            input
+        };
+        let link_id = |state: &Self, pick: u8| {
+            let link = state.link(pick)?;
+            let module = state.rras.module(link.edge)?;
+            state.rras.engine().with_link(module, &link.remote, |tracked| tracked.id().0)
+        };
+        match request {
+            ControlOp::ListModules => {
+                self.ioctl(IOCTL_LIST_MODULES, &header_only, 1024, |out| ModuleListRepr::parse(&ModuleList::new_unchecked(out)).is_ok());
+            }
+            ControlOp::ListLinks { max } => {
+                let mut input = [0u8; 32];
+                let query = LinkQueryRepr { module: None, protocol_buffer: false, cursor: self.cursor, max_entries: u32::from(max) };
+                let _ = query.emit(&mut LinkQuery::new_unchecked(&mut input[..]));
+                match self.device.ioctl(self.rras, self.handle, IOCTL_LIST_LINKS, &input, 4096) {
+                    IoOutcome::Complete(done) if done.status == Status::Success => {
+                        let answer = LinkListRepr::parse(&LinkList::new_unchecked(&done.output[..]));
+                        let answer = answer.unwrap_or_else(|error| panic!("LIST_LINKS: a malformed answer ({error:?})"));
+                        self.cursor = if answer.end { 0 } else { answer.next_cursor };
+                    }
+                    IoOutcome::Complete(_) => self.cursor = 0,
+                    IoOutcome::Pending(io) => panic!("LIST_LINKS pended ({io:?})"),
+                }
+            }
+            ControlOp::ListHooks => {
+                self.ioctl(IOCTL_LIST_HOOKS, &header_only, 4096, |out| HookListRepr::parse(&HookList::new_unchecked(out)).is_ok());
+            }
+            ControlOp::ModuleStats(edge) => {
+                let Some(module) = self.rras.module(edge_of(edge)) else {
+                    return;
+                };
+                let input = scope(Target::Module(module.0));
+                self.ioctl(IOCTL_QUERY_STATS, &input, 512, |out| ModuleStatsRepr::parse(&ModuleStats::new_unchecked(out)).is_ok());
+            }
+            ControlOp::LinkStats { link } => {
+                let Some(id) = link_id(self, link) else {
+                    return;
+                };
+                self.ioctl(IOCTL_QUERY_STATS, &scope(Target::Link(id)), 80, |out| !out.is_empty());
+            }
+            ControlOp::ResetStats => self.ioctl(IOCTL_RESET_STATS, &scope(Target::All), 0, |_| true),
+            ControlOp::Subscribe { capacity } => {
+                let mut input = [0u8; 16];
+                let _ = SubscribeRepr { capacity: u32::from(capacity), mask: EventKind::ALL_MASK }
+                    .emit(&mut Subscribe::new_unchecked(&mut input[..]));
+                self.ioctl(IOCTL_SUBSCRIBE_EVENTS, &input, 24, |out| !out.is_empty());
+            }
+            ControlOp::ReadEvents { wait } => {
+                self.ioctl(IOCTL_READ_EVENTS, &read(8, wait), 24 + 80 * 8, |out| {
+                    EventBatchRepr::parse(&EventBatch::new_unchecked(out)).is_ok()
+                });
+            }
+            ControlOp::Unsubscribe => {
+                self.ioctl(IOCTL_UNSUBSCRIBE_EVENTS, &header_only, 0, |_| true);
+                self.device.service(self.rras);
+            }
+            ControlOp::Service => {
+                self.device.service(self.rras);
+                self.take_completions();
+            }
+            ControlOp::CancelRead => {
+                if let Some(io) = self.pending.pop_front() {
+                    self.device.cancel(io);
+                    self.take_completions();
+                }
+            }
+            ControlOp::CaptureStart { link, snap_len } => {
+                let target = match link {
+                    Some(pick) => match link_id(self, pick) {
+                        Some(id) => Target::Link(id),
+                        None => return,
+                    },
+                    None => Target::All,
+                };
+                let mut input = [0u8; 32];
+                let _ = CaptureStartRepr { target, snap_len: u32::from(snap_len), slots: 16 }
+                    .emit(&mut CaptureStart::new_unchecked(&mut input[..]));
+                self.ioctl(IOCTL_CAPTURE_START, &input, 40, |out| !out.is_empty());
+            }
+            ControlOp::CaptureRead => {
+                self.ioctl(IOCTL_CAPTURE_READ, &read(64, false), 64 * 1024, |out| {
+                    CaptureBatchRepr::parse(&CaptureBatch::new_unchecked(out)).is_ok()
+                });
+            }
+            ControlOp::CaptureStop => self.ioctl(IOCTL_CAPTURE_STOP, &header_only, 0, |_| true),
+            ControlOp::Inject { link, receive } => {
+                let Some(id) = link_id(self, link) else {
+                    return;
+                };
+                let Some(sim_link) = self.link(link) else {
+                    return;
+                };
+                let (direction, wire) = if receive {
+                    (wanlayer_proto::Direction::Receive, Direction::Receive)
+                } else {
+                    (wanlayer_proto::Direction::Send, Direction::Send)
+                };
+                let frame = sim_link.frame(wire, &UDP, self.next_sequence());
+                let repr = InjectRepr { module: None, direction, link_id: id, frame: &frame };
+                let mut input = vec![0u8; repr.buffer_len()];
+                let _ = repr.emit(&mut Inject::new_unchecked(&mut input[..]));
+                self.ioctl(IOCTL_INJECT, &input, 0, |_| true);
+            }
+            ControlOp::Reopen => {
+                self.device.close(self.rras, self.handle);
+                self.take_completions();
+                self.handle = self.device.open(Access::READ_WRITE);
+            }
+        }
+    }
+
+    /// Collects the reads that completed; each must parse as an event batch or be cancelled.
+    fn take_completions(&mut self) {
+        let device = self.device;
+        self.pending.retain(|io| match device.take_completion(*io) {
+            Some(done) => {
+                let parsed = done.status != Status::Success || EventBatchRepr::parse(&EventBatch::new_unchecked(&done.output[..])).is_ok();
+                assert!(parsed, "a pending READ_EVENTS completed with a malformed batch");
+                false
+            }
+            None => true,
+        });
+    }
+
+    /// The end of every schedule: the simulated drivers finish what they hold, every module
+    /// detaches (with the hooks and vendors still there), the control handle closes, and what
+    /// `DriverUnload` does with registrations left is done; the registrations go last.
+    fn teardown(&mut self) {
+        let rras = self.rras;
+        rras.set_send_completion(Delivery::After(0));
+        rras.set_receive_return(Delivery::After(0));
+        for edge in rras.edges() {
+            rras.release_sends(edge);
+            rras.release_receives(edge);
+        }
+        rras.release_oids();
+        rras.run_until_idle();
+        let _ = rras.detach_all();
+        self.device.close(rras, self.handle);
+        self.take_completions();
+        assert!(self.pending.is_empty(), "reads still pending after the handle closed: {:?}", self.pending);
+        self.provider.unload();
+        self.vendors.clear();
+        self.hooks.clear();
+        rras.run_until_idle();
+    }
+}
