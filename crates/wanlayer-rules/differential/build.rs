@@ -1,0 +1,4 @@
+//! Links libpcap (Debian: libpcap-dev).
+fn main() {
+    println!("cargo:rustc-link-lib=pcap");
+}
