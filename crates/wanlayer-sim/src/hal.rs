@@ -97,20 +97,21 @@ impl SimHal {
     /// Checks that the filter holds `packet` to look at or change it.
     fn access(&self, state: &mut WorldState, packet: &SimPacket, api: &str) {
         self.call_checks(state, api, None, None);
-        if let Err(not_held) = state.ledger.held(packet.id) {
-            let detail = match not_held {
-                NotHeld::Unknown => format!("{api} on {}, which the simulator never made", packet.id),
-                NotHeld::HeldBy(holder) => format!("{api} on {}, which is with {holder}", packet.id),
-            };
-            state.violate(Rule::UseAfterHandOff, None, Some(packet.id), detail);
-        }
+        let detail = match state.ledger.held(packet.id) {
+            Ok(_) | Err(NotHeld::HeldBy(Holder::Forfeited)) => return,
+            Err(NotHeld::Unknown) => format!("{api} on {}, which the simulator never made", packet.id),
+            Err(NotHeld::HeldBy(holder)) => format!("{api} on {}, which is with {holder}", packet.id),
+        };
+        state.violate(Rule::UseAfterHandOff, None, Some(packet.id), detail);
     }
 }
 
-/// Checks that the filter may hand `packet` on.
+/// Checks that the filter may hand `packet` on. A packet the verifier forfeited goes nowhere and
+/// is not reported again: its mistake was reported once already.
 fn hand_off(state: &mut WorldState, module: ModuleId, packet: &SimPacket, api: &str) -> Option<PacketRecord> {
     match state.ledger.held(packet.id) {
         Ok(record) => Some(record),
+        Err(NotHeld::HeldBy(Holder::Forfeited)) => None,
         Err(NotHeld::Unknown) => {
             state.violate(Rule::DoubleComplete, Some(module), Some(packet.id), format!("{api}: the simulator never made {}", packet.id));
             None
@@ -123,9 +124,10 @@ fn hand_off(state: &mut WorldState, module: ModuleId, packet: &SimPacket, api: &
     }
 }
 
-/// Where a data-path call (send down, indicate up) goes: the edge of `module` and its NDIS state,
-/// reporting a call made while the module may not pass data. `None` (the chain discarded) when the
-/// module is unknown.
+/// Where a data-path call (send down, indicate up) goes: the edge of `module` and its NDIS state.
+/// `None` (the chain discarded) when the module is unknown, or when it may not pass data now:
+/// that call is reported and its packets forfeited, so the one mistake is not reported again
+/// when they come back or are waited for.
 fn data_path_edge(state: &mut WorldState, module: ModuleId, chain: &SimChain, api: &str) -> Option<(Edge, NdisState)> {
     let Some(edge) = state.resolve(module, api) else {
         chain.iter().for_each(|packet| discard(state, packet.id));
@@ -135,6 +137,12 @@ fn data_path_edge(state: &mut WorldState, module: ModuleId, chain: &SimChain, ap
     if ndis.forbids_data() && !chain.is_empty() {
         let detail = format!("{api} with {} packet(s) while the module is {ndis}", chain.len());
         state.violate(Rule::DataPathWhilePaused, Some(module), chain.iter().next().map(SimPacket::id), detail);
+        for packet in chain {
+            if state.ledger.held(packet.id).is_ok() {
+                discard(state, packet.id);
+            }
+        }
+        return None;
     }
     Some((edge, ndis))
 }
@@ -164,9 +172,10 @@ fn admit(
     Some(record)
 }
 
-/// Sends a packet the checks refused home, so that one mistake is reported once.
+/// Forfeits a packet the checks refused (with the parents it carries), so that one mistake is
+/// reported once.
 fn discard(state: &mut WorldState, id: PacketId) {
-    state.ledger.send_home(id);
+    state.ledger.forfeit(id);
 }
 
 impl Memory for SimHal {
@@ -394,6 +403,9 @@ impl PacketIo for SimHal {
             if record.origin != Origin::FilterAllocated {
                 return Reclaimed::Foreign(packet);
             }
+            if record.holder == Holder::Forfeited {
+                return Reclaimed::Own { parent: None, status: packet.status };
+            }
             if record.holder != Holder::Filter {
                 let detail = format!("{API}: {} is with {}: freed twice?", packet.id, record.holder);
                 state.violate(Rule::DoubleComplete, None, Some(packet.id), detail);
@@ -422,6 +434,7 @@ impl PacketIo for SimHal {
                     }
                     parent
                 }
+                Some(record) if record.holder == Holder::Forfeited => None,
                 Some(record) if record.origin == Origin::FilterAllocated => {
                     state.violate(Rule::DoubleComplete, None, Some(packet.id), format!("{API}: {} is with {}", packet.id, record.holder));
                     None

@@ -49,6 +49,10 @@ pub enum Holder {
     Parent(PacketId),
     /// Back with its owner for good: completed, returned or freed.
     Home,
+    /// Taken out of play by the verifier after it reported the filter's hand-off of it (or of the
+    /// packet carrying it as a parent) as a violation. What the filter does with it afterwards is
+    /// the same mistake and is not reported again.
+    Forfeited,
 }
 
 impl fmt::Display for Holder {
@@ -59,6 +63,7 @@ impl fmt::Display for Holder {
             Holder::Protocol => f.write_str("the protocol"),
             Holder::Parent(child) => write!(f, "{child} as its parent"),
             Holder::Home => f.write_str("its owner (completed, returned or freed)"),
+            Holder::Forfeited => f.write_str("nobody: the verifier forfeited it after reporting its hand-off"),
         }
     }
 }
@@ -105,14 +110,16 @@ pub struct LedgerCounts {
     pub in_parents: usize,
     /// Back home for good.
     pub home: usize,
+    /// Forfeited by the verifier after a violation.
+    pub forfeited: usize,
 }
 
 impl fmt::Display for LedgerCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} packets: {} home, {} with the filter, {} with the miniport, {} with the protocol, {} as parents",
-            self.created, self.home, self.with_filter, self.with_miniport, self.with_protocol, self.in_parents
+            "{} packets: {} home, {} with the filter, {} with the miniport, {} with the protocol, {} as parents, {} forfeited",
+            self.created, self.home, self.with_filter, self.with_miniport, self.with_protocol, self.in_parents, self.forfeited
         )
     }
 }
@@ -167,6 +174,19 @@ impl Ledger {
         }
     }
 
+    /// Takes a packet out of play after a violation of its hand-off, with every packet it carries
+    /// as a parent (they cannot come back through it any more).
+    pub(crate) fn forfeit(&mut self, id: PacketId) {
+        let mut next = vec![id];
+        while let Some(id) = next.pop() {
+            if let Some(record) = self.records.get_mut(&id) {
+                record.lent = false;
+                record.holder = Holder::Forfeited;
+            }
+            next.extend(self.records.values().filter(|r| r.holder == Holder::Parent(id)).map(|r| r.id));
+        }
+    }
+
     /// Ends a lend without moving the packet (it went somewhere else already, and was reported).
     pub(crate) fn clear_lend(&mut self, id: PacketId) {
         if let Some(record) = self.records.get_mut(&id) {
@@ -186,7 +206,7 @@ impl Ledger {
 
     /// Packets of `edge` the filter allocated and has not freed.
     pub fn allocated_not_freed(&self, edge: Edge) -> Vec<PacketId> {
-        self.select(edge, |r| r.origin == Origin::FilterAllocated && r.holder != Holder::Home)
+        self.select(edge, |r| r.origin == Origin::FilterAllocated && !matches!(r.holder, Holder::Home | Holder::Forfeited))
     }
 
     fn select(&self, edge: Edge, keep: impl Fn(&PacketRecord) -> bool) -> Vec<PacketId> {
@@ -203,6 +223,7 @@ impl Ledger {
                 Holder::Protocol => counts.with_protocol += 1,
                 Holder::Parent(_) => counts.in_parents += 1,
                 Holder::Home => counts.home += 1,
+                Holder::Forfeited => counts.forfeited += 1,
             }
         }
         counts
@@ -242,6 +263,24 @@ mod tests {
         let counts = ledger.counts();
         assert_eq!((counts.with_filter, counts.with_miniport, counts.in_parents), (3, 1, 1));
         assert!(counts.to_string().starts_with("5 packets: 0 home"));
+    }
+
+    #[test]
+    fn a_forfeited_packet_takes_the_parents_it_carries_out_of_play() {
+        let mut ledger = Ledger::default();
+        let now = Timestamp(0);
+        let parent = ledger.create(Origin::ProtocolSend, Edge::WanIp, Holder::Filter, false, now);
+        let copy = ledger.create(Origin::FilterAllocated, Edge::WanIp, Holder::Filter, false, now);
+        let copy_of_copy = ledger.create(Origin::FilterAllocated, Edge::WanIp, Holder::Filter, false, now);
+        ledger.move_to(parent, Holder::Parent(copy));
+        ledger.move_to(copy, Holder::Parent(copy_of_copy));
+        ledger.forfeit(copy_of_copy);
+        assert!([parent, copy, copy_of_copy].iter().all(|id| ledger.get(*id).is_some_and(|r| r.holder == Holder::Forfeited)));
+        assert_eq!(ledger.held(parent), Err(NotHeld::HeldBy(Holder::Forfeited)));
+        assert!(ledger.foreign_held(Edge::WanIp).is_empty() && ledger.allocated_not_freed(Edge::WanIp).is_empty());
+        let counts = ledger.counts();
+        assert_eq!((counts.created, counts.home, counts.forfeited), (3, 0, 3));
+        assert!(counts.to_string().ends_with("3 forfeited"));
     }
 
     #[test]

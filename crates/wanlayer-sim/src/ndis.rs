@@ -129,6 +129,11 @@ impl SimHal {
             };
             if let Some(problem) = problem {
                 state.violate(Rule::NdisOidDoubleRequest, Some(module), None, format!("{API}: {} {problem}", request.id));
+                // The request is discarded: an original the filter gave away is taken out of
+                // play, so it is not reported again as late or as outstanding at detach.
+                if let Some(original) = state.oids.get_mut(&request.id).filter(|r| r.role == OidRole::Original) {
+                    original.state = OidState::Completed;
+                }
                 return OidDisposition::Pending;
             }
             if let Some(record) = state.oids.get_mut(&request.id) {

@@ -2,8 +2,15 @@
 //!
 //! Like Driver Verifier with the NDIS/WIFI and DDI compliance options, the simulator checks every
 //! call a filter makes and every callback's outcome. Unlike Driver Verifier it does not bug check:
-//! it records a [`Violation`], keeps the simulation going (a violating hand-off is discarded, so
-//! one bug is reported once rather than cascading), and lets the test decide.
+//! it records a [`Violation`], keeps the simulation going, and lets the test decide.
+//!
+//! One mistake is reported once, not as a cascade: a violating hand-off is discarded, and the
+//! packets it concerned — with the parents they carry — are *forfeited*
+//! ([`Holder::Forfeited`](crate::Holder::Forfeited)): whatever the filter does with them later
+//! (returns them, frees them, waits for them at a pause) is not reported again. A protocol OID
+//! request the filter passes down instead of a clone is taken out of play the same way. What the
+//! filter still really holds or owns is not taken away: keeping packets through a pause and a
+//! detach, or never completing a request, breaks each rule it meets on the way.
 
 use std::fmt;
 

@@ -238,7 +238,7 @@ fn check_given_back(state: &mut WorldState, edge: Edge, module: ModuleId, lent: 
         for packet in back {
             let detail = format!("{} handed back from a receive indicated without the resources flag", packet.id);
             state.violate(Rule::WrongOwner, Some(module), Some(packet.id), detail);
-            state.ledger.send_home(packet.id);
+            state.ledger.forfeit(packet.id);
         }
         return;
     }
@@ -264,7 +264,7 @@ fn check_given_back(state: &mut WorldState, edge: Edge, module: ModuleId, lent: 
             state.ledger.send_home(*id);
         } else if holder == Some(Holder::Filter) {
             state.violate(Rule::LentPacketKept, Some(module), Some(*id), format!("{id} was lent and kept after the receive callback returned"));
-            state.ledger.send_home(*id);
+            state.ledger.forfeit(*id);
         } else {
             state.ledger.clear_lend(*id);
         }
