@@ -3,9 +3,10 @@
 //! ```text
 //! DriverEntry                               DriverUnload (reverse order)
 //!   1. DriverUnload = driver_unload
-//!   2. engine = Engine::new(KernelHal)        6. remove the control waker: set_waker(None), wait
-//!   3. NdisFRegisterFilterDriver   ──┐            out wakes in progress and the wake DPC
-//!      (attaches may start here)     │         5. deregister the control device
+//!   2. engine = Engine::new(KernelHal),       6. remove the control waker: set_waker(None), wait
+//!      then the saved rule set (registry)        out wakes in progress and the wake DPC
+//!   3. NdisFRegisterFilterDriver   ──┐         5. deregister the control device
+//!      (attaches may start here)     │
 //!   4. the provider over the engine  │         4. revoke vendor registrations left, drop the
 //!      (crate::provider::install)    │            provider (crate::provider::shutdown)
 //!   5. the control waker             │         3. NdisFDeregisterFilterDriver (NDIS pauses and
@@ -137,14 +138,19 @@ pub fn engine() -> &'static Engine<KernelHal> {
 /// # Safety
 /// Called by the I/O manager, once, with the driver's object and registry path.
 #[unsafe(no_mangle)]
-pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, _registry_path: *mut UnicodeString) -> NtStatus {
+pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, registry_path: *mut UnicodeString) -> NtStatus {
     // SAFETY: our driver object, written in DriverEntry.
     unsafe { set_driver_unload(driver_object, driver_unload) };
+    // SAFETY: the RegistryPath the I/O manager passed, valid during DriverEntry.
+    unsafe { hal::registry::remember_service_key(registry_path) };
     // SAFETY: DriverEntry runs once, before the filter is registered: no callback can run yet.
     if unsafe { ENGINE.install(KernelHal::new(None), ENGINE_CONFIG) }.is_err() {
         print(Level::Error, format_args!("no memory for the engine"));
         return STATUS_INSUFFICIENT_RESOURCES;
     }
+    // The saved rule set goes back in force before any traffic; a corrupt one is refused, logged
+    // and reported as an event, and the filter starts with no rules: never a failed boot.
+    let _saved = engine().load_saved_rules();
 
     // SAFETY: our driver object; the engine is installed for the attaches registration may start.
     let filter_driver = match unsafe { filter::register(driver_object) } {

@@ -213,6 +213,10 @@ fn print_event(record: &EventRecord) {
         Event::LineDown(link) => format!("line down {}", describe(&link)),
         Event::HookAdded { id, name, altitude } => format!("{id} '{name}' added at altitude {altitude}"),
         Event::HookRemoved { id, name } => format!("{id} '{name}' removed"),
+        Event::RulesReplaced { version, altitude, rules } => format!("rule set version {version}: {rules} rules at altitude {altitude}"),
+        Event::RulesRefused { error, altitude, blob_len } => {
+            format!("saved rule set refused (error {error}, {blob_len} bytes, altitude {altitude})")
+        }
     };
     println!("  #{:<3} {:>9.3} s  {what}", record.sequence, record.time.0 as f64 / 1e9);
 }

@@ -12,10 +12,14 @@ use wanlayer_proto::{
     SubscribeRepr, Subscription as WireSubscription, SubscriptionRepr, Target, VersionInfo as WireVersion, VersionInfoRepr,
     INTERFACE_VERSION,
 };
+use wanlayer_proto::{
+    Expected, RuleStatsList, RuleStatsListRepr, RuleStatsQuery, RuleStatsQueryRepr, RulesInfo, RulesInfoRepr, RulesSet, RulesSetRepr,
+    RulesVersion, RulesVersionRepr,
+};
 
 use crate::types::{
     CaptureBatch, CaptureInfo, CapturedFrame, Event, EventBatch, HookInfo, HookStats, LinkBatch, LinkInfo, LinkStats, ModuleInfo,
-    ModuleStats, Subscription, VersionInfo,
+    ModuleStats, RuleStat, RuleStats, RulesSnapshot, Subscription, VersionInfo,
 };
 use crate::{ClientError, Result, Transport};
 
@@ -223,6 +227,68 @@ impl<T: Transport> Client<T> {
     /// The transport's errors; `STATUS_INVALID_DEVICE_STATE` when not subscribed.
     pub fn unsubscribe(&mut self) -> Result<()> {
         self.header_only(IOCTL_UNSUBSCRIBE_EVENTS, 0).map(|_| ())
+    }
+
+    /// Replaces the whole rule set with the compiled set `blob` (empty: no rules) at `altitude`,
+    /// if the set in force is the one `expected` names (`SET_RULES`; needs write access).
+    /// Returns the new version.
+    ///
+    /// # Errors
+    /// The transport's errors; `STATUS_TRANSACTIONAL_CONFLICT` when the set changed since it was
+    /// read, `STATUS_INVALID_PARAMETER` for a set the driver refuses, `STATUS_NOT_SUPPORTED` for a
+    /// `divert` rule, `STATUS_INSUFFICIENT_RESOURCES`.
+    pub fn set_rules(&mut self, expected: Expected, altitude: u32, blob: &[u8]) -> Result<u64> {
+        let request = RulesSetRepr { expected, altitude, blob };
+        let mut input = vec![0u8; request.buffer_len()];
+        request.emit(&mut RulesSet::new_unchecked(&mut input[..]))?;
+        let answer = self.call(IOCTL_SET_RULES, &input, RulesVersion::<&[u8]>::LEN)?;
+        Ok(RulesVersionRepr::parse(&RulesVersion::new_unchecked(answer))?.version)
+    }
+
+    /// The rule set in force, with its compiled bytes (`GET_RULES`).
+    ///
+    /// # Errors
+    /// The transport's errors; a malformed answer.
+    pub fn rules(&mut self) -> Result<RulesSnapshot> {
+        let mut room = LIST_ROOM;
+        loop {
+            let answer = self.header_only(IOCTL_GET_RULES, room)?;
+            let repr = RulesInfoRepr::parse(&RulesInfo::new_unchecked(answer))?;
+            match repr.blob {
+                Some(blob) => {
+                    return Ok(RulesSnapshot { version: repr.version, altitude: repr.altitude, rules: repr.rules, blob: blob.to_vec() })
+                }
+                None => room = RulesInfo::<&[u8]>::LEN + repr.blob_len as usize,
+            }
+        }
+    }
+
+    /// Every rule's counters, of one version of the set (`RULE_STATS`, batch after batch; starts
+    /// again when the set is replaced meanwhile).
+    ///
+    /// # Errors
+    /// The transport's errors; a malformed answer.
+    pub fn rule_stats(&mut self) -> Result<RuleStats> {
+        let mut stats = RuleStats { version: 0, rules: Vec::new() };
+        loop {
+            let mut input = [0u8; 16];
+            let first = u32::try_from(stats.rules.len()).map_err(|_| ClientError::Malformed(wanlayer_proto::Error::BadCount))?;
+            RuleStatsQueryRepr { first }.emit(&mut RuleStatsQuery::new_unchecked(&mut input[..]))?;
+            let answer = self.call(IOCTL_RULE_STATS, &input, LIST_ROOM)?;
+            let view = RuleStatsList::new_unchecked(answer);
+            let repr = RuleStatsListRepr::parse(&view)?;
+            if first != 0 && repr.version != stats.version {
+                stats = RuleStats { version: 0, rules: Vec::new() };
+                continue;
+            }
+            stats.version = repr.version;
+            for entry in view.entries() {
+                stats.rules.push(RuleStat::from(entry?));
+            }
+            if stats.rules.len() >= repr.total as usize || repr.count == 0 {
+                return Ok(stats);
+            }
+        }
     }
 
     /// Starts capturing `target` (all, a module or a link) into this handle's ring

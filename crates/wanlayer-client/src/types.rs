@@ -5,7 +5,7 @@ use serde::Serialize;
 use wanlayer_proto::{
     Direction, EventBody, EventRecordRepr, Features, HookEntryRepr, HookStatsRepr, LinkEntryRepr, LinkEventRepr, LinkStatsRepr,
     ModuleEntryRepr, ModuleKind, ModuleState, ModuleStatsRepr, Quality, VerdictStats, VersionInfoRepr, CAP_CAPTURE, CAP_EVENTS, CAP_INJECT,
-    CAP_LINKS, CAP_RESET, CAP_STATS, DROP_REASONS,
+    CAP_LINKS, CAP_RESET, CAP_RULES, CAP_STATS, DROP_REASONS,
 };
 
 /// A module identity as tools print it: `slot.generation`.
@@ -93,6 +93,7 @@ impl From<VersionInfoRepr> for VersionInfo {
             (CAP_EVENTS, "events"),
             (CAP_CAPTURE, "capture"),
             (CAP_INJECT, "inject"),
+            (CAP_RULES, "rules"),
         ];
         let capabilities = repr.features.map_or(0, |f| f.capabilities);
         Self {
@@ -491,6 +492,23 @@ pub struct Event {
     pub links_dropped: Option<u64>,
     /// The hook of a hook event.
     pub hook: Option<HookInfo>,
+    /// The rule set of a rules event.
+    pub rules: Option<RulesChange>,
+}
+
+/// What a rules event says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RulesChange {
+    /// The altitude of the set.
+    pub altitude: u32,
+    /// The new set's version (replaced).
+    pub version: Option<u64>,
+    /// Rules in the new set (replaced).
+    pub rules: Option<u32>,
+    /// The loader's error code (refused).
+    pub error: Option<u32>,
+    /// Bytes of the refused set (refused).
+    pub blob_len: Option<u32>,
 }
 
 impl From<EventRecordRepr> for Event {
@@ -504,6 +522,7 @@ impl From<EventRecordRepr> for Event {
             module_kind: None,
             links_dropped: None,
             hook: None,
+            rules: None,
         };
         match record.body {
             EventBody::ModuleAttached { kind } => event.module_kind = Some(kind_name(kind)),
@@ -511,6 +530,12 @@ impl From<EventRecordRepr> for Event {
             EventBody::LineUp(link) | EventBody::LineUpdated(link) | EventBody::LineDown(link) => event.link = Some(link.into()),
             EventBody::HookAdded { id, altitude, name } => event.hook = Some(HookInfo { id, altitude, name: name.as_str().into() }),
             EventBody::HookRemoved { id, name } => event.hook = Some(HookInfo { id, altitude: 0, name: name.as_str().into() }),
+            EventBody::RulesReplaced { version, altitude, rules } => {
+                event.rules = Some(RulesChange { altitude, version: Some(version), rules: Some(rules), error: None, blob_len: None });
+            }
+            EventBody::RulesRefused { error, altitude, blob_len } => {
+                event.rules = Some(RulesChange { altitude, version: None, rules: None, error: Some(error), blob_len: Some(blob_len) });
+            }
             EventBody::ModulePaused | EventBody::ModuleRestarted | EventBody::Unknown(_) => {}
         }
         event
@@ -598,4 +623,57 @@ pub struct CaptureInfo {
     pub slots: u32,
     /// The driver clock at the start (ns).
     pub start_time_ns: u64,
+}
+
+/// The rule set in force, as read back (`GET_RULES`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RulesSnapshot {
+    /// Its version (0: never set); name it to replace it.
+    pub version: u64,
+    /// Its altitude in the hook chain.
+    pub altitude: u32,
+    /// Rules in it.
+    pub rules: u32,
+    /// The compiled set, exactly as set.
+    #[serde(skip)]
+    pub blob: Vec<u8>,
+}
+
+/// One rule's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleStat {
+    /// The rule's id.
+    pub id: u32,
+    /// Its action: `pass`, `drop`, `count`, `capture`.
+    pub action: &'static str,
+    /// Sends matched.
+    pub send_packets: u64,
+    /// Bytes of the sends matched.
+    pub send_bytes: u64,
+    /// Receives matched.
+    pub receive_packets: u64,
+    /// Bytes of the receives matched.
+    pub receive_bytes: u64,
+}
+
+impl From<wanlayer_proto::RuleStatsEntryRepr> for RuleStat {
+    fn from(entry: wanlayer_proto::RuleStatsEntryRepr) -> Self {
+        Self {
+            id: entry.id,
+            action: entry.action.name(),
+            send_packets: entry.send.0,
+            send_bytes: entry.send.1,
+            receive_packets: entry.receive.0,
+            receive_bytes: entry.receive.1,
+        }
+    }
+}
+
+/// Every rule's counters, of one version of the set (`RULE_STATS`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleStats {
+    /// The set's version.
+    pub version: u64,
+    /// The rules, in set order.
+    pub rules: Vec<RuleStat>,
 }

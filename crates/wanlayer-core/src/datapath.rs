@@ -53,7 +53,8 @@ impl fmt::Display for ReinjectError {
 pub(crate) struct ChainEntry {
     pub(crate) id: HookId,
     pub(crate) position: ChainPosition,
-    pub(crate) hook: Arc<dyn Hook>,
+    /// The hook, or `None` for the engine's built-in rule set.
+    pub(crate) hook: Option<Arc<dyn Hook>>,
 }
 
 /// The hook chain as it was when a path started, with every hook marked busy until it is dropped.
@@ -291,7 +292,7 @@ impl<H: Hal> Engine<H> {
         self.hooks.with(|registry| {
             for (place, registered) in entries.iter_mut().zip(registry.hooks.iter()) {
                 self.hook_slots[usize::from(registered.id.slot)].enter();
-                *place = Some(ChainEntry { id: registered.id, position: registered.position, hook: Arc::clone(&registered.hook) });
+                *place = Some(ChainEntry { id: registered.id, position: registered.position, hook: registered.hook.clone() });
             }
         });
         ChainSnapshot { entries, slots: &self.hook_slots }
@@ -363,12 +364,16 @@ impl<H: Hal> Engine<H> {
             let mut frame = EngineFrame { hal: &self.hal, module, held: &mut held, lent: lent.as_deref_mut() };
             let mut packet = PacketContext::new(direction, link, &mut frame, ticket);
             let shown = packet.len();
-            let verdict = match direction {
-                Direction::Send => entry.hook.on_send(&mut packet),
-                Direction::Receive => entry.hook.on_receive(&mut packet),
+            let (verdict, capture_rule) = match (&entry.hook, direction) {
+                (Some(hook), Direction::Send) => (hook.on_send(&mut packet), None),
+                (Some(hook), Direction::Receive) => (hook.on_receive(&mut packet), None),
+                (None, _) => self.rules_verdict(&packet),
             };
             modified |= packet.is_edited();
             self.hook_slots[usize::from(entry.id.slot)].verdicts(direction).count(shown, verdict);
+            if let Some(rule) = capture_rule {
+                self.capture_for_rule(module, link.id, direction, &held.packet, rule);
+            }
             match verdict {
                 Verdict::Pass | Verdict::Modify => {}
                 Verdict::Drop => {

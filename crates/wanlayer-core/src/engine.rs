@@ -16,6 +16,7 @@ use crate::event::{Event, EventQueue, EventRecord};
 use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool};
 use crate::hook::{AddHookError, Hook, HookId, HookInfo, HookSlot, Registry, MAX_HOOKS};
 use crate::link::{LineDown, LineUp, LineUpEffect, Link, LinkId, LinkSummary};
+use crate::rules::RulesState;
 use crate::module::{
     AttachParams, DetachReport, ModuleCore, ModuleCounts, ModuleCounters, ModuleInfo, ModuleSlot, ModuleState, PauseProgress,
     StateError,
@@ -113,6 +114,7 @@ pub struct Engine<H: Hal> {
     pub(crate) hook_slots: Box<[HookSlot; MAX_HOOKS]>,
     events: H::Lock<EventQueue>,
     pub(crate) control: ControlState<H>,
+    pub(crate) rules: RulesState<H>,
     next_link_id: AtomicU64,
     pub(crate) next_ticket: AtomicU64,
     charged: usize,
@@ -142,6 +144,7 @@ impl<H: Hal> Engine<H> {
             hook_slots,
             events: hal.new_lock(events),
             control: ControlState::new(&hal),
+            rules: RulesState::new(&hal),
             modules,
             next_link_id: AtomicU64::new(1),
             next_ticket: AtomicU64::new(1),
@@ -377,7 +380,7 @@ impl<H: Hal> Engine<H> {
         for entry in chain.iter() {
             let counters = &self.hook_slots[usize::from(entry.id.slot)];
             counters.line_ups.increment();
-            if let Some(size) = entry.hook.on_line_up(&link) {
+            if let Some(size) = entry.hook.as_ref().and_then(|hook| hook.on_line_up(&link)) {
                 let size = size.max(floor);
                 if size < reported {
                     counters.sizes_lowered.increment();
@@ -436,7 +439,9 @@ impl<H: Hal> Engine<H> {
         let chain = self.chain_snapshot();
         for entry in chain.iter() {
             self.hook_slots[usize::from(entry.id.slot)].line_downs.increment();
-            entry.hook.on_line_down(&link);
+            if let Some(hook) = &entry.hook {
+                hook.on_line_down(&link);
+            }
         }
         drop(chain);
         let mut orphans = Disposal::<H>::new(DropReason::LinkDown);
@@ -477,7 +482,7 @@ impl<H: Hal> Engine<H> {
     /// [`AddHookError::Full`] when [`MAX_HOOKS`] hooks are registered.
     pub fn add_hook(&self, name: &str, altitude: u32, hook: Arc<dyn Hook>) -> Result<HookId, AddHookError> {
         let (id, name) = self.hooks.with(|registry| {
-            let id = registry.add(name, altitude, hook)?;
+            let id = registry.add(name, altitude, Some(hook))?;
             let name = registry.hooks.iter().find(|r| r.id == id).map(|r| r.name);
             Ok((id, name))
         })?;
@@ -706,5 +711,6 @@ impl<H: Hal> Drop for Engine<H> {
         self.hal.release(Pool::Engine, self.charged);
         self.events.with(|events| events.release(&self.hal));
         self.control.release(&self.hal);
+        self.rules.release(&self.hal);
     }
 }

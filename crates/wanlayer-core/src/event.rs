@@ -54,6 +54,24 @@ pub enum Event {
         /// Its name.
         name: HookName,
     },
+    /// The rule set was replaced (through the control device, or loaded at start).
+    RulesReplaced {
+        /// The new set's version.
+        version: u64,
+        /// Its altitude.
+        altitude: u32,
+        /// Rules in it.
+        rules: u32,
+    },
+    /// The saved rule set was refused at start; the engine runs with no rules.
+    RulesRefused {
+        /// The loader's error code (`wanlayer_rules::LoadError::code`).
+        error: u32,
+        /// The altitude saved with it.
+        altitude: u32,
+        /// Bytes of the refused set.
+        blob_len: u32,
+    },
 }
 
 /// An event with its sequence number and time.

@@ -277,7 +277,40 @@ pub trait PauseCompletion {
     fn pause_complete(&self, module: ModuleId);
 }
 
-/// Everything the engine needs from its platform.
-pub trait Hal: Memory + Clock + Locking + Quiesce + Log + PacketIo + PauseCompletion {}
+/// A failure of the [`RuleStore`]: the platform's status code (an `NTSTATUS` in the driver).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct StoreError(pub u32);
 
-impl<T: Memory + Clock + Locking + Quiesce + Log + PacketIo + PauseCompletion> Hal for T {}
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rule store failure 0x{:08X}", self.0)
+    }
+}
+
+/// Where the administrator's rule set is kept across restarts: the driver's service key
+/// (`Parameters\Rules` and `Parameters\RulesAltitude`), the simulator's in-memory registry,
+/// which outlives an engine. The engine reads it once at start
+/// ([`Engine::load_saved_rules`](crate::Engine::load_saved_rules)) and writes it after each
+/// successful replacement.
+///
+/// # IRQL
+/// `PASSIVE_LEVEL`: registry calls.
+pub trait RuleStore {
+    /// Reads the saved set and hands its altitude and compiled bytes to `found`; `found` is not
+    /// called when nothing is saved. The bytes are unchecked: the engine validates them.
+    ///
+    /// # Errors
+    /// [`StoreError`] when something is saved but cannot be read (no memory, an I/O failure).
+    fn load_rules(&self, found: &mut dyn FnMut(u32, &[u8])) -> Result<(), StoreError>;
+
+    /// Saves a set (an empty `blob`: no rules) in place of what was saved.
+    ///
+    /// # Errors
+    /// [`StoreError`] when it could not be written; what was saved before may remain.
+    fn save_rules(&self, altitude: u32, blob: &[u8]) -> Result<(), StoreError>;
+}
+
+/// Everything the engine needs from its platform.
+pub trait Hal: Memory + Clock + Locking + Quiesce + Log + PacketIo + PauseCompletion + RuleStore {}
+
+impl<T: Memory + Clock + Locking + Quiesce + Log + PacketIo + PauseCompletion + RuleStore> Hal for T {}

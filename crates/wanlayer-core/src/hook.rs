@@ -342,7 +342,8 @@ pub(crate) struct Registered {
     pub(crate) id: HookId,
     pub(crate) name: HookName,
     pub(crate) position: ChainPosition,
-    pub(crate) hook: Arc<dyn Hook>,
+    /// The hook, or `None` for the engine's built-in rule set (see [`crate::rules`]).
+    pub(crate) hook: Option<Arc<dyn Hook>>,
 }
 
 /// The registered hooks, sorted by [`ChainPosition`], with per-slot generations. Room for
@@ -379,7 +380,7 @@ impl Registry {
     /// What the registry's room costs, for the engine's memory charge.
     pub(crate) const ROOM_BYTES: usize = MAX_HOOKS * core::mem::size_of::<Registered>();
 
-    pub(crate) fn add(&mut self, name: &str, altitude: u32, hook: Arc<dyn Hook>) -> Result<HookId, AddHookError> {
+    pub(crate) fn add(&mut self, name: &str, altitude: u32, hook: Option<Arc<dyn Hook>>) -> Result<HookId, AddHookError> {
         if self.hooks.len() >= MAX_HOOKS {
             return Err(AddHookError::Full);
         }
@@ -399,6 +400,18 @@ impl Registry {
         let at = self.hooks.iter().position(|r| r.id == id)?;
         Some(self.hooks.remove(at))
     }
+
+    /// Moves a registered hook to `altitude`, keeping its identity and registration order (no
+    /// allocation: the entry leaves and re-enters the reserved room). False when `id` is not
+    /// registered.
+    pub(crate) fn move_to(&mut self, id: HookId, altitude: u32) -> bool {
+        let Some(at) = self.hooks.iter().position(|r| r.id == id) else { return false };
+        let mut moved = self.hooks.remove(at);
+        moved.position.altitude = altitude;
+        let to = self.hooks.iter().position(|r| r.position > moved.position).unwrap_or(self.hooks.len());
+        self.hooks.insert(to, moved);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -409,7 +422,7 @@ mod tests {
     impl Hook for Quiet {}
 
     fn add(registry: &mut Registry, name: &str, altitude: u32) -> HookId {
-        registry.add(name, altitude, Arc::new(Quiet)).unwrap()
+        registry.add(name, altitude, Some(Arc::new(Quiet))).unwrap()
     }
 
     #[test]
@@ -421,6 +434,17 @@ mod tests {
         let mid_second = add(&mut registry, "mid-2", 200);
         let order: alloc::vec::Vec<HookId> = registry.hooks.iter().map(|r| r.id).collect();
         assert_eq!(order, [low, mid_second, mid_first, high], "bottom up: the earlier of equals sits above");
+    }
+
+    #[test]
+    fn a_moved_hook_keeps_its_identity_and_takes_its_new_place() {
+        let mut registry = Registry::with_room().unwrap();
+        let low = add(&mut registry, "low", 100);
+        let high = add(&mut registry, "high", 300);
+        assert!(registry.move_to(low, 400));
+        let order: alloc::vec::Vec<(HookId, u32)> = registry.hooks.iter().map(|r| (r.id, r.position.altitude)).collect();
+        assert_eq!(order, [(high, 300), (low, 400)]);
+        assert!(!registry.move_to(HookId { slot: 9, generation: 1 }, 1));
     }
 
     #[test]
@@ -440,7 +464,7 @@ mod tests {
     fn the_registry_is_full_at_max_hooks_and_a_freed_slot_gets_a_new_generation() {
         let mut registry = Registry::with_room().unwrap();
         let ids: alloc::vec::Vec<HookId> = (0..MAX_HOOKS).map(|n| add(&mut registry, "h", n as u32)).collect();
-        assert_eq!(registry.add("one-too-many", 1, Arc::new(Quiet)).unwrap_err(), AddHookError::Full);
+        assert_eq!(registry.add("one-too-many", 1, Some(Arc::new(Quiet))).unwrap_err(), AddHookError::Full);
         let removed = registry.remove(ids[3]).unwrap();
         assert_eq!(removed.id, ids[3]);
         assert!(registry.remove(ids[3]).is_none(), "a stale identity removes nothing");

@@ -14,6 +14,8 @@
 //! * [`wire`] parses frames as zero-copy views.
 //! * [`control`] answers the control device's IOCTLs ([`wanlayer_proto`]): queries, statistics,
 //!   event subscriptions with pending reads, packet capture and injection.
+//! * [`rules`] runs the administrator's rule set (`wanlayer-rules`) as a built-in hook, and keeps
+//!   it across restarts through a [`rules::RuleStore`].
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ pub mod hal;
 pub mod hook;
 pub mod link;
 pub mod module;
+pub mod rules;
 pub mod stats;
 pub mod status;
 pub mod wire;

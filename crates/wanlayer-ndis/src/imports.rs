@@ -47,6 +47,7 @@ use crate::kernel::{
     KDpc, KEvent, KProcessorMode, KSpinLock, KTimer, KWaitReason, Kirql, NtStatus, PoolFlags, TimerType,
 };
 use crate::nbl::{Mdl, NetBuffer, NetBufferList, NetBufferListPoolParameters};
+use crate::registry::{Handle, ObjectAttributes};
 use crate::types::{
     ContextHandle, DeviceHandle, FilterDriverHandle, FilterModuleHandle, NblPoolHandle, NdisHandle, PortNumber,
     RawNdisStatus, UnicodeString,
@@ -361,6 +362,50 @@ extern "system" {
     /// Queues a DPC initialised with `KeInitializeDpc` on the current processor (any IRQL);
     /// false (0) when it was queued already (it then runs once for both).
     pub fn KeInsertQueueDpc(Dpc: *mut KDpc, SystemArgument1: *mut c_void, SystemArgument2: *mut c_void) -> u8;
+}
+
+// The registry: the administrator's rule set kept in the service key (`PASSIVE_LEVEL` only).
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    /// Opens an existing key (`PASSIVE_LEVEL`); `STATUS_OBJECT_NAME_NOT_FOUND` when it does not
+    /// exist.
+    pub fn ZwOpenKey(KeyHandle: *mut Handle, DesiredAccess: AccessMask, ObjectAttributes: *const ObjectAttributes) -> NtStatus;
+
+    /// Opens a key, creating it first when it does not exist (`PASSIVE_LEVEL`). `Class` may be
+    /// null, `Disposition` too.
+    pub fn ZwCreateKey(
+        KeyHandle: *mut Handle,
+        DesiredAccess: AccessMask,
+        ObjectAttributes: *const ObjectAttributes,
+        TitleIndex: u32,
+        Class: *const UnicodeString,
+        CreateOptions: u32,
+        Disposition: *mut u32,
+    ) -> NtStatus;
+
+    /// Reads a value into `KeyValueInformation` (`PASSIVE_LEVEL`); `STATUS_BUFFER_OVERFLOW` or
+    /// `STATUS_BUFFER_TOO_SMALL` with the length needed in `ResultLength` when it does not fit.
+    pub fn ZwQueryValueKey(
+        KeyHandle: Handle,
+        ValueName: *const UnicodeString,
+        KeyValueInformationClass: u32,
+        KeyValueInformation: *mut c_void,
+        Length: u32,
+        ResultLength: *mut u32,
+    ) -> NtStatus;
+
+    /// Writes a value (`PASSIVE_LEVEL`).
+    pub fn ZwSetValueKey(
+        KeyHandle: Handle,
+        ValueName: *const UnicodeString,
+        TitleIndex: u32,
+        Type: u32,
+        Data: *const c_void,
+        DataSize: u32,
+    ) -> NtStatus;
+
+    /// Closes a kernel handle (`PASSIVE_LEVEL`).
+    pub fn ZwClose(Handle: Handle) -> NtStatus;
 }
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]

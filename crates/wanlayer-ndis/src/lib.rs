@@ -85,6 +85,7 @@ pub mod io;
 pub mod kernel;
 pub mod nbl;
 pub mod oid;
+pub mod registry;
 pub mod status;
 pub mod types;
 pub mod wan;

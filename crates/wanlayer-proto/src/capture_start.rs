@@ -4,16 +4,19 @@
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 8 | header |
-//! | 8 | 2 | [`Scope`]: all, module or link |
+//! | 8 | 2 | [`Scope`]: all, module, link or rule |
 //! | 10 | 2 | reserved, zero |
 //! | 12 | 4 | `snap_len`: bytes kept of each frame, 1 ..= [`MAX_SNAP_LEN`] |
-//! | 16 | 8 | target: module id or link id; zero for all |
+//! | 16 | 8 | target: module id, link id or rule id; zero for all |
 //! | 24 | 4 | `slots`: records the ring holds, 1 ..= [`MAX_CAPTURE_SLOTS`] |
 //! | 28 | 4 | reserved, zero |
 //!
 //! `slots × snap_len` is at most [`MAX_CAPTURE_BYTES`]. [`Scope::All`] survives adapter churn
 //! (modules detaching and attaching again under new identities); a module or link scope ends
-//! with its module or link.
+//! with its module or link. A rule scope records the packets matched by the rule set's `capture`
+//! rule of that id (and only those: the other scopes record what the data path sees, rule
+//! captures go to rule sessions only); it survives rule set replacements, and captures nothing
+//! while no capture rule has that id.
 
 use crate::codes::Scope;
 use crate::field::view;
@@ -43,7 +46,7 @@ view! {
 /// The parsed `CAPTURE_START` request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct CaptureStartRepr {
-    /// What to capture: [`Target::All`], [`Target::Module`] or [`Target::Link`].
+    /// What to capture: [`Target::All`], [`Target::Module`], [`Target::Link`] or [`Target::Rule`].
     pub target: Target,
     /// Bytes kept of each frame.
     pub snap_len: u32,
@@ -114,7 +117,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_bad_sizes_and_scopes() {
-        for target in [Target::All, Target::Module(0x0001_0000), Target::Link(4)] {
+        for target in [Target::All, Target::Module(0x0001_0000), Target::Link(4), Target::Rule(7)] {
             let repr = CaptureStartRepr { target, snap_len: 1600, slots: 1024 };
             let mut buffer = [0xa5u8; 32];
             repr.emit(&mut CaptureStart::new_unchecked(&mut buffer[..])).unwrap();
@@ -125,6 +128,7 @@ mod tests {
             assert_refused(&buffer, 24, &0u32.to_le_bytes(), Error::BadValue, parse);
             assert_refused(&buffer, 24, &MAX_CAPTURE_SLOTS.to_le_bytes(), Error::BadValue, parse);
             assert_refused(&buffer, 8, &3u16.to_le_bytes(), Error::BadValue, parse);
+            assert_refused(&buffer, 8, &5u16.to_le_bytes(), Error::BadValue, parse);
         }
         let hook = CaptureStartRepr { target: Target::Hook(1), snap_len: 1, slots: 1 };
         assert_eq!(hook.emit(&mut CaptureStart::new_unchecked(&mut [0u8; 32][..])), Err(Error::BadValue));

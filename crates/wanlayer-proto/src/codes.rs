@@ -54,6 +54,9 @@ enum_with_unknown! {
         Link = 2,
         /// One hook (target: the hook id, see [`hook_id`](crate::hook_id)).
         Hook = 3,
+        /// The packets one rule of the rule set captures (captures only; the target is the rule
+        /// id, at most 32 bits).
+        Rule = 4,
     }
 }
 
@@ -90,12 +93,16 @@ enum_with_unknown! {
         HookAdded = 8,
         /// A hook was removed from the chain.
         HookRemoved = 9,
+        /// The rule set was replaced (through the control device, or loaded at start).
+        RulesReplaced = 10,
+        /// A saved rule set was refused at start: the filter runs with no rules.
+        RulesRefused = 11,
     }
 }
 
 impl EventKind {
     /// Every known kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::ModuleAttached,
         EventKind::ModuleDetached,
         EventKind::ModulePaused,
@@ -105,6 +112,8 @@ impl EventKind {
         EventKind::LineDown,
         EventKind::HookAdded,
         EventKind::HookRemoved,
+        EventKind::RulesReplaced,
+        EventKind::RulesRefused,
     ];
 
     /// The mask of every known kind.
@@ -130,6 +139,8 @@ impl EventKind {
             EventKind::LineDown => "line-down",
             EventKind::HookAdded => "hook-added",
             EventKind::HookRemoved => "hook-removed",
+            EventKind::RulesReplaced => "rules-replaced",
+            EventKind::RulesRefused => "rules-refused",
             EventKind::Unknown(_) => "unknown",
         }
     }

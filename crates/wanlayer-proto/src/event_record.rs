@@ -17,7 +17,10 @@
 //!   44 EtherType (2), 46 reserved (2), 48 `LinkSpeed` (4), 52 `MaximumTotalSize` (4),
 //!   56 reported size (4);
 //! * hook added, removed: 24 hook id (8), 32 altitude (4, zero when removed), 36 name length
-//!   (1), 37 reserved (3), 40 name (32).
+//!   (1), 37 reserved (3), 40 name (32);
+//! * rules replaced: 24 the new set's version (8), 32 altitude (4), 36 rules (4);
+//! * rules refused: 24 the rule set's load error code (4), 28 altitude (4), 32 bytes of the
+//!   refused set (4).
 //!
 //! A kind this build does not know is kept as [`EventBody::Unknown`], its payload unread.
 
@@ -101,6 +104,24 @@ pub enum EventBody {
         /// Its name.
         name: HookName,
     },
+    /// The rule set was replaced.
+    RulesReplaced {
+        /// The new set's version.
+        version: u64,
+        /// The altitude it runs at.
+        altitude: u32,
+        /// Rules in it.
+        rules: u32,
+    },
+    /// A saved rule set was refused at start; the filter runs with no rules.
+    RulesRefused {
+        /// Why: the rule set loader's error code.
+        error: u32,
+        /// The altitude that was saved with it.
+        altitude: u32,
+        /// Bytes of the refused set.
+        blob_len: u32,
+    },
     /// A kind this build does not know.
     Unknown(u16),
 }
@@ -118,6 +139,8 @@ impl EventBody {
             EventBody::LineDown(_) => EventKind::LineDown,
             EventBody::HookAdded { .. } => EventKind::HookAdded,
             EventBody::HookRemoved { .. } => EventKind::HookRemoved,
+            EventBody::RulesReplaced { .. } => EventKind::RulesReplaced,
+            EventBody::RulesRefused { .. } => EventKind::RulesRefused,
             EventBody::Unknown(kind) => EventKind::from(*kind),
         }
     }
@@ -176,15 +199,21 @@ impl EventRecordRepr {
     ///
     /// # Errors
     /// [`Error::Truncated`]; [`Error::Reserved`] when a byte the kind does not use is not zero;
-    /// [`Error::BadValue`] for a hook event with a module, a removed hook with an altitude, or a
-    /// malformed name.
+    /// [`Error::BadValue`] for a hook or rules event with a module, a removed hook with an
+    /// altitude, or a malformed name.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(view: &EventRecord<&T>) -> Result<Self> {
         view.check_len()?;
         let bytes = view.as_bytes();
         if view.reserved() != 0 {
             return Err(Error::Reserved);
         }
-        let unused_after = |at: usize| if is_zero(&bytes[at..80]) { Ok(()) } else { Err(Error::Reserved) };
+        let unused_after = |at: usize| {
+            if is_zero(&bytes[at..80]) {
+                Ok(())
+            } else {
+                Err(Error::Reserved)
+            }
+        };
         let body = match EventKind::from(view.kind()) {
             EventKind::ModuleAttached => {
                 unused_after(26)?;
@@ -216,6 +245,15 @@ impl EventRecordRepr {
                 } else {
                     EventBody::HookAdded { id, altitude, name }
                 }
+            }
+            EventKind::RulesReplaced | EventKind::RulesRefused if view.module() != 0 => return Err(Error::BadValue),
+            EventKind::RulesReplaced => {
+                unused_after(40)?;
+                EventBody::RulesReplaced { version: u64_at(bytes, 24), altitude: u32_at(bytes, 32), rules: u32_at(bytes, 36) }
+            }
+            EventKind::RulesRefused => {
+                unused_after(36)?;
+                EventBody::RulesRefused { error: u32_at(bytes, 24), altitude: u32_at(bytes, 28), blob_len: u32_at(bytes, 32) }
             }
             EventKind::Unknown(kind) => EventBody::Unknown(kind),
         };
@@ -250,6 +288,16 @@ impl EventRecordRepr {
             }
             EventBody::HookAdded { id, altitude, name } => write_hook(bytes, id, altitude, name),
             EventBody::HookRemoved { id, name } => write_hook(bytes, id, 0, name),
+            EventBody::RulesReplaced { version, altitude, rules } => {
+                version.write(&mut bytes[24..32]);
+                altitude.write(&mut bytes[32..36]);
+                rules.write(&mut bytes[36..40]);
+            }
+            EventBody::RulesRefused { error, altitude, blob_len } => {
+                error.write(&mut bytes[24..28]);
+                altitude.write(&mut bytes[28..32]);
+                blob_len.write(&mut bytes[32..36]);
+            }
         }
         Ok(())
     }
@@ -317,6 +365,17 @@ mod tests {
             assert_eq!(parse(&bytes), Ok(repr));
             assert_strict_lengths(&bytes, parse);
             assert_reserved(&bytes, &[37..40, 49..80], parse);
+            assert_refused(&bytes, 20, &[1], Error::BadValue, parse);
+        }
+        for (body, used) in [
+            (EventBody::RulesReplaced { version: 3, altitude: 500, rules: 12 }, 40),
+            (EventBody::RulesRefused { error: 4, altitude: 500, blob_len: 99 }, 36),
+        ] {
+            let repr = EventRecordRepr { sequence: 1, time_ns: 2, module: 0, body };
+            let bytes = encode(&repr);
+            assert_eq!(parse(&bytes), Ok(repr));
+            assert_strict_lengths(&bytes, parse);
+            assert_reserved(&bytes, &[18..20, used..80], parse);
             assert_refused(&bytes, 20, &[1], Error::BadValue, parse);
         }
         let removed = encode(&EventRecordRepr {

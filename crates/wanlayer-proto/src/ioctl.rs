@@ -103,6 +103,14 @@ pub const IOCTL_CAPTURE_READ: u32 = code(0x80A, FILE_READ_ACCESS);
 pub const IOCTL_CAPTURE_STOP: u32 = code(0x80B, FILE_WRITE_ACCESS);
 /// `IOCTL_WANLAYER_INJECT`: an [`Inject`](crate::Inject); no output.
 pub const IOCTL_INJECT: u32 = code(0x80C, FILE_WRITE_ACCESS);
+/// `IOCTL_WANLAYER_SET_RULES`: a [`RulesSet`](crate::RulesSet) with the compiled rule set; a
+/// [`RulesVersion`](crate::RulesVersion). Replaces the whole set at once.
+pub const IOCTL_SET_RULES: u32 = code(0x80D, FILE_WRITE_ACCESS);
+/// `IOCTL_WANLAYER_GET_RULES`: a header-only request; a [`RulesInfo`](crate::RulesInfo).
+pub const IOCTL_GET_RULES: u32 = code(0x80E, FILE_READ_ACCESS);
+/// `IOCTL_WANLAYER_RULE_STATS`: a [`RuleStatsQuery`](crate::RuleStatsQuery); a
+/// [`RuleStatsList`](crate::RuleStatsList).
+pub const IOCTL_RULE_STATS: u32 = code(0x80F, FILE_READ_ACCESS);
 
 enum_with_unknown! {
     /// Every IOCTL code of the control device, by name. A shipped code is never renamed or reused.
@@ -133,12 +141,18 @@ enum_with_unknown! {
         CaptureStop = 0x0012_A02C,
         /// [`IOCTL_INJECT`].
         Inject = 0x0012_A030,
+        /// [`IOCTL_SET_RULES`].
+        SetRules = 0x0012_A034,
+        /// [`IOCTL_GET_RULES`].
+        GetRules = 0x0012_6038,
+        /// [`IOCTL_RULE_STATS`].
+        RuleStats = 0x0012_603C,
     }
 }
 
 impl Ioctl {
     /// Every known code, in function order.
-    pub const ALL: [Ioctl; 13] = [
+    pub const ALL: [Ioctl; 16] = [
         Ioctl::QueryVersion,
         Ioctl::ListModules,
         Ioctl::ListLinks,
@@ -152,6 +166,9 @@ impl Ioctl {
         Ioctl::CaptureRead,
         Ioctl::CaptureStop,
         Ioctl::Inject,
+        Ioctl::SetRules,
+        Ioctl::GetRules,
+        Ioctl::RuleStats,
     ];
 
     /// The access a handle needs for this code (from the code's access bits).
@@ -175,6 +192,9 @@ impl Ioctl {
             Ioctl::CaptureRead => "IOCTL_WANLAYER_CAPTURE_READ",
             Ioctl::CaptureStop => "IOCTL_WANLAYER_CAPTURE_STOP",
             Ioctl::Inject => "IOCTL_WANLAYER_INJECT",
+            Ioctl::SetRules => "IOCTL_WANLAYER_SET_RULES",
+            Ioctl::GetRules => "IOCTL_WANLAYER_GET_RULES",
+            Ioctl::RuleStats => "IOCTL_WANLAYER_RULE_STATS",
             Ioctl::Unknown(_) => "unknown IOCTL",
         }
     }
@@ -201,6 +221,9 @@ mod tests {
             IOCTL_CAPTURE_READ,
             IOCTL_CAPTURE_STOP,
             IOCTL_INJECT,
+            IOCTL_SET_RULES,
+            IOCTL_GET_RULES,
+            IOCTL_RULE_STATS,
         ];
         for (ioctl, raw) in Ioctl::ALL.into_iter().zip(codes) {
             assert_eq!(u32::from(ioctl), raw, "{}", ioctl.name());
@@ -208,13 +231,13 @@ mod tests {
             assert_eq!(raw >> 16, FILE_DEVICE_NETWORK);
             assert_eq!(raw & 3, METHOD_BUFFERED);
         }
-        let writers = [Ioctl::ResetStats, Ioctl::CaptureStart, Ioctl::CaptureStop, Ioctl::Inject];
+        let writers = [Ioctl::ResetStats, Ioctl::CaptureStart, Ioctl::CaptureStop, Ioctl::Inject, Ioctl::SetRules];
         for ioctl in Ioctl::ALL {
             let expected = if writers.contains(&ioctl) { Access::WRITE } else { Access::READ };
             assert_eq!(ioctl.required_access(), expected, "{}", ioctl.name());
         }
-        assert_eq!(Ioctl::from(0x0012_6034), Ioctl::Unknown(0x0012_6034));
-        assert!(!Ioctl::from(0x0012_6034).is_known());
+        assert_eq!(Ioctl::from(0x0012_6040), Ioctl::Unknown(0x0012_6040));
+        assert!(!Ioctl::from(0x0012_6040).is_known());
     }
 
     #[test]

@@ -36,11 +36,15 @@
 //! | `0x00126028` | `CAPTURE_READ` | read | [`ReadRequest`] | [`CaptureBatch`] + [`CaptureRecord`]s |
 //! | `0x0012A02C` | `CAPTURE_STOP` | write | [`HeaderOnly`] | none |
 //! | `0x0012A030` | `INJECT` | write | [`Inject`] + frame | none |
+//! | `0x0012A034` | `SET_RULES` | write | [`RulesSet`] + compiled set | [`RulesVersion`] |
+//! | `0x00126038` | `GET_RULES` | read | [`HeaderOnly`] | [`RulesInfo`] + compiled set |
+//! | `0x0012603C` | `RULE_STATS` | read | [`RuleStatsQuery`] | [`RuleStatsList`] + [`RuleStatsEntry`]s |
 //!
 //! Failures complete with a [`Status`]: an unknown code `STATUS_INVALID_DEVICE_REQUEST`, another
 //! interface version `STATUS_REVISION_MISMATCH`, a malformed request `STATUS_INVALID_PARAMETER`,
 //! an output too small for the smallest answer `STATUS_BUFFER_TOO_SMALL`, a handle without the
-//! code's access `STATUS_ACCESS_DENIED`.
+//! code's access `STATUS_ACCESS_DENIED`. `SET_RULES` adds `STATUS_TRANSACTIONAL_CONFLICT` (the set
+//! changed since the caller read its version) and `STATUS_NOT_SUPPORTED` (a `divert` rule).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 // Tests list the reserved byte ranges of a message; a list of one range is still a list.
@@ -70,6 +74,9 @@ mod module_list;
 mod module_stats;
 mod read_request;
 mod records;
+mod rule_stats;
+mod rules_info;
+mod rules_set;
 mod scope_request;
 mod status;
 mod subscribe;
@@ -105,10 +112,16 @@ pub use module_list::{ModuleEntry, ModuleEntryRepr, ModuleList, ModuleListRepr};
 pub use module_stats::{DirectionStats, ModuleStats, ModuleStatsRepr, DROP_REASONS};
 pub use read_request::{ReadRequest, ReadRequestRepr, READ_WAIT};
 pub use records::VariableRecords;
+pub use rule_stats::{
+    RuleAction, RuleStatsEntry, RuleStatsEntryRepr, RuleStatsList, RuleStatsListRepr, RuleStatsQuery, RuleStatsQueryRepr,
+};
+pub use rules_info::{RulesInfo, RulesInfoRepr, RULES_BLOB_OMITTED};
+pub use rules_set::{Expected, RulesSet, RulesSetRepr, RulesVersion, RulesVersionRepr, RULES_REPLACE_ANY};
 pub use scope_request::{ScopeRequest, ScopeRequestRepr, Target};
 pub use status::Status;
 pub use subscribe::{Subscribe, SubscribeRepr};
 pub use subscription::{Subscription, SubscriptionRepr};
 pub use version::{
-    Features, VersionInfo, VersionInfoRepr, CAP_CAPTURE, CAP_EVENTS, CAP_INJECT, CAP_LINKS, CAP_RESET, CAP_STATS, VERSION_BASE_LEN,
+    Features, VersionInfo, VersionInfoRepr, CAP_CAPTURE, CAP_EVENTS, CAP_INJECT, CAP_LINKS, CAP_RESET, CAP_RULES, CAP_STATS,
+    VERSION_BASE_LEN,
 };

@@ -23,3 +23,7 @@ pub const MAX_DEVICE_NAME_UNITS: usize = 256;
 pub const MAX_PROTOCOL_BUFFER: usize = 4096;
 /// Bytes of a hook name field.
 pub const HOOK_NAME_LEN: usize = 32;
+/// Largest compiled rule set a `SET_RULES` request carries, in bytes.
+pub const MAX_RULES_BLOB: usize = 16 << 20;
+/// Bytes of a `RULE_STATS` answer's entry.
+pub const RULE_STATS_ENTRY_LEN: usize = 40;

@@ -41,6 +41,8 @@ pub enum Target {
     Link(u64),
     /// One hook (its on-wire identity).
     Hook(u64),
+    /// What one rule of the rule set captures (its id); `CAPTURE_START` only.
+    Rule(u32),
 }
 
 impl Target {
@@ -48,13 +50,15 @@ impl Target {
     ///
     /// # Errors
     /// [`Error::BadValue`] for an unknown scope, a nonzero target of [`Scope::All`], a zero
-    /// target otherwise, a module id over 32 bits or a malformed hook id.
+    /// target otherwise (but a rule's, which may be zero), a module id or rule id over 32 bits or
+    /// a malformed hook id.
     pub fn from_wire(scope: u16, target: u64) -> Result<Self> {
         let parsed = match Scope::from(scope) {
             Scope::All if target == 0 => Target::All,
             Scope::Module if target != 0 => Target::Module(u32::try_from(target).map_err(|_| Error::BadValue)?),
             Scope::Link if target != 0 => Target::Link(target),
             Scope::Hook if target != 0 && split_hook_id(target).is_some() => Target::Hook(target),
+            Scope::Rule => Target::Rule(u32::try_from(target).map_err(|_| Error::BadValue)?),
             _ => return Err(Error::BadValue),
         };
         Ok(parsed)
@@ -67,6 +71,7 @@ impl Target {
             Target::Module(id) => (Scope::Module, u64::from(id)),
             Target::Link(id) => (Scope::Link, id),
             Target::Hook(id) => (Scope::Hook, id),
+            Target::Rule(id) => (Scope::Rule, u64::from(id)),
         }
     }
 }
@@ -103,10 +108,14 @@ impl ScopeRequestRepr {
     /// Parses a request that fills the buffer exactly.
     ///
     /// # Errors
-    /// As the header's checks, [`Error::Reserved`], and [`Target::from_wire`]'s.
+    /// As the header's checks, [`Error::Reserved`], and [`Target::from_wire`]'s;
+    /// [`Error::BadValue`] for a rule scope (per-rule statistics have their own request).
     pub fn parse<T: AsRef<[u8]> + ?Sized>(view: &ScopeRequest<&T>) -> Result<Self> {
         header::check(view.as_bytes(), ScopeRequest::<&[u8]>::LEN, true)?;
-        Ok(Self { target: parse_prefix(view.as_bytes())? })
+        match parse_prefix(view.as_bytes())? {
+            Target::Rule(_) => Err(Error::BadValue),
+            target => Ok(Self { target }),
+        }
     }
 
     /// Bytes of the request.
@@ -152,5 +161,10 @@ mod tests {
         let mut hook = buffer;
         hook[8] = 3;
         assert_refused(&hook, 16, &(1u64 << 50).to_le_bytes(), Error::BadValue, parse);
+        let mut rule = buffer;
+        rule[8] = 4;
+        assert_refused(&rule, 16, &5u64.to_le_bytes(), Error::BadValue, parse);
+        assert_eq!(Target::from_wire(4, 0), Ok(Target::Rule(0)));
+        assert_eq!(Target::from_wire(4, 1 << 32), Err(Error::BadValue));
     }
 }

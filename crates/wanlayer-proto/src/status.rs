@@ -36,6 +36,12 @@ enum_with_unknown! {
         InvalidDeviceState = 0xC000_0184,
         /// `STATUS_NOT_FOUND`: no module, link or hook has that identity.
         NotFound = 0xC000_0225,
+        /// `STATUS_NOT_SUPPORTED`: a request this driver understands but does not carry out (a
+        /// rule with the reserved `divert` action).
+        NotSupported = 0xC000_00BB,
+        /// `STATUS_TRANSACTIONAL_CONFLICT`: the rule set changed since the caller read it (its
+        /// version is not the one the request names); read it again and retry.
+        TransactionalConflict = 0xC019_0001,
     }
 }
 
@@ -61,6 +67,8 @@ impl Status {
             Status::Cancelled => "STATUS_CANCELLED",
             Status::InvalidDeviceState => "STATUS_INVALID_DEVICE_STATE",
             Status::NotFound => "STATUS_NOT_FOUND",
+            Status::NotSupported => "STATUS_NOT_SUPPORTED",
+            Status::TransactionalConflict => "STATUS_TRANSACTIONAL_CONFLICT",
             Status::Unknown(_) => "NTSTATUS",
         }
     }
@@ -81,6 +89,8 @@ impl Status {
             Status::Cancelled => "the request was cancelled",
             Status::InvalidDeviceState => "not possible in the current state",
             Status::NotFound => "no such module, link or hook",
+            Status::NotSupported => "not supported by this driver (divert rules wait for user-mode hooks)",
+            Status::TransactionalConflict => "the rule set changed since it was read: read it again and retry",
             Status::Unknown(_) => "unknown status",
         }
     }
@@ -101,13 +111,15 @@ impl Status {
             Status::Cancelled => 995,              // ERROR_OPERATION_ABORTED
             Status::InvalidDeviceState => 22,      // ERROR_BAD_COMMAND
             Status::NotFound => 1168,              // ERROR_NOT_FOUND
+            Status::NotSupported => 50,            // ERROR_NOT_SUPPORTED
+            Status::TransactionalConflict => 6800, // ERROR_TRANSACTIONAL_CONFLICT
             Status::Unknown(_) => return None,
         })
     }
 
     /// The status a Win32 error of `DeviceIoControl` came from, when it is one of ours.
     pub fn from_win32_error(error: u32) -> Option<Status> {
-        const KNOWN: [Status; 11] = [
+        const KNOWN: [Status; 13] = [
             Status::InvalidDeviceRequest,
             Status::InvalidParameter,
             Status::AccessDenied,
@@ -119,6 +131,8 @@ impl Status {
             Status::Cancelled,
             Status::InvalidDeviceState,
             Status::NotFound,
+            Status::NotSupported,
+            Status::TransactionalConflict,
         ];
         KNOWN.into_iter().find(|status| status.win32_error() == Some(error))
     }
@@ -151,7 +165,14 @@ mod tests {
             assert_eq!(u32::from(Status::from(raw)), raw);
         }
         assert!(Status::Success.is_success() && Status::Pending.is_success() && !Status::Cancelled.is_success());
-        for status in [Status::AccessDenied, Status::NotFound, Status::RevisionMismatch, Status::Cancelled] {
+        for status in [
+            Status::AccessDenied,
+            Status::NotFound,
+            Status::RevisionMismatch,
+            Status::Cancelled,
+            Status::NotSupported,
+            Status::TransactionalConflict,
+        ] {
             assert_eq!(status.win32_error().and_then(Status::from_win32_error), Some(status));
         }
         assert_eq!(Status::from_win32_error(2), None);

@@ -86,6 +86,6 @@ mod tests {
         assert_refused(&buffer, 8, &0u32.to_le_bytes(), Error::BadValue, parse);
         assert_refused(&buffer, 8, &(MAX_SUBSCRIBER_CAPACITY + 1).to_le_bytes(), Error::BadValue, parse);
         assert_refused(&buffer, 12, &0u32.to_le_bytes(), Error::BadValue, parse);
-        assert_refused(&buffer, 12, &(1u32 << 9).to_le_bytes(), Error::BadValue, parse);
+        assert_refused(&buffer, 12, &(1u32 << 11).to_le_bytes(), Error::BadValue, parse);
     }
 }

@@ -39,6 +39,9 @@ pub const CAP_CAPTURE: u32 = 1 << 4;
 /// The engine injects packets.
 pub const CAP_INJECT: u32 = 1 << 5;
 
+/// The engine runs an administrator's rule set (`SET_RULES`, `GET_RULES`, `RULE_STATS`).
+pub const CAP_RULES: u32 = 1 << 6;
+
 /// Bytes of the answer of the first driver (no [`Features`]).
 pub const VERSION_BASE_LEN: usize = 24;
 

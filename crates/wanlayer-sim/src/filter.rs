@@ -249,6 +249,9 @@ impl CoreFilter {
 impl FilterDriver for CoreFilter {
     fn driver_entry(&mut self, hal: &SimHal) -> Result<(), NdisStatus> {
         let engine = Engine::new(hal.clone(), self.config).map_err(|_| NdisStatus::RESOURCES)?;
+        // As the driver does: the saved rule set goes back in force (a refused one is logged
+        // and reported; the filter starts with no rules either way).
+        let _saved = engine.load_saved_rules();
         self.engine = Some(engine);
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use wanlayer_core::hal::{
     Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketIo, PathContext, PauseCompletion, Pool, Quiesce,
-    Reclaimed, Timestamp, WriteError,
+    Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
 };
 use wanlayer_core::{ModuleId, NdisStatus};
 
@@ -70,6 +70,17 @@ impl SimHal {
     /// The fault plan of this world.
     pub fn faults(&self) -> Faults {
         Faults::new(self.clone())
+    }
+
+    /// The simulated registry's saved rule set (altitude, compiled bytes), if any.
+    pub fn saved_rules(&self) -> Option<(u32, Vec<u8>)> {
+        self.with_state(|state| state.saved_rules.clone())
+    }
+
+    /// Writes the simulated registry's saved rule set (`None`: nothing saved), as an
+    /// administrator or a corrupted disk would.
+    pub fn set_saved_rules(&self, saved: Option<(u32, Vec<u8>)>) {
+        self.with_state_mut(|state| state.saved_rules = saved);
     }
 
     /// What is charged to `pool`.
@@ -208,6 +219,23 @@ impl Memory for SimHal {
                 usage.current -= bytes;
             }
         });
+    }
+}
+
+/// The simulated registry: the service key's `Parameters` values `Rules` and `RulesAltitude`,
+/// kept in the world so that they survive an unload and a reload.
+impl RuleStore for SimHal {
+    fn load_rules(&self, found: &mut dyn FnMut(u32, &[u8])) -> Result<(), StoreError> {
+        // Copied out first: `found` runs the engine, which calls back into the world.
+        if let Some((altitude, blob)) = self.saved_rules() {
+            found(altitude, &blob);
+        }
+        Ok(())
+    }
+
+    fn save_rules(&self, altitude: u32, blob: &[u8]) -> Result<(), StoreError> {
+        self.set_saved_rules((!blob.is_empty()).then(|| (altitude, blob.to_vec())));
+        Ok(())
     }
 }
 

@@ -281,6 +281,9 @@ pub(crate) struct WorldState {
     pub(crate) status: Option<StatusInFlight>,
     pub(crate) callback: Option<InCallback>,
     pub(crate) held_oids: Vec<(Edge, OidRequest, NdisStatus)>,
+    /// The simulated registry's saved rule set (altitude, compiled bytes): it outlives the
+    /// driver, so an unload and a reload in the same world find it.
+    pub(crate) saved_rules: Option<(u32, Vec<u8>)>,
 }
 
 /// The world: IRQL and lock count (read on every lock entry), and the rest behind a `RefCell`.
@@ -326,6 +329,7 @@ impl World {
                 status: None,
                 callback: None,
                 held_oids: Vec::new(),
+                saved_rules: None,
             }),
         }
     }

@@ -127,6 +127,7 @@ fn stats<T: Transport>(cli: &Cli, client: &mut Client<T>, target: &TargetArgs) -
                 Ok(())
             }
         }
+        Target::Rule(_) => Err(Failure::Usage("per-rule statistics: wanlayerctl rules stats".into())),
         Target::All => {
             let modules = client.modules()?;
             let module_stats = modules.iter().map(|m| client.module_stats(m.id)).collect::<Result<Vec<_>, _>>()?;
@@ -262,6 +263,7 @@ fn describe(target: Target) -> String {
         Target::Module(id) => format!("module {}", wanlayer_client::types::module_name(id)),
         Target::Link(id) => format!("link {id}"),
         Target::Hook(id) => format!("hook {id}"),
+        Target::Rule(id) => format!("rule {id}"),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! [`KernelHal`] is what the engine is generic over: memory accounting per pool with an optional
 //! budget, time from `KeQueryUnbiasedInterruptTime`, spin locks ([`lock::SpinLock`]), waiting with
-//! `KeDelayExecutionThread`, `DbgPrintEx` ([`log`]), NBLs ([`packet`]) and `NdisFPauseComplete`.
+//! `KeDelayExecutionThread`, `DbgPrintEx` ([`log`]), NBLs ([`packet`]), `NdisFPauseComplete`, and
+//! the rule set kept in the service key ([`registry`]).
 //! Packet calls find the module's NDIS handles in [`crate::modules::MODULES`].
 
 #[cfg(not(feature = "wdk"))]
@@ -12,6 +13,7 @@ pub mod bugcheck;
 pub mod lock;
 pub mod log;
 pub mod packet;
+pub mod registry;
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -190,6 +190,13 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
             any("KeInitializeDpc"),
             any("KeInsertQueueDpc"),
             any("KeFlushQueuedDpcs"),
+            // The administrator's rule set, kept in the service key's Parameters subkey
+            // (driver/src/hal/registry.rs): read at DriverEntry, written after each replacement.
+            any("ZwOpenKey"),
+            any("ZwCreateKey"),
+            any("ZwQueryValueKey"),
+            any("ZwSetValueKey"),
+            any("ZwClose"),
         ],
     },
     AllowedDll {

@@ -33,14 +33,21 @@ pub(crate) enum CaptureScope {
     Module(ModuleId),
     /// The frames of one link.
     Link(LinkId),
+    /// The frames the rule set's `capture` rule with this id matched.
+    Rule(u32),
 }
 
 impl CaptureScope {
-    fn matches(self, module: ModuleId, link: Option<LinkId>) -> bool {
-        match self {
-            CaptureScope::All => true,
-            CaptureScope::Module(wanted) => wanted == module,
-            CaptureScope::Link(wanted) => link == Some(wanted),
+    /// True when a session of this scope records `frame`: rule sessions record only what their
+    /// rule captured, the others only what the data path saw (so a frame a rule captures is not
+    /// recorded twice by an `All` session).
+    fn matches(self, frame: &Frame) -> bool {
+        match (self, frame.rule) {
+            (CaptureScope::Rule(wanted), Some(rule)) => wanted == rule,
+            (CaptureScope::Rule(_), None) | (_, Some(_)) => false,
+            (CaptureScope::All, None) => true,
+            (CaptureScope::Module(wanted), None) => wanted == frame.module,
+            (CaptureScope::Link(wanted), None) => frame.link == Some(wanted),
         }
     }
 }
@@ -97,6 +104,8 @@ pub(crate) struct Frame {
     link: Option<LinkId>,
     direction: Direction,
     injected: bool,
+    /// The capture rule that matched it, for frames a rule captures.
+    rule: Option<u32>,
     len: usize,
     time_ns: u64,
 }
@@ -178,7 +187,7 @@ impl CaptureHub {
         let mut wanted_max = 0;
         for (index, slot) in self.slots.iter_mut().enumerate() {
             let generation = slot.generation;
-            let Some(session) = slot.session.as_mut().filter(|s| s.scope.matches(frame.module, frame.link)) else { continue };
+            let Some(session) = slot.session.as_mut().filter(|s| s.scope.matches(frame)) else { continue };
             if session.used == session.ring.len() {
                 session.dropped += 1;
                 continue;
@@ -321,17 +330,36 @@ impl<H: Hal> Engine<H> {
         if self.control.capture_active.load(Ordering::Relaxed) == 0 {
             return;
         }
-        self.capture_copy(module, link, direction, packet, injected);
+        self.capture_copy(module, link, direction, packet, injected, None);
+    }
+
+    /// Captures `packet` for the sessions of the capture rule `rule` (the rule set matched it).
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`; no lock may be held.
+    pub(crate) fn capture_for_rule(&self, module: ModuleId, link: LinkId, direction: Direction, packet: &H::Packet, rule: u32) {
+        if self.control.capture_active.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        self.capture_copy(module, Some(link), direction, packet, false, Some(rule));
     }
 
     #[cold]
     #[inline(never)]
-    fn capture_copy(&self, module: ModuleId, link: Option<LinkId>, direction: Direction, packet: &H::Packet, injected: bool) {
+    fn capture_copy(
+        &self,
+        module: ModuleId,
+        link: Option<LinkId>,
+        direction: Direction,
+        packet: &H::Packet,
+        injected: bool,
+        rule: Option<u32>,
+    ) {
         let hal = &self.hal;
         let len = PacketIo::frame_len(hal, packet);
         let mut chunk = [0u8; CAPTURE_CHUNK];
         let first = PacketIo::read(hal, packet, 0, &mut chunk);
-        let frame = Frame { module, link, direction, injected, len, time_ns: crate::hal::Clock::now(hal).0 };
+        let frame = Frame { module, link, direction, injected, rule, len, time_ns: crate::hal::Clock::now(hal).0 };
         let mut claims = [None; MAX_CAPTURE_SESSIONS];
         let wanted = self.control.capture.with(|capture| capture.claim(&frame, &chunk[..first], &mut claims));
         if wanted == 0 {
@@ -360,7 +388,7 @@ mod tests {
 
 
     fn frame(len: usize, link: u64) -> Frame {
-        Frame { module: ModuleId(0x0001_0000), link: Some(LinkId(link)), direction: Direction::Send, injected: false, len, time_ns: 7 }
+        Frame { module: ModuleId(0x0001_0000), link: Some(LinkId(link)), direction: Direction::Send, injected: false, rule: None, len, time_ns: 7 }
     }
 
     fn capture(hub: &mut CaptureHub, bytes: &[u8], link: u64) {

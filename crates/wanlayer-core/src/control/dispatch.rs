@@ -5,8 +5,8 @@ use core::sync::atomic::Ordering;
 use wanlayer_proto::limits::MAX_READ_BATCH;
 use wanlayer_proto::{
     Access, CaptureSession, CaptureSessionRepr, CaptureStart, CaptureStartRepr, Direction as WireDirection, HeaderOnly, Inject, InjectRepr,
-    Ioctl, LinkQuery, LinkQueryRepr, ReadRequest, ReadRequestRepr, ScopeRequest, ScopeRequestRepr, Status, Subscribe, SubscribeRepr,
-    Subscription, SubscriptionRepr, Target,
+    Ioctl, LinkQuery, LinkQueryRepr, ReadRequest, ReadRequestRepr, RuleStatsQuery, RuleStatsQueryRepr, ScopeRequest, ScopeRequestRepr,
+    Status, Subscribe, SubscribeRepr, Subscription, SubscriptionRepr, Target,
 };
 
 use super::hub::Read;
@@ -80,6 +80,11 @@ impl<H: Hal> Control<'_, H> {
                 .and_then(|request| self.read_capture(handle, request, &mut buffer[..output_len])),
             Ioctl::CaptureStop => HeaderOnly::parse(input).map_err(Status::from).and_then(|_| self.stop_capture(handle)),
             Ioctl::Inject => request!(InjectRepr<'_>, Inject, input).and_then(|request| self.inject(request)),
+            Ioctl::SetRules => self.set_rules(buffer, input_len, output_len),
+            Ioctl::GetRules => HeaderOnly::parse(input).map_err(Status::from).and_then(|_| self.get_rules(&mut buffer[..output_len])),
+            Ioctl::RuleStats => {
+                request!(RuleStatsQueryRepr, RuleStatsQuery, input).and_then(|request| self.rule_stats(request, &mut buffer[..output_len]))
+            }
             Ioctl::ReadEvents | Ioctl::Unknown(_) => Err(Status::InvalidDeviceRequest),
         };
         Completion::from_result(result)
@@ -153,6 +158,7 @@ impl<H: Hal> Control<'_, H> {
                 engine.find_link(LinkId(id), |_, _| ()).ok_or(Status::NotFound)?;
                 CaptureScope::Link(LinkId(id))
             }
+            Target::Rule(id) => CaptureScope::Rule(id),
             Target::Hook(_) => return Err(Status::InvalidParameter),
         };
         handle.capture.claim()?;

@@ -178,6 +178,8 @@ pub(crate) fn kind_of(event: &Event) -> EventKind {
         Event::LineDown(_) => EventKind::LineDown,
         Event::HookAdded { .. } => EventKind::HookAdded,
         Event::HookRemoved { .. } => EventKind::HookRemoved,
+        Event::RulesReplaced { .. } => EventKind::RulesReplaced,
+        Event::RulesRefused { .. } => EventKind::RulesRefused,
     }
 }
 
@@ -209,6 +211,8 @@ pub(crate) fn to_wire(record: &EventRecord) -> EventRecordRepr {
         Event::HookRemoved { id, name } => {
             (0, EventBody::HookRemoved { id: hook_id(id.slot, id.generation), name: HookName::new(name.as_str()) })
         }
+        Event::RulesReplaced { version, altitude, rules } => (0, EventBody::RulesReplaced { version, altitude, rules }),
+        Event::RulesRefused { error, altitude, blob_len } => (0, EventBody::RulesRefused { error, altitude, blob_len }),
     };
     EventRecordRepr { sequence: record.sequence, time_ns: record.time.0, module, body }
 }

@@ -67,6 +67,7 @@ mod dispatch;
 mod hub;
 mod inject;
 mod queries;
+mod rules;
 
 pub use capture::CAPTURE_CHUNK;
 pub use inject::InjectError;

@@ -10,7 +10,7 @@ use wanlayer_proto::{
     hook_id, split_hook_id, DirectionStats, Features, HookEntry, HookEntryRepr, HookList, HookListRepr, HookName, HookStats, HookStatsRepr,
     LinkEntry, LinkEntryRepr, LinkList, LinkListRepr, LinkQueryRepr, LinkStats, LinkStatsRepr, ModuleEntry, ModuleEntryRepr,
     ModuleKind as WireKind, ModuleList, ModuleListRepr, ModuleState as WireState, ModuleStats, ModuleStatsRepr, Quality, Status, Target,
-    TrafficRepr, VerdictStats, VersionInfo, VersionInfoRepr, CAP_CAPTURE, CAP_EVENTS, CAP_INJECT, CAP_LINKS, CAP_RESET, CAP_STATS,
+    TrafficRepr, VerdictStats, VersionInfo, VersionInfoRepr, CAP_CAPTURE, CAP_EVENTS, CAP_INJECT, CAP_LINKS, CAP_RESET, CAP_RULES, CAP_STATS,
     INTERFACE_VERSION,
 };
 
@@ -136,7 +136,7 @@ impl<H: Hal> Control<'_, H> {
             max_modules: u32::try_from(self.engine.modules.len()).unwrap_or(u32::MAX),
             event_capacity: u32::try_from(self.engine.own_event_capacity()).unwrap_or(u32::MAX),
             features: Some(Features {
-                capabilities: CAP_LINKS | CAP_STATS | CAP_RESET | CAP_EVENTS | CAP_CAPTURE | CAP_INJECT,
+                capabilities: CAP_LINKS | CAP_STATS | CAP_RESET | CAP_EVENTS | CAP_CAPTURE | CAP_INJECT | CAP_RULES,
                 max_subscribers: MAX_SUBSCRIBERS as u16,
                 max_capture_sessions: MAX_CAPTURE_SESSIONS as u16,
                 max_subscriber_capacity: MAX_SUBSCRIBER_CAPACITY,
@@ -293,7 +293,7 @@ impl<H: Hal> Control<'_, H> {
     /// `QUERY_STATS`.
     pub(crate) fn query_stats(&self, target: Target, out: &mut [u8]) -> Result<usize, Status> {
         match target {
-            Target::All => Err(Status::InvalidParameter),
+            Target::All | Target::Rule(_) => Err(Status::InvalidParameter),
             Target::Module(id) => {
                 let module = ModuleId(id);
                 let counts = self.engine.module_counts(module).ok_or(Status::NotFound)?;
@@ -350,8 +350,10 @@ impl<H: Hal> Control<'_, H> {
         let found = match target {
             Target::All => {
                 self.engine.reset_counters();
+                self.engine.reset_rule_counters();
                 true
             }
+            Target::Rule(_) => return Err(Status::InvalidParameter),
             Target::Module(id) => self.engine.reset_module_counters(ModuleId(id)),
             Target::Link(id) => self.engine.find_link(LinkId(id), |_, link| link.reset_counters()).is_some(),
             Target::Hook(id) => hook_of(id).is_some_and(|hook| self.engine.reset_hook_counters(hook)),

@@ -431,6 +431,24 @@ impl<F: FilterDriver> Rras<F> {
     }
 
 
+    /// Loads the driver again after [`unload`](Self::unload): `DriverEntry` in the same world,
+    /// whose registry (the saved rule set) survived. Edges start detached.
+    ///
+    /// # Errors
+    /// The status the driver's entry failed with.
+    pub fn reload(&mut self) -> Result<(), NdisStatus> {
+        if self.loaded {
+            return Ok(());
+        }
+        let entry = {
+            let _scope = Scope::enter(&self.hal, "DriverEntry", None, Irql::Passive);
+            self.filter.driver_entry(&self.hal)
+        };
+        self.loaded = entry.is_ok();
+        self.lifecycle(None, "driver loaded again");
+        entry
+    }
+
     // ----- observations ---------------------------------------------------------------------
 
     /// What the protocol above `edge` saw (a copy).
