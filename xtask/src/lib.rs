@@ -2,6 +2,7 @@
 //! SDK header, the demo and the test sequence. `main.rs` parses the command line; the fuzz targets
 //! and tests reach the parsers (INF linter, PE verifier, certificate readers) through here.
 
+pub mod bench;
 pub mod build;
 pub mod demo;
 pub mod image;

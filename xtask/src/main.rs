@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for building, testing and demonstrating wanlayer.
 
-use xtask::{build, demo, image, package, sdk, soak, test};
+use xtask::{bench, build, demo, image, package, sdk, soak, test};
 
 use std::process::ExitCode;
 
@@ -14,6 +14,9 @@ usage: cargo xtask <command> [options]
       everything CI checks: the host tests, the SDK's C header, the engine built with no OS, lints
       for the host and the driver workspace, both kernel images of both architectures verified,
       the signed packages, the demo
+  bench [rules]
+      instruction counts under callgrind (valgrind): the rules classifier beside libpcap at 1 to
+      65,536 rules, compile time and memory per rule; results go in BENCHMARKS.md
   build [--arch x64|arm64|all] [--release]
       cross-build wanlayer.sys and the sample vendor driver wlclamp.sys into
       target/wanlayer/<arch>/ and verify the images
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("build") => build::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("verify-image") => image::run(&args[1..]),

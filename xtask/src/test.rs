@@ -59,6 +59,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;
 
+    step("the rules classifier against libpcap (differential tests; needs libpcap-dev)");
+    if crate::bench::ensure_libpcap()? {
+        run_command("cargo", &["test", "--release", "-p", "wanlayer-rules-differential"])?;
+    } else {
+        println!("xtask: SKIPPED the differential tests against libpcap: libpcap-dev is not installed (run as root to install it)");
+    }
+
     step("the C header of the SDK: generated from its Rust definitions, compiled as C99, its layout Rust's");
     sdk::check()?;
     sdk::compile_c(&sdk::c_compiler())?;

@@ -1,7 +1,8 @@
 //! libpcap as the reference for wanlayer-rules: `pcap_compile` on a dead DLT_EN10MB handle and
 //! `pcap_offline_filter` / `bpf_filter` on the same bytes the classifier sees; and the random
 //! packets and rules both are run on. The FFI is the handful of libpcap functions used, declared
-//! here (no binding crate needed).
+//! here (no binding crate needed). Without libpcap installed the crate is empty (see build.rs).
+#![cfg(libpcap)]
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 
@@ -32,7 +33,6 @@ struct PcapPkthdr {
     len: u32,
 }
 
-#[link(name = "pcap")]
 extern "C" {
     fn pcap_open_dead(linktype: c_int, snaplen: c_int) -> *mut c_void;
     fn pcap_close(handle: *mut c_void);
