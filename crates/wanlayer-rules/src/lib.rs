@@ -1,4 +1,15 @@
-//! wanlayer's rules (skeleton: the API is fixed, the implementation follows).
+//! wanlayer's rules: a filter language administrators already read (pcap-filter(7) syntax for
+//! what it covers, plus WAN terms `link`, `device`, `send`, `receive`), its compiler to a compact,
+//! position-independent, little-endian blob, and the kernel's validator and classifier.
+//!
+//! * Always built (`no_std`, kernel-safe: fallible allocation only, no panics on any input,
+//!   bounded work per packet): [`RuleSet::load`] validates a blob completely and
+//!   [`RuleSet::classify`] finds the first matching rule in priority order through a hashed
+//!   prefix index, without allocating.
+//! * Feature `compiler` (user mode): [`parse`] and [`compile`].
+//!
+//! The grammar, the semantics (libpcap's, with the deviations listed) and the layout are in
+//! the crate's README (section GRAMMAR) and in `format.rs`.
 #![no_std]
 #![forbid(unsafe_code)]
 
