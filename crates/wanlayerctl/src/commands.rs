@@ -64,15 +64,17 @@ pub fn execute<T: Transport>(cli: &Cli, mut client: Client<T>, idle: &mut Idle<'
             }
         }
         Command::Watch { count, timeout, kinds, capacity } => watch(cli, &mut client, *count, *timeout, kinds, *capacity),
-        Command::Capture { output, link, module, count, duration, snaplen, ring } => {
-            let target = match (link, module) {
-                (Some(link), _) => Target::Link(*link),
-                (None, Some(module)) => Target::Module(parse_module(module)?),
-                (None, None) => Target::All,
+        Command::Capture { output, link, rule, module, count, duration, snaplen, ring } => {
+            let target = match (link, rule, module) {
+                (Some(link), _, _) => Target::Link(*link),
+                (None, Some(rule), _) => Target::Rule(*rule),
+                (None, None, Some(module)) => Target::Module(parse_module(module)?),
+                (None, None, None) => Target::All,
             };
             let limits = Limits { count: *count, duration: duration.map(Duration::from_secs), simulated };
             capture(cli, &mut client, idle, output, target, (*snaplen, *ring), limits)
         }
+        Command::Rules(command) => crate::rules::execute(cli, &mut client, command),
         Command::Inject { link, module, direction, hex, file, frame } => {
             let bytes = match (hex, file) {
                 (Some(hex), _) => parse_hex(hex)?,
@@ -280,7 +282,7 @@ fn parse_module(text: &str) -> Result<u32, Failure> {
     }
 }
 
-fn parse_hex(text: &str) -> Result<Vec<u8>, Failure> {
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, Failure> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace() && *b != b':' && *b != b'-').collect();
     if digits.len() % 2 != 0 {
         return Err(Failure::Usage("an odd number of hex digits".into()));
@@ -293,7 +295,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, Failure> {
 }
 
 /// An IP packet in an Ethernet frame (the driver puts the link's addresses in).
-fn ethernet_frame(packet: &[u8]) -> Result<Vec<u8>, Failure> {
+pub(crate) fn ethernet_frame(packet: &[u8]) -> Result<Vec<u8>, Failure> {
     let ethertype: u16 = match packet.first().map(|b| b >> 4) {
         Some(4) => 0x0800,
         Some(6) => 0x86DD,

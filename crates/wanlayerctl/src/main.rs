@@ -13,6 +13,7 @@ use wanlayer_proto::Access;
 
 mod commands;
 mod output;
+mod rules;
 
 /// Administer the wanlayer NdisWan filter.
 #[derive(Parser, Debug)]
@@ -76,8 +77,11 @@ pub enum Command {
         #[arg(long, short)]
         output: std::path::PathBuf,
         /// Capture this link only.
-        #[arg(long, conflicts_with = "module")]
+        #[arg(long, conflicts_with_all = ["module", "rule"])]
         link: Option<u64>,
+        /// Capture what the `capture` rule with this id matches (see `rules`).
+        #[arg(long, conflicts_with = "module")]
+        rule: Option<u32>,
         /// Capture this module only.
         #[arg(long)]
         module: Option<String>,
@@ -115,6 +119,70 @@ pub enum Command {
         /// added). The MAC addresses are always the link's.
         #[arg(long)]
         frame: bool,
+    },
+    /// The administrator's rule set: list, change, save, statistics, test a packet.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `wanlayerctl rules …`. Rules files hold one rule per line, `<id> <priority> <action>
+/// <filter>`, `#` comments; see the crate documentation.
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// The rules in force, with the set's version and altitude.
+    List,
+    /// Add one rule: `<id> <priority> <action> <filter>` (e.g. `10 100 drop tcp dst port 445`).
+    Add {
+        /// The rule, as a line of a rules file.
+        #[arg(required = true, num_args = 4.., allow_hyphen_values = true)]
+        rule: Vec<String>,
+        /// The altitude of the set (by default the set's, or 1000 for a first set).
+        #[arg(long)]
+        altitude: Option<u32>,
+    },
+    /// Delete the rule with this id.
+    Delete {
+        /// The rule's id.
+        id: u32,
+    },
+    /// Replace the whole set with the rules of a file.
+    Load {
+        /// The rules file.
+        file: std::path::PathBuf,
+        /// The altitude of the set (by default the set's, or 1000 for a first set).
+        #[arg(long)]
+        altitude: Option<u32>,
+        /// Replace whatever set is in force, even one changed since it was read.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the set in force as a rules file (to standard output without a file).
+    Save {
+        /// The rules file to write.
+        file: Option<std::path::PathBuf>,
+    },
+    /// Packets and bytes each rule matched, by direction.
+    Stats,
+    /// Which rule a packet would match, without sending it.
+    Test {
+        /// The packet in hexadecimal (an IP packet; with --frame a whole Ethernet frame).
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        hex: Option<String>,
+        /// A pcapng file holding the packet.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// Which packet of the pcapng file (from 0).
+        #[arg(long, default_value_t = 0)]
+        index: usize,
+        /// --hex is a whole Ethernet frame.
+        #[arg(long)]
+        frame: bool,
+        /// The link the packet travels on.
+        #[arg(long, default_value_t = 0)]
+        link: u64,
+        /// Down to NdisWan (`send`) or up to the IP layer (`receive`).
+        #[arg(long, value_enum, default_value = "send")]
+        direction: DirectionArg,
     },
 }
 
