@@ -6,6 +6,7 @@ pub mod bench;
 pub mod build;
 pub mod demo;
 pub mod image;
+pub mod miri;
 pub mod package;
 pub mod sdk;
 pub mod soak;

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for building, testing and demonstrating wanlayer.
 
-use xtask::{bench, build, demo, image, package, sdk, soak, test};
+use xtask::{bench, build, demo, image, miri, package, sdk, soak, test};
 
 use std::process::ExitCode;
 
@@ -33,6 +33,9 @@ usage: cargo xtask <command> [options]
   soak [--schedules N] [--seed S] [--threads T]
       run N (default 100,000) randomized NDIS schedules through the simulator: zero violations,
       every packet back once, every pool at zero; a failure prints its seed and shrunk schedule
+  miri [--target x86_64|s390x|all] [--full]
+      the tests of proto, the FFI crate, the SDK's provider table, the provider scenarios and the
+      engine under Miri, on x86-64 and big-endian s390x (--full: without the skip list)
   help
       print this text
 ";
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Some("lint-inf") => package::run_lint(&args[1..]),
         Some("sdk-header") => sdk::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
+        Some("miri") => miri::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

@@ -59,6 +59,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;
 
+    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table, the provider scenarios and the engine, on x86-64 and big-endian s390x");
+    crate::miri::run_suites(&crate::miri::MiriTarget::ALL, false)?;
+
     step("the rules classifier against libpcap (differential tests; needs libpcap-dev)");
     if crate::bench::ensure_libpcap()? {
         run_command("cargo", &["test", "--release", "-p", "wanlayer-rules-differential"])?;
