@@ -20,7 +20,8 @@ use wanlayer_client::pcapng::PcapngWriter;
 use wanlayer_client::sim::{SimServer, SimTransport};
 use wanlayer_client::Client;
 use wanlayer_core::{Engine, ReinjectVerdict};
-use wanlayer_proto::{Access, Target};
+use wanlayer_proto::{Access, Expected, Target};
+use wanlayer_rules::{compile, Action, RuleSource};
 use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, ReceiveOptions, Rras, SimHal, SimLink, SECOND};
 
 /// Bytes of a frame a hook looks at: enough for Ethernet, IPv6 and a TCP header with options.
@@ -34,6 +35,10 @@ const SHAPED_PORT: u16 = 5001;
 const SNAP_LEN: u32 = 2048;
 /// Frames the capture ring holds.
 const CAPTURE_SLOTS: u32 = 4096;
+/// The TCP port the administrator's rule drops (SMTP).
+const SMTP_PORT: u16 = 25;
+/// The altitude of the administrator's rule set: above the sample hooks.
+const RULES_ALTITUDE: u32 = 1000;
 
 /// `cargo xtask demo`: runs the scripted session and prints what wanlayer saw.
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -65,6 +70,19 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
     let shaper_id = engine.add_hook("udp-5001-shaper", 100, shaper.clone()).map_err(|e| e.to_string())?;
     engine.visit_hooks(|hook| println!("  altitude {:>3}  {}", hook.altitude, hook.name));
 
+    heading("the administrator sets two rules through the control device (as `wanlayerctl rules load`)");
+    let mut admin = Client::new(server.open(Access::READ_WRITE));
+    let rules = [
+        RuleSource { id: 1, priority: 100, action: Action::Count, filter: "udp port 53" },
+        RuleSource { id: 2, priority: 200, action: Action::Drop, filter: &format!("tcp port {SMTP_PORT}") },
+    ];
+    let blob = compile(&rules).map_err(|error| error.to_string())?;
+    let version = admin.set_rules(Expected::Version(0), RULES_ALTITUDE, &blob).map_err(|error| error.to_string())?;
+    for rule in &rules {
+        println!("  rule {} priority {} {:?}: {}", rule.id, rule.priority, rule.action, rule.filter);
+    }
+    println!("  rule set version {version} in force at altitude {RULES_ALTITUDE}, {} bytes compiled", blob.len());
+
     heading("two clients dial in: a PPP link over IPv4 and an IKEv2 link over IPv6");
     let ppp = rras.link_up(Edge::WanIp, LinkParams::new().mtu(1500).speed_bps(2_048_000));
     let ikev2 = rras.link_up(Edge::WanIpv6, LinkParams::new().mtu(1400).speed_bps(100_000_000));
@@ -82,6 +100,7 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
         rras.send_flow(link, &dns, 5);
         rras.receive_flow(link, &Flow::tcp(BLOCKED_PORT, 51_000), 3, ReceiveOptions::default());
         rras.receive_flow(link, &Flow::udp(SHAPED_PORT, 52_000).payload(900), 10, ReceiveOptions::default());
+        rras.send_flow(link, &Flow::tcp(SMTP_PORT, 53_000), 3);
     }
     rras.run_until_idle();
     println!("  the shaper holds {} packets; releasing them one second later", shaper.held());
@@ -124,6 +143,17 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
 
     heading("hook statistics");
     engine.visit_hooks(print_hook);
+
+    heading("rule statistics, as `wanlayerctl rules stats` reads them");
+    let stats = admin.rule_stats().map_err(|error| error.to_string())?;
+    println!("  rule set version {}", stats.version);
+    for rule in &stats.rules {
+        println!(
+            "  rule {:>2} {:<7} sends {:>3} packets / {:>6} bytes, receives {:>3} packets / {:>6} bytes",
+            rule.id, rule.action, rule.send_packets, rule.send_bytes, rule.receive_packets, rule.receive_bytes
+        );
+    }
+    drop(admin);
 
     heading("the clients hang up, the shaper is removed, NDIS pauses and detaches the filter");
     rras.link_down(&ppp);
