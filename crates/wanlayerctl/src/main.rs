@@ -64,7 +64,8 @@ pub enum Command {
         #[arg(long)]
         timeout: Option<u64>,
         /// Only these kinds (comma separated: line-up, line-updated, line-down, module-attached,
-        /// module-detached, module-paused, module-restarted, hook-added, hook-removed).
+        /// module-detached, module-paused, module-restarted, hook-added, hook-removed, rules-replaced,
+        /// rules-refused).
         #[arg(long, value_delimiter = ',')]
         kinds: Vec<String>,
         /// Events the driver keeps for this watcher before counting them lost.

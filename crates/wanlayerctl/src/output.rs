@@ -163,10 +163,15 @@ pub fn event(event: &Event) {
             link.reported_total_size
         ),
         (None, Some(hook)) => format!("hook {} '{}' altitude {}", hook.id, hook.name, hook.altitude),
-        (None, None) => match (&event.module_kind, event.links_dropped) {
-            (Some(kind), _) => format!("as {kind}"),
-            (None, Some(links)) => format!("{links} links dropped"),
-            (None, None) => String::new(),
+        (None, None) => match (&event.module_kind, event.links_dropped, &event.rules) {
+            (Some(kind), _, _) => format!("as {kind}"),
+            (None, Some(links), _) => format!("{links} links dropped"),
+            (None, None, Some(rules)) => match (rules.version, rules.rules, rules.error, rules.blob_len) {
+                (Some(version), Some(count), _, _) => format!("version {version}, {count} rules at altitude {}", rules.altitude),
+                (_, _, Some(error), Some(bytes)) => format!("saved set of {bytes} bytes refused (error {error}): no rules"),
+                _ => String::new(),
+            },
+            (None, None, None) => String::new(),
         },
     };
     let module = event.module.as_deref().map(|m| format!("module {m} ")).unwrap_or_default();
