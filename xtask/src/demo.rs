@@ -456,16 +456,17 @@ mod tests {
         let bytes = std::fs::read(&path).expect("the capture exists");
         assert_eq!(bytes[..4], [0x0A, 0x0D, 0x0D, 0x0A], "a pcapng section header");
         let path_text = path.to_str().expect("a UTF-8 path");
-        match std::process::Command::new("tshark").args(["-r", path_text, "-T", "fields", "-e", "frame.interface_name", "-e", "ip.proto", "-e", "ipv6.nxt"]).output() {
-            Ok(output) if output.status.success() => {
-                let text = String::from_utf8_lossy(&output.stdout);
-                let lines: Vec<&str> = text.lines().collect();
-                assert!(lines.len() > 100, "tshark read {} frames", lines.len());
-                let interfaces: std::collections::BTreeSet<&str> = lines.iter().filter_map(|line| line.split('\t').next()).collect();
-                assert_eq!(interfaces.into_iter().collect::<Vec<_>>(), ["link-1", "link-2"], "one interface per link");
-            }
-            Ok(output) => panic!("tshark could not read the demo capture: {}", String::from_utf8_lossy(&output.stderr)),
-            Err(_) => println!("notice: tshark is not installed; the demo capture was checked by structure only"),
+        if let Some(tshark) = crate::tools::require(crate::tools::Tool::Tshark) {
+            let output = std::process::Command::new(tshark)
+                .args(["-r", path_text, "-T", "fields", "-e", "frame.interface_name", "-e", "ip.proto", "-e", "ipv6.nxt"])
+                .output()
+                .expect("tshark runs");
+            assert!(output.status.success(), "tshark could not read the demo capture: {}", String::from_utf8_lossy(&output.stderr));
+            let text = String::from_utf8_lossy(&output.stdout);
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(lines.len() > 100, "tshark read {} frames", lines.len());
+            let interfaces: std::collections::BTreeSet<&str> = lines.iter().filter_map(|line| line.split('\t').next()).collect();
+            assert_eq!(interfaces.into_iter().collect::<Vec<_>>(), ["link-1", "link-2"], "one interface per link");
         }
         let _ = std::fs::remove_dir_all(&out_dir);
     }

@@ -11,3 +11,4 @@ pub mod package;
 pub mod sdk;
 pub mod soak;
 pub mod test;
+pub mod tools;

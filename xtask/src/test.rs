@@ -55,6 +55,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let driver_target_dir = workspace_root().join("target").join("driver");
     let driver_target_dir = driver_target_dir.to_str().ok_or("the workspace path is not UTF-8")?.to_owned();
 
+    step("the external tools the checks use: each missing one is named with what it skips (under CI it fails)");
+    crate::tools::census()?;
+
     step("the host workspace's tests: engine, FFI, simulator and verifier, scenarios, xtask");
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use xtask::tools::{require, Tool};
 
 fn wanlayerctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wanlayerctl")).args(args).output().expect("wanlayerctl runs")
@@ -89,15 +90,16 @@ fn capture_writes_pcapng_one_interface_per_link() {
     let linked = one(&["capture", "--output", path_text, "--link", "1", "--count", "5", "--snaplen", "64"]);
     assert_eq!((linked["frames"].as_u64(), linked["interfaces"].as_u64()), (Some(5), Some(1)));
     assert!(linked["truncated"].as_u64().is_some_and(|n| n > 0), "frames of 654 bytes are cut to 64");
-    match Command::new("tshark").args(["-r", path_text, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.cap_len"]).output() {
-        Ok(output) if output.status.success() => {
-            let text = String::from_utf8_lossy(&output.stdout);
-            let lines: Vec<&str> = text.lines().collect();
-            assert_eq!(lines.len(), 5, "tshark reads every frame: {text}");
-            assert!(lines.iter().all(|line| line.starts_with("link-1\t") && line.ends_with("\t64")), "{text}");
-        }
-        Ok(output) => panic!("tshark could not read the capture: {}", String::from_utf8_lossy(&output.stderr)),
-        Err(_) => println!("notice: tshark is not installed; the pcapng was checked by structure only"),
+    if let Some(tshark) = require(Tool::Tshark) {
+        let output = Command::new(tshark)
+            .args(["-r", path_text, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.cap_len"])
+            .output()
+            .expect("tshark runs");
+        assert!(output.status.success(), "tshark could not read the capture: {}", String::from_utf8_lossy(&output.stderr));
+        let text = String::from_utf8_lossy(&output.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "tshark reads every frame: {text}");
+        assert!(lines.iter().all(|line| line.starts_with("link-1\t") && line.ends_with("\t64")), "{text}");
     }
 }
 

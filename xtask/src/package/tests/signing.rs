@@ -10,6 +10,7 @@ use super::super::{package_images, pe, verify_package, Options, Signing};
 use super::{identity, signer, signer_key, stamped_inf, Noise, TempDir, BUILD_TIME};
 use crate::image::fixture::{put32, Fixture, CHECKSUM_AT, OPTIONAL_AT};
 use crate::image::{self, Arch, Policy};
+use crate::tools::{require, Tool};
 use der::{Decode, Encode};
 use rsa::pkcs8::DecodePublicKey;
 use rsa::{Pkcs1v15Sign, RsaPublicKey};
@@ -500,16 +501,6 @@ fn pfx_round_trips_and_bad_input_fails_cleanly() {
     }
 }
 
-/// `openssl` on `PATH`, or a printed notice.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()));
-    if found.is_none() {
-        println!("{name} is not installed: this check is skipped (apt-get install {name})");
-    }
-    found
-}
-
 /// PEM armour for a DER certificate.
 fn pem(der: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -532,7 +523,7 @@ fn pem(der: &[u8]) -> String {
 
 #[test]
 fn pfx_written_by_openssl_is_read() {
-    let Some(openssl) = tool("openssl") else { return };
+    let Some(openssl) = require(Tool::Openssl) else { return };
     let dir = TempDir::new("openssl-pfx");
     let key = rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(signer_key(), rsa::pkcs8::LineEnding::LF).expect("PEM");
     std::fs::write(dir.path().join("key.pem"), key.as_bytes()).expect("write");
@@ -551,7 +542,7 @@ fn pfx_written_by_openssl_is_read() {
 /// Writes `files` into a new directory with the certificate as `ca.pem` and runs
 /// `osslsigncode verify -CAfile ca.pem <args>` there.
 fn osslsigncode(files: &[(&str, &[u8])], args: &[&str]) -> Option<(bool, String)> {
-    let program = tool("osslsigncode")?;
+    let program = require(Tool::Osslsigncode)?;
     let dir = TempDir::new("osslsigncode");
     std::fs::write(dir.path().join("ca.pem"), pem(signer().certificate())).expect("write");
     for (name, bytes) in files {
