@@ -288,6 +288,35 @@ fn a_stale_version_is_refused_and_replace_any_is_not() {
 }
 
 #[test]
+fn setting_rules_needs_write_access_reading_them_read_access() {
+    let rras = started();
+    let control = SimControl::install(&rras);
+    let reader = control.open(Access::READ);
+    let request = RulesSetRepr { expected: Expected::Any, altitude: 1, blob: &[] };
+    let mut input = vec![0u8; request.buffer_len()];
+    request.emit(&mut RulesSet::new_unchecked(&mut input[..])).unwrap();
+    let status = |outcome: IoOutcome| match outcome {
+        IoOutcome::Complete(done) => done.status,
+        IoOutcome::Pending(io) => panic!("{io:?} pended"),
+    };
+    assert_eq!(status(control.ioctl(&rras, reader, IOCTL_SET_RULES, &input, 16)), Status::AccessDenied);
+    let mut header = [0u8; 8];
+    HeaderOnly.emit(&mut header).unwrap();
+    assert_eq!(status(control.ioctl(&rras, reader, IOCTL_GET_RULES, &header, 64)), Status::Success);
+    assert_eq!(status(control.ioctl(&rras, reader, IOCTL_GET_RULES, &header, 31)), Status::BufferTooSmall);
+    let writer = control.open(Access::READ_WRITE);
+    assert_eq!(
+        status(control.ioctl(&rras, writer, IOCTL_SET_RULES, &input, 15)),
+        Status::BufferTooSmall,
+        "checked before anything changes"
+    );
+    assert_eq!(rras.engine().with_rules(|rules| rules.version), 0);
+    control.close(&rras, reader);
+    control.close(&rras, writer);
+    finish(rras);
+}
+
+#[test]
 fn divert_is_refused_until_user_mode_hooks_exist() {
     let rras = started();
     let device = Device::install(&rras);

@@ -251,16 +251,18 @@ impl<T: Transport> Client<T> {
     /// The transport's errors; a malformed answer.
     pub fn rules(&mut self) -> Result<RulesSnapshot> {
         let mut room = LIST_ROOM;
-        loop {
+        // The set may grow between two reads; a few tries are plenty.
+        for _ in 0..4 {
             let answer = self.header_only(IOCTL_GET_RULES, room)?;
             let repr = RulesInfoRepr::parse(&RulesInfo::new_unchecked(answer))?;
             match repr.blob {
                 Some(blob) => {
                     return Ok(RulesSnapshot { version: repr.version, altitude: repr.altitude, rules: repr.rules, blob: blob.to_vec() })
                 }
-                None => room = RulesInfo::<&[u8]>::LEN + repr.blob_len as usize,
+                None => room = room.max(RulesInfo::<&[u8]>::LEN + repr.blob_len as usize),
             }
         }
+        Err(ClientError::Driver(Status::BufferTooSmall))
     }
 
     /// Every rule's counters, of one version of the set (`RULE_STATS`, batch after batch; starts

@@ -165,3 +165,28 @@ fn capture_to_pcapng_and_injection_both_ways() {
     drop(client);
     finish(server);
 }
+
+#[test]
+fn rules_are_set_with_the_version_read_read_back_and_counted() {
+    use wanlayer_proto::Expected;
+    use wanlayer_rules::{compile, Action, RuleSource};
+
+    let server = SimServer::scripted().unwrap();
+    {
+        let mut client = Client::connect(server.open(Access::READ_WRITE)).unwrap();
+        assert!(client.version().unwrap().capabilities.contains(&"rules"));
+        let empty = client.rules().unwrap();
+        assert_eq!((empty.version, empty.rules, empty.blob.len()), (0, 0, 0));
+        let blob = compile(&[RuleSource { id: 9, priority: 1, action: Action::Count, filter: "ip or ip6" }]).unwrap();
+        assert_eq!(client.set_rules(Expected::Version(0), 1000, &blob), Ok(1));
+        assert_eq!(client.set_rules(Expected::Version(0), 1000, &blob), Err(ClientError::Driver(Status::TransactionalConflict)));
+        let read = client.rules().unwrap();
+        assert_eq!((read.version, read.altitude, read.rules, read.blob), (1, 1000, 1, blob));
+        server.run_script();
+        let stats = client.rule_stats().unwrap();
+        assert_eq!((stats.version, stats.rules.len(), stats.rules[0].id, stats.rules[0].action), (1, 1, 9, "count"));
+        assert!(stats.rules[0].send_packets + stats.rules[0].receive_packets > 0, "the script's traffic was counted: {stats:?}");
+        assert_eq!(client.set_rules(Expected::Any, 1000, &[]), Ok(2));
+    }
+    finish(server);
+}
