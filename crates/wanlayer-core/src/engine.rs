@@ -16,11 +16,11 @@ use crate::event::{Event, EventQueue, EventRecord};
 use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool};
 use crate::hook::{AddHookError, Hook, HookId, HookInfo, HookSlot, Registry, MAX_HOOKS};
 use crate::link::{LineDown, LineUp, LineUpEffect, Link, LinkId, LinkSummary};
-use crate::rules::RulesState;
 use crate::module::{
     AttachParams, DetachReport, ModuleCore, ModuleCounts, ModuleCounters, ModuleInfo, ModuleSlot, ModuleState, PauseProgress,
     StateError,
 };
+use crate::rules::RulesState;
 use crate::stats::DropReason;
 use crate::status::NdisStatus;
 use crate::wire::{EtherType, MacAddress};

@@ -14,6 +14,9 @@
 //!   through the same capture rings as every other capture;
 //! * `divert`: reserved for user-mode hooks; a set holding such a rule is refused at set time.
 //!
+//! The set sees what the hook chain sees: the sends and receives of live WAN links (a frame of no
+//! link, or of a module that is not on an NdisWan edge, passes untouched, as it does every hook).
+//!
 //! # Replacement
 //! A replacement validates the whole new set and allocates its counters first (charged to
 //! [`Pool::Control`]); only then, under the rules lock, does it swap the new set for the old one.
