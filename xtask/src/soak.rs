@@ -12,7 +12,7 @@ use crate::test::run_command;
 pub const DEFAULT_SCHEDULES: u64 = 100_000;
 
 /// Schedules `cargo xtask test` runs: a bounded soak (well under two minutes on two cores).
-pub const TEST_SCHEDULES: u64 = 20_000;
+pub const TEST_SCHEDULES: u64 = 50_000;
 
 const USAGE: &str = "usage: cargo xtask soak [--schedules N] [--seed S] [--threads T]";
 

@@ -104,10 +104,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let schedule = generate(*seed);
-    println!("soak: FAILED: schedule seed {seed:#x} ({} operations): {failure}", schedule.len());
+    println!("soak: FAILED: schedule seed {seed:#x} ({} operations): {failure}", schedule.ops.len());
     let shrunk = shrink(&schedule, failure);
-    println!("soak: shrunk to {} operation(s) that still fail the same way:", shrunk.len());
-    for (index, op) in shrunk.iter().enumerate() {
+    println!(
+        "soak: shrunk to {} operation(s) that still fail the same way (engine: event_capacity {}, max_modules {}):",
+        shrunk.ops.len(),
+        shrunk.event_capacity,
+        shrunk.max_modules
+    );
+    for (index, op) in shrunk.ops.iter().enumerate() {
         println!("  {index:>3}  {op:?}");
     }
     if let Err(again) = run(&shrunk) {

@@ -21,13 +21,26 @@ use std::fmt;
 
 pub use run::{run, RunFigures};
 
-/// Which of NdisWan's edges an operation concerns.
+/// Which adapter an operation concerns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum WanEdge {
-    /// The IPv4 edge.
+pub enum Adapter {
+    /// NdisWan's IPv4 edge.
     Ip,
-    /// The IPv6 edge.
+    /// NdisWan's IPv6 edge.
     Ipv6,
+    /// An ordinary Ethernet adapter (a pass-through module; line ups never come from it).
+    Ethernet,
+}
+
+/// A status indication other than a well-formed line up or line down.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StatusKind {
+    /// A status the filter only passes up.
+    Other,
+    /// `NDIS_STATUS_WAN_LINE_UP` with a buffer that is not a line up.
+    MalformedLineUp,
+    /// `NDIS_STATUS_WAN_LINE_DOWN` with a buffer that is not a line down.
+    MalformedLineDown,
 }
 
 /// What a send carries.
@@ -117,7 +130,7 @@ pub enum ControlOp {
     /// `LIST_HOOKS`.
     ListHooks,
     /// `QUERY_STATS` of one module.
-    ModuleStats(WanEdge),
+    ModuleStats(Adapter),
     /// `QUERY_STATS` of one link.
     LinkStats {
         /// The link (modulo the live links).
@@ -187,10 +200,36 @@ pub enum Op {
     /// NdisWan brings a link up.
     LinkUp {
         /// Its edge.
-        edge: WanEdge,
+        edge: Adapter,
         /// Its `MaximumTotalSize`.
         mtu: u16,
     },
+    /// NdisWan indicates a line up again for a link that is up (new parameters after a
+    /// renegotiation).
+    LineUpAgain {
+        /// The link (modulo the live links).
+        link: u8,
+        /// Its new `MaximumTotalSize`.
+        mtu: u16,
+    },
+    /// The miniport indicates another status.
+    Status {
+        /// The adapter.
+        adapter: Adapter,
+        /// What it indicates.
+        kind: StatusKind,
+    },
+    /// Traffic on the Ethernet adapter: a chain sent, or indicated (how, when it is a receive).
+    Ethernet {
+        /// Packets in the chain.
+        count: u8,
+        /// `None`: a send; else a receive indicated this way.
+        receive: Option<Lend>,
+    },
+    /// Changes when the miniport completes OID requests.
+    OidCompletion(Timing),
+    /// The miniport completes the OID requests it holds.
+    ReleaseOids,
     /// NdisWan takes a link down.
     LinkDown {
         /// The link (modulo the live links).
@@ -221,7 +260,7 @@ pub enum Op {
     /// The protocol cancels its sends with an identifier.
     CancelSends {
         /// The edge.
-        edge: WanEdge,
+        edge: Adapter,
         /// The identifier.
         cancel_id: u8,
     },
@@ -239,27 +278,27 @@ pub enum Op {
     /// The miniport completes some held sends, in the order picked.
     ReleaseSends {
         /// The edge.
-        edge: WanEdge,
+        edge: Adapter,
         /// Indexes into what is held.
         picks: [u8; 3],
     },
     /// The protocol returns some held receives, in the order picked.
     ReleaseReceives {
         /// The edge.
-        edge: WanEdge,
+        edge: Adapter,
         /// Indexes into what is held.
         picks: [u8; 3],
     },
     /// `FilterPause`.
-    Pause(WanEdge),
+    Pause(Adapter),
     /// `FilterRestart`.
-    Restart(WanEdge),
+    Restart(Adapter),
     /// `FilterDetach` (pausing first).
-    Detach(WanEdge),
+    Detach(Adapter),
     /// `FilterAttach`, and `FilterRestart` after it when `restart`.
     Attach {
         /// The edge.
-        edge: WanEdge,
+        edge: Adapter,
         /// Restart the module once attached.
         restart: bool,
     },
@@ -310,7 +349,7 @@ pub enum Op {
     /// An OID request of the protocol.
     Oid {
         /// The edge.
-        edge: WanEdge,
+        edge: Adapter,
         /// A set rather than a query.
         set: bool,
     },
@@ -354,12 +393,24 @@ impl Rng {
         self.below(100) < percent
     }
 
-    fn edge(&mut self) -> WanEdge {
+    fn edge(&mut self) -> Adapter {
         if self.chance(50) {
-            WanEdge::Ip
+            Adapter::Ip
         } else {
-            WanEdge::Ipv6
+            Adapter::Ipv6
         }
+    }
+
+    fn adapter(&mut self) -> Adapter {
+        match self.below(5) {
+            0 | 1 => Adapter::Ip,
+            2 | 3 => Adapter::Ipv6,
+            _ => Adapter::Ethernet,
+        }
+    }
+
+    fn lend(&mut self) -> Lend {
+        [Lend::Plain, Lend::Resources, Lend::ReadOnly, Lend::ResourcesReadOnly][self.below(4) as usize]
     }
 
     fn ways(&mut self) -> Ways {
@@ -379,12 +430,34 @@ impl Rng {
     }
 }
 
-/// The schedule of `seed`: a link up on each edge, then 8 to 160 operations.
-pub fn generate(seed: u64) -> Vec<Op> {
+/// A whole server run: the engine's configuration at driver entry, then the operations.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Schedule {
+    /// `EngineConfig::event_capacity`.
+    pub event_capacity: u16,
+    /// `EngineConfig::max_modules` (2: the Ethernet adapter finds no free slot).
+    pub max_modules: u8,
+    /// The operations, in order.
+    pub ops: Vec<Op>,
+}
+
+impl Schedule {
+    /// The same configuration with other operations.
+    pub fn with_ops(&self, ops: Vec<Op>) -> Self {
+        Self { ops, ..*self }
+    }
+}
+
+/// The schedule of `seed`: a configuration, a link up on each of NdisWan's edges, then 8 to 160
+/// operations.
+pub fn generate(seed: u64) -> Schedule {
     let mut rng = Rng::new(seed);
+    let event_capacity = [0, 2, 16, 1024][rng.below(4) as usize];
+    let max_modules = [2, 3, 64][rng.below(3) as usize];
     let len = 8 + rng.below(153) as usize;
-    let first = [Op::LinkUp { edge: WanEdge::Ip, mtu: 1400 }, Op::LinkUp { edge: WanEdge::Ipv6, mtu: 1500 }];
-    first.into_iter().chain((0..len).map(|_| operation(&mut rng))).collect()
+    let first = [Op::LinkUp { edge: Adapter::Ip, mtu: 1400 }, Op::LinkUp { edge: Adapter::Ipv6, mtu: 1500 }];
+    let ops = first.into_iter().chain((0..len).map(|_| operation(&mut rng))).collect();
+    Schedule { event_capacity, max_modules, ops }
 }
 
 fn operation(rng: &mut Rng) -> Op {
@@ -400,23 +473,32 @@ fn operation(rng: &mut Rng) -> Op {
             cancel_id: rng.chance(30).then(|| rng.small(3)),
             loopback: rng.chance(20),
         },
-        28..=39 => Op::Receive {
-            link: rng.small(8),
-            count: 1 + rng.small(6),
-            lend: [Lend::Plain, Lend::Resources, Lend::ReadOnly, Lend::ResourcesReadOnly][rng.below(4) as usize],
+        28..=39 => Op::Receive { link: rng.small(8), count: 1 + rng.small(6), lend: rng.lend() },
+        40 => Op::CancelSends { edge: rng.adapter(), cancel_id: rng.small(3) },
+        41 => match rng.below(6) {
+            0 | 1 => Op::LineUpAgain { link: rng.small(8), mtu: [1400, 1500, 576, 9000][rng.below(4) as usize] },
+            2 => Op::Status { adapter: rng.adapter(), kind: StatusKind::Other },
+            3 => Op::Status {
+                adapter: rng.adapter(),
+                kind: [StatusKind::MalformedLineUp, StatusKind::MalformedLineDown][rng.below(2) as usize],
+            },
+            4 => Op::OidCompletion(rng.timing()),
+            _ => Op::ReleaseOids,
         },
-        40..=41 => Op::CancelSends { edge: rng.edge(), cancel_id: rng.small(3) },
         42..=44 => Op::Steps(1 + rng.small(6)),
-        45 => Op::Attach { edge: rng.edge(), restart: true },
+        45 => match rng.below(3) {
+            0 => Op::Attach { edge: rng.adapter(), restart: true },
+            _ => Op::Ethernet { count: 1 + rng.small(4), receive: rng.chance(50).then(|| rng.lend()) },
+        },
         46..=47 => Op::Advance { ms: [1, 10, 100, 2000][rng.below(4) as usize] },
         48..=49 => Op::SendCompletion(rng.timing()),
         50 => Op::ReceiveReturn(rng.timing()),
         51..=53 => Op::ReleaseSends { edge: rng.edge(), picks: [rng.small(8), rng.small(8), rng.small(8)] },
         54..=55 => Op::ReleaseReceives { edge: rng.edge(), picks: [rng.small(8), rng.small(8), rng.small(8)] },
-        56..=57 => Op::Pause(rng.edge()),
-        58..=59 => Op::Restart(rng.edge()),
-        60 => Op::Detach(rng.edge()),
-        61 => Op::Attach { edge: rng.edge(), restart: rng.chance(80) },
+        56..=57 => Op::Pause(rng.adapter()),
+        58..=59 => Op::Restart(rng.adapter()),
+        60 => Op::Detach(rng.adapter()),
+        61 => Op::Attach { edge: rng.adapter(), restart: rng.chance(80) },
         62..=65 => {
             let kind = match rng.below(6) {
                 0 => HookKind::Pass,
@@ -443,7 +525,7 @@ fn operation(rng: &mut Rng) -> Op {
         74..=75 => Op::VendorRelease { vendor: rng.small(8), drop: rng.chance(25) },
         76 => Op::RevokeVendors,
         77..=88 => Op::Control(control(rng)),
-        89..=90 => Op::Oid { edge: rng.edge(), set: rng.chance(50) },
+        89..=90 => Op::Oid { edge: rng.adapter(), set: rng.chance(50) },
         91..=97 => Op::Fault(match rng.below(10) {
             0..=5 => FaultOp::FailSoon { after: 1 + rng.small(8) },
             6 => FaultOp::FailPool(rng.small(8)),
@@ -459,7 +541,7 @@ fn control(rng: &mut Rng) -> ControlOp {
         0 => ControlOp::ListModules,
         1 => ControlOp::ListLinks { max: 1 + rng.small(4) },
         2 => ControlOp::ListHooks,
-        3 => ControlOp::ModuleStats(rng.edge()),
+        3 => ControlOp::ModuleStats(rng.adapter()),
         4 => ControlOp::LinkStats { link: rng.small(8) },
         5 => ControlOp::ResetStats,
         6 => ControlOp::Subscribe { capacity: 1 + rng.small(16) },
@@ -499,9 +581,10 @@ impl fmt::Display for Failure {
 /// Cuts a failing schedule down to the operations that matter: [`minimize`] with "the run still
 /// fails the same way" (the same [`Failure::kind`]), starting from the operations up to the one
 /// the failure was found in.
-pub fn shrink(schedule: &[Op], failure: &Failure) -> Vec<Op> {
-    let end = failure.at.map_or(schedule.len(), |at| (at + 1).min(schedule.len()));
-    minimize(&schedule[..end], |candidate| run(candidate).err().is_some_and(|found| found.kind == failure.kind))
+pub fn shrink(schedule: &Schedule, failure: &Failure) -> Schedule {
+    let end = failure.at.map_or(schedule.ops.len(), |at| (at + 1).min(schedule.ops.len()));
+    let fails_alike = |ops: &[Op]| run(&schedule.with_ops(ops.to_vec())).err().is_some_and(|found| found.kind == failure.kind);
+    schedule.with_ops(minimize(&schedule.ops[..end], fails_alike))
 }
 
 /// Delta debugging: removes chunks of operations, halving the chunk size down to single
@@ -562,8 +645,8 @@ mod tests {
     #[test]
     fn a_failing_schedule_shrinks_to_the_operations_that_matter() {
         let take = Op::AddHook { kind: HookKind::Take(Ways::Both), altitude: 9 };
-        let pause = Op::Pause(WanEdge::Ipv6);
-        let mut schedule = generate(7);
+        let pause = Op::Pause(Adapter::Ipv6);
+        let mut schedule = generate(7).ops;
         schedule.insert(schedule.len() / 3, take);
         schedule.push(pause);
         // "Fails" when a taking hook is added before a pause of the IPv6 edge.

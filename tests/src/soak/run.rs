@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use wanlayer_core::hal::{PathContext, Pool};
 use wanlayer_core::hook::{Direction, HookId};
-use wanlayer_core::ReinjectVerdict;
+use wanlayer_core::link::WanQuality;
+use wanlayer_core::wire::MacAddress;
+use wanlayer_core::{EngineConfig, NdisStatus, ReinjectVerdict};
 use wanlayer_proto::ioctl::*;
 use wanlayer_proto::{
     Access, CaptureBatch, CaptureBatchRepr, CaptureStart, CaptureStartRepr, EventBatch, EventBatchRepr, EventKind, HeaderOnly, HookList,
@@ -20,11 +22,11 @@ use wanlayer_sdk::sim::SimProvider;
 use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE};
 use wanlayer_sim::{
     CoreFilter, Delivery, Edge, Flow, HandleId, IoId, IoOutcome, IrqlPolicy, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras,
-    SendOptions, SimControl, SimLink, MILLISECOND,
+    SendOptions, SimControl, SimLink, StatusBuffer, StatusIndication, WanLineUp, MILLISECOND,
 };
 use wlclamp::{ClampFilter, Config};
 
-use super::{ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, Timing, VendorKind, WanEdge, Ways};
+use super::{Adapter, ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, Schedule, StatusKind, Timing, VendorKind, Ways};
 use crate::frames::syn_frame;
 use crate::hooks::{Applies, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, TtlRewriteHook};
 use crate::setup::UDP;
@@ -68,13 +70,13 @@ impl RunFigures {
     }
 }
 
-/// Runs `schedule` on a fresh server and checks its end: the verifier clean after every
+/// Runs `schedule` on a fresh server (NdisWan's two edges and an Ethernet adapter) and checks its end: the verifier clean after every
 /// operation, and after unload every packet home and every pool at zero. A panic anywhere is a
 /// failure too.
 ///
 /// # Errors
 /// The first [`Failure`] found.
-pub fn run(schedule: &[Op]) -> Result<RunFigures, Failure> {
+pub fn run(schedule: &Schedule) -> Result<RunFigures, Failure> {
     let at = Cell::new(None);
     match catch_unwind(AssertUnwindSafe(|| run_checked(schedule, &at))) {
         Ok(result) => result,
@@ -89,15 +91,23 @@ pub fn run(schedule: &[Op]) -> Result<RunFigures, Failure> {
     }
 }
 
-fn run_checked(schedule: &[Op], at: &Cell<Option<usize>>) -> Result<RunFigures, Failure> {
-    let mut rras = Rras::builder().build(CoreFilter::default());
-    rras.start().map_err(|error| Failure { at: None, kind: "start".to_owned(), detail: error.to_string() })?;
+fn run_checked(schedule: &Schedule, at: &Cell<Option<usize>>) -> Result<RunFigures, Failure> {
+    let config = EngineConfig { max_modules: usize::from(schedule.max_modules), event_capacity: usize::from(schedule.event_capacity) };
+    let mut rras = Rras::builder().ethernet().build(CoreFilter::new(config));
+    if !rras.is_loaded() {
+        return Err(Failure { at: None, kind: "start".to_owned(), detail: "the driver did not load".to_owned() });
+    }
+    // With too few module slots the last adapters stay unfiltered; the others run.
+    for edge in rras.edges() {
+        let _ = rras.attach(edge);
+    }
+    rras.restart_all().map_err(|error| Failure { at: None, kind: "start".to_owned(), detail: error.to_string() })?;
     let device = SimControl::install(&rras);
-    let mut figures = RunFigures { schedules: 1, operations: schedule.len() as u64, ..RunFigures::default() };
+    let mut figures = RunFigures { schedules: 1, operations: schedule.ops.len() as u64, ..RunFigures::default() };
     {
         let provider = SimProvider::new(rras.engine());
         let mut state = State::new(&rras, &provider, &device);
-        for (index, op) in schedule.iter().enumerate() {
+        for (index, op) in schedule.ops.iter().enumerate() {
             at.set(Some(index));
             state.apply(*op);
             violations(&rras, Some(index))?;
@@ -133,11 +143,22 @@ fn violations(rras: &Rras<CoreFilter>, at: Option<usize>) -> Result<(), Failure>
     }
 }
 
-fn edge_of(edge: WanEdge) -> Edge {
-    match edge {
-        WanEdge::Ip => Edge::WanIp,
-        WanEdge::Ipv6 => Edge::WanIpv6,
+fn edge_of(adapter: Adapter) -> Edge {
+    match adapter {
+        Adapter::Ip => Edge::WanIp,
+        Adapter::Ipv6 => Edge::WanIpv6,
+        Adapter::Ethernet => Edge::Ethernet,
     }
+}
+
+fn lend_options(lend: Lend) -> ReceiveOptions {
+    let (resources, read_only) = match lend {
+        Lend::Plain => (false, false),
+        Lend::Resources => (true, false),
+        Lend::ReadOnly => (false, true),
+        Lend::ResourcesReadOnly => (true, true),
+    };
+    ReceiveOptions { resources, read_only, irql: None }
 }
 
 fn applies(ways: Ways) -> Applies {
@@ -218,10 +239,11 @@ impl<'r, 'p> State<'r, 'p> {
     }
 
     /// The simulated drivers finish what they hold on every edge a pause waits on (and on
-    /// `also`): NdisWan and TCPIP complete and return in bounded time, so a pause never waits
-    /// on them past NDIS's 10 s.
+    /// `also`), and every OID request: miniports and TCPIP complete and return in bounded time,
+    /// so nothing waits on them past NDIS's 10 s for a pause or 12 s for an OID request.
     fn release_for_pauses(&self, also: Option<Edge>) {
-        for edge in [Edge::WanIp, Edge::WanIpv6] {
+        self.rras.release_oids();
+        for edge in self.rras.edges() {
             if self.rras.state(edge) == NdisState::Pausing || also == Some(edge) {
                 self.rras.release_sends(edge);
                 self.rras.release_receives(edge);
@@ -233,8 +255,46 @@ impl<'r, 'p> State<'r, 'p> {
         let rras = self.rras;
         match op {
             Op::LinkUp { edge, mtu } => {
-                rras.link_up(edge_of(edge), LinkParams::new().mtu(u32::from(mtu)));
+                if edge != Adapter::Ethernet {
+                    rras.link_up(edge_of(edge), LinkParams::new().mtu(u32::from(mtu)));
+                }
             }
+            Op::LineUpAgain { link, mtu } => {
+                let Some(link) = self.link(link) else { return };
+                let line_up = WanLineUp {
+                    link_speed_100bps: 1_000_000,
+                    maximum_total_size: u32::from(mtu),
+                    quality: WanQuality::Reliable,
+                    send_window: 16,
+                    remote_address: link.remote,
+                    local_address: MacAddress([0; 6]),
+                    protocol_type: link.protocol_type,
+                    device_name: Vec::new(),
+                    protocol_buffer: vec![0; 600],
+                };
+                rras.indicate_status(link.edge, StatusIndication::new(NdisStatus::WAN_LINE_UP, StatusBuffer::LineUp(line_up)));
+            }
+            Op::Status { adapter, kind } => {
+                let (code, bytes) = match kind {
+                    StatusKind::Other => (NdisStatus::WAN_FRAGMENT, vec![0; 8]),
+                    StatusKind::MalformedLineUp => (NdisStatus::WAN_LINE_UP, vec![0x5a; 3]),
+                    StatusKind::MalformedLineDown => (NdisStatus::WAN_LINE_DOWN, Vec::new()),
+                };
+                rras.indicate_status(edge_of(adapter), StatusIndication::new(code, StatusBuffer::Raw(bytes)));
+            }
+            Op::Ethernet { count, receive } => {
+                let frames: Vec<Vec<u8>> = (0..count).map(|index| vec![index; 60]).collect();
+                match receive {
+                    None => {
+                        rras.send(Edge::Ethernet, frames);
+                    }
+                    Some(lend) => {
+                        rras.receive_with(Edge::Ethernet, lend_options(lend), frames);
+                    }
+                }
+            }
+            Op::OidCompletion(timing) => rras.set_oid_completion(delivery(timing)),
+            Op::ReleaseOids => rras.release_oids(),
             Op::LinkDown { link } => {
                 if let Some(link) = self.link(link) {
                     rras.link_down(&link);
@@ -263,13 +323,7 @@ impl<'r, 'p> State<'r, 'p> {
                         _ => syn_frame(&link, Direction::Receive, Some(1460)),
                     })
                     .collect();
-                let (resources, read_only) = match lend {
-                    Lend::Plain => (false, false),
-                    Lend::Resources => (true, false),
-                    Lend::ReadOnly => (false, true),
-                    Lend::ResourcesReadOnly => (true, true),
-                };
-                rras.receive_with(link.edge, ReceiveOptions { resources, read_only, irql: None }, frames);
+                rras.receive_with(link.edge, lend_options(lend), frames);
             }
             Op::CancelSends { edge, cancel_id } => rras.cancel_sends(edge_of(edge), u64::from(cancel_id)),
             Op::Steps(count) => {
@@ -579,6 +633,7 @@ impl<'r, 'p> State<'r, 'p> {
         let rras = self.rras;
         rras.set_send_completion(Delivery::After(0));
         rras.set_receive_return(Delivery::After(0));
+        rras.set_oid_completion(Delivery::After(0));
         for edge in rras.edges() {
             rras.release_sends(edge);
             rras.release_receives(edge);

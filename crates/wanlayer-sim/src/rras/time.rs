@@ -112,6 +112,11 @@ impl<F: FilterDriver> Rras<F> {
         self.hal.with_state_mut(|state| state.config.send_completion = delivery);
     }
 
+    /// Changes when the miniport completes OID requests from now on.
+    pub fn set_oid_completion(&self, delivery: Delivery) {
+        self.hal.with_state_mut(|state| state.config.oid_completion = delivery);
+    }
+
     /// Changes when the protocol returns receives from now on.
     pub fn set_receive_return(&self, delivery: Delivery) {
         self.hal.with_state_mut(|state| state.config.receive_return = delivery);
