@@ -184,6 +184,9 @@ pub enum RulesCommand {
         /// Down to NdisWan (`send`) or up to the IP layer (`receive`).
         #[arg(long, value_enum, default_value = "send")]
         direction: DirectionArg,
+        /// Test against the rules of this file instead of the set in force.
+        #[arg(long)]
+        rules: Option<std::path::PathBuf>,
     },
 }
 

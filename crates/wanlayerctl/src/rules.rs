@@ -258,7 +258,7 @@ pub fn execute<T: Transport>(cli: &Cli, client: &mut Client<T>, command: &RulesC
             }
             Ok(())
         }
-        RulesCommand::Test { hex, file, index, frame, link, direction } => {
+        RulesCommand::Test { hex, file, index, frame, link, direction, rules: rules_file } => {
             let bytes = match (hex, file) {
                 (Some(hex), _) => {
                     let bytes = crate::commands::parse_hex(hex)?;
@@ -274,8 +274,18 @@ pub fn execute<T: Transport>(cli: &Cli, client: &mut Client<T>, command: &RulesC
                 }
                 (None, None) => return Err(Failure::Usage("give the packet with --hex or --file".into())),
             };
-            let read = client.rules()?;
-            let (set, rules) = decode(&read.blob).map_err(Failure::Local)?;
+            let (version, blob) = match rules_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|error| local(path, error))?;
+                    let rules = parse_rules(&text).map_err(|why| Failure::Usage(format!("{}: {why}", path.display())))?;
+                    (None, compile_rules(&rules).map_err(Failure::Usage)?)
+                }
+                None => {
+                    let read = client.rules()?;
+                    (Some(read.version), read.blob)
+                }
+            };
+            let (set, rules) = decode(&blob).map_err(Failure::Local)?;
             let direction = match direction {
                 DirectionArg::Send => Direction::Send,
                 DirectionArg::Receive => Direction::Receive,
@@ -289,11 +299,12 @@ pub fn execute<T: Transport>(cli: &Cli, client: &mut Client<T>, command: &RulesC
             };
             let matched = set.classify(&view).and_then(|matched| rules.get(matched.index).cloned());
             if cli.json {
-                return output::json(&json!({ "version": read.version, "bytes": bytes.len(), "matched": matched }));
+                return output::json(&json!({ "version": version, "bytes": bytes.len(), "matched": matched }));
             }
+            let of = version.map_or_else(|| "the file".to_string(), |version| format!("version {version}"));
             match matched {
-                Some(rule) => println!("rule {} ({}, priority {}) matches: {}", rule.id, rule.action, rule.priority, rule.filter),
-                None => println!("no rule of version {} matches: the packet passes", read.version),
+                Some(rule) => println!("rule {} ({}, priority {}) of {of} matches: {}", rule.id, rule.action, rule.priority, rule.filter),
+                None => println!("no rule of {of} matches: the packet passes"),
             }
             Ok(())
         }
