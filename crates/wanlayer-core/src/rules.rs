@@ -327,12 +327,12 @@ impl<H: Hal> Engine<H> {
             None => (None, 0),
         };
         let joining = installed.is_some();
-        let (old, old_charged, hook, version) = self.rules.current.with(|current| {
+        let (old, old_charged, hook, old_altitude, version) = self.rules.current.with(|current| {
             let old = core::mem::replace(&mut current.installed, installed);
             let old_charged = core::mem::replace(&mut current.charged, charged);
-            current.version += 1;
-            current.altitude = altitude;
-            (old, old_charged, current.hook, current.version)
+            let old_altitude = core::mem::replace(&mut current.altitude, altitude);
+            current.version = current.version.saturating_add(1);
+            (old, old_charged, current.hook, old_altitude, current.version)
         });
         drop(old);
         self.hal.release(Pool::Control, old_charged);
@@ -348,7 +348,8 @@ impl<H: Hal> Engine<H> {
             (None, true) => {
                 if let Err(error) = self.add_rules_hook(altitude) {
                     let undone = self.rules.current.with(|current| {
-                        current.version -= 1;
+                        current.version = current_version;
+                        current.altitude = old_altitude;
                         (current.installed.take(), core::mem::take(&mut current.charged))
                     });
                     drop(undone.0);
