@@ -426,6 +426,43 @@ fn a_set_that_finds_every_hook_slot_taken_is_refused_and_nothing_changes() {
 }
 
 #[test]
+fn malformed_rules_requests_are_refused_without_harm() {
+    let rras = started();
+    let device = Device::install(&rras);
+    let rules = blob(&[(1, 100, Action::Count, "udp port 53"), (2, 200, Action::Drop, "tcp port 23")]);
+    let request = RulesSetRepr { expected: Expected::Any, altitude: 10, blob: &rules };
+    let mut valid = vec![0u8; request.buffer_len()];
+    request.emit(&mut RulesSet::new_unchecked(&mut valid[..])).unwrap();
+    let mut query = [0u8; 16];
+    RuleStatsQueryRepr { first: 0 }.emit(&mut RuleStatsQuery::new_unchecked(&mut query[..])).unwrap();
+    let mut refused = 0;
+    for at in 0..valid.len() {
+        for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+            let mut changed = valid.clone();
+            changed[at] = value;
+            for output_len in [0, 15, 16, 64] {
+                if device.call(&rras, IOCTL_SET_RULES, &changed, output_len).is_err() {
+                    refused += 1;
+                }
+            }
+            let _ = device.call(&rras, IOCTL_GET_RULES, &changed[..8], 40);
+        }
+        let mut stats = query;
+        stats[at % query.len()] ^= 0xff;
+        let _ = device.call(&rras, IOCTL_RULE_STATS, &stats, at % 200);
+    }
+    for len in 0..valid.len() {
+        assert!(device.call(&rras, IOCTL_SET_RULES, &valid[..len], 16).is_err(), "a request cut to {len} bytes is refused");
+    }
+    assert!(refused > 0);
+    let (version, _, _, blob_in_force) = device.get_rules(&rras);
+    assert!(blob_in_force.is_empty() || wanlayer_rules::RuleSet::load(&blob_in_force).is_ok(), "only validated sets are ever in force");
+    assert_eq!(rras.engine().with_rules(|rules| rules.version), version);
+    device.close(&rras);
+    finish(rras);
+}
+
+#[test]
 fn load_saved_rules_reports_what_it_did() {
     let rras = started();
     assert_eq!(rras.engine().load_saved_rules(), SavedRules::None, "nothing saved");
