@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     failures.sort_by_key(|(seed, _)| *seed);
     let elapsed = started.elapsed();
     println!(
-        "soak: {} schedules (seeds {:#x}..), {} operations, {} packets, {} allocation faults injected, {} reinjections, {} vendor releases, {} control requests, {} pending pauses, {} detaches, {} violations, {:.1} s",
+        "soak: {} schedules (seeds {:#x}..), {} operations, {} packets, {} allocation faults injected, {} reinjections, {} vendor releases, {} control requests, {} rule sets in force, {} pending pauses, {} detaches, {} violations, {:.1} s",
         totals.schedules,
         options.seed,
         totals.operations,
@@ -95,6 +95,7 @@ fn main() -> ExitCode {
         totals.reinjected,
         totals.vendor_released,
         totals.control_requests,
+        totals.rule_sets,
         totals.pauses_pending,
         totals.detaches,
         failures.len(),

@@ -115,6 +115,9 @@ pub enum VendorKind {
     Dropper,
     /// Lowers the MTU and replaces sends with a rewritten TTL.
     Tunnel,
+    /// Takes every packet and, inside the same callback, hands back the one it took before: a
+    /// vendor that calls into wanlayer from its own callback.
+    Relay,
 }
 
 /// A control-device request (`\\.\WanLayer`).
@@ -174,6 +177,25 @@ pub enum ControlOp {
     },
     /// Closes the handle (its pending reads are cancelled) and opens a new one.
     Reopen,
+    /// `SET_RULES`: one of the soak's compiled rule sets (0: none) at an altitude, replacing any
+    /// set or only the version last read (which may be stale by then).
+    SetRules {
+        /// Which set (modulo the soak's sets).
+        set: u8,
+        /// The altitude it runs at.
+        altitude: u8,
+        /// Replace only the version last read by `GET_RULES` or `SET_RULES`.
+        expect_last_read: bool,
+    },
+    /// `GET_RULES`.
+    GetRules,
+    /// `RULE_STATS`.
+    RuleStats,
+    /// `CAPTURE_START` of what one rule captures.
+    CaptureRule {
+        /// The rule's id.
+        id: u8,
+    },
 }
 
 /// An allocation failure the schedule injects.
@@ -513,10 +535,11 @@ fn operation(rng: &mut Rng) -> Op {
         66 => Op::RemoveHook { hook: rng.small(8) },
         67..=69 => Op::Reinject { hook: rng.small(8), count: 1 + rng.small(6), drop: rng.chance(25) },
         70..=72 => {
-            let kind = match rng.below(4) {
+            let kind = match rng.below(5) {
                 0 => VendorKind::Clamp,
                 1 => VendorKind::Taker(rng.ways()),
                 2 => VendorKind::Dropper,
+                3 => VendorKind::Relay,
                 _ => VendorKind::Tunnel,
             };
             Op::AddVendor { kind, altitude: rng.small(255) }
@@ -537,7 +560,11 @@ fn operation(rng: &mut Rng) -> Op {
 }
 
 fn control(rng: &mut Rng) -> ControlOp {
-    match rng.below(16) {
+    match rng.below(20) {
+        16 => ControlOp::SetRules { set: rng.small(8), altitude: rng.small(255), expect_last_read: rng.chance(50) },
+        17 => ControlOp::GetRules,
+        18 => ControlOp::RuleStats,
+        19 => ControlOp::CaptureRule { id: rng.small(9) },
         0 => ControlOp::ListModules,
         1 => ControlOp::ListLinks { max: 1 + rng.small(4) },
         2 => ControlOp::ListHooks,
@@ -639,7 +666,7 @@ mod tests {
         }
         assert!(figures.packets > 8_000 && figures.faults > 200, "{figures:?}");
         assert!(figures.reinjected > 50 && figures.vendor_released > 20 && figures.control_requests > 1_000, "{figures:?}");
-        assert!(figures.pauses_pending > 10 && figures.detaches > 50, "{figures:?}");
+        assert!(figures.pauses_pending > 10 && figures.detaches > 50 && figures.rule_sets > 10, "{figures:?}");
     }
 
     #[test]

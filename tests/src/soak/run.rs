@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use wanlayer_core::hal::{PathContext, Pool};
 use wanlayer_core::hook::{Direction, HookId};
@@ -13,12 +13,16 @@ use wanlayer_core::wire::MacAddress;
 use wanlayer_core::{EngineConfig, NdisStatus, ReinjectVerdict};
 use wanlayer_proto::ioctl::*;
 use wanlayer_proto::{
-    Access, CaptureBatch, CaptureBatchRepr, CaptureStart, CaptureStartRepr, EventBatch, EventBatchRepr, EventKind, HeaderOnly, HookList,
-    HookListRepr, Inject, InjectRepr, LinkList, LinkListRepr, LinkQuery, LinkQueryRepr, ModuleList, ModuleListRepr, ModuleStats,
-    ModuleStatsRepr, ReadRequest, ReadRequestRepr, ScopeRequest, ScopeRequestRepr, Status, Subscribe, SubscribeRepr, Target,
+    Access, CaptureBatch, CaptureBatchRepr, CaptureStart, CaptureStartRepr, EventBatch, EventBatchRepr, EventKind, Expected, HeaderOnly,
+    HookList, HookListRepr, Inject, InjectRepr, LinkList, LinkListRepr, LinkQuery, LinkQueryRepr, ModuleList, ModuleListRepr, ModuleStats,
+    ModuleStatsRepr, ReadRequest, ReadRequestRepr, RuleStatsList, RuleStatsListRepr, RuleStatsQuery, RuleStatsQueryRepr, RulesInfo,
+    RulesInfoRepr, RulesSet, RulesSetRepr, RulesVersion, RulesVersionRepr, ScopeRequest, ScopeRequestRepr, Status, Subscribe,
+    SubscribeRepr, Target,
 };
+use wanlayer_rules::{compile, Action, RuleSource};
 use wanlayer_sdk::client::{ProviderTable, Registration};
 use wanlayer_sdk::sim::SimProvider;
+use wanlayer_sdk::{Packet, Provider, Ticket, VendorFilter, Verdict};
 use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE};
 use wanlayer_sim::{
     CoreFilter, Delivery, Edge, Flow, HandleId, IoId, IoOutcome, IrqlPolicy, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras,
@@ -49,6 +53,8 @@ pub struct RunFigures {
     pub vendor_released: u64,
     /// Control-device requests made.
     pub control_requests: u64,
+    /// Rule sets put in force through the control device.
+    pub rule_sets: u64,
     /// Pauses that pended.
     pub pauses_pending: u64,
     /// Modules detached during the schedule (before the final unload).
@@ -65,6 +71,7 @@ impl RunFigures {
         self.reinjected += other.reinjected;
         self.vendor_released += other.vendor_released;
         self.control_requests += other.control_requests;
+        self.rule_sets += other.rule_sets;
         self.pauses_pending += other.pauses_pending;
         self.detaches += other.detaches;
     }
@@ -188,6 +195,60 @@ enum Vendor<'p> {
     Taker(Registration<'p, TakingVendor>),
     Dropper(Registration<'p, DroppingVendor>),
     Tunnel(Registration<'p, TunnelVendor>),
+    Relay(Registration<'p, RelayVendor>),
+}
+
+/// The rule sets a schedule sets through the control device, compiled once: none, then sets that
+/// drop, count, capture and pass what the schedules send, at several priorities.
+fn rule_sets() -> &'static [Vec<u8>] {
+    static SETS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SETS.get_or_init(|| {
+        let sets: [&[(u32, u32, Action, &str)]; 5] = [
+            &[],
+            &[(1, 10, Action::Drop, "tcp port 443"), (2, 20, Action::Count, "udp")],
+            &[(3, 5, Action::Capture, "udp port 53"), (4, 5, Action::Count, "ip6"), (5, 1, Action::Pass, "tcp")],
+            &[(6, 1, Action::Drop, "udp"), (7, 2, Action::Capture, "tcp"), (8, 3, Action::Count, "net 10.100.0.0/16")],
+            &[(1, 100, Action::Capture, "ip or ip6")],
+        ];
+        sets.iter()
+            .map(|rules| {
+                let sources: Vec<RuleSource<'_>> =
+                    rules.iter().map(|&(id, priority, action, filter)| RuleSource { id, priority, action, filter }).collect();
+                if sources.is_empty() {
+                    Vec::new()
+                } else {
+                    compile(&sources).unwrap_or_else(|error| panic!("the soak's rules compile: {error}"))
+                }
+            })
+            .collect()
+    })
+}
+
+/// Takes every packet and, inside the same callback, hands back the one it took before (so it
+/// holds one at a time): a vendor that calls into wanlayer from its own callback.
+#[derive(Default)]
+struct RelayVendor {
+    held: Mutex<Option<Ticket>>,
+}
+
+impl RelayVendor {
+    fn relay(&self, provider: &Provider<'_>, packet: &Packet<'_>) -> Verdict {
+        let previous = self.held.lock().unwrap_or_else(PoisonError::into_inner).replace(packet.ticket());
+        if let Some(ticket) = previous {
+            // A stale ticket (its packet was handed on at a pause or line down) is refused.
+            let _ = provider.reinject(ticket, wanlayer_sdk::ReinjectVerdict::Pass);
+        }
+        Verdict::Take
+    }
+}
+
+impl VendorFilter for RelayVendor {
+    fn on_send(&self, provider: &Provider<'_>, packet: &mut Packet<'_>) -> Verdict {
+        self.relay(provider, packet)
+    }
+    fn on_receive(&self, provider: &Provider<'_>, packet: &mut Packet<'_>) -> Verdict {
+        self.relay(provider, packet)
+    }
 }
 
 /// wlclamp as the schedule runs it: a small burst and queue, so sends queue and are released.
@@ -202,6 +263,7 @@ struct State<'r, 'p> {
     handle: HandleId,
     pending: VecDeque<IoId>,
     cursor: u64,
+    rules_version: u64,
     hooks: Vec<AddedHook>,
     vendors: Vec<Vendor<'p>>,
     sequence: u32,
@@ -218,6 +280,7 @@ impl<'r, 'p> State<'r, 'p> {
             handle: device.open(Access::READ_WRITE),
             pending: VecDeque::new(),
             cursor: 0,
+            rules_version: 0,
             hooks: Vec::new(),
             vendors: Vec::new(),
             sequence: 0,
@@ -386,6 +449,7 @@ impl<'r, 'p> State<'r, 'p> {
                         Vendor::Taker(registration) => registration.deregister(),
                         Vendor::Dropper(registration) => registration.deregister(),
                         Vendor::Tunnel(registration) => registration.deregister(),
+                        Vendor::Relay(registration) => registration.deregister(),
                     };
                 }
             }
@@ -400,7 +464,7 @@ impl<'r, 'p> State<'r, 'p> {
                     Vendor::Taker(registration) => {
                         registration.filter().give_back(&registration.provider(), verdict).iter().filter(|result| result.is_ok()).count()
                     }
-                    Vendor::Dropper(_) | Vendor::Tunnel(_) => 0,
+                    Vendor::Dropper(_) | Vendor::Tunnel(_) | Vendor::Relay(_) => 0,
                 };
                 self.figures.vendor_released += released as u64;
             }
@@ -470,6 +534,7 @@ impl<'r, 'p> State<'r, 'p> {
             }
             VendorKind::Dropper => table.register("dropper", altitude, DroppingVendor::default()).map(Vendor::Dropper),
             VendorKind::Tunnel => table.register("tunnel", altitude, TunnelVendor::new(1300, 40)).map(Vendor::Tunnel),
+            VendorKind::Relay => table.register("relay", altitude, RelayVendor::default()).map(Vendor::Relay),
         };
         if let Ok(vendor) = vendor {
             self.vendors.push(vendor);
@@ -604,6 +669,42 @@ impl<'r, 'p> State<'r, 'p> {
                 let mut input = vec![0u8; repr.buffer_len()];
                 let _ = repr.emit(&mut Inject::new_unchecked(&mut input[..]));
                 self.ioctl(IOCTL_INJECT, &input, 0, |_| true);
+            }
+            ControlOp::SetRules { set, altitude, expect_last_read } => {
+                let sets = rule_sets();
+                let blob = &sets[usize::from(set) % sets.len()];
+                let expected = if expect_last_read { Expected::Version(self.rules_version) } else { Expected::Any };
+                let request = RulesSetRepr { expected, altitude: u32::from(altitude), blob };
+                let mut input = vec![0u8; request.buffer_len()];
+                let _ = request.emit(&mut RulesSet::new_unchecked(&mut input[..]));
+                match self.device.ioctl(self.rras, self.handle, IOCTL_SET_RULES, &input, 16) {
+                    IoOutcome::Complete(done) if done.status == Status::Success => {
+                        let answer = RulesVersionRepr::parse(&RulesVersion::new_unchecked(&done.output[..]));
+                        self.rules_version = answer.unwrap_or_else(|error| panic!("SET_RULES: a malformed answer ({error:?})")).version;
+                        self.figures.rule_sets += 1;
+                    }
+                    IoOutcome::Complete(_) => {}
+                    IoOutcome::Pending(io) => panic!("SET_RULES pended ({io:?})"),
+                }
+            }
+            ControlOp::GetRules => match self.device.ioctl(self.rras, self.handle, IOCTL_GET_RULES, &header_only, 1 << 16) {
+                IoOutcome::Complete(done) if done.status == Status::Success => {
+                    let answer = RulesInfoRepr::parse(&RulesInfo::new_unchecked(&done.output[..]));
+                    self.rules_version = answer.unwrap_or_else(|error| panic!("GET_RULES: a malformed answer ({error:?})")).version;
+                }
+                IoOutcome::Complete(_) => {}
+                IoOutcome::Pending(io) => panic!("GET_RULES pended ({io:?})"),
+            },
+            ControlOp::RuleStats => {
+                let mut input = [0u8; 16];
+                let _ = RuleStatsQueryRepr { first: 0 }.emit(&mut RuleStatsQuery::new_unchecked(&mut input[..]));
+                self.ioctl(IOCTL_RULE_STATS, &input, 4096, |out| RuleStatsListRepr::parse(&RuleStatsList::new_unchecked(out)).is_ok());
+            }
+            ControlOp::CaptureRule { id } => {
+                let mut input = [0u8; 32];
+                let start = CaptureStartRepr { target: Target::Rule(u32::from(id)), snap_len: 256, slots: 16 };
+                let _ = start.emit(&mut CaptureStart::new_unchecked(&mut input[..]));
+                self.ioctl(IOCTL_CAPTURE_START, &input, 40, |out| !out.is_empty());
             }
             ControlOp::Reopen => {
                 self.device.close(self.rras, self.handle);
