@@ -151,6 +151,23 @@ fn tcp_to_445_is_dropped_on_one_link_only_and_counted_per_rule() {
 }
 
 #[test]
+fn a_device_rule_matches_the_link_whose_device_name_it_names() {
+    let rras = started();
+    let named = rras.link_up(Edge::WanIp, LinkParams::new());
+    let other = rras.link_up(Edge::WanIp, LinkParams::new());
+    assert!(!named.device_name.is_empty() && named.device_name != other.device_name);
+    let filter = format!("device \"{}\" and udp", named.device_name.to_ascii_lowercase());
+    rras.engine().replace_rules(Expected::Any, 500, &blob(&[(40, 100, Action::Drop, &filter)])).unwrap();
+    let dropped = rras.send_flow(&named, &DNS, 2);
+    let passed = rras.send_flow(&other, &DNS, 2);
+    rras.run_until_idle();
+    let protocol = rras.protocol(Edge::WanIp);
+    assert_eq!(completions(&protocol, &dropped), vec![Some(NdisStatus::FAILURE); 2], "the named device, ignoring ASCII case");
+    assert_eq!(completions(&protocol, &passed), vec![Some(NdisStatus::SUCCESS); 2]);
+    finish(rras);
+}
+
+#[test]
 fn a_count_rule_counts_a_subnet_both_ways_and_passes_it() {
     let rras = started();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());

@@ -34,8 +34,11 @@
 //! which kernel code needs. Per-rule counters are relaxed atomics in the set, one cache line
 //! written per matched packet.
 //!
-//! The `device` term of the language is not fed by the engine yet: the data path knows a packet's
-//! link, not the link's device name, so `device` rules match nothing here.
+//! The `device` term needs the link's DeviceName, which lives in the module's link table: for a
+//! set whose rules name a device (found at set time from the rules' filter texts), the packet's
+//! link is looked up under its module's lock and the set classifies under both locks (module
+//! first, then rules: the one order these two locks are ever nested in). Sets without `device`
+//! terms never take the module lock here.
 //!
 //! # Persistence
 //! After each successful replacement the set and its altitude are written through the platform's
@@ -180,6 +183,14 @@ impl RuleCounters {
 struct Installed {
     set: RuleSet,
     counters: Vec<RuleCounters>,
+    /// Some rule's filter names a device: the data path must look up the link's DeviceName.
+    uses_device: bool,
+}
+
+/// True when `filter` holds the word `device` (in any case): a conservative test, since a
+/// false positive only costs the device name lookup.
+fn names_device(filter: &str) -> bool {
+    filter.split(|c: char| !c.is_ascii_alphanumeric()).any(|word| word.eq_ignore_ascii_case("device"))
 }
 
 /// What the rules lock guards.
@@ -238,20 +249,32 @@ impl<H: Hal> Engine<H> {
         let read = packet.read(0, &mut header);
         let direction = packet.direction();
         let len = packet.len();
+        let link = packet.link();
         let view = PacketView {
             frame: header.get(..read).unwrap_or(&[]),
             frame_len: u32::try_from(len).unwrap_or(u32::MAX),
             direction: wire_direction(direction),
-            link: packet.link().id.0,
+            link: link.id.0,
             device: &[],
         };
-        let matched = self.rules.current.with(|current| {
-            let installed = current.installed.as_ref()?;
-            let matched = installed.set.classify(&view)?;
-            if let Some(counters) = installed.counters.get(matched.index) {
-                counters.count(direction, len);
-            }
-            Some(matched)
+        // `Err(())`: the set needs the link's device name, which `device` does not hold yet.
+        let classify = |device: Option<&[u16]>| {
+            self.rules.current.with(|current| {
+                let Some(installed) = current.installed.as_ref() else { return Ok(None) };
+                if installed.uses_device && device.is_none() {
+                    return Err(());
+                }
+                let matched = installed.set.classify(&PacketView { device: device.unwrap_or(&[]), ..view });
+                if let Some(counters) = matched.and_then(|matched| installed.counters.get(matched.index)) {
+                    counters.count(direction, len);
+                }
+                Ok(matched)
+            })
+        };
+        let matched = classify(None).unwrap_or_else(|()| {
+            self.with_link(link.module, &link.remote_address, |found| classify(Some(found.device_name_utf16())))
+                .unwrap_or_else(|| classify(Some(&[])))
+                .unwrap_or(None)
         });
         match matched.map(|matched| (matched.action, matched.id)) {
             Some((Action::Drop, _)) => (Verdict::Drop, None),
@@ -287,7 +310,8 @@ impl<H: Hal> Engine<H> {
             return Err(ReplaceError::OutOfMemory);
         }
         counters.extend((0..set.len()).map(|_| RuleCounters::default()));
-        Ok((Installed { set, counters }, blob.len() + counters_bytes))
+        let uses_device = (0..set.len()).filter_map(|index| set.rule(index)).any(|rule| names_device(rule.filter));
+        Ok((Installed { set, counters, uses_device }, blob.len() + counters_bytes))
     }
 
     /// Replaces the whole rule set with the compiled set `blob` (empty: no rules), to run at
@@ -456,5 +480,18 @@ impl<H: Hal> Engine<H> {
                 installed.counters.iter().for_each(RuleCounters::reset);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_device;
+
+    #[test]
+    fn device_terms_are_found_by_word() {
+        assert!(names_device("device \\DEVICE\\NDISWANIP and udp"));
+        assert!(names_device("(DEVICE ppp*) or tcp"));
+        assert!(!names_device("host 10.0.0.1 and tcp port 445"));
+        assert!(!names_device("link 3 and devices"), "a longer word is not the term");
     }
 }

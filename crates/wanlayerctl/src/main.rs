@@ -187,6 +187,9 @@ pub enum RulesCommand {
         /// Test against the rules of this file instead of the set in force.
         #[arg(long)]
         rules: Option<std::path::PathBuf>,
+        /// The link's DeviceName, for `device` rules.
+        #[arg(long, default_value = "")]
+        device: String,
     },
 }
 

@@ -258,7 +258,7 @@ pub fn execute<T: Transport>(cli: &Cli, client: &mut Client<T>, command: &RulesC
             }
             Ok(())
         }
-        RulesCommand::Test { hex, file, index, frame, link, direction, rules: rules_file } => {
+        RulesCommand::Test { hex, file, index, frame, link, direction, rules: rules_file, device } => {
             let bytes = match (hex, file) {
                 (Some(hex), _) => {
                     let bytes = crate::commands::parse_hex(hex)?;
@@ -286,6 +286,7 @@ pub fn execute<T: Transport>(cli: &Cli, client: &mut Client<T>, command: &RulesC
                 }
             };
             let (set, rules) = decode(&blob).map_err(Failure::Local)?;
+            let device_units: Vec<u16> = device.encode_utf16().collect();
             let direction = match direction {
                 DirectionArg::Send => Direction::Send,
                 DirectionArg::Receive => Direction::Receive,
@@ -295,7 +296,7 @@ pub fn execute<T: Transport>(cli: &Cli, client: &mut Client<T>, command: &RulesC
                 frame_len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
                 direction,
                 link: *link,
-                device: &[],
+                device: &device_units,
             };
             let matched = set.classify(&view).and_then(|matched| rules.get(matched.index).cloned());
             if cli.json {
