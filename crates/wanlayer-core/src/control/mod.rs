@@ -50,6 +50,14 @@
 //! atomic load per packet while no capture is running; otherwise the frame's bytes are copied
 //! through the platform's `read` in chunks of [`CAPTURE_CHUNK`] bytes with no lock held, each
 //! chunk stored under the capture lock. A full ring counts the frame in its `dropped` counter.
+//! A session started with a rule scope records only the frames the rule set's `capture` rule of
+//! that id matched (copied at the set's place in the hook chain); the other scopes never record
+//! those copies, so an `All` session sees each frame once.
+//!
+//! # Rules
+//!
+//! `SET_RULES`, `GET_RULES` and `RULE_STATS` replace, read back and count the administrator's
+//! rule set ([`crate::rules`]).
 //!
 //! # IRQL
 //! [`Control::dispatch`] runs at `PASSIVE_LEVEL` (`IRP_MJ_DEVICE_CONTROL`); dispatching a pending
