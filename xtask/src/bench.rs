@@ -27,11 +27,8 @@ const PACKETS: u64 = 1000;
 
 /// `cargo xtask bench [SECTION...]`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let chosen: Vec<&str> = if args.is_empty() {
-        SECTIONS.iter().map(|(name, _)| *name).collect()
-    } else {
-        args.iter().map(String::as_str).collect()
-    };
+    let chosen: Vec<&str> =
+        if args.is_empty() { SECTIONS.iter().map(|(name, _)| *name).collect() } else { args.iter().map(String::as_str).collect() };
     for name in chosen {
         let (_, section) = SECTIONS
             .iter()
@@ -46,48 +43,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// fails under CI (`CI` set) or returns false (the caller prints a visible skip).
 pub fn ensure_libpcap() -> Result<bool, String> {
     let present = |_: ()| {
-        Command::new("dpkg")
-            .args(["-s", "libpcap-dev"])
-            .output()
-            .is_ok_and(|output| output.status.success())
+        Command::new("dpkg").args(["-s", "libpcap-dev"]).output().is_ok_and(|output| output.status.success())
             || std::path::Path::new("/usr/lib/x86_64-linux-gnu/libpcap.so").exists()
     };
     if present(()) {
         return Ok(true);
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
+    let root = Command::new("id").arg("-u").output().is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
     if root && Command::new("apt-get").arg("--version").output().is_ok() {
         run_command("apt-get", &["update", "-qq"])?;
         run_command("apt-get", &["install", "-y", "-qq", "libpcap-dev"])?;
         return Ok(present(()));
     }
     if std::env::var_os("CI").is_some() {
-        return Err(
-            "libpcap-dev is missing and cannot be installed here (not root or no apt-get)"
-                .to_owned(),
-        );
+        return Err("libpcap-dev is missing and cannot be installed here (not root or no apt-get)".to_owned());
     }
     Ok(false)
 }
 
 fn bench_binary() -> Result<PathBuf, String> {
-    run_command(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "wanlayer-rules-differential",
-            "--bin",
-            "rules-bench",
-        ],
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+    run_command("cargo", &["build", "--release", "-p", "wanlayer-rules-differential", "--bin", "rules-bench"])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     Ok(target.join("release").join("rules-bench"))
 }
 
@@ -103,50 +79,31 @@ fn callgrind(binary: &PathBuf, args: &[&str]) -> Result<u64, String> {
         .output()
         .map_err(|error| format!("could not start valgrind: {error}"))?;
     if !output.status.success() {
-        return Err(format!(
-            "callgrind {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
+        return Err(format!("callgrind {args:?} failed: {}", String::from_utf8_lossy(&output.stderr)));
     }
-    let text =
-        std::fs::read_to_string(&out).map_err(|error| format!("{}: {error}", out.display()))?;
+    let text = std::fs::read_to_string(&out).map_err(|error| format!("{}: {error}", out.display()))?;
     let _ = std::fs::remove_file(&out);
     text.lines()
-        .find_map(|line| {
-            line.strip_prefix("summary:")
-                .or_else(|| line.strip_prefix("totals:"))
-                .and_then(|count| count.trim().parse().ok())
-        })
+        .find_map(|line| line.strip_prefix("summary:").or_else(|| line.strip_prefix("totals:")).and_then(|count| count.trim().parse().ok()))
         .ok_or_else(|| "no instruction total in callgrind's output".to_owned())
 }
 
 fn rules() -> Result<(), String> {
     println!("\nxtask: == bench rules: instructions per no-match packet, `src net A/32 and tcp dst port P` rules");
     if !ensure_libpcap()? {
-        println!(
-            "xtask: SKIPPED bench rules: libpcap-dev is not installed (run as root to install it)"
-        );
+        println!("xtask: SKIPPED bench rules: libpcap-dev is not installed (run as root to install it)");
         return Ok(());
     }
     let binary = bench_binary()?;
-    let binary_text = binary
-        .to_str()
-        .ok_or("the target path is not UTF-8")?
-        .to_owned();
+    let binary_text = binary.to_str().ok_or("the target path is not UTF-8")?.to_owned();
     let floor = callgrind(&binary, &["measure", "floor", "1"])?;
-    println!(
-        "empty-loop floor: {} instructions per packet (subtracted)",
-        floor / PACKETS
-    );
+    println!("empty-loop floor: {} instructions per packet (subtracted)", floor / PACKETS);
     println!("{:>7} {:>10} {:>10}", "rules", "wanlayer", "libpcap");
     for count in RULE_COUNTS {
         let count_text = count.to_string();
-        let ours = callgrind(&binary, &["measure", "wanlayer", &count_text])?.saturating_sub(floor)
-            / PACKETS;
+        let ours = callgrind(&binary, &["measure", "wanlayer", &count_text])?.saturating_sub(floor) / PACKETS;
         let theirs = if count <= LIBPCAP_MAX_RULES {
-            (callgrind(&binary, &["measure", "libpcap", &count_text])?.saturating_sub(floor)
-                / PACKETS)
-                .to_string()
+            (callgrind(&binary, &["measure", "libpcap", &count_text])?.saturating_sub(floor) / PACKETS).to_string()
         } else {
             "-".to_owned()
         };

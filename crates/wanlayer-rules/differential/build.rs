@@ -6,19 +6,10 @@ use std::process::Command;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(libpcap)");
-    let pkg_config = Command::new("pkg-config")
-        .args(["--exists", "libpcap"])
-        .status()
-        .is_ok_and(|status| status.success());
-    let library = [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-        "/usr/local/lib",
-    ]
-    .iter()
-    .any(|dir| Path::new(dir).join("libpcap.so").exists());
+    let pkg_config = Command::new("pkg-config").args(["--exists", "libpcap"]).status().is_ok_and(|status| status.success());
+    let library = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+        .iter()
+        .any(|dir| Path::new(dir).join("libpcap.so").exists());
     if pkg_config || library {
         println!("cargo:rustc-link-lib=pcap");
         println!("cargo:rustc-cfg=libpcap");

@@ -13,8 +13,8 @@
 //!
 //! No allocation, no recursion; every loop is bounded by a count validated at load.
 
-use crate::format::{self, field, node, rule, slot, u32_at};
-use crate::packet::{Action, Direction, Match, PacketView, HEADER_BYTES};
+use crate::format::{self, field, node, rule, u32_at};
+use crate::packet::{Action, Direction, Match, PacketView};
 use crate::set::{Layout, RuleSet};
 
 /// Ethertype of IPv4.
@@ -23,151 +23,222 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 fn be16(frame: &[u8], offset: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(
-        frame.get(offset..offset + 2)?.try_into().ok()?,
-    ))
+    Some(u16::from_be_bytes(frame.get(offset..offset + 2)?.try_into().ok()?))
 }
 
 fn load(frame: &[u8], offset: usize, size: u8) -> Option<u32> {
     match size {
         1 => frame.get(offset).map(|byte| u32::from(*byte)),
         2 => be16(frame, offset).map(u32::from),
-        _ => Some(u32::from_be_bytes(
-            frame.get(offset..offset + 4)?.try_into().ok()?,
-        )),
+        _ => Some(u32::from_be_bytes(frame.get(offset..offset + 4)?.try_into().ok()?)),
     }
 }
 
-/// The packet's value of an index field, left-aligned as the index stores keys, or None when
-/// the packet has no such field (the rules indexed under it cannot match then).
-fn field_key(frame: &[u8], which: u8) -> Option<u128> {
-    let ethertype = be16(frame, 12)?;
-    let address = |offset: usize, len: usize| -> Option<u128> {
-        let mut key = [0u8; 16];
-        key.get_mut(..len)?
-            .copy_from_slice(frame.get(offset..offset + len)?);
-        Some(u128::from_be_bytes(key))
-    };
-    match (which, ethertype) {
-        (field::SRC_V4, ETHERTYPE_IPV4) => address(26, 4),
-        (field::DST_V4, ETHERTYPE_IPV4) => address(30, 4),
-        (field::SRC_V6, ETHERTYPE_IPV6) => address(22, 16),
-        (field::DST_V6, ETHERTYPE_IPV6) => address(38, 16),
-        (field::SRC_PORT | field::DST_PORT, _) => {
-            let transport = match ethertype {
-                ETHERTYPE_IPV4 => {
-                    // pcap's port tests: protocol TCP, UDP or SCTP, first fragment, header
-                    // length taken from IHL whatever it says.
-                    let protocol = *frame.get(23)?;
-                    let fragment = be16(frame, 20)? & 0x1fff;
-                    if !matches!(protocol, 6 | 17 | 132) || fragment != 0 {
-                        return None;
-                    }
-                    14 + usize::from(*frame.get(14)? & 0x0f) * 4
-                }
-                ETHERTYPE_IPV6 if matches!(*frame.get(20)?, 6 | 17 | 132) => 54,
-                _ => return None,
-            };
-            let offset = if which == field::SRC_PORT {
-                transport
-            } else {
-                transport + 2
-            };
-            address(offset, 2)
+/// The transport header's offset for pcap's port tests, or None when the packet has no ports:
+/// IPv4 with protocol TCP, UDP or SCTP, first fragment, header length taken from IHL whatever it
+/// says; IPv6 with next header TCP, UDP or SCTP (no extension headers), as libpcap's.
+fn transport_offset(frame: &[u8], ethertype: u16) -> Option<usize> {
+    if ethertype == ETHERTYPE_IPV4 {
+        let protocol = *frame.get(23)?;
+        let fragment = be16(frame, 20)? & 0x1fff;
+        if !matches!(protocol, 6 | 17 | 132) || fragment != 0 {
+            return None;
         }
-        _ => None,
+        Some(14 + usize::from(*frame.get(14)? & 0x0f) * 4)
+    } else if matches!(*frame.get(20)?, 6 | 17 | 132) {
+        Some(54)
+    } else {
+        None
     }
+}
+
+/// How many candidate lists one packet's probes keep before the classifier falls back to
+/// walking each list as it is found.
+const MAX_HITS: usize = 4;
+
+/// The high 64 bits of a left-aligned 64-bit-or-shorter key masked to `prefix` bits (1..=64).
+fn mask64(value: u64, prefix: u32) -> u64 {
+    value & u64::MAX.wrapping_shl(64u32.wrapping_sub(prefix))
 }
 
 impl RuleSet {
     /// The matching rule with the lowest `priority` value (ties: the lower index), or None.
     /// Never allocates; bounded work; sublinear in the number of rules for the common shapes.
     pub fn classify(&self, packet: &PacketView<'_>) -> Option<Match> {
-        let layout = &self.layout;
-        let blob = self.blob.as_slice();
-        let frame = packet.frame.get(..HEADER_BYTES).unwrap_or(packet.frame);
-        let mut best = layout.rule_count;
-        let mut current_field = u8::MAX;
-        let mut key = None;
-        for probe in 0..layout.probe_count {
-            let at = layout.probes + probe * format::PROBE_LEN;
-            let which = *blob.get(at)?;
-            let prefix = *blob.get(at + 1)?;
-            if which != current_field {
-                current_field = which;
-                key = field_key(frame, which);
+        // The probes only note the lists they find, so the common path (no candidate) calls
+        // nothing; the lists are walked afterwards.
+        let mut hits = [(0u32, 0u32); MAX_HITS];
+        let mut count = 0usize;
+        self.probe_fields(packet, |start, len| {
+            if let Some(hit) = hits.get_mut(count) {
+                *hit = (start, len);
             }
-            let Some(key) = key else { continue };
-            let masked = key & format::prefix_mask(prefix);
-            if let Some((start, len)) = self.lookup(which, prefix, masked) {
-                best = self.walk(start, len, best, packet, frame);
-            }
-        }
-        best = self.walk(
-            layout.catch_all_start,
-            layout.catch_all_len,
-            best,
-            packet,
-            frame,
-        );
-        if best >= layout.rule_count {
+            count += 1;
+        });
+        if count == 0 && self.layout.catch_all_len == 0 {
             return None;
         }
-        let record = layout.rules + best * format::RULE_LEN;
+        self.resolve(packet, &hits, count)
+    }
+
+    /// Walks the candidate lists the probes found (probing again, walking as it goes, when there
+    /// were more than [`MAX_HITS`]), then the catch-all list.
+    #[inline(never)]
+    fn resolve(&self, packet: &PacketView<'_>, hits: &[(u32, u32); MAX_HITS], count: usize) -> Option<Match> {
+        let mut best = self.layout.rule_count;
+        if count <= MAX_HITS {
+            for &(start, len) in hits.iter().take(count) {
+                best = self.walk_list(start as usize, len as usize, best, packet);
+            }
+        } else {
+            self.probe_fields(packet, |start, len| best = self.walk_list(start as usize, len as usize, best, packet));
+        }
+        if self.layout.catch_all_len != 0 {
+            best = self.walk_list(self.layout.catch_all_start, self.layout.catch_all_len, best, packet);
+        }
+        if best >= self.layout.rule_count {
+            return None;
+        }
+        let record = self.layout.rules + best * format::RULE_LEN;
         Some(Match {
             index: best,
-            id: u32_at(blob, record + rule::ID)?,
-            action: Action::from_u8(*blob.get(record + rule::ACTION)?)?,
+            id: u32_at(&self.blob, record + rule::ID)?,
+            action: Action::from_u8(*self.blob.get(record + rule::ACTION)?)?,
         })
     }
 
-    /// The list of the slot holding `(which, prefix, key)`, if any.
-    fn lookup(&self, which: u8, prefix: u8, key: u128) -> Option<(usize, usize)> {
+    /// Looks the packet's fields up in the index, once per prefix length the set uses for the
+    /// field, and hands each candidate list found (first entry, length) to `visit`.
+    #[inline(always)]
+    fn probe_fields(&self, packet: &PacketView<'_>, mut visit: impl FnMut(u32, u32)) {
+        let frame = packet.frame;
+        let Some(ethertype) = be16(frame, 12) else { return };
         let layout = &self.layout;
-        if layout.slot_count == 0 {
-            return None;
-        }
-        let mask = layout.slot_count - 1;
-        let mut index = format::hash(which, prefix, key) as usize & mask;
-        for _ in 0..=layout.max_probe {
-            let at = layout.slots + index * format::SLOT_LEN;
-            let entry = self.blob.get(at..at + format::SLOT_LEN)?;
-            if *entry.get(slot::OCCUPIED)? == 0 {
-                return None;
+        match ethertype {
+            ETHERTYPE_IPV4 => {
+                let [source, destination] = layout.prefixes_v4;
+                if let Some(&[s0, s1, s2, s3, d0, d1, d2, d3]) = frame.get(26..).and_then(<[u8]>::first_chunk::<8>) {
+                    if source != 0 {
+                        self.probe_high(field::SRC_V4, source, u64::from(u32::from_be_bytes([s0, s1, s2, s3])) << 32, &mut visit);
+                    }
+                    if destination != 0 {
+                        self.probe_high(field::DST_V4, destination, u64::from(u32::from_be_bytes([d0, d1, d2, d3])) << 32, &mut visit);
+                    }
+                } else if let (true, Some(address)) = (source != 0, frame.get(26..).and_then(<[u8]>::first_chunk::<4>)) {
+                    // A frame cut inside the destination address still has its source.
+                    self.probe_high(field::SRC_V4, source, u64::from(u32::from_be_bytes(*address)) << 32, &mut visit);
+                }
             }
-            if *entry.get(slot::FIELD)? == which
-                && *entry.get(slot::PREFIX)? == prefix
-                && format::key_at(entry, slot::KEY)? == key
-            {
-                return Some((
-                    u32_at(entry, slot::LIST_START)? as usize,
-                    u32_at(entry, slot::LIST_LEN)? as usize,
-                ));
+            ETHERTYPE_IPV6 => {
+                for (which, prefixes, offset) in [(field::SRC_V6, layout.prefixes_v6[0], 22), (field::DST_V6, layout.prefixes_v6[1], 38)] {
+                    if prefixes != 0 {
+                        if let Some(address) = frame.get(offset..).and_then(<[u8]>::first_chunk::<16>) {
+                            self.probe_v6(which, prefixes, u128::from_be_bytes(*address), &mut visit);
+                        }
+                    }
+                }
             }
-            index = (index + 1) & mask;
+            _ => return,
         }
-        None
+        if layout.port_fields != 0 {
+            self.probe_ports(packet, &mut visit);
+        }
     }
 
-    /// Runs the candidates of a list below `best` in order; returns the new best.
-    fn walk(
-        &self,
-        start: usize,
-        len: usize,
-        best: usize,
-        packet: &PacketView<'_>,
-        frame: &[u8],
-    ) -> usize {
-        let lists = self.layout.lists;
-        for word in start..start.saturating_add(len) {
-            let Some(candidate) = u32_at(&self.blob, lists + word * 4) else {
-                return best;
-            };
-            let candidate = candidate as usize;
+    /// The port lookups (prefix length 16).
+    #[inline(never)]
+    fn probe_ports(&self, packet: &PacketView<'_>, visit: &mut impl FnMut(u32, u32)) {
+        let frame = packet.frame;
+        let Some(transport) = be16(frame, 12).and_then(|ethertype| transport_offset(frame, ethertype)) else { return };
+        for (which, bit, offset) in [(field::SRC_PORT, 1, transport), (field::DST_PORT, 2, transport + 2)] {
+            if self.layout.port_fields & bit != 0 {
+                if let Some(port) = be16(frame, offset) {
+                    self.probe_high(which, 1 << 15, u64::from(port) << 48, visit);
+                }
+            }
+        }
+    }
+
+    /// Lookups of a key of at most 64 bits (left-aligned in `high`), one per prefix length in
+    /// `prefixes` (bit `length - 1`).
+    #[inline(always)]
+    fn probe_high(&self, which: u8, prefixes: u64, high: u64, visit: &mut impl FnMut(u32, u32)) {
+        let mut remaining = prefixes;
+        while remaining != 0 {
+            let prefix = remaining.trailing_zeros() + 1;
+            remaining &= remaining - 1;
+            if let Some((start, len)) = self.lookup(which, prefix as u8, mask64(high, prefix), 0) {
+                visit(start, len);
+            }
+        }
+    }
+
+    /// Lookups of an IPv6 address, one per prefix length in `prefixes` (bit `length - 1`).
+    #[inline(never)]
+    fn probe_v6(&self, which: u8, prefixes: u128, address: u128, visit: &mut impl FnMut(u32, u32)) {
+        let (high, low) = ((address >> 64) as u64, address as u64);
+        let mut remaining = prefixes;
+        while remaining != 0 {
+            let prefix = remaining.trailing_zeros() + 1;
+            remaining &= remaining - 1;
+            let key = if prefix <= 64 { (mask64(high, prefix), 0) } else { (high, mask64(low, prefix - 64)) };
+            if let Some((start, len)) = self.lookup(which, prefix as u8, key.0, key.1) {
+                visit(start, len);
+            }
+        }
+    }
+
+    /// The list (first entry, length) of the slot holding `(which, prefix, key)`, the key's high
+    /// and low halves given apart. Reads at most `max_probe + 1` slots (validated: every entry
+    /// lies within that distance of its home, and an empty slot ends a miss).
+    #[inline(always)]
+    fn lookup(&self, which: u8, prefix: u8, high: u64, low: u64) -> Option<(u32, u32)> {
+        let mask = self.layout.slot_count.wrapping_sub(1);
+        let mut index = format::hash_halves(which, prefix, high, low) as usize & mask;
+        let mut further = self.layout.max_probe;
+        loop {
+            let entry: &[u8; format::SLOT_LEN] = self.blob.get(self.layout.slots + index * format::SLOT_LEN..)?.first_chunk()?;
+            let [field, length, occupied, _, s0, s1, s2, s3, l0, l1, l2, l3, _, _, _, _, h0, h1, h2, h3, h4, h5, h6, h7, w0, w1, w2, w3, w4, w5, w6, w7] =
+                *entry;
+            if occupied == 0 {
+                return None;
+            }
+            if field == which
+                && length == prefix
+                && u64::from_be_bytes([h0, h1, h2, h3, h4, h5, h6, h7]) == high
+                && u64::from_be_bytes([w0, w1, w2, w3, w4, w5, w6, w7]) == low
+            {
+                return Some((u32::from_le_bytes([s0, s1, s2, s3]), u32::from_le_bytes([l0, l1, l2, l3])));
+            }
+            further = further.checked_sub(1)?;
+            index = (index + 1) & mask;
+        }
+    }
+
+    /// Runs the candidates of the list of `len` entries at entry `start` below `best`, in
+    /// order; returns the new best.
+    #[inline(never)]
+    fn walk_list(&self, start: usize, len: usize, best: usize, packet: &PacketView<'_>) -> usize {
+        let start = start.saturating_mul(4);
+        let end = start.saturating_add(len.saturating_mul(4));
+        self.walk(self.lists().get(start..end).unwrap_or_default(), best, packet)
+    }
+
+    /// The lists section.
+    fn lists(&self) -> &[u8] {
+        self.blob.get(self.layout.lists..self.layout.lists_end).unwrap_or_default()
+    }
+
+    /// Runs the candidates of a list (little-endian rule indexes, ascending) below `best` in
+    /// order; returns the new best.
+    fn walk(&self, list: &[u8], best: usize, packet: &PacketView<'_>) -> usize {
+        for entry in list.chunks_exact(4) {
+            let &[a, b, c, d] = entry else { return best };
+            let candidate = u32::from_le_bytes([a, b, c, d]) as usize;
             if candidate >= best {
                 return best;
             }
-            if self.run(candidate, packet, frame) {
+            if self.run(candidate, packet) {
                 return candidate;
             }
         }
@@ -175,14 +246,13 @@ impl RuleSet {
     }
 
     /// Whether rule `index`'s program matches.
-    fn run(&self, index: usize, packet: &PacketView<'_>, frame: &[u8]) -> bool {
+    fn run(&self, index: usize, packet: &PacketView<'_>) -> bool {
+        // Every load of a validated set ends within HEADER_BYTES, so longer frames need no cut.
+        let frame = packet.frame;
         let layout: &Layout = &self.layout;
         let blob = self.blob.as_slice();
         let record = layout.rules + index * format::RULE_LEN;
-        let (Some(start), Some(count)) = (
-            u32_at(blob, record + rule::NODE_START),
-            u32_at(blob, record + rule::NODE_COUNT),
-        ) else {
+        let (Some(start), Some(count)) = (u32_at(blob, record + rule::NODE_START), u32_at(blob, record + rule::NODE_COUNT)) else {
             return false;
         };
         let (start, count) = (start as usize, count as usize);
@@ -196,15 +266,7 @@ impl RuleSet {
             let Some(holds) = self.test(node, packet, frame) else {
                 return false;
             };
-            let target = u32_at(
-                node,
-                if holds {
-                    node::JUMP_TRUE
-                } else {
-                    node::JUMP_FALSE
-                },
-            )
-            .unwrap_or(format::NO_MATCH);
+            let target = u32_at(node, if holds { node::JUMP_TRUE } else { node::JUMP_FALSE }).unwrap_or(format::NO_MATCH);
             match target {
                 format::MATCH => return true,
                 format::NO_MATCH => return false,
@@ -228,10 +290,7 @@ impl RuleSet {
                 _ => field >= value,
             }
         };
-        let offset = usize::from(u16::from_le_bytes([
-            *node.get(node::OFFSET)?,
-            *node.get(node::OFFSET + 1)?,
-        ]));
+        let offset = usize::from(u16::from_le_bytes([*node.get(node::OFFSET)?, *node.get(node::OFFSET + 1)?]));
         let size = *node.get(node::SIZE)?;
         match kind {
             format::KIND_FRAME => Some(compare(load(frame, offset, size)?)),
@@ -241,12 +300,8 @@ impl RuleSet {
             }
             format::KIND_LENGTH => Some(compare(packet.frame_len)),
             format::KIND_LINK => Some(packet.link == (u64::from(value) << 32 | u64::from(mask))),
-            format::KIND_DIRECTION => {
-                Some(value == u32::from(packet.direction == Direction::Receive))
-            }
-            format::KIND_DEVICE => {
-                Some(self.device_matches(mask as usize, value as usize, packet.device))
-            }
+            format::KIND_DIRECTION => Some(value == u32::from(packet.direction == Direction::Receive)),
+            format::KIND_DEVICE => Some(self.device_matches(mask as usize, value as usize, packet.device)),
             _ => Some(false),
         }
     }
@@ -255,11 +310,7 @@ impl RuleSet {
     /// `*` matches every device name that starts with the rest.
     fn device_matches(&self, start: usize, len: usize, device: &[u16]) -> bool {
         let strings = self.layout.strings;
-        let Some(name) = self
-            .blob
-            .get(strings + start..strings + start + len)
-            .and_then(|bytes| core::str::from_utf8(bytes).ok())
-        else {
+        let Some(name) = self.blob.get(strings + start..strings + start + len).and_then(|bytes| core::str::from_utf8(bytes).ok()) else {
             return false;
         };
         let (name, prefix) = match name.strip_suffix('*') {

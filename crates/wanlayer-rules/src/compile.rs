@@ -48,16 +48,8 @@ impl fmt::Display for CompileError {
         match self {
             CompileError::Parse { id, error } => write!(f, "rule {id}: {error}"),
             CompileError::DuplicateId(id) => write!(f, "rule id {id} is used twice"),
-            CompileError::TooComplex(id) => write!(
-                f,
-                "rule {id}: the filter is too complex (more than {} tests)",
-                format::MAX_RULE_NODES
-            ),
-            CompileError::TooLarge => write!(
-                f,
-                "the rule set is larger than {} bytes",
-                format::MAX_BLOB_LEN
-            ),
+            CompileError::TooComplex(id) => write!(f, "rule {id}: the filter is too complex (more than {} tests)", format::MAX_RULE_NODES),
+            CompileError::TooLarge => write!(f, "the rule set is larger than {} bytes", format::MAX_BLOB_LEN),
         }
     }
 }
@@ -83,14 +75,8 @@ enum Prim {
 
 fn all(parts: Vec<Prim>) -> Prim {
     let mut parts = parts.into_iter().rev();
-    let mut tail = parts.next().unwrap_or(Prim::Test(Test {
-        kind: format::KIND_LENGTH,
-        op: format::OP_GE,
-        size: 0,
-        offset: 0,
-        mask: 0,
-        value: 0,
-    }));
+    let mut tail =
+        parts.next().unwrap_or(Prim::Test(Test { kind: format::KIND_LENGTH, op: format::OP_GE, size: 0, offset: 0, mask: 0, value: 0 }));
     for part in parts {
         tail = Prim::And(Box::new(part), Box::new(tail));
     }
@@ -102,14 +88,7 @@ fn any(left: Prim, right: Prim) -> Prim {
 }
 
 fn frame(offset: usize, size: u8, mask: u32, op: u8, value: u32) -> Prim {
-    Prim::Test(Test {
-        kind: format::KIND_FRAME,
-        op,
-        size,
-        offset: offset as u16,
-        mask,
-        value,
-    })
+    Prim::Test(Test { kind: format::KIND_FRAME, op, size, offset: offset as u16, mask, value })
 }
 
 fn byte_is(offset: usize, value: u8) -> Prim {
@@ -138,14 +117,7 @@ fn relation(kind: u8, offset: usize, size: u8, mask: u32, op: RelOp, value: u32)
         RelOp::Lt => (format::OP_GE, true),
         RelOp::Le => (format::OP_GT, true),
     };
-    let test = Prim::Test(Test {
-        kind,
-        op: code,
-        size,
-        offset: offset as u16,
-        mask,
-        value,
-    });
+    let test = Prim::Test(Test { kind, op: code, size, offset: offset as u16, mask, value });
     if negate {
         Prim::Not(Box::new(test))
     } else {
@@ -182,10 +154,7 @@ fn lower_term(term: &Term, devices: &mut Vec<alloc::string::String>) -> Prim {
             let v6 = || {
                 all(Vec::from([
                     ethertype(IPV6),
-                    any(
-                        byte_is(14 + 6, *number),
-                        all(Vec::from([byte_is(14 + 6, 44), byte_is(14 + 40, *number)])),
-                    ),
+                    any(byte_is(14 + 6, *number), all(Vec::from([byte_is(14 + 6, 44), byte_is(14 + 40, *number)]))),
                 ]))
             };
             match family {
@@ -194,41 +163,21 @@ fn lower_term(term: &Term, devices: &mut Vec<alloc::string::String>) -> Prim {
                 None => any(v4(), v6()),
             }
         }
-        Term::Address {
-            dir,
-            net: Net::V4 { addr, mask },
-        } => directions(*dir, |source| {
+        Term::Address { dir, net: Net::V4 { addr, mask } } => directions(*dir, |source| {
             let offset = 14 + if source { 12 } else { 16 };
-            all(Vec::from([
-                ethertype(IPV4),
-                frame(offset, 4, *mask, format::OP_EQ, *addr),
-            ]))
+            all(Vec::from([ethertype(IPV4), frame(offset, 4, *mask, format::OP_EQ, *addr)]))
         }),
-        Term::Address {
-            dir,
-            net: Net::V6 { addr, prefix },
-        } => directions(*dir, |source| {
+        Term::Address { dir, net: Net::V6 { addr, prefix } } => directions(*dir, |source| {
             let offset = 14 + if source { 8 } else { 24 };
             let mask = format::prefix_mask(*prefix);
             let mut parts = Vec::from([ethertype(IPV6)]);
             for word in 0..4 {
                 let shift = 96 - 32 * word;
-                parts.push(frame(
-                    offset + 4 * word,
-                    4,
-                    (mask >> shift) as u32,
-                    format::OP_EQ,
-                    (addr >> shift) as u32,
-                ));
+                parts.push(frame(offset + 4 * word, 4, (mask >> shift) as u32, format::OP_EQ, (addr >> shift) as u32));
             }
             all(parts)
         }),
-        Term::Port {
-            protocol,
-            dir,
-            low,
-            high,
-        } => {
+        Term::Port { protocol, dir, low, high } => {
             let protocols: &[u8] = match protocol {
                 Some(number) => core::slice::from_ref(number),
                 None => &[132, 6, 17],
@@ -238,17 +187,13 @@ fn lower_term(term: &Term, devices: &mut Vec<alloc::string::String>) -> Prim {
                     if v6 {
                         all(Vec::from([
                             byte_is(14 + 6, *number),
-                            directions(*dir, |source| {
-                                port_test(format::KIND_FRAME, 54, *low, *high, source)
-                            }),
+                            directions(*dir, |source| port_test(format::KIND_FRAME, 54, *low, *high, source)),
                         ]))
                     } else {
                         all(Vec::from([
                             byte_is(14 + 9, *number),
                             first_fragment(),
-                            directions(*dir, |source| {
-                                port_test(format::KIND_TRANSPORT4, 0, *low, *high, source)
-                            }),
+                            directions(*dir, |source| port_test(format::KIND_TRANSPORT4, 0, *low, *high, source)),
                         ]))
                     }
                 });
@@ -262,63 +207,31 @@ fn lower_term(term: &Term, devices: &mut Vec<alloc::string::String>) -> Prim {
             let v4 = all(Vec::from([ethertype(IPV4), per_protocol(false)]));
             any(v6, v4)
         }
-        Term::Compare {
-            operand: Operand::Len,
-            mask,
-            op,
-            value,
-        } => relation(format::KIND_LENGTH, 0, 0, *mask, *op, *value),
-        Term::Compare {
-            operand: Operand::Load { base, offset, size },
-            mask,
-            op,
-            value,
-        } => {
+        Term::Compare { operand: Operand::Len, mask, op, value } => relation(format::KIND_LENGTH, 0, 0, *mask, *op, *value),
+        Term::Compare { operand: Operand::Load { base, offset, size }, mask, op, value } => {
             let offset = usize::from(*offset);
             let compare = |kind: u8, at: usize| relation(kind, at, *size, *mask, *op, *value);
             let transport = |number: u8, v6: bool| {
-                let v4 = all(Vec::from([
-                    ethertype(IPV4),
-                    byte_is(14 + 9, number),
-                    first_fragment(),
-                    compare(format::KIND_TRANSPORT4, offset),
-                ]));
+                let v4 =
+                    all(Vec::from([ethertype(IPV4), byte_is(14 + 9, number), first_fragment(), compare(format::KIND_TRANSPORT4, offset)]));
                 if v6 {
-                    any(
-                        v4,
-                        all(Vec::from([
-                            ethertype(IPV6),
-                            byte_is(14 + 6, number),
-                            compare(format::KIND_FRAME, 54 + offset),
-                        ])),
-                    )
+                    any(v4, all(Vec::from([ethertype(IPV6), byte_is(14 + 6, number), compare(format::KIND_FRAME, 54 + offset)])))
                 } else {
                     v4
                 }
             };
             match base {
                 LoadBase::Ether => compare(format::KIND_FRAME, offset),
-                LoadBase::Ip => all(Vec::from([
-                    ethertype(IPV4),
-                    compare(format::KIND_FRAME, 14 + offset),
-                ])),
-                LoadBase::Ip6 => all(Vec::from([
-                    ethertype(IPV6),
-                    compare(format::KIND_FRAME, 14 + offset),
-                ])),
+                LoadBase::Ip => all(Vec::from([ethertype(IPV4), compare(format::KIND_FRAME, 14 + offset)])),
+                LoadBase::Ip6 => all(Vec::from([ethertype(IPV6), compare(format::KIND_FRAME, 14 + offset)])),
                 LoadBase::Tcp => transport(6, true),
                 LoadBase::Udp => transport(17, true),
                 LoadBase::Icmp => transport(1, false),
             }
         }
-        Term::Link(id) => Prim::Test(Test {
-            kind: format::KIND_LINK,
-            op: format::OP_EQ,
-            size: 0,
-            offset: 0,
-            mask: *id as u32,
-            value: (*id >> 32) as u32,
-        }),
+        Term::Link(id) => {
+            Prim::Test(Test { kind: format::KIND_LINK, op: format::OP_EQ, size: 0, offset: 0, mask: *id as u32, value: (*id >> 32) as u32 })
+        }
         Term::Direction(direction) => Prim::Test(Test {
             kind: format::KIND_DIRECTION,
             op: format::OP_EQ,
@@ -330,28 +243,15 @@ fn lower_term(term: &Term, devices: &mut Vec<alloc::string::String>) -> Prim {
         Term::Device(name) => {
             // The string's place is filled in when the set's strings are laid out.
             devices.push(name.clone());
-            Prim::Test(Test {
-                kind: format::KIND_DEVICE,
-                op: format::OP_EQ,
-                size: 0,
-                offset: 0,
-                mask: 0,
-                value: 0,
-            })
+            Prim::Test(Test { kind: format::KIND_DEVICE, op: format::OP_EQ, size: 0, offset: 0, mask: 0, value: 0 })
         }
     }
 }
 
 fn lower(expr: &Expr, devices: &mut Vec<alloc::string::String>) -> Prim {
     match expr {
-        Expr::And(left, right) => Prim::And(
-            Box::new(lower(left, devices)),
-            Box::new(lower(right, devices)),
-        ),
-        Expr::Or(left, right) => Prim::Or(
-            Box::new(lower(left, devices)),
-            Box::new(lower(right, devices)),
-        ),
+        Expr::And(left, right) => Prim::And(Box::new(lower(left, devices)), Box::new(lower(right, devices))),
+        Expr::Or(left, right) => Prim::Or(Box::new(lower(left, devices)), Box::new(lower(right, devices))),
         Expr::Not(inner) => Prim::Not(Box::new(lower(inner, devices))),
         Expr::Term(term) => lower_term(term, devices),
     }
@@ -406,10 +306,7 @@ impl Program {
         match target {
             Target::Match => format::MATCH,
             Target::NoMatch => format::NO_MATCH,
-            Target::Label(label) => self
-                .labels
-                .get(label)
-                .map_or(format::NO_MATCH, |position| *position as u32),
+            Target::Label(label) => self.labels.get(label).map_or(format::NO_MATCH, |position| *position as u32),
         }
     }
 }
@@ -442,11 +339,7 @@ fn score(keys: &[Key]) -> i64 {
 fn necessary_keys(expr: &Expr) -> Option<Vec<Key>> {
     match expr {
         Expr::And(left, right) => match (necessary_keys(left), necessary_keys(right)) {
-            (Some(left), Some(right)) => Some(if score(&right) > score(&left) {
-                right
-            } else {
-                left
-            }),
+            (Some(left), Some(right)) => Some(if score(&right) > score(&left) { right } else { left }),
             (left, right) => left.or(right),
         },
         Expr::Or(left, right) => {
@@ -461,57 +354,36 @@ fn necessary_keys(expr: &Expr) -> Option<Vec<Key>> {
 
 fn term_keys(term: &Term) -> Option<Vec<Key>> {
     let (source_field, destination_field, prefix, key) = match term {
-        Term::Address {
-            net: Net::V4 { addr, mask },
-            ..
-        } => {
+        Term::Address { net: Net::V4 { addr, mask }, .. } => {
             if mask.count_ones() != mask.leading_ones() || *mask == 0 {
                 return None;
             }
-            (
-                field::SRC_V4,
-                field::DST_V4,
-                mask.count_ones() as u8,
-                u128::from(*addr) << 96,
-            )
+            (field::SRC_V4, field::DST_V4, mask.count_ones() as u8, u128::from(*addr) << 96)
         }
-        Term::Address {
-            net: Net::V6 { addr, prefix },
-            ..
-        } => {
+        Term::Address { net: Net::V6 { addr, prefix }, .. } => {
             if *prefix == 0 {
                 return None;
             }
             (field::SRC_V6, field::DST_V6, *prefix, *addr)
         }
-        Term::Port { low, high, .. } if low == high => (
-            field::SRC_PORT,
-            field::DST_PORT,
-            16,
-            u128::from(*low) << 112,
-        ),
+        Term::Port { low, high, .. } if low == high => (field::SRC_PORT, field::DST_PORT, 16, u128::from(*low) << 112),
         _ => return None,
     };
     let dir = match term {
         Term::Address { dir, .. } | Term::Port { dir, .. } => *dir,
         _ => return None,
     };
-    let source = Key {
-        field: source_field,
-        prefix,
-        key,
-    };
-    let destination = Key {
-        field: destination_field,
-        prefix,
-        key,
-    };
+    let source = Key { field: source_field, prefix, key };
+    let destination = Key { field: destination_field, prefix, key };
     Some(match dir {
         AddrDir::Src | AddrDir::SrcAndDst => Vec::from([source]),
         AddrDir::Dst => Vec::from([destination]),
         AddrDir::SrcOrDst => Vec::from([source, destination]),
     })
 }
+
+/// The smallest index table: small sets pay 512 bytes so that misses rarely meet an entry.
+const MIN_SLOTS: usize = 16;
 
 /// Keys less selective than this leave the rule to the catch-all list.
 const MIN_SCORE: i64 = 8;
@@ -534,20 +406,11 @@ fn put_u32(bytes: &mut [u8], offset: usize, value: u32) {
     }
 }
 
-fn compile_rule<'a>(
-    source: RuleSource<'a>,
-    strings: &mut Vec<u8>,
-) -> Result<CompiledRule<'a>, CompileError> {
-    let expr = parse::parse(source.filter).map_err(|error| CompileError::Parse {
-        id: source.id,
-        error,
-    })?;
+fn compile_rule<'a>(source: RuleSource<'a>, strings: &mut Vec<u8>) -> Result<CompiledRule<'a>, CompileError> {
+    let expr = parse::parse(source.filter).map_err(|error| CompileError::Parse { id: source.id, error })?;
     let mut devices = Vec::new();
     let prim = lower(&expr, &mut devices);
-    let mut program = Program {
-        nodes: Vec::new(),
-        labels: Vec::new(),
-    };
+    let mut program = Program { nodes: Vec::new(), labels: Vec::new() };
     program.emit(&prim, Target::Match, Target::NoMatch);
     if program.nodes.len() > format::MAX_RULE_NODES as usize {
         return Err(CompileError::TooComplex(source.id));
@@ -575,11 +438,7 @@ fn compile_rule<'a>(
         nodes.push(bytes);
     }
     let keys = necessary_keys(&expr).filter(|keys| score(keys) >= MIN_SCORE);
-    Ok(CompiledRule {
-        source,
-        nodes,
-        keys,
-    })
+    Ok(CompiledRule { source, nodes, keys })
 }
 
 /// Compiles a rule set into the compact, position-independent, little-endian blob the driver
@@ -624,11 +483,8 @@ pub fn compile(rules: &[RuleSource<'_>]) -> Result<Vec<u8>, CompileError> {
     }
     let mut probes: Vec<(u8, u8)> = lists.keys().map(|key| (key.field, key.prefix)).collect();
     probes.dedup();
-    let slot_count = if lists.is_empty() {
-        0
-    } else {
-        (lists.len() * 2).next_power_of_two()
-    };
+    // At most a quarter full, so a miss (most packets) usually ends at its home slot.
+    let slot_count = if lists.is_empty() { 0 } else { (lists.len() * 4).next_power_of_two().max(MIN_SLOTS) };
     let mut slots = alloc::vec![[0u8; format::SLOT_LEN]; slot_count];
     let mut list_words: Vec<u32> = Vec::new();
     let mut max_probe = 0usize;

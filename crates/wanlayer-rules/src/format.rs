@@ -199,11 +199,18 @@ pub const fn prefix_mask(prefix: u8) -> u128 {
 
 /// The hash of a key in its class; the home slot is `hash & (slots - 1)`.
 pub const fn hash(field: u8, prefix: u8, key: u128) -> u64 {
+    hash_halves(field, prefix, (key >> 64) as u64, key as u64)
+}
+
+/// [`hash`] of a key given as its high and low 64 bits.
+pub const fn hash_halves(field: u8, prefix: u8, high: u64, low: u64) -> u64 {
     const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut state = ((field as u64) << 8 | prefix as u64) ^ 0x5157_4C52_554C_4553;
-    state = (state ^ (key >> 64) as u64).wrapping_mul(MULTIPLIER);
-    state = (state ^ key as u64).wrapping_mul(MULTIPLIER);
-    state ^ (state >> 29)
+    let mut state = (field as u64) << 8 | prefix as u64;
+    state = (state ^ high).wrapping_mul(MULTIPLIER);
+    state = (state ^ low).wrapping_mul(MULTIPLIER);
+    // A product's top bits depend on all of its input's bits, and the home slot takes the
+    // hash's low bits: rotate the top bits down.
+    state.rotate_left(24)
 }
 
 /// Reads a little-endian `u16` at `offset`.

@@ -176,17 +176,9 @@ pub struct ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.found.is_empty() {
-            write!(
-                f,
-                "at {}: expected {}, found the end of the filter",
-                self.offset, self.expected
-            )
+            write!(f, "at {}: expected {}, found the end of the filter", self.offset, self.expected)
         } else {
-            write!(
-                f,
-                "at {}: expected {}, found '{}'",
-                self.offset, self.expected, self.found
-            )
+            write!(f, "at {}: expected {}, found '{}'", self.offset, self.expected, self.found)
         }
     }
 }
@@ -205,9 +197,7 @@ struct Token {
     text: String,
 }
 
-const PUNCTS: [&str; 16] = [
-    "&&", "||", "!=", "==", ">=", "<=", "(", ")", "[", "]", "/", "&", "|", "!", "=", ">",
-];
+const PUNCTS: [&str; 16] = ["&&", "||", "!=", "==", ">=", "<=", "(", ")", "[", "]", "/", "&", "|", "!", "=", ">"];
 
 fn word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '_' | '*' | '\\' | '{' | '}')
@@ -228,21 +218,11 @@ fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
                 match chars.next() {
                     Some((_, '"')) => break,
                     Some((_, c)) => value.push(c),
-                    None => {
-                        return Err(ParseError {
-                            offset: text.len(),
-                            expected: "a closing '\"'",
-                            found: String::new(),
-                        })
-                    }
+                    None => return Err(ParseError { offset: text.len(), expected: "a closing '\"'", found: String::new() }),
                 }
             }
             let end = chars.peek().map_or(text.len(), |(end, _)| *end);
-            tokens.push(Token {
-                tok: Tok::Quoted(value),
-                offset,
-                text: text[offset..end].to_string(),
-            });
+            tokens.push(Token { tok: Tok::Quoted(value), offset, text: text[offset..end].to_string() });
             continue;
         }
         if word_char(c) {
@@ -255,42 +235,19 @@ fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
                 chars.next();
             }
             let word = &text[offset..end];
-            tokens.push(Token {
-                tok: Tok::Word(word.to_string()),
-                offset,
-                text: word.to_string(),
-            });
+            tokens.push(Token { tok: Tok::Word(word.to_string()), offset, text: word.to_string() });
             continue;
         }
         let rest = &text[offset..];
-        let punct =
-            PUNCTS
-                .iter()
-                .find(|p| rest.starts_with(**p))
-                .copied()
-                .or(if rest.starts_with('<') {
-                    Some("<")
-                } else {
-                    None
-                });
+        let punct = PUNCTS.iter().find(|p| rest.starts_with(**p)).copied().or(if rest.starts_with('<') { Some("<") } else { None });
         match punct {
             Some(p) => {
                 for _ in 0..p.len() {
                     chars.next();
                 }
-                tokens.push(Token {
-                    tok: Tok::Punct(p),
-                    offset,
-                    text: p.to_string(),
-                });
+                tokens.push(Token { tok: Tok::Punct(p), offset, text: p.to_string() });
             }
-            None => {
-                return Err(ParseError {
-                    offset,
-                    expected: "a word, a number, an address or an operator",
-                    found: c.to_string(),
-                })
-            }
+            None => return Err(ParseError { offset, expected: "a word, a number, an address or an operator", found: c.to_string() }),
         }
     }
     Ok(tokens)
@@ -399,34 +356,21 @@ impl Parser<'_> {
 
     fn error(&self, expected: &'static str) -> ParseError {
         match self.peek() {
-            Some(token) => ParseError {
-                offset: token.offset,
-                expected,
-                found: token.text.clone(),
-            },
-            None => ParseError {
-                offset: self.text.len(),
-                expected,
-                found: String::new(),
-            },
+            Some(token) => ParseError { offset: token.offset, expected, found: token.text.clone() },
+            None => ParseError { offset: self.text.len(), expected, found: String::new() },
         }
     }
 
     fn word_at(&self, ahead: usize) -> Option<&str> {
         match self.peek_at(ahead) {
-            Some(Token {
-                tok: Tok::Word(word),
-                ..
-            }) => Some(word.as_str()),
+            Some(Token { tok: Tok::Word(word), .. }) => Some(word.as_str()),
             _ => None,
         }
     }
 
     fn punct_at(&self, ahead: usize) -> Option<&'static str> {
         match self.peek_at(ahead) {
-            Some(Token {
-                tok: Tok::Punct(p), ..
-            }) => Some(p),
+            Some(Token { tok: Tok::Punct(p), .. }) => Some(p),
             _ => None,
         }
     }
@@ -463,14 +407,8 @@ impl Parser<'_> {
             ahead += 1;
         }
         match self.peek_at(ahead) {
-            Some(Token {
-                tok: Tok::Word(word),
-                ..
-            }) => !is_keyword(word),
-            Some(Token {
-                tok: Tok::Quoted(_),
-                ..
-            }) => true,
+            Some(Token { tok: Tok::Word(word), .. }) => !is_keyword(word),
+            Some(Token { tok: Tok::Quoted(_), .. }) => true,
             _ => false,
         }
     }
@@ -494,11 +432,7 @@ impl Parser<'_> {
                 qual = right_qual;
                 right
             };
-            left = if conjunction {
-                and(left, right)
-            } else {
-                or(left, right)
-            };
+            left = if conjunction { and(left, right) } else { or(left, right) };
         }
     }
 
@@ -543,11 +477,7 @@ impl Parser<'_> {
         let load_start = match self.word_at(ahead) {
             Some("len" | "ether") => true,
             Some(word) if pname(word).is_some() => self.punct_at(ahead + 1) == Some("["),
-            Some(word) => {
-                word.starts_with(|c: char| c.is_ascii_digit())
-                    && !word.contains('.')
-                    && !word.contains(':')
-            }
+            Some(word) => word.starts_with(|c: char| c.is_ascii_digit()) && !word.contains('.') && !word.contains(':'),
             None => false,
         };
         if !load_start {
@@ -565,10 +495,7 @@ impl Parser<'_> {
                     if level == 0 {
                         depth -= 1;
                         if depth == 0 {
-                            return matches!(
-                                self.punct_at(ahead + 1),
-                                Some("=" | "==" | "!=" | ">" | ">=" | "<" | "<=" | "&" | "|")
-                            );
+                            return matches!(self.punct_at(ahead + 1), Some("=" | "==" | "!=" | ">" | ">=" | "<" | "<=" | "&" | "|"));
                         }
                     } else {
                         level -= 1;
@@ -604,37 +531,18 @@ impl Parser<'_> {
             "greater" | "less" => {
                 self.position += 1;
                 let value = self.number_u32("a length in bytes")?;
-                let op = if word == "greater" {
-                    RelOp::Ge
-                } else {
-                    RelOp::Le
-                };
-                return Ok((
-                    Expr::Term(Term::Compare {
-                        operand: Operand::Len,
-                        mask: u32::MAX,
-                        op,
-                        value,
-                    }),
-                    None,
-                ));
+                let op = if word == "greater" { RelOp::Ge } else { RelOp::Le };
+                return Ok((Expr::Term(Term::Compare { operand: Operand::Len, mask: u32::MAX, op, value }), None));
             }
             "send" | "receive" => {
                 self.position += 1;
-                let direction = if word == "send" {
-                    Direction::Send
-                } else {
-                    Direction::Receive
-                };
+                let direction = if word == "send" { Direction::Send } else { Direction::Receive };
                 return Ok((Expr::Term(Term::Direction(direction)), None));
             }
             "device" => {
                 self.position += 1;
                 let name = match self.peek() {
-                    Some(Token {
-                        tok: Tok::Quoted(name) | Tok::Word(name),
-                        ..
-                    }) if !name.is_empty() => name.clone(),
+                    Some(Token { tok: Tok::Quoted(name) | Tok::Word(name), .. }) if !name.is_empty() => name.clone(),
                     _ => return Err(self.error("a device name")),
                 };
                 self.position += 1;
@@ -642,11 +550,7 @@ impl Parser<'_> {
             }
             "link" => {
                 self.position += 1;
-                let qual = Qual {
-                    proto: None,
-                    dir: None,
-                    kind: Kind::Link,
-                };
+                let qual = Qual { proto: None, dir: None, kind: Kind::Link };
                 return Ok((self.id(Some(qual))?, Some(qual)));
             }
             _ => {}
@@ -676,11 +580,7 @@ impl Parser<'_> {
         if kind == Some(Kind::Proto) && dir.is_some() {
             return Err(self.error("no direction before 'proto'"));
         }
-        let qual = Qual {
-            proto,
-            dir,
-            kind: kind.unwrap_or(Kind::Default),
-        };
+        let qual = Qual { proto, dir, kind: kind.unwrap_or(Kind::Default) };
         Ok((self.id(Some(qual))?, Some(qual)))
     }
 
@@ -708,11 +608,7 @@ impl Parser<'_> {
 
     fn take_word(&mut self, expected: &'static str) -> Parsed<(String, usize)> {
         match self.peek() {
-            Some(Token {
-                tok: Tok::Word(word),
-                offset,
-                ..
-            }) => {
+            Some(Token { tok: Tok::Word(word), offset, .. }) => {
                 let taken = (word.clone(), *offset);
                 self.position += 1;
                 Ok(taken)
@@ -724,12 +620,10 @@ impl Parser<'_> {
     fn number_u32(&mut self, expected: &'static str) -> Parsed<u32> {
         let start = self.position;
         let (word, _) = self.take_word(expected)?;
-        parse_number(&word)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| {
-                self.position = start;
-                self.error(expected)
-            })
+        parse_number(&word).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+            self.position = start;
+            self.error(expected)
+        })
     }
 
     /// A value under qualifiers `qual`.
@@ -777,29 +671,19 @@ impl Parser<'_> {
                         None => return fail(self, "a port number"),
                     }
                 } else {
-                    match word
-                        .split_once('-')
-                        .and_then(|(a, b)| Some((port(a)?, port(b)?)))
-                    {
+                    match word.split_once('-').and_then(|(a, b)| Some((port(a)?, port(b)?))) {
                         Some((a, b)) => (a.min(b), a.max(b)),
                         None => return fail(self, "a port range (low-high)"),
                     }
                 };
-                Ok(Expr::Term(Term::Port {
-                    protocol,
-                    dir,
-                    low,
-                    high,
-                }))
+                Ok(Expr::Term(Term::Port { protocol, dir, low, high }))
             }
             Kind::Host | Kind::Net | Kind::Default => {
                 let family = match qual.proto {
                     None => None,
                     Some(Pname::Ip) => Some(Family::Ipv4),
                     Some(Pname::Ip6) => Some(Family::Ipv6),
-                    Some(_) => {
-                        return fail(self, "an address qualifier after nothing, 'ip' or 'ip6'")
-                    }
+                    Some(_) => return fail(self, "an address qualifier after nothing, 'ip' or 'ip6'"),
                 };
                 let (word, _) = self.take_word("an IPv4 or IPv6 address")?;
                 let net = if word.contains(':') {
@@ -831,11 +715,7 @@ impl Parser<'_> {
                     if qual.kind != Kind::Net && octets != 4 {
                         return fail(self, "a full IPv4 address (a.b.c.d)");
                     }
-                    let mut mask = if octets == 4 {
-                        u32::MAX
-                    } else {
-                        u32::MAX << (32 - 8 * octets)
-                    };
+                    let mut mask = if octets == 4 { u32::MAX } else { u32::MAX << (32 - 8 * octets) };
                     if qual.kind == Kind::Net && self.punct_at(0) == Some("/") {
                         self.position += 1;
                         let len = self.number_u32("a prefix length (0-32)")?;
@@ -898,17 +778,10 @@ impl Parser<'_> {
             }
             _ => {
                 self.position = start;
-                return Err(self.error(
-                    "a comparison of one packet field (optionally '& constant') with a constant",
-                ));
+                return Err(self.error("a comparison of one packet field (optionally '& constant') with a constant"));
             }
         };
-        Ok(Term::Compare {
-            operand,
-            mask,
-            op,
-            value,
-        })
+        Ok(Term::Compare { operand, mask, op, value })
     }
 
     /// arith := aterm ('|' aterm)*
@@ -933,8 +806,9 @@ impl Parser<'_> {
             let right = self.afactor()?;
             left = match (left, right) {
                 (Arith::Const(a), Arith::Const(b)) => Arith::Const(a & b),
-                (Arith::Field(operand, mask), Arith::Const(c))
-                | (Arith::Const(c), Arith::Field(operand, mask)) => Arith::Field(operand, mask & c),
+                (Arith::Field(operand, mask), Arith::Const(c)) | (Arith::Const(c), Arith::Field(operand, mask)) => {
+                    Arith::Field(operand, mask & c)
+                }
                 _ => return Err(self.error("'&' of a packet field with a constant")),
             };
         }
@@ -968,8 +842,7 @@ impl Parser<'_> {
         if let Some(base) = base {
             self.position += 1;
             self.expect_punct("[", "'['")?;
-            let (inside, _) =
-                self.take_word("an offset (a number, tcpflags, icmptype or icmpcode)")?;
+            let (inside, _) = self.take_word("an offset (a number, tcpflags, icmptype or icmpcode)")?;
             let (offset_text, size_text) = match inside.split_once(':') {
                 Some((offset, size)) => (offset.to_string(), Some(size.to_string())),
                 None => (inside.clone(), None),
@@ -1027,26 +900,11 @@ fn protocol_term(proto: Pname) -> Term {
     match proto {
         Pname::Ip => Term::Family(Family::Ipv4),
         Pname::Ip6 => Term::Family(Family::Ipv6),
-        Pname::Tcp => Term::Protocol {
-            family: None,
-            number: 6,
-        },
-        Pname::Udp => Term::Protocol {
-            family: None,
-            number: 17,
-        },
-        Pname::Sctp => Term::Protocol {
-            family: None,
-            number: 132,
-        },
-        Pname::Icmp => Term::Protocol {
-            family: Some(Family::Ipv4),
-            number: 1,
-        },
-        Pname::Icmp6 => Term::Protocol {
-            family: Some(Family::Ipv6),
-            number: 58,
-        },
+        Pname::Tcp => Term::Protocol { family: None, number: 6 },
+        Pname::Udp => Term::Protocol { family: None, number: 17 },
+        Pname::Sctp => Term::Protocol { family: None, number: 132 },
+        Pname::Icmp => Term::Protocol { family: Some(Family::Ipv4), number: 1 },
+        Pname::Icmp6 => Term::Protocol { family: Some(Family::Ipv6), number: 58 },
     }
 }
 
@@ -1092,11 +950,7 @@ fn parse_ipv4(word: &str) -> Option<(u32, u32)> {
     let mut addr = 0u32;
     let mut octets = 0u32;
     for part in word.split('.') {
-        if part.is_empty()
-            || part.len() > 3
-            || !part.bytes().all(|b| b.is_ascii_digit())
-            || octets == 4
-        {
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) || octets == 4 {
             return None;
         }
         let octet: u8 = part.parse().ok()?;
@@ -1120,11 +974,7 @@ fn parse_ipv6(word: &str) -> Option<u128> {
 /// A [`ParseError`] with the byte offset of the offending token and what was expected there.
 pub fn parse(filter: &str) -> Result<Expr, ParseError> {
     let tokens = lex(filter)?;
-    let mut parser = Parser {
-        tokens,
-        position: 0,
-        text: filter,
-    };
+    let mut parser = Parser { tokens, position: 0, text: filter };
     if parser.peek().is_none() {
         return Err(parser.error("a filter expression"));
     }

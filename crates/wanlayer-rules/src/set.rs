@@ -24,6 +24,13 @@ pub(crate) struct Layout {
     pub catch_all_start: usize,
     pub catch_all_len: usize,
     pub max_probe: usize,
+    /// Precomputed for the classifier: the end of the lists; the prefix lengths probed (bit
+    /// `prefix - 1`) for the IPv4 and IPv6 source and destination; which ports are probed
+    /// (bit 0 source, bit 1 destination).
+    pub lists_end: usize,
+    pub prefixes_v4: [u64; 2],
+    pub prefixes_v6: [u128; 2],
+    pub port_fields: u8,
 }
 
 /// A validated rule set, owning a fallibly allocated copy of its blob.
@@ -114,11 +121,9 @@ impl fmt::Display for LoadError {
             LoadError::Truncated => f.write_str("the rule set is truncated"),
             LoadError::TrailingBytes => f.write_str("the rule set has bytes past its end"),
             LoadError::BadMagic => f.write_str("not a compiled rule set (bad magic)"),
-            LoadError::UnsupportedVersion(version) => write!(
-                f,
-                "rule set layout version {version} is not supported (this driver reads {})",
-                format::VERSION
-            ),
+            LoadError::UnsupportedVersion(version) => {
+                write!(f, "rule set layout version {version} is not supported (this driver reads {})", format::VERSION)
+            }
             LoadError::BadHeaderLength => f.write_str("the rule set's header length is wrong"),
             LoadError::TooLarge => f.write_str("the rule set's sections are too large"),
             LoadError::ReservedNotZero(section) => {
@@ -181,6 +186,10 @@ impl RuleSet {
                 catch_all_start: 0,
                 catch_all_len: 0,
                 max_probe: 0,
+                lists_end: 0,
+                prefixes_v4: [0; 2],
+                prefixes_v6: [0; 2],
+                port_fields: 0,
             },
         }
     }
@@ -193,8 +202,7 @@ impl RuleSet {
     pub fn load(blob: &[u8]) -> Result<RuleSet, LoadError> {
         let layout = validate(blob)?;
         let mut copy = Vec::new();
-        copy.try_reserve_exact(blob.len())
-            .map_err(|_| LoadError::OutOfMemory)?;
+        copy.try_reserve_exact(blob.len()).map_err(|_| LoadError::OutOfMemory)?;
         copy.extend_from_slice(blob);
         Ok(RuleSet { blob: copy, layout })
     }
@@ -215,15 +223,9 @@ impl RuleSet {
         if index >= self.layout.rule_count {
             return None;
         }
-        let record = self
-            .layout
-            .rules
-            .checked_add(index.checked_mul(format::RULE_LEN)?)?;
+        let record = self.layout.rules.checked_add(index.checked_mul(format::RULE_LEN)?)?;
         let blob = self.blob.as_slice();
-        let text_start = self
-            .layout
-            .strings
-            .checked_add(to_usize(u32_at(blob, record + rule::TEXT_START)?))?;
+        let text_start = self.layout.strings.checked_add(to_usize(u32_at(blob, record + rule::TEXT_START)?))?;
         let text_end = text_start.checked_add(to_usize(u32_at(blob, record + rule::TEXT_LEN)?))?;
         Some(RuleInfo {
             id: u32_at(blob, record + rule::ID)?,
@@ -252,27 +254,15 @@ fn zero(bytes: Option<&[u8]>) -> bool {
 
 fn check_string(blob: &[u8], layout: &Layout, start: u32, len: u32) -> Result<(), LoadError> {
     let start = to_usize(start);
-    let end = start
-        .checked_add(to_usize(len))
-        .ok_or(LoadError::BadString)?;
+    let end = start.checked_add(to_usize(len)).ok_or(LoadError::BadString)?;
     if end > layout.string_bytes {
         return Err(LoadError::BadString);
     }
-    let bytes = blob
-        .get(layout.strings + start..layout.strings + end)
-        .ok_or(LoadError::BadString)?;
-    core::str::from_utf8(bytes)
-        .map(|_| ())
-        .map_err(|_| LoadError::BadString)
+    let bytes = blob.get(layout.strings + start..layout.strings + end).ok_or(LoadError::BadString)?;
+    core::str::from_utf8(bytes).map(|_| ()).map_err(|_| LoadError::BadString)
 }
 
-fn check_list(
-    blob: &[u8],
-    layout: &Layout,
-    start: usize,
-    len: usize,
-    allow_empty: bool,
-) -> Result<(), LoadError> {
+fn check_list(blob: &[u8], layout: &Layout, start: usize, len: usize, allow_empty: bool) -> Result<(), LoadError> {
     let end = start.checked_add(len).ok_or(LoadError::BadList)?;
     if end > layout.list_words || (len == 0 && !allow_empty) {
         return Err(LoadError::BadList);
@@ -280,9 +270,7 @@ fn check_list(
     let mut previous: Option<u32> = None;
     for word in start..end {
         let entry = u32_at(blob, layout.lists + word * 4).ok_or(LoadError::BadList)?;
-        if to_usize(entry) >= layout.rule_count
-            || previous.is_some_and(|previous| entry <= previous)
-        {
+        if to_usize(entry) >= layout.rule_count || previous.is_some_and(|previous| entry <= previous) {
             return Err(LoadError::BadList);
         }
         previous = Some(entry);
@@ -337,10 +325,7 @@ fn validate(blob: &[u8]) -> Result<Layout, LoadError> {
         (&mut layout.strings, string_bytes),
     ] {
         *start = end;
-        end = end
-            .checked_add(bytes)
-            .filter(|end| *end <= format::MAX_BLOB_LEN)
-            .ok_or(LoadError::TooLarge)?;
+        end = end.checked_add(bytes).filter(|end| *end <= format::MAX_BLOB_LEN).ok_or(LoadError::TooLarge)?;
     }
     if total != end {
         return Err(LoadError::TooLarge);
@@ -351,15 +336,15 @@ fn validate(blob: &[u8]) -> Result<Layout, LoadError> {
     if blob.len() > end {
         return Err(LoadError::TrailingBytes);
     }
+    layout.lists_end = layout.lists + list_bytes;
     validate_rules(blob, &layout)?;
-    validate_index(blob, &layout)?;
+    validate_index(blob, &mut layout)?;
     Ok(layout)
 }
 
 fn validate_rules(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
     let mut ids = Vec::new();
-    ids.try_reserve_exact(layout.rule_count)
-        .map_err(|_| LoadError::OutOfMemory)?;
+    ids.try_reserve_exact(layout.rule_count).map_err(|_| LoadError::OutOfMemory)?;
     let mut next_node = 0usize;
     let mut previous_priority = 0u32;
     for index in 0..layout.rule_count {
@@ -367,15 +352,11 @@ fn validate_rules(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
         let read = |offset: usize| u32_at(blob, record + offset).ok_or(LoadError::Truncated);
         let id = read(rule::ID)?;
         let priority = read(rule::PRIORITY)?;
-        let action = *blob
-            .get(record + rule::ACTION)
-            .ok_or(LoadError::Truncated)?;
+        let action = *blob.get(record + rule::ACTION).ok_or(LoadError::Truncated)?;
         if Action::from_u8(action).is_none() {
             return Err(LoadError::BadAction(index));
         }
-        if !zero(blob.get(record + rule::ACTION + 1..record + rule::NODE_START))
-            || read(rule::RESERVED)? != 0
-        {
+        if !zero(blob.get(record + rule::ACTION + 1..record + rule::NODE_START)) || read(rule::RESERVED)? != 0 {
             return Err(LoadError::ReservedNotZero("rules"));
         }
         if priority < previous_priority {
@@ -388,10 +369,7 @@ fn validate_rules(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
             return Err(LoadError::BadProgram(index));
         }
         let node_count = to_usize(node_count);
-        next_node = node_start
-            .checked_add(node_count)
-            .filter(|end| *end <= layout.node_count)
-            .ok_or(LoadError::BadProgram(index))?;
+        next_node = node_start.checked_add(node_count).filter(|end| *end <= layout.node_count).ok_or(LoadError::BadProgram(index))?;
         check_string(blob, layout, read(rule::TEXT_START)?, read(rule::TEXT_LEN)?)?;
         for position in 0..node_count {
             validate_node(blob, layout, node_start + position, position, node_count)?;
@@ -410,13 +388,7 @@ fn validate_rules(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn validate_node(
-    blob: &[u8],
-    layout: &Layout,
-    index: usize,
-    position: usize,
-    count: usize,
-) -> Result<(), LoadError> {
+fn validate_node(blob: &[u8], layout: &Layout, index: usize, position: usize, count: usize) -> Result<(), LoadError> {
     let at = layout.nodes + index * format::NODE_LEN;
     let bad = LoadError::BadNode(index);
     let byte = |offset: usize| blob.get(at + offset).copied().ok_or(LoadError::Truncated);
@@ -435,11 +407,7 @@ fn validate_node(
     let value = word(node::VALUE)?;
     match kind {
         format::KIND_FRAME | format::KIND_TRANSPORT4 => {
-            let limit = if kind == format::KIND_FRAME {
-                HEADER_BYTES
-            } else {
-                format::MAX_TRANSPORT4_END
-            };
+            let limit = if kind == format::KIND_FRAME { HEADER_BYTES } else { format::MAX_TRANSPORT4_END };
             if !matches!(size, 1 | 2 | 4) || offset + usize::from(size) > limit {
                 return Err(bad);
             }
@@ -476,7 +444,7 @@ fn validate_node(
     Ok(())
 }
 
-fn validate_index(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
+fn validate_index(blob: &[u8], layout: &mut Layout) -> Result<(), LoadError> {
     // Which (field, prefix) classes the probes name: bit `field * 129 + prefix`.
     let mut classes = [0u64; 13];
     let mut previous: Option<(u8, u8)> = None;
@@ -488,12 +456,25 @@ fn validate_index(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
             return Err(LoadError::ReservedNotZero("probes"));
         }
         let bits = format::field_bits(field);
-        let valid =
-            field < field::COUNT && prefix >= 1 && prefix <= bits && ((bits != 16) || prefix == 16);
+        let valid = field < field::COUNT && prefix >= 1 && prefix <= bits && ((bits != 16) || prefix == 16);
         if !valid || previous.is_some_and(|previous| previous >= (field, prefix)) {
             return Err(LoadError::BadProbe(probe));
         }
         previous = Some((field, prefix));
+        let bit = prefix - 1;
+        match field {
+            field::SRC_V4 | field::DST_V4 => {
+                if let Some(prefixes) = layout.prefixes_v4.get_mut(usize::from(field - field::SRC_V4)) {
+                    *prefixes |= 1 << bit;
+                }
+            }
+            field::SRC_V6 | field::DST_V6 => {
+                if let Some(prefixes) = layout.prefixes_v6.get_mut(usize::from(field - field::SRC_V6)) {
+                    *prefixes |= 1 << bit;
+                }
+            }
+            _ => layout.port_fields |= 1 << (field - field::SRC_PORT),
+        }
         let bit = usize::from(field) * 129 + usize::from(prefix);
         if let Some(word) = classes.get_mut(bit / 64) {
             *word |= 1 << (bit % 64);
@@ -507,13 +488,7 @@ fn validate_index(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
     if !table_ok {
         return Err(LoadError::BadTable);
     }
-    check_list(
-        blob,
-        layout,
-        layout.catch_all_start,
-        layout.catch_all_len,
-        true,
-    )?;
+    check_list(blob, layout, layout.catch_all_start, layout.catch_all_len, true)?;
     for index in 0..layout.slot_count {
         validate_slot(blob, layout, &classes, index)?;
     }
@@ -522,30 +497,15 @@ fn validate_index(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
 
 fn slot_key(blob: &[u8], layout: &Layout, index: usize) -> Option<(u8, u8, u8, u128)> {
     let at = layout.slots + index * format::SLOT_LEN;
-    Some((
-        *blob.get(at + slot::OCCUPIED)?,
-        *blob.get(at + slot::FIELD)?,
-        *blob.get(at + slot::PREFIX)?,
-        key_at(blob, at + slot::KEY)?,
-    ))
+    Some((*blob.get(at + slot::OCCUPIED)?, *blob.get(at + slot::FIELD)?, *blob.get(at + slot::PREFIX)?, key_at(blob, at + slot::KEY)?))
 }
 
-fn validate_slot(
-    blob: &[u8],
-    layout: &Layout,
-    classes: &[u64; 13],
-    index: usize,
-) -> Result<(), LoadError> {
+fn validate_slot(blob: &[u8], layout: &Layout, classes: &[u64; 13], index: usize) -> Result<(), LoadError> {
     let at = layout.slots + index * format::SLOT_LEN;
     let bad = LoadError::BadSlot(index);
-    let (occupied, field, prefix, key) =
-        slot_key(blob, layout, index).ok_or(LoadError::Truncated)?;
+    let (occupied, field, prefix, key) = slot_key(blob, layout, index).ok_or(LoadError::Truncated)?;
     if occupied == 0 {
-        return if zero(blob.get(at..at + format::SLOT_LEN)) {
-            Ok(())
-        } else {
-            Err(LoadError::ReservedNotZero("slots"))
-        };
+        return if zero(blob.get(at..at + format::SLOT_LEN)) { Ok(()) } else { Err(LoadError::ReservedNotZero("slots")) };
     }
     if occupied != 1 {
         return Err(bad);
@@ -554,10 +514,7 @@ fn validate_slot(
         return Err(LoadError::ReservedNotZero("slots"));
     }
     let bit = usize::from(field) * 129 + usize::from(prefix);
-    let named = field < field::COUNT
-        && classes
-            .get(bit / 64)
-            .is_some_and(|word| word & (1 << (bit % 64)) != 0);
+    let named = field < field::COUNT && classes.get(bit / 64).is_some_and(|word| word & (1 << (bit % 64)) != 0);
     if !named || key & !format::prefix_mask(prefix) != 0 {
         return Err(bad);
     }
@@ -574,8 +531,7 @@ fn validate_slot(
     }
     for step in 0..distance {
         let other = (home + step) & mask;
-        let (other_occupied, other_field, other_prefix, other_key) =
-            slot_key(blob, layout, other).ok_or(LoadError::Truncated)?;
+        let (other_occupied, other_field, other_prefix, other_key) = slot_key(blob, layout, other).ok_or(LoadError::Truncated)?;
         if other_occupied == 0 || (other_field, other_prefix, other_key) == (field, prefix, key) {
             return Err(bad);
         }

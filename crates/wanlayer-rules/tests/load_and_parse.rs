@@ -1,14 +1,17 @@
 //! Loading refuses every corruption without panicking; parse errors point at the right byte.
 
-use wanlayer_rules::{
-    compile, parse, Action, Direction, LoadError, PacketView, RuleSet, RuleSource,
-};
+use wanlayer_rules::{compile, parse, Action, Direction, LoadError, PacketView, RuleSet, RuleSource};
 
 fn sample_blob() -> Vec<u8> {
     compile(&[
         RuleSource { id: 1, priority: 3, action: Action::Drop, filter: "src net 10.0.0.0/8 and tcp dst port 445" },
         RuleSource { id: 2, priority: 1, action: Action::Capture, filter: "host 2001:db8::1 or (udp and portrange 5060-5070)" },
-        RuleSource { id: 3, priority: 2, action: Action::Count, filter: "device \"\\DEVICE\\NDISWANIP*\" and receive and link 9 and not tcp[tcpflags] & tcp-syn != 0" },
+        RuleSource {
+            id: 3,
+            priority: 2,
+            action: Action::Count,
+            filter: "device \"\\DEVICE\\NDISWANIP*\" and receive and link 9 and not tcp[tcpflags] & tcp-syn != 0",
+        },
     ])
     .unwrap()
 }
@@ -33,14 +36,8 @@ fn classify_all(set: &RuleSet) -> Vec<Option<u32>> {
     packets()
         .iter()
         .map(|frame| {
-            set.classify(&PacketView {
-                frame,
-                frame_len: frame.len() as u32,
-                direction: Direction::Receive,
-                link: 9,
-                device: &device,
-            })
-            .map(|m| m.id)
+            set.classify(&PacketView { frame, frame_len: frame.len() as u32, direction: Direction::Receive, link: 9, device: &device })
+                .map(|m| m.id)
         })
         .collect()
 }
@@ -50,10 +47,7 @@ fn the_sample_classifies_as_written() {
     let set = RuleSet::load(&sample_blob()).unwrap();
     // A test that needs bytes a short frame lacks ends its rule without a match, as in pcap.
     assert_eq!(classify_all(&set), vec![Some(3), Some(2), None, None]);
-    assert_eq!(
-        set.rule(0).unwrap().filter,
-        "host 2001:db8::1 or (udp and portrange 5060-5070)"
-    );
+    assert_eq!(set.rule(0).unwrap().filter, "host 2001:db8::1 or (udp and portrange 5060-5070)");
     assert!(set.rule(3).is_none());
 }
 
@@ -102,27 +96,14 @@ fn every_truncation_and_extension_is_refused() {
     }
     let mut longer = blob.clone();
     longer.push(0);
-    assert_eq!(
-        RuleSet::load(&longer).unwrap_err(),
-        LoadError::TrailingBytes
-    );
+    assert_eq!(RuleSet::load(&longer).unwrap_err(), LoadError::TrailingBytes);
 }
 
 #[test]
 fn duplicate_ids_are_refused() {
     let rules = [
-        RuleSource {
-            id: 5,
-            priority: 0,
-            action: Action::Pass,
-            filter: "tcp",
-        },
-        RuleSource {
-            id: 5,
-            priority: 1,
-            action: Action::Pass,
-            filter: "udp",
-        },
+        RuleSource { id: 5, priority: 0, action: Action::Pass, filter: "tcp" },
+        RuleSource { id: 5, priority: 1, action: Action::Pass, filter: "udp" },
     ];
     assert!(compile(&rules).is_err());
 }
@@ -206,10 +187,6 @@ fn parse_errors_point_at_the_byte_and_say_what_was_expected() {
     ];
     for (filter, offset, message) in cases {
         let error = parse(filter).unwrap_err();
-        assert_eq!(
-            (error.offset, error.to_string().as_str()),
-            (offset, message),
-            "'{filter}'"
-        );
+        assert_eq!((error.offset, error.to_string().as_str()), (offset, message), "'{filter}'");
     }
 }

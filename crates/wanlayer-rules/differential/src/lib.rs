@@ -36,26 +36,11 @@ struct PcapPkthdr {
 extern "C" {
     fn pcap_open_dead(linktype: c_int, snaplen: c_int) -> *mut c_void;
     fn pcap_close(handle: *mut c_void);
-    fn pcap_compile(
-        handle: *mut c_void,
-        program: *mut BpfProgramRaw,
-        text: *const c_char,
-        optimize: c_int,
-        netmask: u32,
-    ) -> c_int;
+    fn pcap_compile(handle: *mut c_void, program: *mut BpfProgramRaw, text: *const c_char, optimize: c_int, netmask: u32) -> c_int;
     fn pcap_freecode(program: *mut BpfProgramRaw);
     fn pcap_geterr(handle: *mut c_void) -> *const c_char;
-    fn pcap_offline_filter(
-        program: *const BpfProgramRaw,
-        header: *const PcapPkthdr,
-        data: *const u8,
-    ) -> c_int;
-    fn bpf_filter(
-        insns: *const BpfInsn,
-        packet: *const u8,
-        wire_len: c_uint,
-        buffer_len: c_uint,
-    ) -> c_uint;
+    fn pcap_offline_filter(program: *const BpfProgramRaw, header: *const PcapPkthdr, data: *const u8) -> c_int;
+    fn bpf_filter(insns: *const BpfInsn, packet: *const u8, wire_len: c_uint, buffer_len: c_uint) -> c_uint;
 }
 
 const DLT_EN10MB: c_int = 1;
@@ -83,21 +68,10 @@ impl Pcap {
     /// `pcap_compile(filter, optimize)`, or libpcap's error text.
     pub fn compile(&self, filter: &str, optimize: bool) -> Result<Program, String> {
         let text = CString::new(filter).map_err(|error| error.to_string())?;
-        let mut raw = BpfProgramRaw {
-            bf_len: 0,
-            bf_insns: std::ptr::null_mut(),
-        };
+        let mut raw = BpfProgramRaw { bf_len: 0, bf_insns: std::ptr::null_mut() };
         // SAFETY: the handle is live, `raw` is a valid out-parameter and `text` a NUL-terminated
         // string that outlives the call.
-        let status = unsafe {
-            pcap_compile(
-                self.handle,
-                &mut raw,
-                text.as_ptr(),
-                c_int::from(optimize),
-                PCAP_NETMASK_UNKNOWN,
-            )
-        };
+        let status = unsafe { pcap_compile(self.handle, &mut raw, text.as_ptr(), c_int::from(optimize), PCAP_NETMASK_UNKNOWN) };
         if status != 0 {
             // SAFETY: the handle is live; pcap_geterr returns a pointer to its error buffer.
             let buffer = unsafe { pcap_geterr(self.handle) };
@@ -125,14 +99,7 @@ impl Drop for Pcap {
 impl Program {
     /// `pcap_offline_filter` on `captured` bytes of a frame `wire_len` long.
     pub fn matches(&self, captured: &[u8], wire_len: u32) -> bool {
-        let header = PcapPkthdr {
-            ts: Timeval {
-                tv_sec: 0,
-                tv_usec: 0,
-            },
-            caplen: captured.len() as u32,
-            len: wire_len,
-        };
+        let header = PcapPkthdr { ts: Timeval { tv_sec: 0, tv_usec: 0 }, caplen: captured.len() as u32, len: wire_len };
         // SAFETY: the program is compiled and live, the header describes exactly `captured`.
         unsafe { pcap_offline_filter(&self.raw, &header, captured.as_ptr()) != 0 }
     }
@@ -140,14 +107,7 @@ impl Program {
     /// `bpf_filter` directly (what the benchmark measures).
     pub fn bpf_filter(&self, captured: &[u8], wire_len: u32) -> bool {
         // SAFETY: as `matches`: a live program and a buffer of exactly `captured.len()` bytes.
-        unsafe {
-            bpf_filter(
-                self.raw.bf_insns,
-                captured.as_ptr(),
-                wire_len,
-                captured.len() as c_uint,
-            ) != 0
-        }
+        unsafe { bpf_filter(self.raw.bf_insns, captured.as_ptr(), wire_len, captured.len() as c_uint) != 0 }
     }
 
     /// Number of BPF instructions.
@@ -202,12 +162,7 @@ impl Rng {
 }
 
 /// IPv4 addresses packets and rules share, so rules match often.
-pub const V4_POOL: [[u8; 4]; 4] = [
-    [10, 0, 0, 1],
-    [10, 0, 1, 2],
-    [192, 168, 1, 1],
-    [172, 16, 5, 4],
-];
+pub const V4_POOL: [[u8; 4]; 4] = [[10, 0, 0, 1], [10, 0, 1, 2], [192, 168, 1, 1], [172, 16, 5, 4]];
 /// IPv6 addresses likewise.
 pub const V6_POOL: [[u8; 16]; 3] = [
     [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
@@ -264,11 +219,7 @@ pub fn random_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
     };
     if kind < 45 {
         frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let ihl: u8 = if rng.chance(85) {
-            5
-        } else {
-            rng.below(16) as u8
-        };
+        let ihl: u8 = if rng.chance(85) { 5 } else { rng.below(16) as u8 };
         frame.push(0x40 | ihl);
         frame.push(rng.bits() as u8);
         frame.extend_from_slice(&(rng.below(1500) as u16).to_be_bytes());
@@ -276,11 +227,7 @@ pub fn random_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
         let fragment: u16 = if rng.chance(85) { 0 } else { rng.bits() as u16 };
         frame.extend_from_slice(&fragment.to_be_bytes());
         frame.push(rng.bits() as u8);
-        frame.push(if rng.chance(90) {
-            *rng.pick(&protocols)
-        } else {
-            rng.bits() as u8
-        });
+        frame.push(if rng.chance(90) { *rng.pick(&protocols) } else { rng.bits() as u8 });
         frame.extend_from_slice(&[0, 0]);
         frame.extend_from_slice(&addr_v4(rng));
         frame.extend_from_slice(&addr_v4(rng));
@@ -292,11 +239,7 @@ pub fn random_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
         frame[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
         frame.extend_from_slice(&[0x60, 0, 0, 0]);
         frame.extend_from_slice(&(rng.below(1500) as u16).to_be_bytes());
-        let next = if rng.chance(90) {
-            *rng.pick(&protocols)
-        } else {
-            rng.bits() as u8
-        };
+        let next = if rng.chance(90) { *rng.pick(&protocols) } else { rng.bits() as u8 };
         frame.push(next);
         frame.push(64);
         frame.extend_from_slice(&addr_v6(rng));
@@ -326,12 +269,7 @@ pub fn random_packet(rng: &mut Rng) -> (Vec<u8>, u32) {
             frame.push(rng.bits() as u8);
         }
     }
-    let mut wire_len = frame.len() as u32
-        + if rng.chance(50) {
-            rng.below(1400) as u32
-        } else {
-            0
-        };
+    let mut wire_len = frame.len() as u32 + if rng.chance(50) { rng.below(1400) as u32 } else { 0 };
     if rng.chance(25) {
         let cut = rng.below(frame.len() as u64 + 1) as usize;
         frame.truncate(cut);
@@ -352,20 +290,10 @@ fn v6_text(a: [u8; 16]) -> String {
 /// A random primitive: (wanlayer's text, libpcap's text for the same test).
 pub fn random_atom(rng: &mut Rng) -> (String, String) {
     let same = |text: String| (text.clone(), text);
-    let dir = |rng: &mut Rng| {
-        rng.pick(&["", "src ", "dst ", "src or dst ", "src and dst "])
-            .to_string()
-    };
+    let dir = |rng: &mut Rng| rng.pick(&["", "src ", "dst ", "src or dst ", "src and dst "]).to_string();
     match rng.below(14) {
-        0 => same(
-            rng.pick(&["ip", "ip6", "tcp", "udp", "icmp", "icmp6", "sctp"])
-                .to_string(),
-        ),
-        1 => same(format!(
-            "{}proto {}",
-            rng.pick(&["", "ip ", "ip6 "]),
-            rng.pick(&[6, 17, 1, 58, 44, 132, 47, 0])
-        )),
+        0 => same(rng.pick(&["ip", "ip6", "tcp", "udp", "icmp", "icmp6", "sctp"]).to_string()),
+        1 => same(format!("{}proto {}", rng.pick(&["", "ip ", "ip6 "]), rng.pick(&[6, 17, 1, 58, 44, 132, 47, 0]))),
         2 => same(format!("{}host {}", dir(rng), v4_text(*rng.pick(&V4_POOL)))),
         3 => same(format!("{}host {}", dir(rng), v6_text(*rng.pick(&V6_POOL)))),
         4 => {
@@ -373,64 +301,28 @@ pub fn random_atom(rng: &mut Rng) -> (String, String) {
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
             let addr = u32::from_be_bytes(*rng.pick(&V4_POOL)) & mask;
             if rng.chance(50) {
-                same(format!(
-                    "{}net {}/{}",
-                    dir(rng),
-                    v4_text(addr.to_be_bytes()),
-                    len
-                ))
+                same(format!("{}net {}/{}", dir(rng), v4_text(addr.to_be_bytes()), len))
             } else {
-                same(format!(
-                    "{}net {} mask {}",
-                    dir(rng),
-                    v4_text(addr.to_be_bytes()),
-                    v4_text(mask.to_be_bytes())
-                ))
+                same(format!("{}net {} mask {}", dir(rng), v4_text(addr.to_be_bytes()), v4_text(mask.to_be_bytes())))
             }
         }
         5 => {
             let len = *rng.pick(&[0u32, 16, 32, 48, 64, 127, 128]);
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len)
-            };
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
             let addr = u128::from_be_bytes(*rng.pick(&V6_POOL)) & mask;
-            same(format!(
-                "{}net {}/{}",
-                dir(rng),
-                v6_text(addr.to_be_bytes()),
-                len
-            ))
+            same(format!("{}net {}/{}", dir(rng), v6_text(addr.to_be_bytes()), len))
         }
-        6 | 7 => same(format!(
-            "{}{}port {}",
-            rng.pick(&["", "tcp ", "udp ", "sctp "]),
-            dir(rng),
-            rng.pick(&PORTS)
-        )),
+        6 | 7 => same(format!("{}{}port {}", rng.pick(&["", "tcp ", "udp ", "sctp "]), dir(rng), rng.pick(&PORTS))),
         8 => {
             let a = *rng.pick(&PORTS);
             let b = *rng.pick(&PORTS);
-            same(format!(
-                "{}{}portrange {}-{}",
-                rng.pick(&["", "tcp ", "udp "]),
-                dir(rng),
-                a,
-                b
-            ))
+            same(format!("{}{}portrange {}-{}", rng.pick(&["", "tcp ", "udp "]), dir(rng), a, b))
         }
         9 => {
             let (mine, v6) = *rng.pick(&[
-                (
-                    "tcp[tcpflags] & (tcp-syn|tcp-ack) != 0",
-                    "ip6[53] & 0x12 != 0",
-                ),
+                ("tcp[tcpflags] & (tcp-syn|tcp-ack) != 0", "ip6[53] & 0x12 != 0"),
                 ("tcp[tcpflags] & tcp-syn != 0", "ip6[53] & 2 != 0"),
-                (
-                    "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn",
-                    "ip6[53] & 0x12 == 2",
-                ),
+                ("tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn", "ip6[53] & 0x12 == 2"),
                 ("tcp[tcpflags] & tcp-fin != 0", "ip6[53] & 1 != 0"),
                 ("tcp[tcpflags] & tcp-rst != 0", "ip6[53] & 4 != 0"),
                 ("tcp[tcpflags] & tcp-push != 0", "ip6[53] & 8 != 0"),
@@ -439,42 +331,17 @@ pub fn random_atom(rng: &mut Rng) -> (String, String) {
                 ("tcp[13] & 0x10 = 0x10", "ip6[53] & 0x10 = 0x10"),
                 ("tcp[2:2] > 1024", "ip6[42:2] > 1024"),
             ]);
-            (
-                format!("({mine})"),
-                format!("({mine} or (ip6 and ip6[6] == 6 and {v6}))"),
-            )
+            (format!("({mine})"), format!("({mine} or (ip6 and ip6[6] == 6 and {v6}))"))
         }
-        10 => same(format!(
-            "{} {}",
-            rng.pick(&["greater", "less"]),
-            rng.pick(&[40, 60, 100, 576, 1500])
-        )),
-        11 => same(format!(
-            "len {} {}",
-            rng.pick(&["=", "!=", ">", ">=", "<", "<="]),
-            rng.pick(&[40, 60, 100, 576])
-        )),
+        10 => same(format!("{} {}", rng.pick(&["greater", "less"]), rng.pick(&[40, 60, 100, 576, 1500]))),
+        11 => same(format!("len {} {}", rng.pick(&["=", "!=", ">", ">=", "<", "<="]), rng.pick(&[40, 60, 100, 576]))),
         12 => {
             let relation = *rng.pick(&["= 8", "> 64", "!= 0", "< 3"]);
             if rng.chance(20) {
                 // udp[] also reads IPv6's UDP header (libpcap's is IPv4 only).
-                (
-                    format!("(udp[4:2] {relation})"),
-                    format!(
-                        "(udp[4:2] {relation} or (ip6 and ip6[6] == 17 and ip6[44:2] {relation}))"
-                    ),
-                )
+                (format!("(udp[4:2] {relation})"), format!("(udp[4:2] {relation} or (ip6 and ip6[6] == 17 and ip6[44:2] {relation}))"))
             } else {
-                same(format!(
-                    "{} {relation}",
-                    rng.pick(&[
-                        "ip[8]",
-                        "ip[1] & 0xfc",
-                        "ip6[7]",
-                        "icmp[icmptype]",
-                        "ether[0]"
-                    ])
-                ))
+                same(format!("{} {relation}", rng.pick(&["ip[8]", "ip[1] & 0xfc", "ip6[7]", "icmp[icmptype]", "ether[0]"])))
             }
         }
         _ => {
@@ -484,10 +351,7 @@ pub fn random_atom(rng: &mut Rng) -> (String, String) {
             match rng.below(4) {
                 0 => same(format!("(port {} or {})", ports[0], ports[1])),
                 1 => same(format!("(tcp dst port {} or {})", ports[0], ports[1])),
-                2 => same(format!(
-                    "(host {} and ({} or {}))",
-                    hosts[0], hosts[1], hosts[2]
-                )),
+                2 => same(format!("(host {} and ({} or {}))", hosts[0], hosts[1], hosts[2])),
                 _ => same(format!("(src host {} or not {})", hosts[0], hosts[1])),
             }
         }
@@ -510,14 +374,8 @@ pub fn random_filter(rng: &mut Rng, depth: u32) -> (String, String) {
             let (a, pa) = random_atom(rng);
             let (b, pb) = random_atom(rng);
             let (c, pc) = random_atom(rng);
-            let (o1, o2) = (
-                *rng.pick(&["and", "or", "&&", "||"]),
-                *rng.pick(&["and", "or"]),
-            );
-            (
-                format!("{a} {o1} {b} {o2} {c}"),
-                format!("{pa} {o1} {pb} {o2} {pc}"),
-            )
+            let (o1, o2) = (*rng.pick(&["and", "or", "&&", "||"]), *rng.pick(&["and", "or"]));
+            (format!("{a} {o1} {b} {o2} {c}"), format!("{pa} {o1} {pb} {o2} {pc}"))
         }
         _ => {
             let (a, pa) = random_filter(rng, depth - 1);

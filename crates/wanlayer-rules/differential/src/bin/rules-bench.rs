@@ -35,10 +35,7 @@ fn rules(count: usize) -> Vec<String> {
             let address = 0x0a00_0000 | (rng.bits() as u32 & 0x00ff_ffff);
             let port = 1 + rng.below(65534);
             let a = address.to_be_bytes();
-            format!(
-                "src net {}.{}.{}.{}/32 and tcp dst port {port}",
-                a[0], a[1], a[2], a[3]
-            )
+            format!("src net {}.{}.{}.{}/32 and tcp dst port {port}", a[0], a[1], a[2], a[3])
         })
         .collect()
 }
@@ -76,13 +73,7 @@ fn measured_loop(classifier: &Classifier, packets: &[Vec<u8>]) -> usize {
         let frame = black_box(frame.as_slice());
         let hit = match classifier {
             Classifier::Wanlayer(set) => set
-                .classify(&PacketView {
-                    frame,
-                    frame_len: frame.len() as u32,
-                    direction: Direction::Send,
-                    link: 1,
-                    device: &[],
-                })
+                .classify(&PacketView { frame, frame_len: frame.len() as u32, direction: Direction::Send, link: 1, device: &[] })
                 .is_some(),
             Classifier::Libpcap(program) => program.bpf_filter(frame, frame.len() as u32),
             Classifier::Floor => black_box(frame.len()) == 0,
@@ -97,45 +88,28 @@ fn wanlayer_blob(texts: &[String]) -> Vec<u8> {
     let sources: Vec<RuleSource<'_>> = texts
         .iter()
         .enumerate()
-        .map(|(index, filter)| RuleSource {
-            id: index as u32,
-            priority: 0,
-            action: Action::Drop,
-            filter,
-        })
+        .map(|(index, filter)| RuleSource { id: index as u32, priority: 0, action: Action::Drop, filter })
         .collect();
     compile(&sources).expect("the benchmark's rules compile")
 }
 
 #[cfg(libpcap)]
 fn libpcap_text(texts: &[String]) -> String {
-    texts
-        .iter()
-        .map(|text| format!("({text})"))
-        .collect::<Vec<_>>()
-        .join(" or ")
+    texts.iter().map(|text| format!("({text})")).collect::<Vec<_>>().join(" or ")
 }
 
 #[cfg(libpcap)]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let count = |at: usize| {
-        args.get(at)
-            .and_then(|n| n.parse::<usize>().ok())
-            .expect("usage: rules-bench measure wanlayer|libpcap|floor N | costs N")
+        args.get(at).and_then(|n| n.parse::<usize>().ok()).expect("usage: rules-bench measure wanlayer|libpcap|floor N | costs N")
     };
     match args.first().map(String::as_str) {
         Some("measure") => {
             let texts = rules(count(2));
             let classifier = match args.get(1).map(String::as_str) {
-                Some("wanlayer") => {
-                    Classifier::Wanlayer(RuleSet::load(&wanlayer_blob(&texts)).expect("loads"))
-                }
-                Some("libpcap") => Classifier::Libpcap(
-                    Pcap::new()
-                        .compile(&libpcap_text(&texts), true)
-                        .expect("libpcap compiles"),
-                ),
+                Some("wanlayer") => Classifier::Wanlayer(RuleSet::load(&wanlayer_blob(&texts)).expect("loads")),
+                Some("libpcap") => Classifier::Libpcap(Pcap::new().compile(&libpcap_text(&texts), true).expect("libpcap compiles")),
                 _ => Classifier::Floor,
             };
             let packets = packets();
@@ -150,7 +124,12 @@ fn main() {
             let compile_time = start.elapsed();
             let set = RuleSet::load(&blob).expect("loads");
             let n = texts.len() as f64;
-            println!("wanlayer compile_us_per_rule {:.2} bytes_per_rule {:.1} rules {} (libpcap not compiled: its optimiser is superlinear)", compile_time.as_secs_f64() * 1e6 / n, set.blob().len() as f64 / n, set.len());
+            println!(
+                "wanlayer compile_us_per_rule {:.2} bytes_per_rule {:.1} rules {} (libpcap not compiled: its optimiser is superlinear)",
+                compile_time.as_secs_f64() * 1e6 / n,
+                set.blob().len() as f64 / n,
+                set.len()
+            );
         }
         Some("costs") => {
             let texts = rules(count(1));
