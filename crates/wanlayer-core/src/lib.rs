@@ -15,7 +15,7 @@
 //! * [`control`] answers the control device's IOCTLs ([`wanlayer_proto`]): queries, statistics,
 //!   event subscriptions with pending reads, packet capture and injection.
 //! * [`rules`] runs the administrator's rule set (`wanlayer-rules`) as a built-in hook, and keeps
-//!   it across restarts through a [`rules::RuleStore`].
+//!   it across restarts through a [`hal::RuleStore`].
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -316,7 +316,7 @@ impl<H: Hal> Engine<H> {
 
     /// Replaces the whole rule set with the compiled set `blob` (empty: no rules), to run at
     /// `altitude`, if the set in force is the one `expected` names. Returns the new version.
-    /// Saves the new set through the platform's [`RuleStore`] (a failure to save is logged; the
+    /// Saves the new set through the platform's [`RuleStore`](crate::hal::RuleStore) (a failure to save is logged; the
     /// set stays in force).
     ///
     /// # IRQL
