@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod build;
 pub mod demo;
+pub mod fuzz;
 pub mod image;
 pub mod miri;
 pub mod package;

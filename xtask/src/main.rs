@@ -1,6 +1,6 @@
 //! `cargo xtask`: the one entry point for building, testing and demonstrating wanlayer.
 
-use xtask::{bench, build, demo, image, miri, package, sdk, soak, test};
+use xtask::{bench, build, demo, fuzz, image, miri, package, sdk, soak, test};
 
 use std::process::ExitCode;
 
@@ -36,6 +36,10 @@ usage: cargo xtask <command> [options]
   miri [--target x86_64|s390x|all] [--full]
       the tests of proto, the FFI crate, the SDK's provider table, the provider scenarios and the
       engine under Miri, on x86-64 and big-endian s390x (--full: without the skip list)
+  fuzz [--time S] [--target NAME] [--seed]
+      build the cargo-fuzz targets of fuzz/ (nightly, AddressSanitizer; installed when missing)
+      and run each (or one) for S seconds (default 60) over a copy of its seed corpus; fails
+      naming the target and the crash file (--seed: rewrite fuzz/corpus/*/seed-* first)
   help
       print this text
 ";
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("build") => build::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("verify-image") => image::run(&args[1..]),
         Some("package") => package::run(&args[1..]),
         Some("lint-inf") => package::run_lint(&args[1..]),

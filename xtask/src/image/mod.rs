@@ -104,10 +104,21 @@ pub fn verify_file(path: &Path, arch: Option<Arch>) -> Result<Verdict, String> {
 /// As [`verify_file`].
 pub fn verify_file_with(path: &Path, policy: &Policy) -> Result<Verdict, String> {
     let data = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let report = inspect(&data).map_err(|error| format!("verify-image: {}: {error}", path.display()))?;
-    let problems = report.problems(policy);
+    let (report, problems) = verify_bytes(&data, policy).map_err(|error| format!("verify-image: {}: {error}", path.display()))?;
     let arch = policy.arch.or_else(|| Arch::from_machine(report.machine));
     Ok(Verdict { file: path.to_path_buf(), report, arch, problems })
+}
+
+/// Inspects the image `data` in memory and judges it against `policy`: what was read, and every
+/// problem.
+///
+/// # Errors
+///
+/// When `data` is not a PE image at all.
+pub fn verify_bytes(data: &[u8], policy: &Policy) -> Result<(ImageReport, Vec<Problem>), read::ParseError> {
+    let report = inspect(data)?;
+    let problems = report.problems(policy);
+    Ok((report, problems))
 }
 
 /// The arguments of `verify-image`: the file, the optional `--arch` and `--vendor`.

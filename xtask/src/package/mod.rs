@@ -20,7 +20,7 @@
 mod asn1;
 mod authenticode;
 mod catalog;
-mod certificate;
+pub mod certificate;
 mod identity;
 mod inf;
 mod lint;
