@@ -130,7 +130,8 @@ impl RuleSet {
                 }
             }
             ETHERTYPE_IPV6 => {
-                for (which, prefixes, offset) in [(field::SRC_V6, layout.prefixes_v6[0], 22), (field::DST_V6, layout.prefixes_v6[1], 38)] {
+                let [source, destination] = layout.prefixes_v6;
+                for (which, prefixes, offset) in [(field::SRC_V6, source, 22), (field::DST_V6, destination, 38)] {
                     if prefixes != 0 {
                         if let Some(address) = frame.get(offset..).and_then(<[u8]>::first_chunk::<16>) {
                             self.probe_v6(which, prefixes, u128::from_be_bytes(*address), &mut visit);

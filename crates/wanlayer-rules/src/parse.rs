@@ -329,6 +329,9 @@ fn is_keyword(word: &str) -> bool {
     KEYWORDS.contains(&word) || word == "icmp6"
 }
 
+/// The most tokens one filter may have.
+const MAX_TOKENS: usize = 4096;
+
 struct Parser<'a> {
     tokens: Vec<Token>,
     position: usize,
@@ -974,6 +977,15 @@ fn parse_ipv6(word: &str) -> Option<u128> {
 /// A [`ParseError`] with the byte offset of the offending token and what was expected there.
 pub fn parse(filter: &str) -> Result<Expr, ParseError> {
     let tokens = lex(filter)?;
+    // Parsing and compiling recurse once per nesting level or chained term: a bound on tokens
+    // bounds the stack they use.
+    if let Some(token) = tokens.get(MAX_TOKENS) {
+        return Err(ParseError {
+            offset: token.offset,
+            expected: "a shorter filter (at most 4096 words and operators)",
+            found: token.text.clone(),
+        });
+    }
     let mut parser = Parser { tokens, position: 0, text: filter };
     if parser.peek().is_none() {
         return Err(parser.error("a filter expression"));

@@ -190,3 +190,14 @@ fn parse_errors_point_at_the_byte_and_say_what_was_expected() {
         assert_eq!((error.offset, error.to_string().as_str()), (offset, message), "'{filter}'");
     }
 }
+
+#[test]
+fn overlong_filters_are_refused_before_they_recurse() {
+    let long = vec!["port 1"; 2049].join(" or ");
+    let error = parse(&long).unwrap_err();
+    assert_eq!(error.expected, "a shorter filter (at most 4096 words and operators)");
+    let deep = format!("{}tcp{}", "(".repeat(5000), ")".repeat(5000));
+    assert!(parse(&deep).is_err());
+    let fine = vec!["port 1"; 1000].join(" or ");
+    assert!(compile(&[RuleSource { id: 1, priority: 0, action: Action::Pass, filter: &fine }]).is_ok());
+}
