@@ -199,16 +199,22 @@ enum Vendor<'p> {
 }
 
 /// The rule sets a schedule sets through the control device, compiled once: none, then sets that
-/// drop, count, capture and pass what the schedules send, at several priorities.
+/// drop, count, capture and pass what the schedules send, at several priorities, by protocol,
+/// port, subnet, link identity and device name (that of the first IPv4 link a schedule brings up).
 fn rule_sets() -> &'static [Vec<u8>] {
     static SETS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     SETS.get_or_init(|| {
-        let sets: [&[(u32, u32, Action, &str)]; 5] = [
+        let sets: [&[(u32, u32, Action, &str)]; 6] = [
             &[],
             &[(1, 10, Action::Drop, "tcp port 443"), (2, 20, Action::Count, "udp")],
             &[(3, 5, Action::Capture, "udp port 53"), (4, 5, Action::Count, "ip6"), (5, 1, Action::Pass, "tcp")],
             &[(6, 1, Action::Drop, "udp"), (7, 2, Action::Capture, "tcp"), (8, 3, Action::Count, "net 10.100.0.0/16")],
             &[(1, 100, Action::Capture, "ip or ip6")],
+            &[
+                (9, 1, Action::Drop, r#"device "\device\{5a1e0000-0000-4000-8000-00000003c010}" and udp"#),
+                (10, 2, Action::Capture, "link 2 and tcp"),
+                (11, 3, Action::Count, "link 1 or link 3"),
+            ],
         ];
         sets.iter()
             .map(|rules| {
