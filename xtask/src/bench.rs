@@ -1,4 +1,4 @@
-//! `cargo xtask bench [rules]`: benchmarks counted in instructions by callgrind (deterministic,
+//! `cargo xtask bench [rules|engine]`: benchmarks counted in instructions by callgrind (deterministic,
 //! unlike wall time on a shared machine). Each section is one function of `SECTIONS`; with no
 //! argument every section runs.
 //!
@@ -12,11 +12,13 @@ use std::process::Command;
 
 use crate::test::{run_command, workspace_root};
 
+mod engine;
+
 /// One benchmark section's runner.
 type Section = fn() -> Result<(), String>;
 
 /// Benchmark sections: name and runner.
-const SECTIONS: [(&str, Section); 1] = [("rules", rules)];
+const SECTIONS: [(&str, Section); 2] = [("rules", rules), ("engine", engine::run)];
 
 /// Rule counts measured.
 const RULE_COUNTS: [usize; 6] = [1, 16, 256, 1024, 4096, 65536];
@@ -33,7 +35,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let (_, section) = SECTIONS
             .iter()
             .find(|(known, _)| *known == name)
-            .ok_or_else(|| format!("unknown benchmark section '{name}' (known: rules)"))?;
+            .ok_or_else(|| format!("unknown benchmark section '{name}' (known: rules, engine)"))?;
         section()?;
     }
     Ok(())
@@ -42,23 +44,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// Makes sure libpcap-dev is installed: installs it with apt-get when running as root, else
 /// fails under CI (`CI` set) or returns false (the caller prints a visible skip).
 pub fn ensure_libpcap() -> Result<bool, String> {
-    let present = |_: ()| {
-        Command::new("dpkg").args(["-s", "libpcap-dev"]).output().is_ok_and(|output| output.status.success())
-            || std::path::Path::new("/usr/lib/x86_64-linux-gnu/libpcap.so").exists()
-    };
-    if present(()) {
+    if libpcap_present() {
         return Ok(true);
     }
     let root = Command::new("id").arg("-u").output().is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
     if root && Command::new("apt-get").arg("--version").output().is_ok() {
         run_command("apt-get", &["update", "-qq"])?;
         run_command("apt-get", &["install", "-y", "-qq", "libpcap-dev"])?;
-        return Ok(present(()));
+        return Ok(libpcap_present());
     }
     if std::env::var_os("CI").is_some() {
         return Err("libpcap-dev is missing and cannot be installed here (not root or no apt-get)".to_owned());
     }
     Ok(false)
+}
+
+/// Whether libpcap's development files are installed (Debian's package, or the library where
+/// the differential package's build script looks for it).
+fn libpcap_present() -> bool {
+    Command::new("dpkg").args(["-s", "libpcap-dev"]).output().is_ok_and(|output| output.status.success())
+        || ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+            .iter()
+            .any(|dir| std::path::Path::new(dir).join("libpcap.so").exists())
 }
 
 fn bench_binary() -> Result<PathBuf, String> {
@@ -98,7 +105,10 @@ fn rules() -> Result<(), String> {
     let binary_text = binary.to_str().ok_or("the target path is not UTF-8")?.to_owned();
     let floor = callgrind(&binary, &["measure", "floor", "1"])?;
     println!("empty-loop floor: {} instructions per packet (subtracted)", floor / PACKETS);
-    println!("{:>7} {:>10} {:>10}", "rules", "wanlayer", "libpcap");
+    println!(
+        "{:>7} {:>10} {:>10}   (libpcap: '-' = not compiled, its optimiser takes minutes past {LIBPCAP_MAX_RULES} rules)",
+        "rules", "wanlayer", "libpcap"
+    );
     for count in RULE_COUNTS {
         let count_text = count.to_string();
         let ours = callgrind(&binary, &["measure", "wanlayer", &count_text])?.saturating_sub(floor) / PACKETS;

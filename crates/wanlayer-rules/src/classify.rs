@@ -1,13 +1,16 @@
 //! The classifier: index probes, then candidate rules verified in priority order.
 //!
 //! # Per packet
-//! 1. For each probe class `(field, prefix)` of the set (at most 326, in field order), the
-//!    packet's field is read once (IPv4/IPv6 addresses, TCP/UDP/SCTP ports, exactly as the rules'
-//!    own tests read them), masked to the prefix and looked up in the open-addressing table:
-//!    at most `max_probe + 1` slots, validated at load.
-//! 2. Each hit is a list of rule indexes (ascending, that is in priority order) whose rule can
-//!    only match when the packet has that key. Together with the catch-all list (rules that do
-//!    not decompose into an indexable test) they are all the candidates; each list is walked only
+//! 1. For each index field of the packet's family (IPv4 or IPv6 source and destination, then
+//!    the TCP/UDP/SCTP source and destination ports, read exactly as the rules' own tests read
+//!    them) and each prefix length the set indexes for that field (a bitmap computed at load),
+//!    the field is masked to the prefix and looked up in the open-addressing hash table: at most
+//!    `max_probe + 1` slots (validated at load), usually one, since the table is at most a
+//!    quarter full and a miss ends at the first empty slot. The probes only note the candidate
+//!    lists they find, so a packet no indexed rule can match (the common case) calls nothing.
+//! 2. Each list holds rule indexes, ascending (that is in priority order), of rules that can
+//!    only match when the packet has that key. Together with the catch-all list (rules without
+//!    an indexable necessary condition) they are all the candidates; each list is walked only
 //!    while its entries are below the best match so far.
 //! 3. A candidate's program runs: at most one step per node, jumps only forward.
 //!

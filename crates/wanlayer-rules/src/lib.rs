@@ -8,8 +8,10 @@
 //!   prefix index, without allocating.
 //! * Feature `compiler` (user mode): [`parse`] and [`compile`].
 //!
-//! The grammar, the semantics (libpcap's, with the deviations listed) and the layout are in
-//! the crate's README (section GRAMMAR) and in `format.rs`.
+//! The grammar and the semantics (libpcap's, with the deviations listed) follow, from the
+//! crate's README; the compiled layout is documented in `format.rs`.
+//!
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 
