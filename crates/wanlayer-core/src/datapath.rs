@@ -367,7 +367,10 @@ impl<H: Hal> Engine<H> {
             let (verdict, capture_rule) = match (&entry.hook, direction) {
                 (Some(hook), Direction::Send) => (hook.on_send(&mut packet), None),
                 (Some(hook), Direction::Receive) => (hook.on_receive(&mut packet), None),
-                (None, _) => self.rules_verdict(&packet),
+                (None, _) => match self.control.divert.index_of(entry.id) {
+                    Some(user_mode) => (self.divert_verdict(user_mode, &packet), None),
+                    None => self.rules_verdict(&packet),
+                },
             };
             modified |= packet.is_edited();
             self.hook_slots[usize::from(entry.id.slot)].verdicts(direction).count(shown, verdict);

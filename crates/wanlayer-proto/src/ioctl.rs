@@ -111,6 +111,19 @@ pub const IOCTL_GET_RULES: u32 = code(0x80E, FILE_READ_ACCESS);
 /// `IOCTL_WANLAYER_RULE_STATS`: a [`RuleStatsQuery`](crate::RuleStatsQuery); a
 /// [`RuleStatsList`](crate::RuleStatsList).
 pub const IOCTL_RULE_STATS: u32 = code(0x80F, FILE_READ_ACCESS);
+/// `IOCTL_WANLAYER_DIVERT_OPEN`: a [`DivertOpen`](crate::DivertOpen) with the compiled filter;
+/// a [`DivertInfo`](crate::DivertInfo). The handle becomes a user-mode hook.
+pub const IOCTL_DIVERT_OPEN: u32 = code(0x810, FILE_WRITE_ACCESS);
+/// `IOCTL_WANLAYER_DIVERT_READ`: a [`ReadRequest`](crate::ReadRequest); a
+/// [`DivertBatch`](crate::DivertBatch). Pends (the inverted call) when nothing is queued and the
+/// request asks to wait.
+pub const IOCTL_DIVERT_READ: u32 = code(0x811, FILE_WRITE_ACCESS);
+/// `IOCTL_WANLAYER_DIVERT_VERDICTS`: a [`DivertVerdicts`](crate::DivertVerdicts); a
+/// [`DivertResult`](crate::DivertResult).
+pub const IOCTL_DIVERT_VERDICTS: u32 = code(0x812, FILE_WRITE_ACCESS);
+/// `IOCTL_WANLAYER_DIVERT_CLOSE`: a header-only request; no output. Every held packet gets the
+/// fail policy and the hook leaves the chain (as closing the handle does).
+pub const IOCTL_DIVERT_CLOSE: u32 = code(0x813, FILE_WRITE_ACCESS);
 
 enum_with_unknown! {
     /// Every IOCTL code of the control device, by name. A shipped code is never renamed or reused.
@@ -147,12 +160,20 @@ enum_with_unknown! {
         GetRules = 0x0012_6038,
         /// [`IOCTL_RULE_STATS`].
         RuleStats = 0x0012_603C,
+        /// [`IOCTL_DIVERT_OPEN`].
+        DivertOpen = 0x0012_A040,
+        /// [`IOCTL_DIVERT_READ`].
+        DivertRead = 0x0012_A044,
+        /// [`IOCTL_DIVERT_VERDICTS`].
+        DivertVerdicts = 0x0012_A048,
+        /// [`IOCTL_DIVERT_CLOSE`].
+        DivertClose = 0x0012_A04C,
     }
 }
 
 impl Ioctl {
     /// Every known code, in function order.
-    pub const ALL: [Ioctl; 16] = [
+    pub const ALL: [Ioctl; 20] = [
         Ioctl::QueryVersion,
         Ioctl::ListModules,
         Ioctl::ListLinks,
@@ -169,6 +190,10 @@ impl Ioctl {
         Ioctl::SetRules,
         Ioctl::GetRules,
         Ioctl::RuleStats,
+        Ioctl::DivertOpen,
+        Ioctl::DivertRead,
+        Ioctl::DivertVerdicts,
+        Ioctl::DivertClose,
     ];
 
     /// The access a handle needs for this code (from the code's access bits).
@@ -195,6 +220,10 @@ impl Ioctl {
             Ioctl::SetRules => "IOCTL_WANLAYER_SET_RULES",
             Ioctl::GetRules => "IOCTL_WANLAYER_GET_RULES",
             Ioctl::RuleStats => "IOCTL_WANLAYER_RULE_STATS",
+            Ioctl::DivertOpen => "IOCTL_WANLAYER_DIVERT_OPEN",
+            Ioctl::DivertRead => "IOCTL_WANLAYER_DIVERT_READ",
+            Ioctl::DivertVerdicts => "IOCTL_WANLAYER_DIVERT_VERDICTS",
+            Ioctl::DivertClose => "IOCTL_WANLAYER_DIVERT_CLOSE",
             Ioctl::Unknown(_) => "unknown IOCTL",
         }
     }
@@ -224,6 +253,10 @@ mod tests {
             IOCTL_SET_RULES,
             IOCTL_GET_RULES,
             IOCTL_RULE_STATS,
+            IOCTL_DIVERT_OPEN,
+            IOCTL_DIVERT_READ,
+            IOCTL_DIVERT_VERDICTS,
+            IOCTL_DIVERT_CLOSE,
         ];
         for (ioctl, raw) in Ioctl::ALL.into_iter().zip(codes) {
             assert_eq!(u32::from(ioctl), raw, "{}", ioctl.name());
@@ -231,13 +264,23 @@ mod tests {
             assert_eq!(raw >> 16, FILE_DEVICE_NETWORK);
             assert_eq!(raw & 3, METHOD_BUFFERED);
         }
-        let writers = [Ioctl::ResetStats, Ioctl::CaptureStart, Ioctl::CaptureStop, Ioctl::Inject, Ioctl::SetRules];
+        let writers = [
+            Ioctl::ResetStats,
+            Ioctl::CaptureStart,
+            Ioctl::CaptureStop,
+            Ioctl::Inject,
+            Ioctl::SetRules,
+            Ioctl::DivertOpen,
+            Ioctl::DivertRead,
+            Ioctl::DivertVerdicts,
+            Ioctl::DivertClose,
+        ];
         for ioctl in Ioctl::ALL {
             let expected = if writers.contains(&ioctl) { Access::WRITE } else { Access::READ };
             assert_eq!(ioctl.required_access(), expected, "{}", ioctl.name());
         }
-        assert_eq!(Ioctl::from(0x0012_6040), Ioctl::Unknown(0x0012_6040));
-        assert!(!Ioctl::from(0x0012_6040).is_known());
+        assert_eq!(Ioctl::from(0x0012_6050), Ioctl::Unknown(0x0012_6050));
+        assert!(!Ioctl::from(0x0012_6050).is_known());
     }
 
     #[test]

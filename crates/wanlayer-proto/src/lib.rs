@@ -39,12 +39,19 @@
 //! | `0x0012A034` | `SET_RULES` | write | [`RulesSet`] + compiled set | [`RulesVersion`] |
 //! | `0x00126038` | `GET_RULES` | read | [`HeaderOnly`] | [`RulesInfo`] + compiled set |
 //! | `0x0012603C` | `RULE_STATS` | read | [`RuleStatsQuery`] | [`RuleStatsList`] + [`RuleStatsEntry`]s |
+//! | `0x0012A040` | `DIVERT_OPEN` | write | [`DivertOpen`] + compiled filter | [`DivertInfo`] |
+//! | `0x0012A044` | `DIVERT_READ` | write | [`ReadRequest`] | [`DivertBatch`] + [`DivertPacket`]s; may pend |
+//! | `0x0012A048` | `DIVERT_VERDICTS` | write | [`DivertVerdicts`] + [`DivertVerdict`]s | [`DivertResult`] |
+//! | `0x0012A04C` | `DIVERT_CLOSE` | write | [`HeaderOnly`] | none |
 //!
 //! Failures complete with a [`Status`]: an unknown code `STATUS_INVALID_DEVICE_REQUEST`, another
 //! interface version `STATUS_REVISION_MISMATCH`, a malformed request `STATUS_INVALID_PARAMETER`,
 //! an output too small for the smallest answer `STATUS_BUFFER_TOO_SMALL`, a handle without the
 //! code's access `STATUS_ACCESS_DENIED`. `SET_RULES` adds `STATUS_TRANSACTIONAL_CONFLICT` (the set
-//! changed since the caller read its version) and `STATUS_NOT_SUPPORTED` (a `divert` rule).
+//! changed since the caller read its version) and `STATUS_NOT_SUPPORTED` (a `divert` rule). The
+//! `DIVERT_*` codes (user-mode hooks) answer `STATUS_INVALID_DEVICE_STATE` on a handle that has
+//! no hook open (or has one already, for `DIVERT_OPEN`) and `STATUS_TOO_MANY_SESSIONS` when every
+//! user-mode hook slot is taken.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 // Tests list the reserved byte ranges of a message; a list of one range is still a list.
@@ -55,6 +62,9 @@ mod capture_record;
 mod capture_session;
 mod capture_start;
 mod codes;
+mod divert_batch;
+mod divert_open;
+mod divert_verdicts;
 mod error;
 mod event_batch;
 mod event_record;
@@ -94,6 +104,11 @@ pub use capture_record::{
 pub use capture_session::{CaptureSession, CaptureSessionRepr};
 pub use capture_start::{CaptureStart, CaptureStartRepr};
 pub use codes::{hook_id, split_hook_id, Direction, EventKind, ModuleKind, ModuleState, Quality, Scope};
+pub use divert_batch::{
+    divert_packet_len, emit_divert_packet_fixed, DivertBatch, DivertBatchRepr, DivertCounters, DivertMeta, DivertPacket, DivertPacketRepr,
+};
+pub use divert_open::{DivertInfo, DivertInfoRepr, DivertOpen, DivertOpenRepr, FailPolicy, DIVERT_RECEIVE, DIVERT_SEND};
+pub use divert_verdicts::{DivertAction, DivertResult, DivertResultRepr, DivertVerdict, DivertVerdictRepr, DivertVerdicts, DivertVerdictsRepr};
 pub use error::{Error, Result};
 pub use event_batch::{EventBatch, EventBatchRepr};
 pub use event_record::{EventBody, EventRecord, EventRecordRepr, LinkEventRepr};

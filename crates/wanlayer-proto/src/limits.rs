@@ -27,3 +27,7 @@ pub const HOOK_NAME_LEN: usize = 32;
 pub const MAX_RULES_BLOB: usize = 16 << 20;
 /// Bytes of a `RULE_STATS` answer's entry.
 pub const RULE_STATS_ENTRY_LEN: usize = 40;
+/// Most packets one user-mode hook holds at once.
+pub const MAX_DIVERT_QUEUE: u32 = 4096;
+/// Longest time limit of a diverted packet, in milliseconds.
+pub const MAX_DIVERT_TIMEOUT_MS: u32 = 60_000;

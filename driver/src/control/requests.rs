@@ -25,7 +25,7 @@ use wanlayer_core::hal::Level;
 use wanlayer_core::Completion;
 use wanlayer_ndis::io::{complete_irp, irp_file_object, irp_request, METHOD_BUFFERED, STATUS_CANCELLED, STATUS_PENDING};
 use wanlayer_ndis::kernel::{Irp, NtStatus};
-use wanlayer_proto::ioctl::IOCTL_READ_EVENTS;
+use wanlayer_proto::ioctl::{IOCTL_DIVERT_READ, IOCTL_READ_EVENTS};
 use wanlayer_proto::Status;
 
 use super::csq::End;
@@ -101,6 +101,12 @@ impl<'irp> Request<'irp> {
     }
 }
 
+/// The codes the engine may pend (the inverted call): event reads and divert reads, the only
+/// requests that may be dispatched again at `DISPATCH_LEVEL`.
+fn pends(code: u32) -> bool {
+    code == IOCTL_READ_EVENTS || code == IOCTL_DIVERT_READ
+}
+
 /// `IRP_MJ_DEVICE_CONTROL`: `engine().control().dispatch(..)` for the handle in `FsContext`.
 /// `Complete` completes the IRP; `Pending` (an event read with nothing to read) queues it in the
 /// handle's cancel-safe queue, returns `STATUS_PENDING`, and services the handle once, so an
@@ -139,9 +145,9 @@ pub(super) unsafe fn device_control(irp: *mut Irp) -> NtStatus {
     match request.dispatch(context) {
         // SAFETY: as above.
         Dispatched::Complete { status, written } => unsafe { complete_irp(irp.as_ptr(), status, written) },
-        Dispatched::Pending if code != IOCTL_READ_EVENTS => {
-            // The engine pends event reads only; anything else would be dispatched again from
-            // the DPC, at DISPATCH_LEVEL, which only event reads may be.
+        Dispatched::Pending if !pends(code) => {
+            // The engine pends event and divert reads only; anything else would be dispatched
+            // again from the DPC, at DISPATCH_LEVEL, which only those reads may be.
             print(Level::Error, format_args!("control: IOCTL {code:#010x} pended; only event reads may"));
             // SAFETY: as above.
             unsafe { complete_irp(irp.as_ptr(), nt(Status::InvalidDeviceState), 0) }
@@ -192,7 +198,7 @@ fn service_pass(context: &HandleContext) {
         // SAFETY: `remove_next` handed the IRP over: a device control this handle queued, ours
         // until completed or queued again.
         let dispatched = match unsafe { Request::read(irp) } {
-            Ok(request) if request.code == IOCTL_READ_EVENTS => request.dispatch(context),
+            Ok(request) if pends(request.code) => request.dispatch(context),
             // Never queued (device_control queues event reads only); refused without dispatching
             // it at this IRQL.
             Ok(_) => Dispatched::Complete { status: nt(Status::InvalidDeviceRequest), written: 0 },

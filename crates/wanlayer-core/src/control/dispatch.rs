@@ -58,6 +58,22 @@ impl<H: Hal> Control<'_, H> {
         if ioctl == Ioctl::ReadEvents {
             return self.read_events(handle, &mut buffer[..input_len.max(output_len)], input_len, output_len);
         }
+        if ioctl == Ioctl::DivertRead {
+            return match request!(ReadRequestRepr, ReadRequest, &buffer[..input_len]) {
+                Ok(request) => self.divert_read(handle, request, &mut buffer[..output_len]),
+                Err(status) => Completion::from_result(Err(status)),
+            };
+        }
+        if ioctl == Ioctl::DivertVerdicts {
+            // The answer (16 bytes) is written over the start of the buffer once every verdict
+            // was applied; the verdicts are read in place until then.
+            let mut answer = [0u8; 16];
+            let result = self.divert_verdicts(handle, &buffer[..input_len], &mut answer[..output_len.min(16)]);
+            if let Ok(written) = result {
+                buffer[..written].copy_from_slice(&answer[..written]);
+            }
+            return Completion::from_result(result);
+        }
         let input = &buffer[..input_len];
         let result = match ioctl {
             Ioctl::QueryVersion if input.is_empty() => self.version(&mut buffer[..output_len]),
@@ -85,7 +101,9 @@ impl<H: Hal> Control<'_, H> {
             Ioctl::RuleStats => {
                 request!(RuleStatsQueryRepr, RuleStatsQuery, input).and_then(|request| self.rule_stats(request, &mut buffer[..output_len]))
             }
-            Ioctl::ReadEvents | Ioctl::Unknown(_) => Err(Status::InvalidDeviceRequest),
+            Ioctl::DivertOpen => self.divert_open(handle, buffer, input_len, output_len),
+            Ioctl::DivertClose => HeaderOnly::parse(input).map_err(Status::from).and_then(|_| self.divert_close(handle)),
+            Ioctl::ReadEvents | Ioctl::DivertRead | Ioctl::DivertVerdicts | Ioctl::Unknown(_) => Err(Status::InvalidDeviceRequest),
         };
         Completion::from_result(result)
     }

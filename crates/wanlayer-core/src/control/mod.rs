@@ -59,6 +59,13 @@
 //! `SET_RULES`, `GET_RULES` and `RULE_STATS` replace, read back and count the administrator's
 //! rule set ([`crate::rules`]).
 //!
+//! # User-mode hooks
+//!
+//! `DIVERT_OPEN`, `DIVERT_READ`, `DIVERT_VERDICTS` and `DIVERT_CLOSE` make a handle a hook in the
+//! chain that diverts matching packets to a program, in batches, with a bounded queue, a time
+//! limit and a fail policy (see `divert.rs`). A `DIVERT_READ` with `READ_WAIT` and nothing queued
+//! pends exactly as an event read does (the same inverted call, rules 1 to 5).
+//!
 //! # IRQL
 //! [`Control::dispatch`] runs at `PASSIVE_LEVEL` (`IRP_MJ_DEVICE_CONTROL`); dispatching a pending
 //! event read again (rule 3) may also run at `DISPATCH_LEVEL`.
@@ -72,15 +79,18 @@ use crate::hal::{Hal, Lock, Locking, Memory};
 
 mod capture;
 mod dispatch;
+mod divert;
 mod hub;
 mod inject;
 mod queries;
 mod rules;
 
 pub use capture::CAPTURE_CHUNK;
+pub use divert::{DIVERT_HOOK_NAME, MAX_DIVERT_HOOKS};
 pub use inject::InjectError;
 
 pub(crate) use capture::{CaptureHub, CaptureScope};
+pub(crate) use divert::DivertState;
 pub(crate) use hub::EventHub;
 
 /// Event subscribers that can exist at once (several tools can watch at once).
@@ -184,12 +194,18 @@ pub struct ControlHandle {
     token: u64,
     subscription: Binding,
     capture: Binding,
+    divert: Binding,
 }
 
 impl ControlHandle {
     /// A handle the waker will name by `token`.
     pub const fn new(token: u64) -> Self {
-        Self { token, subscription: Binding(AtomicU32::new(UNBOUND)), capture: Binding(AtomicU32::new(UNBOUND)) }
+        Self {
+            token,
+            subscription: Binding(AtomicU32::new(UNBOUND)),
+            capture: Binding(AtomicU32::new(UNBOUND)),
+            divert: Binding(AtomicU32::new(UNBOUND)),
+        }
     }
 
     /// The platform's token.
@@ -206,6 +222,11 @@ impl ControlHandle {
     pub fn is_capturing(&self) -> bool {
         self.capture.current().is_some()
     }
+
+    /// True while the handle is a user-mode hook.
+    pub fn is_diverting(&self) -> bool {
+        self.divert.current().is_some()
+    }
 }
 
 /// The engine's control-surface state: subscribers, captures and the waker. Nothing is allocated
@@ -215,6 +236,8 @@ pub(crate) struct ControlState<H: Locking> {
     pub(crate) capture: H::Lock<CaptureHub>,
     /// Capture sessions running: the data path's one check.
     pub(crate) capture_active: AtomicUsize,
+    /// User-mode hooks.
+    pub(crate) divert: DivertState<H>,
     waker: H::Lock<Option<Arc<dyn EventWaker>>>,
 }
 
@@ -224,6 +247,7 @@ impl<H: Locking + Memory> ControlState<H> {
             hub: hal.new_lock(EventHub::default()),
             capture: hal.new_lock(CaptureHub::default()),
             capture_active: AtomicUsize::new(0),
+            divert: DivertState::new(hal),
             waker: hal.new_lock(None),
         }
     }
@@ -243,6 +267,7 @@ impl<H: Locking + Memory> ControlState<H> {
         self.hub.with(|hub| hub.release(memory));
         self.capture.with(|capture| capture.release(memory));
         self.capture_active.store(0, Ordering::Relaxed);
+        self.divert.release(memory);
     }
 }
 
@@ -269,18 +294,23 @@ impl<H: Hal> Control<'_, H> {
         self.engine.control.waker.with(|slot| *slot = waker);
     }
 
-    /// Releases the handle's event subscription and capture (`IRP_MJ_CLEANUP`), even while reads
-    /// are pending (the platform completes those with `STATUS_CANCELLED` first). Later requests
-    /// on the handle that need a session are refused.
+    /// Releases the handle's event subscription, capture and user-mode hook (`IRP_MJ_CLEANUP`),
+    /// even while reads are pending (the platform completes those with `STATUS_CANCELLED` first).
+    /// Every packet the hook held gets its fail policy, once. Later requests on the handle that
+    /// need a session are refused.
     ///
     /// # IRQL
-    /// `<= DISPATCH_LEVEL`.
+    /// `PASSIVE_LEVEL` when the handle is a user-mode hook (its removal waits for calls in
+    /// progress); `<= DISPATCH_LEVEL` otherwise.
     pub fn cleanup(&self, handle: &ControlHandle) {
         if let Some(id) = handle.subscription.close() {
             self.engine.control.hub.with(|hub| hub.unsubscribe(&self.engine.hal, id));
         }
         if let Some(id) = handle.capture.close() {
             self.stop_capture_session(id);
+        }
+        if let Some(id) = handle.divert.close() {
+            self.close_hook(id);
         }
     }
 

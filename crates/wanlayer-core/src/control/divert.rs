@@ -1,0 +1,917 @@
+//! User-mode hooks: `DIVERT_OPEN`, `DIVERT_READ`, `DIVERT_VERDICTS` and `DIVERT_CLOSE`.
+//!
+//! A handle with write access makes itself a hook in the chain (a built-in entry, like the rule
+//! set, so no adapter is allocated): a filter compiled in user mode by `wanlayer-rules` (the
+//! packets its `divert` rules match are diverted), an altitude, directions, a queue length, a
+//! time limit, a longest frame and a fail policy. Up to [`MAX_DIVERT_HOOKS`] at once.
+//!
+//! # Data path
+//! For each packet the hook meets, the engine reads the first [`HEADER_BYTES`] onto the stack and,
+//! under the hook's own lock (one per user-mode hook; no other hook's packets take it), asks the
+//! filter. A match takes the packet ([`Verdict::Take`]): the whole frame is copied into a free
+//! slot of the hook's queue, allocated in full when the hook opened (`queue_len × max_frame`
+//! bytes, charged to [`Pool::Control`]), with its ticket, link, direction and the time. A pending
+//! read is woken. A full queue or a frame over the longest frame gets the fail policy at once
+//! (pass or drop) and is counted in `queue_full`.
+//!
+//! # Copy, not a shared ring
+//! Each diverted frame is copied once into the queue and once into the read's output. A shared
+//! ring mapped into the program would save the second copy, but its pages would outlive a
+//! crashing program only through a mapping the driver must tear down from any context, and the
+//! program could change a frame while the driver reads it (double fetch): every verdict would have
+//! to be copied out of the ring again anyway. The queue keeps the engine in charge of every byte
+//! and the packet itself stays in the engine's hands (held under its ticket, never exposed), so
+//! the program only ever sees copies; `DIVERT_READ` is `METHOD_BUFFERED` like every other code,
+//! and the batch (up to [`MAX_READ_BATCH`] packets per call) is what removes the per-packet cost
+//! of a system call (see BENCHMARKS.md, "Divert").
+//!
+//! # Verdicts
+//! Each verdict names a ticket the handle's reads delivered: pass (the packet goes on along the
+//! rest of the chain), drop, or replace (a new frame goes on in its place). A ticket this handle
+//! does not hold (answered, expired, another handle's, never delivered) is refused and counted;
+//! a ticket the engine released meanwhile (line down, pause, detach) is refused by
+//! [`Engine::reinject_as`](crate::Engine::reinject_as) and counted the same way. A packet is
+//! handed back exactly once: the queue entry is freed under the hook's lock before the engine is
+//! called.
+//!
+//! # Time limit and closing
+//! Held packets older than the time limit get the fail policy: checked by every divert request of
+//! the handle, by the data path (at most once per time limit), and by [`Control::divert_expire`],
+//! which a platform with a timer calls. Closing (`DIVERT_CLOSE`, or cleanup of a handle — a
+//! crashed program's too) first stops new takes, then gives every held packet the fail policy,
+//! then removes the hook from the chain (which hands on anything taken in the meantime).
+//!
+//! # IRQL
+//! `DIVERT_OPEN` and `DIVERT_CLOSE`, and cleanup, run at `PASSIVE_LEVEL` (removal waits for calls
+//! in progress); `DIVERT_READ` may be dispatched again at `DISPATCH_LEVEL` (the inverted call);
+//! `DIVERT_VERDICTS` at `<= DISPATCH_LEVEL`.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::mem::size_of;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use wanlayer_proto::limits::{MAX_CAPTURE_BYTES, MAX_READ_BATCH};
+use wanlayer_proto::{
+    emit_divert_packet_fixed, hook_id, Direction as WireDirection, DivertAction, DivertBatch,
+    DivertBatchRepr, DivertCounters, DivertInfo, DivertInfoRepr, DivertMeta, DivertOpen,
+    DivertOpenRepr, DivertPacket, DivertResult, DivertResultRepr, DivertVerdictRepr,
+    DivertVerdicts, DivertVerdictsRepr, FailPolicy, ReadRequestRepr, Status, DIVERT_RECEIVE,
+    DIVERT_SEND,
+};
+use wanlayer_rules::{Action, PacketView, RuleSet, HEADER_BYTES};
+
+use super::{Completion, Control, ControlHandle};
+use crate::datapath::{ReinjectError, ReinjectVerdict};
+use crate::engine::Engine;
+use crate::event::Event;
+use crate::hal::{FrameSource, Hal, Level, Lock, Locking, Memory, ModuleId, PathContext, Pool};
+use crate::hook::{Direction, HookId, HookName, PacketContext, Ticket, Verdict};
+use crate::memory::{fixed_deque, new_map, reserve_map, HashMap};
+use crate::taken::{Held, Origin};
+
+/// User-mode hooks that can be open at once.
+pub const MAX_DIVERT_HOOKS: usize = 4;
+/// The name user-mode hooks carry in the hook chain.
+pub const DIVERT_HOOK_NAME: &str = "divert";
+
+/// Tickets handled per lock acquisition while expiring or closing.
+const RELEASE_BATCH: usize = 32;
+const GENERATION_MASK: u16 = 0x7fff;
+/// Marks a published hook identity in [`DivertState::ids`] (zero: none).
+const PUBLISHED: u64 = 1 << 63;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SlotState {
+    Free,
+    /// Waiting to be read.
+    Queued,
+    /// Read, waiting for its verdict.
+    Delivered,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    state: SlotState,
+    meta: DivertMeta,
+    len: u32,
+}
+
+/// One open user-mode hook.
+struct DivertHook {
+    hook: HookId,
+    token: u64,
+    set: RuleSet,
+    directions: u8,
+    fail: Verdict,
+    timeout_ns: u64,
+    max_frame: usize,
+    entries: Vec<Entry>,
+    data: Vec<u8>,
+    free: Vec<u32>,
+    queued: VecDeque<u32>,
+    by_serial: HashMap<u64, u32>,
+    counters: DivertCounters,
+    reader_waiting: bool,
+    closing: bool,
+    /// The earliest time a held packet can expire (engine clock, ns).
+    next_expiry: u64,
+    charged: usize,
+}
+
+impl DivertHook {
+    fn wants(&self, direction: Direction) -> bool {
+        let bit = match direction {
+            Direction::Send => DIVERT_SEND,
+            Direction::Receive => DIVERT_RECEIVE,
+        };
+        self.directions & bit != 0
+    }
+
+    /// Frees the slot of `serial`, returning its ticket, if this hook holds it in `wanted` state.
+    fn release(
+        &mut self,
+        serial: u64,
+        module: Option<u32>,
+        delivered_only: bool,
+    ) -> Option<Ticket> {
+        let slot = *self.by_serial.get(&serial)?;
+        let entry = self.entries.get_mut(slot as usize)?;
+        if module.is_some_and(|module| module != entry.meta.module)
+            || (delivered_only && entry.state != SlotState::Delivered)
+        {
+            return None;
+        }
+        if entry.state == SlotState::Queued {
+            self.queued.retain(|queued| *queued != slot);
+        }
+        entry.state = SlotState::Free;
+        self.by_serial.remove(&serial);
+        // Within the capacity reserved at open: every slot is free at most once.
+        if self.free.len() < self.free.capacity() {
+            self.free.push(slot);
+        }
+        Some(Ticket {
+            module: ModuleId(entry.meta.module),
+            serial,
+        })
+    }
+
+    /// Frees up to `out.len()` held packets taken before `before` (all of them with `u64::MAX`),
+    /// writing their tickets; returns how many.
+    fn release_older(&mut self, before: u64, out: &mut [Ticket; RELEASE_BATCH]) -> usize {
+        let mut found = 0;
+        let mut earliest = u64::MAX;
+        for index in 0..self.entries.len() {
+            let entry = self.entries[index];
+            if entry.state == SlotState::Free {
+                continue;
+            }
+            if entry.meta.time_ns < before && found < out.len() {
+                if let Some(ticket) = self.release(entry.meta.serial, None, false) {
+                    out[found] = ticket;
+                    found += 1;
+                }
+            } else {
+                earliest = earliest.min(entry.meta.time_ns);
+            }
+        }
+        self.next_expiry = earliest.saturating_add(self.timeout_ns);
+        found
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u16,
+    hook: Option<DivertHook>,
+}
+
+/// The engine's user-mode hooks.
+pub(crate) struct DivertState<H: Locking> {
+    /// The chain identity of each open hook ([`PUBLISHED`] | [`hook_id`]), read by the data path
+    /// without a lock to find which built-in entry is which.
+    ids: [AtomicU64; MAX_DIVERT_HOOKS],
+    slots: [H::Lock<Slot>; MAX_DIVERT_HOOKS],
+}
+
+impl<H: Locking + Memory> DivertState<H> {
+    pub(crate) fn new(hal: &H) -> Self {
+        Self {
+            ids: core::array::from_fn(|_| AtomicU64::new(0)),
+            slots: core::array::from_fn(|_| hal.new_lock(Slot::default())),
+        }
+    }
+
+    /// The user-mode hook with chain identity `id`.
+    pub(crate) fn index_of(&self, id: HookId) -> Option<usize> {
+        let wanted = PUBLISHED | hook_id(id.slot, id.generation);
+        self.ids
+            .iter()
+            .position(|published| published.load(Ordering::Acquire) == wanted)
+    }
+
+    /// Frees every queue (engine drop; every handle was cleaned up, so none is left but by a bug).
+    pub(crate) fn release(&self, memory: &H) {
+        for slot in &self.slots {
+            if let Some(hook) = slot.with(|slot| slot.hook.take()) {
+                memory.release(Pool::Control, hook.charged);
+            }
+        }
+    }
+}
+
+fn fail_verdict(policy: FailPolicy) -> Verdict {
+    match policy {
+        FailPolicy::Drop => Verdict::Drop,
+        FailPolicy::Pass | FailPolicy::Unknown(_) => Verdict::Pass,
+    }
+}
+
+fn wire_direction(direction: Direction) -> WireDirection {
+    match direction {
+        Direction::Send => WireDirection::Send,
+        Direction::Receive => WireDirection::Receive,
+    }
+}
+
+/// What the data path decided under the hook's lock.
+struct Decision {
+    verdict: Verdict,
+    wake: Option<u64>,
+    expire: bool,
+}
+
+impl<H: Hal> Engine<H> {
+    /// The verdict of a built-in chain entry that is not the rule set: the user-mode hook `index`.
+    pub(crate) fn divert_verdict(&self, index: usize, packet: &PacketContext<'_>) -> Verdict {
+        let mut header = [0u8; HEADER_BYTES];
+        let read = packet.read(0, &mut header);
+        let direction = packet.direction();
+        let len = packet.len();
+        let link = packet.link();
+        let ticket = packet.ticket();
+        let now = crate::hal::Clock::now(&self.hal).0;
+        let view = PacketView {
+            frame: header.get(..read).unwrap_or(&[]),
+            frame_len: u32::try_from(len).unwrap_or(u32::MAX),
+            direction: match direction {
+                Direction::Send => wanlayer_rules::Direction::Send,
+                Direction::Receive => wanlayer_rules::Direction::Receive,
+            },
+            link: link.id.0,
+            device: &[],
+        };
+        let Some(lock) = self.control.divert.slots.get(index) else {
+            return Verdict::Pass;
+        };
+        let decision = lock.with(|slot| {
+            let Some(hook) = slot.hook.as_mut() else {
+                return Decision {
+                    verdict: Verdict::Pass,
+                    wake: None,
+                    expire: false,
+                };
+            };
+            let expire = now >= hook.next_expiry;
+            let mut decision = Decision {
+                verdict: Verdict::Pass,
+                wake: None,
+                expire,
+            };
+            if hook.closing
+                || !hook.wants(direction)
+                || hook
+                    .set
+                    .classify(&view)
+                    .is_none_or(|matched| matched.action != Action::Divert)
+            {
+                return decision;
+            }
+            let Some(slot_index) = (len <= hook.max_frame).then(|| hook.free.pop()).flatten()
+            else {
+                hook.counters.queue_full += 1;
+                decision.verdict = hook.fail;
+                return decision;
+            };
+            let at = slot_index as usize * hook.max_frame;
+            let copied = match hook.data.get_mut(at..at + len) {
+                Some(place) => packet.read(0, place),
+                None => 0,
+            };
+            let meta = DivertMeta {
+                module: ticket.module.0,
+                serial: ticket.serial,
+                link_id: link.id.0,
+                time_ns: now,
+                direction: wire_direction(direction),
+            };
+            if let Some(entry) = hook.entries.get_mut(slot_index as usize) {
+                *entry = Entry {
+                    state: SlotState::Queued,
+                    meta,
+                    len: copied as u32,
+                };
+            }
+            // Room for every slot was reserved at open (twice over, so the map never grows).
+            hook.by_serial.insert(ticket.serial, slot_index);
+            hook.queued.push_back(slot_index);
+            hook.next_expiry = hook.next_expiry.min(now.saturating_add(hook.timeout_ns));
+            hook.counters.diverted += 1;
+            if core::mem::take(&mut hook.reader_waiting) {
+                decision.wake = Some(hook.token);
+            }
+            decision.verdict = Verdict::Take;
+            decision
+        });
+        if let Some(token) = decision.wake {
+            self.control.wake(&[token]);
+        }
+        if decision.expire {
+            self.expire_divert(index, now, PathContext::default());
+        }
+        decision.verdict
+    }
+
+    /// Gives the fail policy to the held packets of hook `index` older than its time limit.
+    fn expire_divert(&self, index: usize, now: u64, ctx: PathContext) {
+        let Some(lock) = self.control.divert.slots.get(index) else {
+            return;
+        };
+        loop {
+            let mut tickets = [Ticket {
+                module: ModuleId(0),
+                serial: 0,
+            }; RELEASE_BATCH];
+            let released = lock.with(|slot| {
+                let hook = slot.hook.as_mut()?;
+                if now < hook.next_expiry {
+                    return None;
+                }
+                let found = hook.release_older(
+                    now.saturating_sub(hook.timeout_ns).saturating_add(1),
+                    &mut tickets,
+                );
+                hook.counters.expired += found as u64;
+                Some((found, hook.hook, hook.fail))
+            });
+            let Some((found, hook, fail)) = released else {
+                return;
+            };
+            self.release_tickets(hook, &tickets[..found], fail, ctx);
+            if found < RELEASE_BATCH {
+                return;
+            }
+        }
+    }
+
+    fn release_tickets(&self, hook: HookId, tickets: &[Ticket], fail: Verdict, ctx: PathContext) {
+        let verdict = if fail == Verdict::Drop {
+            ReinjectVerdict::Drop
+        } else {
+            ReinjectVerdict::Pass
+        };
+        for ticket in tickets {
+            // A stale ticket was released by the engine already (line down, pause, detach).
+            let _ = self.reinject_as(hook, *ticket, verdict, ctx);
+        }
+    }
+
+    /// Hands on a taken packet with `frame` in place of its own (a user-mode hook's replacement).
+    /// `Err(None)`: no memory for the new frame; the packet is still held.
+    fn reinject_replaced(
+        &self,
+        taker: HookId,
+        ticket: Ticket,
+        frame: &[u8],
+        ctx: PathContext,
+    ) -> Result<(), Option<ReinjectError>> {
+        let module = ticket.module;
+        let slot = self
+            .slot(module)
+            .ok_or(Some(ReinjectError::UnknownModule(module)))?;
+        let fresh = self
+            .hal
+            .allocate(module, FrameSource::Bytes(frame))
+            .map_err(|_| None)?;
+        let taken = slot.core.with(|core| {
+            if !core.is(module) {
+                return Err(ReinjectError::UnknownModule(module));
+            }
+            match core.taken.get(ticket.serial) {
+                None => Err(ReinjectError::StaleTicket(ticket)),
+                Some(held) if held.taker != taker => Err(ReinjectError::NotTaker(ticket)),
+                Some(_) => core
+                    .taken
+                    .remove(ticket.serial)
+                    .ok_or(ReinjectError::StaleTicket(ticket)),
+            }
+        });
+        let mut taken = match taken {
+            Ok(taken) => taken,
+            Err(error) => {
+                // A fresh packet has no parent.
+                let _ = self.hal.free(fresh);
+                return Err(Some(error));
+            }
+        };
+        let old = core::mem::replace(
+            &mut taken.held,
+            Held {
+                packet: fresh,
+                origin: Origin::Own,
+            },
+        );
+        let parent = match old.origin {
+            Origin::Own => self.hal.free(old.packet),
+            Origin::Foreign => Some(old.packet),
+        };
+        if let Some(parent) = parent {
+            self.hal.attach_parent(&mut taken.held.packet, parent);
+        }
+        let counters = slot.counters.direction(taken.direction);
+        counters.count_reinjected();
+        counters.count_modified();
+        self.resume(module, slot, taken, ctx);
+        if slot.core.with(|core| core.try_finish_pause()) {
+            self.finish_pause(module);
+        }
+        Ok(())
+    }
+}
+
+impl<H: Hal> Control<'_, H> {
+    /// Gives the fail policy to every held packet of every user-mode hook that is older than its
+    /// time limit. A platform with a periodic timer calls it; divert requests and the data path
+    /// also check.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn divert_expire(&self) {
+        let now = crate::hal::Clock::now(&self.engine.hal).0;
+        for index in 0..MAX_DIVERT_HOOKS {
+            self.engine
+                .expire_divert(index, now, PathContext::default());
+        }
+    }
+
+    /// User-mode hooks open right now.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn divert_hooks(&self) -> usize {
+        self.engine
+            .control
+            .divert
+            .slots
+            .iter()
+            .filter(|slot| slot.with(|slot| slot.hook.is_some()))
+            .count()
+    }
+
+    /// The hook index and lock of the handle's user-mode hook.
+    fn divert_of(&self, handle: &ControlHandle) -> Result<usize, Status> {
+        let id = handle.divert.current().ok_or(Status::InvalidDeviceState)?;
+        let index = usize::from(id as u16);
+        let generation = (id >> 16) as u16;
+        let lock = self
+            .engine
+            .control
+            .divert
+            .slots
+            .get(index)
+            .ok_or(Status::InvalidDeviceState)?;
+        lock.with(|slot| (slot.generation == generation && slot.hook.is_some()).then_some(index))
+            .ok_or(Status::InvalidDeviceState)
+    }
+
+    /// `DIVERT_OPEN`: the handle becomes a user-mode hook.
+    /// The request is read in place from the system buffer before the answer is written over it.
+    pub(crate) fn divert_open(
+        &self,
+        handle: &ControlHandle,
+        buffer: &mut [u8],
+        input_len: usize,
+        output_len: usize,
+    ) -> Result<usize, Status> {
+        if output_len < DivertInfo::<&[u8]>::LEN {
+            return Err(Status::BufferTooSmall);
+        }
+        let input = buffer.get(..input_len).ok_or(Status::InvalidParameter)?;
+        let request =
+            DivertOpenRepr::parse(&DivertOpen::new_unchecked(input)).map_err(Status::from)?;
+        handle.divert.claim()?;
+        let (id, hook) = match self.open_hook(handle.token, &request) {
+            Ok(opened) => opened,
+            Err(status) => {
+                handle.divert.unclaim();
+                return Err(status);
+            }
+        };
+        if !handle.divert.bind(id) {
+            self.close_hook(id);
+            return Err(Status::Cancelled);
+        }
+        let out = buffer
+            .get_mut(..DivertInfo::<&[u8]>::LEN)
+            .ok_or(Status::BufferTooSmall)?;
+        let repr = DivertInfoRepr {
+            hook: hook_id(hook.slot, hook.generation),
+        };
+        repr.emit(&mut DivertInfo::new_unchecked(out))
+            .map_err(|_| Status::BufferTooSmall)?;
+        Ok(repr.buffer_len())
+    }
+
+    /// Builds the queue, joins the chain; returns the binding id and the chain identity.
+    fn open_hook(&self, token: u64, request: &DivertOpenRepr<'_>) -> Result<(u32, HookId), Status> {
+        let engine = self.engine;
+        let state = &engine.control.divert;
+        let set = RuleSet::load(request.blob).map_err(|error| match error {
+            wanlayer_rules::LoadError::OutOfMemory => Status::InsufficientResources,
+            _ => Status::InvalidParameter,
+        })?;
+        if !(0..set.len())
+            .filter_map(|index| set.rule(index))
+            .any(|rule| rule.action == Action::Divert)
+        {
+            return Err(Status::InvalidParameter);
+        }
+        let queue_len = request.queue_len as usize;
+        let max_frame = request.max_frame as usize;
+        let data_len = queue_len
+            .checked_mul(max_frame)
+            .filter(|len| *len as u64 <= MAX_CAPTURE_BYTES)
+            .ok_or(Status::InvalidParameter)?;
+        let index = state
+            .slots
+            .iter()
+            .position(|slot| slot.with(|slot| slot.hook.is_none()))
+            .ok_or(Status::TooManySessions)?;
+        let mut hook = self.build_hook(token, set, request, queue_len, max_frame, data_len)?;
+        let (generation, claimed) = state.slots[index].with(|slot| {
+            if slot.hook.is_some() {
+                return (0, false);
+            }
+            slot.generation = (slot.generation.wrapping_add(1) & GENERATION_MASK).max(1);
+            (slot.generation, true)
+        });
+        if !claimed {
+            self.engine.hal.release(Pool::Control, hook.charged);
+            return Err(Status::TooManySessions);
+        }
+        // Published inside the registry's lock, so no chain snapshot holds the entry before the
+        // data path can tell it is this user-mode hook.
+        let added = engine.hooks.with(|registry| {
+            let id = registry.add(DIVERT_HOOK_NAME, request.altitude, None)?;
+            state.ids[index].store(
+                PUBLISHED | hook_id(id.slot, id.generation),
+                Ordering::Release,
+            );
+            Ok::<_, crate::hook::AddHookError>(id)
+        });
+        let Ok(id) = added else {
+            self.engine.hal.release(Pool::Control, hook.charged);
+            return Err(Status::InsufficientResources);
+        };
+        hook.hook = id;
+        engine.hook_slots[usize::from(id.slot)].reset();
+        state.slots[index].with(|slot| slot.hook = Some(hook));
+        engine.hal.log(
+            Level::Info,
+            format_args!(
+                "{id} '{DIVERT_HOOK_NAME}' added at altitude {}",
+                request.altitude
+            ),
+        );
+        engine.push_event(Event::HookAdded {
+            id,
+            name: HookName::new(DIVERT_HOOK_NAME),
+            altitude: request.altitude,
+        });
+        Ok((u32::from(generation) << 16 | index as u32, id))
+    }
+
+    /// Allocates the queue of a hook (all of it now: the data path never allocates).
+    fn build_hook(
+        &self,
+        token: u64,
+        set: RuleSet,
+        request: &DivertOpenRepr<'_>,
+        queue_len: usize,
+        max_frame: usize,
+        data_len: usize,
+    ) -> Result<DivertHook, Status> {
+        let memory = &self.engine.hal;
+        let fixed =
+            request.blob.len() + data_len + queue_len * (size_of::<Entry>() + size_of::<u32>());
+        memory
+            .try_charge(Pool::Control, fixed)
+            .map_err(|_| Status::InsufficientResources)?;
+        let mut entries = Vec::new();
+        let mut data = Vec::new();
+        let mut free = Vec::new();
+        if entries.try_reserve_exact(queue_len).is_err()
+            || data.try_reserve_exact(data_len).is_err()
+            || free.try_reserve_exact(queue_len).is_err()
+        {
+            memory.release(Pool::Control, fixed);
+            return Err(Status::InsufficientResources);
+        }
+        let Ok(queued) = fixed_deque(memory, Pool::Control, queue_len) else {
+            memory.release(Pool::Control, fixed);
+            return Err(Status::InsufficientResources);
+        };
+        let queued_bytes = queue_len * size_of::<u32>();
+        let mut by_serial = new_map();
+        let Ok(map_bytes) = reserve_map(
+            memory,
+            Pool::Control,
+            &mut by_serial,
+            queue_len.saturating_mul(2),
+        ) else {
+            memory.release(Pool::Control, fixed + queued_bytes);
+            return Err(Status::InsufficientResources);
+        };
+        let empty = DivertMeta {
+            module: 0,
+            serial: 0,
+            link_id: 0,
+            time_ns: 0,
+            direction: WireDirection::Send,
+        };
+        entries.resize(
+            queue_len,
+            Entry {
+                state: SlotState::Free,
+                meta: empty,
+                len: 0,
+            },
+        );
+        data.resize(data_len, 0);
+        free.extend((0..queue_len as u32).rev());
+        Ok(DivertHook {
+            hook: HookId {
+                slot: 0,
+                generation: 0,
+            },
+            token,
+            set,
+            directions: request.directions,
+            fail: fail_verdict(request.fail_policy),
+            timeout_ns: u64::from(request.timeout_ms) * 1_000_000,
+            max_frame,
+            entries,
+            data,
+            free,
+            queued,
+            by_serial,
+            counters: DivertCounters::default(),
+            reader_waiting: false,
+            closing: false,
+            next_expiry: u64::MAX,
+            charged: fixed + queued_bytes + map_bytes,
+        })
+    }
+
+    /// Stops new takes, gives every held packet the fail policy, removes the hook from the chain
+    /// and frees its queue. Wakes a pending read (it completes `STATUS_INVALID_DEVICE_STATE`).
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    pub(crate) fn close_hook(&self, id: u32) {
+        let engine = self.engine;
+        let index = usize::from(id as u16);
+        let generation = (id >> 16) as u16;
+        let Some(lock) = engine.control.divert.slots.get(index) else {
+            return;
+        };
+        let closing = lock.with(|slot| {
+            let hook = slot
+                .hook
+                .as_mut()
+                .filter(|_| slot.generation == generation)?;
+            hook.closing = true;
+            Some((hook.hook, hook.fail, hook.token))
+        });
+        let Some((hook_id_in_chain, fail, token)) = closing else {
+            return;
+        };
+        engine.control.wake(&[token]);
+        loop {
+            let mut tickets = [Ticket {
+                module: ModuleId(0),
+                serial: 0,
+            }; RELEASE_BATCH];
+            let found = lock.with(|slot| {
+                slot.hook
+                    .as_mut()
+                    .map_or(0, |hook| hook.release_older(u64::MAX, &mut tickets))
+            });
+            engine.release_tickets(
+                hook_id_in_chain,
+                &tickets[..found],
+                fail,
+                PathContext::default(),
+            );
+            if found < RELEASE_BATCH {
+                break;
+            }
+        }
+        // Anything taken between `closing` and now is handed on by the removal.
+        let _ = engine.remove_hook(hook_id_in_chain);
+        engine.control.divert.ids[index].store(0, Ordering::Release);
+        if let Some(hook) = lock.with(|slot| slot.hook.take()) {
+            engine.hal.release(Pool::Control, hook.charged);
+        }
+    }
+
+    /// `DIVERT_CLOSE`.
+    pub(crate) fn divert_close(&self, handle: &ControlHandle) -> Result<usize, Status> {
+        let id = handle.divert.take().ok_or(Status::InvalidDeviceState)?;
+        self.close_hook(id);
+        Ok(0)
+    }
+
+    /// `DIVERT_READ`: a batch, or pending when nothing is queued and the request may wait.
+    pub(crate) fn divert_read(
+        &self,
+        handle: &ControlHandle,
+        request: ReadRequestRepr,
+        out: &mut [u8],
+    ) -> Completion {
+        let index = match self.divert_of(handle) {
+            Ok(index) => index,
+            Err(status) => return Completion::from_result(Err(status)),
+        };
+        self.engine.expire_divert(
+            index,
+            crate::hal::Clock::now(&self.engine.hal).0,
+            PathContext::default(),
+        );
+        let max = request.max_records.min(MAX_READ_BATCH) as usize;
+        let read = self.engine.control.divert.slots[index].with(|slot| {
+            let hook = slot.hook.as_mut().ok_or(Status::InvalidDeviceState)?;
+            if hook.queued.is_empty() && request.wait && !hook.closing {
+                hook.reader_waiting = true;
+                return Ok(None);
+            }
+            write_batch(hook, max, out).map(Some)
+        });
+        match read {
+            Ok(Some(written)) => Completion::Complete {
+                status: Status::Success,
+                written,
+            },
+            Ok(None) => Completion::Pending,
+            Err(status) => Completion::from_result(Err(status)),
+        }
+    }
+
+    /// `DIVERT_VERDICTS`: applies each verdict in order; the answer counts applied and refused.
+    pub(crate) fn divert_verdicts(
+        &self,
+        handle: &ControlHandle,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Status> {
+        if out.len() < DivertResult::<&[u8]>::LEN {
+            return Err(Status::BufferTooSmall);
+        }
+        let view = DivertVerdicts::new_unchecked(input);
+        DivertVerdictsRepr::parse(&view).map_err(Status::from)?;
+        let index = self.divert_of(handle)?;
+        let engine = self.engine;
+        let lock = &engine.control.divert.slots[index];
+        let Some(hook_in_chain) = lock.with(|slot| slot.hook.as_ref().map(|hook| hook.hook)) else {
+            return Err(Status::InvalidDeviceState);
+        };
+        let (mut applied, mut refused) = (0u32, 0u32);
+        for verdict in view.verdicts() {
+            let Ok(verdict) = verdict else { break };
+            let outcome = self.apply_verdict(lock, hook_in_chain, &verdict);
+            match outcome {
+                Ok(()) => applied += 1,
+                Err(()) => {
+                    refused += 1;
+                    lock.with(|slot| {
+                        if let Some(hook) = slot.hook.as_mut() {
+                            hook.counters.refused += 1;
+                        }
+                    });
+                }
+            }
+        }
+        engine.expire_divert(
+            index,
+            crate::hal::Clock::now(&engine.hal).0,
+            PathContext::default(),
+        );
+        let repr = DivertResultRepr { applied, refused };
+        repr.emit(&mut DivertResult::new_unchecked(
+            &mut out[..DivertResult::<&[u8]>::LEN],
+        ))
+        .map_err(|_| Status::BufferTooSmall)?;
+        Ok(repr.buffer_len())
+    }
+
+    fn apply_verdict(
+        &self,
+        lock: &H::Lock<Slot>,
+        hook: HookId,
+        verdict: &DivertVerdictRepr<'_>,
+    ) -> Result<(), ()> {
+        let ticket = lock.with(|slot| {
+            slot.hook
+                .as_mut()
+                .and_then(|held| held.release(verdict.serial, Some(verdict.module), true))
+        });
+        let ticket = ticket.ok_or(())?;
+        let ctx = PathContext::default();
+        let result = match verdict.action {
+            DivertAction::Pass => self
+                .engine
+                .reinject_as(hook, ticket, ReinjectVerdict::Pass, ctx),
+            DivertAction::Drop => self
+                .engine
+                .reinject_as(hook, ticket, ReinjectVerdict::Drop, ctx),
+            DivertAction::Replace => {
+                match self
+                    .engine
+                    .reinject_replaced(hook, ticket, verdict.frame, ctx)
+                {
+                    Ok(()) => Ok(()),
+                    Err(Some(error)) => Err(error),
+                    // No memory for the replacement: the packet still gets a verdict, the fail policy.
+                    Err(None) => {
+                        let fail = lock.with(|slot| {
+                            slot.hook.as_ref().map_or(Verdict::Pass, |held| held.fail)
+                        });
+                        self.engine.release_tickets(hook, &[ticket], fail, ctx);
+                        return Err(());
+                    }
+                }
+            }
+            DivertAction::Unknown(_) => {
+                self.engine
+                    .reinject_as(hook, ticket, ReinjectVerdict::Pass, ctx)
+            }
+        };
+        result.map_err(|_| ())
+    }
+}
+
+/// Writes up to `max` queued packets into `out` as a batch, marking them delivered.
+fn write_batch(hook: &mut DivertHook, max: usize, out: &mut [u8]) -> Result<usize, Status> {
+    let prefix = DivertBatch::<&[u8]>::LEN;
+    if out.len() < prefix {
+        return Err(Status::BufferTooSmall);
+    }
+    let mut at = prefix;
+    let mut count = 0u32;
+    while (count as usize) < max {
+        let Some(&slot) = hook.queued.front() else {
+            break;
+        };
+        let Some(entry) = hook.entries.get(slot as usize).copied() else {
+            break;
+        };
+        let len = entry.len as usize;
+        let record_len =
+            wanlayer_proto::divert_packet_len(len).map_err(|_| Status::InvalidParameter)?;
+        let Some(record) = out.get_mut(at..at + record_len) else {
+            if count == 0 {
+                return Err(Status::BufferTooSmall);
+            }
+            break;
+        };
+        emit_divert_packet_fixed(
+            &mut DivertPacket::new_unchecked(&mut *record),
+            &entry.meta,
+            len,
+        )
+        .map_err(|_| Status::BufferTooSmall)?;
+        let from = slot as usize * hook.max_frame;
+        let data_at = DivertPacket::<&[u8]>::LEN;
+        if let (Some(place), Some(frame)) = (
+            record.get_mut(data_at..data_at + len),
+            hook.data.get(from..from + len),
+        ) {
+            place.copy_from_slice(frame);
+        }
+        if let Some(entry) = hook.entries.get_mut(slot as usize) {
+            entry.state = SlotState::Delivered;
+        }
+        hook.queued.pop_front();
+        at += record_len;
+        count += 1;
+    }
+    let repr = DivertBatchRepr {
+        count,
+        counters: hook.counters,
+        size: at,
+    };
+    repr.emit(&mut DivertBatch::new_unchecked(&mut out[..at]))
+        .map_err(|_| Status::BufferTooSmall)?;
+    Ok(at)
+}
