@@ -119,6 +119,56 @@ impl Program {
     pub fn is_empty(&self) -> bool {
         self.raw.bf_len == 0
     }
+
+    /// The instructions, 8 bytes each (code, jt, jf, k; little-endian), to be run later by
+    /// [`Instructions`] without compiling again.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        // SAFETY: a compiled program's `bf_insns` points to `bf_len` initialised instructions that
+        // live until pcap_freecode, which only Drop calls.
+        let insns = unsafe { std::slice::from_raw_parts(self.raw.bf_insns, self.len()) };
+        let mut bytes = Vec::with_capacity(insns.len() * 8);
+        for insn in insns {
+            bytes.extend_from_slice(&insn.code.to_le_bytes());
+            bytes.extend_from_slice(&[insn.jt, insn.jf]);
+            bytes.extend_from_slice(&insn.k.to_le_bytes());
+        }
+        bytes
+    }
+}
+
+/// A classic BPF program read back from [`Program::to_bytes`] (libpcap's optimiser takes minutes
+/// for thousands of rules, so the benchmark compiles once, natively, and measures the saved
+/// program under callgrind).
+pub struct Instructions(Vec<BpfInsn>);
+
+impl Instructions {
+    /// The program in `bytes`, or None when its length is not a whole number of instructions.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Instructions> {
+        if bytes.is_empty() || bytes.len() % 8 != 0 {
+            return None;
+        }
+        let insns = bytes
+            .chunks_exact(8)
+            .map(|raw| BpfInsn {
+                code: u16::from_le_bytes([raw[0], raw[1]]),
+                jt: raw[2],
+                jf: raw[3],
+                k: u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]),
+            })
+            .collect();
+        Some(Instructions(insns))
+    }
+
+    /// `bpf_filter` on `captured` bytes of a frame `wire_len` long.
+    pub fn bpf_filter(&self, captured: &[u8], wire_len: u32) -> bool {
+        // SAFETY: the instructions are a program pcap_compile produced (saved by `to_bytes`), so
+        // its jumps stay inside it and it ends in a return; the buffer has exactly
+        // `captured.len()` bytes, which bpf_filter checks every load against.
+        unsafe { bpf_filter(self.0.as_ptr(), captured.as_ptr(), wire_len, captured.len() as c_uint) != 0 }
+    }
 }
 
 impl Drop for Program {

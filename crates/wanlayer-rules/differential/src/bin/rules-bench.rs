@@ -21,7 +21,7 @@ use std::time::Instant;
 #[cfg(libpcap)]
 use wanlayer_rules::{compile, Action, Direction, PacketView, RuleSet, RuleSource};
 #[cfg(libpcap)]
-use wanlayer_rules_differential::{Pcap, Program, Rng};
+use wanlayer_rules_differential::{Instructions, Pcap, Program, Rng};
 
 /// Packets per measurement.
 #[cfg(libpcap)]
@@ -62,6 +62,7 @@ fn packets() -> Vec<Vec<u8>> {
 enum Classifier<'a> {
     Wanlayer(&'a RuleSet),
     Libpcap(Program),
+    LibpcapSaved(Instructions),
     Floor,
 }
 
@@ -76,6 +77,7 @@ fn measured_loop(classifier: &Classifier<'_>, packets: &[Vec<u8>]) -> usize {
                 .classify(&PacketView { frame, frame_len: frame.len() as u32, direction: Direction::Send, link: 1, device: &[] })
                 .is_some(),
             Classifier::Libpcap(program) => program.bpf_filter(frame, frame.len() as u32),
+            Classifier::LibpcapSaved(program) => program.bpf_filter(frame, frame.len() as u32),
             Classifier::Floor => black_box(frame.len()) == 0,
         };
         matched += usize::from(hit);
@@ -112,12 +114,27 @@ fn main() {
             let classifier = match which {
                 Some("wanlayer") => Classifier::Wanlayer(&set),
                 Some("libpcap") => Classifier::Libpcap(Pcap::new().compile(&libpcap_text(&texts), true).expect("libpcap compiles")),
+                Some("libpcap-saved") => {
+                    let path = args.get(3).expect("usage: rules-bench measure libpcap-saved N FILE");
+                    let bytes = std::fs::read(path).expect("the saved libpcap program reads");
+                    Classifier::LibpcapSaved(Instructions::from_bytes(&bytes).expect("a saved libpcap program"))
+                }
                 _ => Classifier::Floor,
             };
             let packets = packets();
             let matched = measured_loop(&classifier, &packets);
             assert_eq!(matched, 0, "the benchmark's packets match no rule");
             println!("packets {PACKETS}");
+        }
+        Some("save-libpcap") => {
+            // Compiles natively (the optimiser is superlinear: minutes for thousands of rules) and
+            // saves the program for `measure libpcap-saved` under callgrind.
+            let texts = rules(count(1));
+            let path = args.get(2).expect("usage: rules-bench save-libpcap N FILE");
+            let start = Instant::now();
+            let program = Pcap::new().compile(&libpcap_text(&texts), true).expect("libpcap compiles");
+            std::fs::write(path, program.to_bytes()).expect("the program saves");
+            println!("libpcap compile_s {:.1} instructions {} rules {}", start.elapsed().as_secs_f64(), program.len(), texts.len());
         }
         Some("costs-wanlayer") => {
             let texts = rules(count(1));
