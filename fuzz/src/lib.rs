@@ -10,9 +10,10 @@ pub mod control;
 pub mod image;
 pub mod inf_lint;
 pub mod proto;
+pub mod rules;
 pub mod seeds;
 pub mod wan_status;
 pub mod wire;
 
 /// Target names, as `fuzz_targets/<name>.rs` and `corpus/<name>/` spell them.
-pub const TARGETS: &[&str] = &["proto", "wire", "control", "wan_status", "inf_lint", "verify_image", "certificate"];
+pub const TARGETS: &[&str] = &["proto", "wire", "control", "wan_status", "inf_lint", "verify_image", "certificate", "rules"];

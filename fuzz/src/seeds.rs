@@ -34,6 +34,60 @@ pub fn all(inf_template: &[u8], image: Option<&[u8]>) -> Vec<Seed> {
         }
     }
     seeds.extend(certificate());
+    seeds.extend(rules());
+    seeds
+}
+
+/// The `rules` seeds: filters alone, a set of rules with packets, a compiled set to load, and a
+/// compiled set to change.
+fn rules() -> Vec<Seed> {
+    const FILTERS: [&str; 6] = [
+        "tcp dst port 443 and src net 10.0.0.0/8",
+        "udp and (port 53 or portrange 5000-5100)",
+        "ip6 and tcp[13] & tcp-syn != 0",
+        "link 3 or device \"\\DEVICE\\{6E0B3F7A*\"",
+        "greater 100 and send and not host 192.168.1.1",
+        "ip[9] = 17 or icmp[icmptype] = icmp-echo",
+    ];
+    let mut seeds: Vec<Seed> = FILTERS
+        .iter()
+        .enumerate()
+        .map(|(at, filter)| {
+            let mut seed = vec![0u8];
+            seed.extend_from_slice(filter.as_bytes());
+            ("rules", format!("filter-{at}"), seed)
+        })
+        .collect();
+    let mut set = vec![1u8, FILTERS.len() as u8];
+    for (at, filter) in FILTERS.iter().enumerate() {
+        set.extend_from_slice(&[at as u8 % 4, at as u8 % 5, filter.len() as u8]);
+        set.extend_from_slice(filter.as_bytes());
+    }
+    set.extend_from_slice(&[0x20, 0, 0x5a]);
+    // One packet: receive, link 3, 60 bytes long, its first 20 bytes.
+    set.extend_from_slice(&[0, 3, 60, 0, 20]);
+    set.extend_from_slice(&[
+        0x3c, 0, 0x20, 0x52, 0x41, 0x53, 0x2e, 0x1f, 0x20, 0x52, 0x41, 0x53, 0x08, 0, 0x45, 0, 0, 0x2e, 0, 0, 1,
+    ]);
+    let mut changed = set.clone();
+    changed[0] = 3;
+    seeds.push(("rules", "set".into(), set));
+    seeds.push(("rules", "set-changed".into(), changed));
+    let sources: Vec<wanlayer_rules::RuleSource<'_>> = FILTERS
+        .iter()
+        .enumerate()
+        .map(|(at, filter)| wanlayer_rules::RuleSource {
+            id: at as u32 + 10,
+            priority: at as u32,
+            action: wanlayer_rules::Action::Drop,
+            filter,
+        })
+        .collect();
+    let blob = wanlayer_rules::compile(&sources).expect("the seed rules compile");
+    let mut load = vec![2u8];
+    load.extend_from_slice(&(blob.len() as u16).to_le_bytes());
+    load.extend_from_slice(&blob);
+    seeds.push(("rules", "blob".into(), load));
     seeds
 }
 
@@ -316,6 +370,7 @@ pub fn run(target: &str, bytes: &[u8]) {
         "inf_lint" => crate::inf_lint::run(bytes),
         "verify_image" => crate::image::run(bytes),
         "certificate" => crate::certificate::run(bytes),
+        "rules" => crate::rules::run(bytes),
         other => panic!("no target {other}"),
     }
     let _ = Bytes::new(bytes);

@@ -22,7 +22,7 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask fuzz [--time SECONDS] [--target NAME] [--seed]";
 
 /// Every target, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` spell it.
-pub const TARGETS: &[&str] = &["proto", "wire", "control", "wan_status", "inf_lint", "verify_image", "certificate"];
+pub const TARGETS: &[&str] = &["proto", "wire", "control", "wan_status", "inf_lint", "verify_image", "certificate", "rules"];
 
 /// Seconds each target runs unless `--time` says otherwise.
 const DEFAULT_SECONDS: u64 = 60;
