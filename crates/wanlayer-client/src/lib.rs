@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 
 mod client;
+pub mod divert;
 mod error;
 pub mod pcapng;
 #[cfg(feature = "simulator")]
@@ -35,5 +36,6 @@ pub mod types;
 pub mod windows;
 
 pub use client::Client;
+pub use divert::Divert;
 pub use error::{ClientError, Result};
 pub use transport::Transport;

@@ -61,7 +61,7 @@ use wanlayer_proto::{
 };
 use wanlayer_rules::{Action, PacketView, RuleSet, HEADER_BYTES};
 
-use super::{Completion, Control, ControlHandle};
+use super::{Completion, Control, ControlHandle, CAPTURE_CHUNK};
 use crate::datapath::{ReinjectError, ReinjectVerdict};
 use crate::engine::Engine;
 use crate::event::Event;
@@ -84,6 +84,8 @@ const PUBLISHED: u64 = 1 << 63;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum SlotState {
     Free,
+    /// Claimed by the data path, its frame being copied.
+    Filling,
     /// Waiting to be read.
     Queued,
     /// Read, waiting for its verdict.
@@ -235,13 +237,6 @@ fn wire_direction(direction: Direction) -> WireDirection {
     }
 }
 
-/// What the data path decided under the hook's lock.
-struct Decision {
-    verdict: Verdict,
-    wake: Option<u64>,
-    expire: bool,
-}
-
 impl<H: Hal> Engine<H> {
     /// The verdict of a built-in chain entry that is not the rule set: the user-mode hook `index`.
     pub(crate) fn divert_verdict(&self, index: usize, packet: &PacketContext<'_>) -> Verdict {
@@ -265,20 +260,19 @@ impl<H: Hal> Engine<H> {
         let Some(lock) = self.control.divert.slots.get(index) else {
             return Verdict::Pass;
         };
-        let decision = lock.with(|slot| {
-            let Some(hook) = slot.hook.as_mut() else {
-                return Decision {
-                    verdict: Verdict::Pass,
-                    wake: None,
-                    expire: false,
-                };
-            };
+        let meta = DivertMeta {
+            module: ticket.module.0,
+            serial: ticket.serial,
+            link_id: link.id.0,
+            time_ns: now,
+            direction: wire_direction(direction),
+        };
+        // Under the lock: the filter's decision and a claimed slot. The frame is then copied in
+        // chunks read with no lock held (the platform's read is a call out of the engine), each
+        // stored under the lock; only then is the packet queued for the reader.
+        let claimed = lock.with(|slot| {
+            let hook = slot.hook.as_mut()?;
             let expire = now >= hook.next_expiry;
-            let mut decision = Decision {
-                verdict: Verdict::Pass,
-                wake: None,
-                expire,
-            };
             if hook.closing
                 || !hook.wants(direction)
                 || hook
@@ -286,51 +280,95 @@ impl<H: Hal> Engine<H> {
                     .classify(&view)
                     .is_none_or(|matched| matched.action != Action::Divert)
             {
-                return decision;
+                return Some((Verdict::Pass, None, expire));
             }
             let Some(slot_index) = (len <= hook.max_frame).then(|| hook.free.pop()).flatten()
             else {
                 hook.counters.queue_full += 1;
-                decision.verdict = hook.fail;
-                return decision;
-            };
-            let at = slot_index as usize * hook.max_frame;
-            let copied = match hook.data.get_mut(at..at + len) {
-                Some(place) => packet.read(0, place),
-                None => 0,
-            };
-            let meta = DivertMeta {
-                module: ticket.module.0,
-                serial: ticket.serial,
-                link_id: link.id.0,
-                time_ns: now,
-                direction: wire_direction(direction),
+                return Some((hook.fail, None, expire));
             };
             if let Some(entry) = hook.entries.get_mut(slot_index as usize) {
                 *entry = Entry {
-                    state: SlotState::Queued,
+                    state: SlotState::Filling,
                     meta,
-                    len: copied as u32,
+                    len: 0,
                 };
             }
-            // Room for every slot was reserved at open (twice over, so the map never grows).
-            hook.by_serial.insert(ticket.serial, slot_index);
-            hook.queued.push_back(slot_index);
-            hook.next_expiry = hook.next_expiry.min(now.saturating_add(hook.timeout_ns));
-            hook.counters.diverted += 1;
-            if core::mem::take(&mut hook.reader_waiting) {
-                decision.wake = Some(hook.token);
-            }
-            decision.verdict = Verdict::Take;
-            decision
+            Some((Verdict::Take, Some(slot_index), expire))
         });
-        if let Some(token) = decision.wake {
-            self.control.wake(&[token]);
-        }
-        if decision.expire {
+        let Some((verdict, slot_index, expire)) = claimed else {
+            return Verdict::Pass;
+        };
+        let verdict = match slot_index {
+            Some(slot_index) => self.fill_divert_slot(lock, slot_index, packet, len),
+            None => verdict,
+        };
+        if expire {
             self.expire_divert(index, now, PathContext::default());
         }
-        decision.verdict
+        verdict
+    }
+
+    /// Copies the frame into the claimed slot and queues it; the fail policy instead when the hook
+    /// started closing meanwhile.
+    fn fill_divert_slot(
+        &self,
+        lock: &H::Lock<Slot>,
+        slot_index: u32,
+        packet: &PacketContext<'_>,
+        len: usize,
+    ) -> Verdict {
+        let mut chunk = [0u8; CAPTURE_CHUNK];
+        let mut offset = 0;
+        while offset < len {
+            let read = packet.read(offset, &mut chunk);
+            if read == 0 {
+                break;
+            }
+            lock.with(|slot| {
+                if let Some(hook) = slot.hook.as_mut() {
+                    let at = slot_index as usize * hook.max_frame + offset;
+                    if let (Some(place), Some(bytes)) =
+                        (hook.data.get_mut(at..at + read), chunk.get(..read))
+                    {
+                        place.copy_from_slice(bytes);
+                    }
+                }
+            });
+            offset += read;
+        }
+        let queued = lock.with(|slot| {
+            let hook = slot.hook.as_mut()?;
+            let entry = hook.entries.get_mut(slot_index as usize)?;
+            if hook.closing {
+                entry.state = SlotState::Free;
+                // Within the capacity reserved at open.
+                if hook.free.len() < hook.free.capacity() {
+                    hook.free.push(slot_index);
+                }
+                return Some((hook.fail, None));
+            }
+            entry.state = SlotState::Queued;
+            entry.len = offset.min(len) as u32;
+            let serial = entry.meta.serial;
+            let taken_at = entry.meta.time_ns;
+            // Room for every slot was reserved at open (twice over, so the map never grows).
+            hook.by_serial.insert(serial, slot_index);
+            hook.queued.push_back(slot_index);
+            hook.next_expiry = hook
+                .next_expiry
+                .min(taken_at.saturating_add(hook.timeout_ns));
+            hook.counters.diverted += 1;
+            let wake = core::mem::take(&mut hook.reader_waiting).then_some(hook.token);
+            Some((Verdict::Take, wake))
+        });
+        let Some((verdict, wake)) = queued else {
+            return Verdict::Pass;
+        };
+        if let Some(token) = wake {
+            self.control.wake(&[token]);
+        }
+        verdict
     }
 
     /// Gives the fail policy to the held packets of hook `index` older than its time limit.
