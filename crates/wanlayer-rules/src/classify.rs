@@ -55,10 +55,6 @@ fn transport_offset(frame: &[u8], ethertype: u16) -> Option<usize> {
     }
 }
 
-/// How many candidate lists one packet's probes keep before the classifier falls back to
-/// walking each list as it is found.
-const MAX_HITS: usize = 4;
-
 /// The high 64 bits of a left-aligned 64-bit-or-shorter key masked to `prefix` bits (1..=64).
 fn mask64(value: u64, prefix: u32) -> u64 {
     value & u64::MAX.wrapping_shl(64u32.wrapping_sub(prefix))
@@ -68,34 +64,23 @@ impl RuleSet {
     /// The matching rule with the lowest `priority` value (ties: the lower index), or None.
     /// Never allocates; bounded work; sublinear in the number of rules for the common shapes.
     pub fn classify(&self, packet: &PacketView<'_>) -> Option<Match> {
-        // The probes only note the lists they find, so the common path (no candidate) calls
-        // nothing; the lists are walked afterwards.
-        let mut hits = [(0u32, 0u32); MAX_HITS];
-        let mut count = 0usize;
-        self.probe_fields(packet, |start, len| {
-            if let Some(hit) = hits.get_mut(count) {
-                *hit = (start, len);
-            }
-            count += 1;
-        });
-        if count == 0 && self.layout.catch_all_len == 0 {
+        // A first pass only asks whether the index has any candidate: the common packet, which
+        // no indexed rule can match, costs its lookups and calls nothing.
+        if !self.probe_fields(packet, &mut |_, _| true) && self.layout.catch_all_len == 0 {
             return None;
         }
-        self.resolve(packet, &hits, count)
+        self.resolve(packet)
     }
 
-    /// Walks the candidate lists the probes found (probing again, walking as it goes, when there
-    /// were more than [`MAX_HITS`]), then the catch-all list.
+    /// Walks every candidate list the index has for the packet, then the catch-all list, and
+    /// answers the first rule (in priority order) whose program matches.
     #[inline(never)]
-    fn resolve(&self, packet: &PacketView<'_>, hits: &[(u32, u32); MAX_HITS], count: usize) -> Option<Match> {
+    fn resolve(&self, packet: &PacketView<'_>) -> Option<Match> {
         let mut best = self.layout.rule_count;
-        if count <= MAX_HITS {
-            for &(start, len) in hits.iter().take(count) {
-                best = self.walk_list(start as usize, len as usize, best, packet);
-            }
-        } else {
-            self.probe_fields(packet, |start, len| best = self.walk_list(start as usize, len as usize, best, packet));
-        }
+        self.probe_fields(packet, &mut |start, len| {
+            best = self.walk_list(start as usize, len as usize, best, packet);
+            false
+        });
         if self.layout.catch_all_len != 0 {
             best = self.walk_list(self.layout.catch_all_start, self.layout.catch_all_len, best, packet);
         }
@@ -111,25 +96,30 @@ impl RuleSet {
     }
 
     /// Looks the packet's fields up in the index, once per prefix length the set uses for the
-    /// field, and hands each candidate list found (first entry, length) to `visit`.
+    /// field, and hands each candidate list found (first entry, length) to `visit`, which
+    /// answers whether to stop. Returns whether it stopped.
     #[inline(always)]
-    fn probe_fields(&self, packet: &PacketView<'_>, mut visit: impl FnMut(u32, u32)) {
+    fn probe_fields(&self, packet: &PacketView<'_>, visit: &mut impl FnMut(u32, u32) -> bool) -> bool {
         let frame = packet.frame;
-        let Some(ethertype) = be16(frame, 12) else { return };
+        let Some(ethertype) = be16(frame, 12) else { return false };
         let layout = &self.layout;
         match ethertype {
             ETHERTYPE_IPV4 => {
                 let [source, destination] = layout.prefixes_v4;
                 if let Some(&[s0, s1, s2, s3, d0, d1, d2, d3]) = frame.get(26..).and_then(<[u8]>::first_chunk::<8>) {
-                    if source != 0 {
-                        self.probe_high(field::SRC_V4, source, u64::from(u32::from_be_bytes([s0, s1, s2, s3])) << 32, &mut visit);
+                    if source != 0 && self.probe_high(field::SRC_V4, source, u64::from(u32::from_be_bytes([s0, s1, s2, s3])) << 32, visit) {
+                        return true;
                     }
-                    if destination != 0 {
-                        self.probe_high(field::DST_V4, destination, u64::from(u32::from_be_bytes([d0, d1, d2, d3])) << 32, &mut visit);
+                    if destination != 0
+                        && self.probe_high(field::DST_V4, destination, u64::from(u32::from_be_bytes([d0, d1, d2, d3])) << 32, visit)
+                    {
+                        return true;
                     }
                 } else if let (true, Some(address)) = (source != 0, frame.get(26..).and_then(<[u8]>::first_chunk::<4>)) {
                     // A frame cut inside the destination address still has its source.
-                    self.probe_high(field::SRC_V4, source, u64::from(u32::from_be_bytes(*address)) << 32, &mut visit);
+                    if self.probe_high(field::SRC_V4, source, u64::from(u32::from_be_bytes(*address)) << 32, visit) {
+                        return true;
+                    }
                 }
             }
             ETHERTYPE_IPV6 => {
@@ -137,49 +127,56 @@ impl RuleSet {
                 for (which, prefixes, offset) in [(field::SRC_V6, source, 22), (field::DST_V6, destination, 38)] {
                     if prefixes != 0 {
                         if let Some(address) = frame.get(offset..).and_then(<[u8]>::first_chunk::<16>) {
-                            self.probe_v6(which, prefixes, u128::from_be_bytes(*address), &mut visit);
+                            if self.probe_v6(which, prefixes, u128::from_be_bytes(*address), visit) {
+                                return true;
+                            }
                         }
                     }
                 }
             }
-            _ => return,
+            _ => return false,
         }
-        if layout.port_fields != 0 {
-            self.probe_ports(packet, &mut visit);
-        }
+        layout.port_fields != 0 && self.probe_ports(packet, visit)
     }
 
     /// The port lookups (prefix length 16).
     #[inline(never)]
-    fn probe_ports(&self, packet: &PacketView<'_>, visit: &mut impl FnMut(u32, u32)) {
+    fn probe_ports(&self, packet: &PacketView<'_>, visit: &mut impl FnMut(u32, u32) -> bool) -> bool {
         let frame = packet.frame;
-        let Some(transport) = be16(frame, 12).and_then(|ethertype| transport_offset(frame, ethertype)) else { return };
+        let Some(transport) = be16(frame, 12).and_then(|ethertype| transport_offset(frame, ethertype)) else { return false };
         for (which, bit, offset) in [(field::SRC_PORT, 1, transport), (field::DST_PORT, 2, transport + 2)] {
             if self.layout.port_fields & bit != 0 {
                 if let Some(port) = be16(frame, offset) {
-                    self.probe_high(which, 1 << 15, u64::from(port) << 48, visit);
+                    if self.probe_high(which, 1 << 15, u64::from(port) << 48, visit) {
+                        return true;
+                    }
                 }
             }
         }
+        false
     }
 
     /// Lookups of a key of at most 64 bits (left-aligned in `high`), one per prefix length in
-    /// `prefixes` (bit `length - 1`).
+    /// `prefixes` (bit `length - 1`). Returns whether `visit` asked to stop.
     #[inline(always)]
-    fn probe_high(&self, which: u8, prefixes: u64, high: u64, visit: &mut impl FnMut(u32, u32)) {
+    fn probe_high(&self, which: u8, prefixes: u64, high: u64, visit: &mut impl FnMut(u32, u32) -> bool) -> bool {
         let mut remaining = prefixes;
         while remaining != 0 {
             let prefix = remaining.trailing_zeros() + 1;
             remaining &= remaining - 1;
             if let Some((start, len)) = self.lookup(which, prefix as u8, mask64(high, prefix), 0) {
-                visit(start, len);
+                if visit(start, len) {
+                    return true;
+                }
             }
         }
+        false
     }
 
     /// Lookups of an IPv6 address, one per prefix length in `prefixes` (bit `length - 1`).
+    /// Returns whether `visit` asked to stop.
     #[inline(never)]
-    fn probe_v6(&self, which: u8, prefixes: u128, address: u128, visit: &mut impl FnMut(u32, u32)) {
+    fn probe_v6(&self, which: u8, prefixes: u128, address: u128, visit: &mut impl FnMut(u32, u32) -> bool) -> bool {
         let (high, low) = ((address >> 64) as u64, address as u64);
         let mut remaining = prefixes;
         while remaining != 0 {
@@ -187,9 +184,12 @@ impl RuleSet {
             remaining &= remaining - 1;
             let key = if prefix <= 64 { (mask64(high, prefix), 0) } else { (high, mask64(low, prefix - 64)) };
             if let Some((start, len)) = self.lookup(which, prefix as u8, key.0, key.1) {
-                visit(start, len);
+                if visit(start, len) {
+                    return true;
+                }
             }
         }
+        false
     }
 
     /// The list (first entry, length) of the slot holding `(which, prefix, key)`, the key's high
