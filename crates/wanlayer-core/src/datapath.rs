@@ -360,9 +360,8 @@ impl<H: Hal> Engine<H> {
             if after.is_some_and(|after| !entry.position.is_after(after, direction)) {
                 continue;
             }
-            let ticket = Ticket { module, serial: self.next_ticket.fetch_add(1, core::sync::atomic::Ordering::Relaxed) };
             let mut frame = EngineFrame { hal: &self.hal, module, held: &mut held, lent: lent.as_deref_mut() };
-            let mut packet = PacketContext::new(direction, link, &mut frame, ticket);
+            let mut packet = PacketContext::with_lazy_ticket(direction, link, &mut frame, module, &self.next_ticket);
             let shown = packet.len();
             let (verdict, capture_rule) = match (&entry.hook, direction) {
                 (Some(hook), Direction::Send) => (hook.on_send(&mut packet), None),
@@ -373,6 +372,7 @@ impl<H: Hal> Engine<H> {
                 },
             };
             modified |= packet.is_edited();
+            let taken_serial = (verdict == Verdict::Take).then(|| packet.ticket().serial);
             self.hook_slots[usize::from(entry.id.slot)].verdicts(direction).count(shown, verdict);
             if let Some(rule) = capture_rule {
                 self.capture_for_rule(module, link.id, direction, &held.packet, rule);
@@ -384,7 +384,7 @@ impl<H: Hal> Engine<H> {
                     break;
                 }
                 Verdict::Take => {
-                    result = Some(Ok((ticket.serial, entry.id, entry.position)));
+                    result = Some(Ok((taken_serial.unwrap_or_default(), entry.id, entry.position)));
                     break;
                 }
             }
@@ -555,7 +555,7 @@ impl<H: Hal> Engine<H> {
                 return out.flush(self, module, ctx);
             }
         };
-        let hooks = kind.is_wan().then(|| self.chain_snapshot());
+        let hooks = (kind.is_wan() && !self.hooks.is_empty()).then(|| self.chain_snapshot());
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
             let classified = self.classify(module, slot, Direction::Send, &held.packet);
@@ -616,7 +616,7 @@ impl<H: Hal> Engine<H> {
                 return lent;
             }
         };
-        let hooks = kind.is_wan().then(|| self.chain_snapshot());
+        let hooks = (kind.is_wan() && !self.hooks.is_empty()).then(|| self.chain_snapshot());
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
             let lent_here = if resources { Some(&mut lent) } else { None };

@@ -14,7 +14,7 @@ use crate::control::{Control, ControlState};
 use crate::datapath::{Disposal, Outbox};
 use crate::event::{Event, EventQueue, EventRecord};
 use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool};
-use crate::hook::{AddHookError, Hook, HookId, HookInfo, HookSlot, Registry, MAX_HOOKS};
+use crate::hook::{AddHookError, Hook, HookId, HookInfo, HookRegistry, HookSlot, Registry, MAX_HOOKS};
 use crate::link::{LineDown, LineUp, LineUpEffect, Link, LinkId, LinkSummary};
 use crate::module::{
     AttachParams, DetachReport, ModuleCore, ModuleCounts, ModuleCounters, ModuleInfo, ModuleSlot, ModuleState, PauseProgress,
@@ -110,7 +110,7 @@ impl fmt::Display for RemoveHookError {
 pub struct Engine<H: Hal> {
     pub(crate) hal: H,
     pub(crate) modules: Vec<ModuleSlot<H>>,
-    pub(crate) hooks: H::Lock<Registry>,
+    pub(crate) hooks: HookRegistry<H::Lock<Registry>>,
     pub(crate) hook_slots: Box<[HookSlot; MAX_HOOKS]>,
     events: H::Lock<EventQueue>,
     pub(crate) control: ControlState<H>,
@@ -140,7 +140,7 @@ impl<H: Hal> Engine<H> {
             }
         };
         Ok(Self {
-            hooks: hal.new_lock(registry),
+            hooks: HookRegistry::new(hal.new_lock(registry)),
             hook_slots,
             events: hal.new_lock(events),
             control: ControlState::new(&hal),

@@ -11,8 +11,9 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::fmt;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::hal::{ModuleId, OutOfMemory};
 use crate::link::LinkSummary;
@@ -116,14 +117,27 @@ pub struct PacketContext<'a> {
     direction: Direction,
     link: LinkSummary,
     frame: &'a mut dyn FrameAccess,
-    ticket: Ticket,
+    ticket: Cell<Option<Ticket>>,
+    /// Where a ticket's serial comes from when the hook first asks for one: a hook that never
+    /// asks (one that does not take) costs no shared write.
+    serials: Option<(&'a AtomicU64, ModuleId)>,
     edited: bool,
 }
 
 impl<'a> PacketContext<'a> {
     /// A context over `frame`; `ticket` is what the packet will be held under if the hook takes it.
     pub fn new(direction: Direction, link: LinkSummary, frame: &'a mut dyn FrameAccess, ticket: Ticket) -> Self {
-        Self { direction, link, frame, ticket, edited: false }
+        Self { direction, link, frame, ticket: Cell::new(Some(ticket)), serials: None, edited: false }
+    }
+    /// A context whose ticket on `module` is drawn from `serials` only if it is asked for.
+    pub(crate) fn with_lazy_ticket(
+        direction: Direction,
+        link: LinkSummary,
+        frame: &'a mut dyn FrameAccess,
+        module: ModuleId,
+        serials: &'a AtomicU64,
+    ) -> Self {
+        Self { direction, link, frame, ticket: Cell::new(None), serials: Some((serials, module)), edited: false }
     }
     /// Which way the packet travels.
     pub fn direction(&self) -> Direction {
@@ -169,7 +183,15 @@ impl<'a> PacketContext<'a> {
     }
     /// The ticket the packet is held under if the hook returns [`Verdict::Take`].
     pub fn ticket(&self) -> Ticket {
-        self.ticket
+        if let Some(ticket) = self.ticket.get() {
+            return ticket;
+        }
+        let ticket = match self.serials {
+            Some((serials, module)) => Ticket { module, serial: serials.fetch_add(1, Ordering::Relaxed) },
+            None => Ticket { module: self.link.module, serial: 0 },
+        };
+        self.ticket.set(Some(ticket));
+        ticket
     }
 }
 
@@ -352,6 +374,34 @@ pub(crate) struct Registry {
     pub(crate) hooks: Vec<Registered>,
     generations: [u32; MAX_HOOKS],
     next_order: u64,
+}
+
+/// The [`Registry`] under the platform's lock, with its hook count kept where the data path can
+/// read it without taking the lock: with no hook registered a packet never touches the registry.
+pub(crate) struct HookRegistry<L> {
+    lock: L,
+    registered: AtomicUsize,
+}
+
+impl<L: crate::hal::Lock<Registry>> HookRegistry<L> {
+    pub(crate) fn new(lock: L) -> Self {
+        Self { lock, registered: AtomicUsize::new(0) }
+    }
+
+    /// Runs `critical_section` over the registry under its lock, then publishes its hook count.
+    pub(crate) fn with<R>(&self, critical_section: impl FnOnce(&mut Registry) -> R) -> R {
+        self.lock.with(|registry| {
+            let result = critical_section(registry);
+            self.registered.store(registry.hooks.len(), Ordering::Release);
+            result
+        })
+    }
+
+    /// True when no hook is registered (as of the last change to the registry). A packet that
+    /// reads this just before a hook is added misses the hook, exactly as a snapshot taken then would.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.registered.load(Ordering::Acquire) == 0
+    }
 }
 
 /// Why a hook could not be added.

@@ -1,5 +1,6 @@
 //! WAN links: what `NDIS_STATUS_WAN_LINE_UP` / `LINE_DOWN` say, and the table of live links.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::mem::size_of;
@@ -215,7 +216,7 @@ impl Link {
     }
 
     fn charge_size(device_name_len: usize, protocol_buffer_len: usize) -> usize {
-        size_of::<(MacAddress, Link)>() + device_name_len * size_of::<u16>() + protocol_buffer_len
+        size_of::<Link>() + device_name_len * size_of::<u16>() + protocol_buffer_len
     }
 
     fn charged_bytes(&self) -> usize {
@@ -252,8 +253,48 @@ pub struct CompletedLineUp {
 
 /// The live links of one module, keyed by remote address: O(1) lookup whatever the count.
 #[derive(Debug, Default)]
+///
+/// The table is split into [`LINK_SHARDS`] hash maps picked by the address, so that growing one
+/// (a rehash, under the module's lock) moves at most a shard's share of the links: a line up at
+/// 100k links rehashes a few hundred entries, not 100k. Every byte is charged to [`Pool::Link`]:
+/// each link's entry and buffers, the shard array, and each shard's bucket array as it grows.
 pub struct LinkTable {
-    links: HashMap<MacAddress, Link>,
+    /// Empty until the first line up (a vacant module allocates nothing).
+    shards: Vec<HashMap<MacAddress, LinkBox>>,
+    len: usize,
+    /// Bytes of the shard array and the shards' bucket arrays charged to [`Pool::Link`].
+    table_charged: usize,
+}
+
+/// A link in its own allocation: the table's buckets hold only the address and a pointer, so
+/// the room a hash table keeps free costs 16 bytes a bucket, not a whole link.
+type LinkBox = Box<[Link; 1]>;
+
+/// Puts `link` in its own allocation, or fails cleanly.
+fn try_box(link: Link) -> Result<LinkBox, OutOfMemory> {
+    let mut one = Vec::new();
+    one.try_reserve_exact(1).map_err(|_| OutOfMemory)?;
+    one.push(link);
+    one.into_boxed_slice().try_into().map_err(|_| OutOfMemory)
+}
+
+/// Shards of a [`LinkTable`].
+pub const LINK_SHARDS: usize = 256;
+
+/// The buckets of a `hashbrown` table's first allocation.
+const MIN_BUCKETS: usize = 4;
+
+/// The bytes a `hashbrown` bucket array of `buckets` entries of `entry` bytes allocates (a control
+/// byte each, one group of trailing control bytes, alignment).
+fn bucket_bytes(buckets: usize, entry: usize) -> usize {
+    buckets * (entry + 1) + 32
+}
+
+/// The shard of `remote`: a multiplicative hash of its six bytes, top bits.
+fn shard_of(remote: &MacAddress) -> usize {
+    let [a, b, c, d, e, f] = remote.0;
+    let key = u64::from_le_bytes([a, b, c, d, e, f, 0, 0]);
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % LINK_SHARDS
 }
 
 fn copy_bounded<T: Copy>(source: &[T], max: usize) -> Result<(Vec<T>, bool), OutOfMemory> {
@@ -267,23 +308,62 @@ fn copy_bounded<T: Copy>(source: &[T], max: usize) -> Result<(Vec<T>, bool), Out
 impl LinkTable {
     /// Number of live links.
     pub fn len(&self) -> usize {
-        self.links.len()
+        self.len
     }
     /// True when no link is up.
     pub fn is_empty(&self) -> bool {
-        self.links.is_empty()
+        self.len == 0
     }
     /// The link NdisWan addresses as `remote`.
     pub fn get(&self, remote: &MacAddress) -> Option<&Link> {
-        self.links.get(remote)
+        self.shards.get(shard_of(remote))?.get(remote).map(|link| &link[0])
+    }
+    fn get_mut(&mut self, remote: &MacAddress) -> Option<&mut Link> {
+        self.shards.get_mut(shard_of(remote))?.get_mut(remote).map(|link| &mut link[0])
     }
     /// The link with identity `id` (a scan: for tools, not the data path).
     pub fn get_by_id(&self, id: LinkId) -> Option<&Link> {
-        self.links.values().find(|link| link.summary.id == id)
+        self.iter().find(|link| link.summary.id == id)
     }
     /// Every live link, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Link> {
-        self.links.values()
+        self.shards.iter().flat_map(|shard| shard.values()).map(|link| &link[0])
+    }
+
+    /// The most a new link at `remote` can make the table grow by: the shard array on the first
+    /// line up, and a doubling of the shard's buckets when it is full.
+    fn growth_bound(&self, remote: &MacAddress) -> usize {
+        let first = bucket_bytes(MIN_BUCKETS, size_of::<(MacAddress, LinkBox)>());
+        match self.shards.get(shard_of(remote)) {
+            None => LINK_SHARDS * size_of::<HashMap<MacAddress, LinkBox>>() + first,
+            Some(shard) if shard.len() < shard.capacity() => 0,
+            Some(shard) => (2 * shard.allocation_size()).max(first),
+        }
+    }
+
+    /// Makes room for one more link in `remote`'s shard. Returns the bytes the table grew by
+    /// (also when it then failed: what was allocated stays, and is counted in `table_charged`),
+    /// at most [`Self::growth_bound`], already charged by the caller.
+    fn grow_for(&mut self, remote: &MacAddress) -> (usize, Result<(), OutOfMemory>) {
+        let mut grown = 0;
+        if self.shards.is_empty() {
+            if self.shards.try_reserve_exact(LINK_SHARDS).is_err() {
+                return (0, Err(OutOfMemory));
+            }
+            self.shards.extend((0..LINK_SHARDS).map(|_| HashMap::default()));
+            grown += LINK_SHARDS * size_of::<HashMap<MacAddress, LinkBox>>();
+        }
+        let result = match self.shards.get_mut(shard_of(remote)) {
+            Some(shard) => {
+                let before = shard.allocation_size();
+                let reserved = shard.try_reserve(1).map_err(|_| OutOfMemory);
+                grown += shard.allocation_size().saturating_sub(before);
+                reserved
+            }
+            None => Err(OutOfMemory),
+        };
+        self.table_charged += grown;
+        (grown, result)
     }
 
     /// Creates or updates the link of `line_up`, charging its memory to [`Pool::Link`].
@@ -302,7 +382,11 @@ impl LinkTable {
     ) -> Result<LineUpEffect, OutOfMemory> {
         let kept_name = line_up.device_name.len().min(DEVICE_NAME_MAX);
         let kept_buffer = line_up.protocol_buffer.len().min(PROTOCOL_BUFFER_MAX);
-        let needed = Link::charge_size(kept_name, kept_buffer);
+        let entry = Link::charge_size(kept_name, kept_buffer);
+        // One charge covers the entry and what the table may grow by; the unused part of the
+        // bound goes back below.
+        let growth = if self.get(&line_up.remote_address).is_none() { self.growth_bound(&line_up.remote_address) } else { 0 };
+        let needed = entry + growth;
         memory.try_charge(Pool::Link, needed)?;
         let copies = copy_bounded(line_up.device_name, DEVICE_NAME_MAX)
             .and_then(|name| Ok((name, copy_bounded(line_up.protocol_buffer, PROTOCOL_BUFFER_MAX)?)));
@@ -313,7 +397,7 @@ impl LinkTable {
                 return Err(error);
             }
         };
-        if let Some(link) = self.links.get_mut(&line_up.remote_address) {
+        if let Some(link) = self.get_mut(&line_up.remote_address) {
             let previous_charge = link.charged_bytes();
             link.summary.link_speed_100bps = line_up.link_speed_100bps;
             link.summary.maximum_total_size = line_up.maximum_total_size;
@@ -328,12 +412,14 @@ impl LinkTable {
             link.protocol_buffer = protocol_buffer;
             link.protocol_buffer_truncated = truncated;
             link.line_ups = link.line_ups.saturating_add(1);
-            memory.release(Pool::Link, previous_charge);
+            memory.release(Pool::Link, previous_charge + growth);
             return Ok(LineUpEffect::Updated(link.summary));
         }
-        if self.links.try_reserve(1).is_err() {
-            memory.release(Pool::Link, needed);
-            return Err(OutOfMemory);
+        let (grown, reserved) = self.grow_for(&line_up.remote_address);
+        memory.release(Pool::Link, growth.saturating_sub(grown));
+        if let Err(error) = reserved {
+            memory.release(Pool::Link, entry);
+            return Err(error);
         }
         let summary = LinkSummary {
             id: new_id(),
@@ -357,7 +443,17 @@ impl LinkTable {
             send: DirectionCounters::default(),
             receive: DirectionCounters::default(),
         };
-        self.links.insert(line_up.remote_address, link);
+        let link = match try_box(link) {
+            Ok(link) => link,
+            Err(error) => {
+                memory.release(Pool::Link, entry);
+                return Err(error);
+            }
+        };
+        if let Some(shard) = self.shards.get_mut(shard_of(&line_up.remote_address)) {
+            shard.insert(line_up.remote_address, link);
+            self.len += 1;
+        }
         Ok(LineUpEffect::Created(summary))
     }
 
@@ -372,7 +468,7 @@ impl LinkTable {
         local_address: MacAddress,
         device_name: &[u16],
     ) -> Option<CompletedLineUp> {
-        let link = self.links.get_mut(remote)?;
+        let link = self.get_mut(remote)?;
         link.summary.local_address = local_address;
         let kept = &device_name[..device_name.len().min(DEVICE_NAME_MAX)];
         let mut device_name_lost = false;
@@ -394,25 +490,40 @@ impl LinkTable {
 
     /// Lowers the `MaximumTotalSize` reported upward for `remote`.
     pub fn set_reported_total_size(&mut self, remote: &MacAddress, size: u32) {
-        if let Some(link) = self.links.get_mut(remote) {
+        if let Some(link) = self.get_mut(remote) {
             link.summary.reported_total_size = size;
         }
     }
 
     /// Removes the link of `line_down`, releasing its memory. Returns what it was.
     pub fn line_down(&mut self, memory: &impl Memory, line_down: &LineDown) -> Option<LinkSummary> {
-        let link = self.links.remove(&line_down.remote_address)?;
+        let [link] = *self.shards.get_mut(shard_of(&line_down.remote_address))?.remove(&line_down.remote_address)?;
+        self.len -= 1;
         memory.release(Pool::Link, link.charged_bytes());
+        if self.len == 0 {
+            self.release_table(memory);
+        }
         Some(link.summary)
     }
 
     /// Removes every link (at detach), releasing their memory. Returns how many there were.
     pub fn clear(&mut self, memory: &impl Memory) -> usize {
-        let count = self.links.len();
-        for (_, link) in self.links.drain() {
-            memory.release(Pool::Link, link.charged_bytes());
+        let count = self.len;
+        for shard in &mut self.shards {
+            for (_, link) in shard.drain() {
+                memory.release(Pool::Link, link[0].charged_bytes());
+            }
         }
+        self.len = 0;
+        self.release_table(memory);
         count
+    }
+
+    /// Frees the shard array and the shards' buckets once no link is left.
+    fn release_table(&mut self, memory: &impl Memory) {
+        self.shards = Vec::new();
+        memory.release(Pool::Link, self.table_charged);
+        self.table_charged = 0;
     }
 }
 
