@@ -6,7 +6,7 @@
 //!   bounded work per packet): [`RuleSet::load`] validates a blob completely and
 //!   [`RuleSet::classify`] finds the first matching rule in priority order through a hashed
 //!   prefix index, without allocating.
-//! * Feature `compiler` (user mode): [`parse`] and [`compile`].
+//! * Feature `compiler` (user mode): `parse` and `compile`.
 //!
 //! The grammar and the semantics (libpcap's, with the deviations listed) follow, from the
 //! crate's README; the compiled layout is documented in `format.rs`.
