@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wanlayer_core::hal::{
-    Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketChain, PacketIo, PathContext, PauseCompletion, Pool,
-    Quiesce, Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
+    Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketChain, PacketIo, PathContext, PauseCompletion, Pool, Quiesce,
+    Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
 };
 use wanlayer_core::hook::{Hook, PacketContext, Verdict};
 use wanlayer_core::link::{LineUp, WanQuality};
@@ -461,9 +461,7 @@ impl<const COUNT: bool> Bench<COUNT> {
     /// Builds the engine for `scenario`.
     pub fn new(scenario: Scenario) -> Self {
         let engine = Arc::new(Engine::new(BenchHal::<COUNT>::default(), EngineConfig::default()).expect("engine"));
-        let module = engine
-            .attach(AttachParams { kind: ModuleKind::NdisWanIp, mac_address: LOCAL_ADDRESS, if_index: 7 })
-            .expect("attach");
+        let module = engine.attach(AttachParams { kind: ModuleKind::NdisWanIp, mac_address: LOCAL_ADDRESS, if_index: 7 }).expect("attach");
         engine.restart(module).expect("restart");
         for index in 0..scenario.links {
             engine.line_up(module, &line_up(index)).expect("line up");

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use wanlayer_bench::{frame, line_up, remote_address, take_parked, Bench, Chain, Frame, HookKind, ModifyHook, Parked, PassHook, Scenario, LOCAL_ADDRESS};
+use wanlayer_bench::{
+    frame, line_up, remote_address, take_parked, Bench, Chain, Frame, HookKind, ModifyHook, Parked, PassHook, Scenario, LOCAL_ADDRESS,
+};
 use wanlayer_core::hal::{PacketChain, PathContext};
 use wanlayer_core::hook::{Hook, PacketContext, Ticket, Verdict};
 use wanlayer_core::link::LineDown;
@@ -88,7 +90,14 @@ impl Rng {
 
 #[test]
 fn every_packet_comes_back_exactly_once_under_concurrent_changes() {
-    let bench = Arc::new(Bench::<false>::new(Scenario { receive: false, chain: 4, frame_len: 64, hooks: 0, hook_kind: HookKind::Pass, links: LINKS }));
+    let bench = Arc::new(Bench::<false>::new(Scenario {
+        receive: false,
+        chain: 4,
+        frame_len: 64,
+        hooks: 0,
+        hook_kind: HookKind::Pass,
+        links: LINKS,
+    }));
     let returned: Returned = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let taker = Arc::new(Taker { every: 7, seen: AtomicU64::new(0), tickets: Mutex::new(Vec::new()) });

@@ -157,7 +157,8 @@ fn lineup(args: &[String]) -> Result<(), String> {
     let mut charged = 0;
     let mut resident = 0;
     for _ in 0..LINE_UP_RUNS {
-        let bench = Bench::<false>::new(Scenario { receive: false, chain: 1, frame_len: 64, hooks: 0, hook_kind: HookKind::Pass, links: 0 });
+        let bench =
+            Bench::<false>::new(Scenario { receive: false, chain: 1, frame_len: 64, hooks: 0, hook_kind: HookKind::Pass, links: 0 });
         let before = resident_bytes();
         for (index, least) in (0..links).zip(least.iter_mut()) {
             let up = line_up(index);
