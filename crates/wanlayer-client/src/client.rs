@@ -61,6 +61,11 @@ impl<T: Transport> Client<T> {
         &mut self.transport
     }
 
+    /// The transport, for a [`Divert`](crate::Divert) over the same handle.
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
     /// Sends `code` with `input`, with `room` bytes of output; returns the answer's bytes.
     fn call(&mut self, code: u32, input: &[u8], room: usize) -> Result<&[u8]> {
         self.output.resize(room, 0);

@@ -75,6 +75,7 @@ pub fn execute<T: Transport>(cli: &Cli, mut client: Client<T>, idle: &mut Idle<'
             capture(cli, &mut client, idle, output, target, (*snaplen, *ring), limits)
         }
         Command::Rules(command) => crate::rules::execute(cli, &mut client, command),
+        Command::Divert(args) => crate::divert::run(cli, args, client.into_transport(), idle),
         Command::Inject { link, module, direction, hex, file, frame } => {
             let bytes = match (hex, file) {
                 (Some(hex), _) => parse_hex(hex)?,

@@ -12,6 +12,7 @@ use wanlayer_client::{Client, ClientError};
 use wanlayer_proto::Access;
 
 mod commands;
+mod divert;
 mod output;
 mod rules;
 
@@ -124,6 +125,9 @@ pub enum Command {
     /// The administrator's rule set: list, change, save, statistics, test a packet.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Divert the packets a filter matches to this program: print and pass them, drop them, or
+    /// pipe each through a command (a user-mode hook).
+    Divert(divert::DivertArgs),
 }
 
 /// `wanlayerctl rules …`. Rules files hold one rule per line, `<id> <priority> <action>

@@ -140,3 +140,24 @@ fn without_the_driver_it_says_so_and_exits_3() {
         assert!(output.stdout.is_empty());
     }
 }
+
+#[test]
+fn divert_prints_drops_and_pipes_what_its_filter_matches() {
+    let printed = json(&["divert", "udp", "port", "53"]);
+    let summary = printed.last().expect("a summary line");
+    let packets = printed.len() - 1;
+    assert!(packets > 0, "the script sends DNS");
+    assert_eq!(summary["packets"], packets);
+    assert_eq!(summary["diverted"], packets);
+    assert!(printed[..packets].iter().all(|packet| packet["len"].as_u64().is_some_and(|len| len > 14)));
+    let dropped = one(&["divert", "--action", "drop", "--count", "5", "tcp", "port", "443"]);
+    assert_eq!(dropped["packets"], 5);
+    if cfg!(unix) {
+        let piped = one(&["divert", "--action", "pipe", "--command", "cat", "udp"]);
+        assert_eq!((piped["refused"].as_u64(), piped["expired"].as_u64()), (Some(0), Some(0)));
+    }
+    let refused = wanlayerctl(&["--simulate", "--read-only", "divert", "udp"]);
+    assert_eq!(refused.status.code(), Some(4), "a read-only handle cannot divert");
+    let bad = wanlayerctl(&["--simulate", "divert", "udp", "port", "nonsense"]);
+    assert_eq!(bad.status.code(), Some(2), "a filter that does not compile is a usage error");
+}

@@ -245,7 +245,6 @@ impl<H: Hal> Engine<H> {
         let direction = packet.direction();
         let len = packet.len();
         let link = packet.link();
-        let ticket = packet.ticket();
         let now = crate::hal::Clock::now(&self.hal).0;
         let view = PacketView {
             frame: header.get(..read).unwrap_or(&[]),
@@ -259,13 +258,6 @@ impl<H: Hal> Engine<H> {
         };
         let Some(lock) = self.control.divert.slots.get(index) else {
             return Verdict::Pass;
-        };
-        let meta = DivertMeta {
-            module: ticket.module.0,
-            serial: ticket.serial,
-            link_id: link.id.0,
-            time_ns: now,
-            direction: wire_direction(direction),
         };
         // Under the lock: the filter's decision and a claimed slot. The frame is then copied in
         // chunks read with no lock held (the platform's read is a call out of the engine), each
@@ -286,6 +278,15 @@ impl<H: Hal> Engine<H> {
             else {
                 hook.counters.queue_full += 1;
                 return Some((hook.fail, None, expire));
+            };
+            // The ticket is drawn only for a packet taken (it costs a shared counter).
+            let ticket = packet.ticket();
+            let meta = DivertMeta {
+                module: ticket.module.0,
+                serial: ticket.serial,
+                link_id: link.id.0,
+                time_ns: now,
+                direction: wire_direction(direction),
             };
             if let Some(entry) = hook.entries.get_mut(slot_index as usize) {
                 *entry = Entry {
