@@ -201,3 +201,100 @@ fn overlong_filters_are_refused_before_they_recurse() {
     let fine = vec!["port 1"; 1000].join(" or ");
     assert!(compile(&[RuleSource { id: 1, priority: 0, action: Action::Pass, filter: &fine }]).is_ok());
 }
+
+/// A small deterministic generator (xorshift64*).
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+#[test]
+fn random_filters_never_panic_and_what_compiles_loads() {
+    const WORDS: [&str; 56] = [
+        "host",
+        "net",
+        "port",
+        "portrange",
+        "src",
+        "dst",
+        "and",
+        "or",
+        "not",
+        "!",
+        "(",
+        ")",
+        "tcp",
+        "udp",
+        "icmp",
+        "ip",
+        "ip6",
+        "proto",
+        "10.0.0.1",
+        "::1",
+        "80",
+        "1-100",
+        "/",
+        "8",
+        "mask",
+        "255.0.0.0",
+        "tcp[13]",
+        "&",
+        "!=",
+        "0",
+        "len",
+        ">",
+        "link",
+        "7",
+        "device",
+        "\"x\"",
+        "send",
+        "receive",
+        "[",
+        "]",
+        ":",
+        "2",
+        "tcp-syn",
+        "|",
+        "=",
+        "greater",
+        "less",
+        "icmp6",
+        "sctp",
+        "ether",
+        "2001:db8::/32",
+        "0x10",
+        "-",
+        "&&",
+        "||",
+        "10.0.0.0/8",
+    ];
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let (mut parsed, mut loaded) = (0, 0);
+    for round in 0..20_000u32 {
+        let words = 1 + next(&mut state) % 12;
+        let separator = if next(&mut state) % 4 == 0 { "" } else { " " };
+        let filter: Vec<&str> = (0..words).map(|_| WORDS[(next(&mut state) % WORDS.len() as u64) as usize]).collect();
+        let filter = filter.join(separator);
+        if parse(&filter).is_ok() {
+            parsed += 1;
+        }
+        if let Ok(blob) = compile(&[RuleSource { id: round, priority: round % 3, action: Action::Capture, filter: &filter }]) {
+            let set = RuleSet::load(&blob).unwrap_or_else(|error| panic!("'{filter}' compiles but does not load: {error}"));
+            classify_all(&set);
+            loaded += 1;
+            // Several bytes changed at once: refused, or harmless.
+            let mut corrupt = blob.clone();
+            for _ in 0..3 {
+                let at = (next(&mut state) % corrupt.len() as u64) as usize;
+                corrupt[at] ^= next(&mut state) as u8 | 1;
+            }
+            if let Ok(set) = RuleSet::load(&corrupt) {
+                classify_all(&set);
+            }
+        }
+    }
+    // About 1.5% of the random word strings are filters; the rest exercise the errors.
+    assert!(parsed > 200 && loaded == parsed, "parsed {parsed}, loaded {loaded}");
+}
