@@ -1,4 +1,4 @@
-//! `cargo xtask bench [rules|engine]`: benchmarks counted in instructions by callgrind (deterministic,
+//! `cargo xtask bench [rules|engine|divert]`: benchmarks counted in instructions by callgrind (deterministic,
 //! unlike wall time on a shared machine). Each section is one function of `SECTIONS`; with no
 //! argument every section runs.
 //!
@@ -13,13 +13,14 @@ use std::process::Command;
 
 use crate::test::{run_command, workspace_root};
 
+mod divert;
 mod engine;
 
 /// One benchmark section's runner.
 type Section = fn() -> Result<(), String>;
 
 /// Benchmark sections: name and runner.
-const SECTIONS: [(&str, Section); 2] = [("rules", rules), ("engine", engine::run)];
+const SECTIONS: [(&str, Section); 3] = [("rules", rules), ("engine", engine::run), ("divert", divert::run)];
 
 /// Rule counts measured.
 const RULE_COUNTS: [usize; 6] = [1, 16, 256, 1024, 4096, 65536];
@@ -37,7 +38,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let (_, section) = SECTIONS
             .iter()
             .find(|(known, _)| *known == name)
-            .ok_or_else(|| format!("unknown benchmark section '{name}' (known: rules, engine)"))?;
+            .ok_or_else(|| format!("unknown benchmark section '{name}' (known: rules, engine, divert)"))?;
         section()?;
     }
     Ok(())
