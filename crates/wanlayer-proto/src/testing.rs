@@ -11,9 +11,12 @@ pub(crate) fn assert_strict_lengths<R: Debug>(valid: &[u8], parse: impl Fn(&[u8]
     for len in 0..valid.len() {
         assert!(parse(&valid[..len]).is_err(), "truncated to {len} of {} bytes, it still parsed", valid.len());
     }
+    // Under Miri, which interprets every parse, the no-panic sweep tries the two extreme values of
+    // each byte (the host runs all eight); the truncations above run in full on both.
+    let values: &[u8] = if cfg!(miri) { &[0x00, 0xff] } else { &[0x00, 0x01, 0x02, 0x07, 0x7f, 0x80, 0xfe, 0xff] };
     let mut changed = valid.to_vec();
     for at in 0..valid.len() {
-        for value in [0x00, 0x01, 0x02, 0x07, 0x7f, 0x80, 0xfe, 0xff] {
+        for &value in values {
             changed[at] = value;
             let _ = parse(&changed);
         }
