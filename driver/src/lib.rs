@@ -1,16 +1,17 @@
 //! `wanlayer.sys`: the NDIS 6 lightweight filter that sits between NdisWan's IP/IPv6 miniport edges
 //! and the IP layer, running the platform-neutral [`wanlayer_core::Engine`] over NDIS.
 //!
-//! Every NDIS callback is translated into one engine call, exactly as the simulator's `CoreFilter`
-//! (`crates/wanlayer-sim/src/filter.rs`) does it, and the engine's platform traits are implemented
-//! over the kernel in [`hal`]:
+//! Every NDIS callback is translated into one engine call; what a handler decides on its own is a
+//! host-tested function of `wanlayer_driver_logic` (the simulator's `CoreFilter` decides with the
+//! same ones), and the engine's platform traits are implemented over the kernel in [`hal`]:
 //!
 //! * [`driver`]: `DriverEntry` and `DriverUnload`, the global state, and the unwinding of a failed
 //!   entry.
 //! * [`filter`]: the filter characteristics and every handler: attach, detach, restart, pause, the
 //!   data path, status, OID pass-through by cloning, PnP.
-//! * [`modules`]: the fixed table that maps an engine [`ModuleId`](wanlayer_core::ModuleId) to its
-//!   NDIS filter module handle and NBL pool, and is the filter module context NDIS passes back.
+//! * [`modules`]: the driver's instance of the module table (`wanlayer_driver_logic::modules`) that
+//!   maps an engine [`ModuleId`](wanlayer_core::ModuleId) to its NDIS filter module handle and NBL
+//!   pool, and is the filter module context NDIS passes back.
 //! * [`control`]: the control device `\\.\WanLayer`: per-handle contexts, every IOCTL through
 //!   the engine's control dispatcher, pending event reads in cancel-safe queues serviced by a
 //!   DPC; and the internal device control through which vendor drivers obtain the provider table.

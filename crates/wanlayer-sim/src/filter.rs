@@ -1,11 +1,21 @@
 //! The NDIS lightweight filter callback set at simulator level, and [`CoreFilter`], which runs the
-//! wanlayer engine behind it exactly as the kernel driver does.
+//! wanlayer engine behind it.
+//!
+//! [`CoreFilter`] is a second translation of NDIS's callbacks into engine calls, beside the
+//! driver's own (`driver/src/filter/`): what either decides — attach or refuse and as which
+//! module kind, the status a pause or restart returns, the route of a status indication — is
+//! decided by the same functions, [`wanlayer_driver_logic`]. The NDIS structures themselves
+//! (NBLs, MDLs, status buffers, OID clones, lent-chain relinking) are the driver's alone and are
+//! not exercised here.
 
 use wanlayer_core::hal::{Level, Log, PathContext};
 use wanlayer_core::link::LineDown;
-use wanlayer_core::module::{ModuleKind, PauseProgress};
+use wanlayer_core::module::ModuleKind;
 use wanlayer_core::wire::MacAddress;
 use wanlayer_core::{AttachParams, Engine, EngineConfig, ModuleId, NdisStatus};
+use wanlayer_driver_logic::attach::{self, AttachDecision};
+use wanlayer_driver_logic::lifecycle::{pause_status, restart_status, status_route, StatusRoute};
+use wanlayer_ndis::types::NdisMedium;
 
 use crate::edge::Irql;
 use crate::hal::SimHal;
@@ -17,6 +27,8 @@ use crate::status::{StatusBuffer, StatusIndication};
 pub const NDIS_MEDIUM_802_3: u32 = 0;
 /// `NdisMediumWan`.
 pub const NDIS_MEDIUM_WAN: u32 = 3;
+/// `NDIS_STATUS_INVALID_PARAMETER`: what an attach to a medium the filter does not handle returns.
+pub const NDIS_STATUS_INVALID_PARAMETER: NdisStatus = NdisStatus(0xC000_000D);
 
 /// `NDIS_FILTER_ATTACH_PARAMETERS`, the fields a filter reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,14 +214,11 @@ impl CoreFilter {
         self.engine.as_ref()
     }
 
-    /// What an adapter is, from its attach parameters.
+    /// What an adapter is, from its attach parameters ([`attach::module_kind`], as the driver
+    /// decides it).
     pub fn module_kind(params: &FilterAttachParameters) -> ModuleKind {
-        let name = params.base_miniport_name.to_ascii_uppercase();
-        match name.as_str() {
-            "\\DEVICE\\NDISWANIP" => ModuleKind::NdisWanIp,
-            "\\DEVICE\\NDISWANIPV6" => ModuleKind::NdisWanIpv6,
-            _ => ModuleKind::PassThrough,
-        }
+        let name: Vec<u16> = params.base_miniport_name.encode_utf16().collect();
+        attach::module_kind(&name)
     }
 
     /// Takes the original out of a completed clone, copies the results into it and frees the clone.
@@ -262,9 +271,20 @@ impl FilterDriver for CoreFilter {
 
     fn attach(&self, params: &FilterAttachParameters) -> Result<ModuleId, NdisStatus> {
         let engine = self.engine.as_ref().ok_or(NdisStatus::FAILURE)?;
-        let kind = Self::module_kind(params);
+        let name: Vec<u16> = params.base_miniport_name.encode_utf16().collect();
+        let medium = NdisMedium::from(params.medium);
+        let accepted = match attach::decide(medium, 6, &params.mac_address.0, &name) {
+            AttachDecision::Attach(accepted) => accepted,
+            AttachDecision::RefuseMedium(medium) => {
+                engine.hal().log(Level::Info, format_args!("attach refused: medium {medium:?}"));
+                return Err(NDIS_STATUS_INVALID_PARAMETER);
+            }
+        };
+        if let Some(warning) = accepted.warning {
+            engine.hal().log(Level::Warning, format_args!("attach to {}: {warning}", accepted.mac));
+        }
         engine
-            .attach(AttachParams { kind, mac_address: params.mac_address, if_index: params.if_index })
+            .attach(AttachParams { kind: accepted.kind, mac_address: accepted.mac, if_index: params.if_index })
             .map_err(|_| NdisStatus::RESOURCES)
     }
 
@@ -278,21 +298,18 @@ impl FilterDriver for CoreFilter {
 
     fn restart(&self, module: ModuleId) -> NdisStatus {
         match self.engine.as_ref().map(|engine| engine.restart(module)) {
-            Some(Ok(())) => NdisStatus::SUCCESS,
-            _ => NdisStatus::FAILURE,
+            Some(restarted) => restart_status(&restarted),
+            None => NdisStatus::FAILURE,
         }
     }
 
     fn pause(&self, module: ModuleId) -> NdisStatus {
         let Some(engine) = &self.engine else { return NdisStatus::SUCCESS };
-        match engine.pause(module) {
-            Ok(PauseProgress::Pending) => NdisStatus::PENDING,
-            Ok(PauseProgress::Complete) => NdisStatus::SUCCESS,
-            Err(error) => {
-                engine.hal().log(Level::Error, format_args!("pause: {error}"));
-                NdisStatus::SUCCESS
-            }
+        let paused = engine.pause(module);
+        if let Err(error) = &paused {
+            engine.hal().log(Level::Error, format_args!("pause: {error}"));
         }
+        pause_status(&paused)
     }
 
     fn send(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
@@ -329,9 +346,9 @@ impl FilterDriver for CoreFilter {
 
     fn status(&self, module: ModuleId, indication: &mut StatusIndication) {
         let Some(engine) = &self.engine else { return };
-        match indication.code {
-            NdisStatus::WAN_LINE_UP => Self::line_up(engine, module, indication),
-            NdisStatus::WAN_LINE_DOWN => {
+        match status_route(indication.code) {
+            StatusRoute::LineUp => Self::line_up(engine, module, indication),
+            StatusRoute::LineDown => {
                 match &indication.buffer {
                     StatusBuffer::LineDown(line_down) => {
                         let down = LineDown { remote_address: line_down.remote_address, local_address: line_down.local_address };
@@ -341,7 +358,7 @@ impl FilterDriver for CoreFilter {
                 }
                 engine.hal().indicate_status(module, indication);
             }
-            _ => engine.hal().indicate_status(module, indication),
+            StatusRoute::PassOn => engine.hal().indicate_status(module, indication),
         }
     }
 

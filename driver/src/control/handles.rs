@@ -38,20 +38,19 @@ use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, O
 use wanlayer_core::hal::Lock;
 use wanlayer_core::ControlHandle;
 use wanlayer_ndis::imports;
+use wanlayer_driver_logic::control::{check_create, granted_access, next_generation, token_generation, CreateRequest};
 use wanlayer_ndis::io::{
     complete_irp, file_object_fs_context, irp_create, irp_file_object, set_file_object_fs_context, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS,
-    STATUS_TOO_MANY_OPENED_FILES,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, STATUS_TOO_MANY_OPENED_FILES,
 };
-use wanlayer_ndis::kernel::{AccessMask, FileObject, Irp, NtStatus, FILE_READ_DATA, FILE_WRITE_DATA, POOL_FLAG_NON_PAGED};
+use wanlayer_ndis::kernel::{FileObject, Irp, NtStatus, POOL_FLAG_NON_PAGED};
 use wanlayer_proto::Access;
+
+pub use wanlayer_driver_logic::control::{token, token_slot, MAX_HANDLES};
 
 use super::csq::Queue;
 use crate::driver::engine;
 use crate::hal::lock::SpinLock;
-
-/// Handles of the control device that can be open at once (tools and vendor drivers together).
-pub const MAX_HANDLES: usize = 64;
 
 /// Pool tag of handle contexts: "WLhc" in `!poolused`.
 pub const CONTEXT_TAG: u32 = u32::from_le_bytes(*b"WLhc");
@@ -96,8 +95,7 @@ impl HandleContext {
         let Some(memory) = NonNull::new(memory.cast::<HandleContext>()) else { return Err(STATUS_INSUFFICIENT_RESOURCES) };
         let placed = TABLE.lock.with(|()| {
             let (slot, entry) = TABLE.slots.iter().enumerate().find(|(_, entry)| entry.context.load(Ordering::Relaxed).is_null())?;
-            // Generation 0 is never handed out.
-            let generation = entry.generation.load(Ordering::Relaxed).wrapping_add(1).max(1);
+            let generation = next_generation(entry.generation.load(Ordering::Relaxed));
             entry.generation.store(generation, Ordering::Release);
             // SAFETY: a fresh pool block of the context's size and alignment (asserted above),
             // which nothing else can see yet and which never moves.
@@ -301,21 +299,11 @@ static TABLE: Table = Table { lock: SpinLock::new(()), slots: [const { Slot::new
 /// Contexts allocated and not yet freed (reported at unload if any are left).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// The token of a handle in `slot` with `generation`.
-pub const fn token(slot: usize, generation: u32) -> u64 {
-    ((generation as u64) << 32) | slot as u64
-}
-
-/// The slot a token names, if it is a slot at all.
-pub fn token_slot(token: u64) -> Option<usize> {
-    usize::try_from(token & u64::from(u32::MAX)).ok().filter(|slot| *slot < MAX_HANDLES)
-}
-
 /// True when `token` names a handle that is open and not cleaned up: its slot holds a context
 /// of the token's generation. Without the table lock (the waker's quick check); a slot reused
 /// between this check and the service only costs one pass over the new handle's queue.
 pub fn is_current(token: u64) -> bool {
-    let generation = (token >> 32) as u32;
+    let generation = token_generation(token);
     token_slot(token).is_some_and(|slot| {
         let entry = &TABLE.slots[slot];
         entry.generation.load(Ordering::Acquire) == generation && !entry.context.load(Ordering::Acquire).is_null()
@@ -341,25 +329,10 @@ pub fn live_contexts() -> usize {
     LIVE.load(Ordering::Relaxed)
 }
 
-/// The engine's access for a create that asked for `desired_access`: `FILE_READ_DATA` grants
-/// [`Access::READ`], `FILE_WRITE_DATA` [`Access::WRITE`]. The I/O manager has mapped generic
-/// rights and checked them against the device's security descriptor (SYSTEM and Administrators
-/// only) before the IRP is built, so what is asked for here was granted.
-pub fn granted_access(desired_access: AccessMask) -> Access {
-    let mut bits = 0;
-    if desired_access & FILE_READ_DATA != 0 {
-        bits |= Access::READ.bits();
-    }
-    if desired_access & FILE_WRITE_DATA != 0 {
-        bits |= Access::WRITE.bits();
-    }
-    Access::from_bits_truncate(bits)
-}
-
 /// `IRP_MJ_CREATE`: opens a handle of the device itself — a name below it (`\\.\WanLayer\x`) or
 /// an open relative to another handle is refused, since the I/O manager checks the device's
-/// security descriptor only for opens of the device itself — with a new [`HandleContext`] in
-/// `FsContext`.
+/// security descriptor only for opens of the device itself ([`check_create`]) — with a new
+/// [`HandleContext`] in `FsContext`, with the access [`granted_access`] maps.
 ///
 /// # IRQL
 /// `PASSIVE_LEVEL`.
@@ -374,17 +347,22 @@ pub(super) unsafe fn create(irp: *mut Irp) -> NtStatus {
     // SAFETY: the caller's promise.
     let status = match unsafe { irp_create(irp) } {
         None => STATUS_INVALID_DEVICE_REQUEST,
-        Some(request) if request.file_object.is_null() => STATUS_INVALID_PARAMETER,
-        Some(request) if request.file_name_length != 0 || !request.related_file_object.is_null() => STATUS_OBJECT_NAME_NOT_FOUND,
-        Some(request) => match HandleContext::open(granted_access(request.desired_access)) {
-            Ok(context) => {
-                // SAFETY: the file object being created: its FsContext is ours, and no other
-                // request can be sent on it before this create completes.
-                unsafe { set_file_object_fs_context(request.file_object, context.into_raw()) };
-                STATUS_SUCCESS
+        Some(request) => {
+            let checked = check_create(CreateRequest {
+                has_file_object: !request.file_object.is_null(),
+                file_name_length: request.file_name_length,
+                has_related_file_object: !request.related_file_object.is_null(),
+            });
+            match checked.and_then(|()| HandleContext::open(granted_access(request.desired_access))) {
+                Ok(context) => {
+                    // SAFETY: the file object being created: its FsContext is ours, and no other
+                    // request can be sent on it before this create completes.
+                    unsafe { set_file_object_fs_context(request.file_object, context.into_raw()) };
+                    STATUS_SUCCESS
+                }
+                Err(status) => status,
             }
-            Err(status) => status,
-        },
+        }
     };
     // SAFETY: the IRP is ours to complete, once, and is not touched afterwards.
     unsafe { complete_irp(irp, status, 0) }

@@ -23,7 +23,8 @@ use core::sync::atomic::Ordering;
 
 use wanlayer_core::hal::Level;
 use wanlayer_core::Completion;
-use wanlayer_ndis::io::{complete_irp, irp_file_object, irp_request, METHOD_BUFFERED, STATUS_CANCELLED, STATUS_PENDING};
+use wanlayer_driver_logic::control::{is_buffered, nt_status as nt, settle, Settled};
+use wanlayer_ndis::io::{complete_irp, irp_file_object, irp_request, STATUS_CANCELLED, STATUS_PENDING};
 use wanlayer_ndis::kernel::{Irp, NtStatus};
 use wanlayer_proto::ioctl::{IOCTL_DIVERT_READ, IOCTL_READ_EVENTS};
 use wanlayer_proto::Status;
@@ -32,19 +33,6 @@ use super::csq::End;
 use super::handles::{of_file, HandleContext};
 use crate::driver::engine;
 use crate::platform::print;
-
-/// An `NTSTATUS` from the protocol's status.
-fn nt(status: Status) -> NtStatus {
-    u32::from(status) as NtStatus
-}
-
-/// What a dispatch came to.
-enum Dispatched {
-    /// Complete the IRP with `status`, `Information = written` (at most the output length).
-    Complete { status: NtStatus, written: usize },
-    /// Keep it pending; nothing was written.
-    Pending,
-}
 
 /// A device control's parameters, read from its IRP.
 struct Request<'irp> {
@@ -69,7 +57,7 @@ impl<'irp> Request<'irp> {
         let request = unsafe { irp_request(irp.as_ptr()) };
         let Some(parameters) = request.device_io_control else { return Err(nt(Status::InvalidDeviceRequest)) };
         let code = parameters.io_control_code;
-        if code & 3 != METHOD_BUFFERED {
+        if !is_buffered(code) {
             return Err(nt(Status::InvalidDeviceRequest));
         }
         let input_len = parameters.input_buffer_length as usize;
@@ -89,15 +77,18 @@ impl<'irp> Request<'irp> {
     ///
     /// # IRQL
     /// `PASSIVE_LEVEL`; `DISPATCH_LEVEL` only for `IOCTL_WANLAYER_READ_EVENTS`.
-    fn dispatch(self, context: &HandleContext) -> Dispatched {
+    ///
+    /// Settled by [`settle`]: never more than the caller's output buffer written; only the codes
+    /// that may pend ([`pends`]) are queued (a queued request is dispatched again from the DPC, at
+    /// `DISPATCH_LEVEL`), any other request the engine pends is refused.
+    fn dispatch(self, context: &HandleContext) -> Settled {
+        let (code, may_pend) = (self.code, pends(self.code));
         let completion =
             engine().control().dispatch(context.handle(), self.code, context.granted(), self.buffer, self.input_len, self.output_len);
-        match completion {
-            // Never more than the caller's output buffer: the I/O manager copies `Information`
-            // bytes of the system buffer out.
-            Completion::Complete { status, written } => Dispatched::Complete { status: nt(status), written: written.min(self.output_len) },
-            Completion::Pending => Dispatched::Pending,
+        if completion == Completion::Pending && !may_pend {
+            print(Level::Error, format_args!("control: IOCTL {code:#010x} pended; only event and divert reads may"));
         }
+        settle(completion, self.output_len, may_pend)
     }
 }
 
@@ -141,18 +132,10 @@ pub(super) unsafe fn device_control(irp: *mut Irp) -> NtStatus {
         // SAFETY: as above.
         Err(status) => return unsafe { complete_irp(irp.as_ptr(), status, 0) },
     };
-    let code = request.code;
     match request.dispatch(context) {
         // SAFETY: as above.
-        Dispatched::Complete { status, written } => unsafe { complete_irp(irp.as_ptr(), status, written) },
-        Dispatched::Pending if !pends(code) => {
-            // The engine pends event and divert reads only; anything else would be dispatched
-            // again from the DPC, at DISPATCH_LEVEL, which only those reads may be.
-            print(Level::Error, format_args!("control: IOCTL {code:#010x} pended; only event reads may"));
-            // SAFETY: as above.
-            unsafe { complete_irp(irp.as_ptr(), nt(Status::InvalidDeviceState), 0) }
-        }
-        Dispatched::Pending => {
+        Settled::Complete { status, written } => unsafe { complete_irp(irp.as_ptr(), status, written) },
+        Settled::Queue => {
             // Once queued, the IRP can complete at any moment (cancel, cleanup, the DPC), and
             // with it the file object's last reference could go: keep the context meanwhile.
             let context = context.acquire();
@@ -201,15 +184,15 @@ fn service_pass(context: &HandleContext) {
             Ok(request) if pends(request.code) => request.dispatch(context),
             // Never queued (device_control queues event reads only); refused without dispatching
             // it at this IRQL.
-            Ok(_) => Dispatched::Complete { status: nt(Status::InvalidDeviceRequest), written: 0 },
-            Err(status) => Dispatched::Complete { status, written: 0 },
+            Ok(_) => Settled::Complete { status: nt(Status::InvalidDeviceRequest), written: 0 },
+            Err(status) => Settled::Complete { status, written: 0 },
         };
         match dispatched {
-            Dispatched::Complete { status, written } => {
+            Settled::Complete { status, written } => {
                 // SAFETY: ours (above); completed once, not touched afterwards.
                 unsafe { complete_irp(irp.as_ptr(), status, written) };
             }
-            Dispatched::Pending => {
+            Settled::Queue => {
                 // SAFETY: ours (above), a device control on this handle.
                 if unsafe { context.queue().insert(irp, End::Head) }.is_err() {
                     // Cleaned up while it was out of the queue.

@@ -14,6 +14,7 @@ use core::ptr;
 
 use wanlayer_core::hal::{Level, Log, PathContext};
 use wanlayer_core::{Engine, ModuleId};
+use wanlayer_driver_logic::lent::{self, Relink, RECORDED};
 use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
 use wanlayer_ndis::imports;
 use wanlayer_ndis::nbl::{nbl_next_nbl, NetBufferList};
@@ -22,7 +23,7 @@ use wanlayer_ndis::{Nbl, NblChain};
 
 use crate::driver::engine;
 use crate::hal::{current_context, KernelHal};
-use crate::modules::ModuleEntry;
+use crate::modules::module_entry;
 
 /// `FILTER_SEND_NET_BUFFER_LISTS`: the engine sends each NBL down, completes it, or a hook holds it.
 ///
@@ -38,7 +39,7 @@ pub(crate) unsafe extern "system" fn filter_send(
     flags: SendFlags,
 ) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     // SAFETY: NDIS hands over a null-terminated chain of valid NBLs the filter now owns.
     let chain = unsafe { NblChain::from_raw(nbls) };
     let ctx = PathContext { at_dispatch: flags.at_dispatch(), port, check_for_loopback: flags.check_for_loopback() };
@@ -59,7 +60,7 @@ pub(crate) unsafe extern "system" fn filter_send_complete(
     flags: SendCompleteFlags,
 ) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     // SAFETY: NDIS hands back a null-terminated chain of NBLs this module sent down.
     let chain = unsafe { NblChain::from_raw(nbls) };
     engine().send_complete(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), ..PathContext::default() });
@@ -76,7 +77,7 @@ pub(crate) unsafe extern "system" fn filter_send_complete(
 /// Only the NBLs the engine holds are touched; the identifier is NDIS's.
 pub(crate) unsafe extern "system" fn filter_cancel_send(context: ContextHandle, cancel_id: *mut c_void) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     engine().cancel_sends(entry.module(), |nbl: &Nbl| nbl.cancel_id() == cancel_id, current_context());
     // SAFETY: forwards the cancellation NDIS made, for this module, at <= DISPATCH_LEVEL.
     unsafe { imports::NdisFCancelSendNetBufferLists(entry.handles().filter, cancel_id) };
@@ -91,11 +92,11 @@ pub(crate) unsafe extern "system" fn filter_cancel_send(context: ContextHandle, 
 /// back as they came: same NBLs, same order, same `Next` links. Walking the chain and handing NBLs
 /// on rewrites their `Next` links, so before the engine sees the chain the handler records it (the
 /// NBL pointers in order, up to [`RECORDED`] of them, on the stack), and afterwards
-/// ([`restore_lent`]) takes every NBL the engine gave back and writes the recorded links again:
-/// each NBL's `Next` to its original successor, the last one's to null. The engine gives back
-/// every lent NBL in the order it received them (its contract, checked by the simulator), so for a
-/// longer chain the order it returns, which [`NblChain`] links as it goes, is the original one;
-/// the head and the count are checked. A mismatch (an engine bug) is logged.
+/// ([`restore_lent`]) takes every NBL the engine gave back and links them as
+/// [`lent::plan`] decides: the recorded links again (each NBL's `Next` to its original
+/// successor, the last one's to null), or, for a chain longer than the record, the order the
+/// engine returned them in, which is the original one by its contract (checked by the
+/// simulator). A mismatch (an engine bug) is logged.
 ///
 /// # IRQL
 /// `<= DISPATCH_LEVEL`; `NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL` says which.
@@ -111,7 +112,7 @@ pub(crate) unsafe extern "system" fn filter_receive(
     flags: ReceiveFlags,
 ) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     let module = entry.module();
     let resources = flags.resources();
     let ctx = PathContext { at_dispatch: flags.at_dispatch(), port, ..PathContext::default() };
@@ -131,7 +132,7 @@ pub(crate) unsafe extern "system" fn filter_receive(
     let chain = unsafe { NblChain::from_raw(nbls) };
     let lent = chain.len();
     let engine = engine();
-    if lent != count as usize {
+    if lent::count_disagrees(count, lent) {
         engine.hal().log(Level::Warning, format_args!("{module}: {count} NBLs indicated, {lent} in the chain"));
     }
     let back = engine.receive(module, chain, resources, ctx);
@@ -148,22 +149,21 @@ pub(crate) unsafe extern "system" fn filter_receive(
     }
 }
 
-/// NBLs of a lent chain whose order `filter_receive` records (256 bytes of stack); NdisWan indicates
-/// one or a few at a time.
-pub const RECORDED: usize = 32;
-
 /// Hands a lent chain back to NDIS as it came (see [`filter_receive`]).
 ///
 /// `recorded` is the original chain, whole when `lent <= RECORDED`, else its first [`RECORDED`]
 /// NBLs.
 fn restore_lent(engine: &Engine<KernelHal>, module: ModuleId, mut back: NblChain, recorded: &[*mut NetBufferList], lent: usize) {
     if recorded.len() < lent {
-        // Longer than the record: the engine's order is the original order; check the head.
-        let (returned, head) = (back.len(), back.front().map(Nbl::as_ptr));
-        if returned != lent || head != recorded.first().copied() {
-            engine.hal().log(Level::Error, format_args!("{module}: lent chain of {lent} came back as {returned}, head moved"));
+        // Longer than the record: only the count and the head are compared; the chain stays
+        // linked as the engine gave it back.
+        let head = back.front().map(Nbl::as_ptr);
+        let (relink, fault) = lent::plan(lent, recorded, back.len(), head.as_slice());
+        debug_assert_eq!(relink, Relink::AsReturned);
+        if let Some(fault) = fault {
+            engine.hal().log(Level::Error, format_args!("{module}: lent chain of {lent} came back changed: {fault:?}"));
         }
-        // The NBLs are NDIS's again, linked in the order they came.
+        // The NBLs are NDIS's again, linked in the order they came back.
         let _restored: *mut NetBufferList = back.into_raw();
         return;
     }
@@ -178,16 +178,12 @@ fn restore_lent(engine: &Engine<KernelHal>, module: ModuleId, mut back: NblChain
         }
         count += 1;
     }
-    let returned = &returned[..count.min(RECORDED)];
-    let same = count == lent && recorded.iter().all(|nbl| returned.contains(nbl));
-    let order = if same {
-        recorded
-    } else {
-        engine.hal().log(Level::Error, format_args!("{module}: lent chain of {lent} came back as {count} different NBLs"));
-        returned
-    };
-    for (index, &nbl) in order.iter().enumerate() {
-        let next = order.get(index + 1).copied().unwrap_or(ptr::null_mut());
+    let (relink, fault) = lent::plan(lent, recorded, count, &returned[..count.min(RECORDED)]);
+    if let Some(fault) = fault {
+        engine.hal().log(Level::Error, format_args!("{module}: lent chain of {lent} came back changed: {fault:?}"));
+    }
+    let Relink::Order(order) = relink else { return };
+    for (nbl, next) in lent::links(order, ptr::null_mut()) {
         // SAFETY: every NBL of `order` was lent for this call and is back from the engine, so the
         // filter may write its `Next` link before NDIS takes it back on return.
         unsafe { (*nbl).next = next };
@@ -204,7 +200,7 @@ fn restore_lent(engine: &Engine<KernelHal>, module: ModuleId, mut back: NblChain
 /// The returned NBLs are the filter's again until returned on or freed.
 pub(crate) unsafe extern "system" fn filter_return(context: ContextHandle, nbls: *mut NetBufferList, flags: ReturnFlags) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     // SAFETY: NDIS hands back a null-terminated chain of NBLs this module indicated.
     let chain = unsafe { NblChain::from_raw(nbls) };
     engine().return_receives(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), ..PathContext::default() });

@@ -1,5 +1,8 @@
 //! The filter: its characteristics, and the handlers NDIS calls, each translated into one engine
-//! call exactly as the simulator's `CoreFilter` does.
+//! call. What a handler decides (attach or not and as what, the status a pause or restart
+//! returns, the route of a status indication, how a lent chain is linked again) is
+//! [`wanlayer_driver_logic`], host-tested, and decided by the same functions in the simulator's
+//! filter; the handlers here read NDIS's parameters and carry the decisions out.
 //!
 //! * this file: registration, attach (module kind detection), detach, restart, pause, PnP;
 //! * [`datapath`]: send, send complete, cancel send, receive (with the lent-chain restore),
@@ -22,9 +25,9 @@ pub mod oid;
 pub mod status;
 
 use wanlayer_core::hal::{Level, Log};
-use wanlayer_core::module::{ModuleKind, PauseProgress};
-use wanlayer_core::wire::MacAddress;
 use wanlayer_core::{AttachParams, ModuleId, NdisStatus};
+use wanlayer_driver_logic::attach::{self, AttachDecision};
+use wanlayer_driver_logic::lifecycle::{pause_status, restart_status};
 use wanlayer_ndis::filter::{
     FilterAttachParameters, FilterAttributes, FilterDriverCharacteristics, FilterPauseParameters, FilterRestartParameters,
     NetDevicePnpEvent, NetPnpEventNotification, NDIS_FILTER_MAJOR_VERSION, NDIS_FILTER_MINOR_VERSION,
@@ -38,7 +41,7 @@ use wanlayer_ndis::types::{
 
 use crate::driver::engine;
 use crate::identity;
-use crate::modules::{ModuleEntry, ModuleHandles, MODULES};
+use crate::modules::{module_entry, ModuleEntry, ModuleHandles, MODULES};
 
 /// `NDIS_STATUS_INVALID_PARAMETER` (`STATUS_INVALID_PARAMETER`): what an attach to a medium the
 /// filter does not handle returns (the MS sample's choice); the filter is optional, so the adapter
@@ -47,13 +50,6 @@ pub const NDIS_STATUS_INVALID_PARAMETER: NdisStatus = NdisStatus(0xC000_000D);
 
 /// Pool tag of the module NBL pools: "WLnb".
 pub const NBL_POOL_TAG: u32 = u32::from_le_bytes(*b"WLnb");
-
-/// `BaseMiniportName` of NdisWan's IPv4 edge, "WAN Miniport (IP)" (facts §3).
-const NDISWAN_IP: &str = "\\DEVICE\\NDISWANIP";
-/// `BaseMiniportName` of NdisWan's IPv6 edge, "WAN Miniport (IPv6)".
-const NDISWAN_IPV6: &str = "\\DEVICE\\NDISWANIPV6";
-/// The last four bytes of the permanent MAC of NdisWan's IP edges: " RAS".
-const RAS_MAC_SUFFIX: [u8; 4] = [0x20, 0x52, 0x41, 0x53];
 
 /// The driver's version as NDIS sees it (`MajorDriverVersion`/`MinorDriverVersion`).
 const DRIVER_VERSION: (u8, u8) = crate::identity::NDIS_DRIVER_VERSION;
@@ -126,48 +122,6 @@ pub unsafe fn deregister(handle: FilterDriverHandle) {
     unsafe { imports::NdisFDeregisterFilterDriver(handle) };
 }
 
-/// What a module is attached to, from `BaseMiniportName` alone — the same decision as the
-/// simulator's `CoreFilter::module_kind` (case-insensitive `\DEVICE\NDISWANIP` /
-/// `\DEVICE\NDISWANIPV6`).
-///
-/// The name wins because it is the only signal that tells NdisWan's IPv4 edge from its IPv6 edge:
-/// both present Ethernet with a MAC ending in `20-52-41-53`. The MAC and the medium are checked
-/// too, and a disagreement is logged ([`attach_warning`]) but does not change the kind.
-pub fn module_kind(base_miniport_name: &[u16]) -> ModuleKind {
-    let is = |expected: &str| {
-        base_miniport_name.len() == expected.len()
-            && base_miniport_name
-                .iter()
-                .zip(expected.bytes())
-                .all(|(&unit, byte)| u8::try_from(unit).is_ok_and(|unit| unit.eq_ignore_ascii_case(&byte)))
-    };
-    if is(NDISWAN_IP) {
-        ModuleKind::NdisWanIp
-    } else if is(NDISWAN_IPV6) {
-        ModuleKind::NdisWanIpv6
-    } else {
-        ModuleKind::PassThrough
-    }
-}
-
-/// True for a MAC address ending in NdisWan's `20-52-41-53`.
-pub fn has_ras_mac(mac: &MacAddress) -> bool {
-    mac.0[2..] == RAS_MAC_SUFFIX
-}
-
-/// Why the signals of an attach disagree, if they do.
-pub fn attach_warning(kind: ModuleKind, mac: &MacAddress, medium: NdisMedium) -> Option<&'static str> {
-    match (kind.is_wan(), has_ras_mac(mac), medium) {
-        (true, false, _) => Some("NdisWan edge by name without the 20-52-41-53 MAC suffix"),
-        (true, true, NdisMedium::Ethernet) => None,
-        (true, true, _) => Some("NdisWan edge by name on a medium other than 802.3"),
-        (false, true, NdisMedium::Ethernet) => {
-            Some("20-52-41-53 MAC suffix on an adapter whose name is not an NdisWan IP edge: passed through")
-        }
-        (false, _, _) => None,
-    }
-}
-
 /// The UTF-16 units of a `UNICODE_STRING` NDIS passed (empty for null or an odd/oversized one).
 ///
 /// # Safety
@@ -187,8 +141,8 @@ unsafe fn ndis_name<'a>(name: *const UnicodeString) -> &'a [u16] {
 
 /// `FILTER_ATTACH`: a new module for one adapter.
 ///
-/// Reads the attach parameters (medium, MAC, `BaseMiniportName`, `BaseMiniportIfIndex`), accepts
-/// `NdisMedium802_3` and `NdisMediumWan`, decides the [`ModuleKind`], attaches the module to the
+/// Reads the attach parameters (medium, MAC, `BaseMiniportName`, `BaseMiniportIfIndex`), has
+/// [`attach::decide`] refuse the medium or decide the module kind, attaches the module to the
 /// engine (it ends Paused), creates its NBL pool, publishes its handles in the module table and
 /// gives NDIS the table entry as the module context (`NdisFSetAttributes`). Any failure undoes the
 /// steps before it.
@@ -210,21 +164,21 @@ unsafe extern "system" fn filter_attach(
         return NDIS_STATUS_INVALID_PARAMETER.0;
     }
     let medium = NdisMedium::from(parameters.miniport_media_type);
-    if !matches!(medium, NdisMedium::Ethernet | NdisMedium::Wan) {
-        engine.hal().log(Level::Info, format_args!("attach refused: medium {medium:?}"));
-        return NDIS_STATUS_INVALID_PARAMETER.0;
-    }
-    let mut mac = MacAddress([0; 6]);
-    if usize::from(parameters.mac_address_length) >= mac.0.len() {
-        mac.0.copy_from_slice(&parameters.current_mac_address[..6]);
-    }
     // SAFETY: BaseMiniportName is null or NDIS's UNICODE_STRING, valid during FilterAttach.
     let name = unsafe { ndis_name(parameters.base_miniport_name) };
-    let kind = module_kind(name);
-    if let Some(warning) = attach_warning(kind, &mac, medium) {
+    let decision = attach::decide(medium, parameters.mac_address_length, &parameters.current_mac_address, name);
+    let accepted = match decision {
+        AttachDecision::Attach(accepted) => accepted,
+        AttachDecision::RefuseMedium(medium) => {
+            engine.hal().log(Level::Info, format_args!("attach refused: medium {medium:?}"));
+            return NDIS_STATUS_INVALID_PARAMETER.0;
+        }
+    };
+    let mac = accepted.mac;
+    if let Some(warning) = accepted.warning {
         engine.hal().log(Level::Warning, format_args!("attach to {mac}: {warning}"));
     }
-    let params = AttachParams { kind, mac_address: mac, if_index: parameters.base_miniport_if_index };
+    let params = AttachParams { kind: accepted.kind, mac_address: mac, if_index: parameters.base_miniport_if_index };
     let module = match engine.attach(params) {
         Ok(module) => module,
         Err(error) => {
@@ -284,7 +238,7 @@ fn attach_module(filter: FilterModuleHandle, module: ModuleId) -> Result<(), Ndi
 /// originated, so the pool is empty.
 unsafe extern "system" fn filter_detach(context: ContextHandle) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     let module = entry.module();
     let engine = engine();
     if let Err(error) = engine.detach(module) {
@@ -305,14 +259,12 @@ unsafe extern "system" fn filter_detach(context: ContextHandle) {
 /// Data may flow once this returns success.
 unsafe extern "system" fn filter_restart(context: ContextHandle, _parameters: *mut FilterRestartParameters) -> RawNdisStatus {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
-    match engine().restart(entry.module()) {
-        Ok(()) => NdisStatus::SUCCESS.0,
-        Err(error) => {
-            engine().hal().log(Level::Error, format_args!("restart: {error}"));
-            NdisStatus::FAILURE.0
-        }
+    let entry = unsafe { module_entry(context) };
+    let restarted = engine().restart(entry.module());
+    if let Err(error) = &restarted {
+        engine().hal().log(Level::Error, format_args!("restart: {error}"));
     }
+    restart_status(&restarted).0
 }
 
 /// `FILTER_PAUSE`: must succeed, eventually. Packets hooks hold are completed or returned; the
@@ -328,16 +280,13 @@ unsafe extern "system" fn filter_restart(context: ContextHandle, _parameters: *m
 /// `NDIS_STATUS_PAUSED`.
 unsafe extern "system" fn filter_pause(context: ContextHandle, _parameters: *mut FilterPauseParameters) -> RawNdisStatus {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     let engine = engine();
-    match engine.pause(entry.module()) {
-        Ok(PauseProgress::Pending) => NdisStatus::PENDING.0,
-        Ok(PauseProgress::Complete) => NdisStatus::SUCCESS.0,
-        Err(error) => {
-            engine.hal().log(Level::Error, format_args!("pause: {error}"));
-            NdisStatus::SUCCESS.0
-        }
+    let paused = engine.pause(entry.module());
+    if let Err(error) = &paused {
+        engine.hal().log(Level::Error, format_args!("pause: {error}"));
     }
+    pause_status(&paused).0
 }
 
 /// `FILTER_NET_PNP_EVENT`: passed on unchanged (`NdisFNetPnPEvent`).
@@ -349,7 +298,7 @@ unsafe extern "system" fn filter_pause(context: ContextHandle, _parameters: *mut
 /// The event is NDIS's; its status is the status of the drivers below.
 unsafe extern "system" fn filter_net_pnp_event(context: ContextHandle, event: *mut NetPnpEventNotification) -> RawNdisStatus {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     // SAFETY: forwards NDIS's event for this module at PASSIVE_LEVEL, as received.
     unsafe { imports::NdisFNetPnPEvent(entry.handles().filter, event) }
 }
@@ -363,7 +312,7 @@ unsafe extern "system" fn filter_net_pnp_event(context: ContextHandle, event: *m
 /// The event is NDIS's.
 unsafe extern "system" fn filter_device_pnp_event_notify(context: ContextHandle, event: *mut NetDevicePnpEvent) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     // SAFETY: forwards NDIS's event for this module at PASSIVE_LEVEL, as received.
     unsafe { imports::NdisFDevicePnPEventNotify(entry.handles().filter, event) };
 }

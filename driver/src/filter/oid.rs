@@ -20,7 +20,7 @@ use wanlayer_ndis::imports;
 use wanlayer_ndis::oid::{clone_original, copy_results, set_clone_original};
 use wanlayer_ndis::types::{ContextHandle, FilterModuleHandle, RawNdisStatus};
 
-use crate::modules::ModuleEntry;
+use crate::modules::module_entry;
 
 /// Pool tag of cloned OID requests: "WLoi".
 pub const OID_CLONE_TAG: u32 = u32::from_le_bytes(*b"WLoi");
@@ -35,7 +35,7 @@ pub const OID_CLONE_TAG: u32 = u32::from_le_bytes(*b"WLoi");
 /// `NDIS_STATUS_PENDING`), or by `NdisFOidRequestComplete` once the clone completes.
 pub(crate) unsafe extern "system" fn filter_oid_request(context: ContextHandle, request: *mut NdisOidRequest) -> RawNdisStatus {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     let filter = entry.handles().filter;
     let mut clone: *mut NdisOidRequest = ptr::null_mut();
     // SAFETY: `request` is NDIS's valid request for this module; the clone is allocated for it.
@@ -88,7 +88,7 @@ pub(crate) unsafe extern "system" fn filter_oid_request_complete(
     status: RawNdisStatus,
 ) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     let filter = entry.handles().filter;
     // SAFETY: NDIS completes only requests this filter passed down: our clones.
     let original = unsafe { finish_clone(filter, clone) };
@@ -106,7 +106,7 @@ pub(crate) unsafe extern "system" fn filter_oid_request_complete(
 /// Nothing changes hands: the request completes through the usual path.
 pub(crate) unsafe extern "system" fn filter_cancel_oid_request(context: ContextHandle, request_id: *mut c_void) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     // SAFETY: forwards NDIS's cancellation for this module at <= DISPATCH_LEVEL.
     unsafe { imports::NdisFCancelOidRequest(entry.handles().filter, request_id) };
 }

@@ -1,6 +1,6 @@
 //! `FilterStatus`: every indication is passed on (`NdisFIndicateStatus`); WAN line up and line down
-//! are converted on the way ([`wanlayer_ndis::status::Indication`]) and tracked by the engine,
-//! as the simulator's `CoreFilter::status` does:
+//! are converted on the way ([`wanlayer_ndis::status::Indication`]) and tracked by the engine; the
+//! route is [`status_route`]'s, as in the simulator's filter:
 //!
 //! * line up: parse and validate; the engine creates or updates the link and the hooks may lower
 //!   `MaximumTotalSize`, which is written into the buffer; the indication is passed on; then what
@@ -11,7 +11,8 @@
 //!   untouched. Swallowing a line up would leave the IP layer without its link.
 
 use wanlayer_core::hal::{Level, Log};
-use wanlayer_core::{Engine, ModuleId, NdisStatus};
+use wanlayer_core::{Engine, ModuleId};
+use wanlayer_driver_logic::lifecycle::{status_route, StatusRoute};
 use wanlayer_ndis::filter::StatusIndication;
 use wanlayer_ndis::imports;
 use wanlayer_ndis::types::{ContextHandle, FilterModuleHandle};
@@ -19,7 +20,7 @@ use wanlayer_ndis::{Indication, WanStatus};
 
 use crate::driver::engine;
 use crate::hal::{current_context, KernelHal};
-use crate::modules::ModuleEntry;
+use crate::modules::module_entry;
 
 /// `FILTER_STATUS`.
 ///
@@ -31,16 +32,16 @@ use crate::modules::ModuleEntry;
 /// `MaximumTotalSize` before passing a line up on, and reads the protocol's answers after.
 pub(crate) unsafe extern "system" fn filter_status(context: ContextHandle, raw: *mut StatusIndication) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
-    let entry = unsafe { ModuleEntry::from_context(context) };
+    let entry = unsafe { module_entry(context) };
     // SAFETY: for this call NDIS's indication is valid and ours to read and to pass on; its status
     // buffer is readable and writable for StatusBufferSize bytes, and a line up's protocol buffer
     // and device name outside it are readable for their lengths before and after the indication
     // goes up (the promise of `Indication::from_raw`).
     let Some(mut indication) = (unsafe { Indication::from_raw(raw) }) else { return };
     let (module, filter, engine) = (entry.module(), entry.handles().filter, engine());
-    match indication.code() {
-        NdisStatus::WAN_LINE_UP => line_up(engine, module, filter, &mut indication),
-        NdisStatus::WAN_LINE_DOWN => {
+    match status_route(indication.code()) {
+        StatusRoute::LineUp => line_up(engine, module, filter, &mut indication),
+        StatusRoute::LineDown => {
             match indication.parse() {
                 Ok(WanStatus::LineDown(line_down)) => {
                     engine.line_down(module, &line_down, current_context());
@@ -53,7 +54,7 @@ pub(crate) unsafe extern "system" fn filter_status(context: ContextHandle, raw: 
             }
             indicate(filter, &mut indication);
         }
-        _ => indicate(filter, &mut indication),
+        StatusRoute::PassOn => indicate(filter, &mut indication),
     }
 }
 
