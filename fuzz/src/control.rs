@@ -294,7 +294,7 @@ impl World {
                 }
             }
             IoOutcome::Pending(io) => {
-                assert_eq!(Ioctl::from(code), Ioctl::ReadEvents, "only an event read pends");
+                assert!(matches!(Ioctl::from(code), Ioctl::ReadEvents | Ioctl::DivertRead), "only event and divert reads pend");
                 self.pending.push(io);
             }
         }
@@ -362,6 +362,12 @@ fn check_answer(code: u32, output: &[u8]) {
             CaptureBatchRepr::parse(&view)
                 .map(|batch| assert_eq!(view.records().filter(Result::is_ok).count(), batch.count as usize))
         }
+        Ioctl::DivertOpen => DivertInfoRepr::parse(&DivertInfo::new_unchecked(output)).map(|_| ()),
+        Ioctl::DivertRead => {
+            let view = DivertBatch::new_unchecked(output);
+            DivertBatchRepr::parse(&view).map(|batch| assert_eq!(view.packets().filter(Result::is_ok).count(), batch.count as usize))
+        }
+        Ioctl::DivertVerdicts => DivertResultRepr::parse(&DivertResult::new_unchecked(output)).map(|_| ()),
         _ => {
             assert!(output.is_empty(), "{code:#x} answers nothing: {output:?}");
             Ok(())
