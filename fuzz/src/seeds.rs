@@ -158,29 +158,30 @@ fn proto_and_control() -> Vec<Seed> {
     rras.unload();
 
     // Control programs (see `control::World::step`): open a read-write handle (0, 3), bring a
-    // link up (7), subscribe (1: handle 0, ioctl 6, built, capacity, mask, output 24), start a
-    // capture (1: ioctl 9), send (9), settle (11), read events and captures, inject, list, close.
+    // link up (7), subscribe (1: handle 0, ioctl 6, built from fields (2), capacity, mask, output
+    // 24), start a capture (1: ioctl 9), send (9), settle (11), read events and captures, inject,
+    // list links, bring the link down, close.
     let programs: [(&str, &[u8]); 3] = [
         (
             "session",
             &[
                 0, 3, 0, //
                 7, 0, 0x10, 0x02, //
-                1, 0, 6, 1, 0x40, 0, 0xff, 0x01, 0, 0, 4, 0, //
-                1, 0, 9, 1, 0, 0x60, 0, 16, 6, 0, //
+                1, 0, 6, 2, 0x40, 0, 0xff, 0x01, 0, 0, 4, 0, //
+                1, 0, 9, 2, 0, 0x60, 0, 16, 6, 0, //
                 9, 0, 0, 1, 53, 0, 0xa0, 0x0f, 40, 0, 2, 1,  //
                 11, //
-                1, 0, 7, 1, 8, 0, 9, 0, //
-                1, 0, 10, 1, 8, 0, 11, 0, //
-                1, 0, 12, 1, 0, 0, 1, 1, 0, 0, 0, 0, 10, 0, //
-                1, 0, 2, 1, 1, 1, 0, 0, 8, 0, 10, 0, //
+                1, 0, 7, 2, 8, 0, 9, 0, //
+                1, 0, 10, 2, 8, 0, 11, 0, //
+                1, 0, 12, 2, 0, 0, 1, 1, 0, 0, 0, 0, 10, 0, 10, 0, //
+                1, 0, 2, 2, 1, 1, 0, 0, 8, 0, 10, 0, //
                 8, 0, 0, //
                 6, 0, 0,
             ],
         ),
         (
             "pending-read-and-cancel",
-            &[0, 1, 0, 1, 0, 6, 1, 0x08, 0, 0xff, 0x01, 0, 0, 4, 0, 1, 0, 7, 1, 4, 1, 9, 0, 12, 0, 0, 7, 1, 0, 0, 0, 11, 6, 0, 0],
+            &[0, 1, 0, 1, 0, 6, 2, 0x08, 0, 0xff, 0x01, 0, 0, 4, 0, 1, 0, 7, 2, 4, 1, 9, 0, 12, 0, 0, 7, 1, 0, 0, 0, 11, 6, 0, 0],
         ),
         (
             "hooks-and-stats",
