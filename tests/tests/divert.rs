@@ -390,3 +390,40 @@ fn a_waiting_read_pends_and_completes_when_a_packet_is_diverted() {
     let _ = link;
     finish_server(server);
 }
+
+#[test]
+fn unload_with_a_hook_open_and_packets_held_releases_everything() {
+    use wanlayer_proto::ioctl::IOCTL_DIVERT_OPEN;
+    use wanlayer_proto::{DivertOpen, DivertOpenRepr, DIVERT_RECEIVE, DIVERT_SEND};
+    let rras = started();
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    let device = wanlayer_sim::SimControl::install(&rras);
+    let handle = device.open(Access::READ_WRITE);
+    let blob = compile_filter("udp").expect("the filter compiles");
+    let repr = DivertOpenRepr {
+        altitude: 100,
+        directions: DIVERT_SEND | DIVERT_RECEIVE,
+        fail_policy: FailPolicy::Drop,
+        queue_len: 8,
+        timeout_ms: 1000,
+        max_frame: 1600,
+        blob: &blob,
+    };
+    let mut input = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut DivertOpen::new_unchecked(&mut input[..]))
+        .unwrap();
+    match device.ioctl(&rras, handle, IOCTL_DIVERT_OPEN, &input, 16) {
+        wanlayer_sim::IoOutcome::Complete(done) => assert_eq!(done.status, Status::Success),
+        wanlayer_sim::IoOutcome::Pending(io) => panic!("{io:?} pended"),
+    }
+    let sent = rras.send_flow(&link, &UDP, 3);
+    rras.receive_flow(&link, &UDP, 2, ReceiveOptions::default());
+    rras.run_until_idle();
+    assert_eq!(
+        completions(&rras.protocol(Edge::WanIp), &sent),
+        vec![None; 3],
+        "held when the driver unloads"
+    );
+    assert_eq!(rras.engine().control().divert_hooks(), 1);
+    finish(rras);
+}

@@ -954,3 +954,133 @@ fn write_batch(hook: &mut DivertHook, max: usize, out: &mut [u8]) -> Result<usiz
         .map_err(|_| Status::BufferTooSmall)?;
     Ok(at)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(queue_len: usize, max_frame: usize) -> DivertHook {
+        let empty = DivertMeta {
+            module: 0,
+            serial: 0,
+            link_id: 0,
+            time_ns: 0,
+            direction: WireDirection::Send,
+        };
+        let mut free = Vec::with_capacity(queue_len);
+        free.extend((0..queue_len as u32).rev());
+        DivertHook {
+            hook: HookId {
+                slot: 1,
+                generation: 1,
+            },
+            token: 7,
+            set: RuleSet::empty(),
+            directions: DIVERT_SEND,
+            fail: Verdict::Drop,
+            timeout_ns: 1_000,
+            max_frame,
+            entries: alloc::vec![Entry { state: SlotState::Free, meta: empty, len: 0 }; queue_len],
+            data: alloc::vec![0; queue_len * max_frame],
+            free,
+            queued: VecDeque::with_capacity(queue_len),
+            by_serial: new_map(),
+            counters: DivertCounters::default(),
+            reader_waiting: false,
+            closing: false,
+            next_expiry: u64::MAX,
+            charged: 0,
+        }
+    }
+
+    /// Queues a packet as the data path does.
+    fn queue(hook: &mut DivertHook, serial: u64, time_ns: u64, frame: &[u8]) {
+        let slot = hook.free.pop().unwrap();
+        let meta = DivertMeta {
+            module: 0x0001_0000,
+            serial,
+            link_id: 3,
+            time_ns,
+            direction: WireDirection::Send,
+        };
+        hook.entries[slot as usize] = Entry {
+            state: SlotState::Queued,
+            meta,
+            len: frame.len() as u32,
+        };
+        let at = slot as usize * hook.max_frame;
+        hook.data[at..at + frame.len()].copy_from_slice(frame);
+        hook.by_serial.insert(serial, slot);
+        hook.queued.push_back(slot);
+        hook.next_expiry = hook.next_expiry.min(time_ns + hook.timeout_ns);
+    }
+
+    #[test]
+    fn a_batch_holds_what_fits_and_only_delivered_tickets_of_the_module_are_released() {
+        let mut hook = hook(4, 64);
+        queue(&mut hook, 10, 0, &[1; 20]);
+        queue(&mut hook, 11, 0, &[2; 60]);
+        assert_eq!(
+            hook.release(10, Some(0x0001_0000), true),
+            None,
+            "a packet not read yet cannot be answered"
+        );
+        let mut out = [0u8; 48 + 64];
+        assert_eq!(
+            write_batch(&mut hook, 8, &mut out[..48 + 8]),
+            Err(Status::BufferTooSmall),
+            "not even one record fits"
+        );
+        let written = write_batch(&mut hook, 8, &mut out).unwrap();
+        let view = DivertBatch::new_unchecked(&out[..written]);
+        assert_eq!(
+            DivertBatchRepr::parse(&view).unwrap().count,
+            1,
+            "the second record does not fit: it waits"
+        );
+        assert_eq!(view.packets().next().unwrap().unwrap().frame, &[1; 20]);
+        assert_eq!(hook.queued.len(), 1);
+        assert_eq!(
+            hook.release(10, Some(0x0002_0000), true),
+            None,
+            "another module's ticket of the same serial"
+        );
+        assert_eq!(
+            hook.release(10, Some(0x0001_0000), true)
+                .map(|ticket| ticket.serial),
+            Some(10)
+        );
+        assert_eq!(hook.release(10, Some(0x0001_0000), true), None, "once");
+        assert_eq!(hook.free.len(), 3);
+    }
+
+    #[test]
+    fn expiry_releases_only_packets_older_than_the_limit_and_closing_releases_the_rest() {
+        let mut hook = hook(60, 16);
+        for serial in 0..50 {
+            queue(&mut hook, serial, serial * 100, &[0; 16]);
+        }
+        let mut tickets = [Ticket {
+            module: ModuleId(0),
+            serial: 0,
+        }; RELEASE_BATCH];
+        let found = hook.release_older(1_000, &mut tickets);
+        assert_eq!(found, 10, "taken before time 1000");
+        assert_eq!(
+            hook.next_expiry,
+            1_000 + hook.timeout_ns,
+            "the oldest left expires next"
+        );
+        assert_eq!(
+            hook.release_older(u64::MAX, &mut tickets),
+            RELEASE_BATCH,
+            "a batch at a time"
+        );
+        assert_eq!(
+            hook.release_older(u64::MAX, &mut tickets),
+            40 - RELEASE_BATCH
+        );
+        assert!(hook.queued.is_empty() && hook.by_serial.is_empty());
+        assert_eq!((hook.free.len(), hook.next_expiry), (60, u64::MAX));
+    }
+}
