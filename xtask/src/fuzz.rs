@@ -232,7 +232,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let root = workspace_root();
     let started = Instant::now();
-    run_in(&root, "cargo", &["+nightly", "fuzz", "build"])?;
+    if options.targets.len() == TARGETS.len() {
+        run_in(&root, "cargo", &["+nightly", "fuzz", "build"])?;
+    } else {
+        for target in &options.targets {
+            run_in(&root, "cargo", &["+nightly", "fuzz", "build", target])?;
+        }
+    }
     println!("xtask: fuzz targets built in {:.0} s", started.elapsed().as_secs_f64());
     let mut outcomes = Vec::new();
     for target in &options.targets {
