@@ -54,7 +54,8 @@ struct World {
     device: SimControl,
     handles: Vec<HandleId>,
     links: Vec<SimLink>,
-    pending: Vec<IoId>,
+    /// Requests that pended, with their IOCTL.
+    pending: Vec<(IoId, u32)>,
     hooks: Vec<wanlayer_core::hook::HookId>,
 }
 
@@ -110,7 +111,7 @@ impl World {
             }
             11 => self.settle(),
             12 if !self.pending.is_empty() => {
-                let io = self.pending[input.index(self.pending.len())];
+                let (io, _) = self.pending[input.index(self.pending.len())];
                 if self.device.cancel(io) {
                     self.collect(io);
                 }
@@ -139,15 +140,14 @@ impl World {
     fn settle(&mut self) {
         self.rras.run_until_idle();
         self.device.service(&self.rras);
-        for io in std::mem::take(&mut self.pending) {
+        for (io, code) in std::mem::take(&mut self.pending) {
             match self.device.take_completion(io) {
                 Some(done) => {
                     if done.status == Status::Success {
-                        // Only event reads pend.
-                        check_answer(IOCTL_READ_EVENTS, &done.output);
+                        check_answer(code, &done.output);
                     }
                 }
-                None => self.pending.push(io),
+                None => self.pending.push((io, code)),
             }
         }
     }
@@ -156,7 +156,7 @@ impl World {
     fn collect(&mut self, io: IoId) {
         let done = self.device.take_completion(io).expect("a cancelled request completes");
         assert_eq!(done.status, Status::Cancelled);
-        self.pending.retain(|pending| *pending != io);
+        self.pending.retain(|(pending, _)| *pending != io);
     }
 
     /// A handle, mostly an open one.
@@ -295,7 +295,7 @@ impl World {
             }
             IoOutcome::Pending(io) => {
                 assert!(matches!(Ioctl::from(code), Ioctl::ReadEvents | Ioctl::DivertRead), "only event and divert reads pend");
-                self.pending.push(io);
+                self.pending.push((io, code));
             }
         }
     }
