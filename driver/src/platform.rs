@@ -10,6 +10,9 @@
 //!   `wdk-alloc` ignores `Layout::align()` (facts §1): nothing the driver allocates needs more than
 //!   the 16 bytes pool blocks have. This flow cannot be built on Linux (`wdk-build` refuses
 //!   non-Windows hosts) and is not built by `cargo xtask build`.
+//! * The host (the driver-in-the-loop tests, `driver/host-tests`): the default flow without its
+//!   allocator, panic handler and MSVC symbols — the test binary's `std` provides them — and the
+//!   imports resolved to the kernel model (`crates/wanlayer-kernel-model`).
 //!
 //! Everything else — the NDIS imports (`raw-dylib`, from `wanlayer-ndis`), the HAL, the callbacks —
 //! is the same in both.
@@ -23,6 +26,14 @@ mod flow {
     use core::fmt;
     use wanlayer_core::hal::Level;
 
+    pub(super) fn print(level: Level, message: fmt::Arguments<'_>) {
+        crate::hal::log::dbg_print(level, message);
+    }
+}
+
+/// What a kernel image needs and a host test binary's `std` already has.
+#[cfg(all(not(feature = "wdk"), target_os = "windows"))]
+mod image {
     #[global_allocator]
     static ALLOCATOR: crate::hal::alloc::PoolAllocator = crate::hal::alloc::PoolAllocator::new();
 
@@ -45,10 +56,6 @@ mod flow {
     #[unsafe(no_mangle)]
     pub extern "system" fn __CxxFrameHandler3() -> i32 {
         0
-    }
-
-    pub(super) fn print(level: Level, message: fmt::Arguments<'_>) {
-        crate::hal::log::dbg_print(level, message);
     }
 }
 

@@ -6,8 +6,8 @@
 //! For each architecture and image: install the rustup target if missing, build with `cargo rustc`
 //! and the kernel driver link arguments passed explicitly on the command line (never through
 //! `RUSTFLAGS`, which an empty environment variable would silently override, facts §1), with the
-//! target directory at `target/driver/` (the vendor crate is an `rlib` in its manifest, so that the
-//! host tests can link its filter; `--crate-type cdylib` makes the image); copy the `.dll` to
+//! target directory at `target/driver/` (both crates are `rlib`s in their manifests, so that the
+//! host tests can link their code; `--crate-type cdylib` makes the image); copy the `.dll` to
 //! `target/wanlayer/<arch>/<name>.sys` and the `.pdb` beside it; run
 //! [`image::verify_file_with`](crate::image::verify_file_with) on the copy — the wanlayer policy
 //! for `wanlayer.sys`, the vendor policy (`ntoskrnl.exe` imports only) for `wlclamp.sys` — print
@@ -83,7 +83,7 @@ pub fn built_path(image: Image, arch: Arch) -> PathBuf {
 fn cargo_args(image: Image, arch: Arch, release: bool, target_dir: &Path) -> Vec<String> {
     let mut args: Vec<String> = ["rustc", "--manifest-path", "driver/Cargo.toml"].into_iter().map(String::from).collect();
     match image {
-        Image::Wanlayer => args.push("--lib".into()),
+        Image::Wanlayer => args.extend(["--lib", "--crate-type", "cdylib"].map(String::from)),
         Image::Vendor => args.extend(["--package", "wlclamp", "--lib", "--crate-type", "cdylib"].map(String::from)),
     }
     args.extend(["--target", target_triple(arch)].map(String::from));

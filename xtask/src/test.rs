@@ -72,6 +72,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("xtask: SKIPPED the differential tests against libpcap: libpcap-dev is not installed (run as root to install it)");
     }
 
+    step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model");
+    let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;
+    println!("xtask: {scenarios} scenarios ran against the driver's own handlers");
+
     step("the C header of the SDK: generated from its Rust definitions, compiled as C99, its layout Rust's");
     sdk::check()?;
     sdk::compile_c(&sdk::c_compiler())?;
@@ -123,6 +127,36 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     println!("\nxtask: every check passed");
     Ok(())
+}
+
+/// Lints and runs `driver/host-tests` (the driver's handlers against the kernel model) on the host;
+/// returns how many scenarios passed.
+fn driver_in_the_loop(driver_manifest: &str, target_dir: &str) -> Result<usize, String> {
+    let package = ["--manifest-path", driver_manifest, "--package", "wanlayer-driver", "--package", "wanlayer-driver-host-tests"];
+    let mut clippy = vec!["clippy"];
+    clippy.extend(package);
+    clippy.extend(["--all-targets", "--target-dir", target_dir, "--", "--deny", "warnings"]);
+    run_command("cargo", &clippy)?;
+    let mut test = vec!["test"];
+    test.extend(package);
+    test.extend(["--target-dir", target_dir]);
+    println!("xtask: $ cargo {}", test.join(" "));
+    let output = Command::new("cargo")
+        .args(&test)
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|error| format!("could not start cargo: {error}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        return Err(format!("`cargo {}` failed ({})", test.join(" "), output.status));
+    }
+    Ok(stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("test result: ok. "))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum())
 }
 
 /// Announces a step.

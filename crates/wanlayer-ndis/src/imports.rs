@@ -22,6 +22,13 @@
 //! `x86_64,arm64`), so no `KeAcquireSpinLockAtDpcLevel` + `KeRaiseIrql` fallback is needed —
 //! `KeRaiseIrql`/`KeLowerIrql` are inline or `Kf*`-named on x64 and would not be portable anyway.
 //!
+//! # On the host
+//!
+//! Built for any other OS (the host tests), the same declarations carry no `#[link]`: each name is
+//! resolved at link time to the function of that name the kernel model defines
+//! (`crates/wanlayer-kernel-model`), so the driver's code runs unchanged against it; the C runtime
+//! names resolve to the host's C library.
+//!
 //! # Safety
 //!
 //! Every function here is `unsafe` to call; the preconditions are NDIS's and the kernel's (IRQL,
@@ -53,7 +60,7 @@ use crate::types::{
     RawNdisStatus, UnicodeString,
 };
 
-#[link(name = "ndis.sys", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(target_os = "windows", link(name = "ndis.sys", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     /// Registers the filter driver (`DriverEntry`, `PASSIVE_LEVEL`).
     pub fn NdisFRegisterFilterDriver(
@@ -207,7 +214,7 @@ extern "system" {
     pub fn NdisFreeMemory(VirtualAddress: *mut c_void, Length: u32, MemoryFlags: u32);
 }
 
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     /// Allocates pool memory (`<= DISPATCH_LEVEL` for non-paged); null on failure. Blocks are
     /// 16-byte aligned on 64-bit Windows; an allocator must handle larger alignments itself.
@@ -335,7 +342,7 @@ extern "system" {
 // is `IoCsqInsertIrpEx(.., NULL)` returning nothing), so a queue that must refuse an IRP — a
 // handle already cleaned up — is initialised with `IoCsqInitializeEx` and filled with
 // `IoCsqInsertIrpEx`; its `InsertContext` also tells a tail insertion from a head one.
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     /// Fills in a cancel-safe queue whose insert routine may fail (`Type = IO_TYPE_CSQ_EX`); any
     /// IRQL, the queue in non-paged memory. Returns `STATUS_SUCCESS`.
@@ -365,7 +372,7 @@ extern "system" {
 }
 
 // The registry: the administrator's rule set kept in the service key (`PASSIVE_LEVEL` only).
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     /// Opens an existing key (`PASSIVE_LEVEL`); `STATUS_OBJECT_NAME_NOT_FOUND` when it does not
     /// exist.
@@ -408,7 +415,7 @@ extern "system" {
     pub fn ZwClose(Handle: Handle) -> NtStatus;
 }
 
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "C" {
     /// Formatted debug output, filtered by component and level (`cdecl`, variadic).
     pub fn DbgPrintEx(ComponentId: u32, Level: u32, Format: *const c_char, ...) -> u32;
@@ -430,7 +437,7 @@ extern "C" {
     pub fn strlen(s: *const c_char) -> usize;
 }
 
-#[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(target_os = "windows", link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     /// Busy-waits `MicroSeconds` (any IRQL; keep it short). A HAL export on every architecture
     /// (on Windows 10 2004 and later `hal.dll` forwards it to the kernel).

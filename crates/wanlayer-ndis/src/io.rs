@@ -475,7 +475,6 @@ pub unsafe fn set_file_object_fs_context(file: *mut FileObject, context: *mut c_
 ///
 /// # Safety
 /// `irp` is the IRP a dispatch routine received, not completed yet; it is not touched afterwards.
-#[cfg(target_os = "windows")]
 pub unsafe fn complete_irp(irp: *mut Irp, status: NtStatus, information: usize) -> NtStatus {
     let layout = irp.cast::<IrpLayout>();
     // SAFETY: the caller guarantees `irp` is live and ours to complete; `IoStatus` is ours to

@@ -25,8 +25,9 @@
 //! * [`wan`]: `NDIS_WAN_LINE_UP` / `NDIS_WAN_LINE_DOWN`.
 //! * [`status`]: turning a WAN status indication into [`wanlayer_core::link`] values, with every
 //!   length and pointer validated in safe code, and writing the line-up answer back.
-//! * `imports` (Windows targets only): the `raw-dylib` imports.
-//! * `runtime` (Windows targets only): the pool allocator, the panic bug check and debug output
+//! * `imports`: the `raw-dylib` imports (on other targets the same names, resolved by the host
+//!   tests' kernel model).
+//! * `runtime`: the pool allocator, the panic bug check and debug output
 //!   every Rust kernel driver here shares (`wanlayer.sys`, SDK vendor drivers).
 //!
 //! # Layouts and the host tests
@@ -90,9 +91,7 @@ pub mod status;
 pub mod types;
 pub mod wan;
 
-#[cfg(target_os = "windows")]
 pub mod imports;
-#[cfg(target_os = "windows")]
 pub mod runtime;
 
 pub use chain::{Nbl, NblChain};

@@ -53,6 +53,12 @@ impl<const TAG: u32> PoolAllocator<TAG> {
     }
 }
 
+impl<const TAG: u32> Default for PoolAllocator<TAG> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 // SAFETY: `alloc` returns null or a block of at least `layout.size()` bytes aligned to
 // `layout.align()` (the module's proof), valid until `dealloc` with the same layout frees exactly
 // the pool block it came from; pool allocation is thread-safe.

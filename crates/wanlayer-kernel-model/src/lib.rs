@@ -1,0 +1,1182 @@
+//! A model of the Windows kernel and NDIS for host builds of `wanlayer.sys`: the functions
+//! `wanlayer_ndis::imports` declares, defined here by name (`#[no_mangle]`), so that the linker
+//! binds the driver's calls to them exactly as the loader binds the image's imports to
+//! `ndis.sys` and `ntoskrnl.exe`.
+//!
+//! Every call is checked against what Driver Verifier checks; a broken rule is recorded as a
+//! [`violations`] entry (a test asserts there are none), never silently accepted:
+//!
+//! * pool: every block freed once, with the tag it was allocated with; nothing left at
+//!   [`finish`];
+//! * spin locks: never acquired twice, released only when held, to the IRQL they were acquired
+//!   from; no call that needs `PASSIVE_LEVEL` above it;
+//! * NBL pools, OID clones: freed once, only what was allocated; NBL pools freed empty;
+//! * OIDs: an original completed at most once, only one that pended;
+//! * rundown: no wait that could never end (the model runs on one thread).
+//!
+//! What NDIS does in answer — calling the filter's handlers — is driven by the test through
+//! [`characteristics`] (the handlers the driver registered) and the module contexts it gave
+//! ([`module_context`]); what goes down to the miniport or up to the protocol is recorded as
+//! [`Event`]s. An import this model does not know panics with its name, so a run that reaches one
+//! fails by name.
+//!
+//! One model serves one driver at a time: the state is global (as the kernel's is), and
+//! [`begin`] takes a lock that serialises the runs of a test process and resets the state.
+
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::{Mutex, MutexGuard};
+
+use wanlayer_ndis::csq::{
+    IoCsq, IoCsqAcquireLockFn, IoCsqCompleteCanceledIrpFn, IoCsqInsertIrpExFn, IoCsqIrpContext, IoCsqLayout, IoCsqPeekNextIrpFn,
+    IoCsqReleaseLockFn, IoCsqRemoveIrpFn, IO_TYPE_CSQ_EX,
+};
+use wanlayer_ndis::filter::{
+    DeviceObjectAttributes, FilterAttributes, FilterDriverCharacteristics, NdisOidRequest, NetDevicePnpEvent, NetPnpEventNotification,
+    ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
+};
+use wanlayer_ndis::io::IoStatusBlock;
+use wanlayer_ndis::kernel::{
+    AccessMask, DeviceObject, DriverDispatch, DriverObject, EventType, ExPoolPriority, ExRundownRef, FileObject, Irp, KDeferredRoutine,
+    KDpc, KEvent, KProcessorMode, KSpinLock, KTimer, KWaitReason, Kirql, NtStatus, PoolFlags, TimerType, IRP_MJ_COUNT,
+};
+use wanlayer_ndis::nbl::{Mdl, NetBuffer, NetBufferList, NetBufferListPoolParameters};
+use wanlayer_ndis::registry::{Handle, ObjectAttributes};
+use wanlayer_ndis::types::{
+    ContextHandle, DeviceHandle, FilterDriverHandle, FilterModuleHandle, NblPoolHandle, NdisHandle, PortNumber, RawNdisStatus,
+    UnicodeString,
+};
+
+/// `PASSIVE_LEVEL`.
+pub const PASSIVE_LEVEL: Kirql = 0;
+/// `DISPATCH_LEVEL`.
+pub const DISPATCH_LEVEL: Kirql = 2;
+/// `NDIS_STATUS_PENDING` / `STATUS_PENDING`.
+pub const STATUS_PENDING: u32 = 0x0000_0103;
+/// `STATUS_OBJECT_NAME_NOT_FOUND`: what the model's registry answers (it holds no keys).
+pub const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = 0xC000_0034_u32 as NtStatus;
+/// Pool blocks are aligned as `ExAllocatePool2` aligns them on 64-bit Windows.
+const POOL_ALIGNMENT: usize = 16;
+
+/// What the driver passed down, up or out, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `NdisFOidRequest`: a request passed down, with its `RequestId`.
+    OidDown {
+        /// The module's filter handle.
+        filter: usize,
+        /// The request passed down (the driver's clone).
+        request: usize,
+        /// Its `RequestId`.
+        request_id: usize,
+    },
+    /// `NdisFOidRequestComplete`: an original completed.
+    OidCompleted {
+        /// The module's filter handle.
+        filter: usize,
+        /// The original.
+        request: usize,
+        /// The status.
+        status: u32,
+    },
+    /// `NdisFCancelOidRequest`.
+    OidCancelled {
+        /// The module's filter handle.
+        filter: usize,
+        /// The `RequestId` cancelled.
+        request_id: usize,
+    },
+    /// `NdisFCancelSendNetBufferLists`.
+    SendsCancelled {
+        /// The module's filter handle.
+        filter: usize,
+        /// The cancel identifier.
+        cancel_id: usize,
+    },
+    /// `NdisFNetPnPEvent`.
+    NetPnpEvent {
+        /// The module's filter handle.
+        filter: usize,
+        /// The event passed on.
+        event: usize,
+    },
+    /// `NdisFDevicePnPEventNotify`.
+    DevicePnpEvent {
+        /// The module's filter handle.
+        filter: usize,
+        /// The event passed on.
+        event: usize,
+    },
+    /// `NdisFIndicateStatus`.
+    Status {
+        /// The module's filter handle.
+        filter: usize,
+        /// `StatusCode`.
+        code: u32,
+    },
+    /// `NdisFPauseComplete`.
+    PauseComplete {
+        /// The module's filter handle.
+        filter: usize,
+    },
+    /// `IofCompleteRequest`.
+    IrpCompleted {
+        /// The IRP.
+        irp: usize,
+        /// `IoStatus.Status`.
+        status: NtStatus,
+        /// `IoStatus.Information`.
+        information: usize,
+    },
+}
+
+/// How `NdisFOidRequest` answers (what the miniport below does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OidAnswer {
+    /// Completes at once with this status.
+    Complete(u32),
+    /// Pends: the test completes it later through the driver's `OidRequestComplete`.
+    Pend,
+}
+
+/// The control device the driver registered.
+#[derive(Clone, Copy, Debug)]
+pub struct ControlDevice {
+    /// The device object (its address; the model's storage).
+    pub device: *mut DeviceObject,
+    /// The dispatch table the driver gave.
+    pub dispatch: [Option<DriverDispatch>; IRP_MJ_COUNT],
+}
+
+struct Block {
+    size: usize,
+    tag: u32,
+}
+
+struct Device {
+    storage: *mut u8,
+    extension: *mut u8,
+    extension_size: usize,
+    dispatch: [Option<DriverDispatch>; IRP_MJ_COUNT],
+}
+
+struct State {
+    pool: BTreeMap<usize, Block>,
+    pool_failures: Vec<u32>,
+    nbl_pools: BTreeMap<usize, u32>,
+    clones: BTreeMap<usize, usize>,
+    pending_originals: BTreeMap<usize, usize>,
+    modules: BTreeMap<usize, usize>,
+    characteristics: Option<FilterDriverCharacteristics>,
+    device: Option<Device>,
+    dpcs: BTreeMap<usize, (KDeferredRoutine, usize)>,
+    queued_dpcs: Vec<(usize, usize, usize)>,
+    cancelable: BTreeMap<usize, usize>,
+    irql: Kirql,
+    oid_answer: OidAnswer,
+    pnp_status: u32,
+    time_100ns: u64,
+    events: Vec<Event>,
+    violations: Vec<String>,
+    log: Vec<String>,
+    handles: Vec<usize>,
+}
+
+// SAFETY: the raw pointers in the state are addresses the model allocated (device storage) or
+// handler pointers the driver registered; they are only used by the model's functions, under the
+// state's mutex.
+unsafe impl Send for State {}
+
+impl State {
+    const fn new() -> Self {
+        Self {
+            pool: BTreeMap::new(),
+            pool_failures: Vec::new(),
+            nbl_pools: BTreeMap::new(),
+            clones: BTreeMap::new(),
+            pending_originals: BTreeMap::new(),
+            modules: BTreeMap::new(),
+            characteristics: None,
+            device: None,
+            dpcs: BTreeMap::new(),
+            queued_dpcs: Vec::new(),
+            cancelable: BTreeMap::new(),
+            irql: PASSIVE_LEVEL,
+            oid_answer: OidAnswer::Complete(0),
+            pnp_status: 0,
+            time_100ns: 0,
+            events: Vec::new(),
+            violations: Vec::new(),
+            log: Vec::new(),
+            handles: Vec::new(),
+        }
+    }
+
+    fn violation(&mut self, rule: impl Into<String>) {
+        self.violations.push(rule.into());
+    }
+
+    /// A fresh, unique, non-null handle value (an address the model owns).
+    fn new_handle(&mut self) -> *mut c_void {
+        let handle = Box::into_raw(Box::new(0u64)).cast::<c_void>();
+        self.handles.push(handle.expose_provenance());
+        handle
+    }
+
+    fn require_passive(&mut self, function: &str) {
+        if self.irql != PASSIVE_LEVEL {
+            let irql = self.irql;
+            self.violation(format!("{function} called at IRQL {irql}, needs PASSIVE_LEVEL"));
+        }
+    }
+}
+
+static STATE: Mutex<State> = Mutex::new(State::new());
+static RUNS: Mutex<()> = Mutex::new(());
+
+fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One driver's run against the model: holds the lock that serialises runs in a test process.
+/// The state is reset when it begins.
+pub struct Run {
+    _serialised: MutexGuard<'static, ()>,
+}
+
+/// Begins a run: waits for any other run of this process to end, then resets the model.
+pub fn begin() -> Run {
+    let serialised = RUNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = state();
+    for handle in state.handles.drain(..) {
+        // SAFETY: every handle is a `Box<u64>` the model leaked in `new_handle`, freed once here.
+        drop(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<u64>(handle)) });
+    }
+    *state = State::new();
+    Run { _serialised: serialised }
+}
+
+/// The characteristics the driver registered (`NdisFRegisterFilterDriver`), while registered.
+pub fn characteristics() -> Option<FilterDriverCharacteristics> {
+    state().characteristics
+}
+
+/// The filter module context the driver gave `NdisFSetAttributes` for `filter`.
+pub fn module_context(filter: FilterModuleHandle) -> Option<ContextHandle> {
+    state().modules.get(&filter.as_raw().addr()).map(|&context| ContextHandle::from_raw(std::ptr::with_exposed_provenance_mut(context)))
+}
+
+/// A new filter module handle for an attach (what NDIS passes `FilterAttach`).
+pub fn new_filter_module_handle() -> FilterModuleHandle {
+    FilterModuleHandle::from_raw(state().new_handle())
+}
+
+/// The control device the driver registered, while registered.
+pub fn control_device() -> Option<ControlDevice> {
+    state().device.as_ref().map(|device| ControlDevice { device: device.storage.cast(), dispatch: device.dispatch })
+}
+
+/// How `NdisFOidRequest` answers from now on.
+pub fn set_oid_answer(answer: OidAnswer) {
+    state().oid_answer = answer;
+}
+
+/// The status `NdisFNetPnPEvent` returns from now on.
+pub fn set_pnp_status(status: u32) {
+    state().pnp_status = status;
+}
+
+/// Fails the next `ExAllocatePool2` of `tag` (Driver Verifier's low-resources simulation, aimed).
+pub fn fail_next_allocation(tag: u32) {
+    state().pool_failures.push(tag);
+}
+
+/// The IRQL the model's current processor runs at.
+pub fn irql() -> Kirql {
+    state().irql
+}
+
+/// Sets the IRQL the next calls into the driver run at (as NDIS calls a handler at `DISPATCH_LEVEL`).
+pub fn set_irql(irql: Kirql) {
+    state().irql = irql;
+}
+
+/// Takes the events recorded so far.
+pub fn take_events() -> Vec<Event> {
+    std::mem::take(&mut state().events)
+}
+
+/// The rules broken so far.
+pub fn violations() -> Vec<String> {
+    state().violations.clone()
+}
+
+/// The debug output so far (`DbgPrintEx`).
+pub fn log() -> Vec<String> {
+    state().log.clone()
+}
+
+/// Pool blocks allocated and not freed, as `(tag, bytes)`.
+pub fn pool_outstanding() -> Vec<(u32, usize)> {
+    state().pool.values().map(|block| (block.tag, block.size)).collect()
+}
+
+/// Runs the DPCs queued so far (the model's processor drops below `DISPATCH_LEVEL`).
+pub fn run_dpcs() {
+    loop {
+        let next = {
+            let mut state = state();
+            if state.queued_dpcs.is_empty() {
+                return;
+            }
+            let (dpc, argument1, argument2) = state.queued_dpcs.remove(0);
+            state.dpcs.get(&dpc).map(|&(routine, context)| (routine, dpc, context, argument1, argument2))
+        };
+        if let Some((routine, dpc, context, argument1, argument2)) = next {
+            let previous = std::mem::replace(&mut state().irql, DISPATCH_LEVEL);
+            // SAFETY: the routine and context the driver gave `KeInitializeDpc` for this DPC,
+            // called at DISPATCH_LEVEL as the kernel calls a DPC.
+            unsafe {
+                routine(
+                    std::ptr::with_exposed_provenance_mut(dpc),
+                    std::ptr::with_exposed_provenance_mut(context),
+                    std::ptr::with_exposed_provenance_mut(argument1),
+                    std::ptr::with_exposed_provenance_mut(argument2),
+                )
+            };
+            state().irql = previous;
+        }
+    }
+}
+
+/// Ends a run's checks: everything NDIS would find at unload. Returns every rule broken, the
+/// ones recorded during the run and what is left over (pool blocks, NBL pools, OID clones, a
+/// registration, a device).
+pub fn finish() -> Vec<String> {
+    let state = state();
+    let mut found = state.violations.clone();
+    for block in state.pool.values() {
+        found.push(format!("pool block of {} bytes, tag {:?}, not freed", block.size, tag_text(block.tag)));
+    }
+    if !state.nbl_pools.is_empty() {
+        found.push(format!("{} NBL pools not freed", state.nbl_pools.len()));
+    }
+    if !state.clones.is_empty() {
+        found.push(format!("{} OID clones not freed", state.clones.len()));
+    }
+    if !state.pending_originals.is_empty() {
+        found.push(format!("{} OID requests never completed", state.pending_originals.len()));
+    }
+    if state.characteristics.is_some() {
+        found.push("the filter driver is still registered".into());
+    }
+    if state.device.is_some() {
+        found.push("the control device is still registered".into());
+    }
+    if !state.cancelable.is_empty() {
+        found.push(format!("{} IRPs still queued", state.cancelable.len()));
+    }
+    if !state.queued_dpcs.is_empty() {
+        found.push(format!("{} DPCs queued and never run", state.queued_dpcs.len()));
+    }
+    found
+}
+
+fn tag_text(tag: u32) -> String {
+    String::from_utf8_lossy(&tag.to_le_bytes()).into_owned()
+}
+
+fn not_modelled(function: &str) -> ! {
+    panic!("kernel model: the driver called {function}, which the model does not know")
+}
+
+// ---- ndis.sys ----
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFRegisterFilterDriver(
+    _driver_object: *mut DriverObject,
+    _context: ContextHandle,
+    characteristics: *mut FilterDriverCharacteristics,
+    handle: *mut FilterDriverHandle,
+) -> RawNdisStatus {
+    let mut state = state();
+    state.require_passive("NdisFRegisterFilterDriver");
+    if state.characteristics.is_some() {
+        state.violation("NdisFRegisterFilterDriver twice");
+        return 0xC000_0001;
+    }
+    // SAFETY: the driver passes valid characteristics for the call (the import's contract).
+    let registered = unsafe { characteristics.read() };
+    if registered.header != FilterDriverCharacteristics::HEADER {
+        state.violation("NdisFRegisterFilterDriver: characteristics header is not revision 2 of its size");
+    }
+    state.characteristics = Some(registered);
+    let new = FilterDriverHandle::from_raw(state.new_handle());
+    // SAFETY: the driver's out parameter, valid for a write.
+    unsafe { handle.write(new) };
+    0
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFDeregisterFilterDriver(_handle: FilterDriverHandle) {
+    let (characteristics, modules) = {
+        let mut state = state();
+        state.require_passive("NdisFDeregisterFilterDriver");
+        (state.characteristics, state.modules.clone())
+    };
+    let Some(characteristics) = characteristics else {
+        state().violation("NdisFDeregisterFilterDriver without a registration");
+        return;
+    };
+    // NDIS pauses and detaches every module first.
+    for (filter, context) in modules {
+        let context = ContextHandle::from_raw(std::ptr::with_exposed_provenance_mut(context));
+        if let Some(pause) = characteristics.pause {
+            let mut parameters = std::mem::MaybeUninit::zeroed();
+            // SAFETY: the driver's pause handler for a module it attached, at PASSIVE_LEVEL.
+            let status = unsafe { pause(context, parameters.as_mut_ptr()) };
+            if status as u32 == STATUS_PENDING {
+                let completed = state().events.contains(&Event::PauseComplete { filter });
+                if !completed {
+                    state().violation("a pause pended at deregistration and never completed");
+                }
+            }
+        }
+        if let Some(detach) = characteristics.detach {
+            // SAFETY: the driver's detach handler for a paused module it attached.
+            unsafe { detach(context) };
+        }
+        state().modules.remove(&filter);
+    }
+    state().characteristics = None;
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFSetAttributes(
+    filter: FilterModuleHandle,
+    context: ContextHandle,
+    _attributes: *mut FilterAttributes,
+) -> RawNdisStatus {
+    let mut state = state();
+    state.require_passive("NdisFSetAttributes");
+    if context.as_raw().is_null() {
+        state.violation("NdisFSetAttributes with a null module context");
+    }
+    state.modules.insert(filter.as_raw().addr(), context.as_raw().expose_provenance());
+    0
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisAllocateNetBufferListPool(
+    _handle: NdisHandle,
+    parameters: *mut NetBufferListPoolParameters,
+) -> NblPoolHandle {
+    let mut state = state();
+    // SAFETY: the driver passes valid parameters for the call.
+    let tag = unsafe { (*parameters).pool_tag };
+    if state.pool_failures.first() == Some(&tag) {
+        state.pool_failures.remove(0);
+        return NblPoolHandle::NULL;
+    }
+    let pool = state.new_handle();
+    state.nbl_pools.insert(pool.addr(), tag);
+    NblPoolHandle::from_raw(pool)
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFreeNetBufferListPool(pool: NblPoolHandle) {
+    let mut state = state();
+    if state.nbl_pools.remove(&pool.as_raw().addr()).is_none() {
+        state.violation("NdisFreeNetBufferListPool of a pool never allocated or already freed");
+    }
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisAllocateCloneOidRequest(
+    _filter: FilterModuleHandle,
+    request: *mut NdisOidRequest,
+    tag: u32,
+    clone: *mut *mut NdisOidRequest,
+) -> RawNdisStatus {
+    let mut state = state();
+    if state.pool_failures.first() == Some(&tag) {
+        state.pool_failures.remove(0);
+        return 0xC000_009A;
+    }
+    // SAFETY: the driver passes NDIS's valid request; the clone is a byte copy, as NDIS makes it.
+    let copy = Box::into_raw(Box::new(unsafe { request.read() }));
+    state.clones.insert(copy.expose_provenance(), request.expose_provenance());
+    // SAFETY: the driver's out parameter, valid for a write.
+    unsafe { clone.write(copy) };
+    0
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFreeCloneOidRequest(_filter: FilterModuleHandle, clone: *mut NdisOidRequest) {
+    let mut state = state();
+    if state.clones.remove(&clone.addr()).is_none() {
+        state.violation("NdisFreeCloneOidRequest of a request that is not a live clone");
+        return;
+    }
+    // SAFETY: a clone `NdisAllocateCloneOidRequest` boxed, freed once (removed above).
+    drop(unsafe { Box::from_raw(clone) });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFOidRequest(filter: FilterModuleHandle, request: *mut NdisOidRequest) -> RawNdisStatus {
+    let mut state = state();
+    if !state.clones.contains_key(&request.addr()) {
+        state.violation("NdisFOidRequest of a request that is not a clone the filter allocated");
+    }
+    // SAFETY: the driver passes a valid request.
+    let request_id = unsafe { (*request).request_id }.addr();
+    state.events.push(Event::OidDown { filter: filter.as_raw().addr(), request: request.addr(), request_id });
+    match state.oid_answer {
+        OidAnswer::Complete(status) => status,
+        OidAnswer::Pend => {
+            if let Some(&original) = state.clones.get(&request.addr()) {
+                state.pending_originals.insert(original, request.addr());
+            }
+            STATUS_PENDING
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFOidRequestComplete(filter: FilterModuleHandle, request: *mut NdisOidRequest, status: RawNdisStatus) {
+    let mut state = state();
+    if state.pending_originals.remove(&request.addr()).is_none() {
+        state.violation("NdisFOidRequestComplete of a request that did not pend, or completed twice");
+    }
+    state.events.push(Event::OidCompleted { filter: filter.as_raw().addr(), request: request.addr(), status });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFCancelOidRequest(filter: FilterModuleHandle, request_id: *mut c_void) {
+    state().events.push(Event::OidCancelled { filter: filter.as_raw().addr(), request_id: request_id.addr() });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFCancelSendNetBufferLists(filter: FilterModuleHandle, cancel_id: *mut c_void) {
+    state().events.push(Event::SendsCancelled { filter: filter.as_raw().addr(), cancel_id: cancel_id.addr() });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFNetPnPEvent(filter: FilterModuleHandle, event: *mut NetPnpEventNotification) -> RawNdisStatus {
+    let mut state = state();
+    state.require_passive("NdisFNetPnPEvent");
+    state.events.push(Event::NetPnpEvent { filter: filter.as_raw().addr(), event: event.addr() });
+    state.pnp_status
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFDevicePnPEventNotify(filter: FilterModuleHandle, event: *mut NetDevicePnpEvent) {
+    let mut state = state();
+    state.require_passive("NdisFDevicePnPEventNotify");
+    state.events.push(Event::DevicePnpEvent { filter: filter.as_raw().addr(), event: event.addr() });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFIndicateStatus(filter: FilterModuleHandle, indication: *mut StatusIndication) {
+    // SAFETY: the driver passes the valid indication it received.
+    let code = unsafe { (*indication).status_code };
+    state().events.push(Event::Status { filter: filter.as_raw().addr(), code });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFPauseComplete(filter: FilterModuleHandle) {
+    state().events.push(Event::PauseComplete { filter: filter.as_raw().addr() });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFRestartComplete(_filter: FilterModuleHandle, _status: RawNdisStatus) {
+    not_modelled("NdisFRestartComplete")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFSendNetBufferLists(_filter: FilterModuleHandle, _nbls: *mut NetBufferList, _port: PortNumber, _flags: SendFlags) {
+    not_modelled("NdisFSendNetBufferLists")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFSendNetBufferListsComplete(_filter: FilterModuleHandle, _nbls: *mut NetBufferList, _flags: SendCompleteFlags) {
+    not_modelled("NdisFSendNetBufferListsComplete")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFIndicateReceiveNetBufferLists(
+    _filter: FilterModuleHandle,
+    _nbls: *mut NetBufferList,
+    _port: PortNumber,
+    _count: u32,
+    _flags: ReceiveFlags,
+) {
+    not_modelled("NdisFIndicateReceiveNetBufferLists")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFReturnNetBufferLists(_filter: FilterModuleHandle, _nbls: *mut NetBufferList, _flags: ReturnFlags) {
+    not_modelled("NdisFReturnNetBufferLists")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
+    _pool: NblPoolHandle,
+    _context_size: u16,
+    _context_backfill: u16,
+    _mdl: *mut Mdl,
+    _offset: u32,
+    _length: usize,
+) -> *mut NetBufferList {
+    not_modelled("NdisAllocateNetBufferAndNetBufferList")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFreeNetBufferList(_nbl: *mut NetBufferList) {
+    not_modelled("NdisFreeNetBufferList")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisGetDataBuffer(_nb: *mut NetBuffer, _bytes: u32, _storage: *mut c_void, _align: u32, _offset: u32) -> *mut c_void {
+    not_modelled("NdisGetDataBuffer")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisRegisterDeviceEx(
+    _filter_driver: FilterDriverHandle,
+    attributes: *mut DeviceObjectAttributes,
+    device: *mut *mut DeviceObject,
+    handle: *mut DeviceHandle,
+) -> RawNdisStatus {
+    let mut state = state();
+    state.require_passive("NdisRegisterDeviceEx");
+    if state.device.is_some() {
+        state.violation("NdisRegisterDeviceEx twice");
+        return 0xC000_0001;
+    }
+    // SAFETY: the driver passes valid attributes for the call.
+    let attributes = unsafe { &*attributes };
+    let mut dispatch = [None; IRP_MJ_COUNT];
+    // SAFETY: `MajorFunctions` points to IRP_MJ_COUNT entries (the attribute's contract).
+    let table = unsafe { std::slice::from_raw_parts(attributes.major_functions, IRP_MJ_COUNT) };
+    dispatch.copy_from_slice(table);
+    let extension_size = attributes.extension_size as usize;
+    let layout = std::alloc::Layout::from_size_align(64 + extension_size, POOL_ALIGNMENT).expect("device layout");
+    // SAFETY: a non-zero size.
+    let storage = unsafe { std::alloc::alloc_zeroed(layout) };
+    assert!(!storage.is_null(), "kernel model: out of memory for a device");
+    let extension = storage.wrapping_add(64);
+    state.device = Some(Device { storage, extension, extension_size, dispatch });
+    let new = DeviceHandle::from_raw(state.new_handle());
+    // SAFETY: the driver's out parameters, valid for writes.
+    unsafe { device.write(storage.cast()) };
+    // SAFETY: as above.
+    unsafe { handle.write(new) };
+    0
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisDeregisterDeviceEx(_handle: DeviceHandle) {
+    let mut state = state();
+    state.require_passive("NdisDeregisterDeviceEx");
+    let Some(device) = state.device.take() else {
+        state.violation("NdisDeregisterDeviceEx without a device");
+        return;
+    };
+    let layout = std::alloc::Layout::from_size_align(64 + device.extension_size, POOL_ALIGNMENT).expect("device layout");
+    // SAFETY: allocated in `NdisRegisterDeviceEx` with this layout, freed once (taken above).
+    unsafe { std::alloc::dealloc(device.storage, layout) };
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisGetDeviceReservedExtension(device: *mut DeviceObject) -> *mut c_void {
+    let state = state();
+    match &state.device {
+        Some(registered) if registered.storage.cast::<DeviceObject>() == device => registered.extension.cast(),
+        _ => std::ptr::null_mut(),
+    }
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisAllocateMemoryWithTagPriority(_handle: NdisHandle, _length: u32, _tag: u32, _priority: ExPoolPriority) -> *mut c_void {
+    not_modelled("NdisAllocateMemoryWithTagPriority")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFreeMemory(_address: *mut c_void, _length: u32, _flags: u32) {
+    not_modelled("NdisFreeMemory")
+}
+
+// ---- ntoskrnl.exe ----
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ExAllocatePool2(_flags: PoolFlags, size: usize, tag: u32) -> *mut c_void {
+    let mut state = state();
+    if state.pool_failures.first() == Some(&tag) {
+        state.pool_failures.remove(0);
+        return std::ptr::null_mut();
+    }
+    let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), POOL_ALIGNMENT) else { return std::ptr::null_mut() };
+    // SAFETY: a non-zero size.
+    let block = unsafe { std::alloc::alloc_zeroed(layout) };
+    if !block.is_null() {
+        state.pool.insert(block.expose_provenance(), Block { size: size.max(1), tag });
+    }
+    block.cast()
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ExFreePoolWithTag(block: *mut c_void, tag: u32) {
+    let mut state = state();
+    let Some(allocated) = state.pool.remove(&block.addr()) else {
+        state.violation(format!("ExFreePoolWithTag of {block:p}: not a live pool block (double free?)"));
+        return;
+    };
+    if allocated.tag != tag {
+        let (freed, was) = (tag_text(tag), tag_text(allocated.tag));
+        state.violation(format!("ExFreePoolWithTag with tag {freed:?} of a block allocated with {was:?}"));
+    }
+    let layout = std::alloc::Layout::from_size_align(allocated.size, POOL_ALIGNMENT).expect("pool layout");
+    // SAFETY: allocated by `ExAllocatePool2` with this layout, freed once (removed above).
+    unsafe { std::alloc::dealloc(block.cast(), layout) };
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSpinLock) -> Kirql {
+    let mut state = state();
+    // SAFETY: the driver passes a valid spin lock.
+    let held = unsafe { lock.read() };
+    if held != 0 {
+        state.violation("KeAcquireSpinLockRaiseToDpc of a lock already held (a deadlock on one processor)");
+    }
+    if state.irql > DISPATCH_LEVEL {
+        state.violation("KeAcquireSpinLockRaiseToDpc above DISPATCH_LEVEL");
+    }
+    // SAFETY: as above.
+    unsafe { lock.write(1) };
+    std::mem::replace(&mut state.irql, DISPATCH_LEVEL)
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeReleaseSpinLock(lock: *mut KSpinLock, new_irql: Kirql) {
+    let mut state = state();
+    // SAFETY: the driver passes a valid spin lock.
+    if unsafe { lock.read() } == 0 {
+        state.violation("KeReleaseSpinLock of a lock not held");
+    }
+    // SAFETY: as above.
+    unsafe { lock.write(0) };
+    state.irql = new_irql;
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeQueryInterruptTimePrecise(qpc: *mut u64) -> u64 {
+    let state = state();
+    if !qpc.is_null() {
+        // SAFETY: the driver's out parameter, valid for a write when not null.
+        unsafe { qpc.write(state.time_100ns) };
+    }
+    state.time_100ns
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeQueryUnbiasedInterruptTime() -> u64 {
+    state().time_100ns
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> ! {
+    panic!("kernel model: KeBugCheckEx({code:#010x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ExInitializeRundownProtection(rundown: *mut ExRundownRef) {
+    // SAFETY: the driver passes a valid rundown reference; its value is the kernel's to write.
+    unsafe { rundown.cast::<usize>().write(0) };
+}
+
+/// The rundown's "wait in progress" bit, as the kernel keeps it; references count in twos.
+const RUNDOWN_ACTIVE: usize = 1;
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ExAcquireRundownProtection(rundown: *mut ExRundownRef) -> u8 {
+    let _state = state();
+    let value = rundown.cast::<usize>();
+    // SAFETY: a valid rundown reference (initialised by `ExInitializeRundownProtection`).
+    let current = unsafe { value.read() };
+    if current & RUNDOWN_ACTIVE != 0 {
+        return 0;
+    }
+    // SAFETY: as above.
+    unsafe { value.write(current + 2) };
+    1
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ExReleaseRundownProtection(rundown: *mut ExRundownRef) {
+    let mut state = state();
+    let value = rundown.cast::<usize>();
+    // SAFETY: a valid rundown reference.
+    let current = unsafe { value.read() };
+    if current < 2 {
+        state.violation("ExReleaseRundownProtection without a reference");
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { value.write(current - 2) };
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ExWaitForRundownProtectionRelease(rundown: *mut ExRundownRef) {
+    let mut state = state();
+    state.require_passive("ExWaitForRundownProtectionRelease");
+    let value = rundown.cast::<usize>();
+    // SAFETY: a valid rundown reference.
+    let current = unsafe { value.read() };
+    if current >= 2 {
+        state.violation("ExWaitForRundownProtectionRelease with references held: it would never return");
+    }
+    // SAFETY: as above.
+    unsafe { value.write(current | RUNDOWN_ACTIVE) };
+}
+
+/// The model runs on one processor.
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeGetCurrentProcessorNumberEx(processor_number: *mut c_void) -> u32 {
+    if !processor_number.is_null() {
+        // SAFETY: a `PROCESSOR_NUMBER` (group u16, number u8, reserved u8) when not null.
+        unsafe { processor_number.cast::<u32>().write(0) };
+    }
+    0
+}
+
+/// The model runs on one processor.
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeQueryActiveProcessorCountEx(_group: u16) -> u32 {
+    1
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeDelayExecutionThread(_mode: KProcessorMode, _alertable: u8, interval: *mut i64) -> NtStatus {
+    {
+        let mut state = state();
+        state.require_passive("KeDelayExecutionThread");
+        // SAFETY: the driver passes a valid interval.
+        let relative = unsafe { interval.read() };
+        state.time_100ns += relative.unsigned_abs();
+    }
+    // Another processor's DPCs run while this thread waits.
+    run_dpcs();
+    0
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IoAllocateMdl(_va: *mut c_void, _length: u32, _secondary: u8, _charge: u8, _irp: *mut Irp) -> *mut Mdl {
+    not_modelled("IoAllocateMdl")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IoFreeMdl(_mdl: *mut Mdl) {
+    not_modelled("IoFreeMdl")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn MmBuildMdlForNonPagedPool(_mdl: *mut Mdl) {
+    not_modelled("MmBuildMdlForNonPagedPool")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IofCompleteRequest(irp: *mut Irp, _boost: i8) {
+    // SAFETY: the driver passes an IRP it owns, laid out as `IrpLayout`, with its `IoStatus` set.
+    let io_status = unsafe { &(*irp.cast::<wanlayer_ndis::io::IrpLayout>()).io_status };
+    let (status, information) = (io_status.status, io_status.information);
+    state().events.push(Event::IrpCompleted { irp: irp.addr(), status, information });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IoGetDeviceObjectPointer(
+    _name: *mut UnicodeString,
+    _access: AccessMask,
+    _file: *mut *mut FileObject,
+    _device: *mut *mut DeviceObject,
+) -> NtStatus {
+    not_modelled("IoGetDeviceObjectPointer")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IoBuildDeviceIoControlRequest(
+    _code: u32,
+    _device: *mut DeviceObject,
+    _input: *mut c_void,
+    _input_length: u32,
+    _output: *mut c_void,
+    _output_length: u32,
+    _internal: u8,
+    _event: *mut KEvent,
+    _io_status: *mut IoStatusBlock,
+) -> *mut Irp {
+    not_modelled("IoBuildDeviceIoControlRequest")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IofCallDriver(_device: *mut DeviceObject, _irp: *mut Irp) -> NtStatus {
+    not_modelled("IofCallDriver")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeInitializeEvent(_event: *mut KEvent, _kind: EventType, _state: u8) {
+    not_modelled("KeInitializeEvent")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeWaitForSingleObject(
+    _object: *mut c_void,
+    _reason: KWaitReason,
+    _mode: KProcessorMode,
+    _alertable: u8,
+    _timeout: *mut i64,
+) -> NtStatus {
+    not_modelled("KeWaitForSingleObject")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ObfDereferenceObject(_object: *mut c_void) -> isize {
+    not_modelled("ObfDereferenceObject")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeInitializeDpc(dpc: *mut KDpc, routine: KDeferredRoutine, context: *mut c_void) {
+    state().dpcs.insert(dpc.expose_provenance(), (routine, context.expose_provenance()));
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeInsertQueueDpc(dpc: *mut KDpc, argument1: *mut c_void, argument2: *mut c_void) -> u8 {
+    let mut state = state();
+    let key = dpc.addr();
+    if !state.dpcs.contains_key(&key) {
+        state.violation("KeInsertQueueDpc of a DPC never initialised");
+        return 0;
+    }
+    if state.queued_dpcs.iter().any(|&(queued, _, _)| queued == key) {
+        return 0;
+    }
+    state.queued_dpcs.push((key, argument1.expose_provenance(), argument2.expose_provenance()));
+    1
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeFlushQueuedDpcs() {
+    state().require_passive("KeFlushQueuedDpcs");
+    run_dpcs();
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeInitializeTimerEx(_timer: *mut KTimer, _kind: TimerType) {
+    not_modelled("KeInitializeTimerEx")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeSetTimerEx(_timer: *mut KTimer, _due: i64, _period: i32, _dpc: *mut KDpc) -> u8 {
+    not_modelled("KeSetTimerEx")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeCancelTimer(_timer: *mut KTimer) -> u8 {
+    not_modelled("KeCancelTimer")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IoCsqInitializeEx(
+    csq: *mut IoCsq,
+    insert: IoCsqInsertIrpExFn,
+    remove: IoCsqRemoveIrpFn,
+    peek: IoCsqPeekNextIrpFn,
+    acquire: IoCsqAcquireLockFn,
+    release: IoCsqReleaseLockFn,
+    complete_canceled: IoCsqCompleteCanceledIrpFn,
+) -> NtStatus {
+    let layout = IoCsqLayout {
+        csq_type: IO_TYPE_CSQ_EX,
+        csq_insert_irp: insert as *mut c_void,
+        csq_remove_irp: Some(remove),
+        csq_peek_next_irp: Some(peek),
+        csq_acquire_lock: Some(acquire),
+        csq_release_lock: Some(release),
+        csq_complete_canceled_irp: Some(complete_canceled),
+        reserve_pointer: std::ptr::null_mut(),
+    };
+    // SAFETY: the driver passes its queue's storage, an `IO_CSQ` (laid out as `IoCsqLayout`),
+    // which the kernel fills in.
+    unsafe { csq.cast::<IoCsqLayout>().write(layout) };
+    0
+}
+
+/// The callbacks of a queue `IoCsqInitializeEx` filled in.
+struct Queue {
+    insert: IoCsqInsertIrpExFn,
+    remove: IoCsqRemoveIrpFn,
+    peek: IoCsqPeekNextIrpFn,
+    acquire: IoCsqAcquireLockFn,
+    release: IoCsqReleaseLockFn,
+    complete_canceled: IoCsqCompleteCanceledIrpFn,
+}
+
+/// # Safety
+/// `csq` was filled in by `IoCsqInitializeEx`.
+unsafe fn queue(csq: *mut IoCsq) -> Queue {
+    // SAFETY: the caller's promise: an initialised `IO_CSQ`.
+    let layout = unsafe { &*csq.cast::<IoCsqLayout>() };
+    let (Some(remove), Some(peek), Some(acquire), Some(release), Some(complete_canceled)) = (
+        layout.csq_remove_irp,
+        layout.csq_peek_next_irp,
+        layout.csq_acquire_lock,
+        layout.csq_release_lock,
+        layout.csq_complete_canceled_irp,
+    ) else {
+        panic!("kernel model: a cancel-safe queue used before IoCsqInitializeEx")
+    };
+    assert_eq!(layout.csq_type, IO_TYPE_CSQ_EX, "kernel model: only IoCsqInitializeEx queues are modelled");
+    // SAFETY: `IoCsqInitializeEx` stored an `IoCsqInsertIrpExFn` here (IO_TYPE_CSQ_EX).
+    let insert = unsafe { std::mem::transmute::<*mut c_void, IoCsqInsertIrpExFn>(layout.csq_insert_irp) };
+    Queue { insert, remove, peek, acquire, release, complete_canceled }
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IoCsqInsertIrpEx(csq: *mut IoCsq, irp: *mut Irp, _context: *mut IoCsqIrpContext, insert_context: *mut c_void) -> NtStatus {
+    // SAFETY: the driver's initialised queue.
+    let queue = unsafe { queue(csq) };
+    let mut irql = 0;
+    // SAFETY: the driver's callbacks, called as the kernel calls them: lock, insert, unlock.
+    unsafe { (queue.acquire)(csq, &mut irql) };
+    // SAFETY: as above, with the lock held.
+    let status = unsafe { (queue.insert)(csq, irp, insert_context) };
+    if status >= 0 {
+        state().cancelable.insert(irp.expose_provenance(), csq.expose_provenance());
+    }
+    // SAFETY: as above.
+    unsafe { (queue.release)(csq, irql) };
+    status
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn IoCsqRemoveNextIrp(csq: *mut IoCsq, peek_context: *mut c_void) -> *mut Irp {
+    // SAFETY: the driver's initialised queue.
+    let queue = unsafe { queue(csq) };
+    let mut irql = 0;
+    // SAFETY: the driver's callbacks, called as the kernel calls them: lock, peek, remove, unlock.
+    unsafe { (queue.acquire)(csq, &mut irql) };
+    // SAFETY: as above, with the lock held.
+    let irp = unsafe { (queue.peek)(csq, std::ptr::null_mut(), peek_context) };
+    if !irp.is_null() {
+        // SAFETY: as above: an IRP the peek found in the queue.
+        unsafe { (queue.remove)(csq, irp) };
+        state().cancelable.remove(&irp.addr());
+    }
+    // SAFETY: as above.
+    unsafe { (queue.release)(csq, irql) };
+    irp
+}
+
+/// Cancels `irp` as the I/O manager does when its thread or handle goes: if a cancel-safe queue
+/// holds it, the queue removes it and completes it through the driver's `CsqCompleteCanceledIrp`.
+/// Returns whether a queue held it.
+///
+/// # Safety
+/// `irp` is an IRP the test built and sent to the driver, still allocated.
+pub unsafe fn cancel_irp(irp: *mut Irp) -> bool {
+    let Some(csq) = state().cancelable.remove(&irp.addr()) else { return false };
+    let csq = std::ptr::with_exposed_provenance_mut::<IoCsq>(csq);
+    // SAFETY: the queue the IRP was inserted into, initialised by the driver.
+    let queue = unsafe { queue(csq) };
+    let mut irql = 0;
+    // SAFETY: the driver's callbacks, called as the kernel's cancel routine calls them.
+    unsafe { (queue.acquire)(csq, &mut irql) };
+    // SAFETY: as above, with the lock held; the IRP is in the queue.
+    unsafe { (queue.remove)(csq, irp) };
+    // SAFETY: as above.
+    unsafe { (queue.release)(csq, irql) };
+    // SAFETY: as above, without the lock: the cancelled IRP goes to the driver to complete.
+    unsafe { (queue.complete_canceled)(csq, irp) };
+    true
+}
+
+/// IRPs in cancel-safe queues now.
+pub fn queued_irps() -> usize {
+    state().cancelable.len()
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ZwOpenKey(_key: *mut Handle, _access: AccessMask, _attributes: *const ObjectAttributes) -> NtStatus {
+    state().require_passive("ZwOpenKey");
+    STATUS_OBJECT_NAME_NOT_FOUND
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ZwCreateKey(
+    _key: *mut Handle,
+    _access: AccessMask,
+    _attributes: *const ObjectAttributes,
+    _title_index: u32,
+    _class: *const UnicodeString,
+    _options: u32,
+    _disposition: *mut u32,
+) -> NtStatus {
+    not_modelled("ZwCreateKey")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ZwQueryValueKey(
+    _key: Handle,
+    _name: *const UnicodeString,
+    _class: u32,
+    _information: *mut c_void,
+    _length: u32,
+    _result_length: *mut u32,
+) -> NtStatus {
+    not_modelled("ZwQueryValueKey")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ZwSetValueKey(
+    _key: Handle,
+    _name: *const UnicodeString,
+    _title_index: u32,
+    _kind: u32,
+    _data: *const c_void,
+    _size: u32,
+) -> NtStatus {
+    not_modelled("ZwSetValueKey")
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn ZwClose(_handle: Handle) -> NtStatus {
+    not_modelled("ZwClose")
+}
+
+/// `DbgPrintEx(ComponentId, Level, "%s\n", message)`, the only form the driver uses
+/// (`wanlayer_ndis::runtime::print`). Defined without the variadic tail, which stable Rust cannot
+/// define: on the host ABIs (System V x86-64, AAPCS64 on Linux) the first integer arguments of a
+/// variadic call travel in the same registers as a non-variadic call's.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn DbgPrintEx(_component: u32, _level: u32, format: *const c_char, message: *const c_char) -> u32 {
+    // SAFETY: the driver passes NUL-terminated strings.
+    let format = unsafe { CStr::from_ptr(format) };
+    if format != c"%s\n" {
+        state().violation(format!("DbgPrintEx with a format the model does not know: {format:?}"));
+        return 0;
+    }
+    // SAFETY: as above: `%s` takes a NUL-terminated string.
+    let message = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
+    if std::env::var_os("WANLAYER_MODEL_LOG").is_some() {
+        eprintln!("{message}");
+    }
+    state().log.push(message);
+    0
+}
+
+// ---- hal.dll ----
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn KeStallExecutionProcessor(microseconds: u32) {
+    state().time_100ns += u64::from(microseconds) * 10;
+}
