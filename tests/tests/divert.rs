@@ -427,3 +427,38 @@ fn unload_with_a_hook_open_and_packets_held_releases_everything() {
     assert_eq!(rras.engine().control().divert_hooks(), 1);
     finish(rras);
 }
+
+#[test]
+fn packets_released_before_they_are_read_are_never_delivered_and_expire() {
+    let server = SimServer::new(started());
+    let link = rras(&server).link_up(Edge::WanIp, LinkParams::new());
+    let quick = DivertConfig {
+        timeout: Duration::from_millis(10),
+        ..config("udp", FailPolicy::Drop)
+    };
+    let mut divert = Divert::open(server.open(Access::READ_WRITE), &quick).unwrap();
+    let sent = rras(&server).send_flow(&link, &UDP, 3);
+    rras(&server).run_until_idle();
+    rras(&server).link_down(&link);
+    rras(&server).run_until_idle();
+    assert!(
+        completions(&rras(&server).protocol(Edge::WanIp), &sent)
+            .iter()
+            .all(Option::is_some),
+        "the engine released them"
+    );
+    assert!(
+        read_all(&mut divert).is_empty(),
+        "a packet the engine no longer holds is not delivered"
+    );
+    rras(&server).advance(20_000_000);
+    rras(&server).engine().control().divert_expire();
+    read_all(&mut divert);
+    assert_eq!(
+        (divert.counters().diverted, divert.counters().expired),
+        (3, 3),
+        "their queue entries expire, nothing is released twice"
+    );
+    drop(divert);
+    finish_server(server);
+}

@@ -25,6 +25,14 @@
 //! and the batch (up to [`MAX_READ_BATCH`] packets per call) is what removes the per-packet cost
 //! of a system call (see BENCHMARKS.md, "Divert").
 //!
+//! # Reads
+//! A read delivers, oldest first, the queued packets the engine holds under their tickets (a
+//! module lock per packet, taken under the hook's lock: the one order these two are nested in).
+//! The data path queues a packet just before the engine stores it, so a packet on its way is
+//! delivered by a later read, and one the engine released first (line down, pause, detach) is
+//! never delivered: its entry expires. A waiting read pends only while the queue is empty; it may
+//! complete with no packets when the ones queued are not held yet.
+//!
 //! # Verdicts
 //! Each verdict names a ticket the handle's reads delivered: pass (the packet goes on along the
 //! rest of the chain), drop, or replace (a new frame goes on in its place). A ticket this handle
@@ -479,6 +487,24 @@ impl<H: Hal> Engine<H> {
     }
 }
 
+impl<H: Hal> Engine<H> {
+    /// True while hook `taker` holds the packet `meta` names (taken by the engine under its
+    /// ticket). Takes the module's lock: called under a user-mode hook's lock, the one order
+    /// these two locks are nested in.
+    fn held_by(&self, taker: HookId, meta: &DivertMeta) -> bool {
+        let module = ModuleId(meta.module);
+        self.slot(module).is_some_and(|slot| {
+            slot.core.with(|core| {
+                core.is(module)
+                    && core
+                        .taken
+                        .get(meta.serial)
+                        .is_some_and(|taken| taken.taker == taker)
+            })
+        })
+    }
+}
+
 impl<H: Hal> Control<'_, H> {
     /// Gives the fail policy to every held packet of every user-mode hook that is older than its
     /// time limit. A platform with a periodic timer calls it; divert requests and the data path
@@ -795,7 +821,8 @@ impl<H: Hal> Control<'_, H> {
                 hook.reader_waiting = true;
                 return Ok(None);
             }
-            write_batch(hook, max, out).map(Some)
+            let taker = hook.hook;
+            write_batch(hook, max, out, |meta| self.engine.held_by(taker, meta)).map(Some)
         });
         match read {
             Ok(Some(written)) => Completion::Complete {
@@ -900,21 +927,35 @@ impl<H: Hal> Control<'_, H> {
     }
 }
 
-/// Writes up to `max` queued packets into `out` as a batch, marking them delivered.
-fn write_batch(hook: &mut DivertHook, max: usize, out: &mut [u8]) -> Result<usize, Status> {
+/// Writes up to `max` queued packets into `out` as a batch, oldest first, marking them
+/// delivered. Only packets `held` confirms the engine holds are delivered: the data path queues a
+/// packet just before the engine stores it under its ticket, and a verdict must never reach the
+/// engine before the packet does. The others wait (until the engine stores them, or until they
+/// expire when the engine released them first: line down, pause, detach).
+fn write_batch(
+    hook: &mut DivertHook,
+    max: usize,
+    out: &mut [u8],
+    held: impl Fn(&DivertMeta) -> bool,
+) -> Result<usize, Status> {
     let prefix = DivertBatch::<&[u8]>::LEN;
     if out.len() < prefix {
         return Err(Status::BufferTooSmall);
     }
     let mut at = prefix;
     let mut count = 0u32;
+    let mut position = 0;
     while (count as usize) < max {
-        let Some(&slot) = hook.queued.front() else {
+        let Some(&slot) = hook.queued.get(position) else {
             break;
         };
         let Some(entry) = hook.entries.get(slot as usize).copied() else {
             break;
         };
+        if !held(&entry.meta) {
+            position += 1;
+            continue;
+        }
         let len = entry.len as usize;
         let record_len =
             wanlayer_proto::divert_packet_len(len).map_err(|_| Status::InvalidParameter)?;
@@ -941,7 +982,7 @@ fn write_batch(hook: &mut DivertHook, max: usize, out: &mut [u8]) -> Result<usiz
         if let Some(entry) = hook.entries.get_mut(slot as usize) {
             entry.state = SlotState::Delivered;
         }
-        hook.queued.pop_front();
+        hook.queued.remove(position);
         at += record_len;
         count += 1;
     }
@@ -1027,11 +1068,16 @@ mod tests {
         );
         let mut out = [0u8; 48 + 64];
         assert_eq!(
-            write_batch(&mut hook, 8, &mut out[..48 + 8]),
+            write_batch(&mut hook, 8, &mut out[..48 + 8], |_| true),
             Err(Status::BufferTooSmall),
             "not even one record fits"
         );
-        let written = write_batch(&mut hook, 8, &mut out).unwrap();
+        assert_eq!(
+            write_batch(&mut hook, 8, &mut out, |_| false),
+            Ok(48),
+            "nothing the engine does not hold yet"
+        );
+        let written = write_batch(&mut hook, 8, &mut out, |_| true).unwrap();
         let view = DivertBatch::new_unchecked(&out[..written]);
         assert_eq!(
             DivertBatchRepr::parse(&view).unwrap().count,
