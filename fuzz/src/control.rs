@@ -365,7 +365,8 @@ fn check_answer(code: u32, output: &[u8]) {
         Ioctl::DivertOpen => DivertInfoRepr::parse(&DivertInfo::new_unchecked(output)).map(|_| ()),
         Ioctl::DivertRead => {
             let view = DivertBatch::new_unchecked(output);
-            DivertBatchRepr::parse(&view).map(|batch| assert_eq!(view.packets().filter(Result::is_ok).count(), batch.count as usize))
+            DivertBatchRepr::parse(&view)
+                .map(|batch| assert_eq!(view.packets().filter(Result::is_ok).count(), batch.count as usize))
         }
         Ioctl::DivertVerdicts => DivertResultRepr::parse(&DivertResult::new_unchecked(output)).map(|_| ()),
         _ => {
