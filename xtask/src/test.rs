@@ -62,8 +62,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;
 
-    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table, the provider scenarios and the engine, on x86-64 and big-endian s390x");
-    crate::miri::run_suites(&crate::miri::MiriTarget::ALL, false)?;
+    step("the engine on real threads (every packet back exactly once) and the hook chain's protocol model-checked with loom, optimised");
+    run_command("cargo", &["test", "--release", "-p", "wanlayer-bench", "--test", "stress", "--test", "loom_hook_chain", "--", "--include-ignored"])?;
 
     step("the rules classifier against libpcap (differential tests; needs libpcap-dev)");
     if crate::bench::ensure_libpcap()? {
@@ -71,6 +71,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         println!("xtask: SKIPPED the differential tests against libpcap: libpcap-dev is not installed (run as root to install it)");
     }
+
+    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table, the provider scenarios and the engine, on x86-64 and big-endian s390x");
+    crate::miri::run_suites(&crate::miri::MiriTarget::ALL, false)?;
 
     step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model");
     let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;

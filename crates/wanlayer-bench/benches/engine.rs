@@ -1,3 +1,4 @@
+#![allow(missing_docs)] // `criterion_group!` generates an undocumented public function.
 //! Wall time of the engine's data path beside the floor (criterion): send and receive, chains of
 //! 1 and 32, no hook and four pass hooks, one link. `cargo xtask bench engine` runs it after the
 //! instruction counts; `cargo bench -p wanlayer-bench` runs it alone.

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wanlayer_core::hal::{
-    Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketChain, PacketIo, PathContext, PauseCompletion, Pool, Quiesce,
+    Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketChain, PacketIo, PathContext, PauseCompletion, Pool, Processors,
+    Quiesce,
     Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
 };
 use wanlayer_core::hook::{Hook, PacketContext, Verdict};
@@ -119,6 +120,7 @@ pub enum Parked {
 }
 
 thread_local! {
+    static PROCESSOR: usize = NEXT_PROCESSOR.fetch_add(1, Ordering::Relaxed);
     static PARKED: RefCell<[Chain; 4]> = RefCell::new(Default::default());
     static LOCKS: RefCell<HashMap<&'static str, u64>> = RefCell::new(HashMap::new());
 }
@@ -199,6 +201,19 @@ impl<const COUNT: bool> Quiesce for BenchHal<COUNT> {
         }
     }
 }
+
+/// Each thread is its own "processor": threads get indices in the order they first ask.
+impl<const COUNT: bool> Processors for BenchHal<COUNT> {
+    fn current_processor(&self) -> usize {
+        PROCESSOR.with(|index| *index)
+    }
+    fn processor_count(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
+}
+
+/// The next thread's processor index.
+static NEXT_PROCESSOR: AtomicUsize = AtomicUsize::new(0);
 
 impl<const COUNT: bool> Log for BenchHal<COUNT> {
     fn log(&self, _level: Level, _message: core::fmt::Arguments<'_>) {}

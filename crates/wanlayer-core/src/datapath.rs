@@ -349,6 +349,7 @@ impl<H: Hal> Engine<H> {
     ) -> ChainResult<H::Packet> {
         let entries: &[Option<ChainEntry>] = &hooks.entries;
         let count = entries.iter().flatten().count();
+        let processor = self.hal.current_processor();
         let mut modified = false;
         let mut result = None;
         for step in 0..count {
@@ -373,7 +374,7 @@ impl<H: Hal> Engine<H> {
             };
             modified |= packet.is_edited();
             let taken_serial = (verdict == Verdict::Take).then(|| packet.ticket().serial);
-            self.hook_slots[usize::from(entry.id.slot)].verdicts(direction).count(shown, verdict);
+            self.hook_slots[usize::from(entry.id.slot)].count_verdict(processor, direction, shown, verdict);
             if let Some(rule) = capture_rule {
                 self.capture_for_rule(module, link.id, direction, &held.packet, rule);
             }

@@ -136,6 +136,19 @@ pub trait Quiesce {
     fn wait_until(&self, is_done: &dyn Fn() -> bool);
 }
 
+/// The processors: which one runs the caller, and how many there are, so that the engine can keep
+/// state each processor writes alone (counters summed when queried) instead of one shared line.
+///
+/// # IRQL
+/// Any. Below `DISPATCH_LEVEL` the caller may move to another processor right after asking: the
+/// answer picks a shard to write with atomics, never an owner that may skip them.
+pub trait Processors {
+    /// The current processor's index, below [`Self::processor_count`] (`KeGetCurrentProcessorNumberEx`).
+    fn current_processor(&self) -> usize;
+    /// Processors that may run the engine, fixed for its life (`KeQueryActiveProcessorCountEx`).
+    fn processor_count(&self) -> usize;
+}
+
 /// Severity of a debug message.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Level {
@@ -311,6 +324,6 @@ pub trait RuleStore {
 }
 
 /// Everything the engine needs from its platform.
-pub trait Hal: Memory + Clock + Locking + Quiesce + Log + PacketIo + PauseCompletion + RuleStore {}
+pub trait Hal: Memory + Clock + Locking + Quiesce + Processors + Log + PacketIo + PauseCompletion + RuleStore {}
 
-impl<T: Memory + Clock + Locking + Quiesce + Log + PacketIo + PauseCompletion + RuleStore> Hal for T {}
+impl<T: Memory + Clock + Locking + Quiesce + Processors + Log + PacketIo + PauseCompletion + RuleStore> Hal for T {}

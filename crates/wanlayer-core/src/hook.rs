@@ -326,11 +326,33 @@ pub struct HookInfo {
 #[derive(Debug, Default)]
 pub(crate) struct HookSlot {
     active: AtomicU32,
-    pub(crate) send: VerdictCounters,
-    pub(crate) receive: VerdictCounters,
+    /// Verdict counters, one shard per processor (modulo [`VERDICT_SHARDS`]), each on its own
+    /// cache lines: a hook's verdicts are counted on the counting processor's shard and summed
+    /// when queried.
+    verdicts: [VerdictShard; VERDICT_SHARDS],
     pub(crate) line_ups: Counter,
     pub(crate) sizes_lowered: Counter,
     pub(crate) line_downs: Counter,
+}
+
+/// Shards of a hook's verdict counters: processors beyond this many share shards.
+pub(crate) const VERDICT_SHARDS: usize = 16;
+
+/// One processor's verdict counters of one hook, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct VerdictShard {
+    send: VerdictCounters,
+    receive: VerdictCounters,
+}
+
+impl VerdictShard {
+    fn direction(&self, direction: Direction) -> &VerdictCounters {
+        match direction {
+            Direction::Send => &self.send,
+            Direction::Receive => &self.receive,
+        }
+    }
 }
 
 impl HookSlot {
@@ -343,15 +365,28 @@ impl HookSlot {
     pub(crate) fn is_idle(&self) -> bool {
         self.active.load(Ordering::Acquire) == 0
     }
-    pub(crate) fn verdicts(&self, direction: Direction) -> &VerdictCounters {
-        match direction {
-            Direction::Send => &self.send,
-            Direction::Receive => &self.receive,
+    /// Counts a packet of `bytes` shown to the hook on `processor`, and its verdict.
+    pub(crate) fn count_verdict(&self, processor: usize, direction: Direction, bytes: usize, verdict: Verdict) {
+        if let Some(shard) = self.verdicts.get(processor % VERDICT_SHARDS) {
+            shard.direction(direction).count(bytes, verdict);
         }
     }
+    /// The verdicts of one direction, summed over every processor.
+    pub(crate) fn verdict_counts(&self, direction: Direction) -> VerdictCounts {
+        self.verdicts.iter().map(|shard| shard.direction(direction).snapshot()).fold(VerdictCounts::default(), |sum, counts| VerdictCounts {
+            seen: sum.seen + counts.seen,
+            bytes: sum.bytes + counts.bytes,
+            passed: sum.passed + counts.passed,
+            dropped: sum.dropped + counts.dropped,
+            modified: sum.modified + counts.modified,
+            taken: sum.taken + counts.taken,
+        })
+    }
     pub(crate) fn reset(&self) {
-        self.send.reset();
-        self.receive.reset();
+        for shard in &self.verdicts {
+            shard.send.reset();
+            shard.receive.reset();
+        }
         self.line_ups.reset();
         self.sizes_lowered.reset();
         self.line_downs.reset();

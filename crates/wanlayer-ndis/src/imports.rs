@@ -214,6 +214,9 @@ extern "system" {
     pub fn NdisFreeMemory(VirtualAddress: *mut c_void, Length: u32, MemoryFlags: u32);
 }
 
+/// `KeQueryActiveProcessorCountEx`'s group number for every group.
+pub const ALL_PROCESSOR_GROUPS: u16 = 0xFFFF;
+
 #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     /// Allocates pool memory (`<= DISPATCH_LEVEL` for non-paged); null on failure. Blocks are
@@ -251,6 +254,14 @@ extern "system" {
 
     /// Starts a rundown and waits until every holder has left (`PASSIVE_LEVEL`).
     pub fn ExWaitForRundownProtectionRelease(RunRef: *mut ExRundownRef);
+
+    /// The current processor's system-wide index; `ProcNumber` (may be null) receives its group
+    /// and number in the group. Any IRQL. Windows 7 on.
+    pub fn KeGetCurrentProcessorNumberEx(ProcNumber: *mut c_void) -> u32;
+
+    /// Active processors in `GroupNumber`, or in every group for [`ALL_PROCESSOR_GROUPS`]. Any
+    /// IRQL. Windows 7 on.
+    pub fn KeQueryActiveProcessorCountEx(GroupNumber: u16) -> u32;
 
     /// Sleeps: `Interval` negative for relative time in 100 ns units (`<= APC_LEVEL`).
     pub fn KeDelayExecutionThread(WaitMode: KProcessorMode, Alertable: u8, Interval: *mut i64) -> NtStatus;

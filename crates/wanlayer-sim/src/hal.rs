@@ -12,8 +12,8 @@ use std::fmt;
 use std::rc::Rc;
 
 use wanlayer_core::hal::{
-    Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketIo, PathContext, PauseCompletion, Pool, Quiesce,
-    Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
+    Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketIo, PathContext, PauseCompletion, Pool, Processors,
+    Quiesce, Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
 };
 use wanlayer_core::{ModuleId, NdisStatus};
 
@@ -297,6 +297,16 @@ impl Locking for SimHal {
 
     fn new_lock<T>(&self, value: T) -> SimLock<T> {
         SimLock { value: RefCell::new(value), world: Rc::clone(&self.0) }
+    }
+}
+
+/// The simulated machine has one processor: the simulator runs every callback on one thread.
+impl Processors for SimHal {
+    fn current_processor(&self) -> usize {
+        0
+    }
+    fn processor_count(&self) -> usize {
+        1
     }
 }
 

@@ -19,7 +19,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use wanlayer_core::hal::{
-    Clock, Level, Locking, Log, Memory, OutOfMemory, PathContext, PauseCompletion, Pool, Quiesce, Timestamp,
+    Clock, Level, Locking, Log, Memory, OutOfMemory, PathContext, PauseCompletion, Pool, Processors, Quiesce, Timestamp,
 };
 use wanlayer_core::ModuleId;
 use wanlayer_ndis::imports;
@@ -183,6 +183,20 @@ impl Locking for KernelHal {
 
     fn new_lock<T>(&self, value: T) -> lock::SpinLock<T> {
         lock::SpinLock::new(value)
+    }
+}
+
+impl Processors for KernelHal {
+    fn current_processor(&self) -> usize {
+        // SAFETY: `KeGetCurrentProcessorNumberEx` accepts a null `ProcNumber` and runs at any IRQL.
+        let index = unsafe { imports::KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
+        index as usize
+    }
+
+    fn processor_count(&self) -> usize {
+        // SAFETY: `KeQueryActiveProcessorCountEx` has no preconditions (any IRQL).
+        let count = unsafe { imports::KeQueryActiveProcessorCountEx(imports::ALL_PROCESSOR_GROUPS) };
+        (count as usize).max(1)
     }
 }
 

@@ -154,6 +154,9 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
             any("KeQueryUnbiasedInterruptTime"),
             any("KeQueryInterruptTimePrecise"),
             any("KeDelayExecutionThread"),
+            // Processors, for per-processor counters.
+            any("KeGetCurrentProcessorNumberEx"),
+            any("KeQueryActiveProcessorCountEx"),
             // Panic = bug check; debug output.
             any("KeBugCheckEx"),
             any("DbgPrintEx"),
