@@ -14,16 +14,21 @@
 //! read is woken. A full queue or a frame over the longest frame gets the fail policy at once
 //! (pass or drop) and is counted in `queue_full`.
 //!
-//! # Copy, not a shared ring
-//! Each diverted frame is copied once into the queue and once into the read's output. A shared
-//! ring mapped into the program would save the second copy, but its pages would outlive a
-//! crashing program only through a mapping the driver must tear down from any context, and the
-//! program could change a frame while the driver reads it (double fetch): every verdict would have
-//! to be copied out of the ring again anyway. The queue keeps the engine in charge of every byte
-//! and the packet itself stays in the engine's hands (held under its ticket, never exposed), so
-//! the program only ever sees copies; `DIVERT_READ` is `METHOD_BUFFERED` like every other code,
-//! and the batch (up to [`MAX_READ_BATCH`] packets per call) is what removes the per-packet cost
-//! of a system call (see BENCHMARKS.md, "Divert").
+//! # Copy, not a shared ring or locked user pages
+//! Each diverted frame is copied into the queue on the data path (the packet itself stays in the
+//! engine's hands, held under its ticket, never exposed), and from there into the read's answer.
+//! A shared ring mapped into the program would save the second copy, but its pages would have to
+//! be unmapped from any context when the program crashes, and the program could change a frame
+//! while the driver reads it (double fetch), so every verdict's frame would be copied out again
+//! anyway. `METHOD_OUT_DIRECT` (the answer written into the caller's locked pages) would save the
+//! I/O manager's copy of the bytes written from the system buffer back to the caller — one
+//! `memcpy` per batch, at most [`MAX_READ_BATCH`] frames — at the price of a second dispatch
+//! translation (separate input and output buffers, an MDL mapped at `DISPATCH_LEVEL` when a
+//! pending read is dispatched again) beside the one every other code uses. The batch is what
+//! removes the per-packet cost of a system call; `DIVERT_READ` stays `METHOD_BUFFERED`, and its
+//! record format does not depend on where it is written, so moving it to `METHOD_OUT_DIRECT`
+//! later changes only the code's method bits and the driver's translation (BENCHMARKS.md,
+//! "Divert", has the costs measured).
 //!
 //! # Reads
 //! A read delivers, oldest first, the queued packets the engine holds under their tickets (a
