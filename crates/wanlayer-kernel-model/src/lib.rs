@@ -119,6 +119,36 @@ pub enum Event {
         /// The module's filter handle.
         filter: usize,
     },
+    /// `NdisFSendNetBufferLists`: NBLs sent down to the miniport.
+    SentDown {
+        /// The module's filter handle.
+        filter: usize,
+        /// The NBLs, in chain order.
+        nbls: Vec<usize>,
+    },
+    /// `NdisFSendNetBufferListsComplete`: sends completed to the protocol.
+    SendsCompleted {
+        /// The module's filter handle.
+        filter: usize,
+        /// The NBLs, in chain order.
+        nbls: Vec<usize>,
+    },
+    /// `NdisFIndicateReceiveNetBufferLists`: NBLs indicated to the protocol.
+    Indicated {
+        /// The module's filter handle.
+        filter: usize,
+        /// The NBLs, in chain order.
+        nbls: Vec<usize>,
+        /// `NDIS_RECEIVE_FLAGS_RESOURCES`: lent for the call only.
+        resources: bool,
+    },
+    /// `NdisFReturnNetBufferLists`: receives returned to the miniport.
+    Returned {
+        /// The module's filter handle.
+        filter: usize,
+        /// The NBLs, in chain order.
+        nbls: Vec<usize>,
+    },
     /// `IofCompleteRequest`.
     IrpCompleted {
         /// The IRP.
@@ -593,30 +623,84 @@ unsafe extern "system" fn NdisFRestartComplete(_filter: FilterModuleHandle, _sta
     not_modelled("NdisFRestartComplete")
 }
 
-#[unsafe(no_mangle)]
-unsafe extern "system" fn NdisFSendNetBufferLists(_filter: FilterModuleHandle, _nbls: *mut NetBufferList, _port: PortNumber, _flags: SendFlags) {
-    not_modelled("NdisFSendNetBufferLists")
+/// The NBLs of a null-terminated chain, in order; a violation for an empty chain or one longer
+/// than any NDIS builds (a loop).
+///
+/// # Safety
+/// `head` is null or a valid, null-terminated NBL chain.
+unsafe fn chain(state: &mut State, function: &str, head: *mut NetBufferList) -> Vec<usize> {
+    let mut nbls = Vec::new();
+    let mut next = head;
+    while !next.is_null() {
+        if nbls.len() == 1 << 16 {
+            state.violation(format!("{function}: an NBL chain that does not end"));
+            break;
+        }
+        nbls.push(next.addr());
+        // SAFETY: a member of the caller's valid chain.
+        next = unsafe { (*next).next };
+    }
+    if nbls.is_empty() {
+        state.violation(format!("{function} with an empty chain"));
+    }
+    nbls
+}
+
+/// A data-path call must run at `<= DISPATCH_LEVEL`, and its `*_DISPATCH_LEVEL` flag must tell
+/// the truth.
+fn check_dispatch_flag(state: &mut State, function: &str, at_dispatch: bool) {
+    let irql = state.irql;
+    if irql > DISPATCH_LEVEL {
+        state.violation(format!("{function} at IRQL {irql}"));
+    } else if at_dispatch != (irql == DISPATCH_LEVEL) {
+        state.violation(format!("{function}: the DISPATCH_LEVEL flag says {at_dispatch} at IRQL {irql}"));
+    }
 }
 
 #[unsafe(no_mangle)]
-unsafe extern "system" fn NdisFSendNetBufferListsComplete(_filter: FilterModuleHandle, _nbls: *mut NetBufferList, _flags: SendCompleteFlags) {
-    not_modelled("NdisFSendNetBufferListsComplete")
+unsafe extern "system" fn NdisFSendNetBufferLists(filter: FilterModuleHandle, nbls: *mut NetBufferList, _port: PortNumber, flags: SendFlags) {
+    let mut state = state();
+    check_dispatch_flag(&mut state, "NdisFSendNetBufferLists", flags.at_dispatch());
+    // SAFETY: the driver passes a valid chain it gives up.
+    let nbls = unsafe { chain(&mut state, "NdisFSendNetBufferLists", nbls) };
+    state.events.push(Event::SentDown { filter: filter.as_raw().addr(), nbls });
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "system" fn NdisFSendNetBufferListsComplete(filter: FilterModuleHandle, nbls: *mut NetBufferList, flags: SendCompleteFlags) {
+    let mut state = state();
+    check_dispatch_flag(&mut state, "NdisFSendNetBufferListsComplete", flags.at_dispatch());
+    // SAFETY: the driver passes a valid chain it gives back.
+    let nbls = unsafe { chain(&mut state, "NdisFSendNetBufferListsComplete", nbls) };
+    state.events.push(Event::SendsCompleted { filter: filter.as_raw().addr(), nbls });
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFIndicateReceiveNetBufferLists(
-    _filter: FilterModuleHandle,
-    _nbls: *mut NetBufferList,
+    filter: FilterModuleHandle,
+    nbls: *mut NetBufferList,
     _port: PortNumber,
-    _count: u32,
-    _flags: ReceiveFlags,
+    count: u32,
+    flags: ReceiveFlags,
 ) {
-    not_modelled("NdisFIndicateReceiveNetBufferLists")
+    let mut state = state();
+    check_dispatch_flag(&mut state, "NdisFIndicateReceiveNetBufferLists", flags.at_dispatch());
+    // SAFETY: the driver passes a valid chain.
+    let nbls = unsafe { chain(&mut state, "NdisFIndicateReceiveNetBufferLists", nbls) };
+    if usize::try_from(count).ok() != Some(nbls.len()) {
+        let len = nbls.len();
+        state.violation(format!("NdisFIndicateReceiveNetBufferLists: NumberOfNetBufferLists {count} for a chain of {len}"));
+    }
+    state.events.push(Event::Indicated { filter: filter.as_raw().addr(), nbls, resources: flags.contains(ReceiveFlags::RESOURCES) });
 }
 
 #[unsafe(no_mangle)]
-unsafe extern "system" fn NdisFReturnNetBufferLists(_filter: FilterModuleHandle, _nbls: *mut NetBufferList, _flags: ReturnFlags) {
-    not_modelled("NdisFReturnNetBufferLists")
+unsafe extern "system" fn NdisFReturnNetBufferLists(filter: FilterModuleHandle, nbls: *mut NetBufferList, flags: ReturnFlags) {
+    let mut state = state();
+    check_dispatch_flag(&mut state, "NdisFReturnNetBufferLists", flags.at_dispatch());
+    // SAFETY: the driver passes a valid chain it gives back.
+    let nbls = unsafe { chain(&mut state, "NdisFReturnNetBufferLists", nbls) };
+    state.events.push(Event::Returned { filter: filter.as_raw().addr(), nbls });
 }
 
 #[unsafe(no_mangle)]
