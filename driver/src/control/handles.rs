@@ -170,11 +170,13 @@ impl HandleContext {
 
     /// Cleans the handle up (`IRP_MJ_CLEANUP`, and again harmlessly at `IRP_MJ_CLOSE`): later
     /// device controls are refused and queue inserts fail, every queued request completes
-    /// `STATUS_CANCELLED`, the engine releases the handle's subscription and capture, and the
-    /// token is retired. Returns how many requests were cancelled.
+    /// `STATUS_CANCELLED`, the engine releases the handle's subscription, capture and user-mode
+    /// hook (every packet it held gets the hook's fail policy), and the token is retired. Returns
+    /// how many requests were cancelled.
     ///
     /// # IRQL
-    /// `<= DISPATCH_LEVEL` (the dispatch routines: `PASSIVE_LEVEL`).
+    /// `PASSIVE_LEVEL` (the dispatch routines): removing a user-mode hook waits for calls in
+    /// progress.
     pub fn shut_down(&self) -> usize {
         self.closed.store(true, Ordering::Release);
         self.queue.close();
