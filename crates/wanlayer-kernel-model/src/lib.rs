@@ -1238,9 +1238,8 @@ unsafe extern "system" fn ZwClose(_handle: Handle) -> NtStatus {
 }
 
 /// `DbgPrintEx(ComponentId, Level, "%s\n", message)`, the only form the driver uses
-/// (`wanlayer_ndis::runtime::print`). Defined without the variadic tail, which stable Rust cannot
-/// define: on the host ABIs (System V x86-64, AAPCS64 on Linux) the first integer arguments of a
-/// variadic call travel in the same registers as a non-variadic call's.
+/// (`wanlayer_ndis::runtime::print`); on the host `wanlayer-ndis` declares it with exactly these
+/// four parameters (stable Rust cannot define a variadic function).
 #[unsafe(no_mangle)]
 unsafe extern "C" fn DbgPrintEx(_component: u32, _level: u32, format: *const c_char, message: *const c_char) -> u32 {
     // SAFETY: the driver passes NUL-terminated strings.

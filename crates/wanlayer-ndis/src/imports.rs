@@ -429,7 +429,14 @@ extern "system" {
 #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "C" {
     /// Formatted debug output, filtered by component and level (`cdecl`, variadic).
+    #[cfg(target_os = "windows")]
     pub fn DbgPrintEx(ComponentId: u32, Level: u32, Format: *const c_char, ...) -> u32;
+
+    /// On the host: the one form the driver uses (`"%s\n"` and one string), declared without
+    /// the variadic tail, as the kernel model defines it (stable Rust cannot define a variadic
+    /// function, and a call must agree with its callee on being variadic).
+    #[cfg(not(target_os = "windows"))]
+    pub fn DbgPrintEx(ComponentId: u32, Level: u32, Format: *const c_char, Message: *const c_char) -> u32;
 
     /// `memcpy` (the kernel's export; `compiler_builtins` provides none on msvc targets).
     pub fn memcpy(dest: *mut c_void, src: *const c_void, count: usize) -> *mut c_void;

@@ -1,8 +1,9 @@
 //! The control device's dispatch routines in the loop: `IRP_MJ_CREATE` (opens of the device,
 //! refused names, the access granted), `IRP_MJ_DEVICE_CONTROL` (answered at once, refused for a
 //! read-only handle, an event read that pends in the cancel-safe queue and is cancelled, or is
-//! completed by `IRP_MJ_CLEANUP`), `IRP_MJ_CLEANUP` and `IRP_MJ_CLOSE`, with IRPs and stack
-//! locations in `wanlayer-ndis` layouts, against the kernel model.
+//! completed by `IRP_MJ_CLEANUP` or by an event through the wake DPC), `IRP_MJ_CLEANUP`,
+//! `IRP_MJ_CLOSE` and the vendors' `IRP_MJ_INTERNAL_DEVICE_CONTROL`, with IRPs and stack locations
+//! in `wanlayer-ndis` layouts, against the kernel model.
 #![cfg(not(target_os = "windows"))]
 
 use std::ffi::c_void;
@@ -12,16 +13,21 @@ use std::ptr;
 use wanlayer::driver::DriverEntry;
 use wanlayer_kernel_model::{self as model, Event};
 use wanlayer_ndis::io::{DriverObjectLayout, FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout};
+use wanlayer_ndis::filter::FilterAttachParameters;
 use wanlayer_ndis::kernel::{
     DriverObject, Irp, NtStatus, FILE_READ_DATA, FILE_WRITE_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
+    IRP_MJ_INTERNAL_DEVICE_CONTROL,
 };
-use wanlayer_ndis::types::UnicodeString;
+use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
 use wanlayer_proto::ioctl::{IOCTL_QUERY_VERSION, IOCTL_READ_EVENTS, IOCTL_RESET_STATS, IOCTL_SUBSCRIBE_EVENTS};
 use wanlayer_proto::{EventKind, ReadRequest, ReadRequestRepr, Subscribe, SubscribeRepr};
 
 const STATUS_PENDING: NtStatus = 0x103;
 const STATUS_ACCESS_DENIED: NtStatus = 0xC000_0022_u32 as NtStatus;
 const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = 0xC000_0034_u32 as NtStatus;
+const STATUS_INVALID_DEVICE_REQUEST: NtStatus = 0xC000_0010_u32 as NtStatus;
+/// `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` (the SDK's ABI).
+const IOCTL_PROVIDER_QUERY_TABLE: u32 = 0x0012_2203;
 const STATUS_INVALID_PARAMETER: NtStatus = 0xC000_000D_u32 as NtStatus;
 const STATUS_CANCELLED: NtStatus = 0xC000_0120_u32 as NtStatus;
 
@@ -232,6 +238,66 @@ fn a_pending_event_read_is_cancelled_or_completed_by_cleanup() {
     let mut close = Request::new(IRP_MJ_CLOSE, &mut *file);
     assert_eq!(close.send(IRP_MJ_CLOSE), 0);
     model::run_dpcs();
+    assert!(model::violations().is_empty(), "{:#?}", model::violations());
+    unload(loaded);
+}
+
+#[test]
+fn an_event_completes_a_pending_read_through_the_wake_dpc() {
+    let _run = model::begin();
+    let loaded = load();
+    let (mut file, status) = open(FILE_READ_DATA);
+    assert_eq!(status, 0);
+    let mut subscribe = Request::device_control(&mut *file, IOCTL_SUBSCRIBE_EVENTS, &subscribe_input(), 24);
+    assert_eq!(subscribe.send(IRP_MJ_DEVICE_CONTROL), 0);
+    let mut read = Request::device_control(&mut *file, IOCTL_READ_EVENTS, &read_input(), 24 + 80 * 4);
+    assert_eq!(read.send(IRP_MJ_DEVICE_CONTROL), STATUS_PENDING);
+    model::take_events();
+
+    // An adapter attaches: the engine records the event and wakes the handle; the wake DPC
+    // services its queue and completes the read with the event.
+    let handlers = model::characteristics().expect("registered");
+    let mut name: Vec<u16> = "\\DEVICE\\{NIC}".encode_utf16().collect();
+    let mut miniport_name = UnicodeString { length: 26, maximum_length: 26, buffer: name.as_mut_ptr() };
+    let mut parameters = zeroed::<FilterAttachParameters>();
+    parameters.header = NdisObjectHeader::new(object_type::FILTER_ATTACH_PARAMETERS, 1, size_of::<FilterAttachParameters>());
+    parameters.base_miniport_name = &mut miniport_name;
+    let filter = model::new_filter_module_handle();
+    // SAFETY: FilterAttach as NDIS calls it, with parameters valid for the call.
+    assert_eq!(unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, &mut *parameters) }, 0);
+    assert_eq!(model::queued_irps(), 1, "the read is still queued until the DPC runs");
+    model::run_dpcs();
+    let (status, written) = read.completion(&model::take_events()).expect("the wake DPC completed the read");
+    assert_eq!(status, 0);
+    assert!(written > 24, "the read carries the attach event: {written} bytes");
+    assert_eq!(model::queued_irps(), 0);
+    close(&mut file);
+    assert!(model::violations().is_empty(), "{:#?}", model::violations());
+    unload(loaded);
+}
+
+#[test]
+fn internal_device_controls_from_user_mode_or_with_other_codes_are_refused() {
+    let _run = model::begin();
+    let loaded = load();
+    let mut from_user = Request::new(IRP_MJ_INTERNAL_DEVICE_CONTROL, ptr::null_mut());
+    from_user.irp.requestor_mode = 1;
+    assert_eq!(from_user.send(IRP_MJ_INTERNAL_DEVICE_CONTROL), STATUS_ACCESS_DENIED);
+    let mut other = Request::new(IRP_MJ_INTERNAL_DEVICE_CONTROL, ptr::null_mut());
+    // SAFETY: the stack location this request owns.
+    let location = unsafe { &mut *other.irp.current_stack_location };
+    location.parameters.device_io_control.io_control_code = IOCTL_QUERY_VERSION;
+    assert_eq!(other.send(IRP_MJ_INTERNAL_DEVICE_CONTROL), STATUS_INVALID_DEVICE_REQUEST);
+    // The provider query with no request in it: refused by the provider table, completed.
+    let mut empty = Request::new(IRP_MJ_INTERNAL_DEVICE_CONTROL, ptr::null_mut());
+    // SAFETY: the stack location this request owns.
+    let location = unsafe { &mut *empty.irp.current_stack_location };
+    location.parameters.device_io_control.io_control_code = IOCTL_PROVIDER_QUERY_TABLE;
+    let status = empty.send(IRP_MJ_INTERNAL_DEVICE_CONTROL);
+    assert!(status < 0, "{status:#x}");
+    let events = model::take_events();
+    assert_eq!(from_user.completion(&events), Some((STATUS_ACCESS_DENIED, 0)));
+    assert_eq!(empty.completion(&events), Some((status, 0)));
     assert!(model::violations().is_empty(), "{:#?}", model::violations());
     unload(loaded);
 }
