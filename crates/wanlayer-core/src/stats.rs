@@ -213,9 +213,11 @@ pub struct VerdictCounts {
 }
 
 /// What one hook did in one direction.
+///
+/// Packets seen are not counted apart: every packet shown gets exactly one verdict, so the sum of
+/// the verdict counts is the number seen (one atomic add fewer per hook per packet).
 #[derive(Debug, Default)]
 pub struct VerdictCounters {
-    seen: Counter,
     bytes: Counter,
     passed: Counter,
     dropped: Counter,
@@ -226,7 +228,6 @@ pub struct VerdictCounters {
 impl VerdictCounters {
     /// Counts a packet of `bytes` bytes shown to the hook and its verdict.
     pub fn count(&self, bytes: usize, verdict: crate::hook::Verdict) {
-        self.seen.increment();
         self.bytes.add(bytes as u64);
         match verdict {
             crate::hook::Verdict::Pass => self.passed.increment(),
@@ -238,7 +239,7 @@ impl VerdictCounters {
     /// A plain copy.
     pub fn snapshot(&self) -> VerdictCounts {
         VerdictCounts {
-            seen: self.seen.get(),
+            seen: self.passed.get() + self.dropped.get() + self.modified.get() + self.taken.get(),
             bytes: self.bytes.get(),
             passed: self.passed.get(),
             dropped: self.dropped.get(),
@@ -248,7 +249,7 @@ impl VerdictCounters {
     }
     /// Zeroes every counter.
     pub fn reset(&self) {
-        for counter in [&self.seen, &self.bytes, &self.passed, &self.dropped, &self.modified, &self.taken] {
+        for counter in [&self.bytes, &self.passed, &self.dropped, &self.modified, &self.taken] {
             counter.reset();
         }
     }
