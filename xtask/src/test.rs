@@ -75,7 +75,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table, the provider scenarios and the engine, on x86-64 and big-endian s390x");
     crate::miri::run_suites(&crate::miri::MiriTarget::ALL, false)?;
 
-    step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model");
+    step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model, natively and under Miri");
     let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;
     println!("xtask: {scenarios} scenarios ran against the driver's own handlers");
 
@@ -132,8 +132,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Lints and runs `driver/host-tests` (the driver's handlers against the kernel model) on the host;
-/// returns how many scenarios passed.
+/// Lints and runs `driver/host-tests` (the driver's handlers against the kernel model) on the host,
+/// then runs them again under Miri (x86-64, Stacked Borrows; permissive provenance, since the
+/// model keeps the addresses the driver gives it as integers, as the kernel's tables do); returns
+/// how many scenarios passed natively.
 fn driver_in_the_loop(driver_manifest: &str, target_dir: &str) -> Result<usize, String> {
     let package = ["--manifest-path", driver_manifest, "--package", "wanlayer-driver", "--package", "wanlayer-driver-host-tests"];
     let mut clippy = vec!["clippy"];
@@ -155,6 +157,11 @@ fn driver_in_the_loop(driver_manifest: &str, target_dir: &str) -> Result<usize, 
     if !output.status.success() {
         return Err(format!("`cargo {}` failed ({})", test.join(" "), output.status));
     }
+    let miri_target_dir = format!("{target_dir}/miri");
+    let mut miri = vec!["+nightly", "miri", "test", "--no-fail-fast"];
+    miri.extend(package);
+    miri.extend(["--target-dir", &miri_target_dir]);
+    run_command("cargo", &miri)?;
     Ok(stdout
         .lines()
         .filter_map(|line| line.strip_prefix("test result: ok. "))

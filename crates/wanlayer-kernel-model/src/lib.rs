@@ -277,13 +277,25 @@ pub struct Run {
 /// Begins a run: waits for any other run of this process to end, then resets the model.
 pub fn begin() -> Run {
     let serialised = RUNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    release_handles();
+    *state() = State::new();
+    Run { _serialised: serialised }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        release_handles();
+    }
+}
+
+/// Frees the handle values the model handed out.
+fn release_handles() {
     let mut state = state();
     for handle in state.handles.drain(..) {
-        // SAFETY: every handle is a `Box<u64>` the model leaked in `new_handle`, freed once here.
+        // SAFETY: every handle is a `Box<u64>` the model leaked in `new_handle`, freed once here
+        // (drained).
         drop(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<u64>(handle)) });
     }
-    *state = State::new();
-    Run { _serialised: serialised }
 }
 
 /// The characteristics the driver registered (`NdisFRegisterFilterDriver`), while registered.

@@ -6,9 +6,12 @@
 //! in `wanlayer-ndis` layouts, against the kernel model.
 #![cfg(not(target_os = "windows"))]
 
+mod common;
+
 use std::ffi::c_void;
-use std::mem::MaybeUninit;
 use std::ptr;
+
+use common::{zeroed, Owned};
 
 use wanlayer::driver::DriverEntry;
 use wanlayer_kernel_model::{self as model, Event};
@@ -31,18 +34,11 @@ const IOCTL_PROVIDER_QUERY_TABLE: u32 = 0x0012_2203;
 const STATUS_INVALID_PARAMETER: NtStatus = 0xC000_000D_u32 as NtStatus;
 const STATUS_CANCELLED: NtStatus = 0xC000_0120_u32 as NtStatus;
 
-/// A zeroed value of a kernel structure (all used here are valid all-zero).
-fn zeroed<T>() -> Box<T> {
-    // SAFETY: only instantiated with `repr(C)` kernel structures made of integers, raw pointers
-    // and unions of those, for which all-zero bytes are a valid value.
-    Box::new(unsafe { MaybeUninit::<T>::zeroed().assume_init() })
-}
-
 /// An IRP with its one stack location, security context and system buffer.
 struct Request {
-    irp: Box<IrpLayout>,
-    _location: Box<IoStackLocation>,
-    _security: Box<IoSecurityContext>,
+    irp: Owned<IrpLayout>,
+    _location: Owned<IoStackLocation>,
+    _security: Owned<IoSecurityContext>,
     buffer: Vec<u8>,
 }
 
@@ -52,7 +48,7 @@ impl Request {
         location.major_function = u8::try_from(major).expect("major function");
         location.file_object = file.cast();
         let mut irp = zeroed::<IrpLayout>();
-        irp.current_stack_location = &mut *location;
+        irp.current_stack_location = location.ptr();
         irp.stack_count = 1;
         irp.current_location = 1;
         Request { irp, _location: location, _security: zeroed(), buffer: Vec::new() }
@@ -61,7 +57,7 @@ impl Request {
     fn create(file: *mut FileObjectLayout, desired_access: u32) -> Self {
         let mut request = Self::new(IRP_MJ_CREATE, file);
         request._security.desired_access = desired_access;
-        let security = ptr::from_mut(&mut *request._security);
+        let security = request._security.ptr();
         // SAFETY: the stack location this request owns (boxed, alive as long as the request).
         let location = unsafe { &mut *request.irp.current_stack_location };
         location.parameters.create.security_context = security;
@@ -85,7 +81,7 @@ impl Request {
     }
 
     fn as_ptr(&mut self) -> *mut Irp {
-        ptr::from_mut(&mut *self.irp).cast()
+        self.irp.ptr().cast()
     }
 
     /// Sends the IRP to the control device's dispatch routine, as the I/O manager does.
@@ -108,18 +104,18 @@ impl Request {
 }
 
 /// Opens a handle: a new file object and an `IRP_MJ_CREATE` on it.
-fn open(desired_access: u32) -> (Box<FileObjectLayout>, NtStatus) {
-    let mut file = zeroed::<FileObjectLayout>();
-    let mut create = Request::create(&mut *file, desired_access);
+fn open(desired_access: u32) -> (Owned<FileObjectLayout>, NtStatus) {
+    let file = zeroed::<FileObjectLayout>();
+    let mut create = Request::create(file.ptr(), desired_access);
     let status = create.send(IRP_MJ_CREATE);
     assert_eq!(create.completion(&model::take_events()), Some((status, 0)), "create completes with its status");
     (file, status)
 }
 
-fn close(file: &mut FileObjectLayout) {
-    let mut cleanup = Request::new(IRP_MJ_CLEANUP, file);
+fn close(file: &Owned<FileObjectLayout>) {
+    let mut cleanup = Request::new(IRP_MJ_CLEANUP, file.ptr());
     assert_eq!(cleanup.send(IRP_MJ_CLEANUP), 0);
-    let mut close = Request::new(IRP_MJ_CLOSE, file);
+    let mut close = Request::new(IRP_MJ_CLOSE, file.ptr());
     assert_eq!(close.send(IRP_MJ_CLOSE), 0);
     assert!(file.fs_context.is_null(), "close gives FsContext back");
 }
@@ -137,24 +133,24 @@ fn read_input() -> [u8; 16] {
 }
 
 struct Loaded {
-    driver_object: Box<DriverObjectLayout>,
+    driver_object: Owned<DriverObjectLayout>,
 }
 
 fn load() -> Loaded {
-    let mut driver_object = zeroed::<DriverObjectLayout>();
+    let driver_object = zeroed::<DriverObjectLayout>();
     let mut path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer".encode_utf16().collect();
     let bytes = u16::try_from(path.len() * 2).expect("short path");
     let mut registry_path = UnicodeString { length: bytes, maximum_length: bytes, buffer: path.as_mut_ptr() };
     // SAFETY: DriverEntry called once per run with a zeroed driver object and the service key.
-    let status = unsafe { DriverEntry(ptr::from_mut(&mut *driver_object).cast::<DriverObject>(), &mut registry_path) };
+    let status = unsafe { DriverEntry(driver_object.ptr().cast::<DriverObject>(), &mut registry_path) };
     assert_eq!(status, 0, "{:?}", model::log());
     Loaded { driver_object }
 }
 
-fn unload(mut loaded: Loaded) {
+fn unload(loaded: Loaded) {
     let unload = loaded.driver_object.driver_unload.expect("DriverUnload");
     // SAFETY: the unload routine DriverEntry set, called once after every handle closed.
-    unsafe { unload(ptr::from_mut(&mut *loaded.driver_object).cast()) };
+    unsafe { unload(loaded.driver_object.ptr().cast()) };
     let left = model::finish();
     assert!(left.is_empty(), "after unload: {left:#?}\nlog: {:#?}", model::log());
 }
@@ -168,37 +164,37 @@ fn handles_open_answer_refuse_and_close_through_the_dispatch_routines() {
     let mut named = zeroed::<FileObjectLayout>();
     let mut below: Vec<u16> = "\\x".encode_utf16().collect();
     named.file_name = UnicodeString { length: 4, maximum_length: 4, buffer: below.as_mut_ptr() };
-    let mut create = Request::create(&mut *named, FILE_READ_DATA);
+    let mut create = Request::create(named.ptr(), FILE_READ_DATA);
     assert_eq!(create.send(IRP_MJ_CREATE), STATUS_OBJECT_NAME_NOT_FOUND);
     assert!(named.fs_context.is_null());
     model::take_events();
 
-    let (mut read_only, status) = open(FILE_READ_DATA);
+    let (read_only, status) = open(FILE_READ_DATA);
     assert_eq!(status, 0);
     assert!(!read_only.fs_context.is_null(), "the handle's context is in FsContext");
 
-    let mut version = Request::device_control(&mut *read_only, IOCTL_QUERY_VERSION, &[], 64);
+    let mut version = Request::device_control(read_only.ptr(), IOCTL_QUERY_VERSION, &[], 64);
     let status = version.send(IRP_MJ_DEVICE_CONTROL);
     assert_eq!(status, 0);
     let (_, written) = version.completion(&model::take_events()).expect("completed");
     assert!(written > 0 && written <= 64, "{written}");
 
-    let mut reset = Request::device_control(&mut *read_only, IOCTL_RESET_STATS, &[], 0);
+    let mut reset = Request::device_control(read_only.ptr(), IOCTL_RESET_STATS, &[], 0);
     assert_eq!(reset.send(IRP_MJ_DEVICE_CONTROL), STATUS_ACCESS_DENIED, "a read-only handle may not reset");
     model::take_events();
 
-    let (mut read_write, status) = open(FILE_READ_DATA | FILE_WRITE_DATA);
+    let (read_write, status) = open(FILE_READ_DATA | FILE_WRITE_DATA);
     assert_eq!(status, 0);
     // Granted write access: the request gets past the access check to its (empty, so invalid)
     // input.
-    let mut reset = Request::device_control(&mut *read_write, IOCTL_RESET_STATS, &[], 0);
+    let mut reset = Request::device_control(read_write.ptr(), IOCTL_RESET_STATS, &[], 0);
     assert_eq!(reset.send(IRP_MJ_DEVICE_CONTROL), STATUS_INVALID_PARAMETER);
     model::take_events();
 
-    close(&mut read_only);
-    close(&mut read_write);
+    close(&read_only);
+    close(&read_write);
     // A device control after cleanup finds no handle.
-    let mut late = Request::device_control(&mut *read_write, IOCTL_QUERY_VERSION, &[], 64);
+    let mut late = Request::device_control(read_write.ptr(), IOCTL_QUERY_VERSION, &[], 64);
     assert_eq!(late.send(IRP_MJ_DEVICE_CONTROL), STATUS_INVALID_PARAMETER);
     assert!(model::violations().is_empty(), "{:#?}", model::violations());
     unload(loaded);
@@ -208,15 +204,15 @@ fn handles_open_answer_refuse_and_close_through_the_dispatch_routines() {
 fn a_pending_event_read_is_cancelled_or_completed_by_cleanup() {
     let _run = model::begin();
     let loaded = load();
-    let (mut file, status) = open(FILE_READ_DATA);
+    let (file, status) = open(FILE_READ_DATA);
     assert_eq!(status, 0);
-    let mut subscribe = Request::device_control(&mut *file, IOCTL_SUBSCRIBE_EVENTS, &subscribe_input(), 24);
+    let mut subscribe = Request::device_control(file.ptr(), IOCTL_SUBSCRIBE_EVENTS, &subscribe_input(), 24);
     assert_eq!(subscribe.send(IRP_MJ_DEVICE_CONTROL), 0, "{:?}", model::log());
     model::take_events();
 
     // Nothing to read: the read pends in the handle's cancel-safe queue; cancelling it (the
     // thread exits) completes it STATUS_CANCELLED through the queue.
-    let mut read = Request::device_control(&mut *file, IOCTL_READ_EVENTS, &read_input(), 24 + 80 * 4);
+    let mut read = Request::device_control(file.ptr(), IOCTL_READ_EVENTS, &read_input(), 24 + 80 * 4);
     let status = read.send(IRP_MJ_DEVICE_CONTROL);
     assert_eq!(status, STATUS_PENDING, "{:?}", model::take_events());
     assert_eq!(model::queued_irps(), 1);
@@ -225,9 +221,9 @@ fn a_pending_event_read_is_cancelled_or_completed_by_cleanup() {
     assert_eq!(read.completion(&model::take_events()), Some((STATUS_CANCELLED, 0)));
 
     // Another read pends; the handle's cleanup completes it STATUS_CANCELLED.
-    let mut second = Request::device_control(&mut *file, IOCTL_READ_EVENTS, &read_input(), 24 + 80 * 4);
+    let mut second = Request::device_control(file.ptr(), IOCTL_READ_EVENTS, &read_input(), 24 + 80 * 4);
     assert_eq!(second.send(IRP_MJ_DEVICE_CONTROL), STATUS_PENDING);
-    let mut cleanup = Request::new(IRP_MJ_CLEANUP, &mut *file);
+    let mut cleanup = Request::new(IRP_MJ_CLEANUP, file.ptr());
     assert_eq!(cleanup.send(IRP_MJ_CLEANUP), 0);
     let events = model::take_events();
     assert_eq!(second.completion(&events), Some((STATUS_CANCELLED, 0)), "{events:?}");
@@ -235,7 +231,7 @@ fn a_pending_event_read_is_cancelled_or_completed_by_cleanup() {
     // A cancel racing with cleanup finds the IRP gone.
     // SAFETY: the second read's IRP, alive (owned by `second`).
     assert!(!unsafe { model::cancel_irp(second.as_ptr()) });
-    let mut close = Request::new(IRP_MJ_CLOSE, &mut *file);
+    let mut close = Request::new(IRP_MJ_CLOSE, file.ptr());
     assert_eq!(close.send(IRP_MJ_CLOSE), 0);
     model::run_dpcs();
     assert!(model::violations().is_empty(), "{:#?}", model::violations());
@@ -246,11 +242,11 @@ fn a_pending_event_read_is_cancelled_or_completed_by_cleanup() {
 fn an_event_completes_a_pending_read_through_the_wake_dpc() {
     let _run = model::begin();
     let loaded = load();
-    let (mut file, status) = open(FILE_READ_DATA);
+    let (file, status) = open(FILE_READ_DATA);
     assert_eq!(status, 0);
-    let mut subscribe = Request::device_control(&mut *file, IOCTL_SUBSCRIBE_EVENTS, &subscribe_input(), 24);
+    let mut subscribe = Request::device_control(file.ptr(), IOCTL_SUBSCRIBE_EVENTS, &subscribe_input(), 24);
     assert_eq!(subscribe.send(IRP_MJ_DEVICE_CONTROL), 0);
-    let mut read = Request::device_control(&mut *file, IOCTL_READ_EVENTS, &read_input(), 24 + 80 * 4);
+    let mut read = Request::device_control(file.ptr(), IOCTL_READ_EVENTS, &read_input(), 24 + 80 * 4);
     assert_eq!(read.send(IRP_MJ_DEVICE_CONTROL), STATUS_PENDING);
     model::take_events();
 
@@ -264,14 +260,14 @@ fn an_event_completes_a_pending_read_through_the_wake_dpc() {
     parameters.base_miniport_name = &mut miniport_name;
     let filter = model::new_filter_module_handle();
     // SAFETY: FilterAttach as NDIS calls it, with parameters valid for the call.
-    assert_eq!(unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, &mut *parameters) }, 0);
+    assert_eq!(unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, parameters.ptr()) }, 0);
     assert_eq!(model::queued_irps(), 1, "the read is still queued until the DPC runs");
     model::run_dpcs();
     let (status, written) = read.completion(&model::take_events()).expect("the wake DPC completed the read");
     assert_eq!(status, 0);
     assert!(written > 24, "the read carries the attach event: {written} bytes");
     assert_eq!(model::queued_irps(), 0);
-    close(&mut file);
+    close(&file);
     assert!(model::violations().is_empty(), "{:#?}", model::violations());
     unload(loaded);
 }

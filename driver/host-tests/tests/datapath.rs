@@ -5,8 +5,11 @@
 //! into the first.
 #![cfg(not(target_os = "windows"))]
 
-use std::mem::MaybeUninit;
+mod common;
+
 use std::ptr;
+
+use common::{zeroed, Owned};
 
 use wanlayer::driver::DriverEntry;
 use wanlayer_driver_logic::lent::RECORDED;
@@ -17,13 +20,6 @@ use wanlayer_ndis::kernel::DriverObject;
 use wanlayer_ndis::nbl::{Mdl, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
 
-/// A zeroed value of an NDIS structure (every one used here is valid all-zero).
-fn zeroed<T>() -> Box<T> {
-    // SAFETY: only instantiated with `repr(C)` NDIS structures made of integers, raw pointers,
-    // unions of those and optional function pointers, for which all-zero bytes are valid.
-    Box::new(unsafe { MaybeUninit::<T>::zeroed().assume_init() })
-}
-
 /// Bytes before the frame in the first MDL (`CurrentMdlOffset`).
 const OFFSET: usize = 6;
 /// Frame bytes in the first MDL; the rest are in the second.
@@ -31,16 +27,16 @@ const FIRST_PART: usize = 20;
 
 /// One NBL with one NET_BUFFER over two MDLs, and the memory they describe.
 struct Frame {
-    nbl: Box<NetBufferList>,
-    _net_buffer: Box<NetBuffer>,
-    _mdls: [Box<Mdl>; 2],
-    _bytes: [Box<[u8]>; 2],
+    nbl: Owned<NetBufferList>,
+    _net_buffer: Owned<NetBuffer>,
+    _mdls: [Owned<Mdl>; 2],
+    _bytes: [Vec<u8>; 2],
 }
 
 fn frame(payload: &[u8]) -> Frame {
-    let mut first: Box<[u8]> = vec![0xEE; OFFSET + FIRST_PART].into_boxed_slice();
+    let mut first: Vec<u8> = vec![0xEE; OFFSET + FIRST_PART];
     first[OFFSET..].copy_from_slice(&payload[..FIRST_PART]);
-    let mut second: Box<[u8]> = payload[FIRST_PART..].into();
+    let mut second: Vec<u8> = payload[FIRST_PART..].to_vec();
     let mut second_mdl = zeroed::<Mdl>();
     second_mdl.mapped_system_va = second.as_mut_ptr().cast();
     second_mdl.byte_count = u32::try_from(second.len()).expect("short");
@@ -49,15 +45,15 @@ fn frame(payload: &[u8]) -> Frame {
     first_mdl.mapped_system_va = first.as_mut_ptr().cast();
     first_mdl.byte_count = u32::try_from(first.len()).expect("short");
     first_mdl.mdl_flags = MDL_MAPPED_TO_SYSTEM_VA as i16;
-    first_mdl.next = &mut *second_mdl;
+    first_mdl.next = second_mdl.ptr();
     let mut net_buffer = zeroed::<NetBuffer>();
-    net_buffer.mdl_chain = &mut *first_mdl;
-    net_buffer.current_mdl = &mut *first_mdl;
+    net_buffer.mdl_chain = first_mdl.ptr();
+    net_buffer.current_mdl = first_mdl.ptr();
     net_buffer.current_mdl_offset = OFFSET as u32;
     net_buffer.data_offset = OFFSET as u32;
     net_buffer.data_length.data_length = u32::try_from(payload.len()).expect("short");
     let mut nbl = zeroed::<NetBufferList>();
-    nbl.first_net_buffer = &mut *net_buffer;
+    nbl.first_net_buffer = net_buffer.ptr();
     Frame { nbl, _net_buffer: net_buffer, _mdls: [first_mdl, second_mdl], _bytes: [first, second] }
 }
 
@@ -80,17 +76,17 @@ fn payload(index: u8) -> Vec<u8> {
 fn chain(count: usize) -> (Vec<Frame>, Vec<usize>) {
     let mut frames: Vec<Frame> = (0..count).map(|index| frame(&payload(u8::try_from(index % 250).expect("small")))).collect();
     for index in (1..frames.len()).rev() {
-        let next = ptr::from_mut(&mut *frames[index].nbl);
+        let next = frames[index].nbl.ptr();
         frames[index - 1].nbl.next = next;
     }
-    let order = frames.iter().map(|frame| ptr::from_ref(&*frame.nbl).addr()).collect();
+    let order = frames.iter().map(|frame| frame.nbl.ptr().addr()).collect();
     (frames, order)
 }
 
 /// The chain's NBL addresses as linked now, from its head.
 fn links(frames: &mut [Frame]) -> Vec<usize> {
     let mut order = Vec::new();
-    let mut next = ptr::from_mut(&mut *frames[0].nbl);
+    let mut next = frames[0].nbl.ptr();
     while !next.is_null() {
         order.push(next.addr());
         // SAFETY: a member of the test's chain, alive in `frames`.
@@ -100,7 +96,7 @@ fn links(frames: &mut [Frame]) -> Vec<usize> {
 }
 
 struct Loaded {
-    driver_object: Box<DriverObjectLayout>,
+    driver_object: Owned<DriverObjectLayout>,
     handlers: FilterDriverCharacteristics,
     context: ContextHandle,
     filter: usize,
@@ -109,12 +105,12 @@ struct Loaded {
 
 /// Loads the driver and attaches a running pass-through module to an Ethernet adapter.
 fn load() -> Loaded {
-    let mut driver_object = zeroed::<DriverObjectLayout>();
+    let driver_object = zeroed::<DriverObjectLayout>();
     let mut path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer".encode_utf16().collect();
     let bytes = u16::try_from(path.len() * 2).expect("short path");
     let mut registry_path = UnicodeString { length: bytes, maximum_length: bytes, buffer: path.as_mut_ptr() };
     // SAFETY: DriverEntry called once per run with a zeroed driver object and the service key.
-    let status = unsafe { DriverEntry(ptr::from_mut(&mut *driver_object).cast::<DriverObject>(), &mut registry_path) };
+    let status = unsafe { DriverEntry(driver_object.ptr().cast::<DriverObject>(), &mut registry_path) };
     assert_eq!(status, 0, "{:?}", model::log());
     let handlers = model::characteristics().expect("registered");
     let mut name: Vec<u16> = "\\DEVICE\\{NIC}".encode_utf16().collect();
@@ -126,7 +122,7 @@ fn load() -> Loaded {
     parameters.current_mac_address[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
     let filter = model::new_filter_module_handle();
     // SAFETY: FilterAttach as NDIS calls it, parameters valid for the call.
-    let status = unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, &mut *parameters) };
+    let status = unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, parameters.ptr()) };
     assert_eq!(status, 0, "{:?}", model::log());
     let context = model::module_context(filter).expect("context");
     // SAFETY: the module's context, as NDIS passes it, at PASSIVE_LEVEL.
@@ -135,7 +131,7 @@ fn load() -> Loaded {
     Loaded { driver_object, handlers, context, filter: filter.as_raw().addr(), _name: name }
 }
 
-fn unload(mut loaded: Loaded) {
+fn unload(loaded: Loaded) {
     // SAFETY: the module's context; nothing is outstanding.
     let paused = unsafe { loaded.handlers.pause.expect("pause")(loaded.context, ptr::null_mut()) };
     assert_eq!(paused, 0);
@@ -143,7 +139,7 @@ fn unload(mut loaded: Loaded) {
     unsafe { loaded.handlers.detach.expect("detach")(loaded.context) };
     let unload = loaded.driver_object.driver_unload.expect("DriverUnload");
     // SAFETY: the unload routine DriverEntry set, called once.
-    unsafe { unload(ptr::from_mut(&mut *loaded.driver_object).cast()) };
+    unsafe { unload(loaded.driver_object.ptr().cast()) };
     let left = model::finish();
     assert!(left.is_empty(), "after unload: {left:#?}\nlog: {:#?}", model::log());
 }
@@ -151,7 +147,7 @@ fn unload(mut loaded: Loaded) {
 /// Indicates `frames` lent (`NDIS_RECEIVE_FLAGS_RESOURCES`) with `count` as
 /// `NumberOfNetBufferLists`; returns what went up.
 fn receive_lent(loaded: &Loaded, frames: &mut [Frame], count: u32) -> Vec<Event> {
-    let head = ptr::from_mut(&mut *frames[0].nbl);
+    let head = frames[0].nbl.ptr();
     // SAFETY: FilterReceiveNetBufferLists as NDIS calls it: a valid chain, lent for the call.
     unsafe { loaded.handlers.receive_net_buffer_lists.expect("receive")(loaded.context, head, 0, count, ReceiveFlags::RESOURCES) };
     model::take_events()
@@ -202,8 +198,8 @@ fn owned_receives_are_returned_and_sends_completed_through_the_drivers_handlers(
     let _run = model::begin();
     let loaded = load();
     let handlers = loaded.handlers;
-    let (mut received, order) = chain(2);
-    let head = ptr::from_mut(&mut *received[0].nbl);
+    let (received, order) = chain(2);
+    let head = received[0].nbl.ptr();
     // SAFETY: FilterReceiveNetBufferLists with an owned chain: the filter's until returned.
     unsafe { handlers.receive_net_buffer_lists.expect("receive")(loaded.context, head, 0, 2, ReceiveFlags::default()) };
     assert_eq!(model::take_events(), [Event::Indicated { filter: loaded.filter, nbls: order.clone(), resources: false }]);
@@ -211,8 +207,8 @@ fn owned_receives_are_returned_and_sends_completed_through_the_drivers_handlers(
     unsafe { handlers.return_net_buffer_lists.expect("return")(loaded.context, head, ReturnFlags::default()) };
     assert_eq!(model::take_events(), [Event::Returned { filter: loaded.filter, nbls: order }]);
 
-    let (mut sent, order) = chain(3);
-    let head = ptr::from_mut(&mut *sent[0].nbl);
+    let (sent, order) = chain(3);
+    let head = sent[0].nbl.ptr();
     // SAFETY: FilterSendNetBufferLists: the protocol's chain, the filter's until completed.
     unsafe { handlers.send_net_buffer_lists.expect("send")(loaded.context, head, 0, SendFlags::default()) };
     assert_eq!(model::take_events(), [Event::SentDown { filter: loaded.filter, nbls: order.clone() }]);

@@ -6,9 +6,12 @@
 //! no rule broken.
 #![cfg(not(target_os = "windows"))]
 
+mod common;
+
 use std::ffi::c_void;
-use std::mem::MaybeUninit;
 use std::ptr;
+
+use common::{zeroed, Owned};
 
 use wanlayer::driver::DriverEntry;
 use wanlayer::filter::NBL_POOL_TAG;
@@ -38,67 +41,62 @@ const RAS_MAC: [u8; 6] = [0x00, 0x00, 0x20, 0x52, 0x41, 0x53];
 
 /// A counted UTF-16 string and the `UNICODE_STRING` over it.
 struct Name {
-    _units: Box<[u16]>,
+    _units: Vec<u16>,
     string: UnicodeString,
 }
 
-fn name(text: &str) -> Box<Name> {
-    let mut units: Box<[u16]> = text.encode_utf16().collect();
+fn name(text: &str) -> Owned<Name> {
+    let mut units: Vec<u16> = text.encode_utf16().collect();
     let string = UnicodeString {
         length: u16::try_from(units.len() * 2).expect("short name"),
         maximum_length: u16::try_from(units.len() * 2).expect("short name"),
         buffer: units.as_mut_ptr(),
     };
-    Box::new(Name { _units: units, string })
-}
-
-/// A zeroed value of an NDIS structure (every one used here is valid all-zero: integers, raw
-/// pointers, `Option`s of function pointers).
-fn zeroed<T>() -> Box<T> {
-    // SAFETY: only instantiated with `repr(C)` NDIS structures made of integers, raw pointers and
-    // optional function pointers, for which all-zero bytes are a valid value.
-    Box::new(unsafe { MaybeUninit::<T>::zeroed().assume_init() })
+    Owned::new(Name { _units: units, string })
 }
 
 /// The driver, loaded: its driver object and the handlers it registered.
 struct Loaded {
-    driver_object: Box<DriverObjectLayout>,
+    driver_object: Owned<DriverObjectLayout>,
     handlers: FilterDriverCharacteristics,
-    _registry_path: Box<Name>,
+    _registry_path: Owned<Name>,
 }
 
 fn load() -> Loaded {
-    let mut driver_object = zeroed::<DriverObjectLayout>();
-    let mut registry_path = name("\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer");
-    let object = ptr::from_mut(&mut *driver_object).cast::<DriverObject>();
+    let driver_object = zeroed::<DriverObjectLayout>();
+    let registry_path = name("\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer");
+    let object = driver_object.ptr().cast::<DriverObject>();
     // SAFETY: DriverEntry called once per run, as the I/O manager calls it, with a zeroed driver
     // object and the service key's path.
-    let status = unsafe { DriverEntry(object, &mut registry_path.string) };
+    let path = unsafe { ptr::addr_of_mut!((*registry_path.ptr()).string) };
+    // SAFETY: as above.
+    let status = unsafe { DriverEntry(object, path) };
     assert_eq!(status, 0, "DriverEntry: {:?}", model::log());
     let handlers = model::characteristics().expect("the filter registered");
     assert!(model::control_device().is_some(), "the control device registered");
     Loaded { driver_object, handlers, _registry_path: registry_path }
 }
 
-fn unload(mut loaded: Loaded) {
+fn unload(loaded: Loaded) {
     let unload = loaded.driver_object.driver_unload.expect("DriverEntry set DriverUnload");
     // SAFETY: the unload routine DriverEntry set, called once after the last handle closed.
-    unsafe { unload(ptr::from_mut(&mut *loaded.driver_object).cast()) };
+    unsafe { unload(loaded.driver_object.ptr().cast()) };
     let left = model::finish();
     assert!(left.is_empty(), "after unload: {left:#?}\nlog: {:#?}", model::log());
 }
 
 /// Attach parameters for an adapter.
 struct Adapter {
-    parameters: Box<FilterAttachParameters>,
-    _name: Box<Name>,
+    parameters: Owned<FilterAttachParameters>,
+    _name: Owned<Name>,
 }
 
 fn adapter(base_miniport_name: &str, medium: u32, mac: [u8; 6]) -> Adapter {
-    let mut name = name(base_miniport_name);
+    let name = name(base_miniport_name);
     let mut parameters = zeroed::<FilterAttachParameters>();
     parameters.header = NdisObjectHeader::new(object_type::FILTER_ATTACH_PARAMETERS, 1, size_of::<FilterAttachParameters>());
-    parameters.base_miniport_name = &mut name.string;
+    // SAFETY: `name` is alive (kept with the parameters) and reached through its one pointer.
+    parameters.base_miniport_name = unsafe { ptr::addr_of_mut!((*name.ptr()).string) };
     parameters.miniport_media_type = medium;
     parameters.mac_address_length = 6;
     parameters.current_mac_address[..6].copy_from_slice(&mac);
@@ -111,7 +109,7 @@ fn attach(loaded: &Loaded, adapter: &mut Adapter) -> (u32, FilterModuleHandle) {
     let attach = loaded.handlers.attach.expect("FilterAttach");
     // SAFETY: FilterAttach as NDIS calls it: a new filter module handle and attach parameters
     // valid for the call, at PASSIVE_LEVEL.
-    let status = unsafe { attach(filter, ContextHandle::NULL, &mut *adapter.parameters) };
+    let status = unsafe { attach(filter, ContextHandle::NULL, adapter.parameters.ptr()) };
     (status, filter)
 }
 
@@ -137,7 +135,7 @@ fn a_module_lives_its_whole_life_through_the_drivers_handlers() {
     let mut request = zeroed::<NdisOidRequest>();
     request.request_id = ptr::without_provenance_mut(0x77);
     // SAFETY: as above.
-    assert_eq!(unsafe { handlers.oid_request.expect("oid")(context, &mut *request) }, 0);
+    assert_eq!(unsafe { handlers.oid_request.expect("oid")(context, request.ptr()) }, 0);
     let events = model::take_events();
     assert!(matches!(events.as_slice(), [Event::OidDown { filter, request_id: 0x77, .. }] if *filter == module), "{events:?}");
 
@@ -146,14 +144,14 @@ fn a_module_lives_its_whole_life_through_the_drivers_handlers() {
     let mut pended = zeroed::<NdisOidRequest>();
     pended.request_id = ptr::without_provenance_mut(0x78);
     // SAFETY: as above.
-    assert_eq!(unsafe { handlers.oid_request.expect("oid")(context, &mut *pended) }, model::STATUS_PENDING);
+    assert_eq!(unsafe { handlers.oid_request.expect("oid")(context, pended.ptr()) }, model::STATUS_PENDING);
     let [Event::OidDown { request: clone, request_id: 0x78, .. }] = model::take_events()[..] else { panic!("one OID down") };
     // SAFETY: as above.
     unsafe { handlers.cancel_oid_request.expect("cancel oid")(context, ptr::without_provenance_mut(0x78)) };
     assert_eq!(model::take_events(), [Event::OidCancelled { filter: module, request_id: 0x78 }]);
     // SAFETY: the clone the driver passed down, completed once by the miniport.
     unsafe { handlers.oid_request_complete.expect("oid complete")(context, ptr::with_exposed_provenance_mut(clone), REQUEST_ABORTED) };
-    let original = ptr::from_mut(&mut *pended).addr();
+    let original = pended.ptr().addr();
     assert_eq!(model::take_events(), [Event::OidCompleted { filter: module, request: original, status: REQUEST_ABORTED }]);
 
     // PnP events and send cancellation are passed on for the module.
@@ -180,7 +178,7 @@ fn a_module_lives_its_whole_life_through_the_drivers_handlers() {
     indication.header = NdisObjectHeader::new(object_type::STATUS_INDICATION, 1, size_of::<StatusIndication>());
     indication.status_code = LINK_STATE;
     // SAFETY: as above.
-    unsafe { handlers.status.expect("status")(context, &mut *indication) };
+    unsafe { handlers.status.expect("status")(context, indication.ptr()) };
     assert_eq!(model::take_events(), [Event::Status { filter: module, code: LINK_STATE }]);
 
     // SAFETY: as above.
@@ -198,7 +196,7 @@ struct LineUpBuffer {
     protocol: [u8; 600],
 }
 
-fn status_indication(code: u32, buffer: *mut c_void, size: usize) -> Box<StatusIndication> {
+fn status_indication(code: u32, buffer: *mut c_void, size: usize) -> Owned<StatusIndication> {
     let mut indication = zeroed::<StatusIndication>();
     indication.header = NdisObjectHeader::new(object_type::STATUS_INDICATION, 1, size_of::<StatusIndication>());
     indication.status_code = code;
@@ -222,10 +220,11 @@ fn a_wan_link_comes_up_and_goes_down_through_the_drivers_status_handler() {
     let restarted = unsafe { handlers.restart.expect("restart")(context, ptr::null_mut()) };
     assert_eq!(restarted, 0);
 
-    let mut device_name: Box<[u16]> = "\\DEVICE\\NDISWANIP".encode_utf16().collect();
+    let mut device_name: Vec<u16> = "\\DEVICE\\NDISWANIP".encode_utf16().collect();
     let mut buffer = zeroed::<LineUpBuffer>();
     buffer.protocol[584..588].copy_from_slice(&[10, 0, 0, 7]);
-    let protocol = buffer.protocol.as_mut_ptr();
+    // SAFETY: `buffer` is alive; the pointer is derived from its one pointer.
+    let protocol = unsafe { ptr::addr_of_mut!((*buffer.ptr()).protocol) }.cast::<u8>();
     buffer.line_up = WanLineUp {
         link_speed: 1_000_000,
         maximum_total_size: 1500,
@@ -242,9 +241,9 @@ fn a_wan_link_comes_up_and_goes_down_through_the_drivers_status_handler() {
             buffer: device_name.as_mut_ptr(),
         },
     };
-    let mut up = status_indication(WAN_LINE_UP, ptr::from_mut(&mut *buffer).cast(), size_of::<LineUpBuffer>());
+    let up = status_indication(WAN_LINE_UP, buffer.ptr().cast(), size_of::<LineUpBuffer>());
     // SAFETY: as above.
-    unsafe { handlers.status.expect("status")(context, &mut *up) };
+    unsafe { handlers.status.expect("status")(context, up.ptr()) };
     assert_eq!(model::take_events(), [Event::Status { filter: module, code: WAN_LINE_UP }]);
     assert_eq!(buffer.line_up.maximum_total_size, 1500, "no hook lowered it");
     // SAFETY: the context NDIS passes back, as the handlers use it.
@@ -254,17 +253,17 @@ fn a_wan_link_comes_up_and_goes_down_through_the_drivers_status_handler() {
     assert_eq!(links, 1, "the engine tracks the link");
 
     let mut line_down = WanLineDown { remote_address: REMOTE, local_address: [0; 6] };
-    let mut down = status_indication(WAN_LINE_DOWN, ptr::from_mut(&mut line_down).cast(), size_of::<WanLineDown>());
+    let down = status_indication(WAN_LINE_DOWN, ptr::from_mut(&mut line_down).cast(), size_of::<WanLineDown>());
     // SAFETY: as above.
-    unsafe { handlers.status.expect("status")(context, &mut *down) };
+    unsafe { handlers.status.expect("status")(context, down.ptr()) };
     assert_eq!(model::take_events(), [Event::Status { filter: module, code: WAN_LINE_DOWN }]);
     let mut links = 0;
     wanlayer::driver::engine().visit_links(tracked, |_| links += 1);
     assert_eq!(links, 0, "the line down removed it");
     // A line up whose buffer is too short for NDIS_WAN_LINE_UP is counted malformed and passed on.
-    let mut short = status_indication(WAN_LINE_UP, ptr::from_mut(&mut *buffer).cast(), 8);
+    let short = status_indication(WAN_LINE_UP, buffer.ptr().cast(), 8);
     // SAFETY: as above.
-    unsafe { handlers.status.expect("status")(context, &mut *short) };
+    unsafe { handlers.status.expect("status")(context, short.ptr()) };
     assert_eq!(model::take_events(), [Event::Status { filter: module, code: WAN_LINE_UP }]);
     assert!(model::violations().is_empty(), "{:#?}", model::violations());
     unload(loaded);

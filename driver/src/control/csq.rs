@@ -72,6 +72,14 @@ unsafe impl Sync for Queue {}
 unsafe impl Send for Queue {}
 
 impl Queue {
+    /// The `*mut IoCsq` given to the kernel: the queue's own address, so that the callbacks'
+    /// `queue(csq)` reaches the whole queue through it. (A pointer made from the `csq` field
+    /// alone would carry only that field: reading the lock and the list through it is undefined
+    /// behaviour, which Miri reports on the host tests.)
+    fn csq_ptr(&self) -> *mut IoCsq {
+        ptr::from_ref(self).cast_mut().cast::<IoCsq>()
+    }
+
     /// A queue to be initialised in place ([`Queue::init`]) before use.
     pub const fn new() -> Self {
         Self {
@@ -97,7 +105,7 @@ impl Queue {
         // STATUS_SUCCESS, at any IRQL.
         let status = unsafe {
             imports::IoCsqInitializeEx(
-                self.csq.as_ptr(),
+                self.csq_ptr(),
                 insert_irp,
                 remove_irp,
                 peek_next_irp,
@@ -127,7 +135,7 @@ impl Queue {
         // SAFETY: an initialised queue (the context that holds it initialised it in place) and
         // an IRP the caller owns; no IO_CSQ_IRP_CONTEXT (the queue is only ever drained with
         // IoCsqRemoveNextIrp). <= DISPATCH_LEVEL (the caller's contract).
-        let status = unsafe { imports::IoCsqInsertIrpEx(self.csq.as_ptr(), irp.as_ptr(), ptr::null_mut(), insert_context) };
+        let status = unsafe { imports::IoCsqInsertIrpEx(self.csq_ptr(), irp.as_ptr(), ptr::null_mut(), insert_context) };
         if status >= 0 {
             Ok(())
         } else {
@@ -140,18 +148,18 @@ impl Queue {
     pub fn remove_next(&self) -> Option<NonNull<Irp>> {
         // SAFETY: an initialised queue; no peek context. <= DISPATCH_LEVEL (the caller's
         // contract).
-        NonNull::new(unsafe { imports::IoCsqRemoveNextIrp(self.csq.as_ptr(), ptr::null_mut()) })
+        NonNull::new(unsafe { imports::IoCsqRemoveNextIrp(self.csq_ptr(), ptr::null_mut()) })
     }
 
     /// Refuses every insert from now on (`IRP_MJ_CLEANUP`; idempotent).
     pub fn close(&self) {
         let mut irql: Kirql = 0;
         // SAFETY: `self.csq` is the queue's own IO_CSQ, so the callback's lock is this queue's.
-        unsafe { acquire_lock(self.csq.as_ptr(), &mut irql) };
+        unsafe { acquire_lock(self.csq_ptr(), &mut irql) };
         // SAFETY: the queue's lock is held: nothing else touches the state.
         unsafe { (*self.state.get()).closed = true };
         // SAFETY: releases the lock just acquired, restoring the IRQL it saved.
-        unsafe { release_lock(self.csq.as_ptr(), irql) };
+        unsafe { release_lock(self.csq_ptr(), irql) };
     }
 
     /// Completes every queued IRP `STATUS_CANCELLED` with nothing written; returns how many.
