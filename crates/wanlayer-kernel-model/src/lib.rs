@@ -1275,3 +1275,107 @@ unsafe extern "C" fn DbgPrintEx(_component: u32, _level: u32, format: *const c_c
 unsafe extern "system" fn KeStallExecutionProcessor(microseconds: u32) {
     state().time_100ns += u64::from(microseconds) * 10;
 }
+
+/// Each check is live: a broken call is reported (the model's own proofs, as the simulator's
+/// verifier has its broken filters).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAG: u32 = u32::from_le_bytes(*b"Test");
+    const OTHER: u32 = u32::from_le_bytes(*b"Othr");
+
+    #[test]
+    fn pool_blocks_are_freed_once_with_their_tag_and_leaks_are_found() {
+        let _run = begin();
+        // SAFETY: (each call below) the model's functions called as the driver calls them.
+        let block = unsafe { ExAllocatePool2(0x40, 24, TAG) };
+        assert!(!block.is_null());
+        // SAFETY: as above.
+        unsafe { ExFreePoolWithTag(block, OTHER) };
+        assert_eq!(violations().len(), 1, "{:?}", violations());
+        assert!(violations()[0].contains("\"Test\""));
+        let leaked = {
+            // SAFETY: as above.
+            unsafe { ExAllocatePool2(0x40, 8, TAG) }
+        };
+        assert_eq!(pool_outstanding(), [(TAG, 8)]);
+        let found = finish();
+        assert!(found.iter().any(|rule| rule.contains("not freed")), "{found:?}");
+        // SAFETY: as above; freed once.
+        unsafe { ExFreePoolWithTag(leaked, TAG) };
+        fail_next_allocation(TAG);
+        // SAFETY: as above.
+        assert!(unsafe { ExAllocatePool2(0x40, 8, TAG) }.is_null(), "an aimed failure");
+    }
+
+    #[test]
+    fn spin_locks_pair_and_restore_the_irql() {
+        let _run = begin();
+        let mut lock: KSpinLock = 0;
+        // SAFETY: as above, with a lock the test owns.
+        let previous = unsafe { KeAcquireSpinLockRaiseToDpc(&mut lock) };
+        assert_eq!((previous, irql()), (PASSIVE_LEVEL, DISPATCH_LEVEL));
+        // SAFETY: as above: acquired twice on one processor.
+        let again = unsafe { KeAcquireSpinLockRaiseToDpc(&mut lock) };
+        // SAFETY: as above.
+        unsafe { KeReleaseSpinLock(&mut lock, again) };
+        // SAFETY: as above: released while not held.
+        unsafe { KeReleaseSpinLock(&mut lock, previous) };
+        assert_eq!(irql(), PASSIVE_LEVEL);
+        let found = violations();
+        assert!(found[0].contains("already held") && found[1].contains("not held"), "{found:?}");
+    }
+
+    #[test]
+    fn passive_level_calls_at_dispatch_level_are_reported() {
+        let _run = begin();
+        set_irql(DISPATCH_LEVEL);
+        let mut interval = -10;
+        // SAFETY: as above.
+        unsafe { KeDelayExecutionThread(0, 0, &mut interval) };
+        assert!(violations()[0].contains("needs PASSIVE_LEVEL"), "{:?}", violations());
+    }
+
+    #[test]
+    fn oid_clones_and_completions_are_checked() {
+        let _run = begin();
+        // SAFETY: an all-zero NDIS_OID_REQUEST is a valid value (integers and raw pointers).
+        let mut original: NdisOidRequest = unsafe { std::mem::MaybeUninit::zeroed().assume_init() };
+        let mut clone = std::ptr::null_mut();
+        let filter = new_filter_module_handle();
+        // SAFETY: as above.
+        assert_eq!(unsafe { NdisAllocateCloneOidRequest(filter, &mut original, TAG, &mut clone) }, 0);
+        set_oid_answer(OidAnswer::Pend);
+        // SAFETY: as above.
+        assert_eq!(unsafe { NdisFOidRequest(filter, clone) }, STATUS_PENDING);
+        // SAFETY: as above: the original completed twice.
+        unsafe { NdisFOidRequestComplete(filter, &mut original, 0) };
+        // SAFETY: as above.
+        unsafe { NdisFOidRequestComplete(filter, &mut original, 0) };
+        // SAFETY: as above.
+        unsafe { NdisFreeCloneOidRequest(filter, clone) };
+        // SAFETY: as above: the clone freed twice (the model checks before touching it).
+        unsafe { NdisFreeCloneOidRequest(filter, clone) };
+        let found = violations();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("completed twice") && found[1].contains("not a live clone"), "{found:?}");
+        // SAFETY: as above: a request that is not a clone passed down.
+        unsafe { NdisFOidRequest(filter, &mut original) };
+        assert!(violations()[2].contains("not a clone"), "{:?}", violations());
+    }
+
+    #[test]
+    fn receive_counts_and_dispatch_flags_must_tell_the_truth() {
+        let _run = begin();
+        // SAFETY: an all-zero NBL is a valid value.
+        let mut nbl: NetBufferList = unsafe { std::mem::MaybeUninit::zeroed().assume_init() };
+        let filter = new_filter_module_handle();
+        // SAFETY: as above: a one-NBL chain indicated as two, with the DISPATCH_LEVEL flag at
+        // PASSIVE_LEVEL.
+        unsafe { NdisFIndicateReceiveNetBufferLists(filter, &mut nbl, 0, 2, ReceiveFlags::DISPATCH_LEVEL) };
+        let found = violations();
+        assert!(found.iter().any(|rule| rule.contains("flag says true")), "{found:?}");
+        assert!(found.iter().any(|rule| rule.contains("NumberOfNetBufferLists 2 for a chain of 1")), "{found:?}");
+    }
+}
