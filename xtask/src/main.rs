@@ -14,9 +14,11 @@ usage: cargo xtask <command> [options]
       everything CI checks: the host tests, the SDK's C header, the engine built with no OS, lints
       for the host and the driver workspace, both kernel images of both architectures verified,
       the signed packages, the demo
-  bench [rules]
+  bench [rules|engine]
       instruction counts under callgrind (valgrind): the rules classifier beside libpcap at 1 to
-      65,536 rules, compile time and memory per rule; results go in BENCHMARKS.md
+      65,536 rules, compile time and memory per rule; the engine's send and receive paths beside
+      the floor, locks per packet, threads, line-up latency at 100k links, bytes per link,
+      criterion wall times; results go in BENCHMARKS.md
   build [--arch x64|arm64|all] [--release]
       cross-build wanlayer.sys and the sample vendor driver wlclamp.sys into
       target/wanlayer/<arch>/ and verify the images
