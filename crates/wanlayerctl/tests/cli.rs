@@ -148,7 +148,10 @@ fn divert_prints_drops_and_pipes_what_its_filter_matches() {
     let packets = printed.len() - 1;
     assert!(packets > 0, "the script sends DNS");
     assert_eq!(summary["packets"], packets);
-    assert_eq!(summary["diverted"], packets);
+    assert!(
+        summary["diverted"].as_u64().is_some_and(|diverted| diverted >= packets as u64),
+        "every packet printed was diverted (a packet whose link went down before it was read is not delivered)"
+    );
     assert!(printed[..packets].iter().all(|packet| packet["len"].as_u64().is_some_and(|len| len > 14)));
     let dropped = one(&["divert", "--action", "drop", "--count", "5", "tcp", "port", "443"]);
     assert_eq!(dropped["packets"], 5);
