@@ -371,7 +371,8 @@ impl LinkTable {
     /// `new_id` is only called when a link is created.
     ///
     /// # Errors
-    /// [`OutOfMemory`] when the entry or its buffers cannot be had; the table is unchanged.
+    /// [`OutOfMemory`] when the entry or its buffers cannot be had; no link is added or changed
+    /// (room the table grew by stays, and stays charged).
     pub fn line_up(
         &mut self,
         memory: &impl Memory,
