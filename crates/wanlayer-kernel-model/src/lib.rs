@@ -12,7 +12,11 @@
 //!   from; no call that needs `PASSIVE_LEVEL` above it;
 //! * NBL pools, OID clones: freed once, only what was allocated; NBL pools freed empty;
 //! * OIDs: an original completed at most once, only one that pended;
-//! * rundown: no wait that could never end (the model runs on one thread).
+//! * rundown: no wait that could never end (the model runs on one thread);
+//! * registry: an in-memory registry (keys by full path and value names compared
+//!   case-insensitively), reached at `PASSIVE_LEVEL` through kernel handles each closed once,
+//!   none left open at [`finish`]; tests seed and read it ([`set_registry_value`],
+//!   [`registry_value`]).
 //!
 //! What NDIS does in answer — calling the filter's handlers — is driven by the test through
 //! [`characteristics`] (the handlers the driver registered) and the module contexts it gave
@@ -35,13 +39,16 @@ use wanlayer_ndis::filter::{
     DeviceObjectAttributes, FilterAttributes, FilterDriverCharacteristics, NdisOidRequest, NetDevicePnpEvent, NetPnpEventNotification,
     ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };
-use wanlayer_ndis::io::IoStatusBlock;
+use wanlayer_ndis::io::{IoStatusBlock, STATUS_INVALID_PARAMETER};
 use wanlayer_ndis::kernel::{
     AccessMask, DeviceObject, DriverDispatch, DriverObject, EventType, ExPoolPriority, ExRundownRef, FileObject, Irp, KDeferredRoutine,
     KDpc, KEvent, KProcessorMode, KSpinLock, KTimer, KWaitReason, Kirql, NtStatus, PoolFlags, TimerType, IRP_MJ_COUNT,
 };
 use wanlayer_ndis::nbl::{Mdl, NetBuffer, NetBufferList, NetBufferListPoolParameters};
-use wanlayer_ndis::registry::{Handle, ObjectAttributes};
+use wanlayer_ndis::registry::{
+    Handle, ObjectAttributes, KEY_QUERY_VALUE, KEY_SET_VALUE, KEY_VALUE_PARTIAL_DATA_OFFSET, KEY_VALUE_PARTIAL_INFORMATION_CLASS,
+    OBJ_KERNEL_HANDLE, REG_OPTION_NON_VOLATILE, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
+};
 use wanlayer_ndis::types::{
     ContextHandle, DeviceHandle, FilterDriverHandle, FilterModuleHandle, NblPoolHandle, NdisHandle, PortNumber, RawNdisStatus,
     UnicodeString,
@@ -53,7 +60,8 @@ pub const PASSIVE_LEVEL: Kirql = 0;
 pub const DISPATCH_LEVEL: Kirql = 2;
 /// `NDIS_STATUS_PENDING` / `STATUS_PENDING`.
 pub const STATUS_PENDING: u32 = 0x0000_0103;
-/// `STATUS_OBJECT_NAME_NOT_FOUND`: what the model's registry answers (it holds no keys).
+/// `STATUS_OBJECT_NAME_NOT_FOUND`: what the model's registry answers for a key or value it does
+/// not hold.
 pub const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = 0xC000_0034_u32 as NtStatus;
 /// Pool blocks are aligned as `ExAllocatePool2` aligns them on 64-bit Windows.
 const POOL_ALIGNMENT: usize = 16;
@@ -210,6 +218,8 @@ struct State {
     violations: Vec<String>,
     log: Vec<String>,
     handles: Vec<usize>,
+    registry: BTreeMap<String, BTreeMap<String, (u32, Vec<u8>)>>,
+    key_handles: BTreeMap<usize, (String, AccessMask)>,
 }
 
 // SAFETY: the raw pointers in the state are addresses the model allocated (device storage) or
@@ -239,6 +249,8 @@ impl State {
             violations: Vec::new(),
             log: Vec::new(),
             handles: Vec::new(),
+            registry: BTreeMap::new(),
+            key_handles: BTreeMap::new(),
         }
     }
 
@@ -420,6 +432,9 @@ pub fn finish() -> Vec<String> {
     }
     if !state.queued_dpcs.is_empty() {
         found.push(format!("{} DPCs queued and never run", state.queued_dpcs.len()));
+    }
+    for (path, _) in state.key_handles.values() {
+        found.push(format!("a handle to registry key {path} not closed"));
     }
     found
 }
@@ -1201,52 +1216,268 @@ pub fn queued_irps() -> usize {
     state().cancelable.len()
 }
 
+/// `REG_CREATED_NEW_KEY`: `ZwCreateKey`'s disposition for a key it created.
+pub const REG_CREATED_NEW_KEY: u32 = 1;
+/// `REG_OPENED_EXISTING_KEY`: `ZwCreateKey`'s disposition for a key that existed.
+pub const REG_OPENED_EXISTING_KEY: u32 = 2;
+const STATUS_ACCESS_DENIED: NtStatus = 0xC000_0022_u32 as NtStatus;
+const STATUS_INVALID_HANDLE: NtStatus = 0xC000_0008_u32 as NtStatus;
+
+/// A registry key or value name as the registry compares it: case-insensitively.
+fn registry_name(name: &str) -> String {
+    name.to_uppercase()
+}
+
+/// The parent of a full key path (`\REGISTRY\MACHINE\X` → `\REGISTRY\MACHINE`); `None` at the root.
+fn parent_key(path: &str) -> Option<&str> {
+    path.rfind('\\').filter(|&at| at > 0).map(|at| &path[..at])
+}
+
+/// The text of a `UNICODE_STRING` the driver passed.
+///
+/// # Safety
+/// `name` is null or points at a valid `UNICODE_STRING`.
+unsafe fn unicode_text(name: *const UnicodeString) -> Option<String> {
+    // SAFETY: the caller's promise.
+    let name = unsafe { name.as_ref() }?;
+    if name.length == 0 {
+        return Some(String::new());
+    }
+    if name.buffer.is_null() || name.length % 2 != 0 || name.length > name.maximum_length {
+        return None;
+    }
+    // SAFETY: a valid UNICODE_STRING's buffer holds `Length` bytes.
+    let units = unsafe { std::slice::from_raw_parts(name.buffer, usize::from(name.length / 2)) };
+    Some(String::from_utf16_lossy(units))
+}
+
+/// The absolute key name of `ZwOpenKey` / `ZwCreateKey`'s attributes (a violation, and `None`, for
+/// a relative name, a user-mode handle or a malformed name).
+///
+/// # Safety
+/// `attributes` is null or points at a valid `OBJECT_ATTRIBUTES`.
+unsafe fn key_name(state: &mut State, function: &str, attributes: *const ObjectAttributes) -> Option<String> {
+    // SAFETY: the caller's promise.
+    let Some(attributes) = (unsafe { attributes.as_ref() }) else {
+        state.violation(format!("{function} with null object attributes"));
+        return None;
+    };
+    if attributes.length as usize != std::mem::size_of::<ObjectAttributes>() || !attributes.root_directory.is_null() {
+        state.violation(format!("{function}: object attributes of a wrong length or relative to a root directory"));
+        return None;
+    }
+    if attributes.attributes & OBJ_KERNEL_HANDLE == 0 {
+        state.violation(format!("{function} without OBJ_KERNEL_HANDLE: a handle in the current process"));
+    }
+    // SAFETY: the attributes' name is null or a valid UNICODE_STRING (the caller's promise).
+    let Some(name) = (unsafe { unicode_text(attributes.object_name) }).filter(|name| name.starts_with('\\')) else {
+        state.violation(format!("{function} with a missing, malformed or relative key name"));
+        return None;
+    };
+    Some(name)
+}
+
+/// The key an open handle names, when it has `access`; the status to answer otherwise.
+fn open_key(state: &mut State, function: &str, handle: Handle, access: AccessMask) -> Result<String, NtStatus> {
+    match state.key_handles.get(&handle.addr()) {
+        Some((path, granted)) if granted & access == access => Ok(path.clone()),
+        Some(_) => Err(STATUS_ACCESS_DENIED),
+        None => {
+            state.violation(format!("{function} of {handle:p}: not an open key handle"));
+            Err(STATUS_INVALID_HANDLE)
+        }
+    }
+}
+
+/// Creates the key at `path` and every key above it (the registry's own keys, and what an
+/// installer writes, exist before the driver runs).
+pub fn create_key(path: &str) {
+    let mut state = state();
+    let mut at = Some(path);
+    while let Some(key) = at {
+        state.registry.entry(registry_name(key)).or_default();
+        at = parent_key(key);
+    }
+}
+
+/// Writes value `name` of key `key` (created with its parents if absent) before the driver reads
+/// it: a saved rule set, a corrupt one.
+pub fn set_registry_value(key: &str, name: &str, value_type: u32, data: &[u8]) {
+    create_key(key);
+    let mut state = state();
+    let values = state.registry.entry(registry_name(key)).or_default();
+    values.insert(registry_name(name), (value_type, data.to_vec()));
+}
+
+/// Value `name` of key `key` as (type, bytes); `None` when the key or the value does not exist.
+pub fn registry_value(key: &str, name: &str) -> Option<(u32, Vec<u8>)> {
+    state().registry.get(&registry_name(key))?.get(&registry_name(name)).cloned()
+}
+
+/// Key handles open now.
+pub fn open_key_handles() -> usize {
+    state().key_handles.len()
+}
+
 #[unsafe(no_mangle)]
-unsafe extern "system" fn ZwOpenKey(_key: *mut Handle, _access: AccessMask, _attributes: *const ObjectAttributes) -> NtStatus {
-    state().require_passive("ZwOpenKey");
-    STATUS_OBJECT_NAME_NOT_FOUND
+unsafe extern "system" fn ZwOpenKey(key: *mut Handle, access: AccessMask, attributes: *const ObjectAttributes) -> NtStatus {
+    let mut state = state();
+    state.require_passive("ZwOpenKey");
+    // SAFETY: the driver passes valid object attributes (the import's contract).
+    let Some(name) = (unsafe { key_name(&mut state, "ZwOpenKey", attributes) }) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let path = registry_name(&name);
+    if !state.registry.contains_key(&path) {
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    }
+    let handle = state.new_handle();
+    state.key_handles.insert(handle.addr(), (path, access));
+    // SAFETY: `key` is writable (the import's contract).
+    unsafe { key.write(handle) };
+    0
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ZwCreateKey(
-    _key: *mut Handle,
-    _access: AccessMask,
-    _attributes: *const ObjectAttributes,
-    _title_index: u32,
-    _class: *const UnicodeString,
-    _options: u32,
-    _disposition: *mut u32,
+    key: *mut Handle,
+    access: AccessMask,
+    attributes: *const ObjectAttributes,
+    title_index: u32,
+    class: *const UnicodeString,
+    options: u32,
+    disposition: *mut u32,
 ) -> NtStatus {
-    not_modelled("ZwCreateKey")
+    let mut state = state();
+    state.require_passive("ZwCreateKey");
+    if title_index != 0 || !class.is_null() || options != REG_OPTION_NON_VOLATILE {
+        drop(state);
+        not_modelled("ZwCreateKey with a title index, a class or options other than REG_OPTION_NON_VOLATILE");
+    }
+    // SAFETY: the driver passes valid object attributes (the import's contract).
+    let Some(name) = (unsafe { key_name(&mut state, "ZwCreateKey", attributes) }) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let path = registry_name(&name);
+    let created = if state.registry.contains_key(&path) {
+        REG_OPENED_EXISTING_KEY
+    } else {
+        // As the registry does, only the last component is created: its parent must exist.
+        if !parent_key(&path).is_some_and(|parent| state.registry.contains_key(parent)) {
+            return STATUS_OBJECT_NAME_NOT_FOUND;
+        }
+        state.registry.insert(path.clone(), BTreeMap::new());
+        REG_CREATED_NEW_KEY
+    };
+    let handle = state.new_handle();
+    state.key_handles.insert(handle.addr(), (path, access));
+    // SAFETY: `key` is writable (the import's contract).
+    unsafe { key.write(handle) };
+    // SAFETY: `disposition` is null or writable (the import's contract).
+    if let Some(disposition) = unsafe { disposition.as_mut() } {
+        *disposition = created;
+    }
+    0
 }
 
+/// `ZwQueryValueKey(KeyValuePartialInformation)` as the configuration manager answers it: a
+/// buffer shorter than the fixed part gets `STATUS_BUFFER_TOO_SMALL` and nothing written; one
+/// that holds the fixed part but not all the data gets the fixed part, as much data as fits and
+/// `STATUS_BUFFER_OVERFLOW`; in every case `ResultLength` is the length the whole answer takes.
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ZwQueryValueKey(
-    _key: Handle,
-    _name: *const UnicodeString,
-    _class: u32,
-    _information: *mut c_void,
-    _length: u32,
-    _result_length: *mut u32,
+    key: Handle,
+    name: *const UnicodeString,
+    class: u32,
+    information: *mut c_void,
+    length: u32,
+    result_length: *mut u32,
 ) -> NtStatus {
-    not_modelled("ZwQueryValueKey")
+    let mut state = state();
+    state.require_passive("ZwQueryValueKey");
+    if class != KEY_VALUE_PARTIAL_INFORMATION_CLASS {
+        drop(state);
+        not_modelled("ZwQueryValueKey of an information class other than KeyValuePartialInformation");
+    }
+    let path = match open_key(&mut state, "ZwQueryValueKey", key, KEY_QUERY_VALUE) {
+        Ok(path) => path,
+        Err(status) => return status,
+    };
+    // SAFETY: the driver passes a valid UNICODE_STRING (the import's contract).
+    let Some(name) = (unsafe { unicode_text(name) }) else {
+        state.violation("ZwQueryValueKey with a malformed value name");
+        return STATUS_INVALID_PARAMETER;
+    };
+    let Some((value_type, data)) = state.registry.get(&path).and_then(|values| values.get(&registry_name(&name))) else {
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    };
+    let needed = KEY_VALUE_PARTIAL_DATA_OFFSET + data.len();
+    let length = length as usize;
+    // SAFETY: `result_length` is writable (the import's contract).
+    unsafe { result_length.write(u32::try_from(needed).expect("a modelled value fits a ULONG")) };
+    if length < KEY_VALUE_PARTIAL_DATA_OFFSET {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    let mut answer = Vec::with_capacity(needed);
+    answer.extend_from_slice(&0u32.to_le_bytes());
+    answer.extend_from_slice(&value_type.to_le_bytes());
+    answer.extend_from_slice(&u32::try_from(data.len()).expect("as above").to_le_bytes());
+    answer.extend_from_slice(data);
+    let written = needed.min(length);
+    // SAFETY: `information` is writable for `length` bytes (the import's contract) and
+    // `written <= length`; the model's vector does not overlap the driver's buffer.
+    unsafe { std::ptr::copy_nonoverlapping(answer.as_ptr(), information.cast::<u8>(), written) };
+    if written < needed {
+        STATUS_BUFFER_OVERFLOW
+    } else {
+        0
+    }
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ZwSetValueKey(
-    _key: Handle,
-    _name: *const UnicodeString,
-    _title_index: u32,
-    _kind: u32,
-    _data: *const c_void,
-    _size: u32,
+    key: Handle,
+    name: *const UnicodeString,
+    title_index: u32,
+    kind: u32,
+    data: *const c_void,
+    size: u32,
 ) -> NtStatus {
-    not_modelled("ZwSetValueKey")
+    let mut state = state();
+    state.require_passive("ZwSetValueKey");
+    if title_index != 0 {
+        state.violation("ZwSetValueKey with a TitleIndex: device drivers pass zero");
+    }
+    let path = match open_key(&mut state, "ZwSetValueKey", key, KEY_SET_VALUE) {
+        Ok(path) => path,
+        Err(status) => return status,
+    };
+    // SAFETY: the driver passes a valid UNICODE_STRING (the import's contract).
+    let Some(name) = (unsafe { unicode_text(name) }) else {
+        state.violation("ZwSetValueKey with a malformed value name");
+        return STATUS_INVALID_PARAMETER;
+    };
+    let bytes = if size == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: `data` is readable for `size` bytes (the import's contract).
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) }.to_vec()
+    };
+    let Some(values) = state.registry.get_mut(&path) else {
+        return STATUS_INVALID_HANDLE;
+    };
+    values.insert(registry_name(&name), (kind, bytes));
+    0
 }
 
 #[unsafe(no_mangle)]
-unsafe extern "system" fn ZwClose(_handle: Handle) -> NtStatus {
-    not_modelled("ZwClose")
+unsafe extern "system" fn ZwClose(handle: Handle) -> NtStatus {
+    let mut state = state();
+    if state.key_handles.remove(&handle.addr()).is_none() {
+        state.violation(format!("ZwClose of {handle:p}: not an open key handle (closed twice?)"));
+        return STATUS_INVALID_HANDLE;
+    }
+    0
 }
 
 /// `DbgPrintEx(ComponentId, Level, "%s\n", message)`, the only form the driver uses
@@ -1377,5 +1608,93 @@ mod tests {
         let found = violations();
         assert!(found.iter().any(|rule| rule.contains("flag says true")), "{found:?}");
         assert!(found.iter().any(|rule| rule.contains("NumberOfNetBufferLists 2 for a chain of 1")), "{found:?}");
+    }
+
+    const SERVICE: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\test";
+
+    fn name(units: &[u16]) -> UnicodeString {
+        let bytes = u16::try_from(units.len() * 2).expect("short name");
+        UnicodeString { length: bytes, maximum_length: bytes, buffer: units.as_ptr().cast_mut() }
+    }
+
+    #[test]
+    fn registry_keys_are_created_below_existing_ones_found_case_insensitively_and_answer_partial_queries() {
+        let _run = begin();
+        create_key(SERVICE);
+        let missing: Vec<u16> = format!("{SERVICE}\\Missing\\Parameters").encode_utf16().collect();
+        let missing = name(&missing);
+        let mut handle: Handle = std::ptr::null_mut();
+        let mut disposition = 0u32;
+        let attributes = ObjectAttributes::kernel(&missing);
+        // SAFETY: (each call below) the model's functions called as the driver calls them.
+        let status = unsafe { ZwCreateKey(&mut handle, KEY_SET_VALUE, &attributes, 0, std::ptr::null(), 0, &mut disposition) };
+        assert_eq!(status, STATUS_OBJECT_NAME_NOT_FOUND, "a parent that does not exist is not created");
+        let path: Vec<u16> = format!("{SERVICE}\\Parameters").encode_utf16().collect();
+        let path = name(&path);
+        // SAFETY: as above.
+        let status = unsafe { ZwOpenKey(&mut handle, KEY_QUERY_VALUE, &ObjectAttributes::kernel(&path)) };
+        assert_eq!(status, STATUS_OBJECT_NAME_NOT_FOUND);
+        let attributes = ObjectAttributes::kernel(&path);
+        // SAFETY: as above.
+        let status = unsafe { ZwCreateKey(&mut handle, KEY_SET_VALUE, &attributes, 0, std::ptr::null(), 0, &mut disposition) };
+        assert_eq!((status, disposition), (0, REG_CREATED_NEW_KEY));
+        let value: Vec<u16> = "Blob".encode_utf16().collect();
+        let value = name(&value);
+        let data = [1u8, 2, 3, 4, 5, 6];
+        // SAFETY: as above.
+        assert_eq!(unsafe { ZwSetValueKey(handle, &value, 0, 3, data.as_ptr().cast(), 6) }, 0);
+        let mut answer = [0u8; 16];
+        let mut needed = 0u32;
+        // SAFETY: as above.
+        let status = unsafe { ZwQueryValueKey(handle, &value, 2, answer.as_mut_ptr().cast(), 16, &mut needed) };
+        assert_eq!(status, STATUS_ACCESS_DENIED, "opened without KEY_QUERY_VALUE");
+        // SAFETY: as above.
+        assert_eq!(unsafe { ZwClose(handle) }, 0);
+        assert_eq!(registry_value(&format!("{SERVICE}\\PARAMETERS"), "blob"), Some((3, data.to_vec())));
+
+        let upper: Vec<u16> = format!("{SERVICE}\\PARAMETERS").to_uppercase().encode_utf16().collect();
+        let upper = name(&upper);
+        // SAFETY: as above.
+        assert_eq!(unsafe { ZwOpenKey(&mut handle, KEY_QUERY_VALUE, &ObjectAttributes::kernel(&upper),) }, 0);
+        // SAFETY: as above.
+        let status = unsafe { ZwQueryValueKey(handle, &value, 2, answer.as_mut_ptr().cast(), 8, &mut needed) };
+        assert_eq!((status, needed), (STATUS_BUFFER_TOO_SMALL, 18), "shorter than the fixed part");
+        // SAFETY: as above.
+        let status = unsafe { ZwQueryValueKey(handle, &value, 2, answer.as_mut_ptr().cast(), 16, &mut needed) };
+        assert_eq!((status, needed), (STATUS_BUFFER_OVERFLOW, 18), "the fixed part and part of the data");
+        assert_eq!(answer, [0, 0, 0, 0, 3, 0, 0, 0, 6, 0, 0, 0, 1, 2, 3, 4]);
+        let mut whole = [0u8; 18];
+        // SAFETY: as above.
+        let status = unsafe { ZwQueryValueKey(handle, &value, 2, whole.as_mut_ptr().cast(), 18, &mut needed) };
+        assert_eq!((status, needed, &whole[12..]), (0, 18, &data[..]));
+        // SAFETY: as above.
+        assert_eq!(unsafe { ZwClose(handle) }, 0);
+        assert!(finish().is_empty(), "{:?}", finish());
+    }
+
+    #[test]
+    fn registry_handles_leaked_or_closed_twice_and_calls_above_passive_are_reported() {
+        let _run = begin();
+        create_key(SERVICE);
+        let path: Vec<u16> = SERVICE.encode_utf16().collect();
+        let path = name(&path);
+        let mut first: Handle = std::ptr::null_mut();
+        let mut second: Handle = std::ptr::null_mut();
+        // SAFETY: (each call below) the model's functions called as the driver calls them.
+        assert_eq!(unsafe { ZwOpenKey(&mut first, KEY_QUERY_VALUE, &ObjectAttributes::kernel(&path),) }, 0);
+        set_irql(DISPATCH_LEVEL);
+        // SAFETY: as above.
+        assert_eq!(unsafe { ZwOpenKey(&mut second, KEY_QUERY_VALUE, &ObjectAttributes::kernel(&path),) }, 0);
+        set_irql(PASSIVE_LEVEL);
+        assert_eq!(open_key_handles(), 2);
+        // SAFETY: as above.
+        assert_eq!(unsafe { ZwClose(first) }, 0);
+        // SAFETY: as above.
+        assert_eq!(unsafe { ZwClose(first) }, STATUS_INVALID_HANDLE);
+        let found = finish();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].contains("ZwOpenKey called at IRQL 2"), "{found:?}");
+        assert!(found[1].contains("closed twice"), "{found:?}");
+        assert!(found[2].contains("not closed"), "{found:?}");
     }
 }
