@@ -35,7 +35,7 @@
 //! handle validity, ownership of NBLs), as documented for each in the WDK. The driver's wrappers
 //! state them under `# Safety` where they call these.
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(all(windows, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
 compile_error!("wanlayer-ndis declares its imports for x64 and ARM64 Windows only");
 
 use core::ffi::{c_char, c_int, c_void};
