@@ -129,7 +129,7 @@ impl<H: Hal> Engine<H> {
     /// # Errors
     /// [`OutOfMemory`] when the tables cannot be allocated; nothing stays charged.
     pub fn new(hal: H, config: EngineConfig) -> Result<Self, OutOfMemory> {
-        let charged = config.max_modules * size_of::<ModuleSlot<H>>() + Registry::ROOM_BYTES + size_of::<[HookSlot; MAX_HOOKS]>();
+        let charged = config.max_modules * size_of::<ModuleSlot<H>>() + Registry::ROOM_BYTES + size_of::<[HookSlot; MAX_HOOKS]>() + MAX_HOOKS * HookSlot::SHARD_BYTES;
         hal.try_charge(Pool::Engine, charged)?;
         let tables = Self::tables(&hal, config);
         let (modules, registry, hook_slots, events) = match tables {
@@ -169,7 +169,10 @@ impl<H: Hal> Engine<H> {
         let registry = Registry::with_room()?;
         let mut hook_slots = Vec::new();
         hook_slots.try_reserve_exact(MAX_HOOKS).map_err(|_| OutOfMemory)?;
-        hook_slots.extend((0..MAX_HOOKS).map(|_| HookSlot::default()));
+        for _ in 0..MAX_HOOKS {
+            // Within the capacity reserved above.
+            hook_slots.push(HookSlot::new()?);
+        }
         let hook_slots: Box<[HookSlot; MAX_HOOKS]> = hook_slots.into_boxed_slice().try_into().map_err(|_| OutOfMemory)?;
         let events = EventQueue::new(hal, config.event_capacity)?;
         Ok((modules, registry, hook_slots, events))

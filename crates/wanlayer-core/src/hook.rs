@@ -9,10 +9,12 @@
 //! [`Engine::remove_hook`](crate::Engine::remove_hook) returns, the hook is never called again and
 //! every packet it took has been handed on.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::Cell;
 use core::fmt;
+use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::hal::{ModuleId, OutOfMemory};
@@ -323,13 +325,14 @@ pub struct HookInfo {
 }
 
 /// The per-slot state that outlives a snapshot of the chain: calls in progress and counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct HookSlot {
     active: AtomicU32,
     /// Verdict counters, one shard per processor (modulo [`VERDICT_SHARDS`]), each on its own
     /// cache lines: a hook's verdicts are counted on the counting processor's shard and summed
-    /// when queried.
-    verdicts: [VerdictShard; VERDICT_SHARDS],
+    /// when queried. In an allocation of their own (2 KiB), so that no slot is ever built on a
+    /// kernel stack whose frames must stay under 4 KiB.
+    verdicts: Box<[VerdictShard]>,
     pub(crate) line_ups: Counter,
     pub(crate) sizes_lowered: Counter,
     pub(crate) line_downs: Counter,
@@ -356,6 +359,23 @@ impl VerdictShard {
 }
 
 impl HookSlot {
+    /// Bytes of one slot's counter shards, on the heap beside the slot.
+    pub(crate) const SHARD_BYTES: usize = VERDICT_SHARDS * size_of::<VerdictShard>();
+
+    /// A slot with zeroed counters, or [`OutOfMemory`] when its shards cannot be allocated.
+    pub(crate) fn new() -> Result<Self, OutOfMemory> {
+        let mut verdicts = Vec::new();
+        verdicts.try_reserve_exact(VERDICT_SHARDS).map_err(|_| OutOfMemory)?;
+        verdicts.resize_with(VERDICT_SHARDS, VerdictShard::default);
+        Ok(Self {
+            active: AtomicU32::new(0),
+            verdicts: verdicts.into_boxed_slice(),
+            line_ups: Counter::default(),
+            sizes_lowered: Counter::default(),
+            line_downs: Counter::default(),
+        })
+    }
+
     pub(crate) fn enter(&self) {
         self.active.fetch_add(1, Ordering::Acquire);
     }
@@ -568,7 +588,7 @@ mod tests {
 
     #[test]
     fn a_hook_slot_is_idle_only_when_every_call_has_left() {
-        let slot = HookSlot::default();
+        let slot = HookSlot::new().unwrap();
         slot.enter();
         slot.enter();
         slot.leave();

@@ -6,7 +6,7 @@ use core::fmt;
 use core::mem::size_of;
 
 use crate::hal::{Memory, ModuleId, OutOfMemory, Pool, Timestamp};
-use crate::memory::HashMap;
+use crate::memory::{try_box, HashMap};
 use crate::stats::{DirectionCounters, TrafficCounts};
 use crate::wire::{EtherType, Ipv4Address, MacAddress};
 
@@ -270,13 +270,6 @@ pub struct LinkTable {
 /// the room a hash table keeps free costs 16 bytes a bucket, not a whole link.
 type LinkBox = Box<[Link; 1]>;
 
-/// Puts `link` in its own allocation, or fails cleanly.
-fn try_box(link: Link) -> Result<LinkBox, OutOfMemory> {
-    let mut one = Vec::new();
-    one.try_reserve_exact(1).map_err(|_| OutOfMemory)?;
-    one.push(link);
-    one.into_boxed_slice().try_into().map_err(|_| OutOfMemory)
-}
 
 /// Shards of a [`LinkTable`].
 pub const LINK_SHARDS: usize = 256;

@@ -1,6 +1,8 @@
 //! Fallible, charged growth of the engine's collections.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 use core::mem::size_of;
 
 use crate::hal::{Memory, OutOfMemory, Pool};
@@ -69,4 +71,13 @@ pub(crate) fn fixed_deque<T>(memory: &impl Memory, pool: Pool, capacity: usize) 
         return Err(OutOfMemory);
     }
     Ok(deque)
+}
+
+/// Puts `value` in an allocation of its own, or fails cleanly (safe Rust has no fallible
+/// `Box::new`: a one-element vector reserved fallibly becomes the box).
+pub(crate) fn try_box<T>(value: T) -> Result<Box<[T; 1]>, OutOfMemory> {
+    let mut one = Vec::new();
+    one.try_reserve_exact(1).map_err(|_| OutOfMemory)?;
+    one.push(value);
+    one.into_boxed_slice().try_into().map_err(|_| OutOfMemory)
 }

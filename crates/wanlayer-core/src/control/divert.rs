@@ -59,6 +59,7 @@
 //! in progress); `DIVERT_READ` may be dispatched again at `DISPATCH_LEVEL` (the inverted call);
 //! `DIVERT_VERDICTS` at `<= DISPATCH_LEVEL`.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::mem::size_of;
@@ -80,7 +81,7 @@ use crate::engine::Engine;
 use crate::event::Event;
 use crate::hal::{FrameSource, Hal, Level, Lock, Locking, Memory, ModuleId, PathContext, Pool};
 use crate::hook::{Direction, HookId, HookName, PacketContext, Ticket, Verdict};
-use crate::memory::{fixed_deque, new_map, reserve_map, HashMap};
+use crate::memory::{fixed_deque, new_map, reserve_map, try_box, HashMap};
 use crate::taken::{Held, Origin};
 
 /// User-mode hooks that can be open at once.
@@ -196,10 +197,12 @@ impl DivertHook {
     }
 }
 
+/// A user-mode hook's place. The hook lives in an allocation of its own, made when it opens, so
+/// the engine (built on the stack at driver entry) stays far below the kernel's 4 KiB frame limit.
 #[derive(Default)]
 struct Slot {
     generation: u16,
-    hook: Option<DivertHook>,
+    hook: Option<Box<[DivertHook; 1]>>,
 }
 
 /// The engine's user-mode hooks.
@@ -229,7 +232,7 @@ impl<H: Locking + Memory> DivertState<H> {
     /// Frees every queue (engine drop; every handle was cleaned up, so none is left but by a bug).
     pub(crate) fn release(&self, memory: &H) {
         for slot in &self.slots {
-            if let Some(hook) = slot.with(|slot| slot.hook.take()) {
+            if let Some([hook]) = slot.with(|slot| slot.hook.take()).map(|boxed| *boxed) {
                 memory.release(Pool::Control, hook.charged);
             }
         }
@@ -276,7 +279,7 @@ impl<H: Hal> Engine<H> {
         // chunks read with no lock held (the platform's read is a call out of the engine), each
         // stored under the lock; only then is the packet queued for the reader.
         let claimed = lock.with(|slot| {
-            let hook = slot.hook.as_mut()?;
+            let hook = &mut slot.hook.as_mut()?[0];
             let expire = now >= hook.next_expiry;
             if hook.closing
                 || !hook.wants(direction)
@@ -340,7 +343,7 @@ impl<H: Hal> Engine<H> {
                 break;
             }
             lock.with(|slot| {
-                if let Some(hook) = slot.hook.as_mut() {
+                if let Some([hook]) = slot.hook.as_deref_mut() {
                     let at = slot_index as usize * hook.max_frame + offset;
                     if let (Some(place), Some(bytes)) =
                         (hook.data.get_mut(at..at + read), chunk.get(..read))
@@ -352,7 +355,7 @@ impl<H: Hal> Engine<H> {
             offset += read;
         }
         let queued = lock.with(|slot| {
-            let hook = slot.hook.as_mut()?;
+            let hook = &mut slot.hook.as_mut()?[0];
             let entry = hook.entries.get_mut(slot_index as usize)?;
             if hook.closing {
                 entry.state = SlotState::Free;
@@ -396,7 +399,7 @@ impl<H: Hal> Engine<H> {
                 serial: 0,
             }; RELEASE_BATCH];
             let released = lock.with(|slot| {
-                let hook = slot.hook.as_mut()?;
+                let hook = &mut slot.hook.as_mut()?[0];
                 if now < hook.next_expiry {
                     return None;
                 }
@@ -618,7 +621,12 @@ impl<H: Hal> Control<'_, H> {
             .iter()
             .position(|slot| slot.with(|slot| slot.hook.is_none()))
             .ok_or(Status::TooManySessions)?;
-        let mut hook = self.build_hook(token, set, request, queue_len, max_frame, data_len)?;
+        let hook = self.build_hook(token, set, request, queue_len, max_frame, data_len)?;
+        let charged = hook.charged;
+        let Ok(mut hook) = try_box(hook) else {
+            self.engine.hal.release(Pool::Control, charged);
+            return Err(Status::InsufficientResources);
+        };
         let (generation, claimed) = state.slots[index].with(|slot| {
             if slot.hook.is_some() {
                 return (0, false);
@@ -627,7 +635,7 @@ impl<H: Hal> Control<'_, H> {
             (slot.generation, true)
         });
         if !claimed {
-            self.engine.hal.release(Pool::Control, hook.charged);
+            self.engine.hal.release(Pool::Control, charged);
             return Err(Status::TooManySessions);
         }
         // Published inside the registry's lock, so no chain snapshot holds the entry before the
@@ -641,10 +649,10 @@ impl<H: Hal> Control<'_, H> {
             Ok::<_, crate::hook::AddHookError>(id)
         });
         let Ok(id) = added else {
-            self.engine.hal.release(Pool::Control, hook.charged);
+            self.engine.hal.release(Pool::Control, charged);
             return Err(Status::InsufficientResources);
         };
-        hook.hook = id;
+        hook[0].hook = id;
         engine.hook_slots[usize::from(id.slot)].reset();
         state.slots[index].with(|slot| slot.hook = Some(hook));
         engine.hal.log(
@@ -673,8 +681,10 @@ impl<H: Hal> Control<'_, H> {
         data_len: usize,
     ) -> Result<DivertHook, Status> {
         let memory = &self.engine.hal;
-        let fixed =
-            request.blob.len() + data_len + queue_len * (size_of::<Entry>() + size_of::<u32>());
+        let fixed = size_of::<DivertHook>()
+            + request.blob.len()
+            + data_len
+            + queue_len * (size_of::<Entry>() + size_of::<u32>());
         memory
             .try_charge(Pool::Control, fixed)
             .map_err(|_| Status::InsufficientResources)?;
@@ -757,9 +767,9 @@ impl<H: Hal> Control<'_, H> {
             return;
         };
         let closing = lock.with(|slot| {
-            let hook = slot
+            let [hook] = slot
                 .hook
-                .as_mut()
+                .as_deref_mut()
                 .filter(|_| slot.generation == generation)?;
             hook.closing = true;
             Some((hook.hook, hook.fail, hook.token))
@@ -775,8 +785,8 @@ impl<H: Hal> Control<'_, H> {
             }; RELEASE_BATCH];
             let found = lock.with(|slot| {
                 slot.hook
-                    .as_mut()
-                    .map_or(0, |hook| hook.release_older(u64::MAX, &mut tickets))
+                    .as_deref_mut()
+                    .map_or(0, |[hook]| hook.release_older(u64::MAX, &mut tickets))
             });
             engine.release_tickets(
                 hook_id_in_chain,
@@ -791,7 +801,7 @@ impl<H: Hal> Control<'_, H> {
         // Anything taken between `closing` and now is handed on by the removal.
         let _ = engine.remove_hook(hook_id_in_chain);
         engine.control.divert.ids[index].store(0, Ordering::Release);
-        if let Some(hook) = lock.with(|slot| slot.hook.take()) {
+        if let Some([hook]) = lock.with(|slot| slot.hook.take()).map(|boxed| *boxed) {
             engine.hal.release(Pool::Control, hook.charged);
         }
     }
@@ -821,7 +831,7 @@ impl<H: Hal> Control<'_, H> {
         );
         let max = request.max_records.min(MAX_READ_BATCH) as usize;
         let read = self.engine.control.divert.slots[index].with(|slot| {
-            let hook = slot.hook.as_mut().ok_or(Status::InvalidDeviceState)?;
+            let hook = &mut slot.hook.as_mut().ok_or(Status::InvalidDeviceState)?[0];
             if hook.queued.is_empty() && request.wait && !hook.closing {
                 hook.reader_waiting = true;
                 return Ok(None);
@@ -854,7 +864,7 @@ impl<H: Hal> Control<'_, H> {
         let index = self.divert_of(handle)?;
         let engine = self.engine;
         let lock = &engine.control.divert.slots[index];
-        let Some(hook_in_chain) = lock.with(|slot| slot.hook.as_ref().map(|hook| hook.hook)) else {
+        let Some(hook_in_chain) = lock.with(|slot| slot.hook.as_deref().map(|[hook]| hook.hook)) else {
             return Err(Status::InvalidDeviceState);
         };
         let (mut applied, mut refused) = (0u32, 0u32);
@@ -866,7 +876,7 @@ impl<H: Hal> Control<'_, H> {
                 Err(()) => {
                     refused += 1;
                     lock.with(|slot| {
-                        if let Some(hook) = slot.hook.as_mut() {
+                        if let Some([hook]) = slot.hook.as_deref_mut() {
                             hook.counters.refused += 1;
                         }
                     });
@@ -894,8 +904,8 @@ impl<H: Hal> Control<'_, H> {
     ) -> Result<(), ()> {
         let ticket = lock.with(|slot| {
             slot.hook
-                .as_mut()
-                .and_then(|held| held.release(verdict.serial, Some(verdict.module), true))
+                .as_deref_mut()
+                .and_then(|[held]| held.release(verdict.serial, Some(verdict.module), true))
         });
         let ticket = ticket.ok_or(())?;
         let ctx = PathContext::default();
@@ -916,7 +926,7 @@ impl<H: Hal> Control<'_, H> {
                     // No memory for the replacement: the packet still gets a verdict, the fail policy.
                     Err(None) => {
                         let fail = lock.with(|slot| {
-                            slot.hook.as_ref().map_or(Verdict::Pass, |held| held.fail)
+                            slot.hook.as_ref().map_or(Verdict::Pass, |held| held[0].fail)
                         });
                         self.engine.release_tickets(hook, &[ticket], fail, ctx);
                         return Err(());
