@@ -332,7 +332,7 @@ pub(crate) struct HookSlot {
     /// cache lines: a hook's verdicts are counted on the counting processor's shard and summed
     /// when queried. In an allocation of their own (2 KiB), so that no slot is ever built on a
     /// kernel stack whose frames must stay under 4 KiB.
-    verdicts: Box<[VerdictShard]>,
+    verdicts: Box<[VerdictShard; VERDICT_SHARDS]>,
     pub(crate) line_ups: Counter,
     pub(crate) sizes_lowered: Counter,
     pub(crate) line_downs: Counter,
@@ -369,7 +369,7 @@ impl HookSlot {
         verdicts.resize_with(VERDICT_SHARDS, VerdictShard::default);
         Ok(Self {
             active: AtomicU32::new(0),
-            verdicts: verdicts.into_boxed_slice(),
+            verdicts: verdicts.into_boxed_slice().try_into().map_err(|_| OutOfMemory)?,
             line_ups: Counter::default(),
             sizes_lowered: Counter::default(),
             line_downs: Counter::default(),
@@ -403,7 +403,7 @@ impl HookSlot {
         })
     }
     pub(crate) fn reset(&self) {
-        for shard in &self.verdicts {
+        for shard in self.verdicts.iter() {
             shard.send.reset();
             shard.receive.reset();
         }
