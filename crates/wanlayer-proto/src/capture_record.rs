@@ -19,6 +19,7 @@
 use crate::codes::Direction;
 use crate::field::{align8, is_zero, view};
 use crate::limits::MAX_SNAP_LEN;
+use crate::records::own_len;
 use crate::{Error, Result};
 
 /// The frame was injected through the control device.
@@ -77,13 +78,7 @@ impl<'a> CaptureRecordRepr<'a> {
     pub fn parse<T: AsRef<[u8]> + ?Sized>(view: &CaptureRecord<&'a T>) -> Result<Self> {
         view.check_len()?;
         let bytes: &'a [u8] = view.clone().into_inner().as_ref();
-        let record_len = usize::try_from(view.record_len()).map_err(|_| Error::BadSize)?;
-        if record_len % 8 != 0 {
-            return Err(Error::Misaligned);
-        }
-        if record_len != bytes.len() {
-            return Err(Error::BadSize);
-        }
+        let record_len = own_len(view.record_len(), bytes)?;
         if view.reserved() != [0; 6] {
             return Err(Error::Reserved);
         }

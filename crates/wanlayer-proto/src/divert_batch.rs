@@ -29,7 +29,7 @@ use crate::codes::Direction;
 use crate::field::{align8, is_zero, view};
 use crate::header;
 use crate::limits::MAX_FRAME_LEN;
-use crate::records::{check_variable, VariableRecords};
+use crate::records::{check_variable, own_len, VariableRecords};
 use crate::{Error, Result};
 
 view! {
@@ -228,13 +228,7 @@ impl<'a> DivertPacketRepr<'a> {
     pub fn parse<T: AsRef<[u8]> + ?Sized>(view: &DivertPacket<&'a T>) -> Result<Self> {
         view.check_len()?;
         let bytes: &'a [u8] = view.clone().into_inner().as_ref();
-        let record_len = usize::try_from(view.record_len()).map_err(|_| Error::BadSize)?;
-        if record_len % 8 != 0 {
-            return Err(Error::Misaligned);
-        }
-        if record_len != bytes.len() {
-            return Err(Error::BadSize);
-        }
+        let record_len = own_len(view.record_len(), bytes)?;
         if view.reserved() != [0; 3] {
             return Err(Error::Reserved);
         }

@@ -35,6 +35,7 @@
 use crate::codes::Quality;
 use crate::field::{align8, is_zero, view};
 use crate::limits::{MAX_DEVICE_NAME_UNITS, MAX_PROTOCOL_BUFFER};
+use crate::records::own_len;
 use crate::{Error, Result};
 
 /// The driver cut the link's protocol buffer.
@@ -173,13 +174,7 @@ impl<'a> LinkEntryRepr<'a> {
     pub fn parse<T: AsRef<[u8]> + ?Sized>(view: &LinkEntry<&'a T>) -> Result<Self> {
         view.check_len()?;
         let bytes: &'a [u8] = view.clone().into_inner().as_ref();
-        let entry_len = usize::try_from(view.entry_len()).map_err(|_| Error::BadSize)?;
-        if entry_len % 8 != 0 {
-            return Err(Error::Misaligned);
-        }
-        if entry_len != bytes.len() {
-            return Err(Error::BadSize);
-        }
+        let entry_len = own_len(view.entry_len(), bytes)?;
         if view.reserved_a() != 0 || view.reserved_b() != 0 || view.reserved_c() != 0 {
             return Err(Error::Reserved);
         }

@@ -36,6 +36,22 @@ pub(crate) fn check_variable(body: &[u8], count: u32, fixed_len: usize, check: i
     }
 }
 
+/// Checks the length a variable record declares for itself against the bytes it was cut to: a
+/// multiple of 8, and every one of them. Returns it.
+///
+/// # Errors
+/// [`Error::Misaligned`] (not a multiple of 8) or [`Error::BadSize`] (not the record's length).
+pub(crate) fn own_len(declared: u32, record: &[u8]) -> Result<usize> {
+    let len = usize::try_from(declared).map_err(|_| Error::BadSize)?;
+    if len % 8 != 0 {
+        return Err(Error::Misaligned);
+    }
+    if len != record.len() {
+        return Err(Error::BadSize);
+    }
+    Ok(len)
+}
+
 /// The first variable record of `bytes`.
 fn next_variable(bytes: &[u8], fixed_len: usize) -> Result<&[u8]> {
     let len_bytes = bytes.get(..4).ok_or(Error::BadCount)?;
