@@ -27,6 +27,12 @@
 //! One model serves one driver at a time: the state is global (as the kernel's is), and
 //! [`begin`] takes a lock that serialises the runs of a test process and resets the state.
 
+mod buffers;
+mod timers;
+
+pub use buffers::{driver_buffers, is_driver_nbl, take_freed_nbls};
+pub use timers::{advance_time, set_time, time, timers_set};
+
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Mutex, MutexGuard};
@@ -42,9 +48,9 @@ use wanlayer_ndis::filter::{
 use wanlayer_ndis::io::{IoStatusBlock, STATUS_INVALID_PARAMETER};
 use wanlayer_ndis::kernel::{
     AccessMask, DeviceObject, DriverDispatch, DriverObject, EventType, ExPoolPriority, ExRundownRef, FileObject, Irp, KDeferredRoutine,
-    KDpc, KEvent, KProcessorMode, KSpinLock, KTimer, KWaitReason, Kirql, NtStatus, PoolFlags, TimerType, IRP_MJ_COUNT,
+    KDpc, KEvent, KProcessorMode, KSpinLock, KWaitReason, Kirql, NtStatus, PoolFlags, IRP_MJ_COUNT,
 };
-use wanlayer_ndis::nbl::{Mdl, NetBuffer, NetBufferList, NetBufferListPoolParameters};
+use wanlayer_ndis::nbl::{NetBufferList, NetBufferListPoolParameters};
 use wanlayer_ndis::registry::{
     Handle, ObjectAttributes, KEY_QUERY_VALUE, KEY_SET_VALUE, KEY_VALUE_PARTIAL_DATA_OFFSET, KEY_VALUE_PARTIAL_INFORMATION_CLASS,
     OBJ_KERNEL_HANDLE, REG_OPTION_NON_VOLATILE, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
@@ -290,6 +296,8 @@ pub struct Run {
 pub fn begin() -> Run {
     let serialised = RUNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     release_handles();
+    buffers::reset();
+    timers::reset();
     *state() = State::new();
     Run { _serialised: serialised }
 }
@@ -297,6 +305,7 @@ pub fn begin() -> Run {
 impl Drop for Run {
     fn drop(&mut self) {
         release_handles();
+        buffers::reset();
     }
 }
 
@@ -436,6 +445,9 @@ pub fn finish() -> Vec<String> {
     for (path, _) in state.key_handles.values() {
         found.push(format!("a handle to registry key {path} not closed"));
     }
+    drop(state);
+    found.extend(buffers::leftovers());
+    found.extend(timers::leftovers());
     found
 }
 
@@ -542,9 +554,13 @@ unsafe extern "system" fn NdisAllocateNetBufferListPool(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFreeNetBufferListPool(pool: NblPoolHandle) {
+    let outstanding = buffers::allocated_from(pool.as_raw().addr());
     let mut state = state();
     if state.nbl_pools.remove(&pool.as_raw().addr()).is_none() {
         state.violation("NdisFreeNetBufferListPool of a pool never allocated or already freed");
+    }
+    if outstanding > 0 {
+        state.violation(format!("NdisFreeNetBufferListPool with {outstanding} of its NBLs not freed"));
     }
 }
 
@@ -728,28 +744,6 @@ unsafe extern "system" fn NdisFReturnNetBufferLists(filter: FilterModuleHandle, 
     // SAFETY: the driver passes a valid chain it gives back.
     let nbls = unsafe { chain(&mut state, "NdisFReturnNetBufferLists", nbls) };
     state.events.push(Event::Returned { filter: filter.as_raw().addr(), nbls });
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
-    _pool: NblPoolHandle,
-    _context_size: u16,
-    _context_backfill: u16,
-    _mdl: *mut Mdl,
-    _offset: u32,
-    _length: usize,
-) -> *mut NetBufferList {
-    not_modelled("NdisAllocateNetBufferAndNetBufferList")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn NdisFreeNetBufferList(_nbl: *mut NetBufferList) {
-    not_modelled("NdisFreeNetBufferList")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn NdisGetDataBuffer(_nb: *mut NetBuffer, _bytes: u32, _storage: *mut c_void, _align: u32, _offset: u32) -> *mut c_void {
-    not_modelled("NdisGetDataBuffer")
 }
 
 #[unsafe(no_mangle)]
@@ -982,21 +976,6 @@ unsafe extern "system" fn KeDelayExecutionThread(_mode: KProcessorMode, _alertab
 }
 
 #[unsafe(no_mangle)]
-unsafe extern "system" fn IoAllocateMdl(_va: *mut c_void, _length: u32, _secondary: u8, _charge: u8, _irp: *mut Irp) -> *mut Mdl {
-    not_modelled("IoAllocateMdl")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn IoFreeMdl(_mdl: *mut Mdl) {
-    not_modelled("IoFreeMdl")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn MmBuildMdlForNonPagedPool(_mdl: *mut Mdl) {
-    not_modelled("MmBuildMdlForNonPagedPool")
-}
-
-#[unsafe(no_mangle)]
 unsafe extern "system" fn IofCompleteRequest(irp: *mut Irp, _boost: i8) {
     // SAFETY: the driver passes an IRP it owns, laid out as `IrpLayout`, with its `IoStatus` set.
     let io_status = unsafe { &(*irp.cast::<wanlayer_ndis::io::IrpLayout>()).io_status };
@@ -1079,21 +1058,6 @@ unsafe extern "system" fn KeInsertQueueDpc(dpc: *mut KDpc, argument1: *mut c_voi
 unsafe extern "system" fn KeFlushQueuedDpcs() {
     state().require_passive("KeFlushQueuedDpcs");
     run_dpcs();
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn KeInitializeTimerEx(_timer: *mut KTimer, _kind: TimerType) {
-    not_modelled("KeInitializeTimerEx")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn KeSetTimerEx(_timer: *mut KTimer, _due: i64, _period: i32, _dpc: *mut KDpc) -> u8 {
-    not_modelled("KeSetTimerEx")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn KeCancelTimer(_timer: *mut KTimer) -> u8 {
-    not_modelled("KeCancelTimer")
 }
 
 #[unsafe(no_mangle)]
