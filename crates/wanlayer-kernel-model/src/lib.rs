@@ -33,6 +33,9 @@ mod timers;
 pub use buffers::{driver_buffers, is_driver_nbl, take_freed_nbls};
 pub use timers::{advance_time, set_time, time, timers_set};
 
+pub mod exports;
+pub mod invoke;
+
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Mutex, MutexGuard};
@@ -400,11 +403,14 @@ pub fn run_dpcs() {
             // SAFETY: the routine and context the driver gave `KeInitializeDpc` for this DPC,
             // called at DISPATCH_LEVEL as the kernel calls a DPC.
             unsafe {
-                routine(
-                    std::ptr::with_exposed_provenance_mut(dpc),
-                    std::ptr::with_exposed_provenance_mut(context),
-                    std::ptr::with_exposed_provenance_mut(argument1),
-                    std::ptr::with_exposed_provenance_mut(argument2),
+                invoke::call(
+                    routine,
+                    (
+                        std::ptr::with_exposed_provenance_mut(dpc),
+                        std::ptr::with_exposed_provenance_mut(context),
+                        std::ptr::with_exposed_provenance_mut(argument1),
+                        std::ptr::with_exposed_provenance_mut(argument2),
+                    ),
                 )
             };
             state().irql = previous;
@@ -503,7 +509,7 @@ unsafe extern "system" fn NdisFDeregisterFilterDriver(_handle: FilterDriverHandl
         if let Some(pause) = characteristics.pause {
             let mut parameters = std::mem::MaybeUninit::zeroed();
             // SAFETY: the driver's pause handler for a module it attached, at PASSIVE_LEVEL.
-            let status = unsafe { pause(context, parameters.as_mut_ptr()) };
+            let status = unsafe { invoke::call(pause, (context, parameters.as_mut_ptr())) };
             if status as u32 == STATUS_PENDING {
                 let completed = state().events.contains(&Event::PauseComplete { filter });
                 if !completed {
@@ -513,7 +519,7 @@ unsafe extern "system" fn NdisFDeregisterFilterDriver(_handle: FilterDriverHandl
         }
         if let Some(detach) = characteristics.detach {
             // SAFETY: the driver's detach handler for a paused module it attached.
-            unsafe { detach(context) };
+            unsafe { invoke::call(detach, (context,)) };
         }
         state().modules.remove(&filter);
     }
@@ -1122,14 +1128,14 @@ unsafe extern "system" fn IoCsqInsertIrpEx(csq: *mut IoCsq, irp: *mut Irp, _cont
     let queue = unsafe { queue(csq) };
     let mut irql = 0;
     // SAFETY: the driver's callbacks, called as the kernel calls them: lock, insert, unlock.
-    unsafe { (queue.acquire)(csq, &mut irql) };
+    unsafe { invoke::call(queue.acquire, (csq, &raw mut irql)) };
     // SAFETY: as above, with the lock held.
-    let status = unsafe { (queue.insert)(csq, irp, insert_context) };
+    let status = unsafe { invoke::call(queue.insert, (csq, irp, insert_context)) };
     if status >= 0 {
         state().cancelable.insert(irp.expose_provenance(), csq.expose_provenance());
     }
     // SAFETY: as above.
-    unsafe { (queue.release)(csq, irql) };
+    unsafe { invoke::call(queue.release, (csq, irql)) };
     status
 }
 
@@ -1139,16 +1145,16 @@ unsafe extern "system" fn IoCsqRemoveNextIrp(csq: *mut IoCsq, peek_context: *mut
     let queue = unsafe { queue(csq) };
     let mut irql = 0;
     // SAFETY: the driver's callbacks, called as the kernel calls them: lock, peek, remove, unlock.
-    unsafe { (queue.acquire)(csq, &mut irql) };
+    unsafe { invoke::call(queue.acquire, (csq, &raw mut irql)) };
     // SAFETY: as above, with the lock held.
-    let irp = unsafe { (queue.peek)(csq, std::ptr::null_mut(), peek_context) };
+    let irp = unsafe { invoke::call(queue.peek, (csq, std::ptr::null_mut(), peek_context)) };
     if !irp.is_null() {
         // SAFETY: as above: an IRP the peek found in the queue.
-        unsafe { (queue.remove)(csq, irp) };
+        unsafe { invoke::call(queue.remove, (csq, irp)) };
         state().cancelable.remove(&irp.addr());
     }
     // SAFETY: as above.
-    unsafe { (queue.release)(csq, irql) };
+    unsafe { invoke::call(queue.release, (csq, irql)) };
     irp
 }
 
@@ -1165,13 +1171,13 @@ pub unsafe fn cancel_irp(irp: *mut Irp) -> bool {
     let queue = unsafe { queue(csq) };
     let mut irql = 0;
     // SAFETY: the driver's callbacks, called as the kernel's cancel routine calls them.
-    unsafe { (queue.acquire)(csq, &mut irql) };
+    unsafe { invoke::call(queue.acquire, (csq, &raw mut irql)) };
     // SAFETY: as above, with the lock held; the IRP is in the queue.
-    unsafe { (queue.remove)(csq, irp) };
+    unsafe { invoke::call(queue.remove, (csq, irp)) };
     // SAFETY: as above.
-    unsafe { (queue.release)(csq, irql) };
+    unsafe { invoke::call(queue.release, (csq, irql)) };
     // SAFETY: as above, without the lock: the cancelled IRP goes to the driver to complete.
-    unsafe { (queue.complete_canceled)(csq, irp) };
+    unsafe { invoke::call(queue.complete_canceled, (csq, irp)) };
     true
 }
 
