@@ -50,11 +50,12 @@ mod image {
     pub static _fltused: () = ();
 
     /// Referenced by the unwind tables of the precompiled `core` even with `panic = "abort"`;
-    /// never called (nothing unwinds). Defined as windows-drivers-rs does.
+    /// never called (nothing unwinds). Defined as windows-drivers-rs does, but `extern "C"`: on x86
+    /// `"system"` is stdcall and would name it `___CxxFrameHandler3@0`, which `core` does not call.
     // SAFETY: `__CxxFrameHandler3` is the MSVC C++ frame handler symbol; no other crate in this
     // build defines it (wdk-sys, which also does, is only in the `wdk` flow).
     #[unsafe(no_mangle)]
-    pub extern "system" fn __CxxFrameHandler3() -> i32 {
+    pub extern "C" fn __CxxFrameHandler3() -> i32 {
         0
     }
 }

@@ -273,6 +273,31 @@ const _: () = {
     assert!(offset_of!(IrpLayout, driver_context) + 3 * 8 == 0x90);
 };
 
+// x86 (`x86-facts.md` §3).
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use core::mem::{align_of, size_of};
+    type C = IoCsqLayout;
+    assert!(offset_of!(C, csq_type) == 0x00);
+    assert!(offset_of!(C, csq_insert_irp) == 0x04);
+    assert!(offset_of!(C, csq_remove_irp) == 0x08);
+    assert!(offset_of!(C, csq_peek_next_irp) == 0x0C);
+    assert!(offset_of!(C, csq_acquire_lock) == 0x10);
+    assert!(offset_of!(C, csq_release_lock) == 0x14);
+    assert!(offset_of!(C, csq_complete_canceled_irp) == 0x18);
+    assert!(offset_of!(C, reserve_pointer) == 0x1C);
+    assert!(size_of::<C>() == 0x20 && size_of::<IoCsq>() == 0x20 && align_of::<IoCsq>() == 4);
+    assert!(size_of::<Option<IoCsqRemoveIrpFn>>() == 4);
+
+    assert!(offset_of!(IoCsqIrpContext, irp) == 0x04);
+    assert!(offset_of!(IoCsqIrpContext, csq) == 0x08);
+    assert!(size_of::<IoCsqIrpContext>() == 0x0C);
+
+    assert!(offset_of!(ListEntry, blink) == 0x04 && size_of::<ListEntry>() == 0x08);
+    assert!(offset_of!(IrpLayout, list_entry) == 0x58);
+    assert!(offset_of!(IrpLayout, driver_context) + 3 * 4 == 0x4C);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -597,6 +597,101 @@ const _: () = {
     assert!(size_of::<SendFlags>() == 4 && size_of::<ReceiveFlags>() == 4);
 };
 
+// x86 (`x86-facts.md` §3, from the WDK headers): 4-byte pointers and handles; `NET_LUID` and the
+// link speeds (`ULONG64`) stay 8-aligned, so padding appears before them.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    type C = FilterDriverCharacteristics;
+    assert!(offset_of!(C, flags) == 0x08);
+    assert!(offset_of!(C, friendly_name) == 0x0C);
+    assert!(offset_of!(C, unique_name) == 0x14);
+    assert!(offset_of!(C, service_name) == 0x1C);
+    assert!(offset_of!(C, set_options) == 0x24);
+    assert!(offset_of!(C, set_filter_module_options) == 0x28);
+    assert!(offset_of!(C, attach) == 0x2C);
+    assert!(offset_of!(C, detach) == 0x30);
+    assert!(offset_of!(C, restart) == 0x34);
+    assert!(offset_of!(C, pause) == 0x38);
+    assert!(offset_of!(C, send_net_buffer_lists) == 0x3C);
+    assert!(offset_of!(C, send_net_buffer_lists_complete) == 0x40);
+    assert!(offset_of!(C, cancel_send_net_buffer_lists) == 0x44);
+    assert!(offset_of!(C, receive_net_buffer_lists) == 0x48);
+    assert!(offset_of!(C, return_net_buffer_lists) == 0x4C);
+    assert!(offset_of!(C, oid_request) == 0x50);
+    assert!(offset_of!(C, oid_request_complete) == 0x54);
+    assert!(offset_of!(C, cancel_oid_request) == 0x58);
+    assert!(offset_of!(C, device_pnp_event_notify) == 0x5C);
+    assert!(offset_of!(C, net_pnp_event) == 0x60);
+    assert!(offset_of!(C, status) == 0x64);
+    assert!(offset_of!(C, direct_oid_request) == 0x68);
+    assert!(offset_of!(C, direct_oid_request_complete) == 0x6C);
+    assert!(offset_of!(C, cancel_direct_oid_request) == 0x70);
+    // NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2.
+    assert!(size_of::<C>() == 0x74);
+
+    type A = FilterAttachParameters;
+    assert!(offset_of!(A, if_index) == 0x04);
+    assert!(offset_of!(A, net_luid) == 0x08);
+    assert!(offset_of!(A, filter_module_guid_name) == 0x10);
+    assert!(offset_of!(A, base_miniport_if_index) == 0x14);
+    assert!(offset_of!(A, base_miniport_instance_name) == 0x18);
+    assert!(offset_of!(A, base_miniport_name) == 0x1C);
+    assert!(offset_of!(A, media_connect_state) == 0x20);
+    assert!(offset_of!(A, media_duplex_state) == 0x24);
+    assert!(offset_of!(A, xmit_link_speed) == 0x28);
+    assert!(offset_of!(A, rcv_link_speed) == 0x30);
+    assert!(offset_of!(A, miniport_media_type) == 0x38);
+    assert!(offset_of!(A, miniport_physical_media_type) == 0x3C);
+    assert!(offset_of!(A, miniport_media_specific_attributes) == 0x40);
+    assert!(offset_of!(A, default_offload_configuration) == 0x44);
+    assert!(offset_of!(A, mac_address_length) == 0x48);
+    assert!(offset_of!(A, current_mac_address) == 0x4A);
+    assert!(offset_of!(A, base_miniport_net_luid) == 0x70);
+    assert!(offset_of!(A, lower_if_index) == 0x78);
+    assert!(offset_of!(A, lower_if_net_luid) == 0x80);
+    assert!(offset_of!(A, flags) == 0x88);
+    // Through `Flags` (REVISION_1 is 0x8C), rounded up to the 8-byte alignment of `NET_LUID`.
+    assert!(size_of::<A>() == 0x90);
+
+    assert!(offset_of!(FilterAttributes, flags) == 4 && size_of::<FilterAttributes>() == 8);
+    assert!(offset_of!(FilterPauseParameters, pause_reason) == 8);
+    assert!(size_of::<FilterPauseParameters>() == 12);
+
+    type R = FilterRestartParameters;
+    assert!(offset_of!(R, miniport_media_type) == 0x04);
+    assert!(offset_of!(R, miniport_physical_media_type) == 0x08);
+    assert!(offset_of!(R, restart_attributes) == 0x0C);
+    assert!(offset_of!(R, lower_if_index) == 0x10);
+    assert!(offset_of!(R, lower_if_net_luid) == 0x18);
+    assert!(offset_of!(R, flags) == 0x20);
+    assert!(size_of::<R>() == 0x28);
+
+    type S = StatusIndication;
+    assert!(offset_of!(S, source_handle) == 0x04);
+    assert!(offset_of!(S, port_number) == 0x08);
+    assert!(offset_of!(S, status_code) == 0x0C);
+    assert!(offset_of!(S, flags) == 0x10);
+    assert!(offset_of!(S, destination_handle) == 0x14);
+    assert!(offset_of!(S, request_id) == 0x18);
+    assert!(offset_of!(S, status_buffer) == 0x1C);
+    assert!(offset_of!(S, status_buffer_size) == 0x20);
+    assert!(offset_of!(S, guid) == 0x24);
+    assert!(offset_of!(S, ndis_reserved) == 0x34);
+    assert!(size_of::<S>() == 0x44);
+
+    type D = DeviceObjectAttributes;
+    assert!(offset_of!(D, device_name) == 0x04);
+    assert!(offset_of!(D, symbolic_name) == 0x08);
+    assert!(offset_of!(D, major_functions) == 0x0C);
+    assert!(offset_of!(D, extension_size) == 0x10);
+    assert!(offset_of!(D, default_sddl_string) == 0x14);
+    assert!(offset_of!(D, device_class_guid) == 0x18);
+    assert!(size_of::<D>() == 0x1C);
+
+    assert!(size_of::<SendFlags>() == 4 && size_of::<ReceiveFlags>() == 4);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The functions the driver imports from `ndis.sys`, `ntoskrnl.exe` and `hal.dll`, as `raw-dylib`
-//! imports: correct import tables without import libraries or a WDK, on x64 and ARM64.
+//! imports: correct import tables without import libraries or a WDK, on x64, ARM64 and x86.
 //!
 //! Signatures follow the public `ndis.h` / `wdm.h` declarations type for type; where C has a bare
 //! `NDIS_HANDLE` the handle newtypes of [`crate::types`] (all `#[repr(transparent)]` over a
@@ -9,12 +9,26 @@
 //! # Calling conventions and architectures
 //!
 //! Everything is `extern "system"` except the C-runtime exports and `DbgPrintEx`, which are `cdecl`
-//! (`extern "C"`; variadic functions always are). Several kernel functions are `FASTCALL` in
-//! `wdm.h` (`ExAcquireRundownProtection` and friends, `IofCompleteRequest`): on x64 and ARM64
-//! there is only one calling convention and MSVC ignores `__fastcall`, so `"system"` is exact
-//! there. On 32-bit x86 it would not be, and `KeAcquireSpinLockRaiseToDpc`/`KeReleaseSpinLock` do
-//! not exist there (x86 uses `KfAcquireSpinLock` from `hal.dll`): this module refuses to build for
-//! any Windows target but x64 and ARM64.
+//! (`extern "C"`; variadic functions always are). On x64 and ARM64 there is one calling
+//! convention, so `"system"` is exact for the `FASTCALL` functions of `wdm.h` too. On 32-bit x86
+//! (`i686-pc-windows-msvc`, see `x86-facts.md` §1-2):
+//!
+//! - `"system"` is `stdcall`: every block carries `import_name_type = "undecorated"`, so rustc
+//!   binds its calls to the decorated `_Name@N` symbol and the image imports the export's plain
+//!   name `Name`, as the x86 kernel exports it.
+//! - The nine `FASTCALL` functions (`Ex*RundownProtection`, `IofCompleteRequest`, `IofCallDriver`,
+//!   `ObfDereferenceObject` and the spin lock pair) are declared `extern "fastcall"` by
+//!   [`fastcall_imports!`]: `"fastcall"` is refused by `raw-dylib` on x64 and ARM64.
+//! - `KeAcquireSpinLockRaiseToDpc` does not exist, and `KeReleaseSpinLock` is a macro of `wdm.h`:
+//!   x86 imports `KfAcquireSpinLock` / `KfReleaseSpinLock` (ntoskrnl since Windows 8; `hal.dll`'s
+//!   exports forward there), and this module defines the two usual names over them, so callers
+//!   are the same on every architecture.
+//! - The C runtime is named with its leading underscore (`_memcpy`) in a block without
+//!   `import_name_type`, so both Rust's calls and LLVM's own calls bind to it; the image imports
+//!   `memcpy`. x86 `ntoskrnl.exe` exports no `memcmp`: [`memcmp`] is defined here on x86.
+//! - LLVM lowers 64-bit division, remainder and multiplication to `_aulldiv`, `_alldiv`,
+//!   `_aullrem`, `_allrem` and `_allmul` (`compiler_builtins` provides none of them on this
+//!   target); they are imported from `ntoskrnl.exe`, which exports them on x86 only.
 //!
 //! `KeAcquireSpinLockRaiseToDpc` and `KeReleaseSpinLock` are `ntoskrnl.exe` exports on both x64
 //! and ARM64 (`wdm.h` declares them `NTKERNELAPI` for every non-x86 target and maps
@@ -35,8 +49,8 @@
 //! handle validity, ownership of NBLs), as documented for each in the WDK. The driver's wrappers
 //! state them under `# Safety` where they call these.
 
-#[cfg(all(windows, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
-compile_error!("wanlayer-ndis declares its imports for x64 and ARM64 Windows only");
+#[cfg(all(windows, not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86"))))]
+compile_error!("wanlayer-ndis declares its imports for x64, ARM64 and x86 Windows only");
 
 use core::ffi::{c_char, c_int, c_void};
 
@@ -60,7 +74,11 @@ use crate::types::{
     RawNdisStatus, UnicodeString,
 };
 
-#[cfg_attr(target_os = "windows", link(name = "ndis.sys", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(all(target_os = "windows", not(target_arch = "x86")), link(name = "ndis.sys", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(
+    all(target_os = "windows", target_arch = "x86"),
+    link(name = "ndis.sys", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
 extern "system" {
     /// Registers the filter driver (`DriverEntry`, `PASSIVE_LEVEL`).
     pub fn NdisFRegisterFilterDriver(
@@ -217,7 +235,11 @@ extern "system" {
 /// `KeQueryActiveProcessorCountEx`'s group number for every group.
 pub const ALL_PROCESSOR_GROUPS: u16 = 0xFFFF;
 
-#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(all(target_os = "windows", not(target_arch = "x86")), link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(
+    all(target_os = "windows", target_arch = "x86"),
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
 extern "system" {
     /// Allocates pool memory (`<= DISPATCH_LEVEL` for non-paged); null on failure. Blocks are
     /// 16-byte aligned on 64-bit Windows; an allocator must handle larger alignments itself.
@@ -226,12 +248,6 @@ extern "system" {
 
     /// Frees pool memory allocated with `Tag`.
     pub fn ExFreePoolWithTag(P: *mut c_void, Tag: u32);
-
-    /// Raises to `DISPATCH_LEVEL` and acquires a spin lock; returns the previous IRQL.
-    pub fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSpinLock) -> Kirql;
-
-    /// Releases a spin lock and lowers to `NewIrql`.
-    pub fn KeReleaseSpinLock(SpinLock: *mut KSpinLock, NewIrql: Kirql);
 
     /// Interrupt time in 100 ns units (including sleep), precise; `QpcTimeStamp` receives the
     /// performance counter it was derived from.
@@ -242,18 +258,6 @@ extern "system" {
 
     /// Stops the system with a bug check; does not return.
     pub fn KeBugCheckEx(BugCheckCode: u32, P1: usize, P2: usize, P3: usize, P4: usize) -> !;
-
-    /// Initialises rundown protection (`FASTCALL` in `wdm.h`; the same ABI here).
-    pub fn ExInitializeRundownProtection(RunRef: *mut ExRundownRef);
-
-    /// Enters rundown protection; false (0) once a rundown has started.
-    pub fn ExAcquireRundownProtection(RunRef: *mut ExRundownRef) -> u8;
-
-    /// Leaves rundown protection.
-    pub fn ExReleaseRundownProtection(RunRef: *mut ExRundownRef);
-
-    /// Starts a rundown and waits until every holder has left (`PASSIVE_LEVEL`).
-    pub fn ExWaitForRundownProtectionRelease(RunRef: *mut ExRundownRef);
 
     /// The current processor's system-wide index; `ProcNumber` (may be null) receives its group
     /// and number in the group. Any IRQL. Windows 7 on.
@@ -282,9 +286,6 @@ extern "system" {
     /// `MDL_SOURCE_IS_NONPAGED_POOL`).
     pub fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: *mut Mdl);
 
-    /// Completes an IRP (`FASTCALL` in `wdm.h`; the same ABI here).
-    pub fn IofCompleteRequest(Irp: *mut Irp, PriorityBoost: i8);
-
     /// Opens the named device for a kernel client: references the file object it returns (the
     /// reference keeps the device, and so its driver, from unloading) and returns the top of the
     /// device's stack (`PASSIVE_LEVEL`). Vendor drivers use it to reach `\Device\WanLayer`.
@@ -310,9 +311,6 @@ extern "system" {
         IoStatusBlock: *mut IoStatusBlock,
     ) -> *mut Irp;
 
-    /// Sends an IRP to a device (`FASTCALL` in `wdm.h`; the same ABI here).
-    pub fn IofCallDriver(DeviceObject: *mut DeviceObject, Irp: *mut Irp) -> NtStatus;
-
     /// Initialises an event (`<= DISPATCH_LEVEL`; the event in non-paged memory).
     pub fn KeInitializeEvent(Event: *mut KEvent, Type: EventType, State: u8);
 
@@ -325,10 +323,6 @@ extern "system" {
         Alertable: u8,
         Timeout: *mut i64,
     ) -> NtStatus;
-
-    /// Drops a reference on an object (`ObDereferenceObject` is a macro over it; `FASTCALL`, the
-    /// same ABI here); returns the new count.
-    pub fn ObfDereferenceObject(Object: *mut c_void) -> isize;
 
     /// Initialises a DPC (any IRQL; the DPC in non-paged memory).
     pub fn KeInitializeDpc(Dpc: *mut KDpc, DeferredRoutine: KDeferredRoutine, DeferredContext: *mut c_void);
@@ -347,13 +341,110 @@ extern "system" {
     pub fn KeFlushQueuedDpcs();
 }
 
+/// Declares `FASTCALL` imports of `ntoskrnl.exe`: `extern "fastcall"` on x86 (a block of its own:
+/// `raw-dylib` refuses the ABI elsewhere), `extern "system"` — the one convention — on x64 and
+/// ARM64, where MSVC ignores `__fastcall`.
+macro_rules! fastcall_imports {
+    ($($item:tt)*) => {
+        #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+        #[cfg(not(all(target_os = "windows", target_arch = "x86")))]
+        extern "system" {
+            $($item)*
+        }
+
+        #[cfg(all(target_os = "windows", target_arch = "x86"))]
+        #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+        extern "fastcall" {
+            $($item)*
+        }
+    };
+}
+
+// `FASTCALL` in `wdm.h`: rundown protection, IRP completion and forwarding, dereferencing.
+fastcall_imports! {
+    /// Initialises rundown protection.
+    pub fn ExInitializeRundownProtection(RunRef: *mut ExRundownRef);
+
+    /// Enters rundown protection; false (0) once a rundown has started.
+    pub fn ExAcquireRundownProtection(RunRef: *mut ExRundownRef) -> u8;
+
+    /// Leaves rundown protection.
+    pub fn ExReleaseRundownProtection(RunRef: *mut ExRundownRef);
+
+    /// Starts a rundown and waits until every holder has left (`PASSIVE_LEVEL`).
+    pub fn ExWaitForRundownProtectionRelease(RunRef: *mut ExRundownRef);
+
+    /// Completes an IRP.
+    pub fn IofCompleteRequest(Irp: *mut Irp, PriorityBoost: i8);
+
+    /// Sends an IRP to a device.
+    pub fn IofCallDriver(DeviceObject: *mut DeviceObject, Irp: *mut Irp) -> NtStatus;
+
+    /// Drops a reference on an object (`ObDereferenceObject` is a macro over it); returns the new count.
+    pub fn ObfDereferenceObject(Object: *mut c_void) -> isize;
+}
+
+#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg(not(all(target_os = "windows", target_arch = "x86")))]
+extern "system" {
+    /// Raises to `DISPATCH_LEVEL` and acquires a spin lock; returns the previous IRQL.
+    pub fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSpinLock) -> Kirql;
+
+    /// Releases a spin lock and lowers to `NewIrql`.
+    pub fn KeReleaseSpinLock(SpinLock: *mut KSpinLock, NewIrql: Kirql);
+}
+
+// x86: `wdm.h` maps `KeAcquireSpinLock` and `KeReleaseSpinLock` onto these two `FASTCALL`
+// functions (the lock in ECX, the IRQL in DL, the previous IRQL returned in AL).
+#[cfg(all(target_os = "windows", target_arch = "x86"))]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "fastcall" {
+    /// Raises to `DISPATCH_LEVEL` and acquires a spin lock; returns the previous IRQL.
+    pub fn KfAcquireSpinLock(SpinLock: *mut KSpinLock) -> Kirql;
+
+    /// Releases a spin lock and lowers to `NewIrql`.
+    pub fn KfReleaseSpinLock(SpinLock: *mut KSpinLock, NewIrql: Kirql);
+}
+
+/// Raises to `DISPATCH_LEVEL` and acquires a spin lock; returns the previous IRQL. On x86,
+/// `KfAcquireSpinLock`, which does exactly that.
+///
+/// # Safety
+/// As `KeAcquireSpinLockRaiseToDpc`: `SpinLock` is a valid, non-paged `KSPIN_LOCK` and the caller
+/// runs at `<= DISPATCH_LEVEL`.
+#[cfg(all(target_os = "windows", target_arch = "x86"))]
+#[allow(non_snake_case)]
+#[inline]
+pub unsafe fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSpinLock) -> Kirql {
+    // SAFETY: the caller's contract is `KfAcquireSpinLock`'s.
+    unsafe { KfAcquireSpinLock(SpinLock) }
+}
+
+/// Releases a spin lock and lowers to `NewIrql`. On x86, `KfReleaseSpinLock` (`wdm.h` defines
+/// `KeReleaseSpinLock` as a macro over it).
+///
+/// # Safety
+/// As `KeReleaseSpinLock`: the lock is held by the caller, `NewIrql` is what the acquisition
+/// returned.
+#[cfg(all(target_os = "windows", target_arch = "x86"))]
+#[allow(non_snake_case)]
+#[inline]
+pub unsafe fn KeReleaseSpinLock(SpinLock: *mut KSpinLock, NewIrql: Kirql) {
+    // SAFETY: the caller's contract is `KfReleaseSpinLock`'s.
+    unsafe { KfReleaseSpinLock(SpinLock, NewIrql) }
+}
+
 // The control device's per-handle cancel-safe queues and the DPC that services them.
 //
 // The `Ex` forms only: `IoCsqInsertIrp` discards the status of the driver's insert routine (it
 // is `IoCsqInsertIrpEx(.., NULL)` returning nothing), so a queue that must refuse an IRP — a
 // handle already cleaned up — is initialised with `IoCsqInitializeEx` and filled with
 // `IoCsqInsertIrpEx`; its `InsertContext` also tells a tail insertion from a head one.
-#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(all(target_os = "windows", not(target_arch = "x86")), link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(
+    all(target_os = "windows", target_arch = "x86"),
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
 extern "system" {
     /// Fills in a cancel-safe queue whose insert routine may fail (`Type = IO_TYPE_CSQ_EX`); any
     /// IRQL, the queue in non-paged memory. Returns `STATUS_SUCCESS`.
@@ -383,7 +474,11 @@ extern "system" {
 }
 
 // The registry: the administrator's rule set kept in the service key (`PASSIVE_LEVEL` only).
-#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(all(target_os = "windows", not(target_arch = "x86")), link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(
+    all(target_os = "windows", target_arch = "x86"),
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
 extern "system" {
     /// Opens an existing key (`PASSIVE_LEVEL`); `STATUS_OBJECT_NAME_NOT_FOUND` when it does not
     /// exist.
@@ -426,10 +521,14 @@ extern "system" {
     pub fn ZwClose(Handle: Handle) -> NtStatus;
 }
 
+// The C runtime and `DbgPrintEx` (cdecl). No `import_name_type` on x86: there each name is
+// spelled with the underscore of a cdecl symbol (`_memcpy`), which LLVM's own calls use too,
+// and the import drops it again (the export is `memcpy`).
 #[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "C" {
     /// Formatted debug output, filtered by component and level (`cdecl`, variadic).
     #[cfg(target_os = "windows")]
+    #[cfg_attr(target_arch = "x86", link_name = "_DbgPrintEx")]
     pub fn DbgPrintEx(ComponentId: u32, Level: u32, Format: *const c_char, ...) -> u32;
 
     /// On the host: the one form the driver uses (`"%s\n"` and one string), declared without
@@ -439,23 +538,86 @@ extern "C" {
     pub fn DbgPrintEx(ComponentId: u32, Level: u32, Format: *const c_char, Message: *const c_char) -> u32;
 
     /// `memcpy` (the kernel's export; `compiler_builtins` provides none on msvc targets).
+    #[cfg_attr(all(target_os = "windows", target_arch = "x86"), link_name = "_memcpy")]
     pub fn memcpy(dest: *mut c_void, src: *const c_void, count: usize) -> *mut c_void;
 
     /// `memset`.
+    #[cfg_attr(all(target_os = "windows", target_arch = "x86"), link_name = "_memset")]
     pub fn memset(dest: *mut c_void, c: c_int, count: usize) -> *mut c_void;
 
-    /// `memcmp`.
+    /// `memcmp` (x64 and ARM64 `ntoskrnl.exe` export it; on x86 [`memcmp`] is defined here).
+    #[cfg(not(all(target_os = "windows", target_arch = "x86")))]
     pub fn memcmp(buf1: *const c_void, buf2: *const c_void, count: usize) -> c_int;
 
     /// `memmove`.
+    #[cfg_attr(all(target_os = "windows", target_arch = "x86"), link_name = "_memmove")]
     pub fn memmove(dest: *mut c_void, src: *const c_void, count: usize) -> *mut c_void;
 
     /// `strlen`: `alloc` references it (`CString::from_raw`), so a driver linking `alloc` needs it
     /// even if it never calls it.
+    #[cfg_attr(all(target_os = "windows", target_arch = "x86"), link_name = "_strlen")]
     pub fn strlen(s: *const c_char) -> usize;
 }
 
-#[cfg_attr(target_os = "windows", link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim"))]
+/// `memcmp` for x86, whose `ntoskrnl.exe` does not export it (`x86-facts.md` §2.2) while `core`
+/// calls it (slice comparisons): the first differing byte decides, as unsigned bytes.
+///
+/// # Safety
+/// `buf1` and `buf2` are each readable for `count` bytes.
+#[cfg(all(target_os = "windows", target_arch = "x86"))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcmp(buf1: *const c_void, buf2: *const c_void, count: usize) -> c_int {
+    let (left, right) = (buf1.cast::<u8>(), buf2.cast::<u8>());
+    let mut index = 0;
+    while index < count {
+        // The reads are volatile so that LLVM cannot recognise this loop as `memcmp` and call this
+        // function from itself. `wrapping_add` stays in bounds: `index < count`.
+        // SAFETY: `buf1` is readable for `count` bytes (the caller's contract), `index < count`.
+        let a = unsafe { left.wrapping_add(index).read_volatile() };
+        // SAFETY: as above, for `buf2`.
+        let b = unsafe { right.wrapping_add(index).read_volatile() };
+        if a != b {
+            return c_int::from(a) - c_int::from(b);
+        }
+        index += 1;
+    }
+    0
+}
+
+// The 64-bit arithmetic helpers LLVM calls on x86 (`__aulldiv` in its symbol spelling; callee
+// pops its 16 bytes of arguments, yet the symbol carries no `@16`). `compiler_builtins` provides
+// none of them for `i686-pc-windows-msvc`; x86 `ntoskrnl.exe` exports them as `_aulldiv` ...
+// Rust never calls these declarations: they only put the symbols LLVM's calls bind to into the
+// import library (declared items are kept there whether called or not).
+#[cfg(all(target_os = "windows", target_arch = "x86"))]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "C" {
+    /// Unsigned 64-bit division (`_aulldiv`).
+    #[link_name = "__aulldiv"]
+    pub fn aulldiv();
+
+    /// Unsigned 64-bit remainder (`_aullrem`).
+    #[link_name = "__aullrem"]
+    pub fn aullrem();
+
+    /// Signed 64-bit division (`_alldiv`).
+    #[link_name = "__alldiv"]
+    pub fn alldiv();
+
+    /// Signed 64-bit remainder (`_allrem`).
+    #[link_name = "__allrem"]
+    pub fn allrem();
+
+    /// 64-bit multiplication (`_allmul`).
+    #[link_name = "__allmul"]
+    pub fn allmul();
+}
+
+#[cfg_attr(all(target_os = "windows", not(target_arch = "x86")), link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim"))]
+#[cfg_attr(
+    all(target_os = "windows", target_arch = "x86"),
+    link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
 extern "system" {
     /// Busy-waits `MicroSeconds` (any IRQL; keep it short). A HAL export on every architecture
     /// (on Windows 10 2004 and later `hal.dll` forwards it to the kernel).

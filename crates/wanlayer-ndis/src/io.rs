@@ -9,6 +9,7 @@
 //! structures are always the I/O manager's: never allocated here.
 
 use core::ffi::c_void;
+use core::mem::size_of;
 
 use crate::kernel::{AccessMask, DeviceObject, DriverDispatch, DriverObject, FileObject, Irp, NtStatus, IRP_MJ_COUNT};
 use crate::nbl::Mdl;
@@ -112,7 +113,8 @@ pub unsafe fn set_driver_unload(driver: *mut DriverObject, unload: DriverUnload)
 pub struct IoStatusBlock {
     /// `Status` (a union with `Pointer`; only the `NTSTATUS` is written).
     pub status: NtStatus,
-    _pointer_high: u32,
+    /// The rest of the union with `Pointer`: 4 bytes on 64-bit Windows, none on x86.
+    _pointer_high: [u8; size_of::<usize>() - size_of::<NtStatus>()],
     /// `Information`: for a device control, the bytes written to the output buffer.
     pub information: usize,
 }
@@ -120,7 +122,7 @@ pub struct IoStatusBlock {
 impl IoStatusBlock {
     /// A zeroed status block, for a request this driver sends.
     pub const fn new() -> Self {
-        Self { status: 0, _pointer_high: 0, information: 0 }
+        Self { status: 0, _pointer_high: [0; size_of::<usize>() - size_of::<NtStatus>()], information: 0 }
     }
 }
 
@@ -138,9 +140,11 @@ pub struct IrpLayout {
     pub irp_type: i16,
     /// `Size`.
     pub size: u16,
-    /// `AllocationProcessorNumber`.
+    /// `AllocationProcessorNumber` (64-bit Windows only: on x86 `MdlAddress` follows `Size`).
+    #[cfg(target_pointer_width = "64")]
     pub allocation_processor_number: u16,
-    /// `Reserved`.
+    /// `Reserved` (64-bit Windows only).
+    #[cfg(target_pointer_width = "64")]
     pub reserved: u16,
     /// `MdlAddress`.
     pub mdl_address: *mut Mdl,
@@ -193,6 +197,13 @@ pub struct IrpLayout {
     pub original_file_object: *mut c_void,
 }
 
+/// What `POINTER_ALIGNMENT` (`DECLSPEC_ALIGN(8)` on 64-bit Windows, nothing on x86) adds after a
+/// `ULONG` of the `IO_STACK_LOCATION` parameters: 4 bytes on 64-bit Windows, none on x86.
+pub type PointerAlignmentPad = [u8; POINTER_ALIGNMENT_PAD];
+
+/// The length of [`PointerAlignmentPad`].
+pub const POINTER_ALIGNMENT_PAD: usize = if cfg!(target_pointer_width = "64") { 4 } else { 0 };
+
 /// `IO_STACK_LOCATION.Parameters.DeviceIoControl`; `POINTER_ALIGNMENT` puts every `ULONG` after
 /// the first on its own 8-byte slot on 64-bit Windows.
 #[repr(C)]
@@ -200,13 +211,13 @@ pub struct IrpLayout {
 pub struct DeviceIoControlParameters {
     /// `OutputBufferLength`.
     pub output_buffer_length: u32,
-    _pad0: u32,
+    _pad0: PointerAlignmentPad,
     /// `InputBufferLength`.
     pub input_buffer_length: u32,
-    _pad1: u32,
+    _pad1: PointerAlignmentPad,
     /// `IoControlCode`.
     pub io_control_code: u32,
-    _pad2: u32,
+    _pad2: PointerAlignmentPad,
     /// `Type3InputBuffer`.
     pub type3_input_buffer: *mut c_void,
 }
@@ -249,15 +260,15 @@ pub struct CreateParameters {
     pub security_context: *mut IoSecurityContext,
     /// `Options`: the create disposition in the top byte, the create options below.
     pub options: u32,
-    _pad0: u32,
+    _pad0: PointerAlignmentPad,
     /// `FileAttributes`.
     pub file_attributes: u16,
     /// `ShareAccess`.
     pub share_access: u16,
-    _pad1: u32,
+    _pad1: PointerAlignmentPad,
     /// `EaLength`.
     pub ea_length: u32,
-    _pad2: u32,
+    _pad2: PointerAlignmentPad,
 }
 
 /// `FILE_OBJECT` through `FileName` (the fields a device driver reads or owns: `FsContext` and
@@ -479,7 +490,7 @@ pub unsafe fn complete_irp(irp: *mut Irp, status: NtStatus, information: usize) 
     let layout = irp.cast::<IrpLayout>();
     // SAFETY: the caller guarantees `irp` is live and ours to complete; `IoStatus` is ours to
     // write until completion.
-    unsafe { (*layout).io_status = IoStatusBlock { status, _pointer_high: 0, information } };
+    unsafe { (*layout).io_status = IoStatusBlock { status, _pointer_high: [0; size_of::<usize>() - size_of::<NtStatus>()], information } };
     // SAFETY: as above; after this call the IRP is the I/O manager's again.
     unsafe { crate::imports::IofCompleteRequest(irp, crate::kernel::IO_NO_INCREMENT) };
     status
@@ -572,6 +583,95 @@ const _: () = {
     assert!(size_of::<F>() == 0x68);
 };
 
+// x86 (`x86-facts.md` §3, from the WDK headers): no `POINTER_ALIGNMENT` padding, no
+// `AllocationProcessorNumber` in the IRP, 4-byte pointers.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    type D = DriverObjectLayout;
+    assert!(offset_of!(D, device_object) == 0x04);
+    assert!(offset_of!(D, flags) == 0x08);
+    assert!(offset_of!(D, driver_start) == 0x0C);
+    assert!(offset_of!(D, driver_size) == 0x10);
+    assert!(offset_of!(D, driver_section) == 0x14);
+    assert!(offset_of!(D, driver_extension) == 0x18);
+    assert!(offset_of!(D, driver_name) == 0x1C);
+    assert!(offset_of!(D, hardware_database) == 0x24);
+    assert!(offset_of!(D, fast_io_dispatch) == 0x28);
+    assert!(offset_of!(D, driver_init) == 0x2C);
+    assert!(offset_of!(D, driver_start_io) == 0x30);
+    assert!(offset_of!(D, driver_unload) == 0x34);
+    assert!(offset_of!(D, major_function) == 0x38);
+    assert!(size_of::<D>() == 0xA8);
+
+    assert!(offset_of!(IoStatusBlock, information) == 4 && size_of::<IoStatusBlock>() == 8);
+
+    type I = IrpLayout;
+    assert!(offset_of!(I, mdl_address) == 0x04);
+    assert!(offset_of!(I, flags) == 0x08);
+    assert!(offset_of!(I, system_buffer) == 0x0C);
+    assert!(offset_of!(I, thread_list_entry) == 0x10);
+    assert!(offset_of!(I, io_status) == 0x18);
+    assert!(offset_of!(I, requestor_mode) == 0x20);
+    assert!(offset_of!(I, allocation_flags) == 0x27);
+    assert!(offset_of!(I, user_iosb) == 0x28);
+    assert!(offset_of!(I, user_event) == 0x2C);
+    assert!(offset_of!(I, overlay) == 0x30);
+    assert!(offset_of!(I, cancel_routine) == 0x38);
+    assert!(offset_of!(I, user_buffer) == 0x3C);
+    assert!(offset_of!(I, driver_context) == 0x40);
+    assert!(offset_of!(I, thread) == 0x50);
+    assert!(offset_of!(I, auxiliary_buffer) == 0x54);
+    assert!(offset_of!(I, list_entry) == 0x58);
+    assert!(offset_of!(I, current_stack_location) == 0x60);
+    assert!(offset_of!(I, original_file_object) == 0x64);
+    assert!(size_of::<I>() == 0x68);
+
+    type S = IoStackLocation;
+    assert!(offset_of!(S, parameters) == 0x04);
+    assert!(offset_of!(S, device_object) == 0x14);
+    assert!(offset_of!(S, file_object) == 0x18);
+    assert!(offset_of!(S, completion_routine) == 0x1C);
+    assert!(offset_of!(S, context) == 0x20);
+    assert!(size_of::<S>() == 0x24);
+    type P = DeviceIoControlParameters;
+    // Within `Parameters` (at 0x04 in the stack location): 0x04, 0x08, 0x0C, 0x10 there.
+    assert!(offset_of!(P, output_buffer_length) == 0x00);
+    assert!(offset_of!(P, input_buffer_length) == 0x04);
+    assert!(offset_of!(P, io_control_code) == 0x08);
+    assert!(offset_of!(P, type3_input_buffer) == 0x0C);
+    assert!(size_of::<IoStackParameters>() == 0x10);
+    type C = CreateParameters;
+    // Within `Parameters`: SecurityContext 0x00, Options 0x04, FileAttributes 0x08,
+    // ShareAccess 0x0A, EaLength 0x0C.
+    assert!(offset_of!(C, security_context) == 0x00);
+    assert!(offset_of!(C, options) == 0x04);
+    assert!(offset_of!(C, file_attributes) == 0x08);
+    assert!(offset_of!(C, share_access) == 0x0A);
+    assert!(offset_of!(C, ea_length) == 0x0C);
+    assert!(size_of::<C>() == 0x10);
+    type X = IoSecurityContext;
+    assert!(offset_of!(X, access_state) == 0x04);
+    assert!(offset_of!(X, desired_access) == 0x08);
+    assert!(offset_of!(X, full_create_options) == 0x0C);
+    assert!(size_of::<X>() == 0x10);
+
+    type F = FileObjectLayout;
+    assert!(offset_of!(F, device_object) == 0x04);
+    assert!(offset_of!(F, vpb) == 0x08);
+    assert!(offset_of!(F, fs_context) == 0x0C);
+    assert!(offset_of!(F, fs_context2) == 0x10);
+    assert!(offset_of!(F, section_object_pointer) == 0x14);
+    assert!(offset_of!(F, private_cache_map) == 0x18);
+    assert!(offset_of!(F, final_status) == 0x1C);
+    assert!(offset_of!(F, related_file_object) == 0x20);
+    assert!(offset_of!(F, lock_operation) == 0x24);
+    assert!(offset_of!(F, shared_delete) == 0x2B);
+    assert!(offset_of!(F, flags) == 0x2C);
+    assert!(offset_of!(F, file_name) == 0x30);
+    assert!(size_of::<F>() == 0x38);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,11 +745,11 @@ mod tests {
             location.major_function = crate::kernel::IRP_MJ_DEVICE_CONTROL as u8;
             location.parameters.device_io_control = DeviceIoControlParameters {
                 output_buffer_length: 24,
-                _pad0: 0,
+                _pad0: [0; POINTER_ALIGNMENT_PAD],
                 input_buffer_length: 0,
-                _pad1: 0,
+                _pad1: [0; POINTER_ALIGNMENT_PAD],
                 io_control_code: 0x0012_6000,
-                _pad2: 0,
+                _pad2: [0; POINTER_ALIGNMENT_PAD],
                 type3_input_buffer: ptr::null_mut(),
             };
         });
@@ -683,11 +783,11 @@ mod tests {
             location.major_function = crate::kernel::IRP_MJ_INTERNAL_DEVICE_CONTROL as u8;
             location.parameters.device_io_control = DeviceIoControlParameters {
                 output_buffer_length: 96,
-                _pad0: 0,
+                _pad0: [0; POINTER_ALIGNMENT_PAD],
                 input_buffer_length: 16,
-                _pad1: 0,
+                _pad1: [0; POINTER_ALIGNMENT_PAD],
                 io_control_code: ctl_code(FILE_DEVICE_NETWORK, 0x880, METHOD_NEITHER, FILE_ANY_ACCESS),
-                _pad2: 0,
+                _pad2: [0; POINTER_ALIGNMENT_PAD],
                 type3_input_buffer: input.as_mut_ptr().cast(),
             };
         });
@@ -755,12 +855,12 @@ mod tests {
                 location.parameters.create = CreateParameters {
                     security_context: security.ptr(),
                     options: 1 << 24,
-                    _pad0: 0,
+                    _pad0: [0; POINTER_ALIGNMENT_PAD],
                     file_attributes: 0,
                     share_access: 3,
-                    _pad1: 0,
+                    _pad1: [0; POINTER_ALIGNMENT_PAD],
                     ea_length: 0,
-                    _pad2: 0,
+                    _pad2: [0; POINTER_ALIGNMENT_PAD],
                 };
                 location.file_object = file.cast();
             });

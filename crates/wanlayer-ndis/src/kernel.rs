@@ -174,14 +174,20 @@ impl<const N: usize> Default for KernelObject<N> {
     }
 }
 
-/// `KEVENT`: a `DISPATCHER_HEADER`, 0x18 bytes on x64 and ARM64.
-pub type KEvent = KernelObject<0x18>;
-/// `KTIMER`: `DISPATCHER_HEADER`, `DueTime`, `TimerListEntry`, `Dpc`, `Processor`, `Period`:
-/// 0x40 bytes on x64 and ARM64.
-pub type KTimer = KernelObject<0x40>;
+/// `sizeof(KEVENT)`: 0x18 on x64 and ARM64, 0x10 on x86.
+const KEVENT_SIZE: usize = if cfg!(target_pointer_width = "64") { 0x18 } else { 0x10 };
+/// `sizeof(KTIMER)`: 0x40 on x64 and ARM64, 0x28 on x86.
+const KTIMER_SIZE: usize = if cfg!(target_pointer_width = "64") { 0x40 } else { 0x28 };
+/// `sizeof(KDPC)`: 0x40 on x64 and ARM64, 0x20 on x86.
+const KDPC_SIZE: usize = if cfg!(target_pointer_width = "64") { 0x40 } else { 0x20 };
+
+/// `KEVENT`: a `DISPATCHER_HEADER`.
+pub type KEvent = KernelObject<KEVENT_SIZE>;
+/// `KTIMER`: `DISPATCHER_HEADER`, `DueTime`, `TimerListEntry`, `Dpc`, `Processor`, `Period`.
+pub type KTimer = KernelObject<KTIMER_SIZE>;
 /// `KDPC`: `TargetInfoAsUlong`, `DpcListEntry`, `ProcessorHistory`, `DeferredRoutine`,
-/// `DeferredContext`, `SystemArgument1/2`, `DpcData`: 0x40 bytes on x64 and ARM64.
-pub type KDpc = KernelObject<0x40>;
+/// `DeferredContext`, `SystemArgument1/2`, `DpcData`.
+pub type KDpc = KernelObject<KDPC_SIZE>;
 
 /// `KDEFERRED_ROUTINE`: a DPC's routine, called at `DISPATCH_LEVEL`.
 pub type KDeferredRoutine =
@@ -198,6 +204,17 @@ const _: () = {
     assert!(size_of::<DriverObject>() == 0);
     assert!(size_of::<KEvent>() == 0x18 && size_of::<KTimer>() == 0x40 && size_of::<KDpc>() == 0x40);
     assert!(core::mem::align_of::<KTimer>() == 8);
+};
+
+// x86 (`x86-facts.md` §3, from the WDK headers): 4-byte `KSPIN_LOCK` and rundown reference; the
+// dispatcher objects are 4-aligned there, so the 8-aligned storage is merely over-aligned.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<KSpinLock>() == 4 && size_of::<ExRundownRef>() == 4);
+    assert!(size_of::<Option<DriverDispatch>>() == 4);
+    assert!(size_of::<DriverObject>() == 0);
+    assert!(size_of::<KEvent>() == 0x10 && size_of::<KTimer>() == 0x28 && size_of::<KDpc>() == 0x20);
 };
 
 #[cfg(test)]

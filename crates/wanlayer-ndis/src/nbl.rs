@@ -147,9 +147,11 @@ pub struct Mdl {
     pub size: i16,
     /// `MdlFlags` (a `CSHORT`; compare its bits as `u16` with the `MDL_*` constants).
     pub mdl_flags: i16,
-    /// `AllocationProcessorNumber`.
+    /// `AllocationProcessorNumber` (64-bit Windows only: on x86 `Process` follows `MdlFlags`).
+    #[cfg(target_pointer_width = "64")]
     pub allocation_processor_number: u16,
-    /// `Reserved`.
+    /// `Reserved` (64-bit Windows only).
+    #[cfg(target_pointer_width = "64")]
     pub reserved: u16,
     /// `Process`.
     pub process: *mut Eprocess,
@@ -395,6 +397,62 @@ const _: () = {
     assert!(offset_of!(NetBufferListPoolParameters, protocol_id) == 4);
     assert!(offset_of!(NetBufferListPoolParameters, allocate_net_buffer) == 5);
     assert!(offset_of!(NetBufferListPoolParameters, context_size) == 6);
+    assert!(offset_of!(NetBufferListPoolParameters, pool_tag) == 8);
+    assert!(offset_of!(NetBufferListPoolParameters, data_size) == 12);
+    assert!(offset_of!(NetBufferListPoolParameters, flags) == 16);
+    assert!(size_of::<NetBufferListPoolParameters>() == 20);
+    assert!(SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1 == 16);
+};
+
+// x86 (`x86-facts.md` §3, from the WDK headers): 4-byte pointers, NBLs and NET_BUFFERs 8-aligned
+// (`MEMORY_ALLOCATION_ALIGNMENT`), `PHYSICAL_ADDRESS` still 8-aligned.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(offset_of!(NetBufferList, next) == 0x00);
+    assert!(offset_of!(NetBufferList, first_net_buffer) == 0x04);
+    assert!(offset_of!(NetBufferList, context) == 0x08);
+    assert!(offset_of!(NetBufferList, parent_net_buffer_list) == 0x0C);
+    assert!(offset_of!(NetBufferList, ndis_pool_handle) == 0x10);
+    assert!(offset_of!(NetBufferList, ndis_reserved) == 0x18);
+    assert!(offset_of!(NetBufferList, protocol_reserved) == 0x20);
+    assert!(offset_of!(NetBufferList, miniport_reserved) == 0x30);
+    assert!(offset_of!(NetBufferList, scratch) == 0x38);
+    assert!(offset_of!(NetBufferList, source_handle) == 0x3C);
+    assert!(offset_of!(NetBufferList, nbl_flags) == 0x40);
+    assert!(offset_of!(NetBufferList, child_ref_count) == 0x44);
+    assert!(offset_of!(NetBufferList, flags) == 0x48);
+    assert!(offset_of!(NetBufferList, status) == 0x4C);
+    assert!(offset_of!(NetBufferList, net_buffer_list_info) == 0x50);
+    // The declared prefix only: 0x50 + 8 entries.
+    assert!(size_of::<NetBufferList>() == 0x70 && align_of::<NetBufferList>() == 8);
+
+    assert!(offset_of!(NetBuffer, next) == 0x00);
+    assert!(offset_of!(NetBuffer, current_mdl) == 0x04);
+    assert!(offset_of!(NetBuffer, current_mdl_offset) == 0x08);
+    assert!(offset_of!(NetBuffer, data_length) == 0x0C);
+    assert!(offset_of!(NetBuffer, mdl_chain) == 0x10);
+    assert!(offset_of!(NetBuffer, data_offset) == 0x14);
+    assert!(offset_of!(NetBuffer, checksum_bias) == 0x18);
+    assert!(offset_of!(NetBuffer, reserved) == 0x1A);
+    assert!(offset_of!(NetBuffer, ndis_pool_handle) == 0x1C);
+    assert!(offset_of!(NetBuffer, ndis_reserved) == 0x20);
+    assert!(offset_of!(NetBuffer, protocol_reserved) == 0x28);
+    assert!(offset_of!(NetBuffer, miniport_reserved) == 0x40);
+    assert!(offset_of!(NetBuffer, data_physical_address) == 0x50);
+    assert!(offset_of!(NetBuffer, shared_memory_info) == 0x58);
+    assert!(size_of::<NetBuffer>() == 0x60 && align_of::<NetBuffer>() == 8);
+
+    assert!(offset_of!(Mdl, next) == 0x00);
+    assert!(offset_of!(Mdl, size) == 0x04);
+    assert!(offset_of!(Mdl, mdl_flags) == 0x06);
+    assert!(offset_of!(Mdl, process) == 0x08);
+    assert!(offset_of!(Mdl, mapped_system_va) == 0x0C);
+    assert!(offset_of!(Mdl, start_va) == 0x10);
+    assert!(offset_of!(Mdl, byte_count) == 0x14);
+    assert!(offset_of!(Mdl, byte_offset) == 0x18);
+    assert!(size_of::<Mdl>() == 0x1C);
+
     assert!(offset_of!(NetBufferListPoolParameters, pool_tag) == 8);
     assert!(offset_of!(NetBufferListPoolParameters, data_size) == 12);
     assert!(offset_of!(NetBufferListPoolParameters, flags) == 16);

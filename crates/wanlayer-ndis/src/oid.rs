@@ -261,6 +261,40 @@ const _: () = {
     assert!(offset_of!(MethodInformation, bytes_needed) == 36);
 };
 
+// x86 (`x86-facts.md` §3, from the WDK headers; DATA offsets relative to the union at 0x18).
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use core::mem::{align_of, offset_of};
+    type R = NdisOidRequest;
+    assert!(offset_of!(R, request_type) == 0x04);
+    assert!(offset_of!(R, port_number) == 0x08);
+    assert!(offset_of!(R, timeout) == 0x0C);
+    assert!(offset_of!(R, request_id) == 0x10);
+    assert!(offset_of!(R, request_handle) == 0x14);
+    assert!(offset_of!(R, data) == 0x18);
+    assert!(offset_of!(R, ndis_reserved) == 0x38);
+    assert!(offset_of!(R, miniport_reserved) == 0x78);
+    assert!(offset_of!(R, source_reserved) == 0x80);
+    assert!(offset_of!(R, supported_revision) == 0x88);
+    assert!(offset_of!(R, reserved1) == 0x89);
+    assert!(offset_of!(R, reserved2) == 0x8A);
+    assert!(SIZEOF_OID_REQUEST_REVISION_1 == 0x8C);
+    assert!(align_of::<R>() == 4);
+
+    assert!(size_of::<RequestData>() == 0x20);
+    assert!(offset_of!(QueryInformation, information_buffer) == 0x1C - 0x18);
+    assert!(offset_of!(QueryInformation, information_buffer_length) == 0x20 - 0x18);
+    assert!(offset_of!(QueryInformation, bytes_written) == 0x24 - 0x18);
+    assert!(offset_of!(QueryInformation, bytes_needed) == 0x28 - 0x18);
+    assert!(offset_of!(SetInformation, bytes_read) == 0x24 - 0x18);
+    assert!(offset_of!(MethodInformation, input_buffer_length) == 0x20 - 0x18);
+    assert!(offset_of!(MethodInformation, output_buffer_length) == 0x24 - 0x18);
+    assert!(offset_of!(MethodInformation, method_id) == 0x28 - 0x18);
+    assert!(offset_of!(MethodInformation, bytes_written) == 0x2C - 0x18);
+    assert!(offset_of!(MethodInformation, bytes_read) == 0x30 - 0x18);
+    assert!(offset_of!(MethodInformation, bytes_needed) == 0x34 - 0x18);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,6 +81,7 @@ pub const STATUS_BUFFER_OVERFLOW: i32 = 0x8000_0005_u32 as i32;
 /// `STATUS_BUFFER_TOO_SMALL`: the buffer cannot even hold the fixed part.
 pub const STATUS_BUFFER_TOO_SMALL: i32 = 0xC000_0023_u32 as i32;
 
+#[cfg(target_pointer_width = "64")]
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
     assert!(offset_of!(ObjectAttributes, length) == 0);
@@ -92,6 +93,22 @@ const _: () = {
     assert!(size_of::<ObjectAttributes>() == 48 && align_of::<ObjectAttributes>() == 8);
     assert!(offset_of!(KeyValuePartialInformation, title_index) == 0);
     assert!(offset_of!(KeyValuePartialInformation, value_type) == 4);
+    assert!(offset_of!(KeyValuePartialInformation, data_length) == 8);
+    assert!(size_of::<KeyValuePartialInformation>() == KEY_VALUE_PARTIAL_DATA_OFFSET);
+};
+
+// x86 (`wdm.h`: `ULONG Length; HANDLE RootDirectory; PUNICODE_STRING ObjectName; ULONG Attributes;
+// PVOID SecurityDescriptor; PVOID SecurityQualityOfService;`, every field 4 bytes).
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(offset_of!(ObjectAttributes, length) == 0);
+    assert!(offset_of!(ObjectAttributes, root_directory) == 4);
+    assert!(offset_of!(ObjectAttributes, object_name) == 8);
+    assert!(offset_of!(ObjectAttributes, attributes) == 12);
+    assert!(offset_of!(ObjectAttributes, security_descriptor) == 16);
+    assert!(offset_of!(ObjectAttributes, security_quality_of_service) == 20);
+    assert!(size_of::<ObjectAttributes>() == 24 && align_of::<ObjectAttributes>() == 4);
     assert!(offset_of!(KeyValuePartialInformation, data_length) == 8);
     assert!(size_of::<KeyValuePartialInformation>() == KEY_VALUE_PARTIAL_DATA_OFFSET);
 };

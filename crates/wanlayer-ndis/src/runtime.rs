@@ -4,18 +4,18 @@
 //!
 //! # The allocator's alignment
 //!
-//! Pool blocks are aligned to `MEMORY_ALLOCATION_ALIGNMENT`, 16 bytes on 64-bit Windows (and
-//! blocks of a page or more to a page, which is not relied on). For `align <= 16` the block is
-//! returned as it is. For a larger alignment (a power of two, so at least 32) the block is
-//! over-allocated by `align` bytes and the original pointer stored in the 8 bytes just below the
-//! aligned pointer handed out:
+//! Pool blocks are aligned to `MEMORY_ALLOCATION_ALIGNMENT`, `A` = two pointers: 16 bytes on
+//! 64-bit Windows, 8 on x86 (and blocks of a page or more to a page, which is not relied on).
+//! With `W` = one pointer (`A = 2W`): for `align <= A` the block is returned as it is. For a larger
+//! alignment (a power of two, so at least `2A`) the block is over-allocated by `align` bytes and
+//! the original pointer stored in the `W` bytes just below the aligned pointer handed out:
 //!
-//! * the block start `b` is 16-aligned, so `b + 8 ≡ 8 (mod 16)` is never a multiple of `align`;
-//!   the first multiple of `align` at or above `b + 8`, `p`, is therefore at most
-//!   `b + 8 + (align - 8) = b + align` — and at least `b + 8`, leaving room for the stored pointer
-//!   at `p - 8` inside the block;
+//! * the block start `b` is `A`-aligned, so `b + W ≡ W (mod A)` is never a multiple of `align`;
+//!   the first multiple of `align` at or above `b + W`, `p`, is therefore at most
+//!   `b + W + (align - W) = b + align` — and at least `b + W`, leaving room for the stored
+//!   pointer at `p - W` inside the block;
 //! * `p + size <= b + align + size`: the over-allocation of `align` bytes is exactly enough;
-//! * `p - 8` is 8-aligned (`p` is `align`-aligned), so the stored pointer is an aligned `usize`.
+//! * `p - W` is `W`-aligned (`p` is `align`-aligned), so the stored pointer is an aligned `usize`.
 //!
 //! `dealloc` receives the same `Layout`, so it knows which case it is in. ExAllocatePool2 zeroes
 //! the memory it returns, so `alloc_zeroed` is `alloc`.
@@ -29,8 +29,9 @@ use core::panic::PanicInfo;
 use crate::imports;
 use crate::kernel::{DPFLTR_IHVNETWORK_ID, POOL_FLAG_NON_PAGED};
 
-/// `MEMORY_ALLOCATION_ALIGNMENT` on 64-bit Windows: what every pool block is aligned to.
-pub const POOL_ALIGNMENT: usize = 16;
+/// `MEMORY_ALLOCATION_ALIGNMENT`: what every pool block is aligned to, 16 bytes on 64-bit Windows
+/// and 8 on x86 (two pointers on both).
+pub const POOL_ALIGNMENT: usize = 2 * size_of::<usize>();
 
 const _: () = {
     // The stored original pointer fits below an over-aligned pointer (see the module's proof).
@@ -76,8 +77,8 @@ unsafe impl<const TAG: u32> GlobalAlloc for PoolAllocator<TAG> {
         }
         let offset = (block.addr() + size_of::<usize>()).next_multiple_of(layout.align()) - block.addr();
         let aligned = block.wrapping_add(offset);
-        // SAFETY: `size_of::<usize>() <= offset <= align` (module proof), so `aligned - 8` lies in
-        // the block and is 8-aligned; the block is ours.
+        // SAFETY: `size_of::<usize>() <= offset <= align` (module proof), so `aligned - W` lies in
+        // the block and is pointer-aligned; the block is ours.
         unsafe { aligned.wrapping_sub(size_of::<usize>()).cast::<*mut u8>().write(block) };
         aligned
     }

@@ -242,6 +242,18 @@ const _: () = {
     assert!(size_of::<NdisObjectHeader>() == 4);
     assert!(offset_of!(Guid, data2) == 4 && offset_of!(Guid, data3) == 6 && offset_of!(Guid, data4) == 8);
     assert!(size_of::<Guid>() == 16 && align_of::<Guid>() == 4);
+// x86 (`x86-facts.md` §3): handles and `UNICODE_STRING.Buffer` are 4 bytes.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<NdisHandle>() == 4 && size_of::<ContextHandle>() == 4);
+    assert!(offset_of!(UnicodeString, maximum_length) == 2);
+    assert!(offset_of!(UnicodeString, buffer) == 4);
+    assert!(size_of::<UnicodeString>() == 8);
+    assert!(size_of::<NdisObjectHeader>() == 4);
+    assert!(size_of::<Guid>() == 16 && align_of::<Guid>() == 4);
+};
+
 };
 
 #[cfg(test)]

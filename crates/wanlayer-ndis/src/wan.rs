@@ -80,6 +80,7 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
+    assert!(offset_of!(WanLineDown, local_address) == 6);
     use core::mem::{offset_of, size_of};
 
     #[test]

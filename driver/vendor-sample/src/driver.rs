@@ -55,10 +55,11 @@ fn panic(info: &PanicInfo<'_>) -> ! {
 pub static _fltused: () = ();
 
 /// Referenced by the unwind tables of the precompiled `core` even with `panic = "abort"`; never
-/// called (nothing unwinds). Defined as windows-drivers-rs does.
+/// called (nothing unwinds). Defined as windows-drivers-rs does, but `extern "C"`: on x86
+/// `"system"` is stdcall and would name it `___CxxFrameHandler3@0`, which `core` does not call.
 // SAFETY: the MSVC C++ frame handler symbol; no other crate of this image defines it.
 #[unsafe(no_mangle)]
-pub extern "system" fn __CxxFrameHandler3() -> i32 {
+pub extern "C" fn __CxxFrameHandler3() -> i32 {
     0
 }
 
