@@ -29,9 +29,11 @@
 
 mod buffers;
 mod timers;
+mod upcalls;
 
 pub use buffers::{driver_buffers, is_driver_nbl, take_freed_nbls};
 pub use timers::{advance_time, set_time, time, timers_set};
+pub use upcalls::{set_status_sink, StatusSink};
 
 pub mod exports;
 pub mod invoke;
@@ -301,6 +303,7 @@ pub fn begin() -> Run {
     release_handles();
     buffers::reset();
     timers::reset();
+    set_status_sink(None);
     *state() = State::new();
     Run { _serialised: serialised }
 }
@@ -660,6 +663,7 @@ unsafe extern "system" fn NdisFIndicateStatus(filter: FilterModuleHandle, indica
     // SAFETY: the driver passes the valid indication it received.
     let code = unsafe { (*indication).status_code };
     state().events.push(Event::Status { filter: filter.as_raw().addr(), code });
+    upcalls::status_indicated(filter, indication);
 }
 
 #[unsafe(no_mangle)]

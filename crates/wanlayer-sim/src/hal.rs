@@ -83,6 +83,13 @@ impl SimHal {
         self.with_state_mut(|state| state.saved_rules = saved);
     }
 
+    /// Records a broken rule found outside the simulator's own checks — by the kernel model under
+    /// the driver in the loop — as the simulator records its own: once, naming the callback in
+    /// progress.
+    pub fn report(&self, rule: Rule, module: Option<ModuleId>, detail: impl Into<String>) {
+        self.with_state_mut(|state| state.violate(rule, module, None, detail));
+    }
+
     /// What is charged to `pool`.
     pub fn pool_usage(&self, pool: Pool) -> PoolUsage {
         self.with_state(|state| state.pools.get(&pool).copied().unwrap_or_default())

@@ -1,0 +1,688 @@
+//! [`DriverFilter`]: the simulator's filter callbacks played by the driver's own handlers.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ffi::c_void;
+use std::ptr;
+
+use wanlayer_core::hal::{Clock, Level, Log, PacketIo, PathContext, PauseCompletion};
+use wanlayer_core::{ModuleId, NdisStatus};
+use wanlayer_kernel_model::{self as model, Event, DISPATCH_LEVEL, PASSIVE_LEVEL};
+use wanlayer_ndis::filter::{
+    FilterAttachParameters as NdisAttachParameters, FilterDriverCharacteristics,
+};
+use wanlayer_ndis::filter::{
+    ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags,
+    StatusIndication as NdisStatusIndication,
+};
+use wanlayer_ndis::io::DriverObjectLayout;
+use wanlayer_ndis::types::{
+    object_type, ContextHandle, FilterModuleHandle, NdisObjectHeader, UnicodeString,
+};
+use wanlayer_ndis::wan::{
+    WanLineDown, WanLineUp as NdisWanLineUp, NDIS_STATUS_WAN_LINE_DOWN, NDIS_STATUS_WAN_LINE_UP,
+};
+use wanlayer_sim::{
+    FilterAttachParameters, FilterDriver, Irql, OidDisposition, OidRequest, Rule, SimChain, SimHal,
+    StatusBuffer, StatusIndication,
+};
+
+use crate::carriers::Carriers;
+use crate::invoke;
+
+/// The service key `DriverEntry` is given.
+const SERVICE_KEY: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer";
+/// Room for the `DeviceName` the protocol fills in during a line up (UTF-16 units).
+const DEVICE_NAME_ROOM: usize = 128;
+
+/// An attached module: the handle NDIS gave its attach and the context the driver set.
+#[derive(Clone, Copy)]
+struct Module {
+    filter: FilterModuleHandle,
+    context: ContextHandle,
+}
+
+/// The simulator's filter, played by `wanlayer.sys`'s handlers over the kernel model.
+pub struct DriverFilter {
+    run: Option<model::Run>,
+    hal: Option<SimHal>,
+    driver_object: *mut DriverObjectLayout,
+    handlers: Option<FilterDriverCharacteristics>,
+    modules: RefCell<BTreeMap<ModuleId, Module>>,
+    carriers: RefCell<Carriers>,
+    log_seen: Cell<usize>,
+    violations_seen: Cell<usize>,
+}
+
+impl Default for DriverFilter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for DriverFilter {
+    fn drop(&mut self) {
+        if !self.driver_object.is_null() {
+            // SAFETY: allocated by `Box::into_raw` in `driver_entry`, freed once here.
+            drop(unsafe { Box::from_raw(self.driver_object) });
+        }
+        self.carriers.replace(Carriers::default());
+        model::set_status_sink(None);
+        self.run.take();
+    }
+}
+
+/// What the protocol's answer to a status indication needs while the driver's call is in
+/// progress: the simulator, the module, the indication as the simulator made it.
+struct StatusInProgress {
+    hal: SimHal,
+    module: ModuleId,
+    indication: StatusIndication,
+}
+
+thread_local! {
+    static STATUS: RefCell<Option<StatusInProgress>> = const { RefCell::new(None) };
+}
+
+/// `NDIS_WAN_LINE_UP` and its protocol buffer, as NdisWan lays them out.
+#[repr(C)]
+struct LineUpBuffer {
+    line_up: NdisWanLineUp,
+    protocol: [u8; 1024],
+    device_name: [u16; DEVICE_NAME_ROOM],
+}
+
+/// The protocol above answering `NdisFIndicateStatus`: the simulator's protocol sees the
+/// indication as the driver passed it on (a line up's `MaximumTotalSize` possibly lowered) and
+/// fills in the line up's `LocalAddress` and `DeviceName`, which go back into NdisWan's buffer.
+fn status_to_protocol(_filter: FilterModuleHandle, indication: *mut NdisStatusIndication) {
+    STATUS.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let Some(progress) = slot.as_mut() else {
+            return;
+        };
+        // SAFETY: (these three) the driver passes on the indication it was given, valid for the call.
+        let code = unsafe { (*indication).status_code };
+        // SAFETY: as above.
+        let buffer = unsafe { (*indication).status_buffer };
+        // SAFETY: as above.
+        let size = unsafe { (*indication).status_buffer_size };
+        progress.indication.code = NdisStatus(code);
+        let line_up = buffer.cast::<LineUpBuffer>();
+        if let StatusBuffer::LineUp(record) = &mut progress.indication.buffer {
+            if code == NDIS_STATUS_WAN_LINE_UP && size as usize >= size_of::<NdisWanLineUp>() {
+                // SAFETY: the line up buffer this module built for the call.
+                record.maximum_total_size = unsafe { (*line_up).line_up.maximum_total_size };
+            }
+        }
+        progress
+            .hal
+            .indicate_status(progress.module, &mut progress.indication);
+        if let StatusBuffer::LineUp(record) = &progress.indication.buffer {
+            if code == NDIS_STATUS_WAN_LINE_UP && size as usize >= size_of::<NdisWanLineUp>() {
+                let units = record.device_name.len().min(DEVICE_NAME_ROOM);
+                // SAFETY: as above; the protocol writes the in/out fields NdisWan left room for.
+                let up = unsafe { &mut (*line_up).line_up };
+                up.local_address = record.local_address.0;
+                // SAFETY: `DeviceName.Buffer` points to the buffer's `device_name`, with room for
+                // DEVICE_NAME_ROOM units.
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        record.device_name.as_ptr(),
+                        up.device_name.buffer,
+                        units,
+                    )
+                };
+                up.device_name.length = u16::try_from(units * 2).unwrap_or(0);
+            }
+        }
+    });
+}
+
+impl DriverFilter {
+    /// A driver not loaded yet; holds the kernel model's run (one driver per process at a time)
+    /// until dropped.
+    pub fn new() -> Self {
+        Self {
+            run: Some(model::begin()),
+            hal: None,
+            driver_object: ptr::null_mut(),
+            handlers: None,
+            modules: RefCell::new(BTreeMap::new()),
+            carriers: RefCell::new(Carriers::default()),
+            log_seen: Cell::new(0),
+            violations_seen: Cell::new(0),
+        }
+    }
+
+    /// The engine inside the loaded driver.
+    ///
+    /// # Panics
+    /// When the driver is not loaded.
+    pub fn engine(&self) -> &'static wanlayer_core::Engine<wanlayer::hal::KernelHal> {
+        wanlayer::driver::engine()
+    }
+
+    fn hal(&self) -> &SimHal {
+        self.hal
+            .as_ref()
+            .expect("driver_entry gave the filter its world")
+    }
+
+    fn handlers(&self) -> Option<FilterDriverCharacteristics> {
+        self.handlers
+    }
+
+    fn module(&self, module: ModuleId) -> Option<Module> {
+        self.modules.borrow().get(&module).copied()
+    }
+
+    fn module_of_filter(&self, filter: usize) -> Option<ModuleId> {
+        self.modules
+            .borrow()
+            .iter()
+            .find(|(_, m)| m.filter.as_raw().addr() == filter)
+            .map(|(id, _)| *id)
+    }
+
+    /// Gives the model the simulator's IRQL and clock before a call into the driver.
+    fn enter(&self) -> u8 {
+        let hal = self.hal();
+        model::set_time(hal.now().0 / 100);
+        let irql = if hal.irql() == Irql::Dispatch {
+            DISPATCH_LEVEL
+        } else {
+            PASSIVE_LEVEL
+        };
+        model::set_irql(irql);
+        irql
+    }
+
+    /// After a call into the driver: it must return at the IRQL it was called at; then what it
+    /// passed on goes to the simulator, its debug output to the trace, and the rules the model
+    /// saw broken to the verifier.
+    fn settle(&self, entered: u8, module: Option<ModuleId>, ctx: PathContext) {
+        let hal = self.hal().clone();
+        let left = model::irql();
+        if left != entered {
+            hal.report(
+                Rule::LockHeldAcrossCall,
+                module,
+                format!("the handler returned at IRQL {left}, called at {entered}"),
+            );
+            model::set_irql(entered);
+        }
+        for event in model::take_events() {
+            self.deliver(&hal, event, ctx);
+        }
+        for nbl in model::take_freed_nbls() {
+            let packet = self.carriers.borrow_mut().freed(nbl);
+            if let Some(packet) = packet {
+                // The ledger's parent of a copy is not tracked here; the driver keeps it.
+                let _ = hal.free(packet);
+            }
+        }
+        let log = model::log();
+        for line in log.iter().skip(self.log_seen.get()) {
+            hal.log(Level::Info, format_args!("{}", line.trim_end()));
+        }
+        self.log_seen.set(log.len());
+        let violations = model::violations();
+        for violation in violations.iter().skip(self.violations_seen.get()) {
+            hal.report(
+                rule_of(violation),
+                module,
+                format!("kernel model: {violation}"),
+            );
+        }
+        self.violations_seen.set(violations.len());
+    }
+
+    /// One thing the driver passed down, up or back, handed to the simulator's checked service.
+    fn deliver(&self, hal: &SimHal, event: Event, ctx: PathContext) {
+        let ctx = PathContext {
+            at_dispatch: hal.irql() == Irql::Dispatch,
+            ..ctx
+        };
+        match event {
+            Event::SentDown { filter, nbls } => {
+                let Some(module) = self.module_of_filter(filter) else {
+                    return;
+                };
+                let chain =
+                    self.carriers
+                        .borrow_mut()
+                        .take(hal, module, &nbls, "NdisFSendNetBufferLists");
+                hal.send_down(module, chain, ctx);
+            }
+            Event::SendsCompleted { filter, nbls } => {
+                let Some(module) = self.module_of_filter(filter) else {
+                    return;
+                };
+                let chain = self.carriers.borrow_mut().take(
+                    hal,
+                    module,
+                    &nbls,
+                    "NdisFSendNetBufferListsComplete",
+                );
+                let ids = chain.ids();
+                hal.complete_sends(module, chain, ctx);
+                self.carriers.borrow_mut().forget(&ids);
+            }
+            Event::Indicated {
+                filter,
+                nbls,
+                resources,
+            } => {
+                let Some(module) = self.module_of_filter(filter) else {
+                    return;
+                };
+                let chain = self.carriers.borrow_mut().take(
+                    hal,
+                    module,
+                    &nbls,
+                    "NdisFIndicateReceiveNetBufferLists",
+                );
+                let back = hal.indicate_up(module, chain, resources, ctx);
+                self.carriers.borrow_mut().hold(back);
+            }
+            Event::Returned { filter, nbls } => {
+                let Some(module) = self.module_of_filter(filter) else {
+                    return;
+                };
+                let chain = self.carriers.borrow_mut().take(
+                    hal,
+                    module,
+                    &nbls,
+                    "NdisFReturnNetBufferLists",
+                );
+                let ids = chain.ids();
+                hal.return_receives(module, chain, ctx);
+                self.carriers.borrow_mut().forget(&ids);
+            }
+            Event::PauseComplete { filter } => {
+                if let Some(module) = self.module_of_filter(filter) {
+                    hal.pause_complete(module);
+                }
+            }
+            // Answered during the call (the status sink), or with nothing to do for the
+            // simulated drivers around the filter.
+            _ => {}
+        }
+    }
+
+    /// A chain given to the driver, with the flags' `DISPATCH_LEVEL` bit from `ctx`.
+    fn give(&self, chain: SimChain) -> *mut wanlayer_ndis::nbl::NetBufferList {
+        self.carriers.borrow_mut().give(self.hal(), chain).0
+    }
+}
+
+/// The simulator's rule for what the kernel model reports.
+fn rule_of(violation: &str) -> Rule {
+    let lower = violation.to_ascii_lowercase();
+    if lower.contains("dispatch_level flag") {
+        Rule::IrqlSendRcvFunction
+    } else if lower.contains("irql") || lower.contains("passive_level") {
+        Rule::IrqlFilterDriverFunction
+    } else if lower.contains("spin lock") || lower.contains("spinlock") {
+        Rule::LockHeldAcrossCall
+    } else if lower.contains("oid") {
+        Rule::NdisOidDoubleComplete
+    } else if lower.contains("pool") || lower.contains("not freed") {
+        Rule::PoolLeak
+    } else if lower.contains("numberofnetbufferlists") || lower.contains("nbl") {
+        Rule::WrongOwner
+    } else {
+        Rule::DoubleComplete
+    }
+}
+
+fn unicode(units: &mut [u16]) -> UnicodeString {
+    let bytes = u16::try_from(units.len() * 2).unwrap_or(u16::MAX);
+    UnicodeString {
+        length: bytes,
+        maximum_length: bytes,
+        buffer: units.as_mut_ptr(),
+    }
+}
+
+fn ctx_flags(ctx: PathContext) -> bool {
+    ctx.at_dispatch
+}
+
+impl FilterDriver for DriverFilter {
+    fn driver_entry(&mut self, hal: &SimHal) -> Result<(), NdisStatus> {
+        self.hal = Some(hal.clone());
+        if self.driver_object.is_null() {
+            // SAFETY: a driver object is plain C data; all-zero is what the I/O manager's looks
+            // like before DriverEntry.
+            self.driver_object = Box::into_raw(Box::new(unsafe {
+                std::mem::zeroed::<DriverObjectLayout>()
+            }));
+        }
+        let mut path: Vec<u16> = SERVICE_KEY.encode_utf16().collect();
+        let mut registry_path = unicode(&mut path);
+        let entered = self.enter();
+        // SAFETY: a driver object is plain C data; all-zero is a new one.
+        let fresh = unsafe { std::mem::zeroed::<DriverObjectLayout>() };
+        // SAFETY: the driver object allocated above; the I/O manager's is new each load.
+        unsafe { self.driver_object.write(fresh) };
+        // SAFETY: PASSIVE_LEVEL, a zeroed driver object, the service key valid for the call.
+        let status = unsafe { invoke::driver_entry(self.driver_object, &mut registry_path) };
+        self.settle(entered, None, PathContext::default());
+        if status != 0 {
+            return Err(NdisStatus(status as u32));
+        }
+        self.handlers = model::characteristics();
+        model::set_status_sink(Some(status_to_protocol));
+        Ok(())
+    }
+
+    fn unload(&mut self) {
+        let entered = self.enter();
+        // SAFETY: loaded, every module detached, PASSIVE_LEVEL.
+        unsafe { invoke::driver_unload(self.driver_object) };
+        self.settle(entered, None, PathContext::default());
+        self.handlers = None;
+        let hal = self.hal().clone();
+        let reported = model::violations().len();
+        for leftover in model::finish().into_iter().skip(reported) {
+            hal.report(
+                Rule::PoolLeak,
+                None,
+                format!("kernel model at unload: {leftover}"),
+            );
+        }
+    }
+
+    fn attach(&self, params: &FilterAttachParameters) -> Result<ModuleId, NdisStatus> {
+        let handlers = self.handlers().ok_or(NdisStatus::FAILURE)?;
+        let mut name: Vec<u16> = params.base_miniport_name.encode_utf16().collect();
+        let mut friendly: Vec<u16> = params.friendly_name.encode_utf16().collect();
+        let mut miniport_name = unicode(&mut name);
+        let mut instance_name = unicode(&mut friendly);
+        // SAFETY: attach parameters are plain C data; all-zero is a valid start.
+        let mut parameters: Box<NdisAttachParameters> = Box::new(unsafe { std::mem::zeroed() });
+        parameters.header = NdisObjectHeader::new(
+            object_type::FILTER_ATTACH_PARAMETERS,
+            1,
+            size_of::<NdisAttachParameters>(),
+        );
+        parameters.base_miniport_if_index = params.if_index;
+        parameters.base_miniport_name = &raw mut miniport_name;
+        parameters.base_miniport_instance_name = &raw mut instance_name;
+        parameters.miniport_media_type = params.medium;
+        parameters.mac_address_length = 6;
+        parameters.current_mac_address[..6].copy_from_slice(&params.mac_address.0);
+        let filter = model::new_filter_module_handle();
+        let entered = self.enter();
+        let parameters = Box::into_raw(parameters);
+        // SAFETY: a new module handle, the parameters valid for the call, PASSIVE_LEVEL.
+        let status = unsafe { invoke::attach(&handlers, filter, parameters) };
+        // SAFETY: leaked just above, freed once after the call.
+        drop(unsafe { Box::from_raw(parameters) });
+        self.settle(entered, None, PathContext::default());
+        if status != 0 {
+            return Err(NdisStatus(status));
+        }
+        let context = model::module_context(filter).ok_or(NdisStatus::FAILURE)?;
+        // SAFETY: the context the driver gave NdisFSetAttributes: an entry of its module table.
+        let module = unsafe { wanlayer::modules::module_entry(context) }.module();
+        self.modules
+            .borrow_mut()
+            .insert(module, Module { filter, context });
+        Ok(module)
+    }
+
+    fn detach(&self, module: ModuleId) {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return;
+        };
+        let entered = self.enter();
+        // SAFETY: the context of a paused module, PASSIVE_LEVEL.
+        unsafe { invoke::detach(&handlers, m.context) };
+        self.settle(entered, Some(module), PathContext::default());
+        self.modules.borrow_mut().remove(&module);
+    }
+
+    fn restart(&self, module: ModuleId) -> NdisStatus {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return NdisStatus::FAILURE;
+        };
+        let entered = self.enter();
+        // SAFETY: the context of a paused module, PASSIVE_LEVEL.
+        let status = unsafe { invoke::restart(&handlers, m.context) };
+        self.settle(entered, Some(module), PathContext::default());
+        NdisStatus(status)
+    }
+
+    fn pause(&self, module: ModuleId) -> NdisStatus {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return NdisStatus::SUCCESS;
+        };
+        let entered = self.enter();
+        // SAFETY: the context of a running module, PASSIVE_LEVEL.
+        let status = unsafe { invoke::pause(&handlers, m.context) };
+        self.settle(entered, Some(module), PathContext::default());
+        NdisStatus(status)
+    }
+
+    fn send(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return;
+        };
+        let mut flags = if ctx_flags(ctx) {
+            SendFlags::DISPATCH_LEVEL
+        } else {
+            SendFlags(0)
+        };
+        if ctx.check_for_loopback {
+            flags = flags | SendFlags::CHECK_FOR_LOOPBACK;
+        }
+        let head = self.give(chain);
+        if head.is_null() {
+            return;
+        }
+        let entered = self.enter();
+        // SAFETY: the module's context and a chain given up to the driver.
+        unsafe { invoke::send(&handlers, m.context, head, flags) };
+        self.settle(entered, Some(module), ctx);
+    }
+
+    fn send_complete(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return;
+        };
+        let flags = if ctx_flags(ctx) {
+            SendCompleteFlags::DISPATCH_LEVEL
+        } else {
+            SendCompleteFlags(0)
+        };
+        let head = self.give(chain);
+        if head.is_null() {
+            return;
+        }
+        let entered = self.enter();
+        // SAFETY: the module's context and NBLs the driver sent down.
+        unsafe { invoke::send_complete(&handlers, m.context, head, flags) };
+        self.settle(entered, Some(module), ctx);
+    }
+
+    fn cancel_send(&self, module: ModuleId, cancel_id: u64) {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return;
+        };
+        let id =
+            ptr::without_provenance_mut::<c_void>(usize::try_from(cancel_id).unwrap_or(usize::MAX));
+        let entered = self.enter();
+        // SAFETY: the module's context.
+        unsafe { invoke::cancel_send(&handlers, m.context, id) };
+        let ctx = PathContext {
+            at_dispatch: entered == DISPATCH_LEVEL,
+            ..PathContext::default()
+        };
+        self.settle(entered, Some(module), ctx);
+    }
+
+    fn receive(
+        &self,
+        module: ModuleId,
+        chain: SimChain,
+        resources: bool,
+        ctx: PathContext,
+    ) -> SimChain {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return chain;
+        };
+        let count = u32::try_from(chain.len()).unwrap_or(u32::MAX);
+        let mut flags = if ctx_flags(ctx) {
+            ReceiveFlags::DISPATCH_LEVEL
+        } else {
+            ReceiveFlags(0)
+        };
+        if resources {
+            flags = flags | ReceiveFlags::RESOURCES;
+        }
+        let (head, order) = self.carriers.borrow_mut().give(self.hal(), chain);
+        if head.is_null() {
+            return SimChain::new();
+        }
+        let entered = self.enter();
+        // SAFETY: the module's context and a chain of `count` NBLs.
+        unsafe { invoke::receive(&handlers, m.context, head, count, flags) };
+        self.settle(entered, Some(module), ctx);
+        if !resources {
+            return SimChain::new();
+        }
+        let hal = self.hal();
+        let mut linked = Vec::new();
+        let mut next = head;
+        while !next.is_null() && linked.len() <= order.len() {
+            linked.push(next.addr());
+            // SAFETY: a member of the lent chain, which the driver gave back with the call.
+            next = unsafe { (*next).next };
+        }
+        if linked != order {
+            let detail = format!(
+                "the lent chain came back linked as {} NBLs, not as the {} lent",
+                linked.len(),
+                order.len()
+            );
+            hal.report(Rule::LentPacketKept, Some(module), detail);
+        }
+        let back = self
+            .carriers
+            .borrow_mut()
+            .take(hal, module, &order, "the lent receive chain");
+        self.carriers.borrow_mut().forget(&back.ids());
+        back
+    }
+
+    fn return_receives(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return;
+        };
+        let flags = if ctx_flags(ctx) {
+            ReturnFlags::DISPATCH_LEVEL
+        } else {
+            ReturnFlags(0)
+        };
+        let head = self.give(chain);
+        if head.is_null() {
+            return;
+        }
+        let entered = self.enter();
+        // SAFETY: the module's context and NBLs the driver indicated up.
+        unsafe { invoke::return_receives(&handlers, m.context, head, flags) };
+        self.settle(entered, Some(module), ctx);
+    }
+
+    fn status(&self, module: ModuleId, indication: &mut StatusIndication) {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return;
+        };
+        // SAFETY: plain C data, all-zero valid.
+        let mut line_up: Box<LineUpBuffer> = Box::new(unsafe { std::mem::zeroed() });
+        let mut line_down = WanLineDown {
+            remote_address: [0; 6],
+            local_address: [0; 6],
+        };
+        let mut raw = Vec::new();
+        let line_up_ptr: *mut LineUpBuffer = &raw mut *line_up;
+        let (buffer, size): (*mut c_void, usize) = match &indication.buffer {
+            StatusBuffer::LineUp(record) => {
+                let protocol_length = record.protocol_buffer.len().min(1024);
+                // SAFETY: the buffer allocated above, written through its one pointer.
+                let b = unsafe { &mut *line_up_ptr };
+                b.protocol[..protocol_length]
+                    .copy_from_slice(&record.protocol_buffer[..protocol_length]);
+                let name_units = record.device_name.len().min(DEVICE_NAME_ROOM);
+                b.device_name[..name_units].copy_from_slice(&record.device_name[..name_units]);
+                b.line_up = NdisWanLineUp {
+                    link_speed: record.link_speed_100bps,
+                    maximum_total_size: record.maximum_total_size,
+                    quality: i32::from(record.quality),
+                    send_window: record.send_window,
+                    remote_address: record.remote_address.0,
+                    local_address: record.local_address.0,
+                    protocol_buffer_length: u32::try_from(protocol_length).unwrap_or(0),
+                    protocol_buffer: b.protocol.as_mut_ptr(),
+                    protocol_type: u16::from(record.protocol_type),
+                    device_name: UnicodeString {
+                        length: u16::try_from(name_units * 2).unwrap_or(0),
+                        maximum_length: u16::try_from(DEVICE_NAME_ROOM * 2).unwrap_or(0),
+                        buffer: b.device_name.as_mut_ptr(),
+                    },
+                };
+                (line_up_ptr.cast(), size_of::<LineUpBuffer>())
+            }
+            StatusBuffer::LineDown(down) => {
+                line_down = WanLineDown {
+                    remote_address: down.remote_address.0,
+                    local_address: down.local_address.0,
+                };
+                ((&raw mut line_down).cast(), size_of::<WanLineDown>())
+            }
+            StatusBuffer::Raw(bytes) => {
+                raw.clone_from(bytes);
+                (raw.as_mut_ptr().cast(), raw.len())
+            }
+        };
+        // SAFETY: plain C data, all-zero valid.
+        let mut ndis: NdisStatusIndication = unsafe { std::mem::zeroed() };
+        ndis.header = NdisObjectHeader::new(
+            object_type::STATUS_INDICATION,
+            1,
+            size_of::<NdisStatusIndication>(),
+        );
+        ndis.status_code = indication.code.0;
+        ndis.status_buffer = buffer;
+        ndis.status_buffer_size = u32::try_from(size).unwrap_or(0);
+        ndis.source_handle = m.filter.into();
+        STATUS.with(|slot| {
+            *slot.borrow_mut() = Some(StatusInProgress {
+                hal: self.hal().clone(),
+                module,
+                indication: indication.clone(),
+            })
+        });
+        let entered = self.enter();
+        // SAFETY: the module's context and an indication valid for the call.
+        unsafe { invoke::status(&handlers, m.context, &raw mut ndis) };
+        if let Some(progress) = STATUS.with(|slot| slot.borrow_mut().take()) {
+            *indication = progress.indication;
+        }
+        let ctx = PathContext {
+            at_dispatch: entered == DISPATCH_LEVEL,
+            ..PathContext::default()
+        };
+        self.settle(entered, Some(module), ctx);
+        let _ = (NDIS_STATUS_WAN_LINE_DOWN, line_down, line_up);
+    }
+
+    fn oid_request(&self, _module: ModuleId, request: OidRequest) -> OidDisposition {
+        OidDisposition::Complete(request, NdisStatus(0xC000_00BB))
+    }
+
+    fn oid_complete(&self, _module: ModuleId, _request: OidRequest, _status: NdisStatus) {}
+}

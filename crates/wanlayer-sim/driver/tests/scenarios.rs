@@ -1,0 +1,66 @@
+//! The simulator's scenarios with wanlayer.sys's own handlers as the filter: whole sessions
+//! through NdisWan's edges, every call checked by the simulator's verifier and the kernel model.
+
+use wanlayer_sim::{
+    Delivery, Edge, Flow, IrqlPolicy, LinkParams, ReceiveOptions, Rras, MILLISECOND,
+};
+use wanlayer_sim_driver::DriverFilter;
+
+fn started(rras: Rras<DriverFilter>) -> Rras<DriverFilter> {
+    rras.start()
+        .expect("the driver loads, attaches and restarts on every edge");
+    rras
+}
+
+#[test]
+fn traffic_passes_both_ways_through_the_drivers_handlers_and_unload_is_clean() {
+    let mut rras = started(Rras::new(DriverFilter::new()));
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    rras.send_flow(&link, &Flow::udp(53, 40000), 3);
+    rras.receive_flow(&link, &Flow::udp(53, 40000), 3, ReceiveOptions::resources());
+    rras.receive_flow(&link, &Flow::udp(53, 40000), 2, ReceiveOptions::default());
+    rras.run_until_idle();
+    assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 3);
+    assert_eq!(rras.protocol(Edge::WanIp).received.len(), 5);
+    assert_eq!(rras.protocol(Edge::WanIp).completions.len(), 3);
+    rras.link_down(&link);
+    rras.unload();
+    rras.verifier().assert_clean();
+}
+
+#[test]
+fn the_protocol_learns_the_link_from_the_line_up_the_driver_passes_on() {
+    let mut rras = started(Rras::new(DriverFilter::new()));
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    let known = rras.protocol(Edge::WanIp).links;
+    assert_eq!(known.len(), 1);
+    let mut tracked = 0;
+    let module = rras.module(Edge::WanIp).expect("attached");
+    rras.filter().engine().visit_links(module, |_| tracked += 1);
+    assert_eq!(tracked, 1, "the driver's engine tracks the link");
+    rras.link_down(&link);
+    assert!(rras.protocol(Edge::WanIp).links.is_empty());
+    rras.unload();
+    rras.verifier().assert_clean();
+}
+
+#[test]
+fn pause_with_sends_at_the_miniport_completes_once_they_are_back() {
+    let mut rras = started(
+        Rras::builder()
+            .send_completion(Delivery::Hold)
+            .irql(IrqlPolicy::Alternate)
+            .build(DriverFilter::new()),
+    );
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    rras.send_flow(&link, &Flow::tcp(443, 50000), 4);
+    rras.run_until_idle();
+    assert_eq!(rras.miniport(Edge::WanIp).holding(), 4);
+    rras.release_sends(Edge::WanIp);
+    rras.run_until_idle();
+    rras.pause_and_settle(Edge::WanIp).expect("pause");
+    rras.advance(MILLISECOND);
+    assert_eq!(rras.protocol(Edge::WanIp).completions.len(), 4);
+    rras.unload();
+    rras.verifier().assert_clean();
+}
