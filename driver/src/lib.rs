@@ -29,6 +29,9 @@
 //! operation and a `// SAFETY:` comment naming the NDIS or kernel rule it relies on; every callback
 //! documents its IRQL and what it owns under `# IRQL` and `# Ownership`.
 #![no_std]
+// Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::multiple_unsafe_ops_per_block)]
 

@@ -162,18 +162,18 @@ impl<H: Hal> Engine<H> {
     ) -> Result<(Vec<ModuleSlot<H>>, Registry, Box<[HookSlot; MAX_HOOKS]>, EventQueue), OutOfMemory> {
         let mut modules = Vec::new();
         modules.try_reserve_exact(config.max_modules).map_err(|_| OutOfMemory)?;
-        modules.extend((0..config.max_modules).map(|_| ModuleSlot {
+        crate::memory::fill_within_capacity(&mut modules, config.max_modules, || ModuleSlot {
             core: hal.new_lock(ModuleCore::vacant()),
             counters: ModuleCounters::default(),
-        }));
+        })?;
         let registry = Registry::with_room()?;
         let mut hook_slots = Vec::new();
         hook_slots.try_reserve_exact(MAX_HOOKS).map_err(|_| OutOfMemory)?;
         for _ in 0..MAX_HOOKS {
             // Within the capacity reserved above.
-            hook_slots.push(HookSlot::new()?);
+            crate::memory::push_within_capacity(&mut hook_slots, HookSlot::new()?).map_err(|_| OutOfMemory)?;
         }
-        let hook_slots: Box<[HookSlot; MAX_HOOKS]> = hook_slots.into_boxed_slice().try_into().map_err(|_| OutOfMemory)?;
+        let hook_slots: Box<[HookSlot; MAX_HOOKS]> = crate::memory::boxed_array(hook_slots)?;
         let events = EventQueue::new(hal, config.event_capacity)?;
         Ok((modules, registry, hook_slots, events))
     }

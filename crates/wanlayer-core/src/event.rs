@@ -127,7 +127,9 @@ impl EventQueue {
             self.lost += 1;
             return;
         }
-        self.records.push_back(record);
+        if crate::memory::push_back_within_capacity(&mut self.records, record).is_err() {
+            self.lost += 1;
+        }
     }
 
     /// The sequence number [`push`](Self::push) gives next.

@@ -366,10 +366,10 @@ impl HookSlot {
     pub(crate) fn new() -> Result<Self, OutOfMemory> {
         let mut verdicts = Vec::new();
         verdicts.try_reserve_exact(VERDICT_SHARDS).map_err(|_| OutOfMemory)?;
-        verdicts.resize_with(VERDICT_SHARDS, VerdictShard::default);
+        crate::memory::fill_within_capacity(&mut verdicts, VERDICT_SHARDS, VerdictShard::default)?;
         Ok(Self {
             active: AtomicU32::new(0),
-            verdicts: verdicts.into_boxed_slice().try_into().map_err(|_| OutOfMemory)?,
+            verdicts: crate::memory::boxed_array(verdicts)?,
             line_ups: Counter::default(),
             sizes_lowered: Counter::default(),
             line_downs: Counter::default(),
@@ -497,7 +497,8 @@ impl Registry {
         self.next_order += 1;
         let at = self.hooks.iter().position(|r| r.position > position).unwrap_or(self.hooks.len());
         // Within the room reserved by `with_room`: no allocation.
-        self.hooks.insert(at, Registered { id, name: HookName::new(name), position, hook });
+        let registered = Registered { id, name: HookName::new(name), position, hook };
+        crate::memory::insert_within_capacity(&mut self.hooks, at, registered).map_err(|_| AddHookError::Full)?;
         Ok(id)
     }
 
@@ -514,8 +515,8 @@ impl Registry {
         let mut moved = self.hooks.remove(at);
         moved.position.altitude = altitude;
         let to = self.hooks.iter().position(|r| r.position > moved.position).unwrap_or(self.hooks.len());
-        self.hooks.insert(to, moved);
-        true
+        // Back into the room it left.
+        crate::memory::insert_within_capacity(&mut self.hooks, to, moved).is_ok()
     }
 }
 

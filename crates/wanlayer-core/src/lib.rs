@@ -17,6 +17,9 @@
 //! * [`rules`] runs the administrator's rule set (`wanlayer-rules`) as a built-in hook, and keeps
 //!   it across restarts through a [`hal::RuleStore`].
 #![no_std]
+// Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
@@ -39,7 +42,7 @@ mod taken;
 #[cfg(test)]
 mod testing;
 
-pub use control::{Completion, Control, ControlHandle, EventWaker, InjectError};
+pub use control::{Completion, Control, ControlHandle, EventWaker, EventWakerRef, InjectError};
 pub use datapath::{ReinjectError, ReinjectVerdict};
 pub use engine::Engine;
 pub use engine::EngineConfig;

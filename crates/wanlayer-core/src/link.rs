@@ -294,7 +294,7 @@ fn copy_bounded<T: Copy>(source: &[T], max: usize) -> Result<(Vec<T>, bool), Out
     let kept = &source[..source.len().min(max)];
     let mut copy = Vec::new();
     copy.try_reserve_exact(kept.len()).map_err(|_| OutOfMemory)?;
-    copy.extend_from_slice(kept);
+    crate::memory::try_extend_from_slice(&mut copy, kept)?;
     Ok((copy, kept.len() < source.len()))
 }
 
@@ -343,7 +343,9 @@ impl LinkTable {
             if self.shards.try_reserve_exact(LINK_SHARDS).is_err() {
                 return (0, Err(OutOfMemory));
             }
-            self.shards.extend((0..LINK_SHARDS).map(|_| HashMap::default()));
+            if crate::memory::fill_within_capacity(&mut self.shards, LINK_SHARDS, HashMap::default).is_err() {
+                return (0, Err(OutOfMemory));
+            }
             grown += LINK_SHARDS * size_of::<HashMap<MacAddress, LinkBox>>();
         }
         let result = match self.shards.get_mut(shard_of(remote)) {
@@ -445,7 +447,11 @@ impl LinkTable {
             }
         };
         if let Some(shard) = self.shards.get_mut(shard_of(&line_up.remote_address)) {
-            shard.insert(line_up.remote_address, link);
+            // Within the room `grow_for` reserved.
+            if crate::memory::map_insert_within_capacity(shard, line_up.remote_address, link).is_err() {
+                memory.release(Pool::Link, entry);
+                return Err(OutOfMemory);
+            }
             self.len += 1;
         }
         Ok(LineUpEffect::Created(summary))

@@ -78,6 +78,85 @@ pub(crate) fn fixed_deque<T>(memory: &impl Memory, pool: Pool, capacity: usize) 
 pub(crate) fn try_box<T>(value: T) -> Result<Box<[T; 1]>, OutOfMemory> {
     let mut one = Vec::new();
     one.try_reserve_exact(1).map_err(|_| OutOfMemory)?;
-    one.push(value);
-    one.into_boxed_slice().try_into().map_err(|_| OutOfMemory)
+    push_within_capacity(&mut one, value).map_err(|_| OutOfMemory)?;
+    boxed_array(one)
+}
+
+// The helpers below are the only places the engine calls the growing methods of `Vec`,
+// `VecDeque` and `HashMap` (clippy's `disallowed_methods` refuses them everywhere else, see
+// `clippy.toml`): each checks first that the call stays within the capacity already reserved
+// fallibly, so none of them ever allocates.
+
+/// Appends `value` within the capacity already reserved, or hands it back when there is no room:
+/// never allocates (the stable stand-in for `Vec::push_within_capacity`).
+#[allow(clippy::disallowed_methods, reason = "within capacity: checked first, so the push never allocates")]
+pub(crate) fn push_within_capacity<T>(vec: &mut Vec<T>, value: T) -> Result<(), T> {
+    if vec.len() >= vec.capacity() {
+        return Err(value);
+    }
+    vec.push(value);
+    Ok(())
+}
+
+/// Inserts `value` at `index` within the capacity already reserved, or hands it back when there is
+/// no room or `index` is past the end: never allocates.
+#[allow(clippy::disallowed_methods, reason = "within capacity: checked first, so the insert never allocates")]
+pub(crate) fn insert_within_capacity<T>(vec: &mut Vec<T>, index: usize, value: T) -> Result<(), T> {
+    if vec.len() >= vec.capacity() || index > vec.len() {
+        return Err(value);
+    }
+    vec.insert(index, value);
+    Ok(())
+}
+
+/// Grows `vec` to `len` elements made by `make`, within the capacity already reserved:
+/// [`OutOfMemory`] (and `vec` unchanged) when that capacity is short.
+pub(crate) fn fill_within_capacity<T>(vec: &mut Vec<T>, len: usize, mut make: impl FnMut() -> T) -> Result<(), OutOfMemory> {
+    if len > vec.capacity() {
+        return Err(OutOfMemory);
+    }
+    while vec.len() < len {
+        push_within_capacity(vec, make()).map_err(|_| OutOfMemory)?;
+    }
+    Ok(())
+}
+
+/// Appends a copy of `items`, reserving fallibly first.
+#[allow(clippy::disallowed_methods, reason = "reserved fallibly just before: the extend never allocates")]
+pub(crate) fn try_extend_from_slice<T: Copy>(vec: &mut Vec<T>, items: &[T]) -> Result<(), OutOfMemory> {
+    vec.try_reserve(items.len()).map_err(|_| OutOfMemory)?;
+    vec.extend_from_slice(items);
+    Ok(())
+}
+
+/// Appends `value` at the back within the capacity already reserved, or hands it back when there
+/// is no room: never allocates.
+#[allow(clippy::disallowed_methods, reason = "within capacity: checked first, so the push never allocates")]
+pub(crate) fn push_back_within_capacity<T>(deque: &mut VecDeque<T>, value: T) -> Result<(), T> {
+    if deque.len() >= deque.capacity() {
+        return Err(value);
+    }
+    deque.push_back(value);
+    Ok(())
+}
+
+/// Inserts `key` → `value` into a map with room reserved (by [`reserve_map`]), or hands them back
+/// when a new key finds the map full: never allocates. Returns the value `key` had.
+#[allow(clippy::disallowed_methods, reason = "within capacity: a new key is inserted only while the table has room")]
+pub(crate) fn map_insert_within_capacity<K: Eq + core::hash::Hash, V>(map: &mut HashMap<K, V>, key: K, value: V) -> Result<Option<V>, (K, V)> {
+    if map.len() >= map.capacity() && !map.contains_key(&key) {
+        return Err((key, value));
+    }
+    Ok(map.insert(key, value))
+}
+
+/// The elements of `vec` as a boxed array, when it holds exactly `N` and its capacity is `N` (so
+/// the conversion reuses its allocation, never reallocating; zero-sized elements need none);
+/// [`OutOfMemory`] otherwise.
+#[allow(clippy::disallowed_methods, reason = "length equals capacity: into_boxed_slice does not reallocate")]
+pub(crate) fn boxed_array<T, const N: usize>(vec: Vec<T>) -> Result<Box<[T; N]>, OutOfMemory> {
+    if vec.len() != N || (size_of::<T>() != 0 && vec.capacity() != N) {
+        return Err(OutOfMemory);
+    }
+    vec.into_boxed_slice().try_into().map_err(|_| OutOfMemory)
 }

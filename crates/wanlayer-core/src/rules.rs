@@ -309,7 +309,10 @@ impl<H: Hal> Engine<H> {
             self.hal.release(Pool::Control, blob.len() + counters_bytes);
             return Err(ReplaceError::OutOfMemory);
         }
-        counters.extend((0..set.len()).map(|_| RuleCounters::default()));
+        if crate::memory::fill_within_capacity(&mut counters, set.len(), RuleCounters::default).is_err() {
+            self.hal.release(Pool::Control, blob.len() + counters_bytes);
+            return Err(ReplaceError::OutOfMemory);
+        }
         let uses_device = (0..set.len()).filter_map(|index| set.rule(index)).any(|rule| names_device(rule.filter));
         Ok((Installed { set, counters, uses_device }, blob.len() + counters_bytes))
     }

@@ -53,8 +53,7 @@ impl<P> TakenStore<P> {
         match crate::memory::reserve_map(memory, Pool::Taken, &mut self.entries, 1) {
             Ok(bytes) => {
                 self.charged += bytes;
-                self.entries.insert(serial, taken);
-                Ok(())
+                crate::memory::map_insert_within_capacity(&mut self.entries, serial, taken).map(|_| ()).map_err(|(_, taken)| taken)
             }
             Err(OutOfMemory) => Err(taken),
         }

@@ -17,6 +17,9 @@
 //! * [`control`]: the control device's create checks, the access a create grants, handle tokens,
 //!   and how a dispatched device control is settled.
 #![no_std]
+// Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
 #![forbid(unsafe_code)]
 
 #[cfg(test)]

@@ -47,6 +47,9 @@
 //! `unsafe fn from_raw`, and are safe to use afterwards. Every `unsafe` block holds exactly one
 //! unsafe operation and a `// SAFETY:` comment naming the preconditions it relies on.
 #![no_std]
+// Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::multiple_unsafe_ops_per_block)]
 

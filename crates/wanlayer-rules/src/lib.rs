@@ -13,6 +13,9 @@
 //!
 #![doc = include_str!("../README.md")]
 #![no_std]
+// Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
@@ -22,9 +25,14 @@ mod format;
 mod packet;
 mod set;
 
+// The compiler runs in user mode only (wanlayerctl, the tests): the driver links the classifier
+// and the validator above, never these, so the kernel's ban on infallible allocation
+// (`clippy.toml`) does not apply to them.
 #[cfg(feature = "compiler")]
+#[allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "user mode only")]
 mod compile;
 #[cfg(feature = "compiler")]
+#[allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "user mode only")]
 mod parse;
 
 pub use packet::{Action, Direction, Match, PacketView, RuleInfo, HEADER_BYTES};

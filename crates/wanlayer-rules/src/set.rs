@@ -203,6 +203,7 @@ impl RuleSet {
         let layout = validate(blob)?;
         let mut copy = Vec::new();
         copy.try_reserve_exact(blob.len()).map_err(|_| LoadError::OutOfMemory)?;
+        #[allow(clippy::disallowed_methods, reason = "reserved fallibly just above: no allocation")]
         copy.extend_from_slice(blob);
         Ok(RuleSet { blob: copy, layout })
     }
@@ -375,6 +376,7 @@ fn validate_rules(blob: &[u8], layout: &Layout) -> Result<(), LoadError> {
             validate_node(blob, layout, node_start + position, position, node_count)?;
         }
         if ids.len() < ids.capacity() {
+            #[allow(clippy::disallowed_methods, reason = "within the capacity checked just above: no allocation")]
             ids.push(id);
         }
     }

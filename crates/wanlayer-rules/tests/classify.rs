@@ -1,5 +1,6 @@
 //! The classifier's index: many candidate lists per packet, priorities across the index and the
 //! catch-all list, and the WAN terms.
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "test code runs in user mode")]
 
 use wanlayer_rules::{compile, Action, Direction, PacketView, RuleSet, RuleSource};
 

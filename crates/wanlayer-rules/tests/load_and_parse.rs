@@ -1,4 +1,5 @@
 //! Loading refuses every corruption without panicking; parse errors point at the right byte.
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "test code runs in user mode")]
 
 use wanlayer_rules::{compile, parse, Action, Direction, LoadError, PacketView, RuleSet, RuleSource};
 

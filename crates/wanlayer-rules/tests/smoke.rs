@@ -1,4 +1,5 @@
 //! End-to-end: compile, load, classify.
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "test code runs in user mode")]
 
 use wanlayer_rules::{compile, Action, Direction, PacketView, RuleSet, RuleSource};
 

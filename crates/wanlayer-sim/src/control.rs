@@ -100,7 +100,7 @@ impl SimControl {
     pub fn install(rras: &Rras<CoreFilter>) -> Self {
         let woken = Arc::new(Mutex::new(Vec::new()));
         if let Some(engine) = rras.filter().engine() {
-            engine.control().set_waker(Some(Arc::new(Woken(Arc::clone(&woken)))));
+            engine.control().set_waker(Some(wanlayer_core::EventWakerRef::Shared(Arc::new(Woken(Arc::clone(&woken))))));
         }
         Self { device: RefCell::new(Device::default()), woken }
     }

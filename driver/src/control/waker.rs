@@ -20,13 +20,12 @@
 //! have queued has run (`KeFlushQueuedDpcs`). After it, nothing of the waker runs: neither the
 //! engine nor this image's code is needed by it any more.
 
-use alloc::sync::Arc;
 use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use wanlayer_core::hal::Level;
-use wanlayer_core::{Engine, EventWaker};
+use wanlayer_core::{Engine, EventWaker, EventWakerRef};
 use wanlayer_ndis::imports;
 use wanlayer_ndis::kernel::{ExRundownRef, KDpc};
 
@@ -49,6 +48,9 @@ static WOKEN: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
 /// The waker the engine holds.
 struct DpcWaker;
+
+/// The one waker: a `static`, so installing it allocates nothing.
+static DPC_WAKER: DpcWaker = DpcWaker;
 
 impl EventWaker for DpcWaker {
     /// Marks the token's slot woken and queues the DPC.
@@ -86,7 +88,7 @@ pub unsafe fn install_waker(engine: &Engine<KernelHal>) {
     // SAFETY: a static DPC in non-paged memory, not queued yet; the routine has the
     // KDEFERRED_ROUTINE signature.
     unsafe { imports::KeInitializeDpc(WAKE_DPC.as_ptr(), service_woken, ptr::null_mut()) };
-    engine.control().set_waker(Some(Arc::new(DpcWaker)));
+    engine.control().set_waker(Some(EventWakerRef::Static(&DPC_WAKER)));
 }
 
 /// Takes the waker out of the engine and waits until none of it runs any more: no `wake` call,

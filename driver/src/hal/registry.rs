@@ -149,13 +149,14 @@ impl Key {
         match status {
             0 => {
                 buffer.try_reserve_exact(header.len()).map_err(|_| no_memory())?;
+                #[allow(clippy::disallowed_methods, reason = "within the capacity just reserved: no allocation")]
                 buffer.extend_from_slice(&header);
             }
             STATUS_OBJECT_NAME_NOT_FOUND => return Ok(None),
             STATUS_BUFFER_OVERFLOW | STATUS_BUFFER_TOO_SMALL => {
                 let len = usize::try_from(needed).map_err(|_| failed(STATUS_BUFFER_OVERFLOW))?;
                 buffer.try_reserve_exact(len).map_err(|_| no_memory())?;
-                // Within the capacity just reserved: no allocation.
+                #[allow(clippy::disallowed_methods, reason = "within the capacity just reserved: no allocation")]
                 buffer.resize(len, 0);
                 let mut written = 0u32;
                 // SAFETY: at PASSIVE_LEVEL, an open key; `buffer` holds `len` writable bytes.

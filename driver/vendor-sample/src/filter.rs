@@ -135,6 +135,7 @@ impl Links {
         }
         let mut queue = VecDeque::new();
         queue.try_reserve_exact(config.queue_packets).ok()?;
+        #[allow(clippy::disallowed_methods, reason = "reserved fallibly above: no allocation")]
         self.links.push(LinkState { id, bucket: TokenBucket::new(config.rate_bytes_per_second, config.burst_bytes, now), queue });
         self.links.last_mut()
     }
@@ -286,6 +287,8 @@ impl ClampFilter {
             } else if link.queue.len() >= config.queue_packets {
                 Shaped::Full
             } else {
+                // Below `queue_packets`, the capacity reserved when the link was created.
+                #[allow(clippy::disallowed_methods, reason = "within the reserved capacity: no allocation")]
                 link.queue.push_back(Queued { ticket, cost });
                 Shaped::Queued
             }

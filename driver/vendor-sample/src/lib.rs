@@ -16,6 +16,9 @@
 //! The same `ClampFilter` runs in the simulator in the root workspace's tests, registered through
 //! the very C-ABI table this driver gets from wanlayer.sys.
 #![no_std]
+// Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.
+#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::multiple_unsafe_ops_per_block)]
 

@@ -134,7 +134,7 @@ impl CaptureHub {
                 memory.release(Pool::Control, Self::table_bytes());
                 return Err(Status::InsufficientResources);
             }
-            self.slots.extend((0..MAX_CAPTURE_SESSIONS).map(|_| Slot::default()));
+            crate::memory::fill_within_capacity(&mut self.slots, MAX_CAPTURE_SESSIONS, Slot::default).map_err(|_| Status::InsufficientResources)?;
         }
         let index = self.slots.iter().position(|slot| slot.session.is_none()).ok_or(Status::TooManySessions)?;
         let data_len = slots.checked_mul(snap_len).ok_or(Status::InvalidParameter)?;
@@ -153,8 +153,13 @@ impl CaptureHub {
             wanted: 0,
             filled: 0,
         };
-        ring.resize(slots, free);
-        data.resize(data_len, 0);
+        // Within the capacity reserved above.
+        if crate::memory::fill_within_capacity(&mut ring, slots, || free).is_err()
+            || crate::memory::fill_within_capacity(&mut data, data_len, || 0).is_err()
+        {
+            memory.release(Pool::Control, charged);
+            return Err(Status::InsufficientResources);
+        }
         let slot = &mut self.slots[index];
         slot.generation = (slot.generation.wrapping_add(1) & GENERATION_MASK).max(1);
         slot.session =

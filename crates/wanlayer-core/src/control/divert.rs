@@ -164,9 +164,7 @@ impl DivertHook {
         entry.state = SlotState::Free;
         self.by_serial.remove(&serial);
         // Within the capacity reserved at open: every slot is free at most once.
-        if self.free.len() < self.free.capacity() {
-            self.free.push(slot);
-        }
+        let _ = crate::memory::push_within_capacity(&mut self.free, slot);
         Some(Ticket {
             module: ModuleId(entry.meta.module),
             serial,
@@ -360,9 +358,7 @@ impl<H: Hal> Engine<H> {
             if hook.closing {
                 entry.state = SlotState::Free;
                 // Within the capacity reserved at open.
-                if hook.free.len() < hook.free.capacity() {
-                    hook.free.push(slot_index);
-                }
+                let _ = crate::memory::push_within_capacity(&mut hook.free, slot_index);
                 return Some((hook.fail, None));
             }
             entry.state = SlotState::Queued;
@@ -370,8 +366,14 @@ impl<H: Hal> Engine<H> {
             let serial = entry.meta.serial;
             let taken_at = entry.meta.time_ns;
             // Room for every slot was reserved at open (twice over, so the map never grows).
-            hook.by_serial.insert(serial, slot_index);
-            hook.queued.push_back(slot_index);
+            if crate::memory::map_insert_within_capacity(&mut hook.by_serial, serial, slot_index).is_err()
+                || crate::memory::push_back_within_capacity(&mut hook.queued, slot_index).is_err()
+            {
+                hook.by_serial.remove(&serial);
+                entry.state = SlotState::Free;
+                let _ = crate::memory::push_within_capacity(&mut hook.free, slot_index);
+                return Some((hook.fail, None));
+            }
             hook.next_expiry = hook
                 .next_expiry
                 .min(taken_at.saturating_add(hook.timeout_ns));
@@ -720,16 +722,19 @@ impl<H: Hal> Control<'_, H> {
             time_ns: 0,
             direction: WireDirection::Send,
         };
-        entries.resize(
-            queue_len,
-            Entry {
-                state: SlotState::Free,
-                meta: empty,
-                len: 0,
-            },
-        );
-        data.resize(data_len, 0);
-        free.extend((0..queue_len as u32).rev());
+        let mut next_free = queue_len as u32;
+        // Within the capacities reserved above.
+        if crate::memory::fill_within_capacity(&mut entries, queue_len, || Entry { state: SlotState::Free, meta: empty, len: 0 }).is_err()
+            || crate::memory::fill_within_capacity(&mut data, data_len, || 0).is_err()
+            || crate::memory::fill_within_capacity(&mut free, queue_len, || {
+                next_free = next_free.saturating_sub(1);
+                next_free
+            })
+            .is_err()
+        {
+            memory.release(Pool::Control, fixed + queued_bytes + map_bytes);
+            return Err(Status::InsufficientResources);
+        }
         Ok(DivertHook {
             hook: HookId {
                 slot: 0,

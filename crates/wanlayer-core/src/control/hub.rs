@@ -87,7 +87,7 @@ impl EventHub {
                 memory.release(Pool::Event, Self::table_bytes());
                 return Err(Status::InsufficientResources);
             }
-            self.slots.extend((0..MAX_SUBSCRIBERS).map(|_| Slot::default()));
+            crate::memory::fill_within_capacity(&mut self.slots, MAX_SUBSCRIBERS, Slot::default).map_err(|_| Status::InsufficientResources)?;
         }
         let (index, slot) = self.slots.iter_mut().enumerate().find(|(_, slot)| slot.subscriber.is_none()).ok_or(Status::TooManySessions)?;
         let queue = EventQueue::new(memory, capacity).map_err(|_| Status::InsufficientResources)?;

@@ -238,7 +238,28 @@ pub(crate) struct ControlState<H: Locking> {
     pub(crate) capture_active: AtomicUsize,
     /// User-mode hooks.
     pub(crate) divert: DivertState<H>,
-    waker: H::Lock<Option<Arc<dyn EventWaker>>>,
+    waker: H::Lock<Option<EventWakerRef>>,
+}
+
+/// The waker the engine holds: shared with the platform, or a `static` one — what the kernel
+/// installs, since creating an `Arc` aborts when the allocation fails.
+#[derive(Clone)]
+pub enum EventWakerRef {
+    /// A waker the platform shares (the simulator's).
+    Shared(Arc<dyn EventWaker>),
+    /// A waker that lives as long as the image (the kernel's DPC waker): no allocation.
+    Static(&'static dyn EventWaker),
+}
+
+impl core::ops::Deref for EventWakerRef {
+    type Target = dyn EventWaker;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Self::Shared(waker) => &**waker,
+            Self::Static(waker) => *waker,
+        }
+    }
 }
 
 impl<H: Locking + Memory> ControlState<H> {
@@ -290,7 +311,7 @@ impl<H: Hal> Control<'_, H> {
     ///
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
-    pub fn set_waker(&self, waker: Option<Arc<dyn EventWaker>>) {
+    pub fn set_waker(&self, waker: Option<EventWakerRef>) {
         self.engine.control.waker.with(|slot| *slot = waker);
     }
 

@@ -10,13 +10,13 @@
 mod packet;
 mod trampoline;
 
-use alloc::sync::Arc;
 use core::ffi::c_void;
 use core::marker::PhantomData;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::abi::{self, FilterHandle, LinkInfo, Status, Ticket};
+use crate::heap::Pinned;
 use crate::filter::{ReinjectVerdict, VendorFilter};
 
 pub use packet::Packet;
@@ -113,7 +113,8 @@ impl<'p> ProviderTable<'p> {
     ///
     /// # Errors
     /// [`Status::INVALID_PARAMETER`] for an empty name or one longer than
-    /// [`abi::FILTER_NAME_MAX`] bytes; whatever `RegisterFilter` refused with
+    /// [`abi::FILTER_NAME_MAX`] bytes; [`Status::INSUFFICIENT_RESOURCES`] when the
+    /// registration's state cannot be allocated; whatever `RegisterFilter` refused with
     /// ([`Status::QUOTA_EXCEEDED`], [`Status::DEVICE_REMOVED`], ...).
     pub fn register<F: VendorFilter>(&self, name: &str, altitude: u32, filter: F) -> Result<Registration<'p, F>, Status> {
         let bytes = name.as_bytes();
@@ -122,19 +123,20 @@ impl<'p> ProviderTable<'p> {
         }
         let mut raw_name = [0u8; abi::FILTER_NAME_MAX as usize];
         raw_name[..bytes.len()].copy_from_slice(bytes);
-        let inner = Arc::new(Inner {
+        let inner = Pinned::try_new(Inner {
             filter,
             table: self.erased(),
             handle: AtomicU64::new(0),
             revoked: AtomicBool::new(false),
-        });
+        })
+        .map_err(|_| Status::INSUFFICIENT_RESOURCES)?;
         let registration = abi::FilterRegistration {
             size: size_of::<abi::FilterRegistration>() as u32,
             version: self.version,
             name: raw_name,
             altitude,
             flags: 0,
-            context: Arc::as_ptr(&inner).cast_mut().cast(),
+            context: inner.as_ptr().cast_mut().cast(),
             on_line_up: Some(trampoline::line_up::<F>),
             on_line_down: Some(trampoline::line_down::<F>),
             on_send: Some(trampoline::send::<F>),
@@ -271,7 +273,7 @@ impl<F> Inner<F> {
 
 /// A registered [`VendorFilter`]. Dropping it deregisters (at `PASSIVE_LEVEL`).
 pub struct Registration<'p, F: VendorFilter> {
-    inner: Arc<Inner<F>>,
+    inner: Pinned<Inner<F>>,
     table: ProviderTable<'p>,
     active: bool,
 }

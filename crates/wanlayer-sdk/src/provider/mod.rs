@@ -136,6 +136,10 @@ impl<'e, H: CallerContext> Host<'e, H> {
     /// When the [`abi::MAX_FILTERS`] hook adapters (a few hundred bytes) cannot be allocated:
     /// [`Engine::add_hook`] takes an `Arc`, which has no fallible constructor. Allocating them here,
     /// once, is what keeps registration itself from allocating.
+    // The one infallible allocation left in kernel code (issue #10): `Engine::add_hook` takes an
+    // `Arc`, and stable Rust has no fallible `Arc` constructor; removing it needs the hook chain
+    // to accept a hook handle that is not an `Arc` (as `EventWakerRef::Static` does for the waker).
+    #[allow(clippy::disallowed_methods, reason = "Engine::add_hook takes an Arc: see the comment above")]
     pub fn new(engine: &'e Engine<H>) -> Self {
         Self {
             engine,
