@@ -191,6 +191,25 @@ pub trait FilterDriver {
     fn oid_complete(&self, module: ModuleId, request: OidRequest, status: NdisStatus);
 }
 
+/// A filter that runs a wanlayer engine behind its callbacks — [`CoreFilter`], or wanlayer.sys's
+/// own handlers in the loop (`wanlayer-sim-driver`) — so scenarios reach the engine whichever
+/// plays the filter.
+pub trait EngineFilter: FilterDriver {
+    /// The engine's platform.
+    type Hal: wanlayer_core::hal::Hal;
+
+    /// The engine, between driver entry and unload.
+    fn engine(&self) -> Option<&Engine<Self::Hal>>;
+}
+
+impl EngineFilter for CoreFilter {
+    type Hal = SimHal;
+
+    fn engine(&self) -> Option<&Engine<SimHal>> {
+        CoreFilter::engine(self)
+    }
+}
+
 /// The wanlayer engine behind the filter callbacks: the same translation the kernel driver does.
 pub struct CoreFilter {
     config: EngineConfig,

@@ -53,7 +53,7 @@ pub mod world;
 pub use control::{HandleId, IoCompletion, IoId, IoOutcome, SimControl};
 pub use edge::{Edge, Irql, IrqlPolicy, NdisState};
 pub use faults::{Allocation, FaultPlan, Faults};
-pub use filter::{CoreFilter, FilterAttachParameters, FilterDriver};
+pub use filter::{CoreFilter, EngineFilter, FilterAttachParameters, FilterDriver};
 pub use hal::{SimHal, SimLock};
 pub use ledger::{Holder, Origin, PacketRecord};
 pub use oid::{OidDisposition, OidKind, OidRequest, RequestId};

@@ -11,7 +11,7 @@ use wanlayer_core::wire::{EtherType, MacAddress};
 use wanlayer_core::ModuleId;
 
 use crate::edge::{Edge, NdisState};
-use crate::filter::{CoreFilter, FilterDriver};
+use crate::filter::{EngineFilter, FilterDriver};
 use crate::ledger::LedgerCounts;
 use crate::rras::Rras;
 use crate::trace::Time;
@@ -248,7 +248,7 @@ impl fmt::Display for CountsReport {
     }
 }
 
-impl Rras<CoreFilter> {
+impl<F: EngineFilter> Rras<F> {
     /// The engine's link table of the module on `edge` (empty when none is attached).
     pub fn link_report(&self, edge: Edge) -> LinkReport {
         let mut rows = Vec::new();

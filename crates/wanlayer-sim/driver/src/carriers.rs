@@ -16,9 +16,7 @@ use std::ptr;
 
 use wanlayer_core::hal::{FrameSource, PacketIo};
 use wanlayer_core::{ModuleId, NdisStatus};
-use wanlayer_ndis::nbl::{
-    set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA,
-};
+use wanlayer_ndis::nbl::{set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};
 use wanlayer_sim::{PacketId, Rule, SimChain, SimHal, SimPacket};
 
 /// Unrelated bytes before the frame in the first MDL (`CurrentMdlOffset`).
@@ -79,12 +77,8 @@ fn new_carrier(frame: &[u8], cancel_id: Option<u64>) -> *mut Carrier {
     let mut first = vec![0xEE; OFFSET];
     first.extend_from_slice(&frame[..split]);
     let second = frame[split..].to_vec();
-    let carrier = Box::into_raw(Box::new(Carrier {
-        nbl: zeroed(),
-        net_buffer: zeroed(),
-        mdls: [zeroed(), zeroed()],
-        bytes: [first, second],
-    }));
+    let carrier =
+        Box::into_raw(Box::new(Carrier { nbl: zeroed(), net_buffer: zeroed(), mdls: [zeroed(), zeroed()], bytes: [first, second] }));
     // SAFETY: `carrier` was just leaked and is reached only through this pointer; the pointers
     // stored below point into it (and into its vectors' heap buffers, which never move).
     let c = unsafe { &mut *carrier };
@@ -109,8 +103,7 @@ fn new_carrier(frame: &[u8], cancel_id: Option<u64>) -> *mut Carrier {
     c.net_buffer.data_length.data_length = u32::try_from(frame.len()).unwrap_or(u32::MAX);
     c.nbl.first_net_buffer = &raw mut c.net_buffer;
     if let Some(id) = cancel_id {
-        let value =
-            ptr::without_provenance_mut::<c_void>(usize::try_from(id).unwrap_or(usize::MAX));
+        let value = ptr::without_provenance_mut::<c_void>(usize::try_from(id).unwrap_or(usize::MAX));
         // SAFETY: the carrier's own NBL, valid and held here.
         unsafe { set_nbl_info(&raw mut c.nbl, NblInfo::CancelId, value) };
     }
@@ -149,13 +142,7 @@ impl Carriers {
                 None => {
                     let carrier = new_carrier(packet.frame(), packet.cancel_id());
                     let nbl = carrier.cast::<NetBufferList>().expose_provenance();
-                    self.entries.insert(
-                        nbl,
-                        Entry {
-                            packet: None,
-                            carrier: Some(carrier),
-                        },
-                    );
+                    self.entries.insert(nbl, Entry { packet: None, carrier: Some(carrier) });
                     self.by_packet.insert(packet.id(), nbl);
                     nbl
                 }
@@ -172,19 +159,12 @@ impl Carriers {
         }
         for pair in order.windows(2) {
             // SAFETY: as above; each NBL links to the next one given.
-            unsafe {
-                (*ptr::with_exposed_provenance_mut::<NetBufferList>(pair[0])).next =
-                    ptr::with_exposed_provenance_mut(pair[1])
-            };
+            unsafe { (*ptr::with_exposed_provenance_mut::<NetBufferList>(pair[0])).next = ptr::with_exposed_provenance_mut(pair[1]) };
         }
-        let head = order.first().map_or(ptr::null_mut(), |&nbl| {
-            ptr::with_exposed_provenance_mut(nbl)
-        });
+        let head = order.first().map_or(ptr::null_mut(), |&nbl| ptr::with_exposed_provenance_mut(nbl));
         if let Some(&last) = order.last() {
             // SAFETY: as above.
-            unsafe {
-                (*ptr::with_exposed_provenance_mut::<NetBufferList>(last)).next = ptr::null_mut()
-            };
+            unsafe { (*ptr::with_exposed_provenance_mut::<NetBufferList>(last)).next = ptr::null_mut() };
         }
         (head, order)
     }
@@ -196,34 +176,19 @@ impl Carriers {
         let mut chain = SimChain::new();
         for &nbl in nbls {
             let pointer = ptr::with_exposed_provenance_mut::<NetBufferList>(nbl);
-            let known = self
-                .entries
-                .get_mut(&nbl)
-                .and_then(|entry| entry.packet.take());
+            let known = self.entries.get_mut(&nbl).and_then(|entry| entry.packet.take());
             let mut packet = match known {
                 Some(packet) => packet,
-                None if wanlayer_kernel_model::is_driver_nbl(nbl)
-                    && !self.entries.contains_key(&nbl) =>
-                {
+                None if wanlayer_kernel_model::is_driver_nbl(nbl) && !self.entries.contains_key(&nbl) => {
                     let frame = own_frame(pointer);
                     match hal.allocate(module, FrameSource::Bytes(&frame)) {
                         Ok(packet) => {
                             self.by_packet.insert(packet.id(), nbl);
-                            self.entries.insert(
-                                nbl,
-                                Entry {
-                                    packet: None,
-                                    carrier: None,
-                                },
-                            );
+                            self.entries.insert(nbl, Entry { packet: None, carrier: None });
                             packet
                         }
                         Err(_) => {
-                            hal.report(
-                                Rule::WrongOwner,
-                                Some(module),
-                                format!("{api}: the driver's NBL {nbl:#x} could not be entered"),
-                            );
+                            hal.report(Rule::WrongOwner, Some(module), format!("{api}: the driver's NBL {nbl:#x} could not be entered"));
                             continue;
                         }
                     }
@@ -246,11 +211,7 @@ impl Carriers {
     pub fn hold(&mut self, chain: SimChain) {
         let mut chain = chain;
         while let Some(packet) = chain.pop() {
-            if let Some(entry) = self
-                .by_packet
-                .get(&packet.id())
-                .and_then(|nbl| self.entries.get_mut(nbl))
-            {
+            if let Some(entry) = self.by_packet.get(&packet.id()).and_then(|nbl| self.entries.get_mut(nbl)) {
                 entry.packet = Some(packet);
             }
         }

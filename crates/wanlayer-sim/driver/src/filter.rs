@@ -1,29 +1,24 @@
 //! [`DriverFilter`]: the simulator's filter callbacks played by the driver's own handlers.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
 use std::ptr;
 
+use wanlayer::hal::KernelHal;
 use wanlayer_core::hal::{Clock, Level, Log, PacketIo, PathContext, PauseCompletion};
-use wanlayer_core::{ModuleId, NdisStatus};
-use wanlayer_kernel_model::{self as model, Event, DISPATCH_LEVEL, PASSIVE_LEVEL};
-use wanlayer_ndis::filter::{
-    FilterAttachParameters as NdisAttachParameters, FilterDriverCharacteristics,
-};
-use wanlayer_ndis::filter::{
-    ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags,
-    StatusIndication as NdisStatusIndication,
-};
+use wanlayer_core::{Engine, ModuleId, NdisStatus};
+use wanlayer_kernel_model::{self as model, Event, OidAnswer, DISPATCH_LEVEL, PASSIVE_LEVEL, STATUS_PENDING};
+use wanlayer_ndis::filter::{FilterAttachParameters as NdisAttachParameters, FilterDriverCharacteristics};
+use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication as NdisStatusIndication};
 use wanlayer_ndis::io::DriverObjectLayout;
-use wanlayer_ndis::types::{
-    object_type, ContextHandle, FilterModuleHandle, NdisObjectHeader, UnicodeString,
+use wanlayer_ndis::oid::{
+    NdisOidRequest, NdisRequestType, QueryInformation, SetInformation, NDIS_OID_REQUEST_REVISION_1, SIZEOF_OID_REQUEST_REVISION_1,
 };
-use wanlayer_ndis::wan::{
-    WanLineDown, WanLineUp as NdisWanLineUp, NDIS_STATUS_WAN_LINE_DOWN, NDIS_STATUS_WAN_LINE_UP,
-};
+use wanlayer_ndis::types::{object_type, ContextHandle, FilterModuleHandle, NdisObjectHeader, UnicodeString};
+use wanlayer_ndis::wan::{WanLineDown, WanLineUp as NdisWanLineUp, NDIS_STATUS_WAN_LINE_DOWN, NDIS_STATUS_WAN_LINE_UP};
 use wanlayer_sim::{
-    FilterAttachParameters, FilterDriver, Irql, OidDisposition, OidRequest, Rule, SimChain, SimHal,
+    EngineFilter, FilterAttachParameters, FilterDriver, Irql, OidDisposition, OidKind, OidRequest, RequestId, Rule, SimChain, SimHal,
     StatusBuffer, StatusIndication,
 };
 
@@ -52,6 +47,35 @@ pub struct DriverFilter {
     carriers: RefCell<Carriers>,
     log_seen: Cell<usize>,
     violations_seen: Cell<usize>,
+    oids: RefCell<Oids>,
+}
+
+/// A protocol's OID request at the driver: the NDIS original this module built for it and the
+/// information buffer it shares with the driver's clone.
+struct OriginalOid {
+    request: *mut NdisOidRequest,
+    buffer: Vec<u8>,
+}
+
+/// OID requests in progress: originals at the driver, the driver's clones at the simulated
+/// miniport (by the simulator's clone), and what the driver passed down or completed during the
+/// call in progress.
+#[derive(Default)]
+struct Oids {
+    originals: HashMap<usize, OriginalOid>,
+    clones: HashMap<RequestId, (ModuleId, usize)>,
+    passed_down: Vec<usize>,
+    completed: Vec<(usize, u32)>,
+}
+
+impl Drop for Oids {
+    fn drop(&mut self) {
+        for original in self.originals.values() {
+            // SAFETY: allocated by `Box::into_raw` in `oid_request`, freed once (here or when
+            // completed, which removes it).
+            drop(unsafe { Box::from_raw(original.request) });
+        }
+    }
 }
 
 impl Default for DriverFilter {
@@ -115,9 +139,7 @@ fn status_to_protocol(_filter: FilterModuleHandle, indication: *mut NdisStatusIn
                 record.maximum_total_size = unsafe { (*line_up).line_up.maximum_total_size };
             }
         }
-        progress
-            .hal
-            .indicate_status(progress.module, &mut progress.indication);
+        progress.hal.indicate_status(progress.module, &mut progress.indication);
         if let StatusBuffer::LineUp(record) = &progress.indication.buffer {
             if code == NDIS_STATUS_WAN_LINE_UP && size as usize >= size_of::<NdisWanLineUp>() {
                 let units = record.device_name.len().min(DEVICE_NAME_ROOM);
@@ -126,13 +148,7 @@ fn status_to_protocol(_filter: FilterModuleHandle, indication: *mut NdisStatusIn
                 up.local_address = record.local_address.0;
                 // SAFETY: `DeviceName.Buffer` points to the buffer's `device_name`, with room for
                 // DEVICE_NAME_ROOM units.
-                unsafe {
-                    ptr::copy_nonoverlapping(
-                        record.device_name.as_ptr(),
-                        up.device_name.buffer,
-                        units,
-                    )
-                };
+                unsafe { ptr::copy_nonoverlapping(record.device_name.as_ptr(), up.device_name.buffer, units) };
                 up.device_name.length = u16::try_from(units * 2).unwrap_or(0);
             }
         }
@@ -152,21 +168,12 @@ impl DriverFilter {
             carriers: RefCell::new(Carriers::default()),
             log_seen: Cell::new(0),
             violations_seen: Cell::new(0),
+            oids: RefCell::new(Oids::default()),
         }
     }
 
-    /// The engine inside the loaded driver.
-    ///
-    /// # Panics
-    /// When the driver is not loaded.
-    pub fn engine(&self) -> &'static wanlayer_core::Engine<wanlayer::hal::KernelHal> {
-        wanlayer::driver::engine()
-    }
-
     fn hal(&self) -> &SimHal {
-        self.hal
-            .as_ref()
-            .expect("driver_entry gave the filter its world")
+        self.hal.as_ref().expect("driver_entry gave the filter its world")
     }
 
     fn handlers(&self) -> Option<FilterDriverCharacteristics> {
@@ -178,22 +185,14 @@ impl DriverFilter {
     }
 
     fn module_of_filter(&self, filter: usize) -> Option<ModuleId> {
-        self.modules
-            .borrow()
-            .iter()
-            .find(|(_, m)| m.filter.as_raw().addr() == filter)
-            .map(|(id, _)| *id)
+        self.modules.borrow().iter().find(|(_, m)| m.filter.as_raw().addr() == filter).map(|(id, _)| *id)
     }
 
     /// Gives the model the simulator's IRQL and clock before a call into the driver.
     fn enter(&self) -> u8 {
         let hal = self.hal();
         model::set_time(hal.now().0 / 100);
-        let irql = if hal.irql() == Irql::Dispatch {
-            DISPATCH_LEVEL
-        } else {
-            PASSIVE_LEVEL
-        };
+        let irql = if hal.irql() == Irql::Dispatch { DISPATCH_LEVEL } else { PASSIVE_LEVEL };
         model::set_irql(irql);
         irql
     }
@@ -205,11 +204,7 @@ impl DriverFilter {
         let hal = self.hal().clone();
         let left = model::irql();
         if left != entered {
-            hal.report(
-                Rule::LockHeldAcrossCall,
-                module,
-                format!("the handler returned at IRQL {left}, called at {entered}"),
-            );
+            hal.report(Rule::LockHeldAcrossCall, module, format!("the handler returned at IRQL {left}, called at {entered}"));
             model::set_irql(entered);
         }
         for event in model::take_events() {
@@ -229,60 +224,36 @@ impl DriverFilter {
         self.log_seen.set(log.len());
         let violations = model::violations();
         for violation in violations.iter().skip(self.violations_seen.get()) {
-            hal.report(
-                rule_of(violation),
-                module,
-                format!("kernel model: {violation}"),
-            );
+            hal.report(rule_of(violation), module, format!("kernel model: {violation}"));
         }
         self.violations_seen.set(violations.len());
     }
 
     /// One thing the driver passed down, up or back, handed to the simulator's checked service.
     fn deliver(&self, hal: &SimHal, event: Event, ctx: PathContext) {
-        let ctx = PathContext {
-            at_dispatch: hal.irql() == Irql::Dispatch,
-            ..ctx
-        };
+        let ctx = PathContext { at_dispatch: hal.irql() == Irql::Dispatch, ..ctx };
         match event {
             Event::SentDown { filter, nbls } => {
                 let Some(module) = self.module_of_filter(filter) else {
                     return;
                 };
-                let chain =
-                    self.carriers
-                        .borrow_mut()
-                        .take(hal, module, &nbls, "NdisFSendNetBufferLists");
+                let chain = self.carriers.borrow_mut().take(hal, module, &nbls, "NdisFSendNetBufferLists");
                 hal.send_down(module, chain, ctx);
             }
             Event::SendsCompleted { filter, nbls } => {
                 let Some(module) = self.module_of_filter(filter) else {
                     return;
                 };
-                let chain = self.carriers.borrow_mut().take(
-                    hal,
-                    module,
-                    &nbls,
-                    "NdisFSendNetBufferListsComplete",
-                );
+                let chain = self.carriers.borrow_mut().take(hal, module, &nbls, "NdisFSendNetBufferListsComplete");
                 let ids = chain.ids();
                 hal.complete_sends(module, chain, ctx);
                 self.carriers.borrow_mut().forget(&ids);
             }
-            Event::Indicated {
-                filter,
-                nbls,
-                resources,
-            } => {
+            Event::Indicated { filter, nbls, resources } => {
                 let Some(module) = self.module_of_filter(filter) else {
                     return;
                 };
-                let chain = self.carriers.borrow_mut().take(
-                    hal,
-                    module,
-                    &nbls,
-                    "NdisFIndicateReceiveNetBufferLists",
-                );
+                let chain = self.carriers.borrow_mut().take(hal, module, &nbls, "NdisFIndicateReceiveNetBufferLists");
                 let back = hal.indicate_up(module, chain, resources, ctx);
                 self.carriers.borrow_mut().hold(back);
             }
@@ -290,12 +261,7 @@ impl DriverFilter {
                 let Some(module) = self.module_of_filter(filter) else {
                     return;
                 };
-                let chain = self.carriers.borrow_mut().take(
-                    hal,
-                    module,
-                    &nbls,
-                    "NdisFReturnNetBufferLists",
-                );
+                let chain = self.carriers.borrow_mut().take(hal, module, &nbls, "NdisFReturnNetBufferLists");
                 let ids = chain.ids();
                 hal.return_receives(module, chain, ctx);
                 self.carriers.borrow_mut().forget(&ids);
@@ -305,10 +271,90 @@ impl DriverFilter {
                     hal.pause_complete(module);
                 }
             }
+            Event::OidDown { request, .. } => self.oids.borrow_mut().passed_down.push(request),
+            Event::OidCompleted { request, status, .. } => self.oids.borrow_mut().completed.push((request, status)),
             // Answered during the call (the status sink), or with nothing to do for the
             // simulated drivers around the filter.
             _ => {}
         }
+    }
+
+    /// Completes the driver's clone at `clone` with the simulated miniport's answer `sim_clone`
+    /// (which carries the protocol's original): the results go into the information buffer the
+    /// clone shares with the original and into the clone's counts, the driver copies them to its
+    /// original and completes it. The protocol's original with those results, once the driver
+    /// completed it; the simulator's clone is freed when `simulated` (it was allocated there).
+    fn complete_clone(
+        &self,
+        module: ModuleId,
+        clone: usize,
+        mut sim_clone: OidRequest,
+        status: NdisStatus,
+        simulated: bool,
+    ) -> Option<OidRequest> {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else { return None };
+        let hal = self.hal().clone();
+        let mut sim_original = sim_clone.take_original();
+        let clone_ptr = ptr::with_exposed_provenance_mut::<NdisOidRequest>(clone);
+        // SAFETY: the driver's clone, passed down and not completed: the miniport's to fill in.
+        let request_type = unsafe { (*clone_ptr).request_type };
+        if simulated && request_type == NdisRequestType::QUERY_INFORMATION {
+            // SAFETY: as above.
+            let data = unsafe { &mut (*clone_ptr).data };
+            // SAFETY: a query's union member.
+            let query = unsafe { &mut data.query_information };
+            let room = usize::try_from(query.information_buffer_length).unwrap_or(0);
+            let written = sim_clone.data.len().min(room);
+            if !query.information_buffer.is_null() {
+                // SAFETY: the information buffer the clone shares with the original (this
+                // module's), `room` bytes long.
+                unsafe { ptr::copy_nonoverlapping(sim_clone.data.as_ptr(), query.information_buffer.cast::<u8>(), written) };
+            }
+            query.bytes_written = u32::try_from(sim_clone.bytes_done).unwrap_or(u32::MAX);
+        } else if simulated {
+            // SAFETY: as above.
+            let data = unsafe { &mut (*clone_ptr).data };
+            // SAFETY: a set's union member.
+            let set = unsafe { &mut data.set_information };
+            set.bytes_read = u32::try_from(sim_clone.bytes_done).unwrap_or(u32::MAX);
+        }
+        if simulated {
+            hal.free_clone_oid(sim_clone);
+        }
+        let entered = self.enter();
+        // SAFETY: the module's context and a clone the driver passed down, completed once.
+        unsafe { invoke::oid_request_complete(&handlers, m.context, clone_ptr, status.0) };
+        self.settle(entered, Some(module), PathContext::default());
+        let completed = std::mem::take(&mut self.oids.borrow_mut().completed);
+        let mut result = None;
+        for (original, _) in completed {
+            match sim_original.take() {
+                Some(request) => result = Some(self.finish_original(original, request)),
+                None => hal.report(Rule::NdisOidDoubleComplete, Some(module), "the driver completed an original twice"),
+            }
+        }
+        result
+    }
+
+    /// The protocol's `request` with the results the driver left in its NDIS original at
+    /// `original`, which is freed.
+    fn finish_original(&self, original: usize, mut request: OidRequest) -> OidRequest {
+        let Some(entry) = self.oids.borrow_mut().originals.remove(&original) else { return request };
+        // SAFETY: allocated by `Box::into_raw` in `oid_request`, completed, freed once (removed).
+        let ndis = unsafe { Box::from_raw(entry.request) };
+        match request.kind {
+            OidKind::Query => {
+                // SAFETY: a query's union member.
+                let written = unsafe { ndis.data.query_information.bytes_written };
+                request.data.clone_from(&entry.buffer);
+                request.bytes_done = written as usize;
+            }
+            OidKind::Set => {
+                // SAFETY: a set's union member.
+                request.bytes_done = unsafe { ndis.data.set_information.bytes_read } as usize;
+            }
+        }
+        request
     }
 
     /// A chain given to the driver, with the flags' `DISPATCH_LEVEL` bit from `ctx`.
@@ -339,15 +385,21 @@ fn rule_of(violation: &str) -> Rule {
 
 fn unicode(units: &mut [u16]) -> UnicodeString {
     let bytes = u16::try_from(units.len() * 2).unwrap_or(u16::MAX);
-    UnicodeString {
-        length: bytes,
-        maximum_length: bytes,
-        buffer: units.as_mut_ptr(),
-    }
+    UnicodeString { length: bytes, maximum_length: bytes, buffer: units.as_mut_ptr() }
 }
 
 fn ctx_flags(ctx: PathContext) -> bool {
     ctx.at_dispatch
+}
+
+/// The engine inside the loaded driver (`wanlayer::driver::engine`), between `DriverEntry` and
+/// `DriverUnload`.
+impl EngineFilter for DriverFilter {
+    type Hal = KernelHal;
+
+    fn engine(&self) -> Option<&Engine<KernelHal>> {
+        self.handlers.is_some().then(wanlayer::driver::engine)
+    }
 }
 
 impl FilterDriver for DriverFilter {
@@ -356,9 +408,7 @@ impl FilterDriver for DriverFilter {
         if self.driver_object.is_null() {
             // SAFETY: a driver object is plain C data; all-zero is what the I/O manager's looks
             // like before DriverEntry.
-            self.driver_object = Box::into_raw(Box::new(unsafe {
-                std::mem::zeroed::<DriverObjectLayout>()
-            }));
+            self.driver_object = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<DriverObjectLayout>() }));
         }
         let mut path: Vec<u16> = SERVICE_KEY.encode_utf16().collect();
         let mut registry_path = unicode(&mut path);
@@ -375,6 +425,8 @@ impl FilterDriver for DriverFilter {
         }
         self.handlers = model::characteristics();
         model::set_status_sink(Some(status_to_protocol));
+        // The simulated miniport answers every request the driver passes down, later or at once.
+        model::set_oid_answer(OidAnswer::Pend);
         Ok(())
     }
 
@@ -387,11 +439,7 @@ impl FilterDriver for DriverFilter {
         let hal = self.hal().clone();
         let reported = model::violations().len();
         for leftover in model::finish().into_iter().skip(reported) {
-            hal.report(
-                Rule::PoolLeak,
-                None,
-                format!("kernel model at unload: {leftover}"),
-            );
+            hal.report(Rule::PoolLeak, None, format!("kernel model at unload: {leftover}"));
         }
     }
 
@@ -403,11 +451,7 @@ impl FilterDriver for DriverFilter {
         let mut instance_name = unicode(&mut friendly);
         // SAFETY: attach parameters are plain C data; all-zero is a valid start.
         let mut parameters: Box<NdisAttachParameters> = Box::new(unsafe { std::mem::zeroed() });
-        parameters.header = NdisObjectHeader::new(
-            object_type::FILTER_ATTACH_PARAMETERS,
-            1,
-            size_of::<NdisAttachParameters>(),
-        );
+        parameters.header = NdisObjectHeader::new(object_type::FILTER_ATTACH_PARAMETERS, 1, size_of::<NdisAttachParameters>());
         parameters.base_miniport_if_index = params.if_index;
         parameters.base_miniport_name = &raw mut miniport_name;
         parameters.base_miniport_instance_name = &raw mut instance_name;
@@ -428,9 +472,7 @@ impl FilterDriver for DriverFilter {
         let context = model::module_context(filter).ok_or(NdisStatus::FAILURE)?;
         // SAFETY: the context the driver gave NdisFSetAttributes: an entry of its module table.
         let module = unsafe { wanlayer::modules::module_entry(context) }.module();
-        self.modules
-            .borrow_mut()
-            .insert(module, Module { filter, context });
+        self.modules.borrow_mut().insert(module, Module { filter, context });
         Ok(module)
     }
 
@@ -471,11 +513,7 @@ impl FilterDriver for DriverFilter {
         let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
             return;
         };
-        let mut flags = if ctx_flags(ctx) {
-            SendFlags::DISPATCH_LEVEL
-        } else {
-            SendFlags(0)
-        };
+        let mut flags = if ctx_flags(ctx) { SendFlags::DISPATCH_LEVEL } else { SendFlags(0) };
         if ctx.check_for_loopback {
             flags = flags | SendFlags::CHECK_FOR_LOOPBACK;
         }
@@ -493,11 +531,7 @@ impl FilterDriver for DriverFilter {
         let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
             return;
         };
-        let flags = if ctx_flags(ctx) {
-            SendCompleteFlags::DISPATCH_LEVEL
-        } else {
-            SendCompleteFlags(0)
-        };
+        let flags = if ctx_flags(ctx) { SendCompleteFlags::DISPATCH_LEVEL } else { SendCompleteFlags(0) };
         let head = self.give(chain);
         if head.is_null() {
             return;
@@ -512,34 +546,20 @@ impl FilterDriver for DriverFilter {
         let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
             return;
         };
-        let id =
-            ptr::without_provenance_mut::<c_void>(usize::try_from(cancel_id).unwrap_or(usize::MAX));
+        let id = ptr::without_provenance_mut::<c_void>(usize::try_from(cancel_id).unwrap_or(usize::MAX));
         let entered = self.enter();
         // SAFETY: the module's context.
         unsafe { invoke::cancel_send(&handlers, m.context, id) };
-        let ctx = PathContext {
-            at_dispatch: entered == DISPATCH_LEVEL,
-            ..PathContext::default()
-        };
+        let ctx = PathContext { at_dispatch: entered == DISPATCH_LEVEL, ..PathContext::default() };
         self.settle(entered, Some(module), ctx);
     }
 
-    fn receive(
-        &self,
-        module: ModuleId,
-        chain: SimChain,
-        resources: bool,
-        ctx: PathContext,
-    ) -> SimChain {
+    fn receive(&self, module: ModuleId, chain: SimChain, resources: bool, ctx: PathContext) -> SimChain {
         let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
             return chain;
         };
         let count = u32::try_from(chain.len()).unwrap_or(u32::MAX);
-        let mut flags = if ctx_flags(ctx) {
-            ReceiveFlags::DISPATCH_LEVEL
-        } else {
-            ReceiveFlags(0)
-        };
+        let mut flags = if ctx_flags(ctx) { ReceiveFlags::DISPATCH_LEVEL } else { ReceiveFlags(0) };
         if resources {
             flags = flags | ReceiveFlags::RESOURCES;
         }
@@ -563,17 +583,10 @@ impl FilterDriver for DriverFilter {
             next = unsafe { (*next).next };
         }
         if linked != order {
-            let detail = format!(
-                "the lent chain came back linked as {} NBLs, not as the {} lent",
-                linked.len(),
-                order.len()
-            );
+            let detail = format!("the lent chain came back linked as {} NBLs, not as the {} lent", linked.len(), order.len());
             hal.report(Rule::LentPacketKept, Some(module), detail);
         }
-        let back = self
-            .carriers
-            .borrow_mut()
-            .take(hal, module, &order, "the lent receive chain");
+        let back = self.carriers.borrow_mut().take(hal, module, &order, "the lent receive chain");
         self.carriers.borrow_mut().forget(&back.ids());
         back
     }
@@ -582,11 +595,7 @@ impl FilterDriver for DriverFilter {
         let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
             return;
         };
-        let flags = if ctx_flags(ctx) {
-            ReturnFlags::DISPATCH_LEVEL
-        } else {
-            ReturnFlags(0)
-        };
+        let flags = if ctx_flags(ctx) { ReturnFlags::DISPATCH_LEVEL } else { ReturnFlags(0) };
         let head = self.give(chain);
         if head.is_null() {
             return;
@@ -603,10 +612,7 @@ impl FilterDriver for DriverFilter {
         };
         // SAFETY: plain C data, all-zero valid.
         let mut line_up: Box<LineUpBuffer> = Box::new(unsafe { std::mem::zeroed() });
-        let mut line_down = WanLineDown {
-            remote_address: [0; 6],
-            local_address: [0; 6],
-        };
+        let mut line_down = WanLineDown { remote_address: [0; 6], local_address: [0; 6] };
         let mut raw = Vec::new();
         let line_up_ptr: *mut LineUpBuffer = &raw mut *line_up;
         let (buffer, size): (*mut c_void, usize) = match &indication.buffer {
@@ -614,8 +620,7 @@ impl FilterDriver for DriverFilter {
                 let protocol_length = record.protocol_buffer.len().min(1024);
                 // SAFETY: the buffer allocated above, written through its one pointer.
                 let b = unsafe { &mut *line_up_ptr };
-                b.protocol[..protocol_length]
-                    .copy_from_slice(&record.protocol_buffer[..protocol_length]);
+                b.protocol[..protocol_length].copy_from_slice(&record.protocol_buffer[..protocol_length]);
                 let name_units = record.device_name.len().min(DEVICE_NAME_ROOM);
                 b.device_name[..name_units].copy_from_slice(&record.device_name[..name_units]);
                 b.line_up = NdisWanLineUp {
@@ -637,10 +642,7 @@ impl FilterDriver for DriverFilter {
                 (line_up_ptr.cast(), size_of::<LineUpBuffer>())
             }
             StatusBuffer::LineDown(down) => {
-                line_down = WanLineDown {
-                    remote_address: down.remote_address.0,
-                    local_address: down.local_address.0,
-                };
+                line_down = WanLineDown { remote_address: down.remote_address.0, local_address: down.local_address.0 };
                 ((&raw mut line_down).cast(), size_of::<WanLineDown>())
             }
             StatusBuffer::Raw(bytes) => {
@@ -650,39 +652,109 @@ impl FilterDriver for DriverFilter {
         };
         // SAFETY: plain C data, all-zero valid.
         let mut ndis: NdisStatusIndication = unsafe { std::mem::zeroed() };
-        ndis.header = NdisObjectHeader::new(
-            object_type::STATUS_INDICATION,
-            1,
-            size_of::<NdisStatusIndication>(),
-        );
+        ndis.header = NdisObjectHeader::new(object_type::STATUS_INDICATION, 1, size_of::<NdisStatusIndication>());
         ndis.status_code = indication.code.0;
         ndis.status_buffer = buffer;
         ndis.status_buffer_size = u32::try_from(size).unwrap_or(0);
         ndis.source_handle = m.filter.into();
-        STATUS.with(|slot| {
-            *slot.borrow_mut() = Some(StatusInProgress {
-                hal: self.hal().clone(),
-                module,
-                indication: indication.clone(),
-            })
-        });
+        STATUS.with(|slot| *slot.borrow_mut() = Some(StatusInProgress { hal: self.hal().clone(), module, indication: indication.clone() }));
         let entered = self.enter();
         // SAFETY: the module's context and an indication valid for the call.
         unsafe { invoke::status(&handlers, m.context, &raw mut ndis) };
         if let Some(progress) = STATUS.with(|slot| slot.borrow_mut().take()) {
             *indication = progress.indication;
         }
-        let ctx = PathContext {
-            at_dispatch: entered == DISPATCH_LEVEL,
-            ..PathContext::default()
-        };
+        let ctx = PathContext { at_dispatch: entered == DISPATCH_LEVEL, ..PathContext::default() };
         self.settle(entered, Some(module), ctx);
         let _ = (NDIS_STATUS_WAN_LINE_DOWN, line_down, line_up);
     }
 
-    fn oid_request(&self, _module: ModuleId, request: OidRequest) -> OidDisposition {
-        OidDisposition::Complete(request, NdisStatus(0xC000_00BB))
+    fn oid_request(&self, module: ModuleId, request: OidRequest) -> OidDisposition {
+        let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
+            return OidDisposition::Complete(request, NdisStatus::FAILURE);
+        };
+        let mut buffer = request.data.clone();
+        let length = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
+        // SAFETY: plain C data, all-zero valid.
+        let mut ndis: NdisOidRequest = unsafe { std::mem::zeroed() };
+        ndis.header = NdisObjectHeader::new(object_type::OID_REQUEST, NDIS_OID_REQUEST_REVISION_1, SIZEOF_OID_REQUEST_REVISION_1);
+        ndis.request_id = ptr::without_provenance_mut(usize::try_from(request.id().0).unwrap_or(usize::MAX));
+        let information = buffer.as_mut_ptr().cast::<c_void>();
+        match request.kind {
+            OidKind::Query => {
+                ndis.request_type = NdisRequestType::QUERY_INFORMATION;
+                ndis.data.query_information = QueryInformation {
+                    oid: request.oid,
+                    information_buffer: information,
+                    information_buffer_length: length,
+                    bytes_written: 0,
+                    bytes_needed: 0,
+                };
+            }
+            OidKind::Set => {
+                ndis.request_type = NdisRequestType::SET_INFORMATION;
+                ndis.data.set_information = SetInformation {
+                    oid: request.oid,
+                    information_buffer: information,
+                    information_buffer_length: length,
+                    bytes_read: 0,
+                    bytes_needed: 0,
+                };
+            }
+        }
+        let original = Box::into_raw(Box::new(ndis));
+        self.oids.borrow_mut().originals.insert(original.addr(), OriginalOid { request: original, buffer });
+        let entered = self.enter();
+        // SAFETY: the module's context and a request that stays valid until completed (kept in
+        // `oids` until then).
+        let status = unsafe { invoke::oid_request(&handlers, m.context, original) };
+        self.settle(entered, Some(module), PathContext::default());
+        let passed_down = std::mem::take(&mut self.oids.borrow_mut().passed_down);
+        if status != STATUS_PENDING {
+            // Completed by the driver without a clone reaching the miniport.
+            return OidDisposition::Complete(self.finish_original(original.addr(), request), NdisStatus(status));
+        }
+        let hal = self.hal().clone();
+        let mut request = Some(request);
+        for clone in passed_down {
+            let Some(original_request) = request.take() else {
+                hal.report(Rule::NdisOidDoubleRequest, Some(module), "the driver passed one request down twice");
+                continue;
+            };
+            let Ok(mut sim_clone) = hal.allocate_clone_oid(module, &original_request) else {
+                // The simulated NdisAllocateCloneOidRequest refused: the driver's clone completes
+                // with RESOURCES at once, its results untouched.
+                let mut placeholder = original_request.clone();
+                placeholder.set_original(original_request);
+                if let Some(original) = self.complete_clone(module, clone, placeholder, NdisStatus::RESOURCES, false) {
+                    return OidDisposition::Complete(original, NdisStatus::RESOURCES);
+                }
+                continue;
+            };
+            sim_clone.set_original(original_request);
+            let clone_id = sim_clone.id();
+            match hal.oid_request(module, sim_clone) {
+                OidDisposition::Pending => {
+                    self.oids.borrow_mut().clones.insert(clone_id, (module, clone));
+                }
+                OidDisposition::Complete(sim_clone, status) => {
+                    if let Some(original) = self.complete_clone(module, clone, sim_clone, status, true) {
+                        return OidDisposition::Complete(original, status);
+                    }
+                }
+            }
+        }
+        OidDisposition::Pending
     }
 
-    fn oid_complete(&self, _module: ModuleId, _request: OidRequest, _status: NdisStatus) {}
+    fn oid_complete(&self, module: ModuleId, request: OidRequest, status: NdisStatus) {
+        let Some((_, clone)) = self.oids.borrow_mut().clones.remove(&request.id()) else {
+            let detail = format!("{} completed to the filter, which never passed it down", request.id());
+            self.hal().report(Rule::NdisOidDoubleComplete, Some(module), detail);
+            return;
+        };
+        if let Some(original) = self.complete_clone(module, clone, request, status, true) {
+            self.hal().oid_request_complete(module, original, status);
+        }
+    }
 }

@@ -8,8 +8,7 @@
 use std::ffi::c_void;
 
 use wanlayer_ndis::filter::{
-    FilterAttachParameters, FilterDriverCharacteristics, ReceiveFlags, ReturnFlags,
-    SendCompleteFlags, SendFlags, StatusIndication,
+    FilterAttachParameters, FilterDriverCharacteristics, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };
 use wanlayer_ndis::io::DriverObjectLayout;
 use wanlayer_ndis::kernel::DriverObject;
@@ -26,10 +25,7 @@ fn missing(name: &str) -> ! {
 ///
 /// # Safety
 /// Once per load, at `PASSIVE_LEVEL`, with a zeroed driver object and the service key.
-pub unsafe fn driver_entry(
-    driver_object: *mut DriverObjectLayout,
-    registry_path: *mut UnicodeString,
-) -> i32 {
+pub unsafe fn driver_entry(driver_object: *mut DriverObjectLayout, registry_path: *mut UnicodeString) -> i32 {
     // SAFETY: the caller's promise.
     unsafe { wanlayer::driver::DriverEntry(driver_object.cast::<DriverObject>(), registry_path) }
 }
@@ -40,8 +36,7 @@ pub unsafe fn driver_entry(
 /// The driver loaded, every module detached, at `PASSIVE_LEVEL`.
 pub unsafe fn driver_unload(driver_object: *mut DriverObjectLayout) {
     // SAFETY: a valid driver object (the caller's promise).
-    let unload =
-        unsafe { (*driver_object).driver_unload }.unwrap_or_else(|| missing("DriverUnload"));
+    let unload = unsafe { (*driver_object).driver_unload }.unwrap_or_else(|| missing("DriverUnload"));
     // SAFETY: the caller's promise.
     unsafe { unload(driver_object.cast::<DriverObject>()) };
 }
@@ -74,10 +69,7 @@ pub unsafe fn detach(handlers: &FilterDriverCharacteristics, context: ContextHan
 ///
 /// # Safety
 /// The context of a paused module.
-pub unsafe fn restart(
-    handlers: &FilterDriverCharacteristics,
-    context: ContextHandle,
-) -> RawNdisStatus {
+pub unsafe fn restart(handlers: &FilterDriverCharacteristics, context: ContextHandle) -> RawNdisStatus {
     let restart = handlers.restart.unwrap_or_else(|| missing("restart"));
     // SAFETY: the caller's promise (the driver reads no restart parameters).
     unsafe { restart(context, std::ptr::null_mut()) }
@@ -87,10 +79,7 @@ pub unsafe fn restart(
 ///
 /// # Safety
 /// The context of a running module.
-pub unsafe fn pause(
-    handlers: &FilterDriverCharacteristics,
-    context: ContextHandle,
-) -> RawNdisStatus {
+pub unsafe fn pause(handlers: &FilterDriverCharacteristics, context: ContextHandle) -> RawNdisStatus {
     let pause = handlers.pause.unwrap_or_else(|| missing("pause"));
     // SAFETY: the caller's promise (the driver reads no pause parameters).
     unsafe { pause(context, std::ptr::null_mut()) }
@@ -100,15 +89,8 @@ pub unsafe fn pause(
 ///
 /// # Safety
 /// A module context and a valid chain the caller gives up.
-pub unsafe fn send(
-    handlers: &FilterDriverCharacteristics,
-    context: ContextHandle,
-    chain: *mut NetBufferList,
-    flags: SendFlags,
-) {
-    let send = handlers
-        .send_net_buffer_lists
-        .unwrap_or_else(|| missing("send"));
+pub unsafe fn send(handlers: &FilterDriverCharacteristics, context: ContextHandle, chain: *mut NetBufferList, flags: SendFlags) {
+    let send = handlers.send_net_buffer_lists.unwrap_or_else(|| missing("send"));
     // SAFETY: the caller's promise.
     unsafe { send(context, chain, 0, flags) };
 }
@@ -123,9 +105,7 @@ pub unsafe fn send_complete(
     chain: *mut NetBufferList,
     flags: SendCompleteFlags,
 ) {
-    let complete = handlers
-        .send_net_buffer_lists_complete
-        .unwrap_or_else(|| missing("send complete"));
+    let complete = handlers.send_net_buffer_lists_complete.unwrap_or_else(|| missing("send complete"));
     // SAFETY: the caller's promise.
     unsafe { complete(context, chain, flags) };
 }
@@ -134,14 +114,8 @@ pub unsafe fn send_complete(
 ///
 /// # Safety
 /// A module context.
-pub unsafe fn cancel_send(
-    handlers: &FilterDriverCharacteristics,
-    context: ContextHandle,
-    cancel_id: *mut c_void,
-) {
-    let cancel = handlers
-        .cancel_send_net_buffer_lists
-        .unwrap_or_else(|| missing("cancel send"));
+pub unsafe fn cancel_send(handlers: &FilterDriverCharacteristics, context: ContextHandle, cancel_id: *mut c_void) {
+    let cancel = handlers.cancel_send_net_buffer_lists.unwrap_or_else(|| missing("cancel send"));
     // SAFETY: the caller's promise.
     unsafe { cancel(context, cancel_id) };
 }
@@ -157,9 +131,7 @@ pub unsafe fn receive(
     count: u32,
     flags: ReceiveFlags,
 ) {
-    let receive = handlers
-        .receive_net_buffer_lists
-        .unwrap_or_else(|| missing("receive"));
+    let receive = handlers.receive_net_buffer_lists.unwrap_or_else(|| missing("receive"));
     // SAFETY: the caller's promise.
     unsafe { receive(context, chain, 0, count, flags) };
 }
@@ -174,9 +146,7 @@ pub unsafe fn return_receives(
     chain: *mut NetBufferList,
     flags: ReturnFlags,
 ) {
-    let give_back = handlers
-        .return_net_buffer_lists
-        .unwrap_or_else(|| missing("return"));
+    let give_back = handlers.return_net_buffer_lists.unwrap_or_else(|| missing("return"));
     // SAFETY: the caller's promise.
     unsafe { give_back(context, chain, flags) };
 }
@@ -185,11 +155,7 @@ pub unsafe fn return_receives(
 ///
 /// # Safety
 /// A module context and an indication valid for the call.
-pub unsafe fn status(
-    handlers: &FilterDriverCharacteristics,
-    context: ContextHandle,
-    indication: *mut StatusIndication,
-) {
+pub unsafe fn status(handlers: &FilterDriverCharacteristics, context: ContextHandle, indication: *mut StatusIndication) {
     let status = handlers.status.unwrap_or_else(|| missing("status"));
     // SAFETY: the caller's promise.
     unsafe { status(context, indication) };
@@ -199,14 +165,23 @@ pub unsafe fn status(
 ///
 /// # Safety
 /// A module context and a request that stays valid until completed.
-pub unsafe fn oid_request(
-    handlers: &FilterDriverCharacteristics,
-    context: ContextHandle,
-    request: *mut NdisOidRequest,
-) -> RawNdisStatus {
-    let oid = handlers
-        .oid_request
-        .unwrap_or_else(|| missing("OID request"));
+pub unsafe fn oid_request(handlers: &FilterDriverCharacteristics, context: ContextHandle, request: *mut NdisOidRequest) -> RawNdisStatus {
+    let oid = handlers.oid_request.unwrap_or_else(|| missing("OID request"));
     // SAFETY: the caller's promise.
     unsafe { oid(context, request) }
+}
+
+/// `FilterOidRequestComplete`.
+///
+/// # Safety
+/// A module context and a clone the driver passed down, completed once.
+pub unsafe fn oid_request_complete(
+    handlers: &FilterDriverCharacteristics,
+    context: ContextHandle,
+    clone: *mut NdisOidRequest,
+    status: RawNdisStatus,
+) {
+    let complete = handlers.oid_request_complete.unwrap_or_else(|| missing("OID request complete"));
+    // SAFETY: the caller's promise.
+    unsafe { complete(context, clone, status) };
 }

@@ -1,14 +1,11 @@
 //! The simulator's scenarios with wanlayer.sys's own handlers as the filter: whole sessions
 //! through NdisWan's edges, every call checked by the simulator's verifier and the kernel model.
 
-use wanlayer_sim::{
-    Delivery, Edge, Flow, IrqlPolicy, LinkParams, ReceiveOptions, Rras, MILLISECOND,
-};
+use wanlayer_sim::{Delivery, Edge, Flow, IrqlPolicy, LinkParams, ReceiveOptions, Rras, MILLISECOND};
 use wanlayer_sim_driver::DriverFilter;
 
 fn started(rras: Rras<DriverFilter>) -> Rras<DriverFilter> {
-    rras.start()
-        .expect("the driver loads, attaches and restarts on every edge");
+    rras.start().expect("the driver loads, attaches and restarts on every edge");
     rras
 }
 
@@ -36,7 +33,7 @@ fn the_protocol_learns_the_link_from_the_line_up_the_driver_passes_on() {
     assert_eq!(known.len(), 1);
     let mut tracked = 0;
     let module = rras.module(Edge::WanIp).expect("attached");
-    rras.filter().engine().visit_links(module, |_| tracked += 1);
+    rras.engine().visit_links(module, |_| tracked += 1);
     assert_eq!(tracked, 1, "the driver's engine tracks the link");
     rras.link_down(&link);
     assert!(rras.protocol(Edge::WanIp).links.is_empty());
@@ -46,12 +43,7 @@ fn the_protocol_learns_the_link_from_the_line_up_the_driver_passes_on() {
 
 #[test]
 fn pause_with_sends_at_the_miniport_completes_once_they_are_back() {
-    let mut rras = started(
-        Rras::builder()
-            .send_completion(Delivery::Hold)
-            .irql(IrqlPolicy::Alternate)
-            .build(DriverFilter::new()),
-    );
+    let mut rras = started(Rras::builder().send_completion(Delivery::Hold).irql(IrqlPolicy::Alternate).build(DriverFilter::new()));
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     rras.send_flow(&link, &Flow::tcp(443, 50000), 4);
     rras.run_until_idle();
@@ -61,6 +53,25 @@ fn pause_with_sends_at_the_miniport_completes_once_they_are_back() {
     rras.pause_and_settle(Edge::WanIp).expect("pause");
     rras.advance(MILLISECOND);
     assert_eq!(rras.protocol(Edge::WanIp).completions.len(), 4);
+    rras.unload();
+    rras.verifier().assert_clean();
+}
+
+#[test]
+fn oid_requests_pass_down_as_the_drivers_clones_and_complete_with_the_miniports_results() {
+    let mut rras = started(Rras::builder().oid_completion(Delivery::After(MILLISECOND)).build(DriverFilter::new()));
+    let query = rras.oid_query(Edge::WanIp, 0x0001_0114).expect("a query");
+    let set = rras.oid_set(Edge::WanIpv6, 0x0001_010E, vec![1, 0, 0, 0]).expect("a set");
+    rras.run_until_idle();
+    assert_eq!(rras.miniport(Edge::WanIp).oid_requests.len(), 1, "the clone reached the miniport");
+    let completions = rras.protocol(Edge::WanIp).oid_completions;
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].request.id(), query);
+    assert_eq!(rras.protocol(Edge::WanIpv6).oid_completions[0].request.id(), set);
+    rras.set_oid_completion(Delivery::After(0));
+    rras.oid_query(Edge::WanIp, 0x0001_0114).expect("a second query");
+    rras.run_until_idle();
+    assert_eq!(rras.protocol(Edge::WanIp).oid_completions.len(), 2);
     rras.unload();
     rras.verifier().assert_clean();
 }

@@ -21,7 +21,7 @@ use wanlayer_core::{ModuleId, NdisStatus};
 
 use crate::edge::{Edge, Irql, NdisState};
 use crate::faults::Faults;
-use crate::filter::{FilterAttachParameters, FilterDriver, NDIS_MEDIUM_802_3};
+use crate::filter::{EngineFilter, FilterAttachParameters, FilterDriver, NDIS_MEDIUM_802_3};
 use crate::hal::SimHal;
 use crate::ledger::{LedgerCounts, PacketRecord};
 use crate::oid::RequestId;
@@ -82,13 +82,15 @@ impl Rras<crate::filter::CoreFilter> {
     pub fn builder() -> RrasBuilder {
         RrasBuilder::default()
     }
+}
 
-    /// The engine of the loaded [`CoreFilter`](crate::CoreFilter).
+impl<F: EngineFilter> Rras<F> {
+    /// The engine of the loaded filter.
     ///
     /// # Panics
     /// When the driver failed to load or has unloaded.
-    pub fn engine(&self) -> &wanlayer_core::Engine<SimHal> {
-        self.filter.engine().expect("the CoreFilter is not loaded")
+    pub fn engine(&self) -> &wanlayer_core::Engine<F::Hal> {
+        self.filter.engine().expect("the filter is not loaded")
     }
 }
 
