@@ -145,6 +145,9 @@ unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
             violation(format!("NdisAllocateNetBufferAndNetBufferList: offset {offset} + {length} bytes over an MDL of {described} bytes"));
         }
     }
+    if crate::low_resources::fail_allocation(crate::low_resources::AllocationKind::Nbl) {
+        return std::ptr::null_mut();
+    }
     // SAFETY: an NBL and a NET_BUFFER are plain C structures; all zeroes is their freshly
     // allocated state.
     let mut block = Box::new(unsafe { std::mem::zeroed::<NblBlock>() });
@@ -198,6 +201,9 @@ unsafe extern "system" fn IoAllocateMdl(
     }
     if va.is_null() || length == 0 {
         violation(format!("IoAllocateMdl of {length} bytes at {va:p}"));
+        return std::ptr::null_mut();
+    }
+    if crate::low_resources::fail_allocation(crate::low_resources::AllocationKind::Mdl) {
         return std::ptr::null_mut();
     }
     // SAFETY: an MDL is a plain C structure; all zeroes is a fresh one.

@@ -28,6 +28,7 @@
 //! [`begin`] takes a lock that serialises the runs of a test process and resets the state.
 
 mod buffers;
+pub mod low_resources;
 mod timers;
 mod upcalls;
 
@@ -303,6 +304,7 @@ pub fn begin() -> Run {
     release_handles();
     buffers::reset();
     timers::reset();
+    low_resources::reset();
     set_status_sink(None);
     *state() = State::new();
     Run { _serialised: serialised }
@@ -556,6 +558,9 @@ unsafe extern "system" fn NdisAllocateNetBufferListPool(
         state.pool_failures.remove(0);
         return NblPoolHandle::NULL;
     }
+    if low_resources::fail_allocation(low_resources::AllocationKind::NblPool) {
+        return NblPoolHandle::NULL;
+    }
     let pool = state.new_handle();
     state.nbl_pools.insert(pool.addr(), tag);
     NblPoolHandle::from_raw(pool)
@@ -583,6 +588,9 @@ unsafe extern "system" fn NdisAllocateCloneOidRequest(
     let mut state = state();
     if state.pool_failures.first() == Some(&tag) {
         state.pool_failures.remove(0);
+        return 0xC000_009A;
+    }
+    if low_resources::fail_allocation(low_resources::AllocationKind::OidClone) {
         return 0xC000_009A;
     }
     // SAFETY: the driver passes NDIS's valid request; the clone is a byte copy, as NDIS makes it.
@@ -829,6 +837,9 @@ unsafe extern "system" fn ExAllocatePool2(_flags: PoolFlags, size: usize, tag: u
     let mut state = state();
     if state.pool_failures.first() == Some(&tag) {
         state.pool_failures.remove(0);
+        return std::ptr::null_mut();
+    }
+    if low_resources::fail_allocation(low_resources::AllocationKind::Pool) {
         return std::ptr::null_mut();
     }
     let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), POOL_ALIGNMENT) else { return std::ptr::null_mut() };
