@@ -78,6 +78,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model, natively and under Miri");
     let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;
     println!("xtask: {scenarios} scenarios ran against the driver's own handlers");
+    let sweep = low_resources_sweep(&driver_manifest, &driver_target_dir)?;
+    println!("xtask: {sweep}");
 
     step("the C header of the SDK: generated from its Rust definitions, compiled as C99, its layout Rust's");
     sdk::check()?;
@@ -167,6 +169,42 @@ fn driver_in_the_loop(driver_manifest: &str, target_dir: &str) -> Result<usize, 
         .filter_map(|line| line.strip_prefix("test result: ok. "))
         .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
         .sum())
+}
+
+/// Runs the low-resources sweep of `driver/host-tests` (every allocation of each scenario failed
+/// in turn, `tests/low_resources.rs`) and returns its summary line: scenarios, failed
+/// allocations, bug checks, leaks.
+fn low_resources_sweep(driver_manifest: &str, target_dir: &str) -> Result<String, String> {
+    let args = [
+        "test",
+        "--manifest-path",
+        driver_manifest,
+        "--package",
+        "wanlayer-driver-host-tests",
+        "--test",
+        "low_resources",
+        "--target-dir",
+        target_dir,
+        "--",
+        "--nocapture",
+    ];
+    println!("xtask: $ cargo {}", args.join(" "));
+    let output = Command::new("cargo")
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|error| format!("could not start cargo: {error}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        print!("{stdout}");
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        return Err(format!("the low-resources sweep failed ({})", output.status));
+    }
+    stdout
+        .lines()
+        .find(|line| line.starts_with("low-resources sweep:"))
+        .map(str::to_owned)
+        .ok_or_else(|| "the low-resources sweep printed no summary".to_owned())
 }
 
 /// Announces a step.
