@@ -20,6 +20,7 @@ use wanlayer_client::pcapng::PcapngWriter;
 use wanlayer_client::sim::{SimServer, SimTransport};
 use wanlayer_client::Client;
 use wanlayer_core::{Engine, ReinjectVerdict};
+use wanlayer_proto::display::BitRate;
 use wanlayer_proto::{Access, Expected, Target};
 use wanlayer_rules::{compile, Action, RuleSource};
 use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, ReceiveOptions, Rras, SimHal, SimLink, SECOND};
@@ -57,7 +58,10 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
     let engine = rras.engine();
     let mut capture = Client::new(server.open(Access::READ_WRITE));
     let started = capture.start_capture(Target::All, SNAP_LEN, CAPTURE_SLOTS).map_err(|error| error.to_string())?;
-    println!("  a tool opened \\\\.\\WanLayer and captures every frame ({} bytes each, a ring of {})", started.snap_len, started.slots);
+    println!(
+        "  a tool opened \\\\.\\WanLayer and captures every frame ({} bytes each, a ring of {})",
+        started.capture.snap_len, started.capture.slots
+    );
     for module in engine.modules() {
         println!("  {} attached as {} ({}), adapter {}", module.id, module.kind.name(), module.state.name(), module.mac_address);
     }
@@ -68,7 +72,7 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
     engine.add_hook("mss-clamp", 300, Arc::new(MssClamp)).map_err(|e| e.to_string())?;
     engine.add_hook("telnet-block", 200, Arc::new(PortBlock)).map_err(|e| e.to_string())?;
     let shaper_id = engine.add_hook("udp-5001-shaper", 100, shaper.clone()).map_err(|e| e.to_string())?;
-    engine.visit_hooks(|hook| println!("  altitude {:>3}  {}", hook.altitude, hook.name));
+    engine.visit_hooks(|hook| println!("  {}  altitude {:>3}  {}", hook.id, hook.altitude, hook.name));
 
     heading("the administrator sets two rules through the control device (as `wanlayerctl rules load`)");
     let mut admin = Client::new(server.open(Access::READ_WRITE));
@@ -119,26 +123,9 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
         );
     }
 
-    heading("WAN links as the filter tracks them");
+    heading("WAN links as the filter tracks them (the link table `wanlayerctl links` prints)");
     for edge in [Edge::WanIp, Edge::WanIpv6] {
         print!("{}", rras.link_report(edge));
-        let module = rras.module(edge).ok_or("an edge lost its module")?;
-        engine.visit_links(module, |link| {
-            let send = link.send_counts();
-            let receive = link.receive_counts();
-            println!(
-                "  link {}: quality {:?}, send window {}, protocol buffer {} bytes, best-effort IPv4 {}",
-                link.id().0,
-                link.quality(),
-                link.send_window(),
-                link.protocol_buffer().len(),
-                link.best_effort_ipv4().map_or_else(|| "-".to_string(), |ip| ip.to_string()),
-            );
-            println!(
-                "          sent {} packets / {} bytes ({} dropped), received {} packets / {} bytes ({} dropped)",
-                send.packets, send.bytes, send.drops, receive.packets, receive.bytes, receive.drops
-            );
-        });
     }
 
     heading("hook statistics");
@@ -150,7 +137,12 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
     for rule in &stats.rules {
         println!(
             "  rule {:>2} {:<7} sends {:>3} packets / {:>6} bytes, receives {:>3} packets / {:>6} bytes",
-            rule.id, rule.action, rule.send_packets, rule.send_bytes, rule.receive_packets, rule.receive_bytes
+            rule.id,
+            rule.action.name(),
+            rule.send.0,
+            rule.send.1,
+            rule.receive.0,
+            rule.receive.1
         );
     }
     drop(admin);
@@ -206,7 +198,7 @@ fn write_capture(capture: &mut Client<SimTransport<'_>>, out_dir: &Path) -> Resu
         }
         for frame in &batch.frames {
             // The simulator's clock starts at zero: stamp the frames from the Unix epoch as they are.
-            writer.write_frame(frame, frame.time_ns).map_err(|error| format!("{}: {error}", path.display()))?;
+            writer.write_frame(frame, frame.record().time_ns).map_err(|error| format!("{}: {error}", path.display()))?;
         }
     }
     capture.stop_capture().map_err(|error| error.to_string())?;
@@ -227,7 +219,10 @@ fn print_hook(hook: &HookInfo) {
             counts.seen, counts.bytes, counts.passed, counts.dropped, counts.modified, counts.taken
         )
     };
-    println!("  {} (altitude {}): saw {} line ups, lowered the MTU of {}", hook.name, hook.altitude, hook.line_ups, hook.sizes_lowered);
+    println!(
+        "  {} '{}' (altitude {}): saw {} line ups, lowered the MTU of {}",
+        hook.id, hook.name, hook.altitude, hook.line_ups, hook.sizes_lowered
+    );
     println!("      {}", line("send   ", &hook.send));
     println!("      {}", line("receive", &hook.receive));
 }
@@ -253,8 +248,13 @@ fn print_event(record: &EventRecord) {
 
 fn describe(link: &LinkSummary) -> String {
     format!(
-        "{} on {}: remote {} {} kb/s, MTU {} reported {}",
-        link.id, link.module, link.remote_address, link.link_speed_100bps / 10, link.maximum_total_size, link.reported_total_size
+        "{} on {}: remote {} {}, MTU {} reported {}",
+        link.id,
+        link.module,
+        link.remote_address,
+        BitRate::from_100bps(link.link_speed_100bps),
+        link.maximum_total_size,
+        link.reported_total_size
     )
 }
 

@@ -17,10 +17,9 @@ use wanlayer_proto::{
     RulesVersion, RulesVersionRepr,
 };
 
-use crate::types::{
-    CaptureBatch, CaptureInfo, CapturedFrame, Event, EventBatch, HookInfo, HookStats, LinkBatch, LinkInfo, LinkStats, ModuleInfo,
-    ModuleStats, RuleStat, RuleStats, RulesSnapshot, Subscription, VersionInfo,
-};
+use wanlayer_proto::{EventRecordRepr, HookEntryRepr, ModuleEntryRepr};
+
+use crate::types::{CaptureBatch, CapturedFrame, EventBatch, Link, LinkBatch, RuleStats, RulesSnapshot};
 use crate::{ClientError, Result, Transport};
 
 /// Output room for listings and statistics.
@@ -83,20 +82,20 @@ impl<T: Transport> Client<T> {
     ///
     /// # Errors
     /// The transport's errors; a malformed answer.
-    pub fn version(&mut self) -> Result<VersionInfo> {
+    pub fn version(&mut self) -> Result<VersionInfoRepr> {
         let answer = self.call(IOCTL_QUERY_VERSION, &[], 256)?;
-        Ok(VersionInfoRepr::parse(&WireVersion::new_unchecked(answer))?.into())
+        Ok(VersionInfoRepr::parse(&WireVersion::new_unchecked(answer))?)
     }
 
     /// Every attached module (`LIST_MODULES`).
     ///
     /// # Errors
     /// The transport's errors; a malformed answer.
-    pub fn modules(&mut self) -> Result<Vec<ModuleInfo>> {
+    pub fn modules(&mut self) -> Result<Vec<ModuleEntryRepr>> {
         let answer = self.header_only(IOCTL_LIST_MODULES, LIST_ROOM)?;
         let view = ModuleList::new_unchecked(answer);
         ModuleListRepr::parse(&view)?;
-        view.entries().map(|entry| Ok(entry?.into())).collect()
+        view.entries().map(|entry| Ok(entry?)).collect()
     }
 
     /// One batch of links with ids above `cursor` (`LIST_LINKS`), on `module` or every module.
@@ -111,7 +110,7 @@ impl<T: Transport> Client<T> {
         let answer = self.call(IOCTL_LIST_LINKS, &input, room)?;
         let view = LinkList::new_unchecked(answer);
         let repr = LinkListRepr::parse(&view)?;
-        let links = view.entries().map(|entry| Ok(LinkInfo::from_entry(&entry?, protocol_buffer))).collect::<Result<_>>()?;
+        let links = view.entries().map(|entry| Ok(Link::new(&entry?))).collect::<Result<_>>()?;
         Ok(LinkBatch { links, next_cursor: repr.next_cursor, end: repr.end })
     }
 
@@ -119,7 +118,7 @@ impl<T: Transport> Client<T> {
     ///
     /// # Errors
     /// As [`Client::links_batch`].
-    pub fn links(&mut self, module: Option<u32>, protocol_buffer: bool) -> Result<Vec<LinkInfo>> {
+    pub fn links(&mut self, module: Option<u32>, protocol_buffer: bool) -> Result<Vec<Link>> {
         let mut links = Vec::new();
         let mut cursor = 0;
         loop {
@@ -136,11 +135,11 @@ impl<T: Transport> Client<T> {
     ///
     /// # Errors
     /// The transport's errors; a malformed answer.
-    pub fn hooks(&mut self) -> Result<Vec<HookInfo>> {
+    pub fn hooks(&mut self) -> Result<Vec<HookEntryRepr>> {
         let answer = self.header_only(IOCTL_LIST_HOOKS, 4096)?;
         let view = HookList::new_unchecked(answer);
         HookListRepr::parse(&view)?;
-        view.entries().map(|entry| Ok(entry?.into())).collect()
+        view.entries().map(|entry| Ok(entry?)).collect()
     }
 
     fn stats(&mut self, target: Target) -> Result<&[u8]> {
@@ -153,27 +152,27 @@ impl<T: Transport> Client<T> {
     ///
     /// # Errors
     /// [`ClientError::Driver`] with `STATUS_NOT_FOUND` for an unknown module.
-    pub fn module_stats(&mut self, module: u32) -> Result<ModuleStats> {
+    pub fn module_stats(&mut self, module: u32) -> Result<ModuleStatsRepr> {
         let answer = self.stats(Target::Module(module))?;
-        Ok(ModuleStatsRepr::parse(&WireModuleStats::new_unchecked(answer))?.into())
+        Ok(ModuleStatsRepr::parse(&WireModuleStats::new_unchecked(answer))?)
     }
 
     /// A link's statistics.
     ///
     /// # Errors
     /// [`ClientError::Driver`] with `STATUS_NOT_FOUND` for an unknown link.
-    pub fn link_stats(&mut self, link: u64) -> Result<LinkStats> {
+    pub fn link_stats(&mut self, link: u64) -> Result<LinkStatsRepr> {
         let answer = self.stats(Target::Link(link))?;
-        Ok(LinkStatsRepr::parse(&WireLinkStats::new_unchecked(answer))?.into())
+        Ok(LinkStatsRepr::parse(&WireLinkStats::new_unchecked(answer))?)
     }
 
     /// A hook's statistics.
     ///
     /// # Errors
     /// [`ClientError::Driver`] with `STATUS_NOT_FOUND` for an unknown hook.
-    pub fn hook_stats(&mut self, hook: u64) -> Result<HookStats> {
+    pub fn hook_stats(&mut self, hook: u64) -> Result<HookStatsRepr> {
         let answer = self.stats(Target::Hook(hook))?;
-        Ok(HookStatsRepr::parse(&WireHookStats::new_unchecked(answer))?.into())
+        Ok(HookStatsRepr::parse(&WireHookStats::new_unchecked(answer))?)
     }
 
     /// Zeroes the statistics of `target` (`RESET_STATS`; needs write access).
@@ -192,12 +191,11 @@ impl<T: Transport> Client<T> {
     /// # Errors
     /// The transport's errors; `STATUS_TOO_MANY_SESSIONS`, `STATUS_INVALID_DEVICE_STATE`
     /// (subscribed already).
-    pub fn subscribe(&mut self, capacity: u32, mask: u32) -> Result<Subscription> {
+    pub fn subscribe(&mut self, capacity: u32, mask: u32) -> Result<SubscriptionRepr> {
         let mut input = [0u8; 16];
         SubscribeRepr { capacity, mask }.emit(&mut Subscribe::new_unchecked(&mut input[..]))?;
         let answer = self.call(IOCTL_SUBSCRIBE_EVENTS, &input, 24)?;
-        let repr = SubscriptionRepr::parse(&WireSubscription::new_unchecked(answer))?;
-        Ok(Subscription { capacity: repr.capacity, mask: repr.mask, next_sequence: repr.next_sequence })
+        Ok(SubscriptionRepr::parse(&WireSubscription::new_unchecked(answer))?)
     }
 
     /// Reads up to `max` events (`READ_EVENTS`). With `wait`, a read with nothing queued pends
@@ -222,7 +220,7 @@ impl<T: Transport> Client<T> {
         let answer = self.output.get(..written).ok_or(ClientError::Malformed(wanlayer_proto::Error::BadSize))?;
         let view = WireEventBatch::new_unchecked(answer);
         let repr = EventBatchRepr::parse(&view)?;
-        let events = view.records().map(|record| Ok(Event::from(record?))).collect::<Result<_>>()?;
+        let events = view.records().map(|record| Ok::<EventRecordRepr, ClientError>(record?)).collect::<Result<_>>()?;
         Ok(EventBatch { events, lost: repr.lost })
     }
 
@@ -290,7 +288,7 @@ impl<T: Transport> Client<T> {
             }
             stats.version = repr.version;
             for entry in view.entries() {
-                stats.rules.push(RuleStat::from(entry?));
+                stats.rules.push(entry?);
             }
             if stats.rules.len() >= repr.total as usize || repr.count == 0 {
                 return Ok(stats);
@@ -304,12 +302,11 @@ impl<T: Transport> Client<T> {
     /// # Errors
     /// The transport's errors; `STATUS_NOT_FOUND`, `STATUS_TOO_MANY_SESSIONS`,
     /// `STATUS_INVALID_DEVICE_STATE` (capturing already).
-    pub fn start_capture(&mut self, target: Target, snap_len: u32, slots: u32) -> Result<CaptureInfo> {
+    pub fn start_capture(&mut self, target: Target, snap_len: u32, slots: u32) -> Result<CaptureSessionRepr> {
         let mut input = [0u8; 32];
         CaptureStartRepr { target, snap_len, slots }.emit(&mut CaptureStart::new_unchecked(&mut input[..]))?;
         let answer = self.call(IOCTL_CAPTURE_START, &input, 40)?;
-        let repr = CaptureSessionRepr::parse(&CaptureSession::new_unchecked(answer))?;
-        Ok(CaptureInfo { snap_len: repr.capture.snap_len, slots: repr.capture.slots, start_time_ns: repr.start_time_ns })
+        Ok(CaptureSessionRepr::parse(&CaptureSession::new_unchecked(answer))?)
     }
 
     /// Reads up to `max` captured frames (`CAPTURE_READ`); never waits.
@@ -327,7 +324,7 @@ impl<T: Transport> Client<T> {
                 Ok(answer) => {
                     let view = WireCaptureBatch::new_unchecked(answer);
                     let repr = CaptureBatchRepr::parse(&view)?;
-                    let frames = view.records().map(|record| Ok(CapturedFrame::from_record(&record?))).collect::<Result<_>>()?;
+                    let frames = view.records().map(|record| Ok(CapturedFrame::new(&record?))).collect::<Result<_>>()?;
                     return Ok(CaptureBatch { frames, captured: repr.captured, dropped: repr.dropped, truncated: repr.truncated });
                 }
             }

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use crate::types::{module_name, CapturedFrame};
+use wanlayer_proto::display::ModuleIdText;
+
+use crate::types::CapturedFrame;
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -80,14 +82,17 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     fn interface(&mut self, frame: &CapturedFrame) -> io::Result<u32> {
-        let key = frame.link.map_or(Interface::Unmatched(frame.module), Interface::Link);
+        let record = frame.record();
+        let key = record.link_id.map_or(Interface::Unmatched(record.module), Interface::Link);
         if let Some(id) = self.interfaces.get(&key) {
             return Ok(*id);
         }
         let (name, description) = match key {
-            Interface::Link(link) => (format!("link-{link}"), format!("wanlayer WAN link {link} on module {}", module_name(frame.module))),
+            Interface::Link(link) => {
+                (format!("link-{link}"), format!("wanlayer WAN link {link} on module {}", ModuleIdText(record.module)))
+            }
             Interface::Unmatched(module) => {
-                (format!("module-{}", module_name(module)), format!("wanlayer module {}: frames of no WAN link", module_name(module)))
+                (format!("module-{}", ModuleIdText(module)), format!("wanlayer module {}: frames of no WAN link", ModuleIdText(module)))
             }
         };
         let mut body = Vec::new();
@@ -111,16 +116,17 @@ impl<W: Write> PcapngWriter<W> {
     /// The writer's.
     pub fn write_frame(&mut self, frame: &CapturedFrame, time_ns: u64) -> io::Result<()> {
         let interface = self.interface(frame)?;
-        let mut body = Vec::with_capacity(32 + frame.data.len());
+        let record = frame.record();
+        let mut body = Vec::with_capacity(32 + record.data.len());
         body.extend_from_slice(&interface.to_le_bytes());
         body.extend_from_slice(&((time_ns >> 32) as u32).to_le_bytes());
         body.extend_from_slice(&(time_ns as u32).to_le_bytes());
-        body.extend_from_slice(&(frame.data.len() as u32).to_le_bytes());
-        body.extend_from_slice(&frame.original_len.max(frame.data.len() as u32).to_le_bytes());
-        body.extend_from_slice(&frame.data);
+        body.extend_from_slice(&(record.data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&record.original_len.max(record.data.len() as u32).to_le_bytes());
+        body.extend_from_slice(record.data);
         body.resize(body.len().next_multiple_of(4), 0);
         option(&mut body, EPB_FLAGS, &(if frame.is_send() { EPB_OUTBOUND } else { EPB_INBOUND }).to_le_bytes());
-        if frame.injected {
+        if record.injected {
             option(&mut body, OPT_COMMENT, b"injected through wanlayer's control device");
         }
         option(&mut body, OPT_END, &[]);
@@ -162,8 +168,17 @@ impl<W: Write> PcapngWriter<W> {
 mod tests {
     use super::*;
 
-    fn frame(link: Option<u64>, direction: &'static str, injected: bool, data: Vec<u8>) -> CapturedFrame {
-        CapturedFrame { module: 0x0001_0000, link, time_ns: 0, original_len: data.len() as u32 + 2, direction, injected, data }
+    fn frame(link: Option<u64>, direction: wanlayer_proto::Direction, injected: bool, data: &[u8]) -> CapturedFrame {
+        let original_len = data.len() as u32 + 2;
+        CapturedFrame::new(&wanlayer_proto::CaptureRecordRepr {
+            module: 0x0001_0000,
+            link_id: link,
+            time_ns: 0,
+            original_len,
+            direction,
+            injected,
+            data,
+        })
     }
 
     /// Walks the blocks of a file: (type, body).
@@ -184,9 +199,10 @@ mod tests {
     #[test]
     fn one_interface_per_link_and_a_block_per_frame() {
         let mut writer = PcapngWriter::new(Vec::new(), "test").unwrap();
-        writer.write_frame(&frame(Some(3), "send", false, vec![1; 14]), 1_700_000_000_123_456_789).unwrap();
-        writer.write_frame(&frame(Some(3), "receive", true, vec![2; 15]), 2).unwrap();
-        writer.write_frame(&frame(None, "send", false, vec![3; 16]), 3).unwrap();
+        use wanlayer_proto::Direction::{Receive, Send};
+        writer.write_frame(&frame(Some(3), Send, false, &[1; 14]), 1_700_000_000_123_456_789).unwrap();
+        writer.write_frame(&frame(Some(3), Receive, true, &[2; 15]), 2).unwrap();
+        writer.write_frame(&frame(None, Send, false, &[3; 16]), 3).unwrap();
         assert_eq!((writer.frames(), writer.interfaces()), (3, 2));
         let bytes = writer.finish().unwrap();
         let kinds: Vec<u32> = blocks(&bytes).iter().map(|(kind, _)| *kind).collect();

@@ -8,7 +8,8 @@ use wanlayer_client::sim::SimServer;
 use wanlayer_client::{Client, ClientError};
 use wanlayer_core::wire::{EtherType, MacAddress};
 use wanlayer_core::NdisStatus;
-use wanlayer_proto::{Access, Direction, EventKind, Status, Target};
+use wanlayer_proto::display::{capability_names, ProtocolText};
+use wanlayer_proto::{Access, Direction, EventKind, ModuleKind, RuleAction, Status, Target};
 use wanlayer_sim::{CoreFilter, Edge, Flow, Rras, StatusBuffer, StatusIndication, WanLineUp};
 
 fn finish(server: SimServer) {
@@ -25,23 +26,26 @@ fn queries_of_the_scripted_server() {
         let mut client = Client::connect(server.open(Access::READ)).unwrap();
         let version = client.version().unwrap();
         assert_eq!(version.interface_version, wanlayer_proto::INTERFACE_VERSION);
-        assert!(version.capabilities.contains(&"capture"));
+        assert!(capability_names(version.features.unwrap().capabilities).any(|name| name == "capture"));
         let modules = client.modules().unwrap();
-        let kinds: Vec<&str> = modules.iter().map(|m| m.kind.as_str()).collect();
-        assert_eq!(kinds, ["ndiswan-ip", "ndiswan-ipv6", "other"]);
-        assert_eq!(modules[0].name, "0.1");
-        let links = client.links(None, false).unwrap();
+        let kinds: Vec<ModuleKind> = modules.iter().map(|m| m.kind).collect();
+        assert_eq!(kinds, [ModuleKind::NdisWanIp, ModuleKind::NdisWanIpv6, ModuleKind::Other]);
+        assert_eq!(modules[0].id, 0x0001_0000);
+        let links: Vec<_> = client.links(None, false).unwrap().iter().map(|l| l.entry().link_id).collect();
         assert_eq!(links.len(), 3);
-        assert_eq!(links.iter().map(|l| l.protocol.as_str()).collect::<Vec<_>>(), ["IPv4", "IPv4", "IPv6"]);
-        assert_eq!(links[0].speed_bps, 2_048_000);
-        assert!(links[0].protocol_buffer.is_none());
+        let protocols: Vec<String> =
+            client.links(None, false).unwrap().iter().map(|l| ProtocolText(l.entry().protocol_type).to_string()).collect();
+        assert_eq!(protocols, ["IPv4", "IPv4", "IPv6"]);
+        let first = client.links(None, false).unwrap()[0].clone();
+        assert_eq!(first.entry().link_speed_100bps, 20_480);
+        assert!(first.entry().protocol_buffer.is_empty());
         let with_buffer = client.links(Some(modules[0].id), true).unwrap();
-        assert_eq!((with_buffer.len(), with_buffer[0].protocol_buffer.as_ref().map(String::len)), (2, Some(1200)));
+        assert_eq!((with_buffer.len(), with_buffer[0].entry().protocol_buffer.len()), (2, 600));
         let hooks = client.hooks().unwrap();
         assert_eq!((hooks.len(), hooks[0].name.as_str()), (1, "telnet-block"));
         let stats = client.module_stats(modules[0].id).unwrap();
         assert_eq!(stats.send.packets, 2 * 4);
-        let link_stats = client.link_stats(links[2].id).unwrap();
+        let link_stats = client.link_stats(links[2]).unwrap();
         assert_eq!((link_stats.send.packets, link_stats.receive.packets), (4, 4));
         assert_eq!(client.hook_stats(hooks[0].id).unwrap().receive.seen, 12);
         assert_eq!(client.link_stats(4242), Err(ClientError::Driver(Status::NotFound)));
@@ -76,7 +80,7 @@ fn many_links_come_in_several_batches() {
         let first = client.links_batch(None, 0, false).unwrap();
         assert_eq!((first.links.len(), first.end, first.next_cursor), (1024, false, 1024));
         let all = client.links(None, false).unwrap();
-        assert_eq!(all.iter().map(|l| l.id).collect::<Vec<_>>(), (1..=3000).collect::<Vec<u64>>());
+        assert_eq!(all.iter().map(|l| l.entry().link_id).collect::<Vec<_>>(), (1..=3000).collect::<Vec<u64>>());
     }
     finish(server);
 }
@@ -101,7 +105,7 @@ fn two_watchers_see_the_script_and_a_small_ring_counts_what_it_lost() {
             seen.extend(batch.events);
         }
         assert_eq!(server.steps_left(), 0, "waiting ran the script to its end");
-        let kinds: Vec<&str> = seen.iter().map(|e| e.kind).collect();
+        let kinds: Vec<&str> = seen.iter().map(|e| e.body.kind().name()).collect();
         for kind in ["line-up", "line-down", "module-paused", "module-restarted", "hook-added", "hook-removed"] {
             assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
         }
@@ -123,12 +127,13 @@ fn capture_to_pcapng_and_injection_both_ways() {
     {
         let mut client = Client::connect(server.open(Access::READ_WRITE)).unwrap();
         let started = client.start_capture(Target::All, 2048, 4096).unwrap();
-        assert_eq!(started.slots, 4096);
+        assert_eq!(started.capture.slots, 4096);
         server.run_script();
-        let link = client.links(None, false).unwrap()[0].clone();
+        let link = client.links(None, false).unwrap()[0].entry().link_id;
+        let module = client.links(None, false).unwrap()[0].entry().module;
         let frame = server.rras().links()[0].frame(wanlayer_core::hook::Direction::Send, &Flow::udp(7, 7), 0);
-        client.inject(None, link.id, Direction::Send, &frame).unwrap();
-        client.inject(Some(link.module), link.id, Direction::Receive, &frame).unwrap();
+        client.inject(None, link, Direction::Send, &frame).unwrap();
+        client.inject(Some(module), link, Direction::Receive, &frame).unwrap();
         server.rras().run_until_idle();
         assert_eq!(client.inject(None, 999, Direction::Send, &frame), Err(ClientError::Driver(Status::NotFound)));
         let mut frames = Vec::new();
@@ -141,13 +146,13 @@ fn capture_to_pcapng_and_injection_both_ways() {
             frames.extend(batch.frames);
         }
         assert!(frames.len() > 50, "{} frames", frames.len());
-        let injected: Vec<_> = frames.iter().filter(|f| f.injected).collect();
+        let injected: Vec<_> = frames.iter().map(|f| f.record()).filter(|f| f.injected).collect();
         assert_eq!(injected.len(), 2);
-        assert_eq!((injected[0].direction, injected[1].direction), ("send", "receive"));
-        assert_eq!(client.module_stats(link.module).unwrap().send.injected, 1);
+        assert_eq!((injected[0].direction, injected[1].direction), (Direction::Send, Direction::Receive));
+        assert_eq!(client.module_stats(module).unwrap().send.injected, 1);
         let mut writer = PcapngWriter::new(Vec::new(), "test").unwrap();
         for frame in &frames {
-            writer.write_frame(frame, frame.time_ns).unwrap();
+            writer.write_frame(frame, frame.record().time_ns).unwrap();
         }
         assert!(writer.interfaces() >= 4, "one interface per link: {}", writer.interfaces());
         let bytes = writer.finish().unwrap();
@@ -155,7 +160,7 @@ fn capture_to_pcapng_and_injection_both_ways() {
         client.stop_capture().unwrap();
         assert_eq!(client.read_capture(1).unwrap_err(), ClientError::Driver(Status::InvalidDeviceState));
         client.reset_stats(Target::All).unwrap();
-        assert_eq!(client.module_stats(link.module).unwrap().send.packets, 0);
+        assert_eq!(client.module_stats(module).unwrap().send.packets, 0);
     }
     let read_only = server.open(Access::READ);
     let mut client = Client::new(read_only);
@@ -174,7 +179,7 @@ fn rules_are_set_with_the_version_read_read_back_and_counted() {
     let server = SimServer::scripted().unwrap();
     {
         let mut client = Client::connect(server.open(Access::READ_WRITE)).unwrap();
-        assert!(client.version().unwrap().capabilities.contains(&"rules"));
+        assert!(capability_names(client.version().unwrap().features.unwrap().capabilities).any(|name| name == "rules"));
         let empty = client.rules().unwrap();
         assert_eq!((empty.version, empty.rules, empty.blob.len()), (0, 0, 0));
         let blob = compile(&[RuleSource { id: 9, priority: 1, action: Action::Count, filter: "ip or ip6" }]).unwrap();
@@ -184,8 +189,8 @@ fn rules_are_set_with_the_version_read_read_back_and_counted() {
         assert_eq!((read.version, read.altitude, read.rules, read.blob), (1, 1000, 1, blob));
         server.run_script();
         let stats = client.rule_stats().unwrap();
-        assert_eq!((stats.version, stats.rules.len(), stats.rules[0].id, stats.rules[0].action), (1, 1, 9, "count"));
-        assert!(stats.rules[0].send_packets + stats.rules[0].receive_packets > 0, "the script's traffic was counted: {stats:?}");
+        assert_eq!((stats.version, stats.rules.len(), stats.rules[0].id, stats.rules[0].action), (1, 1, 9, RuleAction::Count));
+        assert!(stats.rules[0].send.0 + stats.rules[0].receive.0 > 0, "the script's traffic was counted: {stats:?}");
         assert_eq!(client.set_rules(Expected::Any, 1000, &[]), Ok(2));
     }
     finish(server);

@@ -18,6 +18,9 @@
 //!   `new_checked` and `check_len`, getters, and setters when `T: AsMut<[u8]>`; and a `NameRepr`
 //!   with `parse`, `buffer_len` and `emit`. After `check_len` passes no accessor panics, and no
 //!   `parse` panics whatever the bytes.
+//! * Tools print and read identifiers, rates and addresses in the one format of [`display`]
+//!   (modules and hooks `slot.generation`, links by number, rates in bit/s with SI prefixes); with
+//!   the feature `serde`, the parsed answers serialise in the same format.
 //!
 //! # The IOCTLs
 //!
@@ -62,6 +65,7 @@ mod capture_record;
 mod capture_session;
 mod capture_start;
 mod codes;
+pub mod display;
 mod divert_batch;
 mod divert_open;
 mod divert_verdicts;
@@ -88,6 +92,8 @@ mod rule_stats;
 mod rules_info;
 mod rules_set;
 mod scope_request;
+#[cfg(feature = "serde")]
+mod serialize;
 mod status;
 mod subscribe;
 mod subscription;

@@ -3,12 +3,13 @@
 
 use std::fmt;
 
+use wanlayer_core::control::link_entry;
 use wanlayer_core::hal::Pool;
-use wanlayer_core::link::{Link, LinkId};
+use wanlayer_core::link::DEVICE_NAME_MAX;
 use wanlayer_core::module::ModuleCounts;
 use wanlayer_core::stats::DropReason;
-use wanlayer_core::wire::{EtherType, MacAddress};
 use wanlayer_core::ModuleId;
+use wanlayer_proto::display::{LinkDetails, LinkRow, LINK_TABLE_HEADER};
 
 use crate::edge::{Edge, NdisState};
 use crate::filter::{EngineFilter, FilterDriver};
@@ -123,86 +124,22 @@ impl fmt::Display for Summary {
     }
 }
 
-/// One row of a [`LinkReport`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LinkRow {
-    /// The engine's identity of the link.
-    pub id: LinkId,
-    /// `RemoteAddress`.
-    pub remote: MacAddress,
-    /// `LocalAddress`.
-    pub local: MacAddress,
-    /// IPv4 or IPv6.
-    pub protocol_type: EtherType,
-    /// Speed in bit/s.
-    pub speed_bps: u64,
-    /// `MaximumTotalSize` as NdisWan said.
-    pub maximum_total_size: u32,
-    /// As reported upward.
-    pub reported_total_size: u32,
-    /// `DeviceName`.
-    pub device_name: String,
-    /// Packets sent on the link.
-    pub sent: u64,
-    /// Packets received on the link.
-    pub received: u64,
-}
-
-impl LinkRow {
-    fn of(link: &Link) -> Self {
-        let summary = link.summary();
-        Self {
-            id: summary.id,
-            remote: summary.remote_address,
-            local: summary.local_address,
-            protocol_type: summary.protocol_type,
-            speed_bps: link.link_speed_bps(),
-            maximum_total_size: summary.maximum_total_size,
-            reported_total_size: summary.reported_total_size,
-            device_name: link.device_name().collect(),
-            sent: link.send_counts().packets,
-            received: link.receive_counts().packets,
-        }
-    }
-}
-
-/// The engine's link table of one module.
+/// The engine's link table of one module, as `wanlayerctl links` prints it: each link converted
+/// into its control-device record ([`wanlayer_core::control::link_entry`]) and rendered by the
+/// link table of [`wanlayer_proto::display`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkReport {
     /// The edge.
     pub edge: Edge,
-    /// The links, by identity.
-    pub rows: Vec<LinkRow>,
+    /// One rendered link a row, by identity: its table row and its line of details.
+    pub rows: Vec<String>,
 }
 
 impl fmt::Display for LinkReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "WAN links on {} ({}):", self.edge.friendly_name(), self.rows.len())?;
-        writeln!(
-            f,
-            "  {:>4}  {:<17}  {:<17}  {:<4}  {:>10}  {:>9}  {:>6}  {:>6}  device",
-            "id", "remote", "local", "ip", "speed", "mtu", "sent", "recv"
-        )?;
-        for row in &self.rows {
-            let ip = if row.protocol_type == EtherType::Ipv6 { "IPv6" } else { "IPv4" };
-            let mtu = if row.reported_total_size == row.maximum_total_size {
-                row.maximum_total_size.to_string()
-            } else {
-                format!("{}→{}", row.maximum_total_size, row.reported_total_size)
-            };
-            writeln!(
-                f,
-                "  {:>4}  {}  {}  {ip}  {:>6} kb/s  {mtu:>9}  {:>6}  {:>6}  {}",
-                row.id.0,
-                row.remote,
-                row.local,
-                row.speed_bps / 1000,
-                row.sent,
-                row.received,
-                row.device_name
-            )?;
-        }
-        Ok(())
+        writeln!(f, "{LINK_TABLE_HEADER}")?;
+        self.rows.iter().try_for_each(|row| writeln!(f, "{row}"))
     }
 }
 
@@ -253,10 +190,14 @@ impl<F: EngineFilter> Rras<F> {
     pub fn link_report(&self, edge: Edge) -> LinkReport {
         let mut rows = Vec::new();
         if let (Some(engine), Some(module)) = (self.filter().engine(), self.module(edge)) {
-            engine.visit_links(module, |link| rows.push(LinkRow::of(link)));
+            engine.visit_links(module, |link| {
+                let mut name = [0; DEVICE_NAME_MAX * 2];
+                let entry = link_entry(module, link, &mut name, false);
+                rows.push((entry.link_id, format!("{}\n{}", LinkRow(&entry), LinkDetails(&entry))));
+            });
         }
-        rows.sort_by_key(|row| row.id);
-        LinkReport { edge, rows }
+        rows.sort_by_key(|(id, _)| *id);
+        LinkReport { edge, rows: rows.into_iter().map(|(_, row)| row).collect() }
     }
 
     /// The engine's counters of the module on `edge`.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 use wanlayer_client::pcapng::PcapngWriter;
 use wanlayer_client::{Client, Transport};
+use wanlayer_proto::display::{HookIdText, ModuleIdText};
 use wanlayer_proto::{Direction, EventKind, Target};
 
 use crate::{event_wait, output, Cli, Command, DirectionArg, Failure, Idle, TargetArgs};
@@ -33,8 +34,7 @@ pub fn execute<T: Transport>(cli: &Cli, mut client: Client<T>, idle: &mut Idle<'
             }
         }
         Command::Links { module, protocol_buffer } => {
-            let module = module.as_deref().map(parse_module).transpose()?;
-            let links = client.links(module, *protocol_buffer)?;
+            let links = client.links(module.map(|m| m.0), *protocol_buffer)?;
             if cli.json {
                 output::json(&json!({ "count": links.len(), "links": links }))
             } else {
@@ -53,7 +53,7 @@ pub fn execute<T: Transport>(cli: &Cli, mut client: Client<T>, idle: &mut Idle<'
         }
         Command::Stats(target) => stats(cli, &mut client, target),
         Command::Reset(target) => {
-            let target = target_of(target)?;
+            let target = target_of(target);
             client.reset_stats(target)?;
             let what = describe(target);
             if cli.json {
@@ -68,7 +68,7 @@ pub fn execute<T: Transport>(cli: &Cli, mut client: Client<T>, idle: &mut Idle<'
             let target = match (link, rule, module) {
                 (Some(link), _, _) => Target::Link(*link),
                 (None, Some(rule), _) => Target::Rule(*rule),
-                (None, None, Some(module)) => Target::Module(parse_module(module)?),
+                (None, None, Some(module)) => Target::Module(module.0),
                 (None, None, None) => Target::All,
             };
             let limits = Limits { count: *count, duration: duration.map(Duration::from_secs), simulated };
@@ -83,7 +83,7 @@ pub fn execute<T: Transport>(cli: &Cli, mut client: Client<T>, idle: &mut Idle<'
                 (None, None) => return Err(Failure::Usage("give the bytes with --hex or --file".into())),
             };
             let frame_bytes = if *frame { bytes } else { ethernet_frame(&bytes)? };
-            let module = module.as_deref().map(parse_module).transpose()?;
+            let module = module.map(|m| m.0);
             let direction = match direction {
                 DirectionArg::Send => Direction::Send,
                 DirectionArg::Receive => Direction::Receive,
@@ -101,7 +101,7 @@ pub fn execute<T: Transport>(cli: &Cli, mut client: Client<T>, idle: &mut Idle<'
 }
 
 fn stats<T: Transport>(cli: &Cli, client: &mut Client<T>, target: &TargetArgs) -> Result<(), Failure> {
-    match target_of(target)? {
+    match target_of(target) {
         Target::Module(module) => {
             let stats = client.module_stats(module)?;
             if cli.json {
@@ -122,7 +122,7 @@ fn stats<T: Transport>(cli: &Cli, client: &mut Client<T>, target: &TargetArgs) -
         }
         Target::Hook(hook) => {
             let stats = client.hook_stats(hook)?;
-            let name = client.hooks()?.into_iter().find(|h| h.id == hook).map(|h| h.name).unwrap_or_default();
+            let name = client.hooks()?.into_iter().find(|h| h.id == hook).map(|h| h.name.as_str().to_owned()).unwrap_or_default();
             if cli.json {
                 output::json(&stats)
             } else {
@@ -140,7 +140,7 @@ fn stats<T: Transport>(cli: &Cli, client: &mut Client<T>, target: &TargetArgs) -
                 return output::json(&json!({ "modules": module_stats, "hooks": hook_stats }));
             }
             module_stats.iter().for_each(output::module_stats);
-            hooks.iter().zip(&hook_stats).for_each(|(hook, stats)| output::hook_stats(&hook.name, stats));
+            hooks.iter().zip(&hook_stats).for_each(|(hook, stats)| output::hook_stats(hook.name.as_str(), stats));
             Ok(())
         }
     }
@@ -220,7 +220,9 @@ fn capture<T: Transport>(
         truncated = batch.truncated;
         let empty = batch.frames.is_empty();
         for frame in &batch.frames {
-            writer.write_frame(frame, offset + frame.time_ns).map_err(|error| Failure::Local(format!("{}: {error}", path.display())))?;
+            writer
+                .write_frame(frame, offset + frame.record().time_ns)
+                .map_err(|error| Failure::Local(format!("{}: {error}", path.display())))?;
             frames += 1;
             if limits.count.is_some_and(|count| frames >= count) {
                 break 'reading;
@@ -251,35 +253,22 @@ fn capture<T: Transport>(
 }
 
 /// The target of `stats` and `reset`.
-fn target_of(target: &TargetArgs) -> Result<Target, Failure> {
-    Ok(match (&target.module, target.link, target.hook) {
-        (Some(module), _, _) => Target::Module(parse_module(module)?),
+fn target_of(target: &TargetArgs) -> Target {
+    match (target.module, target.link, target.hook) {
+        (Some(module), _, _) => Target::Module(module.0),
         (None, Some(link), _) => Target::Link(link),
-        (None, None, Some(hook)) => Target::Hook(hook),
+        (None, None, Some(hook)) => Target::Hook(hook.0),
         (None, None, None) => Target::All,
-    })
+    }
 }
 
 fn describe(target: Target) -> String {
     match target {
         Target::All => "every module, link and hook".into(),
-        Target::Module(id) => format!("module {}", wanlayer_client::types::module_name(id)),
+        Target::Module(id) => format!("module {}", ModuleIdText(id)),
         Target::Link(id) => format!("link {id}"),
-        Target::Hook(id) => format!("hook {id}"),
+        Target::Hook(id) => format!("hook {}", HookIdText(id)),
         Target::Rule(id) => format!("rule {id}"),
-    }
-}
-
-/// A module id: `slot.generation` as tools print it, or the raw number.
-fn parse_module(text: &str) -> Result<u32, Failure> {
-    let bad = || Failure::Usage(format!("'{text}' is not a module (slot.generation, e.g. 0.1)"));
-    match text.split_once('.') {
-        Some((slot, generation)) => {
-            let slot: u16 = slot.parse().map_err(|_| bad())?;
-            let generation: u16 = generation.parse().map_err(|_| bad())?;
-            Ok(u32::from(generation) << 16 | u32::from(slot))
-        }
-        None => text.parse().map_err(|_| bad()),
     }
 }
 
@@ -314,9 +303,6 @@ mod tests {
 
     #[test]
     fn arguments_parse_strictly() {
-        assert_eq!(parse_module("0.1").ok(), Some(0x0001_0000));
-        assert_eq!(parse_module("65536").ok(), Some(65_536));
-        assert!(parse_module("x.1").is_err() && parse_module("1.99999").is_err());
         assert_eq!(parse_hex("45 00:0a-ff").ok(), Some(vec![0x45, 0x00, 0x0a, 0xff]));
         assert!(parse_hex("abc").is_err() && parse_hex("zz").is_err());
         assert_eq!(ethernet_frame(&[0x60, 0]).ok().map(|f| (f.len(), f[12], f[13])), Some((16, 0x86, 0xDD)));

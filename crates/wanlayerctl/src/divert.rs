@@ -8,10 +8,9 @@ use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use wanlayer_client::divert::{
-    compile_filter, Divert, DivertConfig, DivertTicket, FailPolicy, PacketView, Verdict,
-};
+use wanlayer_client::divert::{compile_filter, Divert, DivertConfig, DivertTicket, FailPolicy, PacketView, Verdict};
 use wanlayer_client::Transport;
+use wanlayer_proto::display::ModuleIdText;
 
 use crate::{Cli, Failure, Idle};
 
@@ -77,15 +76,9 @@ pub enum FailArg {
 }
 
 /// Runs `divert` over its own handle.
-pub fn run<T: Transport>(
-    cli: &Cli,
-    args: &DivertArgs,
-    transport: T,
-    idle: &mut Idle<'_>,
-) -> Result<(), Failure> {
+pub fn run<T: Transport>(cli: &Cli, args: &DivertArgs, transport: T, idle: &mut Idle<'_>) -> Result<(), Failure> {
     let filter = args.filter.join(" ");
-    let blob = compile_filter(&filter)
-        .map_err(|error| Failure::Usage(format!("the filter does not compile: {error}")))?;
+    let blob = compile_filter(&filter).map_err(|error| Failure::Usage(format!("the filter does not compile: {error}")))?;
     let config = DivertConfig {
         filter: blob,
         altitude: args.altitude,
@@ -101,34 +94,22 @@ pub fn run<T: Transport>(
     };
     let mut divert = Divert::open(transport, &config)?;
     if !cli.json {
-        println!(
-            "diverting '{filter}' as hook {:#x} ({:?})",
-            divert.hook(),
-            args.action
-        );
+        println!("diverting '{filter}' as hook {:#x} ({:?})", divert.hook(), args.action);
     }
-    let deadline = args
-        .duration
-        .map(|seconds| Instant::now() + Duration::from_secs(seconds));
+    let deadline = args.duration.map(|seconds| Instant::now() + Duration::from_secs(seconds));
     let mut seen = 0u64;
     let mut verdicts: Vec<(DivertTicket, Verdict)> = Vec::new();
     loop {
-        let want = args.count.map_or(BATCH, |count| {
-            u32::try_from(count - seen).unwrap_or(BATCH).min(BATCH)
-        });
+        let want = args.count.map_or(BATCH, |count| u32::try_from(count - seen).unwrap_or(BATCH).min(BATCH));
         verdicts.clear();
         let mut failure = None;
-        let read = divert.read_with(
-            want,
-            Some(Duration::from_millis(200)),
-            |packet| match decide(cli, args, &packet) {
-                Ok(verdict) => verdicts.push((packet.ticket(), verdict)),
-                Err(error) => {
-                    verdicts.push((packet.ticket(), Verdict::Pass));
-                    failure.get_or_insert(error);
-                }
-            },
-        )?;
+        let read = divert.read_with(want, Some(Duration::from_millis(200)), |packet| match decide(cli, args, &packet) {
+            Ok(verdict) => verdicts.push((packet.ticket(), verdict)),
+            Err(error) => {
+                verdicts.push((packet.ticket(), Verdict::Pass));
+                failure.get_or_insert(error);
+            }
+        })?;
         if !verdicts.is_empty() {
             divert.answer(&verdicts)?;
         }
@@ -136,8 +117,7 @@ pub fn run<T: Transport>(
             return Err(failure);
         }
         seen += read as u64;
-        let done = args.count.is_some_and(|count| seen >= count)
-            || deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        let done = args.count.is_some_and(|count| seen >= count) || deadline.is_some_and(|deadline| Instant::now() >= deadline);
         if done || (read == 0 && !idle()) {
             break;
         }
@@ -173,41 +153,23 @@ fn decide(cli: &Cli, args: &DivertArgs, packet: &PacketView<'_>) -> Result<Verdi
 
 fn print_packet(cli: &Cli, packet: &PacketView<'_>) {
     let meta = packet.meta;
-    let direction = if meta.direction == wanlayer_proto::Direction::Send {
-        "send"
-    } else {
-        "receive"
-    };
-    let head: String = packet
-        .frame
-        .iter()
-        .take(48)
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let direction = meta.direction;
+    let head: String = packet.frame.iter().take(48).map(|byte| format!("{byte:02x}")).collect();
     if cli.json {
         println!(
             "{}",
-            serde_json::json!({ "ticket": meta.serial, "module": meta.module, "link": meta.link_id, "direction": direction,
+            serde_json::json!({ "ticket": meta.serial, "module": ModuleIdText(meta.module).to_string(), "link": meta.link_id, "direction": direction.to_string(),
                 "time_ns": meta.time_ns, "len": packet.frame.len(), "head": head })
         );
     } else {
-        println!(
-            "#{} link {} {direction} {} bytes {head}",
-            meta.serial,
-            meta.link_id,
-            packet.frame.len()
-        );
+        println!("#{} link {} {direction} {} bytes {head}", meta.serial, meta.link_id, packet.frame.len());
     }
 }
 
 /// Runs `command` with `frame` on its standard input: its output replaces the frame (nothing:
 /// drop); a failure passes the frame unchanged.
 fn pipe(command: &str, frame: &[u8]) -> Result<Verdict, Failure> {
-    let (shell, flag) = if cfg!(windows) {
-        ("cmd", "/C")
-    } else {
-        ("sh", "-c")
-    };
+    let (shell, flag) = if cfg!(windows) { ("cmd", "/C") } else { ("sh", "-c") };
     let mut child = Process::new(shell)
         .args([flag, command])
         .stdin(Stdio::piped())
@@ -218,9 +180,7 @@ fn pipe(command: &str, frame: &[u8]) -> Result<Verdict, Failure> {
         // A command that does not read its input still answers.
         let _ = stdin.write_all(frame);
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|error| Failure::Local(format!("'{command}': {error}")))?;
+    let output = child.wait_with_output().map_err(|error| Failure::Local(format!("'{command}': {error}")))?;
     Ok(match (output.status.success(), output.stdout.is_empty()) {
         (false, _) => Verdict::Pass,
         (true, true) => Verdict::Drop,

@@ -3,12 +3,17 @@
 //! Exit codes: 0 success; 1 the driver refused or another error; 2 bad usage; 3 the driver is not
 //! running; 4 access denied. `--json` prints machine-readable output (`watch`: one JSON object per
 //! line). `--simulate` runs against a scripted simulated RRAS server instead of the driver.
+//!
+//! Identifiers, in and out: modules and hooks are `slot.generation` (`0.1`), links their number
+//! (`3`); link speeds print in bit/s with SI prefixes (`2.048 Mb/s`). See
+//! [`wanlayer_proto::display`].
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use wanlayer_client::{Client, ClientError};
+use wanlayer_proto::display::{HookIdText, ModuleIdText};
 use wanlayer_proto::Access;
 
 mod commands;
@@ -17,8 +22,11 @@ mod output;
 mod rules;
 
 /// Administer the wanlayer NdisWan filter.
+///
+/// Modules and hooks are named `slot.generation` (e.g. `0.1`), links by their number, in what
+/// this prints and in what it reads.
 #[derive(Parser, Debug)]
-#[command(name = "wanlayerctl", version, about)]
+#[command(name = "wanlayerctl", version, about, long_about)]
 pub struct Cli {
     /// Run against a scripted simulated RRAS server instead of the driver.
     #[arg(long, global = true)]
@@ -43,9 +51,9 @@ pub enum Command {
     Modules,
     /// The live WAN links with all their fields.
     Links {
-        /// Only this module's links (`slot.generation` or the raw id).
+        /// Only this module's links (`slot.generation`, e.g. 0.1).
         #[arg(long)]
-        module: Option<String>,
+        module: Option<ModuleIdText>,
         /// Include each link's raw protocol buffer (hex).
         #[arg(long)]
         protocol_buffer: bool,
@@ -84,9 +92,9 @@ pub enum Command {
         /// Capture what the `capture` rule with this id matches (see `rules`).
         #[arg(long, conflicts_with = "module")]
         rule: Option<u32>,
-        /// Capture this module only.
+        /// Capture this module only (`slot.generation`).
         #[arg(long)]
-        module: Option<String>,
+        module: Option<ModuleIdText>,
         /// Stop after this many frames.
         #[arg(long)]
         count: Option<u64>,
@@ -105,9 +113,9 @@ pub enum Command {
         /// The link.
         #[arg(long)]
         link: u64,
-        /// The link's module (found automatically when omitted).
+        /// The link's module (`slot.generation`; found automatically when omitted).
         #[arg(long)]
-        module: Option<String>,
+        module: Option<ModuleIdText>,
         /// Down to NdisWan (`send`) or up to the IP layer (`receive`).
         #[arg(long, value_enum)]
         direction: DirectionArg,
@@ -200,15 +208,15 @@ pub enum RulesCommand {
 /// A module, link or hook.
 #[derive(Args, Debug)]
 pub struct TargetArgs {
-    /// A module (`slot.generation` or the raw id).
+    /// A module (`slot.generation`, e.g. 0.1).
     #[arg(long, conflicts_with_all = ["link", "hook"])]
-    module: Option<String>,
-    /// A link id.
+    module: Option<ModuleIdText>,
+    /// A link (its number).
     #[arg(long, conflicts_with = "hook")]
     link: Option<u64>,
-    /// A hook id.
+    /// A hook (`slot.generation`, e.g. 0.1).
     #[arg(long)]
-    hook: Option<u64>,
+    hook: Option<HookIdText>,
 }
 
 /// A packet's way.

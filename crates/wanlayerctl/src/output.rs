@@ -1,7 +1,15 @@
-//! Printing answers: aligned text for people, JSON for scripts.
+//! Printing answers: aligned text for people, JSON for scripts. Both print identifiers, rates and
+//! addresses in the formats of [`wanlayer_proto::display`]; the link table is its renderer.
 
 use serde::Serialize;
-use wanlayer_client::types::{module_name, Event, HookInfo, HookStats, LinkInfo, LinkStats, ModuleInfo, ModuleStats, VersionInfo};
+use wanlayer_client::types::Link;
+use wanlayer_proto::display::{
+    capability_names, BitRate, HexText, HookIdText, LinkDetails, LinkRow, MacText, ModuleIdText, ProtocolText, LINK_TABLE_HEADER,
+};
+use wanlayer_proto::{
+    EventBody, EventRecordRepr, HookEntryRepr, HookStatsRepr, LinkEventRepr, LinkStatsRepr, ModuleEntryRepr, ModuleStatsRepr,
+    VersionInfoRepr, DROP_REASONS,
+};
 
 use crate::Failure;
 
@@ -13,11 +21,13 @@ pub fn json(value: &impl Serialize) -> Result<(), Failure> {
 }
 
 /// The version, as text.
-pub fn version(version: &VersionInfo) {
-    println!("wanlayer driver {}, control interface {}", version.driver_version, version.interface_version);
+pub fn version(version: &VersionInfoRepr) {
+    let [major, minor, patch] = version.driver_version;
+    println!("wanlayer driver {major}.{minor}.{patch}, control interface {}", version.interface_version);
     println!("  module slots {}, event queue {}", version.max_modules, version.event_capacity);
-    println!("  capabilities: {}", version.capabilities.join(", "));
-    if let Some(limits) = &version.limits {
+    let capabilities: Vec<&str> = capability_names(version.features.map_or(0, |f| f.capabilities)).collect();
+    println!("  capabilities: {}", capabilities.join(", "));
+    if let Some(limits) = &version.features {
         println!(
             "  limits: {} subscribers of up to {} events, {} captures of up to {} bytes (snap {}), {} links a batch, {} hooks",
             limits.max_subscribers,
@@ -32,69 +42,53 @@ pub fn version(version: &VersionInfo) {
 }
 
 /// The modules, as a table.
-pub fn modules(modules: &[ModuleInfo]) {
+pub fn modules(modules: &[ModuleEntryRepr]) {
     println!(
         "{:<8} {:<13} {:<10} {:<17} {:>7} {:>6} {:>6} {:>9}",
         "MODULE", "KIND", "STATE", "MAC", "IFINDEX", "LINKS", "TAKEN", "INFLIGHT"
     );
     for m in modules {
         println!(
-            "{:<8} {:<13} {:<10} {:<17} {:>7} {:>6} {:>6} {:>9}",
-            m.name, m.kind, m.state, m.mac_address, m.if_index, m.links, m.taken, m.in_flight
+            "{:<8} {:<13} {:<10} {} {:>7} {:>6} {:>6} {:>9}",
+            ModuleIdText(m.id).to_string(),
+            m.kind,
+            m.state,
+            MacText(m.mac_address),
+            m.if_index,
+            m.links,
+            m.taken,
+            m.in_flight
         );
     }
 }
 
-/// The links, as a table and a line of details each.
-pub fn links(links: &[LinkInfo]) {
-    println!(
-        "{:>6} {:<6} {:<17} {:<17} {:<5} {:>12} {:>5} {:>8} {:>10} {:>10}",
-        "LINK", "MODULE", "REMOTE", "LOCAL", "PROTO", "SPEED(b/s)", "MTU", "REPORTED", "SENT", "RECEIVED"
-    );
-    for l in links {
-        println!(
-            "{:>6} {:<6} {:<17} {:<17} {:<5} {:>12} {:>5} {:>8} {:>10} {:>10}",
-            l.id,
-            module_name(l.module),
-            l.remote_address,
-            l.local_address,
-            l.protocol,
-            l.speed_bps,
-            l.maximum_total_size,
-            l.reported_total_size,
-            l.send.packets,
-            l.receive.packets
-        );
-        let address = l.best_effort_ipv4.clone().or_else(|| l.best_effort_ipv6_iid.clone()).unwrap_or_else(|| "-".into());
-        println!(
-            "       device '{}', quality {}, send window {}, line ups {}, protocol buffer {} bytes{}, best-effort address {address}",
-            l.device_name,
-            l.quality,
-            l.send_window,
-            l.line_ups,
-            l.protocol_buffer_len,
-            if l.protocol_buffer_truncated { " (cut)" } else { "" }
-        );
-        if let Some(buffer) = &l.protocol_buffer {
-            println!("       protocol buffer {buffer}");
+/// The links, as the link table: a row and a line of details each.
+pub fn links(links: &[Link]) {
+    println!("{LINK_TABLE_HEADER}");
+    for link in links {
+        let entry = link.entry();
+        println!("{}", LinkRow(&entry));
+        println!("{}", LinkDetails(&entry));
+        if !entry.protocol_buffer.is_empty() {
+            println!("       protocol buffer {}", HexText(entry.protocol_buffer));
         }
     }
     println!("{} link(s)", links.len());
 }
 
 /// The hooks, as a table.
-pub fn hooks(hooks: &[HookInfo]) {
-    println!("{:>16} {:>9} NAME", "HOOK", "ALTITUDE");
+pub fn hooks(hooks: &[HookEntryRepr]) {
+    println!("{:<12} {:>9} NAME", "HOOK", "ALTITUDE");
     for h in hooks {
-        println!("{:>16} {:>9} {}", h.id, h.altitude, h.name);
+        println!("{:<12} {:>9} {}", HookIdText(h.id).to_string(), h.altitude, h.name.as_str());
     }
 }
 
 /// A module's statistics.
-pub fn module_stats(stats: &ModuleStats) {
+pub fn module_stats(stats: &ModuleStatsRepr) {
     println!(
         "module {}: {} line ups ({} untracked), {} line downs ({} unknown), {} malformed status, {} injections refused",
-        module_name(stats.module),
+        ModuleIdText(stats.module),
         stats.line_ups,
         stats.line_ups_untracked,
         stats.line_downs,
@@ -103,7 +97,8 @@ pub fn module_stats(stats: &ModuleStats) {
         stats.injections_refused
     );
     for (name, d) in [("send   ", &stats.send), ("receive", &stats.receive)] {
-        let reasons: Vec<String> = d.drops_by_reason.iter().filter(|(_, n)| *n > 0).map(|(reason, n)| format!("{reason} {n}")).collect();
+        let reasons: Vec<String> =
+            DROP_REASONS.iter().zip(d.drops_by_reason).filter(|(_, n)| *n > 0).map(|(reason, n)| format!("{reason} {n}")).collect();
         println!(
             "  {name} {} packets / {} bytes, {} dropped{}, {} unmatched, {} modified, {} taken, {} reinjected, {} copied, {} injected",
             d.packets,
@@ -121,11 +116,11 @@ pub fn module_stats(stats: &ModuleStats) {
 }
 
 /// A link's statistics.
-pub fn link_stats(stats: &LinkStats) {
+pub fn link_stats(stats: &LinkStatsRepr) {
     println!(
         "link {} on module {}: sent {} packets / {} bytes ({} dropped), received {} packets / {} bytes ({} dropped)",
         stats.link,
-        module_name(stats.module),
+        ModuleIdText(stats.module),
         stats.send.packets,
         stats.send.bytes,
         stats.send.drops,
@@ -136,10 +131,14 @@ pub fn link_stats(stats: &LinkStats) {
 }
 
 /// A hook's statistics.
-pub fn hook_stats(name: &str, stats: &HookStats) {
+pub fn hook_stats(name: &str, stats: &HookStatsRepr) {
     println!(
         "hook {} '{name}' at altitude {}: {} line ups ({} lowered), {} line downs",
-        stats.hook, stats.altitude, stats.line_ups, stats.sizes_lowered, stats.line_downs
+        HookIdText(stats.hook),
+        stats.altitude,
+        stats.line_ups,
+        stats.sizes_lowered,
+        stats.line_downs
     );
     for (way, v) in [("send   ", &stats.send), ("receive", &stats.receive)] {
         println!(
@@ -149,31 +148,32 @@ pub fn hook_stats(name: &str, stats: &HookStats) {
     }
 }
 
-/// One event, as a line.
-pub fn event(event: &Event) {
-    let subject = match (&event.link, &event.hook) {
-        (Some(link), _) => format!(
-            "link {} remote {} local {} {} {} b/s MTU {} reported {}",
-            link.id,
-            link.remote_address,
-            link.local_address,
-            link.protocol,
-            link.speed_bps,
-            link.maximum_total_size,
-            link.reported_total_size
-        ),
-        (None, Some(hook)) => format!("hook {} '{}' altitude {}", hook.id, hook.name, hook.altitude),
-        (None, None) => match (&event.module_kind, event.links_dropped, &event.rules) {
-            (Some(kind), _, _) => format!("as {kind}"),
-            (None, Some(links), _) => format!("{links} links dropped"),
-            (None, None, Some(rules)) => match (rules.version, rules.rules, rules.error, rules.blob_len) {
-                (Some(version), Some(count), _, _) => format!("version {version}, {count} rules at altitude {}", rules.altitude),
-                (_, _, Some(error), Some(bytes)) => format!("saved set of {bytes} bytes refused (error {error}): no rules"),
-                _ => String::new(),
-            },
-            (None, None, None) => String::new(),
-        },
+fn event_link(link: &LinkEventRepr) -> String {
+    format!(
+        "link {} remote {} local {} {} {} MTU {} reported {}",
+        link.link_id,
+        MacText(link.remote_address),
+        MacText(link.local_address),
+        ProtocolText(link.protocol_type),
+        BitRate::from_100bps(link.link_speed_100bps),
+        link.maximum_total_size,
+        link.reported_total_size
+    )
+}
+
+/// One event, as a line. A removed hook's event carries no altitude, so none is printed.
+pub fn event(event: &EventRecordRepr) {
+    let subject = match event.body {
+        EventBody::LineUp(link) | EventBody::LineUpdated(link) | EventBody::LineDown(link) => event_link(&link),
+        EventBody::HookAdded { id, altitude, name } => format!("hook {} '{}' altitude {altitude}", HookIdText(id), name.as_str()),
+        EventBody::HookRemoved { id, name } => format!("hook {} '{}'", HookIdText(id), name.as_str()),
+        EventBody::ModuleAttached { kind } => format!("as {kind}"),
+        EventBody::ModuleDetached { links_dropped } => format!("{links_dropped} links dropped"),
+        EventBody::RulesReplaced { version, altitude, rules } => format!("version {version}, {rules} rules at altitude {altitude}"),
+        EventBody::RulesRefused { error, blob_len, .. } => format!("saved set of {blob_len} bytes refused (error {error}): no rules"),
+        EventBody::ModulePaused | EventBody::ModuleRestarted | EventBody::Unknown(_) => String::new(),
     };
-    let module = event.module.as_deref().map(|m| format!("module {m} ")).unwrap_or_default();
-    println!("#{:<5} {:>12.6} s  {:<16} {module}{subject}", event.sequence, event.time_ns as f64 / 1e9, event.kind);
+    let module = if event.module == 0 { String::new() } else { format!("module {} ", ModuleIdText(event.module)) };
+    let line = format!("#{:<5} {:>12.6} s  {:<16} {module}{subject}", event.sequence, event.time_ns as f64 / 1e9, event.body.kind().name());
+    println!("{}", line.trim_end());
 }

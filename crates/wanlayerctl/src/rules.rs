@@ -253,7 +253,12 @@ pub fn execute<T: Transport>(cli: &Cli, client: &mut Client<T>, command: &RulesC
             for rule in &stats.rules {
                 println!(
                     "{:>10} {:<8} {:>12} {:>14} {:>12} {:>14}",
-                    rule.id, rule.action, rule.send_packets, rule.send_bytes, rule.receive_packets, rule.receive_bytes
+                    rule.id,
+                    rule.action.name(),
+                    rule.send.0,
+                    rule.send.1,
+                    rule.receive.0,
+                    rule.receive.1
                 );
             }
             Ok(())
@@ -378,14 +383,16 @@ mod tests {
     fn the_nth_packet_of_a_pcapng_file_is_found() {
         let mut file = Vec::new();
         let mut writer = wanlayer_client::pcapng::PcapngWriter::new(&mut file, "test").unwrap();
-        let frame = |n: u8| wanlayer_client::types::CapturedFrame {
-            module: 1,
-            link: Some(3),
-            time_ns: u64::from(n),
-            original_len: 20,
-            direction: "send",
-            injected: false,
-            data: vec![n; 20],
+        let frame = |n: u8| {
+            wanlayer_client::types::CapturedFrame::new(&wanlayer_proto::CaptureRecordRepr {
+                module: 1,
+                link_id: Some(3),
+                time_ns: u64::from(n),
+                original_len: 20,
+                direction: wanlayer_proto::Direction::Send,
+                injected: false,
+                data: &[n; 20],
+            })
         };
         writer.write_frame(&frame(1), 1).unwrap();
         writer.write_frame(&frame(2), 2).unwrap();

@@ -58,7 +58,11 @@ fn queries_print_json_that_parses() {
     assert_eq!(stats["modules"][0]["send"]["packets"], 8);
     assert_eq!(one(&["stats", "--link", "3"])["send"]["packets"], 4);
     assert_eq!(one(&["stats", "--module", "0.1"])["line_ups"], 2);
-    assert_eq!(one(&["stats", "--hook", "65536"])["altitude"], 200);
+    assert_eq!(one(&["stats", "--hook", "0.1"])["altitude"], 200);
+    assert_eq!(one(&["stats", "--hook", "0.1"])["hook"], "0.1", "an identifier prints as it is read");
+    assert_eq!(links["links"][0]["module"], "0.1");
+    assert_eq!(hooks["hooks"][0]["id"], "0.1");
+    assert_eq!(links["links"][2]["best_effort_ipv6_iid"], "::0:0:0:3");
     assert_eq!(one(&["reset"])["reset"], "every module, link and hook");
 }
 
@@ -127,6 +131,32 @@ fn inject_and_exit_codes() {
     assert_eq!(bad_module.status.code(), Some(2));
     let gone = wanlayerctl(&["--simulate", "stats", "--module", "7.7"]);
     assert_eq!(gone.status.code(), Some(1));
+    let raw = wanlayerctl(&["--simulate", "stats", "--hook", "65536"]);
+    assert_eq!(raw.status.code(), Some(2), "one identifier format: slot.generation");
+    assert!(String::from_utf8_lossy(&raw.stderr).contains("slot.generation"));
+}
+
+fn text(args: &[&str]) -> String {
+    let mut all = vec!["--simulate"];
+    all.extend_from_slice(args);
+    let output = wanlayerctl(&all);
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+#[test]
+fn text_prints_identifiers_as_they_are_read_and_speeds_in_bits_per_second() {
+    let hooks = text(&["hooks"]);
+    let hook = hooks.lines().nth(1).and_then(|line| line.split_whitespace().next()).expect("a hook row");
+    assert_eq!(hook, "0.1");
+    assert!(text(&["stats", "--hook", hook]).starts_with("hook 0.1 'telnet-block'"));
+    let links = text(&["links"]);
+    assert!(links.contains(" 0.1 ") && links.contains("2.048 Mb/s") && links.contains("56 kb/s") && links.contains("100 Mb/s"), "{links}");
+    assert!(links.contains("best-effort IPv6 interface identifier ::0:0:0:3"), "{links}");
+    let watch = text(&["watch"]);
+    let removed = watch.lines().find(|line| line.contains("hook-removed")).expect("a removal");
+    assert!(removed.ends_with("hook 1.1 'sampler'"), "no altitude the event does not carry: {removed}");
+    assert!(watch.contains("IPv4 56 kb/s MTU 1400"), "{watch}");
 }
 
 #[cfg(not(windows))]

@@ -88,6 +88,7 @@ mod rules;
 pub use capture::CAPTURE_CHUNK;
 pub use divert::{DIVERT_HOOK_NAME, MAX_DIVERT_HOOKS};
 pub use inject::InjectError;
+pub use queries::link_entry;
 
 pub(crate) use capture::{CaptureHub, CaptureScope};
 pub(crate) use divert::DivertState;

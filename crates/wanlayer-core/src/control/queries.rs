@@ -84,8 +84,9 @@ pub(crate) fn hook_of(id: u64) -> Option<HookId> {
     (usize::from(slot) < MAX_HOOKS).then_some(HookId { slot, generation })
 }
 
-/// A link's entry, its device name converted into `name` (UTF-16LE).
-fn link_entry<'a>(module: ModuleId, link: &'a Link, name: &'a mut [u8; DEVICE_NAME_MAX * 2], with_buffer: bool) -> LinkEntryRepr<'a> {
+/// A link's `LIST_LINKS` entry, its device name converted into `name` (UTF-16LE): the one
+/// conversion of a link into the wire record, which the simulator's reports render too.
+pub fn link_entry<'a>(module: ModuleId, link: &'a Link, name: &'a mut [u8; DEVICE_NAME_MAX * 2], with_buffer: bool) -> LinkEntryRepr<'a> {
     let units = link.device_name_utf16();
     for (pair, unit) in name.chunks_exact_mut(2).zip(units) {
         pair.copy_from_slice(&unit.to_le_bytes());
