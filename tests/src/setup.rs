@@ -7,22 +7,35 @@ use wanlayer_core::hook::{Direction, HookId, HookInfo};
 use wanlayer_core::module::ModuleCounts;
 use wanlayer_core::stats::{DropReason, ModuleDirectionCounts};
 use wanlayer_core::{Engine, EngineConfig, ModuleId, NdisStatus};
-use wanlayer_sim::{CoreFilter, Edge, Flow, PacketId, Protocol, Rras, RrasBuilder, SimLink, Transport};
+use wanlayer_sim::{CoreFilter, Edge, EngineFilter, Flow, PacketId, Protocol, Rras, RrasBuilder, SimLink, Transport};
+use wanlayer_sim_driver::DriverFilter;
 
 /// A DNS-like UDP flow (server port 53, client port 40000, 64-byte payloads): `Flow::udp(53, 40_000)`
 /// as a constant.
 pub const UDP: Flow = Flow { transport: Transport::Udp, server_port: 53, client_port: 40_000, payload_len: 64 };
 
-/// Builds the server `builder` describes around a default [`CoreFilter`] and starts it (every edge
-/// attached and running).
+/// Builds the server `builder` describes around wanlayer.sys's own handlers (the driver in the
+/// loop, over the kernel model) and starts it (every edge attached and running).
 ///
 /// # Panics
 /// When the server does not start.
-pub fn start(builder: RrasBuilder) -> Rras<CoreFilter> {
+pub fn start(builder: RrasBuilder) -> Rras<DriverFilter> {
+    start_filter(builder, DriverFilter::new())
+}
+
+/// [`start`] around the simulator's [`CoreFilter`], for what the driver in the loop does not
+/// run yet: the control device `\\.\WanLayer` ([`wanlayer_sim::SimControl`] reaches the engine's
+/// dispatcher, not the driver's dispatch routines), fault plans (the simulator's allocations,
+/// not the kernel model's), engine tables of another size, vendors through the simulator's
+/// provider.
+///
+/// # Panics
+/// When the server does not start.
+pub fn start_core(builder: RrasBuilder) -> Rras<CoreFilter> {
     start_filter(builder, CoreFilter::default())
 }
 
-/// [`start`] with the engine's tables sized by `config`.
+/// [`start_core`] with the engine's tables sized by `config` (the driver's are fixed).
 ///
 /// # Panics
 /// When the server does not start.
@@ -30,18 +43,26 @@ pub fn start_with_engine(builder: RrasBuilder, config: EngineConfig) -> Rras<Cor
     start_filter(builder, CoreFilter::new(config))
 }
 
-fn start_filter(builder: RrasBuilder, filter: CoreFilter) -> Rras<CoreFilter> {
+fn start_filter<F: EngineFilter>(builder: RrasBuilder, filter: F) -> Rras<F> {
     let rras = builder.build(filter);
     rras.start().expect("the server starts");
     rras
 }
 
-/// A default server (NdisWan's two edges, alternating IRQLs), started.
+/// A default server (NdisWan's two edges, alternating IRQLs) around the driver's handlers, started.
 ///
 /// # Panics
 /// When the server does not start.
-pub fn started() -> Rras<CoreFilter> {
+pub fn started() -> Rras<DriverFilter> {
     start(Rras::builder())
+}
+
+/// [`started`] around the simulator's [`CoreFilter`] (see [`start_core`] for when).
+///
+/// # Panics
+/// When the server does not start.
+pub fn started_core() -> Rras<CoreFilter> {
+    start_core(Rras::builder())
 }
 
 /// The teardown every scenario ends with: lets the simulated drivers finish, unloads the driver
@@ -51,7 +72,7 @@ pub fn started() -> Rras<CoreFilter> {
 /// # Panics
 /// When any of that does not hold.
 #[track_caller]
-pub fn finish(mut rras: Rras<CoreFilter>) {
+pub fn finish<F: EngineFilter>(mut rras: Rras<F>) {
     rras.run_until_idle();
     rras.unload();
     rras.verifier().assert_clean();
@@ -63,7 +84,7 @@ pub fn finish(mut rras: Rras<CoreFilter>) {
 /// # Panics
 /// When a packet is still out or a pool still charged.
 #[track_caller]
-pub fn assert_settled(rras: &Rras<CoreFilter>) {
+pub fn assert_settled<F: EngineFilter>(rras: &Rras<F>) {
     let ledger = rras.ledger_counts();
     assert_eq!(ledger.home, ledger.created, "every packet goes home: {ledger}");
     for (pool, usage) in rras.pools() {
@@ -76,7 +97,7 @@ pub fn assert_settled(rras: &Rras<CoreFilter>) {
 /// # Panics
 /// When no module is attached there.
 #[track_caller]
-pub fn module(rras: &Rras<CoreFilter>, edge: Edge) -> ModuleId {
+pub fn module<F: EngineFilter>(rras: &Rras<F>, edge: Edge) -> ModuleId {
     rras.module(edge).unwrap_or_else(|| panic!("no module on {edge}"))
 }
 
@@ -85,7 +106,7 @@ pub fn module(rras: &Rras<CoreFilter>, edge: Edge) -> ModuleId {
 /// # Panics
 /// When no module is attached there.
 #[track_caller]
-pub fn counts(rras: &Rras<CoreFilter>, edge: Edge) -> ModuleCounts {
+pub fn counts<F: EngineFilter>(rras: &Rras<F>, edge: Edge) -> ModuleCounts {
     rras.counts(edge).unwrap_or_else(|| panic!("no counters on {edge}")).counts
 }
 

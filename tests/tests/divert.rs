@@ -15,7 +15,7 @@ use wanlayer_core::stats::DropReason;
 use wanlayer_core::NdisStatus;
 use wanlayer_proto::{Access, Status};
 use wanlayer_sim::{CoreFilter, Edge, LinkParams, ReceiveOptions, Rras};
-use wanlayer_tests::setup::{completions, counts, drops, finish, started, UDP};
+use wanlayer_tests::setup::{completions, counts, drops, finish, started_core as started, UDP};
 
 fn config(filter: &str, fail: FailPolicy) -> DivertConfig {
     DivertConfig {

@@ -479,7 +479,7 @@ fn sends_meet_hooks_from_high_to_low_altitude_and_receives_from_low_to_high() {
 }
 
 /// Registers `tie-1`, `tie-2`, `tie-3` at altitude 200 between a hook at 100 and one at 300.
-fn tied_chain(rras: &Rras<wanlayer_sim::CoreFilter>, log: &CallLog) {
+fn tied_chain<F: wanlayer_sim::EngineFilter>(rras: &Rras<F>, log: &CallLog) {
     for (name, altitude) in [("top", 300), ("tie-1", 200), ("bottom", 100), ("tie-2", 200), ("tie-3", 200)] {
         rras.engine().add_hook(name, altitude, RecordingHook::new(name, log)).expect("a free hook slot");
     }
@@ -527,7 +527,7 @@ fn hooks_of_equal_altitude_run_in_registration_order_on_the_way_down_as_document
 
 /// NdisWan indicates another line up for `link` with `MaximumTotalSize` `mtu`; returns what the
 /// protocol was told.
-fn line_up_again(rras: &Rras<wanlayer_sim::CoreFilter>, link: &SimLink, mtu: u32) -> Option<u32> {
+fn line_up_again<F: wanlayer_sim::EngineFilter>(rras: &Rras<F>, link: &SimLink, mtu: u32) -> Option<u32> {
     let update = WanLineUp {
         link_speed_100bps: 1_000_000,
         maximum_total_size: mtu,

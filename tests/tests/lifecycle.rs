@@ -12,7 +12,7 @@ use wanlayer_tests::hooks::{Applies, CountingHook, QueueHook, TtlRewriteHook};
 use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, frames, module, start, started, UDP};
 
 /// How many times the simulator saw `NdisFPauseComplete` succeed.
-fn pause_completions(rras: &Rras<wanlayer_sim::CoreFilter>) -> usize {
+fn pause_completions<F: wanlayer_sim::EngineFilter>(rras: &Rras<F>) -> usize {
     rras.log().iter().filter(|line| line.contains("pause completed (NdisFPauseComplete)")).count()
 }
 

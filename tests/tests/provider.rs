@@ -16,7 +16,7 @@ use wanlayer_sdk::sim::SimProvider;
 use wanlayer_sdk::{Direction, ReinjectVerdict, Status, Ticket};
 use wanlayer_sim::{Edge, LinkParams, PauseOutcome, ReceiveOptions, MILLISECOND};
 use wanlayer_tests::frames::{checksums_valid, ip_ttl};
-use wanlayer_tests::setup::{completions, counts, drops, finish, frames, started, UDP};
+use wanlayer_tests::setup::{completions, counts, drops, finish, frames, started_core as started, UDP};
 use wanlayer_tests::vendors::{DroppingVendor, RecordingVendor, TakingVendor, TunnelVendor, VendorCall, VendorLog};
 
 const TABLE_LEN: usize = size_of::<RawTable>();

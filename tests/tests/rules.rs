@@ -18,7 +18,7 @@ use wanlayer_proto::{
 };
 use wanlayer_rules::{compile, Action, RuleSource};
 use wanlayer_sim::{CoreFilter, Edge, Flow, HandleId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimControl, SimLink};
-use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, module, started};
+use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, module, started_core as started};
 
 /// SMB: a TCP flow whose client side is port 445, so sends (server → client) go to port 445.
 const SMB: Flow = Flow { transport: wanlayer_sim::Transport::Tcp, server_port: 40_000, client_port: 445, payload_len: 64 };

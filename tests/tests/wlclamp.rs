@@ -9,7 +9,7 @@ use wanlayer_sdk::sim::SimProvider;
 use wanlayer_sdk::{Direction, LinkInfo};
 use wanlayer_sim::{Edge, Flow, LinkParams, PauseOutcome, ReceiveOptions, Transport, MILLISECOND, SECOND};
 use wanlayer_tests::frames::{checksums_valid, syn_frame, tcp_mss};
-use wanlayer_tests::setup::{completions, finish, frames, started};
+use wanlayer_tests::setup::{completions, finish, frames, started_core as started};
 use wanlayer_tests::vendors::{RecordingVendor, VendorCall, VendorLog};
 use wlclamp::bucket::TokenBucket;
 use wlclamp::{mss, ClampFilter, ClampStats, Config};

@@ -186,6 +186,7 @@ unsafe extern "system" fn NdisFreeNetBufferList(nbl: *mut NetBufferList) {
     // SAFETY: allocated by `NdisAllocateNetBufferAndNetBufferList` as an `NblBlock` (the NBL is
     // its first field), freed once (removed from the map above).
     drop(unsafe { Box::from_raw(nbl.cast::<NblBlock>()) });
+    crate::upcalls::passed_on();
 }
 
 #[unsafe(no_mangle)]

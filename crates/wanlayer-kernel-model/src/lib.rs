@@ -34,7 +34,7 @@ mod upcalls;
 
 pub use buffers::{driver_buffers, is_driver_nbl, take_freed_nbls};
 pub use timers::{advance_time, set_time, time, timers_set};
-pub use upcalls::{set_status_sink, StatusSink};
+pub use upcalls::{set_passed_on_sink, set_status_sink, PassedOnSink, StatusSink};
 
 pub mod exports;
 pub mod invoke;
@@ -306,6 +306,7 @@ pub fn begin() -> Run {
     timers::reset();
     low_resources::reset();
     set_status_sink(None);
+    set_passed_on_sink(None);
     *state() = State::new();
     Run { _serialised: serialised }
 }
@@ -677,6 +678,7 @@ unsafe extern "system" fn NdisFIndicateStatus(filter: FilterModuleHandle, indica
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFPauseComplete(filter: FilterModuleHandle) {
     state().events.push(Event::PauseComplete { filter: filter.as_raw().addr() });
+    upcalls::passed_on();
 }
 
 #[unsafe(no_mangle)]
@@ -725,6 +727,8 @@ unsafe extern "system" fn NdisFSendNetBufferLists(filter: FilterModuleHandle, nb
     // SAFETY: the driver passes a valid chain it gives up.
     let nbls = unsafe { chain(&mut state, "NdisFSendNetBufferLists", nbls) };
     state.events.push(Event::SentDown { filter: filter.as_raw().addr(), nbls });
+    drop(state);
+    upcalls::passed_on();
 }
 
 #[unsafe(no_mangle)]
@@ -734,6 +738,8 @@ unsafe extern "system" fn NdisFSendNetBufferListsComplete(filter: FilterModuleHa
     // SAFETY: the driver passes a valid chain it gives back.
     let nbls = unsafe { chain(&mut state, "NdisFSendNetBufferListsComplete", nbls) };
     state.events.push(Event::SendsCompleted { filter: filter.as_raw().addr(), nbls });
+    drop(state);
+    upcalls::passed_on();
 }
 
 #[unsafe(no_mangle)]
@@ -753,6 +759,8 @@ unsafe extern "system" fn NdisFIndicateReceiveNetBufferLists(
         state.violation(format!("NdisFIndicateReceiveNetBufferLists: NumberOfNetBufferLists {count} for a chain of {len}"));
     }
     state.events.push(Event::Indicated { filter: filter.as_raw().addr(), nbls, resources: flags.contains(ReceiveFlags::RESOURCES) });
+    drop(state);
+    upcalls::passed_on();
 }
 
 #[unsafe(no_mangle)]
@@ -762,6 +770,8 @@ unsafe extern "system" fn NdisFReturnNetBufferLists(filter: FilterModuleHandle, 
     // SAFETY: the driver passes a valid chain it gives back.
     let nbls = unsafe { chain(&mut state, "NdisFReturnNetBufferLists", nbls) };
     state.events.push(Event::Returned { filter: filter.as_raw().addr(), nbls });
+    drop(state);
+    upcalls::passed_on();
 }
 
 #[unsafe(no_mangle)]

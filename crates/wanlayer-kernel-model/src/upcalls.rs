@@ -1,8 +1,10 @@
 //! What the drivers around the filter do while a call of the filter's is still in progress:
 //! the protocol above answers a status indication inside `NdisFIndicateStatus` (it fills in a
-//! line up's `LocalAddress` and `DeviceName`, which the filter reads when the call returns). A
-//! test bed that plays the protocol installs a [`StatusSink`]; without one the indication is only
-//! recorded as an [`Event::Status`](crate::Event::Status).
+//! line up's `LocalAddress` and `DeviceName`, which the filter reads when the call returns), and
+//! NBLs the driver passes down, up or back (or frees) reach the miniport and the protocol as the
+//! call is made, whether the driver's handler, a DPC or a hook's reinjection made it. A test bed
+//! that plays those drivers installs a [`StatusSink`] and a [`PassedOnSink`]; without them
+//! indications and NBLs are only recorded as [`Event`](crate::Event)s.
 
 use std::sync::Mutex;
 
@@ -24,5 +26,26 @@ pub(crate) fn status_indicated(filter: FilterModuleHandle, indication: *mut Stat
     let sink = *STATUS_SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(sink) = sink {
         sink(filter, indication);
+    }
+}
+
+/// Told each time the driver passed NBLs on (`NdisFSendNetBufferLists`,
+/// `NdisFSendNetBufferListsComplete`, `NdisFIndicateReceiveNetBufferLists`,
+/// `NdisFReturnNetBufferLists`), completed a pause or freed an NBL of its own: the events are
+/// waiting in [`take_events`](crate::take_events) and [`take_freed_nbls`](crate::take_freed_nbls).
+pub type PassedOnSink = fn();
+
+static PASSED_ON_SINK: Mutex<Option<PassedOnSink>> = Mutex::new(None);
+
+/// Installs (or, with `None`, removes) what is told when the driver passed NBLs on.
+pub fn set_passed_on_sink(sink: Option<PassedOnSink>) {
+    *PASSED_ON_SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = sink;
+}
+
+/// Tells the installed sink, if any, that events are waiting (no model lock held).
+pub(crate) fn passed_on() {
+    let sink = *PASSED_ON_SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(sink) = sink {
+        sink();
     }
 }

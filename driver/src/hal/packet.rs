@@ -308,6 +308,12 @@ impl PacketIo for KernelHal {
         // becomes the block's until `reclaim` or `free` hands it back.
         let slot = unsafe { &mut (*header.as_ptr()).parent };
         assert!(slot.is_null(), "attach_parent on an NBL that already has a parent");
+        // The child stands for its parent on the way down: it carries the protocol's cancel
+        // identifier, so that FilterCancelSendNetBufferLists finds it among the sends hooks hold.
+        // SAFETY: the parent is a valid NBL the caller hands to the child.
+        let cancel_id = unsafe { nbl_info(parent.as_ptr(), NblInfo::CancelId) };
+        // SAFETY: the child is one of the driver's own NBLs, which the caller holds.
+        unsafe { set_nbl_info(child.as_ptr(), NblInfo::CancelId, cancel_id) };
         *slot = parent.into_raw().as_ptr();
     }
 

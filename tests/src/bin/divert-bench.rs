@@ -11,7 +11,7 @@ use wanlayer_client::divert::{compile_filter, Divert, DivertConfig, DivertTicket
 use wanlayer_client::sim::SimServer;
 use wanlayer_proto::Access;
 use wanlayer_sim::{Edge, LinkParams, SimLink};
-use wanlayer_tests::setup::{started, UDP};
+use wanlayer_tests::setup::{started_core, UDP};
 
 /// Sends `packets` in rounds of `batch` through the hook; returns how many came back answered.
 #[inline(never)]
@@ -35,7 +35,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let [mode, batch, packets] = args else { return Err("usage: divert-bench pps|measure BATCH PACKETS".to_owned()) };
     let batch: u32 = batch.parse().map_err(|_| format!("BATCH: '{batch}' is not a number"))?;
     let packets: u64 = packets.parse().map_err(|_| format!("PACKETS: '{packets}' is not a number"))?;
-    let rras = started();
+    let rras = started_core();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let server = SimServer::new(rras);
     let filter = compile_filter("udp").map_err(|error| format!("filter: {error}"))?;

@@ -1,9 +1,10 @@
 //! [`DriverFilter`]: the simulator's filter callbacks played by the driver's own handlers.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
 use std::ptr;
+use std::rc::Rc;
 
 use wanlayer::hal::KernelHal;
 use wanlayer_core::hal::{Clock, Level, Log, PacketIo, PathContext, PauseCompletion};
@@ -40,14 +41,44 @@ struct Module {
 /// The simulator's filter, played by `wanlayer.sys`'s handlers over the kernel model.
 pub struct DriverFilter {
     run: Option<model::Run>,
-    hal: Option<SimHal>,
     driver_object: *mut DriverObjectLayout,
     handlers: Option<FilterDriverCharacteristics>,
+    shared: Rc<Shared>,
+}
+
+/// What the translation keeps, shared with the model's sinks: NBLs the driver passes on reach
+/// the simulator as the driver passes them, from a handler, a DPC or a hook's reinjection alike.
+#[derive(Default)]
+pub struct Shared {
+    hal: OnceCell<SimHal>,
     modules: RefCell<BTreeMap<ModuleId, Module>>,
     carriers: RefCell<Carriers>,
     log_seen: Cell<usize>,
     violations_seen: Cell<usize>,
     oids: RefCell<Oids>,
+    /// The data-path context of the callback in progress (`check_for_loopback` of a send).
+    ctx: Cell<PathContext>,
+}
+
+impl std::ops::Deref for DriverFilter {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+thread_local! {
+    /// The translation of the driver loaded on this thread (each test runs on its own).
+    static LOADED: RefCell<Option<Rc<Shared>>> = const { RefCell::new(None) };
+}
+
+/// The model's sink for NBLs passed on: hands them to the simulator at once.
+fn passed_on() {
+    let shared = LOADED.with(|loaded| loaded.borrow().clone());
+    if let Some(shared) = shared {
+        shared.drain();
+    }
 }
 
 /// A protocol's OID request at the driver: the NDIS original this module built for it and the
@@ -91,7 +122,10 @@ impl Drop for DriverFilter {
             drop(unsafe { Box::from_raw(self.driver_object) });
         }
         self.carriers.replace(Carriers::default());
+        self.oids.replace(Oids::default());
+        LOADED.with(|loaded| loaded.borrow_mut().take());
         model::set_status_sink(None);
+        model::set_passed_on_sink(None);
         self.run.take();
     }
 }
@@ -155,78 +189,31 @@ fn status_to_protocol(_filter: FilterModuleHandle, indication: *mut NdisStatusIn
     });
 }
 
-impl DriverFilter {
-    /// A driver not loaded yet; holds the kernel model's run (one driver per process at a time)
-    /// until dropped.
-    pub fn new() -> Self {
-        Self {
-            run: Some(model::begin()),
-            hal: None,
-            driver_object: ptr::null_mut(),
-            handlers: None,
-            modules: RefCell::new(BTreeMap::new()),
-            carriers: RefCell::new(Carriers::default()),
-            log_seen: Cell::new(0),
-            violations_seen: Cell::new(0),
-            oids: RefCell::new(Oids::default()),
-        }
-    }
-
+impl Shared {
     fn hal(&self) -> &SimHal {
-        self.hal.as_ref().expect("driver_entry gave the filter its world")
-    }
-
-    fn handlers(&self) -> Option<FilterDriverCharacteristics> {
-        self.handlers
-    }
-
-    fn module(&self, module: ModuleId) -> Option<Module> {
-        self.modules.borrow().get(&module).copied()
+        self.hal.get().expect("driver_entry gave the filter its world")
     }
 
     fn module_of_filter(&self, filter: usize) -> Option<ModuleId> {
         self.modules.borrow().iter().find(|(_, m)| m.filter.as_raw().addr() == filter).map(|(id, _)| *id)
     }
 
-    /// Gives the model the simulator's IRQL and clock before a call into the driver.
-    fn enter(&self) -> u8 {
-        let hal = self.hal();
-        model::set_time(hal.now().0 / 100);
-        let irql = if hal.irql() == Irql::Dispatch { DISPATCH_LEVEL } else { PASSIVE_LEVEL };
-        model::set_irql(irql);
-        irql
-    }
-
-    /// After a call into the driver: it must return at the IRQL it was called at; then what it
-    /// passed on goes to the simulator, its debug output to the trace, and the rules the model
-    /// saw broken to the verifier.
-    fn settle(&self, entered: u8, module: Option<ModuleId>, ctx: PathContext) {
+    /// Hands the simulator what the driver passed on since the last time, in order, and frees in
+    /// the ledger the driver's own NBLs it freed.
+    fn drain(&self) {
         let hal = self.hal().clone();
-        let left = model::irql();
-        if left != entered {
-            hal.report(Rule::LockHeldAcrossCall, module, format!("the handler returned at IRQL {left}, called at {entered}"));
-            model::set_irql(entered);
-        }
+        let ctx = self.ctx.get();
         for event in model::take_events() {
             self.deliver(&hal, event, ctx);
         }
         for nbl in model::take_freed_nbls() {
             let packet = self.carriers.borrow_mut().freed(nbl);
             if let Some(packet) = packet {
-                // The ledger's parent of a copy is not tracked here; the driver keeps it.
+                // The copy's parent is the driver's to give back (its own record, not the
+                // ledger's).
                 let _ = hal.free(packet);
             }
         }
-        let log = model::log();
-        for line in log.iter().skip(self.log_seen.get()) {
-            hal.log(Level::Info, format_args!("{}", line.trim_end()));
-        }
-        self.log_seen.set(log.len());
-        let violations = model::violations();
-        for violation in violations.iter().skip(self.violations_seen.get()) {
-            hal.report(rule_of(violation), module, format!("kernel model: {violation}"));
-        }
-        self.violations_seen.set(violations.len());
     }
 
     /// One thing the driver passed down, up or back, handed to the simulator's checked service.
@@ -278,6 +265,58 @@ impl DriverFilter {
             _ => {}
         }
     }
+}
+
+impl DriverFilter {
+    /// A driver not loaded yet; holds the kernel model's run (one driver per process at a time)
+    /// until dropped.
+    pub fn new() -> Self {
+        Self { run: Some(model::begin()), driver_object: ptr::null_mut(), handlers: None, shared: Rc::new(Shared::default()) }
+    }
+
+    fn handlers(&self) -> Option<FilterDriverCharacteristics> {
+        self.handlers
+    }
+
+    fn module(&self, module: ModuleId) -> Option<Module> {
+        self.modules.borrow().get(&module).copied()
+    }
+
+    /// Gives the model the simulator's IRQL and clock before a call into the driver.
+    fn enter(&self, ctx: PathContext) -> u8 {
+        self.ctx.set(ctx);
+        let hal = self.hal();
+        model::set_time(hal.now().0 / 100);
+        let irql = if hal.irql() == Irql::Dispatch { DISPATCH_LEVEL } else { PASSIVE_LEVEL };
+        model::set_irql(irql);
+        irql
+    }
+
+    /// After a call into the driver: it must return at the IRQL it was called at; then what it
+    /// passed on goes to the simulator, its debug output to the trace, and the rules the model
+    /// saw broken to the verifier.
+    fn settle(&self, entered: u8, module: Option<ModuleId>) {
+        let hal = self.hal().clone();
+        let left = model::irql();
+        if left != entered {
+            hal.report(Rule::LockHeldAcrossCall, module, format!("the handler returned at IRQL {left}, called at {entered}"));
+            model::set_irql(entered);
+        }
+        self.drain();
+        let log = model::log();
+        for line in log.iter().skip(self.log_seen.get()) {
+            hal.log(Level::Info, format_args!("{}", line.trim_end()));
+        }
+        self.log_seen.set(log.len());
+        let violations = model::violations();
+        for violation in violations.iter().skip(self.violations_seen.get()) {
+            hal.report(rule_of(violation), module, format!("kernel model: {violation}"));
+        }
+        self.violations_seen.set(violations.len());
+        // Back in the test's code between callbacks: PASSIVE_LEVEL, no data-path context.
+        model::set_irql(PASSIVE_LEVEL);
+        self.ctx.set(PathContext::default());
+    }
 
     /// Completes the driver's clone at `clone` with the simulated miniport's answer `sim_clone`
     /// (which carries the protocol's original): the results go into the information buffer the
@@ -321,10 +360,10 @@ impl DriverFilter {
         if simulated {
             hal.free_clone_oid(sim_clone);
         }
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: the module's context and a clone the driver passed down, completed once.
         unsafe { invoke::oid_request_complete(&handlers, m.context, clone_ptr, status.0) };
-        self.settle(entered, Some(module), PathContext::default());
+        self.settle(entered, Some(module));
         let completed = std::mem::take(&mut self.oids.borrow_mut().completed);
         let mut result = None;
         for (original, _) in completed {
@@ -404,7 +443,9 @@ impl EngineFilter for DriverFilter {
 
 impl FilterDriver for DriverFilter {
     fn driver_entry(&mut self, hal: &SimHal) -> Result<(), NdisStatus> {
-        self.hal = Some(hal.clone());
+        let _ = self.shared.hal.set(hal.clone());
+        LOADED.with(|loaded| *loaded.borrow_mut() = Some(Rc::clone(&self.shared)));
+        model::set_passed_on_sink(Some(passed_on));
         if self.driver_object.is_null() {
             // SAFETY: a driver object is plain C data; all-zero is what the I/O manager's looks
             // like before DriverEntry.
@@ -412,14 +453,14 @@ impl FilterDriver for DriverFilter {
         }
         let mut path: Vec<u16> = SERVICE_KEY.encode_utf16().collect();
         let mut registry_path = unicode(&mut path);
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: a driver object is plain C data; all-zero is a new one.
         let fresh = unsafe { std::mem::zeroed::<DriverObjectLayout>() };
         // SAFETY: the driver object allocated above; the I/O manager's is new each load.
         unsafe { self.driver_object.write(fresh) };
         // SAFETY: PASSIVE_LEVEL, a zeroed driver object, the service key valid for the call.
         let status = unsafe { invoke::driver_entry(self.driver_object, &mut registry_path) };
-        self.settle(entered, None, PathContext::default());
+        self.settle(entered, None);
         if status != 0 {
             return Err(NdisStatus(status as u32));
         }
@@ -431,10 +472,10 @@ impl FilterDriver for DriverFilter {
     }
 
     fn unload(&mut self) {
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: loaded, every module detached, PASSIVE_LEVEL.
         unsafe { invoke::driver_unload(self.driver_object) };
-        self.settle(entered, None, PathContext::default());
+        self.settle(entered, None);
         self.handlers = None;
         let hal = self.hal().clone();
         let reported = model::violations().len();
@@ -459,13 +500,13 @@ impl FilterDriver for DriverFilter {
         parameters.mac_address_length = 6;
         parameters.current_mac_address[..6].copy_from_slice(&params.mac_address.0);
         let filter = model::new_filter_module_handle();
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         let parameters = Box::into_raw(parameters);
         // SAFETY: a new module handle, the parameters valid for the call, PASSIVE_LEVEL.
         let status = unsafe { invoke::attach(&handlers, filter, parameters) };
         // SAFETY: leaked just above, freed once after the call.
         drop(unsafe { Box::from_raw(parameters) });
-        self.settle(entered, None, PathContext::default());
+        self.settle(entered, None);
         if status != 0 {
             return Err(NdisStatus(status));
         }
@@ -480,10 +521,10 @@ impl FilterDriver for DriverFilter {
         let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
             return;
         };
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: the context of a paused module, PASSIVE_LEVEL.
         unsafe { invoke::detach(&handlers, m.context) };
-        self.settle(entered, Some(module), PathContext::default());
+        self.settle(entered, Some(module));
         self.modules.borrow_mut().remove(&module);
     }
 
@@ -491,10 +532,10 @@ impl FilterDriver for DriverFilter {
         let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
             return NdisStatus::FAILURE;
         };
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: the context of a paused module, PASSIVE_LEVEL.
         let status = unsafe { invoke::restart(&handlers, m.context) };
-        self.settle(entered, Some(module), PathContext::default());
+        self.settle(entered, Some(module));
         NdisStatus(status)
     }
 
@@ -502,10 +543,10 @@ impl FilterDriver for DriverFilter {
         let (Some(handlers), Some(m)) = (self.handlers(), self.module(module)) else {
             return NdisStatus::SUCCESS;
         };
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: the context of a running module, PASSIVE_LEVEL.
         let status = unsafe { invoke::pause(&handlers, m.context) };
-        self.settle(entered, Some(module), PathContext::default());
+        self.settle(entered, Some(module));
         NdisStatus(status)
     }
 
@@ -521,10 +562,10 @@ impl FilterDriver for DriverFilter {
         if head.is_null() {
             return;
         }
-        let entered = self.enter();
+        let entered = self.enter(ctx);
         // SAFETY: the module's context and a chain given up to the driver.
         unsafe { invoke::send(&handlers, m.context, head, flags) };
-        self.settle(entered, Some(module), ctx);
+        self.settle(entered, Some(module));
     }
 
     fn send_complete(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
@@ -536,10 +577,10 @@ impl FilterDriver for DriverFilter {
         if head.is_null() {
             return;
         }
-        let entered = self.enter();
+        let entered = self.enter(ctx);
         // SAFETY: the module's context and NBLs the driver sent down.
         unsafe { invoke::send_complete(&handlers, m.context, head, flags) };
-        self.settle(entered, Some(module), ctx);
+        self.settle(entered, Some(module));
     }
 
     fn cancel_send(&self, module: ModuleId, cancel_id: u64) {
@@ -547,11 +588,10 @@ impl FilterDriver for DriverFilter {
             return;
         };
         let id = ptr::without_provenance_mut::<c_void>(usize::try_from(cancel_id).unwrap_or(usize::MAX));
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: the module's context.
         unsafe { invoke::cancel_send(&handlers, m.context, id) };
-        let ctx = PathContext { at_dispatch: entered == DISPATCH_LEVEL, ..PathContext::default() };
-        self.settle(entered, Some(module), ctx);
+        self.settle(entered, Some(module));
     }
 
     fn receive(&self, module: ModuleId, chain: SimChain, resources: bool, ctx: PathContext) -> SimChain {
@@ -567,10 +607,10 @@ impl FilterDriver for DriverFilter {
         if head.is_null() {
             return SimChain::new();
         }
-        let entered = self.enter();
+        let entered = self.enter(ctx);
         // SAFETY: the module's context and a chain of `count` NBLs.
         unsafe { invoke::receive(&handlers, m.context, head, count, flags) };
-        self.settle(entered, Some(module), ctx);
+        self.settle(entered, Some(module));
         if !resources {
             return SimChain::new();
         }
@@ -600,10 +640,10 @@ impl FilterDriver for DriverFilter {
         if head.is_null() {
             return;
         }
-        let entered = self.enter();
+        let entered = self.enter(ctx);
         // SAFETY: the module's context and NBLs the driver indicated up.
         unsafe { invoke::return_receives(&handlers, m.context, head, flags) };
-        self.settle(entered, Some(module), ctx);
+        self.settle(entered, Some(module));
     }
 
     fn status(&self, module: ModuleId, indication: &mut StatusIndication) {
@@ -658,14 +698,13 @@ impl FilterDriver for DriverFilter {
         ndis.status_buffer_size = u32::try_from(size).unwrap_or(0);
         ndis.source_handle = m.filter.into();
         STATUS.with(|slot| *slot.borrow_mut() = Some(StatusInProgress { hal: self.hal().clone(), module, indication: indication.clone() }));
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: the module's context and an indication valid for the call.
         unsafe { invoke::status(&handlers, m.context, &raw mut ndis) };
         if let Some(progress) = STATUS.with(|slot| slot.borrow_mut().take()) {
             *indication = progress.indication;
         }
-        let ctx = PathContext { at_dispatch: entered == DISPATCH_LEVEL, ..PathContext::default() };
-        self.settle(entered, Some(module), ctx);
+        self.settle(entered, Some(module));
         let _ = (NDIS_STATUS_WAN_LINE_DOWN, line_down, line_up);
     }
 
@@ -704,11 +743,11 @@ impl FilterDriver for DriverFilter {
         }
         let original = Box::into_raw(Box::new(ndis));
         self.oids.borrow_mut().originals.insert(original.addr(), OriginalOid { request: original, buffer });
-        let entered = self.enter();
+        let entered = self.enter(PathContext::default());
         // SAFETY: the module's context and a request that stays valid until completed (kept in
         // `oids` until then).
         let status = unsafe { invoke::oid_request(&handlers, m.context, original) };
-        self.settle(entered, Some(module), PathContext::default());
+        self.settle(entered, Some(module));
         let passed_down = std::mem::take(&mut self.oids.borrow_mut().passed_down);
         if status != STATUS_PENDING {
             // Completed by the driver without a clone reaching the miniport.
