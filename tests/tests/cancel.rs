@@ -1,5 +1,5 @@
 //! Cancelling sends a hook holds (`FilterCancelSendNetBufferLists`): the protocol's cancel id picks
-//! them, they complete with `NDIS_STATUS_REQUEST_ABORTED`, and their tickets go stale.
+//! them, they complete with `NDIS_STATUS_SEND_ABORTED`, and their tickets go stale.
 
 use wanlayer_core::hook::Direction;
 use wanlayer_core::stats::DropReason;
@@ -19,7 +19,7 @@ fn a_cancelled_send_held_by_a_hook_is_aborted_and_the_others_stay_held() {
     let kept = rras.send_with(Edge::WanIp, cancel(8), frames(&link, Direction::Send, &UDP, 2, 1));
     rras.cancel_sends(Edge::WanIp, 7);
     let protocol = rras.protocol(Edge::WanIp);
-    assert_eq!(completions(&protocol, &doomed), vec![Some(NdisStatus::REQUEST_ABORTED); 2]);
+    assert_eq!(completions(&protocol, &doomed), vec![Some(NdisStatus::SEND_ABORTED); 2]);
     assert_eq!(completions(&protocol, &kept), vec![None]);
     let seen = counts(&rras, Edge::WanIp);
     assert_eq!(drops(&seen.send, DropReason::Cancelled), 2);
@@ -38,6 +38,6 @@ fn a_cancelled_send_that_a_hook_replaced_before_another_took_it_is_aborted() {
     let options = SendOptions { cancel_id: Some(7), ..SendOptions::default() };
     let sent = rras.send_with(Edge::WanIp, options, frames(&link, Direction::Send, &UDP, 0, 2));
     rras.cancel_sends(Edge::WanIp, 7);
-    assert_eq!(completions(&rras.protocol(Edge::WanIp), &sent), vec![Some(NdisStatus::REQUEST_ABORTED); 2]);
+    assert_eq!(completions(&rras.protocol(Edge::WanIp), &sent), vec![Some(NdisStatus::SEND_ABORTED); 2]);
     finish(rras);
 }

@@ -768,7 +768,7 @@ impl<H: Hal> Engine<H> {
         self.commit(module, slot, out, ctx);
     }
 
-    /// `FilterCancelSendNetBufferLists`: completes with `NDIS_STATUS_REQUEST_ABORTED` every send a
+    /// `FilterCancelSendNetBufferLists`: completes with `NDIS_STATUS_SEND_ABORTED` every send a
     /// hook holds that `is_cancelled` picks (the platform compares cancel identifiers).
     ///
     /// # IRQL

@@ -704,7 +704,7 @@ impl<H: Hal> Engine<H> {
             DropReason::Paused => NdisStatus::PAUSED,
             DropReason::Resources => NdisStatus::RESOURCES,
             DropReason::LinkDown => NdisStatus::MEDIA_DISCONNECTED,
-            DropReason::Cancelled => NdisStatus::REQUEST_ABORTED,
+            DropReason::Cancelled => NdisStatus::SEND_ABORTED,
         }
     }
 }

@@ -23,9 +23,9 @@ impl NdisStatus {
     pub const FAILURE: Self = Self(0xC000_0001);
     /// `NDIS_STATUS_RESOURCES`: an allocation failed.
     pub const RESOURCES: Self = Self(0xC000_009A);
-    /// `NDIS_STATUS_REQUEST_ABORTED` (`STATUS_NDIS_REQUEST_ABORTED`, also what
-    /// `NDIS_STATUS_SEND_ABORTED` is): the request was cancelled.
-    pub const REQUEST_ABORTED: Self = Self(0xC023_000C);
+    /// `NDIS_STATUS_SEND_ABORTED` (`STATUS_NDIS_SEND_ABORTED`): a send was cancelled
+    /// (`FilterCancelSendNetBufferLists`). Not `NDIS_STATUS_REQUEST_ABORTED`, a different code.
+    pub const SEND_ABORTED: Self = Self(0xC023_000C);
     /// `NDIS_STATUS_MEDIA_DISCONNECTED`: the link the packet belonged to is down.
     pub const MEDIA_DISCONNECTED: Self = Self(0xC023_001F);
     /// `NDIS_STATUS_PAUSED`: the filter module is pausing or paused.
@@ -42,7 +42,7 @@ impl NdisStatus {
             Self::WAN_GET_STATS => "NDIS_STATUS_WAN_GET_STATS",
             Self::FAILURE => "NDIS_STATUS_FAILURE",
             Self::RESOURCES => "NDIS_STATUS_RESOURCES",
-            Self::REQUEST_ABORTED => "NDIS_STATUS_REQUEST_ABORTED",
+            Self::SEND_ABORTED => "NDIS_STATUS_SEND_ABORTED",
             Self::MEDIA_DISCONNECTED => "NDIS_STATUS_MEDIA_DISCONNECTED",
             Self::PAUSED => "NDIS_STATUS_PAUSED",
             _ => return None,

@@ -137,7 +137,7 @@ pub trait FilterDriver {
     ///
     /// # Ownership
     /// The cancelled sends go back to the protocol, completed with
-    /// `NDIS_STATUS_REQUEST_ABORTED`.
+    /// `NDIS_STATUS_SEND_ABORTED`.
     fn cancel_send(&self, module: ModuleId, cancel_id: u64);
 
     /// `FilterReceiveNetBufferLists`.

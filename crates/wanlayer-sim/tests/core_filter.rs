@@ -548,7 +548,7 @@ fn a_send_held_by_a_hook_is_completed_aborted_when_cancelled() {
     assert!(rras.protocol(Edge::WanIp).completions.is_empty());
     rras.cancel_sends(Edge::WanIp, 7);
     let protocol = rras.protocol(Edge::WanIp);
-    assert!(ids.iter().all(|id| protocol.completion_of(*id) == Some(NdisStatus::REQUEST_ABORTED)));
+    assert!(ids.iter().all(|id| protocol.completion_of(*id) == Some(NdisStatus::SEND_ABORTED)));
     finish(rras);
 }
 

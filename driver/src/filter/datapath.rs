@@ -67,7 +67,7 @@ pub(crate) unsafe extern "system" fn filter_send_complete(
 }
 
 /// `FILTER_CANCEL_SEND_NET_BUFFER_LISTS`: sends hooks hold with this cancel identifier are completed
-/// with `NDIS_STATUS_REQUEST_ABORTED`; the cancellation is then passed down for the ones already
+/// with `NDIS_STATUS_SEND_ABORTED`; the cancellation is then passed down for the ones already
 /// sent (`NdisFCancelSendNetBufferLists`).
 ///
 /// # IRQL
