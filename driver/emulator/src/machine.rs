@@ -1,0 +1,536 @@
+//! The emulated processor a loaded image runs on, installed as the kernel model's
+//! [`Executor`](wanlayer_kernel_model::invoke::Executor).
+//!
+//! The guest's address space is this process's: the image is loaded in host memory, and every
+//! other page the guest touches (the model's pool, the test's NDIS structures, the host stacks
+//! the model passes pointers into) is mapped into the guest on its first access at its own
+//! address, with the host's permissions (`/proc/self/maps`), so a pointer means the same in the
+//! guest and in the model. What the guest may not touch faults and fails the run with its
+//! address: memory that is not this process's, the guard page below the guest stack, a write to
+//! read-only image pages, execution outside the image's executable pages.
+//!
+//! Each import is a stub (`ret`) with a code hook before it: the hook reads the arguments as the
+//! architecture's ABI passes them (x64: RCX, RDX, R8, R9, then the stack above the shadow space;
+//! ARM64: X0-X7, then the stack), calls the model's function and writes its result to RAX / X0;
+//! the `ret` returns to the caller. A call into the guest from the model — a DPC, a queue
+//! callback, from inside an import — is a nested emulation on a stack frame below the current
+//! one, returning to a sentinel address; the processor state is saved and restored around it.
+//! A panic in the model (a rule it enforces by panicking, an import it does not model) or a
+//! fault stops the emulation at every level and resumes as a panic in the caller of
+//! [`invoke::call`](wanlayer_kernel_model::invoke::call).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use unicorn_engine::unicorn_const::{Arch as UcArch, HookType, MemType, Mode, Permission};
+use unicorn_engine::{RegisterX86, Unicorn};
+use wanlayer_kernel_model::exports::Export;
+use wanlayer_kernel_model::invoke;
+
+use crate::image::{Access, Arch, Image, PAGE};
+
+/// Unicorn's ARM64 register numbers (`uc_arm64_reg`; the binding's enum is compiled only with its
+/// 32-bit ARM support, which this crate does not build).
+#[allow(non_snake_case)]
+mod RegisterARM64 {
+    pub const X0: i32 = 199;
+    pub const X1: i32 = 200;
+    pub const X2: i32 = 201;
+    pub const X3: i32 = 202;
+    pub const X4: i32 = 203;
+    pub const X5: i32 = 204;
+    pub const X6: i32 = 205;
+    pub const X7: i32 = 206;
+    pub const X30: i32 = 2;
+    pub const SP: i32 = 4;
+    pub const PC: i32 = 260;
+    pub const CPACR_EL1: i32 = 261;
+}
+
+/// Bytes of stub per import.
+const STUB: usize = 16;
+/// The guest stack: Windows gives a kernel thread 24 KiB on x64 and ARM64; the emulator gives
+/// 64 KiB so that a deeper use is measured rather than faulted, and reports the depth used.
+const STACK: usize = 64 * 1024;
+/// The paint of unused guest stack, to find how deep a call went.
+const PAINT: u8 = 0xA5;
+/// How long one top-level call may run before it is reported as hanging (microseconds).
+const TIMEOUT_US: u64 = 30_000_000;
+/// The deepest nesting of guest calls (import → model → guest → ...).
+const MAX_DEPTH: usize = 32;
+
+/// Host memory the guest may touch, with the host's permissions.
+#[derive(Clone, Copy)]
+struct Region {
+    start: usize,
+    end: usize,
+    read: bool,
+    write: bool,
+}
+
+/// State the hooks and the executor share.
+struct Shared {
+    arch: Arch,
+    imports: Vec<&'static Export>,
+    stubs: usize,
+    sentinels: usize,
+    stack_base: usize,
+    stack_top: usize,
+    guard: usize,
+    failure: RefCell<Option<String>>,
+    depth: Cell<usize>,
+    deepest: Cell<usize>,
+    import_calls: Cell<u64>,
+    regions: RefCell<Vec<Region>>,
+    mapped: RefCell<BTreeSet<usize>>,
+}
+
+impl Shared {
+    fn fail(&self, message: String) {
+        let mut failure = self.failure.borrow_mut();
+        if failure.is_none() {
+            *failure = Some(message);
+        }
+    }
+
+    /// The host's permissions for `page`, reading `/proc/self/maps` again when it is not known.
+    fn host_region(&self, page: usize) -> Option<Region> {
+        let find = |regions: &[Region]| regions.iter().copied().find(|region| region.start <= page && page < region.end);
+        if let Some(region) = find(&self.regions.borrow()) {
+            return Some(region);
+        }
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let regions: Vec<Region> = maps
+            .lines()
+            .filter_map(|line| {
+                let (range, rest) = line.split_once(' ')?;
+                let (start, end) = range.split_once('-')?;
+                let permissions = rest.as_bytes();
+                Some(Region {
+                    start: usize::from_str_radix(start, 16).ok()?,
+                    end: usize::from_str_radix(end, 16).ok()?,
+                    read: permissions.first() == Some(&b'r'),
+                    write: permissions.get(1) == Some(&b'w'),
+                })
+            })
+            .collect();
+        let found = find(&regions);
+        *self.regions.borrow_mut() = regions;
+        found
+    }
+}
+
+/// An emulated processor with one image loaded (and the image's memory kept alive).
+#[derive(Clone)]
+pub struct Machine {
+    owner: Rc<Owner>,
+    shared: Rc<Shared>,
+}
+
+/// The engine (with its hooks) and the memory it maps; the engine is closed first.
+struct Owner {
+    engine: Unicorn<'static, ()>,
+    memory: Memory,
+}
+
+/// The host memory the machine's guest owns: the image, the stub pages, the stack.
+struct Memory {
+    image: Image,
+    stubs: *mut u8,
+    stack: *mut u8,
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `Machine::new` with these layouts, freed once.
+        unsafe { std::alloc::dealloc(self.stubs, stub_layout()) };
+        // SAFETY: as above.
+        unsafe { std::alloc::dealloc(self.stack, stack_layout()) };
+    }
+}
+
+fn stub_layout() -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(2 * PAGE, PAGE).expect("two pages")
+}
+
+fn stack_layout() -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(PAGE + STACK, PAGE).expect("guard page and stack")
+}
+
+fn permission(access: Access) -> Permission {
+    let mut permission = Permission::NONE;
+    if access.read {
+        permission |= Permission::READ;
+    }
+    if access.write {
+        permission |= Permission::WRITE;
+    }
+    if access.execute {
+        permission |= Permission::EXEC;
+    }
+    permission
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Machine>> = const { RefCell::new(None) };
+}
+
+/// The executor the model calls: runs the guest function on this thread's machine.
+fn execute(address: usize, arguments: &[u64]) -> u64 {
+    let machine = CURRENT.with(|current| current.borrow().clone()).expect("emulator: a guest call with no machine running");
+    machine.call(address, arguments)
+}
+
+/// A machine installed as the model's executor; uninstalled on drop.
+pub struct Running {
+    _installed: invoke::Installed,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.borrow_mut().take());
+    }
+}
+
+impl Machine {
+    /// A machine for `image`: its pages, its import stubs and a guest stack mapped.
+    ///
+    /// # Errors
+    /// Unicorn refusing to start or to map the memory.
+    pub fn new(mut image: Image) -> Result<Self, String> {
+        let error = |what: &'static str| move |error| format!("emulator: {what}: {error:?}");
+        let (arch, mode) = match image.arch {
+            Arch::X64 => (UcArch::X86, Mode::MODE_64),
+            Arch::Arm64 => (UcArch::ARM64, Mode::ARM),
+        };
+        let mut engine = Unicorn::new(arch, mode).map_err(error("open"))?;
+        if image.arch == Arch::Arm64 {
+            // CPACR_EL1.FPEN: SIMD and floating point enabled (compiled code moves with them).
+            engine.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(error("CPACR_EL1"))?;
+        }
+        // SAFETY: non-zero sizes.
+        let stubs = unsafe { std::alloc::alloc_zeroed(stub_layout()) };
+        // SAFETY: as above.
+        let stack = unsafe { std::alloc::alloc_zeroed(stack_layout()) };
+        assert!(!stubs.is_null() && !stack.is_null(), "emulator: out of memory");
+        if image.imports.len() * STUB > PAGE {
+            return Err(format!("{}: more imports than one stub page holds", image.name));
+        }
+        let ret: &[u8] = match image.arch {
+            Arch::X64 => &[0xC3],
+            Arch::Arm64 => &[0xC0, 0x03, 0x5F, 0xD6],
+        };
+        for index in 0..PAGE / STUB {
+            for at in [index * STUB, PAGE + index * STUB] {
+                // SAFETY: inside the two stub pages (a stub per 16 bytes of the first, a sentinel
+                // per 16 bytes of the second).
+                unsafe { std::ptr::copy_nonoverlapping(ret.as_ptr(), stubs.wrapping_add(at), ret.len()) };
+            }
+        }
+        for index in 0..image.imports.len() {
+            image.bind(index, stubs.addr() + index * STUB);
+        }
+        for (index, access) in image.pages.iter().enumerate() {
+            let page = image.base() + index * PAGE;
+            // SAFETY: the image's block, alive as long as the machine (kept in `Memory`).
+            unsafe { engine.mem_map_ptr(page as u64, PAGE, permission(*access), std::ptr::with_exposed_provenance_mut(page)) }
+                .map_err(error("map the image"))?;
+        }
+        // SAFETY: the stub pages, alive as long as the machine.
+        unsafe { engine.mem_map_ptr(stubs.addr() as u64, 2 * PAGE, Permission::READ | Permission::EXEC, stubs.cast()) }
+            .map_err(error("map the stubs"))?;
+        // SAFETY: the stack above its guard page, alive as long as the machine.
+        unsafe {
+            engine.mem_map_ptr(
+                stack.addr() as u64 + PAGE as u64,
+                STACK,
+                Permission::READ | Permission::WRITE,
+                stack.wrapping_add(PAGE).cast(),
+            )
+        }
+        .map_err(error("map the stack"))?;
+        let shared = Rc::new(Shared {
+            arch: image.arch,
+            imports: image.imports.clone(),
+            stubs: stubs.addr(),
+            sentinels: stubs.addr() + PAGE,
+            stack_base: stack.addr() + PAGE,
+            stack_top: stack.addr() + PAGE + STACK,
+            guard: stack.addr(),
+            failure: RefCell::new(None),
+            depth: Cell::new(0),
+            deepest: Cell::new(0),
+            import_calls: Cell::new(0),
+            regions: RefCell::new(Vec::new()),
+            mapped: RefCell::new(BTreeSet::new()),
+        });
+        let hooked = Rc::clone(&shared);
+        engine
+            .add_code_hook(shared.stubs as u64, (shared.stubs + PAGE - 1) as u64, move |engine, address, _| {
+                let outcome = catch_unwind(AssertUnwindSafe(|| import(engine, &hooked, address as usize)));
+                if let Err(panic) = outcome {
+                    hooked.fail(panic_text(&*panic));
+                    let _ = engine.emu_stop();
+                }
+            })
+            .map_err(error("hook the stubs"))?;
+        let hooked = Rc::clone(&shared);
+        engine
+            .add_mem_hook(HookType::MEM_UNMAPPED, 1, 0, move |engine, kind, address, size, _| {
+                catch_unwind(AssertUnwindSafe(|| fault(engine, &hooked, kind, address as usize, size))).unwrap_or(false)
+            })
+            .map_err(error("hook faults"))?;
+        Ok(Machine { owner: Rc::new(Owner { engine, memory: Memory { image, stubs, stack } }), shared })
+    }
+
+    /// `DriverEntry`'s address in the guest.
+    pub fn entry(&self) -> usize {
+        self.owner.memory.image.entry
+    }
+
+    /// Makes this machine the model's executor on this thread until the guard is dropped.
+    pub fn run(&self) -> Running {
+        CURRENT.with(|current| *current.borrow_mut() = Some(self.clone()));
+        Running { _installed: invoke::install(execute) }
+    }
+
+    /// The most guest stack any top-level call used so far, in bytes.
+    pub fn deepest_stack(&self) -> usize {
+        self.shared.deepest.get()
+    }
+
+    /// Imports called so far.
+    pub fn import_calls(&self) -> u64 {
+        self.shared.import_calls.get()
+    }
+
+    /// Runs the guest function at `address` with `arguments` and returns its return register.
+    ///
+    /// # Panics
+    /// When the guest faults, hangs, or the model panics under it (the run's failure).
+    pub fn call(&self, address: usize, arguments: &[u64]) -> u64 {
+        let shared = &self.shared;
+        let mut engine = self.engine();
+        let depth = shared.depth.get();
+        assert!(depth < MAX_DEPTH, "emulator: guest calls nested {MAX_DEPTH} deep");
+        let saved = engine.context_init().expect("emulator: save the processor state");
+        let sp = if depth == 0 {
+            // SAFETY: the guest stack, owned by the machine and not in use at the top level.
+            unsafe { std::ptr::write_bytes(std::ptr::with_exposed_provenance_mut::<u8>(shared.stack_base), PAINT, STACK) };
+            shared.stack_top
+        } else {
+            (self.stack_pointer() - 0x100) & !0xF
+        };
+        let sentinel = shared.sentinels + depth * STUB;
+        let outcome = self.enter(&mut engine, address, arguments, sp, sentinel);
+        shared.depth.set(depth + 1);
+        let started = engine.emu_start(address as u64, sentinel as u64, if depth == 0 { TIMEOUT_US } else { 0 }, 0);
+        shared.depth.set(depth);
+        let pc = self.program_counter();
+        let result = match self.shared.arch {
+            Arch::X64 => engine.reg_read(RegisterX86::RAX),
+            Arch::Arm64 => engine.reg_read(RegisterARM64::X0),
+        }
+        .unwrap_or(0);
+        engine.context_restore(&saved).expect("emulator: restore the processor state");
+        if depth == 0 {
+            let used = self.stack_used();
+            shared.deepest.set(shared.deepest.get().max(used));
+        }
+        let failure = shared.failure.borrow_mut().take();
+        let failure = match (failure, outcome, started) {
+            (Some(failure), _, _) => Some(failure),
+            (None, Err(error), _) => Some(error),
+            (None, Ok(()), Err(error)) => Some(format!("{error:?} at {pc:#x}")),
+            (None, Ok(()), Ok(())) if pc != sentinel => Some(format!("the call of {address:#x} did not return (stopped at {pc:#x})")),
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            if depth > 0 {
+                // Stop the caller too: the failure goes up as a panic through the model.
+                shared.fail(failure.clone());
+            }
+            panic!("{failure}");
+        }
+        result
+    }
+
+    /// Sets the registers and stack for a call of `address`, returning to `sentinel`.
+    fn enter(
+        &self,
+        engine: &mut Unicorn<'static, ()>,
+        address: usize,
+        arguments: &[u64],
+        sp: usize,
+        sentinel: usize,
+    ) -> Result<(), String> {
+        let error = |error| format!("emulator: registers for the call of {address:#x}: {error:?}");
+        match self.shared.arch {
+            Arch::X64 => {
+                let frame = (0x28 + 8 * arguments.len()).next_multiple_of(16);
+                let entry_sp = sp - frame - 8;
+                let mut words = vec![sentinel as u64, 0, 0, 0, 0];
+                words.extend(arguments.iter().skip(4));
+                write_words(entry_sp, &words);
+                for (register, value) in [RegisterX86::RCX, RegisterX86::RDX, RegisterX86::R8, RegisterX86::R9].into_iter().zip(arguments) {
+                    engine.reg_write(register, *value).map_err(error)?;
+                }
+                engine.reg_write(RegisterX86::RSP, entry_sp as u64).map_err(error)?;
+            }
+            Arch::Arm64 => {
+                let stacked: Vec<u64> = arguments.iter().skip(8).copied().collect();
+                let entry_sp = (sp - 8 * stacked.len()) & !0xF;
+                write_words(entry_sp, &stacked);
+                let registers = [
+                    RegisterARM64::X0,
+                    RegisterARM64::X1,
+                    RegisterARM64::X2,
+                    RegisterARM64::X3,
+                    RegisterARM64::X4,
+                    RegisterARM64::X5,
+                    RegisterARM64::X6,
+                    RegisterARM64::X7,
+                ];
+                for (register, value) in registers.into_iter().zip(arguments) {
+                    engine.reg_write(register, *value).map_err(error)?;
+                }
+                engine.reg_write(RegisterARM64::X30, sentinel as u64).map_err(error)?;
+                engine.reg_write(RegisterARM64::SP, entry_sp as u64).map_err(error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A second handle on the engine (hooks stay with the owner's).
+    fn engine(&self) -> Unicorn<'static, ()> {
+        // SAFETY: the owner's open engine, alive as long as `self`; the handle does not close it.
+        unsafe { Unicorn::from_handle(self.owner.engine.get_handle()) }.expect("emulator: the engine's handle")
+    }
+
+    fn stack_pointer(&self) -> usize {
+        stack_pointer(&self.engine(), self.shared.arch)
+    }
+
+    fn program_counter(&self) -> usize {
+        let engine = self.engine();
+        let register = match self.shared.arch {
+            Arch::X64 => engine.reg_read(RegisterX86::RIP),
+            Arch::Arm64 => engine.reg_read(RegisterARM64::PC),
+        };
+        register.unwrap_or(0) as usize
+    }
+
+    /// Bytes of the guest stack written since it was painted.
+    fn stack_used(&self) -> usize {
+        // SAFETY: the guest stack, owned by the machine; the guest is not running.
+        let stack = unsafe { std::slice::from_raw_parts(std::ptr::with_exposed_provenance::<u8>(self.shared.stack_base), STACK) };
+        STACK - stack.iter().position(|&byte| byte != PAINT).unwrap_or(STACK)
+    }
+}
+
+fn stack_pointer(engine: &Unicorn<'_, ()>, arch: Arch) -> usize {
+    let register = match arch {
+        Arch::X64 => engine.reg_read(RegisterX86::RSP),
+        Arch::Arm64 => engine.reg_read(RegisterARM64::SP),
+    };
+    register.unwrap_or(0) as usize
+}
+
+/// Writes `words` at `address` (guest memory is host memory).
+fn write_words(address: usize, words: &[u64]) {
+    for (index, word) in words.iter().enumerate() {
+        // SAFETY: `address` is inside the guest stack the machine owns, below the caller's frame.
+        unsafe { std::ptr::with_exposed_provenance_mut::<u64>(address + 8 * index).write_unaligned(*word) };
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<String>(), panic.downcast_ref::<&str>()) {
+        (Some(text), _) => text.clone(),
+        (None, Some(text)) => (*text).to_owned(),
+        _ => "a panic".to_owned(),
+    }
+}
+
+/// An import's stub was reached: call the model's function with the guest's arguments.
+fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
+    let index = (address - shared.stubs) / STUB;
+    let Some(export) = shared.imports.get(index) else {
+        shared.fail(format!("execution in the import stubs at {address:#x}, not at a stub"));
+        let _ = engine.emu_stop();
+        return;
+    };
+    shared.import_calls.set(shared.import_calls.get() + 1);
+    let sp = stack_pointer(engine, shared.arch);
+    let mut arguments = Vec::with_capacity(export.arity);
+    for index in 0..export.arity {
+        let value = match shared.arch {
+            Arch::X64 => match index {
+                0 => engine.reg_read(RegisterX86::RCX),
+                1 => engine.reg_read(RegisterX86::RDX),
+                2 => engine.reg_read(RegisterX86::R8),
+                3 => engine.reg_read(RegisterX86::R9),
+                // SAFETY: the caller's stack arguments, above the return address and shadow space.
+                _ => Ok(unsafe { std::ptr::with_exposed_provenance::<u64>(sp + 0x28 + 8 * (index - 4)).read_unaligned() }),
+            },
+            Arch::Arm64 => match index {
+                0..=7 => engine.reg_read(RegisterARM64::X0 + index as i32),
+                // SAFETY: the caller's stack arguments at its stack pointer.
+                _ => Ok(unsafe { std::ptr::with_exposed_provenance::<u64>(sp + 8 * (index - 8)).read_unaligned() }),
+            },
+        };
+        arguments.push(value.unwrap_or(0));
+    }
+    if export.diverges {
+        shared.fail(format!("{}!{}({arguments:#x?}): the image bug-checked the machine", export.module, export.name));
+        let _ = engine.emu_stop();
+        return;
+    }
+    // SAFETY: the guest's own call of the import, with the arguments as its ABI passed them; the
+    // model checks what it can and panics (caught by the hook) on what it refuses.
+    let result = unsafe { (export.call)(&arguments) };
+    let written = match shared.arch {
+        Arch::X64 => engine.reg_write(RegisterX86::RAX, result),
+        Arch::Arm64 => engine.reg_write(RegisterARM64::X0, result),
+    };
+    if shared.failure.borrow().is_some() || written.is_err() {
+        let _ = engine.emu_stop();
+    }
+}
+
+/// The guest touched an unmapped page: map it if it is memory of this process, else fail.
+fn fault(engine: &mut Unicorn<'_, ()>, shared: &Shared, kind: MemType, address: usize, size: usize) -> bool {
+    let page = address & !(PAGE - 1);
+    let refuse = |why: &str| {
+        shared.fail(format!("{kind:?} of {size} bytes at {address:#x}: {why}"));
+        false
+    };
+    if kind == MemType::FETCH_UNMAPPED {
+        return refuse("execution outside the image");
+    }
+    if page == shared.guard {
+        return refuse("the guard page below the guest stack (stack overflow)");
+    }
+    if shared.mapped.borrow().contains(&page) {
+        return refuse("a page already mapped");
+    }
+    let Some(region) = shared.host_region(page) else { return refuse("not memory of this process") };
+    if !region.read {
+        return refuse("memory of this process the host does not allow reading");
+    }
+    let mut permission = Permission::READ;
+    if region.write {
+        permission |= Permission::WRITE;
+    }
+    // SAFETY: a page this process has mapped (its own heap, stacks, data), mapped into the guest
+    // at its own address with the host's permissions; the guest is the driver under test, whose
+    // every access the model's contract covers.
+    let mapped = unsafe { engine.mem_map_ptr(page as u64, PAGE, permission, std::ptr::with_exposed_provenance_mut(page)) };
+    if mapped.is_err() {
+        return refuse("unicorn refused to map it");
+    }
+    shared.mapped.borrow_mut().insert(page);
+    true
+}

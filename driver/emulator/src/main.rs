@@ -1,0 +1,186 @@
+//! `wanlayer-emulator --label "x64 release" --driver wanlayer.sys [--vendor wlclamp.sys]`: runs
+//! every driver-in-the-loop scenario against the driver image on an emulated processor, and the
+//! vendor image's `DriverEntry`; prints one line per image and one per scenario, and exits
+//! non-zero when anything failed.
+//!
+//! Each scenario runs in a process of its own (this program again, with `--scenario N` or
+//! `--vendor-entry`): the kernel model's functions are `extern "system"`, so a panic in one — a
+//! rule it enforces by panicking, an import it does not model — aborts the process rather than
+//! unwinding; the parent reports the child's panic message as the scenario's failure.
+
+#[cfg(not(target_os = "windows"))]
+fn main() {
+    std::process::exit(match emulate::main(std::env::args().collect()) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(error) => {
+            eprintln!("emulator: {error}");
+            2
+        }
+    });
+}
+
+#[cfg(target_os = "windows")]
+fn main() {}
+
+#[cfg(not(target_os = "windows"))]
+mod emulate {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use wanlayer_driver_host_tests::scenarios::ALL;
+    use wanlayer_emulator::run::{self, ImageFile};
+
+    /// The tag of the line a child prints with its outcome.
+    const RESULT: &str = "emulator-result";
+    /// The tag of the line a child's panic hook prints.
+    const PANIC: &str = "emulator-panic";
+    /// What the kernel model's panic says of an import it does not define.
+    const NOT_MODELLED: &str = "which the model does not know";
+
+    #[derive(Default)]
+    struct Arguments {
+        label: String,
+        driver: Option<PathBuf>,
+        vendor: Option<PathBuf>,
+        scenario: Option<usize>,
+        vendor_entry: bool,
+    }
+
+    fn parse(args: &[String]) -> Result<Arguments, String> {
+        let mut parsed = Arguments::default();
+        let mut args = args.iter().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "--vendor-entry" {
+                parsed.vendor_entry = true;
+                continue;
+            }
+            let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+            match arg.as_str() {
+                "--label" => parsed.label = value.clone(),
+                "--driver" => parsed.driver = Some(PathBuf::from(value)),
+                "--vendor" => parsed.vendor = Some(PathBuf::from(value)),
+                "--scenario" => parsed.scenario = Some(value.parse().map_err(|_| format!("--scenario {value}: not a number"))?),
+                _ => return Err(format!("unknown argument {arg}")),
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// Runs as the parent or as a child; `Ok(false)` when something failed.
+    pub fn main(args: Vec<String>) -> Result<bool, String> {
+        let arguments = parse(&args)?;
+        if let Some(index) = arguments.scenario {
+            return child_scenario(&arguments, index);
+        }
+        if arguments.vendor_entry {
+            return child_vendor(&arguments);
+        }
+        parent(&args[0], &arguments)
+    }
+
+    /// In a child: reports panics on one line, for the parent, instead of the default output.
+    fn report_panics() {
+        std::panic::set_hook(Box::new(|info| {
+            let message = match (info.payload().downcast_ref::<String>(), info.payload().downcast_ref::<&str>()) {
+                (Some(text), _) => text.clone(),
+                (None, Some(text)) => (*text).to_owned(),
+                _ => "a panic".to_owned(),
+            };
+            let location = info.location().map(|location| format!(" ({location})")).unwrap_or_default();
+            eprintln!("{PANIC}\t{}{location}", message.replace('\n', " "));
+        }));
+    }
+
+    fn child_scenario(arguments: &Arguments, index: usize) -> Result<bool, String> {
+        report_panics();
+        let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
+        let scenario = ALL.get(index).ok_or_else(|| format!("no scenario {index}"))?;
+        let outcome = run::run(&ImageFile::read(driver)?, scenario);
+        let failure = outcome.failure.unwrap_or_default().replace('\n', " ");
+        println!("{RESULT}\t{}\t{}\t{failure}", outcome.stack, outcome.import_calls);
+        Ok(true)
+    }
+
+    fn child_vendor(arguments: &Arguments) -> Result<bool, String> {
+        report_panics();
+        let vendor = arguments.vendor.as_ref().ok_or("--vendor is required")?;
+        let outcome = run::vendor_entry(&ImageFile::read(vendor)?);
+        let failure = outcome.failure.unwrap_or_default().replace('\n', " ");
+        println!("{RESULT}\t{}\t{:#x}\t{failure}", outcome.stack, outcome.status);
+        Ok(true)
+    }
+
+    /// A child's outcome: (stack, second field, failure).
+    fn child(program: &str, args: &[&str]) -> Result<(usize, String, Option<String>), String> {
+        let output = Command::new(program).args(args).output().map_err(|error| format!("cannot run {program}: {error}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let result = stdout.lines().find_map(|line| {
+            line.strip_prefix(RESULT).map(|rest| rest.trim_start_matches('\t').splitn(3, '\t').map(str::to_owned).collect::<Vec<_>>())
+        });
+        let panic = stderr.lines().filter_map(|line| line.strip_prefix(PANIC)).next_back().map(|text| text.trim().to_owned());
+        match result {
+            Some(fields) if fields.len() == 3 => {
+                let failure = if fields[2].is_empty() { None } else { Some(fields[2].clone()) };
+                Ok((fields[0].parse().unwrap_or(0), fields[1].clone(), failure))
+            }
+            _ => Ok((
+                0,
+                String::new(),
+                Some(panic.unwrap_or_else(|| format!("the run ended with {} and no result: {}", output.status, stderr.trim()))),
+            )),
+        }
+    }
+
+    fn parent(program: &str, arguments: &Arguments) -> Result<bool, String> {
+        let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
+        let file = ImageFile::read(driver)?;
+        let label = if arguments.label.is_empty() { file.arch.name().to_owned() } else { arguments.label.clone() };
+        let driver_text = driver.display().to_string();
+        let mut failed = Vec::new();
+        let (mut deepest, mut calls) = (0usize, 0u64);
+        for (index, scenario) in ALL.iter().enumerate() {
+            let index = index.to_string();
+            let (stack, import_calls, failure) = child(program, &["--driver", &driver_text, "--scenario", &index])?;
+            deepest = deepest.max(stack);
+            calls += import_calls.parse::<u64>().unwrap_or(0);
+            println!("emulator:   {label}: {} (stack {stack} bytes){}", scenario.name, if failure.is_some() { ": FAILED" } else { "" });
+            if let Some(failure) = failure {
+                failed.push((scenario.name, failure));
+            }
+        }
+        println!(
+            "emulator: {label}: {} scenarios against {}, {} failed, {calls} import calls, max stack {:.1} KiB",
+            ALL.len(),
+            file_name(driver),
+            failed.len(),
+            deepest as f64 / 1024.0
+        );
+        for (name, failure) in &failed {
+            println!("emulator: FAILED {label}: {name}: {failure}");
+        }
+        let mut vendor_ok = true;
+        if let Some(vendor) = &arguments.vendor {
+            let (stack, status, failure) = child(program, &["--vendor", &vendor.display().to_string(), "--vendor-entry"])?;
+            let name = file_name(vendor);
+            match failure {
+                None => {
+                    println!("emulator: {label}: {name}: DriverEntry returned {status}, unloaded, nothing left; max stack {stack} bytes")
+                }
+                Some(failure) if failure.contains(NOT_MODELLED) => {
+                    println!("emulator: {label}: {name}: DriverEntry runs until an import the kernel model does not define yet: {failure}");
+                }
+                Some(failure) => {
+                    vendor_ok = false;
+                    println!("emulator: FAILED {label}: {name}: DriverEntry: {failure}");
+                }
+            }
+        }
+        Ok(failed.is_empty() && vendor_ok)
+    }
+
+    fn file_name(path: &std::path::Path) -> String {
+        path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
+    }
+}

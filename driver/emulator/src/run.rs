@@ -1,0 +1,125 @@
+//! Running scenarios against an image file: a fresh machine and a fresh model per scenario.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use wanlayer_driver_host_tests::scenarios::{Scenario, Target};
+use wanlayer_kernel_model::invoke::Word;
+
+use crate::image::{self, Arch};
+use crate::machine::Machine;
+
+/// How one scenario ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The scenario's name.
+    pub name: &'static str,
+    /// Why it failed; `None` when it passed.
+    pub failure: Option<String>,
+    /// The deepest guest stack one call of it used, in bytes.
+    pub stack: usize,
+    /// The imports it called.
+    pub import_calls: u64,
+}
+
+/// An image file read and checked: its name, bytes and architecture.
+pub struct ImageFile {
+    name: String,
+    data: Vec<u8>,
+    /// Its architecture.
+    pub arch: Arch,
+}
+
+impl ImageFile {
+    /// Reads and loads `path` once, to check it.
+    ///
+    /// # Errors
+    /// An unreadable file, or what [`image::load`] refuses.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let data = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned());
+        let arch = image::load(&name, &data)?.arch;
+        Ok(Self { name, data, arch })
+    }
+
+    /// A fresh machine with the image loaded.
+    ///
+    /// # Errors
+    /// What [`image::load`] or [`Machine::new`] refuses.
+    pub fn machine(&self) -> Result<Machine, String> {
+        Machine::new(image::load(&self.name, &self.data)?)
+    }
+}
+
+/// Runs `scenario` against a fresh load of `file`.
+pub fn run(file: &ImageFile, scenario: &Scenario) -> Outcome {
+    let machine = match file.machine() {
+        Ok(machine) => machine,
+        Err(failure) => return Outcome { name: scenario.name, failure: Some(failure), stack: 0, import_calls: 0 },
+    };
+    let target = Target { name: "emulated image", driver_entry: Word::from_word(machine.entry() as u64), links: None };
+    let running = machine.run();
+    let result = catch_unwind(AssertUnwindSafe(|| (scenario.run)(&target)));
+    drop(running);
+    let failure = result.err().map(|panic| match (panic.downcast_ref::<String>(), panic.downcast_ref::<&str>()) {
+        (Some(text), _) => text.clone(),
+        (None, Some(text)) => (*text).to_owned(),
+        _ => "a panic".to_owned(),
+    });
+    Outcome { name: scenario.name, failure, stack: machine.deepest_stack(), import_calls: machine.import_calls() }
+}
+
+/// How a vendor image's `DriverEntry` (and its unload, when it loaded) ended.
+#[derive(Debug)]
+pub struct VendorOutcome {
+    /// `DriverEntry`'s status.
+    pub status: u32,
+    /// Why the run failed: a fault, an import the model refused, a rule broken or something
+    /// left at the end; `None` when clean.
+    pub failure: Option<String>,
+    /// The deepest guest stack a call used, in bytes.
+    pub stack: usize,
+}
+
+/// Loads a vendor driver (`wlclamp.sys`): `DriverEntry` with its service key, then its
+/// `DriverUnload` when it loaded, and the model's end-of-run checks.
+pub fn vendor_entry(file: &ImageFile) -> VendorOutcome {
+    use wanlayer_driver_host_tests::common::zeroed;
+    use wanlayer_kernel_model as model;
+    use wanlayer_ndis::io::DriverObjectLayout;
+    use wanlayer_ndis::kernel::DriverObject;
+    use wanlayer_ndis::types::UnicodeString;
+
+    let machine = match file.machine() {
+        Ok(machine) => machine,
+        Err(failure) => return VendorOutcome { status: 0, failure: Some(failure), stack: 0 },
+    };
+    let entry: wanlayer_driver_host_tests::scenarios::DriverEntryFn = Word::from_word(machine.entry() as u64);
+    let _run = model::begin();
+    let running = machine.run();
+    let mut status = 0;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let driver_object = zeroed::<DriverObjectLayout>();
+        let mut path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wlclamp".encode_utf16().collect();
+        let bytes = u16::try_from(path.len() * 2).expect("short path");
+        let mut registry_path = UnicodeString { length: bytes, maximum_length: bytes, buffer: path.as_mut_ptr() };
+        // SAFETY: DriverEntry as the I/O manager calls it, once, with a zeroed driver object.
+        status = unsafe { wanlayer_kernel_model::invoke::call(entry, (driver_object.ptr().cast::<DriverObject>(), &raw mut registry_path)) }
+            as u32;
+        if status == 0 {
+            if let Some(unload) = driver_object.driver_unload {
+                // SAFETY: the unload routine DriverEntry set, called once.
+                unsafe { wanlayer_kernel_model::invoke::call(unload, (driver_object.ptr().cast::<DriverObject>(),)) };
+            }
+        }
+        let left = model::finish();
+        assert!(left.is_empty(), "after DriverEntry (status {status:#x}) and unload: {left:?}");
+    }));
+    drop(running);
+    let failure = result.err().map(|panic| match (panic.downcast_ref::<String>(), panic.downcast_ref::<&str>()) {
+        (Some(text), _) => text.clone(),
+        (None, Some(text)) => (*text).to_owned(),
+        _ => "a panic".to_owned(),
+    });
+    VendorOutcome { status, failure, stack: machine.deepest_stack() }
+}
