@@ -25,16 +25,15 @@
 //! callback and dispatch routine finds it ([`engine`]). The module table is
 //! [`crate::modules::MODULES`].
 
-use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use wanlayer_core::hal::{Level, OutOfMemory};
 use wanlayer_core::{Engine, EngineConfig};
 use wanlayer_ndis::io::{set_driver_unload, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS};
 use wanlayer_ndis::kernel::{DriverObject, NtStatus};
+use wanlayer_ndis::sync::Global;
 use wanlayer_ndis::types::{DeviceHandle, FilterDriverHandle, UnicodeString};
 
 use crate::control::{self, ControlDevice};
@@ -51,65 +50,43 @@ pub static ENGINE_CONFIG: EngineConfig = EngineConfig { max_modules: MAX_MODULES
 /// The engine, between `DriverEntry` and `DriverUnload`.
 ///
 /// It holds `Engine::new`'s whole result, so the engine (a few KiB) is written straight into the
-/// static and never copied through a stack frame: no frame reaches the 4 KiB that would make rustc
-/// call `__chkstk`. `live` is set only for an `Ok`.
-struct EngineCell {
-    live: AtomicBool,
-    engine: UnsafeCell<MaybeUninit<Result<Engine<KernelHal>, OutOfMemory>>>,
-}
+/// static ([`Global::set_with`]) and never copied through a stack frame: no frame reaches the 4 KiB
+/// that would make rustc call `__chkstk`. A failed result is cleared at once.
+static ENGINE: Global<Result<Engine<KernelHal>, OutOfMemory>> = Global::new();
 
-// SAFETY: the engine is written only by `install` and `remove`, which run when no other code can
-// reach the cell (before registration, after deregistration: their callers' promises); in between
-// it is only shared (`&Engine`, which is `Sync`: asserted in `crate::hal`).
-unsafe impl Sync for EngineCell {}
-
-impl EngineCell {
-    /// Creates the engine in the cell.
-    ///
-    /// # Safety
-    /// Called once from `DriverEntry`, before any callback can run; the cell is empty.
-    #[inline(never)]
-    unsafe fn install(&self, hal: KernelHal, config: EngineConfig) -> Result<(), OutOfMemory> {
-        // Called through a pointer so it is not inlined here: its frame (the engine's parts) and
-        // this one stay separate, each under 4 KiB.
-        let new: fn(KernelHal, EngineConfig) -> Result<Engine<KernelHal>, OutOfMemory> = Engine::new;
-        let slot = self.engine.get();
-        // SAFETY: the caller's promise: nobody else accesses the cell now.
-        let result = unsafe { (*slot).write(core::hint::black_box(new)(hal, config)) };
-        match result {
-            Ok(_) => {
-                self.live.store(true, Ordering::Release);
-                Ok(())
-            }
-            Err(error) => Err(*error),
-        }
-    }
-
-    fn get(&self) -> Option<&Engine<KernelHal>> {
-        if !self.live.load(Ordering::Acquire) {
-            return None;
-        }
-        // SAFETY: while `live` is set nothing writes the cell (`install` wrote it before setting
-        // `live`, `remove` clears `live` before dropping it, when no callback can run any more).
-        let slot = unsafe { &*self.engine.get() };
-        // SAFETY: `live` is set only after the result was written.
-        unsafe { slot.assume_init_ref() }.as_ref().ok()
-    }
-
-    /// # Safety
-    /// Called from `DriverUnload` (or a failed `DriverEntry`) once no handler, dispatch routine or
-    /// other code can reach the engine any more.
-    unsafe fn remove(&self) {
-        if self.live.swap(false, Ordering::AcqRel) {
-            // SAFETY: by the caller's promise nothing borrows the engine any more.
-            let slot = unsafe { &mut *self.engine.get() };
-            // SAFETY: the result was written (`live` was set); dropped in place, never moved.
-            unsafe { slot.assume_init_drop() };
+/// Creates the engine in [`ENGINE`].
+///
+/// # Safety
+/// Called once from `DriverEntry`, before any callback can run; the cell is empty.
+#[inline(never)]
+unsafe fn install_engine(hal: KernelHal, config: EngineConfig) -> Result<(), OutOfMemory> {
+    // Called through a pointer so it is not inlined here: its frame (the engine's parts) and this
+    // one stay separate, each under 4 KiB.
+    let new: fn(KernelHal, EngineConfig) -> Result<Engine<KernelHal>, OutOfMemory> = Engine::new;
+    // SAFETY: the caller's promise: the cell is empty and nobody else accesses it now.
+    let installed = unsafe { ENGINE.set_with(|| core::hint::black_box(new)(hal, config)) };
+    match installed {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let error = *error;
+            // SAFETY: nothing borrows the failed result any more (`installed` ends above) and no
+            // callback can run yet.
+            unsafe { ENGINE.clear() };
+            Err(error)
         }
     }
 }
 
-static ENGINE: EngineCell = EngineCell { live: AtomicBool::new(false), engine: UnsafeCell::new(MaybeUninit::uninit()) };
+/// Drops the engine in place.
+///
+/// # Safety
+/// Called from `DriverUnload` (or a failed `DriverEntry`) once no handler, dispatch routine or
+/// other code can reach the engine any more.
+unsafe fn remove_engine() {
+    // SAFETY: the caller's promise: nothing borrows the engine any more.
+    unsafe { ENGINE.clear() };
+}
+
 /// The filter driver handle, between registration and deregistration.
 static FILTER_DRIVER: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 /// The control device's handle, between its registration and deregistration.
@@ -122,8 +99,8 @@ static CONTROL_DEVICE: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 /// dispatch routine there, so this is a bug.
 pub fn engine() -> &'static Engine<KernelHal> {
     match ENGINE.get() {
-        Some(engine) => engine,
-        None => panic!("wanlayer handler called without an engine"),
+        Some(Ok(engine)) => engine,
+        Some(Err(_)) | None => panic!("wanlayer handler called without an engine"),
     }
 }
 
@@ -144,7 +121,7 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, regi
     // SAFETY: the RegistryPath the I/O manager passed, valid during DriverEntry.
     unsafe { hal::registry::remember_service_key(registry_path) };
     // SAFETY: DriverEntry runs once, before the filter is registered: no callback can run yet.
-    if unsafe { ENGINE.install(KernelHal::new(None), ENGINE_CONFIG) }.is_err() {
+    if unsafe { install_engine(KernelHal::new(None), ENGINE_CONFIG) }.is_err() {
         print(Level::Error, format_args!("no memory for the engine"));
         return STATUS_INSUFFICIENT_RESOURCES;
     }
@@ -158,7 +135,7 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, regi
         Err(status) => {
             print(Level::Error, format_args!("NdisFRegisterFilterDriver failed: {status}"));
             // SAFETY: the filter is not registered: nothing can reach the engine.
-            unsafe { ENGINE.remove() };
+            unsafe { remove_engine() };
             return status.0 as NtStatus;
         }
     };
@@ -185,7 +162,7 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, regi
             // SAFETY: registered above, deregistered once; NDIS detaches every module first.
             unsafe { filter::deregister(filter_driver) };
             // SAFETY: deregistration returned: no handler can run any more.
-            unsafe { ENGINE.remove() };
+            unsafe { remove_engine() };
             return status;
         }
     };
@@ -230,7 +207,7 @@ unsafe extern "system" fn driver_unload(_driver_object: *mut DriverObject) {
         unsafe { filter::deregister(FilterDriverHandle::from_raw(filter_driver)) };
     }
     // SAFETY: the filter and the device are gone: no handler or dispatch routine can run.
-    unsafe { ENGINE.remove() };
+    unsafe { remove_engine() };
     for usage in hal::pool_usage().filter(|usage| usage.current != 0) {
         print(
             Level::Error,

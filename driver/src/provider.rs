@@ -18,12 +18,9 @@
 //! remaining registration is revoked (hook removed after its calls in progress, what it took handed
 //! on, its `OnProviderUnload` called), and each is logged as an error.
 
-use core::cell::UnsafeCell;
-use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, Ordering};
-
 use wanlayer_core::hal::{Level, PathContext};
 use wanlayer_core::Engine;
+use wanlayer_ndis::sync::Global;
 use wanlayer_sdk::provider::{CallerContext, Host};
 
 use crate::hal::KernelHal;
@@ -36,16 +33,7 @@ impl CallerContext for KernelHal {
 }
 
 /// The provider, between [`install`] and [`shutdown`].
-struct HostCell {
-    live: AtomicBool,
-    host: UnsafeCell<MaybeUninit<Host<'static, KernelHal>>>,
-}
-
-// SAFETY: the host is written only by `install` and `shutdown`, whose callers promise nobody else
-// can reach it then; in between it is only shared (`&Host`, `Sync`: asserted below).
-unsafe impl Sync for HostCell {}
-
-static HOST: HostCell = HostCell { live: AtomicBool::new(false), host: UnsafeCell::new(MaybeUninit::uninit()) };
+static HOST: Global<Host<'static, KernelHal>> = Global::new();
 
 /// Creates the provider over `engine`.
 ///
@@ -56,23 +44,13 @@ static HOST: HostCell = HostCell { live: AtomicBool::new(false), host: UnsafeCel
 /// Called once, from `DriverEntry`, before the control device (the only way to reach the
 /// provider) exists; `engine` stays installed until after [`shutdown`].
 pub unsafe fn install(engine: &'static Engine<KernelHal>) {
-    // SAFETY: the caller's promise: nobody else accesses the cell now.
-    let slot = unsafe { &mut *HOST.host.get() };
-    slot.write(Host::new(engine));
-    HOST.live.store(true, Ordering::Release);
+    // SAFETY: the caller's promise: the cell is empty and nobody else accesses it now.
+    unsafe { HOST.set(Host::new(engine)) };
 }
 
 /// The provider, between [`install`] and [`shutdown`].
 pub fn host() -> Option<&'static Host<'static, KernelHal>> {
-    if !HOST.live.load(Ordering::Acquire) {
-        return None;
-    }
-    // SAFETY: while `live` is set nothing writes the cell (`install` wrote it before setting `live`,
-    // `shutdown` clears `live` before dropping it, when no dispatch routine or table call can reach
-    // it any more).
-    let slot = unsafe { &*HOST.host.get() };
-    // SAFETY: `live` is set only after the host was written.
-    Some(unsafe { slot.assume_init_ref() })
+    HOST.get()
 }
 
 /// Revokes every registration still there and drops the provider.
@@ -100,12 +78,8 @@ pub unsafe fn shutdown() {
             counts.tables_served, counts.registrations, counts.deregistrations, counts.revocations, counts.invalid_verdicts
         ),
     );
-    if HOST.live.swap(false, Ordering::AcqRel) {
-        // SAFETY: the caller's promise: nothing can reach the host now.
-        let slot = unsafe { &mut *HOST.host.get() };
-        // SAFETY: it was written (`live` was set) and is dropped in place, once.
-        unsafe { slot.assume_init_drop() };
-    }
+    // SAFETY: the caller's promise: nothing can reach the host now (`host` above is its last use).
+    unsafe { HOST.clear() };
 }
 
 // The host is shared by every processor through `&'static`.

@@ -23,8 +23,8 @@ use core::ptr;
 use wanlayer_ndis::filter::StatusIndication;
 use wanlayer_ndis::status::{Placement, DEVICE_NAME_LIMIT_BYTES, PROTOCOL_BUFFER_LIMIT};
 use wanlayer_ndis::types::{object_type, Guid, NdisHandle, NdisObjectHeader, UnicodeString};
-use wanlayer_ndis::wan::WanLineUp;
-use wanlayer_ndis::{Indication, NdisStatus, WanStatus};
+use wanlayer_ndis::wan::{WanLineUp, NDIS_STATUS_WAN_LINE_DOWN, NDIS_STATUS_WAN_LINE_UP};
+use wanlayer_ndis::{Indication, WanStatus};
 
 /// `WanLineUp.ProtocolBuffer`.
 const PROTOCOL_BUFFER_AT: usize = offset_of!(WanLineUp, protocol_buffer);
@@ -120,9 +120,9 @@ fn touch(bytes: &[u8]) -> u64 {
 pub fn run(data: &[u8]) {
     let mut input = Bytes::new(data);
     let code = match input.u8() % 4 {
-        0 | 1 => NdisStatus::WAN_LINE_UP,
-        2 => NdisStatus::WAN_LINE_DOWN,
-        _ => NdisStatus(input.u32()),
+        0 | 1 => NDIS_STATUS_WAN_LINE_UP,
+        2 => NDIS_STATUS_WAN_LINE_DOWN,
+        _ => input.u32(),
     };
     let flags = input.u8();
     let protocol_place = Place::read(&mut input);
@@ -135,7 +135,7 @@ pub fn run(data: &[u8]) {
     let mut status: Box<[u8]> = input.rest().to_vec().into_boxed_slice();
     let mut separate = Separate::default();
 
-    if code == NdisStatus::WAN_LINE_UP {
+    if code == NDIS_STATUS_WAN_LINE_UP {
         let protocol_len = read_u32(&status, PROTOCOL_LENGTH_AT).unwrap_or(0) as usize;
         let name_len = usize::from(read_u16(&status, NAME_AT).unwrap_or(0));
         let Some(protocol) = pointer(protocol_place, protocol_len, PROTOCOL_BUFFER_LIMIT, &mut status, &mut separate, false)
@@ -157,7 +157,7 @@ pub fn run(data: &[u8]) {
         header: NdisObjectHeader::new(object_type::STATUS_INDICATION, 1, size_of::<StatusIndication>()),
         source_handle: NdisHandle::NULL,
         port_number: 0,
-        status_code: code.0,
+        status_code: code,
         flags: 0,
         destination_handle: NdisHandle::NULL,
         request_id: ptr::null_mut(),
@@ -204,7 +204,7 @@ pub fn run(data: &[u8]) {
     }
 
     // The protocol above fills in `DeviceName` during `NdisFIndicateStatus`.
-    if code == NdisStatus::WAN_LINE_UP && !null_buffer && status.len() >= size_of::<WanLineUp>() {
+    if code == NDIS_STATUS_WAN_LINE_UP && !null_buffer && status.len() >= size_of::<WanLineUp>() {
         let buffer = indication.as_mut_ptr();
         // SAFETY: `buffer` is `raw`, valid; no borrow from `indication` is alive.
         let status_buffer = unsafe { (*buffer).status_buffer }.cast::<u8>();

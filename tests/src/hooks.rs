@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use wanlayer_core::hal::{Hal, PathContext};
 use wanlayer_core::hook::{Direction, Hook, PacketContext, Ticket, Verdict};
 use wanlayer_core::link::{LinkId, LinkSummary};
-use wanlayer_core::wire::MacAddress;
+use wanlayer_core::wire::{clamp_tcp_mss, MacAddress};
 use wanlayer_core::{Engine, ReinjectError, ReinjectVerdict};
 
 use crate::frames;
@@ -91,7 +91,8 @@ impl Hook for DropHook {
 }
 
 /// Clamps the MSS option of TCP SYNs (both directions) to at most `clamp`, in place: only the TCP
-/// header is written back, its checksum adjusted by `set_mss_option` (RFC 1624).
+/// header is written back, its checksum adjusted (RFC 1624) by the engine's one clamp,
+/// [`clamp_tcp_mss`].
 pub struct MssClampHook {
     clamp: u16,
     clamped: AtomicU64,
@@ -115,9 +116,9 @@ impl MssClampHook {
     }
 
     fn clamp_packet(&self, packet: &mut PacketContext<'_>) -> Verdict {
-        let frame = read_frame(packet);
-        let Some((offset, header)) = frames::clamped_tcp_header(&frame, self.clamp) else { return Verdict::Pass };
-        match packet.write(offset, &header) {
+        let mut frame = read_frame(packet);
+        let Some(clamp) = clamp_tcp_mss(&mut frame, self.clamp) else { return Verdict::Pass };
+        match packet.write(clamp.tcp_header.start, &frame[clamp.tcp_header]) {
             Ok(()) => {
                 self.clamped.fetch_add(1, Ordering::Relaxed);
                 Verdict::Modify

@@ -6,13 +6,14 @@
 use wanlayer_core::hook::Direction as WireDirection;
 use wanlayer_core::NdisStatus;
 use wanlayer_sdk::sim::SimProvider;
+use wanlayer_sdk::wire::clamp_tcp_mss;
 use wanlayer_sdk::{Direction, LinkInfo};
 use wanlayer_sim::{Edge, Flow, LinkParams, PauseOutcome, ReceiveOptions, Transport, MILLISECOND, SECOND};
 use wanlayer_tests::frames::{checksums_valid, syn_frame, tcp_mss};
 use wanlayer_tests::setup::{completions, finish, frames, started_core as started};
 use wanlayer_tests::vendors::{RecordingVendor, VendorCall, VendorLog};
 use wlclamp::bucket::TokenBucket;
-use wlclamp::{mss, ClampFilter, ClampStats, Config};
+use wlclamp::{ClampFilter, ClampStats, Config};
 
 /// UDP datagrams whose IPv4 frames are exactly 100 bytes (14 + 20 + 8 + 58): 100 tokens each.
 const HUNDRED: Flow = Flow { transport: Transport::Udp, server_port: 53, client_port: 40_000, payload_len: 58 };
@@ -76,21 +77,19 @@ fn the_clamp_finds_the_mss_among_other_options_and_skips_what_it_must_not_touch(
     let rras = started();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let syn = syn_frame(&link, WireDirection::Send, Some(1460));
-    let edit = mss::clamp(&syn, 1360).expect("a SYN over the clamp");
-    assert_eq!((edit.old_mss, edit.new_mss), (1460, 1360));
     let mut clamped = syn.clone();
-    clamped[edit.mss_offset..edit.mss_offset + 2].copy_from_slice(&edit.new_mss.to_be_bytes());
-    clamped[edit.checksum_offset..edit.checksum_offset + 2].copy_from_slice(&edit.checksum.to_be_bytes());
+    let edit = clamp_tcp_mss(&mut clamped, 1360).expect("a SYN over the clamp");
+    assert_eq!((edit.old_mss, edit.new_mss, edit.tcp_header.start), (1460, 1360, 14 + 20));
+    assert_eq!(tcp_mss(&clamped), Some(1360));
     assert!(checksums_valid(&clamped), "RFC 1624 gives the recomputed checksum");
-    assert_eq!(mss::clamp(&syn, 1460), None, "at the clamp already");
-    assert_eq!(mss::clamp(&syn[..40], 1360), None, "a cut frame");
+    assert_eq!(clamp_tcp_mss(&mut syn.clone(), 1460), None, "at the clamp already");
+    assert_eq!(clamp_tcp_mss(&mut syn[..40].to_vec(), 1360), None, "a cut frame");
     let mut fragment = syn.clone();
     fragment[14 + 7] = 0x10; // fragment offset 16 (in 8-byte units): no TCP header here
-    assert_eq!(mss::clamp(&fragment, 1360), None);
+    assert_eq!(clamp_tcp_mss(&mut fragment, 1360), None);
     let mut not_syn = syn.clone();
     not_syn[14 + 20 + 13] = 0x10; // ACK only
-    assert_eq!(mss::clamp(&not_syn, 1360), None);
-    assert_eq!(mss::adjust_checksum(!(0x1234u16 + 0x05B4), 0x05B4, 0x0550), !(0x1234u16 + 0x0550));
+    assert_eq!(clamp_tcp_mss(&mut not_syn, 1360), None);
     finish(rras);
 }
 

@@ -12,10 +12,7 @@ use wanlayer_core::event::{Event, EventRecord};
 use wanlayer_core::hook::{Direction, Hook, HookInfo, PacketContext, Ticket, Verdict};
 use wanlayer_core::link::LinkSummary;
 use wanlayer_core::stats::VerdictCounts;
-use wanlayer_core::wire::{
-    EtherType, EthernetFrame, EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpFlags, TcpPacket,
-    TcpRepr, ETHERNET_HEADER_LEN,
-};
+use wanlayer_core::wire::{clamp_tcp_mss, syn_mss, EtherType, FrameSummary, IpProtocol, MSS_CLAMP_HEADER_LEN};
 use wanlayer_client::pcapng::PcapngWriter;
 use wanlayer_client::sim::{SimServer, SimTransport};
 use wanlayer_client::Client;
@@ -23,7 +20,7 @@ use wanlayer_core::{Engine, ReinjectVerdict};
 use wanlayer_proto::display::BitRate;
 use wanlayer_proto::{Access, Expected, Target};
 use wanlayer_rules::{compile, Action, RuleSource};
-use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, ReceiveOptions, Rras, SimHal, SimLink, SECOND};
+use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, ReceiveOptions, Rras, SimHal, SECOND};
 
 /// Bytes of a frame a hook looks at: enough for Ethernet, IPv6 and a TCP header with options.
 const HEADER_BYTES: usize = 128;
@@ -96,8 +93,8 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
     let web = Flow::tcp(443, 50_123).payload(1200);
     let dns = Flow::udp(53, 61_000).payload(48);
     for link in [&ppp, &ikev2] {
-        rras.send(link.edge, [syn(link, Direction::Send, 1460)]);
-        rras.receive(link.edge, [syn(link, Direction::Receive, 1460)]);
+        rras.send(link.edge, [link.syn_frame(Direction::Send, Some(1460))]);
+        rras.receive(link.edge, [link.syn_frame(Direction::Receive, Some(1460))]);
         rras.send_flow(link, &web, 20);
         rras.receive_flow(link, &web, 20, ReceiveOptions::default());
         rras.receive_flow(link, &dns, 5, ReceiveOptions::resources());
@@ -258,85 +255,9 @@ fn describe(link: &LinkSummary) -> String {
     )
 }
 
-/// A TCP SYN on `link` carrying an MSS option, built with the core's wire module.
-fn syn(link: &SimLink, direction: Direction, mss: u16) -> Vec<u8> {
-    let (dst_mac, src_mac, src_ip, dst_ip) = match direction {
-        Direction::Send => (link.remote, link.local, link.server_ip, link.client_ip),
-        Direction::Receive => (link.local, link.remote, link.client_ip, link.server_ip),
-    };
-    let tcp = TcpRepr {
-        src_port: 50_000,
-        dst_port: 443,
-        seq_number: 1,
-        ack_number: 0,
-        flags: TcpFlags::SYN,
-        window_len: 64_240,
-        urgent_at: 0,
-        max_seg_size: Some(mss),
-        window_scale: Some(8),
-        sack_permitted: true,
-        timestamps: None,
-        payload_len: 0,
-    };
-    let ip_len = if link.protocol_type == EtherType::Ipv6 { 40 } else { 20 };
-    let mut frame = vec![0u8; ETHERNET_HEADER_LEN + ip_len + tcp.buffer_len()];
-    let ethernet = EthernetRepr { src_addr: src_mac, dst_addr: dst_mac, ethertype: link.protocol_type };
-    let built = ethernet.emit(&mut EthernetFrame::new_unchecked(&mut frame[..])).and_then(|()| {
-        let ip = &mut frame[ETHERNET_HEADER_LEN..];
-        match (src_ip, dst_ip) {
-            (IpAddress::Ipv4(src_addr), IpAddress::Ipv4(dst_addr)) => Ipv4Repr {
-                src_addr,
-                dst_addr,
-                protocol: IpProtocol::Tcp,
-                payload_len: tcp.buffer_len(),
-                ttl: 128,
-                dscp: 0,
-                ecn: 0,
-                ident: 1,
-                dont_frag: true,
-                more_frags: false,
-                frag_offset: 0,
-            }
-            .emit(&mut Ipv4Packet::new_unchecked(&mut *ip))?,
-            (IpAddress::Ipv6(src_addr), IpAddress::Ipv6(dst_addr)) => {
-                Ipv6Repr { src_addr, dst_addr, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 128 }
-                    .emit(&mut Ipv6Packet::new_unchecked(&mut *ip))?
-            }
-            _ => return Err(wanlayer_core::wire::Error::Malformed),
-        }
-        let mut segment = TcpPacket::new_unchecked(&mut ip[ip_len..]);
-        tcp.emit(&mut segment)?;
-        segment.fill_checksum(&src_ip, &dst_ip)
-    });
-    built.map(|()| frame).unwrap_or_default()
-}
-
-/// Where the TCP header of a frame starts, if it carries TCP over IPv4 or IPv6 (no extension
-/// headers). `header` may be only the first bytes of the frame.
-fn tcp_offset(header: &[u8]) -> Option<usize> {
-    let ethernet = EthernetFrame::new_checked(header).ok()?;
-    match ethernet.ethertype() {
-        EtherType::Ipv4 => {
-            let ip = Ipv4Packet::new_unchecked(ethernet.payload());
-            ip.check_header_len().ok()?;
-            (ip.protocol() == IpProtocol::Tcp && !ip.is_fragment()).then(|| ETHERNET_HEADER_LEN + usize::from(ip.header_len()))
-        }
-        EtherType::Ipv6 => {
-            let ip = Ipv6Packet::new_unchecked(ethernet.payload());
-            ip.check_header_len().ok()?;
-            (ip.next_header() == IpProtocol::Tcp).then_some(ETHERNET_HEADER_LEN + 40)
-        }
-        _ => None,
-    }
-}
-
 /// The MSS of the first SYN among `frames`.
 fn clamped_mss(frames: &[Vec<u8>]) -> Option<u16> {
-    frames.iter().find_map(|frame| {
-        let offset = tcp_offset(frame)?;
-        let tcp = TcpPacket::new_checked(&frame[offset..]).ok()?;
-        if tcp.syn() { tcp.mss_option().ok().flatten() } else { None }
-    })
+    frames.iter().find_map(|frame| syn_mss(frame))
 }
 
 /// Lowers every link's MTU by the 60 bytes an encapsulation would need.
@@ -348,24 +269,19 @@ impl Hook for VpnEncapsulation {
     }
 }
 
-/// Clamps the MSS of TCP SYNs to what fits the MTU reported for the link, in place.
+/// Clamps the MSS of TCP SYNs to what fits the MTU reported for the link, in place (the engine's
+/// one clamp, `clamp_tcp_mss`, on a copy of the headers, whose TCP header is written back).
 struct MssClamp;
 
 impl MssClamp {
     fn clamp(packet: &mut PacketContext<'_>) -> Verdict {
-        let mut header = [0u8; HEADER_BYTES];
+        let mut header = [0u8; MSS_CLAMP_HEADER_LEN];
         let len = packet.read(0, &mut header);
-        let Some(offset) = tcp_offset(&header[..len]) else { return Verdict::Pass };
         let link = *packet.link();
         let ip_overhead = if link.protocol_type == EtherType::Ipv6 { 60 } else { 40 };
         let limit = u16::try_from(link.reported_total_size.saturating_sub(ip_overhead)).unwrap_or(u16::MAX);
-        let Ok(mut tcp) = TcpPacket::new_checked(&mut header[offset..len]) else { return Verdict::Pass };
-        let too_big = tcp.syn() && tcp.mss_option().ok().flatten().is_some_and(|mss| mss > limit);
-        if !too_big || tcp.set_mss_option(limit) != Ok(true) {
-            return Verdict::Pass;
-        }
-        let header_len = usize::from(tcp.header_len());
-        match packet.write(offset, &header[offset..offset + header_len]) {
+        let Some(clamp) = clamp_tcp_mss(&mut header[..len], limit) else { return Verdict::Pass };
+        match packet.write(clamp.tcp_header.start, &header[clamp.tcp_header]) {
             Ok(()) => Verdict::Modify,
             Err(_) => Verdict::Pass,
         }
@@ -388,10 +304,16 @@ impl PortBlock {
     fn verdict(packet: &PacketContext<'_>) -> Verdict {
         let mut header = [0u8; HEADER_BYTES];
         let len = packet.read(0, &mut header);
-        let Some(offset) = tcp_offset(&header[..len]) else { return Verdict::Pass };
-        match TcpPacket::new_checked(&header[offset..len]) {
-            Ok(tcp) if tcp.src_port() == BLOCKED_PORT || tcp.dst_port() == BLOCKED_PORT => Verdict::Drop,
-            _ => Verdict::Pass,
+        let blocked = FrameSummary::parse(&header[..len])
+            .ok()
+            .and_then(|frame| frame.ip)
+            .filter(|ip| ip.protocol == IpProtocol::Tcp)
+            .and_then(|ip| ip.ports)
+            .is_some_and(|ports| ports.src == BLOCKED_PORT || ports.dst == BLOCKED_PORT);
+        if blocked {
+            Verdict::Drop
+        } else {
+            Verdict::Pass
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Owned NBLs and chains of them: the driver's [`PacketIo::Packet`](wanlayer_core::hal::PacketIo)
-//! and [`PacketChain`].
+//! Owned NBLs and chains of them: the driver's packets and packet chains (the driver makes them
+//! the engine's `PacketIo::Packet` and `PacketChain`).
 //!
 //! # Ownership
 //!
@@ -12,13 +12,11 @@
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
-use wanlayer_core::hal::PacketChain;
-
 use crate::frame::{net_buffer_check, net_buffer_read, net_buffer_write, FrameError};
 use crate::nbl::{
     nb_data_length, nb_next_nb, nbl_cancel_id, nbl_first_nb, nbl_next_nbl, nbl_status, set_nbl_status, NetBufferList,
 };
-use crate::types::NdisStatus;
+use crate::types::RawNdisStatus;
 
 /// One owned `NET_BUFFER_LIST`.
 #[must_use = "an NBL must be handed back to NDIS exactly once; dropping it leaks it"]
@@ -58,13 +56,13 @@ impl Nbl {
     }
 
     /// `NET_BUFFER_LIST_STATUS`.
-    pub fn status(&self) -> NdisStatus {
+    pub fn status(&self) -> RawNdisStatus {
         // SAFETY: valid by the promise of `from_raw`.
         unsafe { nbl_status(self.as_ptr()) }
     }
 
     /// Sets `NET_BUFFER_LIST_STATUS`, as a completion carries it.
-    pub fn set_status(&mut self, status: NdisStatus) {
+    pub fn set_status(&mut self, status: RawNdisStatus) {
         // SAFETY: valid and exclusively owned by the promise of `from_raw`.
         unsafe { set_nbl_status(self.as_ptr(), status) }
     }
@@ -238,20 +236,6 @@ impl NblChain {
     }
 }
 
-impl PacketChain<Nbl> for NblChain {
-    fn push_back(&mut self, packet: Nbl) {
-        NblChain::push_back(self, packet);
-    }
-
-    fn pop_front(&mut self) -> Option<Nbl> {
-        NblChain::pop_front(self)
-    }
-
-    fn is_empty(&self) -> bool {
-        NblChain::is_empty(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,22 +329,19 @@ mod tests {
     }
 
     #[test]
-    fn works_through_the_core_trait() {
-        fn drain<C: PacketChain<Nbl>>(chain: &mut C) -> Vec<*mut NetBufferList> {
-            let mut out = Vec::new();
-            while let Some(nbl) = chain.pop_front() {
-                out.push(nbl.into_raw().as_ptr());
-            }
-            out
-        }
+    fn a_chain_drains_in_order_and_is_send() {
         let nbls = raw_chain(4);
         let mut chain = NblChain::default();
         for &nbl in &nbls {
-            PacketChain::push_back(&mut chain, take(nbl));
+            chain.push_back(take(nbl));
         }
-        assert!(!PacketChain::is_empty(&chain));
-        assert_eq!(drain(&mut chain), nbls);
-        assert!(PacketChain::is_empty(&chain));
+        assert!(!chain.is_empty());
+        let mut drained = Vec::new();
+        while let Some(nbl) = chain.pop_front() {
+            drained.push(nbl.into_raw().as_ptr());
+        }
+        assert_eq!(drained, nbls);
+        assert!(chain.is_empty());
         free_all(nbls);
         fn assert_send<T: Send>() {}
         assert_send::<Nbl>();
@@ -381,8 +362,8 @@ mod tests {
         unsafe { nbl.write(2, b"CD") }.unwrap();
         assert_eq!(frame.buffer(0), b"__abC");
         assert_eq!(frame.buffer(1), b"Def");
-        nbl.set_status(NdisStatus::RESOURCES);
-        assert_eq!(nbl.status(), NdisStatus::RESOURCES);
+        nbl.set_status(0xC000_009A);
+        assert_eq!(nbl.status(), 0xC000_009A);
         assert!(nbl.cancel_id().is_null());
         let id = ptr::without_provenance_mut::<c_void>(7);
         // SAFETY: the frame's NBL is alive and owned by the test.

@@ -20,7 +20,6 @@
 use core::fmt;
 use core::ptr;
 
-use wanlayer_core::hal::WriteError;
 
 use crate::nbl::{mdl_system_address, nb_current_mdl, nb_current_mdl_offset, nb_data_length, Mdl, NetBuffer};
 
@@ -73,17 +72,6 @@ impl fmt::Display for FrameError {
             FrameError::OutOfRange { offset, len, frame_len } => {
                 write!(f, "{len} bytes at {offset} outside a frame of {frame_len}")
             }
-        }
-    }
-}
-
-impl From<FrameError> for WriteError {
-    /// An MDL without a mapping means "copy instead" to the engine; every other failure is a range
-    /// the frame does not really have.
-    fn from(error: FrameError) -> Self {
-        match error {
-            FrameError::Unmapped => WriteError::ReadOnly,
-            _ => WriteError::OutOfRange,
         }
     }
 }
@@ -381,8 +369,6 @@ mod tests {
         let mut out = [0u8; 3];
         // SAFETY: the frame is alive.
         assert_eq!(unsafe { net_buffer_read(frame.nb, 0, &mut out) }, Ok(3));
-        assert_eq!(WriteError::from(FrameError::Unmapped), WriteError::ReadOnly);
-        assert_eq!(WriteError::from(FrameError::TooManyMdls), WriteError::OutOfRange);
     }
 
     #[test]

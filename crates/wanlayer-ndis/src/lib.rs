@@ -6,13 +6,16 @@
 //! and the project's facts file. This crate and the future `driver/` are the only homes of `unsafe`
 //! in the workspace.
 //!
+//! It is a leaf: it depends on no other crate of the workspace and knows nothing of the engine.
+//! What its values mean to the engine (an [`NblChain`] as the engine's packet chain, a line up as
+//! a link) is said by the driver.
+//!
 //! * [`types`], [`kernel`]: handles, `UNICODE_STRING`, `NDIS_OBJECT_HEADER`, kernel scalar types and
 //!   constants.
 //! * [`nbl`]: `NET_BUFFER_LIST`, `NET_BUFFER`, `MDL` and the functions for what C does with macros
 //!   (`NET_BUFFER_LIST_FIRST_NB`, `NET_BUFFER_LIST_STATUS`, `NET_BUFFER_LIST_INFO`, ...).
 //! * [`frame`]: copying frame bytes out of (and back into) a `NET_BUFFER`'s MDL chain.
-//! * [`chain`]: [`Nbl`], an owned NBL, and [`NblChain`], the driver's
-//!   [`PacketChain`](wanlayer_core::hal::PacketChain).
+//! * [`chain`]: [`Nbl`], an owned NBL, and [`NblChain`], an owned chain of them.
 //! * [`filter`]: the lightweight-filter structures (characteristics, attach/pause/restart
 //!   parameters, status indications, control device attributes) and flags.
 //! * [`oid`]: `NDIS_OID_REQUEST`, and what a filter that passes OID requests down by cloning
@@ -23,12 +26,15 @@
 //! * [`csq`]: cancel-safe IRP queues (`IO_CSQ`, its callbacks) and the `LIST_ENTRY` operations a
 //!   queue is built from, for the control device's pending requests.
 //! * [`wan`]: `NDIS_WAN_LINE_UP` / `NDIS_WAN_LINE_DOWN`.
-//! * [`status`]: turning a WAN status indication into [`wanlayer_core::link`] values, with every
-//!   length and pointer validated in safe code, and writing the line-up answer back.
+//! * [`status`]: reading a WAN status indication, with every length and pointer validated in safe
+//!   code, and writing the line-up answer back.
 //! * `imports`: the `raw-dylib` imports (on other targets the same names, resolved by the host
 //!   tests' kernel model).
 //! * `runtime`: the pool allocator, the panic bug check and debug output
 //!   every Rust kernel driver here shares (`wanlayer.sys`, SDK vendor drivers).
+//! * [`sync`]: what those drivers synchronise with — [`sync::Global`], the cell that holds a
+//!   driver's state between `DriverEntry` and `DriverUnload`, and [`sync::SpinLock`], a value
+//!   behind a `KSPIN_LOCK`.
 //!
 //! # Layouts and the host tests
 //!
@@ -91,6 +97,7 @@ pub mod nbl;
 pub mod oid;
 pub mod registry;
 pub mod status;
+pub mod sync;
 pub mod types;
 pub mod wan;
 
@@ -99,5 +106,5 @@ pub mod runtime;
 
 pub use chain::{Nbl, NblChain};
 pub use frame::FrameError;
-pub use status::{Indication, StatusError, WanStatus};
-pub use types::NdisStatus;
+pub use status::{CheckedLineUp, Indication, StatusError, WanStatus};
+pub use types::RawNdisStatus;

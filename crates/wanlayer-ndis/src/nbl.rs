@@ -12,7 +12,7 @@ use core::ptr::NonNull;
 
 use crate::kernel::Eprocess;
 use crate::types::object_type;
-use crate::types::{NblPoolHandle, NdisHandle, NdisObjectHeader, NdisStatus, RawNdisStatus};
+use crate::types::{NblPoolHandle, NdisHandle, NdisObjectHeader, RawNdisStatus};
 
 /// `MEMORY_ALLOCATION_ALIGNMENT` wrapper: 16 bytes on 64-bit Windows, 8 on 32-bit. The C headers
 /// put `DECLSPEC_ALIGN(MEMORY_ALLOCATION_ALIGNMENT)` on the reserved arrays of NBLs and NET_BUFFERs.
@@ -281,18 +281,18 @@ pub unsafe fn nb_current_mdl_offset(nb: *const NetBuffer) -> u32 {
 ///
 /// # Safety
 /// `nbl` points to a valid `NET_BUFFER_LIST`.
-pub unsafe fn nbl_status(nbl: *const NetBufferList) -> NdisStatus {
+pub unsafe fn nbl_status(nbl: *const NetBufferList) -> RawNdisStatus {
     // SAFETY: the caller guarantees `nbl` points to a valid NBL.
-    NdisStatus(unsafe { (*nbl).status })
+    unsafe { (*nbl).status }
 }
 
 /// `NET_BUFFER_LIST_STATUS(nbl) = status`.
 ///
 /// # Safety
 /// `nbl` points to a valid `NET_BUFFER_LIST` the caller may write (one it owns).
-pub unsafe fn set_nbl_status(nbl: *mut NetBufferList, status: NdisStatus) {
+pub unsafe fn set_nbl_status(nbl: *mut NetBufferList, status: RawNdisStatus) {
     // SAFETY: the caller guarantees `nbl` is valid and writable by it.
-    unsafe { (*nbl).status = status.0 }
+    unsafe { (*nbl).status = status }
 }
 
 /// `NET_BUFFER_LIST_INFO(nbl, index)` (read).
@@ -688,11 +688,11 @@ mod tests {
         let nbl = leak(zeroed::<NetBufferList>());
         let cancel = ptr::without_provenance_mut::<c_void>(0xC0FFEE);
         // SAFETY: `nbl` points to the leaked NBL, alive until the `free`.
-        assert_eq!(unsafe { nbl_status(nbl) }, NdisStatus::SUCCESS);
+        assert_eq!(unsafe { nbl_status(nbl) }, 0, "NDIS_STATUS_SUCCESS");
         // SAFETY: as above.
-        unsafe { set_nbl_status(nbl, NdisStatus::PAUSED) };
+        unsafe { set_nbl_status(nbl, 0xC023_002A) };
         // SAFETY: as above.
-        assert_eq!(unsafe { nbl_status(nbl) }, NdisStatus::PAUSED);
+        assert_eq!(unsafe { nbl_status(nbl) }, 0xC023_002A, "NDIS_STATUS_PAUSED");
         // SAFETY: as above.
         assert!(unsafe { nbl_cancel_id(nbl) }.is_null());
         // SAFETY: as above.

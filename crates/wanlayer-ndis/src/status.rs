@@ -1,5 +1,6 @@
-//! WAN status indications, turned into [`wanlayer_core::link`] values with every length and
-//! pointer checked first, and the line-up answer written back.
+//! WAN status indications, read with every length and pointer checked first, and the line-up
+//! answer written back. What they mean to the engine (its `link` values) is the driver's to say:
+//! this crate knows only NDIS.
 //!
 //! `FilterStatus` receives an `NDIS_STATUS_INDICATION`; for `NDIS_STATUS_WAN_LINE_UP` its status
 //! buffer is an `NDIS_WAN_LINE_UP` whose `ProtocolBuffer` and `DeviceName` point to more memory.
@@ -39,12 +40,9 @@ use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::ptr::{self, NonNull};
 
-use wanlayer_core::link::{LineDown, LineUp, WanQuality};
-use wanlayer_core::wire::{EtherType, MacAddress};
-
 use crate::filter::StatusIndication;
-use crate::types::NdisStatus;
-use crate::wan::{WanLineDown, WanLineUp};
+use crate::types::RawNdisStatus;
+use crate::wan::{WanLineDown, WanLineUp, NDIS_STATUS_WAN_LINE_DOWN, NDIS_STATUS_WAN_LINE_UP};
 
 /// The longest `ProtocolBuffer` accepted outside the status buffer (Windows 10 sends about 1,200
 /// bytes; the closest public model keeps up to 2,048).
@@ -54,15 +52,41 @@ pub const PROTOCOL_BUFFER_LIMIT: usize = 16 * 1024;
 /// `\DEVICE\{GUID}`, 46 units).
 pub const DEVICE_NAME_LIMIT_BYTES: u16 = 2048;
 
-/// A WAN status indication, converted.
+/// A WAN status indication, checked.
 #[derive(Clone, Copy, Debug)]
 pub enum WanStatus<'a> {
     /// `NDIS_STATUS_WAN_LINE_UP`, borrowing the indication's memory.
-    LineUp(LineUp<'a>),
-    /// `NDIS_STATUS_WAN_LINE_DOWN`.
-    LineDown(LineDown),
+    LineUp(CheckedLineUp<'a>),
+    /// `NDIS_STATUS_WAN_LINE_DOWN`: the `NDIS_WAN_LINE_DOWN`, copied.
+    LineDown(WanLineDown),
     /// Any other status code; its buffer was not looked at.
-    Other(NdisStatus),
+    Other(RawNdisStatus),
+}
+
+/// A line up whose regions passed the checks of this module.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedLineUp<'a> {
+    /// The `NDIS_WAN_LINE_UP`, copied out of the status buffer. Its pointers are the ones checked;
+    /// read the regions through the two slices.
+    pub line_up: WanLineUp,
+    /// `ProtocolBuffer`, `ProtocolBufferLength` bytes.
+    pub protocol_buffer: &'a [u8],
+    /// `DeviceName`, UTF-16.
+    pub device_name: &'a [u16],
+}
+
+/// A status code as the errors print it: its name when this crate knows it, and its value.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Code(RawNdisStatus);
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            NDIS_STATUS_WAN_LINE_UP => write!(f, "NDIS_STATUS_WAN_LINE_UP (0x{:08X})", self.0),
+            NDIS_STATUS_WAN_LINE_DOWN => write!(f, "NDIS_STATUS_WAN_LINE_DOWN (0x{:08X})", self.0),
+            other => write!(f, "0x{other:08X}"),
+        }
+    }
 }
 
 /// Where a region an `NDIS_WAN_LINE_UP` points to lies.
@@ -113,14 +137,14 @@ pub enum StatusError {
     /// The status buffer is shorter than its status code requires.
     BufferTooShort {
         /// The status code.
-        code: NdisStatus,
+        code: RawNdisStatus,
         /// Bytes the structure needs.
         needed: usize,
         /// `StatusBufferSize`.
         got: usize,
     },
     /// A line-up operation on an indication of another status.
-    NotLineUp(NdisStatus),
+    NotLineUp(RawNdisStatus),
     /// `ProtocolBuffer` does not describe memory that is there.
     ProtocolBuffer(RegionError),
     /// `ProtocolBuffer` lies outside the status buffer and is longer than [`PROTOCOL_BUFFER_LIMIT`].
@@ -171,9 +195,9 @@ impl fmt::Display for StatusError {
         match *self {
             StatusError::NullStatusBuffer { size } => write!(f, "null StatusBuffer of size {size}"),
             StatusError::BufferTooShort { code, needed, got } => {
-                write!(f, "{code}: status buffer of {got} bytes, {needed} needed")
+                write!(f, "{}: status buffer of {got} bytes, {needed} needed", Code(code))
             }
-            StatusError::NotLineUp(code) => write!(f, "{code} is not a line up"),
+            StatusError::NotLineUp(code) => write!(f, "{} is not a line up", Code(code)),
             StatusError::ProtocolBuffer(error) => write!(f, "ProtocolBuffer: {error}"),
             StatusError::ProtocolBufferTooLong { length } => {
                 write!(f, "ProtocolBuffer of {length} bytes outside the status buffer")
@@ -206,9 +230,9 @@ pub struct LineUpLayout {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct LineUpFilledIn<'a> {
     /// `RemoteAddress`: the link's key.
-    pub remote_address: MacAddress,
+    pub remote_address: [u8; 6],
     /// `LocalAddress`.
-    pub local_address: MacAddress,
+    pub local_address: [u8; 6],
     /// `DeviceName`, UTF-16.
     pub device_name: &'a [u16],
 }
@@ -280,15 +304,13 @@ pub fn check_line_up(line_up: &WanLineUp, status: &[u8]) -> Result<LineUpLayout,
 ///
 /// # Errors
 /// [`StatusError::BufferTooShort`] under 12 bytes.
-pub fn parse_line_down(status: &[u8]) -> Result<LineDown, StatusError> {
+pub fn parse_line_down(status: &[u8]) -> Result<WanLineDown, StatusError> {
     let needed = size_of::<WanLineDown>();
-    let too_short = StatusError::BufferTooShort { code: NdisStatus::WAN_LINE_DOWN, needed, got: status.len() };
+    let too_short = StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_DOWN, needed, got: status.len() };
     let remote = status.get(offset_of!(WanLineDown, remote_address)..).and_then(|b| b.first_chunk::<6>());
     let local = status.get(offset_of!(WanLineDown, local_address)..).and_then(|b| b.first_chunk::<6>());
     match (remote, local) {
-        (Some(remote), Some(local)) => {
-            Ok(LineDown { remote_address: MacAddress(*remote), local_address: MacAddress(*local) })
-        }
+        (Some(remote), Some(local)) => Ok(WanLineDown { remote_address: *remote, local_address: *local }),
         _ => Err(too_short),
     }
 }
@@ -325,9 +347,9 @@ impl<'a> Indication<'a> {
     }
 
     /// `StatusCode`.
-    pub fn code(&self) -> NdisStatus {
+    pub fn code(&self) -> RawNdisStatus {
         // SAFETY: valid for 'a by the promise of `from_raw`.
-        NdisStatus(unsafe { (*self.raw.as_ptr()).status_code })
+        unsafe { (*self.raw.as_ptr()).status_code }
     }
 
     /// `StatusBuffer` and `StatusBufferSize`.
@@ -357,7 +379,7 @@ impl<'a> Indication<'a> {
     /// from.
     fn line_up(&self) -> Result<(WanLineUp, &[u8]), StatusError> {
         let code = self.code();
-        if code != NdisStatus::WAN_LINE_UP {
+        if code != NDIS_STATUS_WAN_LINE_UP {
             return Err(StatusError::NotLineUp(code));
         }
         let status = self.status_bytes()?;
@@ -385,8 +407,8 @@ impl<'a> Indication<'a> {
     /// A [`StatusError`] for a line up or line down that fails a check.
     pub fn parse(&self) -> Result<WanStatus<'_>, StatusError> {
         match self.code() {
-            NdisStatus::WAN_LINE_DOWN => parse_line_down(self.status_bytes()?).map(WanStatus::LineDown),
-            NdisStatus::WAN_LINE_UP => {
+            NDIS_STATUS_WAN_LINE_DOWN => parse_line_down(self.status_bytes()?).map(WanStatus::LineDown),
+            NDIS_STATUS_WAN_LINE_UP => {
                 let (line_up, status) = self.line_up()?;
                 let layout = check_line_up(&line_up, status)?;
                 let protocol_buffer: &[u8] = if layout.protocol_buffer == Placement::Empty {
@@ -399,18 +421,9 @@ impl<'a> Indication<'a> {
                         core::slice::from_raw_parts(line_up.protocol_buffer.cast_const(), layout.protocol_buffer_len)
                     }
                 };
-                Ok(WanStatus::LineUp(LineUp {
-                    link_speed_100bps: line_up.link_speed,
-                    maximum_total_size: line_up.maximum_total_size,
-                    quality: WanQuality::from(line_up.quality),
-                    send_window: line_up.send_window,
-                    remote_address: MacAddress(line_up.remote_address),
-                    local_address: MacAddress(line_up.local_address),
-                    protocol_type: EtherType::from(line_up.protocol_type),
-                    // SAFETY: `layout` was just checked for `line_up`, read from `self`.
-                    device_name: unsafe { device_name(&line_up, &layout) },
-                    protocol_buffer,
-                }))
+                // SAFETY: `layout` was just checked for `line_up`, read from `self`.
+                let device_name = unsafe { device_name(&line_up, &layout) };
+                Ok(WanStatus::LineUp(CheckedLineUp { line_up, protocol_buffer, device_name }))
             }
             other => Ok(WanStatus::Other(other)),
         }
@@ -451,8 +464,8 @@ impl<'a> Indication<'a> {
             device_name_units: units,
         };
         Ok(LineUpFilledIn {
-            remote_address: MacAddress(line_up.remote_address),
-            local_address: MacAddress(line_up.local_address),
+            remote_address: line_up.remote_address,
+            local_address: line_up.local_address,
             // SAFETY: `layout` was just checked for `line_up`, read from `self`.
             device_name: unsafe { device_name(&line_up, &layout) },
         })
@@ -483,6 +496,8 @@ mod tests {
     use std::vec::Vec;
 
     const REMOTE: [u8; 6] = [0x3c, 0x00, 0x20, 0x52, 0x41, 0x53];
+    /// `NDIS_STATUS_WAN_FRAGMENT`: a WAN status this module does not convert.
+    const WAN_FRAGMENT: RawNdisStatus = 0x4001_000A;
     const NAME: &str = "\\DEVICE\\{6E0B3F7A-1C52-4A8D-9B7E-2F4C1D3A5B60}";
 
     fn utf16(s: &str) -> Vec<u16> {
@@ -539,7 +554,7 @@ mod tests {
                 header: NdisObjectHeader::new(crate::types::object_type::STATUS_INDICATION, 1, 112),
                 source_handle: NdisHandle::NULL,
                 port_number: 0,
-                status_code: NdisStatus::WAN_LINE_UP.0,
+                status_code: NDIS_STATUS_WAN_LINE_UP,
                 flags: 0,
                 destination_handle: NdisHandle::NULL,
                 request_id: ptr::null_mut(),
@@ -558,7 +573,7 @@ mod tests {
             // SAFETY: the fixture's buffer is alive and only this fixture uses it; a WanLineDown
             // fits in its first bytes.
             unsafe { fixture.buffer.cast::<WanLineDown>().write(down) };
-            fixture.set_code(NdisStatus::WAN_LINE_DOWN);
+            fixture.set_code(NDIS_STATUS_WAN_LINE_DOWN);
             fixture.set_size(12);
             fixture
         }
@@ -573,9 +588,9 @@ mod tests {
             self.buffer.cast()
         }
 
-        fn set_code(&self, code: NdisStatus) {
+        fn set_code(&self, code: RawNdisStatus) {
             // SAFETY: the fixture's indication is alive and not borrowed by any `Indication` now.
-            unsafe { (*self.indication).status_code = code.0 };
+            unsafe { (*self.indication).status_code = code };
         }
 
         fn set_size(&self, size: usize) {
@@ -621,14 +636,13 @@ mod tests {
         let fixture = Fixture::line_up();
         let indication = fixture.indication();
         let WanStatus::LineUp(up) = indication.parse().unwrap() else { panic!("not a line up") };
-        assert_eq!(up.link_speed_100bps, 1_000_000);
-        assert_eq!(up.maximum_total_size, 1500);
-        assert_eq!(up.quality, WanQuality::Reliable);
-        assert_eq!(up.send_window, 10);
-        assert_eq!(up.remote_address, MacAddress(REMOTE));
-        assert!(up.remote_address.is_ndiswan());
-        assert_eq!(up.local_address, MacAddress([0; 6]));
-        assert_eq!(up.protocol_type, EtherType::Ipv4);
+        assert_eq!(up.line_up.link_speed, 1_000_000);
+        assert_eq!(up.line_up.maximum_total_size, 1500);
+        assert_eq!(up.line_up.quality, 2);
+        assert_eq!(up.line_up.send_window, 10);
+        assert_eq!(up.line_up.remote_address, REMOTE);
+        assert_eq!(up.line_up.local_address, [0; 6]);
+        assert_eq!(up.line_up.protocol_type, 0x0800);
         assert_eq!(up.protocol_buffer.len(), 600);
         assert_eq!(&up.protocol_buffer[584..588], &[10, 0, 0, 7]);
         assert_eq!(up.device_name, utf16(NAME).as_slice());
@@ -676,22 +690,21 @@ mod tests {
     fn a_line_down_converts() {
         let fixture = Fixture::line_down();
         let WanStatus::LineDown(down) = fixture.indication().parse().unwrap() else { panic!("not a line down") };
-        assert_eq!(down.remote_address, MacAddress(REMOTE));
-        assert_eq!(down.local_address, MacAddress(*b"\x00\x01 RAS"));
-        assert_eq!(parse_line_down(&[1; 13]).unwrap().remote_address, MacAddress([1; 6]), "longer buffers are fine");
+        assert_eq!(down, WanLineDown { remote_address: REMOTE, local_address: *b"\x00\x01 RAS" });
+        assert_eq!(parse_line_down(&[1; 13]).unwrap().remote_address, [1; 6], "longer buffers are fine");
     }
 
     #[test]
     fn other_codes_pass_without_touching_the_buffer() {
         let fixture = Fixture::line_up();
-        fixture.set_code(NdisStatus::WAN_FRAGMENT);
+        fixture.set_code(WAN_FRAGMENT);
         fixture.set_buffer(ptr::null_mut());
         fixture.set_size(4096);
         let mut indication = fixture.indication();
-        assert!(matches!(indication.parse(), Ok(WanStatus::Other(NdisStatus::WAN_FRAGMENT))));
-        assert_eq!(indication.lower_maximum_total_size(1400), Err(StatusError::NotLineUp(NdisStatus::WAN_FRAGMENT)));
-        assert_eq!(indication.filled_in(), Err(StatusError::NotLineUp(NdisStatus::WAN_FRAGMENT)));
-        assert_eq!(indication.line_up_layout(), Err(StatusError::NotLineUp(NdisStatus::WAN_FRAGMENT)));
+        assert!(matches!(indication.parse(), Ok(WanStatus::Other(WAN_FRAGMENT))));
+        assert_eq!(indication.lower_maximum_total_size(1400), Err(StatusError::NotLineUp(WAN_FRAGMENT)));
+        assert_eq!(indication.filled_in(), Err(StatusError::NotLineUp(WAN_FRAGMENT)));
+        assert_eq!(indication.line_up_layout(), Err(StatusError::NotLineUp(WAN_FRAGMENT)));
         assert_eq!(indication.as_mut_ptr(), fixture.indication);
         // SAFETY: null is allowed and gives None.
         assert!(unsafe { Indication::from_raw(ptr::null_mut()) }.is_none());
@@ -702,10 +715,10 @@ mod tests {
         let fixture = Fixture::line_up();
         fixture.set_buffer(ptr::null_mut());
         assert_eq!(fixture.parse_error(), StatusError::NullStatusBuffer { size: 664 });
-        fixture.set_code(NdisStatus::WAN_LINE_DOWN);
+        fixture.set_code(NDIS_STATUS_WAN_LINE_DOWN);
         assert_eq!(fixture.parse_error(), StatusError::NullStatusBuffer { size: 664 });
         fixture.set_size(0);
-        let short = StatusError::BufferTooShort { code: NdisStatus::WAN_LINE_DOWN, needed: 12, got: 0 };
+        let short = StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_DOWN, needed: 12, got: 0 };
         assert_eq!(fixture.parse_error(), short);
     }
 
@@ -718,7 +731,7 @@ mod tests {
             fixture.set_size(size);
             let result = fixture.indication().parse().map(|_| ());
             let expected = if size < header {
-                Err(StatusError::BufferTooShort { code: NdisStatus::WAN_LINE_UP, needed: header, got: size })
+                Err(StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_UP, needed: header, got: size })
             } else if size == header || size == full {
                 // Exactly the structure: the protocol buffer right behind it is "memory of its own".
                 Ok(())
@@ -738,7 +751,7 @@ mod tests {
         let fixture = Fixture::line_down();
         for size in 0..12 {
             fixture.set_size(size);
-            let expected = StatusError::BufferTooShort { code: NdisStatus::WAN_LINE_DOWN, needed: 12, got: size };
+            let expected = StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_DOWN, needed: 12, got: size };
             assert_eq!(fixture.parse_error(), expected, "StatusBufferSize {size}");
             let bytes = [0u8; 12];
             assert_eq!(parse_line_down(&bytes[..size]).unwrap_err(), expected);
@@ -856,7 +869,6 @@ mod tests {
                 device_name_units: 3,
             }
         );
-        assert_eq!(WanQuality::from(line_up.quality), WanQuality::Unknown(7));
     }
 
     #[test]
@@ -871,9 +883,9 @@ mod tests {
         assert_eq!(unsafe { (*fixture.line_up_mut()).maximum_total_size }, 1400);
         let indication = fixture.indication();
         let WanStatus::LineUp(up) = indication.parse().unwrap() else { panic!("not a line up") };
-        assert_eq!(up.maximum_total_size, 1400);
+        assert_eq!(up.line_up.maximum_total_size, 1400);
         fixture.set_size(63);
-        let short = StatusError::BufferTooShort { code: NdisStatus::WAN_LINE_UP, needed: 64, got: 63 };
+        let short = StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_UP, needed: 64, got: 63 };
         assert_eq!(fixture.indication().lower_maximum_total_size(1000), Err(short));
     }
 
@@ -882,7 +894,7 @@ mod tests {
         let fixture = Fixture::line_up();
         let mut indication = fixture.indication();
         let WanStatus::LineUp(up) = indication.parse().unwrap() else { panic!("not a line up") };
-        assert_eq!(up.local_address, MacAddress([0; 6]));
+        assert_eq!(up.line_up.local_address, [0; 6]);
         let raw = indication.as_mut_ptr();
         // What the protocol above does inside NdisFIndicateStatus: fill in LocalAddress and point
         // DeviceName at a buffer of its own.
@@ -896,8 +908,8 @@ mod tests {
         // SAFETY: as above.
         unsafe { (*status_buffer).device_name = filled };
         let answer = indication.filled_in().unwrap();
-        assert_eq!(answer.remote_address, MacAddress(REMOTE));
-        assert_eq!(answer.local_address, MacAddress(*b"\x02\x00 RAS"));
+        assert_eq!(answer.remote_address, REMOTE);
+        assert_eq!(answer.local_address, *b"\x02\x00 RAS");
         assert_eq!(answer.device_name, answer_name.as_slice());
     }
 
@@ -906,9 +918,10 @@ mod tests {
         let cases = [
             (StatusError::NullStatusBuffer { size: 64 }, "null StatusBuffer of size 64"),
             (
-                StatusError::BufferTooShort { code: NdisStatus::WAN_LINE_UP, needed: 64, got: 10 },
+                StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_UP, needed: 64, got: 10 },
                 "NDIS_STATUS_WAN_LINE_UP (0x40010008): status buffer of 10 bytes, 64 needed",
             ),
+            (StatusError::NotLineUp(WAN_FRAGMENT), "0x4001000A is not a line up"),
             (
                 StatusError::ProtocolBuffer(RegionError::PastEnd { offset: 64, length: 600, buffer_size: 100 }),
                 "ProtocolBuffer: 600 bytes at 64 run past the 100-byte status buffer",

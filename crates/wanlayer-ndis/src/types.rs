@@ -4,12 +4,10 @@ use core::ffi::c_void;
 use core::fmt;
 use core::ptr;
 
-pub use wanlayer_core::NdisStatus;
-
 /// `NDIS_STATUS` as it crosses the ABI (a C `int`; the bits are what matter).
 ///
-/// Convert with `NdisStatus(raw)` and `status.0`: the core's [`NdisStatus`] is the typed value, this
-/// is its wire form in structures and signatures.
+/// This crate depends on no other of the workspace, so it speaks the raw value; the engine's
+/// `wanlayer_core::NdisStatus` is the typed one (`NdisStatus(raw)`, `status.0`).
 pub type RawNdisStatus = u32;
 
 /// `NDIS_PORT_NUMBER`.
@@ -242,6 +240,8 @@ const _: () = {
     assert!(size_of::<NdisObjectHeader>() == 4);
     assert!(offset_of!(Guid, data2) == 4 && offset_of!(Guid, data3) == 6 && offset_of!(Guid, data4) == 8);
     assert!(size_of::<Guid>() == 16 && align_of::<Guid>() == 4);
+};
+
 // x86 (`x86-facts.md` §3): handles and `UNICODE_STRING.Buffer` are 4 bytes.
 #[cfg(target_pointer_width = "32")]
 const _: () = {
@@ -252,8 +252,6 @@ const _: () = {
     assert!(size_of::<UnicodeString>() == 8);
     assert!(size_of::<NdisObjectHeader>() == 4);
     assert!(size_of::<Guid>() == 16 && align_of::<Guid>() == 4);
-};
-
 };
 
 #[cfg(test)]

@@ -4,7 +4,13 @@
 //! Read them through [`status::Indication`](crate::status::Indication), which validates every
 //! length and pointer first.
 
-use crate::types::UnicodeString;
+use crate::types::{RawNdisStatus, UnicodeString};
+
+/// `NDIS_STATUS_WAN_LINE_UP`: a WAN link came up; the status buffer is a [`WanLineUp`].
+pub const NDIS_STATUS_WAN_LINE_UP: RawNdisStatus = 0x4001_0008;
+
+/// `NDIS_STATUS_WAN_LINE_DOWN`: a WAN link went down; the status buffer is a [`WanLineDown`].
+pub const NDIS_STATUS_WAN_LINE_DOWN: RawNdisStatus = 0x4001_0009;
 
 /// `NDIS_WAN_LINE_UP` (the same layout in the NDIS 5 and NDIS 6 headers).
 #[repr(C)]
@@ -74,13 +80,13 @@ const _: () = {
     assert!(offset_of!(WanLineUp, protocol_type) == 36);
     assert!(offset_of!(WanLineUp, device_name) == 40);
     assert!(size_of::<WanLineUp>() == 48);
+    assert!(offset_of!(WanLineDown, local_address) == 6);
     assert!(size_of::<WanLineDown>() == 12);
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    assert!(offset_of!(WanLineDown, local_address) == 6);
     use core::mem::{offset_of, size_of};
 
     #[test]

@@ -19,6 +19,7 @@
 //! | [`abi`] | | the `#[repr(C)]` interface: structures, function types, constants, statuses |
 //! | [`filter`], [`client`] | | the trait, the packet view, the provider handle, registration |
 //! | [`sync`] | | the spin lock a filter guards its state with |
+//! | [`wire`] | | the engine's packet views (Ethernet, IPv4, IPv6, TCP, UDP) and the TCP MSS clamp |
 //! | `kernel` | `kernel` | connecting from a kernel driver; allocator, bug check, print, timer |
 //! | `provider` | `provider` | the table's implementation over `wanlayer_core::Engine` |
 //! | `sim` | `sim` | a provider beside the simulated engine |
@@ -50,6 +51,11 @@ pub mod provider;
 #[cfg(feature = "sim")]
 #[allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "user mode only")]
 pub mod sim;
+
+/// The packet views a filter reads and edits frames with — the engine's own
+/// (`wanlayer_core::wire`): Ethernet, IPv4, IPv6, TCP and UDP, checksums, and the TCP MSS clamp
+/// ([`wire::clamp_tcp_mss`]).
+pub use wanlayer_core::wire;
 
 pub use abi::{FilterHandle, LinkInfo, Status, Ticket};
 pub use client::{Packet, Provider, ProviderTable, Registration};

@@ -1,112 +1,69 @@
-//! [`SpinLock`]: the one lock a vendor filter needs, the same type in the kernel and on the host.
+//! [`SpinLock`]: the one lock a vendor filter needs, the same API in the kernel and on the host.
 //!
 //! Filter callbacks run at `DISPATCH_LEVEL` on any processor, so a filter's shared state is
 //! guarded by a spin lock entered as a closure (it cannot be left held). With the `kernel`
-//! feature (Windows targets) it is a `KSPIN_LOCK` taken with `KeAcquireSpinLockRaiseToDpc`, so a
-//! holder at `PASSIVE_LEVEL` cannot be preempted on its processor by a DPC that wants the lock;
-//! elsewhere (the simulator, host tests) it is a portable atomic spin lock with the same API.
-
-use core::cell::UnsafeCell;
-
-/// A value behind a spin lock.
-///
-/// # IRQL
-/// [`SpinLock::with`] is callable at `<= DISPATCH_LEVEL`; the closure runs at `DISPATCH_LEVEL`
-/// in the kernel: it must not wait, touch pageable memory or call a table function (which calls
-/// back into wanlayer and so into other filters). Copy out what must be handed to wanlayer and
-/// call it after the closure.
-pub struct SpinLock<T> {
-    lock: backend::RawLock,
-    value: UnsafeCell<T>,
-}
-
-// SAFETY: the value is only reached through `with`, which holds the lock: exclusive access from
-// any processor; `T: Send` because the value is used from whichever processor holds the lock.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-// SAFETY: moving the lock moves the value with it (nobody can hold a lock that is being moved).
-unsafe impl<T: Send> Send for SpinLock<T> {}
-
-impl<T> SpinLock<T> {
-    /// A released lock around `value`.
-    pub const fn new(value: T) -> Self {
-        Self { lock: backend::RawLock::new(), value: UnsafeCell::new(value) }
-    }
-
-    /// Runs `critical_section` with exclusive access to the value.
-    pub fn with<R>(&self, critical_section: impl FnOnce(&mut T) -> R) -> R {
-        let _held = self.lock.acquire();
-        // SAFETY: the lock is held until `_held` drops, after the closure: no other reference to
-        // the value exists meanwhile (a nested `with` on the same lock would spin, never alias).
-        critical_section(unsafe { &mut *self.value.get() })
-    }
-}
+//! feature (Windows targets) it is `wanlayer_ndis::sync::SpinLock`, the `KSPIN_LOCK` wrapper
+//! wanlayer.sys uses too, taken with `KeAcquireSpinLockRaiseToDpc`, so a holder at `PASSIVE_LEVEL`
+//! cannot be preempted on its processor by a DPC that wants the lock; elsewhere (the simulator,
+//! host tests) it is a portable atomic spin lock with the same API.
+//!
+//! # IRQL
+//! `SpinLock::with` is callable at `<= DISPATCH_LEVEL`; the closure runs at `DISPATCH_LEVEL` in
+//! the kernel: it must not wait, touch pageable memory or call a table function (which calls back
+//! into wanlayer and so into other filters). Copy out what must be handed to wanlayer and call it
+//! after the closure.
 
 #[cfg(all(feature = "kernel", target_os = "windows"))]
-mod backend {
-    use core::cell::UnsafeCell;
-
-    use wanlayer_ndis::imports;
-    use wanlayer_ndis::kernel::{KSpinLock, Kirql};
-
-    /// A `KSPIN_LOCK` (zero is released: `KeInitializeSpinLock` is a store of zero).
-    pub(super) struct RawLock(UnsafeCell<KSpinLock>);
-
-    /// Holds the lock; releases it and restores the IRQL when dropped.
-    pub(super) struct Held<'a> {
-        lock: &'a RawLock,
-        previous: Kirql,
-    }
-
-    impl RawLock {
-        pub(super) const fn new() -> Self {
-            Self(UnsafeCell::new(0))
-        }
-
-        pub(super) fn acquire(&self) -> Held<'_> {
-            // SAFETY: the lock word lives in the filter's non-paged memory as long as `self` and
-            // is only used as a spin lock; callers run at <= DISPATCH_LEVEL (the type's contract).
-            let previous = unsafe { imports::KeAcquireSpinLockRaiseToDpc(self.0.get()) };
-            Held { lock: self, previous }
-        }
-    }
-
-    impl Drop for Held<'_> {
-        fn drop(&mut self) {
-            // SAFETY: acquired in `acquire` by this guard, released once, restoring the IRQL the
-            // acquisition returned.
-            unsafe { imports::KeReleaseSpinLock(self.lock.0.get(), self.previous) };
-        }
-    }
-}
+pub use wanlayer_ndis::sync::SpinLock;
 
 #[cfg(not(all(feature = "kernel", target_os = "windows")))]
-mod backend {
+pub use portable::SpinLock;
+
+#[cfg(not(all(feature = "kernel", target_os = "windows")))]
+mod portable {
+    use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicBool, Ordering};
 
-    /// A test-and-test-and-set spin lock.
-    pub(super) struct RawLock(AtomicBool);
+    /// A value behind a test-and-test-and-set spin lock (the host stand-in for the kernel's
+    /// `KSPIN_LOCK`; see the module's `# IRQL`).
+    pub struct SpinLock<T> {
+        locked: AtomicBool,
+        value: UnsafeCell<T>,
+    }
 
-    /// Holds the lock; releases it when dropped.
-    pub(super) struct Held<'a>(&'a RawLock);
+    // SAFETY: the value is only reached through `with`, which holds the lock: exclusive access
+    // from any thread; `T: Send` because the value is used from whichever thread holds the lock.
+    unsafe impl<T: Send> Sync for SpinLock<T> {}
+    // SAFETY: moving the lock moves the value with it (nobody can hold a lock that is being moved).
+    unsafe impl<T: Send> Send for SpinLock<T> {}
 
-    impl RawLock {
-        pub(super) const fn new() -> Self {
-            Self(AtomicBool::new(false))
+    impl<T> SpinLock<T> {
+        /// A released lock around `value`.
+        pub const fn new(value: T) -> Self {
+            Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
         }
 
-        pub(super) fn acquire(&self) -> Held<'_> {
-            while self.0.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-                while self.0.load(Ordering::Relaxed) {
+        /// Runs `critical_section` with exclusive access to the value.
+        pub fn with<R>(&self, critical_section: impl FnOnce(&mut T) -> R) -> R {
+            while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                while self.locked.load(Ordering::Relaxed) {
                     core::hint::spin_loop();
                 }
             }
-            Held(self)
+            let _held = Held(&self.locked);
+            // SAFETY: the lock is held until `_held` drops, after the closure: no other reference
+            // to the value exists meanwhile (a nested `with` on the same lock would spin, never
+            // alias).
+            critical_section(unsafe { &mut *self.value.get() })
         }
     }
 
+    /// Holds the lock; releases it when dropped.
+    struct Held<'a>(&'a AtomicBool);
+
     impl Drop for Held<'_> {
         fn drop(&mut self) {
-            self.0 .0.store(false, Ordering::Release);
+            self.0.store(false, Ordering::Release);
         }
     }
 }

@@ -7,8 +7,8 @@ use std::fmt;
 use wanlayer_core::hook::Direction;
 use wanlayer_core::link::WanQuality;
 use wanlayer_core::wire::{
-    EtherType, EthernetFrame, EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, Ipv6Packet,
-    Ipv6Repr, MacAddress, TcpFlags, TcpPacket, TcpRepr, UdpPacket, UdpRepr, ETHERNET_HEADER_LEN,
+    EtherType, EthernetFrame, EthernetRepr, IpAddress, IpFrameRepr, Ipv4Address, Ipv6Address, MacAddress, TcpFlags, TcpRepr,
+    TransportRepr, UdpRepr, ETHERNET_HEADER_LEN,
 };
 
 use crate::edge::Edge;
@@ -129,13 +129,69 @@ impl SimLink {
     /// A frame of `flow` on this link: `Send` from the server to the client, `Receive` from the
     /// client to the server. `seq` varies the payload, the IP identification and the TCP sequence.
     pub fn frame(&self, direction: Direction, flow: &Flow, seq: u32) -> Vec<u8> {
-        let (dst_mac, src_mac, src_ip, dst_ip, src_port, dst_port) = match direction {
-            Direction::Send => (self.remote, self.local, self.server_ip, self.client_ip, flow.server_port, flow.client_port),
-            Direction::Receive => (self.local, self.remote, self.client_ip, self.server_ip, flow.client_port, flow.server_port),
+        let (src_port, dst_port) = match direction {
+            Direction::Send => (flow.server_port, flow.client_port),
+            Direction::Receive => (flow.client_port, flow.server_port),
         };
         let payload = payload(flow.payload_len, seq);
-        let segment = Segment { transport: flow.transport, src_port, dst_port, seq, payload: &payload };
-        ip_frame(dst_mac, src_mac, src_ip, dst_ip, &segment).unwrap_or_default()
+        let transport = match flow.transport {
+            Transport::Udp => TransportRepr::Udp(UdpRepr { src_port, dst_port, payload_len: payload.len() }),
+            Transport::Tcp => TransportRepr::Tcp(TcpRepr {
+                src_port,
+                dst_port,
+                seq_number: seq.wrapping_mul(1000),
+                ack_number: 1,
+                flags: TcpFlags::ACK | TcpFlags::PSH,
+                window_len: 64_240,
+                urgent_at: 0,
+                max_seg_size: None,
+                window_scale: None,
+                sack_permitted: false,
+                timestamps: None,
+                payload_len: payload.len(),
+            }),
+        };
+        self.ip_frame(direction, transport, &payload, seq as u16)
+    }
+
+    /// A TCP SYN on this link (`Send`: server port 443 to client port 50000, `Receive`: the
+    /// reverse), with an MSS option of `mss` when given, a window-scale option and SACK permitted.
+    pub fn syn_frame(&self, direction: Direction, mss: Option<u16>) -> Vec<u8> {
+        let (src_port, dst_port) = match direction {
+            Direction::Send => (443, 50_000),
+            Direction::Receive => (50_000, 443),
+        };
+        let syn = TcpRepr {
+            src_port,
+            dst_port,
+            seq_number: 0x1000_0000,
+            ack_number: 0,
+            flags: TcpFlags::SYN,
+            window_len: 64_240,
+            urgent_at: 0,
+            max_seg_size: mss,
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamps: None,
+            payload_len: 0,
+        };
+        self.ip_frame(direction, TransportRepr::Tcp(syn), &[], 1)
+    }
+
+    /// An IP frame on this link with lengths and checksums correct (the one builder,
+    /// [`IpFrameRepr`]): `Send` from the server to the client, framed to the link's remote
+    /// address; `Receive` from the client to the server, framed to its local address. TTL 64.
+    pub fn ip_frame(&self, direction: Direction, transport: TransportRepr, payload: &[u8], ident: u16) -> Vec<u8> {
+        let (dst_mac, src_mac, src_addr, dst_addr) = match direction {
+            Direction::Send => (self.remote, self.local, self.server_ip, self.client_ip),
+            Direction::Receive => (self.local, self.remote, self.client_ip, self.server_ip),
+        };
+        let repr = IpFrameRepr { dst_mac, src_mac, src_addr, dst_addr, hop_limit: 64, ident, transport, payload };
+        let mut frame = vec![0u8; repr.buffer_len()];
+        match repr.emit(&mut frame) {
+            Ok(()) => frame,
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -195,93 +251,8 @@ impl Flow {
     }
 }
 
-/// The transport part of a frame.
-struct Segment<'a> {
-    transport: Transport,
-    src_port: u16,
-    dst_port: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
 fn payload(len: usize, seq: u32) -> Vec<u8> {
     (0..len.min(MAX_PAYLOAD)).map(|i| (seq as usize).wrapping_mul(31).wrapping_add(i) as u8).collect()
-}
-
-/// Builds Ethernet + IP + TCP/UDP with correct lengths and checksums.
-fn ip_frame(
-    dst_mac: MacAddress,
-    src_mac: MacAddress,
-    src_ip: IpAddress,
-    dst_ip: IpAddress,
-    segment: &Segment<'_>,
-) -> wanlayer_core::wire::Result<Vec<u8>> {
-    let payload_len = segment.payload.len();
-    let (protocol, transport_len) = match segment.transport {
-        Transport::Udp => (IpProtocol::Udp, UdpRepr { src_port: segment.src_port, dst_port: segment.dst_port, payload_len }.buffer_len()),
-        Transport::Tcp => (IpProtocol::Tcp, tcp_repr(segment).buffer_len()),
-    };
-    let (ethertype, ip_header_len) = match src_ip {
-        IpAddress::Ipv4(_) => (EtherType::Ipv4, 20),
-        IpAddress::Ipv6(_) => (EtherType::Ipv6, 40),
-    };
-    let mut frame = vec![0u8; ETHERNET_HEADER_LEN + ip_header_len + transport_len];
-    EthernetRepr { src_addr: src_mac, dst_addr: dst_mac, ethertype }.emit(&mut EthernetFrame::new_unchecked(&mut frame[..]))?;
-    let ip = &mut frame[ETHERNET_HEADER_LEN..];
-    match (src_ip, dst_ip) {
-        (IpAddress::Ipv4(src_addr), IpAddress::Ipv4(dst_addr)) => Ipv4Repr {
-            src_addr,
-            dst_addr,
-            protocol,
-            payload_len: transport_len,
-            ttl: 64,
-            dscp: 0,
-            ecn: 0,
-            ident: segment.seq as u16,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-        }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut *ip))?,
-        (IpAddress::Ipv6(src_addr), IpAddress::Ipv6(dst_addr)) => {
-            Ipv6Repr { src_addr, dst_addr, next_header: protocol, payload_len: transport_len, hop_limit: 64 }
-                .emit(&mut Ipv6Packet::new_unchecked(&mut *ip))?
-        }
-        _ => return Err(wanlayer_core::wire::Error::Malformed),
-    }
-    let transport = &mut ip[ip_header_len..];
-    match segment.transport {
-        Transport::Udp => {
-            let mut packet = UdpPacket::new_unchecked(&mut *transport);
-            UdpRepr { src_port: segment.src_port, dst_port: segment.dst_port, payload_len }.emit(&mut packet)?;
-            packet.payload_mut().copy_from_slice(segment.payload);
-            packet.fill_checksum(&src_ip, &dst_ip)?;
-        }
-        Transport::Tcp => {
-            let mut packet = TcpPacket::new_unchecked(&mut *transport);
-            tcp_repr(segment).emit(&mut packet)?;
-            packet.payload_mut().copy_from_slice(segment.payload);
-            packet.fill_checksum(&src_ip, &dst_ip)?;
-        }
-    }
-    Ok(frame)
-}
-
-fn tcp_repr(segment: &Segment<'_>) -> TcpRepr {
-    TcpRepr {
-        src_port: segment.src_port,
-        dst_port: segment.dst_port,
-        seq_number: segment.seq.wrapping_mul(1000),
-        ack_number: 1,
-        flags: TcpFlags::ACK | TcpFlags::PSH,
-        window_len: 64_240,
-        urgent_at: 0,
-        max_seg_size: None,
-        window_scale: None,
-        sack_permitted: false,
-        timestamps: None,
-        payload_len: segment.payload.len(),
-    }
 }
 
 /// A bare Ethernet frame with `payload_len` bytes of pattern after the header, for traffic that
@@ -298,7 +269,7 @@ pub fn ethernet_frame(dst: MacAddress, src: MacAddress, ethertype: EtherType, pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wanlayer_core::wire::{FrameSummary, Ports};
+    use wanlayer_core::wire::{FrameSummary, IpProtocol, Ipv4Packet, Ipv6Packet, Ports, TcpPacket, UdpPacket};
 
     fn link(edge: Edge, index: u32) -> SimLink {
         let (remote, server_ip, client_ip) = SimLink::addresses(edge, index);

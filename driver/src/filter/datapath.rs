@@ -22,6 +22,7 @@ use wanlayer_ndis::types::{ContextHandle, PortNumber};
 use wanlayer_ndis::{Nbl, NblChain};
 
 use crate::driver::engine;
+use crate::hal::packet::KernelChain;
 use crate::hal::{current_context, KernelHal};
 use crate::modules::module_entry;
 
@@ -41,7 +42,7 @@ pub(crate) unsafe extern "system" fn filter_send(
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
     // SAFETY: NDIS hands over a null-terminated chain of valid NBLs the filter now owns.
-    let chain = unsafe { NblChain::from_raw(nbls) };
+    let chain = KernelChain(unsafe { NblChain::from_raw(nbls) });
     let ctx = PathContext { at_dispatch: flags.at_dispatch(), port, check_for_loopback: flags.check_for_loopback() };
     engine().send(entry.module(), chain, ctx);
 }
@@ -62,7 +63,7 @@ pub(crate) unsafe extern "system" fn filter_send_complete(
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
     // SAFETY: NDIS hands back a null-terminated chain of NBLs this module sent down.
-    let chain = unsafe { NblChain::from_raw(nbls) };
+    let chain = KernelChain(unsafe { NblChain::from_raw(nbls) });
     engine().send_complete(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), ..PathContext::default() });
 }
 
@@ -129,13 +130,13 @@ pub(crate) unsafe extern "system" fn filter_receive(
     }
     // SAFETY: NDIS hands over a null-terminated chain of valid NBLs: the filter's until returned,
     // or (resources) for the duration of this call.
-    let chain = unsafe { NblChain::from_raw(nbls) };
-    let lent = chain.len();
+    let chain = KernelChain(unsafe { NblChain::from_raw(nbls) });
+    let lent = chain.0.len();
     let engine = engine();
     if lent::count_disagrees(count, lent) {
         engine.hal().log(Level::Warning, format_args!("{module}: {count} NBLs indicated, {lent} in the chain"));
     }
-    let back = engine.receive(module, chain, resources, ctx);
+    let KernelChain(back) = engine.receive(module, chain, resources, ctx);
     if resources {
         restore_lent(engine, module, back, &recorded[..recorded_len], lent);
     } else if !back.is_empty() {
@@ -202,6 +203,6 @@ pub(crate) unsafe extern "system" fn filter_return(context: ContextHandle, nbls:
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
     // SAFETY: NDIS hands back a null-terminated chain of NBLs this module indicated.
-    let chain = unsafe { NblChain::from_raw(nbls) };
+    let chain = KernelChain(unsafe { NblChain::from_raw(nbls) });
     engine().return_receives(entry.module(), chain, PathContext { at_dispatch: flags.at_dispatch(), ..PathContext::default() });
 }

@@ -11,12 +11,15 @@
 //!   untouched. Swallowing a line up would leave the IP layer without its link.
 
 use wanlayer_core::hal::{Level, Log};
-use wanlayer_core::{Engine, ModuleId};
+use wanlayer_core::link::{LineDown, LineUp, WanQuality};
+use wanlayer_core::wire::{EtherType, MacAddress};
+use wanlayer_core::{Engine, ModuleId, NdisStatus};
 use wanlayer_driver_logic::lifecycle::{status_route, StatusRoute};
 use wanlayer_ndis::filter::StatusIndication;
 use wanlayer_ndis::imports;
 use wanlayer_ndis::types::{ContextHandle, FilterModuleHandle};
-use wanlayer_ndis::{Indication, WanStatus};
+use wanlayer_ndis::wan::WanLineDown;
+use wanlayer_ndis::{CheckedLineUp, Indication, WanStatus};
 
 use crate::driver::engine;
 use crate::hal::{current_context, KernelHal};
@@ -39,12 +42,12 @@ pub(crate) unsafe extern "system" fn filter_status(context: ContextHandle, raw: 
     // goes up (the promise of `Indication::from_raw`).
     let Some(mut indication) = (unsafe { Indication::from_raw(raw) }) else { return };
     let (module, filter, engine) = (entry.module(), entry.handles().filter, engine());
-    match status_route(indication.code()) {
+    match status_route(NdisStatus(indication.code())) {
         StatusRoute::LineUp => line_up(engine, module, filter, &mut indication),
         StatusRoute::LineDown => {
             match indication.parse() {
                 Ok(WanStatus::LineDown(line_down)) => {
-                    engine.line_down(module, &line_down, current_context());
+                    engine.line_down(module, &link_line_down(&line_down), current_context());
                 }
                 Ok(_) => engine.count_malformed_status(module),
                 Err(error) => {
@@ -76,7 +79,7 @@ fn line_up(engine: &Engine<KernelHal>, module: ModuleId, filter: FilterModuleHan
         );
     }
     let tracked = match indication.parse() {
-        Ok(WanStatus::LineUp(line_up)) => engine.line_up(module, &line_up),
+        Ok(WanStatus::LineUp(line_up)) => engine.line_up(module, &link_line_up(&line_up)),
         Ok(_) => {
             engine.count_malformed_status(module);
             return indicate(filter, indication);
@@ -96,9 +99,31 @@ fn line_up(engine: &Engine<KernelHal>, module: ModuleId, filter: FilterModuleHan
     if tracked.is_ok() {
         match indication.filled_in() {
             Ok(answer) => {
-                engine.line_up_indicated(module, answer.remote_address, answer.local_address, answer.device_name);
+                let (remote, local) = (MacAddress(answer.remote_address), MacAddress(answer.local_address));
+                engine.line_up_indicated(module, remote, local, answer.device_name);
             }
             Err(error) => engine.hal().log(Level::Warning, format_args!("{module}: line up answer: {error}")),
         }
     }
+}
+
+/// A checked `NDIS_WAN_LINE_UP` as the engine's line up, borrowing the indication's regions.
+fn link_line_up<'a>(checked: &CheckedLineUp<'a>) -> LineUp<'a> {
+    let up = &checked.line_up;
+    LineUp {
+        link_speed_100bps: up.link_speed,
+        maximum_total_size: up.maximum_total_size,
+        quality: WanQuality::from(up.quality),
+        send_window: up.send_window,
+        remote_address: MacAddress(up.remote_address),
+        local_address: MacAddress(up.local_address),
+        protocol_type: EtherType::from(up.protocol_type),
+        device_name: checked.device_name,
+        protocol_buffer: checked.protocol_buffer,
+    }
+}
+
+/// An `NDIS_WAN_LINE_DOWN` as the engine's line down.
+fn link_line_down(down: &WanLineDown) -> LineDown {
+    LineDown { remote_address: MacAddress(down.remote_address), local_address: MacAddress(down.local_address) }
 }

@@ -44,7 +44,7 @@ use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
-use wanlayer_core::hal::{FrameSource, Level, OutOfMemory, PacketIo, PathContext, Reclaimed, WriteError};
+use wanlayer_core::hal::{FrameSource, Level, OutOfMemory, PacketChain, PacketIo, PathContext, Reclaimed, WriteError};
 use wanlayer_core::{ModuleId, NdisStatus};
 use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
 use wanlayer_ndis::frame::FrameError;
@@ -240,9 +240,38 @@ fn allocate_own(
     Ok(nbl)
 }
 
+/// The engine's packet chain: the FFI crate's [`NblChain`] (which knows nothing of the engine),
+/// given the engine's [`PacketChain`] here.
+#[must_use = "a chain of NBLs must be handed back to NDIS; dropping a non-empty one leaks them"]
+#[derive(Debug, Default)]
+pub struct KernelChain(pub NblChain);
+
+impl PacketChain<Nbl> for KernelChain {
+    fn push_back(&mut self, packet: Nbl) {
+        self.0.push_back(packet);
+    }
+
+    fn pop_front(&mut self) -> Option<Nbl> {
+        self.0.pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What a failed write into an NBL's frame means to the engine: an MDL without a mapping means
+/// "copy instead"; every other failure is a range the frame does not really have.
+fn write_error(error: FrameError) -> WriteError {
+    match error {
+        FrameError::Unmapped => WriteError::ReadOnly,
+        _ => WriteError::OutOfRange,
+    }
+}
+
 impl PacketIo for KernelHal {
     type Packet = Nbl;
-    type Chain = NblChain;
+    type Chain = KernelChain;
 
     fn frame_len(&self, packet: &Nbl) -> usize {
         packet.frame_len()
@@ -261,15 +290,15 @@ impl PacketIo for KernelHal {
         }
         // SAFETY: the NBL is one of the driver's own (checked just now): its one MDL maps the
         // driver's pool block, writable and not shared with anyone while the driver holds it.
-        unsafe { packet.write(offset, data) }.map_err(WriteError::from)
+        unsafe { packet.write(offset, data) }.map_err(write_error)
     }
 
     fn status(&self, packet: &Nbl) -> NdisStatus {
-        packet.status()
+        NdisStatus(packet.status())
     }
 
     fn set_status(&self, packet: &mut Nbl, status: NdisStatus) {
-        packet.set_status(status);
+        packet.set_status(status.0);
     }
 
     fn allocate(&self, module: ModuleId, source: FrameSource<'_, Nbl>) -> Result<Nbl, OutOfMemory> {
@@ -320,7 +349,7 @@ impl PacketIo for KernelHal {
     fn reclaim(&self, packet: Nbl) -> Reclaimed<Nbl> {
         match own_frame(&packet) {
             Some(header) => {
-                let status = packet.status();
+                let status = NdisStatus(packet.status());
                 Reclaimed::Own { parent: free_own(packet, header), status }
             }
             None => Reclaimed::Foreign(packet),
@@ -332,7 +361,7 @@ impl PacketIo for KernelHal {
         free_own(packet, header)
     }
 
-    fn send_down(&self, module: ModuleId, chain: NblChain, ctx: PathContext) {
+    fn send_down(&self, module: ModuleId, KernelChain(chain): KernelChain, ctx: PathContext) {
         if chain.is_empty() {
             return;
         }
@@ -346,7 +375,7 @@ impl PacketIo for KernelHal {
         unsafe { imports::NdisFSendNetBufferLists(filter, chain.into_raw(), ctx.port, flags) };
     }
 
-    fn complete_sends(&self, module: ModuleId, chain: NblChain, ctx: PathContext) {
+    fn complete_sends(&self, module: ModuleId, KernelChain(chain): KernelChain, ctx: PathContext) {
         if chain.is_empty() {
             return;
         }
@@ -356,9 +385,9 @@ impl PacketIo for KernelHal {
         unsafe { imports::NdisFSendNetBufferListsComplete(filter, chain.into_raw(), flags) };
     }
 
-    fn indicate_up(&self, module: ModuleId, chain: NblChain, resources: bool, ctx: PathContext) -> NblChain {
+    fn indicate_up(&self, module: ModuleId, KernelChain(chain): KernelChain, resources: bool, ctx: PathContext) -> KernelChain {
         if chain.is_empty() {
-            return NblChain::new();
+            return KernelChain::default();
         }
         let filter = Self::filter_of(module);
         let mut flags = if ctx.at_dispatch { ReceiveFlags::DISPATCH_LEVEL } else { ReceiveFlags::default() };
@@ -374,13 +403,13 @@ impl PacketIo for KernelHal {
         if resources {
             // SAFETY: with NDIS_RECEIVE_FLAGS_RESOURCES the NBLs came back with the call, in the
             // chain they went up in.
-            unsafe { NblChain::from_raw(head) }
+            KernelChain(unsafe { NblChain::from_raw(head) })
         } else {
-            NblChain::new()
+            KernelChain::default()
         }
     }
 
-    fn return_receives(&self, module: ModuleId, chain: NblChain, ctx: PathContext) {
+    fn return_receives(&self, module: ModuleId, KernelChain(chain): KernelChain, ctx: PathContext) {
         if chain.is_empty() {
             return;
         }

@@ -65,8 +65,8 @@ pub extern "C" fn __CxxFrameHandler3() -> i32 {
 
 /// The registration and its connection, between `DriverEntry` and `DriverUnload`.
 static ATTACHMENT: Global<Attachment<ClampFilter>> = Global::new();
-/// The release timer.
-static TIMER: PeriodicTimer = PeriodicTimer::new();
+/// The release timer: its DPC calls [`tick`].
+static TIMER: PeriodicTimer = PeriodicTimer::new(tick);
 
 /// The driver's entry point: registers the filter with wanlayer and starts the release timer.
 ///
@@ -89,7 +89,7 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, _reg
     let version = attachment.provider().table().version();
     // SAFETY: once, before the timer (the only other reader) starts.
     unsafe { ATTACHMENT.set(attachment) };
-    TIMER.start(TICK_MS, tick);
+    TIMER.start(TICK_MS);
     print(
         Severity::Info,
         SERVICE_NAME,

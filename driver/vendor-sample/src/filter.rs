@@ -24,10 +24,10 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use wanlayer_sdk::sync::SpinLock;
+use wanlayer_sdk::wire::{clamp_tcp_mss, MSS_CLAMP_HEADER_LEN};
 use wanlayer_sdk::{LinkInfo, Packet, Provider, ReinjectVerdict, Status, Ticket, VendorFilter, Verdict};
 
 use crate::bucket::TokenBucket;
-use crate::mss;
 
 /// What the filter does.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -254,15 +254,15 @@ impl ClampFilter {
         released
     }
 
-    /// Clamps the MSS of a SYN; true when the packet was changed.
+    /// Clamps the MSS of a SYN (the SDK's [`clamp_tcp_mss`] on a copy of the headers, whose TCP
+    /// header is written back); true when the packet was changed.
     fn clamp(&self, packet: &mut Packet<'_>) -> bool {
-        let mut head = [0u8; mss::HEADER_BYTES];
+        let mut head = [0u8; MSS_CLAMP_HEADER_LEN];
         let read = packet.read(0, &mut head);
-        let Some(clamp) = mss::clamp(&head[..read], self.config.mss) else { return false };
-        let written = packet
-            .write(clamp.mss_offset, &clamp.new_mss.to_be_bytes())
-            .and_then(|()| packet.write(clamp.checksum_offset, &clamp.checksum.to_be_bytes()));
-        match written {
+        let Some(head) = head.get_mut(..read) else { return false };
+        let Some(clamp) = clamp_tcp_mss(head, self.config.mss) else { return false };
+        let Some(tcp_header) = head.get(clamp.tcp_header.clone()) else { return false };
+        match packet.write(clamp.tcp_header.start, tcp_header) {
             Ok(()) => {
                 bump(&self.counters.clamped);
                 true

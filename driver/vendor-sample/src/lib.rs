@@ -2,8 +2,8 @@
 //! rate limiter for the PPP links NdisWan carries, sitting between NdisWan and the IP layer
 //! through wanlayer — it has no NDIS filter of its own and imports nothing from wanlayer.sys.
 //!
-//! * [`mss`]: the MSS option of TCP SYNs (both directions) is lowered to [`Config::mss`] in
-//!   place, the TCP checksum adjusted (RFC 1624).
+//! * the MSS option of TCP SYNs (both directions) is lowered to [`Config::mss`] in place, the TCP
+//!   checksum adjusted (RFC 1624), by the SDK's `wire::clamp_tcp_mss` — the engine's own clamp.
 //! * [`bucket`]: a token bucket per link in exact integer arithmetic.
 //! * [`filter`]: [`ClampFilter`], the SDK's one trait implemented: sends over the link's rate
 //!   are taken (`Verdict::Take`) into a bounded per-link queue and reinjected in order as tokens
@@ -26,7 +26,6 @@ extern crate alloc;
 
 pub mod bucket;
 pub mod filter;
-pub mod mss;
 
 #[cfg(feature = "kernel")]
 mod driver;

@@ -10,8 +10,9 @@
 //!   `new_unchecked`, `new_checked` and `check_len`, getters, and setters when `T: AsMut<[u8]>`;
 //! - a `Repr`, the parsed high-level form, with `parse`, `header_len` / `buffer_len` and `emit`.
 //!
-//! [`FrameSummary`] reads the addresses and ports of a whole NdisWan frame in one call, and
-//! [`checksum`] holds the Internet checksum arithmetic.
+//! [`FrameSummary`] reads the addresses and ports of a whole NdisWan frame in one call,
+//! [`IpFrameRepr`] writes one in one call, [`clamp_tcp_mss`] lowers the MSS option of a TCP SYN in
+//! place, and [`checksum`] holds the Internet checksum arithmetic.
 //!
 //! # Panics
 //!
@@ -32,8 +33,10 @@ use core::ops::Range;
 pub mod checksum;
 pub mod ethernet;
 pub mod frame;
+pub mod ip_frame;
 pub mod ipv4;
 pub mod ipv6;
+pub mod mss_clamp;
 pub mod tcp;
 pub mod udp;
 
@@ -41,6 +44,7 @@ pub use self::ethernet::{
     EtherType, Frame as EthernetFrame, Repr as EthernetRepr, HEADER_LEN as ETHERNET_HEADER_LEN,
 };
 pub use self::frame::{FrameSummary, IpSummary, Ports};
+pub use self::ip_frame::{IpFrameRepr, TransportRepr};
 pub use self::ipv4::{
     Ipv4Address, Packet as Ipv4Packet, Repr as Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN,
 };
@@ -48,6 +52,7 @@ pub use self::ipv6::{
     Ipv6Address, Packet as Ipv6Packet, Repr as Ipv6Repr, UpperLayer as Ipv6UpperLayer,
     HEADER_LEN as IPV6_HEADER_LEN,
 };
+pub use self::mss_clamp::{clamp_tcp_mss, syn_mss, MssClamp, MSS_CLAMP_HEADER_LEN};
 pub use self::tcp::{
     OptionIter as TcpOptionIter, Packet as TcpPacket, Repr as TcpRepr, TcpFlags, TcpOption,
     HEADER_LEN as TCP_HEADER_LEN,

@@ -26,7 +26,7 @@
 //!
 //! [`PoolAllocator`] (non-paged pool, any alignment), [`bug_check`] for the panic handler,
 //! [`print`] (`DbgPrintEx`), [`Global`] for the driver's state between `DriverEntry` and
-//! `DriverUnload`, [`PeriodicTimer`] (`KTIMER` + `KDPC`), and what a `DriverEntry` signature and
+//! `DriverUnload` (the cell wanlayer.sys keeps its engine in), [`PeriodicTimer`] (`KTIMER` + `KDPC`), and what a `DriverEntry` signature and
 //! its `DriverUnload` need ([`DriverObject`], [`UnicodeString`], [`NtStatus`],
 //! [`set_driver_unload`]).
 
@@ -34,14 +34,13 @@
 compile_error!("the `kernel` feature of wanlayer-sdk builds for Windows targets only");
 
 mod connection;
-mod global;
 mod runtime;
 mod timer;
 
 pub use connection::{Attachment, Connection};
 pub use wanlayer_ndis::io::set_driver_unload;
 pub use wanlayer_ndis::kernel::{DriverObject, NtStatus};
+pub use wanlayer_ndis::sync::Global;
 pub use wanlayer_ndis::types::UnicodeString;
-pub use global::Global;
 pub use runtime::{bug_check, print, PoolAllocator, Severity};
 pub use timer::PeriodicTimer;

@@ -3,35 +3,35 @@
 //! it allocates nothing.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use wanlayer_ndis::imports;
 use wanlayer_ndis::kernel::{KDpc, KTimer, NOTIFICATION_TIMER};
 
-/// A periodic kernel timer whose DPC calls a plain function.
+/// A periodic kernel timer whose DPC calls a plain function, given when the timer is made.
 pub struct PeriodicTimer {
     timer: KTimer,
     dpc: KDpc,
-    tick: AtomicUsize,
+    tick: fn(),
     running: AtomicBool,
 }
 
 impl PeriodicTimer {
-    /// A stopped timer.
-    pub const fn new() -> Self {
-        Self { timer: KTimer::new(), dpc: KDpc::new(), tick: AtomicUsize::new(0), running: AtomicBool::new(false) }
+    /// A stopped timer that will call `tick`.
+    pub const fn new(tick: fn()) -> Self {
+        Self { timer: KTimer::new(), dpc: KDpc::new(), tick, running: AtomicBool::new(false) }
     }
 
-    /// Calls `tick` at `DISPATCH_LEVEL` every `period_ms` milliseconds (the first after one
-    /// period), until [`PeriodicTimer::stop`]. False (and nothing changes) when it runs already.
+    /// Calls the timer's function at `DISPATCH_LEVEL` every `period_ms` milliseconds (the first
+    /// after one period), until [`PeriodicTimer::stop`]. False (and nothing changes) when it runs
+    /// already.
     ///
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
-    pub fn start(&'static self, period_ms: u32, tick: fn()) -> bool {
+    pub fn start(&'static self, period_ms: u32) -> bool {
         if self.running.swap(true, Ordering::AcqRel) {
             return false;
         }
-        self.tick.store(tick as usize, Ordering::Release);
         let period = i32::try_from(period_ms.max(1)).unwrap_or(i32::MAX);
         // SAFETY: the timer and DPC are statics (non-paged, never moved); nobody else uses them
         // while `running` was clear.
@@ -43,7 +43,7 @@ impl PeriodicTimer {
         true
     }
 
-    /// Stops the timer: returns once `tick` is not running and will not run again.
+    /// Stops the timer: returns once its function is not running and will not run again.
     ///
     /// # IRQL
     /// `PASSIVE_LEVEL` (waits for DPCs queued on other processors).
@@ -59,20 +59,9 @@ impl PeriodicTimer {
     }
 }
 
-impl Default for PeriodicTimer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The DPC routine: calls the timer's function.
 unsafe extern "system" fn expired(_dpc: *mut KDpc, context: *mut c_void, _argument1: *mut c_void, _argument2: *mut c_void) {
     // SAFETY: the context `start` gave: a 'static `PeriodicTimer`.
     let timer = unsafe { &*context.cast::<PeriodicTimer>() };
-    let tick = timer.tick.load(Ordering::Acquire);
-    if tick != 0 {
-        // SAFETY: a non-zero `tick` was stored from a `fn()` by `start`.
-        let tick = unsafe { core::mem::transmute::<usize, fn()>(tick) };
-        tick();
-    }
+    (timer.tick)();
 }

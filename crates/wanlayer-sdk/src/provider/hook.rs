@@ -36,10 +36,12 @@ impl Callbacks {
 
 /// One registration slot's engine hook.
 ///
-/// The callbacks are written ([`VendorHook::arm`], [`VendorHook::disarm`]) only while the hook is
-/// in no chain and none of its calls is in progress: by the provider, between claiming the slot
-/// and adding the hook, and after `remove_hook` returned. Adding the hook (under the engine's
-/// hook lock, which every chain snapshot also takes) orders the write before every call.
+/// The callbacks are written ([`VendorHook::arm`], [`VendorHook::disarm`], both `unsafe`: their
+/// callers keep this protocol) only while the hook is in no chain and none of its calls is in
+/// progress: by the provider, between claiming the slot and adding the hook, and after
+/// `remove_hook` returned, with the slot in a state no other registration call touches. Adding the
+/// hook (under the engine's hook lock, which every chain snapshot also takes) orders the write
+/// before every call.
 #[derive(Default)]
 pub(super) struct VendorHook {
     callbacks: UnsafeCell<Option<Callbacks>>,
@@ -55,15 +57,24 @@ unsafe impl Sync for VendorHook {}
 unsafe impl Send for VendorHook {}
 
 impl VendorHook {
-    /// Installs a registration's callbacks (the hook is in no chain).
-    pub(super) fn arm(&self, callbacks: Callbacks) {
-        // SAFETY: the protocol: the provider calls this only while no call can read the cell.
+    /// Installs a registration's callbacks.
+    ///
+    /// # Safety
+    /// Nothing reads or writes the callbacks meanwhile: the hook is in no engine chain, none of its
+    /// calls is in progress, and the caller alone arms or disarms it (it holds the slot in
+    /// `Registering`, `Closing`, or before it is freed).
+    pub(super) unsafe fn arm(&self, callbacks: Callbacks) {
+        // SAFETY: the caller's promise: no other access to the cell now.
         unsafe { *self.callbacks.get() = Some(callbacks) };
     }
 
-    /// Forgets the callbacks (the hook left the chain and no call of it is in progress).
-    pub(super) fn disarm(&self) {
-        // SAFETY: the protocol, as in `arm`.
+    /// Forgets the callbacks.
+    ///
+    /// # Safety
+    /// As for [`VendorHook::arm`]: the hook left the chain (`remove_hook` returned, or it was never
+    /// added), no call of it is in progress, and the caller alone arms or disarms it.
+    pub(super) unsafe fn disarm(&self) {
+        // SAFETY: the caller's promise: no other access to the cell now.
         unsafe { *self.callbacks.get() = None };
     }
 

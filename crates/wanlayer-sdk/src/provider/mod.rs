@@ -244,12 +244,14 @@ impl<'e, H: CallerContext> Host<'e, H> {
         let Some((index, generation)) = claimed else { return Status::QUOTA_EXCEEDED };
         publish(handle(index, generation));
         let adapter = &self.hooks[index];
-        // The slot is Registering: its adapter is in no chain and no call of it is in progress
-        // (the previous registration's removal returned before the slot was freed).
-        adapter.arm(Callbacks::of(registration));
+        // SAFETY: the slot is Registering, claimed by this call alone: its adapter is in no chain
+        // and no call of it is in progress (the previous registration's removal returned before
+        // the slot was freed).
+        unsafe { adapter.arm(Callbacks::of(registration)) };
         let added = self.engine.add_hook(name, registration.altitude, Arc::clone(adapter) as Arc<dyn Hook>);
         let Ok(id) = added else {
-            adapter.disarm();
+            // SAFETY: the hook was not added and the slot is still this call's (Registering).
+            unsafe { adapter.disarm() };
             self.free(index);
             return Status::QUOTA_EXCEEDED;
         };
@@ -260,7 +262,9 @@ impl<'e, H: CallerContext> Host<'e, H> {
         });
         if revoked_meanwhile {
             let _ = self.engine.remove_hook(id);
-            adapter.disarm();
+            // SAFETY: `remove_hook` returned (no call in progress, none to come) and the slot is
+            // Closing, this call's alone until freed.
+            unsafe { adapter.disarm() };
             self.free(index);
             return Status::DEVICE_REMOVED;
         }
@@ -289,7 +293,9 @@ impl<'e, H: CallerContext> Host<'e, H> {
         };
         // Waits for the filter's calls in progress and hands on every packet it holds.
         let _ = self.engine.remove_hook(id);
-        self.hooks[index].disarm();
+        // SAFETY: `remove_hook` returned (no call in progress, none to come) and the slot is
+        // Closing, this call's alone until freed.
+        unsafe { self.hooks[index].disarm() };
         self.free(index);
         count(&self.counters.deregistrations);
         Status::SUCCESS
@@ -356,7 +362,9 @@ impl<'e, H: CallerContext> Host<'e, H> {
             let Some(id) = active else { continue };
             let _ = self.engine.remove_hook(id);
             self.hooks[index].provider_unload();
-            self.hooks[index].disarm();
+            // SAFETY: `remove_hook` returned (no call in progress, none to come) and the slot is
+            // Closing, this revocation's alone until freed.
+            unsafe { self.hooks[index].disarm() };
             self.free(index);
             count(&self.counters.revocations);
             revoked += 1;
