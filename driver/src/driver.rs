@@ -186,6 +186,10 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, regi
 /// left (any that is gets revoked by `provider::shutdown`); NDIS detaches every module (after
 /// pausing it) inside `NdisFDeregisterFilterDriver`, so nothing is outstanding when the engine is
 /// dropped.
+///
+/// # Safety
+/// Called by the I/O manager only, once, as this driver's `DriverUnload`, after a successful
+/// `DriverEntry`.
 unsafe extern "system" fn driver_unload(_driver_object: *mut DriverObject) {
     let control = CONTROL_DEVICE.swap(ptr::null_mut(), Ordering::AcqRel);
     if !control.is_null() {

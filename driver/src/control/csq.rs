@@ -206,6 +206,10 @@ unsafe fn state(csq: *mut IoCsq) -> *mut State {
 ///
 /// # Ownership
 /// On `STATUS_SUCCESS` the queue holds the IRP until a remove callback unlinks it.
+///
+/// # Safety
+/// Called by `IoCsqInsertIrpEx` only, for the queue `csq` is the `IO_CSQ` of, with its lock held;
+/// `irp` is a live IRP.
 unsafe extern "system" fn insert_irp(csq: *mut IoCsq, irp: *mut Irp, insert_context: *mut c_void) -> NtStatus {
     // SAFETY: called by IoCsqInsertIrpEx with our queue.
     let state = unsafe { state(csq) };
@@ -235,6 +239,10 @@ unsafe extern "system" fn insert_irp(csq: *mut IoCsq, irp: *mut Irp, insert_cont
 ///
 /// # Ownership
 /// The IRP goes to whoever asked the kernel to remove it (a remover, or the cancel path).
+///
+/// # Safety
+/// Called by the cancel-safe queue routines only, for the queue `csq` is the `IO_CSQ` of, with its
+/// lock held; `irp` is linked in that queue.
 unsafe extern "system" fn remove_irp(_csq: *mut IoCsq, irp: *mut Irp) {
     // SAFETY: the IRP is queued here (the kernel only removes what peek returned or what it
     // queued), so it is live and its entry is linked on this queue's list.
@@ -251,6 +259,10 @@ unsafe extern "system" fn remove_irp(_csq: *mut IoCsq, irp: *mut Irp) {
 ///
 /// # Ownership
 /// Nothing changes hands.
+///
+/// # Safety
+/// Called by the cancel-safe queue routines only, for the queue `csq` is the `IO_CSQ` of, with its
+/// lock held; `irp` is null or linked in that queue.
 unsafe extern "system" fn peek_next_irp(csq: *mut IoCsq, irp: *mut Irp, _peek_context: *mut c_void) -> *mut Irp {
     // SAFETY: called by the kernel with our queue.
     let state = unsafe { state(csq) };
@@ -281,6 +293,10 @@ unsafe extern "system" fn peek_next_irp(csq: *mut IoCsq, irp: *mut Irp, _peek_co
 ///
 /// # Ownership
 /// The lock is the caller's until [`release_lock`].
+///
+/// # Safety
+/// Called by the cancel-safe queue routines only, for the queue `csq` is the `IO_CSQ` of; `irql` is
+/// writable; paired with one `release_lock`.
 unsafe extern "system" fn acquire_lock(csq: *mut IoCsq, irql: *mut Kirql) {
     // SAFETY: our queue (the kernel's or `Queue::close`'s call).
     let queue = unsafe { queue(csq) };
@@ -298,6 +314,10 @@ unsafe extern "system" fn acquire_lock(csq: *mut IoCsq, irql: *mut Kirql) {
 ///
 /// # Ownership
 /// Gives the lock back.
+///
+/// # Safety
+/// Called by the cancel-safe queue routines only, for the queue `csq` is the `IO_CSQ` of, whose
+/// lock `acquire_lock` took, with the IRQL it stored.
 unsafe extern "system" fn release_lock(csq: *mut IoCsq, irql: Kirql) {
     // SAFETY: our queue (the kernel's or `Queue::close`'s call).
     let queue = unsafe { queue(csq) };
@@ -313,6 +333,10 @@ unsafe extern "system" fn release_lock(csq: *mut IoCsq, irql: Kirql) {
 ///
 /// # Ownership
 /// The kernel unlinked the IRP and hands it over; it is completed here, once.
+///
+/// # Safety
+/// Called by the cancel-safe queue routines only, with an IRP of the queue `csq` is the `IO_CSQ`
+/// of, already removed from it and now the driver's to complete.
 unsafe extern "system" fn complete_canceled(_csq: *mut IoCsq, irp: *mut Irp) {
     // SAFETY: the IRP is ours to complete (the cancel path removed it from the queue and gave
     // it to us); not touched afterwards.

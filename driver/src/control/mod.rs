@@ -152,6 +152,10 @@ impl ControlDevice {
 ///
 /// # Ownership
 /// The IRP is completed, or (a device control that pends) queued and `STATUS_PENDING` returned.
+///
+/// # Safety
+/// Called by the I/O manager only, as the control device's dispatch routine: `device` is the
+/// control device and `irp` a live IRP addressed to it, not completed yet.
 unsafe extern "system" fn dispatch(device: *mut DeviceObject, irp: *mut Irp) -> NtStatus {
     // SAFETY: the I/O manager passes a live IRP addressed to this device, not completed yet.
     let major = usize::from(unsafe { irp_request(irp) }.major_function);

@@ -123,6 +123,10 @@ pub unsafe fn remove_waker(engine: &Engine<KernelHal>) {
 /// # Ownership
 /// Holds a reference to each context while servicing it (its handle may be closed meanwhile);
 /// completes the reads that found events.
+///
+/// # Safety
+/// Called by the kernel only, as the routine of the wake DPC this module initialised, at
+/// `DISPATCH_LEVEL`.
 unsafe extern "system" fn service_woken(_dpc: *mut KDpc, _context: *mut c_void, _argument1: *mut c_void, _argument2: *mut c_void) {
     for (index, word) in WOKEN.iter().enumerate() {
         let mut bits = word.swap(0, Ordering::AcqRel);

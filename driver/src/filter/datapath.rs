@@ -33,6 +33,11 @@ use crate::modules::module_entry;
 ///
 /// # Ownership
 /// The chain is the filter's until each NBL is sent down or completed, once.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterSendNetBufferLists` handler: `context` is
+/// the module context `NdisFSetAttributes` was given, and `nbls` a null-terminated chain of valid
+/// NBLs NDIS hands over.
 pub(crate) unsafe extern "system" fn filter_send(
     context: ContextHandle,
     nbls: *mut NetBufferList,
@@ -55,6 +60,11 @@ pub(crate) unsafe extern "system" fn filter_send(
 ///
 /// # Ownership
 /// The completed NBLs are the filter's again until passed up or freed.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterSendNetBufferListsComplete` handler:
+/// `context` is the module context `NdisFSetAttributes` was given, and `nbls` a null-terminated
+/// chain of NBLs this module sent down, handed back.
 pub(crate) unsafe extern "system" fn filter_send_complete(
     context: ContextHandle,
     nbls: *mut NetBufferList,
@@ -76,6 +86,10 @@ pub(crate) unsafe extern "system" fn filter_send_complete(
 ///
 /// # Ownership
 /// Only the NBLs the engine holds are touched; the identifier is NDIS's.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterCancelSendNetBufferLists` handler: `context`
+/// is the module context `NdisFSetAttributes` was given.
 pub(crate) unsafe extern "system" fn filter_cancel_send(context: ContextHandle, cancel_id: *mut c_void) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
@@ -105,6 +119,11 @@ pub(crate) unsafe extern "system" fn filter_cancel_send(context: ContextHandle, 
 /// # Ownership
 /// Without the resources flag the chain is the filter's until each NBL is returned
 /// (`NdisFReturnNetBufferLists`) once; with it, only for the duration of the call.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterReceiveNetBufferLists` handler: `context` is
+/// the module context `NdisFSetAttributes` was given, and `nbls` a null-terminated chain of valid
+/// NBLs, the filter's until returned (with `NDIS_RECEIVE_FLAGS_RESOURCES`, for the call).
 pub(crate) unsafe extern "system" fn filter_receive(
     context: ContextHandle,
     nbls: *mut NetBufferList,
@@ -199,6 +218,11 @@ fn restore_lent(engine: &Engine<KernelHal>, module: ModuleId, mut back: NblChain
 ///
 /// # Ownership
 /// The returned NBLs are the filter's again until returned on or freed.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterReturnNetBufferLists` handler: `context` is
+/// the module context `NdisFSetAttributes` was given, and `nbls` a null-terminated chain of NBLs
+/// this module indicated, handed back.
 pub(crate) unsafe extern "system" fn filter_return(context: ContextHandle, nbls: *mut NetBufferList, flags: ReturnFlags) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };

@@ -152,6 +152,10 @@ unsafe fn ndis_name<'a>(name: *const UnicodeString) -> &'a [u16] {
 ///
 /// # Ownership
 /// Nothing is sent or indicated during attach; the parameters are NDIS's, read during the call.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterAttach` handler: `filter` is the new
+/// module's NDIS handle and `parameters` valid attach parameters for the call.
 unsafe extern "system" fn filter_attach(
     filter: FilterModuleHandle,
     _driver_context: ContextHandle,
@@ -236,6 +240,10 @@ fn attach_module(filter: FilterModuleHandle, module: ModuleId) -> Result<(), Ndi
 /// # Ownership
 /// Nothing is outstanding: the pause that preceded the detach waited for every NBL the module
 /// originated, so the pool is empty.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterDetach` handler, once per module, after its
+/// pause completed: `context` is the module context `NdisFSetAttributes` was given.
 unsafe extern "system" fn filter_detach(context: ContextHandle) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
@@ -257,6 +265,10 @@ unsafe extern "system" fn filter_detach(context: ContextHandle) {
 ///
 /// # Ownership
 /// Data may flow once this returns success.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterRestart` handler, for a paused module:
+/// `context` is the module context `NdisFSetAttributes` was given.
 unsafe extern "system" fn filter_restart(context: ContextHandle, _parameters: *mut FilterRestartParameters) -> RawNdisStatus {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
@@ -278,6 +290,10 @@ unsafe extern "system" fn filter_restart(context: ContextHandle, _parameters: *m
 /// # Ownership
 /// From this call on the module originates nothing; sends are completed with
 /// `NDIS_STATUS_PAUSED`.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterPause` handler, for a running module:
+/// `context` is the module context `NdisFSetAttributes` was given.
 unsafe extern "system" fn filter_pause(context: ContextHandle, _parameters: *mut FilterPauseParameters) -> RawNdisStatus {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
@@ -296,6 +312,10 @@ unsafe extern "system" fn filter_pause(context: ContextHandle, _parameters: *mut
 ///
 /// # Ownership
 /// The event is NDIS's; its status is the status of the drivers below.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterNetPnPEvent` handler: `context` is the
+/// module context `NdisFSetAttributes` was given, and `event` a valid notification for the call.
 unsafe extern "system" fn filter_net_pnp_event(context: ContextHandle, event: *mut NetPnpEventNotification) -> RawNdisStatus {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
@@ -310,6 +330,11 @@ unsafe extern "system" fn filter_net_pnp_event(context: ContextHandle, event: *m
 ///
 /// # Ownership
 /// The event is NDIS's.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterDevicePnPEventNotify` handler: `context` is
+/// the module context `NdisFSetAttributes` was given, and `event` a valid notification for the
+/// call.
 unsafe extern "system" fn filter_device_pnp_event_notify(context: ContextHandle, event: *mut NetDevicePnpEvent) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };

@@ -33,6 +33,11 @@ pub const OID_CLONE_TAG: u32 = u32::from_le_bytes(*b"WLoi");
 /// # Ownership
 /// The original is the filter's until it is completed: by the status returned here (anything but
 /// `NDIS_STATUS_PENDING`), or by `NdisFOidRequestComplete` once the clone completes.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterOidRequest` handler: `context` is the module
+/// context `NdisFSetAttributes` was given, and `request` a valid `NDIS_OID_REQUEST`, NDIS's until
+/// the filter completes it.
 pub(crate) unsafe extern "system" fn filter_oid_request(context: ContextHandle, request: *mut NdisOidRequest) -> RawNdisStatus {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };
@@ -82,6 +87,11 @@ unsafe fn finish_clone(filter: FilterModuleHandle, clone: *mut NdisOidRequest) -
 /// # Ownership
 /// The clone is the filter's again: results are copied to the original, the clone freed, the
 /// original completed, once.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterOidRequestComplete` handler: `context` is
+/// the module context `NdisFSetAttributes` was given, and `request` a clone this module passed down
+/// with `NdisFOidRequest`.
 pub(crate) unsafe extern "system" fn filter_oid_request_complete(
     context: ContextHandle,
     clone: *mut NdisOidRequest,
@@ -104,6 +114,10 @@ pub(crate) unsafe extern "system" fn filter_oid_request_complete(
 ///
 /// # Ownership
 /// Nothing changes hands: the request completes through the usual path.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterCancelOidRequest` handler: `context` is the
+/// module context `NdisFSetAttributes` was given.
 pub(crate) unsafe extern "system" fn filter_cancel_oid_request(context: ContextHandle, request_id: *mut c_void) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };

@@ -33,6 +33,11 @@ use crate::modules::module_entry;
 /// # Ownership
 /// The indication and its buffers are NDIS's for the duration of the call; the filter may lower
 /// `MaximumTotalSize` before passing a line up on, and reads the protocol's answers after.
+///
+/// # Safety
+/// Called by NDIS only, as this filter driver's `FilterStatus` handler: `context` is the module
+/// context `NdisFSetAttributes` was given, and `raw` an indication that meets the promise of
+/// `Indication::from_raw` for the call.
 pub(crate) unsafe extern "system" fn filter_status(context: ContextHandle, raw: *mut StatusIndication) {
     // SAFETY: NDIS passes back the context NdisFSetAttributes was given.
     let entry = unsafe { module_entry(context) };

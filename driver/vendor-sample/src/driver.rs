@@ -109,6 +109,10 @@ fn tick() {
 ///
 /// # IRQL
 /// `PASSIVE_LEVEL`.
+///
+/// # Safety
+/// Called by the I/O manager only, once, as this driver's `DriverUnload`, after a successful
+/// `DriverEntry`.
 unsafe extern "system" fn driver_unload(_driver_object: *mut DriverObject) {
     TIMER.stop();
     // SAFETY: the timer is stopped (no DPC runs or will run) and the filter's callbacks only use

@@ -25,6 +25,10 @@ unsafe fn inner<'a, F>(context: *mut c_void) -> &'a Inner<F> {
 }
 
 /// `WL_LINE_UP_CALLBACK`.
+///
+/// # Safety
+/// The module's contract: `context` is the context of a live registration of a `VendorFilter` of
+/// type `F`, and the pointers passed are valid for the call.
 pub(super) unsafe extern "system" fn line_up<F: VendorFilter>(context: *mut c_void, link: *const LinkInfo) -> u32 {
     // SAFETY: the module's contract: the context of a live registration of `F`.
     let inner = unsafe { inner::<F>(context) };
@@ -36,6 +40,10 @@ pub(super) unsafe extern "system" fn line_up<F: VendorFilter>(context: *mut c_vo
 }
 
 /// `WL_LINE_DOWN_CALLBACK`.
+///
+/// # Safety
+/// The module's contract: `context` is the context of a live registration of a `VendorFilter` of
+/// type `F`, and the pointers passed are valid for the call.
 pub(super) unsafe extern "system" fn line_down<F: VendorFilter>(context: *mut c_void, link: *const LinkInfo) {
     // SAFETY: the module's contract.
     let inner = unsafe { inner::<F>(context) };
@@ -46,12 +54,20 @@ pub(super) unsafe extern "system" fn line_down<F: VendorFilter>(context: *mut c_
 }
 
 /// `WL_PACKET_CALLBACK` for sends.
+///
+/// # Safety
+/// The module's contract: `context` is the context of a live registration of a `VendorFilter` of
+/// type `F`, and the pointers passed are valid for the call.
 pub(super) unsafe extern "system" fn send<F: VendorFilter>(context: *mut c_void, packet: *mut RawPacket, link: *const LinkInfo) -> u32 {
     // SAFETY: forwarded under the same contract.
     unsafe { packet_callback::<F>(Direction::Send, context, packet, link) }
 }
 
 /// `WL_PACKET_CALLBACK` for receives.
+///
+/// # Safety
+/// The module's contract: `context` is the context of a live registration of a `VendorFilter` of
+/// type `F`, and the pointers passed are valid for the call.
 pub(super) unsafe extern "system" fn receive<F: VendorFilter>(context: *mut c_void, packet: *mut RawPacket, link: *const LinkInfo) -> u32 {
     // SAFETY: forwarded under the same contract.
     unsafe { packet_callback::<F>(Direction::Receive, context, packet, link) }
@@ -82,6 +98,10 @@ unsafe fn packet_callback<F: VendorFilter>(direction: Direction, context: *mut c
 
 /// `WL_PROVIDER_UNLOAD_CALLBACK`: marks the registration revoked (so it never calls the table
 /// again), then tells the filter.
+///
+/// # Safety
+/// The module's contract: `context` is the context of a live registration of a `VendorFilter` of
+/// type `F`, and the pointers passed are valid for the call.
 pub(super) unsafe extern "system" fn provider_unload<F: VendorFilter>(context: *mut c_void) {
     // SAFETY: the module's contract (the provider calls this once, after the last callback).
     let inner = unsafe { inner::<F>(context) };

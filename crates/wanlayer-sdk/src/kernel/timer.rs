@@ -60,6 +60,10 @@ impl PeriodicTimer {
 }
 
 /// The DPC routine: calls the timer's function.
+///
+/// # Safety
+/// Called by the kernel only, as the routine of a timer's DPC: `context` is the `'static`
+/// [`PeriodicTimer`] `start` gave `KeInitializeDpc`.
 unsafe extern "system" fn expired(_dpc: *mut KDpc, context: *mut c_void, _argument1: *mut c_void, _argument2: *mut c_void) {
     // SAFETY: the context `start` gave: a 'static `PeriodicTimer`.
     let timer = unsafe { &*context.cast::<PeriodicTimer>() };

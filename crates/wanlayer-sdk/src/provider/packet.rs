@@ -32,6 +32,10 @@ fn status_of(result: Result<(), EditError>) -> Status {
 }
 
 /// `WL_PACKET_LENGTH`.
+///
+/// # Safety
+/// The module's contract: `packet` is null or the packet pointer of the packet callback in
+/// progress.
 pub(super) unsafe extern "system" fn packet_length(packet: *const RawPacket) -> u32 {
     // SAFETY: the module's contract.
     match unsafe { context(packet.cast_mut()) } {
@@ -41,6 +45,10 @@ pub(super) unsafe extern "system" fn packet_length(packet: *const RawPacket) -> 
 }
 
 /// `WL_PACKET_READ`.
+///
+/// # Safety
+/// The module's contract: `packet` is null or the packet pointer of the packet callback in
+/// progress; `buffer` is writable for `length` bytes.
 pub(super) unsafe extern "system" fn packet_read(packet: *const RawPacket, offset: u32, buffer: *mut core::ffi::c_void, length: u32) -> u32 {
     // SAFETY: the module's contract.
     let Some(packet) = (unsafe { context(packet.cast_mut()) }) else { return 0 };
@@ -53,6 +61,10 @@ pub(super) unsafe extern "system" fn packet_read(packet: *const RawPacket, offse
 }
 
 /// `WL_PACKET_WRITE`.
+///
+/// # Safety
+/// The module's contract: `packet` is null or the packet pointer of the packet callback in
+/// progress; `data` is readable for `length` bytes.
 pub(super) unsafe extern "system" fn packet_write(packet: *mut RawPacket, offset: u32, data: *const core::ffi::c_void, length: u32) -> Status {
     // SAFETY: the module's contract.
     let Some(packet) = (unsafe { context(packet) }) else { return Status::INVALID_PARAMETER };
@@ -65,6 +77,10 @@ pub(super) unsafe extern "system" fn packet_write(packet: *mut RawPacket, offset
 }
 
 /// `WL_PACKET_REPLACE`.
+///
+/// # Safety
+/// The module's contract: `packet` is null or the packet pointer of the packet callback in
+/// progress; `frame` is readable for `length` bytes.
 pub(super) unsafe extern "system" fn packet_replace(packet: *mut RawPacket, frame: *const core::ffi::c_void, length: u32) -> Status {
     // SAFETY: the module's contract.
     let Some(packet) = (unsafe { context(packet) }) else { return Status::INVALID_PARAMETER };
@@ -77,6 +93,10 @@ pub(super) unsafe extern "system" fn packet_replace(packet: *mut RawPacket, fram
 }
 
 /// `WL_PACKET_TICKET`.
+///
+/// # Safety
+/// The module's contract: `packet` is null or the packet pointer of the packet callback in
+/// progress; `ticket` is null or writable.
 pub(super) unsafe extern "system" fn packet_ticket(packet: *const RawPacket, ticket: *mut Ticket) -> Status {
     // SAFETY: the module's contract.
     let Some(packet) = (unsafe { context(packet.cast_mut()) }) else { return Status::INVALID_PARAMETER };

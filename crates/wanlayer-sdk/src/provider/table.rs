@@ -77,6 +77,10 @@ fn name_of(registration: &FilterRegistration) -> Result<&str, Status> {
 }
 
 /// `WL_REGISTER_FILTER`.
+///
+/// # Safety
+/// The module's contract: `provider` is the pointer of a table made for a live `Host<H>` that has
+/// not moved; the other pointers are null or valid as [`crate::abi`] documents.
 unsafe extern "system" fn register_filter<H: CallerContext>(
     provider: *mut c_void,
     registration: *const FilterRegistration,
@@ -103,6 +107,10 @@ unsafe extern "system" fn register_filter<H: CallerContext>(
 }
 
 /// `WL_DEREGISTER_FILTER`.
+///
+/// # Safety
+/// The module's contract: `provider` is the pointer of a table made for a live `Host<H>` that has
+/// not moved; the other pointers are null or valid as [`crate::abi`] documents.
 unsafe extern "system" fn deregister_filter<H: CallerContext>(provider: *mut c_void, filter: FilterHandle) -> Status {
     // SAFETY: the module's contract.
     match unsafe { host::<H>(provider) } {
@@ -112,6 +120,10 @@ unsafe extern "system" fn deregister_filter<H: CallerContext>(provider: *mut c_v
 }
 
 /// `WL_REINJECT`.
+///
+/// # Safety
+/// The module's contract: `provider` is the pointer of a table made for a live `Host<H>` that has
+/// not moved; the other pointers are null or valid as [`crate::abi`] documents.
 unsafe extern "system" fn reinject<H: CallerContext>(provider: *mut c_void, filter: FilterHandle, ticket: *const Ticket, verdict: u32) -> Status {
     // SAFETY: the module's contract.
     let Some(host) = (unsafe { host::<H>(provider) }) else { return Status::INVALID_PARAMETER };
@@ -124,6 +136,10 @@ unsafe extern "system" fn reinject<H: CallerContext>(provider: *mut c_void, filt
 }
 
 /// `WL_QUERY_LINKS`.
+///
+/// # Safety
+/// The module's contract: `provider` is the pointer of a table made for a live `Host<H>` that has
+/// not moved; the other pointers are null or valid as [`crate::abi`] documents.
 unsafe extern "system" fn query_links<H: CallerContext>(
     provider: *mut c_void,
     links: *mut LinkInfo,
@@ -162,6 +178,10 @@ unsafe extern "system" fn query_links<H: CallerContext>(
 }
 
 /// `WL_QUERY_TIME`.
+///
+/// # Safety
+/// The module's contract: `provider` is the pointer of a table made for a live `Host<H>` that has
+/// not moved; the other pointers are null or valid as [`crate::abi`] documents.
 unsafe extern "system" fn query_time<H: CallerContext>(provider: *mut c_void) -> u64 {
     // SAFETY: the module's contract.
     match unsafe { host::<H>(provider) } {
