@@ -43,7 +43,11 @@ foreach ($file in @("$ServiceName.inf", "$ServiceName.sys", "$ServiceName.cat", 
         Fail "$file is missing from ${Here}: copy the whole target\package\$PackageArch directory."
     }
 }
-$machineArch = switch ($env:PROCESSOR_ARCHITECTURE) { 'AMD64' { 'x64' } 'ARM64' { 'arm64' } default { $env:PROCESSOR_ARCHITECTURE } }
+$machineArch = switch ($env:PROCESSOR_ARCHITECTURE) {
+    'AMD64' { 'x64' }
+    'ARM64' { 'arm64' }
+    default { $env:PROCESSOR_ARCHITECTURE }
+}
 if ($machineArch -ne $PackageArch) {
     Fail "this package is for $PackageArch, this machine is ${machineArch}: use target\package\$machineArch."
 }

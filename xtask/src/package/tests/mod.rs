@@ -1,9 +1,11 @@
 //! Tests of the driver package: the INF reader, lint rules and stamping ([`inf`]); signatures,
 //! catalogs, certificates and whole packages ([`signing`]), each checked against independent
 //! decoders (the `authenticode`, `cms`, `x509-cert` and `object` crates) and, when installed,
-//! `osslsigncode`; the sample vendor driver beside the filter ([`vendor`]).
+//! `osslsigncode`; the sample vendor driver beside the filter ([`vendor`]); the PowerShell
+//! scripts, parsed and checked against the package ([`scripts`]).
 
 mod inf;
+mod scripts;
 mod signing;
 mod vendor;
 
