@@ -1,4 +1,4 @@
-//! `cargo xtask build [--arch x64|arm64|all] [--release]`: cross-builds the kernel images for
+//! `cargo xtask build [--arch x64|arm64|x86|all] [--release]`: cross-builds the kernel images for
 //! each architecture on any host — rust-lld, `raw-dylib` imports, no WDK — and verifies them:
 //! `wanlayer.sys` (the filter) and `wlclamp.sys` (the SDK's sample vendor driver,
 //! `driver/vendor-sample`), both from the driver workspace.
@@ -6,8 +6,9 @@
 //! For each architecture and image: install the rustup target if missing, build with `cargo rustc`
 //! and the kernel driver link arguments passed explicitly on the command line (never through
 //! `RUSTFLAGS`, which an empty environment variable would silently override, facts §1), with the
-//! target directory at `target/driver/` (both crates are `rlib`s in their manifests, so that the
-//! host tests can link their code; `--crate-type cdylib` makes the image); copy the `.dll` to
+//! target directory at `target/driver/` or `$CARGO_TARGET_DIR/driver/` (both crates are `rlib`s
+//! in their manifests, so that the host tests can link their code; `--crate-type cdylib` makes
+//! the image); copy the `.dll` to
 //! `target/wanlayer/<arch>/<name>.sys` and the `.pdb` beside it; run
 //! [`image::verify_file_with`](crate::image::verify_file_with) on the copy — the wanlayer policy
 //! for `wanlayer.sys`, the vendor policy (`ntoskrnl.exe` imports only) for `wlclamp.sys` — print
@@ -44,6 +45,10 @@ pub fn target_triple(arch: Arch) -> &'static str {
     match arch {
         Arch::X64 => "x86_64-pc-windows-msvc",
         Arch::Arm64 => "aarch64-pc-windows-msvc",
+        // `extern "system"` is stdcall there; rustc's target adds /SAFESEH (and
+        // /LARGEADDRESSAWARE) to every link: with no exception handler in the image, rust-lld
+        // writes no load configuration and sets NO_SEH, which verify-image requires (x86-facts §5).
+        Arch::X86 => "i686-pc-windows-msvc",
     }
 }
 
@@ -132,7 +137,7 @@ pub fn build(arches: &[Arch], release: bool) -> Result<Vec<Built>, String> {
 /// Builds, copies and verifies one image; returns the `.sys` path.
 fn build_image(image: Image, arch: Arch, release: bool) -> Result<PathBuf, String> {
     let root = workspace_root();
-    let target_dir = root.join("target").join("driver");
+    let target_dir = driver_target_dir(&root);
     let profile = if release { "release" } else { "debug" };
     let args = cargo_args(image, arch, release, &target_dir);
     println!("xtask: $ cargo {}", args.join(" "));
@@ -168,6 +173,16 @@ fn build_image(image: Image, arch: Arch, release: bool) -> Result<PathBuf, Strin
     verdict.into_result()?;
     println!("verify-image: OK ({})", path.display());
     Ok(path)
+}
+
+/// Where cargo builds the images: `$CARGO_TARGET_DIR/driver` when the caller set a target
+/// directory of its own (so concurrent builds in one checkout do not share a lock), else
+/// `target/driver`. The verified copies always go to `target/wanlayer/<arch>/` ([`built_path`]).
+fn driver_target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("driver"),
+        _ => root.join("target").join("driver"),
+    }
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
@@ -277,11 +292,11 @@ pub fn vendor_identity() -> Result<VendorIdentity, String> {
     Ok(identity)
 }
 
-const USAGE: &str = "usage: cargo xtask build [--arch x64|arm64|all] [--release]";
+const USAGE: &str = "usage: cargo xtask build [--arch x64|arm64|x86|all] [--release]";
 
 /// The arguments of `build`: the architectures (default: both) and the profile.
 fn parse_args(args: &[String]) -> Result<(Vec<Arch>, bool), String> {
-    let mut arches = vec![Arch::X64, Arch::Arm64];
+    let mut arches = Arch::ALL.to_vec();
     let mut release = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -291,9 +306,9 @@ fn parse_args(args: &[String]) -> Result<(Vec<Arch>, bool), String> {
             None => None,
         };
         match (value, arg.as_str()) {
-            (Some("all"), _) => arches = vec![Arch::X64, Arch::Arm64],
+            (Some("all"), _) => arches = Arch::ALL.to_vec(),
             (Some(value), _) => {
-                arches = vec![Arch::parse(value).ok_or(format!("unknown architecture '{value}' (x64, arm64 or all)\n{USAGE}"))?];
+                arches = vec![Arch::parse(value).ok_or(format!("unknown architecture '{value}' (x64, arm64, x86 or all)\n{USAGE}"))?];
             }
             (None, "--release") => release = true,
             (None, other) => return Err(format!("unknown argument '{other}'\n{USAGE}")),
@@ -326,11 +341,12 @@ mod tests {
 
     #[test]
     fn arguments_choose_architectures_and_profile() {
-        assert_eq!(parse_args(&[]).unwrap(), (vec![Arch::X64, Arch::Arm64], false));
+        assert_eq!(parse_args(&[]).unwrap(), (vec![Arch::X64, Arch::Arm64, Arch::X86], false));
         assert_eq!(parse_args(&strings(&["--arch", "arm64", "--release"])).unwrap(), (vec![Arch::Arm64], true));
         assert_eq!(parse_args(&strings(&["--arch=x64"])).unwrap(), (vec![Arch::X64], false));
-        assert_eq!(parse_args(&strings(&["--arch", "all"])).unwrap().0.len(), 2);
-        assert!(parse_args(&strings(&["--arch", "x86"])).is_err());
+        assert_eq!(parse_args(&strings(&["--arch", "all"])).unwrap().0.len(), 3);
+        assert_eq!(parse_args(&strings(&["--arch", "x86"])).unwrap(), (vec![Arch::X86], false));
+        assert!(parse_args(&strings(&["--arch", "arm32"])).is_err());
         assert!(parse_args(&strings(&["--arch"])).is_err());
         assert!(parse_args(&strings(&["--debug"])).is_err());
     }

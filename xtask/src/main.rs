@@ -7,7 +7,7 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
-  package [--arch x64|arm64|all] [--pfx FILE [--pfx-password P]] [--catalog-version 1|2]
+  package [--arch x64|arm64|x86|all] [--pfx FILE [--pfx-password P]] [--catalog-version 1|2]
       build wanlayer.sys and wlclamp.sys (release), then stamp, sign and catalogue them into
       target/package/<arch>/ and verify the result (`package --help` for more)
   test
@@ -19,13 +19,13 @@ usage: cargo xtask <command> [options]
       65,536 rules, compile time and memory per rule; the engine's send and receive paths beside
       the floor, locks per packet, threads, line-up latency at 100k links, bytes per link,
       criterion wall times; results go in BENCHMARKS.md
-  build [--arch x64|arm64|all] [--release]
+  build [--arch x64|arm64|x86|all] [--release]
       cross-build wanlayer.sys and the sample vendor driver wlclamp.sys into
       target/wanlayer/<arch>/ and verify the images
   sdk-header [--check]
       generate crates/wanlayer-sdk/include/wanlayer.h (and its layout check) from the SDK's Rust
       definitions, or check that the checked-in files are current; then compile them as C99
-  verify-image FILE.sys [--arch x64|arm64] [--vendor]
+  verify-image FILE.sys [--arch x64|arm64|x86] [--vendor]
       report a driver image and fail naming every problem found (--vendor: the vendor driver
       policy, ntoskrnl.exe imports only)
   lint-inf FILE.inf [--package-dir DIR]

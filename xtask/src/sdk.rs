@@ -3,7 +3,7 @@
 //! ([`wanlayer_sdk::header`]), or with `--check` fails when the checked-in files are not what the
 //! definitions generate. [`compile_c`] then compiles, as strict C99, the header alone, the layout
 //! check (whose assertions fail the compilation when the C compiler lays a structure out unlike
-//! Rust) and the C example vendor filter.
+//! Rust) and the C example vendor filter — natively and for 32-bit x86 ([`X86_FLAGS`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,20 +70,56 @@ pub fn c_compiler() -> String {
 /// generated layout check, the example vendor filter.
 pub const C_SOURCES: &[&str] = &[header::HEADER_PATH, header::LAYOUT_CHECK_PATH, "tests/c/example_filter.c"];
 
-/// Compiles every [`C_SOURCES`] with `compiler` and [`C_FLAGS`].
+/// The flags that make the C compiler target 32-bit x86 as Windows lays it out: `-m32`, and
+/// `-malign-double` for the 8-byte alignment of `uint64_t` in structures that MSVC (and rustc's
+/// `i686-pc-windows-msvc`) use and the 32-bit System V ABI does not.
+pub const X86_FLAGS: &[&str] = &["-m32", "-malign-double"];
+
+/// Compiles every [`C_SOURCES`] with `compiler` and [`C_FLAGS`], natively and then for 32-bit x86
+/// ([`X86_FLAGS`]). Without a 32-bit C library (Debian: `gcc-multilib`) the x86 compilation is
+/// skipped with a message, and under CI fails.
 ///
 /// # Errors
 /// The compiler cannot be started, or fails (its output is in the message).
 pub fn compile_c(compiler: &str) -> Result<(), String> {
+    compile_c_with(compiler, &[])?;
+    println!("sdk-header: wanlayer.h compiles as C99, its layout matches Rust's, the example filter compiles");
+    if !compiles_for_x86(compiler) {
+        let message = format!("{compiler} {} cannot compile C with a C library (install gcc-multilib)", X86_FLAGS.join(" "));
+        if crate::tools::under_ci() {
+            return Err(format!("the SDK's x86 layout check: {message}"));
+        }
+        println!("sdk-header: skipped the x86 (32-bit) layout check: {message}");
+        return Ok(());
+    }
+    compile_c_with(compiler, X86_FLAGS)?;
+    println!("sdk-header: and for 32-bit x86 ({}): the layout matches rustc's i686 layout", X86_FLAGS.join(" "));
+    Ok(())
+}
+
+/// True when `compiler` with [`X86_FLAGS`] compiles a file that includes the C library's headers.
+fn compiles_for_x86(compiler: &str) -> bool {
+    let probe = std::env::temp_dir().join(format!("wanlayer-x86-probe-{}.c", std::process::id()));
+    if std::fs::write(&probe, "#include <stdint.h>\nint wl_probe(void) { return (int)sizeof(uint64_t); }\n").is_err() {
+        return false;
+    }
+    let compiled = Command::new(compiler).args(X86_FLAGS).args(C_FLAGS).arg(&probe).output().is_ok_and(|output| output.status.success());
+    std::fs::remove_file(&probe).ok();
+    compiled
+}
+
+/// Compiles every [`C_SOURCES`] with `compiler`, `target_flags` and [`C_FLAGS`].
+fn compile_c_with(compiler: &str, target_flags: &[&str]) -> Result<(), String> {
     let dir = sdk_dir();
     for source in C_SOURCES {
         let mut command = Command::new(compiler);
-        command.args(C_FLAGS).arg("-I").arg(dir.join("include"));
+        command.args(target_flags).args(C_FLAGS).arg("-I").arg(dir.join("include"));
         if Path::new(source).extension().is_some_and(|extension| extension == "h") {
             command.args(["-x", "c"]);
         }
         command.arg(dir.join(source));
-        println!("xtask: $ {compiler} {} -I include {source}", C_FLAGS.join(" "));
+        let flags: Vec<&str> = target_flags.iter().chain(C_FLAGS).copied().collect();
+        println!("xtask: $ {compiler} {} -I include {source}", flags.join(" "));
         let output = command.output().map_err(|error| format!("could not start the C compiler '{compiler}': {error}"))?;
         if !output.status.success() {
             return Err(format!(
@@ -94,7 +130,6 @@ pub fn compile_c(compiler: &str) -> Result<(), String> {
             ));
         }
     }
-    println!("sdk-header: wanlayer.h compiles as C99, its layout matches Rust's, the example filter compiles");
     Ok(())
 }
 
@@ -154,6 +189,17 @@ mod tests {
         std::fs::remove_dir_all(&work).ok();
         assert!(!output.status.success(), "a wrong size must not compile");
         assert!(String::from_utf8_lossy(&output.stderr).contains("WL_PROVIDER_TABLE_size"));
+    }
+
+    #[test]
+    fn the_x86_layout_check_needs_8_aligned_uint64() {
+        if require(Tool::CCompiler).is_none() || !compiles_for_x86(&c_compiler()) {
+            return;
+        }
+        compile_c_with(&c_compiler(), X86_FLAGS).unwrap();
+        // Without -malign-double, gcc lays a uint64_t after a byte at offset 4 (System V i386).
+        let error = compile_c_with(&c_compiler(), &["-m32"]).expect_err("System V's 4-aligned uint64_t is not Windows' layout");
+        assert!(error.contains("uint64_alignment"), "{error}");
     }
 
     #[test]

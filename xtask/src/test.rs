@@ -90,14 +90,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     run_command("cargo", &["build", "--package", "wanlayer-core", "--package", "wanlayer-proto", "--target", BARE_METAL_TARGET])?;
     run_command("cargo", &["build", "--package", "wanlayer-sdk", "--features", "provider", "--target", BARE_METAL_TARGET])?;
 
-    step("lints: the host workspace and the driver workspace (wanlayer.sys, wlclamp.sys) for both architectures");
+    step("lints: the host workspace and the driver workspace (wanlayer.sys, wlclamp.sys) for every architecture");
     run_command("cargo", &["clippy", "--workspace", "--all-targets", "--", "--deny", "warnings"])?;
     ensure_targets(&[build::target_triple(Arch::X64)])?;
     run_command(
         "cargo",
         &["clippy", "--package", "wanlayer-client", "--package", "wanlayerctl", "--target", build::target_triple(Arch::X64), "--", "--deny", "warnings"],
     )?;
-    for arch in [Arch::X64, Arch::Arm64] {
+    for arch in Arch::ALL {
         let triple = build::target_triple(arch);
         ensure_targets(&[triple])?;
         run_command(
@@ -118,8 +118,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )?;
     }
 
-    step("wanlayer.sys and wlclamp.sys, debug, for both architectures, each image verified");
-    build::build(&[Arch::X64, Arch::Arm64], false)?;
+    step("wanlayer.sys and wlclamp.sys, debug, for every architecture (x64, arm64, x86), each image verified");
+    build::build(&Arch::ALL, false)?;
 
     step("the signed packages (release images), verified");
     package::run(&[])?;

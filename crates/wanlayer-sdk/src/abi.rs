@@ -6,7 +6,9 @@
 //! file that makes a C compiler assert, field by field, the sizes and offsets Rust computed. The
 //! compile-time assertions at the end of this file pin the layout for 64-bit targets (x64 and
 //! ARM64 share it; so does the 64-bit Linux host the tests run on: only fixed-size integers,
-//! pointers and arrays of them, no `long`).
+//! pointers and arrays of them, no `long`), and [`X86_LAYOUT`] pins it for 32-bit x86, where
+//! pointers are 4 bytes and `uint64_t` stays 8-aligned in structures (MSVC's rule, and rustc's
+//! `i686-pc-windows-msvc`).
 //!
 //! # Versioning
 //!
@@ -661,9 +663,69 @@ const _: () = {
     assert!(size_of::<RawPacket>() == 0);
 };
 
+/// The layout of one structure on 32-bit x86: its C name, `sizeof`, and the offset of each field
+/// in declaration order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct X86Layout {
+    /// The C name, as in [`CStruct::name`].
+    pub name: &'static str,
+    /// `sizeof` on x86.
+    pub size: usize,
+    /// The offsets of the fields on x86, in the order of [`CStruct::fields`].
+    pub offsets: &'static [usize],
+}
+
+/// Every structure of [`STRUCTS`] as a C compiler for 32-bit x86 Windows lays it out (4-byte
+/// pointers, 8-aligned `uint64_t`): asserted against Rust's layout when the SDK is built for
+/// `i686-pc-windows-msvc` (below) and against the C compiler's by the generated layout check
+/// when it compiles for a 32-bit target.
+pub const X86_LAYOUT: &[X86Layout] = &[
+    X86Layout { name: "WL_TICKET", size: 16, offsets: &[0, 4, 8] },
+    X86Layout { name: "WL_LINK_INFO", size: 40, offsets: &[0, 8, 12, 16, 20, 24, 26, 32, 38] },
+    X86Layout { name: "WL_PROVIDER_REQUEST", size: 16, offsets: &[0, 4, 8, 12] },
+    X86Layout { name: "WL_FILTER_REGISTRATION", size: 72, offsets: &[0, 4, 8, 40, 44, 48, 52, 56, 60, 64, 68] },
+    X86Layout { name: "WL_PROVIDER_TABLE", size: 52, offsets: &[0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48] },
+];
+
+// On x86 the descriptors hold rustc's i686 layout: it must be the one C compilers produce.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    assert!(size_of::<Status>() == 4 && size_of::<FilterHandle>() == 8);
+    assert!(size_of::<Option<PacketCallback>>() == 4);
+    assert!(align_of::<LinkInfo>() == 8 && align_of::<Ticket>() == 8);
+    assert!(STRUCTS.len() == X86_LAYOUT.len());
+    let mut index = 0;
+    while index < STRUCTS.len() {
+        let (rust, x86) = (&STRUCTS[index], &X86_LAYOUT[index]);
+        assert!(rust.size == x86.size && rust.fields.len() == x86.offsets.len());
+        let mut field = 0;
+        while field < rust.fields.len() {
+            assert!(rust.fields[field].offset == x86.offsets[field]);
+            field += 1;
+        }
+        index += 1;
+    }
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_x86_layout_names_every_structure_and_field() {
+        assert_eq!(STRUCTS.len(), X86_LAYOUT.len());
+        for (structure, x86) in STRUCTS.iter().zip(X86_LAYOUT) {
+            assert_eq!(structure.name, x86.name);
+            assert_eq!(structure.fields.len(), x86.offsets.len(), "{}", x86.name);
+            assert!(x86.offsets.windows(2).all(|pair| pair[0] < pair[1]), "{} offsets ascend", x86.name);
+            assert_eq!(x86.size % 4, 0, "{}", x86.name);
+            // Fields before the first pointer sit where they do on 64-bit targets.
+            let is_pointer = |field: &&CField| field.size == size_of::<usize>() && field.c_type != "uint64_t";
+            for (field, &offset) in structure.fields.iter().take_while(|field| !is_pointer(field)).zip(x86.offsets) {
+                assert_eq!(offset, field.offset, "{}.{}", x86.name, field.name);
+            }
+        }
+    }
 
     #[test]
     fn descriptors_carry_the_rust_layout() {

@@ -161,16 +161,43 @@ pub fn layout_check() -> String {
  * cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only -I include tests/c/wanlayer_layout.c
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #include \"wanlayer.h\"
 
 #define WL_CHECK(name, condition) typedef char wl_check_##name[(condition) ? 1 : -1]
 
-/* The interface is laid out for 64-bit targets (x64 and ARM64). */
-WL_CHECK(pointer_size, sizeof(void *) == 8);
 WL_CHECK(status_size, sizeof(WL_STATUS) == 4);
 WL_CHECK(handle_size, sizeof(WL_FILTER_HANDLE) == 8);
+
+#if UINTPTR_MAX == 0xFFFFFFFFu
+/* 32-bit x86: 4-byte pointers, and uint64_t 8-aligned inside structures as MSVC and rustc lay it
+ * out (a 32-bit gcc needs -malign-double for it). */
+WL_CHECK(pointer_size, sizeof(void *) == 4);
+typedef struct WL_ALIGNMENT_PROBE {{ uint8_t Byte; uint64_t Value; }} WL_ALIGNMENT_PROBE;
+WL_CHECK(uint64_alignment, offsetof(WL_ALIGNMENT_PROBE, Value) == 8);
 "
+    );
+    for item in abi::FUNCTION_TYPES {
+        out.push_str(&format!("WL_CHECK({name}_size, sizeof({name}) == 4);\n", name = item.name));
+    }
+    for (item, x86) in abi::STRUCTS.iter().zip(abi::X86_LAYOUT) {
+        out.push('\n');
+        out.push_str(&format!("WL_CHECK({name}_size, sizeof({name}) == {size});\n", name = item.name, size = x86.size));
+        for (field, offset) in item.fields.iter().zip(x86.offsets) {
+            out.push_str(&format!(
+                "WL_CHECK({name}_{field}_offset, offsetof({name}, {field}) == {offset});\n",
+                name = item.name,
+                field = field.name
+            ));
+        }
+    }
+    out.push_str(
+        "
+#else
+/* 64-bit targets (x64 and ARM64): the layout Rust computed, field by field. */
+WL_CHECK(pointer_size, sizeof(void *) == 8);
+",
     );
     for item in abi::FUNCTION_TYPES {
         out.push_str(&format!("WL_CHECK({name}_size, sizeof({name}) == 8);\n", name = item.name));
@@ -193,6 +220,7 @@ WL_CHECK(handle_size, sizeof(WL_FILTER_HANDLE) == 8);
             ));
         }
     }
+    out.push_str("#endif\n");
     out
 }
 
@@ -223,8 +251,11 @@ mod tests {
     fn the_layout_check_asserts_every_field() {
         let text = layout_check();
         let fields: usize = abi::STRUCTS.iter().map(|item| item.fields.len()).sum();
-        assert_eq!(text.matches("_offset, offsetof(").count(), fields);
+        assert_eq!(text.matches("_offset, offsetof(").count(), 2 * fields, "once for x86, once for 64-bit targets");
         assert!(text.contains("WL_CHECK(WL_PROVIDER_TABLE_PacketTicket_offset, offsetof(WL_PROVIDER_TABLE, PacketTicket) == 88);"));
+        assert!(text.contains("WL_CHECK(WL_PROVIDER_TABLE_PacketTicket_offset, offsetof(WL_PROVIDER_TABLE, PacketTicket) == 48);"));
+        let (x86, rest) = text.split_once("#if UINTPTR_MAX == 0xFFFFFFFFu").and_then(|(_, tail)| tail.split_once("#else")).expect("an x86 branch");
+        assert!(x86.contains("sizeof(void *) == 4") && rest.contains("sizeof(void *) == 8") && rest.ends_with("#endif\n"));
         assert!(text.contains("WL_CHECK(WL_LINK_INFO_RemoteAddress_size, sizeof(((const WL_LINK_INFO *)0)->RemoteAddress) == 6);"));
     }
 }

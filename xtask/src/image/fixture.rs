@@ -105,6 +105,12 @@ impl Fixture {
         Self { machine: 0xAA64, ..Self::driver() }
     }
 
+    /// The same driver for x86: I386, PE32, and NO_SEH as rust-lld sets it for an image linked
+    /// with `/SAFESEH` that has no exception handlers.
+    pub fn x86() -> Self {
+        Self { machine: 0x014C, pe32: true, dll_characteristics: 0x05E0, ..Self::driver() }
+    }
+
     /// Adds an import to the list of `dll`, creating it if needed.
     pub fn import(mut self, dll: &'static str, thunk: Thunk) -> Self {
         match self.imports.iter_mut().find(|(name, _)| *name == dll) {

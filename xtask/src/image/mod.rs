@@ -1,4 +1,4 @@
-//! `cargo xtask verify-image <file.sys> [--arch x64|arm64] [--vendor]`: a PE/COFF inspector
+//! `cargo xtask verify-image <file.sys> [--arch x64|arm64|x86] [--vendor]`: a PE/COFF inspector
 //! that fails loudly, naming every problem, unless the image is a proper wanlayer kernel driver
 //! (or, with `--vendor`, a proper vendor driver built with the wanlayer SDK: the same rules, with
 //! the import allowlist [`VENDOR_ALLOWED_IMPORTS`](policy::VENDOR_ALLOWED_IMPORTS), `ntoskrnl.exe`
@@ -10,10 +10,12 @@
 //!
 //! # What is verified
 //!
-//! - COFF `Machine` is AMD64 (0x8664) for `--arch x64`, ARM64 (0xaa64) for `--arch arm64`; without
-//!   `--arch` either is accepted and the architecture is inferred (and reported). The header has
-//!   `EXECUTABLE_IMAGE` and not `RELOCS_STRIPPED`.
-//! - The optional header is PE32+ and `Subsystem` is NATIVE (1).
+//! - COFF `Machine` is AMD64 (0x8664) for `--arch x64`, ARM64 (0xaa64) for `--arch arm64`, I386
+//!   (0x14c) for `--arch x86`; without `--arch` any of them is accepted and the architecture is
+//!   inferred (and reported). The header has `EXECUTABLE_IMAGE` and not `RELOCS_STRIPPED`.
+//! - The optional header is PE32+ (PE32 for x86) and `Subsystem` is NATIVE (1).
+//! - x86 only: `DllCharacteristics` has NO_SEH (0x400), or a load configuration directory (the
+//!   `/SAFESEH` handler table) is present.
 //! - `DllCharacteristics` has DYNAMIC_BASE (0x40), FORCE_INTEGRITY (0x80) and NX_COMPAT (0x100).
 //! - `CheckSum` is non-zero and equals the standard PE checksum recomputed over the file.
 //! - `SectionAlignment` is 0x1000; `FileAlignment` is a power of two from 0x200 to 0x10000 and
@@ -123,7 +125,7 @@ pub fn verify_bytes(data: &[u8], policy: &Policy) -> Result<(ImageReport, Vec<Pr
 
 /// The arguments of `verify-image`: the file, the optional `--arch` and `--vendor`.
 fn parse_args(args: &[String]) -> Result<(PathBuf, Option<Arch>, bool), String> {
-    const USAGE: &str = "usage: cargo xtask verify-image <file.sys> [--arch x64|arm64] [--vendor]";
+    const USAGE: &str = "usage: cargo xtask verify-image <file.sys> [--arch x64|arm64|x86] [--vendor]";
     let mut file = None;
     let mut arch = None;
     let mut vendor = false;
@@ -139,7 +141,7 @@ fn parse_args(args: &[String]) -> Result<(PathBuf, Option<Arch>, bool), String> 
             None => None,
         };
         if let Some(value) = value {
-            arch = Some(Arch::parse(value).ok_or(format!("unknown architecture '{value}' (x64 or arm64)\n{USAGE}"))?);
+            arch = Some(Arch::parse(value).ok_or(format!("unknown architecture '{value}' (x64, arm64 or x86)\n{USAGE}"))?);
         } else if arg.starts_with('-') {
             return Err(format!("unknown option '{arg}'\n{USAGE}"));
         } else if file.replace(PathBuf::from(arg)).is_some() {

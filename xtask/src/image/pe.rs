@@ -55,6 +55,8 @@ pub mod dir {
     pub const DEBUG: usize = 6;
     /// `IMAGE_DIRECTORY_ENTRY_TLS`.
     pub const TLS: usize = 9;
+    /// `IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG`.
+    pub const LOAD_CONFIG: usize = 10;
     /// `IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT`.
     pub const DELAY_IMPORT: usize = 13;
 
@@ -335,14 +337,56 @@ impl<'a> Image<'a> {
     }
 }
 
-/// Reads `data` as a PE image.
+/// The headers every reader of an image starts from — the verifier's [`inspect`] and the
+/// Authenticode code of `cargo xtask package` (`package/pe.rs`), which needs the file offsets of
+/// `CheckSum` and of the security directory entry — for PE32 and PE32+ alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Headers<'a> {
+    /// The whole file.
+    pub file: Bytes<'a>,
+    /// The COFF file header.
+    pub coff: Bytes<'a>,
+    /// File offset of the optional header.
+    pub optional_at: usize,
+    /// The optional header (`SizeOfOptionalHeader` bytes).
+    pub optional: Bytes<'a>,
+    /// The optional header magic: [`PE32_MAGIC`] or [`PE32_PLUS_MAGIC`].
+    pub magic: u16,
+    /// Offset of the data directories in the optional header (96 for PE32, 112 for PE32+).
+    directories_at: usize,
+    /// `NumberOfRvaAndSizes` as stored.
+    pub directory_count: u32,
+    /// The data directories (the first 16 at most; absent ones are zero).
+    pub directories: [DataDirectory; DIRECTORY_COUNT],
+}
+
+impl Headers<'_> {
+    /// True for a PE32+ (64-bit) optional header.
+    pub fn is_pe32_plus(&self) -> bool {
+        self.magic == PE32_PLUS_MAGIC
+    }
+
+    /// File offset of the optional header's `CheckSum` (the same field offset in PE32 and PE32+).
+    pub fn checksum_at(&self) -> usize {
+        self.optional_at + CHECKSUM_FIELD
+    }
+
+    /// File offset of data directory entry `index` (see [`dir`]), when the header holds it.
+    pub fn directory_entry_at(&self, index: usize) -> Option<usize> {
+        let at = self.directories_at + index * 8;
+        let held = index < (self.directory_count as usize).min(DIRECTORY_COUNT) && at + 8 <= self.optional.len();
+        held.then_some(self.optional_at + at)
+    }
+}
+
+/// Reads the DOS header, the PE signature, the COFF header, the optional header and its data
+/// directories.
 ///
 /// # Errors
 ///
-/// A [`ParseError`] when the DOS header, PE signature, COFF header, optional header or section
-/// table cannot be read. Problems in the data directories do not fail the call: they are kept
-/// in the report's `Result` fields.
-pub fn inspect(data: &[u8]) -> Result<ImageReport, ParseError> {
+/// A [`ParseError`] when one of them cannot be read or the optional header is neither PE32 nor
+/// PE32+.
+pub fn headers(data: &[u8]) -> Result<Headers<'_>, ParseError> {
     let file = Bytes::file(data);
     if file.bytes(0, 2).map_err(|_| ParseError::NoDosSignature)? != b"MZ" {
         return Err(ParseError::NoDosSignature);
@@ -354,29 +398,42 @@ pub fn inspect(data: &[u8]) -> Result<ImageReport, ParseError> {
     }
     let coff_at = pe.checked_add(4).ok_or(ParseError::NoPeSignature { offset: e_lfanew })?;
     let coff = file.view("COFF file header", coff_at, COFF_HEADER_LEN)?;
-    let section_count = coff.u16(2)?;
     let optional_size = coff.u16(16)?;
     let optional_at = coff_at + COFF_HEADER_LEN;
     let optional = file.view("optional header", optional_at, usize::from(optional_size))?;
 
     let magic = optional.u16(0)?;
-    let (pe32_plus, directories_at) = match magic {
-        PE32_PLUS_MAGIC => (true, 112),
-        PE32_MAGIC => (false, 96),
+    let directories_at = match magic {
+        PE32_PLUS_MAGIC => 112,
+        PE32_MAGIC => 96,
         other => return Err(ParseError::UnknownOptionalMagic(other)),
     };
     if usize::from(optional_size) < directories_at {
         return Err(ParseError::OptionalHeaderTooSmall { size: optional_size, needed: directories_at as u16 });
     }
-    let image_base = if pe32_plus { optional.u64(24)? } else { u64::from(optional.u32(28)?) };
     let directory_count = optional.u32(directories_at - 4)?;
     let mut directories = [DataDirectory::default(); DIRECTORY_COUNT];
     for (index, entry) in directories.iter_mut().enumerate().take(directory_count.min(16) as usize) {
         let at = directories_at + index * 8;
         *entry = DataDirectory { rva: optional.u32(at)?, size: optional.u32(at + 4)? };
     }
+    Ok(Headers { file, coff, optional_at, optional, magic, directories_at, directory_count, directories })
+}
 
-    let table_at = optional_at + usize::from(optional_size);
+/// Reads `data` as a PE image.
+///
+/// # Errors
+///
+/// A [`ParseError`] when the DOS header, PE signature, COFF header, optional header or section
+/// table cannot be read. Problems in the data directories do not fail the call: they are kept
+/// in the report's `Result` fields.
+pub fn inspect(data: &[u8]) -> Result<ImageReport, ParseError> {
+    let Headers { file, coff, optional_at, optional, magic, directory_count, directories, .. } = headers(data)?;
+    let pe32_plus = magic == PE32_PLUS_MAGIC;
+    let section_count = coff.u16(2)?;
+    let image_base = if pe32_plus { optional.u64(24)? } else { u64::from(optional.u32(28)?) };
+
+    let table_at = optional_at + optional.len();
     let table = file.view("section table", table_at, usize::from(section_count) * SECTION_HEADER_LEN)?;
     let sections = (0..usize::from(section_count))
         .map(|index| read_section(table, index * SECTION_HEADER_LEN))

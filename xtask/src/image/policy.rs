@@ -2,7 +2,7 @@
 //! and the [`Problem`]s [`ImageReport::problems`] finds.
 
 use super::directories::ImportedFunction;
-use super::pe::{dir, ImageReport, Machine, PE32_PLUS_MAGIC};
+use super::pe::{dir, ImageReport, Machine, PE32_MAGIC, PE32_PLUS_MAGIC};
 use super::read::ParseError;
 use std::fmt;
 
@@ -14,6 +14,8 @@ pub const SECTION_ALIGNMENT: u32 = 0x1000;
 pub const FILE_RELOCS_STRIPPED: u16 = 0x0001;
 /// `IMAGE_FILE_EXECUTABLE_IMAGE`.
 pub const FILE_EXECUTABLE_IMAGE: u16 = 0x0002;
+/// `IMAGE_DLLCHARACTERISTICS_NO_SEH`: the image has no structured exception handlers.
+pub const DLL_NO_SEH: u16 = 0x0400;
 
 /// A driver architecture wanlayer ships.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +24,21 @@ pub enum Arch {
     X64,
     /// AArch64, `IMAGE_FILE_MACHINE_ARM64`.
     Arm64,
+    /// 32-bit x86, `IMAGE_FILE_MACHINE_I386` (a PE32 image).
+    X86,
 }
 
 impl Arch {
-    /// Parses the `--arch` value: `x64` (or `amd64`, `x86_64`), `arm64` (or `aarch64`).
+    /// Every architecture wanlayer ships, in the order they are built and packaged.
+    pub const ALL: [Arch; 3] = [Self::X64, Self::Arm64, Self::X86];
+
+    /// Parses the `--arch` value: `x64` (or `amd64`, `x86_64`), `arm64` (or `aarch64`), `x86`
+    /// (or `i386`, `i686`).
     pub fn parse(text: &str) -> Option<Self> {
         match text.to_ascii_lowercase().as_str() {
             "x64" | "amd64" | "x86_64" => Some(Self::X64),
             "arm64" | "aarch64" => Some(Self::Arm64),
+            "x86" | "i386" | "i686" => Some(Self::X86),
             _ => None,
         }
     }
@@ -39,6 +48,7 @@ impl Arch {
         match machine {
             Machine::Amd64 => Some(Self::X64),
             Machine::Arm64 => Some(Self::Arm64),
+            Machine::I386 => Some(Self::X86),
             _ => None,
         }
     }
@@ -48,6 +58,16 @@ impl Arch {
         match self {
             Self::X64 => Machine::Amd64,
             Self::Arm64 => Machine::Arm64,
+            Self::X86 => Machine::I386,
+        }
+    }
+
+    /// The optional header magic an image for this architecture carries: PE32+ for the 64-bit
+    /// architectures, PE32 for x86.
+    pub fn optional_magic(self) -> u16 {
+        match self {
+            Self::X64 | Self::Arm64 => PE32_PLUS_MAGIC,
+            Self::X86 => PE32_MAGIC,
         }
     }
 }
@@ -57,6 +77,7 @@ impl fmt::Display for Arch {
         f.write_str(match self {
             Self::X64 => "x64",
             Self::Arm64 => "arm64",
+            Self::X86 => "x86",
         })
     }
 }
@@ -66,8 +87,8 @@ impl fmt::Display for Arch {
 pub struct AllowedImport {
     /// The exported name (case-sensitive, as the loader matches it).
     pub name: &'static str,
-    /// `Some(arch)` when the function may be imported on that architecture only.
-    pub only_on: Option<Arch>,
+    /// The architectures the function may be imported on; empty for every one.
+    pub only_on: &'static [Arch],
 }
 
 /// The functions the driver may import from one DLL.
@@ -80,11 +101,21 @@ pub struct AllowedDll {
 }
 
 const fn any(name: &'static str) -> AllowedImport {
-    AllowedImport { name, only_on: None }
+    AllowedImport { name, only_on: &[] }
 }
 
 const fn x64_only(name: &'static str) -> AllowedImport {
-    AllowedImport { name, only_on: Some(Arch::X64) }
+    AllowedImport { name, only_on: &[Arch::X64] }
+}
+
+/// Exported on the 64-bit architectures only (x86 has another name or none).
+const fn not_x86(name: &'static str) -> AllowedImport {
+    AllowedImport { name, only_on: &[Arch::X64, Arch::Arm64] }
+}
+
+/// Exported (or needed) on x86 only.
+const fn x86_only(name: &'static str) -> AllowedImport {
+    AllowedImport { name, only_on: &[Arch::X86] }
 }
 
 /// Every DLL and function the driver may import. Only these DLLs may appear in the import
@@ -144,9 +175,13 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
             any("ExAllocatePool2"),
             any("ExFreePoolWithTag"),
             // Spin locks and IRQL. ntoskrnl's KeGetCurrentIrql export is not confirmed on
-            // ARM64; the list only permits it, the loader decides.
-            any("KeAcquireSpinLockRaiseToDpc"),
-            any("KeReleaseSpinLock"),
+            // ARM64; the list only permits it, the loader decides. x86 has no
+            // KeAcquireSpinLockRaiseToDpc and defines KeReleaseSpinLock as a macro: its FASTCALL
+            // KfAcquireSpinLock / KfReleaseSpinLock instead (wanlayer-ndis imports.rs).
+            not_x86("KeAcquireSpinLockRaiseToDpc"),
+            not_x86("KeReleaseSpinLock"),
+            x86_only("KfAcquireSpinLock"),
+            x86_only("KfReleaseSpinLock"),
             any("KeAcquireSpinLockAtDpcLevel"),
             any("KeReleaseSpinLockFromDpcLevel"),
             any("KeGetCurrentIrql"),
@@ -170,11 +205,20 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
             any("IoAllocateMdl"),
             any("IoFreeMdl"),
             any("MmBuildMdlForNonPagedPool"),
-            // compiler_builtins has no mem* functions on msvc targets; ntoskrnl exports them.
+            // compiler_builtins has no mem* functions on msvc targets; ntoskrnl exports them
+            // (memcmp on x64 and ARM64 only: on x86 wanlayer-ndis defines it).
             any("memcpy"),
             any("memset"),
-            any("memcmp"),
+            not_x86("memcmp"),
             any("memmove"),
+            // The 64-bit division and multiplication helpers LLVM calls on x86, which
+            // compiler_builtins does not provide for i686-pc-windows-msvc; x86 ntoskrnl exports
+            // them (wanlayer-ndis imports.rs).
+            x86_only("_aulldiv"),
+            x86_only("_aullrem"),
+            x86_only("_alldiv"),
+            x86_only("_allrem"),
+            x86_only("_allmul"),
             // The control device's IRP handlers.
             any("IofCompleteRequest"),
             any("IoGetCurrentProcess"),
@@ -224,17 +268,26 @@ pub const VENDOR_ALLOWED_IMPORTS: &[AllowedDll] = &[AllowedDll {
         // kernel::PoolAllocator.
         any("ExAllocatePool2"),
         any("ExFreePoolWithTag"),
-        // sync::SpinLock.
-        any("KeAcquireSpinLockRaiseToDpc"),
-        any("KeReleaseSpinLock"),
+        // sync::SpinLock (KfAcquireSpinLock / KfReleaseSpinLock on x86).
+        not_x86("KeAcquireSpinLockRaiseToDpc"),
+        not_x86("KeReleaseSpinLock"),
+        x86_only("KfAcquireSpinLock"),
+        x86_only("KfReleaseSpinLock"),
         // kernel::bug_check (the panic handler) and kernel::print.
         any("KeBugCheckEx"),
         any("DbgPrintEx"),
-        // compiler_builtins has no mem* functions on msvc targets; ntoskrnl exports them.
+        // compiler_builtins has no mem* functions on msvc targets; ntoskrnl exports them
+        // (memcmp on x64 and ARM64 only: on x86 wanlayer-ndis defines it).
         any("memcpy"),
         any("memset"),
-        any("memcmp"),
+        not_x86("memcmp"),
         any("memmove"),
+        // LLVM's 64-bit arithmetic helpers on x86 (see ALLOWED_IMPORTS).
+        x86_only("_aulldiv"),
+        x86_only("_aullrem"),
+        x86_only("_alldiv"),
+        x86_only("_allrem"),
+        x86_only("_allmul"),
         // kernel::Connection: \Device\WanLayer, the internal device control, the wait for it.
         any("IoGetDeviceObjectPointer"),
         any("IoBuildDeviceIoControlRequest"),
@@ -262,7 +315,7 @@ pub fn is_stack_probe(name: &str) -> bool {
 /// What [`ImageReport::problems`] requires.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// The required architecture; `None` accepts AMD64 or ARM64 and judges arch-specific
+    /// The required architecture; `None` accepts AMD64, ARM64 or I386 and judges arch-specific
     /// imports by the machine type.
     pub arch: Option<Arch>,
     /// The import allowlist.
@@ -345,13 +398,21 @@ pub enum Problem {
         /// The required architecture.
         expected: Arch,
     },
-    /// No `--arch` was given and the machine type is neither AMD64 nor ARM64.
+    /// No `--arch` was given and the machine type is none of AMD64, ARM64 and I386.
     UnsupportedMachine(Machine),
-    /// The optional header is not PE32+.
+    /// The optional header of a 64-bit image is not PE32+.
     NotPe32Plus {
         /// The optional header magic.
         magic: u16,
     },
+    /// The optional header of an x86 image is not PE32.
+    NotPe32 {
+        /// The optional header magic.
+        magic: u16,
+    },
+    /// An x86 image has neither `IMAGE_DLLCHARACTERISTICS_NO_SEH` nor a load configuration
+    /// directory (where a `/SAFESEH` table of its exception handlers would be).
+    NoSafeSeh,
     /// The subsystem is not NATIVE.
     WrongSubsystem(u16),
     /// A required `DllCharacteristics` bit is clear.
@@ -466,11 +527,17 @@ impl fmt::Display for Problem {
                 write!(f, "machine is {found}, but --arch {expected} needs {}", expected.machine())
             }
             Self::UnsupportedMachine(machine) => {
-                write!(f, "machine {machine} is not a driver architecture wanlayer ships (AMD64 or ARM64)")
+                write!(f, "machine {machine} is not a driver architecture wanlayer ships (AMD64, ARM64 or I386)")
             }
             Self::NotPe32Plus { magic } => {
                 write!(f, "optional header magic is {magic:#x}; a 64-bit driver needs PE32+ ({PE32_PLUS_MAGIC:#x})")
             }
+            Self::NotPe32 { magic } => {
+                write!(f, "optional header magic is {magic:#x}; an x86 driver needs PE32 ({PE32_MAGIC:#x})")
+            }
+            Self::NoSafeSeh => f.write_str(
+                "x86 image without NO_SEH (0x0400) and without a load configuration: its exception handlers are not registered (/SAFESEH)",
+            ),
             Self::WrongSubsystem(subsystem) => write!(
                 f,
                 "subsystem is {} ({subsystem}); a driver needs NATIVE ({SUBSYSTEM_NATIVE}): link with /SUBSYSTEM:NATIVE",
@@ -593,8 +660,20 @@ impl ImageReport {
         if self.coff_characteristics & FILE_RELOCS_STRIPPED != 0 {
             problems.push(Problem::RelocationsStripped);
         }
-        if !self.is_pe32_plus() {
-            problems.push(Problem::NotPe32Plus { magic: self.magic });
+        let arch = policy.arch.or_else(|| Arch::from_machine(self.machine));
+        match arch.map(Arch::optional_magic) {
+            Some(PE32_MAGIC) if self.magic != PE32_MAGIC => problems.push(Problem::NotPe32 { magic: self.magic }),
+            Some(PE32_MAGIC) => {}
+            _ if !self.is_pe32_plus() => problems.push(Problem::NotPe32Plus { magic: self.magic }),
+            _ => {}
+        }
+        // rustc links every i686-pc-windows-msvc image with /SAFESEH: an image with exception
+        // handlers gets a load configuration holding their table, one without gets NO_SEH.
+        if arch == Some(Arch::X86)
+            && self.dll_characteristics & DLL_NO_SEH == 0
+            && !self.directory(dir::LOAD_CONFIG).is_present()
+        {
+            problems.push(Problem::NoSafeSeh);
         }
         if self.subsystem != SUBSYSTEM_NATIVE {
             problems.push(Problem::WrongSubsystem(self.subsystem));
@@ -711,7 +790,7 @@ impl ImageReport {
                             allowed
                                 .functions
                                 .iter()
-                                .any(|entry| entry.name == name && entry.only_on.is_none_or(|only| Some(only) == arch))
+                                .any(|entry| entry.name == name && (entry.only_on.is_empty() || arch.is_some_and(|arch| entry.only_on.contains(&arch))))
                         });
                         if !permitted {
                             problems

@@ -160,8 +160,8 @@ fn wrong_machine_is_named() {
 
 #[test]
 fn unsupported_machine_without_arch_is_named() {
-    let image = Fixture { machine: 0x014C, ..Fixture::driver() }.build();
-    assert_eq!(problems(&image, None), [Problem::UnsupportedMachine(Machine::I386)]);
+    let image = Fixture { machine: 0x01C4, ..Fixture::driver() }.build();
+    assert_eq!(problems(&image, None), [Problem::UnsupportedMachine(Machine::ArmNt)]);
     let image = Fixture { machine: 0x1234, ..Fixture::driver() }.build();
     assert_eq!(problems(&image, None), [Problem::UnsupportedMachine(Machine::Unknown(0x1234))]);
 }
@@ -631,7 +631,8 @@ fn arguments_are_parsed() {
     assert_eq!(parse_args(&args(&["--arch=X64", "a.sys"])), Ok((PathBuf::from("a.sys"), Some(Arch::X64), false)));
     assert_eq!(parse_args(&args(&["--arch", "aarch64", "a.sys"])).map(|(_, arch, _)| arch), Ok(Some(Arch::Arm64)));
     assert_eq!(parse_args(&args(&["--vendor", "v.sys"])), Ok((PathBuf::from("v.sys"), None, true)));
-    for bad in [&[][..], &["a.sys", "--arch"], &["a.sys", "--arch", "x86"], &["a.sys", "b.sys"], &["a.sys", "--quiet"]]
+    assert_eq!(parse_args(&args(&["a.sys", "--arch", "x86"])).map(|(_, arch, _)| arch), Ok(Some(Arch::X86)));
+    for bad in [&[][..], &["a.sys", "--arch"], &["a.sys", "--arch", "arm32"], &["a.sys", "b.sys"], &["a.sys", "--quiet"]]
     {
         assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
     }
@@ -659,4 +660,45 @@ fn verify_file_reads_judges_and_summarises() {
     assert!(verify_file(&text, None).unwrap_err().contains("not a PE image"));
     assert!(verify_file(&dir.join("missing.sys"), None).unwrap_err().contains("cannot read"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_x86_driver_is_pe32_with_no_seh() {
+    let image = Fixture::x86().build();
+    assert_eq!(problems(&image, Some(Arch::X86)), []);
+    assert_eq!(problems(&image, None), [], "I386 is inferred as x86");
+    let report = inspect(&image).unwrap();
+    assert_eq!((report.machine, report.is_pe32_plus()), (Machine::I386, false));
+    assert_eq!(problems(&image, Some(Arch::X64)), [Problem::WrongMachine { found: Machine::I386, expected: Arch::X64 }, Problem::NotPe32Plus { magic: 0x10B }]);
+
+    let pe32_plus = Fixture { pe32: false, ..Fixture::x86() }.build();
+    assert_eq!(problems(&pe32_plus, Some(Arch::X86)), [Problem::NotPe32 { magic: 0x20B }]);
+    let with_seh = Fixture { dll_characteristics: 0x01E0, ..Fixture::x86() }.build();
+    let found = problems(&with_seh, Some(Arch::X86));
+    assert_eq!(found, [Problem::NoSafeSeh]);
+    assert!(found[0].to_string().contains("/SAFESEH"), "{}", found[0]);
+    assert_eq!(problems(&Fixture { dll_characteristics: 0x01E0, ..Fixture::driver() }.build(), Some(Arch::X64)), [], "x64 has no SafeSEH");
+}
+
+#[test]
+fn x86_imports_follow_x86_exports() {
+    let allowed_on = |name: &'static str, arch: Arch| {
+        let fixture = match arch {
+            Arch::X64 => Fixture::driver(),
+            Arch::Arm64 => Fixture::arm64(),
+            Arch::X86 => Fixture::x86(),
+        };
+        problems(&fixture.import("ntoskrnl.exe", Thunk::Name(name)).build(), Some(arch)).is_empty()
+    };
+    for name in ["KfAcquireSpinLock", "KfReleaseSpinLock", "_aulldiv", "_aullrem", "_alldiv", "_allrem", "_allmul"] {
+        assert!(allowed_on(name, Arch::X86), "{name} on x86");
+        assert!(!allowed_on(name, Arch::X64) && !allowed_on(name, Arch::Arm64), "{name} is x86-only");
+    }
+    for name in ["KeAcquireSpinLockRaiseToDpc", "KeReleaseSpinLock", "memcmp"] {
+        assert!(allowed_on(name, Arch::X64) && allowed_on(name, Arch::Arm64), "{name} on 64-bit");
+        assert!(!allowed_on(name, Arch::X86), "{name} is not an x86 export");
+    }
+    assert!(!allowed_on("_chkstk", Arch::X86), "the stack probe stays refused on x86");
+    let vendor = Fixture { imports: vec![("ntoskrnl.exe", vec![Thunk::Name("KfAcquireSpinLock"), Thunk::Name("_allmul")])], ..Fixture::x86() };
+    assert_eq!(inspect(&vendor.build()).unwrap().problems(&Policy::vendor(Some(Arch::X86))), []);
 }

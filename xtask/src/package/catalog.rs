@@ -90,6 +90,8 @@ pub fn os_name(arch: Arch) -> &'static str {
     match arch {
         Arch::X64 => "_v100_X64",
         Arch::Arm64 => "_v100_ARM64",
+        // inf2cat writes `_v100` for Windows 10 x86 (x86-facts §6; there is no x86 Windows 11).
+        Arch::X86 => "_v100",
     }
 }
 

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const PACKAGE_USAGE: &str = "\
-usage: cargo xtask package [--arch x64|arm64|all] [--pfx <file.pfx> [--pfx-password <password>]]
+usage: cargo xtask package [--arch x64|arm64|x86|all] [--pfx <file.pfx> [--pfx-password <password>]]
                            [--catalog-version 1|2] [--image <wanlayer.sys>]...
                            [--vendor-image <wlclamp.sys>]... [--no-wdk]
   --arch             the architectures to package (default: all)
@@ -80,7 +80,7 @@ pub struct Options {
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
-        arches: vec![Arch::X64, Arch::Arm64],
+        arches: Arch::ALL.to_vec(),
         pfx: None,
         pfx_password: std::env::var("WANLAYER_PFX_PASSWORD").unwrap_or_default(),
         catalog_version: catalog::Version::V1,
@@ -102,7 +102,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--arch" => {
                 let text = value()?;
                 options.arches = match text.as_str() {
-                    "all" => vec![Arch::X64, Arch::Arm64],
+                    "all" => Arch::ALL.to_vec(),
                     other => {
                         vec![Arch::parse(other).ok_or(format!("unknown architecture '{other}'\n{PACKAGE_USAGE}"))?]
                     }
@@ -238,7 +238,7 @@ pub fn package_images(
     let mut packages = Vec::new();
     for path in images {
         let verdict = image::verify_file(path, None)?;
-        let arch = verdict.arch.ok_or_else(|| format!("{}: not an x64 or ARM64 image", path.display()))?;
+        let arch = verdict.arch.ok_or_else(|| format!("{}: not an x64, ARM64 or x86 image", path.display()))?;
         if !options.arches.contains(&arch) {
             return Err(format!("{} is an {arch} image; --arch asked for other architectures", path.display()));
         }
@@ -282,7 +282,7 @@ fn vendor_images(paths: &[PathBuf]) -> Result<Vec<(Arch, PathBuf)>, String> {
     let mut found: Vec<(Arch, PathBuf)> = Vec::new();
     for path in paths {
         let report = image::inspect(&read(path)?).map_err(|error| format!("{}: {error}", path.display()))?;
-        let arch = Arch::from_machine(report.machine).ok_or_else(|| format!("{}: not an x64 or ARM64 image", path.display()))?;
+        let arch = Arch::from_machine(report.machine).ok_or_else(|| format!("{}: not an x64, ARM64 or x86 image", path.display()))?;
         if found.iter().any(|(other, _)| *other == arch) {
             return Err(format!("two vendor images for {arch}"));
         }

@@ -1,5 +1,8 @@
 //! The Authenticode side of a PE image: its hash, an embedded signature, and checking one.
 //!
+//! The headers are read by the verifier's PE reader ([`crate::image::pe::headers`], PE32 and
+//! PE32+): there is one PE reader in xtask.
+//!
 //! # The Authenticode PE hash
 //!
 //! The whole file is hashed except three things: the optional header's `CheckSum`, the
@@ -22,6 +25,7 @@ use super::asn1;
 use super::authenticode::{self, oid, DigestAlgorithm, IndirectData, Subject};
 use super::certificate::Signer;
 use crate::image::checksum::pe_checksum;
+use crate::image::pe::{self, dir};
 use crate::image::read::Bytes;
 
 /// `WIN_CERT_REVISION_2_0`.
@@ -49,30 +53,12 @@ pub struct Layout {
 /// When the headers cannot be read, the image has fewer than five data directories, or the
 /// certificate table lies outside the file or is not at its end.
 pub fn layout(file: &[u8]) -> Result<Layout, String> {
-    let bytes = Bytes::file(file);
-    let error = |e: crate::image::read::ParseError| e.to_string();
-    if bytes.bytes(0, 2).map_err(error)? != b"MZ" {
-        return Err("not a PE image: no 'MZ' signature".into());
-    }
-    let pe = bytes.u32(0x3C).map_err(error)? as usize;
-    if bytes.bytes(pe, 4).map_err(error)? != b"PE\0\0" {
-        return Err("not a PE image: no 'PE\\0\\0' signature at e_lfanew".into());
-    }
-    let optional_at = pe.checked_add(24).ok_or("e_lfanew overflows")?;
-    let optional_size = usize::from(bytes.u16(pe + 20).map_err(error)?);
-    let directories_at = match bytes.u16(optional_at).map_err(error)? {
-        0x20B => optional_at + 112,
-        0x10B => optional_at + 96,
-        other => return Err(format!("optional header magic {other:#06x} is neither PE32 nor PE32+")),
-    };
-    let count = bytes.u32(directories_at - 4).map_err(error)?;
-    let security_entry_at = directories_at + 4 * 8;
-    if count < 5 || security_entry_at + 8 > optional_at + optional_size {
-        return Err(format!("the image has {count} data directories: no room for the security directory"));
-    }
-    let (offset, size) =
-        (bytes.u32(security_entry_at).map_err(error)?, bytes.u32(security_entry_at + 4).map_err(error)?);
-    let certificate_table = match (offset, size) {
+    let headers = pe::headers(file).map_err(|error| error.to_string())?;
+    let security_entry_at = headers.directory_entry_at(dir::SECURITY).ok_or_else(|| {
+        format!("the image has {} data directories: no room for the security directory", headers.directory_count)
+    })?;
+    let security = headers.directories[dir::SECURITY];
+    let certificate_table = match (security.rva, security.size) {
         (0, 0) => None,
         (offset, size) => {
             let (offset, size) = (offset as usize, size as usize);
@@ -88,7 +74,7 @@ pub fn layout(file: &[u8]) -> Result<Layout, String> {
             Some((offset, size))
         }
     };
-    Ok(Layout { checksum_at: optional_at + 64, security_entry_at, certificate_table })
+    Ok(Layout { checksum_at: headers.checksum_at(), security_entry_at, certificate_table })
 }
 
 /// The Authenticode hash of `file` with `algorithm`.

@@ -1,7 +1,7 @@
 //! Stamping: `inf/wanlayer.inx` into a `wanlayer.inf` for one architecture, and the Windows
 //! scripts, with the identity, the version and the date.
 //!
-//! The INX uses stampinf's `$ARCH$` (`NT$ARCH$` becomes `NTamd64` / `NTarm64`) and an empty
+//! The INX uses stampinf's `$ARCH$` (`NT$ARCH$` becomes `NTamd64` / `NTarm64` / `NTx86`) and an empty
 //! `DriverVer` that is replaced by `MM/DD/YYYY,w.x.y.z`, so the same file also goes through
 //! `stampinf` on a Windows host. The identity tokens (`$FILTER_GUID$`, `$COMPONENT_ID$`,
 //! `$SERVICE_NAME$`, `$FRIENDLY_NAME$`, `$HELP_TEXT$`, `$PROVIDER$`) are always stamped here.
@@ -30,6 +30,7 @@ pub fn inf_arch(arch: Arch) -> &'static str {
     match arch {
         Arch::X64 => "amd64",
         Arch::Arm64 => "arm64",
+        Arch::X86 => "x86",
     }
 }
 

@@ -2,10 +2,10 @@
 //! package is stamped, checked, signed and catalogued by Microsoft's own tools:
 //!
 //! ```text
-//! stampinf -f wanlayer.inf -a amd64|arm64 -d MM/DD/YYYY -v 0.1.0.0
+//! stampinf -f wanlayer.inf -a amd64|arm64|x86 -d MM/DD/YYYY -v 0.1.0.0
 //! infverif /v wanlayer.inf
 //! signtool sign /fd SHA256 /f <pfx> /p <password> wanlayer.sys
-//! inf2cat /driver:<dir> /os:10_X64|10_RS3_ARM64
+//! inf2cat /driver:<dir> /os:10_X64|10_RS3_ARM64|10_X86
 //! signtool sign /fd SHA256 /f <pfx> /p <password> wanlayer.cat
 //! ```
 //!
@@ -86,6 +86,8 @@ pub fn inf2cat_os(arch: Arch) -> &'static str {
     match arch {
         Arch::X64 => "10_X64",
         Arch::Arm64 => "10_RS3_ARM64",
+        // Any Windows 10 x86 (inf2cat.md); the Windows 11 22H2 WDK is the kit for x86 drivers.
+        Arch::X86 => "10_X86",
     }
 }
 

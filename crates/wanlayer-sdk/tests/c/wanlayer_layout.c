@@ -6,15 +6,89 @@
  * cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only -I include tests/c/wanlayer_layout.c
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wanlayer.h"
 
 #define WL_CHECK(name, condition) typedef char wl_check_##name[(condition) ? 1 : -1]
 
-/* The interface is laid out for 64-bit targets (x64 and ARM64). */
-WL_CHECK(pointer_size, sizeof(void *) == 8);
 WL_CHECK(status_size, sizeof(WL_STATUS) == 4);
 WL_CHECK(handle_size, sizeof(WL_FILTER_HANDLE) == 8);
+
+#if UINTPTR_MAX == 0xFFFFFFFFu
+/* 32-bit x86: 4-byte pointers, and uint64_t 8-aligned inside structures as MSVC and rustc lay it
+ * out (a 32-bit gcc needs -malign-double for it). */
+WL_CHECK(pointer_size, sizeof(void *) == 4);
+typedef struct WL_ALIGNMENT_PROBE { uint8_t Byte; uint64_t Value; } WL_ALIGNMENT_PROBE;
+WL_CHECK(uint64_alignment, offsetof(WL_ALIGNMENT_PROBE, Value) == 8);
+WL_CHECK(WL_LINE_UP_CALLBACK_size, sizeof(WL_LINE_UP_CALLBACK) == 4);
+WL_CHECK(WL_LINE_DOWN_CALLBACK_size, sizeof(WL_LINE_DOWN_CALLBACK) == 4);
+WL_CHECK(WL_PACKET_CALLBACK_size, sizeof(WL_PACKET_CALLBACK) == 4);
+WL_CHECK(WL_PROVIDER_UNLOAD_CALLBACK_size, sizeof(WL_PROVIDER_UNLOAD_CALLBACK) == 4);
+WL_CHECK(WL_REGISTER_FILTER_size, sizeof(WL_REGISTER_FILTER) == 4);
+WL_CHECK(WL_DEREGISTER_FILTER_size, sizeof(WL_DEREGISTER_FILTER) == 4);
+WL_CHECK(WL_REINJECT_size, sizeof(WL_REINJECT) == 4);
+WL_CHECK(WL_QUERY_LINKS_size, sizeof(WL_QUERY_LINKS) == 4);
+WL_CHECK(WL_QUERY_TIME_size, sizeof(WL_QUERY_TIME) == 4);
+WL_CHECK(WL_PACKET_LENGTH_size, sizeof(WL_PACKET_LENGTH) == 4);
+WL_CHECK(WL_PACKET_READ_size, sizeof(WL_PACKET_READ) == 4);
+WL_CHECK(WL_PACKET_WRITE_size, sizeof(WL_PACKET_WRITE) == 4);
+WL_CHECK(WL_PACKET_REPLACE_size, sizeof(WL_PACKET_REPLACE) == 4);
+WL_CHECK(WL_PACKET_TICKET_size, sizeof(WL_PACKET_TICKET) == 4);
+
+WL_CHECK(WL_TICKET_size, sizeof(WL_TICKET) == 16);
+WL_CHECK(WL_TICKET_Module_offset, offsetof(WL_TICKET, Module) == 0);
+WL_CHECK(WL_TICKET_Reserved_offset, offsetof(WL_TICKET, Reserved) == 4);
+WL_CHECK(WL_TICKET_Serial_offset, offsetof(WL_TICKET, Serial) == 8);
+
+WL_CHECK(WL_LINK_INFO_size, sizeof(WL_LINK_INFO) == 40);
+WL_CHECK(WL_LINK_INFO_LinkId_offset, offsetof(WL_LINK_INFO, LinkId) == 0);
+WL_CHECK(WL_LINK_INFO_Module_offset, offsetof(WL_LINK_INFO, Module) == 8);
+WL_CHECK(WL_LINK_INFO_LinkSpeed100bps_offset, offsetof(WL_LINK_INFO, LinkSpeed100bps) == 12);
+WL_CHECK(WL_LINK_INFO_MaximumTotalSize_offset, offsetof(WL_LINK_INFO, MaximumTotalSize) == 16);
+WL_CHECK(WL_LINK_INFO_ReportedTotalSize_offset, offsetof(WL_LINK_INFO, ReportedTotalSize) == 20);
+WL_CHECK(WL_LINK_INFO_ProtocolType_offset, offsetof(WL_LINK_INFO, ProtocolType) == 24);
+WL_CHECK(WL_LINK_INFO_RemoteAddress_offset, offsetof(WL_LINK_INFO, RemoteAddress) == 26);
+WL_CHECK(WL_LINK_INFO_LocalAddress_offset, offsetof(WL_LINK_INFO, LocalAddress) == 32);
+WL_CHECK(WL_LINK_INFO_Reserved_offset, offsetof(WL_LINK_INFO, Reserved) == 38);
+
+WL_CHECK(WL_PROVIDER_REQUEST_size, sizeof(WL_PROVIDER_REQUEST) == 16);
+WL_CHECK(WL_PROVIDER_REQUEST_Size_offset, offsetof(WL_PROVIDER_REQUEST, Size) == 0);
+WL_CHECK(WL_PROVIDER_REQUEST_Version_offset, offsetof(WL_PROVIDER_REQUEST, Version) == 4);
+WL_CHECK(WL_PROVIDER_REQUEST_Flags_offset, offsetof(WL_PROVIDER_REQUEST, Flags) == 8);
+WL_CHECK(WL_PROVIDER_REQUEST_Reserved_offset, offsetof(WL_PROVIDER_REQUEST, Reserved) == 12);
+
+WL_CHECK(WL_FILTER_REGISTRATION_size, sizeof(WL_FILTER_REGISTRATION) == 72);
+WL_CHECK(WL_FILTER_REGISTRATION_Size_offset, offsetof(WL_FILTER_REGISTRATION, Size) == 0);
+WL_CHECK(WL_FILTER_REGISTRATION_Version_offset, offsetof(WL_FILTER_REGISTRATION, Version) == 4);
+WL_CHECK(WL_FILTER_REGISTRATION_Name_offset, offsetof(WL_FILTER_REGISTRATION, Name) == 8);
+WL_CHECK(WL_FILTER_REGISTRATION_Altitude_offset, offsetof(WL_FILTER_REGISTRATION, Altitude) == 40);
+WL_CHECK(WL_FILTER_REGISTRATION_Flags_offset, offsetof(WL_FILTER_REGISTRATION, Flags) == 44);
+WL_CHECK(WL_FILTER_REGISTRATION_Context_offset, offsetof(WL_FILTER_REGISTRATION, Context) == 48);
+WL_CHECK(WL_FILTER_REGISTRATION_OnLineUp_offset, offsetof(WL_FILTER_REGISTRATION, OnLineUp) == 52);
+WL_CHECK(WL_FILTER_REGISTRATION_OnLineDown_offset, offsetof(WL_FILTER_REGISTRATION, OnLineDown) == 56);
+WL_CHECK(WL_FILTER_REGISTRATION_OnSend_offset, offsetof(WL_FILTER_REGISTRATION, OnSend) == 60);
+WL_CHECK(WL_FILTER_REGISTRATION_OnReceive_offset, offsetof(WL_FILTER_REGISTRATION, OnReceive) == 64);
+WL_CHECK(WL_FILTER_REGISTRATION_OnProviderUnload_offset, offsetof(WL_FILTER_REGISTRATION, OnProviderUnload) == 68);
+
+WL_CHECK(WL_PROVIDER_TABLE_size, sizeof(WL_PROVIDER_TABLE) == 52);
+WL_CHECK(WL_PROVIDER_TABLE_Size_offset, offsetof(WL_PROVIDER_TABLE, Size) == 0);
+WL_CHECK(WL_PROVIDER_TABLE_Version_offset, offsetof(WL_PROVIDER_TABLE, Version) == 4);
+WL_CHECK(WL_PROVIDER_TABLE_Provider_offset, offsetof(WL_PROVIDER_TABLE, Provider) == 8);
+WL_CHECK(WL_PROVIDER_TABLE_RegisterFilter_offset, offsetof(WL_PROVIDER_TABLE, RegisterFilter) == 12);
+WL_CHECK(WL_PROVIDER_TABLE_DeregisterFilter_offset, offsetof(WL_PROVIDER_TABLE, DeregisterFilter) == 16);
+WL_CHECK(WL_PROVIDER_TABLE_Reinject_offset, offsetof(WL_PROVIDER_TABLE, Reinject) == 20);
+WL_CHECK(WL_PROVIDER_TABLE_QueryLinks_offset, offsetof(WL_PROVIDER_TABLE, QueryLinks) == 24);
+WL_CHECK(WL_PROVIDER_TABLE_QueryTime_offset, offsetof(WL_PROVIDER_TABLE, QueryTime) == 28);
+WL_CHECK(WL_PROVIDER_TABLE_PacketLength_offset, offsetof(WL_PROVIDER_TABLE, PacketLength) == 32);
+WL_CHECK(WL_PROVIDER_TABLE_PacketRead_offset, offsetof(WL_PROVIDER_TABLE, PacketRead) == 36);
+WL_CHECK(WL_PROVIDER_TABLE_PacketWrite_offset, offsetof(WL_PROVIDER_TABLE, PacketWrite) == 40);
+WL_CHECK(WL_PROVIDER_TABLE_PacketReplace_offset, offsetof(WL_PROVIDER_TABLE, PacketReplace) == 44);
+WL_CHECK(WL_PROVIDER_TABLE_PacketTicket_offset, offsetof(WL_PROVIDER_TABLE, PacketTicket) == 48);
+
+#else
+/* 64-bit targets (x64 and ARM64): the layout Rust computed, field by field. */
+WL_CHECK(pointer_size, sizeof(void *) == 8);
 WL_CHECK(WL_LINE_UP_CALLBACK_size, sizeof(WL_LINE_UP_CALLBACK) == 8);
 WL_CHECK(WL_LINE_DOWN_CALLBACK_size, sizeof(WL_LINE_DOWN_CALLBACK) == 8);
 WL_CHECK(WL_PACKET_CALLBACK_size, sizeof(WL_PACKET_CALLBACK) == 8);
@@ -119,3 +193,4 @@ WL_CHECK(WL_PROVIDER_TABLE_PacketReplace_offset, offsetof(WL_PROVIDER_TABLE, Pac
 WL_CHECK(WL_PROVIDER_TABLE_PacketReplace_size, sizeof(((const WL_PROVIDER_TABLE *)0)->PacketReplace) == 8);
 WL_CHECK(WL_PROVIDER_TABLE_PacketTicket_offset, offsetof(WL_PROVIDER_TABLE, PacketTicket) == 88);
 WL_CHECK(WL_PROVIDER_TABLE_PacketTicket_size, sizeof(((const WL_PROVIDER_TABLE *)0)->PacketTicket) == 8);
+#endif

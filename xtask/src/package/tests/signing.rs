@@ -18,18 +18,22 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The Authenticode hash of `file` by the `authenticode` crate (section by section).
+/// The Authenticode hash of `file` (PE32+ or PE32) by the `authenticode` crate (section by
+/// section) over `object`'s parse.
 fn independent_digest(file: &[u8], algorithm: DigestAlgorithm) -> Vec<u8> {
-    let parsed = object::read::pe::PeFile64::parse(file).expect("object parses the image");
+    let parsed: Box<dyn ::authenticode::PeTrait + '_> = match object::read::pe::PeFile64::parse(file) {
+        Ok(pe32_plus) => Box::new(pe32_plus),
+        Err(_) => Box::new(object::read::pe::PeFile32::parse(file).expect("object parses the image")),
+    };
     match algorithm {
         DigestAlgorithm::Sha1 => {
             let mut hasher = sha1::Sha1::new();
-            ::authenticode::authenticode_digest(&parsed, &mut hasher).expect("authenticode hashes the image");
+            ::authenticode::authenticode_digest(parsed.as_ref(), &mut hasher).expect("authenticode hashes the image");
             hasher.finalize().to_vec()
         }
         DigestAlgorithm::Sha256 => {
             let mut hasher = Sha256::new();
-            ::authenticode::authenticode_digest(&parsed, &mut hasher).expect("authenticode hashes the image");
+            ::authenticode::authenticode_digest(parsed.as_ref(), &mut hasher).expect("authenticode hashes the image");
             hasher.finalize().to_vec()
         }
     }
@@ -133,7 +137,9 @@ fn pe_hash_matches_the_authenticode_crate() {
     for fixture in [
         Fixture::driver(),
         Fixture::arm64(),
+        Fixture::x86(),
         Fixture { pdb: Some(r"C:\b\w.pdb"), init_section: true, ..Fixture::driver() },
+        Fixture { pdb: Some(r"C:\b\w.pdb"), init_section: true, ..Fixture::x86() },
     ] {
         let file = fixture.build();
         for algorithm in [DigestAlgorithm::Sha1, DigestAlgorithm::Sha256] {
@@ -171,11 +177,17 @@ fn pe_hash_skips_checksum_and_security_entry_and_pads_unsigned_files() {
         (layout.checksum_at, layout.security_entry_at, layout.certificate_table),
         (CHECKSUM_AT, OPTIONAL_AT + 112 + 32, None)
     );
+    let layout = pe::layout(&Fixture::x86().build()).expect("layout");
+    assert_eq!(
+        (layout.checksum_at, layout.security_entry_at, layout.certificate_table),
+        (CHECKSUM_AT, OPTIONAL_AT + 96 + 32, None),
+        "PE32: the data directories start 16 bytes earlier"
+    );
 }
 
 #[test]
 fn signed_image_verifies_and_keeps_a_valid_checksum() {
-    for fixture in [Fixture::driver(), Fixture::arm64()] {
+    for fixture in [Fixture::driver(), Fixture::arm64(), Fixture::x86()] {
         let unsigned = fixture.build();
         let signed = pe::sign(&unsigned, signer()).expect("signs");
         let signature = pe::verify(&signed).expect("the signature verifies");

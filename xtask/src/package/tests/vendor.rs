@@ -17,6 +17,7 @@ fn vendor_fixture(arch: Arch) -> Fixture {
     let base = match arch {
         Arch::X64 => Fixture::driver(),
         Arch::Arm64 => Fixture::arm64(),
+        Arch::X86 => Fixture::x86(),
     };
     Fixture {
         imports: vec![(
