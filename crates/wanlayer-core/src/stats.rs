@@ -60,16 +60,9 @@ impl Counter {
     }
 }
 
-/// Traffic counts of one direction, as a plain copy.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct TrafficCounts {
-    /// Packets seen.
-    pub packets: u64,
-    /// Frame bytes seen.
-    pub bytes: u64,
-    /// Packets dropped, for any reason.
-    pub drops: u64,
-}
+/// Traffic counts of one direction, as a plain copy: packets, frame bytes, drops for any reason.
+/// The control device's record itself, so a snapshot goes on the wire as it is.
+pub use wanlayer_proto::TrafficRepr as TrafficCounts;
 
 /// Traffic counters of one direction.
 #[derive(Debug, Default)]
@@ -195,22 +188,9 @@ impl ModuleDirectionCounters {
     }
 }
 
-/// What one hook did in one direction, as a plain copy.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct VerdictCounts {
-    /// Packets shown to the hook.
-    pub seen: u64,
-    /// Bytes shown to the hook.
-    pub bytes: u64,
-    /// Pass verdicts.
-    pub passed: u64,
-    /// Drop verdicts.
-    pub dropped: u64,
-    /// Modify verdicts.
-    pub modified: u64,
-    /// Take verdicts.
-    pub taken: u64,
-}
+/// What one hook did in one direction, as a plain copy: packets and bytes shown, and each
+/// verdict. The control device's record itself, so a snapshot goes on the wire as it is.
+pub use wanlayer_proto::VerdictStats as VerdictCounts;
 
 /// What one hook did in one direction.
 ///

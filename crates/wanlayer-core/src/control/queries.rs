@@ -10,7 +10,7 @@ use wanlayer_proto::{
     hook_id, split_hook_id, DirectionStats, Features, HookEntry, HookEntryRepr, HookList, HookListRepr, HookName, HookStats, HookStatsRepr,
     LinkEntry, LinkEntryRepr, LinkList, LinkListRepr, LinkQueryRepr, LinkStats, LinkStatsRepr, ModuleEntry, ModuleEntryRepr,
     ModuleKind as WireKind, ModuleList, ModuleListRepr, ModuleState as WireState, ModuleStats, ModuleStatsRepr, Quality, Status, Target,
-    TrafficRepr, VerdictStats, VersionInfo, VersionInfoRepr, CAP_CAPTURE, CAP_EVENTS, CAP_INJECT, CAP_LINKS, CAP_RESET, CAP_RULES, CAP_STATS,
+    VersionInfo, VersionInfoRepr, CAP_CAPTURE, CAP_EVENTS, CAP_INJECT, CAP_LINKS, CAP_RESET, CAP_RULES, CAP_STATS,
     INTERFACE_VERSION,
 };
 
@@ -19,7 +19,7 @@ use crate::hal::{Hal, Lock, ModuleId, Pool};
 use crate::hook::{HookId, HookInfo, MAX_HOOKS};
 use crate::link::{Link, LinkId, DEVICE_NAME_MAX};
 use crate::module::{ModuleKind, ModuleState};
-use crate::stats::{ModuleDirectionCounts, TrafficCounts, VerdictCounts};
+use crate::stats::ModuleDirectionCounts;
 
 /// The engine's version: the driver is built from the same workspace version.
 const VERSION: [&str; 3] = [env!("CARGO_PKG_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MINOR"), env!("CARGO_PKG_VERSION_PATCH")];
@@ -48,10 +48,6 @@ fn wire_state(state: ModuleState) -> WireState {
     }
 }
 
-fn traffic(counts: TrafficCounts) -> TrafficRepr {
-    TrafficRepr { packets: counts.packets, bytes: counts.bytes, drops: counts.drops }
-}
-
 fn direction(counts: &ModuleDirectionCounts) -> DirectionStats {
     DirectionStats {
         packets: counts.traffic.packets,
@@ -64,17 +60,6 @@ fn direction(counts: &ModuleDirectionCounts) -> DirectionStats {
         reinjected: counts.reinjected,
         copied_for_resources: counts.copied_for_resources,
         injected: counts.injected,
-    }
-}
-
-fn verdicts(counts: &VerdictCounts) -> VerdictStats {
-    VerdictStats {
-        seen: counts.seen,
-        bytes: counts.bytes,
-        passed: counts.passed,
-        dropped: counts.dropped,
-        modified: counts.modified,
-        taken: counts.taken,
     }
 }
 
@@ -97,8 +82,8 @@ pub fn link_entry<'a>(module: ModuleId, link: &'a Link, name: &'a mut [u8; DEVIC
         module: module.0,
         link_id: summary.id.0,
         up_since: link.up_since().0,
-        send: traffic(link.send_counts()),
-        receive: traffic(link.receive_counts()),
+        send: link.send_counts(),
+        receive: link.receive_counts(),
         link_speed_100bps: summary.link_speed_100bps,
         maximum_total_size: summary.maximum_total_size,
         reported_total_size: summary.reported_total_size,
@@ -320,8 +305,8 @@ impl<H: Hal> Control<'_, H> {
                     .find_link(LinkId(id), |module, link| LinkStatsRepr {
                         link: id,
                         module: module.0,
-                        send: traffic(link.send_counts()),
-                        receive: traffic(link.receive_counts()),
+                        send: link.send_counts(),
+                        receive: link.receive_counts(),
                     })
                     .ok_or(Status::NotFound)?;
                 let out = out.get_mut(..repr.buffer_len()).ok_or(Status::BufferTooSmall)?;
@@ -333,8 +318,8 @@ impl<H: Hal> Control<'_, H> {
                 let repr = HookStatsRepr {
                     hook: id,
                     altitude: info.altitude,
-                    send: verdicts(&info.send),
-                    receive: verdicts(&info.receive),
+                    send: info.send,
+                    receive: info.receive,
                     line_ups: info.line_ups,
                     sizes_lowered: info.sizes_lowered,
                     line_downs: info.line_downs,
