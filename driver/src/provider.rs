@@ -21,7 +21,7 @@
 use wanlayer_core::hal::{Level, PathContext};
 use wanlayer_core::Engine;
 use wanlayer_ndis::sync::Global;
-use wanlayer_sdk::provider::{CallerContext, Host};
+use wanlayer_sdk::provider::{CallerContext, Host, HookAdapters};
 
 use crate::hal::KernelHal;
 use crate::platform::print;
@@ -35,6 +35,10 @@ impl CallerContext for KernelHal {
 /// The provider, between [`install`] and [`shutdown`].
 static HOST: Global<Host<'static, KernelHal>> = Global::new();
 
+/// The provider's engine hooks, one per registration slot: a `static`, so installing the provider
+/// allocates nothing (an `Arc` per hook would bug-check when the pool is exhausted at boot).
+static ADAPTERS: HookAdapters = HookAdapters::new();
+
 /// Creates the provider over `engine`.
 ///
 /// # IRQL
@@ -45,7 +49,7 @@ static HOST: Global<Host<'static, KernelHal>> = Global::new();
 /// provider) exists; `engine` stays installed until after [`shutdown`].
 pub unsafe fn install(engine: &'static Engine<KernelHal>) {
     // SAFETY: the caller's promise: the cell is empty and nobody else accesses it now.
-    unsafe { HOST.set(Host::new(engine)) };
+    unsafe { HOST.set(Host::with_static_adapters(engine, &ADAPTERS)) };
 }
 
 /// The provider, between [`install`] and [`shutdown`].

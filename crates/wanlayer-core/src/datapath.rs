@@ -5,12 +5,11 @@
 //! link lookup, counting), the hooks with no lock held, and the platform calls collected in an
 //! [`Outbox`] and made after every lock is released.
 
-use alloc::sync::Arc;
 use core::fmt;
 
 use crate::engine::Engine;
 use crate::hal::{FrameSource, Hal, Lock, ModuleId, PacketChain, PacketIo, PathContext, Reclaimed, WriteError};
-use crate::hook::{ChainPosition, Direction, EditError, FrameAccess, Hook, HookId, PacketContext, Ticket, Verdict, MAX_HOOKS};
+use crate::hook::{ChainPosition, Direction, EditError, FrameAccess, HookId, PacketContext, Ticket, Verdict, MAX_HOOKS};
 use crate::link::{LinkSummary, LinkTable};
 use crate::module::{ModuleCore, ModuleCounters, ModuleSlot, ModuleState};
 use crate::stats::DropReason;
@@ -54,7 +53,7 @@ pub(crate) struct ChainEntry {
     pub(crate) id: HookId,
     pub(crate) position: ChainPosition,
     /// The hook, or `None` for the engine's built-in rule set.
-    pub(crate) hook: Option<Arc<dyn Hook>>,
+    pub(crate) hook: Option<crate::hook::HookRef>,
 }
 
 /// The hook chain as it was when a path started, with every hook marked busy until it is dropped.

@@ -4,7 +4,6 @@
 //! packet calls, `pause_complete`, or a hook).
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::mem::size_of;
@@ -14,7 +13,7 @@ use crate::control::{Control, ControlState};
 use crate::datapath::{Disposal, Outbox};
 use crate::event::{Event, EventQueue, EventRecord};
 use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool};
-use crate::hook::{AddHookError, Hook, HookId, HookInfo, HookRegistry, HookSlot, Registry, MAX_HOOKS};
+use crate::hook::{AddHookError, HookId, HookInfo, HookRef, HookRegistry, HookSlot, Registry, MAX_HOOKS};
 use crate::link::{LineDown, LineUp, LineUpEffect, Link, LinkId, LinkSummary};
 use crate::module::{
     AttachParams, DetachReport, ModuleCore, ModuleCounts, ModuleCounters, ModuleInfo, ModuleSlot, ModuleState, PauseProgress,
@@ -483,7 +482,8 @@ impl<H: Hal> Engine<H> {
     ///
     /// # Errors
     /// [`AddHookError::Full`] when [`MAX_HOOKS`] hooks are registered.
-    pub fn add_hook(&self, name: &str, altitude: u32, hook: Arc<dyn Hook>) -> Result<HookId, AddHookError> {
+    pub fn add_hook(&self, name: &str, altitude: u32, hook: impl Into<HookRef>) -> Result<HookId, AddHookError> {
+        let hook = hook.into();
         let (id, name) = self.hooks.with(|registry| {
             let id = registry.add(name, altitude, Some(hook))?;
             let name = registry.hooks.iter().find(|r| r.id == id).map(|r| r.name);

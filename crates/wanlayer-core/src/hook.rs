@@ -197,6 +197,48 @@ impl<'a> PacketContext<'a> {
     }
 }
 
+/// A hook as the engine holds it: shared with its owner through an `Arc`, or a `static` one.
+///
+/// The kernel's hooks are `Static`: creating an `Arc` aborts (bug-checks) when the allocation
+/// fails and stable Rust has no fallible constructor, so the kernel never creates one
+/// (`clippy.toml`); hooks that live as long as the image need no reference count.
+#[derive(Clone)]
+pub enum HookRef {
+    /// A hook shared with its owner.
+    Shared(Arc<dyn Hook>),
+    /// A hook that lives as long as the image (a `static`).
+    Static(&'static dyn Hook),
+}
+
+impl core::ops::Deref for HookRef {
+    type Target = dyn Hook;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Self::Shared(hook) => &**hook,
+            Self::Static(hook) => *hook,
+        }
+    }
+}
+
+impl From<Arc<dyn Hook>> for HookRef {
+    fn from(hook: Arc<dyn Hook>) -> Self {
+        Self::Shared(hook)
+    }
+}
+
+impl<T: Hook + 'static> From<Arc<T>> for HookRef {
+    fn from(hook: Arc<T>) -> Self {
+        Self::Shared(hook)
+    }
+}
+
+impl From<&'static dyn Hook> for HookRef {
+    fn from(hook: &'static dyn Hook) -> Self {
+        Self::Static(hook)
+    }
+}
+
 /// A filter in the hook chain.
 ///
 /// # IRQL
@@ -236,7 +278,7 @@ pub struct HookId {
 
 impl fmt::Display for HookId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "hook {}.{}", self.slot, self.generation)
+        write!(f, "hook {}", wanlayer_proto::display::HookIdText(wanlayer_proto::hook_id(self.slot, self.generation)))
     }
 }
 
@@ -420,7 +462,7 @@ pub(crate) struct Registered {
     pub(crate) name: HookName,
     pub(crate) position: ChainPosition,
     /// The hook, or `None` for the engine's built-in rule set (see [`crate::rules`]).
-    pub(crate) hook: Option<Arc<dyn Hook>>,
+    pub(crate) hook: Option<HookRef>,
 }
 
 /// The registered hooks, sorted by [`ChainPosition`], with per-slot generations. Room for
@@ -485,7 +527,7 @@ impl Registry {
     /// What the registry's room costs, for the engine's memory charge.
     pub(crate) const ROOM_BYTES: usize = MAX_HOOKS * core::mem::size_of::<Registered>();
 
-    pub(crate) fn add(&mut self, name: &str, altitude: u32, hook: Option<Arc<dyn Hook>>) -> Result<HookId, AddHookError> {
+    pub(crate) fn add(&mut self, name: &str, altitude: u32, hook: Option<HookRef>) -> Result<HookId, AddHookError> {
         if self.hooks.len() >= MAX_HOOKS {
             return Err(AddHookError::Full);
         }
@@ -528,7 +570,7 @@ mod tests {
     impl Hook for Quiet {}
 
     fn add(registry: &mut Registry, name: &str, altitude: u32) -> HookId {
-        registry.add(name, altitude, Some(Arc::new(Quiet))).unwrap()
+        registry.add(name, altitude, Some(HookRef::from(Arc::new(Quiet)))).unwrap()
     }
 
     #[test]
@@ -570,7 +612,7 @@ mod tests {
     fn the_registry_is_full_at_max_hooks_and_a_freed_slot_gets_a_new_generation() {
         let mut registry = Registry::with_room().unwrap();
         let ids: alloc::vec::Vec<HookId> = (0..MAX_HOOKS).map(|n| add(&mut registry, "h", n as u32)).collect();
-        assert_eq!(registry.add("one-too-many", 1, Some(Arc::new(Quiet))).unwrap_err(), AddHookError::Full);
+        assert_eq!(registry.add("one-too-many", 1, Some(HookRef::from(Arc::new(Quiet)))).unwrap_err(), AddHookError::Full);
         let removed = registry.remove(ids[3]).unwrap();
         assert_eq!(removed.id, ids[3]);
         assert!(registry.remove(ids[3]).is_none(), "a stale identity removes nothing");

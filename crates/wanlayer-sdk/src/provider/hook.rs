@@ -42,10 +42,15 @@ impl Callbacks {
 /// `remove_hook` returned, with the slot in a state no other registration call touches. Adding the
 /// hook (under the engine's hook lock, which every chain snapshot also takes) orders the write
 /// before every call.
-#[derive(Default)]
 pub(super) struct VendorHook {
     callbacks: UnsafeCell<Option<Callbacks>>,
     invalid_verdicts: AtomicU64,
+}
+
+impl Default for VendorHook {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 // SAFETY: the callbacks cell follows the protocol above: written only while no other processor
@@ -57,6 +62,11 @@ unsafe impl Sync for VendorHook {}
 unsafe impl Send for VendorHook {}
 
 impl VendorHook {
+    /// A disarmed hook (`const`: the kernel's live in a `static`).
+    pub(super) const fn new() -> Self {
+        Self { callbacks: UnsafeCell::new(None), invalid_verdicts: AtomicU64::new(0) }
+    }
+
     /// Installs a registration's callbacks.
     ///
     /// # Safety

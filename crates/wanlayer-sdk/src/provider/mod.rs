@@ -10,8 +10,9 @@
 //! # Registrations
 //!
 //! A registered filter is one engine hook: an adapter (`hook::VendorHook`) that calls the
-//! vendor's C callbacks. There are [`abi::MAX_FILTERS`] slots, each with a pre-allocated adapter
-//! (allocated once in [`Host::new`], so registering allocates nothing) and a generation, so a
+//! vendor's C callbacks. There are [`abi::MAX_FILTERS`] slots, each with an adapter that exists
+//! before any registration ([`HookAdapters`], a `static` in the kernel, so neither creating the
+//! provider nor registering allocates) and a generation, so a
 //! handle names one registration and goes stale when it ends:
 //!
 //! ```text
@@ -33,12 +34,15 @@ mod hook;
 mod packet;
 mod table;
 
+#[cfg(feature = "sim")]
 use alloc::sync::Arc;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use wanlayer_core::hal::{Hal, Lock, PathContext};
-use wanlayer_core::hook::{Hook, HookId};
+#[cfg(feature = "sim")]
+use wanlayer_core::hook::Hook;
+use wanlayer_core::hook::{HookId, HookRef};
 use wanlayer_core::Engine;
 
 use crate::abi::{self, FilterHandle, LinkInfo, Status};
@@ -113,6 +117,52 @@ fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The engine hooks of a provider's [`abi::MAX_FILTERS`] registration slots, as a `static` of the
+/// kernel image: [`HookAdapters::new`] is `const`, so they take no allocation at all.
+pub struct HookAdapters([VendorHook; SLOTS]);
+
+impl HookAdapters {
+    /// Disarmed adapters, one per registration slot.
+    pub const fn new() -> Self {
+        Self([const { VendorHook::new() }; SLOTS])
+    }
+}
+
+impl Default for HookAdapters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a provider's hook adapters live.
+enum Adapters {
+    /// In a `static` of the image (the kernel).
+    Static(&'static HookAdapters),
+    /// Each in an `Arc` of its own (the simulator).
+    #[cfg(feature = "sim")]
+    Shared([Arc<VendorHook>; SLOTS]),
+}
+
+impl Adapters {
+    /// Slot `index`'s adapter.
+    fn get(&self, index: usize) -> &VendorHook {
+        match self {
+            Self::Static(adapters) => &adapters.0[index],
+            #[cfg(feature = "sim")]
+            Self::Shared(adapters) => &adapters[index],
+        }
+    }
+
+    /// Slot `index`'s adapter as the engine holds it.
+    fn engine_hook(&self, index: usize) -> HookRef {
+        match self {
+            Self::Static(adapters) => HookRef::Static(&adapters.0[index]),
+            #[cfg(feature = "sim")]
+            Self::Shared(adapters) => HookRef::Shared(Arc::clone(&adapters[index]) as Arc<dyn Hook>),
+        }
+    }
+}
+
 /// The provider behind the function table, over an engine.
 ///
 /// # IRQL
@@ -121,30 +171,40 @@ fn count(counter: &AtomicU64) {
 pub struct Host<'e, H: CallerContext> {
     engine: &'e Engine<H>,
     slots: H::Lock<[Slot; SLOTS]>,
-    hooks: [Arc<VendorHook>; SLOTS],
+    hooks: Adapters,
     revoked: AtomicBool,
     counters: Counters,
 }
 
 impl<'e, H: CallerContext> Host<'e, H> {
-    /// A provider over `engine`, with no registration.
+    /// A provider over `engine`, with no registration, whose hook adapters are `adapters` (a
+    /// `static` of the image): creating it allocates nothing, and registering allocates nothing
+    /// either — the kernel's constructor.
     ///
     /// # IRQL
     /// `PASSIVE_LEVEL` (driver entry).
+    pub fn with_static_adapters(engine: &'e Engine<H>, adapters: &'static HookAdapters) -> Self {
+        Self::with_adapters(engine, Adapters::Static(adapters))
+    }
+
+    /// A provider over `engine`, with no registration, whose [`abi::MAX_FILTERS`] hook adapters
+    /// are allocated here, once, so that registering allocates nothing (the simulator's
+    /// constructor: `Arc::new` aborts when the allocation fails, so the kernel uses
+    /// [`Host::with_static_adapters`]).
     ///
-    /// # Panics
-    /// When the [`abi::MAX_FILTERS`] hook adapters (a few hundred bytes) cannot be allocated:
-    /// [`Engine::add_hook`] takes an `Arc`, which has no fallible constructor. Allocating them here,
-    /// once, is what keeps registration itself from allocating.
-    // The one infallible allocation left in kernel code (issue #10): `Engine::add_hook` takes an
-    // `Arc`, and stable Rust has no fallible `Arc` constructor; removing it needs the hook chain
-    // to accept a hook handle that is not an `Arc` (as `EventWakerRef::Static` does for the waker).
-    #[allow(clippy::disallowed_methods, reason = "Engine::add_hook takes an Arc: see the comment above")]
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    #[cfg(feature = "sim")]
+    #[allow(clippy::disallowed_methods, reason = "user mode only (the simulator)")]
     pub fn new(engine: &'e Engine<H>) -> Self {
+        Self::with_adapters(engine, Adapters::Shared(core::array::from_fn(|_| Arc::new(VendorHook::new()))))
+    }
+
+    fn with_adapters(engine: &'e Engine<H>, hooks: Adapters) -> Self {
         Self {
             engine,
             slots: engine.hal().new_lock([Slot { generation: 0, state: SlotState::Free }; SLOTS]),
-            hooks: core::array::from_fn(|_| Arc::new(VendorHook::default())),
+            hooks,
             revoked: AtomicBool::new(false),
             counters: Counters::default(),
         }
@@ -243,12 +303,12 @@ impl<'e, H: CallerContext> Host<'e, H> {
         });
         let Some((index, generation)) = claimed else { return Status::QUOTA_EXCEEDED };
         publish(handle(index, generation));
-        let adapter = &self.hooks[index];
+        let adapter = self.hooks.get(index);
         // SAFETY: the slot is Registering, claimed by this call alone: its adapter is in no chain
         // and no call of it is in progress (the previous registration's removal returned before
         // the slot was freed).
         unsafe { adapter.arm(Callbacks::of(registration)) };
-        let added = self.engine.add_hook(name, registration.altitude, Arc::clone(adapter) as Arc<dyn Hook>);
+        let added = self.engine.add_hook(name, registration.altitude, self.hooks.engine_hook(index));
         let Ok(id) = added else {
             // SAFETY: the hook was not added and the slot is still this call's (Registering).
             unsafe { adapter.disarm() };
@@ -295,7 +355,7 @@ impl<'e, H: CallerContext> Host<'e, H> {
         let _ = self.engine.remove_hook(id);
         // SAFETY: `remove_hook` returned (no call in progress, none to come) and the slot is
         // Closing, this call's alone until freed.
-        unsafe { self.hooks[index].disarm() };
+        unsafe { self.hooks.get(index).disarm() };
         self.free(index);
         count(&self.counters.deregistrations);
         Status::SUCCESS
@@ -361,10 +421,10 @@ impl<'e, H: CallerContext> Host<'e, H> {
             });
             let Some(id) = active else { continue };
             let _ = self.engine.remove_hook(id);
-            self.hooks[index].provider_unload();
+            self.hooks.get(index).provider_unload();
             // SAFETY: `remove_hook` returned (no call in progress, none to come) and the slot is
             // Closing, this revocation's alone until freed.
-            unsafe { self.hooks[index].disarm() };
+            unsafe { self.hooks.get(index).disarm() };
             self.free(index);
             count(&self.counters.revocations);
             revoked += 1;
@@ -392,7 +452,7 @@ impl<'e, H: CallerContext> Host<'e, H> {
             registrations_refused: load(&self.counters.registrations_refused),
             deregistrations: load(&self.counters.deregistrations),
             revocations: load(&self.counters.revocations),
-            invalid_verdicts: self.hooks.iter().map(|hook| hook.invalid_verdicts()).sum(),
+            invalid_verdicts: (0..SLOTS).map(|index| self.hooks.get(index).invalid_verdicts()).sum(),
         }
     }
 }
