@@ -10,6 +10,7 @@
 //! model's import calls back into the driver (a DPC run by `KeFlushQueuedDpcs`, a queue's lock
 //! callbacks), and that call goes through [`call`] again.
 
+use std::alloc::Layout;
 use std::sync::Mutex;
 
 use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
@@ -42,6 +43,67 @@ pub fn install(executor: Executor) -> Installed {
 impl Drop for Installed {
     fn drop(&mut self) {
         *EXECUTOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = self.previous;
+    }
+}
+
+/// Where `ExAllocatePool2` takes its blocks from and `ExFreePoolWithTag` gives them back to,
+/// while installed: an emulator places each block at the end of its pages before an inaccessible
+/// guard page and makes freed blocks inaccessible (special pool). Blocks are zeroed, aligned as
+/// the layout asks.
+#[derive(Clone, Copy)]
+pub struct PoolMemory {
+    /// Allocates a zeroed block of `layout` (null when it cannot).
+    pub allocate: fn(layout: Layout) -> *mut u8,
+    /// Frees a block `allocate` returned for `layout`.
+    ///
+    /// # Safety
+    /// `block` came from `allocate` with this `layout` and is freed once.
+    pub free: unsafe fn(block: *mut u8, layout: Layout),
+}
+
+static POOL: Mutex<Option<PoolMemory>> = Mutex::new(None);
+
+/// Installed pool memory; dropping it puts back what was installed before (the host's heap).
+#[must_use = "the pool memory is uninstalled when this is dropped"]
+pub struct PoolInstalled {
+    previous: Option<PoolMemory>,
+}
+
+/// Makes `ExAllocatePool2` / `ExFreePoolWithTag` use `pool` until the guard is dropped.
+pub fn install_pool(pool: PoolMemory) -> PoolInstalled {
+    let previous = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).replace(pool);
+    PoolInstalled { previous }
+}
+
+impl Drop for PoolInstalled {
+    fn drop(&mut self) {
+        *POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = self.previous;
+    }
+}
+
+fn pool() -> Option<PoolMemory> {
+    *POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A zeroed pool block of `layout` (a non-zero size) from the installed pool memory or the heap.
+pub(crate) fn pool_allocate(layout: Layout) -> *mut u8 {
+    match pool() {
+        Some(pool) => (pool.allocate)(layout),
+        // SAFETY: the caller passes a non-zero size.
+        None => unsafe { std::alloc::alloc_zeroed(layout) },
+    }
+}
+
+/// Frees a block [`pool_allocate`] returned.
+///
+/// # Safety
+/// `block` came from [`pool_allocate`] with `layout`, under the same pool memory, freed once.
+pub(crate) unsafe fn pool_free(block: *mut u8, layout: Layout) {
+    match pool() {
+        // SAFETY: the caller's promise.
+        Some(pool) => unsafe { (pool.free)(block, layout) },
+        // SAFETY: the caller's promise: a heap block of this layout.
+        None => unsafe { std::alloc::dealloc(block, layout) },
     }
 }
 

@@ -853,8 +853,7 @@ unsafe extern "system" fn ExAllocatePool2(_flags: PoolFlags, size: usize, tag: u
         return std::ptr::null_mut();
     }
     let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), POOL_ALIGNMENT) else { return std::ptr::null_mut() };
-    // SAFETY: a non-zero size.
-    let block = unsafe { std::alloc::alloc_zeroed(layout) };
+    let block = invoke::pool_allocate(layout);
     if !block.is_null() {
         state.pool.insert(block.expose_provenance(), Block { size: size.max(1), tag });
     }
@@ -874,7 +873,7 @@ unsafe extern "system" fn ExFreePoolWithTag(block: *mut c_void, tag: u32) {
     }
     let layout = std::alloc::Layout::from_size_align(allocated.size, POOL_ALIGNMENT).expect("pool layout");
     // SAFETY: allocated by `ExAllocatePool2` with this layout, freed once (removed above).
-    unsafe { std::alloc::dealloc(block.cast(), layout) };
+    unsafe { invoke::pool_free(block.cast(), layout) };
 }
 
 #[unsafe(no_mangle)]

@@ -19,15 +19,16 @@
 //! fault stops the emulation at every level and resumes as a panic in the caller of
 //! [`invoke::call`](wanlayer_kernel_model::invoke::call).
 
+use std::alloc::Layout;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use unicorn_engine::unicorn_const::{Arch as UcArch, HookType, MemType, Mode, Permission};
 use unicorn_engine::{RegisterX86, Unicorn};
 use wanlayer_kernel_model::exports::Export;
-use wanlayer_kernel_model::invoke;
+use wanlayer_kernel_model::invoke::{self, PoolMemory};
 
 use crate::image::{Access, Arch, Image, PAGE};
 
@@ -85,6 +86,27 @@ struct Shared {
     import_calls: Cell<u64>,
     regions: RefCell<Vec<Region>>,
     mapped: RefCell<BTreeSet<usize>>,
+    /// Pages the guest may never touch, with the reason: pool guard pages, freed pool blocks.
+    forbidden: RefCell<BTreeMap<usize, String>>,
+    /// Live pool blocks: block address -> (its region's address, the region's pages).
+    pool_blocks: RefCell<BTreeMap<usize, (usize, usize)>>,
+    /// Regions of freed pool blocks, kept so that their addresses are not reused in the run.
+    quarantine: RefCell<Vec<(usize, usize)>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let live: Vec<(usize, usize)> = self.pool_blocks.borrow().values().copied().collect();
+        for (region, pages) in live.into_iter().chain(self.quarantine.borrow_mut().drain(..)) {
+            // SAFETY: a region `pool_allocate` allocated with this layout, freed once (the engine
+            // that mapped its pages is closed: `Shared` outlives the owner's engine).
+            unsafe { std::alloc::dealloc(std::ptr::with_exposed_provenance_mut(region), region_layout(pages)) };
+        }
+    }
+}
+
+fn region_layout(pages: usize) -> Layout {
+    Layout::from_size_align(pages * PAGE, PAGE).expect("pool region layout")
 }
 
 impl Shared {
@@ -183,9 +205,28 @@ fn execute(address: usize, arguments: &[u64]) -> u64 {
     machine.call(address, arguments)
 }
 
-/// A machine installed as the model's executor; uninstalled on drop.
+/// A machine installed as the model's executor and pool memory; uninstalled on drop.
 pub struct Running {
     _installed: invoke::Installed,
+    _pool: invoke::PoolInstalled,
+}
+
+/// The model's `ExAllocatePool2` on this thread's machine: special pool.
+fn special_allocate(layout: Layout) -> *mut u8 {
+    match CURRENT.with(|current| current.borrow().clone()) {
+        Some(machine) => machine.pool_allocate(layout),
+        None => std::ptr::null_mut(),
+    }
+}
+
+/// The model's `ExFreePoolWithTag` on this thread's machine.
+///
+/// # Safety
+/// `block` came from [`special_allocate`] on this thread's machine, freed once.
+unsafe fn special_free(block: *mut u8, _layout: Layout) {
+    if let Some(machine) = CURRENT.with(|current| current.borrow().clone()) {
+        machine.pool_free(block.addr());
+    }
 }
 
 impl Drop for Running {
@@ -265,6 +306,9 @@ impl Machine {
             import_calls: Cell::new(0),
             regions: RefCell::new(Vec::new()),
             mapped: RefCell::new(BTreeSet::new()),
+            forbidden: RefCell::new(BTreeMap::new()),
+            pool_blocks: RefCell::new(BTreeMap::new()),
+            quarantine: RefCell::new(Vec::new()),
         });
         let hooked = Rc::clone(&shared);
         engine
@@ -293,7 +337,43 @@ impl Machine {
     /// Makes this machine the model's executor on this thread until the guard is dropped.
     pub fn run(&self) -> Running {
         CURRENT.with(|current| *current.borrow_mut() = Some(self.clone()));
-        Running { _installed: invoke::install(execute) }
+        Running {
+            _installed: invoke::install(execute),
+            _pool: invoke::install_pool(PoolMemory { allocate: special_allocate, free: special_free }),
+        }
+    }
+
+    /// A special-pool block (Driver Verifier's special pool): the block ends where an
+    /// inaccessible guard page begins, so an overrun faults at its first byte past a 16-byte
+    /// granule; zeroed; null when the host is out of memory.
+    fn pool_allocate(&self, layout: Layout) -> *mut u8 {
+        let size = layout.size().max(1).next_multiple_of(layout.align().max(16));
+        let pages = size.div_ceil(PAGE) + 1;
+        // SAFETY: a non-zero size.
+        let region = unsafe { std::alloc::alloc_zeroed(region_layout(pages)) };
+        if region.is_null() {
+            return region;
+        }
+        let guard = region.addr() + (pages - 1) * PAGE;
+        let block = guard - size;
+        let reason = format!("the guard page after the pool block of {} bytes at {block:#x} (an overrun)", layout.size());
+        self.shared.forbidden.borrow_mut().insert(guard, reason);
+        self.shared.pool_blocks.borrow_mut().insert(block, (region.expose_provenance(), pages));
+        region.wrapping_add((pages - 1) * PAGE - size)
+    }
+
+    /// Frees a special-pool block: its pages become inaccessible to the guest (unmapped if they
+    /// were mapped) and stay allocated until the machine goes, so a use after free faults.
+    fn pool_free(&self, block: usize) {
+        let Some((region, pages)) = self.shared.pool_blocks.borrow_mut().remove(&block) else { return };
+        let mut engine = self.engine();
+        for page in (region..region + (pages - 1) * PAGE).step_by(PAGE) {
+            self.shared.forbidden.borrow_mut().insert(page, format!("the pool block at {block:#x}, freed (a use after free)"));
+            if self.shared.mapped.borrow_mut().remove(&page) {
+                let _ = engine.mem_unmap(page as u64, PAGE);
+            }
+        }
+        self.shared.quarantine.borrow_mut().push((region, pages));
     }
 
     /// The most guest stack any top-level call used so far, in bytes.
@@ -512,6 +592,9 @@ fn fault(engine: &mut Unicorn<'_, ()>, shared: &Shared, kind: MemType, address: 
     }
     if page == shared.guard {
         return refuse("the guard page below the guest stack (stack overflow)");
+    }
+    if let Some(reason) = shared.forbidden.borrow().get(&page) {
+        return refuse(reason);
     }
     if shared.mapped.borrow().contains(&page) {
         return refuse("a page already mapped");

@@ -44,6 +44,7 @@ mod emulate {
         driver: Option<PathBuf>,
         vendor: Option<PathBuf>,
         scenario: Option<usize>,
+        probe: Option<String>,
         vendor_entry: bool,
     }
 
@@ -60,6 +61,7 @@ mod emulate {
                 "--label" => parsed.label = value.clone(),
                 "--driver" => parsed.driver = Some(PathBuf::from(value)),
                 "--vendor" => parsed.vendor = Some(PathBuf::from(value)),
+                "--probe" => parsed.probe = Some(value.clone()),
                 "--scenario" => parsed.scenario = Some(value.parse().map_err(|_| format!("--scenario {value}: not a number"))?),
                 _ => return Err(format!("unknown argument {arg}")),
             }
@@ -75,6 +77,9 @@ mod emulate {
         }
         if arguments.vendor_entry {
             return child_vendor(&arguments);
+        }
+        if let Some(probe) = &arguments.probe {
+            return child_probe(&arguments, probe);
         }
         parent(&args[0], &arguments)
     }
@@ -99,6 +104,15 @@ mod emulate {
         let outcome = run::run(&ImageFile::read(driver)?, scenario);
         let failure = outcome.failure.unwrap_or_default().replace('\n', " ");
         println!("{RESULT}\t{}\t{}\t{failure}", outcome.stack, outcome.import_calls);
+        Ok(true)
+    }
+
+    fn child_probe(arguments: &Arguments, name: &str) -> Result<bool, String> {
+        report_panics();
+        let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
+        let probe = run::Probe::ALL.into_iter().find(|probe| probe.name() == name).ok_or_else(|| format!("no probe {name}"))?;
+        let failure = probe.run(&ImageFile::read(driver)?).unwrap_or_default().replace('\n', " ");
+        println!("{RESULT}\t0\t0\t{failure}");
         Ok(true)
     }
 
@@ -139,6 +153,16 @@ mod emulate {
         let label = if arguments.label.is_empty() { file.arch.name().to_owned() } else { arguments.label.clone() };
         let driver_text = driver.display().to_string();
         let mut failed = Vec::new();
+        for probe in run::Probe::ALL {
+            let (_, _, failure) = child(program, &["--driver", &driver_text, "--probe", probe.name()])?;
+            let failure = failure.unwrap_or_default();
+            if failure.contains(probe.expected()) {
+                println!("emulator:   {label}: probe {}: caught as expected: {failure}", probe.name());
+            } else {
+                println!("emulator:   {label}: probe {}: NOT caught (expected {:?}): {failure}", probe.name(), probe.expected());
+                failed.push((probe.name(), format!("the emulator's check is not live: {failure}")));
+            }
+        }
         let (mut deepest, mut calls) = (0usize, 0u64);
         for (index, scenario) in ALL.iter().enumerate() {
             let index = index.to_string();
@@ -151,11 +175,12 @@ mod emulate {
             }
         }
         println!(
-            "emulator: {label}: {} scenarios against {}, {} failed, {calls} import calls, max stack {:.1} KiB",
+            "emulator: {label}: {} scenarios against {}, {} failed, {calls} import calls, max stack {:.1} KiB ({} probes of the emulator's checks)",
             ALL.len(),
             file_name(driver),
             failed.len(),
-            deepest as f64 / 1024.0
+            deepest as f64 / 1024.0,
+            run::Probe::ALL.len()
         );
         for (name, failure) in &failed {
             println!("emulator: FAILED {label}: {name}: {failure}");

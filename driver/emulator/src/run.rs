@@ -123,3 +123,80 @@ pub fn vendor_entry(file: &ImageFile) -> VendorOutcome {
     });
     VendorOutcome { status, failure, stack: machine.deepest_stack() }
 }
+
+/// The emulator's own checks proven live against an image, each expected to fail in its own way.
+#[derive(Clone, Copy, Debug)]
+pub enum Probe {
+    /// `DriverEntry` given a driver object at an address that is not memory of this process:
+    /// the guest's access must fault and fail the run with that address.
+    WildPointer,
+    /// `DriverEntry` with no `DriverUnload` after it: the model's end-of-run check must find the
+    /// registration the guest made through its imports.
+    NoUnload,
+    /// `IOCTL_QUERY_VERSION` answered into a 16-byte pool block that claims 64 bytes of output:
+    /// the driver's write past the block must hit the special pool's guard page.
+    PoolOverrun,
+}
+
+impl Probe {
+    /// Every probe.
+    pub const ALL: [Probe; 3] = [Probe::WildPointer, Probe::NoUnload, Probe::PoolOverrun];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::WildPointer => "wild-pointer",
+            Probe::NoUnload => "no-unload",
+            Probe::PoolOverrun => "pool-overrun",
+        }
+    }
+
+    /// What its failure must say.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Probe::WildPointer => "not memory of this process",
+            Probe::NoUnload => "the filter driver is still registered",
+            Probe::PoolOverrun => "the guard page after the pool block of 16 bytes",
+        }
+    }
+
+    /// Runs it against a fresh load of `file`; returns its failure (a fault ends the process
+    /// with a panic, which the caller's child process reports).
+    pub fn run(self, file: &ImageFile) -> Option<String> {
+        use wanlayer_driver_host_tests::common::zeroed;
+        use wanlayer_kernel_model as model;
+        use wanlayer_ndis::io::DriverObjectLayout;
+        use wanlayer_ndis::kernel::DriverObject;
+        use wanlayer_ndis::types::UnicodeString;
+
+        let machine = match file.machine() {
+            Ok(machine) => machine,
+            Err(failure) => return Some(failure),
+        };
+        let entry: wanlayer_driver_host_tests::scenarios::DriverEntryFn = Word::from_word(machine.entry() as u64);
+        let _run = model::begin();
+        let _running = machine.run();
+        if let Probe::PoolOverrun = self {
+            let allocate = model::exports::find("ntoskrnl.exe", "ExAllocatePool2").expect("exported");
+            // SAFETY: ExAllocatePool2(POOL_FLAG_NON_PAGED, 16, 'WLpr') through the model, as the
+            // I/O manager would allocate a system buffer.
+            let buffer = unsafe { (allocate.call)(&[0x40, 16, u64::from(u32::from_le_bytes(*b"WLpr"))]) };
+            let target = Target { name: "emulated image", driver_entry: entry, links: None };
+            let status = wanlayer_driver_host_tests::scenarios::control::query_version_into(&target, Word::from_word(buffer), 64);
+            return Some(format!("the version query into a 16-byte block returned {status:#x} without a fault"));
+        }
+        let driver_object = zeroed::<DriverObjectLayout>();
+        let object = match self {
+            Probe::WildPointer => std::ptr::without_provenance_mut::<DriverObject>(0x1000),
+            Probe::NoUnload | Probe::PoolOverrun => driver_object.ptr().cast::<DriverObject>(),
+        };
+        let mut path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer".encode_utf16().collect();
+        let bytes = u16::try_from(path.len() * 2).expect("short path");
+        let mut registry_path = UnicodeString { length: bytes, maximum_length: bytes, buffer: path.as_mut_ptr() };
+        // SAFETY: DriverEntry as the I/O manager calls it (with a wild driver object for the first
+        // probe: the emulator stops the guest at its first access).
+        let status = unsafe { wanlayer_kernel_model::invoke::call(entry, (object, &raw mut registry_path)) };
+        let left = model::finish();
+        Some(format!("DriverEntry returned {status:#x}; left: {}", left.join("; ")))
+    }
+}

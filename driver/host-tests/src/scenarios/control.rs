@@ -295,3 +295,22 @@ pub fn internal_device_controls_from_user_mode_or_with_other_codes_are_refused(t
     assert!(model::violations().is_empty(), "{:#?}", model::violations());
     unload(loaded);
 }
+
+/// Loads the driver, opens a read-only handle and sends `IOCTL_QUERY_VERSION` with `system_buffer`
+/// as the I/O manager's buffer and `output_length` as the output length; returns the dispatch
+/// routine's status. The emulator's probe of special pool gives it a buffer shorter than the
+/// length it claims (which the I/O manager never does): the driver's answer runs past the block.
+/// Leaves the driver loaded and the handle open.
+pub fn query_version_into(target: &Target, system_buffer: *mut c_void, output_length: usize) -> NtStatus {
+    let loaded = load(target);
+    let (file, status) = open(FILE_READ_DATA);
+    assert_eq!(status, 0);
+    let mut version = Request::device_control(file.ptr(), IOCTL_QUERY_VERSION, &[], 0);
+    version.irp.system_buffer = system_buffer;
+    // SAFETY: the stack location this request owns.
+    let location = unsafe { &mut *version.irp.current_stack_location };
+    location.parameters.device_io_control.output_buffer_length = u32::try_from(output_length).expect("short output");
+    let status = version.send(IRP_MJ_DEVICE_CONTROL);
+    std::mem::forget((loaded, file, version));
+    status
+}
