@@ -27,7 +27,7 @@ impl ModuleId {
 
 impl fmt::Display for ModuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "module {}.{}", self.slot(), self.generation())
+        write!(f, "module {}", wanlayer_proto::display::ModuleIdText(self.0))
     }
 }
 

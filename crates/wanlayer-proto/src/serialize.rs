@@ -8,7 +8,9 @@
 use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
 use serde::Serialize;
 
-use crate::display::{capability_names, HexText, HookIdText, InterfaceIdText, Ipv4Text, MacText, ModuleIdText, ProtocolText, Utf16Text};
+use crate::display::{
+    capability_names, BitRate, HexText, HookIdText, InterfaceIdText, Ipv4Text, MacText, ModuleIdText, ProtocolText, Utf16Text,
+};
 use crate::{
     EventBody, EventRecordRepr, Features, HookEntryRepr, HookName, HookStatsRepr, LinkEntryRepr, LinkEventRepr, LinkStatsRepr,
     ModuleEntryRepr, ModuleStatsRepr, RuleStatsEntryRepr, TrafficRepr, VerdictStats, VersionInfoRepr, DROP_REASONS,
@@ -128,7 +130,7 @@ impl Serialize for LinkEntryRepr<'_> {
         s.serialize_field("remote_address", &AsText(MacText(self.remote_address)))?;
         s.serialize_field("local_address", &AsText(MacText(self.local_address)))?;
         s.serialize_field("protocol", &AsText(ProtocolText(self.protocol_type)))?;
-        s.serialize_field("speed_bps", &(u64::from(self.link_speed_100bps) * 100))?;
+        s.serialize_field("speed_bps", &BitRate::from_100bps(self.link_speed_100bps).0)?;
         s.serialize_field("maximum_total_size", &self.maximum_total_size)?;
         s.serialize_field("reported_total_size", &self.reported_total_size)?;
         s.serialize_field("quality", &AsText(self.quality))?;
@@ -247,7 +249,7 @@ impl Serialize for LinkEventRepr {
         s.serialize_field("remote_address", &AsText(MacText(self.remote_address)))?;
         s.serialize_field("local_address", &AsText(MacText(self.local_address)))?;
         s.serialize_field("protocol", &AsText(ProtocolText(self.protocol_type)))?;
-        s.serialize_field("speed_bps", &(u64::from(self.link_speed_100bps) * 100))?;
+        s.serialize_field("speed_bps", &BitRate::from_100bps(self.link_speed_100bps).0)?;
         s.serialize_field("maximum_total_size", &self.maximum_total_size)?;
         s.serialize_field("reported_total_size", &self.reported_total_size)?;
         s.end()

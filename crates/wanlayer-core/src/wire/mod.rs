@@ -181,8 +181,7 @@ impl MacAddress {
 impl fmt::Display for MacAddress {
     /// Windows style: `AA-BB-CC-DD-EE-FF`, as `ipconfig` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02X}-{b:02X}-{c:02X}-{d:02X}-{e:02X}-{g:02X}")
+        wanlayer_proto::display::MacText(self.0).fmt(f)
     }
 }
 
