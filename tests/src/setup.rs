@@ -2,7 +2,7 @@
 //! teardown every scenario ends with.
 
 use wanlayer_core::event::EventRecord;
-use wanlayer_core::hal::Hal;
+use wanlayer_core::hal::{Hal, Pool};
 use wanlayer_core::hook::{Direction, HookId, HookInfo};
 use wanlayer_core::module::ModuleCounts;
 use wanlayer_core::stats::{DropReason, ModuleDirectionCounts};
@@ -89,6 +89,9 @@ pub fn assert_settled<F: EngineFilter>(rras: &Rras<F>) {
     assert_eq!(ledger.home, ledger.created, "every packet goes home: {ledger}");
     for (pool, usage) in rras.pools() {
         assert_eq!(usage.current, 0, "{pool:?} still charged: {usage:?}");
+    }
+    for pool in Pool::ALL {
+        assert_eq!(rras.filter().pool_charged(pool), 0, "{pool:?} still charged by the engine's platform");
     }
 }
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use wanlayer_core::hal::PathContext;
 use wanlayer_core::hook::{Direction, Hook, PacketContext, Ticket, Verdict};
 use wanlayer_core::stats::DropReason;
-use wanlayer_core::wire::{clamp_tcp_mss, EtherType, FrameSummary, MacAddress};
+use wanlayer_core::wire::{EtherType, FrameSummary, MacAddress};
 use wanlayer_core::{ModuleId, NdisStatus, ReinjectError, ReinjectVerdict};
 use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, SendOptions, SimLink, StatusBuffer, StatusIndication, WanLineUp};
-use wanlayer_tests::frames::{checksums_valid, ip_ttl, set_ttl, syn_frame, tcp_mss};
+use wanlayer_tests::frames::{checksums_valid, clamped_tcp_header, ip_ttl, set_ttl, syn_frame, tcp_mss};
 use wanlayer_tests::hooks::{
     Applies, CallLog, Callback, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, RecordingHook, TtlRewriteHook,
 };
@@ -86,7 +86,9 @@ fn differences(a: &[u8], b: &[u8]) -> Vec<usize> {
 
 #[test]
 fn the_mss_of_syns_is_clamped_in_place_both_ways_with_a_valid_checksum() {
-    let rras = started();
+    // In place: the simulator's packets are writable; wanlayer.sys writes only frames it
+    // allocated, so there the engine clamps a copy (the other MSS scenarios).
+    let rras = wanlayer_tests::setup::started_core();
     let clamp = MssClampHook::new(1360);
     rras.engine().add_hook("mss", 10, clamp.clone()).expect("a free hook slot");
     for edge in [Edge::WanIp, Edge::WanIpv6] {
@@ -103,7 +105,7 @@ fn the_mss_of_syns_is_clamped_in_place_both_ways_with_a_valid_checksum() {
         for (before, after) in [(&out, &down.frame), (&back, &up.frame)] {
             assert_eq!(tcp_mss(after), Some(1360), "{edge}");
             assert!(checksums_valid(after), "{edge}: the TCP checksum still verifies after the clamp");
-            let tcp_at = clamp_tcp_mss(&mut before.to_vec(), 1360).expect("a clampable SYN").tcp_header.start;
+            let tcp_at = clamped_tcp_header(before, 1360).expect("a clampable SYN").0;
             let allowed = [tcp_at + 16, tcp_at + 17, tcp_at + 22, tcp_at + 23];
             assert!(differences(before, after).iter().all(|at| allowed.contains(at)), "{edge}: only the MSS and the checksum change");
         }
@@ -161,7 +163,8 @@ fn a_read_only_receive_is_copied_before_the_clamp_and_the_original_goes_back_to_
 
 #[test]
 fn a_read_only_syn_that_cannot_be_copied_goes_up_unclamped_and_the_hook_knows() {
-    let rras = started();
+    // A fault plan fails the copy: the simulator's allocations, so the CoreFilter.
+    let rras = wanlayer_tests::setup::started_core();
     let clamp = MssClampHook::new(1200);
     rras.engine().add_hook("mss", 10, clamp.clone()).expect("a free hook slot");
     let link = rras.link_up(Edge::WanIp, LinkParams::new());

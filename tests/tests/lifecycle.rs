@@ -191,7 +191,7 @@ fn detach_reports_the_links_it_dropped_and_frees_their_memory() {
     rras.send_flow(&links[0], &UDP, 20);
     queue.reinject_all(rras.engine(), ReinjectVerdict::Pass);
     let (v4, v6) = (module(&rras, Edge::WanIp), module(&rras, Edge::WanIpv6));
-    let pool = |pool| rras.pools().into_iter().find(|(p, _)| *p == pool).map_or(0, |(_, usage)| usage.current);
+    let pool = |pool| wanlayer_sim::EngineFilter::pool_charged(rras.filter(), pool);
     assert!(pool(Pool::Link) > 0 && pool(Pool::Taken) > 0);
     drain_events(rras.engine());
 

@@ -13,7 +13,7 @@ use wanlayer_tests::setup::{counts, finish, frames, module, started, UDP};
 const LINKS: usize = 10_000;
 
 fn link_pool<F: wanlayer_sim::EngineFilter>(rras: &wanlayer_sim::Rras<F>) -> usize {
-    rras.pools().into_iter().find(|(pool, _)| *pool == Pool::Link).map_or(0, |(_, usage)| usage.current)
+    rras.filter().pool_charged(Pool::Link)
 }
 
 #[test]

@@ -32,18 +32,15 @@ struct Buffers {
     mdls: BTreeMap<usize, ()>,
     /// Every NBL the driver freed, in order (taken by [`take_freed_nbls`]).
     freed: Vec<usize>,
+    /// Every NBL the driver allocated, in order (taken by [`take_allocated_nbls`]).
+    allocated: Vec<usize>,
 }
 
-static BUFFERS: Mutex<Buffers> = Mutex::new(Buffers {
-    nbls: BTreeMap::new(),
-    mdls: BTreeMap::new(),
-    freed: Vec::new(),
-});
+static BUFFERS: Mutex<Buffers> =
+    Mutex::new(Buffers { nbls: BTreeMap::new(), mdls: BTreeMap::new(), freed: Vec::new(), allocated: Vec::new() });
 
 fn buffers() -> MutexGuard<'static, Buffers> {
-    BUFFERS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    BUFFERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Frees what a run left and forgets it (at [`begin`](crate::begin) and when a run ends); the
@@ -60,6 +57,7 @@ pub(crate) fn reset() {
         drop(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<Mdl>(mdl)) });
     }
     buffers.freed.clear();
+    buffers.allocated.clear();
 }
 
 /// What [`finish`](crate::finish) reports: NBLs and MDLs allocated and never freed.
@@ -67,27 +65,17 @@ pub(crate) fn leftovers() -> Vec<String> {
     let buffers = buffers();
     let mut found = Vec::new();
     if !buffers.nbls.is_empty() {
-        found.push(format!(
-            "{} NBLs the driver allocated not freed",
-            buffers.nbls.len()
-        ));
+        found.push(format!("{} NBLs the driver allocated not freed", buffers.nbls.len()));
     }
     if !buffers.mdls.is_empty() {
-        found.push(format!(
-            "{} MDLs the driver allocated not freed",
-            buffers.mdls.len()
-        ));
+        found.push(format!("{} MDLs the driver allocated not freed", buffers.mdls.len()));
     }
     found
 }
 
 /// NBLs from `pool` still allocated (what `NdisFreeNetBufferListPool` must not find).
 pub(crate) fn allocated_from(pool: usize) -> usize {
-    buffers()
-        .nbls
-        .values()
-        .filter(|&&from| from == pool)
-        .count()
+    buffers().nbls.values().filter(|&&from| from == pool).count()
 }
 
 /// Whether `nbl` is one the driver allocated and has not freed.
@@ -98,6 +86,12 @@ pub fn is_driver_nbl(nbl: usize) -> bool {
 /// The NBLs the driver freed since the last call, in order.
 pub fn take_freed_nbls() -> Vec<usize> {
     std::mem::take(&mut buffers().freed)
+}
+
+/// The NBLs the driver allocated since the last call, in order (with their frames filled in:
+/// the driver fills a frame before it describes it with an NBL).
+pub fn take_allocated_nbls() -> Vec<usize> {
+    std::mem::take(&mut buffers().allocated)
 }
 
 /// NBLs and MDLs the driver holds now.
@@ -122,10 +116,7 @@ unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
     let pool = pool.as_raw().addr();
     let live_pool = state().nbl_pools.contains_key(&pool);
     if !live_pool {
-        violation(
-            "NdisAllocateNetBufferAndNetBufferList from a pool never allocated or already freed"
-                .into(),
-        );
+        violation("NdisAllocateNetBufferAndNetBufferList from a pool never allocated or already freed".into());
         return std::ptr::null_mut();
     }
     if context_size != 0 {
@@ -151,8 +142,7 @@ unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
     // SAFETY: an NBL and a NET_BUFFER are plain C structures; all zeroes is their freshly
     // allocated state.
     let mut block = Box::new(unsafe { std::mem::zeroed::<NblBlock>() });
-    block.nbl.ndis_pool_handle =
-        NblPoolHandle::from_raw(std::ptr::with_exposed_provenance_mut(pool));
+    block.nbl.ndis_pool_handle = NblPoolHandle::from_raw(std::ptr::with_exposed_provenance_mut(pool));
     block.net_buffer.mdl_chain = mdl;
     block.net_buffer.current_mdl = mdl;
     block.net_buffer.current_mdl_offset = offset;
@@ -163,7 +153,12 @@ unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
     let net_buffer = unsafe { &raw mut (*block).net_buffer };
     // SAFETY: as above.
     unsafe { (*block).nbl.first_net_buffer = net_buffer };
-    buffers().nbls.insert(block.expose_provenance(), pool);
+    {
+        let mut buffers = buffers();
+        buffers.nbls.insert(block.expose_provenance(), pool);
+        buffers.allocated.push(block.addr());
+    }
+    crate::upcalls::passed_on();
     block.cast()
 }
 
@@ -178,9 +173,7 @@ unsafe extern "system" fn NdisFreeNetBufferList(nbl: *mut NetBufferList) {
         known
     };
     if !known {
-        violation(format!(
-            "NdisFreeNetBufferList of {nbl:p}: not an NBL the driver allocated, or freed twice"
-        ));
+        violation(format!("NdisFreeNetBufferList of {nbl:p}: not an NBL the driver allocated, or freed twice"));
         return;
     }
     // SAFETY: allocated by `NdisAllocateNetBufferAndNetBufferList` as an `NblBlock` (the NBL is
@@ -190,13 +183,7 @@ unsafe extern "system" fn NdisFreeNetBufferList(nbl: *mut NetBufferList) {
 }
 
 #[unsafe(no_mangle)]
-unsafe extern "system" fn IoAllocateMdl(
-    va: *mut c_void,
-    length: u32,
-    secondary: u8,
-    _charge: u8,
-    irp: *mut Irp,
-) -> *mut Mdl {
+unsafe extern "system" fn IoAllocateMdl(va: *mut c_void, length: u32, secondary: u8, _charge: u8, irp: *mut Irp) -> *mut Mdl {
     if secondary != 0 || !irp.is_null() {
         violation("IoAllocateMdl for an IRP: the driver's MDLs describe its own pool".into());
     }
@@ -225,23 +212,15 @@ unsafe extern "system" fn IoFreeMdl(mdl: *mut Mdl) {
         let buffers = buffers();
         buffers.nbls.keys().any(|&nbl| {
             // SAFETY: a live block of the model's.
-            let first = unsafe {
-                (*std::ptr::with_exposed_provenance::<NblBlock>(nbl))
-                    .net_buffer
-                    .mdl_chain
-            };
+            let first = unsafe { (*std::ptr::with_exposed_provenance::<NblBlock>(nbl)).net_buffer.mdl_chain };
             first == mdl
         })
     };
     if in_use {
-        violation(format!(
-            "IoFreeMdl of {mdl:p}, which a live NBL still describes its buffer with"
-        ));
+        violation(format!("IoFreeMdl of {mdl:p}, which a live NBL still describes its buffer with"));
     }
     if buffers().mdls.remove(&mdl.addr()).is_none() {
-        violation(format!(
-            "IoFreeMdl of {mdl:p}: not an MDL of IoAllocateMdl, or freed twice"
-        ));
+        violation(format!("IoFreeMdl of {mdl:p}: not an MDL of IoAllocateMdl, or freed twice"));
         return;
     }
     // SAFETY: allocated by `IoAllocateMdl`, freed once (removed above).
@@ -251,9 +230,7 @@ unsafe extern "system" fn IoFreeMdl(mdl: *mut Mdl) {
 #[unsafe(no_mangle)]
 unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: *mut Mdl) {
     if !buffers().mdls.contains_key(&mdl.addr()) {
-        violation(format!(
-            "MmBuildMdlForNonPagedPool of {mdl:p}: not an MDL of IoAllocateMdl"
-        ));
+        violation(format!("MmBuildMdlForNonPagedPool of {mdl:p}: not an MDL of IoAllocateMdl"));
         return;
     }
     // SAFETY: a live MDL of the model's, which the driver holds.
@@ -265,13 +242,7 @@ unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: *mut Mdl) {
 /// `NdisGetDataBuffer`: `bytes` contiguous bytes from the NET_BUFFER's data start — in place when
 /// the current MDL holds them all, else copied into `storage` (null without storage).
 #[unsafe(no_mangle)]
-unsafe extern "system" fn NdisGetDataBuffer(
-    nb: *mut NetBuffer,
-    bytes: u32,
-    storage: *mut c_void,
-    align: u32,
-    _offset: u32,
-) -> *mut c_void {
+unsafe extern "system" fn NdisGetDataBuffer(nb: *mut NetBuffer, bytes: u32, storage: *mut c_void, align: u32, _offset: u32) -> *mut c_void {
     if align == 0 || !align.is_power_of_two() {
         violation(format!("NdisGetDataBuffer with AlignMultiple {align}"));
         return std::ptr::null_mut();
@@ -289,9 +260,7 @@ unsafe extern "system" fn NdisGetDataBuffer(
     let mut in_place = true;
     while wanted > 0 {
         if mdl.is_null() {
-            violation(format!(
-                "NdisGetDataBuffer: the MDL chain ends before DataLength ({bytes} bytes wanted)"
-            ));
+            violation(format!("NdisGetDataBuffer: the MDL chain ends before DataLength ({bytes} bytes wanted)"));
             return std::ptr::null_mut();
         }
         // SAFETY: a member of the NET_BUFFER's valid MDL chain.
@@ -311,13 +280,7 @@ unsafe extern "system" fn NdisGetDataBuffer(
         }
         // SAFETY: `take` bytes from `skip` lie in the MDL's buffer; `storage` has room for
         // `bytes` (the caller's promise) and `copied + take <= bytes`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr().wrapping_add(skip),
-                storage.cast::<u8>().wrapping_add(copied),
-                take,
-            )
-        };
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr().wrapping_add(skip), storage.cast::<u8>().wrapping_add(copied), take) };
         copied += take;
         wanted -= take;
         skip = 0;

@@ -32,9 +32,9 @@ pub mod low_resources;
 mod timers;
 mod upcalls;
 
-pub use buffers::{driver_buffers, is_driver_nbl, take_freed_nbls};
+pub use buffers::{driver_buffers, is_driver_nbl, take_allocated_nbls, take_freed_nbls};
 pub use timers::{advance_time, set_time, time, timers_set};
-pub use upcalls::{set_passed_on_sink, set_status_sink, PassedOnSink, StatusSink};
+pub use upcalls::{log_since, set_passed_on_sink, set_status_sink, take_send_flags, violations_since, PassedOnSink, StatusSink};
 
 pub mod exports;
 pub mod invoke;
@@ -307,6 +307,7 @@ pub fn begin() -> Run {
     low_resources::reset();
     set_status_sink(None);
     set_passed_on_sink(None);
+    take_send_flags();
     *state() = State::new();
     Run { _serialised: serialised }
 }
@@ -728,6 +729,7 @@ unsafe extern "system" fn NdisFSendNetBufferLists(filter: FilterModuleHandle, nb
     let nbls = unsafe { chain(&mut state, "NdisFSendNetBufferLists", nbls) };
     state.events.push(Event::SentDown { filter: filter.as_raw().addr(), nbls });
     drop(state);
+    upcalls::sent_with(flags.0);
     upcalls::passed_on();
 }
 

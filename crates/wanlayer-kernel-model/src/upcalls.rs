@@ -42,10 +42,34 @@ pub fn set_passed_on_sink(sink: Option<PassedOnSink>) {
     *PASSED_ON_SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = sink;
 }
 
+static SEND_FLAGS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Records the `SendFlags` of an `NdisFSendNetBufferLists` call, in call order.
+pub(crate) fn sent_with(flags: u32) {
+    SEND_FLAGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(flags);
+}
+
+/// The `SendFlags` of each `NdisFSendNetBufferLists` call since the last time, in the order of
+/// their [`Event::SentDown`](crate::Event::SentDown)s.
+pub fn take_send_flags() -> Vec<u32> {
+    std::mem::take(&mut *SEND_FLAGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
 /// Tells the installed sink, if any, that events are waiting (no model lock held).
 pub(crate) fn passed_on() {
     let sink = *PASSED_ON_SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(sink) = sink {
         sink();
     }
+}
+
+/// The debug output from line `from` on (a test bed that follows it as it grows reads only what
+/// is new).
+pub fn log_since(from: usize) -> Vec<String> {
+    crate::state().log.get(from..).map(<[String]>::to_vec).unwrap_or_default()
+}
+
+/// The rules broken from the `from`th report on.
+pub fn violations_since(from: usize) -> Vec<String> {
+    crate::state().violations.get(from..).map(<[String]>::to_vec).unwrap_or_default()
 }

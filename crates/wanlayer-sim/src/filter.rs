@@ -8,7 +8,7 @@
 //! (NBLs, MDLs, status buffers, OID clones, lent-chain relinking) are the driver's alone and are
 //! not exercised here.
 
-use wanlayer_core::hal::{Level, Log, PathContext};
+use wanlayer_core::hal::{Level, Log, PathContext, Pool};
 use wanlayer_core::link::LineDown;
 use wanlayer_core::module::ModuleKind;
 use wanlayer_core::wire::MacAddress;
@@ -200,6 +200,9 @@ pub trait EngineFilter: FilterDriver {
 
     /// The engine, between driver entry and unload.
     fn engine(&self) -> Option<&Engine<Self::Hal>>;
+
+    /// Bytes the engine has charged to `pool` now, as its platform counts them.
+    fn pool_charged(&self, pool: Pool) -> usize;
 }
 
 impl EngineFilter for CoreFilter {
@@ -207,6 +210,10 @@ impl EngineFilter for CoreFilter {
 
     fn engine(&self) -> Option<&Engine<SimHal>> {
         CoreFilter::engine(self)
+    }
+
+    fn pool_charged(&self, pool: Pool) -> usize {
+        self.engine.as_ref().map_or(0, |engine| engine.hal().pool_usage(pool).current)
     }
 }
 

@@ -199,12 +199,31 @@ impl Carriers {
                     continue;
                 }
             };
+            if self.entries.get(&nbl).is_some_and(|entry| entry.carrier.is_none()) {
+                // One of the driver's own frames: what a hook wrote into it since it was
+                // allocated crosses the edge.
+                let frame = own_frame(pointer);
+                let _ = hal.write(&mut packet, 0, &frame);
+            }
             // SAFETY: a valid NBL the driver passed on.
             let status = NdisStatus(unsafe { (*pointer).status });
             hal.set_status(&mut packet, status);
             chain.push(packet);
         }
         chain
+    }
+
+    /// Enters an NBL the driver just allocated (a frame a hook copied or replaced) in the ledger
+    /// as the filter's allocation on `module`, held by the driver.
+    pub fn allocated(&mut self, hal: &SimHal, module: ModuleId, nbl: usize) {
+        if self.entries.contains_key(&nbl) {
+            return;
+        }
+        let frame = own_frame(ptr::with_exposed_provenance_mut(nbl));
+        if let Ok(packet) = hal.allocate(module, FrameSource::Bytes(&frame)) {
+            self.by_packet.insert(packet.id(), nbl);
+            self.entries.insert(nbl, Entry { packet: Some(packet), carrier: None });
+        }
     }
 
     /// The driver holds these packets again (what a resources indication gave back).

@@ -7,17 +7,18 @@ use std::ptr;
 use std::rc::Rc;
 
 use wanlayer::hal::KernelHal;
-use wanlayer_core::hal::{Clock, Level, Log, PacketIo, PathContext, PauseCompletion};
+use wanlayer_core::hal::{Clock, Level, Log, PacketIo, PathContext, PauseCompletion, Pool};
 use wanlayer_core::{Engine, ModuleId, NdisStatus};
 use wanlayer_kernel_model::{self as model, Event, OidAnswer, DISPATCH_LEVEL, PASSIVE_LEVEL, STATUS_PENDING};
 use wanlayer_ndis::filter::{FilterAttachParameters as NdisAttachParameters, FilterDriverCharacteristics};
 use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication as NdisStatusIndication};
 use wanlayer_ndis::io::DriverObjectLayout;
+use wanlayer_ndis::nbl::NetBufferList;
 use wanlayer_ndis::oid::{
     NdisOidRequest, NdisRequestType, QueryInformation, SetInformation, NDIS_OID_REQUEST_REVISION_1, SIZEOF_OID_REQUEST_REVISION_1,
 };
-use wanlayer_ndis::types::{object_type, ContextHandle, FilterModuleHandle, NdisObjectHeader, UnicodeString};
-use wanlayer_ndis::wan::{WanLineDown, WanLineUp as NdisWanLineUp, NDIS_STATUS_WAN_LINE_DOWN, NDIS_STATUS_WAN_LINE_UP};
+use wanlayer_ndis::types::{object_type, ContextHandle, FilterModuleHandle, NblPoolHandle, NdisObjectHeader, UnicodeString};
+use wanlayer_ndis::wan::{WanLineDown, WanLineUp as NdisWanLineUp, NDIS_STATUS_WAN_LINE_UP};
 use wanlayer_sim::{
     EngineFilter, FilterAttachParameters, FilterDriver, Irql, OidDisposition, OidKind, OidRequest, RequestId, Rule, SimChain, SimHal,
     StatusBuffer, StatusIndication,
@@ -142,11 +143,11 @@ thread_local! {
     static STATUS: RefCell<Option<StatusInProgress>> = const { RefCell::new(None) };
 }
 
-/// `NDIS_WAN_LINE_UP` and its protocol buffer, as NdisWan lays them out.
+/// `NDIS_WAN_LINE_UP` and the room for the `DeviceName` the protocol fills in (the protocol
+/// buffer, of the length NdisWan gives, is allocated beside it).
 #[repr(C)]
 struct LineUpBuffer {
     line_up: NdisWanLineUp,
-    protocol: [u8; 1024],
     device_name: [u16; DEVICE_NAME_ROOM],
 }
 
@@ -198,12 +199,33 @@ impl Shared {
         self.modules.borrow().iter().find(|(_, m)| m.filter.as_raw().addr() == filter).map(|(id, _)| *id)
     }
 
+    fn module_of_pool(&self, pool: NblPoolHandle) -> Option<ModuleId> {
+        let modules = self.modules.borrow();
+        modules.keys().copied().find(|&module| wanlayer::modules::MODULES.handles(module).is_some_and(|handles| handles.pool == pool))
+    }
+
     /// Hands the simulator what the driver passed on since the last time, in order, and frees in
     /// the ledger the driver's own NBLs it freed.
     fn drain(&self) {
         let hal = self.hal().clone();
         let ctx = self.ctx.get();
+        for nbl in model::take_allocated_nbls() {
+            // SAFETY: an NBL the driver just allocated from one of its modules' pools.
+            let pool = unsafe { (*ptr::with_exposed_provenance::<NetBufferList>(nbl)).ndis_pool_handle };
+            if let Some(module) = self.module_of_pool(pool) {
+                self.carriers.borrow_mut().allocated(&hal, module, nbl);
+            }
+        }
+        let mut send_flags = model::take_send_flags().into_iter();
         for event in model::take_events() {
+            // A send goes down with the flags the driver gave NdisFSendNetBufferLists.
+            let ctx = match &event {
+                Event::SentDown { .. } => {
+                    let flags = send_flags.next().map_or(SendFlags(0), SendFlags);
+                    PathContext { check_for_loopback: flags.check_for_loopback(), ..ctx }
+                }
+                _ => ctx,
+            };
             self.deliver(&hal, event, ctx);
         }
         for nbl in model::take_freed_nbls() {
@@ -303,16 +325,16 @@ impl DriverFilter {
             model::set_irql(entered);
         }
         self.drain();
-        let log = model::log();
-        for line in log.iter().skip(self.log_seen.get()) {
+        let log = model::log_since(self.log_seen.get());
+        for line in &log {
             hal.log(Level::Info, format_args!("{}", line.trim_end()));
         }
-        self.log_seen.set(log.len());
-        let violations = model::violations();
-        for violation in violations.iter().skip(self.violations_seen.get()) {
+        self.log_seen.set(self.log_seen.get() + log.len());
+        let violations = model::violations_since(self.violations_seen.get());
+        for violation in &violations {
             hal.report(rule_of(violation), module, format!("kernel model: {violation}"));
         }
-        self.violations_seen.set(violations.len());
+        self.violations_seen.set(self.violations_seen.get() + violations.len());
         // Back in the test's code between callbacks: PASSIVE_LEVEL, no data-path context.
         model::set_irql(PASSIVE_LEVEL);
         self.ctx.set(PathContext::default());
@@ -438,6 +460,11 @@ impl EngineFilter for DriverFilter {
 
     fn engine(&self) -> Option<&Engine<KernelHal>> {
         self.handlers.is_some().then(wanlayer::driver::engine)
+    }
+
+    /// The driver's own per-pool counters (`wanlayer::hal::pool_usage`).
+    fn pool_charged(&self, pool: Pool) -> usize {
+        wanlayer::hal::pool_usage().find(|usage| usage.pool == pool).map_or(0, |usage| usage.current)
     }
 }
 
@@ -652,15 +679,19 @@ impl FilterDriver for DriverFilter {
         };
         // SAFETY: plain C data, all-zero valid.
         let mut line_up: Box<LineUpBuffer> = Box::new(unsafe { std::mem::zeroed() });
-        let mut line_down = WanLineDown { remote_address: [0; 6], local_address: [0; 6] };
+        let mut line_down = match &indication.buffer {
+            StatusBuffer::LineDown(down) => WanLineDown { remote_address: down.remote_address.0, local_address: down.local_address.0 },
+            _ => WanLineDown { remote_address: [0; 6], local_address: [0; 6] },
+        };
         let mut raw = Vec::new();
+        let mut protocol: Vec<u8> = Vec::new();
         let line_up_ptr: *mut LineUpBuffer = &raw mut *line_up;
         let (buffer, size): (*mut c_void, usize) = match &indication.buffer {
             StatusBuffer::LineUp(record) => {
-                let protocol_length = record.protocol_buffer.len().min(1024);
+                protocol.clone_from(&record.protocol_buffer);
+                let protocol_length = protocol.len();
                 // SAFETY: the buffer allocated above, written through its one pointer.
                 let b = unsafe { &mut *line_up_ptr };
-                b.protocol[..protocol_length].copy_from_slice(&record.protocol_buffer[..protocol_length]);
                 let name_units = record.device_name.len().min(DEVICE_NAME_ROOM);
                 b.device_name[..name_units].copy_from_slice(&record.device_name[..name_units]);
                 b.line_up = NdisWanLineUp {
@@ -671,7 +702,7 @@ impl FilterDriver for DriverFilter {
                     remote_address: record.remote_address.0,
                     local_address: record.local_address.0,
                     protocol_buffer_length: u32::try_from(protocol_length).unwrap_or(0),
-                    protocol_buffer: b.protocol.as_mut_ptr(),
+                    protocol_buffer: protocol.as_mut_ptr(),
                     protocol_type: u16::from(record.protocol_type),
                     device_name: UnicodeString {
                         length: u16::try_from(name_units * 2).unwrap_or(0),
@@ -681,10 +712,7 @@ impl FilterDriver for DriverFilter {
                 };
                 (line_up_ptr.cast(), size_of::<LineUpBuffer>())
             }
-            StatusBuffer::LineDown(down) => {
-                line_down = WanLineDown { remote_address: down.remote_address.0, local_address: down.local_address.0 };
-                ((&raw mut line_down).cast(), size_of::<WanLineDown>())
-            }
+            StatusBuffer::LineDown(_) => ((&raw mut line_down).cast(), size_of::<WanLineDown>()),
             StatusBuffer::Raw(bytes) => {
                 raw.clone_from(bytes);
                 (raw.as_mut_ptr().cast(), raw.len())
@@ -705,7 +733,8 @@ impl FilterDriver for DriverFilter {
             *indication = progress.indication;
         }
         self.settle(entered, Some(module));
-        let _ = (NDIS_STATUS_WAN_LINE_DOWN, line_down, line_up);
+        // The buffers of the indication live until the driver's call returned.
+        drop((line_up, protocol, raw));
     }
 
     fn oid_request(&self, module: ModuleId, request: OidRequest) -> OidDisposition {
