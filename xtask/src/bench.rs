@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::test::{run_command, workspace_root};
+use xtask_cli::BenchSection;
 
 mod divert;
 mod engine;
@@ -20,7 +21,8 @@ mod engine;
 type Section = fn() -> Result<(), String>;
 
 /// Benchmark sections: name and runner.
-const SECTIONS: [(&str, Section); 3] = [("rules", rules), ("engine", engine::run), ("divert", divert::run)];
+const SECTIONS: [(BenchSection, Section); 3] =
+    [(BenchSection::Rules, rules), (BenchSection::Engine, engine::run), (BenchSection::Divert, divert::run)];
 
 /// Rule counts measured.
 const RULE_COUNTS: [usize; 6] = [1, 16, 256, 1024, 4096, 65536];
@@ -31,15 +33,11 @@ const LIBPCAP_MAX_RULES: usize = 4096;
 const PACKETS: u64 = 1000;
 
 /// `cargo xtask bench [SECTION...]`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let chosen: Vec<&str> =
-        if args.is_empty() { SECTIONS.iter().map(|(name, _)| *name).collect() } else { args.iter().map(String::as_str).collect() };
-    for name in chosen {
-        let (_, section) = SECTIONS
-            .iter()
-            .find(|(known, _)| *known == name)
-            .ok_or_else(|| format!("unknown benchmark section '{name}' (known: rules, engine, divert)"))?;
-        section()?;
+pub fn run(chosen: &[BenchSection]) -> Result<(), String> {
+    for (name, section) in SECTIONS {
+        if chosen.is_empty() || chosen.contains(&name) {
+            section()?;
+        }
     }
     Ok(())
 }

@@ -292,40 +292,14 @@ pub fn vendor_identity() -> Result<VendorIdentity, String> {
     Ok(identity)
 }
 
-const USAGE: &str = "usage: cargo xtask build [--arch x64|arm64|x86|all] [--release]";
-
-/// The arguments of `build`: the architectures (default: both) and the profile.
-fn parse_args(args: &[String]) -> Result<(Vec<Arch>, bool), String> {
-    let mut arches = Arch::ALL.to_vec();
-    let mut release = false;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let value = match arg.strip_prefix("--arch") {
-            Some("") => Some(args.next().ok_or(format!("--arch needs a value\n{USAGE}"))?.as_str()),
-            Some(rest) => Some(rest.strip_prefix('=').ok_or(format!("unknown option '{arg}'\n{USAGE}"))?),
-            None => None,
-        };
-        match (value, arg.as_str()) {
-            (Some("all"), _) => arches = Arch::ALL.to_vec(),
-            (Some(value), _) => {
-                arches = vec![Arch::parse(value).ok_or(format!("unknown architecture '{value}' (x64, arm64, x86 or all)\n{USAGE}"))?];
-            }
-            (None, "--release") => release = true,
-            (None, other) => return Err(format!("unknown argument '{other}'\n{USAGE}")),
-        }
-    }
-    Ok((arches, release))
-}
-
 /// `cargo xtask build`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let (arches, release) = parse_args(args)?;
+pub fn run(arches: &[Arch], release: bool) -> Result<(), String> {
     let identity = driver_identity()?;
     println!(
         "xtask: building {}.sys ({}), filter {} ({})",
         identity.service_name, identity.friendly_name, identity.filter_guid, identity.control_symbolic_name
     );
-    for built in build(&arches, release)? {
+    for built in build(arches, release)? {
         println!("xtask: built {} and {}", built.driver.display(), built.vendor.display());
     }
     Ok(())
@@ -334,22 +308,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|arg| arg.to_string()).collect()
-    }
-
-    #[test]
-    fn arguments_choose_architectures_and_profile() {
-        assert_eq!(parse_args(&[]).unwrap(), (vec![Arch::X64, Arch::Arm64, Arch::X86], false));
-        assert_eq!(parse_args(&strings(&["--arch", "arm64", "--release"])).unwrap(), (vec![Arch::Arm64], true));
-        assert_eq!(parse_args(&strings(&["--arch=x64"])).unwrap(), (vec![Arch::X64], false));
-        assert_eq!(parse_args(&strings(&["--arch", "all"])).unwrap().0.len(), 3);
-        assert_eq!(parse_args(&strings(&["--arch", "x86"])).unwrap(), (vec![Arch::X86], false));
-        assert!(parse_args(&strings(&["--arch", "arm32"])).is_err());
-        assert!(parse_args(&strings(&["--arch"])).is_err());
-        assert!(parse_args(&strings(&["--debug"])).is_err());
-    }
 
     #[test]
     fn the_vendor_image_is_a_cdylib_of_its_package() {

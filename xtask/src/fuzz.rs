@@ -19,50 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const USAGE: &str = "usage: cargo xtask fuzz [--time SECONDS] [--target NAME] [--seed]";
-
 /// Every target, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` spell it.
 pub const TARGETS: &[&str] = &["proto", "wire", "control", "wan_status", "inf_lint", "verify_image", "certificate", "rules"];
 
-/// Seconds each target runs unless `--time` says otherwise.
-const DEFAULT_SECONDS: u64 = 60;
-
 /// Per-input time limit: an input that takes longer is reported as a crash (a hang).
 const INPUT_TIMEOUT_SECONDS: u64 = 30;
-
-/// What `cargo xtask fuzz` was asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Options {
-    seconds: u64,
-    targets: Vec<String>,
-    seed: bool,
-}
-
-fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { seconds: DEFAULT_SECONDS, targets: Vec::new(), seed: false };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--time" => {
-                let value = args.next().ok_or(format!("--time needs a number of seconds\n{USAGE}"))?;
-                options.seconds = value.parse().map_err(|_| format!("--time '{value}' is not a number of seconds\n{USAGE}"))?;
-            }
-            "--target" => {
-                let name = args.next().ok_or(format!("--target needs a name\n{USAGE}"))?;
-                if !TARGETS.contains(&name.as_str()) {
-                    return Err(format!("no fuzz target '{name}' (targets: {})", TARGETS.join(", ")));
-                }
-                options.targets.push(name.clone());
-            }
-            "--seed" => options.seed = true,
-            other => return Err(format!("unknown option '{other}'\n{USAGE}")),
-        }
-    }
-    if options.targets.is_empty() {
-        options.targets = TARGETS.iter().map(|name| (*name).to_string()).collect();
-    }
-    Ok(options)
-}
 
 /// Runs `program args` in `dir`, failing with the command line when it cannot start or fails.
 fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
@@ -223,26 +184,31 @@ fn seed() -> Result<(), String> {
     run_in(&root, "cargo", &args)
 }
 
-/// `cargo xtask fuzz`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let options = parse_args(args)?;
+/// `cargo xtask fuzz`: every target (or `target`) for `seconds` each, after rewriting the seeds
+/// when `reseed`.
+pub fn run(seconds: u64, target: Option<String>, reseed: bool) -> Result<(), String> {
+    let targets: Vec<String> = match target {
+        Some(name) if TARGETS.contains(&name.as_str()) => vec![name],
+        Some(name) => return Err(format!("no fuzz target '{name}' (targets: {})", TARGETS.join(", "))),
+        None => TARGETS.iter().map(|name| (*name).to_string()).collect(),
+    };
     ensure_tools()?;
-    if options.seed {
+    if reseed {
         seed()?;
     }
     let root = workspace_root();
     let started = Instant::now();
-    if options.targets.len() == TARGETS.len() {
+    if targets.len() == TARGETS.len() {
         run_in(&root, "cargo", &["+nightly", "fuzz", "build"])?;
     } else {
-        for target in &options.targets {
+        for target in &targets {
             run_in(&root, "cargo", &["+nightly", "fuzz", "build", target])?;
         }
     }
     println!("xtask: fuzz targets built in {:.0} s", started.elapsed().as_secs_f64());
     let mut outcomes = Vec::new();
-    for target in &options.targets {
-        outcomes.push(run_target(target, options.seconds)?);
+    for target in &targets {
+        outcomes.push(run_target(target, seconds)?);
     }
     print_table(&outcomes);
     let crashed: Vec<String> = outcomes
@@ -264,20 +230,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|arg| (*arg).to_string()).collect()
-    }
-
     #[test]
-    fn options_default_to_every_target_for_a_minute() {
-        let options = parse_args(&[]).unwrap();
-        assert_eq!((options.seconds, options.targets.len(), options.seed), (60, TARGETS.len(), false));
-        let options = parse_args(&args(&["--time", "5", "--target", "wire", "--seed"])).unwrap();
-        assert_eq!(options, Options { seconds: 5, targets: vec!["wire".into()], seed: true });
-        assert!(parse_args(&args(&["--target", "nope"])).unwrap_err().contains("no fuzz target 'nope'"));
-        assert!(parse_args(&args(&["--time", "x"])).is_err());
-        assert!(parse_args(&args(&["--time"])).is_err());
-        assert!(parse_args(&args(&["--jobs"])).unwrap_err().contains("unknown option"));
+    fn an_unknown_target_is_named() {
+        assert!(run(1, Some("nope".into()), false).unwrap_err().contains("no fuzz target 'nope'"));
     }
 
     #[test]

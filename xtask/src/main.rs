@@ -1,70 +1,51 @@
 //! `cargo xtask`: the one entry point for building, testing and demonstrating wanlayer.
+//!
+//! The command line is declared once, in `xtask-cli` (`xtask/cli`): the alias runs that crate's
+//! light binary, which checks the arguments and answers `help` before this binary is built, then
+//! runs this binary with the same arguments.
 
-use xtask::{bench, build, demo, fuzz, image, miri, package, sdk, soak, test};
-
+use clap::Parser;
 use std::process::ExitCode;
-
-const USAGE: &str = "\
-usage: cargo xtask <command> [options]
-
-  package [--arch x64|arm64|x86|all] [--pfx FILE [--pfx-password P]] [--catalog-version 1|2]
-      build wanlayer.sys and wlclamp.sys (release), then stamp, sign and catalogue them into
-      target/package/<arch>/ and verify the result (`package --help` for more)
-  test
-      everything CI checks: the host tests, the SDK's C header, the engine built with no OS, lints
-      for the host and the driver workspace, both kernel images of both architectures verified,
-      the signed packages, the demo
-  bench [rules|engine]
-      instruction counts under callgrind (valgrind): the rules classifier beside libpcap at 1 to
-      65,536 rules, compile time and memory per rule; the engine's send and receive paths beside
-      the floor, locks per packet, threads, line-up latency at 100k links, bytes per link,
-      criterion wall times; results go in BENCHMARKS.md
-  build [--arch x64|arm64|x86|all] [--release]
-      cross-build wanlayer.sys and the sample vendor driver wlclamp.sys into
-      target/wanlayer/<arch>/ and verify the images
-  sdk-header [--check]
-      generate crates/wanlayer-sdk/include/wanlayer.h (and its layout check) from the SDK's Rust
-      definitions, or check that the checked-in files are current; then compile them as C99
-  verify-image FILE.sys [--arch x64|arm64|x86] [--vendor]
-      report a driver image and fail naming every problem found (--vendor: the vendor driver
-      policy, ntoskrnl.exe imports only)
-  lint-inf FILE.inf [--package-dir DIR]
-      check an INF against the lightweight-filter rules and the files of its package
-  demo
-      drive a simulated RRAS server through a scripted session and print what wanlayer saw
-  soak [--schedules N] [--seed S] [--threads T]
-      run N (default 100,000) randomized NDIS schedules through the simulator: zero violations,
-      every packet back once, every pool at zero; a failure prints its seed and shrunk schedule
-  miri [--target x86_64|s390x|all] [--full]
-      the tests of proto, the FFI crate, the SDK's provider table, the provider scenarios and the
-      engine under Miri, on x86-64 and big-endian s390x (--full: without the skip list)
-  fuzz [--time S] [--target NAME] [--seed]
-      build the cargo-fuzz targets of fuzz/ (nightly, AddressSanitizer; installed when missing)
-      and run each (or one) for S seconds (default 60) over a copy of its seed corpus; fails
-      naming the target and the crash file (--seed: rewrite fuzz/corpus/*/seed-* first)
-  help
-      print this text
-";
+use xtask::{bench, build, demo, fuzz, image, miri, package, sdk, soak, test};
+use xtask_cli::{Cli, Command, MiriTargets};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("test") => test::run(&args[1..]),
-        Some("bench") => bench::run(&args[1..]),
-        Some("build") => build::run(&args[1..]),
-        Some("demo") => demo::run(&args[1..]),
-        Some("fuzz") => fuzz::run(&args[1..]),
-        Some("verify-image") => image::run(&args[1..]),
-        Some("package") => package::run(&args[1..]),
-        Some("lint-inf") => package::run_lint(&args[1..]),
-        Some("sdk-header") => sdk::run(&args[1..]),
-        Some("soak") => soak::run(&args[1..]),
-        Some("miri") => miri::run(&args[1..]),
-        Some("help" | "--help" | "-h") | None => {
-            print!("{USAGE}");
-            Ok(())
+    let result = match Cli::parse().command {
+        Command::Test => test::run(),
+        Command::Bench { sections } => bench::run(&sections),
+        Command::Build { arch, release } => build::run(&arches(&arch), release),
+        Command::Demo => demo::run(&[]),
+        Command::Fuzz { time, target, seed } => fuzz::run(time, target, seed),
+        Command::VerifyImage { file, arch, vendor } => {
+            let mut args = vec![file.display().to_string()];
+            args.extend(arch.map(|arch| format!("--arch={}", image_arch(arch))));
+            args.extend(vendor.then(|| "--vendor".to_string()));
+            image::run(&args)
         }
-        Some(other) => Err(format!("unknown command '{other}'\n\n{USAGE}")),
+        Command::Package(options) => package::run(package::Options {
+            arches: arches(&options.arch),
+            pfx: options.pfx,
+            pfx_password: options.pfx_password,
+            catalog_version: if options.catalog_version == "2" {
+                package::CatalogVersion::V2
+            } else {
+                package::CatalogVersion::V1
+            },
+            images: options.image,
+            vendor_images: options.vendor_image,
+            use_wdk: !options.no_wdk,
+        }),
+        Command::LintInf { file, package_dir } => package::run_lint(&file, package_dir.as_deref()),
+        Command::SdkHeader { check } => sdk::run(check),
+        Command::Soak { schedules, seed, threads } => soak::run(schedules, seed, threads),
+        Command::Miri { target, full } => {
+            let targets = match target {
+                MiriTargets::X86_64 => vec![miri::MiriTarget::X86_64],
+                MiriTargets::S390x => vec![miri::MiriTarget::S390x],
+                MiriTargets::All => miri::MiriTarget::ALL.to_vec(),
+            };
+            miri::run_suites(&targets, full)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,4 +54,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The architecture `--arch` named.
+fn image_arch(arch: xtask_cli::Arch) -> image::Arch {
+    match arch {
+        xtask_cli::Arch::X64 => image::Arch::X64,
+        xtask_cli::Arch::Arm64 => image::Arch::Arm64,
+        xtask_cli::Arch::X86 => image::Arch::X86,
+    }
+}
+
+/// The architectures `--arch` selected.
+fn arches(selected: &xtask_cli::Arches) -> Vec<image::Arch> {
+    selected.0.iter().copied().map(image_arch).collect()
 }

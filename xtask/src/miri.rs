@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 
 use crate::test::{run_command, workspace_root};
 
-const USAGE: &str = "usage: cargo xtask miri [--target x86_64|s390x|all] [--full]";
 
 /// The flags every suite runs with.
 const MIRIFLAGS: &str = "-Zmiri-strict-provenance";
@@ -149,12 +148,6 @@ pub const SKIPPED: &[Skip] = &[
         reason: "50,000 random frames: a no-panic sweep of safe code the host run makes",
     },
 ];
-
-/// `cargo xtask miri`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let (targets, full) = parse_args(args)?;
-    run_suites(&targets, full)
-}
 
 /// Runs every suite on `targets` (without [`SKIPPED`] unless `full`), failing when any test fails
 /// or Miri reports an error.
@@ -316,29 +309,6 @@ fn ensure_miri(targets: &[MiriTarget]) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_args(args: &[String]) -> Result<(Vec<MiriTarget>, bool), String> {
-    let mut targets = MiriTarget::ALL.to_vec();
-    let mut full = false;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let value = match arg.strip_prefix("--target") {
-            Some("") => Some(args.next().ok_or(format!("--target needs a value\n{USAGE}"))?.as_str()),
-            Some(rest) => Some(rest.strip_prefix('=').ok_or(format!("unknown option '{arg}'\n{USAGE}"))?),
-            None => None,
-        };
-        match (value, arg.as_str()) {
-            (Some("all"), _) => targets = MiriTarget::ALL.to_vec(),
-            (Some(value), _) => {
-                let target = MiriTarget::ALL.into_iter().find(|target| target.name() == value);
-                targets = vec![target.ok_or(format!("unknown target '{value}' (x86_64, s390x or all)\n{USAGE}"))?];
-            }
-            (None, "--full") => full = true,
-            (None, other) => return Err(format!("unknown argument '{other}'\n{USAGE}")),
-        }
-    }
-    Ok((targets, full))
-}
-
 fn seconds(elapsed: Duration) -> String {
     format!("{:.0} s", elapsed.as_secs_f64())
 }
@@ -346,21 +316,6 @@ fn seconds(elapsed: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|arg| arg.to_string()).collect()
-    }
-
-    #[test]
-    fn arguments_choose_targets_and_the_skip_list() {
-        assert_eq!(parse_args(&[]).unwrap(), (MiriTarget::ALL.to_vec(), false));
-        assert_eq!(parse_args(&strings(&["--target", "s390x", "--full"])).unwrap(), (vec![MiriTarget::S390x], true));
-        assert_eq!(parse_args(&strings(&["--target=x86_64"])).unwrap(), (vec![MiriTarget::X86_64], false));
-        assert_eq!(parse_args(&strings(&["--target", "all"])).unwrap().0.len(), 2);
-        assert!(parse_args(&strings(&["--target", "x64"])).is_err());
-        assert!(parse_args(&strings(&["--target"])).is_err());
-        assert!(parse_args(&strings(&["--fast"])).is_err());
-    }
 
     #[test]
     fn every_skip_names_a_suite_and_gives_a_reason() {

@@ -8,39 +8,18 @@ use std::time::Instant;
 
 use crate::test::run_command;
 
-/// Schedules run when `--schedules` is not given.
-pub const DEFAULT_SCHEDULES: u64 = 100_000;
-
 /// Schedules `cargo xtask test` runs: a bounded soak (well under two minutes on two cores).
 pub const TEST_SCHEDULES: u64 = 50_000;
 
-const USAGE: &str = "usage: cargo xtask soak [--schedules N] [--seed S] [--threads T]";
-
-/// `cargo xtask soak`.
+/// `cargo xtask soak`: `schedules` from `seed` (the soak binary's default when `None`) on
+/// `threads` threads (its default when `None`).
 ///
 /// # Errors
-/// A bad option, a build failure, or a failing schedule (its seed and shrunk form are printed).
-pub fn run(args: &[String]) -> Result<(), String> {
-    let mut forwarded: Vec<String> = Vec::new();
-    let mut schedules_given = false;
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--schedules" | "--seed" | "--threads" => {
-                let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-                schedules_given |= flag == "--schedules";
-                forwarded.extend([flag.clone(), value.clone()]);
-            }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => return Err(format!("unknown option '{other}'\n{USAGE}")),
-        }
-    }
-    if !schedules_given {
-        forwarded.extend(["--schedules".to_owned(), DEFAULT_SCHEDULES.to_string()]);
-    }
+/// A build failure, or a failing schedule (its seed and shrunk form are printed).
+pub fn run(schedules: u64, seed: Option<u64>, threads: Option<u64>) -> Result<(), String> {
+    let mut forwarded = vec!["--schedules".to_owned(), schedules.to_string()];
+    forwarded.extend(seed.into_iter().flat_map(|seed| ["--seed".to_owned(), seed.to_string()]));
+    forwarded.extend(threads.into_iter().flat_map(|threads| ["--threads".to_owned(), threads.to_string()]));
     soak(&forwarded)
 }
 

@@ -46,10 +46,7 @@ pub fn ensure_targets(targets: &[&str]) -> Result<(), String> {
 }
 
 /// `cargo xtask test`: everything CI checks, in the order a failure is cheapest to find.
-pub fn run(args: &[String]) -> Result<(), String> {
-    if let Some(unknown) = args.first() {
-        return Err(format!("`test` takes no arguments (got '{unknown}')"));
-    }
+pub fn run() -> Result<(), String> {
     let driver_manifest = workspace_root().join("driver").join("Cargo.toml");
     let driver_manifest = driver_manifest.to_str().ok_or("the workspace path is not UTF-8")?.to_owned();
     let driver_target_dir = workspace_root().join("target").join("driver");
@@ -122,7 +119,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     build::build(&Arch::ALL, false)?;
 
     step("the signed packages (release images), verified");
-    package::run(&[])?;
+    package::run(package::Options::default())?;
 
     step("the shipped images on an emulated processor: the driver-in-the-loop scenarios against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64; debug and release)");
     emulate_images(&driver_manifest, &driver_target_dir)?;

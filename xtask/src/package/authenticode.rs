@@ -14,47 +14,51 @@
 //!         rsaEncryption, encryptedDigest } } } }
 //! ```
 //!
-//! `messageDigest` is the digest of the content's *content octets* (the content's DER without
-//! its outer tag and length), as PKCS #7 prescribes for content types other than `data`; the
-//! RSA PKCS #1 v1.5 signature covers the attributes re-encoded as a `SET OF`.
+//! `cms`'s `SignedDataBuilder` builds it: its `eContent` is an `Any`, so the content goes in as
+//! its own DER (no `OCTET STRING`), and the `messageDigest` it computes covers the content's
+//! *content octets*, as PKCS #7 prescribes for content types other than `data`. Two fields are
+//! set after building, as Authenticode needs them and RFC 5652 does not: `version` 1 (CMS says 3
+//! for a content type other than `data`) and the signer's `rsaEncryption` (the builder names
+//! `sha256WithRSAEncryption`, `signtool` writes `rsaEncryption`); the signature covers neither.
+//! No signing time and no timestamp are added.
+//!
+//! `SpcIndirectDataContent` is the `authenticode` crate's; `SpcPeImageData` and the obsolete
+//! `SpcLink` are spelled out here, as no crate has them (that crate keeps the data as `Any`).
 
-use super::asn1::{self, tag, Tlv};
 use super::certificate::{self, Signer};
+use ::authenticode::{DigestInfo, SpcAttributeTypeAndOptionalValue, SpcIndirectDataContent};
+use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos};
+use der::asn1::{BitString, BmpString, ContextSpecific, ObjectIdentifier, OctetString, SetOfVec};
+use der::oid::db::{rfc5911, rfc5912};
+use der::{Any, Decode, Encode, Sequence, Tag, TagMode, TagNumber, Tagged};
 use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use x509_cert::attr::Attribute;
+use x509_cert::spki::AlgorithmIdentifierOwned;
 
-/// Object identifiers, as arcs.
+/// The object identifiers of Authenticode and catalogs (the standard ones are `const-oid`'s).
 pub mod oid {
-    /// `signedData` (PKCS #7).
-    pub const SIGNED_DATA: &[u64] = &[1, 2, 840, 113_549, 1, 7, 2];
-    /// `id-sha1`.
-    pub const SHA1: &[u64] = &[1, 3, 14, 3, 2, 26];
-    /// `id-sha256`.
-    pub const SHA256: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 1];
-    /// `rsaEncryption`.
-    pub const RSA_ENCRYPTION: &[u64] = &[1, 2, 840, 113_549, 1, 1, 1];
-    /// `sha256WithRSAEncryption`.
-    pub const SHA256_WITH_RSA: &[u64] = &[1, 2, 840, 113_549, 1, 1, 11];
-    /// PKCS #9 `contentType`.
-    pub const CONTENT_TYPE: &[u64] = &[1, 2, 840, 113_549, 1, 9, 3];
-    /// PKCS #9 `messageDigest`.
-    pub const MESSAGE_DIGEST: &[u64] = &[1, 2, 840, 113_549, 1, 9, 4];
+    use der::asn1::ObjectIdentifier as Oid;
+
     /// `SPC_INDIRECT_DATA_OBJID`: the content of an Authenticode signature, and a catalog
     /// member's hash attribute.
-    pub const SPC_INDIRECT_DATA: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 2, 1, 4];
+    pub const SPC_INDIRECT_DATA: Oid = ::authenticode::SPC_INDIRECT_DATA_OBJID;
     /// `SPC_STATEMENT_TYPE_OBJID`.
-    pub const SPC_STATEMENT_TYPE: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 2, 1, 11];
+    pub const SPC_STATEMENT_TYPE: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.11");
     /// `SPC_SP_OPUS_INFO_OBJID`.
-    pub const SPC_SP_OPUS_INFO: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 2, 1, 12];
+    pub const SPC_SP_OPUS_INFO: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.12");
     /// `SPC_PE_IMAGE_DATAOBJ`: the indirect data describes a PE image.
-    pub const SPC_PE_IMAGE_DATA: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 2, 1, 15];
+    pub const SPC_PE_IMAGE_DATA: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.15");
     /// `SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID`.
-    pub const SPC_INDIVIDUAL_SP_KEY_PURPOSE: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 2, 1, 21];
+    pub const SPC_INDIVIDUAL_SP_KEY_PURPOSE: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.21");
     /// `SPC_CAB_DATA_OBJID`: what catalog tools write for flat (non-PE) files.
-    pub const SPC_CAB_DATA: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 2, 1, 25];
+    pub const SPC_CAB_DATA: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.25");
     /// `szOID_CTL`: the content type of a catalog.
-    pub const CTL: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 10, 1];
+    pub const CTL: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.10.1");
 }
 
 /// The obsolete file link every `SpcLink` of a driver package carries.
@@ -101,16 +105,16 @@ impl DigestAlgorithm {
         }
     }
 
-    fn oid(self) -> &'static [u64] {
+    fn oid(self) -> ObjectIdentifier {
         match self {
-            Self::Sha1 => oid::SHA1,
-            Self::Sha256 => oid::SHA256,
+            Self::Sha1 => rfc5912::ID_SHA_1,
+            Self::Sha256 => rfc5912::ID_SHA_256,
         }
     }
 
     /// `AlgorithmIdentifier { oid, NULL }`.
-    pub fn algorithm_identifier(self) -> Vec<u8> {
-        asn1::sequence(&[&asn1::oid(self.oid()), &asn1::null()])
+    pub fn algorithm_identifier(self) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned { oid: self.oid(), parameters: Some(Any::null()) }
     }
 
     /// The algorithm an `AlgorithmIdentifier` names.
@@ -118,12 +122,11 @@ impl DigestAlgorithm {
     /// # Errors
     ///
     /// When it is not SHA-1 or SHA-256.
-    pub fn from_identifier(what: &'static str, identifier: Tlv<'_>) -> Result<Self, asn1::Error> {
-        let parts = identifier.expect(what, tag::SEQUENCE)?.children(what)?;
-        match parts.first() {
-            Some(oid) if oid.is_oid(oid::SHA1) => Ok(Self::Sha1),
-            Some(oid) if oid.is_oid(oid::SHA256) => Ok(Self::Sha256),
-            _ => Err(asn1::error(what, "digest algorithm is neither SHA-1 nor SHA-256")),
+    pub fn from_identifier(identifier: &AlgorithmIdentifierOwned) -> Result<Self, String> {
+        match identifier.oid {
+            rfc5912::ID_SHA_1 => Ok(Self::Sha1),
+            rfc5912::ID_SHA_256 => Ok(Self::Sha256),
+            other => Err(format!("digest algorithm {other} is neither SHA-1 nor SHA-256")),
         }
     }
 
@@ -170,24 +173,56 @@ pub enum Subject {
     FlatFile,
 }
 
-/// `SpcLink ::= [2] EXPLICIT SpcString ::= [0] IMPLICIT BMPString "<<<Obsolete>>>"`.
-fn obsolete_link() -> Vec<u8> {
-    let text: Vec<u8> = OBSOLETE.encode_utf16().flat_map(u16::to_be_bytes).collect();
-    asn1::context(2, &asn1::context_primitive(0, &text))
+/// `SpcLink ::= [2] EXPLICIT SpcString ::= [0] IMPLICIT BMPString`.
+type SpcLink = ContextSpecific<ContextSpecific<BmpString>>;
+
+/// `SpcPeImageData ::= SEQUENCE { flags BIT STRING, file [0] EXPLICIT SpcLink }`.
+#[derive(Sequence)]
+struct SpcPeImageData {
+    flags: BitString,
+    file: ContextSpecific<SpcLink>,
 }
 
-/// `SpcIndirectDataContent { SpcAttributeTypeAndOptionalValue, DigestInfo }` for `subject`.
+/// `value` under a context-specific tag `number`.
+fn context<T>(number: TagNumber, tag_mode: TagMode, value: T) -> ContextSpecific<T> {
+    ContextSpecific { tag_number: number, tag_mode, value }
+}
+
+/// The `SpcLink` every file link of a driver package carries: `"<<<Obsolete>>>"`.
+fn obsolete_link() -> der::Result<SpcLink> {
+    Ok(context(
+        TagNumber::N2,
+        TagMode::Explicit,
+        context(TagNumber::N0, TagMode::Implicit, BmpString::from_utf8(OBSOLETE)?),
+    ))
+}
+
+/// `SpcIndirectDataContent { SpcAttributeTypeAndOptionalValue, DigestInfo }` for `subject`, as DER.
+///
+/// Encoding fails only for a digest over 256 MiB; the result is then empty, which [`sign`]
+/// refuses as not a `SEQUENCE`.
 pub fn indirect_data(subject: Subject, algorithm: DigestAlgorithm, digest: &[u8]) -> Vec<u8> {
-    let data = match subject {
-        // SpcPeImageData { flags BIT STRING {} (no flags), file [0] EXPLICIT SpcLink }.
-        Subject::PeImage => asn1::sequence(&[
-            &asn1::oid(oid::SPC_PE_IMAGE_DATA),
-            &asn1::sequence(&[&asn1::bit_string(&[], 0), &asn1::context(0, &obsolete_link())]),
-        ]),
-        Subject::FlatFile => asn1::sequence(&[&asn1::oid(oid::SPC_CAB_DATA), &obsolete_link()]),
+    let encode = || -> der::Result<Vec<u8>> {
+        let (value_type, value) = match subject {
+            Subject::PeImage => {
+                let data = SpcPeImageData {
+                    flags: BitString::from_bytes(&[])?,
+                    file: context(TagNumber::N0, TagMode::Explicit, obsolete_link()?),
+                };
+                (oid::SPC_PE_IMAGE_DATA, Any::encode_from(&data)?)
+            }
+            Subject::FlatFile => (oid::SPC_CAB_DATA, Any::encode_from(&obsolete_link()?)?),
+        };
+        SpcIndirectDataContent {
+            data: SpcAttributeTypeAndOptionalValue { value_type, value },
+            message_digest: DigestInfo {
+                digest_algorithm: algorithm.algorithm_identifier(),
+                digest: OctetString::new(digest)?,
+            },
+        }
+        .to_der()
     };
-    let digest_info = asn1::sequence(&[&algorithm.algorithm_identifier(), &asn1::octet_string(digest)]);
-    asn1::sequence(&[&data, &digest_info])
+    encode().unwrap_or_default()
 }
 
 /// What a `SpcIndirectDataContent` says.
@@ -207,84 +242,93 @@ pub struct IndirectData {
 ///
 /// When it is malformed, describes something other than a PE image or a flat file, or its
 /// digest has the wrong length for its algorithm.
-pub fn parse_indirect_data(element: Tlv<'_>) -> Result<IndirectData, asn1::Error> {
-    const WHAT: &str = "SpcIndirectDataContent";
-    let parts = element.expect(WHAT, tag::SEQUENCE)?.children(WHAT)?;
-    let [data, digest_info] = parts.as_slice() else {
-        return Err(asn1::error(WHAT, format!("{} elements where 2 were expected", parts.len())));
+pub fn parse_indirect_data(element: Any) -> Result<IndirectData, String> {
+    let error = |detail: &dyn std::fmt::Display| format!("SpcIndirectDataContent: {detail}");
+    let content: SpcIndirectDataContent = element.decode_as().map_err(|e| error(&e))?;
+    let subject = match content.data.value_type {
+        oid::SPC_PE_IMAGE_DATA => Subject::PeImage,
+        oid::SPC_CAB_DATA => Subject::FlatFile,
+        _ => return Err(error(&"describes neither a PE image nor a flat file")),
     };
-    let data_parts = data.expect(WHAT, tag::SEQUENCE)?.children(WHAT)?;
-    let subject = match data_parts.first() {
-        Some(kind) if kind.is_oid(oid::SPC_PE_IMAGE_DATA) => Subject::PeImage,
-        Some(kind) if kind.is_oid(oid::SPC_CAB_DATA) => Subject::FlatFile,
-        _ => return Err(asn1::error(WHAT, "describes neither a PE image nor a flat file")),
-    };
-    let info = digest_info.expect(WHAT, tag::SEQUENCE)?.children(WHAT)?;
-    let [algorithm, digest] = info.as_slice() else {
-        return Err(asn1::error(WHAT, "DigestInfo is not { algorithm, digest }"));
-    };
-    let algorithm = DigestAlgorithm::from_identifier(WHAT, *algorithm)?;
-    let digest = digest.expect(WHAT, tag::OCTET_STRING)?.content.to_vec();
+    let algorithm =
+        DigestAlgorithm::from_identifier(&content.message_digest.digest_algorithm).map_err(|e| error(&e))?;
+    let digest = content.message_digest.digest.into_bytes();
     if digest.len() != algorithm.len() {
-        return Err(asn1::error(WHAT, format!("{}-byte digest for {}", digest.len(), algorithm.name())));
+        return Err(error(&format!("{}-byte digest for {}", digest.len(), algorithm.name())));
     }
     Ok(IndirectData { subject, algorithm, digest })
 }
 
-/// An authenticated attribute `{ type, SET { value } }`.
-fn attribute(kind: &[u64], value: &[u8]) -> Vec<u8> {
-    asn1::sequence(&[&asn1::oid(kind), &asn1::set_of(vec![value.to_vec()])])
+/// A signed attribute `{ type, SET { value } }`.
+fn attribute(kind: ObjectIdentifier, value: Any) -> der::Result<Attribute> {
+    Ok(Attribute { oid: kind, values: SetOfVec::try_from(vec![value])? })
 }
 
-/// `ContentInfo { signedData, SignedData }` signing `content` (a DER element) of type
+/// `ContentInfo { signedData, SignedData }` signing `content` (one DER `SEQUENCE`) of type
 /// `content_type` with SHA-256 and `signer`'s key, carrying `signer`'s certificates.
 ///
 /// # Errors
 ///
-/// When `content` is not one DER element, or the key cannot sign.
-pub fn sign(content_type: &[u64], content: &[u8], signer: &Signer) -> Result<Vec<u8>, String> {
-    let algorithm = DigestAlgorithm::Sha256;
-    let element = asn1::read_one("signed content", content, tag::SEQUENCE).map_err(|error| error.to_string())?;
-    let message_digest = algorithm.digest(element.content);
-    let attributes = asn1::set_of(vec![
-        attribute(oid::CONTENT_TYPE, &asn1::oid(content_type)),
-        attribute(oid::SPC_SP_OPUS_INFO, &asn1::sequence(&[])),
-        attribute(oid::SPC_STATEMENT_TYPE, &asn1::sequence(&[&asn1::oid(oid::SPC_INDIVIDUAL_SP_KEY_PURPOSE)])),
-        attribute(oid::MESSAGE_DIGEST, &asn1::octet_string(&message_digest)),
-    ]);
-    let signature = signer.sign(algorithm.digest(&attributes).as_slice())?;
-    let mut implicit_attributes = attributes;
-    implicit_attributes[0] = 0xA0;
-    let signer_info = asn1::sequence(&[
-        &asn1::integer(1),
-        &asn1::sequence(&[signer.issuer(), signer.serial_number()]),
-        &algorithm.algorithm_identifier(),
-        &implicit_attributes,
-        &asn1::sequence(&[&asn1::oid(oid::RSA_ENCRYPTION), &asn1::null()]),
-        &asn1::octet_string(&signature),
-    ]);
-    let signed_data = asn1::sequence(&[
-        &asn1::integer(1),
-        &asn1::set_of(vec![algorithm.algorithm_identifier()]),
-        &asn1::sequence(&[&asn1::oid(content_type), &asn1::context(0, content)]),
-        &asn1::context(0, &signer.certificates().concat()),
-        &asn1::set_of(vec![signer_info]),
-    ]);
-    Ok(asn1::sequence(&[&asn1::oid(oid::SIGNED_DATA), &asn1::context(0, &signed_data)]))
+/// When `content` is not one DER `SEQUENCE`, or the key cannot sign.
+pub fn sign(content_type: ObjectIdentifier, content: &[u8], signer: &Signer) -> Result<Vec<u8>, String> {
+    let content = Any::from_der(content).map_err(|error| format!("signed content: {error}"))?;
+    if content.tag() != Tag::Sequence {
+        return Err(format!("signed content: {} where a SEQUENCE was expected", content.tag()));
+    }
+    let encapsulated = EncapsulatedContentInfo { econtent_type: content_type, econtent: Some(content) };
+    let algorithm = DigestAlgorithm::Sha256.algorithm_identifier();
+    let leaf = &signer.leaf().tbs_certificate;
+    let sid = IssuerAndSerialNumber { issuer: leaf.issuer.clone(), serial_number: leaf.serial_number.clone() };
+    let signing_key = signer.signing_key();
+    let error = |error: &dyn std::fmt::Display| format!("PKCS #7 signing: {error}");
+    let mut signer_info = SignerInfoBuilder::new(
+        &signing_key,
+        SignerIdentifier::IssuerAndSerialNumber(sid),
+        algorithm.clone(),
+        &encapsulated,
+        None,
+    )
+    .map_err(|e| error(&e))?;
+    let authenticode_attributes = || -> der::Result<[Attribute; 2]> {
+        Ok([
+            attribute(oid::SPC_SP_OPUS_INFO, Any::new(Tag::Sequence, Vec::new())?)?,
+            attribute(oid::SPC_STATEMENT_TYPE, Any::encode_from(&vec![oid::SPC_INDIVIDUAL_SP_KEY_PURPOSE])?)?,
+        ])
+    };
+    for attribute in authenticode_attributes().map_err(|e| error(&e))? {
+        signer_info.add_signed_attribute(attribute).map_err(|e| error(&e))?;
+    }
+    let mut builder = SignedDataBuilder::new(&encapsulated);
+    builder.add_digest_algorithm(algorithm).map_err(|e| error(&e))?;
+    for certificate in signer.x509_certificates() {
+        builder.add_certificate(CertificateChoices::Certificate(certificate.clone())).map_err(|e| error(&e))?;
+    }
+    builder.add_signer_info::<_, rsa::pkcs1v15::Signature>(signer_info).map_err(|e| error(&e))?;
+    let built = builder.build().map_err(|e| error(&e))?;
+    let mut signed_data: SignedData = built.content.decode_as().map_err(|e| error(&e))?;
+    signed_data.version = CmsVersion::V1;
+    let rsa_encryption = AlgorithmIdentifierOwned { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(Any::null()) };
+    let signer_infos: Vec<SignerInfo> = Vec::from(signed_data.signer_infos.0)
+        .into_iter()
+        .map(|info| SignerInfo { signature_algorithm: rsa_encryption.clone(), ..info })
+        .collect();
+    signed_data.signer_infos = SignerInfos(SetOfVec::try_from(signer_infos).map_err(|e| error(&e))?);
+    let content = Any::encode_from(&signed_data).map_err(|e| error(&e))?;
+    ContentInfo { content_type: rfc5911::ID_SIGNED_DATA, content }.to_der().map_err(|e| error(&e))
 }
 
 /// A `SignedData` whose signature was verified.
 #[derive(Debug, Clone)]
-pub struct Verified<'a> {
+pub struct Verified {
     /// The signed content (its whole DER element).
-    pub content: Tlv<'a>,
+    pub content: Any,
     /// The signer's certificate (DER).
-    pub signer_certificate: &'a [u8],
+    pub signer_certificate: Vec<u8>,
 }
 
 /// Reads `der` as `ContentInfo { signedData }` of version 1 (as Authenticode requires) with
-/// content type `content_type` and one signer, and verifies that signer's signature with the public key of the certificate (carried
-/// in the structure) its issuer and serial number name.
+/// content type `content_type` and one signer, and verifies that signer's signature with the
+/// public key of the certificate (carried in the structure) its issuer and serial number name.
 ///
 /// Verifies the cryptography, not trust: which certificates are trusted is the verifier's
 /// business (compare [`Verified::signer_certificate`]).
@@ -292,108 +336,76 @@ pub struct Verified<'a> {
 /// # Errors
 ///
 /// A message naming what is malformed or does not verify.
-pub fn verify<'a>(der: &'a [u8], content_type: &[u64]) -> Result<Verified<'a>, String> {
-    verify_inner(der, content_type).map_err(|error| error.to_string())
-}
-
-fn verify_inner<'a>(der: &'a [u8], content_type: &[u64]) -> Result<Verified<'a>, asn1::Error> {
-    const WHAT: &str = "PKCS #7 SignedData";
-    let outer = asn1::read_one(WHAT, der, tag::SEQUENCE)?.children(WHAT)?;
-    let [kind, explicit] = outer.as_slice() else {
-        return Err(asn1::error(WHAT, "ContentInfo is not { contentType, content }"));
+pub fn verify(der: &[u8], content_type: ObjectIdentifier) -> Result<Verified, String> {
+    let error = |detail: &dyn std::fmt::Display| format!("PKCS #7 SignedData: {detail}");
+    let content_info = ContentInfo::from_der(der).map_err(|e| error(&e))?;
+    if content_info.content_type != rfc5911::ID_SIGNED_DATA {
+        return Err(error(&"content type is not signedData"));
+    }
+    let signed_data: SignedData = content_info.content.decode_as().map_err(|e| error(&e))?;
+    if signed_data.version != CmsVersion::V1 {
+        return Err(error(&format!("version {:?}: Authenticode signatures are version 1", signed_data.version)));
+    }
+    let encapsulated = signed_data.encap_content_info;
+    if encapsulated.econtent_type != content_type {
+        return Err(error(&"signed content has an unexpected content type"));
+    }
+    let content = encapsulated.econtent.ok_or_else(|| error(&"contentInfo carries no content"))?;
+    if content.tag() != Tag::Sequence {
+        return Err(error(&"the signed content is not a SEQUENCE"));
+    }
+    let [signer_info] = signed_data.signer_infos.0.as_slice() else {
+        return Err(error(&format!("{} signers where one was expected", signed_data.signer_infos.0.len())));
     };
-    if !kind.is_oid(oid::SIGNED_DATA) {
-        return Err(asn1::error(WHAT, "content type is not signedData"));
-    }
-    let signed_data = asn1::read_one(WHAT, explicit.expect(WHAT, 0xA0)?.content, tag::SEQUENCE)?;
-    let mut fields = signed_data.children(WHAT)?.into_iter();
-    let mut next = |name: &'static str| fields.next().ok_or_else(|| asn1::error(WHAT, format!("{name} is missing")));
-    let version = next("version")?.small_integer(WHAT)?;
-    if version != 1 {
-        return Err(asn1::error(WHAT, format!("version {version}: Authenticode signatures are version 1")));
-    }
-    next("digestAlgorithms")?.expect(WHAT, tag::SET)?;
-    let encapsulated = next("contentInfo")?.expect(WHAT, tag::SEQUENCE)?.children(WHAT)?;
-    let [inner_type, inner_explicit] = encapsulated.as_slice() else {
-        return Err(asn1::error(WHAT, "contentInfo carries no content"));
-    };
-    if !inner_type.is_oid(content_type) {
-        return Err(asn1::error(WHAT, "signed content has an unexpected content type"));
-    }
-    let content = asn1::read_one(WHAT, inner_explicit.expect(WHAT, 0xA0)?.content, tag::SEQUENCE)?;
-    let mut element = next("signerInfos")?;
-    let mut certificates = Vec::new();
-    if element.tag == 0xA0 {
-        let holder = element;
-        certificates = holder.children(WHAT)?;
-        element = next("signerInfos")?;
-    }
-    if element.tag == 0xA1 {
-        element = next("signerInfos")?;
-    }
-    let signer_infos = element.expect(WHAT, tag::SET)?.children(WHAT)?;
-    let [signer_info] = signer_infos.as_slice() else {
-        return Err(asn1::error(WHAT, format!("{} signers where one was expected", signer_infos.len())));
-    };
-    let signer_certificate = verify_signer(*signer_info, &certificates, inner_type.raw, content.content)?;
+    let certificates = signed_data.certificates.map(|set| Vec::from(set.0)).unwrap_or_default();
+    let signer_certificate = verify_signer(signer_info, &certificates, content_type, content.value())
+        .map_err(|detail| format!("SignerInfo: {detail}"))?;
     Ok(Verified { content, signer_certificate })
 }
 
-/// Checks one `SignerInfo` and returns the signer's certificate.
-fn verify_signer<'a>(
-    signer_info: Tlv<'a>,
-    certificates: &[Tlv<'a>],
-    content_type: &[u8],
+/// Checks one `SignerInfo` and returns the signer's certificate (DER).
+fn verify_signer(
+    signer_info: &SignerInfo,
+    certificates: &[CertificateChoices],
+    content_type: ObjectIdentifier,
     content_octets: &[u8],
-) -> Result<&'a [u8], asn1::Error> {
-    const WHAT: &str = "SignerInfo";
-    let parts = signer_info.expect(WHAT, tag::SEQUENCE)?.children(WHAT)?;
-    let [_version, sid, digest_algorithm, attributes, signature_algorithm, signature, ..] = parts.as_slice() else {
-        return Err(asn1::error(WHAT, "too few fields (authenticated attributes are required)"));
+) -> Result<Vec<u8>, String> {
+    let algorithm = DigestAlgorithm::from_identifier(&signer_info.digest_alg)?;
+    if ![rfc5912::RSA_ENCRYPTION, rfc5912::SHA_256_WITH_RSA_ENCRYPTION].contains(&signer_info.signature_algorithm.oid) {
+        return Err("the signature algorithm is not RSA".into());
+    }
+    let attributes = signer_info.signed_attrs.as_ref().ok_or("authenticated attributes are required")?;
+    let value = |kind: ObjectIdentifier| {
+        attributes.iter().find(|attribute| attribute.oid == kind).and_then(|attribute| attribute.values.get(0))
     };
-    let algorithm = DigestAlgorithm::from_identifier(WHAT, *digest_algorithm)?;
-    let signature_kind = signature_algorithm.expect(WHAT, tag::SEQUENCE)?.children(WHAT)?;
-    if !signature_kind.first().is_some_and(|kind| kind.is_oid(oid::RSA_ENCRYPTION) || kind.is_oid(oid::SHA256_WITH_RSA))
+    let message_digest = value(rfc5911::ID_MESSAGE_DIGEST).and_then(|value| value.decode_as::<OctetString>().ok());
+    let message_digest = message_digest.ok_or("no messageDigest attribute")?;
+    if message_digest.as_bytes() != algorithm.digest(content_octets).as_slice() {
+        return Err("messageDigest does not match the signed content (it was changed)".into());
+    }
+    if value(rfc5911::ID_CONTENT_TYPE).and_then(|value| value.decode_as::<ObjectIdentifier>().ok())
+        != Some(content_type)
     {
-        return Err(asn1::error(WHAT, "the signature algorithm is not RSA"));
+        return Err("contentType attribute does not match the content".into());
     }
-    let attributes = attributes.expect(WHAT, 0xA0)?;
-    let mut message_digest = None;
-    let mut signed_content_type = None;
-    for attribute in attributes.children(WHAT)? {
-        let fields = attribute.expect(WHAT, tag::SEQUENCE)?.children(WHAT)?;
-        let [kind, values] = fields.as_slice() else {
-            return Err(asn1::error(WHAT, "attribute is not { type, values }"));
-        };
-        let values = values.expect(WHAT, tag::SET)?.children(WHAT)?;
-        if kind.is_oid(oid::MESSAGE_DIGEST) {
-            message_digest = values.first().map(|value| value.expect(WHAT, tag::OCTET_STRING)).transpose()?;
-        } else if kind.is_oid(oid::CONTENT_TYPE) {
-            signed_content_type = values.first().copied();
-        }
-    }
-    let message_digest = message_digest.ok_or_else(|| asn1::error(WHAT, "no messageDigest attribute"))?;
-    if message_digest.content != algorithm.digest(content_octets).as_slice() {
-        return Err(asn1::error(WHAT, "messageDigest does not match the signed content (it was changed)"));
-    }
-    if signed_content_type.map(|value| value.raw) != Some(content_type) {
-        return Err(asn1::error(WHAT, "contentType attribute does not match the content"));
-    }
-    let sid = sid.expect(WHAT, tag::SEQUENCE)?;
+    let SignerIdentifier::IssuerAndSerialNumber(sid) = &signer_info.sid else {
+        return Err("the signer is not named by issuer and serial number".into());
+    };
     let certificate = certificates
         .iter()
-        .find(|certificate| {
-            certificate::parse(certificate.raw)
-                .is_ok_and(|parsed| [parsed.issuer, parsed.serial_number].concat() == sid.content)
+        .find_map(|choice| match choice {
+            CertificateChoices::Certificate(certificate)
+                if certificate.tbs_certificate.issuer == sid.issuer
+                    && certificate.tbs_certificate.serial_number == sid.serial_number =>
+            {
+                Some(certificate)
+            }
+            _ => None,
         })
-        .ok_or_else(|| asn1::error(WHAT, "the signer's certificate is not in the signature"))?;
-    let parsed = certificate::parse(certificate.raw).map_err(|error| asn1::error(WHAT, error))?;
-    let key = <RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_der(parsed.public_key)
-        .map_err(|_| asn1::error(WHAT, "the signer's key is not RSA"))?;
-    let mut signed = attributes.raw.to_vec();
-    signed[0] = tag::SET;
-    let signature = signature.expect(WHAT, tag::OCTET_STRING)?.content;
-    RsaPublicKey::verify(&key, algorithm.pkcs1(), &algorithm.digest(&signed), signature)
-        .map_err(|_| asn1::error(WHAT, "the RSA signature does not verify with the signer's certificate"))?;
-    Ok(certificate.raw)
+        .ok_or("the signer's certificate is not in the signature")?;
+    let key = certificate::public_key(certificate)?;
+    let signed = attributes.to_der().map_err(|error| error.to_string())?;
+    RsaPublicKey::verify(&key, algorithm.pkcs1(), &algorithm.digest(&signed), signer_info.signature.as_bytes())
+        .map_err(|_| "the RSA signature does not verify with the signer's certificate")?;
+    certificate.to_der().map_err(|error| error.to_string())
 }

@@ -12,13 +12,25 @@
 //! | `wanlayer-test.cer` | the certificate, DER: what the test machine imports |
 //! | `wanlayer-test.pfx` | both, PKCS #12 with password [`TEST_PFX_PASSWORD`], for `signtool` |
 
-use super::asn1::{self, tag, CivilTime};
-use super::authenticode::oid;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use der::asn1::GeneralizedTime;
+use der::oid::db::rfc5280;
+use der::referenced::OwnedToRef;
+use der::{Decode, Encode};
+use rsa::pkcs1v15::{Signature, SigningKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
+use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::time::{Time, Validity};
+use x509_cert::Certificate;
 
 /// The test certificate's subject common name.
 pub const TEST_SUBJECT: &str = "wanlayer test signing";
@@ -30,19 +42,15 @@ pub const TEST_PFX_PASSWORD: &str = "wanlayer";
 pub const TEST_FILE_STEM: &str = "wanlayer-test";
 /// How long a new test certificate is valid.
 const TEST_VALIDITY_DAYS: u64 = 10 * 365;
-/// `id-kp-codeSigning`.
-const CODE_SIGNING: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 3];
-/// `id-ce-extKeyUsage`.
-const EXTENDED_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
 
 /// A private key and the certificates that go with it into every signature.
 #[derive(Clone)]
 pub struct Signer {
     key: RsaPrivateKey,
-    /// DER certificates: the signer's own first, then the rest of its chain.
-    certificates: Vec<Vec<u8>>,
-    issuer: Vec<u8>,
-    serial_number: Vec<u8>,
+    /// The certificates, the signer's own first, then the rest of its chain.
+    certificates: Vec<Certificate>,
+    /// Their DER, in the same order.
+    encoded: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -52,149 +60,80 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// A signer from `key` and `certificates` (the key's own certificate first).
+    /// A signer from `key` and DER `certificates` (the key's own certificate first).
     ///
     /// # Errors
     ///
-    /// When there is no certificate, the first cannot be read, or its public key is not `key`'s.
-    pub fn new(key: RsaPrivateKey, certificates: Vec<Vec<u8>>) -> Result<Self, String> {
+    /// When there is no certificate, one cannot be read, or the first one's public key is not
+    /// `key`'s.
+    pub fn new(key: RsaPrivateKey, encoded: Vec<Vec<u8>>) -> Result<Self, String> {
+        let certificates = encoded.iter().map(|der| parse(der)).collect::<Result<Vec<_>, _>>()?;
         let leaf = certificates.first().ok_or("no certificate goes with the key")?;
-        let parsed = parse(leaf)?;
-        let public = RsaPublicKey::from(&key).to_public_key_der().map_err(|error| error.to_string())?;
-        if public.as_bytes() != parsed.public_key {
+        if public_key(leaf)? != RsaPublicKey::from(&key) {
             return Err("the private key does not belong to the certificate".into());
         }
-        let (issuer, serial_number) = (parsed.issuer.to_vec(), parsed.serial_number.to_vec());
-        Ok(Self { key, certificates, issuer, serial_number })
+        Ok(Self { key, certificates, encoded })
     }
 
-    /// The RSA PKCS #1 v1.5 signature of a SHA-256 `digest`.
-    ///
-    /// # Errors
-    ///
-    /// When the key cannot sign (a key too small for the digest).
-    pub fn sign(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
-        self.key.sign(Pkcs1v15Sign::new::<Sha256>(), digest).map_err(|error| format!("RSA signing failed: {error}"))
+    /// The key as an RSA PKCS #1 v1.5 signer over SHA-256 digests.
+    pub fn signing_key(&self) -> SigningKey<Sha256> {
+        SigningKey::new(self.key.clone())
     }
 
-    /// Every certificate, the signer's own first.
+    /// Every certificate (DER, as given), the signer's own first.
     pub fn certificates(&self) -> &[Vec<u8>] {
+        &self.encoded
+    }
+
+    /// Every certificate, decoded, the signer's own first.
+    pub fn x509_certificates(&self) -> &[Certificate] {
         &self.certificates
     }
 
     /// The signer's own certificate (DER).
     pub fn certificate(&self) -> &[u8] {
-        self.certificates.first().map_or(&[], Vec::as_slice)
+        self.encoded.first().map_or(&[], Vec::as_slice)
     }
 
-    /// The DER `Name` of the certificate's issuer.
-    pub fn issuer(&self) -> &[u8] {
-        &self.issuer
+    /// The signer's own certificate, decoded.
+    pub fn leaf(&self) -> &Certificate {
+        // `new` refuses an empty list.
+        &self.certificates[0]
     }
 
-    /// The DER `INTEGER` serial number of the certificate.
-    pub fn serial_number(&self) -> &[u8] {
-        &self.serial_number
-    }
-}
-
-/// The fields of an X.509 certificate the signer and the verifier need, as DER slices.
-#[derive(Debug, Clone, Copy)]
-pub struct Parsed<'a> {
-    /// `serialNumber` (the whole `INTEGER`).
-    pub serial_number: &'a [u8],
-    /// `issuer` (the whole `Name`).
-    pub issuer: &'a [u8],
-    /// `subjectPublicKeyInfo` (the whole structure).
-    pub public_key: &'a [u8],
-    /// `validity.notAfter` (the whole `Time`).
-    pub not_after: &'a [u8],
-    /// `extensions` content, when present.
-    pub extensions: Option<&'a [u8]>,
-}
-
-impl Parsed<'_> {
-    /// True when the extended key usage extension lists code signing, or there is none.
-    pub fn allows_code_signing(&self) -> bool {
-        let Some(extensions) = self.extensions else { return true };
-        let Ok(list) = asn1::read_one("extensions", extensions, tag::SEQUENCE).and_then(|e| e.children("extensions"))
-        else {
-            return false;
-        };
-        for extension in list {
-            let Ok(fields) = extension.children("extension") else { return false };
-            if fields.first().is_some_and(|kind| kind.is_oid(EXTENDED_KEY_USAGE)) {
-                let Some(value) = fields.last() else { return false };
-                return asn1::read_one("EKU", value.content, tag::SEQUENCE)
-                    .and_then(|usages| usages.children("EKU"))
-                    .is_ok_and(|usages| usages.iter().any(|usage| usage.is_oid(CODE_SIGNING)));
-            }
-        }
-        true
-    }
-
-    /// `notAfter` as `YYYYMMDDhhmmss`, comparable as text with [`stamp`].
-    pub fn not_after_stamp(&self) -> Option<String> {
-        let (element, _) = asn1::read("notAfter", self.not_after).ok()?;
-        let text = std::str::from_utf8(element.content).ok()?.trim_end_matches('Z');
-        match element.tag {
-            tag::UTC_TIME if text.len() == 12 => {
-                let century = if text.get(..2)?.parse::<u32>().ok()? >= 50 { "19" } else { "20" };
-                Some(format!("{century}{text}"))
-            }
-            tag::GENERALIZED_TIME if text.len() == 14 => Some(text.to_string()),
-            _ => None,
-        }
+    /// The issuer of the signer's own certificate.
+    pub fn issuer(&self) -> &Name {
+        &self.leaf().tbs_certificate.issuer
     }
 }
 
-/// `time` as `YYYYMMDDhhmmss`.
-pub fn stamp(time: &CivilTime) -> String {
-    format!("{:04}{:02}{:02}{:02}{:02}{:02}", time.year, time.month, time.day, time.hour, time.minute, time.second)
-}
-
-/// Reads the fields of a DER certificate.
+/// Reads a DER X.509 certificate.
 ///
 /// # Errors
 ///
-/// When it is not an X.509 certificate.
-pub fn parse(der: &[u8]) -> Result<Parsed<'_>, String> {
-    parse_inner(der).map_err(|error| error.to_string())
+/// When it is not one.
+pub fn parse(der: &[u8]) -> Result<Certificate, String> {
+    Certificate::from_der(der).map_err(|error| format!("not an X.509 certificate: {error}"))
 }
 
-fn parse_inner(der: &[u8]) -> Result<Parsed<'_>, asn1::Error> {
-    const WHAT: &str = "certificate";
-    let certificate = asn1::read_one(WHAT, der, tag::SEQUENCE)?.children(WHAT)?;
-    let tbs = certificate.first().ok_or_else(|| asn1::error(WHAT, "empty"))?.expect(WHAT, tag::SEQUENCE)?;
-    let mut fields = tbs.children(WHAT)?.into_iter().peekable();
-    if fields.peek().is_some_and(|field| field.tag == 0xA0) {
-        fields.next();
-    }
-    let mut next = |name: &'static str| fields.next().ok_or_else(|| asn1::error(WHAT, format!("no {name}")));
-    let serial_number = next("serialNumber")?.expect(WHAT, tag::INTEGER)?.raw;
-    next("signature")?;
-    let issuer = next("issuer")?.expect(WHAT, tag::SEQUENCE)?.raw;
-    let validity = next("validity")?.expect(WHAT, tag::SEQUENCE)?.children(WHAT)?;
-    let not_after = validity.get(1).ok_or_else(|| asn1::error(WHAT, "validity has no notAfter"))?.raw;
-    next("subject")?.expect(WHAT, tag::SEQUENCE)?;
-    let public_key = next("subjectPublicKeyInfo")?.expect(WHAT, tag::SEQUENCE)?.raw;
-    let extensions = fields.find(|field| field.tag == 0xA3).map(|field| field.content);
-    Ok(Parsed { serial_number, issuer, public_key, not_after, extensions })
+/// The RSA public key of `certificate`.
+///
+/// # Errors
+///
+/// When it is not an RSA key.
+pub fn public_key(certificate: &Certificate) -> Result<RsaPublicKey, String> {
+    let spki = certificate.tbs_certificate.subject_public_key_info.to_der().map_err(|error| error.to_string())?;
+    RsaPublicKey::from_public_key_der(&spki)
+        .map_err(|error| format!("the certificate's key is not RSA ({error}); Authenticode here signs with RSA"))
 }
 
-/// `Name ::= { { commonName = cn } }`.
-fn common_name(cn: &str) -> Vec<u8> {
-    let attribute = asn1::sequence(&[&asn1::oid(&[2, 5, 4, 3]), &asn1::utf8_string(cn)]);
-    asn1::sequence(&[&asn1::set_of(vec![attribute])])
-}
-
-/// One `Extension { extnID, critical, extnValue }`.
-fn extension(kind: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
-    if critical {
-        asn1::sequence(&[&asn1::oid(kind), &asn1::boolean(true), &asn1::octet_string(value)])
-    } else {
-        asn1::sequence(&[&asn1::oid(kind), &asn1::octet_string(value)])
-    }
+/// True when `certificate`'s extended key usage lists code signing, or it has none.
+pub fn allows_code_signing(certificate: &Certificate) -> bool {
+    let extensions = certificate.tbs_certificate.extensions.as_deref().unwrap_or_default();
+    extensions.iter().filter(|extension| extension.extn_id == rfc5280::ID_CE_EXT_KEY_USAGE).all(|extension| {
+        ExtendedKeyUsage::from_der(extension.extn_value.as_bytes())
+            .is_ok_and(|usages| usages.0.contains(&rfc5280::ID_KP_CODE_SIGNING))
+    })
 }
 
 /// A new self-signed code-signing certificate for `key`, valid from a day before `now`
@@ -202,39 +141,37 @@ fn extension(kind: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
 ///
 /// # Errors
 ///
-/// When the key cannot be encoded or cannot sign.
+/// When the key cannot be encoded or cannot sign, or the validity ends after 9999.
 pub fn self_signed(key: &RsaPrivateKey, subject: &str, now_unix: u64, days: u64) -> Result<Vec<u8>, String> {
-    let public_key = RsaPublicKey::from(key).to_public_key_der().map_err(|error| error.to_string())?;
-    let spki = asn1::read_one("public key", public_key.as_bytes(), tag::SEQUENCE).map_err(|e| e.to_string())?;
-    let key_bits = spki.children("public key").map_err(|e| e.to_string())?;
-    let bit_string = key_bits.get(1).ok_or("public key without key bits")?;
-    let key_identifier = Sha1::digest(bit_string.content.get(1..).unwrap_or_default());
+    let text = |error: &dyn std::fmt::Display| format!("certificate: {error}");
+    let signing_key = SigningKey::<Sha256>::new(key.clone());
+    let public_key = SubjectPublicKeyInfoOwned::from_key(RsaPublicKey::from(key)).map_err(|e| text(&e))?;
     let mut serial = rand::random::<[u8; 16]>();
     serial[0] = (serial[0] & 0x7F) | 0x40;
-    let name = common_name(subject);
-    let algorithm = asn1::sequence(&[&asn1::oid(oid::SHA256_WITH_RSA), &asn1::null()]);
-    let not_before = CivilTime::from_unix(now_unix.saturating_sub(86_400));
-    let not_after = CivilTime::from_unix(now_unix.saturating_add(days.saturating_mul(86_400)));
-    let extensions = asn1::sequence(&[
-        &extension(&[2, 5, 29, 19], true, &asn1::sequence(&[])),
-        &extension(&[2, 5, 29, 15], true, &asn1::bit_string(&[0x80], 7)),
-        &extension(EXTENDED_KEY_USAGE, false, &asn1::sequence(&[&asn1::oid(CODE_SIGNING)])),
-        &extension(&[2, 5, 29, 14], false, &asn1::octet_string(&key_identifier)),
-    ]);
-    let tbs = asn1::sequence(&[
-        &asn1::context(0, &asn1::integer(2)),
-        &asn1::unsigned_integer(&serial),
-        &algorithm,
-        &name,
-        &asn1::sequence(&[&asn1::x509_time(&not_before), &asn1::x509_time(&not_after)]),
-        &name,
-        public_key.as_bytes(),
-        &asn1::context(3, &extensions),
-    ]);
-    let signature = key
-        .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&tbs))
-        .map_err(|error| format!("RSA signing failed: {error}"))?;
-    Ok(asn1::sequence(&[&tbs, &algorithm, &asn1::bit_string(&signature, 0)]))
+    let time = |seconds: u64| {
+        GeneralizedTime::from_unix_duration(Duration::from_secs(seconds)).map(Time::from).map_err(|e| text(&e))
+    };
+    let validity = Validity {
+        not_before: time(now_unix.saturating_sub(86_400))?,
+        not_after: time(now_unix.saturating_add(days.saturating_mul(86_400)))?,
+    };
+    let name = Name::from_str(&format!("CN={subject}")).map_err(|e| text(&e))?;
+    let serial_number = SerialNumber::new(&serial).map_err(|e| text(&e))?;
+    let mut builder = CertificateBuilder::new(
+        Profile::Manual { issuer: None },
+        serial_number,
+        validity,
+        name,
+        public_key.clone(),
+        &signing_key,
+    )
+    .map_err(|e| text(&e))?;
+    builder.add_extension(&BasicConstraints { ca: false, path_len_constraint: None }).map_err(|e| text(&e))?;
+    builder.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into())).map_err(|e| text(&e))?;
+    builder.add_extension(&ExtendedKeyUsage(vec![rfc5280::ID_KP_CODE_SIGNING])).map_err(|e| text(&e))?;
+    let key_identifier = SubjectKeyIdentifier::try_from(public_key.owned_to_ref()).map_err(|e| text(&e))?;
+    builder.add_extension(&key_identifier).map_err(|e| text(&e))?;
+    builder.build::<Signature>().map_err(|e| text(&e))?.to_der().map_err(|e| text(&e))
 }
 
 /// The files of the test certificate in `directory`.
@@ -277,9 +214,8 @@ pub enum Provenance {
 pub fn test_signer(directory: &Path, now_unix: u64) -> Result<(Signer, Provenance), String> {
     let files = TestCertificateFiles::in_directory(directory);
     if let Ok(signer) = load_test_signer(&files) {
-        let soon = stamp(&CivilTime::from_unix(now_unix.saturating_add(30 * 86_400)));
-        let expires = parse(signer.certificate()).ok().and_then(|parsed| parsed.not_after_stamp());
-        if expires.is_some_and(|not_after| not_after > soon) {
+        let expires = signer.leaf().tbs_certificate.validity.not_after.to_unix_duration().as_secs();
+        if expires > now_unix.saturating_add(30 * 86_400) {
             if !files.pfx.exists() {
                 write_pfx(&files.pfx, &signer, TEST_PFX_PASSWORD)?;
             }
@@ -325,7 +261,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
 pub fn write_pfx(path: &Path, signer: &Signer, password: &str) -> Result<(), String> {
     let key = signer.key.to_pkcs8_der().map_err(|error| error.to_string())?;
     let chain = signer
-        .certificates
+        .encoded
         .iter()
         .map(|der| p12_keystore::Certificate::from_der(der))
         .collect::<Result<Vec<_>, _>>()
@@ -367,7 +303,7 @@ pub fn pfx_signer_from_bytes(bytes: &[u8], password: &str) -> Result<Signer, Str
         .map_err(|error| format!("the private key is not an RSA key ({error}); Authenticode here signs with RSA"))?;
     let certificates: Vec<Vec<u8>> = chain.chain().iter().map(|certificate| certificate.as_der().to_vec()).collect();
     let signer = Signer::new(key, certificates)?;
-    if !parse(signer.certificate())?.allows_code_signing() {
+    if !allows_code_signing(signer.leaf()) {
         return Err("the certificate's extended key usage does not include code signing".into());
     }
     Ok(signer)

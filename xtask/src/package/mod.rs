@@ -35,26 +35,13 @@ mod tests;
 use crate::image::{self, Arch};
 use crate::test::workspace_root;
 use authenticode::{oid, Subject};
+pub use catalog::Version as CatalogVersion;
 use certificate::Signer;
 use identity::Identity;
 use inf::Problem;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-const PACKAGE_USAGE: &str = "\
-usage: cargo xtask package [--arch x64|arm64|x86|all] [--pfx <file.pfx> [--pfx-password <password>]]
-                           [--catalog-version 1|2] [--image <wanlayer.sys>]...
-                           [--vendor-image <wlclamp.sys>]... [--no-wdk]
-  --arch             the architectures to package (default: all)
-  --pfx              sign with this PKCS #12 certificate instead of the test certificate
-  --pfx-password     its password (default: $WANLAYER_PFX_PASSWORD, else empty)
-  --catalog-version  1: SHA-1 members (default), 2: SHA-256 members
-  --image            package this built image instead of building (repeatable; arch from the image)
-  --vendor-image     with --image: package this vendor image beside it (repeatable; arch from the image)
-  --no-wdk           on Windows, use the built-in signing even when the WDK is installed";
-
-const LINT_USAGE: &str = "usage: cargo xtask lint-inf <file.inf> [--package-dir <dir>]";
 
 /// The package's certificate file, which the test machine imports.
 const CERTIFICATE_FILE: &str = "wanlayer-test.cer";
@@ -78,52 +65,20 @@ pub struct Options {
     pub use_wdk: bool,
 }
 
-fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        arches: Arch::ALL.to_vec(),
-        pfx: None,
-        pfx_password: std::env::var("WANLAYER_PFX_PASSWORD").unwrap_or_default(),
-        catalog_version: catalog::Version::V1,
-        images: Vec::new(),
-        vendor_images: Vec::new(),
-        use_wdk: true,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || match inline.clone() {
-            Some(value) => Ok(value),
-            None => args.next().cloned().ok_or(format!("{name} needs a value\n{PACKAGE_USAGE}")),
-        };
-        match name {
-            "--arch" => {
-                let text = value()?;
-                options.arches = match text.as_str() {
-                    "all" => Arch::ALL.to_vec(),
-                    other => {
-                        vec![Arch::parse(other).ok_or(format!("unknown architecture '{other}'\n{PACKAGE_USAGE}"))?]
-                    }
-                };
-            }
-            "--pfx" => options.pfx = Some(PathBuf::from(value()?)),
-            "--pfx-password" => options.pfx_password = value()?,
-            "--catalog-version" => {
-                options.catalog_version = match value()?.as_str() {
-                    "1" => catalog::Version::V1,
-                    "2" => catalog::Version::V2,
-                    other => return Err(format!("catalog version '{other}' is not 1 or 2\n{PACKAGE_USAGE}")),
-                }
-            }
-            "--image" => options.images.push(PathBuf::from(value()?)),
-            "--vendor-image" => options.vendor_images.push(PathBuf::from(value()?)),
-            "--no-wdk" => options.use_wdk = false,
-            other => return Err(format!("unknown argument '{other}'\n{PACKAGE_USAGE}")),
+impl Default for Options {
+    /// Every architecture, built here, signed with the test certificate (or `--pfx` with
+    /// `$WANLAYER_PFX_PASSWORD`), a v1 catalog, the WDK's tools when present.
+    fn default() -> Self {
+        Self {
+            arches: Arch::ALL.to_vec(),
+            pfx: None,
+            pfx_password: std::env::var("WANLAYER_PFX_PASSWORD").unwrap_or_default(),
+            catalog_version: catalog::Version::V1,
+            images: Vec::new(),
+            vendor_images: Vec::new(),
+            use_wdk: true,
         }
     }
-    Ok(options)
 }
 
 /// Where packages go: `<workspace>/target/package`.
@@ -520,13 +475,8 @@ fn manifest(dir: &Path) -> Result<Vec<ManifestEntry>, String> {
 }
 
 /// `cargo xtask package`.
-pub fn run(args: &[String]) -> Result<(), String> {
-    if args.iter().any(|arg| arg == "-h" || arg == "--help") {
-        println!("{PACKAGE_USAGE}");
-        return Ok(());
-    }
+pub fn run(mut options: Options) -> Result<(), String> {
     let started = Instant::now();
-    let mut options = parse_args(args)?;
     let identity = identity::driver_identity()?;
     identity.validate()?;
     if options.images.is_empty() {
@@ -555,30 +505,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// `cargo xtask lint-inf <file.inf> [--package-dir <dir>]`.
-pub fn run_lint(args: &[String]) -> Result<(), String> {
-    let mut file = None;
-    let mut package_dir = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--package-dir" => {
-                package_dir =
-                    Some(PathBuf::from(args.next().ok_or(format!("--package-dir needs a value\n{LINT_USAGE}"))?))
-            }
-            other if other.starts_with("--package-dir=") => {
-                package_dir = Some(PathBuf::from(&other["--package-dir=".len()..]))
-            }
-            other if other.starts_with('-') => return Err(format!("unknown option '{other}'\n{LINT_USAGE}")),
-            other => {
-                if file.replace(PathBuf::from(other)).is_some() {
-                    return Err(format!("one INF at a time\n{LINT_USAGE}"));
-                }
-            }
-        }
-    }
-    let file = file.ok_or(LINT_USAGE)?;
-    let bytes = read(&file)?;
-    let problems = lint_bytes(&bytes, package_dir.as_deref());
+pub fn run_lint(file: &Path, package_dir: Option<&Path>) -> Result<(), String> {
+    let bytes = read(file)?;
+    let problems = lint_bytes(&bytes, package_dir);
     let name = file.display().to_string();
     if problems.is_empty() {
         println!("lint-inf: OK ({name})");

@@ -4,7 +4,7 @@
 use super::super::inf::{self, Problem};
 use super::super::lint;
 use super::super::stamp;
-use super::super::{lint_bytes, parse_args};
+use super::super::lint_bytes;
 use super::{identity, stamped_inf, Noise, TempDir};
 use crate::image::Arch;
 
@@ -346,37 +346,15 @@ fn lint_inf_command_reads_files_and_reports_problems() {
     let dir = TempDir::new("lint-cli");
     let good = dir.path().join("good.inf");
     std::fs::write(&good, stamped_inf(Arch::X64)).expect("write");
-    assert_eq!(super::super::run_lint(&[good.display().to_string()]), Ok(()));
+    assert_eq!(super::super::run_lint(&good, None), Ok(()));
     let bad = dir.path().join("bad.inf");
     std::fs::write(&bad, mutated("PnpLockdown", "PnpLockdown = 2")).expect("write");
-    let error = super::super::run_lint(&[bad.display().to_string()]).expect_err("a bad INF fails");
+    let error = super::super::run_lint(&bad, None).expect_err("a bad INF fails");
     assert!(
         error.contains(&format!("bad.inf:{}: PnpLockdown", line_of(&stamped_inf(Arch::X64), "PnpLockdown"))),
         "{error}"
     );
-    let args = [good.display().to_string(), "--package-dir".into(), dir.path().display().to_string()];
-    assert!(super::super::run_lint(&args).expect_err("no wanlayer.sys").contains("not in the package directory"));
-    assert!(super::super::run_lint(&[]).is_err());
-    assert!(super::super::run_lint(&["--bogus".into()]).is_err());
-}
-
-#[test]
-fn package_arguments_parse() {
-    let args = |list: &[&str]| parse_args(&list.iter().map(|arg| arg.to_string()).collect::<Vec<_>>());
-    let defaults = args(&[]).expect("no arguments");
-    assert_eq!(defaults.arches, [Arch::X64, Arch::Arm64]);
-    assert_eq!(defaults.catalog_version, super::super::catalog::Version::V1);
-    let options =
-        args(&["--arch", "arm64", "--catalog-version=2", "--pfx", "me.pfx", "--pfx-password", "pw", "--no-wdk"])
-            .expect("valid arguments");
-    assert_eq!(options.arches, [Arch::Arm64]);
-    assert_eq!(options.catalog_version, super::super::catalog::Version::V2);
-    assert_eq!(
-        (options.pfx.as_deref(), options.pfx_password.as_str(), options.use_wdk),
-        (Some("me.pfx".as_ref()), "pw", false)
-    );
-    assert!(args(&["--arch", "mips"]).is_err());
-    assert!(args(&["--catalog-version", "3"]).is_err());
-    assert!(args(&["--pfx"]).is_err());
-    assert!(args(&["--frobnicate"]).is_err());
+    let error = super::super::run_lint(&good, Some(dir.path())).expect_err("no wanlayer.sys");
+    assert!(error.contains("not in the package directory"), "{error}");
+    assert!(super::super::run_lint(&dir.path().join("missing.inf"), None).is_err());
 }
