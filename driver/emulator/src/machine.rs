@@ -74,7 +74,9 @@ struct Region {
 /// State the hooks and the executor share.
 struct Shared {
     arch: Arch,
-    imports: Vec<&'static Export>,
+    /// Stub `i` calls `imports[i]`: the image's imports, then routines found at run time
+    /// (`MmGetSystemRoutineAddress`).
+    imports: RefCell<Vec<&'static Export>>,
     stubs: usize,
     sentinels: usize,
     stack_base: usize,
@@ -294,7 +296,7 @@ impl Machine {
         .map_err(error("map the stack"))?;
         let shared = Rc::new(Shared {
             arch: image.arch,
-            imports: image.imports.clone(),
+            imports: RefCell::new(image.imports.clone()),
             stubs: stubs.addr(),
             sentinels: stubs.addr() + PAGE,
             stack_base: stack.addr() + PAGE,
@@ -537,7 +539,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// An import's stub was reached: call the model's function with the guest's arguments.
 fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
     let index = (address - shared.stubs) / STUB;
-    let Some(export) = shared.imports.get(index) else {
+    let Some(export) = shared.imports.borrow().get(index).copied() else {
         shared.fail(format!("execution in the import stubs at {address:#x}, not at a stub"));
         let _ = engine.emu_stop();
         return;
@@ -570,7 +572,19 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
     }
     // SAFETY: the guest's own call of the import, with the arguments as its ABI passed them; the
     // model checks what it can and panics (caught by the hook) on what it refuses.
-    let result = unsafe { (export.call)(&arguments) };
+    let mut result = unsafe { (export.call)(&arguments) };
+    if export.name == "MmGetSystemRoutineAddress" && result != 0 {
+        // The model answers its own (host) function; the guest gets a stub of that export.
+        // SAFETY: the guest's UNICODE_STRING argument, which the model just read.
+        let name = unsafe { routine_name(arguments[0] as usize) };
+        result = match wanlayer_kernel_model::exports::find("ntoskrnl.exe", &name) {
+            Some(routine) => stub_of(shared, routine) as u64,
+            None => {
+                shared.fail(format!("MmGetSystemRoutineAddress answered {name:?}, which the model does not export"));
+                0
+            }
+        };
+    }
     let written = match shared.arch {
         Arch::X64 => engine.reg_write(RegisterX86::RAX, result),
         Arch::Arm64 => engine.reg_write(RegisterARM64::X0, result),
@@ -578,6 +592,35 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
     if shared.failure.borrow().is_some() || written.is_err() {
         let _ = engine.emu_stop();
     }
+}
+
+/// The stub that calls `export`, laid out after the image's if it has none yet.
+fn stub_of(shared: &Shared, export: &'static Export) -> usize {
+    let mut imports = shared.imports.borrow_mut();
+    let index = match imports.iter().position(|known| std::ptr::eq(*known, export)) {
+        Some(index) => index,
+        None => {
+            imports.push(export);
+            imports.len() - 1
+        }
+    };
+    assert!(index < PAGE / STUB, "emulator: more routines than one stub page holds");
+    shared.stubs + index * STUB
+}
+
+/// The text of a `UNICODE_STRING` at `address`.
+///
+/// # Safety
+/// `address` points at a valid `UNICODE_STRING` in this process.
+unsafe fn routine_name(address: usize) -> String {
+    // SAFETY: the caller's promise.
+    let name = unsafe { std::ptr::with_exposed_provenance::<wanlayer_ndis::types::UnicodeString>(address).read_unaligned() };
+    if name.buffer.is_null() {
+        return String::new();
+    }
+    // SAFETY: a valid UNICODE_STRING's buffer holds `Length` bytes.
+    let units = unsafe { std::slice::from_raw_parts(name.buffer, usize::from(name.length / 2)) };
+    String::from_utf16_lossy(units)
 }
 
 /// The guest touched an unmapped page: map it if it is memory of this process, else fail.

@@ -20,8 +20,8 @@ use wanlayer_ndis::kernel::{
     IRP_MJ_INTERNAL_DEVICE_CONTROL,
 };
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
-use wanlayer_proto::ioctl::{IOCTL_QUERY_VERSION, IOCTL_READ_EVENTS, IOCTL_RESET_STATS, IOCTL_SUBSCRIBE_EVENTS};
-use wanlayer_proto::{EventKind, ReadRequest, ReadRequestRepr, Subscribe, SubscribeRepr};
+use wanlayer_proto::ioctl::{IOCTL_LIST_LINKS, IOCTL_QUERY_VERSION, IOCTL_READ_EVENTS, IOCTL_RESET_STATS, IOCTL_SUBSCRIBE_EVENTS};
+use wanlayer_proto::{EventKind, LinkList, LinkListRepr, LinkQuery, LinkQueryRepr, ReadRequest, ReadRequestRepr, Subscribe, SubscribeRepr};
 
 const STATUS_PENDING: NtStatus = 0x103;
 const STATUS_ACCESS_DENIED: NtStatus = 0xC000_0022_u32 as NtStatus;
@@ -313,4 +313,25 @@ pub fn query_version_into(target: &Target, system_buffer: *mut c_void, output_le
     let status = version.send(IRP_MJ_DEVICE_CONTROL);
     std::mem::forget((loaded, file, version));
     status
+}
+
+/// The links `IOCTL_LIST_LINKS` answers on a read-only handle opened and closed for it (every
+/// module, the first batch of up to 64). Called with no model event pending; takes the events
+/// of its own requests.
+pub fn listed_links() -> u32 {
+    assert_eq!(model::take_events(), [], "listed_links is called with no event pending");
+    let (file, status) = open(FILE_READ_DATA);
+    assert_eq!(status, 0);
+    let mut input = [0u8; 32];
+    LinkQueryRepr { module: None, protocol_buffer: false, cursor: 0, max_entries: 64 }
+        .emit(&mut LinkQuery::new_unchecked(&mut input[..]))
+        .expect("link query");
+    let mut list = Request::device_control(file.ptr(), IOCTL_LIST_LINKS, &input, 64 * 1024);
+    assert_eq!(list.send(IRP_MJ_DEVICE_CONTROL), 0, "LIST_LINKS: {:?}", model::log());
+    let (status, written) = list.completion(&model::take_events()).expect("LIST_LINKS completed");
+    assert_eq!(status, 0);
+    let answer = LinkListRepr::parse(&LinkList::new_unchecked(&list.buffer[..written])).expect("a LIST_LINKS answer");
+    close(&file);
+    model::take_events();
+    answer.count
 }

@@ -253,6 +253,7 @@ pub fn a_wan_link_comes_up_and_goes_down_through_the_drivers_status_handler(targ
         // SAFETY: the module's context, as NDIS passes it back.
         assert_eq!(unsafe { links(context) }, 1, "the engine tracks the link");
     }
+    assert_eq!(super::control::listed_links(), 1, "LIST_LINKS through the control device answers the link");
 
     let mut line_down = WanLineDown { remote_address: REMOTE, local_address: [0; 6] };
     let down = status_indication(WAN_LINE_DOWN, ptr::from_mut(&mut line_down).cast(), size_of::<WanLineDown>());
@@ -263,6 +264,7 @@ pub fn a_wan_link_comes_up_and_goes_down_through_the_drivers_status_handler(targ
         // SAFETY: as above.
         assert_eq!(unsafe { links(context) }, 0, "the line down removed it");
     }
+    assert_eq!(super::control::listed_links(), 0, "and no longer after its line down");
     // A line up whose buffer is too short for NDIS_WAN_LINE_UP is counted malformed and passed on.
     let short = status_indication(WAN_LINE_UP, buffer.ptr().cast(), 8);
     // SAFETY: as above.
