@@ -116,6 +116,10 @@ pub fn engine() -> &'static Engine<KernelHal> {
 /// Called by the I/O manager, once, with the driver's object and registry path.
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, registry_path: *mut UnicodeString) -> NtStatus {
+    // SAFETY: at PASSIVE_LEVEL, before the first allocation: from here on pool comes from
+    // ExAllocatePool2 where this kernel has it (build 19041 on), else ExAllocatePoolWithTag.
+    let pool2 = unsafe { wanlayer_ndis::pool::find_pool2() };
+    print(Level::Info, format_args!("pool: {}", if pool2 { "ExAllocatePool2" } else { "ExAllocatePoolWithTag (before build 19041)" }));
     // SAFETY: our driver object, written in DriverEntry.
     unsafe { set_driver_unload(driver_object, driver_unload) };
     // SAFETY: the RegistryPath the I/O manager passed, valid during DriverEntry.

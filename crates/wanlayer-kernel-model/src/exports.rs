@@ -89,6 +89,8 @@ exports! {
     ]
     "ntoskrnl.exe": [
         ExAllocatePool2(0 1 2),
+        ExAllocatePoolWithTag(0 1 2),
+        MmGetSystemRoutineAddress(0),
         ExFreePoolWithTag(0 1),
         KeQueryInterruptTimePrecise(0),
         KeQueryUnbiasedInterruptTime(),

@@ -29,10 +29,12 @@
 
 mod buffers;
 pub mod low_resources;
+mod pool;
 mod timers;
 mod upcalls;
 
 pub use buffers::{driver_buffers, is_driver_nbl, take_allocated_nbls, take_freed_nbls};
+pub use pool::set_pool2_absent;
 pub use timers::{advance_time, set_time, time, timers_set};
 pub use upcalls::{log_since, set_passed_on_sink, set_status_sink, take_send_flags, violations_since, PassedOnSink, StatusSink};
 
@@ -305,6 +307,7 @@ pub fn begin() -> Run {
     buffers::reset();
     timers::reset();
     low_resources::reset();
+    pool::reset();
     set_status_sink(None);
     set_passed_on_sink(None);
     take_send_flags();
@@ -314,6 +317,7 @@ pub fn begin() -> Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
+        low_resources::end_run();
         release_handles();
         buffers::reset();
     }

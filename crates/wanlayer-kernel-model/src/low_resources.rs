@@ -3,7 +3,9 @@
 //! run can be told to fail exactly its k-th one.
 //!
 //! [`sweep`] is the whole method: it runs a scenario once to count its `N` allocations, then `N`
-//! more times, failing allocation `k` (`k = 1..=N`) in run `k`. The scenario itself checks that
+//! more times, failing allocation `k` (`k = 1..=N`) in run `k`: the scenario begins its model run
+//! ([`begin`](crate::begin), which clears any plan) and then calls [`plan`] with what it is given,
+//! so a plan never outlives the run that holds the model. The scenario itself checks that
 //! each run ended cleanly (a documented failure status, [`finish`](crate::finish) empty); a bug
 //! check (the model's `KeBugCheckEx` panics) or a failed check is caught and reported with the
 //! run's `k` and the allocation it failed, so a sweep never stops at its first defect.
@@ -13,6 +15,7 @@
 //! [`failed_allocation`] (and [`sweep`] around its own scenarios) serve it unchanged; an import it
 //! serves itself calls [`fail_allocation`].
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
 
@@ -44,18 +47,29 @@ struct Injector {
 
 static INJECTOR: Mutex<Injector> = Mutex::new(Injector { fail_at: None, counted: 0, failed: None });
 
+thread_local! {
+    /// What the last run this thread ended counted and failed (saved when its `Run` drops, so a
+    /// run another test begins at once cannot reset it before the sweep reads it).
+    static LAST_RUN: Cell<(u64, Option<(u64, AllocationKind)>)> = const { Cell::new((0, None)) };
+}
+
 fn injector() -> MutexGuard<'static, Injector> {
     INJECTOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A new run begins ([`begin`](crate::begin)): the count starts again; the plan stays.
-pub(crate) fn reset() {
-    let mut injector = injector();
-    injector.counted = 0;
-    injector.failed = None;
+/// A run ends (its `Run` drops, still holding the model): keeps its figures for this thread.
+pub(crate) fn end_run() {
+    let injector = injector();
+    LAST_RUN.with(|last| last.set((injector.counted, injector.failed)));
 }
 
-/// From the next run on, fail its `fail_at`-th allocation (1-based); `None`: fail none, count only.
+/// A new run begins ([`begin`](crate::begin)): nothing counted, nothing planned.
+pub(crate) fn reset() {
+    *injector() = Injector { fail_at: None, counted: 0, failed: None };
+}
+
+/// In this run, fail its `fail_at`-th allocation counted from the run's beginning (1-based);
+/// `None`: fail none, count only. Called after [`begin`](crate::begin).
 pub fn plan(fail_at: Option<u64>) {
     injector().fail_at = fail_at;
 }
@@ -112,15 +126,16 @@ impl Sweep {
 }
 
 /// Runs `scenario` once counting its allocations, then once per allocation failing that one.
-/// `scenario` begins its own model run ([`begin`](crate::begin)), drives the driver, and checks
-/// (by panicking) that the run ended cleanly: a failure status it documents, nothing left over.
-pub fn sweep(mut scenario: impl FnMut()) -> Sweep {
+/// `scenario(fail_at)` begins its own model run ([`begin`](crate::begin)), calls
+/// [`plan(fail_at)`](plan), drives the driver, and checks (by panicking) that the run ended
+/// cleanly: a failure status it documents, nothing left over. What the run counted and failed is
+/// read when it returns, before another run can begin.
+pub fn sweep(mut scenario: impl FnMut(Option<u64>)) -> Sweep {
     let mut sweep = Sweep::default();
     let mut run = |fail_at: Option<u64>, sweep: &mut Sweep| -> u64 {
-        plan(fail_at);
-        let outcome = catch_unwind(AssertUnwindSafe(&mut scenario));
-        plan(None);
-        let failed = failed_allocation();
+        let mut outcome_of = || catch_unwind(AssertUnwindSafe(|| scenario(fail_at)));
+        let outcome = outcome_of();
+        let (counted, failed) = LAST_RUN.with(Cell::get);
         if let Err(panic) = outcome {
             let what = panic
                 .downcast_ref::<String>()
@@ -132,7 +147,7 @@ pub fn sweep(mut scenario: impl FnMut()) -> Sweep {
             }
             sweep.defects.push(Defect { failed, what });
         }
-        allocations()
+        counted
     };
     sweep.allocations = run(None, &mut sweep);
     for k in 1..=sweep.allocations {
@@ -148,17 +163,17 @@ mod tests {
 
     #[test]
     fn the_planned_allocation_and_only_it_fails_and_a_sweep_counts_and_catches() {
-        let _run = crate::begin();
+        let run = crate::begin();
         plan(Some(2));
         assert!(!fail_allocation(AllocationKind::Pool));
         assert!(fail_allocation(AllocationKind::Nbl));
         assert!(!fail_allocation(AllocationKind::Mdl));
         assert_eq!((allocations(), failed_allocation()), (3, Some((2, AllocationKind::Nbl))));
-        plan(None);
-        drop(_run);
+        drop(run);
 
-        let sweep = sweep(|| {
+        let sweep = sweep(|fail_at| {
             let _run = crate::begin();
+            plan(fail_at);
             let first = fail_allocation(AllocationKind::Pool);
             let second = fail_allocation(AllocationKind::OidClone);
             assert!(!second || first, "the second allocation's failure is not handled");

@@ -243,8 +243,20 @@ pub const ALL_PROCESSOR_GROUPS: u16 = 0xFFFF;
 extern "system" {
     /// Allocates pool memory (`<= DISPATCH_LEVEL` for non-paged); null on failure. Blocks are
     /// 16-byte aligned on 64-bit Windows; an allocator must handle larger alignments itself.
-    /// Exported from Windows 10 version 2004 on: importing it sets the driver's minimum.
+    /// Exported from Windows 10 version 2004 (build 19041) on: an image that imports it does not
+    /// load on Server 2019 / 1809 (17763). Never called by name (clippy refuses it in kernel
+    /// code): [`crate::pool`] finds it at run time with `MmGetSystemRoutineAddress`. Declared for
+    /// its signature and for the kernel model's export table.
     pub fn ExAllocatePool2(Flags: PoolFlags, NumberOfBytes: usize, Tag: u32) -> *mut c_void;
+
+    /// Allocates pool memory of `PoolType` (`NonPagedPoolNx` = 512, `<= DISPATCH_LEVEL`),
+    /// uninitialised; null on failure. Deprecated from build 19041 on but exported by every
+    /// supported build: [`crate::pool`]'s fallback where `ExAllocatePool2` is absent.
+    pub fn ExAllocatePoolWithTag(PoolType: u32, NumberOfBytes: usize, Tag: u32) -> *mut c_void;
+
+    /// The address of the exported kernel routine named `SystemRoutineName`, or null when this
+    /// kernel does not export it (`PASSIVE_LEVEL`).
+    pub fn MmGetSystemRoutineAddress(SystemRoutineName: *mut UnicodeString) -> *mut c_void;
 
     /// Frees pool memory allocated with `Tag`.
     pub fn ExFreePoolWithTag(P: *mut c_void, Tag: u32);

@@ -102,6 +102,7 @@ pub mod types;
 pub mod wan;
 
 pub mod imports;
+pub mod pool;
 pub mod runtime;
 
 pub use chain::{Nbl, NblChain};

@@ -17,8 +17,9 @@
 //! * `p + size <= b + align + size`: the over-allocation of `align` bytes is exactly enough;
 //! * `p - W` is `W`-aligned (`p` is `align`-aligned), so the stored pointer is an aligned `usize`.
 //!
-//! `dealloc` receives the same `Layout`, so it knows which case it is in. ExAllocatePool2 zeroes
-//! the memory it returns, so `alloc_zeroed` is `alloc`.
+//! `dealloc` receives the same `Layout`, so it knows which case it is in. [`crate::pool`] zeroes
+//! every block it returns (`ExAllocatePool2`, or `ExAllocatePoolWithTag` before build 19041), so
+//! `alloc_zeroed` is `alloc`.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::c_void;
@@ -27,7 +28,7 @@ use core::mem::size_of;
 use core::panic::PanicInfo;
 
 use crate::imports;
-use crate::kernel::{DPFLTR_IHVNETWORK_ID, POOL_FLAG_NON_PAGED};
+use crate::kernel::DPFLTR_IHVNETWORK_ID;
 
 /// `MEMORY_ALLOCATION_ALIGNMENT`: what every pool block is aligned to, 16 bytes on 64-bit Windows
 /// and 8 on x86 (two pointers on both).
@@ -38,8 +39,9 @@ const _: () = {
     assert!(POOL_ALIGNMENT.is_power_of_two() && POOL_ALIGNMENT == 2 * size_of::<usize>());
 };
 
-/// A `#[global_allocator]` over `ExAllocatePool2(POOL_FLAG_NON_PAGED, size, TAG)` that honours
-/// every alignment (the module's proof).
+/// A `#[global_allocator]` over non-paged pool tagged `TAG` ([`crate::pool`]: `ExAllocatePool2`,
+/// or `ExAllocatePoolWithTag` before build 19041) that honours every alignment (the module's
+/// proof).
 ///
 /// ```ignore
 /// #[global_allocator]
@@ -66,12 +68,10 @@ impl<const TAG: u32> Default for PoolAllocator<TAG> {
 unsafe impl<const TAG: u32> GlobalAlloc for PoolAllocator<TAG> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= POOL_ALIGNMENT {
-            // SAFETY: non-paged pool may be allocated at <= DISPATCH_LEVEL, where a driver runs.
-            return unsafe { imports::ExAllocatePool2(POOL_FLAG_NON_PAGED, layout.size(), TAG) }.cast();
+            return crate::pool::allocate(layout.size(), TAG).cast();
         }
         let Some(total) = layout.size().checked_add(layout.align()) else { return core::ptr::null_mut() };
-        // SAFETY: as above.
-        let block = unsafe { imports::ExAllocatePool2(POOL_FLAG_NON_PAGED, total, TAG) }.cast::<u8>();
+        let block = crate::pool::allocate(total, TAG).cast::<u8>();
         if block.is_null() {
             return block;
         }
@@ -91,12 +91,12 @@ unsafe impl<const TAG: u32> GlobalAlloc for PoolAllocator<TAG> {
             // below it.
             unsafe { ptr.wrapping_sub(size_of::<usize>()).cast::<*mut u8>().read() }
         };
-        // SAFETY: a pool block allocated with TAG and not freed yet.
-        unsafe { imports::ExFreePoolWithTag(block.cast::<c_void>(), TAG) };
+        // SAFETY: a block `crate::pool::allocate` returned with TAG, not freed yet.
+        unsafe { crate::pool::free(block.cast::<c_void>(), TAG) };
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded; ExAllocatePool2 zeroes what it returns (no POOL_FLAG_UNINITIALIZED).
+        // SAFETY: forwarded; `crate::pool::allocate` zeroes what it returns.
         unsafe { self.alloc(layout) }
     }
 }

@@ -7,7 +7,15 @@
 //! * `DriverEntry`: `STATUS_INSUFFICIENT_RESOURCES` (`0xC000009A`), nothing registered;
 //! * `FilterAttach`: `NDIS_STATUS_RESOURCES` (`0xC000009A`), no module context set;
 //! * `FilterOidRequest`: `NDIS_STATUS_RESOURCES` when the clone cannot be allocated;
-//! * a WAN line up that cannot be tracked is still passed on (the link is not tracked).
+//! * a WAN line up that cannot be tracked is still passed on (the link is not tracked);
+//! * `IRP_MJ_CREATE` on the control device: `STATUS_INSUFFICIENT_RESOURCES`, no handle.
+//!
+//! Each scenario runs twice: on a kernel with `ExAllocatePool2` and on one without it (before build
+//! 19041), where the driver takes `ExAllocatePoolWithTag`.
+//!
+//! On this host build the engine's own heap (`alloc`) is `std`'s, so the sweep fails the kernel
+//! imports' allocations; the built images, whose global allocator is pool, are swept by the
+//! emulator through the same `low_resources` API.
 //!
 //! The test prints one line that `cargo xtask test` reports:
 //! `low-resources sweep: S scenarios, F failed allocations, B bug checks, L leaks`.
@@ -22,8 +30,8 @@ use wanlayer::driver::DriverEntry;
 use wanlayer_kernel_model::low_resources::{self, Sweep};
 use wanlayer_kernel_model::{self as model, OidAnswer};
 use wanlayer_ndis::filter::{FilterAttachParameters, FilterDriverCharacteristics, NdisOidRequest, StatusIndication};
-use wanlayer_ndis::io::DriverObjectLayout;
-use wanlayer_ndis::kernel::DriverObject;
+use wanlayer_ndis::io::{DriverObjectLayout, FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout};
+use wanlayer_ndis::kernel::{DriverObject, Irp, NtStatus, FILE_READ_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE};
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
 use wanlayer_ndis::wan::{WanLineDown, WanLineUp};
 
@@ -90,12 +98,74 @@ fn unload(loaded: Loaded) {
     assert_clean("unload");
 }
 
+/// Begins the model's run for one attempt of a sweep: which allocation fails, and whether the
+/// kernel has `ExAllocatePool2`.
+fn begin(fail_at: Option<u64>, pool2: bool) -> model::Run {
+    let run = model::begin();
+    model::set_pool2_absent(!pool2);
+    low_resources::plan(fail_at);
+    run
+}
+
 /// DriverEntry, then DriverUnload.
-fn load_and_unload() {
-    let _run = model::begin();
+fn load_and_unload(fail_at: Option<u64>, pool2: bool) {
+    let _run = begin(fail_at, pool2);
     if let Some(loaded) = load() {
         unload(loaded);
     }
+}
+
+/// An IRP of one stack location for `major` on `file`, with a security context for a create.
+struct Request {
+    irp: Owned<IrpLayout>,
+    _location: Owned<IoStackLocation>,
+    _security: Owned<IoSecurityContext>,
+}
+
+impl Request {
+    fn new(major: usize, file: *mut FileObjectLayout) -> Self {
+        let mut location = zeroed::<IoStackLocation>();
+        location.major_function = u8::try_from(major).expect("major function");
+        location.file_object = file.cast();
+        let mut irp = zeroed::<IrpLayout>();
+        irp.current_stack_location = location.ptr();
+        irp.stack_count = 1;
+        irp.current_location = 1;
+        let mut security = zeroed::<IoSecurityContext>();
+        security.desired_access = FILE_READ_DATA;
+        let security_ptr = security.ptr();
+        if major == IRP_MJ_CREATE {
+            location.parameters.create.security_context = security_ptr;
+        }
+        Request { irp, _location: location, _security: security }
+    }
+
+    /// Sends it to the control device's dispatch routine for `major`.
+    fn send(&mut self, major: usize) -> NtStatus {
+        let device = model::control_device().expect("the control device");
+        let dispatch = device.dispatch[major].expect("a dispatch routine");
+        // SAFETY: the dispatch routine the driver registered, with its device and a valid IRP.
+        unsafe { dispatch(device.device, self.irp.ptr().cast::<Irp>()) }
+    }
+}
+
+/// DriverEntry → a handle opened on the control device (its context is pool) → cleanup and close
+/// → DriverUnload.
+fn a_control_handle(fail_at: Option<u64>, pool2: bool) {
+    let _run = begin(fail_at, pool2);
+    let Some(loaded) = load() else { return };
+    let pool = if pool2 { "pool: ExAllocatePool2" } else { "pool: ExAllocatePoolWithTag" };
+    assert!(model::log().iter().any(|line| line.contains(pool)), "the driver did not take {pool}: {:#?}", model::log());
+    let file = zeroed::<FileObjectLayout>();
+    let status = Request::new(IRP_MJ_CREATE, file.ptr()).send(IRP_MJ_CREATE) as u32;
+    if status == 0 {
+        assert_eq!(Request::new(IRP_MJ_CLEANUP, file.ptr()).send(IRP_MJ_CLEANUP), 0);
+        assert_eq!(Request::new(IRP_MJ_CLOSE, file.ptr()).send(IRP_MJ_CLOSE), 0);
+    } else {
+        assert_eq!(status, RESOURCES, "IRP_MJ_CREATE failed with {status:#010x}");
+        assert!(file.fs_context.is_null(), "a refused create left a handle context");
+    }
+    unload(loaded);
 }
 
 /// `NDIS_WAN_LINE_UP` followed by its protocol buffer.
@@ -116,8 +186,8 @@ fn status_indication(code: u32, buffer: *mut c_void, size: usize) -> Owned<Statu
 
 /// DriverEntry → attach to NdisWan's IP edge → restart → an OID passed down → WAN line up → line
 /// down → pause → detach → DriverUnload; any step may meet the failed allocation.
-fn a_wan_module_and_link() {
-    let _run = model::begin();
+fn a_wan_module_and_link(fail_at: Option<u64>, pool2: bool) {
+    let _run = begin(fail_at, pool2);
     let Some(loaded) = load() else { return };
     let handlers = loaded.handlers;
     let adapter_name = name("\\DEVICE\\NDISWANIP");
@@ -180,14 +250,21 @@ fn a_wan_module_and_link() {
     unload(loaded);
 }
 
+/// A sweep scenario: which allocation to fail (none: count), whether the kernel has ExAllocatePool2.
+type ScenarioFn = fn(Option<u64>, bool);
+
 /// The scenarios the sweep runs, by name.
-const SCENARIOS: [(&str, fn()); 2] = [("load and unload", load_and_unload), ("a WAN module and link", a_wan_module_and_link)];
+const SCENARIOS: [(&str, ScenarioFn); 3] =
+    [("load and unload", load_and_unload), ("a WAN module and link", a_wan_module_and_link), ("a control handle", a_control_handle)];
 
 #[test]
 fn every_allocation_failed_in_turn_ends_cleanly() {
     let mut total = Sweep::default();
     let mut report = Vec::new();
-    for (scenario, run) in SCENARIOS {
+    for (scenario, run) in SCENARIOS.iter().flat_map(|&(name, run)| [(name, run, true), (name, run, false)]).map(|(name, run, pool2)| {
+        let kernel = if pool2 { "with ExAllocatePool2" } else { "without ExAllocatePool2 (build 17763)" };
+        (format!("{name}, {kernel}"), move |fail_at| run(fail_at, pool2))
+    }) {
         let sweep = low_resources::sweep(run);
         report.push(format!("{scenario}: {} allocations, {} failed in turn, {} bug checks, {} defects", sweep.allocations, sweep.failed_runs, sweep.bug_checks, sweep.defects.len()));
         for defect in &sweep.defects {
@@ -202,7 +279,7 @@ fn every_allocation_failed_in_turn_ends_cleanly() {
     let leaks = total.defects.iter().filter(|defect| defect.what.contains("not freed") || defect.what.contains("still")).count();
     println!(
         "low-resources sweep: {} scenarios, {} failed allocations, {} bug checks, {leaks} leaks",
-        SCENARIOS.len(),
+        SCENARIOS.len() * 2,
         total.failed_runs,
         total.bug_checks
     );

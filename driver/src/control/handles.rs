@@ -43,7 +43,7 @@ use wanlayer_ndis::io::{
     complete_irp, file_object_fs_context, irp_create, irp_file_object, set_file_object_fs_context, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, STATUS_TOO_MANY_OPENED_FILES,
 };
-use wanlayer_ndis::kernel::{FileObject, Irp, NtStatus, POOL_FLAG_NON_PAGED};
+use wanlayer_ndis::kernel::{FileObject, Irp, NtStatus};
 use wanlayer_proto::Access;
 
 pub use wanlayer_driver_logic::control::{token, token_slot, MAX_HANDLES};
@@ -76,7 +76,7 @@ pub struct HandleContext {
     slot: usize,
 }
 
-const _: () = assert!(align_of::<HandleContext>() <= POOL_ALIGNMENT, "ExAllocatePool2 aligns to 16 bytes");
+const _: () = assert!(align_of::<HandleContext>() <= POOL_ALIGNMENT, "pool blocks are aligned to 16 bytes");
 
 impl HandleContext {
     /// Allocates a context for a handle opened with `granted` and enters it in the token table.
@@ -89,9 +89,9 @@ impl HandleContext {
     /// # IRQL
     /// `<= DISPATCH_LEVEL` (`IRP_MJ_CREATE`: `PASSIVE_LEVEL`).
     pub fn open(granted: Access) -> Result<ContextRef, NtStatus> {
-        // SAFETY: non-paged pool may be allocated at <= DISPATCH_LEVEL; freed when the last
-        // `ContextRef` drops (or below, if no slot is free).
-        let memory = unsafe { imports::ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<HandleContext>(), CONTEXT_TAG) };
+        // Zeroed non-paged pool, at <= DISPATCH_LEVEL; freed when the last `ContextRef` drops (or
+        // below, if no slot is free).
+        let memory = wanlayer_ndis::pool::allocate(size_of::<HandleContext>(), CONTEXT_TAG);
         let Some(memory) = NonNull::new(memory.cast::<HandleContext>()) else { return Err(STATUS_INSUFFICIENT_RESOURCES) };
         let placed = TABLE.lock.with(|()| {
             let (slot, entry) = TABLE.slots.iter().enumerate().find(|(_, entry)| entry.context.load(Ordering::Relaxed).is_null())?;

@@ -49,7 +49,6 @@ use wanlayer_core::{ModuleId, NdisStatus};
 use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
 use wanlayer_ndis::frame::FrameError;
 use wanlayer_ndis::imports;
-use wanlayer_ndis::kernel::POOL_FLAG_NON_PAGED;
 use wanlayer_ndis::nbl::{nbl_first_nb, nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList};
 use wanlayer_ndis::types::NdisHandle;
 use wanlayer_ndis::{Nbl, NblChain};
@@ -198,13 +197,13 @@ fn allocate_own(
     let described = len.max(1);
     let mdl_len = u32::try_from(described).map_err(|_| OutOfMemory)?;
     let block_len = HEADER.checked_add(described).ok_or(OutOfMemory)?;
-    // SAFETY: non-paged pool at <= DISPATCH_LEVEL.
-    let block = unsafe { imports::ExAllocatePool2(POOL_FLAG_NON_PAGED, block_len, FRAME_TAG) }.cast::<u8>();
+    // Zeroed non-paged pool, at <= DISPATCH_LEVEL.
+    let block = wanlayer_ndis::pool::allocate(block_len, FRAME_TAG).cast::<u8>();
     if block.is_null() {
         return Err(OutOfMemory);
     }
     let free_block = || {
-        // SAFETY: `block` came from ExAllocatePool2 with FRAME_TAG and nothing else refers to it.
+        // SAFETY: `block` came from `pool::allocate` with FRAME_TAG and nothing else refers to it.
         unsafe { imports::ExFreePoolWithTag(block.cast(), FRAME_TAG) }
     };
     let data = block.wrapping_add(HEADER);

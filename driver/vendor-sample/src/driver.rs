@@ -24,7 +24,7 @@
 use core::panic::PanicInfo;
 
 use wanlayer_sdk::kernel::{
-    bug_check, print, set_driver_unload, Attachment, DriverObject, Global, NtStatus, PeriodicTimer, PoolAllocator, Severity,
+    bug_check, find_pool2, print, set_driver_unload, Attachment, DriverObject, Global, NtStatus, PeriodicTimer, PoolAllocator, Severity,
     UnicodeString,
 };
 use wanlayer_sdk::Status;
@@ -77,6 +77,9 @@ static TIMER: PeriodicTimer = PeriodicTimer::new(tick);
 /// Called by the I/O manager, once, with the driver's object and registry path.
 #[unsafe(no_mangle)]
 pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, _registry_path: *mut UnicodeString) -> NtStatus {
+    // SAFETY: at PASSIVE_LEVEL, before the first allocation: pool from ExAllocatePool2 where the
+    // kernel has it (build 19041 on), else ExAllocatePoolWithTag.
+    unsafe { find_pool2() };
     // SAFETY: our driver object, written in DriverEntry.
     unsafe { set_driver_unload(driver_object, driver_unload) };
     let attachment = match Attachment::attach(FILTER_NAME, ALTITUDE, ClampFilter::new(Config::DEFAULT), CONNECT_WAIT_MS) {

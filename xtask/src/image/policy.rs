@@ -171,8 +171,12 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
     AllowedDll {
         dll: "ntoskrnl.exe",
         functions: &[
-            // Pool memory (the global allocator honours alignment on top of these).
-            any("ExAllocatePool2"),
+            // Pool memory (the global allocator honours alignment on top of these):
+            // wanlayer_ndis::pool. ExAllocatePool2 is found at run time with
+            // MmGetSystemRoutineAddress, never imported: an image importing it does not load
+            // before build 19041, and the package installs from 17763 (Server 2019).
+            any("ExAllocatePoolWithTag"),
+            any("MmGetSystemRoutineAddress"),
             any("ExFreePoolWithTag"),
             // Spin locks and IRQL. ntoskrnl's KeGetCurrentIrql export is not confirmed on
             // ARM64; the list only permits it, the loader decides. x86 has no
@@ -265,8 +269,10 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
 pub const VENDOR_ALLOWED_IMPORTS: &[AllowedDll] = &[AllowedDll {
     dll: "ntoskrnl.exe",
     functions: &[
-        // kernel::PoolAllocator.
-        any("ExAllocatePool2"),
+        // kernel::PoolAllocator over wanlayer_ndis::pool (ExAllocatePool2 found at run time,
+        // never imported: the image loads from build 17763).
+        any("ExAllocatePoolWithTag"),
+        any("MmGetSystemRoutineAddress"),
         any("ExFreePoolWithTag"),
         // sync::SpinLock (KfAcquireSpinLock / KfReleaseSpinLock on x86).
         not_x86("KeAcquireSpinLockRaiseToDpc"),

@@ -39,6 +39,7 @@ mod timer;
 
 pub use connection::{Attachment, Connection};
 pub use wanlayer_ndis::io::set_driver_unload;
+pub use wanlayer_ndis::pool::find_pool2;
 pub use wanlayer_ndis::kernel::{DriverObject, NtStatus};
 pub use wanlayer_ndis::sync::Global;
 pub use wanlayer_ndis::types::UnicodeString;
