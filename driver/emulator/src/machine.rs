@@ -566,7 +566,8 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
         arguments.push(value.unwrap_or(0));
     }
     if export.diverges {
-        shared.fail(format!("{}!{}({arguments:#x?}): the image bug-checked the machine", export.module, export.name));
+        let arguments: Vec<String> = arguments.iter().map(|argument| format!("{argument:#x}")).collect();
+        shared.fail(format!("{}!{}({}): the image bug-checked the machine", export.module, export.name, arguments.join(", ")));
         let _ = engine.emu_stop();
         return;
     }

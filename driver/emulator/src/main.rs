@@ -45,6 +45,7 @@ mod emulate {
         vendor: Option<PathBuf>,
         scenario: Option<usize>,
         probe: Option<String>,
+        sweep: Option<u64>,
         vendor_entry: bool,
     }
 
@@ -62,6 +63,7 @@ mod emulate {
                 "--driver" => parsed.driver = Some(PathBuf::from(value)),
                 "--vendor" => parsed.vendor = Some(PathBuf::from(value)),
                 "--probe" => parsed.probe = Some(value.clone()),
+                "--sweep-entry" => parsed.sweep = Some(value.parse().map_err(|_| format!("--sweep-entry {value}: not a number"))?),
                 "--scenario" => parsed.scenario = Some(value.parse().map_err(|_| format!("--scenario {value}: not a number"))?),
                 _ => return Err(format!("unknown argument {arg}")),
             }
@@ -80,6 +82,9 @@ mod emulate {
         }
         if let Some(probe) = &arguments.probe {
             return child_probe(&arguments, probe);
+        }
+        if let Some(fail_at) = arguments.sweep {
+            return child_sweep(&arguments, fail_at);
         }
         parent(&args[0], &arguments)
     }
@@ -114,6 +119,34 @@ mod emulate {
         let failure = probe.run(&ImageFile::read(driver)?).unwrap_or_default().replace('\n', " ");
         println!("{RESULT}\t0\t0\t{failure}");
         Ok(true)
+    }
+
+    /// `--sweep-entry 0` counts; `--sweep-entry K` fails the K-th allocation.
+    fn child_sweep(arguments: &Arguments, fail_at: u64) -> Result<bool, String> {
+        report_panics();
+        let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
+        let run = run::sweep_driver_entry(&ImageFile::read(driver)?, (fail_at > 0).then_some(fail_at));
+        let failure = run.failure.unwrap_or_default().replace('\n', " ");
+        println!("{RESULT}\t0\t{}\t{failure}", run.allocations);
+        Ok(true)
+    }
+
+    /// The low-resources sweep of `DriverEntry` / `DriverUnload`: one run counts the image's
+    /// allocations, then each is failed in a run of its own. Returns (allocations, failures).
+    fn sweep(program: &str, driver: &str) -> Result<(u64, Vec<String>), String> {
+        let (_, counted, failure) = child(program, &["--driver", driver, "--sweep-entry", "0"])?;
+        if let Some(failure) = failure {
+            return Ok((0, vec![format!("the counting run: {failure}")]));
+        }
+        let allocations: u64 = counted.parse().map_err(|_| format!("the counting run answered {counted:?}"))?;
+        let mut failures = Vec::new();
+        for fail_at in 1..=allocations {
+            let (_, _, failure) = child(program, &["--driver", driver, "--sweep-entry", &fail_at.to_string()])?;
+            if let Some(failure) = failure {
+                failures.push(format!("allocation {fail_at} of {allocations} failed: {failure}"));
+            }
+        }
+        Ok((allocations, failures))
     }
 
     fn child_vendor(arguments: &Arguments) -> Result<bool, String> {
@@ -185,6 +218,14 @@ mod emulate {
         for (name, failure) in &failed {
             println!("emulator: FAILED {label}: {name}: {failure}");
         }
+        let (allocations, sweep_failures) = sweep(program, &driver_text)?;
+        println!(
+            "emulator: {label}: low-resources sweep of DriverEntry/DriverUnload: {allocations} allocations failed in turn, {} runs not clean",
+            sweep_failures.len()
+        );
+        for failure in &sweep_failures {
+            println!("emulator: FAILED {label}: low-resources sweep: {failure}");
+        }
         let mut vendor_ok = true;
         if let Some(vendor) = &arguments.vendor {
             let (stack, status, failure) = child(program, &["--vendor", &vendor.display().to_string(), "--vendor-entry"])?;
@@ -202,7 +243,7 @@ mod emulate {
                 }
             }
         }
-        Ok(failed.is_empty() && vendor_ok)
+        Ok(failed.is_empty() && sweep_failures.is_empty() && vendor_ok)
     }
 
     fn file_name(path: &std::path::Path) -> String {
