@@ -8,8 +8,10 @@
 //! * [`sim::SimTransport`] (feature `simulator`): the engine's dispatcher behind the simulated
 //!   control device of a simulated RRAS server, so the same client code runs in tests on any host.
 //!
-//! [`pcapng::PcapngWriter`] writes captured frames for Wireshark and tshark. The answers come
-//! back as the owned, serialisable types of [`types`].
+//! [`pcapng::PcapngWriter`] writes captured frames for Wireshark and tshark. The answers are the
+//! protocol's own parsed records (`wanlayer_proto::*Repr`, serialisable through its `serde`
+//! feature, printable through `wanlayer_proto::display`); [`types`] holds the owned forms of the
+//! two that borrow their answer buffer (link entries, captured frames) and the batches.
 //!
 //! ```
 //! # #[cfg(feature = "simulator")] {
