@@ -121,7 +121,7 @@ pub fn run() -> Result<(), String> {
     step("the signed packages (release images), verified");
     package::run(package::Options::default())?;
 
-    step("the shipped images on an emulated processor: the driver-in-the-loop scenarios against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64; debug and release)");
+    step("the shipped images on an emulated processor: the driver-in-the-loop scenarios and a low-resources sweep of DriverEntry against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64; debug and release)");
     emulate_images(&driver_manifest, &driver_target_dir)?;
 
     step("the demo session in the simulator");
@@ -210,9 +210,11 @@ fn low_resources_sweep(driver_manifest: &str, target_dir: &str) -> Result<String
 /// Builds `driver/emulator` and runs it against the debug and release images the steps above
 /// built (`target/driver/<triple>/<profile>/`, what `build` copies to `target/wanlayer/<arch>/`):
 /// every driver-in-the-loop scenario against `wanlayer.sys` on an emulated processor (unicorn;
-/// imports bound to the kernel model), the emulator's own checks proven live, and `wlclamp.sys`'s
-/// `DriverEntry`. Prints per architecture and profile the scenarios run, the failures and the
-/// deepest stack a call used. x86 images (PE32, stdcall) are not emulated yet.
+/// imports bound to the kernel model), the emulator's own checks proven live (a wild pointer,
+/// a leak, a special-pool overrun), the low-resources sweep of `DriverEntry`/`DriverUnload` (each
+/// allocation the image makes failed in a run of its own) and `wlclamp.sys`'s `DriverEntry`.
+/// Prints per architecture and profile the scenarios run, the sweep's failed allocations, the
+/// failures and the deepest stack a call used. x86 images (PE32, stdcall) are not emulated yet.
 fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), String> {
     run_command("cargo", &["build", "--manifest-path", driver_manifest, "--package", "wanlayer-emulator", "--target-dir", driver_target_dir])?;
     let emulator = Path::new(driver_target_dir).join("debug").join("wanlayer-emulator");
