@@ -1,6 +1,7 @@
 //! The library behind `cargo xtask`: building, verifying, packaging and signing the drivers, the
-//! SDK header, the demo and the test sequence. `main.rs` parses the command line; the fuzz targets
-//! and tests reach the parsers (INF linter, PE verifier, certificate readers) through here.
+//! SDK header, the demo and the test sequence. The command line is declared in `xtask-cli`
+//! (`xtask/cli`) and parsed by `main.rs`; the fuzz targets and tests reach the parsers (INF
+//! linter, PE verifier, certificate readers) through here.
 
 pub mod bench;
 pub mod build;

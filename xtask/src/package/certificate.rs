@@ -12,8 +12,9 @@
 //! | `wanlayer-test.cer` | the certificate, DER: what the test machine imports |
 //! | `wanlayer-test.pfx` | both, PKCS #12 with password [`TEST_PFX_PASSWORD`], for `signtool` |
 
-use der::asn1::GeneralizedTime;
+use der::asn1::{GeneralizedTime, ObjectIdentifier};
 use der::oid::db::rfc5280;
+use der::oid::AssociatedOid;
 use der::referenced::OwnedToRef;
 use der::{Decode, Encode};
 use rsa::pkcs1v15::{Signature, SigningKey};
@@ -26,6 +27,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
@@ -136,6 +138,30 @@ pub fn allows_code_signing(certificate: &Certificate) -> bool {
     })
 }
 
+/// `extendedKeyUsage` marked non-critical, as code-signing certificates carry it (`x509-cert`
+/// marks it critical unless `anyExtendedKeyUsage` is listed).
+struct CodeSigningUsage(ExtendedKeyUsage);
+
+impl AssociatedOid for CodeSigningUsage {
+    const OID: ObjectIdentifier = ExtendedKeyUsage::OID;
+}
+
+impl Encode for CodeSigningUsage {
+    fn encoded_len(&self) -> der::Result<der::Length> {
+        self.0.encoded_len()
+    }
+
+    fn encode(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        self.0.encode(writer)
+    }
+}
+
+impl AsExtension for CodeSigningUsage {
+    fn critical(&self, _subject: &Name, _extensions: &[Extension]) -> bool {
+        false
+    }
+}
+
 /// A new self-signed code-signing certificate for `key`, valid from a day before `now`
 /// (clock skew between this machine and the test machine) for `days` days.
 ///
@@ -168,7 +194,9 @@ pub fn self_signed(key: &RsaPrivateKey, subject: &str, now_unix: u64, days: u64)
     .map_err(|e| text(&e))?;
     builder.add_extension(&BasicConstraints { ca: false, path_len_constraint: None }).map_err(|e| text(&e))?;
     builder.add_extension(&KeyUsage(KeyUsages::DigitalSignature.into())).map_err(|e| text(&e))?;
-    builder.add_extension(&ExtendedKeyUsage(vec![rfc5280::ID_KP_CODE_SIGNING])).map_err(|e| text(&e))?;
+    builder
+        .add_extension(&CodeSigningUsage(ExtendedKeyUsage(vec![rfc5280::ID_KP_CODE_SIGNING])))
+        .map_err(|e| text(&e))?;
     let key_identifier = SubjectKeyIdentifier::try_from(public_key.owned_to_ref()).map_err(|e| text(&e))?;
     builder.add_extension(&key_identifier).map_err(|e| text(&e))?;
     builder.build::<Signature>().map_err(|e| text(&e))?.to_der().map_err(|e| text(&e))

@@ -1,7 +1,7 @@
 //! Tests of the driver package: the INF reader, lint rules and stamping ([`inf`]); signatures,
-//! catalogs, certificates and whole packages ([`signing`]), each checked against independent
-//! decoders (the `authenticode`, `cms`, `x509-cert` and `object` crates) and, when installed,
-//! `osslsigncode`; the sample vendor driver beside the filter ([`vendor`]); the PowerShell
+//! catalogs, certificates and whole packages ([`signing`]), each read back by other code (the
+//! `authenticode`, `cms`, `x509-cert` and `object` crates) and, when installed, by OpenSSL
+//! (`osslsigncode`, `openssl`); the sample vendor driver beside the filter ([`vendor`]); the PowerShell
 //! scripts, parsed and checked against the package ([`scripts`]).
 
 mod inf;

@@ -1,7 +1,8 @@
-//! Signatures, catalogs, certificates and whole packages, checked against independent
-//! decoders: the `authenticode` crate (Authenticode PE hash by the specification's section
-//! procedure, and signature parsing), `cms` and `x509-cert` (PKCS #7 and X.509), the `der`
-//! crate, and `osslsigncode` when it is installed.
+//! Signatures, catalogs, certificates and whole packages, read back by other code: the
+//! `authenticode` crate (Authenticode PE hash by the specification's section procedure, and
+//! signature parsing), `cms`, `x509-cert` and `der` (which also write them: these check what the
+//! adjustments after building and the catalog's own structures made of it), and, independent of
+//! all of them, OpenSSL: `osslsigncode` and `openssl` when they are installed.
 
 use super::super::authenticode::{self as ours, oid, DigestAlgorithm, Subject};
 use super::super::catalog::{self, Catalog, Member, Version};
@@ -452,6 +453,7 @@ fn test_certificate_has_the_required_fields() {
     let usage = x509_cert::ext::pkix::KeyUsage::from_der(usage.extn_value.as_bytes()).expect("keyUsage");
     assert!(usage.digital_signature());
     assert_eq!(usage.0.bits(), 1, "digitalSignature (bit 0) only");
+    assert!(!find("2.5.29.37").critical, "extendedKeyUsage is not critical");
     let eku = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(find("2.5.29.37").extn_value.as_bytes()).expect("EKU");
     assert_eq!(eku.0.iter().map(ToString::to_string).collect::<Vec<_>>(), ["1.3.6.1.5.5.7.3.3"]);
     find("2.5.29.14");
@@ -462,6 +464,33 @@ fn test_certificate_has_the_required_fields() {
     key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&signed), certificate.signature.raw_bytes())
         .expect("self-signature");
     assert!(certificate::allows_code_signing(&certificate));
+}
+
+#[test]
+fn openssl_reads_the_test_certificate_as_a_code_signing_leaf() {
+    let Some(openssl) = require(Tool::Openssl) else { return };
+    let dir = TempDir::new("openssl-x509");
+    std::fs::write(dir.path().join("cert.der"), signer().certificate()).expect("write");
+    let output = Command::new(openssl)
+        .args(["x509", "-inform", "DER", "-in", "cert.der", "-noout", "-text"])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for expected in [
+        "Version: 3 (0x2)",
+        "Signature Algorithm: sha256WithRSAEncryption",
+        "Issuer: CN = wanlayer test signing",
+        "Subject: CN = wanlayer test signing",
+        "Public-Key: (3072 bit)",
+        "X509v3 Basic Constraints: critical\n                CA:FALSE",
+        "X509v3 Key Usage: critical\n                Digital Signature\n",
+        "X509v3 Extended Key Usage: \n                Code Signing\n",
+        "X509v3 Subject Key Identifier:",
+    ] {
+        assert!(text.contains(expected), "'{expected}' missing from:\n{text}");
+    }
 }
 
 #[test]
