@@ -6,12 +6,19 @@
 //! one invocation layer (`wanlayer_kernel_model::invoke`), which the emulator replaces.
 //!
 //! What this adds to the host build: rust-lld's output, the relocations, the import table, the
-//! calling conventions, each architecture's code generation and the stack each call uses (painted
-//! and measured per top-level call; a 64 KiB guest stack with a guard page below).
+//! calling conventions, each architecture's code generation, the stack each call uses (painted
+//! and measured per top-level call; a 64 KiB guest stack with a guard page below), special pool
+//! (each pool block ends at an inaccessible guard page; freed blocks become inaccessible), and the
+//! image's own heap under the low-resources sweep (its Rust allocator takes kernel pool, so every
+//! `Box` and `Vec` of the engine is an allocation the sweep fails).
 //!
-//! Not modelled: special pool (the model's pool blocks are host heap blocks, so an overrun
-//! within the block's heap page is not caught), processor state a kernel provides through GS /
-//! X18 (the driver reads none), and any concurrency (one emulated processor).
+//! Not modelled: processor state a kernel provides through GS / X18 (the driver reads none), and
+//! any concurrency (one emulated processor).
+//!
+//! Extending to x86 (PE32): [`image::load`] would parse `PeFile32` and apply `HIGHLOW`
+//! relocations; the machine's stubs would read `stdcall` arguments from the stack above the return
+//! address and return with `ret 4 * arity` (the export table's arity), the `FASTCALL` imports
+//! taking their first two arguments in ECX and EDX; nested calls push their arguments the same way.
 #![cfg(not(target_os = "windows"))]
 
 pub mod image;

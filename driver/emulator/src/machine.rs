@@ -15,9 +15,10 @@
 //! the `ret` returns to the caller. A call into the guest from the model — a DPC, a queue
 //! callback, from inside an import — is a nested emulation on a stack frame below the current
 //! one, returning to a sentinel address; the processor state is saved and restored around it.
-//! A panic in the model (a rule it enforces by panicking, an import it does not model) or a
-//! fault stops the emulation at every level and resumes as a panic in the caller of
-//! [`invoke::call`](wanlayer_kernel_model::invoke::call).
+//! A fault, a bug check or a hang stops the emulation at every level and becomes a panic in the
+//! caller of [`invoke::call`]. A panic inside one of the model's functions (a rule it enforces by
+//! panicking, an import it does not model) cannot unwind out of it (they are `extern "system"`)
+//! and ends the process: the emulator's program runs each scenario in a child process for that.
 
 use std::alloc::Layout;
 use std::cell::{Cell, RefCell};
