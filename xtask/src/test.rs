@@ -56,8 +56,17 @@ pub fn run() -> Result<(), String> {
     crate::tools::census()?;
 
     step("the host workspace's tests: engine, FFI, simulator and verifier, scenarios, xtask");
+    // Every simulated world that runs wanlayer.sys's handlers (wanlayer-sim-driver's DriverFilter)
+    // names its test in this file, so the scenarios that ran against the driver are counted.
+    let scenario_log = workspace_root().join("target").join("driver-scenarios.txt");
+    let _ = std::fs::remove_file(&scenario_log);
+    std::env::set_var("WANLAYER_DRIVER_SCENARIOS", &scenario_log);
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;
+    std::env::remove_var("WANLAYER_DRIVER_SCENARIOS");
+    let ran = std::fs::read_to_string(&scenario_log).unwrap_or_default();
+    let scenarios: std::collections::BTreeSet<&str> = ran.lines().collect();
+    println!("xtask: {} simulator scenarios ran against the driver's own handlers (DriverFilter: wanlayer-sim-driver, tests/)", scenarios.len());
 
     step("the engine on real threads (every packet back exactly once) and the hook chain's protocol model-checked with loom, optimised");
     run_command("cargo", &["test", "--release", "-p", "wanlayer-bench", "--test", "stress", "--test", "loom_hook_chain", "--", "--include-ignored"])?;

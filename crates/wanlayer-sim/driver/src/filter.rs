@@ -42,6 +42,8 @@ struct Module {
 /// The simulator's filter, played by `wanlayer.sys`'s handlers over the kernel model.
 pub struct DriverFilter {
     run: Option<model::Run>,
+    /// `DriverEntry` succeeded at least once (the world ran the driver).
+    loaded_once: Cell<bool>,
     driver_object: *mut DriverObjectLayout,
     handlers: Option<FilterDriverCharacteristics>,
     shared: Rc<Shared>,
@@ -116,8 +118,32 @@ impl Default for DriverFilter {
     }
 }
 
+/// The environment variable naming a file to which every simulated world that ran the driver
+/// appends its test's name (`cargo xtask test` counts them).
+pub const SCENARIO_LOG: &str = "WANLAYER_DRIVER_SCENARIOS";
+
+/// Appends the current test's name (its thread's) to the [`SCENARIO_LOG`] file, when one is named.
+fn record_scenario() {
+    let Some(path) = std::env::var_os(SCENARIO_LOG) else { return };
+    let name = std::thread::current().name().unwrap_or("unnamed").to_owned();
+    let exe =
+        std::env::current_exe().ok().and_then(|exe| exe.file_stem().map(|stem| stem.to_string_lossy().into_owned())).unwrap_or_default();
+    let line = format!("{} {name}\n", exe.split('-').next().unwrap_or(&exe));
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()));
+    if let Err(error) = appended {
+        eprintln!("{SCENARIO_LOG}: {error}");
+    }
+}
+
 impl Drop for DriverFilter {
     fn drop(&mut self) {
+        if self.handlers.is_some() || self.loaded_once.get() {
+            record_scenario();
+        }
         if !self.driver_object.is_null() {
             // SAFETY: allocated by `Box::into_raw` in `driver_entry`, freed once here.
             drop(unsafe { Box::from_raw(self.driver_object) });
@@ -293,7 +319,13 @@ impl DriverFilter {
     /// A driver not loaded yet; holds the kernel model's run (one driver per process at a time)
     /// until dropped.
     pub fn new() -> Self {
-        Self { run: Some(model::begin()), driver_object: ptr::null_mut(), handlers: None, shared: Rc::new(Shared::default()) }
+        Self {
+            run: Some(model::begin()),
+            loaded_once: Cell::new(false),
+            driver_object: ptr::null_mut(),
+            handlers: None,
+            shared: Rc::new(Shared::default()),
+        }
     }
 
     fn handlers(&self) -> Option<FilterDriverCharacteristics> {
@@ -492,6 +524,7 @@ impl FilterDriver for DriverFilter {
             return Err(NdisStatus(status as u32));
         }
         self.handlers = model::characteristics();
+        self.loaded_once.set(true);
         model::set_status_sink(Some(status_to_protocol));
         // The simulated miniport answers every request the driver passes down, later or at once.
         model::set_oid_answer(OidAnswer::Pend);

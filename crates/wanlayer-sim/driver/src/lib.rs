@@ -25,4 +25,4 @@ pub mod carriers;
 pub mod filter;
 pub mod invoke;
 
-pub use filter::DriverFilter;
+pub use filter::{DriverFilter, SCENARIO_LOG};
