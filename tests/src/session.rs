@@ -12,7 +12,7 @@ use wanlayer_core::hook::HookInfo;
 use wanlayer_core::module::ModuleCounts;
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::{ReinjectError, ReinjectVerdict};
-use wanlayer_sim::{CoreFilter, Edge, Flow, LifecycleError, LinkParams, ReceiveOptions, Rras};
+use wanlayer_sim::{EngineFilter, Edge, Flow, LifecycleError, LinkParams, ReceiveOptions, Rras};
 
 use crate::hooks::{Applies, QueueHook, TtlRewriteHook};
 
@@ -65,7 +65,7 @@ impl SessionReport {
 }
 
 /// Runs the main session on a freshly built server, ending with the driver unloaded.
-pub fn main_session(rras: &mut Rras<CoreFilter>) -> SessionReport {
+pub fn main_session<F: EngineFilter>(rras: &mut Rras<F>) -> SessionReport {
     let mut report = SessionReport { loaded: rras.is_loaded(), ..SessionReport::default() };
     if report.loaded {
         run(rras, &mut report);
@@ -74,7 +74,7 @@ pub fn main_session(rras: &mut Rras<CoreFilter>) -> SessionReport {
     report
 }
 
-fn run(rras: &Rras<CoreFilter>, report: &mut SessionReport) {
+fn run<F: EngineFilter>(rras: &Rras<F>, report: &mut SessionReport) {
     if let Err(error) = rras.start() {
         report.lifecycle_errors.push(error);
         return;

@@ -4,7 +4,8 @@
 
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::NdisStatus;
-use wanlayer_sim::{CoreFilter, Edge, IrqlPolicy, Rras};
+use wanlayer_sim::{Edge, IrqlPolicy, Rras};
+use wanlayer_sim_driver::DriverFilter;
 use wanlayer_tests::frames::{checksums_valid, ip_ttl};
 use wanlayer_tests::session::{main_session, SessionReport, SESSION_TTL};
 use wanlayer_tests::setup::finish;
@@ -12,7 +13,7 @@ use wanlayer_tests::setup::finish;
 /// Runs the main session under `policy`, checks what every policy must give, and returns the
 /// report with the frames each side saw.
 fn session_at(policy: IrqlPolicy) -> (SessionReport, Vec<Vec<u8>>) {
-    let mut rras = Rras::builder().irql(policy).build(CoreFilter::default());
+    let mut rras = Rras::builder().irql(policy).build(DriverFilter::new());
     let report = main_session(&mut rras);
     assert!(report.loaded && report.lifecycle_errors.is_empty(), "{policy:?}: {:?}", report.lifecycle_errors);
     assert_eq!((report.links_tracked, report.links_without_name), (2, 0));
