@@ -22,22 +22,29 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build wanlayer.sys and wlclamp.sys (release), then stamp, sign and catalogue them into
-    /// target/package/<arch>/ and verify the result
+    /// Build, stamp, sign and catalogue the drivers into target/package/<arch>/
+    ///
+    /// Builds wanlayer.sys and wlclamp.sys (release), then stamps, signs and catalogues them into
+    /// target/package/<arch>/ and verifies the result.
     Package(PackageArgs),
-    /// Everything CI checks: the host tests, the SDK's C header, the engine built with no OS,
-    /// lints for the host and the driver workspace, every kernel image verified, the signed
-    /// packages, the demo
+    /// Everything CI checks
+    ///
+    /// The host tests, the SDK's C header, the engine built with no OS, lints for the host and the
+    /// driver workspace, every kernel image verified, the signed packages, the demo.
     Test,
-    /// Instruction counts under callgrind (valgrind): the rules classifier beside libpcap, the
-    /// engine's send and receive paths, the divert path; results go in BENCHMARKS.md
+    /// Instruction counts under callgrind, for BENCHMARKS.md
+    ///
+    /// The rules classifier beside libpcap, the engine's send and receive paths, the divert path;
+    /// results go in BENCHMARKS.md.
     Bench {
         /// The sections to measure (default: all)
         #[arg(value_enum)]
         sections: Vec<BenchSection>,
     },
-    /// Cross-build wanlayer.sys and the sample vendor driver wlclamp.sys into
-    /// target/wanlayer/<arch>/ and verify the images
+    /// Cross-build wanlayer.sys and wlclamp.sys into target/wanlayer/<arch>/
+    ///
+    /// Cross-builds wanlayer.sys and the sample vendor driver wlclamp.sys into
+    /// target/wanlayer/<arch>/ and verifies the images.
     Build {
         /// The architectures to build
         #[arg(long, default_value = "all", ignore_case = true, value_parser = arches())]
@@ -46,8 +53,10 @@ pub enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Generate crates/wanlayer-sdk/include/wanlayer.h (and its layout check) from the SDK's Rust
-    /// definitions, then compile them as C99
+    /// Generate the SDK's C header from its Rust definitions
+    ///
+    /// Generates crates/wanlayer-sdk/include/wanlayer.h (and its layout check) from the SDK's Rust
+    /// definitions, then compiles them as C99.
     SdkHeader {
         /// Check that the checked-in files are current instead of writing them
         #[arg(long)]
@@ -74,8 +83,10 @@ pub enum Command {
     },
     /// Drive a simulated RRAS server through a scripted session and print what wanlayer saw
     Demo,
-    /// Run randomized NDIS schedules through the simulator: zero violations, every packet back
-    /// once, every pool at zero; a failure prints its seed and shrunk schedule
+    /// Run randomized NDIS schedules through the simulator
+    ///
+    /// Every schedule must end with zero violations, every packet back once and every pool at
+    /// zero; a failure prints its seed and its shrunk schedule.
     Soak {
         /// How many schedules
         #[arg(long, default_value_t = 100_000)]
@@ -87,8 +98,10 @@ pub enum Command {
         #[arg(long)]
         threads: Option<u64>,
     },
+    /// The unsafe-bearing crates' tests under Miri
+    ///
     /// The tests of proto, the FFI crate, the SDK's provider table, the provider scenarios and the
-    /// engine under Miri, on x86-64 and big-endian s390x
+    /// engine under Miri, on x86-64 and big-endian s390x.
     Miri {
         /// The targets to interpret on
         #[arg(long, value_enum, default_value = "all")]
@@ -97,9 +110,10 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
-    /// Build the cargo-fuzz targets of fuzz/ (nightly, AddressSanitizer; installed when missing)
-    /// and run each (or one) over a copy of its seed corpus; fails naming the target and the
-    /// crash file
+    /// Build and run the cargo-fuzz targets of fuzz/
+    ///
+    /// Builds the targets (nightly, AddressSanitizer; installed when missing) and runs each (or
+    /// one) over a copy of its seed corpus; fails naming the target and the crash file.
     Fuzz {
         /// Seconds per target
         #[arg(long, default_value_t = 60)]
