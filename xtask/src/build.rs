@@ -178,7 +178,7 @@ fn build_image(image: Image, arch: Arch, release: bool) -> Result<PathBuf, Strin
 /// Where cargo builds the images: `$CARGO_TARGET_DIR/driver` when the caller set a target
 /// directory of its own (so concurrent builds in one checkout do not share a lock), else
 /// `target/driver`. The verified copies always go to `target/wanlayer/<arch>/` ([`built_path`]).
-fn driver_target_dir(root: &Path) -> PathBuf {
+pub fn driver_target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("driver"),
         _ => root.join("target").join("driver"),

@@ -49,7 +49,7 @@ pub fn ensure_targets(targets: &[&str]) -> Result<(), String> {
 pub fn run() -> Result<(), String> {
     let driver_manifest = workspace_root().join("driver").join("Cargo.toml");
     let driver_manifest = driver_manifest.to_str().ok_or("the workspace path is not UTF-8")?.to_owned();
-    let driver_target_dir = workspace_root().join("target").join("driver");
+    let driver_target_dir = build::driver_target_dir(&workspace_root());
     let driver_target_dir = driver_target_dir.to_str().ok_or("the workspace path is not UTF-8")?.to_owned();
 
     step("the external tools the checks use: each missing one is named with what it skips (under CI it fails)");
