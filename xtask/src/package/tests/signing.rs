@@ -686,7 +686,7 @@ fn package_writes_and_verifies_both_architectures() {
             assert_eq!(entry.sha256, Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>());
         }
         let inf = std::fs::read_to_string(package.dir.join("wanlayer.inf")).expect("the INF");
-        let decoration = if package.arch == Arch::X64 { "NTamd64" } else { "NTarm64" };
+        let decoration = if package.arch == Arch::X64 { "NTamd64.10.0...17763" } else { "NTarm64.10.0...17763" };
         assert!(inf.contains(&format!("[Models.{decoration}]")));
         assert_eq!(
             verify_package(&package.dir, &identity(), package.arch, signer().certificate()).as_ref(),
