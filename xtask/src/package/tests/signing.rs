@@ -753,3 +753,27 @@ fn package_refuses_bad_images_and_other_architectures() {
     let twice = [images[0].clone(), images[0].clone()];
     assert!(package_images(&identity(), &twice, &options(vec![Arch::X64], Version::V1), &signing(), &root).is_err());
 }
+
+#[test]
+fn package_writes_and_verifies_an_x86_package() {
+    let work = TempDir::new("package-x86");
+    let image = work.path().join("x86.sys");
+    std::fs::write(&image, Fixture::x86().build()).expect("write the image");
+    let root = work.path().join("out");
+    let packages = package_images(&identity(), &[image], &options(vec![Arch::X86], Version::V1), &signing(), &root)
+        .expect("the x86 fixture packages");
+    let package = &packages[0];
+    assert_eq!((package.arch, package.dir.file_name().and_then(|name| name.to_str())), (Arch::X86, Some("x86")));
+    let inf = std::fs::read_to_string(package.dir.join("wanlayer.inf")).expect("the INF");
+    assert!(inf.contains("[Models.NTx86"), "the x86 models decoration:\n{inf}");
+    let utf16 = |text: &str| text.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+    let catalog = std::fs::read(package.dir.join("wanlayer.cat")).expect("the catalog");
+    assert!(catalog.windows(12).any(|window| window == utf16("_v100").as_slice()), "the catalog's OS is _v100");
+    assert_eq!(
+        verify_package(&package.dir, &identity(), Arch::X86, signer().certificate()).as_ref(),
+        Ok(&package.manifest)
+    );
+    assert!(verify_package(&package.dir, &identity(), Arch::X64, signer().certificate()).is_err(), "the wrong architecture");
+    let signed = std::fs::read(package.dir.join("wanlayer.sys")).expect("the driver");
+    assert_eq!(pe::verify(&signed).expect("the PE32 signature verifies").indirect.digest, independent_digest(&signed, DigestAlgorithm::Sha256));
+}
