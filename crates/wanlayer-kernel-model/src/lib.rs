@@ -40,6 +40,7 @@ pub use upcalls::{log_since, set_passed_on_sink, set_status_sink, take_send_flag
 
 pub mod exports;
 pub mod invoke;
+mod io_manager;
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void, CStr};
@@ -53,10 +54,10 @@ use wanlayer_ndis::filter::{
     DeviceObjectAttributes, FilterAttributes, FilterDriverCharacteristics, NdisOidRequest, NetDevicePnpEvent, NetPnpEventNotification,
     ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };
-use wanlayer_ndis::io::{IoStatusBlock, STATUS_INVALID_PARAMETER};
+use wanlayer_ndis::io::STATUS_INVALID_PARAMETER;
 use wanlayer_ndis::kernel::{
-    AccessMask, DeviceObject, DriverDispatch, DriverObject, EventType, ExPoolPriority, ExRundownRef, FileObject, Irp, KDeferredRoutine,
-    KDpc, KEvent, KProcessorMode, KSpinLock, KWaitReason, Kirql, NtStatus, PoolFlags, IRP_MJ_COUNT,
+    AccessMask, DeviceObject, DriverDispatch, DriverObject, ExPoolPriority, ExRundownRef, Irp, KDeferredRoutine, KDpc, KProcessorMode,
+    KSpinLock, Kirql, NtStatus, PoolFlags, IRP_MJ_COUNT,
 };
 use wanlayer_ndis::nbl::{NetBufferList, NetBufferListPoolParameters};
 use wanlayer_ndis::registry::{
@@ -306,6 +307,7 @@ pub fn begin() -> Run {
     release_handles();
     buffers::reset();
     timers::reset();
+    io_manager::reset();
     low_resources::reset();
     pool::reset();
     set_status_sink(None);
@@ -465,6 +467,7 @@ pub fn finish() -> Vec<String> {
     drop(state);
     found.extend(buffers::leftovers());
     found.extend(timers::leftovers());
+    found.extend(io_manager::leftovers());
     found
 }
 
@@ -806,6 +809,8 @@ unsafe extern "system" fn NdisRegisterDeviceEx(
     assert!(!storage.is_null(), "kernel model: out of memory for a device");
     let extension = storage.wrapping_add(64);
     state.device = Some(Device { storage, extension, extension_size, dispatch });
+    // SAFETY: the attributes' device name is null or a valid UNICODE_STRING (the call's contract).
+    io_manager::device_named(unsafe { unicode_text(attributes.device_name) });
     let new = DeviceHandle::from_raw(state.new_handle());
     // SAFETY: the driver's out parameters, valid for writes.
     unsafe { device.write(storage.cast()) };
@@ -822,6 +827,7 @@ unsafe extern "system" fn NdisDeregisterDeviceEx(_handle: DeviceHandle) {
         state.violation("NdisDeregisterDeviceEx without a device");
         return;
     };
+    io_manager::device_named(None);
     let layout = std::alloc::Layout::from_size_align(64 + device.extension_size, POOL_ALIGNMENT).expect("device layout");
     // SAFETY: allocated in `NdisRegisterDeviceEx` with this layout, freed once (taken above).
     unsafe { std::alloc::dealloc(device.storage, layout) };
@@ -1017,57 +1023,7 @@ unsafe extern "system" fn IofCompleteRequest(irp: *mut Irp, _boost: i8) {
     let io_status = unsafe { &(*irp.cast::<wanlayer_ndis::io::IrpLayout>()).io_status };
     let (status, information) = (io_status.status, io_status.information);
     state().events.push(Event::IrpCompleted { irp: irp.addr(), status, information });
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn IoGetDeviceObjectPointer(
-    _name: *mut UnicodeString,
-    _access: AccessMask,
-    _file: *mut *mut FileObject,
-    _device: *mut *mut DeviceObject,
-) -> NtStatus {
-    not_modelled("IoGetDeviceObjectPointer")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn IoBuildDeviceIoControlRequest(
-    _code: u32,
-    _device: *mut DeviceObject,
-    _input: *mut c_void,
-    _input_length: u32,
-    _output: *mut c_void,
-    _output_length: u32,
-    _internal: u8,
-    _event: *mut KEvent,
-    _io_status: *mut IoStatusBlock,
-) -> *mut Irp {
-    not_modelled("IoBuildDeviceIoControlRequest")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn IofCallDriver(_device: *mut DeviceObject, _irp: *mut Irp) -> NtStatus {
-    not_modelled("IofCallDriver")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn KeInitializeEvent(_event: *mut KEvent, _kind: EventType, _state: u8) {
-    not_modelled("KeInitializeEvent")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn KeWaitForSingleObject(
-    _object: *mut c_void,
-    _reason: KWaitReason,
-    _mode: KProcessorMode,
-    _alertable: u8,
-    _timeout: *mut i64,
-) -> NtStatus {
-    not_modelled("KeWaitForSingleObject")
-}
-
-#[unsafe(no_mangle)]
-unsafe extern "system" fn ObfDereferenceObject(_object: *mut c_void) -> isize {
-    not_modelled("ObfDereferenceObject")
+    io_manager::completed(irp, status, information);
 }
 
 #[unsafe(no_mangle)]

@@ -147,7 +147,7 @@ impl Shared {
     }
 }
 
-/// An emulated processor with one image loaded (and the image's memory kept alive).
+/// An emulated processor with its images loaded (and their memory kept alive).
 #[derive(Clone)]
 pub struct Machine {
     owner: Rc<Owner>,
@@ -162,7 +162,7 @@ struct Owner {
 
 /// The host memory the machine's guest owns: the image, the stub pages, the stack.
 struct Memory {
-    image: Image,
+    images: Vec<Image>,
     stubs: *mut u8,
     stack: *mut u8,
 }
@@ -239,18 +239,25 @@ impl Drop for Running {
 }
 
 impl Machine {
-    /// A machine for `image`: its pages, its import stubs and a guest stack mapped.
+    /// A machine for `images` (one architecture; a vendor driver beside wanlayer.sys): their
+    /// pages, their import stubs and a guest stack mapped.
     ///
     /// # Errors
-    /// Unicorn refusing to start or to map the memory.
-    pub fn new(mut image: Image) -> Result<Self, String> {
+    /// Images of different architectures, more imports than a stub page holds, unicorn refusing
+    /// to start or to map the memory.
+    pub fn new(mut images: Vec<Image>) -> Result<Self, String> {
         let error = |what: &'static str| move |error| format!("emulator: {what}: {error:?}");
-        let (arch, mode) = match image.arch {
+        let Some(first) = images.first() else { return Err("emulator: no image".to_owned()) };
+        let machine_arch = first.arch;
+        if let Some(other) = images.iter().find(|image| image.arch != machine_arch) {
+            return Err(format!("{}: {:?}, not {machine_arch:?} as the images before", other.name, other.arch));
+        }
+        let (arch, mode) = match machine_arch {
             Arch::X64 => (UcArch::X86, Mode::MODE_64),
             Arch::Arm64 => (UcArch::ARM64, Mode::ARM),
         };
         let mut engine = Unicorn::new(arch, mode).map_err(error("open"))?;
-        if image.arch == Arch::Arm64 {
+        if machine_arch == Arch::Arm64 {
             // CPACR_EL1.FPEN: SIMD and floating point enabled (compiled code moves with them).
             engine.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(error("CPACR_EL1"))?;
         }
@@ -259,10 +266,11 @@ impl Machine {
         // SAFETY: as above.
         let stack = unsafe { std::alloc::alloc_zeroed(stack_layout()) };
         assert!(!stubs.is_null() && !stack.is_null(), "emulator: out of memory");
-        if image.imports.len() * STUB > PAGE {
-            return Err(format!("{}: more imports than one stub page holds", image.name));
+        let all_imports: Vec<&'static Export> = images.iter().flat_map(|image| image.imports.iter().copied()).collect();
+        if all_imports.len() * STUB > PAGE {
+            return Err("emulator: more imports than one stub page holds".to_owned());
         }
-        let ret: &[u8] = match image.arch {
+        let ret: &[u8] = match machine_arch {
             Arch::X64 => &[0xC3],
             Arch::Arm64 => &[0xC0, 0x03, 0x5F, 0xD6],
         };
@@ -273,14 +281,18 @@ impl Machine {
                 unsafe { std::ptr::copy_nonoverlapping(ret.as_ptr(), stubs.wrapping_add(at), ret.len()) };
             }
         }
-        for index in 0..image.imports.len() {
-            image.bind(index, stubs.addr() + index * STUB);
-        }
-        for (index, access) in image.pages.iter().enumerate() {
-            let page = image.base() + index * PAGE;
-            // SAFETY: the image's block, alive as long as the machine (kept in `Memory`).
-            unsafe { engine.mem_map_ptr(page as u64, PAGE, permission(*access), std::ptr::with_exposed_provenance_mut(page)) }
-                .map_err(error("map the image"))?;
+        let mut stub = 0;
+        for image in &mut images {
+            for index in 0..image.imports.len() {
+                image.bind(index, stubs.addr() + stub * STUB);
+                stub += 1;
+            }
+            for (index, access) in image.pages.iter().enumerate() {
+                let page = image.base() + index * PAGE;
+                // SAFETY: the image's block, alive as long as the machine (kept in `Memory`).
+                unsafe { engine.mem_map_ptr(page as u64, PAGE, permission(*access), std::ptr::with_exposed_provenance_mut(page)) }
+                    .map_err(error("map the image"))?;
+            }
         }
         // SAFETY: the stub pages, alive as long as the machine.
         unsafe { engine.mem_map_ptr(stubs.addr() as u64, 2 * PAGE, Permission::READ | Permission::EXEC, stubs.cast()) }
@@ -296,8 +308,8 @@ impl Machine {
         }
         .map_err(error("map the stack"))?;
         let shared = Rc::new(Shared {
-            arch: image.arch,
-            imports: RefCell::new(image.imports.clone()),
+            arch: machine_arch,
+            imports: RefCell::new(all_imports),
             stubs: stubs.addr(),
             sentinels: stubs.addr() + PAGE,
             stack_base: stack.addr() + PAGE,
@@ -329,12 +341,20 @@ impl Machine {
                 catch_unwind(AssertUnwindSafe(|| fault(engine, &hooked, kind, address as usize, size))).unwrap_or(false)
             })
             .map_err(error("hook faults"))?;
-        Ok(Machine { owner: Rc::new(Owner { engine, memory: Memory { image, stubs, stack } }), shared })
+        Ok(Machine { owner: Rc::new(Owner { engine, memory: Memory { images, stubs, stack } }), shared })
     }
 
-    /// `DriverEntry`'s address in the guest.
+    /// `DriverEntry`'s address in the guest (of the first image).
     pub fn entry(&self) -> usize {
-        self.owner.memory.image.entry
+        self.entry_of(0)
+    }
+
+    /// `DriverEntry`'s address of image `index` (in the order given to [`Machine::new`]).
+    ///
+    /// # Panics
+    /// When there is no such image.
+    pub fn entry_of(&self, index: usize) -> usize {
+        self.owner.memory.images[index].entry
     }
 
     /// Makes this machine the model's executor on this thread until the guard is dropped.

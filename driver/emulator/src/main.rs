@@ -35,8 +35,6 @@ mod emulate {
     const RESULT: &str = "emulator-result";
     /// The tag of the line a child's panic hook prints.
     const PANIC: &str = "emulator-panic";
-    /// What the kernel model's panic says of an import it does not define.
-    const NOT_MODELLED: &str = "which the model does not know";
 
     #[derive(Default)]
     struct Arguments {
@@ -152,7 +150,8 @@ mod emulate {
     fn child_vendor(arguments: &Arguments) -> Result<bool, String> {
         report_panics();
         let vendor = arguments.vendor.as_ref().ok_or("--vendor is required")?;
-        let outcome = run::vendor_entry(&ImageFile::read(vendor)?);
+        let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
+        let outcome = run::vendor_with_driver(&ImageFile::read(driver)?, &ImageFile::read(vendor)?);
         let failure = outcome.failure.unwrap_or_default().replace('\n', " ");
         println!("{RESULT}\t{}\t{:#x}\t{failure}", outcome.stack, outcome.status);
         Ok(true)
@@ -228,14 +227,15 @@ mod emulate {
         }
         let mut vendor_ok = true;
         if let Some(vendor) = &arguments.vendor {
-            let (stack, status, failure) = child(program, &["--vendor", &vendor.display().to_string(), "--vendor-entry"])?;
+            let (stack, status, failure) =
+                child(program, &["--driver", &driver_text, "--vendor", &vendor.display().to_string(), "--vendor-entry"])?;
             let name = file_name(vendor);
             match failure {
                 None => {
-                    println!("emulator: {label}: {name}: DriverEntry returned {status}, unloaded, nothing left; max stack {stack} bytes")
-                }
-                Some(failure) if failure.contains(NOT_MODELLED) => {
-                    println!("emulator: {label}: {name}: DriverEntry runs until an import the kernel model does not define yet: {failure}");
+                    println!(
+                        "emulator: {label}: {name} beside {}: DriverEntry registered through the provider table ({status}), its timer ran for 1 s of the model's clock, both unloaded, nothing left; max stack {stack} bytes",
+                        file_name(driver)
+                    )
                 }
                 Some(failure) => {
                     vendor_ok = false;

@@ -42,12 +42,20 @@ impl ImageFile {
         Ok(Self { name, data, arch })
     }
 
+    /// The image loaded afresh.
+    ///
+    /// # Errors
+    /// What [`image::load`] refuses.
+    pub fn load(&self) -> Result<image::Image, String> {
+        image::load(&self.name, &self.data)
+    }
+
     /// A fresh machine with the image loaded.
     ///
     /// # Errors
     /// What [`image::load`] or [`Machine::new`] refuses.
     pub fn machine(&self) -> Result<Machine, String> {
-        Machine::new(image::load(&self.name, &self.data)?)
+        Machine::new(vec![image::load(&self.name, &self.data)?])
     }
 }
 
@@ -81,39 +89,53 @@ pub struct VendorOutcome {
     pub stack: usize,
 }
 
-/// Loads a vendor driver (`wlclamp.sys`): `DriverEntry` with its service key, then its
-/// `DriverUnload` when it loaded, and the model's end-of-run checks.
-pub fn vendor_entry(file: &ImageFile) -> VendorOutcome {
+/// A vendor driver (`wlclamp.sys`) beside the filter it registers with, both images on one
+/// machine: wanlayer.sys's `DriverEntry`, the vendor's `DriverEntry` (which opens
+/// `\Device\WanLayer` with `IoGetDeviceObjectPointer`, queries the provider table with an
+/// internal device control and registers its filter through the table: calls from one image
+/// into the other), a second of the model's clock (the vendor's periodic timer and its DPC), the
+/// vendor's `DriverUnload`, wanlayer.sys's `DriverUnload`, and the model's end-of-run checks.
+pub fn vendor_with_driver(driver: &ImageFile, vendor: &ImageFile) -> VendorOutcome {
     use wanlayer_driver_host_tests::common::zeroed;
     use wanlayer_kernel_model as model;
     use wanlayer_ndis::io::DriverObjectLayout;
     use wanlayer_ndis::kernel::DriverObject;
     use wanlayer_ndis::types::UnicodeString;
 
-    let machine = match file.machine() {
+    let machine = match driver.load().and_then(|driver| Ok(vec![driver, vendor.load()?])).and_then(Machine::new) {
         Ok(machine) => machine,
         Err(failure) => return VendorOutcome { status: 0, failure: Some(failure), stack: 0 },
     };
-    let entry: wanlayer_driver_host_tests::scenarios::DriverEntryFn = Word::from_word(machine.entry() as u64);
+    let entry = |index: usize| -> wanlayer_driver_host_tests::scenarios::DriverEntryFn { Word::from_word(machine.entry_of(index) as u64) };
     let _run = model::begin();
     let running = machine.run();
     let mut status = 0;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let driver_object = zeroed::<DriverObjectLayout>();
-        let mut path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wlclamp".encode_utf16().collect();
-        let bytes = u16::try_from(path.len() * 2).expect("short path");
-        let mut registry_path = UnicodeString { length: bytes, maximum_length: bytes, buffer: path.as_mut_ptr() };
-        // SAFETY: DriverEntry as the I/O manager calls it, once, with a zeroed driver object.
-        status = unsafe { wanlayer_kernel_model::invoke::call(entry, (driver_object.ptr().cast::<DriverObject>(), &raw mut registry_path)) }
-            as u32;
-        if status == 0 {
-            if let Some(unload) = driver_object.driver_unload {
-                // SAFETY: the unload routine DriverEntry set, called once.
-                unsafe { wanlayer_kernel_model::invoke::call(unload, (driver_object.ptr().cast::<DriverObject>(),)) };
-            }
+        let mut loaded = Vec::new();
+        for (index, service) in ["wanlayer", "wlclamp"].into_iter().enumerate() {
+            let driver_object = zeroed::<DriverObjectLayout>();
+            let mut path: Vec<u16> =
+                format!("\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\{service}").encode_utf16().collect();
+            let bytes = u16::try_from(path.len() * 2).expect("short path");
+            let mut registry_path = UnicodeString { length: bytes, maximum_length: bytes, buffer: path.as_mut_ptr() };
+            // SAFETY: DriverEntry as the I/O manager calls it, once, with a zeroed driver object.
+            status = unsafe {
+                wanlayer_kernel_model::invoke::call(entry(index), (driver_object.ptr().cast::<DriverObject>(), &raw mut registry_path))
+            } as u32;
+            assert_eq!(status, 0, "{service}.sys DriverEntry: {:?}", model::log());
+            loaded.push(driver_object);
+        }
+        assert_eq!(model::timers_set(), 1, "the vendor's periodic timer is set once it registered");
+        // One second of the model's clock: the 10 ms timer's DPC runs 100 times, in the guest.
+        model::advance_time(10_000_000);
+        assert_eq!(model::timers_set(), 1, "a periodic timer stays set");
+        for driver_object in loaded.iter().rev() {
+            let unload = driver_object.driver_unload.expect("DriverEntry set DriverUnload");
+            // SAFETY: the unload routine DriverEntry set, called once, the vendor first.
+            unsafe { wanlayer_kernel_model::invoke::call(unload, (driver_object.ptr().cast::<DriverObject>(),)) };
         }
         let left = model::finish();
-        assert!(left.is_empty(), "after DriverEntry (status {status:#x}) and unload: {left:?}");
+        assert!(left.is_empty(), "after both drivers unloaded: {left:?}");
     }));
     drop(running);
     let failure = result.err().map(|panic| match (panic.downcast_ref::<String>(), panic.downcast_ref::<&str>()) {
