@@ -84,6 +84,14 @@ pub fn run() -> Result<(), String> {
     step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model, natively and under Miri");
     let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;
     println!("xtask: {scenarios} scenarios ran against the driver's own handlers");
+    // The simulator with the driver in the loop under Miri too, bounded to the scenarios written for
+    // it (wanlayer-sim-driver's, tests/tests/driver.rs): the translation's NBLs and MDLs, the
+    // driver's lent-chain relinking and own NBLs, OID clones, status buffers.
+    let miri_target_dir = format!("{driver_target_dir}/miri-sim");
+    run_command(
+        "cargo",
+        &["+nightly", "miri", "test", "-p", "wanlayer-sim-driver", "--test", "scenarios", "-p", "wanlayer-tests", "--test", "driver", "--target-dir", &miri_target_dir],
+    )?;
     let sweep = low_resources_sweep(&driver_manifest, &driver_target_dir)?;
     println!("xtask: {sweep}");
 

@@ -1,7 +1,7 @@
 //! The simulator's scenarios with wanlayer.sys's own handlers as the filter: whole sessions
 //! through NdisWan's edges, every call checked by the simulator's verifier and the kernel model.
 
-use wanlayer_sim::{Delivery, Edge, Flow, IrqlPolicy, LinkParams, ReceiveOptions, Rras, MILLISECOND};
+use wanlayer_sim::{Delivery, Edge, Flow, IrqlPolicy, LinkParams, ReceiveOptions, Rras, Rule, MILLISECOND};
 use wanlayer_sim_driver::DriverFilter;
 
 fn started(rras: Rras<DriverFilter>) -> Rras<DriverFilter> {
@@ -72,6 +72,24 @@ fn oid_requests_pass_down_as_the_drivers_clones_and_complete_with_the_miniports_
     rras.oid_query(Edge::WanIp, 0x0001_0114).expect("a second query");
     rras.run_until_idle();
     assert_eq!(rras.protocol(Edge::WanIp).oid_completions.len(), 2);
+    rras.unload();
+    rras.verifier().assert_clean();
+}
+
+#[test]
+fn a_rule_the_kernel_model_sees_broken_is_reported_once_by_the_simulators_verifier() {
+    let mut rras = started(Rras::new(DriverFilter::new()));
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    let mut lock: wanlayer_ndis::kernel::KSpinLock = 0;
+    // SAFETY: a valid spin lock, released without being held: the mistake the model catches.
+    unsafe { wanlayer_ndis::imports::KeReleaseSpinLock(&mut lock, 0) };
+    rras.send_flow(&link, &Flow::udp(53, 40000), 1);
+    rras.run_until_idle();
+    let violations = rras.verifier().take();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].rule, Rule::LockHeldAcrossCall);
+    assert!(violations[0].detail.contains("KeReleaseSpinLock of a lock not held"), "{}", violations[0].detail);
+    rras.link_down(&link);
     rras.unload();
     rras.verifier().assert_clean();
 }
