@@ -233,7 +233,14 @@ fn low_resources_sweep(driver_manifest: &str, target_dir: &str) -> Result<String
 /// Prints per architecture and profile the scenarios run, the sweep's failed allocations, the
 /// failures and the deepest stack a call used. x86 images (PE32, stdcall) are not emulated yet.
 fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), String> {
-    run_command("cargo", &["build", "--manifest-path", driver_manifest, "--package", "wanlayer-emulator", "--target-dir", driver_target_dir])?;
+    let package = ["--manifest-path", driver_manifest, "--package", "wanlayer-emulator", "--target-dir", driver_target_dir];
+    let mut clippy = vec!["clippy", "--all-targets"];
+    clippy.extend(package);
+    clippy.extend(["--", "--deny", "warnings"]);
+    run_command("cargo", &clippy)?;
+    let mut build = vec!["build"];
+    build.extend(package);
+    run_command("cargo", &build)?;
     let emulator = Path::new(driver_target_dir).join("debug").join("wanlayer-emulator");
     for arch in [Arch::X64, Arch::Arm64] {
         for profile in ["debug", "release"] {

@@ -48,7 +48,7 @@ pub unsafe fn find_pool2() -> bool {
     let mut name = UnicodeString::from_static(&POOL2_NAME);
     // SAFETY: at PASSIVE_LEVEL (the caller's promise), with a valid counted name.
     let address = unsafe { imports::MmGetSystemRoutineAddress(&mut name) };
-    POOL2.store(address.addr(), Ordering::Release);
+    POOL2.store(address.expose_provenance(), Ordering::Release);
     !address.is_null()
 }
 
