@@ -17,8 +17,8 @@
 //!   binds its calls to the decorated `_Name@N` symbol and the image imports the export's plain
 //!   name `Name`, as the x86 kernel exports it.
 //! - The nine `FASTCALL` functions (`Ex*RundownProtection`, `IofCompleteRequest`, `IofCallDriver`,
-//!   `ObfDereferenceObject` and the spin lock pair) are declared `extern "fastcall"` by
-//!   [`fastcall_imports!`]: `"fastcall"` is refused by `raw-dylib` on x64 and ARM64.
+//!   `ObfDereferenceObject` and the spin lock pair) are declared `extern "fastcall"` (by
+//!   `fastcall_imports!`): `"fastcall"` is refused by `raw-dylib` on x64 and ARM64.
 //! - `KeAcquireSpinLockRaiseToDpc` does not exist, and `KeReleaseSpinLock` is a macro of `wdm.h`:
 //!   x86 imports `KfAcquireSpinLock` / `KfReleaseSpinLock` (ntoskrnl since Windows 8; `hal.dll`'s
 //!   exports forward there), and this module defines the two usual names over them, so callers
