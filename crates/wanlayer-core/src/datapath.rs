@@ -298,21 +298,22 @@ impl<H: Hal> Engine<H> {
     }
 
     /// Finds the link of a frame: on send the destination address is the link's remote address, on
-    /// receive the source address is. Counts the packet.
+    /// receive the source address is. Counts the packet. A send on a link whose line-up answer came
+    /// late ([`Engine::line_up_answer_pending`]) also shows its final local address (the frame's
+    /// source): it is recorded and announced ([`Event::LineUpdated`](crate::event::Event)).
     fn classify(&self, module: ModuleId, slot: &ModuleSlot<H>, direction: Direction, packet: &H::Packet) -> Classified {
         let len = self.hal.frame_len(packet);
         let mut addresses = [0u8; 12];
-        let key = (self.hal.read(packet, 0, &mut addresses) == addresses.len()).then(|| {
-            let mut remote = [0u8; 6];
-            let at = match direction {
-                Direction::Send => 0,
-                Direction::Receive => 6,
-            };
-            remote.copy_from_slice(&addresses[at..at + 6]);
-            MacAddress(remote)
+        let read = self.hal.read(packet, 0, &mut addresses) == addresses.len();
+        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = addresses;
+        let (destination, source) = (MacAddress([d0, d1, d2, d3, d4, d5]), MacAddress([s0, s1, s2, s3, s4, s5]));
+        let key = read.then_some(match direction {
+            Direction::Send => destination,
+            Direction::Receive => source,
         });
         let counters = slot.counters.direction(direction);
-        slot.core.with(|core| {
+        let mut learned = None;
+        let classified = slot.core.with(|core| {
             if !core.is(module) || core.state != ModuleState::Running {
                 return Classified::NotRunning;
             }
@@ -323,14 +324,23 @@ impl<H: Hal> Engine<H> {
             match key.as_ref().and_then(|remote| core.links.get(remote)) {
                 Some(link) => {
                     link.counters(direction).count_packet(len);
-                    Classified::Link(link.summary())
+                    let summary = link.summary();
+                    if direction == Direction::Send && link.local_address_provisional() {
+                        learned = core.links.learn_local_address(&summary.remote_address, source);
+                    }
+                    Classified::Link(learned.unwrap_or(summary))
                 }
                 None => {
                     counters.count_unmatched();
                     Classified::Unmatched
                 }
             }
-        })
+        });
+        if let Some(link) = learned {
+            self.hal.log(crate::hal::Level::Info, format_args!("{module}: the local address of {} is {} (learned from its first send)", link.remote_address, link.local_address));
+            self.push_event(crate::event::Event::LineUpdated(link));
+        }
+        classified
     }
 
     /// Runs the hooks a packet meets travelling `direction`, starting after `after` when resuming.

@@ -422,6 +422,23 @@ impl<H: Hal> Engine<H> {
         Some(completed.summary)
     }
 
+    /// The protocol above answered `remote`'s line up late (NdisWan's "answer later" byte was set
+    /// when the indication returned): what [`Engine::line_up_indicated`] recorded is provisional.
+    /// The link's first send shows the final local address (its frames' source address); the
+    /// engine records it then and announces [`Event::LineUpdated`]. Returns false when the link
+    /// is gone.
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub fn line_up_answer_pending(&self, module: ModuleId, remote: MacAddress) -> bool {
+        let Some(slot) = self.slot(module) else { return false };
+        let marked = slot.core.with(|core| core.is(module) && core.links.mark_answer_pending(&remote));
+        if marked {
+            self.hal.log(Level::Info, format_args!("{module}: the answer to the line up of {remote} comes later: its addresses are provisional"));
+        }
+        marked
+    }
+
     /// Handles `NDIS_STATUS_WAN_LINE_DOWN`: the hooks hear of it, then the link is removed and the
     /// packets hooks still hold for it are dropped (sends completed with
     /// `NDIS_STATUS_MEDIA_DISCONNECTED`). Packets of the link already handed on come back as usual.

@@ -34,7 +34,8 @@ pub enum Event {
     },
     /// A WAN link came up.
     LineUp(LinkSummary),
-    /// A live WAN link was updated by another line up.
+    /// A live WAN link was updated: by another line up, or by its final local address, learned
+    /// from its first send when the protocol above answered its line up late.
     LineUpdated(LinkSummary),
     /// A WAN link went down.
     LineDown(LinkSummary),

@@ -132,9 +132,17 @@ pub struct Link {
     line_ups: u32,
     send: DirectionCounters,
     receive: DirectionCounters,
+    /// The protocol above said it answers the line up later (NdisWan's private byte): the local
+    /// address recorded is provisional until the link's first send shows the real one.
+    local_address_provisional: bool,
 }
 
 impl Link {
+    /// True while the local address is provisional: the protocol above answered the line up
+    /// late, and no send has shown the address yet.
+    pub fn local_address_provisional(&self) -> bool {
+        self.local_address_provisional
+    }
     /// The copyable facts.
     pub fn summary(&self) -> LinkSummary {
         self.summary
@@ -438,6 +446,7 @@ impl LinkTable {
             line_ups: 1,
             send: DirectionCounters::default(),
             receive: DirectionCounters::default(),
+            local_address_provisional: false,
         };
         let link = match try_box(link) {
             Ok(link) => link,
@@ -470,6 +479,8 @@ impl LinkTable {
     ) -> Option<CompletedLineUp> {
         let link = self.get_mut(remote)?;
         link.summary.local_address = local_address;
+        // Final unless the platform then says the answer comes later (`mark_answer_pending`).
+        link.local_address_provisional = false;
         let kept = &device_name[..device_name.len().min(DEVICE_NAME_MAX)];
         let mut device_name_lost = false;
         if !kept.is_empty() && kept != link.device_name.as_slice() {
@@ -486,6 +497,28 @@ impl LinkTable {
             }
         }
         Some(CompletedLineUp { summary: link.summary, device_name_lost })
+    }
+
+    /// Marks the local address of `remote`'s link provisional: the protocol above said it answers
+    /// the line up later, so what it filled in when the indication returned may not be final.
+    /// Returns false when the link is gone.
+    pub fn mark_answer_pending(&mut self, remote: &MacAddress) -> bool {
+        let Some(link) = self.get_mut(remote) else { return false };
+        link.local_address_provisional = true;
+        true
+    }
+
+    /// Learns the final local address of a link whose answer was late, from a frame sent on it
+    /// (its source address): when it is provisional and `local` is not zero, records it and returns
+    /// the updated summary; otherwise `None` (nothing changed).
+    pub fn learn_local_address(&mut self, remote: &MacAddress, local: MacAddress) -> Option<LinkSummary> {
+        let link = self.get_mut(remote)?;
+        if !link.local_address_provisional || local.0 == [0; 6] {
+            return None;
+        }
+        link.local_address_provisional = false;
+        link.summary.local_address = local;
+        Some(link.summary)
     }
 
     /// Lowers the `MaximumTotalSize` reported upward for `remote`.
@@ -645,6 +678,27 @@ mod tests {
         assert!(!completed.device_name_lost);
         assert_eq!(table.get(&remote(1)).unwrap().device_name_utf16(), &name);
         assert_eq!(table.complete_line_up(&memory, &remote(2), local, &name), None);
+        table.clear(&memory);
+        assert_eq!(memory.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_late_answer_leaves_the_local_address_provisional_until_a_send_shows_it() {
+        let memory = Budget::for_pool(Pool::Link, 1 << 20);
+        let mut table = LinkTable::default();
+        table.line_up(&memory, ModuleId(1), &line_up(1, &[], &[]), Timestamp(0), ids()).unwrap();
+        let provisional = MacAddress([0; 6]);
+        table.complete_line_up(&memory, &remote(1), provisional, &[]).unwrap();
+        let real = MacAddress([0x02, 0, 0, 0, 0, 0x42]);
+        assert_eq!(table.learn_local_address(&remote(1), real), None, "final answers are not relearned");
+        assert!(table.mark_answer_pending(&remote(1)));
+        assert!(!table.mark_answer_pending(&remote(2)), "no such link");
+        assert!(table.get(&remote(1)).unwrap().local_address_provisional());
+        assert_eq!(table.learn_local_address(&remote(1), provisional), None, "a zero source teaches nothing");
+        let learned = table.learn_local_address(&remote(1), real).expect("learned");
+        assert_eq!(learned.local_address, real);
+        assert!(!table.get(&remote(1)).unwrap().local_address_provisional());
+        assert_eq!(table.learn_local_address(&remote(1), MacAddress([0x02, 0, 0, 0, 0, 0x43])), None, "learned once");
         table.clear(&memory);
         assert_eq!(memory.outstanding(), 0);
     }

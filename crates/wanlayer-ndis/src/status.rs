@@ -235,7 +235,17 @@ pub struct LineUpFilledIn<'a> {
     pub local_address: [u8; 6],
     /// `DeviceName`, UTF-16.
     pub device_name: &'a [u16],
+    /// NdisWan's private "answer later" byte ([`ANSWER_LATER_OFFSET`]) was set when the indication
+    /// returned: the protocol above answers later, so `LocalAddress` and `DeviceName` are
+    /// provisional (NdisWan waits for the answer, then reads them). False when `StatusBufferSize`
+    /// does not reach the byte.
+    pub answer_pending: bool,
 }
+
+/// Where NdisWan keeps its private "answer later" byte in a line-up status buffer: just past the
+/// 64-byte `NDIS_WAN_LINE_UP` (x64/ARM64). NdisWan clears it before indicating; the protocol above
+/// sets it to say it will answer later. Read only, never written by a filter.
+pub const ANSWER_LATER_OFFSET: usize = 0x40;
 
 /// Places the region `start..start + len` relative to the status buffer `status`.
 fn place(start: *const u8, len: usize, status: &[u8]) -> Result<Placement, RegionError> {
@@ -468,6 +478,7 @@ impl<'a> Indication<'a> {
             local_address: line_up.local_address,
             // SAFETY: `layout` was just checked for `line_up`, read from `self`.
             device_name: unsafe { device_name(&line_up, &layout) },
+            answer_pending: status.get(ANSWER_LATER_OFFSET).is_some_and(|byte| *byte != 0),
         })
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! * line up: parse and validate; the engine creates or updates the link and the hooks may lower
 //!   `MaximumTotalSize`, which is written into the buffer; the indication is passed on; then what
-//!   the protocol above filled in (`LocalAddress`, `DeviceName`) is read back into the link.
+//!   the protocol above filled in (`LocalAddress`, `DeviceName`) is read back into the link. When
+//!   the protocol set NdisWan's "answer later" byte, that answer is provisional: the engine learns
+//!   the final local address from the link's first send and announces the updated link.
 //! * line down: the engine removes the link (dropping the packets hooks hold for it), then the
 //!   indication is passed on.
 //! * anything else, and any indication that fails validation (counted as malformed): passed on
@@ -106,6 +108,10 @@ fn line_up(engine: &Engine<KernelHal>, module: ModuleId, filter: FilterModuleHan
             Ok(answer) => {
                 let (remote, local) = (MacAddress(answer.remote_address), MacAddress(answer.local_address));
                 engine.line_up_indicated(module, remote, local, answer.device_name);
+                if answer.answer_pending {
+                    // The protocol answers later: the link's first send shows the final address.
+                    engine.line_up_answer_pending(module, remote);
+                }
             }
             Err(error) => engine.hal().log(Level::Warning, format_args!("{module}: line up answer: {error}")),
         }
