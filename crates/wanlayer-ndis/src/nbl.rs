@@ -32,6 +32,9 @@ pub const NBL_INFO_DECLARED: usize = 8;
 pub enum NblInfo {
     /// `TcpIpChecksumNetBufferListInfo`: checksum offload information.
     TcpIpChecksum = 0,
+    /// `TcpLargeSendNetBufferListInfo` on a send (large send offload: the MSS and the TCP header's
+    /// offset, a plain value); `TcpReceiveNoPush` on a receive.
+    TcpLargeSend = 2,
     /// `Ieee8021QNetBufferListInfo`: VLAN tag and priority.
     Ieee8021Q = 4,
     /// `NetBufferListCancelId`: what `NdisFCancelSendNetBufferLists` matches.
@@ -708,6 +711,7 @@ mod tests {
         // SAFETY: `nbl` came from `leak` and is not used afterwards.
         unsafe { free(nbl) };
         assert_eq!(NblInfo::TcpIpChecksum as usize, 0);
+        assert_eq!(NblInfo::TcpLargeSend as usize, 2);
         assert_eq!(NblInfo::Ieee8021Q as usize, 4);
         assert_eq!(NblInfo::MediaSpecificInformation as usize, 6);
         assert_eq!(NblInfo::FrameType as usize, 7);

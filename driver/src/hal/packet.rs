@@ -71,9 +71,15 @@ pub const MAPPED_READ_MAX: usize = 256;
 const MAGIC: u64 = u64::from_le_bytes(*b"WLOWNFRM");
 
 /// The `NetBufferListInfo` entries a copy carries over from its original: plain values that
-/// describe the frame (checksum offload requests, 802.1Q tag, frame type). Pointer-valued entries
-/// (cancel identifier, media-specific information) stay with the original.
-const COPIED_INFO: [NblInfo; 3] = [NblInfo::TcpIpChecksum, NblInfo::Ieee8021Q, NblInfo::FrameType];
+/// describe the frame (checksum offload requests, large send offload, 802.1Q tag, frame type).
+/// Pointer-valued entries (cancel identifier, media-specific information) stay with the original.
+///
+/// Large send offload is kept deliberately: a copy is the same bytes, so the MSS and TCP header
+/// offset the protocol asked the miniport to segment with stay true, and dropping them would send
+/// one frame larger than the link's MTU. (NdisWan's IP miniports advertise no LSO, so TCP/IP does
+/// not ask for it there; the copy still keeps what it was given.) A replacement frame
+/// (`FrameSource::Bytes`) carries no offload information at all: its bytes are the hook's.
+const COPIED_INFO: [NblInfo; 4] = [NblInfo::TcpIpChecksum, NblInfo::TcpLargeSend, NblInfo::Ieee8021Q, NblInfo::FrameType];
 
 /// The header of an own block.
 #[repr(C, align(16))]

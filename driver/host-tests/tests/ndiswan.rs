@@ -1,10 +1,16 @@
-//! A line-up answer that comes late, through the driver's handlers: NdisWan's line-up buffer
+//! What NdisWan's public behaviour asks of the driver, through its handlers (issue #10 part 3).
+//!
+//! A line-up answer that comes late: NdisWan's line-up buffer
 //! carries, just past `NDIS_WAN_LINE_UP`, a private byte the protocol above sets to say "I will
 //! answer later" (`wanlayer_ndis::status::ANSWER_LATER_OFFSET`). When it is set after
 //! `NdisFIndicateStatus` returns, `LocalAddress` is provisional; the driver marks the link so, and
 //! the link's first send — whose source address is the real local address — records the final one
 //! and announces the updated link (`Event::LineUpdated`). An answer given at once is final: a send
 //! from another source address changes nothing.
+//!
+//! Copies keep large send offload: a copy the driver makes of a packet (for a hook that keeps a
+//! lent receive, or modifies a packet it may not write) carries the original's
+//! `TcpLargeSendNetBufferListInfo` (and checksum, 802.1Q, frame type), never its cancel identifier.
 #![cfg(not(target_os = "windows"))]
 
 use std::mem::MaybeUninit;
@@ -13,12 +19,14 @@ use std::ptr::{self, NonNull};
 
 use wanlayer::driver::DriverEntry;
 use wanlayer_core::event::Event;
+use wanlayer_core::hal::{FrameSource, PacketIo};
 use wanlayer_core::wire::MacAddress;
 use wanlayer_kernel_model::{self as model, Event as ModelEvent};
 use wanlayer_ndis::filter::{FilterAttachParameters, FilterDriverCharacteristics, SendCompleteFlags, SendFlags, StatusIndication};
 use wanlayer_ndis::io::DriverObjectLayout;
 use wanlayer_ndis::kernel::DriverObject;
-use wanlayer_ndis::nbl::{Mdl, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};
+use wanlayer_ndis::nbl::{nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};
+use wanlayer_ndis::Nbl;
 use wanlayer_ndis::status::ANSWER_LATER_OFFSET;
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
 use wanlayer_ndis::wan::WanLineUp;
@@ -173,8 +181,16 @@ fn line_up(running: &Running, late: bool) {
     assert!(matches!(events.as_slice(), [ModelEvent::Status { code: WAN_LINE_UP, .. }]), "passed on: {events:?}");
 }
 
-/// Sends one IPv4 frame on the link from `source` and completes it.
-fn send_from(running: &Running, source: [u8; 6]) {
+/// A test-owned NBL with one NET_BUFFER over one mapped MDL holding a 60-byte IPv4 frame to the
+/// link from `source`.
+struct TestFrame {
+    nbl: Owned<NetBufferList>,
+    _net_buffer: Owned<NetBuffer>,
+    _mdl: Owned<Mdl>,
+    _bytes: Owned<Vec<u8>>,
+}
+
+fn test_frame(source: [u8; 6]) -> TestFrame {
     let mut bytes = Owned::new(vec![0u8; 60]);
     bytes[..6].copy_from_slice(&REMOTE);
     bytes[6..12].copy_from_slice(&source);
@@ -193,6 +209,13 @@ fn send_from(running: &Running, source: [u8; 6]) {
     net_buffer.data_length.data_length = 60;
     let mut nbl = zeroed::<NetBufferList>();
     nbl.first_net_buffer = net_buffer.ptr();
+    TestFrame { nbl, _net_buffer: net_buffer, _mdl: mdl, _bytes: bytes }
+}
+
+/// Sends one IPv4 frame on the link from `source` and completes it.
+fn send_from(running: &Running, source: [u8; 6]) {
+    let frame = test_frame(source);
+    let nbl = &frame.nbl;
     // SAFETY: the module's send handler at PASSIVE_LEVEL (flags say so), with a valid chain of one.
     unsafe { running.handlers.send_net_buffer_lists.expect("send")(running.context, nbl.ptr(), 0, SendFlags::default()) };
     let events = model::take_events();
@@ -248,5 +271,31 @@ fn an_answer_given_at_once_is_final() {
     send_from(&running, LOCAL);
     assert_eq!(local_address(&running), (MacAddress([0; 6]), false), "a send does not change a final answer");
     assert_eq!(updates(), []);
+    stop(running);
+}
+
+#[test]
+fn a_copy_keeps_large_send_offload_and_not_the_cancel_identifier() {
+    let _run = model::begin();
+    let running = start();
+    let frame = test_frame(LOCAL);
+    let large_send = ptr::without_provenance_mut(0x0000_05B4_0022_0000);
+    let cancel = ptr::without_provenance_mut(0x77);
+    // SAFETY: the test's own NBL, alive; plain values in its info array.
+    unsafe { set_nbl_info(frame.nbl.ptr(), NblInfo::TcpLargeSend, large_send) };
+    // SAFETY: as above.
+    unsafe { set_nbl_info(frame.nbl.ptr(), NblInfo::CancelId, cancel) };
+    let hal = wanlayer::driver::engine().hal();
+    // SAFETY: a valid NBL with one NET_BUFFER over one mapped MDL, lent to the HAL for the call and
+    // taken back with `into_raw` (never freed by the driver).
+    let original = unsafe { Nbl::from_raw(ptr::NonNull::new(frame.nbl.ptr()).expect("non-null")) };
+    let copy = hal.allocate(running.module, FrameSource::CopyOf(&original)).expect("a copy");
+    let _ = original.into_raw();
+    // SAFETY: the copy is a live NBL the driver allocated.
+    assert_eq!(unsafe { nbl_info(copy.as_ptr(), NblInfo::TcpLargeSend) }, large_send, "LSO kept");
+    // SAFETY: as above.
+    assert!(unsafe { nbl_info(copy.as_ptr(), NblInfo::CancelId) }.is_null(), "the cancel identifier stays with the original");
+    assert_eq!(hal.frame_len(&copy), 60);
+    assert!(hal.free(copy).is_none(), "a copy has no parent");
     stop(running);
 }
