@@ -28,6 +28,7 @@ mod emulate {
     use std::path::PathBuf;
     use std::process::Command;
 
+    use wanlayer_driver_host_tests::scenarios::low_resources::SWEEP;
     use wanlayer_driver_host_tests::scenarios::ALL;
     use wanlayer_emulator::run::{self, ImageFile};
 
@@ -43,7 +44,7 @@ mod emulate {
         vendor: Option<PathBuf>,
         scenario: Option<usize>,
         probe: Option<String>,
-        sweep: Option<u64>,
+        sweep: Option<usize>,
         vendor_entry: bool,
     }
 
@@ -61,7 +62,7 @@ mod emulate {
                 "--driver" => parsed.driver = Some(PathBuf::from(value)),
                 "--vendor" => parsed.vendor = Some(PathBuf::from(value)),
                 "--probe" => parsed.probe = Some(value.clone()),
-                "--sweep-entry" => parsed.sweep = Some(value.parse().map_err(|_| format!("--sweep-entry {value}: not a number"))?),
+                "--sweep" => parsed.sweep = Some(value.parse().map_err(|_| format!("--sweep {value}: not a number"))?),
                 "--scenario" => parsed.scenario = Some(value.parse().map_err(|_| format!("--scenario {value}: not a number"))?),
                 _ => return Err(format!("unknown argument {arg}")),
             }
@@ -81,8 +82,8 @@ mod emulate {
         if let Some(probe) = &arguments.probe {
             return child_probe(&arguments, probe);
         }
-        if let Some(fail_at) = arguments.sweep {
-            return child_sweep(&arguments, fail_at);
+        if let Some(index) = arguments.sweep {
+            return child_sweep(&arguments, index);
         }
         parent(&args[0], &arguments)
     }
@@ -119,32 +120,44 @@ mod emulate {
         Ok(true)
     }
 
-    /// `--sweep-entry 0` counts; `--sweep-entry K` fails the K-th allocation.
-    fn child_sweep(arguments: &Arguments, fail_at: u64) -> Result<bool, String> {
+    /// `--sweep N`: sweep scenario `N / 2` of the low-resources scenarios, with `ExAllocatePool2`
+    /// when `N` is even.
+    fn child_sweep(arguments: &Arguments, index: usize) -> Result<bool, String> {
         report_panics();
         let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
-        let run = run::sweep_driver_entry(&ImageFile::read(driver)?, (fail_at > 0).then_some(fail_at));
-        let failure = run.failure.unwrap_or_default().replace('\n', " ");
-        println!("{RESULT}\t0\t{}\t{failure}", run.allocations);
+        let sweep = run::sweep(&ImageFile::read(driver)?, index / 2, index % 2 == 0)?;
+        println!("{RESULT}\t{}\t{}\t", sweep.allocations, sweep.failed_runs);
         Ok(true)
     }
 
-    /// The low-resources sweep of `DriverEntry` / `DriverUnload`: one run counts the image's
-    /// allocations, then each is failed in a run of its own. Returns (allocations, failures).
-    fn sweep(program: &str, driver: &str) -> Result<(u64, Vec<String>), String> {
-        let (_, counted, failure) = child(program, &["--driver", driver, "--sweep-entry", "0"])?;
-        if let Some(failure) = failure {
-            return Ok((0, vec![format!("the counting run: {failure}")]));
-        }
-        let allocations: u64 = counted.parse().map_err(|_| format!("the counting run answered {counted:?}"))?;
-        let mut failures = Vec::new();
-        for fail_at in 1..=allocations {
-            let (_, _, failure) = child(program, &["--driver", driver, "--sweep-entry", &fail_at.to_string()])?;
-            if let Some(failure) = failure {
-                failures.push(format!("allocation {fail_at} of {allocations} failed: {failure}"));
+    /// The low-resources sweeps, each scenario with and without `ExAllocatePool2`, each in a
+    /// child: returns (allocations counted, allocations failed in turn, failures).
+    fn sweeps(program: &str, driver: &str) -> Result<(u64, u64, Vec<String>), String> {
+        let (mut allocations, mut failed_runs, mut failures) = (0, 0, Vec::new());
+        for (index, (name, _)) in SWEEP.iter().flat_map(|scenario| [scenario, scenario]).enumerate() {
+            let kernel = if index % 2 == 0 { "with ExAllocatePool2" } else { "without ExAllocatePool2" };
+            let output = Command::new(program)
+                .args(["--driver", driver, "--sweep", &index.to_string()])
+                .output()
+                .map_err(|error| format!("cannot run {program}: {error}"))?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let result = stdout.lines().find_map(|line| line.strip_prefix(RESULT)).map(|rest| rest.trim_start_matches('\t').to_owned());
+            match result.as_deref().and_then(|rest| rest.split_once('\t')) {
+                Some((counted, failed)) => {
+                    allocations += counted.parse::<u64>().unwrap_or(0);
+                    failed_runs += failed.trim().parse::<u64>().unwrap_or(0);
+                }
+                None => {
+                    let run =
+                        stderr.lines().filter_map(|line| line.strip_prefix(run::SWEEP_RUN)).next_back().unwrap_or("").trim().to_owned();
+                    let panic =
+                        stderr.lines().filter_map(|line| line.strip_prefix(PANIC)).next_back().unwrap_or("no message").trim().to_owned();
+                    failures.push(format!("{name}, {kernel}: the run failing allocation {run} did not end cleanly: {panic}"));
+                }
             }
         }
-        Ok((allocations, failures))
+        Ok((allocations, failed_runs, failures))
     }
 
     fn child_vendor(arguments: &Arguments) -> Result<bool, String> {
@@ -217,9 +230,10 @@ mod emulate {
         for (name, failure) in &failed {
             println!("emulator: FAILED {label}: {name}: {failure}");
         }
-        let (allocations, sweep_failures) = sweep(program, &driver_text)?;
+        let (allocations, failed_runs, sweep_failures) = sweeps(program, &driver_text)?;
         println!(
-            "emulator: {label}: low-resources sweep of DriverEntry/DriverUnload: {allocations} allocations failed in turn, {} runs not clean",
+            "emulator: {label}: low-resources sweep: {} scenarios, {allocations} allocations counted, {failed_runs} failed in turn, {} not clean",
+            SWEEP.len() * 2,
             sweep_failures.len()
         );
         for failure in &sweep_failures {

@@ -223,61 +223,35 @@ impl Probe {
     }
 }
 
-/// One run of the low-resources sweep of `DriverEntry` / `DriverUnload`.
-#[derive(Debug)]
-pub struct SweepRun {
-    /// Allocations the image asked the kernel for in the run (the failed one included).
-    pub allocations: u64,
-    /// Why the run did not end cleanly: a status other than success or
-    /// `STATUS_INSUFFICIENT_RESOURCES`, anything left at the end, a rule broken; a bug check or a
-    /// fault ends the process instead (the caller's child process reports it).
-    pub failure: Option<String>,
-}
+/// The tag of the line a sweep prints before each of its runs (to stderr), so that the run a
+/// process ended in is known.
+pub const SWEEP_RUN: &str = "emulator-sweep-run";
 
-/// `DriverEntry` with allocation `fail_at` (1-based, counted from the run's start) failed, then
-/// `DriverUnload` if it loaded: every allocation the image makes — the kernel's pool, which is
-/// also where the image's Rust heap lives, NBL pools, OID clones — fails once in a sweep.
-pub fn sweep_driver_entry(file: &ImageFile, fail_at: Option<u64>) -> SweepRun {
-    use wanlayer_driver_host_tests::common::zeroed;
-    use wanlayer_kernel_model as model;
-    use wanlayer_ndis::io::DriverObjectLayout;
-    use wanlayer_ndis::kernel::DriverObject;
-    use wanlayer_ndis::types::UnicodeString;
-
-    /// `STATUS_INSUFFICIENT_RESOURCES`: what a failed allocation may make `DriverEntry` return.
-    const RESOURCES: u32 = 0xC000_009A;
-
-    let machine = match file.machine() {
-        Ok(machine) => machine,
-        Err(failure) => return SweepRun { allocations: 0, failure: Some(failure) },
-    };
-    let entry: wanlayer_driver_host_tests::scenarios::DriverEntryFn = Word::from_word(machine.entry() as u64);
-    let _run = model::begin();
-    model::low_resources::plan(fail_at);
-    let _running = machine.run();
-    let driver_object = zeroed::<DriverObjectLayout>();
-    let mut path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer".encode_utf16().collect();
-    let bytes = u16::try_from(path.len() * 2).expect("short path");
-    let mut registry_path = UnicodeString { length: bytes, maximum_length: bytes, buffer: path.as_mut_ptr() };
-    // SAFETY: DriverEntry as the I/O manager calls it, once, with a zeroed driver object.
-    let status =
-        unsafe { wanlayer_kernel_model::invoke::call(entry, (driver_object.ptr().cast::<DriverObject>(), &raw mut registry_path)) } as u32;
-    if status == 0 {
-        let unload = driver_object.driver_unload.expect("DriverEntry succeeded and set DriverUnload");
-        // SAFETY: the unload routine DriverEntry set, called once.
-        unsafe { wanlayer_kernel_model::invoke::call(unload, (driver_object.ptr().cast::<DriverObject>(),)) };
+/// The low-resources sweep of scenario `index` of
+/// [`SWEEP`](wanlayer_driver_host_tests::scenarios::low_resources::SWEEP) (with and without
+/// `ExAllocatePool2`: `pool2`) against `file`: one run counts the allocations the image asks the
+/// kernel for (pool — which also holds the image's Rust heap —, NBL pools, NBLs, MDLs, clones),
+/// then each is failed in a run of its own, each on a fresh load of the image. A run that ends
+/// other than cleanly with its documented status ends the process (the model's functions cannot
+/// unwind), so a returned sweep has no defect; the caller's child process reports the one that
+/// ended it, after the last [`SWEEP_RUN`] line.
+pub fn sweep(file: &ImageFile, index: usize, pool2: bool) -> Result<wanlayer_kernel_model::low_resources::Sweep, String> {
+    use wanlayer_driver_host_tests::scenarios::low_resources::SWEEP;
+    let (_, scenario) = SWEEP.get(index).ok_or_else(|| format!("no sweep scenario {index}"))?;
+    let mut failure = None;
+    let sweep = wanlayer_kernel_model::low_resources::sweep(|fail_at| {
+        eprintln!("{SWEEP_RUN}\t{fail_at:?}");
+        match file.machine() {
+            Ok(machine) => {
+                let _running = machine.run();
+                let target = Target { name: "emulated image", driver_entry: Word::from_word(machine.entry() as u64), links: None };
+                scenario(&target, fail_at, pool2);
+            }
+            Err(error) => failure = Some(error),
+        }
+    });
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(sweep),
     }
-    let allocations = model::low_resources::allocations();
-    let failed = model::low_resources::failed_allocation();
-    let left = model::finish();
-    let failure = if status != 0 && status != RESOURCES {
-        Some(format!("DriverEntry returned {status:#x} with allocation {failed:?} failed"))
-    } else if status != 0 && failed.is_none() {
-        Some(format!("DriverEntry returned {status:#x} with no allocation failed"))
-    } else if !left.is_empty() {
-        Some(format!("with allocation {failed:?} failed, DriverEntry returned {status:#x} and left: {}", left.join("; ")))
-    } else {
-        None
-    };
-    SweepRun { allocations, failure }
 }

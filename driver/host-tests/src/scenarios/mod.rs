@@ -7,6 +7,7 @@
 pub mod control;
 pub mod datapath;
 pub mod lifecycle;
+pub mod low_resources;
 pub mod registry;
 
 use wanlayer_ndis::kernel::{DriverObject, NtStatus};
