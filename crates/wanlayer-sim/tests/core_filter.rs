@@ -1,5 +1,7 @@
-//! `CoreFilter` (the wanlayer engine behind the NDIS callbacks) through the simulated RRAS
-//! server: every scenario must satisfy the verifier.
+//! The simulator's filter scenarios through the simulated RRAS server, with wanlayer.sys's own
+//! handlers as the filter (`DriverFilter`: the driver built for the host over the kernel model):
+//! every scenario must satisfy the verifier. The few that need the simulator's fault plans or an
+//! engine of another size than the driver's run against `CoreFilter`, and say so.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,23 +19,33 @@ use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZ
 use wanlayer_sim::traffic::ethernet_frame;
 use wanlayer_sim::world::NDIS_STATUS_NOT_SUPPORTED;
 use wanlayer_sim::{
-    CoreFilter, Delivery, Edge, Flow, Irql, IrqlPolicy, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras, SendOptions, SimLink,
+    CoreFilter, Delivery, Edge, EngineFilter, Flow, Irql, IrqlPolicy, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras, SendOptions, SimLink,
     StatusBuffer, StatusIndication, SECOND,
 };
 
-fn started() -> Rras<CoreFilter> {
+use wanlayer_sim_driver::DriverFilter;
+
+fn started() -> Rras<DriverFilter> {
+    let rras = Rras::new(DriverFilter::new());
+    rras.start().expect("start");
+    rras
+}
+
+/// For what needs the simulator's fault plans: its allocations are the `CoreFilter`'s.
+fn started_core() -> Rras<CoreFilter> {
     let rras = Rras::new(CoreFilter::default());
     rras.start().expect("start");
     rras
 }
 
-fn finish(mut rras: Rras<CoreFilter>) {
+fn finish<F: EngineFilter>(mut rras: Rras<F>) {
     rras.run_until_idle();
     rras.unload();
     rras.verifier().assert_clean();
     let counts = rras.ledger_counts();
     assert_eq!(counts.home, counts.created, "{counts}");
     assert!(rras.pools().iter().all(|(_, usage)| usage.current == 0));
+    assert!(Pool::ALL.iter().all(|pool| rras.filter().pool_charged(*pool) == 0));
 }
 
 /// Takes every packet of one direction, keeping the tickets.
@@ -166,7 +178,7 @@ fn sends_while_paused_are_completed_with_ndis_status_paused() {
 
 #[test]
 fn a_pause_waits_for_replaced_sends_and_sends_meanwhile_are_completed_paused() {
-    let rras = Rras::builder().send_completion(Delivery::Hold).build(CoreFilter::default());
+    let rras = Rras::builder().send_completion(Delivery::Hold).build(DriverFilter::new());
     rras.start().unwrap();
     let replacement = ethernet_frame(MacAddress([0x3c, 1, 0x20, 0x52, 0x41, 0x53]), MacAddress([2; 6]), EtherType::Ipv4, 50);
     let editor = Arc::new(Editor { replacement: Some(replacement.clone()), ..Editor::default() });
@@ -190,7 +202,7 @@ fn a_pause_waits_for_replaced_sends_and_sends_meanwhile_are_completed_paused() {
 
 #[test]
 fn the_status_of_a_replaced_send_is_the_status_its_copy_completed_with() {
-    let rras = Rras::builder().send_status(NdisStatus::FAILURE).build(CoreFilter::default());
+    let rras = Rras::builder().send_status(NdisStatus::FAILURE).build(DriverFilter::new());
     rras.start().unwrap();
     let editor = Arc::new(Editor { replacement: Some(vec![0xab; 60]), ..Editor::default() });
     rras.engine().add_hook("replace", 10, editor).unwrap();
@@ -243,7 +255,9 @@ fn a_read_only_receive_lent_with_resources_and_edited_is_copied_and_lent_back_at
 
 #[test]
 fn a_writable_receive_is_edited_in_place() {
-    let rras = started();
+    // In place: the simulator's packets are writable; wanlayer.sys writes only frames it
+    // allocated, so there the engine edits a copy (the read-only scenarios above).
+    let rras = started_core();
     rras.engine().add_hook("ttl", 10, Arc::new(Editor { write_at: Some((22, 5)), ..Editor::default() })).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let ids = rras.receive_flow(&link, &Flow::udp(53, 4000), 1, ReceiveOptions::default());
@@ -360,7 +374,7 @@ fn an_updated_line_up_keeps_one_link() {
 
 #[test]
 fn the_ethernet_adapter_is_passed_through_untouched() {
-    let rras = Rras::builder().ethernet().build(CoreFilter::default());
+    let rras = Rras::builder().ethernet().build(DriverFilter::new());
     rras.start().unwrap();
     let module = rras.module(Edge::Ethernet).unwrap();
     assert_eq!(rras.engine().module_info(module).map(|info| info.kind), Some(ModuleKind::PassThrough));
@@ -512,7 +526,7 @@ fn removing_a_hook_hands_on_what_it_held() {
 
 #[test]
 fn a_send_held_by_a_hook_is_completed_paused_when_the_module_pauses() {
-    let rras = Rras::builder().irql(IrqlPolicy::Passive).build(CoreFilter::default());
+    let rras = Rras::builder().irql(IrqlPolicy::Passive).build(DriverFilter::new());
     rras.start().unwrap();
     rras.engine().add_hook("taker", 10, Taker::new(Direction::Send)).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
@@ -525,7 +539,7 @@ fn a_send_held_by_a_hook_is_completed_paused_when_the_module_pauses() {
 
 #[test]
 fn a_send_held_by_a_hook_is_completed_media_disconnected_when_its_link_goes_down() {
-    let rras = Rras::builder().irql(IrqlPolicy::Dispatch).build(CoreFilter::default());
+    let rras = Rras::builder().irql(IrqlPolicy::Dispatch).build(DriverFilter::new());
     rras.start().unwrap();
     rras.engine().add_hook("taker", 10, Taker::new(Direction::Send)).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
@@ -538,7 +552,7 @@ fn a_send_held_by_a_hook_is_completed_media_disconnected_when_its_link_goes_down
 
 #[test]
 fn a_send_held_by_a_hook_is_completed_aborted_when_cancelled() {
-    let rras = Rras::builder().irql(IrqlPolicy::Dispatch).build(CoreFilter::default());
+    let rras = Rras::builder().irql(IrqlPolicy::Dispatch).build(DriverFilter::new());
     rras.start().unwrap();
     rras.engine().add_hook("taker", 10, Taker::new(Direction::Send)).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
@@ -554,7 +568,7 @@ fn a_send_held_by_a_hook_is_completed_aborted_when_cancelled() {
 
 #[test]
 fn receives_while_paused_go_back_to_the_miniport_and_while_pausing_pass_up() {
-    let rras = Rras::builder().send_completion(Delivery::Hold).build(CoreFilter::default());
+    let rras = Rras::builder().send_completion(Delivery::Hold).build(DriverFilter::new());
     rras.start().unwrap();
     rras.engine().add_hook("replace", 10, Arc::new(Editor { replacement: Some(vec![0xcd; 60]), ..Editor::default() })).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
@@ -620,7 +634,7 @@ fn many_links_are_each_tracked_and_counted() {
 #[test]
 fn every_irql_policy_is_clean() {
     for policy in [IrqlPolicy::Passive, IrqlPolicy::Dispatch, IrqlPolicy::Alternate] {
-        let rras = Rras::builder().irql(policy).build(CoreFilter::default());
+        let rras = Rras::builder().irql(policy).build(DriverFilter::new());
         rras.start().unwrap();
         let link = rras.link_up(Edge::WanIpv6, LinkParams::new());
         rras.send_flow(&link, &Flow::tcp(22, 5000), 3);
@@ -671,7 +685,7 @@ fn a_failed_engine_creation_fails_driver_entry_without_leaks() {
 
 #[test]
 fn a_line_up_without_memory_is_untracked_but_still_passed_up() {
-    let rras = started();
+    let rras = started_core();
     rras.faults().fail_pool(Pool::Link);
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     assert_eq!(link.reported_total_size, Some(1400));
@@ -683,7 +697,7 @@ fn a_line_up_without_memory_is_untracked_but_still_passed_up() {
 
 #[test]
 fn a_take_without_memory_completes_the_send_with_resources() {
-    let rras = started();
+    let rras = started_core();
     rras.engine().add_hook("taker", 10, Taker::new(Direction::Send)).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     rras.faults().fail_pool(Pool::Taken);
@@ -694,7 +708,7 @@ fn a_take_without_memory_completes_the_send_with_resources() {
 
 #[test]
 fn an_edit_without_memory_fails_and_the_original_goes_up() {
-    let rras = started();
+    let rras = started_core();
     let editor = Arc::new(Editor { write_at: Some((22, 3)), ..Editor::default() });
     rras.engine().add_hook("ttl", 10, editor.clone()).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
@@ -707,7 +721,7 @@ fn an_edit_without_memory_fails_and_the_original_goes_up() {
 
 #[test]
 fn a_replacement_without_memory_leaves_the_send_as_it_was() {
-    let rras = started();
+    let rras = started_core();
     let editor = Arc::new(Editor { replacement: Some(vec![1; 60]), ..Editor::default() });
     rras.engine().add_hook("replace", 10, editor.clone()).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());

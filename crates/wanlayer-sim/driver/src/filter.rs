@@ -144,6 +144,12 @@ impl Drop for DriverFilter {
         if self.handlers.is_some() || self.loaded_once.get() {
             record_scenario();
         }
+        if self.handlers.is_some() {
+            // A world dropped with the driver loaded (a scenario that failed half-way): the
+            // system shuts the driver down, so that the next world of this process finds no
+            // engine, module or pool charge of this one in the driver's statics.
+            self.shut_down();
+        }
         if !self.driver_object.is_null() {
             // SAFETY: allocated by `Box::into_raw` in `driver_entry`, freed once here.
             drop(unsafe { Box::from_raw(self.driver_object) });
@@ -174,6 +180,9 @@ thread_local! {
 #[repr(C)]
 struct LineUpBuffer {
     line_up: NdisWanLineUp,
+    /// NdisWan's private bytes past the line up; the first is its "answer later" byte
+    /// (`wanlayer_ndis::status::ANSWER_LATER_OFFSET`): zero, the simulated protocol answers at once.
+    ndiswan_private: [u8; 16],
     device_name: [u16; DEVICE_NAME_ROOM],
 }
 
@@ -328,6 +337,29 @@ impl DriverFilter {
         }
     }
 
+    /// What the system does to a loaded driver at shutdown: every module paused (completion not
+    /// awaited) and detached, then `DriverUnload`. Nothing is delivered to the simulator any more.
+    fn shut_down(&mut self) {
+        LOADED.with(|loaded| loaded.borrow_mut().take());
+        model::set_status_sink(None);
+        model::set_passed_on_sink(None);
+        let Some(handlers) = self.handlers.take() else { return };
+        let modules: Vec<Module> = self.modules.borrow().values().copied().collect();
+        for module in modules {
+            model::set_irql(PASSIVE_LEVEL);
+            // SAFETY: the context of an attached module, at PASSIVE_LEVEL, as NDIS pauses and
+            // detaches it when the driver is removed.
+            unsafe { invoke::pause(&handlers, module.context) };
+            // SAFETY: as above.
+            unsafe { invoke::detach(&handlers, module.context) };
+        }
+        self.modules.borrow_mut().clear();
+        model::set_irql(PASSIVE_LEVEL);
+        // SAFETY: the driver is loaded and its modules are detached; PASSIVE_LEVEL.
+        unsafe { invoke::driver_unload(self.driver_object) };
+        let _ = model::take_events();
+    }
+
     fn handlers(&self) -> Option<FilterDriverCharacteristics> {
         self.handlers
     }
@@ -439,8 +471,10 @@ impl DriverFilter {
             OidKind::Query => {
                 // SAFETY: a query's union member.
                 let written = unsafe { ndis.data.query_information.bytes_written };
-                request.data.clone_from(&entry.buffer);
-                request.bytes_done = written as usize;
+                // What the miniport wrote: the first BytesWritten bytes of the shared buffer.
+                let written = (written as usize).min(entry.buffer.len());
+                request.data = entry.buffer.get(..written).map(<[u8]>::to_vec).unwrap_or_default();
+                request.bytes_done = written;
             }
             OidKind::Set => {
                 // SAFETY: a set's union member.
