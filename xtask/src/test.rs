@@ -138,7 +138,7 @@ pub fn run() -> Result<(), String> {
     step("the signed packages (release images), verified");
     package::run(package::Options::default())?;
 
-    step("the shipped images on an emulated processor: the driver-in-the-loop scenarios and a low-resources sweep of DriverEntry against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64; debug and release)");
+    step("the shipped images on an emulated processor: the driver-in-the-loop scenarios and the low-resources sweep against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64; debug and release)");
     emulate_images(&driver_manifest, &driver_target_dir)?;
 
     step("the demo session in the simulator");
@@ -228,8 +228,9 @@ fn low_resources_sweep(driver_manifest: &str, target_dir: &str) -> Result<String
 /// built (`target/driver/<triple>/<profile>/`, what `build` copies to `target/wanlayer/<arch>/`):
 /// every driver-in-the-loop scenario against `wanlayer.sys` on an emulated processor (unicorn;
 /// imports bound to the kernel model), the emulator's own checks proven live (a wild pointer,
-/// a leak, a special-pool overrun), the low-resources sweep of `DriverEntry`/`DriverUnload` (each
-/// allocation the image makes failed in a run of its own) and `wlclamp.sys`'s `DriverEntry`.
+/// a leak, a special-pool overrun), the low-resources sweep of the host tests' sweep scenarios
+/// (each allocation the image makes failed in a run of its own) and `wlclamp.sys` registering
+/// beside it through the provider table.
 /// Prints per architecture and profile the scenarios run, the sweep's failed allocations, the
 /// failures and the deepest stack a call used. x86 images (PE32, stdcall) are not emulated yet.
 fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), String> {
