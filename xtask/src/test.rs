@@ -272,3 +272,42 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
 fn step(what: &str) {
     println!("\nxtask: == {what}");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    /// The kernel crates (and the driver workspace: wanlayer.sys, wlclamp.sys) and their roots.
+    const KERNEL_CRATES: [&str; 7] = [
+        "crates/wanlayer-core",
+        "crates/wanlayer-ndis",
+        "crates/wanlayer-sdk",
+        "crates/wanlayer-driver-logic",
+        "crates/wanlayer-rules",
+        "driver",
+        "driver/vendor-sample",
+    ];
+
+    /// The crate-root attribute that makes clippy's refusals errors outside tests.
+    const DENY: &str = "#![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]";
+
+    /// Infallible allocation is refused in every kernel crate, by one list: each crate's
+    /// `clippy.toml` is the driver workspace's (wlclamp.sys inherits it from `driver/`), and each
+    /// crate root denies what it lists.
+    #[test]
+    fn every_kernel_crate_refuses_infallible_allocation_by_one_list() {
+        let root = super::workspace_root();
+        let reference = fs::read_to_string(root.join("driver/clippy.toml")).expect("driver/clippy.toml");
+        assert!(reference.contains("alloc::sync::Arc::new") && reference.contains("alloc::vec"), "the list names Arc::new and vec!");
+        for krate in KERNEL_CRATES {
+            let own = root.join(krate).join("clippy.toml");
+            if krate == "driver/vendor-sample" {
+                assert!(!own.exists(), "{krate} inherits driver/clippy.toml");
+            } else {
+                assert_eq!(fs::read_to_string(&own).expect("clippy.toml"), reference, "{krate}/clippy.toml differs from driver/clippy.toml");
+            }
+            let lib = fs::read_to_string(root.join(krate).join("src/lib.rs")).expect("lib.rs");
+            assert!(lib.contains(DENY), "{krate}/src/lib.rs does not deny the list outside tests");
+        }
+    }
+}
