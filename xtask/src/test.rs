@@ -66,7 +66,7 @@ pub fn run() -> Result<(), String> {
     std::env::remove_var("WANLAYER_DRIVER_SCENARIOS");
     let ran = std::fs::read_to_string(&scenario_log).unwrap_or_default();
     let scenarios: std::collections::BTreeSet<&str> = ran.lines().collect();
-    println!("xtask: {} simulator scenarios ran against the driver's own handlers (DriverFilter: wanlayer-sim-driver, tests/)", scenarios.len());
+    println!("xtask: {} simulator scenarios ran against the driver's own handlers (DriverFilter: the simulator's filter scenarios, wanlayer-sim-driver, tests/)", scenarios.len());
 
     step("the engine on real threads (every packet back exactly once) and the hook chain's protocol model-checked with loom, optimised");
     run_command("cargo", &["test", "--release", "-p", "wanlayer-bench", "--test", "stress", "--test", "loom_hook_chain", "--", "--include-ignored"])?;
