@@ -231,8 +231,8 @@ fn low_resources_sweep(driver_manifest: &str, target_dir: &str) -> Result<String
 /// a leak, a special-pool overrun), the low-resources sweep of the host tests' sweep scenarios
 /// (each allocation the image makes failed in a run of its own) and `wlclamp.sys` registering
 /// beside it through the provider table.
-/// Prints per architecture and profile the scenarios run, the sweep's failed allocations, the
-/// failures and the deepest stack a call used. x86 images (PE32, stdcall) are not emulated yet.
+/// Prints per architecture and profile each scenario with the deepest stack a call of it used,
+/// the probes, the sweep's failed allocations and the failures. x86 images (PE32, stdcall) are not emulated yet.
 fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), String> {
     let package = ["--manifest-path", driver_manifest, "--package", "wanlayer-emulator", "--target-dir", driver_target_dir];
     let mut clippy = vec!["clippy", "--all-targets"];
@@ -256,7 +256,7 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
                 .output()
                 .map_err(|error| format!("could not start {}: {error}", emulator.display()))?;
             let stdout = String::from_utf8_lossy(&output.stdout);
-            for line in stdout.lines().filter(|line| !output.status.success() || !line.starts_with("emulator:   ")) {
+            for line in stdout.lines() {
                 println!("xtask: {line}");
             }
             if !output.status.success() {

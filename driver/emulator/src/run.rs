@@ -158,11 +158,14 @@ pub enum Probe {
     /// `IOCTL_QUERY_VERSION` answered into a 16-byte pool block that claims 64 bytes of output:
     /// the driver's write past the block must hit the special pool's guard page.
     PoolOverrun,
+    /// `IOCTL_QUERY_VERSION` answered into a pool block freed before the request: the driver's
+    /// write must hit the freed block's inaccessible pages.
+    UseAfterFree,
 }
 
 impl Probe {
     /// Every probe.
-    pub const ALL: [Probe; 3] = [Probe::WildPointer, Probe::NoUnload, Probe::PoolOverrun];
+    pub const ALL: [Probe; 4] = [Probe::WildPointer, Probe::NoUnload, Probe::PoolOverrun, Probe::UseAfterFree];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -170,6 +173,7 @@ impl Probe {
             Probe::WildPointer => "wild-pointer",
             Probe::NoUnload => "no-unload",
             Probe::PoolOverrun => "pool-overrun",
+            Probe::UseAfterFree => "use-after-free",
         }
     }
 
@@ -179,6 +183,7 @@ impl Probe {
             Probe::WildPointer => "not memory of this process",
             Probe::NoUnload => "the filter driver is still registered",
             Probe::PoolOverrun => "the guard page after the pool block of 16 bytes",
+            Probe::UseAfterFree => "freed (a use after free)",
         }
     }
 
@@ -198,19 +203,26 @@ impl Probe {
         let entry: wanlayer_driver_host_tests::scenarios::DriverEntryFn = Word::from_word(machine.entry() as u64);
         let _run = model::begin();
         let _running = machine.run();
-        if let Probe::PoolOverrun = self {
+        if let Probe::PoolOverrun | Probe::UseAfterFree = self {
+            let tag = u64::from(u32::from_le_bytes(*b"WLpr"));
+            let size = if let Probe::PoolOverrun = self { 16 } else { 64 };
             let allocate = model::exports::find("ntoskrnl.exe", "ExAllocatePool2").expect("exported");
-            // SAFETY: ExAllocatePool2(POOL_FLAG_NON_PAGED, 16, 'WLpr') through the model, as the
+            // SAFETY: ExAllocatePool2(POOL_FLAG_NON_PAGED, size, 'WLpr') through the model, as the
             // I/O manager would allocate a system buffer.
-            let buffer = unsafe { (allocate.call)(&[0x40, 16, u64::from(u32::from_le_bytes(*b"WLpr"))]) };
+            let buffer = unsafe { (allocate.call)(&[0x40, size, tag]) };
+            if let Probe::UseAfterFree = self {
+                let free = model::exports::find("ntoskrnl.exe", "ExFreePoolWithTag").expect("exported");
+                // SAFETY: the block allocated above, freed once with its tag.
+                unsafe { (free.call)(&[buffer, tag]) };
+            }
             let target = Target { name: "emulated image", driver_entry: entry, links: None };
             let status = wanlayer_driver_host_tests::scenarios::control::query_version_into(&target, Word::from_word(buffer), 64);
-            return Some(format!("the version query into a 16-byte block returned {status:#x} without a fault"));
+            return Some(format!("the version query into the {size}-byte block returned {status:#x} without a fault"));
         }
         let driver_object = zeroed::<DriverObjectLayout>();
         let object = match self {
             Probe::WildPointer => std::ptr::without_provenance_mut::<DriverObject>(0x1000),
-            Probe::NoUnload | Probe::PoolOverrun => driver_object.ptr().cast::<DriverObject>(),
+            Probe::NoUnload | Probe::PoolOverrun | Probe::UseAfterFree => driver_object.ptr().cast::<DriverObject>(),
         };
         let mut path: Vec<u16> = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer".encode_utf16().collect();
         let bytes = u16::try_from(path.len() * 2).expect("short path");
