@@ -288,3 +288,102 @@ unsafe extern "system" fn NdisGetDataBuffer(nb: *mut NetBuffer, bytes: u32, stor
     }
     storage
 }
+
+#[cfg(test)]
+mod tests {
+    use wanlayer_ndis::nbl::NetBufferListPoolParameters;
+    use wanlayer_ndis::types::NdisHandle;
+
+    use super::*;
+    use crate::{begin, finish, violations, NdisAllocateNetBufferListPool, NdisFreeNetBufferListPool};
+
+    const TAG: u32 = u32::from_le_bytes(*b"Test");
+
+    fn pool() -> NblPoolHandle {
+        let mut parameters = NetBufferListPoolParameters::with_net_buffer(TAG, 0);
+        // SAFETY: the model's function called as the driver calls it.
+        unsafe { NdisAllocateNetBufferListPool(NdisHandle::NULL, &mut parameters) }
+    }
+
+    /// An MDL over `bytes`, built for non-paged pool.
+    fn mdl(bytes: &mut [u8]) -> *mut Mdl {
+        let length = u32::try_from(bytes.len()).expect("short");
+        // SAFETY: (both calls) the model's functions called as the driver calls them, over a
+        // buffer that outlives the MDL.
+        let mdl = unsafe { IoAllocateMdl(bytes.as_mut_ptr().cast(), length, 0, 0, std::ptr::null_mut()) };
+        // SAFETY: as above.
+        unsafe { MmBuildMdlForNonPagedPool(mdl) };
+        mdl
+    }
+
+    #[test]
+    fn an_own_nbl_describes_its_mdl_from_a_live_pool_and_is_freed_once() {
+        let _run = begin();
+        let pool = pool();
+        let mut frame: Vec<u8> = (0..40).collect();
+        let mdl = mdl(&mut frame);
+        // SAFETY: (each call below) the model's functions called as the driver calls them.
+        let nbl = unsafe { NdisAllocateNetBufferAndNetBufferList(pool, 0, 0, mdl, 0, 40) };
+        assert!(!nbl.is_null() && is_driver_nbl(nbl.addr()));
+        assert_eq!(take_allocated_nbls(), [nbl.addr()]);
+        // SAFETY: the NBL just allocated.
+        let nb = unsafe { (*nbl).first_net_buffer };
+        // SAFETY: as above: 14 bytes in the one MDL, in place.
+        let data = unsafe { NdisGetDataBuffer(nb, 14, std::ptr::null_mut(), 1, 0) };
+        assert_eq!(data.cast::<u8>(), frame.as_mut_ptr());
+        // SAFETY: as above: more than DataLength.
+        assert!(unsafe { NdisGetDataBuffer(nb, 41, std::ptr::null_mut(), 1, 0) }.is_null());
+        // SAFETY: as above: the pool still has the NBL out.
+        unsafe { IoFreeMdl(mdl) };
+        assert!(violations().iter().any(|rule| rule.contains("a live NBL still describes")), "{:?}", violations());
+        let mdl = self::mdl(&mut frame);
+        let nbl = {
+            // SAFETY: the first NBL, freed once.
+            unsafe { NdisFreeNetBufferList(nbl) };
+            // SAFETY: as above.
+            unsafe { NdisAllocateNetBufferAndNetBufferList(pool, 0, 0, mdl, 0, 40) }
+        };
+        // SAFETY: freed once, then a second time: the mistake the model reports.
+        unsafe { NdisFreeNetBufferList(nbl) };
+        assert_eq!(take_freed_nbls().len(), 2);
+        // SAFETY: as above.
+        unsafe { NdisFreeNetBufferList(nbl) };
+        assert!(violations().iter().any(|rule| rule.contains("freed twice")), "{:?}", violations());
+        // SAFETY: as above.
+        unsafe { IoFreeMdl(mdl) };
+        // SAFETY: as above: an empty pool.
+        unsafe { NdisFreeNetBufferListPool(pool) };
+        assert_eq!(driver_buffers(), (0, 0));
+        assert_eq!(finish().len(), 2, "only the two mistakes: {:?}", finish());
+    }
+
+    #[test]
+    fn data_spanning_two_mdls_is_copied_into_storage_and_leftovers_are_reported() {
+        let _run = begin();
+        let pool = pool();
+        let (mut first, mut second): (Vec<u8>, Vec<u8>) = ((0..8).collect(), (8..16).collect());
+        let (head, tail) = (mdl(&mut first), mdl(&mut second));
+        // SAFETY: the head MDL, held here; the chain goes on with the tail.
+        unsafe { (*head).next = tail };
+        // SAFETY: (each call below) the model's functions called as the driver calls them.
+        let nbl = unsafe { NdisAllocateNetBufferAndNetBufferList(pool, 0, 0, head, 2, 6) };
+        // SAFETY: the NBL just allocated; its NET_BUFFER's DataLength covers both MDLs.
+        let nb = unsafe { (*nbl).first_net_buffer };
+        // SAFETY: as above.
+        let length = unsafe { &mut (*nb).data_length };
+        length.data_length = 12;
+        let mut storage = [0u8; 12];
+        // SAFETY: as above: 12 bytes from offset 2, over both MDLs, with room in `storage`.
+        let data = unsafe { NdisGetDataBuffer(nb, 12, storage.as_mut_ptr().cast(), 1, 0) };
+        assert_eq!(data.cast::<u8>(), storage.as_mut_ptr());
+        assert_eq!(storage, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        // SAFETY: as above: without storage a split range cannot be given.
+        assert!(unsafe { NdisGetDataBuffer(nb, 12, std::ptr::null_mut(), 1, 0) }.is_null());
+        // SAFETY: as above: the pool with its NBL still out.
+        unsafe { NdisFreeNetBufferListPool(pool) };
+        let found = finish();
+        assert!(found.iter().any(|rule| rule.contains("1 of its NBLs not freed")), "{found:?}");
+        assert!(found.iter().any(|rule| rule.contains("1 NBLs the driver allocated not freed")), "{found:?}");
+        assert!(found.iter().any(|rule| rule.contains("2 MDLs the driver allocated not freed")), "{found:?}");
+    }
+}

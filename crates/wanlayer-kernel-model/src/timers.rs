@@ -29,14 +29,10 @@ struct Timers {
     timers: BTreeMap<usize, Option<Armed>>,
 }
 
-static TIMERS: Mutex<Timers> = Mutex::new(Timers {
-    timers: BTreeMap::new(),
-});
+static TIMERS: Mutex<Timers> = Mutex::new(Timers { timers: BTreeMap::new() });
 
 fn timers() -> MutexGuard<'static, Timers> {
-    TIMERS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    TIMERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Forgets every timer (at [`begin`](crate::begin)).
@@ -46,11 +42,7 @@ pub(crate) fn reset() {
 
 /// What [`finish`](crate::finish) reports: timers still set.
 pub(crate) fn leftovers() -> Vec<String> {
-    let set = timers()
-        .timers
-        .values()
-        .filter(|armed| armed.is_some())
-        .count();
+    let set = timers().timers.values().filter(|armed| armed.is_some()).count();
     if set == 0 {
         return Vec::new();
     }
@@ -59,11 +51,7 @@ pub(crate) fn leftovers() -> Vec<String> {
 
 /// Timers set now.
 pub fn timers_set() -> usize {
-    timers()
-        .timers
-        .values()
-        .filter(|armed| armed.is_some())
-        .count()
+    timers().timers.values().filter(|armed| armed.is_some()).count()
 }
 
 /// The model's clock, in 100 ns units (`KeQueryInterruptTime`'s).
@@ -83,12 +71,7 @@ pub fn set_time(now: u64) {
     loop {
         let due = {
             let timers = timers();
-            timers
-                .timers
-                .iter()
-                .filter_map(|(&timer, armed)| armed.map(|armed| (armed.due, timer)))
-                .filter(|&(due, _)| due <= now)
-                .min()
+            timers.timers.iter().filter_map(|(&timer, armed)| armed.map(|armed| (armed.due, timer))).filter(|&(due, _)| due <= now).min()
         };
         let Some((due, timer)) = due else { break };
         {
@@ -101,10 +84,7 @@ pub fn set_time(now: u64) {
                 continue;
             };
             let fired = *slot;
-            *slot = fired.filter(|armed| armed.period > 0).map(|armed| Armed {
-                due: armed.due + armed.period,
-                ..armed
-            });
+            *slot = fired.filter(|armed| armed.period > 0).map(|armed| Armed { due: armed.due + armed.period, ..armed });
             fired
         };
         if let Some(armed) = fired {
@@ -128,19 +108,10 @@ unsafe extern "system" fn KeInitializeTimerEx(timer: *mut KTimer, _kind: TimerTy
 }
 
 #[unsafe(no_mangle)]
-unsafe extern "system" fn KeSetTimerEx(
-    timer: *mut KTimer,
-    due: i64,
-    period_ms: i32,
-    dpc: *mut KDpc,
-) -> u8 {
+unsafe extern "system" fn KeSetTimerEx(timer: *mut KTimer, due: i64, period_ms: i32, dpc: *mut KDpc) -> u8 {
     let (now, irql, dpc_known) = {
         let state = state();
-        (
-            state.time_100ns,
-            state.irql,
-            state.dpcs.contains_key(&dpc.addr()),
-        )
+        (state.time_100ns, state.irql, state.dpcs.contains_key(&dpc.addr()))
     };
     let mut problems = Vec::new();
     if irql > DISPATCH_LEVEL {
@@ -156,26 +127,15 @@ unsafe extern "system" fn KeSetTimerEx(
         let mut timers = timers();
         match timers.timers.get_mut(&timer.addr()) {
             None => {
-                problems.push(
-                    "KeSetTimerEx of a timer never initialised (KeInitializeTimerEx)".to_owned(),
-                );
+                problems.push("KeSetTimerEx of a timer never initialised (KeInitializeTimerEx)".to_owned());
                 false
             }
             Some(slot) => {
                 // Negative: relative to now; positive: an absolute system time, which the model's
                 // clock stands in for.
-                let due = if due < 0 {
-                    now.saturating_add(due.unsigned_abs())
-                } else {
-                    due.unsigned_abs().max(now)
-                };
+                let due = if due < 0 { now.saturating_add(due.unsigned_abs()) } else { due.unsigned_abs().max(now) };
                 let period = u64::from(period_ms.unsigned_abs()) * 10_000;
-                slot.replace(Armed {
-                    due,
-                    period,
-                    dpc: dpc.addr(),
-                })
-                .is_some()
+                slot.replace(Armed { due, period, dpc: dpc.addr() }).is_some()
             }
         }
     };
@@ -192,15 +152,72 @@ unsafe extern "system" fn KeCancelTimer(timer: *mut KTimer) -> u8 {
     if irql > DISPATCH_LEVEL {
         state().violation(format!("KeCancelTimer at IRQL {irql}"));
     }
-    let was_set = timers()
-        .timers
-        .get_mut(&timer.addr())
-        .map(|slot| slot.take().is_some());
+    let was_set = timers().timers.get_mut(&timer.addr()).map(|slot| slot.take().is_some());
     match was_set {
         Some(was_set) => u8::from(was_set),
         None => {
             state().violation("KeCancelTimer of a timer never initialised (KeInitializeTimerEx)");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::c_void;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use wanlayer_ndis::kernel::{KDpc, KTimer, NOTIFICATION_TIMER};
+
+    use super::*;
+    use crate::{begin, finish, violations, KeInitializeDpc};
+
+    static FIRED: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "system" fn count(_dpc: *mut KDpc, _context: *mut c_void, _low: *mut c_void, _high: *mut c_void) {
+        FIRED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_timer_queues_its_dpc_when_due_and_each_period_until_cancelled() {
+        let _run = begin();
+        FIRED.store(0, Ordering::SeqCst);
+        let (timer, dpc) = (KTimer::new(), KDpc::new());
+        // SAFETY: (each call below) the model's functions called as the driver calls them, with
+        // kernel objects that outlive the run.
+        unsafe { KeInitializeDpc(dpc.as_ptr(), count, std::ptr::null_mut()) };
+        // SAFETY: as above.
+        unsafe { KeInitializeTimerEx(timer.as_ptr(), NOTIFICATION_TIMER) };
+        // SAFETY: as above: due in 1 ms, one-shot.
+        assert_eq!(unsafe { KeSetTimerEx(timer.as_ptr(), -10_000, 0, dpc.as_ptr()) }, 0, "was not set");
+        advance_time(9_999);
+        assert_eq!(FIRED.load(Ordering::SeqCst), 0, "not due yet");
+        advance_time(1);
+        assert_eq!((FIRED.load(Ordering::SeqCst), timers_set()), (1, 0), "fired once, then no longer set");
+        // SAFETY: as above: due at once, then every 5 ms.
+        unsafe { KeSetTimerEx(timer.as_ptr(), -1, 5, dpc.as_ptr()) };
+        advance_time(1 + 3 * 50_000);
+        assert_eq!(FIRED.load(Ordering::SeqCst), 5, "once when due and at each of three periods");
+        // SAFETY: as above.
+        assert_eq!(unsafe { KeCancelTimer(timer.as_ptr()) }, 1, "it was set");
+        advance_time(10 * 50_000);
+        assert_eq!(FIRED.load(Ordering::SeqCst), 5, "never again once cancelled");
+        assert!(finish().is_empty(), "{:?}", finish());
+    }
+
+    #[test]
+    fn a_timer_never_initialised_and_one_left_set_are_reported() {
+        let _run = begin();
+        let (timer, dpc) = (KTimer::new(), KDpc::new());
+        // SAFETY: (each call below) the model's functions called as the driver calls them.
+        unsafe { KeInitializeDpc(dpc.as_ptr(), count, std::ptr::null_mut()) };
+        // SAFETY: as above: a timer KeInitializeTimerEx never saw.
+        unsafe { KeSetTimerEx(timer.as_ptr(), -10, 0, dpc.as_ptr()) };
+        assert!(violations().iter().any(|rule| rule.contains("never initialised")), "{:?}", violations());
+        // SAFETY: as above.
+        unsafe { KeInitializeTimerEx(timer.as_ptr(), NOTIFICATION_TIMER) };
+        // SAFETY: as above: set far ahead, never cancelled.
+        unsafe { KeSetTimerEx(timer.as_ptr(), -1_000_000_000, 0, dpc.as_ptr()) };
+        assert!(finish().iter().any(|rule| rule.contains("kernel timers still set")), "{:?}", finish());
     }
 }
