@@ -17,8 +17,9 @@ use wanlayer_proto::{
     RulesSetRepr, RulesVersion, RulesVersionRepr, Status, Target,
 };
 use wanlayer_rules::{compile, Action, RuleSource};
-use wanlayer_sim::{CoreFilter, Edge, Flow, HandleId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimControl, SimLink};
-use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, module, started_core as started};
+use wanlayer_sim::{Edge, Flow, HandleId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimLink};
+use wanlayer_sim_driver::DriverFilter;
+use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, module, started, started_core};
 
 /// SMB: a TCP flow whose client side is port 445, so sends (server → client) go to port 445.
 const SMB: Flow = Flow { transport: wanlayer_sim::Transport::Tcp, server_port: 40_000, client_port: 445, payload_len: 64 };
@@ -37,12 +38,12 @@ fn blob(rules: &[(u32, u32, Action, &str)]) -> Vec<u8> {
 }
 
 /// The engine's identity of a simulated link.
-fn link_id(rras: &Rras<CoreFilter>, link: &SimLink) -> u64 {
+fn link_id(rras: &Rras<DriverFilter>, link: &SimLink) -> u64 {
     rras.engine().with_link(module(rras, link.edge), &link.remote, |l| l.id().0).expect("the link is up")
 }
 
 /// The per-rule counters `(id, send packets, send bytes, receive packets, receive bytes)`.
-fn rule_counts(rras: &Rras<CoreFilter>) -> Vec<(u32, u64, u64, u64, u64)> {
+fn rule_counts(rras: &Rras<DriverFilter>) -> Vec<(u32, u64, u64, u64, u64)> {
     let mut counts = Vec::new();
     rras.engine().visit_rule_counts(0, |rule| {
         counts.push((rule.id, rule.send.0, rule.send.1, rule.receive.0, rule.receive.1));
@@ -55,28 +56,26 @@ fn bytes_of(frames: &[Vec<u8>]) -> u64 {
     frames.iter().map(|frame| frame.len() as u64).sum()
 }
 
-/// The control device of a server, with one read-write handle.
+/// The control device of a server (the driver's dispatch routines), with one read-write handle.
 struct Device {
-    control: SimControl,
     handle: HandleId,
 }
 
 impl Device {
-    fn install(rras: &Rras<CoreFilter>) -> Self {
-        let control = SimControl::install(rras);
-        let handle = control.open(Access::READ_WRITE);
-        Self { control, handle }
+    fn install(rras: &Rras<DriverFilter>) -> Self {
+        let handle = rras.filter().control_open(Access::READ_WRITE).expect("the device opens");
+        Self { handle }
     }
 
-    fn call(&self, rras: &Rras<CoreFilter>, code: u32, input: &[u8], output_len: usize) -> Result<Vec<u8>, Status> {
-        match self.control.ioctl(rras, self.handle, code, input, output_len) {
+    fn call(&self, rras: &Rras<DriverFilter>, code: u32, input: &[u8], output_len: usize) -> Result<Vec<u8>, Status> {
+        match rras.filter().control_ioctl(self.handle, code, input, output_len) {
             IoOutcome::Complete(done) if done.status == Status::Success => Ok(done.output),
             IoOutcome::Complete(done) => Err(done.status),
             IoOutcome::Pending(io) => panic!("{io:?} pended"),
         }
     }
 
-    fn set_rules(&self, rras: &Rras<CoreFilter>, expected: Expected, altitude: u32, blob: &[u8]) -> Result<u64, Status> {
+    fn set_rules(&self, rras: &Rras<DriverFilter>, expected: Expected, altitude: u32, blob: &[u8]) -> Result<u64, Status> {
         let request = RulesSetRepr { expected, altitude, blob };
         let mut input = vec![0u8; request.buffer_len()];
         request.emit(&mut RulesSet::new_unchecked(&mut input[..])).unwrap();
@@ -85,7 +84,7 @@ impl Device {
     }
 
     /// `(version, altitude, rules, blob)`.
-    fn get_rules(&self, rras: &Rras<CoreFilter>) -> (u64, u32, u32, Vec<u8>) {
+    fn get_rules(&self, rras: &Rras<DriverFilter>) -> (u64, u32, u32, Vec<u8>) {
         let mut input = [0u8; 8];
         HeaderOnly.emit(&mut input).unwrap();
         let output = self.call(rras, IOCTL_GET_RULES, &input, 1 << 16).unwrap();
@@ -93,7 +92,7 @@ impl Device {
         (repr.version, repr.altitude, repr.rules, repr.blob.expect("the blob fits").to_vec())
     }
 
-    fn rule_stats(&self, rras: &Rras<CoreFilter>) -> (u64, Vec<RuleStatsEntryRepr>) {
+    fn rule_stats(&self, rras: &Rras<DriverFilter>) -> (u64, Vec<RuleStatsEntryRepr>) {
         let mut input = [0u8; 16];
         RuleStatsQueryRepr { first: 0 }.emit(&mut RuleStatsQuery::new_unchecked(&mut input[..])).unwrap();
         let output = self.call(rras, IOCTL_RULE_STATS, &input, 4096).unwrap();
@@ -102,14 +101,14 @@ impl Device {
         (repr.version, view.entries().map(Result::unwrap).collect())
     }
 
-    fn start_capture(&self, rras: &Rras<CoreFilter>, target: Target) -> Result<(), Status> {
+    fn start_capture(&self, rras: &Rras<DriverFilter>, target: Target) -> Result<(), Status> {
         let mut input = [0u8; 32];
         CaptureStartRepr { target, snap_len: 2048, slots: 64 }.emit(&mut CaptureStart::new_unchecked(&mut input[..])).unwrap();
         self.call(rras, IOCTL_CAPTURE_START, &input, 40).map(|_| ())
     }
 
     /// `(link id, frame)` of every record.
-    fn read_capture(&self, rras: &Rras<CoreFilter>) -> Vec<(Option<u64>, Vec<u8>)> {
+    fn read_capture(&self, rras: &Rras<DriverFilter>) -> Vec<(Option<u64>, Vec<u8>)> {
         let mut input = [0u8; 16];
         ReadRequestRepr { max_records: 1000, wait: false }.emit(&mut ReadRequest::new_unchecked(&mut input[..])).unwrap();
         let output = self.call(rras, IOCTL_CAPTURE_READ, &input, 1 << 20).unwrap();
@@ -118,8 +117,8 @@ impl Device {
         view.records().map(Result::unwrap).map(|record| (record.link_id, record.data.to_vec())).collect()
     }
 
-    fn close(self, rras: &Rras<CoreFilter>) {
-        self.control.close(rras, self.handle);
+    fn close(self, rras: &Rras<DriverFilter>) {
+        rras.filter().control_close(self.handle);
     }
 }
 
@@ -307,8 +306,8 @@ fn a_stale_version_is_refused_and_replace_any_is_not() {
 #[test]
 fn setting_rules_needs_write_access_reading_them_read_access() {
     let rras = started();
-    let control = SimControl::install(&rras);
-    let reader = control.open(Access::READ);
+    let control = rras.filter();
+    let reader = control.control_open(Access::READ).expect("opens");
     let request = RulesSetRepr { expected: Expected::Any, altitude: 1, blob: &[] };
     let mut input = vec![0u8; request.buffer_len()];
     request.emit(&mut RulesSet::new_unchecked(&mut input[..])).unwrap();
@@ -316,20 +315,20 @@ fn setting_rules_needs_write_access_reading_them_read_access() {
         IoOutcome::Complete(done) => done.status,
         IoOutcome::Pending(io) => panic!("{io:?} pended"),
     };
-    assert_eq!(status(control.ioctl(&rras, reader, IOCTL_SET_RULES, &input, 16)), Status::AccessDenied);
+    assert_eq!(status(control.control_ioctl(reader, IOCTL_SET_RULES, &input, 16)), Status::AccessDenied);
     let mut header = [0u8; 8];
     HeaderOnly.emit(&mut header).unwrap();
-    assert_eq!(status(control.ioctl(&rras, reader, IOCTL_GET_RULES, &header, 64)), Status::Success);
-    assert_eq!(status(control.ioctl(&rras, reader, IOCTL_GET_RULES, &header, 31)), Status::BufferTooSmall);
-    let writer = control.open(Access::READ_WRITE);
+    assert_eq!(status(control.control_ioctl(reader, IOCTL_GET_RULES, &header, 64)), Status::Success);
+    assert_eq!(status(control.control_ioctl(reader, IOCTL_GET_RULES, &header, 31)), Status::BufferTooSmall);
+    let writer = control.control_open(Access::READ_WRITE).expect("opens");
     assert_eq!(
-        status(control.ioctl(&rras, writer, IOCTL_SET_RULES, &input, 15)),
+        status(control.control_ioctl(writer, IOCTL_SET_RULES, &input, 15)),
         Status::BufferTooSmall,
         "checked before anything changes"
     );
     assert_eq!(rras.engine().with_rules(|rules| rules.version), 0);
-    control.close(&rras, reader);
-    control.close(&rras, writer);
+    control.control_close(reader);
+    control.control_close(writer);
     finish(rras);
 }
 
@@ -353,7 +352,8 @@ fn divert_is_refused_until_user_mode_hooks_exist() {
 
 #[test]
 fn every_failed_allocation_during_a_replacement_keeps_the_old_set() {
-    let rras = started();
+    // A fault plan: the simulator's allocations, so the CoreFilter.
+    let rras = started_core();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let old = blob(&[(1, 100, Action::Drop, "udp port 53")]);
     let new = blob(&[(2, 100, Action::Drop, "tcp port 443"), (3, 200, Action::Count, "udp")]);
@@ -387,7 +387,9 @@ fn every_failed_allocation_during_a_replacement_keeps_the_old_set() {
 
 #[test]
 fn the_rule_set_survives_a_driver_reload_in_the_same_world() {
-    let mut rras = started();
+    // The simulator's registry (its saved rules): the CoreFilter's; the driver's own reload is a
+    // host test (driver/host-tests, registry).
+    let mut rras = started_core();
     let rules = blob(&[(7, 100, Action::Drop, "udp port 53")]);
     rras.engine().replace_rules(Expected::Any, 700, &rules).unwrap();
     assert_eq!(rras.hal().saved_rules(), Some((700, rules.clone())), "saved after the replacement");
@@ -409,7 +411,8 @@ fn the_rule_set_survives_a_driver_reload_in_the_same_world() {
 
 #[test]
 fn a_corrupt_saved_set_is_refused_at_start_reported_and_the_filter_runs_with_no_rules() {
-    let mut rras = started();
+    // As above: the simulator's registry.
+    let mut rras = started_core();
     rras.unload();
     rras.hal().set_saved_rules(Some((900, vec![0x57, 0x4c, 0x52, 0x31, 0xff, 0xff, 0xff, 0xff, 1, 2, 3])));
     rras.reload().expect("a corrupt saved set never fails the start");
@@ -481,7 +484,8 @@ fn malformed_rules_requests_are_refused_without_harm() {
 
 #[test]
 fn load_saved_rules_reports_what_it_did() {
-    let rras = started();
+    // The simulator's registry: the CoreFilter's.
+    let rras = started_core();
     assert_eq!(rras.engine().load_saved_rules(), SavedRules::None, "nothing saved");
     let rules = blob(&[(1, 1, Action::Count, "ip")]);
     rras.hal().set_saved_rules(Some((5, rules)));

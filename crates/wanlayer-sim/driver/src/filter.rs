@@ -12,7 +12,8 @@ use wanlayer_core::{Engine, ModuleId, NdisStatus};
 use wanlayer_kernel_model::{self as model, Event, OidAnswer, DISPATCH_LEVEL, PASSIVE_LEVEL, STATUS_PENDING};
 use wanlayer_ndis::filter::{FilterAttachParameters as NdisAttachParameters, FilterDriverCharacteristics};
 use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication as NdisStatusIndication};
-use wanlayer_ndis::io::DriverObjectLayout;
+use wanlayer_ndis::io::{DriverObjectLayout, FileObjectLayout};
+use wanlayer_ndis::kernel::NtStatus;
 use wanlayer_ndis::nbl::NetBufferList;
 use wanlayer_ndis::oid::{
     NdisOidRequest, NdisRequestType, QueryInformation, SetInformation, NDIS_OID_REQUEST_REVISION_1, SIZEOF_OID_REQUEST_REVISION_1,
@@ -25,6 +26,7 @@ use wanlayer_sim::{
 };
 
 use crate::carriers::Carriers;
+use crate::control::Request;
 use crate::invoke;
 
 /// The service key `DriverEntry` is given.
@@ -61,6 +63,14 @@ pub struct Shared {
     oids: RefCell<Oids>,
     /// The data-path context of the callback in progress (`check_for_loopback` of a send).
     ctx: Cell<PathContext>,
+    /// The control device's open handles: their file objects.
+    pub(crate) files: RefCell<BTreeMap<u64, *mut FileObjectLayout>>,
+    /// The last device control's identity.
+    pub(crate) next_io: Cell<u64>,
+    /// Device controls the driver pended, kept until it completed them and the world ends.
+    pub(crate) pending_irps: RefCell<Vec<Request>>,
+    /// `IofCompleteRequest`s seen: (IRP, status, information).
+    irps_completed: RefCell<Vec<(usize, NtStatus, usize)>>,
 }
 
 impl std::ops::Deref for DriverFilter {
@@ -156,6 +166,11 @@ impl Drop for DriverFilter {
         }
         self.carriers.replace(Carriers::default());
         self.oids.replace(Oids::default());
+        self.pending_irps.borrow_mut().clear();
+        for (_, file) in std::mem::take(&mut *self.files.borrow_mut()) {
+            // SAFETY: a file object `control_open` allocated, never closed; the driver is gone.
+            drop(unsafe { Box::from_raw(file) });
+        }
         LOADED.with(|loaded| loaded.borrow_mut().take());
         model::set_status_sink(None);
         model::set_passed_on_sink(None);
@@ -228,6 +243,14 @@ fn status_to_protocol(_filter: FilterModuleHandle, indication: *mut NdisStatusIn
 impl Shared {
     fn hal(&self) -> &SimHal {
         self.hal.get().expect("driver_entry gave the filter its world")
+    }
+
+    /// How the driver completed the IRP at `irp`, once it did.
+    pub(crate) fn take_irp_completion(&self, irp: usize) -> Option<(NtStatus, usize)> {
+        let mut completed = self.irps_completed.borrow_mut();
+        let at = completed.iter().position(|(done, _, _)| *done == irp)?;
+        let (_, status, information) = completed.remove(at);
+        Some((status, information))
     }
 
     fn module_of_filter(&self, filter: usize) -> Option<ModuleId> {
@@ -316,6 +339,7 @@ impl Shared {
                 }
             }
             Event::OidDown { request, .. } => self.oids.borrow_mut().passed_down.push(request),
+            Event::IrpCompleted { irp, status, information } => self.irps_completed.borrow_mut().push((irp, status, information)),
             Event::OidCompleted { request, status, .. } => self.oids.borrow_mut().completed.push((request, status)),
             // Answered during the call (the status sink), or with nothing to do for the
             // simulated drivers around the filter.
@@ -369,7 +393,7 @@ impl DriverFilter {
     }
 
     /// Gives the model the simulator's IRQL and clock before a call into the driver.
-    fn enter(&self, ctx: PathContext) -> u8 {
+    pub(crate) fn enter(&self, ctx: PathContext) -> u8 {
         self.ctx.set(ctx);
         let hal = self.hal();
         model::set_time(hal.now().0 / 100);
@@ -381,7 +405,7 @@ impl DriverFilter {
     /// After a call into the driver: it must return at the IRQL it was called at; then what it
     /// passed on goes to the simulator, its debug output to the trace, and the rules the model
     /// saw broken to the verifier.
-    fn settle(&self, entered: u8, module: Option<ModuleId>) {
+    pub(crate) fn settle(&self, entered: u8, module: Option<ModuleId>) {
         let hal = self.hal().clone();
         let left = model::irql();
         if left != entered {

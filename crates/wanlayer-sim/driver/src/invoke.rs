@@ -11,7 +11,7 @@ use wanlayer_ndis::filter::{
     FilterAttachParameters, FilterDriverCharacteristics, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };
 use wanlayer_ndis::io::DriverObjectLayout;
-use wanlayer_ndis::kernel::DriverObject;
+use wanlayer_ndis::kernel::{DeviceObject, DriverDispatch, DriverObject, Irp, NtStatus};
 use wanlayer_ndis::nbl::NetBufferList;
 use wanlayer_ndis::oid::NdisOidRequest;
 use wanlayer_ndis::types::{ContextHandle, FilterModuleHandle, RawNdisStatus, UnicodeString};
@@ -184,4 +184,14 @@ pub unsafe fn oid_request_complete(
     let complete = handlers.oid_request_complete.unwrap_or_else(|| missing("OID request complete"));
     // SAFETY: the caller's promise.
     unsafe { complete(context, clone, status) };
+}
+
+/// A dispatch routine of the driver's control device.
+///
+/// # Safety
+/// The device the driver registered and an IRP in the I/O manager's layout for it, at
+/// `PASSIVE_LEVEL`, valid until the driver completes it.
+pub unsafe fn dispatch(routine: DriverDispatch, device: *mut DeviceObject, irp: *mut Irp) -> NtStatus {
+    // SAFETY: the caller's promise.
+    unsafe { routine(device, irp) }
 }

@@ -13,6 +13,8 @@
 //!   after 20 bytes, with an offset into the first), the same NBL each time the same packet comes
 //!   back, and the driver's own NBLs (frames a hook copied or replaced) entered in the ledger as
 //!   the filter's allocations;
+//! * [`control`]: the control device through the driver's dispatch routines (create, buffered
+//!   device controls, cleanup and close);
 //! * [`filter`]: the callbacks: NDIS structures built from the simulator's parameters, the
 //!   simulated IRQL and clock given to the model, and afterwards what the driver passed down, up
 //!   or back (the model's events, its freed NBLs, its debug output) handed to the simulator's
@@ -22,6 +24,7 @@
 //! [`DriverFilter`] holds the model's run from [`DriverFilter::new`] until it is dropped.
 
 pub mod carriers;
+pub mod control;
 pub mod filter;
 pub mod invoke;
 

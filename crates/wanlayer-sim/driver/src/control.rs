@@ -1,0 +1,173 @@
+//! The control device `\\.\WanLayer` through the driver's own dispatch routines: handles opened
+//! with `IRP_MJ_CREATE` on a file object of their own, device controls as `METHOD_BUFFERED` IRPs
+//! (one stack location, the system buffer), and `IRP_MJ_CLEANUP` + `IRP_MJ_CLOSE` at close, as
+//! the I/O manager sends them; what `IofCompleteRequest` reported is the answer.
+
+use std::ffi::c_void;
+
+use wanlayer_kernel_model as model;
+use wanlayer_ndis::io::{FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout};
+use wanlayer_ndis::kernel::{
+    Irp, NtStatus, FILE_READ_DATA, FILE_WRITE_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
+};
+use wanlayer_proto::ioctl::Access;
+use wanlayer_proto::Status;
+use wanlayer_sim::{HandleId, IoCompletion, IoId, IoOutcome};
+
+use crate::filter::DriverFilter;
+use crate::invoke;
+
+/// `STATUS_PENDING`.
+const STATUS_PENDING: NtStatus = 0x103;
+
+/// An IRP with its one stack location, security context and system buffer, reached only through
+/// raw pointers (the driver keeps the IRP's address while it pends).
+pub(crate) struct Request {
+    irp: *mut IrpLayout,
+    location: *mut IoStackLocation,
+    security: *mut IoSecurityContext,
+    buffer: *mut [u8],
+}
+
+/// A zeroed I/O structure (all-zero is valid for these: integers, raw pointers, unions of them).
+fn zeroed<T>() -> *mut T {
+    // SAFETY: only instantiated with `repr(C)` I/O manager structures, for which all-zero bytes
+    // are a valid value.
+    Box::into_raw(Box::new(unsafe { std::mem::zeroed::<T>() }))
+}
+
+impl Request {
+    fn new(major: usize, file: *mut FileObjectLayout, buffer: Vec<u8>) -> Self {
+        let (irp, location, security) = (zeroed::<IrpLayout>(), zeroed::<IoStackLocation>(), zeroed::<IoSecurityContext>());
+        let buffer = Box::into_raw(buffer.into_boxed_slice());
+        // SAFETY: (these writes) the structures just allocated, reached only through these pointers.
+        unsafe { (*location).major_function = u8::try_from(major).unwrap_or(u8::MAX) };
+        // SAFETY: as above.
+        unsafe { (*location).file_object = file.cast() };
+        // SAFETY: as above.
+        unsafe { (*irp).current_stack_location = location };
+        // SAFETY: as above.
+        unsafe { (*irp).stack_count = 1 };
+        // SAFETY: as above.
+        unsafe { (*irp).current_location = 1 };
+        Self { irp, location, security, buffer }
+    }
+
+    fn as_irp(&self) -> *mut Irp {
+        self.irp.cast()
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        // SAFETY: (each) allocated by `Box::into_raw` in `new`/`zeroed`, freed once here, after the
+        // driver completed the IRP.
+        drop(unsafe { Box::from_raw(self.irp) });
+        // SAFETY: as above.
+        drop(unsafe { Box::from_raw(self.location) });
+        // SAFETY: as above.
+        drop(unsafe { Box::from_raw(self.security) });
+        // SAFETY: as above.
+        drop(unsafe { Box::from_raw(self.buffer) });
+    }
+}
+
+impl DriverFilter {
+    /// Sends `request` to the control device's dispatch routine for `major` at `PASSIVE_LEVEL`
+    /// and returns what it returned and, if the driver completed it, `(status, information)`.
+    fn dispatch(&self, major: usize, request: &Request) -> (NtStatus, Option<(NtStatus, usize)>) {
+        let Some(device) = model::control_device() else { return (wanlayer_ndis::io::STATUS_INVALID_PARAMETER, None) };
+        let Some(dispatch) = device.dispatch.get(major).copied().flatten() else {
+            return (wanlayer_ndis::io::STATUS_INVALID_PARAMETER, None);
+        };
+        let entered = self.enter(wanlayer_core::hal::PathContext::default());
+        // SAFETY: an IRP for the driver's device in the I/O manager's layout, at PASSIVE_LEVEL,
+        // not completed yet; its memory lives until the driver completed it.
+        let returned = unsafe { invoke::dispatch(dispatch, device.device, request.as_irp()) };
+        self.settle(entered, None);
+        let completed = self.take_irp_completion(request.as_irp().addr());
+        (returned, completed)
+    }
+
+    /// Opens a handle on the control device with `access` (`FILE_READ_DATA` for reading,
+    /// `FILE_WRITE_DATA` for writing).
+    ///
+    /// # Errors
+    /// The status the driver's `IRP_MJ_CREATE` completed with.
+    pub fn control_open(&self, access: Access) -> Result<HandleId, NtStatus> {
+        let file = zeroed::<FileObjectLayout>();
+        let request = Request::new(IRP_MJ_CREATE, file, Vec::new());
+        let mut desired = 0;
+        if access.allows(Access::READ) {
+            desired |= FILE_READ_DATA;
+        }
+        if access.allows(Access::WRITE) {
+            desired |= FILE_WRITE_DATA;
+        }
+        // SAFETY: (both) the request's own structures, not yet given to the driver.
+        unsafe { (*request.security).desired_access = desired };
+        // SAFETY: as above.
+        let parameters = unsafe { &mut (*request.location).parameters };
+        // SAFETY: `create` is the union member of IRP_MJ_CREATE (all-zero valid).
+        let create = unsafe { &mut parameters.create };
+        create.security_context = request.security;
+        let (returned, completed) = self.dispatch(IRP_MJ_CREATE, &request);
+        let status = completed.map_or(returned, |(status, _)| status);
+        if status != 0 {
+            // SAFETY: the file object allocated above, which the driver refused.
+            drop(unsafe { Box::from_raw(file) });
+            return Err(status);
+        }
+        let id = HandleId(file.expose_provenance() as u64);
+        self.files.borrow_mut().insert(id.0, file);
+        Ok(id)
+    }
+
+    /// A buffered device control on `handle`.
+    pub fn control_ioctl(&self, handle: HandleId, code: u32, input: &[u8], output_len: usize) -> IoOutcome {
+        let io = IoId(self.next_io.get() + 1);
+        self.next_io.set(io.0);
+        let Some(&file) = self.files.borrow().get(&handle.0) else {
+            return IoOutcome::Complete(IoCompletion { id: io, status: Status::InvalidParameter, output: Vec::new() });
+        };
+        let mut buffer = vec![0; input.len().max(output_len)];
+        buffer[..input.len()].copy_from_slice(input);
+        let request = Request::new(IRP_MJ_DEVICE_CONTROL, file, buffer);
+        // SAFETY: (these writes) the request's own structures, not yet given to the driver;
+        // `device_io_control` is the union member of IRP_MJ_DEVICE_CONTROL.
+        unsafe { (*request.irp).system_buffer = request.buffer.cast::<c_void>() };
+        // SAFETY: as above.
+        let parameters = unsafe { &mut (*request.location).parameters };
+        // SAFETY: `device_io_control` is the union member of IRP_MJ_DEVICE_CONTROL (all-zero valid).
+        let parameters = unsafe { &mut parameters.device_io_control };
+        parameters.io_control_code = code;
+        parameters.input_buffer_length = u32::try_from(input.len()).unwrap_or(u32::MAX);
+        parameters.output_buffer_length = u32::try_from(output_len).unwrap_or(u32::MAX);
+        let (returned, completed) = self.dispatch(IRP_MJ_DEVICE_CONTROL, &request);
+        match completed {
+            Some((status, information)) => {
+                // SAFETY: the system buffer, completed: the driver no longer writes it.
+                let output = unsafe { &*request.buffer };
+                let written = information.min(output_len).min(output.len());
+                IoOutcome::Complete(IoCompletion { id: io, status: Status::from(status as u32), output: output[..written].to_vec() })
+            }
+            None if returned == STATUS_PENDING => {
+                self.pending_irps.borrow_mut().push(request);
+                IoOutcome::Pending(io)
+            }
+            None => IoOutcome::Complete(IoCompletion { id: io, status: Status::from(returned as u32), output: Vec::new() }),
+        }
+    }
+
+    /// Closes `handle`: `IRP_MJ_CLEANUP` (the driver completes what it still has pending), then
+    /// `IRP_MJ_CLOSE`.
+    pub fn control_close(&self, handle: HandleId) {
+        let Some(file) = self.files.borrow_mut().remove(&handle.0) else { return };
+        for major in [IRP_MJ_CLEANUP, IRP_MJ_CLOSE] {
+            let request = Request::new(major, file, Vec::new());
+            self.dispatch(major, &request);
+        }
+        // SAFETY: the handle's file object, closed: the driver no longer refers to it.
+        drop(unsafe { Box::from_raw(file) });
+    }
+}
