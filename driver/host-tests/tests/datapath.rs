@@ -25,3 +25,8 @@ fn a_receive_whose_count_disagrees_with_its_chain_is_handled_by_the_chain() {
 fn owned_receives_are_returned_and_sends_completed_through_the_drivers_handlers() {
     datapath::owned_receives_are_returned_and_sends_completed_through_the_drivers_handlers(&native());
 }
+
+#[test]
+fn nbls_with_several_net_buffers_pass_through_whole() {
+    datapath::nbls_with_several_net_buffers_pass_through_whole(&native());
+}

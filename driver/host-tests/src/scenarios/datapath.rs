@@ -26,7 +26,7 @@ const FIRST_PART: usize = 20;
 /// One NBL with one NET_BUFFER over two MDLs, and the memory they describe.
 struct Frame {
     nbl: Owned<NetBufferList>,
-    _net_buffer: Owned<NetBuffer>,
+    net_buffer: Owned<NetBuffer>,
     _mdls: [Owned<Mdl>; 2],
     _bytes: [Vec<u8>; 2],
 }
@@ -52,7 +52,7 @@ fn frame(payload: &[u8]) -> Frame {
     net_buffer.data_length.data_length = u32::try_from(payload.len()).expect("short");
     let mut nbl = zeroed::<NetBufferList>();
     nbl.first_net_buffer = net_buffer.ptr();
-    Frame { nbl, _net_buffer: net_buffer, _mdls: [first_mdl, second_mdl], _bytes: [first, second] }
+    Frame { nbl, net_buffer, _mdls: [first_mdl, second_mdl], _bytes: [first, second] }
 }
 
 /// An Ethernet/IPv4/UDP frame of 60 bytes.
@@ -217,6 +217,54 @@ pub fn owned_receives_are_returned_and_sends_completed_through_the_drivers_handl
         invoke::call(handlers.send_net_buffer_lists_complete.expect("send complete"), (loaded.context, head, SendCompleteFlags::default()))
     };
     assert_eq!(model::take_events(), [Event::SendsCompleted { filter: loaded.filter, nbls: order }]);
+    assert!(model::violations().is_empty(), "{:#?}", model::violations());
+    unload(loaded);
+}
+
+/// An NBL with `count` NET_BUFFERs, each a frame split over two MDLs with an offset: the frames
+/// of `count` one-NET_BUFFER NBLs, their NET_BUFFERs linked under the first NBL.
+fn several_net_buffers(count: usize) -> Vec<Frame> {
+    let mut frames: Vec<Frame> = (0..count).map(|index| frame(&payload(u8::try_from(index + 1).expect("small")))).collect();
+    for index in (1..frames.len()).rev() {
+        let next = frames[index].net_buffer.ptr();
+        frames[index - 1].net_buffer.next = next;
+    }
+    frames
+}
+
+/// A scenario (see the module doc): an NBL carrying three NET_BUFFERs is sent down and completed,
+/// and received (owned) and returned, as one NBL with its NET_BUFFERs as they came.
+pub fn nbls_with_several_net_buffers_pass_through_whole(target: &Target) {
+    let _run = model::begin();
+    let loaded = load(target);
+    let handlers = loaded.handlers;
+    let sent = several_net_buffers(3);
+    let head = sent[0].nbl.ptr();
+    // SAFETY: FilterSendNetBufferLists: the protocol's NBL, the filter's until completed.
+    unsafe { invoke::call(handlers.send_net_buffer_lists.expect("send"), (loaded.context, head, 0, SendFlags::default())) };
+    assert_eq!(model::take_events(), [Event::SentDown { filter: loaded.filter, nbls: vec![head.addr()] }]);
+    // SAFETY: the miniport completes the NBL it was sent, once.
+    unsafe {
+        invoke::call(handlers.send_net_buffer_lists_complete.expect("send complete"), (loaded.context, head, SendCompleteFlags::default()))
+    };
+    assert_eq!(model::take_events(), [Event::SendsCompleted { filter: loaded.filter, nbls: vec![head.addr()] }]);
+
+    let received = several_net_buffers(3);
+    let head = received[0].nbl.ptr();
+    // SAFETY: FilterReceiveNetBufferLists with an owned NBL: the filter's until returned.
+    unsafe { invoke::call(handlers.receive_net_buffer_lists.expect("receive"), (loaded.context, head, 0, 1, ReceiveFlags::default())) };
+    assert_eq!(model::take_events(), [Event::Indicated { filter: loaded.filter, nbls: vec![head.addr()], resources: false }]);
+    // SAFETY: the protocol returns the NBL it was indicated, once.
+    unsafe { invoke::call(handlers.return_net_buffer_lists.expect("return"), (loaded.context, head, ReturnFlags::default())) };
+    assert_eq!(model::take_events(), [Event::Returned { filter: loaded.filter, nbls: vec![head.addr()] }]);
+    let mut net_buffers = 0;
+    let mut next = received[0].net_buffer.ptr();
+    while !next.is_null() {
+        net_buffers += 1;
+        // SAFETY: a NET_BUFFER of the test's NBL, alive in `received`.
+        next = unsafe { (*next).next };
+    }
+    assert_eq!(net_buffers, 3, "the NBL comes back with its NET_BUFFERs");
     assert!(model::violations().is_empty(), "{:#?}", model::violations());
     unload(loaded);
 }

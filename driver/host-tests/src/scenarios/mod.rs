@@ -52,6 +52,7 @@ scenarios!(
     datapath::lent_receives_come_back_linked_as_they_came,
     datapath::a_receive_whose_count_disagrees_with_its_chain_is_handled_by_the_chain,
     datapath::owned_receives_are_returned_and_sends_completed_through_the_drivers_handlers,
+    datapath::nbls_with_several_net_buffers_pass_through_whole,
     control::handles_open_answer_refuse_and_close_through_the_dispatch_routines,
     control::a_pending_event_read_is_cancelled_or_completed_by_cleanup,
     control::an_event_completes_a_pending_read_through_the_wake_dpc,
