@@ -26,10 +26,10 @@ use wanlayer_ndis::filter::{FilterAttachParameters, FilterDriverCharacteristics,
 use wanlayer_ndis::io::DriverObjectLayout;
 use wanlayer_ndis::kernel::DriverObject;
 use wanlayer_ndis::nbl::{nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};
-use wanlayer_ndis::Nbl;
 use wanlayer_ndis::status::ANSWER_LATER_OFFSET;
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
 use wanlayer_ndis::wan::WanLineUp;
+use wanlayer_ndis::Nbl;
 
 /// `NDIS_STATUS_WAN_LINE_UP`.
 const WAN_LINE_UP: u32 = 0x4001_0008;
