@@ -152,11 +152,22 @@ impl DriverFilter {
                 IoOutcome::Complete(IoCompletion { id: io, status: Status::from(status as u32), output: output[..written].to_vec() })
             }
             None if returned == STATUS_PENDING => {
-                self.pending_irps.borrow_mut().push(request);
+                self.pending_irps.borrow_mut().push((io, output_len, request));
                 IoOutcome::Pending(io)
             }
             None => IoOutcome::Complete(IoCompletion { id: io, status: Status::from(returned as u32), output: Vec::new() }),
         }
+    }
+
+    /// How a device control that pended was completed, once the driver completed it.
+    pub fn control_completion(&self, io: IoId) -> Option<IoCompletion> {
+        let pending = self.pending_irps.borrow();
+        let (_, output_len, request) = pending.iter().find(|(pended, _, _)| *pended == io)?;
+        let (status, information) = self.take_irp_completion(request.as_irp().addr())?;
+        // SAFETY: the system buffer of a completed IRP: the driver no longer writes it.
+        let output = unsafe { &*request.buffer };
+        let written = information.min(*output_len).min(output.len());
+        Some(IoCompletion { id: io, status: Status::from(status as u32), output: output[..written].to_vec() })
     }
 
     /// Closes `handle`: `IRP_MJ_CLEANUP` (the driver completes what it still has pending), then

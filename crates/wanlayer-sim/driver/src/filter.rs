@@ -21,7 +21,7 @@ use wanlayer_ndis::oid::{
 use wanlayer_ndis::types::{object_type, ContextHandle, FilterModuleHandle, NblPoolHandle, NdisObjectHeader, UnicodeString};
 use wanlayer_ndis::wan::{WanLineDown, WanLineUp as NdisWanLineUp, NDIS_STATUS_WAN_LINE_UP};
 use wanlayer_sim::{
-    EngineFilter, FilterAttachParameters, FilterDriver, Irql, OidDisposition, OidKind, OidRequest, RequestId, Rule, SimChain, SimHal,
+    EngineFilter, FilterAttachParameters, FilterDriver, IoId, Irql, OidDisposition, OidKind, OidRequest, RequestId, Rule, SimChain, SimHal,
     StatusBuffer, StatusIndication,
 };
 
@@ -68,7 +68,10 @@ pub struct Shared {
     /// The last device control's identity.
     pub(crate) next_io: Cell<u64>,
     /// Device controls the driver pended, kept until it completed them and the world ends.
-    pub(crate) pending_irps: RefCell<Vec<Request>>,
+    pub(crate) pending_irps: RefCell<Vec<(IoId, usize, Request)>>,
+    /// DPCs the driver queued wait ([`DriverFilter::hold_dpcs`]) instead of running when a call
+    /// into the driver returns.
+    dpcs_held: Cell<bool>,
     /// `IofCompleteRequest`s seen: (IRP, status, information).
     irps_completed: RefCell<Vec<(usize, NtStatus, usize)>>,
 }
@@ -361,6 +364,17 @@ impl DriverFilter {
         }
     }
 
+    /// Holds the DPCs the driver queues from now on (`true`) — a processor busy at
+    /// `DISPATCH_LEVEL` — or lets them run, the held ones at once (`false`): how a test opens the
+    /// window between an event waking a handle and the wake DPC running.
+    pub fn hold_dpcs(&self, hold: bool) {
+        self.dpcs_held.set(hold);
+        if !hold && self.handlers.is_some() {
+            let entered = self.enter(PathContext::default());
+            self.settle(entered, None);
+        }
+    }
+
     /// What the system does to a loaded driver at shutdown: every module paused (completion not
     /// awaited) and detached, then `DriverUnload`. Nothing is delivered to the simulator any more.
     fn shut_down(&mut self) {
@@ -413,6 +427,11 @@ impl DriverFilter {
             model::set_irql(entered);
         }
         self.drain();
+        if !self.dpcs_held.get() {
+            // The processor drops below DISPATCH_LEVEL: the DPCs the call queued run.
+            model::run_dpcs();
+            self.drain();
+        }
         let log = model::log_since(self.log_seen.get());
         for line in &log {
             hal.log(Level::Info, format_args!("{}", line.trim_end()));
