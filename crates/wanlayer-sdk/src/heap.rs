@@ -70,9 +70,56 @@ impl<T> Drop for Pinned<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    extern crate std;
+
     use super::*;
+    use core::alloc::GlobalAlloc;
+    use core::cell::Cell;
     use core::sync::atomic::{AtomicUsize, Ordering};
+    use std::alloc::System;
+
+    std::thread_local! {
+        /// Whether this thread's allocations are refused now ([`refusing`]).
+        static REFUSE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The SDK's unit tests' global allocator: the system's, except that it refuses every
+    /// allocation a thread makes inside [`refusing`] (other threads' tests are untouched).
+    struct Refusing;
+
+    // SAFETY: forwards to the system allocator, or returns null (a failure GlobalAlloc allows).
+    unsafe impl GlobalAlloc for Refusing {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if REFUSE.with(Cell::get) {
+                return core::ptr::null_mut();
+            }
+            // SAFETY: the caller's layout, forwarded.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: every block this allocator handed out came from `System` with this layout.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Refusing = Refusing;
+
+    /// Runs `run` with every allocation of this thread refused: what an exhausted pool does.
+    pub(crate) fn refusing<R>(run: impl FnOnce() -> R) -> R {
+        REFUSE.with(|refuse| refuse.set(true));
+        let result = run();
+        REFUSE.with(|refuse| refuse.set(false));
+        result
+    }
+
+    #[test]
+    fn a_refused_allocation_is_an_error_not_an_abort() {
+        assert_eq!(refusing(|| Pinned::try_new(7u64).err()), Some(OutOfMemory));
+        assert_eq!(*Pinned::try_new(7u64).expect("allowed again"), 7);
+    }
 
     struct Counted<'a>(&'a AtomicUsize);
 

@@ -454,4 +454,15 @@ mod tests {
         let registration = table.register(&exact, 1, Quiet).expect("a name of exactly the maximum fits");
         assert_eq!(registration.deregister(), Ok(()));
     }
+
+    #[test]
+    fn a_registration_without_memory_fails_with_insufficient_resources() {
+        let raw = full_table();
+        // SAFETY: as above.
+        let table = unsafe { ProviderTable::from_answer(&raw, size_of::<abi::ProviderTable>()) }.expect("accepted");
+        let refused = crate::heap::tests::refusing(|| table.register("starved", 1, Quiet).err());
+        assert_eq!(refused, Some(Status::INSUFFICIENT_RESOURCES));
+        let registration = table.register("fed", 1, Quiet).expect("registers once memory is back");
+        assert_eq!(registration.deregister(), Ok(()));
+    }
 }
