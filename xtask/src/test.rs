@@ -138,7 +138,7 @@ pub fn run() -> Result<(), String> {
     step("the signed packages (release images), verified");
     package::run(package::Options::default())?;
 
-    step("the shipped images on an emulated processor: the driver-in-the-loop scenarios and the low-resources sweep against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64; debug and release)");
+    step("the shipped images on an emulated processor: the driver-in-the-loop scenarios and the low-resources sweep against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64; debug, and release as the signed package files)");
     emulate_images(&driver_manifest, &driver_target_dir)?;
 
     step("the demo session in the simulator");
@@ -245,8 +245,15 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
     let emulator = Path::new(driver_target_dir).join("debug").join("wanlayer-emulator");
     for arch in [Arch::X64, Arch::Arm64] {
         for profile in ["debug", "release"] {
-            let images = Path::new(driver_target_dir).join(build::target_triple(arch)).join(profile);
-            let (driver, vendor) = (images.join("wanlayer.dll"), images.join("wlclamp.dll"));
+            // The release pass runs the signed files the package step wrote (it ran before this
+            // step): the bytes that ship.
+            let (driver, vendor) = if profile == "release" {
+                let packaged = package::package_root().join(arch.to_string());
+                (packaged.join("wanlayer.sys"), packaged.join("wlclamp.sys"))
+            } else {
+                let images = Path::new(driver_target_dir).join(build::target_triple(arch)).join(profile);
+                (images.join("wanlayer.dll"), images.join("wlclamp.dll"))
+            };
             let label = format!("{arch} {profile}");
             let output = Command::new(&emulator)
                 .args(["--label", &label, "--driver"])

@@ -33,11 +33,11 @@ const STATUS_INVALID_PARAMETER: NtStatus = 0xC000_000D_u32 as NtStatus;
 const STATUS_CANCELLED: NtStatus = 0xC000_0120_u32 as NtStatus;
 
 /// An IRP with its one stack location, security context and system buffer.
-struct Request {
+pub(super) struct Request {
     irp: Owned<IrpLayout>,
     _location: Owned<IoStackLocation>,
     _security: Owned<IoSecurityContext>,
-    buffer: Vec<u8>,
+    pub(super) buffer: Vec<u8>,
 }
 
 impl Request {
@@ -62,7 +62,7 @@ impl Request {
         request
     }
 
-    fn device_control(file: *mut FileObjectLayout, code: u32, input: &[u8], output_len: usize) -> Self {
+    pub(super) fn device_control(file: *mut FileObjectLayout, code: u32, input: &[u8], output_len: usize) -> Self {
         let mut request = Self::new(IRP_MJ_DEVICE_CONTROL, file);
         request.buffer = vec![0; input.len().max(output_len)];
         request.buffer[..input.len()].copy_from_slice(input);
@@ -83,7 +83,7 @@ impl Request {
     }
 
     /// Sends the IRP to the control device's dispatch routine, as the I/O manager does.
-    fn send(&mut self, major: usize) -> NtStatus {
+    pub(super) fn send(&mut self, major: usize) -> NtStatus {
         let device = model::control_device().expect("the control device");
         let dispatch = device.dispatch[major].expect("a dispatch routine");
         // SAFETY: an IRP for the driver's device, built in the I/O manager's layout, at
@@ -92,7 +92,7 @@ impl Request {
     }
 
     /// The `IofCompleteRequest` of this IRP among `events`, as (status, information).
-    fn completion(&mut self, events: &[Event]) -> Option<(NtStatus, usize)> {
+    pub(super) fn completion(&mut self, events: &[Event]) -> Option<(NtStatus, usize)> {
         let irp = self.as_ptr().addr();
         events.iter().find_map(|event| match *event {
             Event::IrpCompleted { irp: completed, status, information } if completed == irp => Some((status, information)),
@@ -102,7 +102,7 @@ impl Request {
 }
 
 /// Opens a handle: a new file object and an `IRP_MJ_CREATE` on it.
-fn open(desired_access: u32) -> (Owned<FileObjectLayout>, NtStatus) {
+pub(super) fn open(desired_access: u32) -> (Owned<FileObjectLayout>, NtStatus) {
     let file = zeroed::<FileObjectLayout>();
     let mut create = Request::create(file.ptr(), desired_access);
     let status = create.send(IRP_MJ_CREATE);
@@ -110,7 +110,7 @@ fn open(desired_access: u32) -> (Owned<FileObjectLayout>, NtStatus) {
     (file, status)
 }
 
-fn close(file: &Owned<FileObjectLayout>) {
+pub(super) fn close(file: &Owned<FileObjectLayout>) {
     let mut cleanup = Request::new(IRP_MJ_CLEANUP, file.ptr());
     assert_eq!(cleanup.send(IRP_MJ_CLEANUP), 0);
     let mut close = Request::new(IRP_MJ_CLOSE, file.ptr());

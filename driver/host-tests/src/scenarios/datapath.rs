@@ -24,14 +24,14 @@ const OFFSET: usize = 6;
 const FIRST_PART: usize = 20;
 
 /// One NBL with one NET_BUFFER over two MDLs, and the memory they describe.
-struct Frame {
-    nbl: Owned<NetBufferList>,
+pub(super) struct Frame {
+    pub(super) nbl: Owned<NetBufferList>,
     net_buffer: Owned<NetBuffer>,
     _mdls: [Owned<Mdl>; 2],
     _bytes: [Vec<u8>; 2],
 }
 
-fn frame(payload: &[u8]) -> Frame {
+pub(super) fn frame(payload: &[u8]) -> Frame {
     let mut first: Vec<u8> = vec![0xEE; OFFSET + FIRST_PART];
     first[OFFSET..].copy_from_slice(&payload[..FIRST_PART]);
     let mut second: Vec<u8> = payload[FIRST_PART..].to_vec();
@@ -56,7 +56,7 @@ fn frame(payload: &[u8]) -> Frame {
 }
 
 /// An Ethernet/IPv4/UDP frame of 60 bytes.
-fn payload(index: u8) -> Vec<u8> {
+pub(super) fn payload(index: u8) -> Vec<u8> {
     let mut bytes = vec![0u8; 60];
     bytes[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
     bytes[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);

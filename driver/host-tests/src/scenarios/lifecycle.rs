@@ -29,21 +29,21 @@ const REQUEST_ABORTED: u32 = 0xC000_023A;
 /// `NDIS_STATUS_LINK_STATE`: an indication the filter passes on untouched.
 const LINK_STATE: u32 = 0x4001_0107;
 /// `NDIS_STATUS_WAN_LINE_UP`.
-const WAN_LINE_UP: u32 = 0x4001_0008;
+pub(super) const WAN_LINE_UP: u32 = 0x4001_0008;
 /// `NDIS_STATUS_WAN_LINE_DOWN`.
-const WAN_LINE_DOWN: u32 = 0x4001_0009;
+pub(super) const WAN_LINE_DOWN: u32 = 0x4001_0009;
 /// The remote address NdisWan gives a link (its last four bytes name the link).
-const REMOTE: [u8; 6] = [0x00, 0x00, 0x00, 0x00, 0x00, 0x07];
+pub(super) const REMOTE: [u8; 6] = [0x00, 0x00, 0x00, 0x00, 0x00, 0x07];
 /// NdisWan's IP edges' MAC ends in " RAS".
-const RAS_MAC: [u8; 6] = [0x00, 0x00, 0x20, 0x52, 0x41, 0x53];
+pub(super) const RAS_MAC: [u8; 6] = [0x00, 0x00, 0x20, 0x52, 0x41, 0x53];
 
 /// A counted UTF-16 string and the `UNICODE_STRING` over it.
-struct Name {
+pub(super) struct Name {
     _units: Vec<u16>,
     string: UnicodeString,
 }
 
-fn name(text: &str) -> Owned<Name> {
+pub(super) fn name(text: &str) -> Owned<Name> {
     let mut units: Vec<u16> = text.encode_utf16().collect();
     let string = UnicodeString {
         length: u16::try_from(units.len() * 2).expect("short name"),
@@ -54,13 +54,13 @@ fn name(text: &str) -> Owned<Name> {
 }
 
 /// The driver, loaded: its driver object and the handlers it registered.
-struct Loaded {
+pub(super) struct Loaded {
     driver_object: Owned<DriverObjectLayout>,
-    handlers: FilterDriverCharacteristics,
+    pub(super) handlers: FilterDriverCharacteristics,
     _registry_path: Owned<Name>,
 }
 
-fn load(target: &Target) -> Loaded {
+pub(super) fn load(target: &Target) -> Loaded {
     let driver_object = zeroed::<DriverObjectLayout>();
     let registry_path = name("\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer");
     let object = driver_object.ptr().cast::<DriverObject>();
@@ -75,7 +75,7 @@ fn load(target: &Target) -> Loaded {
     Loaded { driver_object, handlers, _registry_path: registry_path }
 }
 
-fn unload(loaded: Loaded) {
+pub(super) fn unload(loaded: Loaded) {
     let unload = loaded.driver_object.driver_unload.expect("DriverEntry set DriverUnload");
     // SAFETY: the unload routine DriverEntry set, called once after the last handle closed.
     unsafe { invoke::call(unload, (loaded.driver_object.ptr().cast(),)) };
@@ -84,12 +84,12 @@ fn unload(loaded: Loaded) {
 }
 
 /// Attach parameters for an adapter.
-struct Adapter {
+pub(super) struct Adapter {
     parameters: Owned<FilterAttachParameters>,
     _name: Owned<Name>,
 }
 
-fn adapter(base_miniport_name: &str, medium: u32, mac: [u8; 6]) -> Adapter {
+pub(super) fn adapter(base_miniport_name: &str, medium: u32, mac: [u8; 6]) -> Adapter {
     let name = name(base_miniport_name);
     let mut parameters = zeroed::<FilterAttachParameters>();
     parameters.header = NdisObjectHeader::new(object_type::FILTER_ATTACH_PARAMETERS, 1, size_of::<FilterAttachParameters>());
@@ -102,7 +102,7 @@ fn adapter(base_miniport_name: &str, medium: u32, mac: [u8; 6]) -> Adapter {
     Adapter { parameters, _name: name }
 }
 
-fn attach(loaded: &Loaded, adapter: &mut Adapter) -> (u32, FilterModuleHandle) {
+pub(super) fn attach(loaded: &Loaded, adapter: &mut Adapter) -> (u32, FilterModuleHandle) {
     let filter = model::new_filter_module_handle();
     let attach = loaded.handlers.attach.expect("FilterAttach");
     // SAFETY: FilterAttach as NDIS calls it: a new filter module handle and attach parameters
@@ -194,12 +194,12 @@ pub fn a_module_lives_its_whole_life_through_the_drivers_handlers(target: &Targe
 
 /// `NDIS_WAN_LINE_UP` followed by its IPv4 protocol buffer, as NdisWan lays it out.
 #[repr(C)]
-struct LineUpBuffer {
-    line_up: WanLineUp,
-    protocol: [u8; 600],
+pub(super) struct LineUpBuffer {
+    pub(super) line_up: WanLineUp,
+    pub(super) protocol: [u8; 600],
 }
 
-fn status_indication(code: u32, buffer: *mut c_void, size: usize) -> Owned<StatusIndication> {
+pub(super) fn status_indication(code: u32, buffer: *mut c_void, size: usize) -> Owned<StatusIndication> {
     let mut indication = zeroed::<StatusIndication>();
     indication.header = NdisObjectHeader::new(object_type::STATUS_INDICATION, 1, size_of::<StatusIndication>());
     indication.status_code = code;

@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod datapath;
+pub mod held;
 pub mod lifecycle;
 pub mod low_resources;
 pub mod registry;
@@ -57,6 +58,8 @@ scenarios!(
     control::a_pending_event_read_is_cancelled_or_completed_by_cleanup,
     control::an_event_completes_a_pending_read_through_the_wake_dpc,
     control::internal_device_controls_from_user_mode_or_with_other_codes_are_refused,
+    held::a_line_down_releases_the_packets_a_hook_holds_exactly_once,
+    held::a_pause_releases_the_packets_a_hook_holds_exactly_once,
     registry::a_set_rules_is_saved_and_in_force_again_after_a_reload,
     registry::a_corrupt_saved_set_is_refused_and_the_driver_starts_without_rules,
 );

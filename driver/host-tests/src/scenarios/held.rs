@@ -1,0 +1,182 @@
+//! Packets a hook holds, released by the module's own events: a user-mode hook (divert, opened
+//! through the control device's `IOCTL_DIVERT_OPEN` on a read-write handle) takes the UDP sends
+//! of a WAN link, and the engine holds them under their tickets; then the link's line down, or
+//! the module's pause, releases every held packet — each completed to the protocol exactly once,
+//! none sent down — and the handle's cleanup removes the hook. Nothing is left at unload.
+
+use super::Target;
+use std::ptr;
+
+use super::control::{self, Request};
+use super::datapath::{self, Frame};
+use super::lifecycle::{self, LineUpBuffer, RAS_MAC, REMOTE, WAN_LINE_DOWN, WAN_LINE_UP};
+use crate::common::zeroed;
+
+use wanlayer_kernel_model::invoke;
+use wanlayer_kernel_model::{self as model, Event};
+use wanlayer_ndis::filter::SendFlags;
+use wanlayer_ndis::kernel::{FILE_READ_DATA, FILE_WRITE_DATA, IRP_MJ_DEVICE_CONTROL};
+use wanlayer_ndis::types::{ContextHandle, UnicodeString};
+use wanlayer_ndis::wan::{WanLineDown, WanLineUp};
+use wanlayer_proto::ioctl::IOCTL_DIVERT_OPEN;
+use wanlayer_proto::{DivertInfo, DivertOpen, DivertOpenRepr, FailPolicy, DIVERT_SEND};
+
+/// UDP sends the hook holds.
+const HELD: usize = 3;
+
+/// What releases the held packets.
+#[derive(Clone, Copy, Debug)]
+enum Release {
+    /// The link's `NDIS_STATUS_WAN_LINE_DOWN`.
+    LineDown,
+    /// The module's `FilterPause`.
+    Pause,
+}
+
+/// The `IOCTL_DIVERT_OPEN` input: a send hook diverting UDP, fail open, a minute's time limit
+/// (so that nothing expires during the scenario).
+fn divert_open_input() -> Vec<u8> {
+    let rule = wanlayer_rules::RuleSource { id: 1, priority: 0, action: wanlayer_rules::Action::Divert, filter: "udp" };
+    let blob = wanlayer_rules::compile(&[rule]).expect("the filter compiles");
+    let repr = DivertOpenRepr {
+        altitude: 2000,
+        directions: DIVERT_SEND,
+        fail_policy: FailPolicy::Pass,
+        queue_len: 16,
+        timeout_ms: 60_000,
+        max_frame: 1600,
+        blob: &blob,
+    };
+    let mut input = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut DivertOpen::new_unchecked(&mut input[..])).expect("the request fits");
+    input
+}
+
+/// A UDP frame of the link: addressed to its remote address, as the IP layer sends on NdisWan.
+fn link_frame(index: u8) -> Frame {
+    let mut bytes = datapath::payload(index);
+    bytes[..6].copy_from_slice(&REMOTE);
+    datapath::frame(&bytes)
+}
+
+/// The NBLs among `events` that went to the protocol (completed) and to the miniport (sent down),
+/// each in the order of the events.
+fn completed_and_sent(events: &[Event], filter: usize) -> (Vec<usize>, Vec<usize>) {
+    let (mut completed, mut sent) = (Vec::new(), Vec::new());
+    for event in events {
+        match event {
+            Event::SendsCompleted { filter: of, nbls } if *of == filter => completed.extend(nbls),
+            Event::SentDown { filter: of, nbls } if *of == filter => sent.extend(nbls),
+            _ => {}
+        }
+    }
+    (completed, sent)
+}
+
+fn released_by(target: &Target, release: Release) {
+    let _run = model::begin();
+    let loaded = lifecycle::load(target);
+    let handlers = loaded.handlers;
+    let mut wan = lifecycle::adapter("\\DEVICE\\NDISWANIP", 0, RAS_MAC);
+    let (status, filter) = lifecycle::attach(&loaded, &mut wan);
+    assert_eq!(status, 0, "attach: {:?}", model::log());
+    let context: ContextHandle = model::module_context(filter).expect("context");
+    let module = filter.as_raw().addr();
+    // SAFETY: (this and each handler call below) the module's context, as NDIS passes it, with
+    // structures valid for the call.
+    assert_eq!(unsafe { invoke::call(handlers.restart.expect("restart"), (context, ptr::null_mut())) }, 0);
+
+    let mut device_name: Vec<u16> = "\\DEVICE\\NDISWANIP".encode_utf16().collect();
+    let mut buffer = zeroed::<LineUpBuffer>();
+    buffer.protocol[584..588].copy_from_slice(&[10, 0, 0, 7]);
+    // SAFETY: `buffer` is alive; the pointer is derived from its one pointer.
+    let protocol = unsafe { ptr::addr_of_mut!((*buffer.ptr()).protocol) }.cast::<u8>();
+    let name_bytes = u16::try_from(device_name.len() * 2).expect("short");
+    buffer.line_up = WanLineUp {
+        link_speed: 1_000_000,
+        maximum_total_size: 1500,
+        quality: 2,
+        send_window: 10,
+        remote_address: REMOTE,
+        local_address: [0; 6],
+        protocol_buffer_length: 600,
+        protocol_buffer: protocol,
+        protocol_type: 0x0800,
+        device_name: UnicodeString { length: name_bytes, maximum_length: name_bytes, buffer: device_name.as_mut_ptr() },
+    };
+    let up = lifecycle::status_indication(WAN_LINE_UP, buffer.ptr().cast(), size_of::<LineUpBuffer>());
+    // SAFETY: as above.
+    unsafe { invoke::call(handlers.status.expect("status"), (context, up.ptr())) };
+    assert_eq!(model::take_events(), [Event::Status { filter: module, code: WAN_LINE_UP }]);
+
+    let (file, status) = control::open(FILE_READ_DATA | FILE_WRITE_DATA);
+    assert_eq!(status, 0);
+    let mut divert = Request::device_control(file.ptr(), IOCTL_DIVERT_OPEN, &divert_open_input(), DivertInfo::<&[u8]>::LEN);
+    assert_eq!(divert.send(IRP_MJ_DEVICE_CONTROL), 0, "DIVERT_OPEN: {:?}", model::log());
+    model::take_events();
+
+    // The sends are taken by the hook: none goes down, none completes.
+    let frames: Vec<Frame> = (0..HELD).map(|index| link_frame(u8::try_from(index).expect("few"))).collect();
+    let mut held: Vec<usize> = frames.iter().map(|frame| frame.nbl.ptr().addr()).collect();
+    for frame in &frames {
+        // SAFETY: FilterSendNetBufferLists with one NBL: the protocol's, the filter's until completed.
+        unsafe { invoke::call(handlers.send_net_buffer_lists.expect("send"), (context, frame.nbl.ptr(), 0, SendFlags::default())) };
+    }
+    model::run_dpcs();
+    let events = model::take_events();
+    assert_eq!(completed_and_sent(&events, module), (Vec::new(), Vec::new()), "held by the hook: {events:?}");
+
+    let mut line_down = WanLineDown { remote_address: REMOTE, local_address: [0; 6] };
+    let down = lifecycle::status_indication(WAN_LINE_DOWN, ptr::from_mut(&mut line_down).cast(), size_of::<WanLineDown>());
+    let pause_pended = match release {
+        Release::LineDown => {
+            // SAFETY: as above.
+            unsafe { invoke::call(handlers.status.expect("status"), (context, down.ptr())) };
+            false
+        }
+        Release::Pause => {
+            // SAFETY: as above: the running module is paused.
+            let status = unsafe { invoke::call(handlers.pause.expect("pause"), (context, ptr::null_mut())) };
+            assert!(status == 0 || status == model::STATUS_PENDING, "pause: {status:#x}");
+            status == model::STATUS_PENDING
+        }
+    };
+    model::run_dpcs();
+    let events = model::take_events();
+    let (mut completed, sent) = completed_and_sent(&events, module);
+    assert!(sent.is_empty(), "{release:?}: a released packet is not sent on: {events:?}");
+    completed.sort_unstable();
+    held.sort_unstable();
+    assert_eq!(completed, held, "{release:?}: every held packet completed to the protocol exactly once: {events:?}");
+    assert_eq!(
+        events.contains(&Event::PauseComplete { filter: module }),
+        pause_pended,
+        "{release:?}: a pause that pended completes once the held packets are back: {events:?}"
+    );
+
+    // Cleanup of the handle removes the hook; nothing is released a second time.
+    control::close(&file);
+    model::run_dpcs();
+    let events = model::take_events();
+    assert_eq!(completed_and_sent(&events, module), (Vec::new(), Vec::new()), "{release:?}: released once: {events:?}");
+    if matches!(release, Release::LineDown) {
+        // SAFETY: as above: the running module is paused.
+        let status = unsafe { invoke::call(handlers.pause.expect("pause"), (context, ptr::null_mut())) };
+        assert_eq!(status, 0, "nothing held any more: the pause completes at once");
+    }
+    // SAFETY: as above; the module is paused.
+    unsafe { invoke::call(handlers.detach.expect("detach"), (context,)) };
+    assert!(model::violations().is_empty(), "{release:?}: {:#?}", model::violations());
+    drop(frames);
+    lifecycle::unload(loaded);
+}
+
+/// A scenario (see the module doc): the link's line down releases the packets the hook holds.
+pub fn a_line_down_releases_the_packets_a_hook_holds_exactly_once(target: &Target) {
+    released_by(target, Release::LineDown);
+}
+
+/// A scenario (see the module doc): the module's pause releases the packets the hook holds.
+pub fn a_pause_releases_the_packets_a_hook_holds_exactly_once(target: &Target) {
+    released_by(target, Release::Pause);
+}
