@@ -8,7 +8,7 @@ use wanlayer_core::hal::Pool;
 use wanlayer_core::EngineConfig;
 use wanlayer_sim::{Edge, LinkParams, ReceiveOptions, Rras};
 use wanlayer_tests::hooks::CountingHook;
-use wanlayer_tests::setup::{drain_events, finish, module, start_with_engine, UDP};
+use wanlayer_tests::setup::{drain_events, finish, module, start, start_with_engine, UDP};
 
 fn small_queue(capacity: usize) -> EngineConfig {
     EngineConfig { event_capacity: capacity, ..EngineConfig::default() }
@@ -89,7 +89,7 @@ fn the_queue_room_is_charged_once_to_the_event_pool_by_capacity() {
 
 #[test]
 fn every_state_change_of_a_module_is_an_event_in_order() {
-    let rras = start_with_engine(Rras::builder().ethernet(), EngineConfig::default());
+    let rras = start(Rras::builder().ethernet());
     let ethernet = module(&rras, Edge::Ethernet);
     drain_events(rras.engine());
     rras.pause_and_settle(Edge::Ethernet).expect("pauses");
