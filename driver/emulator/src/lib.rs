@@ -15,10 +15,15 @@
 //! Not modelled: processor state a kernel provides through GS / X18 (the driver reads none), and
 //! any concurrency (one emulated processor).
 //!
-//! Extending to x86 (PE32): [`image::load`] would parse `PeFile32` and apply `HIGHLOW`
-//! relocations; the machine's stubs would read `stdcall` arguments from the stack above the return
-//! address and return with `ret 4 * arity` (the export table's arity), the `FASTCALL` imports
-//! taking their first two arguments in ECX and EDX; nested calls push their arguments the same way.
+//! x86 (PE32): [`image::load`] maps an x86 image below 4 GiB (`MAP_32BIT`), applies its
+//! `HIGHLOW` relocations and matches its 4-byte IAT slots to the model's exports by name, and the
+//! program reports that for each x86 image; no x86 image runs ([`machine::X86_NOT_RUN`] says
+//! why). Running one needs, beyond a 32-bit machine (`stdcall` stubs returning with
+//! `ret 4 * stack words`, the `FASTCALL` imports taking their first two arguments in ECX and EDX,
+//! calls into the guest pushing their arguments): the structures the model and the scenarios
+//! hand to the driver in x86 layouts, in memory below 4 GiB — a model built for a 32-bit host, or
+//! one translating each structure — and the x86-only imports (`KfAcquireSpinLock`,
+//! `KfReleaseSpinLock`, `_aulldiv`) in the model.
 #![cfg(not(target_os = "windows"))]
 
 pub mod image;

@@ -51,6 +51,19 @@ mod RegisterARM64 {
     pub const CPACR_EL1: i32 = 261;
 }
 
+/// The instruction sets a machine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    X64,
+    Arm64,
+}
+
+/// Why an x86 image is loaded (relocated, every import bound by name) but not run.
+pub const X86_NOT_RUN: &str = "x86 images are loaded below 4 GiB, relocated and their imports matched by name, but not run: the kernel model and the scenarios build \
+     their NDIS structures in x64 layouts (8-byte pointers) in 64-bit host memory, and a 32-bit guest reads x86 layouts through 4-byte \
+     pointers; the import stubs would also need each export's x86 convention (stdcall stack bytes, FASTCALL), which the model's \
+     export table does not record";
+
 /// Bytes of stub per import.
 const STUB: usize = 16;
 /// The guest stack: Windows gives a kernel thread 24 KiB on x64 and ARM64; the emulator gives
@@ -74,7 +87,7 @@ struct Region {
 
 /// State the hooks and the executor share.
 struct Shared {
-    arch: Arch,
+    arch: Isa,
     /// Stub `i` calls `imports[i]`: the image's imports, then routines found at run time
     /// (`MmGetSystemRoutineAddress`).
     imports: RefCell<Vec<&'static Export>>,
@@ -252,12 +265,17 @@ impl Machine {
         if let Some(other) = images.iter().find(|image| image.arch != machine_arch) {
             return Err(format!("{}: {:?}, not {machine_arch:?} as the images before", other.name, other.arch));
         }
-        let (arch, mode) = match machine_arch {
-            Arch::X64 => (UcArch::X86, Mode::MODE_64),
-            Arch::Arm64 => (UcArch::ARM64, Mode::ARM),
+        let isa = match machine_arch {
+            Arch::X64 => Isa::X64,
+            Arch::Arm64 => Isa::Arm64,
+            Arch::X86 => return Err(format!("{}: {X86_NOT_RUN}", first.name)),
+        };
+        let (arch, mode) = match isa {
+            Isa::X64 => (UcArch::X86, Mode::MODE_64),
+            Isa::Arm64 => (UcArch::ARM64, Mode::ARM),
         };
         let mut engine = Unicorn::new(arch, mode).map_err(error("open"))?;
-        if machine_arch == Arch::Arm64 {
+        if isa == Isa::Arm64 {
             // CPACR_EL1.FPEN: SIMD and floating point enabled (compiled code moves with them).
             engine.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(error("CPACR_EL1"))?;
         }
@@ -270,9 +288,9 @@ impl Machine {
         if all_imports.len() * STUB > PAGE {
             return Err("emulator: more imports than one stub page holds".to_owned());
         }
-        let ret: &[u8] = match machine_arch {
-            Arch::X64 => &[0xC3],
-            Arch::Arm64 => &[0xC0, 0x03, 0x5F, 0xD6],
+        let ret: &[u8] = match isa {
+            Isa::X64 => &[0xC3],
+            Isa::Arm64 => &[0xC0, 0x03, 0x5F, 0xD6],
         };
         for index in 0..PAGE / STUB {
             for at in [index * STUB, PAGE + index * STUB] {
@@ -308,7 +326,7 @@ impl Machine {
         }
         .map_err(error("map the stack"))?;
         let shared = Rc::new(Shared {
-            arch: machine_arch,
+            arch: isa,
             imports: RefCell::new(all_imports),
             stubs: stubs.addr(),
             sentinels: stubs.addr() + PAGE,
@@ -433,8 +451,8 @@ impl Machine {
         shared.depth.set(depth);
         let pc = self.program_counter();
         let result = match self.shared.arch {
-            Arch::X64 => engine.reg_read(RegisterX86::RAX),
-            Arch::Arm64 => engine.reg_read(RegisterARM64::X0),
+            Isa::X64 => engine.reg_read(RegisterX86::RAX),
+            Isa::Arm64 => engine.reg_read(RegisterARM64::X0),
         }
         .unwrap_or(0);
         engine.context_restore(&saved).expect("emulator: restore the processor state");
@@ -471,7 +489,7 @@ impl Machine {
     ) -> Result<(), String> {
         let error = |error| format!("emulator: registers for the call of {address:#x}: {error:?}");
         match self.shared.arch {
-            Arch::X64 => {
+            Isa::X64 => {
                 let frame = (0x28 + 8 * arguments.len()).next_multiple_of(16);
                 let entry_sp = sp - frame - 8;
                 let mut words = vec![sentinel as u64, 0, 0, 0, 0];
@@ -482,7 +500,7 @@ impl Machine {
                 }
                 engine.reg_write(RegisterX86::RSP, entry_sp as u64).map_err(error)?;
             }
-            Arch::Arm64 => {
+            Isa::Arm64 => {
                 let stacked: Vec<u64> = arguments.iter().skip(8).copied().collect();
                 let entry_sp = (sp - 8 * stacked.len()) & !0xF;
                 write_words(entry_sp, &stacked);
@@ -519,8 +537,8 @@ impl Machine {
     fn program_counter(&self) -> usize {
         let engine = self.engine();
         let register = match self.shared.arch {
-            Arch::X64 => engine.reg_read(RegisterX86::RIP),
-            Arch::Arm64 => engine.reg_read(RegisterARM64::PC),
+            Isa::X64 => engine.reg_read(RegisterX86::RIP),
+            Isa::Arm64 => engine.reg_read(RegisterARM64::PC),
         };
         register.unwrap_or(0) as usize
     }
@@ -533,10 +551,10 @@ impl Machine {
     }
 }
 
-fn stack_pointer(engine: &Unicorn<'_, ()>, arch: Arch) -> usize {
+fn stack_pointer(engine: &Unicorn<'_, ()>, arch: Isa) -> usize {
     let register = match arch {
-        Arch::X64 => engine.reg_read(RegisterX86::RSP),
-        Arch::Arm64 => engine.reg_read(RegisterARM64::SP),
+        Isa::X64 => engine.reg_read(RegisterX86::RSP),
+        Isa::Arm64 => engine.reg_read(RegisterARM64::SP),
     };
     register.unwrap_or(0) as usize
 }
@@ -570,7 +588,7 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
     let mut arguments = Vec::with_capacity(export.arity);
     for index in 0..export.arity {
         let value = match shared.arch {
-            Arch::X64 => match index {
+            Isa::X64 => match index {
                 0 => engine.reg_read(RegisterX86::RCX),
                 1 => engine.reg_read(RegisterX86::RDX),
                 2 => engine.reg_read(RegisterX86::R8),
@@ -578,7 +596,7 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
                 // SAFETY: the caller's stack arguments, above the return address and shadow space.
                 _ => Ok(unsafe { std::ptr::with_exposed_provenance::<u64>(sp + 0x28 + 8 * (index - 4)).read_unaligned() }),
             },
-            Arch::Arm64 => match index {
+            Isa::Arm64 => match index {
                 0..=7 => engine.reg_read(RegisterARM64::X0 + index as i32),
                 // SAFETY: the caller's stack arguments at its stack pointer.
                 _ => Ok(unsafe { std::ptr::with_exposed_provenance::<u64>(sp + 8 * (index - 8)).read_unaligned() }),
@@ -608,8 +626,8 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
         };
     }
     let written = match shared.arch {
-        Arch::X64 => engine.reg_write(RegisterX86::RAX, result),
-        Arch::Arm64 => engine.reg_write(RegisterARM64::X0, result),
+        Isa::X64 => engine.reg_write(RegisterX86::RAX, result),
+        Isa::Arm64 => engine.reg_write(RegisterARM64::X0, result),
     };
     if shared.failure.borrow().is_some() || written.is_err() {
         let _ = engine.emu_stop();

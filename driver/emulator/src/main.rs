@@ -30,6 +30,8 @@ mod emulate {
 
     use wanlayer_driver_host_tests::scenarios::low_resources::SWEEP;
     use wanlayer_driver_host_tests::scenarios::ALL;
+    use wanlayer_emulator::image::{self, Arch};
+    use wanlayer_emulator::machine::X86_NOT_RUN;
     use wanlayer_emulator::run::{self, ImageFile};
 
     /// The tag of the line a child prints with its outcome.
@@ -194,8 +196,13 @@ mod emulate {
 
     fn parent(program: &str, arguments: &Arguments) -> Result<bool, String> {
         let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
-        let file = ImageFile::read(driver)?;
-        let label = if arguments.label.is_empty() { file.arch.name().to_owned() } else { arguments.label.clone() };
+        let (arch, _) = load_naming_unknown(driver)?;
+        let label = if arguments.label.is_empty() { arch.name().to_owned() } else { arguments.label.clone() };
+        if arch == Arch::X86 {
+            return loaded_only(&label, [Some(driver.as_path()), arguments.vendor.as_deref()].into_iter().flatten());
+        }
+        // Loaded once up front: an import the model lacks fails here, by name.
+        ImageFile::read(driver)?;
         let driver_text = driver.display().to_string();
         let mut failed = Vec::new();
         for probe in run::Probe::ALL {
@@ -258,6 +265,36 @@ mod emulate {
             }
         }
         Ok(failed.is_empty() && sweep_failures.is_empty() && vendor_ok)
+    }
+
+    /// The architecture of the image at `path`, loaded once, and the imports the model lacks.
+    fn load_naming_unknown(path: &std::path::Path) -> Result<(Arch, Vec<String>), String> {
+        let data = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let (image, unknown) = image::load_naming_unknown_imports(&file_name(path), &data)?;
+        Ok((image.arch, unknown))
+    }
+
+    /// x86 images: each loaded below 4 GiB, its relocations applied and its imports matched to the
+    /// kernel model's exports by name (those the model lacks named), and nothing run (why:
+    /// [`X86_NOT_RUN`]); `Ok(false)` when a relocated address points outside its image.
+    fn loaded_only<'a>(label: &str, paths: impl Iterator<Item = &'a std::path::Path>) -> Result<bool, String> {
+        let mut clean = true;
+        for path in paths {
+            let data = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+            let (image, unknown) = image::load_naming_unknown_imports(&file_name(path), &data)?;
+            clean &= image.relocated_outside == 0;
+            let unknown = if unknown.is_empty() { String::new() } else { format!("; not in the model (x86-only): {}", unknown.join(", ")) };
+            println!(
+                "emulator: {label}: {} loaded at {:#x} (below 4 GiB), {} HIGHLOW relocations applied ({} pointing outside the image), {} imports matched to the kernel model by name{unknown}",
+                file_name(path),
+                image.base(),
+                image.relocations,
+                image.relocated_outside,
+                image.imports.len()
+            );
+        }
+        println!("emulator: {label}: scenarios NOT run: {X86_NOT_RUN}");
+        Ok(clean)
     }
 
     fn file_name(path: &std::path::Path) -> String {
