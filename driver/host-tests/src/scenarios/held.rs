@@ -2,7 +2,8 @@
 //! through the control device's `IOCTL_DIVERT_OPEN` on a read-write handle) takes the UDP sends
 //! of a WAN link, and the engine holds them under their tickets; then the link's line down, or
 //! the module's pause, releases every held packet — each completed to the protocol exactly once,
-//! none sent down — and the handle's cleanup removes the hook. Nothing is left at unload.
+//! none sent down; the hook's reader had their tickets, and its verdicts on them afterwards are
+//! refused — and the handle's cleanup removes the hook. Nothing is left at unload.
 
 use super::Target;
 use std::ptr;
@@ -15,11 +16,15 @@ use crate::common::zeroed;
 use wanlayer_kernel_model::invoke;
 use wanlayer_kernel_model::{self as model, Event};
 use wanlayer_ndis::filter::SendFlags;
+use wanlayer_ndis::io::FileObjectLayout;
 use wanlayer_ndis::kernel::{FILE_READ_DATA, FILE_WRITE_DATA, IRP_MJ_DEVICE_CONTROL};
 use wanlayer_ndis::types::{ContextHandle, UnicodeString};
 use wanlayer_ndis::wan::{WanLineDown, WanLineUp};
-use wanlayer_proto::ioctl::IOCTL_DIVERT_OPEN;
-use wanlayer_proto::{DivertInfo, DivertOpen, DivertOpenRepr, FailPolicy, DIVERT_SEND};
+use wanlayer_proto::ioctl::{IOCTL_DIVERT_OPEN, IOCTL_DIVERT_READ, IOCTL_DIVERT_VERDICTS};
+use wanlayer_proto::{
+    divert_packet_len, DivertAction, DivertBatch, DivertBatchRepr, DivertInfo, DivertOpen, DivertOpenRepr, DivertResult, DivertResultRepr,
+    DivertVerdict, DivertVerdictRepr, DivertVerdicts, DivertVerdictsRepr, FailPolicy, ReadRequest, ReadRequestRepr, DIVERT_SEND,
+};
 
 /// UDP sends the hook holds.
 const HELD: usize = 3;
@@ -50,6 +55,42 @@ fn divert_open_input() -> Vec<u8> {
     let mut input = vec![0u8; repr.buffer_len()];
     repr.emit(&mut DivertOpen::new_unchecked(&mut input[..])).expect("the request fits");
     input
+}
+
+/// The tickets (module, serial) a `DIVERT_READ` that does not wait delivers on `file`.
+fn read_tickets(file: *mut FileObjectLayout) -> Vec<(u32, u64)> {
+    let mut input = [0u8; 16];
+    ReadRequestRepr { max_records: 16, wait: false }.emit(&mut ReadRequest::new_unchecked(&mut input[..])).expect("read");
+    let room = DivertBatch::<&[u8]>::LEN + 16 * divert_packet_len(1600).expect("a frame length");
+    let mut read = Request::device_control(file, IOCTL_DIVERT_READ, &input, room);
+    assert_eq!(read.send(IRP_MJ_DEVICE_CONTROL), 0, "DIVERT_READ: {:?}", model::log());
+    let (status, written) = read.completion(&model::take_events()).expect("the read completed");
+    assert_eq!(status, 0);
+    let view = DivertBatch::new_unchecked(&read.buffer[..written]);
+    DivertBatchRepr::parse(&view).expect("a batch");
+    view.packets().map(|packet| packet.expect("a packet record").meta).map(|meta| (meta.module, meta.serial)).collect()
+}
+
+/// `DIVERT_VERDICTS` passing each of `tickets` on `file`: (applied, refused).
+fn pass(file: *mut FileObjectLayout, tickets: &[(u32, u64)]) -> (u32, u32) {
+    let records: Vec<DivertVerdictRepr<'_>> =
+        tickets.iter().map(|&(module, serial)| DivertVerdictRepr { module, serial, action: DivertAction::Pass, frame: &[] }).collect();
+    let size = DivertVerdicts::<&[u8]>::LEN + records.iter().map(|record| record.buffer_len().expect("a record")).sum::<usize>();
+    let mut input = vec![0u8; size];
+    let count = u32::try_from(records.len()).expect("few");
+    DivertVerdictsRepr { count, size }.emit(&mut DivertVerdicts::new_unchecked(&mut input[..])).expect("verdicts");
+    let mut at = DivertVerdicts::<&[u8]>::LEN;
+    for record in &records {
+        let len = record.buffer_len().expect("a record");
+        record.emit(&mut DivertVerdict::new_unchecked(&mut input[at..at + len])).expect("a verdict");
+        at += len;
+    }
+    let mut verdicts = Request::device_control(file, IOCTL_DIVERT_VERDICTS, &input, DivertResult::<&[u8]>::LEN);
+    assert_eq!(verdicts.send(IRP_MJ_DEVICE_CONTROL), 0, "DIVERT_VERDICTS: {:?}", model::log());
+    let (status, written) = verdicts.completion(&model::take_events()).expect("the verdicts completed");
+    assert_eq!(status, 0);
+    let result = DivertResultRepr::parse(&DivertResult::new_unchecked(&verdicts.buffer[..written])).expect("a result");
+    (result.applied, result.refused)
 }
 
 /// A UDP frame of the link: addressed to its remote address, as the IP layer sends on NdisWan.
@@ -125,6 +166,8 @@ fn released_by(target: &Target, release: Release) {
     model::run_dpcs();
     let events = model::take_events();
     assert_eq!(completed_and_sent(&events, module), (Vec::new(), Vec::new()), "held by the hook: {events:?}");
+    let tickets = read_tickets(file.ptr());
+    assert_eq!(tickets.len(), HELD, "each held packet delivered to the hook's reader");
 
     let mut line_down = WanLineDown { remote_address: REMOTE, local_address: [0; 6] };
     let down = lifecycle::status_indication(WAN_LINE_DOWN, ptr::from_mut(&mut line_down).cast(), size_of::<WanLineDown>());
@@ -154,10 +197,13 @@ fn released_by(target: &Target, release: Release) {
         "{release:?}: a pause that pended completes once the held packets are back: {events:?}"
     );
 
-    // Cleanup of the handle removes the hook; nothing is released a second time.
+    // Verdicts on the released packets' tickets are refused; cleanup of the handle removes the
+    // hook; nothing is released a second time.
+    assert_eq!(pass(file.ptr(), &tickets), (0, u32::try_from(HELD).expect("few")), "{release:?}: stale tickets are refused");
+    let mut events = model::take_events();
     control::close(&file);
     model::run_dpcs();
-    let events = model::take_events();
+    events.extend(model::take_events());
     assert_eq!(completed_and_sent(&events, module), (Vec::new(), Vec::new()), "{release:?}: released once: {events:?}");
     if matches!(release, Release::LineDown) {
         // SAFETY: as above: the running module is paused.
