@@ -40,7 +40,9 @@ const DRIVER_LINK_ARGS: &[&str] = &[
     "/RELEASE",
 ];
 
-/// The driver's rustup target for an architecture.
+/// The driver's rustup target for an architecture: what the images of x64 and ARM64 are built
+/// for, and what the driver workspace is linted for on every architecture (x86 images are built
+/// for [`X86_KERNEL_TARGET`], derived from this one).
 pub fn target_triple(arch: Arch) -> &'static str {
     match arch {
         Arch::X64 => "x86_64-pc-windows-msvc",
@@ -50,6 +52,41 @@ pub fn target_triple(arch: Arch) -> &'static str {
         // writes no load configuration and sets NO_SEH, which verify-image requires (x86-facts §5).
         Arch::X86 => "i686-pc-windows-msvc",
     }
+}
+
+/// The x86 images' target: `i686-pc-windows-msvc` as `rustc +nightly -Z unstable-options
+/// --print target-spec-json` prints it, with the software floating-point ABI
+/// (`"rustc-abi": "softfloat"`, features `-mmx,-sse,-sse2,+soft-float`, as rustc's own
+/// `i686-unknown-uefi` expresses it) and `panic-strategy` abort. 32-bit Windows does not save x87
+/// or SSE state for kernel code, and the stock target's `core` (prebuilt for SSE2) holds such
+/// instructions, so `core` and `alloc` are built from source with it ([`X86_NIGHTLY_ARGS`]). Its
+/// name ends in `-windows-msvc` because cargo copies a `.pdb` beside the image only for such
+/// target names.
+pub const X86_KERNEL_TARGET: &str = "driver/targets/i686-kernel-windows-msvc.json";
+
+/// The toolchain of the x86 build: a target specification file and `-Zbuild-std` are unstable.
+pub const X86_TOOLCHAIN: &str = "nightly";
+
+/// The cargo arguments of the x86 build beyond the others': the target specification is a file,
+/// `core` and `alloc` are built for it (compiler-builtins without its `mem` functions: `memcpy`
+/// and friends are imported from `ntoskrnl.exe`, as on the other architectures), and every crate,
+/// `core` included, is compiled without jump tables, which LLVM places inside `.text` on i686
+/// COFF where verify-image's decoder would read their offsets as instructions.
+pub const X86_NIGHTLY_ARGS: &[&str] =
+    &["-Zjson-target-spec", "-Zbuild-std=core,alloc", "--config", "build.rustflags=[\"-Cjump-tables=no\"]"];
+
+/// The directory name cargo builds `arch`'s images under (the target's name).
+pub fn output_target_name(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86 => "i686-kernel-windows-msvc",
+        other => target_triple(other),
+    }
+}
+
+/// Where cargo writes `arch`'s unverified images (`wanlayer.dll`, `wlclamp.dll` and their
+/// `.pdb`s) under the driver target directory ([`driver_target_dir`]).
+pub fn output_dir(target_dir: &Path, arch: Arch, profile: &str) -> PathBuf {
+    target_dir.join(output_target_name(arch)).join(profile)
 }
 
 /// A kernel image of the driver workspace.
@@ -87,11 +124,15 @@ pub fn built_path(image: Image, arch: Arch) -> PathBuf {
 /// The `cargo rustc` arguments that build `image` for `arch`.
 fn cargo_args(image: Image, arch: Arch, release: bool, target_dir: &Path) -> Vec<String> {
     let mut args: Vec<String> = ["rustc", "--manifest-path", "driver/Cargo.toml"].into_iter().map(String::from).collect();
+    if arch == Arch::X86 {
+        args.extend(X86_NIGHTLY_ARGS.iter().copied().map(String::from));
+    }
     match image {
         Image::Wanlayer => args.extend(["--lib", "--crate-type", "cdylib"].map(String::from)),
         Image::Vendor => args.extend(["--package", "wlclamp", "--lib", "--crate-type", "cdylib"].map(String::from)),
     }
-    args.extend(["--target", target_triple(arch)].map(String::from));
+    let target = if arch == Arch::X86 { X86_KERNEL_TARGET } else { target_triple(arch) };
+    args.extend(["--target", target].map(String::from));
     args.push("--target-dir".into());
     args.push(target_dir.display().to_string());
     if release {
@@ -123,8 +164,11 @@ pub struct Built {
 /// The first failure: a missing target that cannot be installed, a failed build, a missing output,
 /// a copy error, or the verify-image problems of an image.
 pub fn build(arches: &[Arch], release: bool) -> Result<Vec<Built>, String> {
-    let triples: Vec<&str> = arches.iter().map(|&arch| target_triple(arch)).collect();
+    let triples: Vec<&str> = arches.iter().filter(|&&arch| arch != Arch::X86).map(|&arch| target_triple(arch)).collect();
     ensure_targets(&triples)?;
+    if arches.contains(&Arch::X86) {
+        ensure_rust_src(X86_TOOLCHAIN)?;
+    }
     let mut built = Vec::new();
     for &arch in arches {
         let driver = build_image(Image::Wanlayer, arch, release)?;
@@ -140,8 +184,17 @@ fn build_image(image: Image, arch: Arch, release: bool) -> Result<PathBuf, Strin
     let target_dir = driver_target_dir(&root);
     let profile = if release { "release" } else { "debug" };
     let args = cargo_args(image, arch, release, &target_dir);
-    println!("xtask: $ cargo {}", args.join(" "));
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut command = if arch == Arch::X86 {
+        println!("xtask: $ rustup run {X86_TOOLCHAIN} cargo {}", args.join(" "));
+        let mut command = Command::new("rustup");
+        command.args(["run", X86_TOOLCHAIN, "cargo"]);
+        // The toolchain is rustup's choice here, not the one that runs xtask.
+        command.env_remove("RUSTC").env_remove("RUSTUP_TOOLCHAIN");
+        command
+    } else {
+        println!("xtask: $ cargo {}", args.join(" "));
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    };
     command.args(&args).current_dir(&root);
     // The flags are on the command line; flags from the environment (meant for the host
     // build that runs xtask) must not reach the kernel image.
@@ -155,7 +208,7 @@ fn build_image(image: Image, arch: Arch, release: bool) -> Result<PathBuf, Strin
     if !status.success() {
         return Err(format!("building {}.sys for {arch} failed ({status})", image.stem()));
     }
-    let out_dir = target_dir.join(target_triple(arch)).join(profile);
+    let out_dir = output_dir(&target_dir, arch, profile);
     let path = built_path(image, arch);
     let image_dir = path.parent().ok_or("image path without a directory")?;
     std::fs::create_dir_all(image_dir).map_err(|error| format!("cannot create {}: {error}", image_dir.display()))?;
@@ -173,6 +226,25 @@ fn build_image(image: Image, arch: Arch, release: bool) -> Result<PathBuf, Strin
     verdict.into_result()?;
     println!("verify-image: OK ({})", path.display());
     Ok(path)
+}
+
+/// Installs the `rust-src` component of `toolchain` (what `-Zbuild-std` compiles) if it is
+/// missing.
+fn ensure_rust_src(toolchain: &str) -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", toolchain])
+        .output()
+        .map_err(|error| format!("could not run rustup: {error}"))?;
+    if !installed.status.success() {
+        return Err(format!(
+            "the x86 build needs the {toolchain} toolchain with rust-src (rustup toolchain install {toolchain} --component rust-src): {}",
+            String::from_utf8_lossy(&installed.stderr).trim()
+        ));
+    }
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|line| line.trim() == "rust-src") {
+        return Ok(());
+    }
+    crate::test::run_command("rustup", &["component", "add", "rust-src", "--toolchain", toolchain])
 }
 
 /// Where cargo builds the images: `$CARGO_TARGET_DIR/driver` when the caller set a target
@@ -316,6 +388,36 @@ mod tests {
         assert!(joined.contains("--target x86_64-pc-windows-msvc --target-dir /t -- "), "{joined}");
         assert!(joined.contains("link-arg=/ENTRY:DriverEntry"));
         assert_eq!(built_path(Image::Vendor, Arch::Arm64).file_name().unwrap(), "wlclamp.sys");
+    }
+
+    #[test]
+    fn x86_builds_core_without_floating_point_for_its_own_target() {
+        let args = cargo_args(Image::Wanlayer, Arch::X86, true, Path::new("/t"));
+        let joined = args.join(" ");
+        assert!(joined.contains("-Zbuild-std=core,alloc"), "{joined}");
+        assert!(args.iter().any(|arg| arg == "build.rustflags=[\"-Cjump-tables=no\"]"), "{joined}");
+        assert!(joined.contains(&format!("--target {X86_KERNEL_TARGET} --target-dir /t --release -- ")), "{joined}");
+        assert_eq!(output_dir(Path::new("/t"), Arch::X86, "debug"), Path::new("/t/i686-kernel-windows-msvc/debug"));
+        let x64 = cargo_args(Image::Wanlayer, Arch::X64, false, Path::new("/t")).join(" ");
+        assert!(!x64.contains("build-std") && !x64.contains("jump-tables"), "{x64}");
+    }
+
+    #[test]
+    fn the_x86_target_specification_is_soft_float() {
+        let path = workspace_root().join(X86_KERNEL_TARGET);
+        let spec = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(Path::new(X86_KERNEL_TARGET).file_stem().unwrap(), output_target_name(Arch::X86));
+        for needed in [
+            "\"rustc-abi\": \"softfloat\"",
+            "\"features\": \"-mmx,-sse,-sse2,+soft-float\"",
+            "\"llvm-target\": \"i686-pc-windows-msvc\"",
+            "\"arch\": \"x86\"",
+            "\"os\": \"windows\"",
+            "\"env\": \"msvc\"",
+            "\"panic-strategy\": \"abort\"",
+        ] {
+            assert!(spec.contains(needed), "{} lacks {needed}", path.display());
+        }
     }
 
     #[test]

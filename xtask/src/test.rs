@@ -257,7 +257,7 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
                 let packaged = package::package_root().join(arch.to_string());
                 (packaged.join("wanlayer.sys"), packaged.join("wlclamp.sys"))
             } else {
-                let images = Path::new(driver_target_dir).join(build::target_triple(arch)).join(profile);
+                let images = build::output_dir(Path::new(driver_target_dir), arch, profile);
                 (images.join("wanlayer.dll"), images.join("wlclamp.dll"))
             };
             let label = format!("{arch} {profile}");

@@ -40,6 +40,7 @@
 //! age) and whether an Authenticode signature is present.
 
 pub mod checksum;
+pub mod code;
 pub mod directories;
 pub mod pe;
 pub mod policy;

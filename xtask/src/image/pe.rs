@@ -6,6 +6,7 @@
 //! report, so one corrupt directory is reported without hiding the rest of the image.
 
 use super::checksum::pe_checksum;
+use super::code::{self, FloatingPointScan};
 use super::directories::{self, Certificate, DebugEntry, Exports, ImportedDll, Relocations};
 use super::read::{Bytes, ParseError};
 use std::fmt;
@@ -278,6 +279,8 @@ pub struct ImageReport {
     pub symbol_count: u32,
     /// The RVA of the COFF symbol `DriverEntry`, if a COFF symbol table holds it.
     pub driver_entry_symbol: Result<Option<u32>, ParseError>,
+    /// I386 images only: what a decode of the executable sections found ([`code::scan_x86`]).
+    pub x86_code: Option<FloatingPointScan>,
 }
 
 impl ImageReport {
@@ -443,9 +446,9 @@ pub fn inspect(data: &[u8]) -> Result<ImageReport, ParseError> {
     let image = Image { file, sections, size_of_headers, pe32_plus };
     let symbol_table_at = coff.u32(8)?;
     let symbol_count = coff.u32(12)?;
+    let machine = Machine::from_u16(coff.u16(0)?);
     Ok(ImageReport {
         file_len: data.len(),
-        machine: Machine::from_u16(coff.u16(0)?),
         coff_characteristics: coff.u16(18)?,
         timestamp: coff.u32(4)?,
         magic,
@@ -471,8 +474,22 @@ pub fn inspect(data: &[u8]) -> Result<ImageReport, ParseError> {
         driver_entry_symbol: directories::driver_entry_symbol(&image, symbol_table_at, symbol_count),
         symbol_count,
         directories,
+        x86_code: (machine == Machine::I386).then(|| {
+            let executable = image.sections.iter().filter(|section| section.is_executable());
+            code::scan_x86(executable.map(|section| (section.rva, code_bytes(data, section))))
+        }),
         sections: image.sections,
+        machine,
     })
+}
+
+/// The raw bytes of `section` that are in memory (`SizeOfRawData` cut to `VirtualSize`: the rest
+/// is file alignment padding), as far as the file holds them.
+fn code_bytes<'a>(data: &'a [u8], section: &Section) -> &'a [u8] {
+    let start = usize::try_from(section.raw_offset).unwrap_or(usize::MAX).min(data.len());
+    let len = usize::try_from(section.raw_size.min(section.extent())).unwrap_or(usize::MAX);
+    let rest = data.get(start..).unwrap_or_default();
+    rest.get(..len.min(rest.len())).unwrap_or_default()
 }
 
 fn read_section(table: Bytes<'_>, at: usize) -> Result<Section, ParseError> {

@@ -1,6 +1,7 @@
 //! What makes an image a proper wanlayer kernel driver: the [`Policy`], the import allowlist
 //! and the [`Problem`]s [`ImageReport::problems`] finds.
 
+use super::code::FloatingPointScan;
 use super::directories::ImportedFunction;
 use super::pe::{dir, ImageReport, Machine, PE32_MAGIC, PE32_PLUS_MAGIC};
 use super::read::ParseError;
@@ -419,6 +420,16 @@ pub enum Problem {
     /// An x86 image has neither `IMAGE_DLLCHARACTERISTICS_NO_SEH` nor a load configuration
     /// directory (where a `/SAFESEH` table of its exception handlers would be).
     NoSafeSeh,
+    /// An x86 image's code uses x87, MMX, SSE or AVX state, which 32-bit Windows does not save
+    /// for kernel code (only `KeSaveExtendedProcessorState` brackets would make it safe).
+    FloatingPointCode {
+        /// How many instructions touch that state.
+        count: u64,
+        /// The RVA of the first.
+        first_rva: u32,
+        /// iced's name of its encoding.
+        first: String,
+    },
     /// The subsystem is not NATIVE.
     WrongSubsystem(u16),
     /// A required `DllCharacteristics` bit is clear.
@@ -543,6 +554,10 @@ impl fmt::Display for Problem {
             }
             Self::NoSafeSeh => f.write_str(
                 "x86 image without NO_SEH (0x0400) and without a load configuration: its exception handlers are not registered (/SAFESEH)",
+            ),
+            Self::FloatingPointCode { count, first_rva, first } => write!(
+                f,
+                "x86 code touches x87/MMX/SSE state, which the kernel does not save for it: {count} instruction(s), the first at RVA {first_rva:#x} ({first})"
             ),
             Self::WrongSubsystem(subsystem) => write!(
                 f,
@@ -680,6 +695,13 @@ impl ImageReport {
             && !self.directory(dir::LOAD_CONFIG).is_present()
         {
             problems.push(Problem::NoSafeSeh);
+        }
+        if arch == Some(Arch::X86) {
+            if let Some(FloatingPointScan { floating_point: count @ 1.., first: Some((first_rva, first)), .. }) =
+                &self.x86_code
+            {
+                problems.push(Problem::FloatingPointCode { count: *count, first_rva: *first_rva, first: first.clone() });
+            }
         }
         if self.subsystem != SUBSYSTEM_NATIVE {
             problems.push(Problem::WrongSubsystem(self.subsystem));

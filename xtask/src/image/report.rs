@@ -283,7 +283,19 @@ impl ImageReport {
         }
         let tls = if self.directory(dir::TLS).is_present() { "present" } else { "none" };
         let delay = if self.directory(dir::DELAY_IMPORT).is_present() { "present" } else { "none" };
-        writeln!(f, "TLS directory: {tls}; delay-load imports: {delay}; COFF symbols: {}", self.symbol_count)
+        writeln!(f, "TLS directory: {tls}; delay-load imports: {delay}; COFF symbols: {}", self.symbol_count)?;
+        if let Some(scan) = &self.x86_code {
+            write!(
+                f,
+                "x86 code: {} instructions decoded, {} touching x87/MMX/SSE state, {} undecodable bytes",
+                scan.instructions, scan.floating_point, scan.undecodable
+            )?;
+            match &scan.first {
+                Some((rva, name)) => writeln!(f, "; the first at RVA {rva:#x} ({name})")?,
+                None => writeln!(f)?,
+            }
+        }
+        Ok(())
     }
 }
 
