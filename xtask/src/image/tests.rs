@@ -702,3 +702,24 @@ fn x86_imports_follow_x86_exports() {
     let vendor = Fixture { imports: vec![("ntoskrnl.exe", vec![Thunk::Name("KfAcquireSpinLock"), Thunk::Name("_allmul")])], ..Fixture::x86() };
     assert_eq!(inspect(&vendor.build()).unwrap().problems(&Policy::vendor(Some(Arch::X86))), []);
 }
+
+#[test]
+fn an_x86_image_with_sse_or_x87_code_is_refused() {
+    let clean = Fixture::x86().build();
+    let scan = inspect(&clean).unwrap().x86_code.expect("an I386 image's code is decoded");
+    assert_eq!((scan.floating_point, scan.undecodable), (0, 0), "{scan:?}");
+    assert!(inspect(&Fixture::driver().build()).unwrap().x86_code.is_none(), "64-bit code is not decoded as x86");
+
+    // `.text` is `ret` and int3 padding: put `movaps xmm0, xmm1` and `fild qword [esp]` after the
+    // `ret`.
+    let mut image = clean.clone();
+    let text = inspect(&clean).unwrap().sections.iter().find(|section| section.name == ".text").unwrap().raw_offset as usize;
+    image[text + 1..text + 7].copy_from_slice(&[0x0F, 0x28, 0xC1, 0xDF, 0x2C, 0x24]);
+    fix_checksum(&mut image);
+    let text_rva = inspect(&image).unwrap().sections.iter().find(|section| section.name == ".text").unwrap().rva;
+    let found = problems(&image, Some(Arch::X86));
+    assert_eq!(found, [Problem::FloatingPointCode { count: 2, first_rva: text_rva + 1, first: "Movaps_xmm_xmmm128".to_string() }]);
+    assert!(found[0].to_string().contains("2 instruction(s), the first at RVA"), "{}", found[0]);
+    assert_eq!(problems(&image, None), found, "I386 is inferred as x86");
+    assert!(inspect(&image).unwrap().to_string().contains("2 touching x87/MMX/SSE state"));
+}
