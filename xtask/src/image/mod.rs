@@ -16,6 +16,8 @@
 //! - The optional header is PE32+ (PE32 for x86) and `Subsystem` is NATIVE (1).
 //! - x86 only: `DllCharacteristics` has NO_SEH (0x400), or a load configuration directory (the
 //!   `/SAFESEH` handler table) is present.
+//! - x86 only: no instruction of an executable section touches x87, MMX, SSE or AVX state (a
+//!   linear decode with `iced-x86`, [`code`]): 32-bit Windows does not save it for kernel code.
 //! - `DllCharacteristics` has DYNAMIC_BASE (0x40), FORCE_INTEGRITY (0x80) and NX_COMPAT (0x100).
 //! - `CheckSum` is non-zero and equals the standard PE checksum recomputed over the file.
 //! - `SectionAlignment` is 0x1000; `FileAlignment` is a power of two from 0x200 to 0x10000 and
