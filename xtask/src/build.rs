@@ -3,6 +3,10 @@
 //! `wanlayer.sys` (the filter) and `wlclamp.sys` (the SDK's sample vendor driver,
 //! `driver/vendor-sample`), both from the driver workspace.
 //!
+//! x86 is built with nightly for a soft-float target specification of its own, `core` and `alloc`
+//! compiled from source ([`X86_KERNEL_TARGET`]): no x87/MMX/SSE instruction may reach a 32-bit
+//! kernel image, and verify-image checks that none did.
+//!
 //! For each architecture and image: install the rustup target if missing, build with `cargo rustc`
 //! and the kernel driver link arguments passed explicitly on the command line (never through
 //! `RUSTFLAGS`, which an empty environment variable would silently override, facts §1), with the
