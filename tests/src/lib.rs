@@ -5,7 +5,7 @@
 //! lifecycle, hook removal, scale, faults, events, IRQL, the provider interface for vendor
 //! drivers and the SDK's sample vendor driver). This library holds what they share:
 //!
-//! * [`hooks`]: small hooks a filter author would write — dropping, clamping the TCP MSS in
+//! * [`sample_hooks`]: small hooks a filter author would write — dropping, clamping the TCP MSS in
 //!   place, rewriting the TTL by replacement, queueing packets for later reinjection, counting,
 //!   lowering the MTU, and recording every callback;
 //! * [`frames`]: frames the simulator does not generate (TCP SYNs with an MSS option) and readers
@@ -22,7 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod frames;
-pub mod hooks;
+pub mod sample_hooks;
 pub mod session;
 pub mod setup;
 pub mod soak;

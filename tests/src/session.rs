@@ -14,7 +14,7 @@ use wanlayer_core::stats::DropReason;
 use wanlayer_core::{ReinjectError, ReinjectVerdict};
 use wanlayer_sim::{EngineFilter, Edge, Flow, LifecycleError, LinkParams, ReceiveOptions, Rras};
 
-use crate::hooks::{Applies, QueueHook, TtlRewriteHook};
+use crate::sample_hooks::{Applies, QueueHook, TtlRewriteHook};
 
 /// The TTL (or hop limit) the session's replacing hook writes.
 pub const SESSION_TTL: u8 = 33;

@@ -5,7 +5,7 @@ use wanlayer_core::hook::Direction;
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::{NdisStatus, ReinjectVerdict};
 use wanlayer_sim::{Edge, LinkParams, SendOptions};
-use wanlayer_tests::hooks::{Applies, QueueHook, TtlRewriteHook};
+use wanlayer_tests::sample_hooks::{Applies, QueueHook, TtlRewriteHook};
 use wanlayer_tests::setup::{completions, counts, drops, finish, frames, started, UDP};
 
 #[test]

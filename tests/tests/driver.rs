@@ -15,7 +15,7 @@ use wanlayer_sim::{
     Delivery, Edge, Flow, HandleId, IoId, IoOutcome, LinkParams, ReceiveOptions, Rras, StatusBuffer, StatusIndication, MILLISECOND,
 };
 use wanlayer_sim_driver::DriverFilter;
-use wanlayer_tests::hooks::{Applies, QueueHook, TtlRewriteHook};
+use wanlayer_tests::sample_hooks::{Applies, QueueHook, TtlRewriteHook};
 use wanlayer_tests::setup::{counts, drops, finish, frames, start, started, UDP};
 
 /// `NDIS_STATUS_WAN_LINE_UP`.

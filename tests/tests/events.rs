@@ -7,7 +7,7 @@ use wanlayer_core::event::{Event, EventRecord};
 use wanlayer_core::hal::Pool;
 use wanlayer_core::EngineConfig;
 use wanlayer_sim::{Edge, LinkParams, ReceiveOptions, Rras};
-use wanlayer_tests::hooks::CountingHook;
+use wanlayer_tests::sample_hooks::CountingHook;
 use wanlayer_tests::setup::{drain_events, finish, module, start, start_with_engine, UDP};
 
 fn small_queue(capacity: usize) -> EngineConfig {

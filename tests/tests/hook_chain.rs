@@ -10,7 +10,7 @@ use wanlayer_core::wire::{clamp_tcp_mss, EtherType, FrameSummary, MacAddress};
 use wanlayer_core::{ModuleId, NdisStatus, ReinjectError, ReinjectVerdict};
 use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, SendOptions, SimLink, StatusBuffer, StatusIndication, WanLineUp};
 use wanlayer_tests::frames::{checksums_valid, ip_ttl, set_ttl, syn_frame, tcp_mss};
-use wanlayer_tests::hooks::{
+use wanlayer_tests::sample_hooks::{
     Applies, CallLog, Callback, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, RecordingHook, TtlRewriteHook,
 };
 use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, frames, hook_info, module, started, UDP};
@@ -51,7 +51,7 @@ fn a_dropping_hook_fails_sends_returns_receives_and_every_drop_is_counted_three_
 fn a_dropping_hook_with_a_predicate_drops_only_what_it_picks() {
     let rras = started();
     let dns = DropHook::new(|packet: &PacketContext<'_>| {
-        let frame = wanlayer_tests::hooks::read_frame(packet);
+        let frame = wanlayer_tests::sample_hooks::read_frame(packet);
         let ports = FrameSummary::parse(&frame).ok().and_then(|summary| summary.ip).and_then(|ip| ip.ports);
         ports.is_some_and(|ports| ports.src == 53 || ports.dst == 53)
     });
@@ -229,7 +229,7 @@ struct ReplaceFirst;
 
 impl Hook for ReplaceFirst {
     fn on_receive(&self, packet: &mut PacketContext<'_>) -> Verdict {
-        let mut frame = wanlayer_tests::hooks::read_frame(packet);
+        let mut frame = wanlayer_tests::sample_hooks::read_frame(packet);
         if frame.get(18..20) != Some(&[0, 0]) || !set_ttl(&mut frame, 1) {
             return Verdict::Pass;
         }

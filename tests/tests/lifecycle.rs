@@ -8,7 +8,7 @@ use wanlayer_core::module::StateError;
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::{NdisStatus, ReinjectError, ReinjectVerdict};
 use wanlayer_sim::{Delivery, Edge, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras, MILLISECOND, SECOND};
-use wanlayer_tests::hooks::{Applies, CountingHook, QueueHook, TtlRewriteHook};
+use wanlayer_tests::sample_hooks::{Applies, CountingHook, QueueHook, TtlRewriteHook};
 use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, frames, module, start, started, UDP};
 
 /// How many times the simulator saw `NdisFPauseComplete` succeed.

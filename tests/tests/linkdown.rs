@@ -9,7 +9,7 @@ use wanlayer_core::stats::DropReason;
 use wanlayer_core::wire::MacAddress;
 use wanlayer_core::{NdisStatus, ReinjectError, ReinjectVerdict};
 use wanlayer_sim::{Delivery, Edge, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras, StatusBuffer, StatusIndication, WanLineUp};
-use wanlayer_tests::hooks::{Applies, CallLog, Callback, QueueHook, RecordingHook, TtlRewriteHook};
+use wanlayer_tests::sample_hooks::{Applies, CallLog, Callback, QueueHook, RecordingHook, TtlRewriteHook};
 use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, frames, module, start, started, UDP};
 
 #[test]

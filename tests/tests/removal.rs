@@ -9,7 +9,7 @@ use wanlayer_core::hook::{AddHookError, Direction, HookId, MAX_HOOKS};
 use wanlayer_core::{NdisStatus, ReinjectError, ReinjectVerdict, RemoveHookError};
 use wanlayer_sim::{Edge, LinkParams, ReceiveOptions};
 use wanlayer_tests::frames::{checksums_valid, ip_ttl};
-use wanlayer_tests::hooks::{Applies, CallLog, Callback, CountingHook, QueueHook, RecordingHook, TtlRewriteHook};
+use wanlayer_tests::sample_hooks::{Applies, CallLog, Callback, CountingHook, QueueHook, RecordingHook, TtlRewriteHook};
 use wanlayer_tests::setup::{completions, counts, drain_events, finish, frames, hook_info, started, UDP};
 
 #[test]

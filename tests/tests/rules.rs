@@ -435,7 +435,7 @@ fn a_corrupt_saved_set_is_refused_at_start_reported_and_the_filter_runs_with_no_
 fn a_set_that_finds_every_hook_slot_taken_is_refused_and_nothing_changes() {
     let rras = started();
     let hooks: Vec<_> = (0..wanlayer_core::hook::MAX_HOOKS)
-        .map(|n| rras.engine().add_hook("vendor", n as u32, wanlayer_tests::hooks::CountingHook::new()).expect("a free hook slot"))
+        .map(|n| rras.engine().add_hook("vendor", n as u32, wanlayer_tests::sample_hooks::CountingHook::new()).expect("a free hook slot"))
         .collect();
     let rules = blob(&[(1, 1, Action::Drop, "udp")]);
     assert_eq!(rras.engine().replace_rules(Expected::Version(0), 500, &rules), Err(ReplaceError::NoHookSlot));

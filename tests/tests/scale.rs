@@ -7,7 +7,7 @@ use wanlayer_core::hal::Pool;
 use wanlayer_core::hook::Direction;
 use wanlayer_core::link::LinkId;
 use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, SimLink};
-use wanlayer_tests::hooks::CountingHook;
+use wanlayer_tests::sample_hooks::CountingHook;
 use wanlayer_tests::setup::{counts, finish, frames, module, started, UDP};
 
 const LINKS: usize = 10_000;

@@ -9,7 +9,7 @@ use wanlayer_core::wire::{EtherType, IpAddress, MacAddress};
 use wanlayer_core::NdisStatus;
 use wanlayer_sim::traffic::ethernet_frame;
 use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, MILLISECOND};
-use wanlayer_tests::hooks::{Applies, CallLog, CountingHook, DropHook, RecordingHook};
+use wanlayer_tests::sample_hooks::{Applies, CallLog, Callback, CountingHook, DropHook, RecordingHook};
 use wanlayer_tests::setup::{byte_count, completions, counts, drain_events, finish, frames, module, start, started, UDP};
 
 #[test]
@@ -230,7 +230,7 @@ fn ipv4_and_ipv6_links_on_both_edges_each_carry_only_their_own_traffic() {
     for (link, sends, receives) in plan {
         let calls = recording.calls();
         let of = |direction| {
-            calls.iter().filter(|c| c.remote == link.remote && c.callback == wanlayer_tests::hooks::Callback::Packet(direction)).count()
+            calls.iter().filter(|c| c.remote == link.remote && c.callback == Callback::Packet(direction)).count()
         };
         assert_eq!((of(Direction::Send), of(Direction::Receive)), (sends as usize, receives as usize), "the hooks saw {link} right");
     }

@@ -12,8 +12,8 @@ use crate::hal::{FrameSource, Hal, Lock, ModuleId, PacketChain, PacketIo, PathCo
 use crate::hook::{ChainPosition, Direction, EditError, FrameAccess, HookId, PacketContext, Ticket, Verdict, MAX_HOOKS};
 use crate::link::{LinkSummary, LinkTable};
 use crate::module::{ModuleCore, ModuleCounters, ModuleSlot, ModuleState};
+use crate::ndis_status::NdisStatus;
 use crate::stats::DropReason;
-use crate::status::NdisStatus;
 use crate::taken::{Held, Origin, Taken};
 use crate::wire::MacAddress;
 

@@ -19,9 +19,9 @@ use crate::module::{
     AttachParams, DetachReport, ModuleCore, ModuleCounts, ModuleCounters, ModuleInfo, ModuleSlot, ModuleState, PauseProgress,
     StateError,
 };
+use crate::ndis_status::NdisStatus;
 use crate::rules::RulesState;
 use crate::stats::DropReason;
-use crate::status::NdisStatus;
 use crate::wire::{EtherType, MacAddress};
 
 /// The smallest IPv4 MTU (RFC 791): hooks cannot lower an IPv4 link below it.

@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use crate::status::NdisStatus;
+use crate::ndis_status::NdisStatus;
 
 /// Identifies one attached filter module (one filter instance on one adapter): the engine's slot
 /// in the low 16 bits, the slot's generation in the high 16, so a stale identity is refused.

@@ -30,9 +30,9 @@ pub mod hal;
 pub mod hook;
 pub mod link;
 pub mod module;
+pub mod ndis_status;
 pub mod rules;
 pub mod stats;
-pub mod status;
 pub mod wire;
 
 mod datapath;
@@ -49,4 +49,4 @@ pub use engine::EngineConfig;
 pub use engine::{AttachError, LineUpError, LineUpOutcome, RemoveHookError};
 pub use hal::{Hal, ModuleId};
 pub use module::{AttachParams, ModuleKind, ModuleState};
-pub use status::NdisStatus;
+pub use ndis_status::NdisStatus;

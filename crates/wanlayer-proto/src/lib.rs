@@ -65,6 +65,7 @@ mod capture_record;
 mod capture_session;
 mod capture_start;
 mod codes;
+mod completion;
 pub mod display;
 mod divert_batch;
 mod divert_open;
@@ -94,7 +95,6 @@ mod rules_set;
 mod scope_request;
 #[cfg(feature = "serde")]
 mod serialize;
-mod status;
 mod subscribe;
 mod subscription;
 mod version;
@@ -110,6 +110,7 @@ pub use capture_record::{
 pub use capture_session::{CaptureSession, CaptureSessionRepr};
 pub use capture_start::{CaptureStart, CaptureStartRepr};
 pub use codes::{hook_id, split_hook_id, Direction, EventKind, ModuleKind, ModuleState, Quality, Scope};
+pub use completion::Status;
 pub use divert_batch::{
     divert_packet_len, emit_divert_packet_fixed, DivertBatch, DivertBatchRepr, DivertCounters, DivertMeta, DivertPacket, DivertPacketRepr,
 };
@@ -139,7 +140,6 @@ pub use rule_stats::{
 pub use rules_info::{RulesInfo, RulesInfoRepr, RULES_BLOB_OMITTED};
 pub use rules_set::{Expected, RulesSet, RulesSetRepr, RulesVersion, RulesVersionRepr, RULES_REPLACE_ANY};
 pub use scope_request::{ScopeRequest, ScopeRequestRepr, Target};
-pub use status::Status;
 pub use subscribe::{Subscribe, SubscribeRepr};
 pub use subscription::{Subscription, SubscriptionRepr};
 pub use version::{

@@ -16,8 +16,8 @@
 //!
 //! No allocation, no recursion; every loop is bounded by a count validated at load.
 
+use crate::classifier_io::{Action, Direction, Match, PacketView};
 use crate::format::{self, field, node, rule, u32_at};
-use crate::packet::{Action, Direction, Match, PacketView};
 use crate::set::{Layout, RuleSet};
 
 /// Ethertype of IPv4.

@@ -3,8 +3,8 @@
 //! program where pcap's would), and the set's index is built from each rule's most selective
 //! necessary condition.
 
+use crate::classifier_io::{Action, Direction};
 use crate::format::{self, field, header, node, rule, slot};
-use crate::packet::{Action, Direction};
 use crate::parse::{self, AddrDir, Expr, Family, LoadBase, Net, Operand, ParseError, RelOp, Term};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;

@@ -20,9 +20,9 @@
 
 extern crate alloc;
 
+mod classifier_io;
 mod classify;
 mod format;
-mod packet;
 mod set;
 
 // The compiler runs in user mode only (wanlayerctl, the tests): the driver links the classifier
@@ -35,7 +35,7 @@ mod compile;
 #[allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "user mode only")]
 mod parse;
 
-pub use packet::{Action, Direction, Match, PacketView, RuleInfo, HEADER_BYTES};
+pub use classifier_io::{Action, Direction, Match, PacketView, RuleInfo, HEADER_BYTES};
 pub use set::{LoadError, RuleSet};
 
 #[cfg(feature = "compiler")]

@@ -2,7 +2,7 @@
 //! in the crate documentation and the README; this is a hand-written recursive-descent parser
 //! that follows libpcap's grammar (`grammar.y`) for precedence and qualifier elision.
 
-use crate::packet::Direction;
+use crate::classifier_io::Direction;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;

@@ -1,8 +1,8 @@
 //! A validated rule set: loading (a fallible copy, then complete validation) and reading rules
 //! back. The classifier is in `classify`.
 
+use crate::classifier_io::{Action, RuleInfo, HEADER_BYTES};
 use crate::format::{self, field, header, key_at, node, rule, slot, u16_at, u32_at};
-use crate::packet::{Action, RuleInfo, HEADER_BYTES};
 use alloc::vec::Vec;
 use core::fmt;
 

@@ -17,7 +17,7 @@
 //! | module | feature | what |
 //! | --- | --- | --- |
 //! | [`abi`] | | the `#[repr(C)]` interface: structures, function types, constants, statuses |
-//! | [`filter`], [`client`] | | the trait, the packet view, the provider handle, registration |
+//! | [`vendor_filter`], [`client`] | | the trait, the packet view, the provider handle, registration |
 //! | [`sync`] | | the spin lock a filter guards its state with |
 //! | [`wire`] | | the engine's packet views (Ethernet, IPv4, IPv6, TCP, UDP) and the TCP MSS clamp |
 //! | `kernel` | `kernel` | connecting from a kernel driver; allocator, bug check, print, timer |
@@ -35,9 +35,9 @@ extern crate alloc;
 
 pub mod abi;
 pub mod client;
-pub mod filter;
 pub mod heap;
 pub mod sync;
+pub mod vendor_filter;
 
 // The header generator and the simulator binding run in user mode only (xtask, the tests): the
 // driver never links them, so the kernel's ban on infallible allocation does not apply.
@@ -59,4 +59,4 @@ pub use wanlayer_core::wire;
 
 pub use abi::{FilterHandle, LinkInfo, Status, Ticket};
 pub use client::{Packet, Provider, ProviderTable, Registration};
-pub use filter::{Direction, ReinjectVerdict, VendorFilter, Verdict};
+pub use vendor_filter::{Direction, ReinjectVerdict, VendorFilter, Verdict};

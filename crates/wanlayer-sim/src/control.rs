@@ -17,7 +17,7 @@ use wanlayer_core::{Completion, ControlHandle, EventWaker};
 use wanlayer_proto::{Access, Status};
 
 use crate::edge::Irql;
-use crate::filter::CoreFilter;
+use crate::filter_callbacks::CoreFilter;
 use crate::rras::{Rras, Scope};
 
 /// An open handle of the control device.

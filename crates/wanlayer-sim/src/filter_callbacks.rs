@@ -19,9 +19,9 @@ use wanlayer_ndis::types::NdisMedium;
 
 use crate::edge::Irql;
 use crate::hal::SimHal;
+use crate::nbl::SimChain;
 use crate::oid::{OidDisposition, OidRequest};
-use crate::packet::SimChain;
-use crate::status::{StatusBuffer, StatusIndication};
+use crate::wan_indication::{StatusBuffer, StatusIndication};
 
 /// `NdisMedium802_3`.
 pub const NDIS_MEDIUM_802_3: u32 = 0;

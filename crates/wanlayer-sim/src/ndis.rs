@@ -10,9 +10,9 @@ use crate::faults::Allocation;
 use crate::hal::SimHal;
 use crate::oid::{OidCompletion, OidDisposition, OidKind, OidRequest, RequestId, OID_802_3_CURRENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER,
     OID_GEN_LINK_SPEED, OID_GEN_MAXIMUM_FRAME_SIZE, OID_WAN_CURRENT_ADDRESS};
-use crate::status::{StatusBuffer, StatusIndication, StatusRecord};
 use crate::trace::TraceEvent;
 use crate::verifier::Rule;
+use crate::wan_indication::{StatusBuffer, StatusIndication, StatusRecord};
 use crate::world::{Deferred, Delivery, OidRecord, OidRole, OidState, ProtocolLink, WorldState, NDIS_STATUS_NOT_SUPPORTED};
 
 /// The `LocalAddress` the simulated protocol fills into the line up of `remote`.

@@ -12,7 +12,7 @@ use wanlayer_core::ModuleId;
 use wanlayer_proto::display::{LinkDetails, LinkRow, LINK_TABLE_HEADER};
 
 use crate::edge::{Edge, NdisState};
-use crate::filter::{EngineFilter, FilterDriver};
+use crate::filter_callbacks::{EngineFilter, FilterDriver};
 use crate::ledger::LedgerCounts;
 use crate::rras::Rras;
 use crate::trace::Time;

@@ -13,11 +13,11 @@ use wanlayer_core::{ModuleId, NdisStatus};
 use crate::edge::{Edge, Irql, IrqlPolicy, NdisState};
 use crate::faults::FaultPlan;
 use crate::ledger::Ledger;
+use crate::nbl::{PacketId, SimPacket};
 use crate::oid::{OidCompletion, OidRequest, RequestId};
-use crate::packet::{PacketId, SimPacket};
-use crate::status::StatusRecord;
 use crate::trace::{TraceEvent, TraceRecord};
 use crate::verifier::{Rule, Violation};
+use crate::wan_indication::StatusRecord;
 
 /// One millisecond of virtual time, in nanoseconds.
 pub const MILLISECOND: u64 = 1_000_000;

@@ -22,7 +22,7 @@ use wanlayer_ndis::types::{ContextHandle, PortNumber};
 use wanlayer_ndis::{Nbl, NblChain};
 
 use crate::driver::engine;
-use crate::hal::packet::KernelChain;
+use crate::hal::packet_io::KernelChain;
 use crate::hal::{current_context, KernelHal};
 use crate::modules::module_entry;
 

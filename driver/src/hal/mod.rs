@@ -2,7 +2,7 @@
 //!
 //! [`KernelHal`] is what the engine is generic over: memory accounting per pool with an optional
 //! budget, time from `KeQueryUnbiasedInterruptTime`, spin locks ([`lock::SpinLock`]), waiting with
-//! `KeDelayExecutionThread`, `DbgPrintEx` ([`log`]), NBLs ([`packet`]), `NdisFPauseComplete`, and
+//! `KeDelayExecutionThread`, `DbgPrintEx` ([`log`]), NBLs ([`packet_io`]), `NdisFPauseComplete`, and
 //! the rule set kept in the service key ([`registry`]).
 //! Packet calls find the module's NDIS handles in [`crate::modules::MODULES`].
 
@@ -12,7 +12,7 @@ pub mod alloc;
 pub mod bugcheck;
 pub mod lock;
 pub mod log;
-pub mod packet;
+pub mod packet_io;
 pub mod registry;
 
 use core::fmt;

@@ -5,7 +5,7 @@
 //! * the MSS option of TCP SYNs (both directions) is lowered to [`Config::mss`] in place, the TCP
 //!   checksum adjusted (RFC 1624), by the SDK's `wire::clamp_tcp_mss` — the engine's own clamp.
 //! * [`bucket`]: a token bucket per link in exact integer arithmetic.
-//! * [`filter`]: [`ClampFilter`], the SDK's one trait implemented: sends over the link's rate
+//! * [`clamp_filter`]: [`ClampFilter`], the SDK's one trait implemented: sends over the link's rate
 //!   are taken (`Verdict::Take`) into a bounded per-link queue and reinjected in order as tokens
 //!   allow ([`ClampFilter::release`]); a send that finds the queue full is dropped; everything is
 //!   counted.
@@ -25,12 +25,12 @@
 extern crate alloc;
 
 pub mod bucket;
-pub mod filter;
+pub mod clamp_filter;
 
 #[cfg(feature = "kernel")]
 mod driver;
 
-pub use filter::{ClampFilter, ClampStats, Config};
+pub use clamp_filter::{ClampFilter, ClampStats, Config};
 
 /// The driver's service name (and image name, `wlclamp.sys`); the install script creates the
 /// service under it. Read by `cargo xtask package`: keep it a one-line string literal.

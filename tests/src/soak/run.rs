@@ -32,7 +32,7 @@ use wlclamp::{ClampFilter, Config};
 
 use super::{Adapter, ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, Schedule, StatusKind, Timing, VendorKind, Ways};
 use crate::frames::syn_frame;
-use crate::hooks::{Applies, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, TtlRewriteHook};
+use crate::sample_hooks::{Applies, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, TtlRewriteHook};
 use crate::setup::UDP;
 use crate::vendors::{DroppingVendor, TakingVendor, TunnelVendor};
 

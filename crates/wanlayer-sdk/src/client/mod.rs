@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::abi::{self, FilterHandle, LinkInfo, Status, Ticket};
 use crate::heap::Pinned;
-use crate::filter::{ReinjectVerdict, VendorFilter};
+use crate::vendor_filter::{ReinjectVerdict, VendorFilter};
 
 pub use packet::Packet;
 

@@ -4,7 +4,7 @@
 use core::marker::PhantomData;
 
 use crate::abi::{LinkInfo, RawPacket, Status, Ticket};
-use crate::filter::Direction;
+use crate::vendor_filter::Direction;
 
 use super::Functions;
 

@@ -11,7 +11,7 @@ use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 
 use crate::abi::{LinkInfo, RawPacket};
-use crate::filter::{Direction, VendorFilter};
+use crate::vendor_filter::{Direction, VendorFilter};
 
 use super::{Inner, Packet};
 

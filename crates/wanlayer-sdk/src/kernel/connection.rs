@@ -15,7 +15,7 @@ use wanlayer_ndis::types::UnicodeString;
 
 use crate::abi::{self, Status};
 use crate::client::{self, Provider, ProviderTable, Registration};
-use crate::filter::VendorFilter;
+use crate::vendor_filter::VendorFilter;
 
 /// [`abi::CONTROL_DEVICE_NAME`] in UTF-16 (no NUL: a `UNICODE_STRING` is counted).
 static DEVICE_NAME: [u16; abi::CONTROL_DEVICE_NAME.len()] = {

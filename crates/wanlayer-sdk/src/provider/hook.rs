@@ -116,11 +116,11 @@ impl VendorHook {
         // SAFETY: the vendor's callback with its context; `raw` is this packet context, which the
         // table's packet functions turn back into one, valid for the call (interface contract).
         let verdict = unsafe { callback(callbacks.context, raw, &link) };
-        match crate::filter::Verdict::from_raw(verdict) {
-            Some(crate::filter::Verdict::Pass) => Verdict::Pass,
-            Some(crate::filter::Verdict::Drop) => Verdict::Drop,
-            Some(crate::filter::Verdict::Modify) => Verdict::Modify,
-            Some(crate::filter::Verdict::Take) => Verdict::Take,
+        match crate::vendor_filter::Verdict::from_raw(verdict) {
+            Some(crate::vendor_filter::Verdict::Pass) => Verdict::Pass,
+            Some(crate::vendor_filter::Verdict::Drop) => Verdict::Drop,
+            Some(crate::vendor_filter::Verdict::Modify) => Verdict::Modify,
+            Some(crate::vendor_filter::Verdict::Take) => Verdict::Take,
             None => {
                 self.invalid_verdicts.fetch_add(1, Ordering::Relaxed);
                 Verdict::Pass

@@ -31,7 +31,7 @@
 //! [`Status::DEVICE_REMOVED`].
 
 mod hook;
-mod packet;
+mod packet_functions;
 mod table;
 
 #[cfg(feature = "sim")]
@@ -370,7 +370,7 @@ impl<'e, H: CallerContext> Host<'e, H> {
         if self.revoked.load(Ordering::Acquire) {
             return Status::DEVICE_REMOVED;
         }
-        let Some(verdict) = crate::filter::ReinjectVerdict::from_raw(verdict) else { return Status::INVALID_PARAMETER };
+        let Some(verdict) = crate::vendor_filter::ReinjectVerdict::from_raw(verdict) else { return Status::INVALID_PARAMETER };
         if ticket.reserved != 0 {
             return Status::INVALID_PARAMETER;
         }
@@ -381,8 +381,8 @@ impl<'e, H: CallerContext> Host<'e, H> {
             Some(SlotState::Free | SlotState::Registering) | None => return Status::INVALID_HANDLE,
         };
         let verdict = match verdict {
-            crate::filter::ReinjectVerdict::Pass => wanlayer_core::ReinjectVerdict::Pass,
-            crate::filter::ReinjectVerdict::Drop => wanlayer_core::ReinjectVerdict::Drop,
+            crate::vendor_filter::ReinjectVerdict::Pass => wanlayer_core::ReinjectVerdict::Pass,
+            crate::vendor_filter::ReinjectVerdict::Drop => wanlayer_core::ReinjectVerdict::Drop,
         };
         let ticket = wanlayer_core::hook::Ticket { module: wanlayer_core::ModuleId(ticket.module), serial: ticket.serial };
         match self.engine.reinject_as(taker, ticket, verdict, self.engine.hal().caller_context()) {

@@ -13,7 +13,7 @@ use core::ptr;
 
 use crate::abi::{self, FilterHandle, FilterRegistration, LinkInfo, Status, Ticket};
 
-use super::{packet, CallerContext, Host};
+use super::{packet_functions, CallerContext, Host};
 
 /// The table of `version` for `host`.
 pub(super) fn table<H: CallerContext>(host: &Host<'_, H>, version: u32) -> abi::ProviderTable {
@@ -26,11 +26,11 @@ pub(super) fn table<H: CallerContext>(host: &Host<'_, H>, version: u32) -> abi::
         reinject: Some(reinject::<H>),
         query_links: Some(query_links::<H>),
         query_time: Some(query_time::<H>),
-        packet_length: Some(packet::packet_length),
-        packet_read: Some(packet::packet_read),
-        packet_write: Some(packet::packet_write),
-        packet_replace: Some(packet::packet_replace),
-        packet_ticket: Some(packet::packet_ticket),
+        packet_length: Some(packet_functions::packet_length),
+        packet_read: Some(packet_functions::packet_read),
+        packet_write: Some(packet_functions::packet_write),
+        packet_replace: Some(packet_functions::packet_replace),
+        packet_ticket: Some(packet_functions::packet_ticket),
     }
 }
 

@@ -14,7 +14,7 @@ use wanlayer_proto::ioctl::Access;
 use wanlayer_proto::Status;
 use wanlayer_sim::{HandleId, IoCompletion, IoId, IoOutcome};
 
-use crate::filter::DriverFilter;
+use crate::driver_filter::DriverFilter;
 use crate::invoke;
 
 /// `STATUS_PENDING`.

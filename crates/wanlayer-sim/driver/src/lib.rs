@@ -15,7 +15,7 @@
 //!   the filter's allocations;
 //! * [`control`]: the control device through the driver's dispatch routines (create, buffered
 //!   device controls, cleanup and close);
-//! * [`filter`]: the callbacks: NDIS structures built from the simulator's parameters, the
+//! * [`driver_filter`]: the callbacks: NDIS structures built from the simulator's parameters, the
 //!   simulated IRQL and clock given to the model, and afterwards what the driver passed down, up
 //!   or back (the model's events, its freed NBLs, its debug output) handed to the simulator's
 //!   checked services; a rule the model saw broken is reported to the simulator's verifier once.
@@ -25,7 +25,7 @@
 
 pub mod carriers;
 pub mod control;
-pub mod filter;
+pub mod driver_filter;
 pub mod invoke;
 
-pub use filter::{DriverFilter, SCENARIO_LOG};
+pub use driver_filter::{DriverFilter, SCENARIO_LOG};

@@ -9,15 +9,15 @@ use wanlayer_core::{ModuleId, NdisStatus};
 
 use super::{ReceiveOptions, Rras, Scope, SendOptions};
 use crate::edge::{Edge, Irql, NdisState};
-use crate::filter::FilterDriver;
+use crate::filter_callbacks::FilterDriver;
 use crate::ledger::{Holder, Origin};
+use crate::nbl::{PacketId, SimChain, SimPacket};
 use crate::ndis::{complete_original, device_name_for, local_address_for, new_request};
 use crate::oid::{OidDisposition, OidKind, OidRequest, RequestId};
-use crate::packet::{PacketId, SimChain, SimPacket};
-use crate::status::{StatusBuffer, StatusIndication, StatusRecord, WanLineUp};
 use crate::trace::{describe_frame, TraceEvent};
 use crate::traffic::{Flow, LinkParams, SimLink};
 use crate::verifier::Rule;
+use crate::wan_indication::{StatusBuffer, StatusIndication, StatusRecord, WanLineUp};
 use crate::world::{list, OidRole, StatusInFlight, WorldState};
 
 impl<F: FilterDriver> Rras<F> {

@@ -21,11 +21,11 @@ use wanlayer_core::{ModuleId, NdisStatus};
 
 use crate::edge::{Edge, Irql, NdisState};
 use crate::faults::Faults;
-use crate::filter::{EngineFilter, FilterAttachParameters, FilterDriver, NDIS_MEDIUM_802_3};
+use crate::filter_callbacks::{EngineFilter, FilterAttachParameters, FilterDriver, NDIS_MEDIUM_802_3};
 use crate::hal::SimHal;
 use crate::ledger::{LedgerCounts, PacketRecord};
+use crate::nbl::PacketId;
 use crate::oid::RequestId;
-use crate::packet::PacketId;
 use crate::trace::{TraceEvent, TraceRecord};
 use crate::traffic::SimLink;
 use crate::verifier::{Rule, Verifier};
@@ -77,7 +77,7 @@ impl<F: FilterDriver> fmt::Debug for Rras<F> {
     }
 }
 
-impl Rras<crate::filter::CoreFilter> {
+impl Rras<crate::filter_callbacks::CoreFilter> {
     /// Sets up a world step by step; [`RrasBuilder::build`] takes any filter.
     pub fn builder() -> RrasBuilder {
         RrasBuilder::default()

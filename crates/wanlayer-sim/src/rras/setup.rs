@@ -9,7 +9,7 @@ use wanlayer_core::NdisStatus;
 use super::{Rras, Scope};
 use crate::edge::{Edge, Irql, IrqlPolicy, NdisState};
 use crate::faults::FaultPlan;
-use crate::filter::FilterDriver;
+use crate::filter_callbacks::FilterDriver;
 use crate::hal::SimHal;
 use crate::trace::TraceEvent;
 use crate::world::{Delivery, SimConfig};

@@ -5,9 +5,9 @@ use wanlayer_core::hook::Direction;
 
 use super::{Rras, Scope};
 use crate::edge::{Edge, IrqlPolicy};
-use crate::filter::FilterDriver;
+use crate::filter_callbacks::FilterDriver;
 use crate::ledger::{Holder, Origin};
-use crate::packet::{SimChain, SimPacket};
+use crate::nbl::{SimChain, SimPacket};
 use crate::trace::TraceEvent;
 use crate::world::{Deferred, Delivery, OidState, SendCompletion, WorldState};
 
