@@ -19,8 +19,8 @@ use wanlayer_ndis::types::NdisMedium;
 
 use crate::edge::Irql;
 use crate::hal::SimHal;
-use crate::nbl::SimChain;
 use crate::oid::{OidDisposition, OidRequest};
+use crate::sim_nbl::SimChain;
 use crate::wan_indication::{StatusBuffer, StatusIndication};
 
 /// `NdisMedium802_3`.

@@ -20,7 +20,7 @@ use wanlayer_core::{ModuleId, NdisStatus};
 use crate::edge::{Edge, Irql, NdisState};
 use crate::faults::{Allocation, FaultPlan, Faults};
 use crate::ledger::{Holder, NotHeld, Origin, PacketRecord};
-use crate::nbl::{PacketId, SimChain, SimPacket};
+use crate::sim_nbl::{PacketId, SimChain, SimPacket};
 use crate::trace::{describe_frame, TraceEvent};
 use crate::verifier::{Rule, Verifier};
 use crate::world::{Deferred, Delivered, Delivery, PauseTrack, PoolUsage, SendCompletion, SimConfig, World, WorldState};

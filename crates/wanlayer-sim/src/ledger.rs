@@ -12,7 +12,7 @@ use std::fmt;
 use wanlayer_core::hal::Timestamp;
 
 use crate::edge::Edge;
-use crate::nbl::PacketId;
+use crate::sim_nbl::PacketId;
 
 /// Where a packet came from, which decides to whom it must go back.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

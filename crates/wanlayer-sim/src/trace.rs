@@ -9,7 +9,7 @@ use wanlayer_core::hal::{Level, Timestamp};
 use wanlayer_core::wire::{FrameSummary, IpAddress, IpProtocol};
 
 use crate::edge::Edge;
-use crate::nbl::PacketId;
+use crate::sim_nbl::PacketId;
 use crate::verifier::Rule;
 
 /// A virtual time, printed in milliseconds.

@@ -18,7 +18,7 @@ use wanlayer_core::hal::Timestamp;
 use wanlayer_core::ModuleId;
 
 use crate::hal::SimHal;
-use crate::nbl::PacketId;
+use crate::sim_nbl::PacketId;
 
 /// A rule of the NDIS filter contract.
 ///

@@ -7,7 +7,7 @@ use super::{Rras, Scope};
 use crate::edge::{Edge, IrqlPolicy};
 use crate::filter_callbacks::FilterDriver;
 use crate::ledger::{Holder, Origin};
-use crate::nbl::{SimChain, SimPacket};
+use crate::sim_nbl::{SimChain, SimPacket};
 use crate::trace::TraceEvent;
 use crate::world::{Deferred, Delivery, OidState, SendCompletion, WorldState};
 
