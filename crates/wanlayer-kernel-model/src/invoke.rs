@@ -272,14 +272,20 @@ function!(A: a, B: b, C: c, D: d, E: e, F: f, G: g);
 /// `function` is driver code (native, or at an address in the loaded image when an executor is
 /// installed) and the arguments meet its contract.
 pub unsafe fn call<Arguments, F: Function<Arguments>>(function: F, arguments: Arguments) -> F::Output {
-    match executor() {
+    let address = function.address();
+    let output = match executor() {
         Some(execute) => {
             let words = F::words(arguments);
-            <F::Output as Word>::from_word(execute(function.address(), &words))
+            <F::Output as Word>::from_word(execute(address, &words))
         }
         // SAFETY: the caller's promise.
         None => unsafe { function.call_native(arguments) },
+    };
+    if size_of::<F::Output>() == 4 {
+        // An NTSTATUS / NDIS_STATUS: the low-resources sweep records the failures the driver returns.
+        crate::low_resources::driver_returned(address, output.to_word() as u32);
     }
+    output
 }
 
 #[cfg(test)]

@@ -221,6 +221,8 @@ struct State {
     pending_originals: BTreeMap<usize, usize>,
     modules: BTreeMap<usize, usize>,
     characteristics: Option<FilterDriverCharacteristics>,
+    /// The driver object the filter registered with (`NdisFRegisterFilterDriver`).
+    driver_object: usize,
     device: Option<Device>,
     dpcs: BTreeMap<usize, (KDeferredRoutine, usize)>,
     queued_dpcs: Vec<(usize, usize, usize)>,
@@ -252,6 +254,7 @@ impl State {
             pending_originals: BTreeMap::new(),
             modules: BTreeMap::new(),
             characteristics: None,
+            driver_object: 0,
             device: None,
             dpcs: BTreeMap::new(),
             queued_dpcs: Vec::new(),
@@ -319,6 +322,9 @@ pub fn begin() -> Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            low_resources::tear_down_after_panic();
+        }
         low_resources::end_run();
         release_handles();
         buffers::reset();
@@ -338,6 +344,13 @@ fn release_handles() {
 /// The characteristics the driver registered (`NdisFRegisterFilterDriver`), while registered.
 pub fn characteristics() -> Option<FilterDriverCharacteristics> {
     state().characteristics
+}
+
+/// The driver object the filter driver registered with, while registered (null otherwise).
+pub fn driver_object() -> *mut DriverObject {
+    let state = state();
+    let address = if state.characteristics.is_some() { state.driver_object } else { 0 };
+    std::ptr::with_exposed_provenance_mut(address)
 }
 
 /// The filter module context the driver gave `NdisFSetAttributes` for `filter`.
@@ -483,7 +496,7 @@ fn not_modelled(function: &str) -> ! {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFRegisterFilterDriver(
-    _driver_object: *mut DriverObject,
+    driver_object: *mut DriverObject,
     _context: ContextHandle,
     characteristics: *mut FilterDriverCharacteristics,
     handle: *mut FilterDriverHandle,
@@ -500,6 +513,7 @@ unsafe extern "system" fn NdisFRegisterFilterDriver(
         state.violation("NdisFRegisterFilterDriver: characteristics header is not revision 2 of its size");
     }
     state.characteristics = Some(registered);
+    state.driver_object = driver_object.expose_provenance();
     let new = FilterDriverHandle::from_raw(state.new_handle());
     // SAFETY: the driver's out parameter, valid for a write.
     unsafe { handle.write(new) };
@@ -1165,6 +1179,21 @@ pub unsafe fn cancel_irp(irp: *mut Irp) -> bool {
     // SAFETY: as above, without the lock: the cancelled IRP goes to the driver to complete.
     unsafe { invoke::call(queue.complete_canceled, (csq, irp)) };
     true
+}
+
+/// Cancels every IRP still in a driver's cancel-safe queue, as the I/O manager does when their
+/// threads end; returns how many.
+pub fn cancel_queued_irps() -> usize {
+    let queued: Vec<usize> = state().cancelable.keys().copied().collect();
+    let mut cancelled = 0;
+    for irp in queued {
+        // SAFETY: an IRP the driver inserted into its queue and has not removed: alive until it
+        // completes it (the cancel routine's contract).
+        if unsafe { cancel_irp(std::ptr::with_exposed_provenance_mut(irp)) } {
+            cancelled += 1;
+        }
+    }
+    cancelled
 }
 
 /// IRPs in cancel-safe queues now.

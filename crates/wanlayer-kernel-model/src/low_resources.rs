@@ -15,9 +15,14 @@
 //! [`failed_allocation`] (and [`sweep`] around its own scenarios) serve it unchanged; an import it
 //! serves itself calls [`fail_allocation`].
 
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
+
+/// `STATUS_INSUFFICIENT_RESOURCES` / `NDIS_STATUS_RESOURCES`: the failure a refused allocation
+/// documents.
+pub const RESOURCES: u32 = 0xC000_009A;
 
 /// What kind of allocation an import made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,35 +48,175 @@ struct Injector {
     counted: u64,
     /// The allocation this run failed.
     failed: Option<(u64, AllocationKind)>,
+    /// The failure statuses driver routines returned after the failed allocation, with where.
+    returned: Vec<(u32, String)>,
+    /// What [`finish`](crate::finish) found after the generic teardown of a run that panicked.
+    left_after_teardown: Option<Vec<String>>,
 }
 
-static INJECTOR: Mutex<Injector> = Mutex::new(Injector { fail_at: None, counted: 0, failed: None });
+const FRESH: Injector = Injector {
+    fail_at: None,
+    counted: 0,
+    failed: None,
+    returned: Vec::new(),
+    left_after_teardown: None,
+};
+
+static INJECTOR: Mutex<Injector> = Mutex::new(FRESH);
+
+/// The plan every run begun from now on takes ([`plan_every_run`]).
+static STANDING_PLAN: Mutex<Option<u64>> = Mutex::new(None);
+
+/// The generic teardown of a run that panicked ([`set_teardown`]).
+static TEARDOWN: Mutex<Option<fn()>> = Mutex::new(None);
+
+/// Names of driver routines the model cannot name from its own tables (`DriverEntry`).
+static ROUTINE_NAMES: Mutex<Vec<(usize, &'static str)>> = Mutex::new(Vec::new());
+
+/// What one run counted, failed, saw returned and left after a teardown.
+#[derive(Clone, Debug, Default)]
+struct RunRecord {
+    counted: u64,
+    failed: Option<(u64, AllocationKind)>,
+    returned: Vec<(u32, String)>,
+    left_after_teardown: Option<Vec<String>>,
+}
 
 thread_local! {
     /// What the last run this thread ended counted and failed (saved when its `Run` drops, so a
     /// run another test begins at once cannot reset it before the sweep reads it).
-    static LAST_RUN: Cell<(u64, Option<(u64, AllocationKind)>)> = const { Cell::new((0, None)) };
+    static LAST_RUN: RefCell<RunRecord> = RefCell::new(RunRecord::default());
+}
+
+fn lock<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn injector() -> MutexGuard<'static, Injector> {
-    INJECTOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock(&INJECTOR)
 }
 
 /// A run ends (its `Run` drops, still holding the model): keeps its figures for this thread.
 pub(crate) fn end_run() {
-    let injector = injector();
-    LAST_RUN.with(|last| last.set((injector.counted, injector.failed)));
+    let mut injector = injector();
+    let record = RunRecord {
+        counted: injector.counted,
+        failed: injector.failed,
+        returned: std::mem::take(&mut injector.returned),
+        left_after_teardown: injector.left_after_teardown.take(),
+    };
+    LAST_RUN.with(|last| *last.borrow_mut() = record);
 }
 
-/// A new run begins ([`begin`](crate::begin)): nothing counted, nothing planned.
+/// A new run begins ([`begin`](crate::begin)): nothing counted; the standing plan, if any.
 pub(crate) fn reset() {
-    *injector() = Injector { fail_at: None, counted: 0, failed: None };
+    let standing = *lock(&STANDING_PLAN);
+    *injector() = Injector {
+        fail_at: standing,
+        ..FRESH
+    };
 }
 
 /// In this run, fail its `fail_at`-th allocation counted from the run's beginning (1-based);
 /// `None`: fail none, count only. Called after [`begin`](crate::begin).
 pub fn plan(fail_at: Option<u64>) {
     injector().fail_at = fail_at;
+}
+
+/// Every run begun from now on fails its `fail_at`-th allocation (`None`: none), until set again:
+/// how a sweep reaches a scenario that begins its own run and knows nothing of the sweep.
+pub fn plan_every_run(fail_at: Option<u64>) {
+    *lock(&STANDING_PLAN) = fail_at;
+}
+
+/// The generic teardown a run that panics runs before it ends (`None`: none): it completes or
+/// cancels what is pending and unloads what is loaded, with what the model knows; then the run's
+/// [`finish`](crate::finish) is kept for the sweep. It must not panic (it runs while unwinding).
+pub fn set_teardown(teardown: Option<fn()>) {
+    *lock(&TEARDOWN) = teardown;
+}
+
+/// Names the driver routine at `address` in the failures the sweep records (`DriverEntry`).
+pub fn name_routine(address: usize, name: &'static str) {
+    let mut names = lock(&ROUTINE_NAMES);
+    names.retain(|&(known, _)| known != address);
+    names.push((address, name));
+}
+
+/// A run panics ([`Run`](crate::Run) drops while unwinding): the teardown, then what is left.
+pub(crate) fn tear_down_after_panic() {
+    let Some(teardown) = *lock(&TEARDOWN) else {
+        return;
+    };
+    teardown();
+    let left = crate::finish();
+    injector().left_after_teardown = Some(left);
+}
+
+/// A driver routine at `address` returned `status` (every 4-byte return of
+/// [`invoke::call`](crate::invoke::call)): an error status after the failed allocation is recorded
+/// with the routine's name.
+pub(crate) fn driver_returned(address: usize, status: u32) {
+    if status & 0xC000_0000 != 0xC000_0000 || injector().failed.is_none() {
+        return;
+    }
+    let routine = routine_name(address);
+    injector().returned.push((status, routine));
+}
+
+fn routine_name(address: usize) -> String {
+    if let Some(&(_, name)) = lock(&ROUTINE_NAMES)
+        .iter()
+        .find(|&&(known, _)| known == address)
+    {
+        return name.to_owned();
+    }
+    if let Some(handlers) = crate::characteristics() {
+        let named = [
+            (
+                handlers.attach.map(|handler| handler as usize),
+                "FilterAttach",
+            ),
+            (
+                handlers.restart.map(|handler| handler as usize),
+                "FilterRestart",
+            ),
+            (
+                handlers.pause.map(|handler| handler as usize),
+                "FilterPause",
+            ),
+            (
+                handlers.oid_request.map(|handler| handler as usize),
+                "FilterOidRequest",
+            ),
+            (
+                handlers.set_options.map(|handler| handler as usize),
+                "FilterSetOptions",
+            ),
+        ];
+        if let Some((_, name)) = named.iter().find(|(handler, _)| *handler == Some(address)) {
+            return (*name).to_owned();
+        }
+    }
+    if let Some(device) = crate::control_device() {
+        if let Some(major) = device
+            .dispatch
+            .iter()
+            .position(|routine| routine.map(|routine| routine as usize) == Some(address))
+        {
+            return match major {
+                0 => "IRP_MJ_CREATE".to_owned(),
+                2 => "IRP_MJ_CLOSE".to_owned(),
+                14 => "IRP_MJ_DEVICE_CONTROL".to_owned(),
+                15 => "IRP_MJ_INTERNAL_DEVICE_CONTROL".to_owned(),
+                18 => "IRP_MJ_CLEANUP".to_owned(),
+                major => format!("dispatch routine {major}"),
+            };
+        }
+    }
+    format!("the routine at {address:#x}")
 }
 
 /// Allocations the driver asked for in this run so far (the failed one included).
@@ -114,7 +259,16 @@ pub struct Sweep {
     pub failed_runs: u64,
     /// Runs that bug-checked (the model's `KeBugCheckEx`).
     pub bug_checks: u64,
-    /// Runs that failed otherwise: a leak, a rule broken, a status not documented.
+    /// Runs whose teardown left something (`finish` not empty after it).
+    pub leaks: u64,
+    /// Runs that stopped at a step the driver failed with the documented status (the scenario's
+    /// check of that step failed; the teardown then left nothing).
+    pub documented_stops: u64,
+    /// The failure statuses driver routines returned after the failed allocation, counted by
+    /// `"<status> at <routine>"`, over every run.
+    pub statuses: BTreeMap<String, u64>,
+    /// Runs that failed otherwise: a leak, a rule broken, a check failed with no documented
+    /// status returned.
     pub defects: Vec<Defect>,
 }
 
@@ -123,31 +277,93 @@ impl Sweep {
     pub fn is_clean(&self) -> bool {
         self.bug_checks == 0 && self.defects.is_empty()
     }
+
+    /// Adds `other`'s figures to this one's.
+    pub fn add(&mut self, other: Sweep) {
+        self.allocations += other.allocations;
+        self.failed_runs += other.failed_runs;
+        self.bug_checks += other.bug_checks;
+        self.leaks += other.leaks;
+        self.documented_stops += other.documented_stops;
+        for (status, count) in other.statuses {
+            *self.statuses.entry(status).or_default() += count;
+        }
+        self.defects.extend(other.defects);
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Runs `scenario` once counting its allocations, then once per allocation failing that one.
-/// `scenario(fail_at)` begins its own model run ([`begin`](crate::begin)), calls
-/// [`plan(fail_at)`](plan), drives the driver, and checks (by panicking) that the run ended
-/// cleanly: a failure status it documents, nothing left over. What the run counted and failed is
-/// read when it returns, before another run can begin.
+/// `scenario(fail_at)` begins its own model run ([`begin`](crate::begin)) and has it fail
+/// allocation `fail_at` ([`plan`] after `begin`, or [`plan_every_run`] before), drives the driver,
+/// and checks (by panicking) that the run ended cleanly. A run that panics is judged exactly:
+///
+/// * a bug check (the model's `KeBugCheckEx`), or a panic in the counting run: a defect;
+/// * after the failed allocation, a check that failed with no driver routine having returned
+///   [`RESOURCES`] since (a packet lost, completed twice, a state changed): a defect;
+/// * a check that failed after a routine returned [`RESOURCES`]: the documented failure, provided
+///   the generic teardown ([`set_teardown`]) then left nothing (else a leak, a defect).
+///
+/// Every failure status a routine returned after the failed allocation is counted by status and
+/// routine ([`Sweep::statuses`]).
 pub fn sweep(mut scenario: impl FnMut(Option<u64>)) -> Sweep {
     let mut sweep = Sweep::default();
     let mut run = |fail_at: Option<u64>, sweep: &mut Sweep| -> u64 {
         let mut outcome_of = || catch_unwind(AssertUnwindSafe(|| scenario(fail_at)));
         let outcome = outcome_of();
-        let (counted, failed) = LAST_RUN.with(Cell::get);
+        let record = LAST_RUN.with(|last| last.take());
+        for (status, routine) in &record.returned {
+            *sweep
+                .statuses
+                .entry(format!("{status:#010x} at {routine}"))
+                .or_default() += 1;
+        }
         if let Err(panic) = outcome {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
-                .unwrap_or_else(|| "a panic without a message".to_owned());
+            let what = panic_text(&*panic);
+            let failed = record.failed;
+            let left = record.left_after_teardown.unwrap_or_default();
+            if !left.is_empty() {
+                sweep.leaks += 1;
+            }
             if what.contains("KeBugCheckEx") {
                 sweep.bug_checks += 1;
+                sweep.defects.push(Defect { failed, what });
+            } else if failed.is_none() {
+                sweep.defects.push(Defect {
+                    failed,
+                    what: format!("failed with no allocation failed: {what}"),
+                });
+            } else if !record
+                .returned
+                .iter()
+                .any(|&(status, _)| status == RESOURCES)
+            {
+                sweep.defects.push(Defect {
+                    failed,
+                    what: format!(
+                        "a check failed with no routine having returned {RESOURCES:#x}: {what}"
+                    ),
+                });
+            } else if !left.is_empty() {
+                sweep.defects.push(Defect {
+                    failed,
+                    what: format!(
+                        "after the documented failure and the teardown, left: {}",
+                        left.join("; ")
+                    ),
+                });
+            } else {
+                sweep.documented_stops += 1;
             }
-            sweep.defects.push(Defect { failed, what });
         }
-        counted
+        record.counted
     };
     sweep.allocations = run(None, &mut sweep);
     for k in 1..=sweep.allocations {
@@ -168,7 +384,10 @@ mod tests {
         assert!(!fail_allocation(AllocationKind::Pool));
         assert!(fail_allocation(AllocationKind::Nbl));
         assert!(!fail_allocation(AllocationKind::Mdl));
-        assert_eq!((allocations(), failed_allocation()), (3, Some((2, AllocationKind::Nbl))));
+        assert_eq!(
+            (allocations(), failed_allocation()),
+            (3, Some((2, AllocationKind::Nbl)))
+        );
         drop(run);
 
         let sweep = sweep(|fail_at| {
@@ -176,9 +395,15 @@ mod tests {
             plan(fail_at);
             let first = fail_allocation(AllocationKind::Pool);
             let second = fail_allocation(AllocationKind::OidClone);
-            assert!(!second || first, "the second allocation's failure is not handled");
+            assert!(
+                !second || first,
+                "the second allocation's failure is not handled"
+            );
         });
-        assert_eq!((sweep.allocations, sweep.failed_runs, sweep.bug_checks), (2, 2, 0));
+        assert_eq!(
+            (sweep.allocations, sweep.failed_runs, sweep.bug_checks),
+            (2, 2, 0)
+        );
         assert_eq!(sweep.defects.len(), 1, "{:?}", sweep.defects);
         assert_eq!(sweep.defects[0].failed, Some((2, AllocationKind::OidClone)));
         assert!(!sweep.is_clean());

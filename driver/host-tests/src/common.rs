@@ -4,11 +4,15 @@
 //! clone, a module's attach parameters for the call, NBLs in chains). A `Box` moved after such a
 //! pointer was taken would invalidate it under Stacked Borrows (a move retags the box), so every
 //! structure a test passes lives in an [`Owned`]: allocated once, reached only through its
-//! [`Owned::ptr`], freed on drop.
+//! [`Owned::ptr`], freed on drop (kept when dropped by a panic: see the low-resources sweep).
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+
+use wanlayer_ndis::io::{FileObjectLayout, IrpLayout};
+use wanlayer_ndis::kernel::{NtStatus, IRP_MJ_CLOSE, IRP_MJ_CREATE};
 
 /// A heap value reached only through one raw pointer.
 pub struct Owned<T>(NonNull<T>);
@@ -52,7 +56,48 @@ impl<T> DerefMut for Owned<T> {
 
 impl<T> Drop for Owned<T> {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A scenario stopped by a failed check: the driver may still hold pointers into this
+            // structure until the model's teardown (which runs after the scenario's locals drop)
+            // has unloaded it, so it stays allocated.
+            return;
+        }
         // SAFETY: allocated by `Box` in `new`, freed once.
         drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }
+}
+
+thread_local! {
+    /// The file objects with a handle open on the control device ([`note_handle`]).
+    static OPEN_HANDLES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Notes what an IRP a scenario sent to the control device did to the handles open on it: an
+/// `IRP_MJ_CREATE` that succeeded opened its file object's, an `IRP_MJ_CLOSE` closed it (what the
+/// low-resources sweep's teardown closes when a scenario stops: [`take_open_handles`]).
+///
+/// # Safety
+/// `irp` is a valid IRP of one stack location, as the scenarios build them.
+pub unsafe fn note_handle(irp: *mut IrpLayout, status: NtStatus) {
+    // SAFETY: the caller's promise.
+    let location = unsafe { &*(*irp).current_stack_location };
+    let file = location.file_object.addr();
+    let major = usize::from(location.major_function);
+    OPEN_HANDLES.with(|open| {
+        let mut open = open.borrow_mut();
+        if major == IRP_MJ_CREATE && status == 0 {
+            open.push(file);
+        } else if major == IRP_MJ_CLOSE {
+            open.retain(|&handle| handle != file);
+        }
+    });
+}
+
+/// The file objects with a handle still open, oldest first; forgets them.
+pub fn take_open_handles() -> Vec<*mut FileObjectLayout> {
+    OPEN_HANDLES
+        .with(|open| open.take())
+        .into_iter()
+        .map(std::ptr::with_exposed_provenance_mut)
+        .collect()
 }

@@ -11,11 +11,17 @@ pub mod lifecycle;
 pub mod low_resources;
 pub mod registry;
 
-use wanlayer_ndis::kernel::{DriverObject, NtStatus};
+use wanlayer_kernel_model::low_resources::Sweep;
+use wanlayer_kernel_model::{self as model, invoke};
+use wanlayer_ndis::io::DriverObjectLayout;
+use wanlayer_ndis::kernel::{DriverObject, NtStatus, IRP_MJ_CLEANUP, IRP_MJ_CLOSE};
 use wanlayer_ndis::types::{ContextHandle, UnicodeString};
 
 /// `DRIVER_INITIALIZE`: the image's entry point.
-pub type DriverEntryFn = unsafe extern "system" fn(driver: *mut DriverObject, registry_path: *mut UnicodeString) -> NtStatus;
+pub type DriverEntryFn = unsafe extern "system" fn(
+    driver: *mut DriverObject,
+    registry_path: *mut UnicodeString,
+) -> NtStatus;
 
 /// The links the engine tracks for a module, read from the driver's own state (only a host build
 /// can: an image's state is reached through its handlers only).
@@ -63,3 +69,57 @@ scenarios!(
     registry::a_set_rules_is_saved_and_in_force_again_after_a_reload,
     registry::a_corrupt_saved_set_is_refused_and_the_driver_starts_without_rules,
 );
+
+/// The low-resources sweep of any scenario of [`ALL`]: it runs once counting the allocations the
+/// driver makes, then once per allocation with that one failed (every run the scenario begins
+/// fails it: [`model::low_resources::plan_every_run`]). `with_target` gives each run its target (the
+/// emulator a fresh load of the image). A run whose check fails is torn down by [`tear_down`]
+/// before its model run ends and judged by [`model::low_resources::sweep`]: the documented failure
+/// (a routine returned `STATUS_INSUFFICIENT_RESOURCES`, nothing left after the teardown), or a
+/// defect.
+pub fn sweep(scenario: &Scenario, mut with_target: impl FnMut(&mut dyn FnMut(&Target))) -> Sweep {
+    model::low_resources::set_teardown(Some(tear_down));
+    let sweep = model::low_resources::sweep(|fail_at| {
+        model::low_resources::plan_every_run(fail_at);
+        crate::common::take_open_handles();
+        with_target(&mut |target| {
+            model::low_resources::name_routine(target.driver_entry as usize, "DriverEntry");
+            (scenario.run)(target);
+        });
+    });
+    model::low_resources::plan_every_run(None);
+    model::low_resources::set_teardown(None);
+    sweep
+}
+
+/// The generic teardown of a scenario stopped by a failed check, with what the model knows is
+/// still there: the IRPs queued in the driver are cancelled, the DPCs queued run, the handles
+/// still open on the control device are cleaned up and closed, and the driver
+/// is unloaded through the `DriverUnload` of the driver object it registered with (its
+/// deregistration pauses and detaches every module still attached, as NDIS does). The scenario's
+/// own structures are still allocated ([`Owned`](crate::common::Owned) keeps them while
+/// panicking). Does not panic: it runs while the scenario unwinds.
+pub fn tear_down() {
+    model::set_irql(0);
+    model::cancel_queued_irps();
+    model::run_dpcs();
+    if model::control_device().is_some() {
+        for file in crate::common::take_open_handles() {
+            for major in [IRP_MJ_CLEANUP, IRP_MJ_CLOSE] {
+                control::Request::new(major, file).send(major);
+            }
+        }
+        model::run_dpcs();
+    }
+    let driver_object = model::driver_object();
+    if driver_object.is_null() {
+        return;
+    }
+    // SAFETY: the driver object the driver registered with: the scenario's, kept allocated.
+    let unload = unsafe { (*driver_object.cast::<DriverObjectLayout>()).driver_unload };
+    if let Some(unload) = unload {
+        // SAFETY: the unload routine DriverEntry set, called once, at PASSIVE_LEVEL.
+        unsafe { invoke::call(unload, (driver_object,)) };
+    }
+    model::run_dpcs();
+}
