@@ -54,13 +54,7 @@ struct Injector {
     left_after_teardown: Option<Vec<String>>,
 }
 
-const FRESH: Injector = Injector {
-    fail_at: None,
-    counted: 0,
-    failed: None,
-    returned: Vec::new(),
-    left_after_teardown: None,
-};
+const FRESH: Injector = Injector { fail_at: None, counted: 0, failed: None, returned: Vec::new(), left_after_teardown: None };
 
 static INJECTOR: Mutex<Injector> = Mutex::new(FRESH);
 
@@ -89,9 +83,7 @@ thread_local! {
 }
 
 fn lock<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn injector() -> MutexGuard<'static, Injector> {
@@ -113,10 +105,7 @@ pub(crate) fn end_run() {
 /// A new run begins ([`begin`](crate::begin)): nothing counted; the standing plan, if any.
 pub(crate) fn reset() {
     let standing = *lock(&STANDING_PLAN);
-    *injector() = Injector {
-        fail_at: standing,
-        ..FRESH
-    };
+    *injector() = Injector { fail_at: standing, ..FRESH };
 }
 
 /// In this run, fail its `fail_at`-th allocation counted from the run's beginning (1-based);
@@ -167,45 +156,23 @@ pub(crate) fn driver_returned(address: usize, status: u32) {
 }
 
 fn routine_name(address: usize) -> String {
-    if let Some(&(_, name)) = lock(&ROUTINE_NAMES)
-        .iter()
-        .find(|&&(known, _)| known == address)
-    {
+    if let Some(&(_, name)) = lock(&ROUTINE_NAMES).iter().find(|&&(known, _)| known == address) {
         return name.to_owned();
     }
     if let Some(handlers) = crate::characteristics() {
         let named = [
-            (
-                handlers.attach.map(|handler| handler as usize),
-                "FilterAttach",
-            ),
-            (
-                handlers.restart.map(|handler| handler as usize),
-                "FilterRestart",
-            ),
-            (
-                handlers.pause.map(|handler| handler as usize),
-                "FilterPause",
-            ),
-            (
-                handlers.oid_request.map(|handler| handler as usize),
-                "FilterOidRequest",
-            ),
-            (
-                handlers.set_options.map(|handler| handler as usize),
-                "FilterSetOptions",
-            ),
+            (handlers.attach.map(|handler| handler as usize), "FilterAttach"),
+            (handlers.restart.map(|handler| handler as usize), "FilterRestart"),
+            (handlers.pause.map(|handler| handler as usize), "FilterPause"),
+            (handlers.oid_request.map(|handler| handler as usize), "FilterOidRequest"),
+            (handlers.set_options.map(|handler| handler as usize), "FilterSetOptions"),
         ];
         if let Some((_, name)) = named.iter().find(|(handler, _)| *handler == Some(address)) {
             return (*name).to_owned();
         }
     }
     if let Some(device) = crate::control_device() {
-        if let Some(major) = device
-            .dispatch
-            .iter()
-            .position(|routine| routine.map(|routine| routine as usize) == Some(address))
-        {
+        if let Some(major) = device.dispatch.iter().position(|routine| routine.map(|routine| routine as usize) == Some(address)) {
             return match major {
                 0 => "IRP_MJ_CREATE".to_owned(),
                 2 => "IRP_MJ_CLOSE".to_owned(),
@@ -320,10 +287,7 @@ pub fn sweep(mut scenario: impl FnMut(Option<u64>)) -> Sweep {
         let outcome = outcome_of();
         let record = LAST_RUN.with(|last| last.take());
         for (status, routine) in &record.returned {
-            *sweep
-                .statuses
-                .entry(format!("{status:#010x} at {routine}"))
-                .or_default() += 1;
+            *sweep.statuses.entry(format!("{status:#010x} at {routine}")).or_default() += 1;
         }
         if let Err(panic) = outcome {
             let what = panic_text(&*panic);
@@ -336,29 +300,15 @@ pub fn sweep(mut scenario: impl FnMut(Option<u64>)) -> Sweep {
                 sweep.bug_checks += 1;
                 sweep.defects.push(Defect { failed, what });
             } else if failed.is_none() {
-                sweep.defects.push(Defect {
-                    failed,
-                    what: format!("failed with no allocation failed: {what}"),
-                });
-            } else if !record
-                .returned
-                .iter()
-                .any(|&(status, _)| status == RESOURCES)
-            {
-                sweep.defects.push(Defect {
-                    failed,
-                    what: format!(
-                        "a check failed with no routine having returned {RESOURCES:#x}: {what}"
-                    ),
-                });
+                sweep.defects.push(Defect { failed, what: format!("failed with no allocation failed: {what}") });
+            } else if !record.returned.iter().any(|&(status, _)| status == RESOURCES) {
+                sweep
+                    .defects
+                    .push(Defect { failed, what: format!("a check failed with no routine having returned {RESOURCES:#x}: {what}") });
             } else if !left.is_empty() {
-                sweep.defects.push(Defect {
-                    failed,
-                    what: format!(
-                        "after the documented failure and the teardown, left: {}",
-                        left.join("; ")
-                    ),
-                });
+                sweep
+                    .defects
+                    .push(Defect { failed, what: format!("after the documented failure and the teardown, left: {}", left.join("; ")) });
             } else {
                 sweep.documented_stops += 1;
             }
@@ -384,10 +334,7 @@ mod tests {
         assert!(!fail_allocation(AllocationKind::Pool));
         assert!(fail_allocation(AllocationKind::Nbl));
         assert!(!fail_allocation(AllocationKind::Mdl));
-        assert_eq!(
-            (allocations(), failed_allocation()),
-            (3, Some((2, AllocationKind::Nbl)))
-        );
+        assert_eq!((allocations(), failed_allocation()), (3, Some((2, AllocationKind::Nbl))));
         drop(run);
 
         let sweep = sweep(|fail_at| {
@@ -395,15 +342,9 @@ mod tests {
             plan(fail_at);
             let first = fail_allocation(AllocationKind::Pool);
             let second = fail_allocation(AllocationKind::OidClone);
-            assert!(
-                !second || first,
-                "the second allocation's failure is not handled"
-            );
+            assert!(!second || first, "the second allocation's failure is not handled");
         });
-        assert_eq!(
-            (sweep.allocations, sweep.failed_runs, sweep.bug_checks),
-            (2, 2, 0)
-        );
+        assert_eq!((sweep.allocations, sweep.failed_runs, sweep.bug_checks), (2, 2, 0));
         assert_eq!(sweep.defects.len(), 1, "{:?}", sweep.defects);
         assert_eq!(sweep.defects[0].failed, Some((2, AllocationKind::OidClone)));
         assert!(!sweep.is_clean());

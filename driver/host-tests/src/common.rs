@@ -95,9 +95,5 @@ pub unsafe fn note_handle(irp: *mut IrpLayout, status: NtStatus) {
 
 /// The file objects with a handle still open, oldest first; forgets them.
 pub fn take_open_handles() -> Vec<*mut FileObjectLayout> {
-    OPEN_HANDLES
-        .with(|open| open.take())
-        .into_iter()
-        .map(std::ptr::with_exposed_provenance_mut)
-        .collect()
+    OPEN_HANDLES.with(|open| open.take()).into_iter().map(std::ptr::with_exposed_provenance_mut).collect()
 }

@@ -33,20 +33,10 @@ use wanlayer_kernel_model::low_resources::{self, Sweep};
 fn every_allocation_failed_in_turn_ends_cleanly() {
     let mut total = Sweep::default();
     let mut report = Vec::new();
-    for (scenario, run) in SWEEP
-        .iter()
-        .flat_map(|&(name, run)| [(name, run, true), (name, run, false)])
-        .map(|(name, run, pool2)| {
-            let kernel = if pool2 {
-                "with ExAllocatePool2"
-            } else {
-                "without ExAllocatePool2 (build 17763)"
-            };
-            (format!("{name}, {kernel}"), move |fail_at| {
-                run(&native(), fail_at, pool2)
-            })
-        })
-    {
+    for (scenario, run) in SWEEP.iter().flat_map(|&(name, run)| [(name, run, true), (name, run, false)]).map(|(name, run, pool2)| {
+        let kernel = if pool2 { "with ExAllocatePool2" } else { "without ExAllocatePool2 (build 17763)" };
+        (format!("{name}, {kernel}"), move |fail_at| run(&native(), fail_at, pool2))
+    }) {
         let sweep = low_resources::sweep(run);
         report.push(format!(
             "{scenario}: {} allocations, {} failed in turn, {} bug checks, {} defects",
@@ -56,25 +46,15 @@ fn every_allocation_failed_in_turn_ends_cleanly() {
             sweep.defects.len()
         ));
         for defect in &sweep.defects {
-            report.push(format!(
-                "  {scenario}: failed allocation {:?}: {}",
-                defect.failed, defect.what
-            ));
+            report.push(format!("  {scenario}: failed allocation {:?}: {}", defect.failed, defect.what));
         }
         total.allocations += sweep.allocations;
         total.failed_runs += sweep.failed_runs;
         total.bug_checks += sweep.bug_checks;
         total.defects.extend(sweep.defects);
     }
-    assert!(
-        total.allocations > 0,
-        "no allocation counted: the model's allocating imports are not hooked up"
-    );
-    let leaks = total
-        .defects
-        .iter()
-        .filter(|defect| defect.what.contains("not freed") || defect.what.contains("still"))
-        .count();
+    assert!(total.allocations > 0, "no allocation counted: the model's allocating imports are not hooked up");
+    let leaks = total.defects.iter().filter(|defect| defect.what.contains("not freed") || defect.what.contains("still")).count();
     println!(
         "low-resources sweep: {} scenarios, {} failed allocations, {} bug checks, {leaks} leaks",
         SWEEP.len() * 2,
@@ -106,19 +86,12 @@ fn every_allocation_of_every_scenario_failed_in_turn_ends_cleanly() {
             sweep.defects.len()
         ));
         for defect in &sweep.defects {
-            report.push(format!(
-                "  {}: failed allocation {:?}: {}",
-                scenario.name, defect.failed, defect.what
-            ));
+            report.push(format!("  {}: failed allocation {:?}: {}", scenario.name, defect.failed, defect.what));
         }
         total.add(sweep);
     }
     assert!(total.allocations > 0, "no allocation counted");
-    let statuses: Vec<String> = total
-        .statuses
-        .iter()
-        .map(|(status, count)| format!("{count} x {status}"))
-        .collect();
+    let statuses: Vec<String> = total.statuses.iter().map(|(status, count)| format!("{count} x {status}")).collect();
     println!(
         "low-resources sweep of every scenario: {} scenarios, {} failed allocations, {} bug checks, {} leaks, {} documented stops; statuses: {}",
         ALL.len(),

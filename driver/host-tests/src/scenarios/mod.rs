@@ -18,10 +18,7 @@ use wanlayer_ndis::kernel::{DriverObject, NtStatus, IRP_MJ_CLEANUP, IRP_MJ_CLOSE
 use wanlayer_ndis::types::{ContextHandle, UnicodeString};
 
 /// `DRIVER_INITIALIZE`: the image's entry point.
-pub type DriverEntryFn = unsafe extern "system" fn(
-    driver: *mut DriverObject,
-    registry_path: *mut UnicodeString,
-) -> NtStatus;
+pub type DriverEntryFn = unsafe extern "system" fn(driver: *mut DriverObject, registry_path: *mut UnicodeString) -> NtStatus;
 
 /// The links the engine tracks for a module, read from the driver's own state (only a host build
 /// can: an image's state is reached through its handlers only).

@@ -10,28 +10,21 @@ use crate::common::{zeroed, Owned};
 
 use wanlayer_kernel_model::invoke;
 use wanlayer_kernel_model::{self as model, Event};
-use wanlayer_ndis::io::{
-    DriverObjectLayout, FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout,
-};
+use wanlayer_ndis::io::{DriverObjectLayout, FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout};
 use wanlayer_ndis::kernel::{
-    DriverObject, Irp, NtStatus, FILE_READ_DATA, FILE_WRITE_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE,
-    IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
+    DriverObject, Irp, NtStatus, FILE_READ_DATA, FILE_WRITE_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,
 };
 use wanlayer_ndis::registry::{REG_BINARY, REG_DWORD};
 use wanlayer_ndis::types::UnicodeString;
 use wanlayer_proto::ioctl::{IOCTL_GET_RULES, IOCTL_SET_RULES};
-use wanlayer_proto::{
-    Expected, HeaderOnly, RulesInfo, RulesInfoRepr, RulesSet, RulesSetRepr, RulesVersion,
-    RulesVersionRepr,
-};
+use wanlayer_proto::{Expected, HeaderOnly, RulesInfo, RulesInfoRepr, RulesSet, RulesSetRepr, RulesVersion, RulesVersionRepr};
 use wanlayer_rules::{compile, Action, RuleSource};
 
 /// The service key the I/O manager passes to `DriverEntry`.
 const SERVICE: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer";
 /// Where the driver keeps the set (written here in another case: key names compare
 /// case-insensitively).
-const PARAMETERS: &str =
-    "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\wanlayer\\Parameters";
+const PARAMETERS: &str = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\wanlayer\\Parameters";
 const ALTITUDE: u32 = 1000;
 
 /// An IRP with its one stack location, security context and system buffer.
@@ -51,20 +44,10 @@ impl Request {
         irp.current_stack_location = location.ptr();
         irp.stack_count = 1;
         irp.current_location = 1;
-        Request {
-            irp,
-            location,
-            _security: zeroed(),
-            buffer: Vec::new(),
-        }
+        Request { irp, location, _security: zeroed(), buffer: Vec::new() }
     }
 
-    fn device_control(
-        file: *mut FileObjectLayout,
-        code: u32,
-        input: &[u8],
-        output_len: usize,
-    ) -> Self {
+    fn device_control(file: *mut FileObjectLayout, code: u32, input: &[u8], output_len: usize) -> Self {
         let mut request = Self::new(IRP_MJ_DEVICE_CONTROL, file);
         request.buffer = vec![0; input.len().max(output_len)];
         request.buffer[..input.len()].copy_from_slice(input);
@@ -89,21 +72,11 @@ impl Request {
         let status = unsafe { invoke::call(dispatch, (device.device, irp.cast::<Irp>())) };
         // SAFETY: this request's IRP, of one stack location.
         unsafe { crate::common::note_handle(irp, status) };
-        let completion = model::take_events()
-            .into_iter()
-            .find_map(|event| match event {
-                Event::IrpCompleted {
-                    irp: completed,
-                    status,
-                    information,
-                } if completed == irp.addr() => Some((status, information)),
-                _ => None,
-            });
-        assert_eq!(
-            completion.map(|(completed, _)| completed),
-            Some(status),
-            "completed with its status"
-        );
+        let completion = model::take_events().into_iter().find_map(|event| match event {
+            Event::IrpCompleted { irp: completed, status, information } if completed == irp.addr() => Some((status, information)),
+            _ => None,
+        });
+        assert_eq!(completion.map(|(completed, _)| completed), Some(status), "completed with its status");
         completion.expect("completed")
     }
 }
@@ -119,16 +92,8 @@ fn open() -> Owned<FileObjectLayout> {
 }
 
 fn close(file: &Owned<FileObjectLayout>) {
-    assert_eq!(
-        Request::new(IRP_MJ_CLEANUP, file.ptr())
-            .send(IRP_MJ_CLEANUP)
-            .0,
-        0
-    );
-    assert_eq!(
-        Request::new(IRP_MJ_CLOSE, file.ptr()).send(IRP_MJ_CLOSE).0,
-        0
-    );
+    assert_eq!(Request::new(IRP_MJ_CLEANUP, file.ptr()).send(IRP_MJ_CLEANUP).0, 0);
+    assert_eq!(Request::new(IRP_MJ_CLOSE, file.ptr()).send(IRP_MJ_CLOSE).0, 0);
 }
 
 /// `DriverEntry` with the service key, as the I/O manager calls it.
@@ -136,27 +101,11 @@ fn load(target: &Target) -> Owned<DriverObjectLayout> {
     let driver_object = zeroed::<DriverObjectLayout>();
     let mut path: Vec<u16> = SERVICE.encode_utf16().collect();
     let bytes = u16::try_from(path.len() * 2).expect("short path");
-    let mut registry_path = UnicodeString {
-        length: bytes,
-        maximum_length: bytes,
-        buffer: path.as_mut_ptr(),
-    };
+    let mut registry_path = UnicodeString { length: bytes, maximum_length: bytes, buffer: path.as_mut_ptr() };
     // SAFETY: DriverEntry with a zeroed driver object and the service key, once per load.
-    let status = unsafe {
-        invoke::call(
-            target.driver_entry,
-            (
-                driver_object.ptr().cast::<DriverObject>(),
-                &mut registry_path,
-            ),
-        )
-    };
+    let status = unsafe { invoke::call(target.driver_entry, (driver_object.ptr().cast::<DriverObject>(), &mut registry_path)) };
     assert_eq!(status, 0, "{:?}", model::log());
-    assert_eq!(
-        model::open_key_handles(),
-        0,
-        "DriverEntry closes every key it opened"
-    );
+    assert_eq!(model::open_key_handles(), 0, "DriverEntry closes every key it opened");
     driver_object
 }
 
@@ -165,11 +114,7 @@ fn unload(driver_object: Owned<DriverObjectLayout>) {
     // SAFETY: the unload routine DriverEntry set, called once after every handle closed.
     unsafe { invoke::call(unload, (driver_object.ptr().cast(),)) };
     let left = model::finish();
-    assert!(
-        left.is_empty(),
-        "after unload: {left:#?}\nlog: {:#?}",
-        model::log()
-    );
+    assert!(left.is_empty(), "after unload: {left:#?}\nlog: {:#?}", model::log());
 }
 
 /// `GET_RULES`: (altitude, rules, blob) of the set in force.
@@ -179,29 +124,14 @@ fn rules_in_force(file: &Owned<FileObjectLayout>) -> (u32, u32, Vec<u8>) {
     let mut request = Request::device_control(file.ptr(), IOCTL_GET_RULES, &input, 4096);
     let (status, written) = request.send(IRP_MJ_DEVICE_CONTROL);
     assert_eq!(status, 0, "{:?}", model::log());
-    let info = RulesInfoRepr::parse(&RulesInfo::new_unchecked(&request.buffer[..written]))
-        .expect("a RulesInfo");
-    (
-        info.altitude,
-        info.rules,
-        info.blob.expect("the blob fits").to_vec(),
-    )
+    let info = RulesInfoRepr::parse(&RulesInfo::new_unchecked(&request.buffer[..written])).expect("a RulesInfo");
+    (info.altitude, info.rules, info.blob.expect("the blob fits").to_vec())
 }
 
 fn compiled() -> Vec<u8> {
     compile(&[
-        RuleSource {
-            id: 7,
-            priority: 1,
-            action: Action::Count,
-            filter: "ip or ip6",
-        },
-        RuleSource {
-            id: 9,
-            priority: 2,
-            action: Action::Count,
-            filter: "tcp port 443",
-        },
+        RuleSource { id: 7, priority: 1, action: Action::Count, filter: "ip or ip6" },
+        RuleSource { id: 9, priority: 2, action: Action::Count, filter: "tcp port 443" },
     ])
     .expect("the set compiles")
 }
@@ -213,64 +143,26 @@ pub fn a_set_rules_is_saved_and_in_force_again_after_a_reload(target: &Target) {
 
     let driver_object = load(target);
     let file = open();
-    assert_eq!(
-        rules_in_force(&file),
-        (0, 0, Vec::new()),
-        "nothing saved: no rules"
-    );
-    assert_eq!(
-        model::registry_value(PARAMETERS, "Rules"),
-        None,
-        "loading writes nothing"
-    );
+    assert_eq!(rules_in_force(&file), (0, 0, Vec::new()), "nothing saved: no rules");
+    assert_eq!(model::registry_value(PARAMETERS, "Rules"), None, "loading writes nothing");
 
     let blob = compiled();
-    let request = RulesSetRepr {
-        expected: Expected::Any,
-        altitude: ALTITUDE,
-        blob: &blob,
-    };
+    let request = RulesSetRepr { expected: Expected::Any, altitude: ALTITUDE, blob: &blob };
     let mut input = vec![0u8; request.buffer_len()];
-    request
-        .emit(&mut RulesSet::new_unchecked(&mut input[..]))
-        .expect("SET_RULES request");
-    let mut set = Request::device_control(
-        file.ptr(),
-        IOCTL_SET_RULES,
-        &input,
-        RulesVersion::<&[u8]>::LEN,
-    );
+    request.emit(&mut RulesSet::new_unchecked(&mut input[..])).expect("SET_RULES request");
+    let mut set = Request::device_control(file.ptr(), IOCTL_SET_RULES, &input, RulesVersion::<&[u8]>::LEN);
     let (status, written) = set.send(IRP_MJ_DEVICE_CONTROL);
     assert_eq!(status, 0, "{:?}", model::log());
-    assert_eq!(
-        RulesVersionRepr::parse(&RulesVersion::new_unchecked(&set.buffer[..written]))
-            .expect("version")
-            .version,
-        1
-    );
-    assert_eq!(
-        model::registry_value(PARAMETERS, "RULES"),
-        Some((REG_BINARY, blob.clone()))
-    );
-    assert_eq!(
-        model::registry_value(PARAMETERS, "rulesaltitude"),
-        Some((REG_DWORD, ALTITUDE.to_le_bytes().to_vec()))
-    );
-    assert_eq!(
-        model::open_key_handles(),
-        0,
-        "SET_RULES closes the key it wrote"
-    );
+    assert_eq!(RulesVersionRepr::parse(&RulesVersion::new_unchecked(&set.buffer[..written])).expect("version").version, 1);
+    assert_eq!(model::registry_value(PARAMETERS, "RULES"), Some((REG_BINARY, blob.clone())));
+    assert_eq!(model::registry_value(PARAMETERS, "rulesaltitude"), Some((REG_DWORD, ALTITUDE.to_le_bytes().to_vec())));
+    assert_eq!(model::open_key_handles(), 0, "SET_RULES closes the key it wrote");
     close(&file);
     unload(driver_object);
 
     let driver_object = load(target);
     let file = open();
-    assert_eq!(
-        rules_in_force(&file),
-        (ALTITUDE, 2, blob),
-        "the saved set is in force again"
-    );
+    assert_eq!(rules_in_force(&file), (ALTITUDE, 2, blob), "the saved set is in force again");
     close(&file);
     unload(driver_object);
 }
@@ -279,27 +171,12 @@ pub fn a_set_rules_is_saved_and_in_force_again_after_a_reload(target: &Target) {
 pub fn a_corrupt_saved_set_is_refused_and_the_driver_starts_without_rules(target: &Target) {
     let _run = model::begin();
     model::set_registry_value(PARAMETERS, "Rules", REG_BINARY, b"not a compiled rule set");
-    model::set_registry_value(
-        PARAMETERS,
-        "RulesAltitude",
-        REG_DWORD,
-        &ALTITUDE.to_le_bytes(),
-    );
+    model::set_registry_value(PARAMETERS, "RulesAltitude", REG_DWORD, &ALTITUDE.to_le_bytes());
 
     let driver_object = load(target);
-    assert!(
-        model::log()
-            .iter()
-            .any(|line| line.contains("the saved rule set was refused")),
-        "the refusal is logged: {:#?}",
-        model::log()
-    );
+    assert!(model::log().iter().any(|line| line.contains("the saved rule set was refused")), "the refusal is logged: {:#?}", model::log());
     let file = open();
-    assert_eq!(
-        rules_in_force(&file),
-        (0, 0, Vec::new()),
-        "no rules in force"
-    );
+    assert_eq!(rules_in_force(&file), (0, 0, Vec::new()), "no rules in force");
     close(&file);
     assert_eq!(
         model::registry_value(PARAMETERS, "Rules").map(|(_, bytes)| bytes),
