@@ -266,6 +266,17 @@ function!(A: a, B: b, C: c, D: d, E: e);
 function!(A: a, B: b, C: c, D: d, E: e, F: f);
 function!(A: a, B: b, C: c, D: d, E: e, F: f, G: g);
 
+thread_local! {
+    /// Calls into driver code under way on this thread ([`call`] nests).
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Calls into driver code under way on this thread: 0 while the caller's own code runs (a panic
+/// hook tells a failed check of a scenario from a panic inside a call into the driver).
+pub fn depth() -> usize {
+    DEPTH.with(std::cell::Cell::get)
+}
+
 /// Calls driver code: natively, or through the installed [`Executor`].
 ///
 /// # Safety
@@ -273,6 +284,7 @@ function!(A: a, B: b, C: c, D: d, E: e, F: f, G: g);
 /// installed) and the arguments meet its contract.
 pub unsafe fn call<Arguments, F: Function<Arguments>>(function: F, arguments: Arguments) -> F::Output {
     let address = function.address();
+    DEPTH.with(|depth| depth.set(depth.get() + 1));
     let output = match executor() {
         Some(execute) => {
             let words = F::words(arguments);
@@ -281,6 +293,7 @@ pub unsafe fn call<Arguments, F: Function<Arguments>>(function: F, arguments: Ar
         // SAFETY: the caller's promise.
         None => unsafe { function.call_native(arguments) },
     };
+    DEPTH.with(|depth| depth.set(depth.get() - 1));
     if size_of::<F::Output>() == 4 {
         // An NTSTATUS / NDIS_STATUS: the low-resources sweep records the failures the driver returns.
         crate::low_resources::driver_returned(address, output.to_word() as u32);

@@ -1481,6 +1481,7 @@ unsafe extern "C" fn DbgPrintEx(_component: u32, _level: u32, format: *const c_c
     if std::env::var_os("WANLAYER_MODEL_LOG").is_some() {
         eprintln!("{message}");
     }
+    low_resources::driver_logged(&message);
     state().log.push(message);
     0
 }

@@ -69,11 +69,63 @@ static ROUTINE_NAMES: Mutex<Vec<(usize, &'static str)>> = Mutex::new(Vec::new())
 
 /// What one run counted, failed, saw returned and left after a teardown.
 #[derive(Clone, Debug, Default)]
-struct RunRecord {
-    counted: u64,
-    failed: Option<(u64, AllocationKind)>,
-    returned: Vec<(u32, String)>,
-    left_after_teardown: Option<Vec<String>>,
+pub struct RunRecord {
+    /// Allocations counted.
+    pub counted: u64,
+    /// The allocation failed, as (index, kind).
+    pub failed: Option<(u64, AllocationKind)>,
+    /// The failure statuses driver routines returned after it, with the routine's name.
+    pub returned: Vec<(u32, String)>,
+    /// What `finish` found after the teardown of a run that panicked.
+    pub left_after_teardown: Option<Vec<String>>,
+}
+
+/// How a run of a sweep ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It passed.
+    Passed,
+    /// A check failed after a routine returned [`RESOURCES`], and the teardown left nothing.
+    DocumentedStop,
+    /// The model's `KeBugCheckEx`.
+    BugCheck(String),
+    /// Anything else: a check failed with no documented status, or something left (a leak).
+    Defect(String),
+}
+
+/// Judges a run from its record and its panic's message (`None`: it passed): see [`sweep`].
+pub fn judge(record: &RunRecord, panic: Option<&str>) -> Verdict {
+    let Some(what) = panic else { return Verdict::Passed };
+    let Some(left) = record.left_after_teardown.clone() else {
+        return Verdict::Defect(format!("not torn down (it stopped inside a call into the driver, or no teardown is set): {what}"));
+    };
+    if what.contains("KeBugCheckEx") {
+        Verdict::BugCheck(what.to_owned())
+    } else if record.failed.is_none() {
+        Verdict::Defect(format!("failed with no allocation failed: {what}"))
+    } else if !record.returned.iter().any(|&(status, _)| status == RESOURCES) {
+        Verdict::Defect(format!("a check failed with no routine having returned {RESOURCES:#x}: {what}"))
+    } else if !left.is_empty() {
+        Verdict::Defect(format!("leak: after the documented failure and the teardown, left: {}", left.join("; ")))
+    } else {
+        Verdict::DocumentedStop
+    }
+}
+
+/// The record of the run under way (for a panic hook, where the run cannot end by unwinding).
+pub fn current_run() -> RunRecord {
+    let injector = injector();
+    RunRecord {
+        counted: injector.counted,
+        failed: injector.failed,
+        returned: injector.returned.clone(),
+        left_after_teardown: injector.left_after_teardown.clone(),
+    }
+}
+
+/// The record of the last run this thread ended; forgets it.
+pub fn last_run() -> RunRecord {
+    LAST_RUN.with(|last| last.take())
 }
 
 thread_local! {
@@ -120,6 +172,11 @@ pub fn plan_every_run(fail_at: Option<u64>) {
     *lock(&STANDING_PLAN) = fail_at;
 }
 
+/// The plan every run begun from now on takes ([`plan_every_run`]).
+pub fn every_run_plan() -> Option<u64> {
+    *lock(&STANDING_PLAN)
+}
+
 /// The generic teardown a run that panics runs before it ends (`None`: none): it completes or
 /// cancels what is pending and unloads what is loaded, with what the model knows; then the run's
 /// [`finish`](crate::finish) is kept for the sweep. It must not panic (it runs while unwinding).
@@ -134,8 +191,9 @@ pub fn name_routine(address: usize, name: &'static str) {
     names.push((address, name));
 }
 
-/// A run panics ([`Run`](crate::Run) drops while unwinding): the teardown, then what is left.
-pub(crate) fn tear_down_after_panic() {
+/// A run panics ([`Run`](crate::Run) drops while unwinding, or a panic hook where panics abort):
+/// the teardown, then what is left (kept in the run's record).
+pub fn tear_down_after_panic() {
     let Some(teardown) = *lock(&TEARDOWN) else {
         return;
     };
@@ -153,6 +211,16 @@ pub(crate) fn driver_returned(address: usize, status: u32) {
     }
     let routine = routine_name(address);
     injector().returned.push((status, routine));
+}
+
+/// The driver logged `line` (`DbgPrintEx`): after the failed allocation, a line that reports it
+/// ("no memory", or the status in hex) is recorded as the documented failure, surfaced in the log.
+pub(crate) fn driver_logged(line: &str) {
+    let reports = line.contains("no memory") || line.to_ascii_uppercase().contains("0XC000009A");
+    let mut injector = injector();
+    if reports && injector.failed.is_some() {
+        injector.returned.push((RESOURCES, format!("the log ({})", line.replace([';', '\t'], ","))));
+    }
 }
 
 fn routine_name(address: usize) -> String {
@@ -275,12 +343,20 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// * a bug check (the model's `KeBugCheckEx`), or a panic in the counting run: a defect;
 /// * after the failed allocation, a check that failed with no driver routine having returned
 ///   [`RESOURCES`] since (a packet lost, completed twice, a state changed): a defect;
-/// * a check that failed after a routine returned [`RESOURCES`]: the documented failure, provided
+/// * a check that failed after a routine returned [`RESOURCES`] (or the driver's log reported the
+///   failure: "no memory", or the status): the documented failure, provided
 ///   the generic teardown ([`set_teardown`]) then left nothing (else a leak, a defect).
 ///
 /// Every failure status a routine returned after the failed allocation is counted by status and
 /// routine ([`Sweep::statuses`]).
-pub fn sweep(mut scenario: impl FnMut(Option<u64>)) -> Sweep {
+pub fn sweep(scenario: impl FnMut(Option<u64>)) -> Sweep {
+    sweep_bounded(None, scenario)
+}
+
+/// [`sweep`], failing at most `limit` of the `N` allocations (`None`: all): allocations
+/// `1, 1 + s, 1 + 2s, ...` with the stride `s = ceil(N / limit)`, so a bounded sweep still reaches
+/// every phase of the scenario (`DriverEntry`'s allocations, the attach's, the data path's).
+pub fn sweep_bounded(limit: Option<u64>, mut scenario: impl FnMut(Option<u64>)) -> Sweep {
     let mut sweep = Sweep::default();
     let mut run = |fail_at: Option<u64>, sweep: &mut Sweep| -> u64 {
         let mut outcome_of = || catch_unwind(AssertUnwindSafe(|| scenario(fail_at)));
@@ -289,34 +365,27 @@ pub fn sweep(mut scenario: impl FnMut(Option<u64>)) -> Sweep {
         for (status, routine) in &record.returned {
             *sweep.statuses.entry(format!("{status:#010x} at {routine}")).or_default() += 1;
         }
-        if let Err(panic) = outcome {
-            let what = panic_text(&*panic);
-            let failed = record.failed;
-            let left = record.left_after_teardown.unwrap_or_default();
-            if !left.is_empty() {
-                sweep.leaks += 1;
-            }
-            if what.contains("KeBugCheckEx") {
+        let what = outcome.err().map(|panic| panic_text(&*panic));
+        if record.left_after_teardown.as_ref().is_some_and(|left| !left.is_empty()) {
+            sweep.leaks += 1;
+        }
+        match judge(&record, what.as_deref()) {
+            Verdict::Passed => {}
+            Verdict::DocumentedStop => sweep.documented_stops += 1,
+            Verdict::BugCheck(what) => {
                 sweep.bug_checks += 1;
-                sweep.defects.push(Defect { failed, what });
-            } else if failed.is_none() {
-                sweep.defects.push(Defect { failed, what: format!("failed with no allocation failed: {what}") });
-            } else if !record.returned.iter().any(|&(status, _)| status == RESOURCES) {
-                sweep
-                    .defects
-                    .push(Defect { failed, what: format!("a check failed with no routine having returned {RESOURCES:#x}: {what}") });
-            } else if !left.is_empty() {
-                sweep
-                    .defects
-                    .push(Defect { failed, what: format!("after the documented failure and the teardown, left: {}", left.join("; ")) });
-            } else {
-                sweep.documented_stops += 1;
+                sweep.defects.push(Defect { failed: record.failed, what });
             }
+            Verdict::Defect(what) => sweep.defects.push(Defect { failed: record.failed, what }),
         }
         record.counted
     };
     sweep.allocations = run(None, &mut sweep);
-    for k in 1..=sweep.allocations {
+    let stride = match limit {
+        Some(limit) if limit > 0 => sweep.allocations.div_ceil(limit).max(1),
+        _ => 1,
+    };
+    for k in (1..=sweep.allocations).step_by(usize::try_from(stride).unwrap_or(usize::MAX)) {
         run(Some(k), &mut sweep);
         sweep.failed_runs += 1;
     }

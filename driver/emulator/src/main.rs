@@ -1,7 +1,8 @@
 //! `wanlayer-emulator --label "x64 release" --driver wanlayer.sys [--vendor wlclamp.sys]`: runs
 //! every driver-in-the-loop scenario against the driver image on an emulated processor, and the
 //! vendor image's `DriverEntry`; prints one line per image and one per scenario, and exits
-//! non-zero when anything failed.
+//! non-zero when anything failed. `--sweep-every-scenario all|N` adds the low-resources sweep of
+//! every scenario (every allocation, or at most `N` per scenario spread over all of them).
 //!
 //! Each scenario runs in a process of its own (this program again, with `--scenario N` or
 //! `--vendor-entry`): the kernel model's functions are `extern "system"`, so a panic in one — a
@@ -33,6 +34,7 @@ mod emulate {
     use wanlayer_emulator::image::{self, Arch};
     use wanlayer_emulator::machine::X86_NOT_RUN;
     use wanlayer_emulator::run::{self, ImageFile};
+    use wanlayer_kernel_model::low_resources;
 
     /// The tag of the line a child prints with its outcome.
     const RESULT: &str = "emulator-result";
@@ -47,6 +49,10 @@ mod emulate {
         scenario: Option<usize>,
         probe: Option<String>,
         sweep: Option<usize>,
+        sweep_scenario: Option<usize>,
+        sweep_limit: Option<u64>,
+        sweep_every: Option<Option<u64>>,
+        sweep_from: u64,
         vendor_entry: bool,
     }
 
@@ -65,11 +71,25 @@ mod emulate {
                 "--vendor" => parsed.vendor = Some(PathBuf::from(value)),
                 "--probe" => parsed.probe = Some(value.clone()),
                 "--sweep" => parsed.sweep = Some(value.parse().map_err(|_| format!("--sweep {value}: not a number"))?),
+                "--sweep-scenario" => {
+                    parsed.sweep_scenario = Some(value.parse().map_err(|_| format!("--sweep-scenario {value}: not a number"))?)
+                }
+                "--sweep-limit" => parsed.sweep_limit = limit(arg, value)?,
+                "--sweep-from" => parsed.sweep_from = value.parse().map_err(|_| format!("--sweep-from {value}: not a number"))?,
+                "--sweep-every-scenario" => parsed.sweep_every = Some(limit(arg, value)?),
                 "--scenario" => parsed.scenario = Some(value.parse().map_err(|_| format!("--scenario {value}: not a number"))?),
                 _ => return Err(format!("unknown argument {arg}")),
             }
         }
         Ok(parsed)
+    }
+
+    /// A limit of allocations failed per scenario: a number, or `all` (`None`).
+    fn limit(arg: &str, value: &str) -> Result<Option<u64>, String> {
+        match value {
+            "all" => Ok(None),
+            limit => limit.parse().map(Some).map_err(|_| format!("{arg} {value}: neither a number nor all")),
+        }
     }
 
     /// Runs as the parent or as a child; `Ok(false)` when something failed.
@@ -87,6 +107,9 @@ mod emulate {
         if let Some(index) = arguments.sweep {
             return child_sweep(&arguments, index);
         }
+        if let Some(index) = arguments.sweep_scenario {
+            return child_sweep_scenario(&arguments, index);
+        }
         parent(&args[0], &arguments)
     }
 
@@ -100,6 +123,14 @@ mod emulate {
             };
             let location = info.location().map(|location| format!(" ({location})")).unwrap_or_default();
             eprintln!("{PANIC}\t{}{location}", message.replace('\n', " "));
+            if SWEEPING.load(std::sync::atomic::Ordering::SeqCst) {
+                // The run cannot unwind (panic = "abort"): torn down here, where the scenario's
+                // structures are still alive, unless it stopped inside a call into the image.
+                if wanlayer_kernel_model::invoke::depth() == 0 {
+                    low_resources::tear_down_after_panic();
+                }
+                print_verdict(&low_resources::current_run(), Some(&format!("{}{location}", message.replace('\n', " "))));
+            }
         }));
     }
 
@@ -130,6 +161,151 @@ mod emulate {
         let sweep = run::sweep(&ImageFile::read(driver)?, index / 2, index % 2 == 0)?;
         println!("{RESULT}\t{}\t{}\t", sweep.allocations, sweep.failed_runs);
         Ok(true)
+    }
+
+    /// The tag of a sweep child's line with the allocations a scenario's counting run made.
+    const SWEEP_COUNT: &str = "emulator-sweep-count";
+    /// The tag of a sweep child's line with one run's verdict: `k`, kind, leak, statuses, detail.
+    const SWEEP_VERDICT: &str = "emulator-sweep-verdict";
+    /// Set in a sweep child: its panic hook tears the run down and judges it.
+    static SWEEPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Prints run `k`'s verdict line.
+    fn print_verdict(record: &low_resources::RunRecord, panic: Option<&str>) {
+        let k = low_resources::every_run_plan().or(record.failed.map(|(index, _)| index)).unwrap_or(0);
+        let (kind, detail) = match low_resources::judge(record, panic) {
+            low_resources::Verdict::Passed => ("passed", String::new()),
+            low_resources::Verdict::DocumentedStop => ("documented", panic.unwrap_or_default().to_owned()),
+            low_resources::Verdict::BugCheck(what) => ("bugcheck", what),
+            low_resources::Verdict::Defect(what) => ("defect", what),
+        };
+        let leak = record.left_after_teardown.as_ref().is_some_and(|left| !left.is_empty());
+        let statuses: Vec<String> = record.returned.iter().map(|(status, routine)| format!("{status:#010x} at {routine}")).collect();
+        println!("{SWEEP_VERDICT}\t{k}\t{kind}\t{leak}\t{}\t{}", statuses.join(";"), detail.replace(['\n', '\t'], " "));
+    }
+
+    /// `--sweep-scenario N --sweep-from K [--sweep-limit L]`: the counting run of scenario `N` of
+    /// [`ALL`], then its runs failing allocation `k >= K` (at most `L` spread over all), one
+    /// verdict line each; ends with the result line, unless a run's failed check ends the process
+    /// (the hook printed its verdict: the parent resumes after it).
+    fn child_sweep_scenario(arguments: &Arguments, index: usize) -> Result<bool, String> {
+        report_panics();
+        SWEEPING.store(true, std::sync::atomic::Ordering::SeqCst);
+        let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
+        let file = ImageFile::read(driver)?;
+        let from = arguments.sweep_from;
+        let counting = run::sweep_run(&file, index, None)?;
+        if from == 0 {
+            print_verdict(&counting, None);
+        }
+        println!("{SWEEP_COUNT}\t{}", counting.counted);
+        let stride = match arguments.sweep_limit {
+            Some(limit) if limit > 0 => counting.counted.div_ceil(limit).max(1),
+            _ => 1,
+        };
+        for k in (1..=counting.counted).step_by(usize::try_from(stride).unwrap_or(usize::MAX)).filter(|&k| k >= from) {
+            let record = run::sweep_run(&file, index, Some(k))?;
+            print_verdict(&record, None);
+        }
+        println!("{RESULT}\tdone");
+        Ok(true)
+    }
+
+    /// The low-resources sweep of every scenario of [`ALL`] (`limit` allocations failed at most
+    /// per scenario, `None`: all), in children resumed after each run that ends its process;
+    /// prints the label's line (scenarios swept, allocations counted and failed, bug checks,
+    /// leaks, documented stops, the statuses seen) and one per defect; `Ok(false)` when any run
+    /// was not clean.
+    fn sweep_every_scenario(program: &str, driver: &str, label: &str, limit: Option<u64>) -> Result<bool, String> {
+        use std::collections::BTreeMap;
+        let started = std::time::Instant::now();
+        let (mut counted, mut failed, mut bug_checks, mut leaks, mut stops, mut children) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+        let mut defects = Vec::new();
+        let limit_text = limit.map_or_else(|| "all".to_owned(), |limit| limit.to_string());
+        for (index, scenario) in ALL.iter().enumerate() {
+            let mut from = 0u64;
+            loop {
+                children += 1;
+                let output = Command::new(program)
+                    .args(["--driver", driver, "--sweep-scenario", &index.to_string(), "--sweep-limit", &limit_text])
+                    .args(["--sweep-from", &from.to_string()])
+                    .output()
+                    .map_err(|error| format!("cannot run {program}: {error}"))?;
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let mut last = None;
+                for line in stdout.lines() {
+                    if let Some(count) = line.strip_prefix(SWEEP_COUNT) {
+                        if from == 0 {
+                            counted += count.trim().parse::<u64>().unwrap_or(0);
+                        }
+                    }
+                    let Some(fields) = line.strip_prefix(SWEEP_VERDICT) else { continue };
+                    let fields: Vec<&str> = fields.trim_start_matches('\t').splitn(5, '\t').collect();
+                    let [k, kind, leak, returned, detail] = fields[..] else { continue };
+                    let k = k.parse::<u64>().unwrap_or(0);
+                    last = Some(k);
+                    if k > 0 {
+                        failed += 1;
+                    }
+                    for status in returned.split(';').filter(|status| !status.is_empty()) {
+                        *statuses.entry(status.to_owned()).or_default() += 1;
+                    }
+                    if leak == "true" {
+                        leaks += 1;
+                    }
+                    match kind {
+                        "documented" => stops += 1,
+                        "bugcheck" => {
+                            bug_checks += 1;
+                            defects.push(format!("{}: failing allocation {k}: bug check: {detail}", scenario.name));
+                        }
+                        "defect" => defects.push(format!("{}: failing allocation {k}: {detail}", scenario.name)),
+                        _ => {}
+                    }
+                }
+                if stdout.lines().any(|line| line.starts_with(RESULT)) {
+                    break;
+                }
+                let run = stderr.lines().filter_map(|line| line.strip_prefix(run::SWEEP_RUN)).next_back().unwrap_or("").trim().to_owned();
+                let next = match last {
+                    Some(k) => k + 1,
+                    None => {
+                        let panic = stderr
+                            .lines()
+                            .filter_map(|line| line.strip_prefix(PANIC))
+                            .next_back()
+                            .unwrap_or("no message")
+                            .trim()
+                            .to_owned();
+                        defects.push(format!(
+                            "{}: the run failing allocation {run} ended the process without a verdict: {panic}",
+                            scenario.name
+                        ));
+                        break;
+                    }
+                };
+                if next <= from && from > 0 {
+                    defects.push(format!("{}: the sweep made no progress at allocation {from}", scenario.name));
+                    break;
+                }
+                from = next;
+            }
+        }
+        let statuses: Vec<String> = statuses.iter().map(|(status, count)| format!("{count} x {status}")).collect();
+        println!(
+            "emulator: {label}: low-resources sweep of every scenario ({}): {} scenarios swept, {failed} allocations failed of {counted} counted, {bug_checks} bug checks, {leaks} leaks, {stops} documented stops, {} defects ({children} processes, {:.1} s); statuses: {}",
+            if limit.is_some() { format!("at most {limit_text} allocations each") } else { "every allocation".to_owned() },
+            ALL.len(),
+            defects.len(),
+            started.elapsed().as_secs_f64(),
+            if statuses.is_empty() { "none".to_owned() } else { statuses.join(", ") }
+        );
+        for defect in &defects {
+            println!("emulator: FAILED {label}: low-resources sweep: {defect}");
+        }
+        Ok(defects.is_empty() && bug_checks == 0)
     }
 
     /// The low-resources sweeps, each scenario with and without `ExAllocatePool2`, each in a
@@ -246,6 +422,10 @@ mod emulate {
         for failure in &sweep_failures {
             println!("emulator: FAILED {label}: low-resources sweep: {failure}");
         }
+        let every_scenario_clean = match arguments.sweep_every {
+            Some(limit) => sweep_every_scenario(program, &driver_text, &label, limit)?,
+            None => true,
+        };
         let mut vendor_ok = true;
         if let Some(vendor) = &arguments.vendor {
             let (stack, status, failure) =
@@ -264,7 +444,7 @@ mod emulate {
                 }
             }
         }
-        Ok(failed.is_empty() && sweep_failures.is_empty() && vendor_ok)
+        Ok(failed.is_empty() && sweep_failures.is_empty() && vendor_ok && every_scenario_clean)
     }
 
     /// The architecture of the image at `path`, loaded once, and the imports the model lacks.

@@ -267,3 +267,29 @@ pub fn sweep(file: &ImageFile, index: usize, pool2: bool) -> Result<wanlayer_ker
         None => Ok(sweep),
     }
 }
+
+/// One run of the low-resources sweep of scenario `index` of
+/// [`ALL`](wanlayer_driver_host_tests::scenarios::ALL) against a fresh load of `file`, failing
+/// allocation `fail_at` (`None`: counting; the image's Rust heap is pool too). The driver workspace
+/// builds with `panic = "abort"`, so a run whose check fails does not return: the child's panic
+/// hook tears it down ([`low_resources::tear_down_after_panic`](wanlayer_kernel_model::low_resources::tear_down_after_panic))
+/// and judges it before the process ends; the caller resumes the sweep in a new process.
+///
+/// # Errors
+/// What loading the image refuses.
+pub fn sweep_run(file: &ImageFile, index: usize, fail_at: Option<u64>) -> Result<wanlayer_kernel_model::low_resources::RunRecord, String> {
+    use wanlayer_driver_host_tests::scenarios::{self, ALL};
+    use wanlayer_kernel_model::low_resources;
+    let scenario = ALL.get(index).ok_or_else(|| format!("no scenario {index}"))?;
+    let machine = file.machine()?;
+    let _running = machine.run();
+    let target = Target { name: "emulated image", driver_entry: Word::from_word(machine.entry() as u64), links: None };
+    low_resources::set_teardown(Some(scenarios::tear_down));
+    low_resources::name_routine(target.driver_entry as usize, "DriverEntry");
+    low_resources::plan_every_run(fail_at);
+    wanlayer_driver_host_tests::common::take_open_handles();
+    eprintln!("{SWEEP_RUN}\t{fail_at:?}");
+    (scenario.run)(&target);
+    low_resources::plan_every_run(None);
+    Ok(low_resources::last_run())
+}

@@ -76,7 +76,7 @@ fn every_allocation_of_every_scenario_failed_in_turn_ends_cleanly() {
     let mut total = Sweep::default();
     let mut report = Vec::new();
     for scenario in ALL {
-        let sweep = scenarios::sweep(scenario, |run| run(&native()));
+        let sweep = scenarios::sweep(scenario, None, |run| run(&native()));
         report.push(format!(
             "{}: {} allocations, {} failed in turn, {} documented stops, {} defects",
             scenario.name,

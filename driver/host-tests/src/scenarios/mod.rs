@@ -73,10 +73,10 @@ scenarios!(
 /// emulator a fresh load of the image). A run whose check fails is torn down by [`tear_down`]
 /// before its model run ends and judged by [`model::low_resources::sweep`]: the documented failure
 /// (a routine returned `STATUS_INSUFFICIENT_RESOURCES`, nothing left after the teardown), or a
-/// defect.
-pub fn sweep(scenario: &Scenario, mut with_target: impl FnMut(&mut dyn FnMut(&Target))) -> Sweep {
+/// defect. `limit` bounds the allocations failed ([`model::low_resources::sweep_bounded`]).
+pub fn sweep(scenario: &Scenario, limit: Option<u64>, mut with_target: impl FnMut(&mut dyn FnMut(&Target))) -> Sweep {
     model::low_resources::set_teardown(Some(tear_down));
-    let sweep = model::low_resources::sweep(|fail_at| {
+    let sweep = model::low_resources::sweep_bounded(limit, |fail_at| {
         model::low_resources::plan_every_run(fail_at);
         crate::common::take_open_handles();
         with_target(&mut |target| {
