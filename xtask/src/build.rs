@@ -68,8 +68,10 @@ pub fn target_triple(arch: Arch) -> &'static str {
 /// target names.
 pub const X86_KERNEL_TARGET: &str = "driver/targets/i686-kernel-windows-msvc.json";
 
-/// The toolchain of the x86 build: a target specification file and `-Zbuild-std` are unstable.
-pub const X86_TOOLCHAIN: &str = "nightly";
+/// The toolchain of the x86 build: a target specification file and `-Zbuild-std` are unstable, and
+/// the specification's keys (`rustc-abi` among them) have changed between nightlies, so the build
+/// is pinned to the nightly the specification was taken from. `.ci/run` installs the same one.
+pub const X86_TOOLCHAIN: &str = "nightly-2026-10-30";
 
 /// The cargo arguments of the x86 build beyond the others': the target specification is a file,
 /// `core` and `alloc` are built for it (compiler-builtins without its `mem` functions: `memcpy`
@@ -240,10 +242,8 @@ fn ensure_rust_src(toolchain: &str) -> Result<(), String> {
         .output()
         .map_err(|error| format!("could not run rustup: {error}"))?;
     if !installed.status.success() {
-        return Err(format!(
-            "the x86 build needs the {toolchain} toolchain with rust-src (rustup toolchain install {toolchain} --component rust-src): {}",
-            String::from_utf8_lossy(&installed.stderr).trim()
-        ));
+        // Not installed yet: rustup installs it with rust-src, or says why it cannot.
+        return crate::test::run_command("rustup", &["toolchain", "install", toolchain, "--profile", "minimal", "--component", "rust-src"]);
     }
     if String::from_utf8_lossy(&installed.stdout).lines().any(|line| line.trim() == "rust-src") {
         return Ok(());

@@ -39,10 +39,7 @@ const SMTP_PORT: u16 = 25;
 const RULES_ALTITUDE: u32 = 1000;
 
 /// `cargo xtask demo`: runs the scripted session and prints what wanlayer saw.
-pub fn run(args: &[String]) -> Result<(), String> {
-    if let Some(unknown) = args.first() {
-        return Err(format!("`demo` takes no arguments (got '{unknown}')"));
-    }
+pub fn run() -> Result<(), String> {
     session(&crate::test::workspace_root().join("target").join("demo")).map(|_| ())
 }
 

@@ -14,14 +14,9 @@ fn main() -> ExitCode {
         Command::Test => test::run(),
         Command::Bench { sections } => bench::run(&sections),
         Command::Build { arch, release } => build::run(&arches(&arch), release),
-        Command::Demo => demo::run(&[]),
+        Command::Demo => demo::run(),
         Command::Fuzz { time, target, seed } => fuzz::run(time, target, seed),
-        Command::VerifyImage { file, arch, vendor } => {
-            let mut args = vec![file.display().to_string()];
-            args.extend(arch.map(|arch| format!("--arch={}", image_arch(arch))));
-            args.extend(vendor.then(|| "--vendor".to_string()));
-            image::run(&args)
-        }
+        Command::VerifyImage { file, arch, vendor } => image::run(&file, arch.map(image_arch), vendor),
         Command::Package(options) => package::run(package::Options {
             arches: arches(&options.arch),
             pfx: options.pfx,

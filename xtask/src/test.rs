@@ -147,7 +147,7 @@ pub fn run() -> Result<(), String> {
     emulate_images(&driver_manifest, &driver_target_dir)?;
 
     step("the demo session in the simulator");
-    demo::run(&[])?;
+    demo::run()?;
 
     step("randomized NDIS schedules in the simulator (a bounded soak)");
     soak::soak(&["--schedules".to_owned(), soak::TEST_SCHEDULES.to_string()])?;

@@ -126,40 +126,11 @@ pub fn verify_bytes(data: &[u8], policy: &Policy) -> Result<(ImageReport, Vec<Pr
     Ok((report, problems))
 }
 
-/// The arguments of `verify-image`: the file, the optional `--arch` and `--vendor`.
-fn parse_args(args: &[String]) -> Result<(PathBuf, Option<Arch>, bool), String> {
-    const USAGE: &str = "usage: cargo xtask verify-image <file.sys> [--arch x64|arm64|x86] [--vendor]";
-    let mut file = None;
-    let mut arch = None;
-    let mut vendor = false;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--vendor" {
-            vendor = true;
-            continue;
-        }
-        let value = match arg.strip_prefix("--arch") {
-            Some("") => Some(args.next().ok_or(format!("--arch needs a value\n{USAGE}"))?.as_str()),
-            Some(rest) => rest.strip_prefix('='),
-            None => None,
-        };
-        if let Some(value) = value {
-            arch = Some(Arch::parse(value).ok_or(format!("unknown architecture '{value}' (x64, arm64 or x86)\n{USAGE}"))?);
-        } else if arg.starts_with('-') {
-            return Err(format!("unknown option '{arg}'\n{USAGE}"));
-        } else if file.replace(PathBuf::from(arg)).is_some() {
-            return Err(format!("one file at a time\n{USAGE}"));
-        }
-    }
-    Ok((file.ok_or(USAGE)?, arch, vendor))
-}
-
 /// `cargo xtask verify-image`: prints the report, then `verify-image: OK (<file>)`, or fails
 /// with every problem.
-pub fn run(args: &[String]) -> Result<(), String> {
-    let (path, arch, vendor) = parse_args(args)?;
+pub fn run(path: &Path, arch: Option<Arch>, vendor: bool) -> Result<(), String> {
     let policy = if vendor { Policy::vendor(arch) } else { Policy::for_arch(arch) };
-    let verdict = verify_file_with(&path, &policy)?;
+    let verdict = verify_file_with(path, &policy)?;
     println!("verify-image: {}{}", path.display(), if vendor { " (vendor driver policy)" } else { "" });
     let arch_text = match (arch, verdict.arch) {
         (Some(arch), _) => format!("{arch} (from --arch)"),

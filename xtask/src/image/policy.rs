@@ -33,17 +33,6 @@ impl Arch {
     /// Every architecture wanlayer ships, in the order they are built and packaged.
     pub const ALL: [Arch; 3] = [Self::X64, Self::Arm64, Self::X86];
 
-    /// Parses the `--arch` value: `x64` (or `amd64`, `x86_64`), `arm64` (or `aarch64`), `x86`
-    /// (or `i386`, `i686`).
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "x64" | "amd64" | "x86_64" => Some(Self::X64),
-            "arm64" | "aarch64" => Some(Self::Arm64),
-            "x86" | "i386" | "i686" => Some(Self::X86),
-            _ => None,
-        }
-    }
-
     /// The architecture of a COFF machine type, if wanlayer ships one for it.
     pub fn from_machine(machine: Machine) -> Option<Self> {
         match machine {

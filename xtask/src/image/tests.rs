@@ -7,7 +7,7 @@ use super::fixture::{fix_checksum, put16, put32, Entry, Fixture, Thunk, CHECKSUM
 use super::pe::Machine;
 use super::policy::{is_stack_probe, DllFlag};
 use super::read::ParseError;
-use super::{inspect, parse_args, verify_file, Arch, Policy, Problem};
+use super::{inspect, verify_file, Arch, Policy, Problem};
 use std::path::PathBuf;
 
 /// File offset of section header `index` in a PE32+ fixture.
@@ -621,21 +621,6 @@ fn section_data_past_the_end_of_the_file_is_named() {
     fix_checksum(&mut cut);
     let Problem::SectionPastEndOfFile { section, file_len, .. } = only_problem(&cut) else { panic!("wrong problem") };
     assert_eq!((section.as_str(), file_len), (".reloc", cut.len()));
-}
-
-#[test]
-fn arguments_are_parsed() {
-    let args = |list: &[&str]| list.iter().map(|arg| arg.to_string()).collect::<Vec<_>>();
-    assert_eq!(parse_args(&args(&["a.sys"])), Ok((PathBuf::from("a.sys"), None, false)));
-    assert_eq!(parse_args(&args(&["a.sys", "--arch", "arm64"])), Ok((PathBuf::from("a.sys"), Some(Arch::Arm64), false)));
-    assert_eq!(parse_args(&args(&["--arch=X64", "a.sys"])), Ok((PathBuf::from("a.sys"), Some(Arch::X64), false)));
-    assert_eq!(parse_args(&args(&["--arch", "aarch64", "a.sys"])).map(|(_, arch, _)| arch), Ok(Some(Arch::Arm64)));
-    assert_eq!(parse_args(&args(&["--vendor", "v.sys"])), Ok((PathBuf::from("v.sys"), None, true)));
-    assert_eq!(parse_args(&args(&["a.sys", "--arch", "x86"])).map(|(_, arch, _)| arch), Ok(Some(Arch::X86)));
-    for bad in [&[][..], &["a.sys", "--arch"], &["a.sys", "--arch", "arm32"], &["a.sys", "b.sys"], &["a.sys", "--quiet"]]
-    {
-        assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
-    }
 }
 
 #[test]
