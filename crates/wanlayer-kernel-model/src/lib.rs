@@ -50,7 +50,7 @@ use wanlayer_ndis::csq::{
     IoCsq, IoCsqAcquireLockFn, IoCsqCompleteCanceledIrpFn, IoCsqInsertIrpExFn, IoCsqIrpContext, IoCsqLayout, IoCsqPeekNextIrpFn,
     IoCsqReleaseLockFn, IoCsqRemoveIrpFn, IO_TYPE_CSQ_EX,
 };
-use wanlayer_ndis::filter::{
+use wanlayer_ndis::lightweight_filter::{
     DeviceObjectAttributes, FilterAttributes, FilterDriverCharacteristics, NdisOidRequest, NetDevicePnpEvent, NetPnpEventNotification,
     ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };
@@ -756,6 +756,13 @@ unsafe extern "system" fn NdisFSendNetBufferLists(filter: FilterModuleHandle, nb
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFSendNetBufferListsComplete(filter: FilterModuleHandle, nbls: *mut NetBufferList, flags: SendCompleteFlags) {
+    let mut next = nbls;
+    while !next.is_null() {
+        // SAFETY: the driver passes a valid chain it gives back (walked again, checked, below).
+        let nbl = unsafe { &*next };
+        low_resources::driver_completed(nbl.status, "a send completed (NdisFSendNetBufferListsComplete)");
+        next = nbl.next;
+    }
     let mut state = state();
     check_dispatch_flag(&mut state, "NdisFSendNetBufferListsComplete", flags.at_dispatch());
     // SAFETY: the driver passes a valid chain it gives back.

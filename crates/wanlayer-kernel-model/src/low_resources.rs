@@ -223,6 +223,16 @@ pub(crate) fn driver_logged(line: &str) {
     }
 }
 
+/// The driver completed a packet with `status` where `surfaced`: after the failed allocation, a
+/// failure status is recorded (a packet the driver could not keep, completed with
+/// `NDIS_STATUS_RESOURCES`).
+pub(crate) fn driver_completed(status: u32, surfaced: &str) {
+    let mut injector = injector();
+    if status & 0xC000_0000 == 0xC000_0000 && injector.failed.is_some() {
+        injector.returned.push((status, surfaced.to_owned()));
+    }
+}
+
 fn routine_name(address: usize) -> String {
     if let Some(&(_, name)) = lock(&ROUTINE_NAMES).iter().find(|&&(known, _)| known == address) {
         return name.to_owned();

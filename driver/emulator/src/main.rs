@@ -176,8 +176,8 @@ mod emulate {
         let (kind, detail) = match low_resources::judge(record, panic) {
             low_resources::Verdict::Passed => ("passed", String::new()),
             low_resources::Verdict::DocumentedStop => ("documented", panic.unwrap_or_default().to_owned()),
-            low_resources::Verdict::BugCheck(what) => ("bugcheck", what),
-            low_resources::Verdict::Defect(what) => ("defect", what),
+            low_resources::Verdict::BugCheck(what) => ("bugcheck", format!("{:?}: {what}", record.failed.map(|(_, kind)| kind))),
+            low_resources::Verdict::Defect(what) => ("defect", format!("{:?}: {what}", record.failed.map(|(_, kind)| kind))),
         };
         let leak = record.left_after_teardown.as_ref().is_some_and(|left| !left.is_empty());
         let statuses: Vec<String> = record.returned.iter().map(|(status, routine)| format!("{status:#010x} at {routine}")).collect();
