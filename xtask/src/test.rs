@@ -266,6 +266,9 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
                 .arg(&driver)
                 .arg("--vendor")
                 .arg(&vendor)
+                // Every scenario's low-resources sweep, every allocation failed in turn (~11-23 s an
+                // image; x86 images are loaded only, so nothing is swept there).
+                .args(["--sweep-every-scenario", "all"])
                 .output()
                 .map_err(|error| format!("could not start {}: {error}", emulator.display()))?;
             let stdout = String::from_utf8_lossy(&output.stdout);

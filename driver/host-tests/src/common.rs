@@ -79,8 +79,10 @@ thread_local! {
 /// # Safety
 /// `irp` is a valid IRP of one stack location, as the scenarios build them.
 pub unsafe fn note_handle(irp: *mut IrpLayout, status: NtStatus) {
-    // SAFETY: the caller's promise.
-    let location = unsafe { &*(*irp).current_stack_location };
+    // SAFETY: the caller's promise: a valid IRP.
+    let location = unsafe { (*irp).current_stack_location };
+    // SAFETY: the caller's promise: its one stack location, valid.
+    let location = unsafe { &*location };
     let file = location.file_object.addr();
     let major = usize::from(location.major_function);
     OPEN_HANDLES.with(|open| {
