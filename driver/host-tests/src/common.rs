@@ -59,7 +59,8 @@ impl<T> Drop for Owned<T> {
         if std::thread::panicking() {
             // A scenario stopped by a failed check: the driver may still hold pointers into this
             // structure until the model's teardown (which runs after the scenario's locals drop)
-            // has unloaded it, so it stays allocated.
+            // has unloaded it, so it stays allocated until [`free_kept`].
+            KEPT.with(|kept| kept.borrow_mut().push((self.0.as_ptr().expose_provenance(), free::<T>)));
             return;
         }
         // SAFETY: allocated by `Box` in `new`, freed once.
@@ -67,7 +68,28 @@ impl<T> Drop for Owned<T> {
     }
 }
 
+/// An allocation an [`Owned`] dropped by a panic kept, and the function that frees it.
+type Kept = (usize, unsafe fn(usize));
+
+/// # Safety
+/// `address` is an `Owned<T>`'s allocation, kept by its drop, freed once.
+unsafe fn free<T>(address: usize) {
+    // SAFETY: the caller's promise: allocated by `Box` in `Owned::new`.
+    drop(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<T>(address)) });
+}
+
+/// Frees what [`Owned`]s dropped by a panic kept (call once the driver that could use them is
+/// unloaded and its model run has ended: the low-resources sweep does, before each run and after).
+pub fn free_kept() {
+    for (address, free) in KEPT.with(|kept| kept.take()) {
+        // SAFETY: each kept allocation once, after its run ended.
+        unsafe { free(address) };
+    }
+}
+
 thread_local! {
+    /// Allocations of [`Owned`]s dropped while panicking, with the function that frees each.
+    static KEPT: RefCell<Vec<Kept>> = const { RefCell::new(Vec::new()) };
     /// The file objects with a handle open on the control device ([`note_handle`]).
     static OPEN_HANDLES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }

@@ -79,6 +79,7 @@ pub fn sweep(scenario: &Scenario, limit: Option<u64>, mut with_target: impl FnMu
     let sweep = model::low_resources::sweep_bounded(limit, |fail_at| {
         model::low_resources::plan_every_run(fail_at);
         crate::common::take_open_handles();
+        crate::common::free_kept();
         with_target(&mut |target| {
             model::low_resources::name_routine(target.driver_entry as usize, "DriverEntry");
             (scenario.run)(target);
@@ -86,6 +87,7 @@ pub fn sweep(scenario: &Scenario, limit: Option<u64>, mut with_target: impl FnMu
     });
     model::low_resources::plan_every_run(None);
     model::low_resources::set_teardown(None);
+    crate::common::free_kept();
     sweep
 }
 
