@@ -13,7 +13,7 @@
 use std::alloc::Layout;
 use std::sync::Mutex;
 
-use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
+use wanlayer_ndis::lightweight_filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
 use wanlayer_ndis::kernel::ExPoolPriority;
 use wanlayer_ndis::types::{ContextHandle, DeviceHandle, FilterDriverHandle, FilterModuleHandle, NblPoolHandle, NdisHandle};
 

@@ -8,7 +8,7 @@
 
 use std::sync::Mutex;
 
-use wanlayer_ndis::filter::StatusIndication;
+use wanlayer_ndis::lightweight_filter::StatusIndication;
 use wanlayer_ndis::types::FilterModuleHandle;
 
 /// The protocol above, answering `NdisFIndicateStatus` for a module before the call returns.

@@ -54,7 +54,7 @@ compile_error!("wanlayer-ndis declares its imports for x64, ARM64 and x86 Window
 
 use core::ffi::{c_char, c_int, c_void};
 
-use crate::filter::{
+use crate::lightweight_filter::{
     DeviceObjectAttributes, FilterAttributes, FilterDriverCharacteristics, NdisOidRequest, NetDevicePnpEvent,
     NetPnpEventNotification, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };

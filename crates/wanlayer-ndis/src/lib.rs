@@ -16,7 +16,7 @@
 //!   (`NET_BUFFER_LIST_FIRST_NB`, `NET_BUFFER_LIST_STATUS`, `NET_BUFFER_LIST_INFO`, ...).
 //! * [`frame`]: copying frame bytes out of (and back into) a `NET_BUFFER`'s MDL chain.
 //! * [`chain`]: [`Nbl`], an owned NBL, and [`NblChain`], an owned chain of them.
-//! * [`filter`]: the lightweight-filter structures (characteristics, attach/pause/restart
+//! * [`lightweight_filter`]: the lightweight-filter structures (characteristics, attach/pause/restart
 //!   parameters, status indications, control device attributes) and flags.
 //! * [`oid`]: `NDIS_OID_REQUEST`, and what a filter that passes OID requests down by cloning
 //!   keeps in the clone and copies back to the original.
@@ -26,7 +26,7 @@
 //! * [`csq`]: cancel-safe IRP queues (`IO_CSQ`, its callbacks) and the `LIST_ENTRY` operations a
 //!   queue is built from, for the control device's pending requests.
 //! * [`wan`]: `NDIS_WAN_LINE_UP` / `NDIS_WAN_LINE_DOWN`.
-//! * [`status`]: reading a WAN status indication, with every length and pointer validated in safe
+//! * [`wan_status`]: reading a WAN status indication, with every length and pointer validated in safe
 //!   code, and writing the line-up answer back.
 //! * `imports`: the `raw-dylib` imports (on other targets the same names, resolved by the host
 //!   tests' kernel model).
@@ -49,7 +49,7 @@
 //! # Safety
 //!
 //! Raw accessors are `unsafe fn`s over raw pointers with a `# Safety` section each. The owned types
-//! ([`Nbl`], [`NblChain`], [`status::Indication`]) take their validity promise once, in an
+//! ([`Nbl`], [`NblChain`], [`wan_status::Indication`]) take their validity promise once, in an
 //! `unsafe fn from_raw`, and are safe to use afterwards. Every `unsafe` block holds exactly one
 //! unsafe operation and a `// SAFETY:` comment naming the preconditions it relies on.
 #![no_std]
@@ -89,17 +89,17 @@ pub(crate) fn check_offsets(prefix: &str, fields: &[(&str, usize, usize)]) {
 
 pub mod chain;
 pub mod csq;
-pub mod filter;
 pub mod frame;
 pub mod io;
 pub mod kernel;
+pub mod lightweight_filter;
 pub mod nbl;
 pub mod oid;
 pub mod registry;
-pub mod status;
 pub mod sync;
 pub mod types;
 pub mod wan;
+pub mod wan_status;
 
 pub mod imports;
 pub mod pool;
@@ -107,5 +107,5 @@ pub mod runtime;
 
 pub use chain::{Nbl, NblChain};
 pub use frame::FrameError;
-pub use status::{CheckedLineUp, Indication, StatusError, WanStatus};
 pub use types::RawNdisStatus;
+pub use wan_status::{CheckedLineUp, Indication, StatusError, WanStatus};

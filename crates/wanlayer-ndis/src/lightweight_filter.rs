@@ -166,7 +166,7 @@ pub type DevicePnpEventNotifyHandler =
 pub type NetPnpEventHandler =
     unsafe extern "system" fn(module_context: ContextHandle, event: *mut NetPnpEventNotification) -> RawNdisStatus;
 /// `FILTER_STATUS`: required of a filter that receives; pass the indication on with
-/// `NdisFIndicateStatus` (see [`Indication`](crate::status::Indication)).
+/// `NdisFIndicateStatus` (see [`Indication`](crate::wan_status::Indication)).
 ///
 /// # IRQL
 /// `<= DISPATCH_LEVEL`.

@@ -1,7 +1,7 @@
 //! `NDIS_WAN_LINE_UP` and `NDIS_WAN_LINE_DOWN`: the status buffers of
 //! `NDIS_STATUS_WAN_LINE_UP` / `NDIS_STATUS_WAN_LINE_DOWN`.
 //!
-//! Read them through [`status::Indication`](crate::status::Indication), which validates every
+//! Read them through [`wan_status::Indication`](crate::wan_status::Indication), which validates every
 //! length and pointer first.
 
 use crate::types::{RawNdisStatus, UnicodeString};

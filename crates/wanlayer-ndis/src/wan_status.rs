@@ -40,7 +40,7 @@ use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::ptr::{self, NonNull};
 
-use crate::filter::StatusIndication;
+use crate::lightweight_filter::StatusIndication;
 use crate::types::RawNdisStatus;
 use crate::wan::{WanLineDown, WanLineUp, NDIS_STATUS_WAN_LINE_DOWN, NDIS_STATUS_WAN_LINE_UP};
 

@@ -2,7 +2,7 @@
 //!
 //! A line-up answer that comes late: NdisWan's line-up buffer
 //! carries, just past `NDIS_WAN_LINE_UP`, a private byte the protocol above sets to say "I will
-//! answer later" (`wanlayer_ndis::status::ANSWER_LATER_OFFSET`). When it is set after
+//! answer later" (`wanlayer_ndis::wan_status::ANSWER_LATER_OFFSET`). When it is set after
 //! `NdisFIndicateStatus` returns, `LocalAddress` is provisional; the driver marks the link so, and
 //! the link's first send — whose source address is the real local address — records the final one
 //! and announces the updated link (`Event::LineUpdated`). An answer given at once is final: a send
@@ -22,11 +22,11 @@ use wanlayer_core::event::Event;
 use wanlayer_core::hal::{FrameSource, PacketIo};
 use wanlayer_core::wire::MacAddress;
 use wanlayer_kernel_model::{self as model, Event as ModelEvent};
-use wanlayer_ndis::filter::{FilterAttachParameters, FilterDriverCharacteristics, SendCompleteFlags, SendFlags, StatusIndication};
+use wanlayer_ndis::lightweight_filter::{FilterAttachParameters, FilterDriverCharacteristics, SendCompleteFlags, SendFlags, StatusIndication};
 use wanlayer_ndis::io::DriverObjectLayout;
 use wanlayer_ndis::kernel::DriverObject;
 use wanlayer_ndis::nbl::{nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};
-use wanlayer_ndis::status::ANSWER_LATER_OFFSET;
+use wanlayer_ndis::wan_status::ANSWER_LATER_OFFSET;
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
 use wanlayer_ndis::wan::WanLineUp;
 use wanlayer_ndis::Nbl;

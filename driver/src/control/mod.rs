@@ -32,7 +32,7 @@ use core::mem::size_of;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use wanlayer_ndis::filter::DeviceObjectAttributes;
+use wanlayer_ndis::lightweight_filter::DeviceObjectAttributes;
 use wanlayer_ndis::imports;
 use wanlayer_ndis::io::{complete_irp, irp_request, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_REQUEST};
 use wanlayer_ndis::kernel::{

@@ -15,7 +15,7 @@ use core::ptr;
 use wanlayer_core::hal::{Level, Log, PathContext};
 use wanlayer_core::{Engine, ModuleId};
 use wanlayer_driver_logic::lent::{self, Relink, RECORDED};
-use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
+use wanlayer_ndis::lightweight_filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
 use wanlayer_ndis::imports;
 use wanlayer_ndis::nbl::{nbl_next_nbl, NetBufferList};
 use wanlayer_ndis::types::{ContextHandle, PortNumber};

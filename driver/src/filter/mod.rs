@@ -28,7 +28,7 @@ use wanlayer_core::hal::{Level, Log};
 use wanlayer_core::{AttachParams, ModuleId, NdisStatus};
 use wanlayer_driver_logic::attach::{self, AttachDecision};
 use wanlayer_driver_logic::lifecycle::{pause_status, restart_status};
-use wanlayer_ndis::filter::{
+use wanlayer_ndis::lightweight_filter::{
     FilterAttachParameters, FilterAttributes, FilterDriverCharacteristics, FilterPauseParameters, FilterRestartParameters,
     NetDevicePnpEvent, NetPnpEventNotification, NDIS_FILTER_MAJOR_VERSION, NDIS_FILTER_MINOR_VERSION,
 };

@@ -15,7 +15,7 @@ use core::ffi::c_void;
 use core::ptr;
 
 use wanlayer_core::NdisStatus;
-use wanlayer_ndis::filter::NdisOidRequest;
+use wanlayer_ndis::lightweight_filter::NdisOidRequest;
 use wanlayer_ndis::imports;
 use wanlayer_ndis::oid::{clone_original, copy_results, set_clone_original};
 use wanlayer_ndis::types::{ContextHandle, FilterModuleHandle, RawNdisStatus};

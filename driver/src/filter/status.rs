@@ -1,5 +1,5 @@
 //! `FilterStatus`: every indication is passed on (`NdisFIndicateStatus`); WAN line up and line down
-//! are converted on the way ([`wanlayer_ndis::status::Indication`]) and tracked by the engine; the
+//! are converted on the way ([`wanlayer_ndis::wan_status::Indication`]) and tracked by the engine; the
 //! route is [`status_route`]'s, as in the simulator's filter:
 //!
 //! * line up: parse and validate; the engine creates or updates the link and the hooks may lower
@@ -17,7 +17,7 @@ use wanlayer_core::link::{LineDown, LineUp, WanQuality};
 use wanlayer_core::wire::{EtherType, MacAddress};
 use wanlayer_core::{Engine, ModuleId, NdisStatus};
 use wanlayer_driver_logic::lifecycle::{status_route, StatusRoute};
-use wanlayer_ndis::filter::StatusIndication;
+use wanlayer_ndis::lightweight_filter::StatusIndication;
 use wanlayer_ndis::imports;
 use wanlayer_ndis::types::{ContextHandle, FilterModuleHandle};
 use wanlayer_ndis::wan::WanLineDown;

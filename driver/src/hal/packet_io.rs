@@ -46,7 +46,7 @@ use core::ptr::{self, NonNull};
 
 use wanlayer_core::hal::{FrameSource, Level, OutOfMemory, PacketChain, PacketIo, PathContext, Reclaimed, WriteError};
 use wanlayer_core::{ModuleId, NdisStatus};
-use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
+use wanlayer_ndis::lightweight_filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
 use wanlayer_ndis::frame::FrameError;
 use wanlayer_ndis::imports;
 use wanlayer_ndis::nbl::{nbl_first_nb, nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList};

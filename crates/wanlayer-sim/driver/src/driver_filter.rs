@@ -10,8 +10,8 @@ use wanlayer::hal::KernelHal;
 use wanlayer_core::hal::{Clock, Level, Log, PacketIo, PathContext, PauseCompletion, Pool};
 use wanlayer_core::{Engine, ModuleId, NdisStatus};
 use wanlayer_kernel_model::{self as model, Event, OidAnswer, DISPATCH_LEVEL, PASSIVE_LEVEL, STATUS_PENDING};
-use wanlayer_ndis::filter::{FilterAttachParameters as NdisAttachParameters, FilterDriverCharacteristics};
-use wanlayer_ndis::filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication as NdisStatusIndication};
+use wanlayer_ndis::lightweight_filter::{FilterAttachParameters as NdisAttachParameters, FilterDriverCharacteristics};
+use wanlayer_ndis::lightweight_filter::{ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication as NdisStatusIndication};
 use wanlayer_ndis::io::{DriverObjectLayout, FileObjectLayout};
 use wanlayer_ndis::kernel::NtStatus;
 use wanlayer_ndis::nbl::NetBufferList;
@@ -199,7 +199,7 @@ thread_local! {
 struct LineUpBuffer {
     line_up: NdisWanLineUp,
     /// NdisWan's private bytes past the line up; the first is its "answer later" byte
-    /// (`wanlayer_ndis::status::ANSWER_LATER_OFFSET`): zero, the simulated protocol answers at once.
+    /// (`wanlayer_ndis::wan_status::ANSWER_LATER_OFFSET`): zero, the simulated protocol answers at once.
     ndiswan_private: [u8; 16],
     device_name: [u16; DEVICE_NAME_ROOM],
 }

@@ -7,7 +7,7 @@
 
 use std::ffi::c_void;
 
-use wanlayer_ndis::filter::{
+use wanlayer_ndis::lightweight_filter::{
     FilterAttachParameters, FilterDriverCharacteristics, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };
 use wanlayer_ndis::io::DriverObjectLayout;

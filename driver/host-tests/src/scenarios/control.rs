@@ -13,7 +13,7 @@ use crate::common::{zeroed, Owned};
 
 use wanlayer_kernel_model::invoke;
 use wanlayer_kernel_model::{self as model, Event};
-use wanlayer_ndis::filter::FilterAttachParameters;
+use wanlayer_ndis::lightweight_filter::FilterAttachParameters;
 use wanlayer_ndis::io::{DriverObjectLayout, FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout};
 use wanlayer_ndis::kernel::{
     DriverObject, Irp, NtStatus, FILE_READ_DATA, FILE_WRITE_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL,

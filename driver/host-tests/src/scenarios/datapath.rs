@@ -12,7 +12,7 @@ use crate::common::{zeroed, Owned};
 use wanlayer_driver_logic::lent::RECORDED;
 use wanlayer_kernel_model::invoke;
 use wanlayer_kernel_model::{self as model, Event};
-use wanlayer_ndis::filter::{FilterAttachParameters, FilterDriverCharacteristics, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
+use wanlayer_ndis::lightweight_filter::{FilterAttachParameters, FilterDriverCharacteristics, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags};
 use wanlayer_ndis::io::DriverObjectLayout;
 use wanlayer_ndis::kernel::DriverObject;
 use wanlayer_ndis::nbl::{Mdl, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};

@@ -15,7 +15,7 @@ use crate::common::zeroed;
 
 use wanlayer_kernel_model::invoke;
 use wanlayer_kernel_model::{self as model, Event};
-use wanlayer_ndis::filter::SendFlags;
+use wanlayer_ndis::lightweight_filter::SendFlags;
 use wanlayer_ndis::io::FileObjectLayout;
 use wanlayer_ndis::kernel::{FILE_READ_DATA, FILE_WRITE_DATA, IRP_MJ_DEVICE_CONTROL};
 use wanlayer_ndis::types::{ContextHandle, UnicodeString};

@@ -14,7 +14,7 @@ use crate::common::{zeroed, Owned};
 use wanlayer::filter::NBL_POOL_TAG;
 use wanlayer_kernel_model::invoke;
 use wanlayer_kernel_model::{self as model, Event, OidAnswer};
-use wanlayer_ndis::filter::{FilterAttachParameters, FilterDriverCharacteristics, NdisOidRequest, StatusIndication};
+use wanlayer_ndis::lightweight_filter::{FilterAttachParameters, FilterDriverCharacteristics, NdisOidRequest, StatusIndication};
 use wanlayer_ndis::io::DriverObjectLayout;
 use wanlayer_ndis::kernel::DriverObject;
 use wanlayer_ndis::types::{object_type, ContextHandle, FilterModuleHandle, NdisObjectHeader, UnicodeString};

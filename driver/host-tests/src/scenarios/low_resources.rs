@@ -28,7 +28,7 @@ use crate::common::{zeroed, Owned};
 use wanlayer_kernel_model::invoke;
 use wanlayer_kernel_model::low_resources;
 use wanlayer_kernel_model::{self as model, OidAnswer};
-use wanlayer_ndis::filter::{FilterAttachParameters, FilterDriverCharacteristics, NdisOidRequest, StatusIndication};
+use wanlayer_ndis::lightweight_filter::{FilterAttachParameters, FilterDriverCharacteristics, NdisOidRequest, StatusIndication};
 use wanlayer_ndis::io::{DriverObjectLayout, FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout};
 use wanlayer_ndis::kernel::{DriverObject, Irp, NtStatus, FILE_READ_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE};
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
