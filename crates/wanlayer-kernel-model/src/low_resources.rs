@@ -428,4 +428,28 @@ mod tests {
         assert_eq!(sweep.defects[0].failed, Some((2, AllocationKind::OidClone)));
         assert!(!sweep.is_clean());
     }
+
+    #[test]
+    fn a_failed_check_passes_only_with_the_documented_status_and_nothing_left_after_the_teardown() {
+        let failed = Some((3, AllocationKind::Pool));
+        let documented = vec![(RESOURCES, "FilterAttach".to_owned())];
+        let record = |failed, returned: Vec<(u32, String)>, left: Option<Vec<String>>| RunRecord {
+            counted: 5,
+            failed,
+            returned,
+            left_after_teardown: left,
+        };
+        assert_eq!(judge(&record(failed, Vec::new(), None), None), Verdict::Passed);
+        assert_eq!(judge(&record(failed, documented.clone(), Some(Vec::new())), Some("check")), Verdict::DocumentedStop);
+        let no_status = judge(&record(failed, vec![(0xC000_0001, "FilterAttach".to_owned())], Some(Vec::new())), Some("lost"));
+        assert!(matches!(no_status, Verdict::Defect(what) if what.contains("no routine having returned")));
+        let leak = judge(&record(failed, documented.clone(), Some(vec!["pool block".to_owned()])), Some("check"));
+        assert!(matches!(leak, Verdict::Defect(what) if what.starts_with("leak")));
+        let not_torn_down = judge(&record(failed, documented.clone(), None), Some("check"));
+        assert!(matches!(not_torn_down, Verdict::Defect(what) if what.contains("not torn down")));
+        let counting = judge(&record(None, Vec::new(), Some(Vec::new())), Some("check"));
+        assert!(matches!(counting, Verdict::Defect(what) if what.contains("no allocation failed")));
+        let bug_check = judge(&record(failed, documented, Some(Vec::new())), Some("KeBugCheckEx(0x1E)"));
+        assert!(matches!(bug_check, Verdict::BugCheck(_)));
+    }
 }
