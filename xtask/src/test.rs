@@ -224,8 +224,7 @@ fn low_resources_sweep(driver_manifest: &str, target_dir: &str) -> Result<String
     }
     // Its two summaries (the sweep scenarios; every scenario of the library), wherever the test
     // harness's own output put them on a line.
-    let summaries: Vec<&str> =
-        stdout.lines().filter_map(|line| line.find("low-resources sweep").map(|at| &line[at..])).collect();
+    let summaries: Vec<&str> = stdout.lines().filter_map(|line| line.find("low-resources sweep").map(|at| &line[at..])).collect();
     if summaries.is_empty() {
         return Err("the low-resources sweep printed no summary".to_owned());
     }
