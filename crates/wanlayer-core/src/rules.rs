@@ -91,9 +91,7 @@ impl ReplaceError {
     pub fn status(self) -> Status {
         match self {
             ReplaceError::Conflict { .. } | ReplaceError::Busy => Status::TransactionalConflict,
-            ReplaceError::Invalid(LoadError::OutOfMemory) | ReplaceError::OutOfMemory | ReplaceError::NoHookSlot => {
-                Status::InsufficientResources
-            }
+            ReplaceError::OutOfMemory | ReplaceError::NoHookSlot => Status::InsufficientResources,
             ReplaceError::Invalid(_) => Status::InvalidParameter,
             ReplaceError::DivertReserved { .. } => Status::NotSupported,
         }
@@ -291,7 +289,12 @@ impl<H: Hal> Engine<H> {
             Ok(set) => set,
             Err(error) => {
                 self.hal.release(Pool::Control, blob.len());
-                return Err(ReplaceError::Invalid(error));
+                // A load that ran out of memory says nothing about the blob: it is reported (and
+                // logged) as no memory, not as an invalid set.
+                return Err(match error {
+                    LoadError::OutOfMemory => ReplaceError::OutOfMemory,
+                    invalid => ReplaceError::Invalid(invalid),
+                });
             }
         };
         let divert = (0..set.len()).filter_map(|index| set.rule(index)).find(|rule| rule.action == Action::Divert);
