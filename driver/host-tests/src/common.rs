@@ -13,6 +13,7 @@ use std::ptr::NonNull;
 
 use wanlayer_ndis::io::{FileObjectLayout, IrpLayout};
 use wanlayer_ndis::kernel::{NtStatus, IRP_MJ_CLOSE, IRP_MJ_CREATE};
+use wanlayer_ndis::types::UnicodeString;
 
 /// A heap value reached only through one raw pointer.
 pub struct Owned<T>(NonNull<T>);
@@ -27,6 +28,29 @@ impl<T> Owned<T> {
     pub fn ptr(&self) -> *mut T {
         self.0.as_ptr()
     }
+}
+
+/// A counted UTF-16 string and the `UNICODE_STRING` over it (a registry path, an adapter's name).
+pub struct Name {
+    /// The characters `string` points to.
+    _units: Vec<u16>,
+    /// The `UNICODE_STRING`.
+    pub string: UnicodeString,
+}
+
+/// `text` as a [`Name`].
+pub fn name(text: &str) -> Owned<Name> {
+    let mut units: Vec<u16> = text.encode_utf16().collect();
+    let bytes = u16::try_from(units.len() * 2).expect("a short name");
+    let string = UnicodeString {
+        length: bytes,
+        maximum_length: bytes,
+        buffer: units.as_mut_ptr(),
+    };
+    Owned::new(Name {
+        _units: units,
+        string,
+    })
 }
 
 /// A zeroed NDIS structure (every one the scenarios use is valid all-zero: integers, raw
@@ -60,7 +84,10 @@ impl<T> Drop for Owned<T> {
             // A scenario stopped by a failed check: the driver may still hold pointers into this
             // structure until the model's teardown (which runs after the scenario's locals drop)
             // has unloaded it, so it stays allocated until [`free_kept`].
-            KEPT.with(|kept| kept.borrow_mut().push((self.0.as_ptr().expose_provenance(), free::<T>)));
+            KEPT.with(|kept| {
+                kept.borrow_mut()
+                    .push((self.0.as_ptr().expose_provenance(), free::<T>))
+            });
             return;
         }
         // SAFETY: allocated by `Box` in `new`, freed once.
@@ -119,5 +146,9 @@ pub unsafe fn note_handle(irp: *mut IrpLayout, status: NtStatus) {
 
 /// The file objects with a handle still open, oldest first; forgets them.
 pub fn take_open_handles() -> Vec<*mut FileObjectLayout> {
-    OPEN_HANDLES.with(|open| open.take()).into_iter().map(std::ptr::with_exposed_provenance_mut).collect()
+    OPEN_HANDLES
+        .with(|open| open.take())
+        .into_iter()
+        .map(std::ptr::with_exposed_provenance_mut)
+        .collect()
 }

@@ -7,6 +7,7 @@
 #![cfg(not(target_os = "windows"))]
 
 pub mod common;
+pub mod ndiswan;
 pub mod scenarios;
 
 /// The host build of the driver as a scenario target.

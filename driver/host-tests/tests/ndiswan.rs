@@ -13,86 +13,28 @@
 //! `TcpLargeSendNetBufferListInfo` (and checksum, 802.1Q, frame type), never its cancel identifier.
 #![cfg(not(target_os = "windows"))]
 
-use std::mem::MaybeUninit;
-use std::ops::{Deref, DerefMut};
-use std::ptr::{self, NonNull};
+use std::ptr;
 
 use wanlayer::driver::DriverEntry;
 use wanlayer_core::event::Event;
 use wanlayer_core::hal::{FrameSource, PacketIo};
 use wanlayer_core::wire::MacAddress;
+use wanlayer_driver_host_tests::common::{name, zeroed, Name, Owned};
+use wanlayer_driver_host_tests::ndiswan::{LineUp, NDISWANIP, RAS_MAC, REMOTE, WAN_LINE_UP};
 use wanlayer_kernel_model::{self as model, Event as ModelEvent};
-use wanlayer_ndis::lightweight_filter::{FilterAttachParameters, FilterDriverCharacteristics, SendCompleteFlags, SendFlags, StatusIndication};
 use wanlayer_ndis::io::DriverObjectLayout;
 use wanlayer_ndis::kernel::DriverObject;
-use wanlayer_ndis::nbl::{nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};
-use wanlayer_ndis::wan_status::ANSWER_LATER_OFFSET;
-use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader, UnicodeString};
-use wanlayer_ndis::wan::WanLineUp;
+use wanlayer_ndis::lightweight_filter::{
+    FilterAttachParameters, FilterDriverCharacteristics, SendCompleteFlags, SendFlags,
+};
+use wanlayer_ndis::nbl::{
+    nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA,
+};
+use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader};
 use wanlayer_ndis::Nbl;
 
-/// `NDIS_STATUS_WAN_LINE_UP`.
-const WAN_LINE_UP: u32 = 0x4001_0008;
-/// The remote address NdisWan gives the link.
-const REMOTE: [u8; 6] = [0x00, 0x00, 0x00, 0x00, 0x00, 0x07];
 /// The local address the protocol above settles on later.
 const LOCAL: [u8; 6] = [0x02, 0x00, 0x53, 0x45, 0x4E, 0x44];
-/// NdisWan's IP edges' MAC ends in " RAS".
-const RAS_MAC: [u8; 6] = [0x00, 0x00, 0x20, 0x52, 0x41, 0x53];
-
-/// A heap value reached only through one raw pointer (the driver keeps pointers into what the
-/// test hands it; a moved `Box` would invalidate them under Stacked Borrows).
-struct Owned<T>(NonNull<T>);
-
-impl<T> Owned<T> {
-    fn new(value: T) -> Self {
-        Self(NonNull::from(Box::leak(Box::new(value))))
-    }
-
-    fn ptr(&self) -> *mut T {
-        self.0.as_ptr()
-    }
-}
-
-/// A zeroed kernel structure (valid all-zero: integers, raw pointers, optional function pointers).
-fn zeroed<T>() -> Owned<T> {
-    // SAFETY: only instantiated with `repr(C)` kernel structures valid when all-zero.
-    Owned::new(unsafe { MaybeUninit::<T>::zeroed().assume_init() })
-}
-
-impl<T> Deref for Owned<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // SAFETY: alive until drop; single-threaded, the driver does not write it meanwhile.
-        unsafe { self.0.as_ref() }
-    }
-}
-
-impl<T> DerefMut for Owned<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as above; written between calls into the driver.
-        unsafe { self.0.as_mut() }
-    }
-}
-
-impl<T> Drop for Owned<T> {
-    fn drop(&mut self) {
-        // SAFETY: allocated by `Box` in `new`, freed once.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
-    }
-}
-
-/// NdisWan's line-up buffer: `NDIS_WAN_LINE_UP`, its private bytes (the "answer later" byte
-/// first), then the protocol buffer.
-#[repr(C)]
-struct LineUpBuffer {
-    line_up: WanLineUp,
-    private: [u8; 8],
-    protocol: [u8; 600],
-}
-
-const _: () = assert!(std::mem::offset_of!(LineUpBuffer, private) == ANSWER_LATER_OFFSET);
 
 /// The driver loaded, one WAN module attached and running.
 struct Running {
@@ -100,46 +42,59 @@ struct Running {
     handlers: FilterDriverCharacteristics,
     context: ContextHandle,
     module: wanlayer_core::ModuleId,
-    _names: [Owned<Vec<u16>>; 2],
-    _registry_path: Owned<UnicodeString>,
-    _adapter: Owned<UnicodeString>,
-}
-
-fn counted(units: &Owned<Vec<u16>>) -> UnicodeString {
-    let bytes = u16::try_from(units.len() * 2).expect("short name");
-    UnicodeString { length: bytes, maximum_length: bytes, buffer: units.as_ptr().cast_mut() }
+    _names: [Owned<Name>; 2],
 }
 
 fn start() -> Running {
     let driver_object = zeroed::<DriverObjectLayout>();
-    let path = Owned::new("\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer".encode_utf16().collect::<Vec<u16>>());
-    let registry_path = Owned::new(counted(&path));
+    let registry_path = name("\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer");
+    // SAFETY: `registry_path` is alive for the run and reached through its one pointer.
+    let path = unsafe { ptr::addr_of_mut!((*registry_path.ptr()).string) };
     // SAFETY: DriverEntry once per run, with a zeroed driver object and the service key's path.
-    let status = unsafe { DriverEntry(driver_object.ptr().cast::<DriverObject>(), registry_path.ptr()) };
+    let status = unsafe { DriverEntry(driver_object.ptr().cast::<DriverObject>(), path) };
     assert_eq!(status, 0, "DriverEntry: {:#?}", model::log());
     let handlers = model::characteristics().expect("registered");
-    let name = Owned::new("\\DEVICE\\NDISWANIP".encode_utf16().collect::<Vec<u16>>());
-    let adapter = Owned::new(counted(&name));
+    let adapter = name(NDISWANIP);
     let mut parameters = zeroed::<FilterAttachParameters>();
-    parameters.header = NdisObjectHeader::new(object_type::FILTER_ATTACH_PARAMETERS, 1, size_of::<FilterAttachParameters>());
-    parameters.base_miniport_name = adapter.ptr();
+    parameters.header = NdisObjectHeader::new(
+        object_type::FILTER_ATTACH_PARAMETERS,
+        1,
+        size_of::<FilterAttachParameters>(),
+    );
+    // SAFETY: `adapter` is alive for the run and reached through its one pointer.
+    parameters.base_miniport_name = unsafe { ptr::addr_of_mut!((*adapter.ptr()).string) };
     parameters.mac_address_length = 6;
     parameters.current_mac_address[..6].copy_from_slice(&RAS_MAC);
     parameters.base_miniport_if_index = 7;
     let filter = model::new_filter_module_handle();
     // SAFETY: FilterAttach as NDIS calls it, at PASSIVE_LEVEL, with valid parameters.
-    assert_eq!(unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, parameters.ptr()) }, 0);
+    assert_eq!(
+        unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, parameters.ptr()) },
+        0
+    );
     let context = model::module_context(filter).expect("a module context");
     // SAFETY: the module's context, at PASSIVE_LEVEL.
-    assert_eq!(unsafe { handlers.restart.expect("restart")(context, ptr::null_mut()) }, 0);
+    assert_eq!(
+        unsafe { handlers.restart.expect("restart")(context, ptr::null_mut()) },
+        0
+    );
     // SAFETY: the context NDIS passes back, as the handlers use it.
     let module = unsafe { wanlayer::modules::module_entry(context) }.module();
-    Running { driver_object, handlers, context, module, _names: [path, name], _registry_path: registry_path, _adapter: adapter }
+    Running {
+        driver_object,
+        handlers,
+        context,
+        module,
+        _names: [registry_path, adapter],
+    }
 }
 
 fn stop(running: Running) {
     // SAFETY: the module's context at PASSIVE_LEVEL; paused before detach; DriverUnload once.
-    assert_eq!(unsafe { running.handlers.pause.expect("pause")(running.context, ptr::null_mut()) }, 0);
+    assert_eq!(
+        unsafe { running.handlers.pause.expect("pause")(running.context, ptr::null_mut()) },
+        0
+    );
     // SAFETY: as above.
     unsafe { running.handlers.detach.expect("detach")(running.context) };
     let unload = running.driver_object.driver_unload.expect("DriverUnload");
@@ -152,33 +107,22 @@ fn stop(running: Running) {
 /// Indicates a line up whose protocol above sets the "answer later" byte (`late`) and leaves
 /// `LocalAddress` zero.
 fn line_up(running: &Running, late: bool) {
-    let device_name = Owned::new("\\DEVICE\\NDISWANIP".encode_utf16().collect::<Vec<u16>>());
-    let mut buffer = zeroed::<LineUpBuffer>();
-    // SAFETY: `buffer` is alive; the pointer is derived from its one pointer.
-    let protocol = unsafe { ptr::addr_of_mut!((*buffer.ptr()).protocol) }.cast::<u8>();
-    buffer.line_up = WanLineUp {
-        link_speed: 1_000_000,
-        maximum_total_size: 1500,
-        quality: 2,
-        send_window: 10,
-        remote_address: REMOTE,
-        local_address: [0; 6],
-        protocol_buffer_length: 600,
-        protocol_buffer: protocol,
-        protocol_type: 0x0800,
-        device_name: counted(&device_name),
-    };
+    let mut line_up = LineUp::new();
     // What the protocol above leaves when the indication returns.
-    buffer.private[0] = u8::from(late);
-    let mut indication = zeroed::<StatusIndication>();
-    indication.header = NdisObjectHeader::new(object_type::STATUS_INDICATION, 1, size_of::<StatusIndication>());
-    indication.status_code = WAN_LINE_UP;
-    indication.status_buffer = buffer.ptr().cast();
-    indication.status_buffer_size = u32::try_from(size_of::<LineUpBuffer>()).expect("small");
+    line_up.buffer.private[0] = u8::from(late);
     // SAFETY: the module's context, with an indication and buffers valid for the call.
-    unsafe { running.handlers.status.expect("status")(running.context, indication.ptr()) };
+    unsafe { running.handlers.status.expect("status")(running.context, line_up.indication()) };
     let events = model::take_events();
-    assert!(matches!(events.as_slice(), [ModelEvent::Status { code: WAN_LINE_UP, .. }]), "passed on: {events:?}");
+    assert!(
+        matches!(
+            events.as_slice(),
+            [ModelEvent::Status {
+                code: WAN_LINE_UP,
+                ..
+            }]
+        ),
+        "passed on: {events:?}"
+    );
 }
 
 /// A test-owned NBL with one NET_BUFFER over one mapped MDL holding a 60-byte IPv4 frame to the
@@ -209,7 +153,12 @@ fn test_frame(source: [u8; 6]) -> TestFrame {
     net_buffer.data_length.data_length = 60;
     let mut nbl = zeroed::<NetBufferList>();
     nbl.first_net_buffer = net_buffer.ptr();
-    TestFrame { nbl, _net_buffer: net_buffer, _mdl: mdl, _bytes: bytes }
+    TestFrame {
+        nbl,
+        _net_buffer: net_buffer,
+        _mdl: mdl,
+        _bytes: bytes,
+    }
 }
 
 /// Sends one IPv4 frame on the link from `source` and completes it.
@@ -217,19 +166,44 @@ fn send_from(running: &Running, source: [u8; 6]) {
     let frame = test_frame(source);
     let nbl = &frame.nbl;
     // SAFETY: the module's send handler at PASSIVE_LEVEL (flags say so), with a valid chain of one.
-    unsafe { running.handlers.send_net_buffer_lists.expect("send")(running.context, nbl.ptr(), 0, SendFlags::default()) };
+    unsafe {
+        running.handlers.send_net_buffer_lists.expect("send")(
+            running.context,
+            nbl.ptr(),
+            0,
+            SendFlags::default(),
+        )
+    };
     let events = model::take_events();
-    assert!(matches!(events.as_slice(), [ModelEvent::SentDown { nbls, .. }] if nbls == &[nbl.ptr().addr()]), "{events:?}");
+    assert!(
+        matches!(events.as_slice(), [ModelEvent::SentDown { nbls, .. }] if nbls == &[nbl.ptr().addr()]),
+        "{events:?}"
+    );
     // SAFETY: the miniport completes the send it was given.
-    unsafe { running.handlers.send_net_buffer_lists_complete.expect("send complete")(running.context, nbl.ptr(), SendCompleteFlags::default()) };
+    unsafe {
+        running
+            .handlers
+            .send_net_buffer_lists_complete
+            .expect("send complete")(
+            running.context, nbl.ptr(), SendCompleteFlags::default()
+        )
+    };
     let events = model::take_events();
-    assert!(matches!(events.as_slice(), [ModelEvent::SendsCompleted { .. }]), "{events:?}");
+    assert!(
+        matches!(events.as_slice(), [ModelEvent::SendsCompleted { .. }]),
+        "{events:?}"
+    );
 }
 
 /// The link's local address and whether it is provisional.
 fn local_address(running: &Running) -> (MacAddress, bool) {
     let mut found = None;
-    wanlayer::driver::engine().visit_links(running.module, |link| found = Some((link.summary().local_address, link.local_address_provisional())));
+    wanlayer::driver::engine().visit_links(running.module, |link| {
+        found = Some((
+            link.summary().local_address,
+            link.local_address_provisional(),
+        ))
+    });
     found.expect("the link is tracked")
 }
 
@@ -249,14 +223,30 @@ fn a_late_answer_is_completed_by_the_links_first_send_and_announced() {
     let _run = model::begin();
     let running = start();
     line_up(&running, true);
-    assert_eq!(local_address(&running), (MacAddress([0; 6]), true), "the answer is provisional");
-    assert!(model::log().iter().any(|line| line.contains("comes later")), "{:#?}", model::log());
+    assert_eq!(
+        local_address(&running),
+        (MacAddress([0; 6]), true),
+        "the answer is provisional"
+    );
+    assert!(
+        model::log().iter().any(|line| line.contains("comes later")),
+        "{:#?}",
+        model::log()
+    );
     assert_eq!(updates(), []);
     send_from(&running, LOCAL);
-    assert_eq!(local_address(&running), (MacAddress(LOCAL), false), "learned from the send");
+    assert_eq!(
+        local_address(&running),
+        (MacAddress(LOCAL), false),
+        "learned from the send"
+    );
     assert_eq!(updates(), [MacAddress(LOCAL)], "announced once");
     send_from(&running, [0x02, 0, 0, 0, 0, 0x99]);
-    assert_eq!(local_address(&running), (MacAddress(LOCAL), false), "learned once");
+    assert_eq!(
+        local_address(&running),
+        (MacAddress(LOCAL), false),
+        "learned once"
+    );
     assert_eq!(updates(), []);
     stop(running);
 }
@@ -269,7 +259,11 @@ fn an_answer_given_at_once_is_final() {
     assert_eq!(local_address(&running), (MacAddress([0; 6]), false));
     let _ = updates();
     send_from(&running, LOCAL);
-    assert_eq!(local_address(&running), (MacAddress([0; 6]), false), "a send does not change a final answer");
+    assert_eq!(
+        local_address(&running),
+        (MacAddress([0; 6]), false),
+        "a send does not change a final answer"
+    );
     assert_eq!(updates(), []);
     stop(running);
 }
@@ -289,12 +283,21 @@ fn a_copy_keeps_large_send_offload_and_not_the_cancel_identifier() {
     // SAFETY: a valid NBL with one NET_BUFFER over one mapped MDL, lent to the HAL for the call and
     // taken back with `into_raw` (never freed by the driver).
     let original = unsafe { Nbl::from_raw(ptr::NonNull::new(frame.nbl.ptr()).expect("non-null")) };
-    let copy = hal.allocate(running.module, FrameSource::CopyOf(&original)).expect("a copy");
+    let copy = hal
+        .allocate(running.module, FrameSource::CopyOf(&original))
+        .expect("a copy");
     let _ = original.into_raw();
     // SAFETY: the copy is a live NBL the driver allocated.
-    assert_eq!(unsafe { nbl_info(copy.as_ptr(), NblInfo::TcpLargeSend) }, large_send, "LSO kept");
+    assert_eq!(
+        unsafe { nbl_info(copy.as_ptr(), NblInfo::TcpLargeSend) },
+        large_send,
+        "LSO kept"
+    );
     // SAFETY: as above.
-    assert!(unsafe { nbl_info(copy.as_ptr(), NblInfo::CancelId) }.is_null(), "the cancel identifier stays with the original");
+    assert!(
+        unsafe { nbl_info(copy.as_ptr(), NblInfo::CancelId) }.is_null(),
+        "the cancel identifier stays with the original"
+    );
     assert_eq!(hal.frame_len(&copy), 60);
     assert!(hal.free(copy).is_none(), "a copy has no parent");
     stop(running);
