@@ -181,20 +181,10 @@ impl fmt::Display for RegionError {
             RegionError::Null => f.write_str("null pointer with a non-zero length"),
             RegionError::Wraps => f.write_str("pointer plus length wraps the address space"),
             RegionError::OverlapsHeader { offset } => {
-                write!(
-                    f,
-                    "overlaps the NDIS_WAN_LINE_UP (starts at {offset} in the status buffer)"
-                )
+                write!(f, "overlaps the NDIS_WAN_LINE_UP (starts at {offset} in the status buffer)")
             }
-            RegionError::PastEnd {
-                offset,
-                length,
-                buffer_size,
-            } => {
-                write!(
-                    f,
-                    "{length} bytes at {offset} run past the {buffer_size}-byte status buffer"
-                )
+            RegionError::PastEnd { offset, length, buffer_size } => {
+                write!(f, "{length} bytes at {offset} run past the {buffer_size}-byte status buffer")
             }
         }
     }
@@ -205,19 +195,12 @@ impl fmt::Display for StatusError {
         match *self {
             StatusError::NullStatusBuffer { size } => write!(f, "null StatusBuffer of size {size}"),
             StatusError::BufferTooShort { code, needed, got } => {
-                write!(
-                    f,
-                    "{}: status buffer of {got} bytes, {needed} needed",
-                    Code(code)
-                )
+                write!(f, "{}: status buffer of {got} bytes, {needed} needed", Code(code))
             }
             StatusError::NotLineUp(code) => write!(f, "{} is not a line up", Code(code)),
             StatusError::ProtocolBuffer(error) => write!(f, "ProtocolBuffer: {error}"),
             StatusError::ProtocolBufferTooLong { length } => {
-                write!(
-                    f,
-                    "ProtocolBuffer of {length} bytes outside the status buffer"
-                )
+                write!(f, "ProtocolBuffer of {length} bytes outside the status buffer")
             }
             StatusError::DeviceNameOddLength { length } => {
                 write!(f, "DeviceName.Length {length} is odd")
@@ -226,14 +209,9 @@ impl fmt::Display for StatusError {
                 write!(f, "DeviceName.Length {length} exceeds the limit")
             }
             StatusError::DeviceNameMaximumBelowLength { length, maximum } => {
-                write!(
-                    f,
-                    "DeviceName.MaximumLength {maximum} below Length {length}"
-                )
+                write!(f, "DeviceName.MaximumLength {maximum} below Length {length}")
             }
-            StatusError::DeviceNameMisaligned => {
-                f.write_str("DeviceName.Buffer is not 2-byte aligned")
-            }
+            StatusError::DeviceNameMisaligned => f.write_str("DeviceName.Buffer is not 2-byte aligned"),
             StatusError::DeviceName(error) => write!(f, "DeviceName.Buffer: {error}"),
         }
     }
@@ -300,47 +278,29 @@ fn place(start: *const u8, len: usize, status: &[u8]) -> Result<Placement, Regio
     }
     let offset = offset as usize;
     if end > status_end {
-        return Err(RegionError::PastEnd {
-            offset,
-            length: len,
-            buffer_size: status.len(),
-        });
+        return Err(RegionError::PastEnd { offset, length: len, buffer_size: status.len() });
     }
     Ok(Placement::Inline { offset })
 }
 
 /// Checks `DeviceName` of a line up whose status buffer is `status`; returns its placement and
 /// length in code units.
-fn check_device_name(
-    line_up: &WanLineUp,
-    status: &[u8],
-) -> Result<(Placement, usize), StatusError> {
+fn check_device_name(line_up: &WanLineUp, status: &[u8]) -> Result<(Placement, usize), StatusError> {
     let name = line_up.device_name;
     if name.length % 2 != 0 {
-        return Err(StatusError::DeviceNameOddLength {
-            length: name.length,
-        });
+        return Err(StatusError::DeviceNameOddLength { length: name.length });
     }
     if name.length > DEVICE_NAME_LIMIT_BYTES {
-        return Err(StatusError::DeviceNameTooLong {
-            length: name.length,
-        });
+        return Err(StatusError::DeviceNameTooLong { length: name.length });
     }
     if name.maximum_length < name.length {
-        return Err(StatusError::DeviceNameMaximumBelowLength {
-            length: name.length,
-            maximum: name.maximum_length,
-        });
+        return Err(StatusError::DeviceNameMaximumBelowLength { length: name.length, maximum: name.maximum_length });
     }
     if name.length != 0 && !name.buffer.is_null() && !name.buffer.is_aligned() {
         return Err(StatusError::DeviceNameMisaligned);
     }
-    let placement = place(
-        name.buffer.cast_const().cast(),
-        usize::from(name.length),
-        status,
-    )
-    .map_err(StatusError::DeviceName)?;
+    let placement =
+        place(name.buffer.cast_const().cast(), usize::from(name.length), status).map_err(StatusError::DeviceName)?;
     Ok((placement, usize::from(name.length / 2)))
 }
 
@@ -351,24 +311,13 @@ fn check_device_name(
 /// The first [`StatusError`] found.
 pub fn check_line_up(line_up: &WanLineUp, status: &[u8]) -> Result<LineUpLayout, StatusError> {
     let protocol_buffer_len = line_up.protocol_buffer_length as usize;
-    let protocol_buffer = place(
-        line_up.protocol_buffer.cast_const(),
-        protocol_buffer_len,
-        status,
-    )
-    .map_err(StatusError::ProtocolBuffer)?;
+    let protocol_buffer = place(line_up.protocol_buffer.cast_const(), protocol_buffer_len, status)
+        .map_err(StatusError::ProtocolBuffer)?;
     if protocol_buffer == Placement::Separate && protocol_buffer_len > PROTOCOL_BUFFER_LIMIT {
-        return Err(StatusError::ProtocolBufferTooLong {
-            length: line_up.protocol_buffer_length,
-        });
+        return Err(StatusError::ProtocolBufferTooLong { length: line_up.protocol_buffer_length });
     }
     let (device_name, device_name_units) = check_device_name(line_up, status)?;
-    Ok(LineUpLayout {
-        protocol_buffer,
-        protocol_buffer_len,
-        device_name,
-        device_name_units,
-    })
+    Ok(LineUpLayout { protocol_buffer, protocol_buffer_len, device_name, device_name_units })
 }
 
 /// Reads an `NDIS_WAN_LINE_DOWN` from its status buffer.
@@ -377,22 +326,11 @@ pub fn check_line_up(line_up: &WanLineUp, status: &[u8]) -> Result<LineUpLayout,
 /// [`StatusError::BufferTooShort`] under 12 bytes.
 pub fn parse_line_down(status: &[u8]) -> Result<WanLineDown, StatusError> {
     let needed = size_of::<WanLineDown>();
-    let too_short = StatusError::BufferTooShort {
-        code: NDIS_STATUS_WAN_LINE_DOWN,
-        needed,
-        got: status.len(),
-    };
-    let remote = status
-        .get(offset_of!(WanLineDown, remote_address)..)
-        .and_then(|b| b.first_chunk::<6>());
-    let local = status
-        .get(offset_of!(WanLineDown, local_address)..)
-        .and_then(|b| b.first_chunk::<6>());
+    let too_short = StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_DOWN, needed, got: status.len() };
+    let remote = status.get(offset_of!(WanLineDown, remote_address)..).and_then(|b| b.first_chunk::<6>());
+    let local = status.get(offset_of!(WanLineDown, local_address)..).and_then(|b| b.first_chunk::<6>());
     match (remote, local) {
-        (Some(remote), Some(local)) => Ok(WanLineDown {
-            remote_address: *remote,
-            local_address: *local,
-        }),
+        (Some(remote), Some(local)) => Ok(WanLineDown { remote_address: *remote, local_address: *local }),
         _ => Err(too_short),
     }
 }
@@ -419,10 +357,7 @@ impl<'a> Indication<'a> {
     ///   `NdisFIndicateStatus` (NDIS provides them; only their extent inside the status buffer can
     ///   be checked).
     pub unsafe fn from_raw(indication: *mut StatusIndication) -> Option<Self> {
-        NonNull::new(indication).map(|raw| Indication {
-            raw,
-            _memory: PhantomData,
-        })
+        NonNull::new(indication).map(|raw| Indication { raw, _memory: PhantomData })
     }
 
     /// The indication, to pass on with `NdisFIndicateStatus`. Takes `&mut self`, so nothing
@@ -469,11 +404,7 @@ impl<'a> Indication<'a> {
         }
         let status = self.status_bytes()?;
         if status.len() < size_of::<WanLineUp>() {
-            return Err(StatusError::BufferTooShort {
-                code,
-                needed: size_of::<WanLineUp>(),
-                got: status.len(),
-            });
+            return Err(StatusError::BufferTooShort { code, needed: size_of::<WanLineUp>(), got: status.len() });
         }
         // SAFETY: `status` holds at least `size_of::<WanLineUp>()` initialised bytes; every bit
         // pattern is a valid `WanLineUp` (integers and raw pointers); the read is unaligned-safe.
@@ -496,9 +427,7 @@ impl<'a> Indication<'a> {
     /// A [`StatusError`] for a line up or line down that fails a check.
     pub fn parse(&self) -> Result<WanStatus<'_>, StatusError> {
         match self.code() {
-            NDIS_STATUS_WAN_LINE_DOWN => {
-                parse_line_down(self.status_bytes()?).map(WanStatus::LineDown)
-            }
+            NDIS_STATUS_WAN_LINE_DOWN => parse_line_down(self.status_bytes()?).map(WanStatus::LineDown),
             NDIS_STATUS_WAN_LINE_UP => {
                 let (line_up, status) = self.line_up()?;
                 let layout = check_line_up(&line_up, status)?;
@@ -509,19 +438,12 @@ impl<'a> Indication<'a> {
                     // checked to end within it, elsewhere it is readable by the promise of
                     // `from_raw`; nothing writes it while `&self` is borrowed.
                     unsafe {
-                        core::slice::from_raw_parts(
-                            line_up.protocol_buffer.cast_const(),
-                            layout.protocol_buffer_len,
-                        )
+                        core::slice::from_raw_parts(line_up.protocol_buffer.cast_const(), layout.protocol_buffer_len)
                     }
                 };
                 // SAFETY: `layout` was just checked for `line_up`, read from `self`.
                 let device_name = unsafe { device_name(&line_up, &layout) };
-                Ok(WanStatus::LineUp(CheckedLineUp {
-                    line_up,
-                    protocol_buffer,
-                    device_name,
-                }))
+                Ok(WanStatus::LineUp(CheckedLineUp { line_up, protocol_buffer, device_name }))
             }
             other => Ok(WanStatus::Other(other)),
         }
@@ -538,9 +460,7 @@ impl<'a> Indication<'a> {
         let (line_up, _) = self.line_up()?;
         let lowered = line_up.maximum_total_size.min(size);
         let (buffer, _) = self.status_buffer();
-        let field = buffer
-            .wrapping_add(offset_of!(WanLineUp, maximum_total_size))
-            .cast::<u32>();
+        let field = buffer.wrapping_add(offset_of!(WanLineUp, maximum_total_size)).cast::<u32>();
         // SAFETY: `line_up` checked the buffer non-null and at least `size_of::<WanLineUp>()` long,
         // so `field` is inside it; it is writable for 'a by the promise of `from_raw`, through this
         // pointer taken from the indication (not from a shared slice); `&mut self` excludes every
@@ -568,9 +488,7 @@ impl<'a> Indication<'a> {
             local_address: line_up.local_address,
             // SAFETY: `layout` was just checked for `line_up`, read from `self`.
             device_name: unsafe { device_name(&line_up, &layout) },
-            answer_pending: status
-                .get(ANSWER_LATER_OFFSET)
-                .is_some_and(|byte| *byte != 0),
+            answer_pending: status.get(ANSWER_LATER_OFFSET).is_some_and(|byte| *byte != 0),
         })
     }
 }
@@ -587,12 +505,7 @@ unsafe fn device_name<'b>(line_up: &WanLineUp, layout: &LineUpLayout) -> &'b [u1
     // SAFETY: the buffer was checked non-null, 2-aligned and non-wrapping, and, inside the status
     // buffer, to end within it; outside it is readable by the `Indication`'s promise; nothing
     // writes it during 'b (writers need the `Indication` mutably).
-    unsafe {
-        core::slice::from_raw_parts(
-            line_up.device_name.buffer.cast_const(),
-            layout.device_name_units,
-        )
-    }
+    unsafe { core::slice::from_raw_parts(line_up.device_name.buffer.cast_const(), layout.device_name_units) }
 }
 
 #[cfg(test)]
@@ -655,9 +568,7 @@ mod tests {
                 protocol,
                 name: [0; 64],
             });
-            let protocol_ptr = buffer
-                .wrapping_byte_add(offset_of!(InlineLineUp, protocol))
-                .cast::<u8>();
+            let protocol_ptr = buffer.wrapping_byte_add(offset_of!(InlineLineUp, protocol)).cast::<u8>();
             // SAFETY: `buffer` was just leaked; only this fixture uses it.
             unsafe { (*buffer).line_up.protocol_buffer = protocol_ptr };
             let indication = leak(StatusIndication {
@@ -673,20 +584,13 @@ mod tests {
                 guid: Guid::default(),
                 ndis_reserved: [ptr::null_mut(); 4],
             });
-            Fixture {
-                buffer,
-                indication,
-                separate_name,
-            }
+            Fixture { buffer, indication, separate_name }
         }
 
         /// A line down with its 12-byte buffer (in the same kind of allocation).
         fn line_down() -> Fixture {
             let fixture = Fixture::line_up();
-            let down = WanLineDown {
-                remote_address: REMOTE,
-                local_address: *b"\x00\x01 RAS",
-            };
+            let down = WanLineDown { remote_address: REMOTE, local_address: *b"\x00\x01 RAS" };
             // SAFETY: the fixture's buffer is alive and only this fixture uses it; a WanLineDown
             // fits in its first bytes.
             unsafe { fixture.buffer.cast::<WanLineDown>().write(down) };
@@ -729,9 +633,7 @@ mod tests {
         }
 
         fn inline_name(&self) -> *mut u16 {
-            self.buffer
-                .wrapping_byte_add(offset_of!(InlineLineUp, name))
-                .cast()
+            self.buffer.wrapping_byte_add(offset_of!(InlineLineUp, name)).cast()
         }
 
         fn parse_error(&self) -> StatusError {
@@ -754,9 +656,7 @@ mod tests {
     fn a_line_up_converts_with_every_field() {
         let fixture = Fixture::line_up();
         let indication = fixture.indication();
-        let WanStatus::LineUp(up) = indication.parse().unwrap() else {
-            panic!("not a line up")
-        };
+        let WanStatus::LineUp(up) = indication.parse().unwrap() else { panic!("not a line up") };
         assert_eq!(up.line_up.link_speed, 1_000_000);
         assert_eq!(up.line_up.maximum_total_size, 1500);
         assert_eq!(up.line_up.quality, 2);
@@ -768,12 +668,7 @@ mod tests {
         assert_eq!(&up.protocol_buffer[584..588], &[10, 0, 0, 7]);
         assert_eq!(up.device_name, utf16(NAME).as_slice());
         let layout = indication.line_up_layout().unwrap();
-        assert_eq!(
-            layout.protocol_buffer,
-            Placement::Inline {
-                offset: size_of::<WanLineUp>()
-            }
-        );
+        assert_eq!(layout.protocol_buffer, Placement::Inline { offset: size_of::<WanLineUp>() });
         assert_eq!(layout.device_name, Placement::Separate);
     }
 
@@ -786,28 +681,17 @@ mod tests {
         fixture.edit(|up| {
             up.protocol_buffer = separate.as_mut_ptr();
             up.protocol_buffer_length = 1200;
-            up.device_name = UnicodeString {
-                length: 8,
-                maximum_length: 128,
-                buffer: name,
-            };
+            up.device_name = UnicodeString { length: 8, maximum_length: 128, buffer: name };
         });
         // SAFETY: the inline name area is inside the fixture's buffer, alive, unborrowed.
         unsafe { name.cast::<[u16; 4]>().write([0x57, 0x41, 0x4e, 0x31]) };
         let indication = fixture.indication();
-        let WanStatus::LineUp(up) = indication.parse().unwrap() else {
-            panic!("not a line up")
-        };
+        let WanStatus::LineUp(up) = indication.parse().unwrap() else { panic!("not a line up") };
         assert_eq!(up.protocol_buffer, &separate[..]);
         assert_eq!(up.device_name, &[0x57, 0x41, 0x4e, 0x31]);
         let layout = indication.line_up_layout().unwrap();
         assert_eq!(layout.protocol_buffer, Placement::Separate);
-        assert_eq!(
-            layout.device_name,
-            Placement::Inline {
-                offset: offset_of!(InlineLineUp, name)
-            }
-        );
+        assert_eq!(layout.device_name, Placement::Inline { offset: offset_of!(InlineLineUp, name) });
     }
 
     #[test]
@@ -816,37 +700,19 @@ mod tests {
         fixture.edit(|up| {
             up.protocol_buffer_length = 0;
             up.protocol_buffer = ptr::without_provenance_mut(1);
-            up.device_name = UnicodeString {
-                length: 0,
-                maximum_length: 0,
-                buffer: ptr::without_provenance_mut(3),
-            };
+            up.device_name = UnicodeString { length: 0, maximum_length: 0, buffer: ptr::without_provenance_mut(3) };
         });
         let indication = fixture.indication();
-        let WanStatus::LineUp(up) = indication.parse().unwrap() else {
-            panic!("not a line up")
-        };
+        let WanStatus::LineUp(up) = indication.parse().unwrap() else { panic!("not a line up") };
         assert!(up.protocol_buffer.is_empty() && up.device_name.is_empty());
     }
 
     #[test]
     fn a_line_down_converts() {
         let fixture = Fixture::line_down();
-        let WanStatus::LineDown(down) = fixture.indication().parse().unwrap() else {
-            panic!("not a line down")
-        };
-        assert_eq!(
-            down,
-            WanLineDown {
-                remote_address: REMOTE,
-                local_address: *b"\x00\x01 RAS"
-            }
-        );
-        assert_eq!(
-            parse_line_down(&[1; 13]).unwrap().remote_address,
-            [1; 6],
-            "longer buffers are fine"
-        );
+        let WanStatus::LineDown(down) = fixture.indication().parse().unwrap() else { panic!("not a line down") };
+        assert_eq!(down, WanLineDown { remote_address: REMOTE, local_address: *b"\x00\x01 RAS" });
+        assert_eq!(parse_line_down(&[1; 13]).unwrap().remote_address, [1; 6], "longer buffers are fine");
     }
 
     #[test]
@@ -856,22 +722,10 @@ mod tests {
         fixture.set_buffer(ptr::null_mut());
         fixture.set_size(4096);
         let mut indication = fixture.indication();
-        assert!(matches!(
-            indication.parse(),
-            Ok(WanStatus::Other(WAN_FRAGMENT))
-        ));
-        assert_eq!(
-            indication.lower_maximum_total_size(1400),
-            Err(StatusError::NotLineUp(WAN_FRAGMENT))
-        );
-        assert_eq!(
-            indication.filled_in(),
-            Err(StatusError::NotLineUp(WAN_FRAGMENT))
-        );
-        assert_eq!(
-            indication.line_up_layout(),
-            Err(StatusError::NotLineUp(WAN_FRAGMENT))
-        );
+        assert!(matches!(indication.parse(), Ok(WanStatus::Other(WAN_FRAGMENT))));
+        assert_eq!(indication.lower_maximum_total_size(1400), Err(StatusError::NotLineUp(WAN_FRAGMENT)));
+        assert_eq!(indication.filled_in(), Err(StatusError::NotLineUp(WAN_FRAGMENT)));
+        assert_eq!(indication.line_up_layout(), Err(StatusError::NotLineUp(WAN_FRAGMENT)));
         assert_eq!(indication.as_mut_ptr(), fixture.indication);
         // SAFETY: null is allowed and gives None.
         assert!(unsafe { Indication::from_raw(ptr::null_mut()) }.is_none());
@@ -881,21 +735,11 @@ mod tests {
     fn a_null_status_buffer_is_an_error() {
         let fixture = Fixture::line_up();
         fixture.set_buffer(ptr::null_mut());
-        assert_eq!(
-            fixture.parse_error(),
-            StatusError::NullStatusBuffer { size: 664 }
-        );
+        assert_eq!(fixture.parse_error(), StatusError::NullStatusBuffer { size: 664 });
         fixture.set_code(NDIS_STATUS_WAN_LINE_DOWN);
-        assert_eq!(
-            fixture.parse_error(),
-            StatusError::NullStatusBuffer { size: 664 }
-        );
+        assert_eq!(fixture.parse_error(), StatusError::NullStatusBuffer { size: 664 });
         fixture.set_size(0);
-        let short = StatusError::BufferTooShort {
-            code: NDIS_STATUS_WAN_LINE_DOWN,
-            needed: 12,
-            got: 0,
-        };
+        let short = StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_DOWN, needed: 12, got: 0 };
         assert_eq!(fixture.parse_error(), short);
     }
 
@@ -908,11 +752,7 @@ mod tests {
             fixture.set_size(size);
             let result = fixture.indication().parse().map(|_| ());
             let expected = if size < header {
-                Err(StatusError::BufferTooShort {
-                    code: NDIS_STATUS_WAN_LINE_UP,
-                    needed: header,
-                    got: size,
-                })
+                Err(StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_UP, needed: header, got: size })
             } else if size == header || size == full {
                 // Exactly the structure: the protocol buffer right behind it is "memory of its own".
                 Ok(())
@@ -932,11 +772,7 @@ mod tests {
         let fixture = Fixture::line_down();
         for size in 0..12 {
             fixture.set_size(size);
-            let expected = StatusError::BufferTooShort {
-                code: NDIS_STATUS_WAN_LINE_DOWN,
-                needed: 12,
-                got: size,
-            };
+            let expected = StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_DOWN, needed: 12, got: size };
             assert_eq!(fixture.parse_error(), expected, "StatusBufferSize {size}");
             let bytes = [0u8; 12];
             assert_eq!(parse_line_down(&bytes[..size]).unwrap_err(), expected);
@@ -950,34 +786,14 @@ mod tests {
         let fixture = Fixture::line_up();
         let base = fixture.buffer.cast::<u8>();
         let cases: [(*mut u8, u32, StatusError); 5] = [
-            (
-                ptr::null_mut(),
-                16,
-                StatusError::ProtocolBuffer(RegionError::Null),
-            ),
-            (
-                ptr::without_provenance_mut(usize::MAX - 8),
-                16,
-                StatusError::ProtocolBuffer(RegionError::Wraps),
-            ),
-            (
-                base.wrapping_add(8),
-                16,
-                StatusError::ProtocolBuffer(RegionError::OverlapsHeader { offset: 8 }),
-            ),
-            (
-                base.wrapping_sub(4),
-                16,
-                StatusError::ProtocolBuffer(RegionError::OverlapsHeader { offset: -4 }),
-            ),
+            (ptr::null_mut(), 16, StatusError::ProtocolBuffer(RegionError::Null)),
+            (ptr::without_provenance_mut(usize::MAX - 8), 16, StatusError::ProtocolBuffer(RegionError::Wraps)),
+            (base.wrapping_add(8), 16, StatusError::ProtocolBuffer(RegionError::OverlapsHeader { offset: 8 })),
+            (base.wrapping_sub(4), 16, StatusError::ProtocolBuffer(RegionError::OverlapsHeader { offset: -4 })),
             (
                 base.wrapping_add(size_of::<WanLineUp>()),
                 601,
-                StatusError::ProtocolBuffer(RegionError::PastEnd {
-                    offset: 64,
-                    length: 601,
-                    buffer_size: 664,
-                }),
+                StatusError::ProtocolBuffer(RegionError::PastEnd { offset: 64, length: 601, buffer_size: 664 }),
             ),
         ];
         for (pointer, length, expected) in cases {
@@ -992,9 +808,7 @@ mod tests {
             up.protocol_buffer = far.as_mut_ptr();
             up.protocol_buffer_length = u32::try_from(far.len()).unwrap();
         });
-        let too_long = StatusError::ProtocolBufferTooLong {
-            length: u32::try_from(PROTOCOL_BUFFER_LIMIT + 1).unwrap(),
-        };
+        let too_long = StatusError::ProtocolBufferTooLong { length: u32::try_from(PROTOCOL_BUFFER_LIMIT + 1).unwrap() };
         assert_eq!(fixture.parse_error(), too_long);
     }
 
@@ -1004,62 +818,31 @@ mod tests {
         let name = fixture.inline_name();
         let cases: [(UnicodeString, StatusError); 7] = [
             (
-                UnicodeString {
-                    length: 7,
-                    maximum_length: 8,
-                    buffer: name,
-                },
+                UnicodeString { length: 7, maximum_length: 8, buffer: name },
                 StatusError::DeviceNameOddLength { length: 7 },
             ),
             (
-                UnicodeString {
-                    length: 2050,
-                    maximum_length: 4096,
-                    buffer: name,
-                },
+                UnicodeString { length: 2050, maximum_length: 4096, buffer: name },
                 StatusError::DeviceNameTooLong { length: 2050 },
             ),
             (
-                UnicodeString {
-                    length: 8,
-                    maximum_length: 6,
-                    buffer: name,
-                },
-                StatusError::DeviceNameMaximumBelowLength {
-                    length: 8,
-                    maximum: 6,
-                },
+                UnicodeString { length: 8, maximum_length: 6, buffer: name },
+                StatusError::DeviceNameMaximumBelowLength { length: 8, maximum: 6 },
             ),
             (
-                UnicodeString {
-                    length: 8,
-                    maximum_length: 8,
-                    buffer: name.cast::<u8>().wrapping_add(1).cast(),
-                },
+                UnicodeString { length: 8, maximum_length: 8, buffer: name.cast::<u8>().wrapping_add(1).cast() },
                 StatusError::DeviceNameMisaligned,
             ),
             (
-                UnicodeString {
-                    length: 8,
-                    maximum_length: 8,
-                    buffer: ptr::null_mut(),
-                },
+                UnicodeString { length: 8, maximum_length: 8, buffer: ptr::null_mut() },
                 StatusError::DeviceName(RegionError::Null),
             ),
             (
-                UnicodeString {
-                    length: 8,
-                    maximum_length: 8,
-                    buffer: fixture.buffer.cast(),
-                },
+                UnicodeString { length: 8, maximum_length: 8, buffer: fixture.buffer.cast() },
                 StatusError::DeviceName(RegionError::OverlapsHeader { offset: 0 }),
             ),
             (
-                UnicodeString {
-                    length: 200,
-                    maximum_length: 200,
-                    buffer: name.wrapping_add(60),
-                },
+                UnicodeString { length: 200, maximum_length: 200, buffer: name.wrapping_add(60) },
                 StatusError::DeviceName(RegionError::PastEnd {
                     offset: offset_of!(InlineLineUp, name) + 120,
                     length: 200,
@@ -1071,23 +854,13 @@ mod tests {
         for (device_name, expected) in cases {
             fixture.edit(|up| up.device_name = device_name);
             assert_eq!(fixture.parse_error(), expected);
-            assert_eq!(
-                fixture.indication().filled_in(),
-                Err(expected),
-                "checked again after the indication"
-            );
+            assert_eq!(fixture.indication().filled_in(), Err(expected), "checked again after the indication");
         }
         fixture.edit(|up| {
-            up.device_name = UnicodeString {
-                length: 2,
-                maximum_length: 2,
-                buffer: ptr::without_provenance_mut(usize::MAX - 1),
-            };
+            up.device_name =
+                UnicodeString { length: 2, maximum_length: 2, buffer: ptr::without_provenance_mut(usize::MAX - 1) };
         });
-        assert_eq!(
-            fixture.parse_error(),
-            StatusError::DeviceName(RegionError::Wraps)
-        );
+        assert_eq!(fixture.parse_error(), StatusError::DeviceName(RegionError::Wraps));
     }
 
     #[test]
@@ -1105,11 +878,7 @@ mod tests {
             protocol_buffer_length: 32,
             protocol_buffer: protocol.as_mut_ptr(),
             protocol_type: 0x86dd,
-            device_name: UnicodeString {
-                length: 6,
-                maximum_length: 6,
-                buffer: name.as_mut_ptr(),
-            },
+            device_name: UnicodeString { length: 6, maximum_length: 6, buffer: name.as_mut_ptr() },
         };
         let layout = check_line_up(&line_up, &status).unwrap();
         assert_eq!(
@@ -1129,38 +898,23 @@ mod tests {
         {
             let mut indication = fixture.indication();
             assert_eq!(indication.lower_maximum_total_size(1400), Ok(1400));
-            assert_eq!(
-                indication.lower_maximum_total_size(9000),
-                Ok(1400),
-                "never raised"
-            );
+            assert_eq!(indication.lower_maximum_total_size(9000), Ok(1400), "never raised");
         }
         // SAFETY: the fixture's buffer is alive and no `Indication` borrows it now.
         assert_eq!(unsafe { (*fixture.line_up_mut()).maximum_total_size }, 1400);
         let indication = fixture.indication();
-        let WanStatus::LineUp(up) = indication.parse().unwrap() else {
-            panic!("not a line up")
-        };
+        let WanStatus::LineUp(up) = indication.parse().unwrap() else { panic!("not a line up") };
         assert_eq!(up.line_up.maximum_total_size, 1400);
         fixture.set_size(63);
-        let short = StatusError::BufferTooShort {
-            code: NDIS_STATUS_WAN_LINE_UP,
-            needed: 64,
-            got: 63,
-        };
-        assert_eq!(
-            fixture.indication().lower_maximum_total_size(1000),
-            Err(short)
-        );
+        let short = StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_UP, needed: 64, got: 63 };
+        assert_eq!(fixture.indication().lower_maximum_total_size(1000), Err(short));
     }
 
     #[test]
     fn the_answer_is_read_after_the_indication_returns() {
         let fixture = Fixture::line_up();
         let mut indication = fixture.indication();
-        let WanStatus::LineUp(up) = indication.parse().unwrap() else {
-            panic!("not a line up")
-        };
+        let WanStatus::LineUp(up) = indication.parse().unwrap() else { panic!("not a line up") };
         assert_eq!(up.line_up.local_address, [0; 6]);
         let raw = indication.as_mut_ptr();
         // What the protocol above does inside NdisFIndicateStatus: fill in LocalAddress and point
@@ -1171,11 +925,7 @@ mod tests {
         // SAFETY: the status buffer is alive and nothing borrows it while the "protocol" writes.
         unsafe { (*status_buffer).local_address = *b"\x02\x00 RAS" };
         let length = u16::try_from(answer_name.len() * 2).unwrap();
-        let filled = UnicodeString {
-            length,
-            maximum_length: length,
-            buffer: answer_name.as_mut_ptr(),
-        };
+        let filled = UnicodeString { length, maximum_length: length, buffer: answer_name.as_mut_ptr() };
         // SAFETY: as above.
         unsafe { (*status_buffer).device_name = filled };
         let answer = indication.filled_in().unwrap();
@@ -1187,38 +937,18 @@ mod tests {
     #[test]
     fn errors_print_what_was_wrong() {
         let cases = [
+            (StatusError::NullStatusBuffer { size: 64 }, "null StatusBuffer of size 64"),
             (
-                StatusError::NullStatusBuffer { size: 64 },
-                "null StatusBuffer of size 64",
-            ),
-            (
-                StatusError::BufferTooShort {
-                    code: NDIS_STATUS_WAN_LINE_UP,
-                    needed: 64,
-                    got: 10,
-                },
+                StatusError::BufferTooShort { code: NDIS_STATUS_WAN_LINE_UP, needed: 64, got: 10 },
                 "NDIS_STATUS_WAN_LINE_UP (0x40010008): status buffer of 10 bytes, 64 needed",
             ),
+            (StatusError::NotLineUp(WAN_FRAGMENT), "0x4001000A is not a line up"),
             (
-                StatusError::NotLineUp(WAN_FRAGMENT),
-                "0x4001000A is not a line up",
-            ),
-            (
-                StatusError::ProtocolBuffer(RegionError::PastEnd {
-                    offset: 64,
-                    length: 600,
-                    buffer_size: 100,
-                }),
+                StatusError::ProtocolBuffer(RegionError::PastEnd { offset: 64, length: 600, buffer_size: 100 }),
                 "ProtocolBuffer: 600 bytes at 64 run past the 100-byte status buffer",
             ),
-            (
-                StatusError::DeviceNameOddLength { length: 7 },
-                "DeviceName.Length 7 is odd",
-            ),
-            (
-                StatusError::DeviceName(RegionError::Null),
-                "DeviceName.Buffer: null pointer with a non-zero length",
-            ),
+            (StatusError::DeviceNameOddLength { length: 7 }, "DeviceName.Length 7 is odd"),
+            (StatusError::DeviceName(RegionError::Null), "DeviceName.Buffer: null pointer with a non-zero length"),
         ];
         for (error, text) in cases {
             assert_eq!(std::format!("{error}"), text);

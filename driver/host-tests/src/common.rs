@@ -42,15 +42,8 @@ pub struct Name {
 pub fn name(text: &str) -> Owned<Name> {
     let mut units: Vec<u16> = text.encode_utf16().collect();
     let bytes = u16::try_from(units.len() * 2).expect("a short name");
-    let string = UnicodeString {
-        length: bytes,
-        maximum_length: bytes,
-        buffer: units.as_mut_ptr(),
-    };
-    Owned::new(Name {
-        _units: units,
-        string,
-    })
+    let string = UnicodeString { length: bytes, maximum_length: bytes, buffer: units.as_mut_ptr() };
+    Owned::new(Name { _units: units, string })
 }
 
 /// A zeroed NDIS structure (every one the scenarios use is valid all-zero: integers, raw
@@ -84,10 +77,7 @@ impl<T> Drop for Owned<T> {
             // A scenario stopped by a failed check: the driver may still hold pointers into this
             // structure until the model's teardown (which runs after the scenario's locals drop)
             // has unloaded it, so it stays allocated until [`free_kept`].
-            KEPT.with(|kept| {
-                kept.borrow_mut()
-                    .push((self.0.as_ptr().expose_provenance(), free::<T>))
-            });
+            KEPT.with(|kept| kept.borrow_mut().push((self.0.as_ptr().expose_provenance(), free::<T>)));
             return;
         }
         // SAFETY: allocated by `Box` in `new`, freed once.
@@ -146,9 +136,5 @@ pub unsafe fn note_handle(irp: *mut IrpLayout, status: NtStatus) {
 
 /// The file objects with a handle still open, oldest first; forgets them.
 pub fn take_open_handles() -> Vec<*mut FileObjectLayout> {
-    OPEN_HANDLES
-        .with(|open| open.take())
-        .into_iter()
-        .map(std::ptr::with_exposed_provenance_mut)
-        .collect()
+    OPEN_HANDLES.with(|open| open.take()).into_iter().map(std::ptr::with_exposed_provenance_mut).collect()
 }

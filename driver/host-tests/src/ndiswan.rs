@@ -57,8 +57,7 @@ impl LineUp {
     pub fn new() -> Self {
         let device_name = Owned::new(NDISWANIP.encode_utf16().collect::<Vec<u16>>());
         let mut buffer = zeroed::<LineUpBuffer>();
-        buffer.protocol[PROTOCOL_LOCAL_IPV4..PROTOCOL_LOCAL_IPV4 + 4]
-            .copy_from_slice(&[10, 0, 0, 7]);
+        buffer.protocol[PROTOCOL_LOCAL_IPV4..PROTOCOL_LOCAL_IPV4 + 4].copy_from_slice(&[10, 0, 0, 7]);
         // SAFETY: `buffer` is alive; the pointer is derived from its one pointer.
         let protocol = unsafe { ptr::addr_of_mut!((*buffer.ptr()).protocol) }.cast::<u8>();
         let name_bytes = u16::try_from(device_name.len() * 2).expect("a short name");
@@ -72,19 +71,10 @@ impl LineUp {
             protocol_buffer_length: 600,
             protocol_buffer: protocol,
             protocol_type: 0x0800,
-            device_name: UnicodeString {
-                length: name_bytes,
-                maximum_length: name_bytes,
-                buffer: device_name.as_ptr().cast_mut(),
-            },
+            device_name: UnicodeString { length: name_bytes, maximum_length: name_bytes, buffer: device_name.as_ptr().cast_mut() },
         };
-        let indication =
-            status_indication(WAN_LINE_UP, buffer.ptr().cast(), size_of::<LineUpBuffer>());
-        Self {
-            buffer,
-            _device_name: device_name,
-            indication,
-        }
+        let indication = status_indication(WAN_LINE_UP, buffer.ptr().cast(), size_of::<LineUpBuffer>());
+        Self { buffer, _device_name: device_name, indication }
     }
 
     /// `NDIS_STATUS_WAN_LINE_UP` over the whole buffer, valid while `self` is.
@@ -116,16 +106,9 @@ pub struct LineDown {
 impl LineDown {
     /// NdisWan's line down for the link [`REMOTE`].
     pub fn new() -> Self {
-        let buffer = Owned::new(WanLineDown {
-            remote_address: REMOTE,
-            local_address: [0; 6],
-        });
-        let indication =
-            status_indication(WAN_LINE_DOWN, buffer.ptr().cast(), size_of::<WanLineDown>());
-        Self {
-            _buffer: buffer,
-            indication,
-        }
+        let buffer = Owned::new(WanLineDown { remote_address: REMOTE, local_address: [0; 6] });
+        let indication = status_indication(WAN_LINE_DOWN, buffer.ptr().cast(), size_of::<WanLineDown>());
+        Self { _buffer: buffer, indication }
     }
 
     /// `NDIS_STATUS_WAN_LINE_DOWN` over the buffer, valid while `self` is.
@@ -143,11 +126,7 @@ impl Default for LineDown {
 /// An `NDIS_STATUS_INDICATION` of `code` over `size` bytes at `buffer`.
 pub fn status_indication(code: u32, buffer: *mut c_void, size: usize) -> Owned<StatusIndication> {
     let mut indication = zeroed::<StatusIndication>();
-    indication.header = NdisObjectHeader::new(
-        object_type::STATUS_INDICATION,
-        1,
-        size_of::<StatusIndication>(),
-    );
+    indication.header = NdisObjectHeader::new(object_type::STATUS_INDICATION, 1, size_of::<StatusIndication>());
     indication.status_code = code;
     indication.status_buffer = buffer;
     indication.status_buffer_size = u32::try_from(size).expect("a small buffer");

@@ -24,12 +24,8 @@ use wanlayer_driver_host_tests::ndiswan::{LineUp, NDISWANIP, RAS_MAC, REMOTE, WA
 use wanlayer_kernel_model::{self as model, Event as ModelEvent};
 use wanlayer_ndis::io::DriverObjectLayout;
 use wanlayer_ndis::kernel::DriverObject;
-use wanlayer_ndis::lightweight_filter::{
-    FilterAttachParameters, FilterDriverCharacteristics, SendCompleteFlags, SendFlags,
-};
-use wanlayer_ndis::nbl::{
-    nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA,
-};
+use wanlayer_ndis::lightweight_filter::{FilterAttachParameters, FilterDriverCharacteristics, SendCompleteFlags, SendFlags};
+use wanlayer_ndis::nbl::{nbl_info, set_nbl_info, Mdl, NblInfo, NetBuffer, NetBufferList, MDL_MAPPED_TO_SYSTEM_VA};
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader};
 use wanlayer_ndis::Nbl;
 
@@ -56,11 +52,7 @@ fn start() -> Running {
     let handlers = model::characteristics().expect("registered");
     let adapter = name(NDISWANIP);
     let mut parameters = zeroed::<FilterAttachParameters>();
-    parameters.header = NdisObjectHeader::new(
-        object_type::FILTER_ATTACH_PARAMETERS,
-        1,
-        size_of::<FilterAttachParameters>(),
-    );
+    parameters.header = NdisObjectHeader::new(object_type::FILTER_ATTACH_PARAMETERS, 1, size_of::<FilterAttachParameters>());
     // SAFETY: `adapter` is alive for the run and reached through its one pointer.
     parameters.base_miniport_name = unsafe { ptr::addr_of_mut!((*adapter.ptr()).string) };
     parameters.mac_address_length = 6;
@@ -68,33 +60,18 @@ fn start() -> Running {
     parameters.base_miniport_if_index = 7;
     let filter = model::new_filter_module_handle();
     // SAFETY: FilterAttach as NDIS calls it, at PASSIVE_LEVEL, with valid parameters.
-    assert_eq!(
-        unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, parameters.ptr()) },
-        0
-    );
+    assert_eq!(unsafe { handlers.attach.expect("attach")(filter, ContextHandle::NULL, parameters.ptr()) }, 0);
     let context = model::module_context(filter).expect("a module context");
     // SAFETY: the module's context, at PASSIVE_LEVEL.
-    assert_eq!(
-        unsafe { handlers.restart.expect("restart")(context, ptr::null_mut()) },
-        0
-    );
+    assert_eq!(unsafe { handlers.restart.expect("restart")(context, ptr::null_mut()) }, 0);
     // SAFETY: the context NDIS passes back, as the handlers use it.
     let module = unsafe { wanlayer::modules::module_entry(context) }.module();
-    Running {
-        driver_object,
-        handlers,
-        context,
-        module,
-        _names: [registry_path, adapter],
-    }
+    Running { driver_object, handlers, context, module, _names: [registry_path, adapter] }
 }
 
 fn stop(running: Running) {
     // SAFETY: the module's context at PASSIVE_LEVEL; paused before detach; DriverUnload once.
-    assert_eq!(
-        unsafe { running.handlers.pause.expect("pause")(running.context, ptr::null_mut()) },
-        0
-    );
+    assert_eq!(unsafe { running.handlers.pause.expect("pause")(running.context, ptr::null_mut()) }, 0);
     // SAFETY: as above.
     unsafe { running.handlers.detach.expect("detach")(running.context) };
     let unload = running.driver_object.driver_unload.expect("DriverUnload");
@@ -113,16 +90,7 @@ fn line_up(running: &Running, late: bool) {
     // SAFETY: the module's context, with an indication and buffers valid for the call.
     unsafe { running.handlers.status.expect("status")(running.context, line_up.indication()) };
     let events = model::take_events();
-    assert!(
-        matches!(
-            events.as_slice(),
-            [ModelEvent::Status {
-                code: WAN_LINE_UP,
-                ..
-            }]
-        ),
-        "passed on: {events:?}"
-    );
+    assert!(matches!(events.as_slice(), [ModelEvent::Status { code: WAN_LINE_UP, .. }]), "passed on: {events:?}");
 }
 
 /// A test-owned NBL with one NET_BUFFER over one mapped MDL holding a 60-byte IPv4 frame to the
@@ -153,12 +121,7 @@ fn test_frame(source: [u8; 6]) -> TestFrame {
     net_buffer.data_length.data_length = 60;
     let mut nbl = zeroed::<NetBufferList>();
     nbl.first_net_buffer = net_buffer.ptr();
-    TestFrame {
-        nbl,
-        _net_buffer: net_buffer,
-        _mdl: mdl,
-        _bytes: bytes,
-    }
+    TestFrame { nbl, _net_buffer: net_buffer, _mdl: mdl, _bytes: bytes }
 }
 
 /// Sends one IPv4 frame on the link from `source` and completes it.
@@ -166,44 +129,19 @@ fn send_from(running: &Running, source: [u8; 6]) {
     let frame = test_frame(source);
     let nbl = &frame.nbl;
     // SAFETY: the module's send handler at PASSIVE_LEVEL (flags say so), with a valid chain of one.
-    unsafe {
-        running.handlers.send_net_buffer_lists.expect("send")(
-            running.context,
-            nbl.ptr(),
-            0,
-            SendFlags::default(),
-        )
-    };
+    unsafe { running.handlers.send_net_buffer_lists.expect("send")(running.context, nbl.ptr(), 0, SendFlags::default()) };
     let events = model::take_events();
-    assert!(
-        matches!(events.as_slice(), [ModelEvent::SentDown { nbls, .. }] if nbls == &[nbl.ptr().addr()]),
-        "{events:?}"
-    );
+    assert!(matches!(events.as_slice(), [ModelEvent::SentDown { nbls, .. }] if nbls == &[nbl.ptr().addr()]), "{events:?}");
     // SAFETY: the miniport completes the send it was given.
-    unsafe {
-        running
-            .handlers
-            .send_net_buffer_lists_complete
-            .expect("send complete")(
-            running.context, nbl.ptr(), SendCompleteFlags::default()
-        )
-    };
+    unsafe { running.handlers.send_net_buffer_lists_complete.expect("send complete")(running.context, nbl.ptr(), SendCompleteFlags::default()) };
     let events = model::take_events();
-    assert!(
-        matches!(events.as_slice(), [ModelEvent::SendsCompleted { .. }]),
-        "{events:?}"
-    );
+    assert!(matches!(events.as_slice(), [ModelEvent::SendsCompleted { .. }]), "{events:?}");
 }
 
 /// The link's local address and whether it is provisional.
 fn local_address(running: &Running) -> (MacAddress, bool) {
     let mut found = None;
-    wanlayer::driver::engine().visit_links(running.module, |link| {
-        found = Some((
-            link.summary().local_address,
-            link.local_address_provisional(),
-        ))
-    });
+    wanlayer::driver::engine().visit_links(running.module, |link| found = Some((link.summary().local_address, link.local_address_provisional())));
     found.expect("the link is tracked")
 }
 
@@ -223,30 +161,14 @@ fn a_late_answer_is_completed_by_the_links_first_send_and_announced() {
     let _run = model::begin();
     let running = start();
     line_up(&running, true);
-    assert_eq!(
-        local_address(&running),
-        (MacAddress([0; 6]), true),
-        "the answer is provisional"
-    );
-    assert!(
-        model::log().iter().any(|line| line.contains("comes later")),
-        "{:#?}",
-        model::log()
-    );
+    assert_eq!(local_address(&running), (MacAddress([0; 6]), true), "the answer is provisional");
+    assert!(model::log().iter().any(|line| line.contains("comes later")), "{:#?}", model::log());
     assert_eq!(updates(), []);
     send_from(&running, LOCAL);
-    assert_eq!(
-        local_address(&running),
-        (MacAddress(LOCAL), false),
-        "learned from the send"
-    );
+    assert_eq!(local_address(&running), (MacAddress(LOCAL), false), "learned from the send");
     assert_eq!(updates(), [MacAddress(LOCAL)], "announced once");
     send_from(&running, [0x02, 0, 0, 0, 0, 0x99]);
-    assert_eq!(
-        local_address(&running),
-        (MacAddress(LOCAL), false),
-        "learned once"
-    );
+    assert_eq!(local_address(&running), (MacAddress(LOCAL), false), "learned once");
     assert_eq!(updates(), []);
     stop(running);
 }
@@ -259,11 +181,7 @@ fn an_answer_given_at_once_is_final() {
     assert_eq!(local_address(&running), (MacAddress([0; 6]), false));
     let _ = updates();
     send_from(&running, LOCAL);
-    assert_eq!(
-        local_address(&running),
-        (MacAddress([0; 6]), false),
-        "a send does not change a final answer"
-    );
+    assert_eq!(local_address(&running), (MacAddress([0; 6]), false), "a send does not change a final answer");
     assert_eq!(updates(), []);
     stop(running);
 }
@@ -283,21 +201,12 @@ fn a_copy_keeps_large_send_offload_and_not_the_cancel_identifier() {
     // SAFETY: a valid NBL with one NET_BUFFER over one mapped MDL, lent to the HAL for the call and
     // taken back with `into_raw` (never freed by the driver).
     let original = unsafe { Nbl::from_raw(ptr::NonNull::new(frame.nbl.ptr()).expect("non-null")) };
-    let copy = hal
-        .allocate(running.module, FrameSource::CopyOf(&original))
-        .expect("a copy");
+    let copy = hal.allocate(running.module, FrameSource::CopyOf(&original)).expect("a copy");
     let _ = original.into_raw();
     // SAFETY: the copy is a live NBL the driver allocated.
-    assert_eq!(
-        unsafe { nbl_info(copy.as_ptr(), NblInfo::TcpLargeSend) },
-        large_send,
-        "LSO kept"
-    );
+    assert_eq!(unsafe { nbl_info(copy.as_ptr(), NblInfo::TcpLargeSend) }, large_send, "LSO kept");
     // SAFETY: as above.
-    assert!(
-        unsafe { nbl_info(copy.as_ptr(), NblInfo::CancelId) }.is_null(),
-        "the cancel identifier stays with the original"
-    );
+    assert!(unsafe { nbl_info(copy.as_ptr(), NblInfo::CancelId) }.is_null(), "the cancel identifier stays with the original");
     assert_eq!(hal.frame_len(&copy), 60);
     assert!(hal.free(copy).is_none(), "a copy has no parent");
     stop(running);

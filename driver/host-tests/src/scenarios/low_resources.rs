@@ -28,15 +28,9 @@ use crate::ndiswan::{LineDown, LineUp, NDISWANIP, RAS_MAC};
 use wanlayer_kernel_model::invoke;
 use wanlayer_kernel_model::low_resources;
 use wanlayer_kernel_model::{self as model, OidAnswer};
-use wanlayer_ndis::io::{
-    DriverObjectLayout, FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout,
-};
-use wanlayer_ndis::kernel::{
-    DriverObject, Irp, NtStatus, FILE_READ_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE,
-};
-use wanlayer_ndis::lightweight_filter::{
-    FilterAttachParameters, FilterDriverCharacteristics, NdisOidRequest,
-};
+use wanlayer_ndis::io::{DriverObjectLayout, FileObjectLayout, IoSecurityContext, IoStackLocation, IrpLayout};
+use wanlayer_ndis::kernel::{DriverObject, Irp, NtStatus, FILE_READ_DATA, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE};
+use wanlayer_ndis::lightweight_filter::{FilterAttachParameters, FilterDriverCharacteristics, NdisOidRequest};
 use wanlayer_ndis::types::{object_type, ContextHandle, NdisObjectHeader};
 
 /// `STATUS_INSUFFICIENT_RESOURCES` / `NDIS_STATUS_RESOURCES`: the one failure a refused allocation
@@ -69,35 +63,18 @@ fn load(target: &Target) -> Option<Loaded> {
     // object and the service key's path; the path is derived from its one pointer.
     let path = unsafe { ptr::addr_of_mut!((*registry_path.ptr()).string) };
     // SAFETY: as above.
-    let status = unsafe {
-        invoke::call(
-            target.driver_entry,
-            (driver_object.ptr().cast::<DriverObject>(), path),
-        )
-    } as u32;
+    let status = unsafe { invoke::call(target.driver_entry, (driver_object.ptr().cast::<DriverObject>(), path)) } as u32;
     if status != 0 {
-        assert_eq!(
-            status,
-            RESOURCES,
-            "DriverEntry failed with {status:#010x}: {:#?}",
-            model::log()
-        );
+        assert_eq!(status, RESOURCES, "DriverEntry failed with {status:#010x}: {:#?}", model::log());
         assert_clean("a failed DriverEntry");
         return None;
     }
     let handlers = model::characteristics().expect("the filter registered");
-    Some(Loaded {
-        driver_object,
-        handlers,
-        _registry_path: registry_path,
-    })
+    Some(Loaded { driver_object, handlers, _registry_path: registry_path })
 }
 
 fn unload(loaded: Loaded) {
-    let unload = loaded
-        .driver_object
-        .driver_unload
-        .expect("DriverEntry set DriverUnload");
+    let unload = loaded.driver_object.driver_unload.expect("DriverEntry set DriverUnload");
     // SAFETY: the unload routine DriverEntry set, called once.
     unsafe { invoke::call(unload, (loaded.driver_object.ptr().cast(),)) };
     assert_clean("unload");
@@ -142,11 +119,7 @@ impl Request {
         if major == IRP_MJ_CREATE {
             location.parameters.create.security_context = security_ptr;
         }
-        Request {
-            irp,
-            _location: location,
-            _security: security,
-        }
+        Request { irp, _location: location, _security: security }
     }
 
     /// Sends it to the control device's dispatch routine for `major`.
@@ -154,8 +127,7 @@ impl Request {
         let device = model::control_device().expect("the control device");
         let dispatch = device.dispatch[major].expect("a dispatch routine");
         // SAFETY: the dispatch routine the driver registered, with its device and a valid IRP.
-        let status =
-            unsafe { invoke::call(dispatch, (device.device, self.irp.ptr().cast::<Irp>())) };
+        let status = unsafe { invoke::call(dispatch, (device.device, self.irp.ptr().cast::<Irp>())) };
         // SAFETY: this request's IRP, of one stack location.
         unsafe { crate::common::note_handle(self.irp.ptr(), status) };
         status
@@ -167,33 +139,16 @@ impl Request {
 pub fn a_control_handle(target: &Target, fail_at: Option<u64>, pool2: bool) {
     let _run = begin(fail_at, pool2);
     let Some(loaded) = load(target) else { return };
-    let pool = if pool2 {
-        "pool: ExAllocatePool2"
-    } else {
-        "pool: ExAllocatePoolWithTag"
-    };
-    assert!(
-        model::log().iter().any(|line| line.contains(pool)),
-        "the driver did not take {pool}: {:#?}",
-        model::log()
-    );
+    let pool = if pool2 { "pool: ExAllocatePool2" } else { "pool: ExAllocatePoolWithTag" };
+    assert!(model::log().iter().any(|line| line.contains(pool)), "the driver did not take {pool}: {:#?}", model::log());
     let file = zeroed::<FileObjectLayout>();
     let status = Request::new(IRP_MJ_CREATE, file.ptr()).send(IRP_MJ_CREATE) as u32;
     if status == 0 {
-        assert_eq!(
-            Request::new(IRP_MJ_CLEANUP, file.ptr()).send(IRP_MJ_CLEANUP),
-            0
-        );
+        assert_eq!(Request::new(IRP_MJ_CLEANUP, file.ptr()).send(IRP_MJ_CLEANUP), 0);
         assert_eq!(Request::new(IRP_MJ_CLOSE, file.ptr()).send(IRP_MJ_CLOSE), 0);
     } else {
-        assert_eq!(
-            status, RESOURCES,
-            "IRP_MJ_CREATE failed with {status:#010x}"
-        );
-        assert!(
-            file.fs_context.is_null(),
-            "a refused create left a handle context"
-        );
+        assert_eq!(status, RESOURCES, "IRP_MJ_CREATE failed with {status:#010x}");
+        assert!(file.fs_context.is_null(), "a refused create left a handle context");
     }
     unload(loaded);
 }
@@ -206,11 +161,7 @@ pub fn a_wan_module_and_link(target: &Target, fail_at: Option<u64>, pool2: bool)
     let handlers = loaded.handlers;
     let adapter_name = name(NDISWANIP);
     let mut parameters = zeroed::<FilterAttachParameters>();
-    parameters.header = NdisObjectHeader::new(
-        object_type::FILTER_ATTACH_PARAMETERS,
-        1,
-        size_of::<FilterAttachParameters>(),
-    );
+    parameters.header = NdisObjectHeader::new(object_type::FILTER_ATTACH_PARAMETERS, 1, size_of::<FilterAttachParameters>());
     // SAFETY: `adapter_name` is alive for the run and reached through its one pointer.
     parameters.base_miniport_name = unsafe { ptr::addr_of_mut!((*adapter_name.ptr()).string) };
     parameters.mac_address_length = 6;
@@ -218,65 +169,33 @@ pub fn a_wan_module_and_link(target: &Target, fail_at: Option<u64>, pool2: bool)
     parameters.base_miniport_if_index = 7;
     let filter = model::new_filter_module_handle();
     // SAFETY: FilterAttach as NDIS calls it, at PASSIVE_LEVEL, with valid parameters.
-    let attached = unsafe {
-        invoke::call(
-            handlers.attach.expect("attach"),
-            (filter, ContextHandle::NULL, parameters.ptr()),
-        )
-    };
+    let attached = unsafe { invoke::call(handlers.attach.expect("attach"), (filter, ContextHandle::NULL, parameters.ptr())) };
     if attached != 0 {
         assert_eq!(attached, RESOURCES, "attach failed with {attached:#010x}");
-        assert!(
-            model::module_context(filter).is_none(),
-            "a refused attach set a module context"
-        );
+        assert!(model::module_context(filter).is_none(), "a refused attach set a module context");
         unload(loaded);
         return;
     }
     let context = model::module_context(filter).expect("NdisFSetAttributes gave a context");
     // SAFETY: (this and each handler call below) the module's context, as NDIS passes it, at
     // PASSIVE_LEVEL, with structures valid for the call.
-    assert_eq!(
-        unsafe {
-            invoke::call(
-                handlers.restart.expect("restart"),
-                (context, ptr::null_mut()),
-            )
-        },
-        0
-    );
+    assert_eq!(unsafe { invoke::call(handlers.restart.expect("restart"), (context, ptr::null_mut()),) }, 0);
 
     model::set_oid_answer(OidAnswer::Complete(0));
     let request = zeroed::<NdisOidRequest>();
     // SAFETY: as above.
     let oid = unsafe { invoke::call(handlers.oid_request.expect("oid"), (context, request.ptr())) };
-    assert!(
-        oid == 0 || oid == RESOURCES,
-        "an OID failed with {oid:#010x}"
-    );
+    assert!(oid == 0 || oid == RESOURCES, "an OID failed with {oid:#010x}");
 
     let line_up = LineUp::new();
     // SAFETY: as above.
-    unsafe {
-        invoke::call(
-            handlers.status.expect("status"),
-            (context, line_up.indication()),
-        )
-    };
+    unsafe { invoke::call(handlers.status.expect("status"), (context, line_up.indication())) };
     let line_down = LineDown::new();
     // SAFETY: as above.
-    unsafe {
-        invoke::call(
-            handlers.status.expect("status"),
-            (context, line_down.indication()),
-        )
-    };
+    unsafe { invoke::call(handlers.status.expect("status"), (context, line_down.indication())) };
 
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { invoke::call(handlers.pause.expect("pause"), (context, ptr::null_mut(),)) },
-        0
-    );
+    assert_eq!(unsafe { invoke::call(handlers.pause.expect("pause"), (context, ptr::null_mut(),)) }, 0);
     // SAFETY: as above; the module is paused.
     unsafe { invoke::call(handlers.detach.expect("detach"), (context,)) };
     unload(loaded);
@@ -287,8 +206,5 @@ pub fn a_wan_module_and_link(target: &Target, fail_at: Option<u64>, pool2: bool)
 pub type SweepFn = fn(&Target, Option<u64>, bool);
 
 /// The scenarios the sweep runs, by name.
-pub const SWEEP: [(&str, SweepFn); 3] = [
-    ("load and unload", load_and_unload),
-    ("a WAN module and link", a_wan_module_and_link),
-    ("a control handle", a_control_handle),
-];
+pub const SWEEP: [(&str, SweepFn); 3] =
+    [("load and unload", load_and_unload), ("a WAN module and link", a_wan_module_and_link), ("a control handle", a_control_handle)];
