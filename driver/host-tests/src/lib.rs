@@ -11,12 +11,14 @@ pub mod ndiswan;
 pub mod scenarios;
 
 /// The host build of the driver as a scenario target.
+#[cfg(feature = "native")]
 pub fn native() -> scenarios::Target {
     scenarios::Target { name: "host build", driver_entry: wanlayer::driver::DriverEntry, links: Some(links) }
 }
 
 /// # Safety
 /// `context` is a module context the host build's `FilterAttach` gave NDIS, still attached.
+#[cfg(feature = "native")]
 unsafe fn links(context: wanlayer_ndis::types::ContextHandle) -> usize {
     // SAFETY: the caller's promise.
     let module = unsafe { wanlayer::modules::module_entry(context) }.module();
@@ -24,3 +26,7 @@ unsafe fn links(context: wanlayer_ndis::types::ContextHandle) -> usize {
     wanlayer::driver::engine().visit_links(module, |_| links += 1);
     links
 }
+
+// The scenarios name the driver's NBL pool tag without linking the driver.
+#[cfg(feature = "native")]
+const _: () = assert!(scenarios::lifecycle::NBL_POOL_TAG == wanlayer::filter::NBL_POOL_TAG);

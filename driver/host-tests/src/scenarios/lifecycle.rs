@@ -19,6 +19,10 @@ use wanlayer_ndis::kernel::DriverObject;
 use wanlayer_ndis::lightweight_filter::{FilterAttachParameters, FilterDriverCharacteristics, NdisOidRequest};
 use wanlayer_ndis::types::{object_type, ContextHandle, FilterModuleHandle, NdisObjectHeader};
 
+/// The tag of the driver's NBL pool (`wanlayer::filter::NBL_POOL_TAG`, which the crate's root
+/// checks it against when the driver is linked).
+pub(crate) const NBL_POOL_TAG: u32 = u32::from_le_bytes(*b"WLnb");
+
 /// `NDIS_STATUS_INVALID_PARAMETER`.
 const INVALID_PARAMETER: u32 = 0xC000_000D;
 /// `NDIS_STATUS_RESOURCES`.
