@@ -1,90 +1,119 @@
-//! The bounded event queue: a slow reader loses new events, counted, and sees the gap in the
-//! sequence numbers; the queue's room is allocated once and charged to its pool.
+//! The bounded event queue of wanlayer.sys (its fixed room, `ENGINE_CONFIG.event_capacity`): a
+//! slow reader loses new events, counted, and sees the gap in the sequence numbers; the queue's
+//! room is allocated once at `DriverEntry` and charged to its pool. Every scenario runs the
+//! driver's own handlers and overflows the driver's real queue.
 
 use std::mem::size_of;
 
 use wanlayer_core::event::{Event, EventRecord};
 use wanlayer_core::hal::Pool;
-use wanlayer_core::EngineConfig;
-use wanlayer_sim::{Edge, LinkParams, ReceiveOptions, Rras};
+use wanlayer_sim::{Edge, EngineFilter, LinkParams, ReceiveOptions, Rras};
+use wanlayer_sim_driver::{DriverFilter, ENGINE_CONFIG};
 use wanlayer_tests::sample_hooks::CountingHook;
-use wanlayer_tests::setup::{drain_events, finish, module, start, start_with_engine, UDP};
+use wanlayer_tests::setup::{drain_events, finish, module, start, started, UDP};
 
-fn small_queue(capacity: usize) -> EngineConfig {
-    EngineConfig { event_capacity: capacity, ..EngineConfig::default() }
+/// The room of the driver's event queue.
+const CAPACITY: usize = ENGINE_CONFIG.event_capacity;
+
+/// Reads what is queued, then fills the queue's whole room with hooks added and removed (two
+/// events each). Returns the sequence number of the first event of the fill.
+fn fill(rras: &Rras<DriverFilter>) -> u64 {
+    let engine = rras.engine();
+    let lost = engine.lost_events();
+    let first = drain_events(engine).last().map_or(0, |record| record.sequence + 1);
+    assert!(CAPACITY % 2 == 0, "filled by pairs");
+    for round in 0..CAPACITY / 2 {
+        let hook = engine.add_hook("filler", round as u32, CountingHook::new()).expect("a free hook slot");
+        engine.remove_hook(hook).expect("registered");
+    }
+    assert_eq!(engine.lost_events(), lost, "exactly the room, nothing lost yet");
+    first
+}
+
+/// Bytes the driver charges to its event pool.
+fn event_pool(rras: &Rras<DriverFilter>) -> usize {
+    rras.filter().pool_charged(Pool::Event)
 }
 
 #[test]
 fn a_full_queue_keeps_the_oldest_events_counts_the_rest_lost_and_the_sequence_shows_the_gap() {
-    let rras = start_with_engine(Rras::builder(), small_queue(4));
+    let rras = started();
+    let first = fill(&rras);
+    assert_eq!(first, 4, "the fill follows attach ×2 and restart ×2");
     let links: Vec<_> = (0..3).map(|_| rras.link_up(Edge::WanIp, LinkParams::new())).collect();
     let engine = rras.engine();
-    assert_eq!(engine.lost_events(), 3, "attach ×2 and restart ×2 filled the queue; the three line ups were lost");
+    assert_eq!(engine.lost_events(), 3, "the queue was full: the three line ups were lost");
 
     let kept = drain_events(engine);
-    assert_eq!(kept.iter().map(|r| r.sequence).collect::<Vec<_>>(), [0, 1, 2, 3], "the oldest are kept");
-    assert!(kept.iter().all(|r| matches!(r.event, Event::ModuleAttached { .. } | Event::ModuleRestarted(_))));
+    let sequences: Vec<u64> = kept.iter().map(|r| r.sequence).collect();
+    assert_eq!(sequences, (first..first + CAPACITY as u64).collect::<Vec<_>>(), "the oldest are kept");
+    assert!(kept.iter().all(|r| matches!(r.event, Event::HookAdded { .. } | Event::HookRemoved { .. })));
     rras.link_down(&links[1]);
     let next: Vec<EventRecord> = drain_events(engine);
     assert_eq!(next.len(), 1);
-    assert_eq!(next[0].sequence, 7, "sequence numbers count lost events: 4, 5 and 6 are the gap");
-    assert_eq!(next[0].sequence - kept[3].sequence - 1, engine.lost_events(), "the gap is exactly the lost count");
+    let last_kept = *sequences.last().expect("kept");
+    assert_eq!(next[0].sequence, last_kept + 4, "sequence numbers count lost events: three are the gap");
+    assert_eq!(next[0].sequence - last_kept - 1, engine.lost_events(), "the gap is exactly the lost count");
     assert!(matches!(next[0].event, Event::LineDown(summary) if summary.remote_address == links[1].remote));
     finish(rras);
 }
 
 #[test]
 fn reading_makes_room_and_losses_resume_only_when_full_again() {
-    let rras = start_with_engine(Rras::builder(), small_queue(2));
+    let rras = started();
+    let first = fill(&rras);
     let engine = rras.engine();
-    assert_eq!(engine.lost_events(), 2);
     let mut sequences = Vec::new();
-    let mut expected_lost = 2;
+    let mut expected_lost = 0;
     for round in 0..5 {
-        sequences.extend(drain_events(engine).into_iter().map(|r| r.sequence));
+        sequences.extend((0..2).map(|_| engine.next_event().expect("a full queue").sequence));
         let hook = engine.add_hook("h", round, CountingHook::new()).expect("a free hook slot");
         engine.remove_hook(hook).expect("registered");
         let link = rras.link_up(Edge::WanIpv6, LinkParams::new());
         rras.link_down(&link);
         expected_lost += 2;
-        assert_eq!(engine.lost_events(), expected_lost, "round {round}: two fit, two are lost");
+        assert_eq!(engine.lost_events(), expected_lost, "round {round}: the two read make room for two, two are lost");
     }
     sequences.extend(drain_events(engine).into_iter().map(|r| r.sequence));
-    assert_eq!(sequences, [0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21], "gaps of exactly the events lost");
+    let end_of_fill = first + CAPACITY as u64;
+    let mut expected: Vec<u64> = (first..end_of_fill).collect();
+    expected.extend((0..5).flat_map(|round| [end_of_fill + 4 * round, end_of_fill + 4 * round + 1]));
+    assert_eq!(sequences, expected, "gaps of exactly the events lost (each round's line up and line down)");
     finish(rras);
 }
 
 #[test]
-fn a_queue_with_no_room_loses_every_event_and_the_filter_still_works() {
-    let rras = start_with_engine(Rras::builder(), small_queue(0));
+fn a_full_queue_loses_every_further_event_and_the_filter_still_works() {
+    let rras = started();
+    fill(&rras);
+    let charged = event_pool(&rras);
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     rras.send_flow(&link, &UDP, 3);
     rras.receive_flow(&link, &UDP, 3, ReceiveOptions::resources());
     rras.run_until_idle();
     rras.link_down(&link);
     let engine = rras.engine();
-    assert!(engine.next_event().is_none());
-    assert_eq!(engine.lost_events(), 6, "attached ×2, restarted ×2, line up, line down");
+    assert_eq!(engine.lost_events(), 2, "line up, line down");
     assert_eq!((rras.miniport(Edge::WanIp).sent.len(), rras.protocol(Edge::WanIp).received.len()), (3, 3));
-    let pool = rras.pools().into_iter().find(|(pool, _)| *pool == Pool::Event).map(|(_, usage)| usage.current);
-    assert_eq!(pool, Some(0), "no room, no charge");
+    assert_eq!(event_pool(&rras), charged, "a lost event allocates nothing");
+    assert_eq!(drain_events(engine).len(), CAPACITY, "what was queued is still there");
     finish(rras);
 }
 
 #[test]
 fn the_queue_room_is_charged_once_to_the_event_pool_by_capacity() {
-    for capacity in [1, 16, 1024] {
-        let rras = start_with_engine(Rras::builder(), small_queue(capacity));
-        let event_pool = || rras.pools().into_iter().find(|(pool, _)| *pool == Pool::Event).map(|(_, usage)| usage);
-        let before = event_pool().expect("charged");
-        assert_eq!(before.current, capacity * size_of::<EventRecord>());
-        for _ in 0..3 {
-            let link = rras.link_up(Edge::WanIp, LinkParams::new());
-            rras.link_down(&link);
-        }
-        assert_eq!(event_pool(), Some(before), "{capacity}: pushing never allocates");
-        finish(rras);
+    let rras = started();
+    let before = event_pool(&rras);
+    assert_eq!(before, CAPACITY * size_of::<EventRecord>(), "the whole room, charged at DriverEntry");
+    for _ in 0..3 {
+        let link = rras.link_up(Edge::WanIp, LinkParams::new());
+        rras.link_down(&link);
     }
+    assert_eq!(event_pool(&rras), before, "pushing never allocates");
+    fill(&rras);
+    rras.link_up(Edge::WanIpv6, LinkParams::new());
+    assert_eq!((rras.engine().lost_events(), event_pool(&rras)), (1, before), "nor does losing");
+    finish(rras);
 }
 
 #[test]

@@ -8,7 +8,9 @@ use wanlayer_core::hook::{Direction, Hook, PacketContext, Ticket, Verdict};
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::wire::{clamp_tcp_mss, EtherType, FrameSummary, MacAddress};
 use wanlayer_core::{ModuleId, NdisStatus, ReinjectError, ReinjectVerdict};
+use wanlayer_kernel_model::low_resources;
 use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, SendOptions, SimLink, StatusBuffer, StatusIndication, WanLineUp};
+use wanlayer_sim_driver::FRAME_TAG;
 use wanlayer_tests::frames::{checksums_valid, ip_ttl, set_ttl, syn_frame, tcp_mss};
 use wanlayer_tests::sample_hooks::{
     Applies, CallLog, Callback, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, RecordingHook, TtlRewriteHook,
@@ -78,19 +80,16 @@ fn a_dropping_hook_with_a_predicate_drops_only_what_it_picks() {
 
 // ----- modifying in place -----------------------------------------------------------------------
 
-/// Byte positions where two frames of equal length differ.
-fn differences(a: &[u8], b: &[u8]) -> Vec<usize> {
-    assert_eq!(a.len(), b.len(), "an in-place edit keeps the length");
-    (0..a.len()).filter(|at| a[*at] != b[*at]).collect()
-}
-
 #[test]
-fn the_mss_of_syns_is_clamped_in_place_both_ways_with_a_valid_checksum() {
-    // In place: the simulator's packets are writable; wanlayer.sys writes only frames it
-    // allocated, so there the engine clamps a copy (the other MSS scenarios).
-    let rras = wanlayer_tests::setup::started_core();
+fn the_mss_of_syns_is_clamped_in_place_in_the_drivers_own_copy_both_ways_with_a_valid_checksum() {
+    // wanlayer.sys writes in place only into NBLs of its own (the protocol's and the miniport's
+    // buffers are theirs): a TTL rewrite below the clamp on the packet's way replaces each SYN with
+    // the driver's own NBL, and the clamp then edits that copy in place, with no second copy.
+    let rras = started();
     let clamp = MssClampHook::new(1360);
+    rras.engine().add_hook("ttl-send", 20, TtlRewriteHook::new(9, Applies::Sends)).expect("a free hook slot");
     rras.engine().add_hook("mss", 10, clamp.clone()).expect("a free hook slot");
+    rras.engine().add_hook("ttl-receive", 5, TtlRewriteHook::new(9, Applies::Receives)).expect("a free hook slot");
     for edge in [Edge::WanIp, Edge::WanIpv6] {
         let link = rras.link_up(edge, LinkParams::new());
         let out = syn_frame(&link, Direction::Send, Some(1460));
@@ -101,20 +100,21 @@ fn the_mss_of_syns_is_clamped_in_place_both_ways_with_a_valid_checksum() {
         rras.run_until_idle();
 
         let (down, up) = (rras.miniport(edge).sent[0].clone(), rras.protocol(edge).received[0].clone());
-        assert_eq!((down.packet, up.packet), (sent[0], received[0]), "{edge}: edited in place, no copy");
+        assert!(down.packet != sent[0] && up.packet != received[0], "{edge}: the driver's replacements went on");
         for (before, after) in [(&out, &down.frame), (&back, &up.frame)] {
-            assert_eq!(tcp_mss(after), Some(1360), "{edge}");
-            assert!(checksums_valid(after), "{edge}: the TCP checksum still verifies after the clamp");
-            let tcp_at = clamp_tcp_mss(&mut before.to_vec(), 1360).expect("a clampable SYN").tcp_header.start;
-            let allowed = [tcp_at + 16, tcp_at + 17, tcp_at + 22, tcp_at + 23];
-            assert!(differences(before, after).iter().all(|at| allowed.contains(at)), "{edge}: only the MSS and the checksum change");
+            let mut expected = before.clone();
+            assert!(set_ttl(&mut expected, 9));
+            clamp_tcp_mss(&mut expected, 1360).expect("a clampable SYN");
+            assert_eq!(after, &expected, "{edge}: the TTL rewritten, then only the MSS and the checksum changed in place");
+            assert_eq!((tcp_mss(after), ip_ttl(after)), (Some(1360), Some(9)), "{edge}");
+            assert!(checksums_valid(after), "{edge}: the checksums still verify after the clamp");
         }
         assert_eq!(completions(&rras.protocol(edge), &sent), vec![Some(NdisStatus::SUCCESS)]);
         let seen = counts(&rras, edge);
         assert_eq!((seen.send.modified, seen.receive.modified), (1, 1), "{edge}");
     }
-    assert_eq!(clamp.clamped(), 4);
-    assert_eq!(rras.ledger_counts().created, 4, "nothing was copied");
+    assert_eq!((clamp.clamped(), clamp.edit_errors()), (4, 0));
+    assert_eq!(rras.ledger_counts().created, 8, "four SYNs and the four replacements: the clamps copied nothing");
     finish(rras);
 }
 
@@ -163,14 +163,16 @@ fn a_read_only_receive_is_copied_before_the_clamp_and_the_original_goes_back_to_
 
 #[test]
 fn a_read_only_syn_that_cannot_be_copied_goes_up_unclamped_and_the_hook_knows() {
-    // A fault plan fails the copy: the simulator's allocations, so the CoreFilter.
-    let rras = wanlayer_tests::setup::started_core();
+    // The kernel model refuses the frame of the driver's copy (its pool tag).
+    let rras = started();
     let clamp = MssClampHook::new(1200);
     rras.engine().add_hook("mss", 10, clamp.clone()).expect("a free hook slot");
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    rras.faults().fail_packets();
+    low_resources::refuse_pool_tag(FRAME_TAG);
     let back = syn_frame(&link, Direction::Receive, Some(1460));
     let ids = rras.receive_with(Edge::WanIp, ReceiveOptions::read_only(), [back.clone()]);
+    low_resources::allow_pool_tag(FRAME_TAG);
+    assert_eq!(low_resources::refused_by_tag(), 1, "the copy's frame was refused");
     let received = rras.protocol(Edge::WanIp).received;
     assert_eq!((received[0].packet, &received[0].frame), (ids[0], &back), "the miniport's packet, untouched");
     assert_eq!((clamp.clamped(), clamp.edit_errors()), (0, 1));

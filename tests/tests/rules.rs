@@ -30,6 +30,14 @@ const DNS: Flow = Flow { transport: wanlayer_sim::Transport::Udp, server_port: 5
 /// Web.
 const WEB: Flow = Flow { transport: wanlayer_sim::Transport::Tcp, server_port: 443, client_port: 50_000, payload_len: 64 };
 
+/// The driver's `Parameters` key under the service key the simulator's `DriverEntry` is given:
+/// where wanlayer.sys keeps the administrator's rule set (`Rules`, `RulesAltitude`).
+const PARAMETERS: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer\\Parameters";
+
+/// The registry's `REG_BINARY` (the compiled set) and `REG_DWORD` (its altitude) value types.
+const REG_BINARY: u32 = 3;
+const REG_DWORD: u32 = 4;
+
 /// Compiles `(id, priority, action, filter)` rules.
 fn blob(rules: &[(u32, u32, Action, &str)]) -> Vec<u8> {
     let sources: Vec<RuleSource<'_>> =
@@ -352,7 +360,9 @@ fn divert_is_refused_until_user_mode_hooks_exist() {
 
 #[test]
 fn every_failed_allocation_during_a_replacement_keeps_the_old_set() {
-    // A fault plan: the simulator's allocations, so the CoreFilter.
+    // The rule set is the engine's memory, on the host the driver's Rust heap (the test process's
+    // allocator, which the kernel model does not see): the simulator's fault plan on the engine's
+    // pools, so the CoreFilter. wanlayer.sys's own runs out of memory in the emulator's sweep.
     let rras = started_core();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let old = blob(&[(1, 100, Action::Drop, "udp port 53")]);
@@ -387,14 +397,16 @@ fn every_failed_allocation_during_a_replacement_keeps_the_old_set() {
 
 #[test]
 fn the_rule_set_survives_a_driver_reload_in_the_same_world() {
-    // The simulator's registry (its saved rules): the CoreFilter's; the driver's own reload is a
-    // host test (driver/host-tests, registry).
-    let mut rras = started_core();
+    // The kernel model's registry: the driver's own save, DriverUnload, DriverEntry and load.
+    let mut rras = started();
     let rules = blob(&[(7, 100, Action::Drop, "udp port 53")]);
     rras.engine().replace_rules(Expected::Any, 700, &rules).unwrap();
-    assert_eq!(rras.hal().saved_rules(), Some((700, rules.clone())), "saved after the replacement");
+    let saved =
+        (wanlayer_kernel_model::registry_value(PARAMETERS, "Rules"), wanlayer_kernel_model::registry_value(PARAMETERS, "RulesAltitude"));
+    assert_eq!(saved, (Some((REG_BINARY, rules.clone())), Some((REG_DWORD, 700u32.to_le_bytes().to_vec()))), "saved after the replacement");
     rras.unload();
     rras.verifier().assert_clean();
+    assert_eq!(wanlayer_kernel_model::open_key_handles(), 0, "every key handle closed");
     rras.reload().expect("the driver loads again");
     rras.start().expect("the server starts again");
 
@@ -411,10 +423,11 @@ fn the_rule_set_survives_a_driver_reload_in_the_same_world() {
 
 #[test]
 fn a_corrupt_saved_set_is_refused_at_start_reported_and_the_filter_runs_with_no_rules() {
-    // As above: the simulator's registry.
-    let mut rras = started_core();
+    // The kernel model's registry, read by the driver's DriverEntry.
+    let mut rras = started();
     rras.unload();
-    rras.hal().set_saved_rules(Some((900, vec![0x57, 0x4c, 0x52, 0x31, 0xff, 0xff, 0xff, 0xff, 1, 2, 3])));
+    wanlayer_kernel_model::set_registry_value(PARAMETERS, "Rules", REG_BINARY, &[0x57, 0x4c, 0x52, 0x31, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+    wanlayer_kernel_model::set_registry_value(PARAMETERS, "RulesAltitude", REG_DWORD, &900u32.to_le_bytes());
     rras.reload().expect("a corrupt saved set never fails the start");
     rras.start().expect("the server starts");
 
@@ -484,13 +497,14 @@ fn malformed_rules_requests_are_refused_without_harm() {
 
 #[test]
 fn load_saved_rules_reports_what_it_did() {
-    // The simulator's registry: the CoreFilter's.
-    let rras = started_core();
+    // The kernel model's registry, read through the driver's rule store.
+    let rras = started();
     assert_eq!(rras.engine().load_saved_rules(), SavedRules::None, "nothing saved");
     let rules = blob(&[(1, 1, Action::Count, "ip")]);
-    rras.hal().set_saved_rules(Some((5, rules)));
+    wanlayer_kernel_model::set_registry_value(PARAMETERS, "Rules", REG_BINARY, &rules);
+    wanlayer_kernel_model::set_registry_value(PARAMETERS, "RulesAltitude", REG_DWORD, &5u32.to_le_bytes());
     assert_eq!(rras.engine().load_saved_rules(), SavedRules::Loaded { version: 1, rules: 1 });
-    rras.hal().set_saved_rules(Some((5, vec![9; 4])));
+    wanlayer_kernel_model::set_registry_value(PARAMETERS, "Rules", REG_BINARY, &[9; 4]);
     assert!(matches!(rras.engine().load_saved_rules(), SavedRules::Refused(ReplaceError::Invalid(_))));
     assert_eq!(rras.engine().with_rules(|rules| rules.version), 1, "a refused set leaves the one in force");
     finish(rras);

@@ -882,7 +882,7 @@ unsafe extern "system" fn ExAllocatePool2(_flags: PoolFlags, size: usize, tag: u
         state.pool_failures.remove(0);
         return std::ptr::null_mut();
     }
-    if low_resources::fail_allocation(low_resources::AllocationKind::Pool) {
+    if low_resources::fail_pool_allocation(tag) {
         return std::ptr::null_mut();
     }
     let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), POOL_ALIGNMENT) else { return std::ptr::null_mut() };

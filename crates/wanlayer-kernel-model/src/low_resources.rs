@@ -158,6 +158,7 @@ pub(crate) fn end_run() {
 pub(crate) fn reset() {
     let standing = *lock(&STANDING_PLAN);
     *injector() = Injector { fail_at: standing, ..FRESH };
+    *lock(&REFUSALS) = Refusals { tags: Vec::new(), refused: 0 };
 }
 
 /// In this run, fail its `fail_at`-th allocation counted from the run's beginning (1-based);
@@ -284,6 +285,44 @@ pub fn fail_allocation(kind: AllocationKind) -> bool {
         injector.failed = Some((injector.counted, kind));
     }
     fail
+}
+
+/// Pool tags refused in this run ([`refuse_pool_tag`]) and how many allocations that refused.
+struct Refusals {
+    tags: Vec<u32>,
+    refused: u64,
+}
+
+static REFUSALS: Mutex<Refusals> = Mutex::new(Refusals { tags: Vec::new(), refused: 0 });
+
+/// In this run, from now on, fails every pool allocation tagged `tag` (until [`allow_pool_tag`]),
+/// besides the plan's: Driver Verifier's low-resources simulation aimed at one kind of memory the
+/// driver keeps apart by its tag (its Rust heap, its frames), for as long as a scenario wants.
+pub fn refuse_pool_tag(tag: u32) {
+    let mut refusals = lock(&REFUSALS);
+    if !refusals.tags.contains(&tag) {
+        refusals.tags.push(tag);
+    }
+}
+
+/// Ends [`refuse_pool_tag`] for `tag`.
+pub fn allow_pool_tag(tag: u32) {
+    lock(&REFUSALS).tags.retain(|&refused| refused != tag);
+}
+
+/// Pool allocations failed in this run because their tag was refused ([`refuse_pool_tag`]).
+pub fn refused_by_tag() -> u64 {
+    lock(&REFUSALS).refused
+}
+
+/// [`fail_allocation`] for a pool block tagged `tag` (`ExAllocatePool2`): counted as every
+/// allocation is, failed by the plan, by a failure aimed at its kind, or because `tag` is refused.
+pub fn fail_pool_allocation(tag: u32) -> bool {
+    let failed = fail_allocation(AllocationKind::Pool);
+    let mut refusals = lock(&REFUSALS);
+    let refused = refusals.tags.contains(&tag);
+    refusals.refused += u64::from(refused && !failed);
+    failed || refused
 }
 
 /// One run of a sweep that did not end cleanly.

@@ -587,6 +587,9 @@ impl FilterDriver for DriverFilter {
             // like before DriverEntry.
             self.driver_object = Box::into_raw(Box::new(unsafe { std::mem::zeroed::<DriverObjectLayout>() }));
         }
+        // The service key exists before the driver loads (the installer made it): the driver
+        // keeps its rule set in its `Parameters` subkey.
+        model::create_key(SERVICE_KEY);
         let mut path: Vec<u16> = SERVICE_KEY.encode_utf16().collect();
         let mut registry_path = unicode(&mut path);
         let entered = self.enter(PathContext::default());

@@ -29,3 +29,10 @@ pub mod driver_filter;
 pub mod invoke;
 
 pub use driver_filter::{DriverFilter, SCENARIO_LOG};
+/// The engine's configuration in the driver (`DriverEntry` installs it): fixed tables, fixed event
+/// queue room.
+pub use wanlayer::driver::ENGINE_CONFIG;
+/// The pool tag of the frames of the driver's own NBLs (copies and replacements): what a scenario
+/// refuses ([`wanlayer_kernel_model::low_resources::refuse_pool_tag`]) to run the driver without
+/// packet memory.
+pub use wanlayer::hal::packet_io::FRAME_TAG;
