@@ -14,6 +14,7 @@ use wanlayer_tests::setup::{drain_events, finish, module, start, started, UDP};
 
 /// The room of the driver's event queue.
 const CAPACITY: usize = ENGINE_CONFIG.event_capacity;
+const _: () = assert!(CAPACITY % 2 == 0, "filled by pairs of events");
 
 /// Reads what is queued, then fills the queue's whole room with hooks added and removed (two
 /// events each). Returns the sequence number of the first event of the fill.
@@ -21,7 +22,6 @@ fn fill(rras: &Rras<DriverFilter>) -> u64 {
     let engine = rras.engine();
     let lost = engine.lost_events();
     let first = drain_events(engine).last().map_or(0, |record| record.sequence + 1);
-    assert!(CAPACITY % 2 == 0, "filled by pairs");
     for round in 0..CAPACITY / 2 {
         let hook = engine.add_hook("filler", round as u32, CountingHook::new()).expect("a free hook slot");
         engine.remove_hook(hook).expect("registered");

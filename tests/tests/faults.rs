@@ -63,7 +63,7 @@ fn every_single_allocation_failing_in_turn_is_handled_cleanly_and_reported() {
             || report.counts != baseline.counts
             || driver_reported;
         assert!(reported, "allocation {n} ({kind:?}) failed without a trace: {report:?}");
-        assert!(rras.is_loaded() == false, "allocation {n}: the session ends unloaded");
+        assert!(!rras.is_loaded(), "allocation {n}: the session ends unloaded");
         kinds_failed.insert(format!("{kind:?}"));
     }
     let expected: BTreeSet<String> = [AllocationKind::Pool, AllocationKind::NblPool, AllocationKind::Nbl, AllocationKind::Mdl]
