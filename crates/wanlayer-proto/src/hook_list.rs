@@ -141,8 +141,10 @@ impl<T: AsRef<[u8]>> HookList<T> {
 
 /// One parsed hook entry.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct HookEntryRepr {
     /// The hook's identity.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::hook_id"))]
     pub id: u64,
     /// Its altitude.
     pub altitude: u32,

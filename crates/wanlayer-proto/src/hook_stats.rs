@@ -32,6 +32,7 @@ view! {
 
 /// What a hook did in one direction.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VerdictStats {
     /// Packets shown to the hook.
     pub seen: u64,
@@ -49,8 +50,10 @@ pub struct VerdictStats {
 
 /// The parsed hook statistics.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct HookStatsRepr {
     /// The hook's identity.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::hook_id"))]
     pub hook: u64,
     /// Its altitude.
     pub altitude: u32,

@@ -110,6 +110,7 @@ view! {
 
 /// Traffic counts of one direction of a link.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct TrafficRepr {
     /// Packets.
     pub packets: u64,

@@ -38,10 +38,12 @@ view! {
 
 /// The parsed link statistics.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LinkStatsRepr {
     /// The link.
     pub link: u64,
     /// Its module.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::module_id"))]
     pub module: u32,
     /// Sends.
     pub send: TrafficRepr,

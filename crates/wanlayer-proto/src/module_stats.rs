@@ -38,6 +38,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ModuleStats<T> {
 
 /// One direction of a module's counters.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DirectionStats {
     /// Packets seen.
     pub packets: u64,
@@ -46,6 +47,7 @@ pub struct DirectionStats {
     /// Packets dropped.
     pub drops: u64,
     /// Drops by reason, in [`DROP_REASONS`] order.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::drops_by_reason"))]
     pub drops_by_reason: [u64; 5],
     /// Packets that matched no live link.
     pub unmatched: u64,
@@ -100,8 +102,10 @@ impl DirectionStats {
 
 /// The parsed module statistics.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ModuleStatsRepr {
     /// The module.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::module_id"))]
     pub module: u32,
     /// Sends.
     pub send: DirectionStats,

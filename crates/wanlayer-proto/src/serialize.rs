@@ -12,8 +12,8 @@ use crate::display::{
     capability_names, BitRate, HexText, HookIdText, InterfaceIdText, Ipv4Text, MacText, ModuleIdText, ProtocolText, Utf16Text,
 };
 use crate::{
-    EventBody, EventRecordRepr, Features, HookEntryRepr, HookName, HookStatsRepr, LinkEntryRepr, LinkEventRepr, LinkStatsRepr,
-    ModuleEntryRepr, ModuleStatsRepr, RuleStatsEntryRepr, TrafficRepr, VerdictStats, VersionInfoRepr, DROP_REASONS,
+    EventBody, EventRecordRepr, Features, HookName, LinkEntryRepr, LinkEventRepr, ModuleEntryRepr, RuleStatsEntryRepr,
+    VersionInfoRepr, DROP_REASONS,
 };
 
 /// Serialises `value` as the string its `Display` writes.
@@ -25,32 +25,26 @@ impl<T: core::fmt::Display> Serialize for AsText<T> {
     }
 }
 
+/// A module id as its `slot.generation` text (`serialize_with` of the derived records).
+pub(crate) fn module_id<S: Serializer>(id: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&ModuleIdText(*id))
+}
+
+/// A hook id as its `slot.generation` text (`serialize_with` of the derived records).
+pub(crate) fn hook_id<S: Serializer>(id: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&HookIdText(*id))
+}
+
+/// Drops by reason as `[name, count]` pairs, in [`DROP_REASONS`] order.
+pub(crate) fn drops_by_reason<S: Serializer>(counts: &[u64; 5], serializer: S) -> Result<S::Ok, S::Error> {
+    let mut seq = serializer.serialize_seq(Some(DROP_REASONS.len()))?;
+    DROP_REASONS.iter().zip(counts).try_for_each(|(reason, count)| seq.serialize_element(&(reason, count)))?;
+    seq.end()
+}
+
 impl Serialize for HookName {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
-    }
-}
-
-impl Serialize for TrafficRepr {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Traffic", 3)?;
-        s.serialize_field("packets", &self.packets)?;
-        s.serialize_field("bytes", &self.bytes)?;
-        s.serialize_field("drops", &self.drops)?;
-        s.end()
-    }
-}
-
-impl Serialize for VerdictStats {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Verdicts", 6)?;
-        s.serialize_field("seen", &self.seen)?;
-        s.serialize_field("bytes", &self.bytes)?;
-        s.serialize_field("passed", &self.passed)?;
-        s.serialize_field("dropped", &self.dropped)?;
-        s.serialize_field("modified", &self.modified)?;
-        s.serialize_field("taken", &self.taken)?;
-        s.end()
     }
 }
 
@@ -149,85 +143,6 @@ impl Serialize for LinkEntryRepr<'_> {
     }
 }
 
-impl Serialize for HookEntryRepr {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Hook", 3)?;
-        s.serialize_field("id", &AsText(HookIdText(self.id)))?;
-        s.serialize_field("altitude", &self.altitude)?;
-        s.serialize_field("name", &self.name)?;
-        s.end()
-    }
-}
-
-/// Drops by reason as `[name, count]` pairs, in [`DROP_REASONS`] order.
-struct DropsByReason([u64; 5]);
-
-impl Serialize for DropsByReason {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(DROP_REASONS.len()))?;
-        DROP_REASONS.iter().zip(self.0).try_for_each(|(reason, count)| seq.serialize_element(&(reason, count)))?;
-        seq.end()
-    }
-}
-
-impl Serialize for crate::DirectionStats {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("DirectionStats", 10)?;
-        s.serialize_field("packets", &self.packets)?;
-        s.serialize_field("bytes", &self.bytes)?;
-        s.serialize_field("drops", &self.drops)?;
-        s.serialize_field("drops_by_reason", &DropsByReason(self.drops_by_reason))?;
-        s.serialize_field("unmatched", &self.unmatched)?;
-        s.serialize_field("modified", &self.modified)?;
-        s.serialize_field("taken", &self.taken)?;
-        s.serialize_field("reinjected", &self.reinjected)?;
-        s.serialize_field("copied_for_resources", &self.copied_for_resources)?;
-        s.serialize_field("injected", &self.injected)?;
-        s.end()
-    }
-}
-
-impl Serialize for ModuleStatsRepr {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("ModuleStats", 10)?;
-        s.serialize_field("module", &AsText(ModuleIdText(self.module)))?;
-        s.serialize_field("send", &self.send)?;
-        s.serialize_field("receive", &self.receive)?;
-        s.serialize_field("line_ups", &self.line_ups)?;
-        s.serialize_field("line_ups_untracked", &self.line_ups_untracked)?;
-        s.serialize_field("device_names_lost", &self.device_names_lost)?;
-        s.serialize_field("line_downs", &self.line_downs)?;
-        s.serialize_field("line_downs_unknown", &self.line_downs_unknown)?;
-        s.serialize_field("malformed_status", &self.malformed_status)?;
-        s.serialize_field("injections_refused", &self.injections_refused)?;
-        s.end()
-    }
-}
-
-impl Serialize for LinkStatsRepr {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("LinkStats", 4)?;
-        s.serialize_field("link", &self.link)?;
-        s.serialize_field("module", &AsText(ModuleIdText(self.module)))?;
-        s.serialize_field("send", &self.send)?;
-        s.serialize_field("receive", &self.receive)?;
-        s.end()
-    }
-}
-
-impl Serialize for HookStatsRepr {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("HookStats", 7)?;
-        s.serialize_field("hook", &AsText(HookIdText(self.hook)))?;
-        s.serialize_field("altitude", &self.altitude)?;
-        s.serialize_field("send", &self.send)?;
-        s.serialize_field("receive", &self.receive)?;
-        s.serialize_field("line_ups", &self.line_ups)?;
-        s.serialize_field("sizes_lowered", &self.sizes_lowered)?;
-        s.serialize_field("line_downs", &self.line_downs)?;
-        s.end()
-    }
-}
 
 impl Serialize for RuleStatsEntryRepr {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -278,24 +193,13 @@ impl Serialize for EventHook {
 
 /// What a rules event says: `version` and `rules` when replaced, `error` and `blob_len` when
 /// refused.
+#[derive(Serialize)]
 struct RulesChange {
     altitude: u32,
     version: Option<u64>,
     rules: Option<u32>,
     error: Option<u32>,
     blob_len: Option<u32>,
-}
-
-impl Serialize for RulesChange {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("RulesChange", 5)?;
-        s.serialize_field("altitude", &self.altitude)?;
-        s.serialize_field("version", &self.version)?;
-        s.serialize_field("rules", &self.rules)?;
-        s.serialize_field("error", &self.error)?;
-        s.serialize_field("blob_len", &self.blob_len)?;
-        s.end()
-    }
 }
 
 /// An event as one flat object: `sequence`, `time_ns`, `kind`, `module` (null for hook and rules
