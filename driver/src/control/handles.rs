@@ -182,6 +182,8 @@ impl HandleContext {
         self.queue.close();
         let cancelled = self.queue.cancel_all();
         engine().control().cleanup(&self.handle);
+        // A user-mode hook closed with its handle: the expiry timer goes when nothing is held.
+        super::divert_timer::reconcile();
         self.retire();
         cancelled
     }

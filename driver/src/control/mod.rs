@@ -14,6 +14,7 @@
 //! * [`csq`]: the cancel-safe queue (`IO_CSQ`) of pending reads;
 //! * [`waker`]: the engine's `EventWaker`, a DPC that services woken handles, installed in
 //!   `DriverEntry` and removed first thing in `DriverUnload`;
+//! * [`divert_timer`]: the user-mode hooks' expiry timer, set only while a hook holds packets;
 //! * [`provider`]: `IRP_MJ_INTERNAL_DEVICE_CONTROL`, for vendor drivers.
 //!
 //! The dispatch routine finds the device's readiness in its reserved extension
@@ -21,6 +22,7 @@
 
 pub mod provider;
 mod csq;
+mod divert_timer;
 mod handles;
 mod requests;
 mod waker;

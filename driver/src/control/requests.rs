@@ -26,7 +26,7 @@ use wanlayer_core::Completion;
 use wanlayer_driver_logic::control::{is_buffered, nt_status as nt, settle, Settled};
 use wanlayer_ndis::io::{complete_irp, irp_file_object, irp_request, STATUS_CANCELLED, STATUS_PENDING};
 use wanlayer_ndis::kernel::{Irp, NtStatus};
-use wanlayer_proto::ioctl::{IOCTL_DIVERT_READ, IOCTL_READ_EVENTS};
+use wanlayer_proto::ioctl::{IOCTL_DIVERT_CLOSE, IOCTL_DIVERT_READ, IOCTL_READ_EVENTS};
 use wanlayer_proto::Status;
 
 use super::csq::End;
@@ -87,6 +87,10 @@ impl<'irp> Request<'irp> {
             engine().control().dispatch(context.handle(), self.code, context.granted(), self.buffer, self.input_len, self.output_len);
         if completion == Completion::Pending && !may_pend {
             print(Level::Error, format_args!("control: IOCTL {code:#010x} pended; only event and divert reads may"));
+        }
+        if code == IOCTL_DIVERT_CLOSE {
+            // The hook released what it held: the expiry timer goes when nothing is held.
+            super::divert_timer::reconcile();
         }
         settle(completion, self.output_len, may_pend)
     }

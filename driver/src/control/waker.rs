@@ -16,8 +16,9 @@
 //! ```
 //!
 //! [`remove_waker`] takes the waker out of the engine, then waits until no `wake` call is
-//! running (rundown protection: one that starts later does nothing), then until the DPC they may
-//! have queued has run (`KeFlushQueuedDpcs`). After it, nothing of the waker runs: neither the
+//! running (rundown protection: one that starts later does nothing), stops the user-mode hooks'
+//! expiry timer ([`divert_timer`], which the waker's `divert_holding` sets), then waits until the
+//! DPCs queued so far have run (`KeFlushQueuedDpcs`). After it, nothing of the waker runs: neither the
 //! engine nor this image's code is needed by it any more.
 
 use core::ffi::c_void;
@@ -29,6 +30,7 @@ use wanlayer_core::{Engine, EventWaker, EventWakerRef};
 use wanlayer_ndis::imports;
 use wanlayer_ndis::kernel::{ExRundownRef, KDpc};
 
+use super::divert_timer;
 use super::handles::{self, MAX_HANDLES};
 use super::requests;
 use crate::hal::KernelHal;
@@ -72,6 +74,20 @@ impl EventWaker for DpcWaker {
         // SAFETY: releases the protection acquired above.
         unsafe { imports::ExReleaseRundownProtection(WAKE_RUNDOWN.as_ptr()) };
     }
+
+    /// Sets the user-mode hooks' expiry timer for the packet now held ([`divert_timer`]).
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`; does not wait.
+    fn divert_holding(&self) {
+        // SAFETY: as in `wake`.
+        if unsafe { imports::ExAcquireRundownProtection(WAKE_RUNDOWN.as_ptr()) } == 0 {
+            return;
+        }
+        divert_timer::reconcile();
+        // SAFETY: releases the protection acquired above.
+        unsafe { imports::ExReleaseRundownProtection(WAKE_RUNDOWN.as_ptr()) };
+    }
 }
 
 /// Installs the waker in the engine.
@@ -88,6 +104,9 @@ pub unsafe fn install_waker(engine: &Engine<KernelHal>) {
     // SAFETY: a static DPC in non-paged memory, not queued yet; the routine has the
     // KDEFERRED_ROUTINE signature.
     unsafe { imports::KeInitializeDpc(WAKE_DPC.as_ptr(), service_woken, ptr::null_mut()) };
+    // SAFETY: once, before the waker (the only one that sets the timer before a handle exists)
+    // is installed.
+    unsafe { divert_timer::init() };
     engine.control().set_waker(Some(EventWakerRef::Static(&DPC_WAKER)));
 }
 
@@ -107,6 +126,9 @@ pub unsafe fn remove_waker(engine: &Engine<KernelHal>) {
     // any later one fails to acquire the protection and does nothing.
     // SAFETY: initialised by `install_waker`; PASSIVE_LEVEL; run down once.
     unsafe { imports::ExWaitForRundownProtectionRelease(WAKE_RUNDOWN.as_ptr()) };
+    // SAFETY: once, after `init` (in `install_waker`); no `divert_holding` runs any more, and the
+    // flush below waits for a timer DPC already queued.
+    unsafe { divert_timer::stop() };
     // SAFETY: PASSIVE_LEVEL. Returns once every DPC queued so far, ours included, has run.
     unsafe { imports::KeFlushQueuedDpcs() };
     let live = handles::live_contexts();

@@ -79,7 +79,7 @@ use super::{Completion, Control, ControlHandle, CAPTURE_CHUNK};
 use crate::datapath::{ReinjectError, ReinjectVerdict};
 use crate::engine::Engine;
 use crate::event::Event;
-use crate::hal::{FrameSource, Hal, Level, Lock, Locking, Memory, ModuleId, PathContext, Pool};
+use crate::hal::{FrameSource, Hal, Level, Lock, Locking, Memory, ModuleId, PathContext, Pool, Timestamp};
 use crate::hook::{Direction, HookId, HookName, PacketContext, Ticket, Verdict};
 use crate::memory::{fixed_deque, new_map, reserve_map, try_box, HashMap};
 use crate::taken::{Held, Origin};
@@ -359,7 +359,7 @@ impl<H: Hal> Engine<H> {
                 entry.state = SlotState::Free;
                 // Within the capacity reserved at open.
                 let _ = crate::memory::push_within_capacity(&mut hook.free, slot_index);
-                return Some((hook.fail, None));
+                return Some((hook.fail, None, false));
             }
             entry.state = SlotState::Queued;
             entry.len = offset.min(len) as u32;
@@ -372,20 +372,23 @@ impl<H: Hal> Engine<H> {
                 hook.by_serial.remove(&serial);
                 entry.state = SlotState::Free;
                 let _ = crate::memory::push_within_capacity(&mut hook.free, slot_index);
-                return Some((hook.fail, None));
+                return Some((hook.fail, None, false));
             }
             hook.next_expiry = hook
                 .next_expiry
                 .min(taken_at.saturating_add(hook.timeout_ns));
             hook.counters.diverted += 1;
             let wake = core::mem::take(&mut hook.reader_waiting).then_some(hook.token);
-            Some((Verdict::Take, wake))
+            Some((Verdict::Take, wake, hook.by_serial.len() == 1))
         });
-        let Some((verdict, wake)) = queued else {
+        let Some((verdict, wake, first_held)) = queued else {
             return Verdict::Pass;
         };
         if let Some(token) = wake {
             self.control.wake(&[token]);
+        }
+        if first_held {
+            self.control.divert_holding();
         }
         verdict
     }
@@ -517,17 +520,53 @@ impl<H: Hal> Engine<H> {
 
 impl<H: Hal> Control<'_, H> {
     /// Gives the fail policy to every held packet of every user-mode hook that is older than its
-    /// time limit. A platform with a periodic timer calls it; divert requests and the data path
-    /// also check.
+    /// time limit; returns [`Control::divert_next_expiry`] afterwards. A platform with a timer
+    /// calls it (see [`EventWaker::divert_holding`](super::EventWaker::divert_holding)); divert
+    /// requests and the data path also check.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL` (the packets it hands on are sent or indicated as from there); at
+    /// `DISPATCH_LEVEL` (a timer's DPC), [`Control::divert_expire_in`] with `at_dispatch`.
+    pub fn divert_expire(&self) -> Option<Timestamp> {
+        self.divert_expire_in(PathContext::default())
+    }
+
+    /// [`Control::divert_expire`] at the IRQL `ctx` says: the packets handed on go with it (a
+    /// timer's DPC says `at_dispatch`, so sends carry `NDIS_SEND_FLAGS_DISPATCH_LEVEL`).
+    ///
+    /// # IRQL
+    /// `<= DISPATCH_LEVEL`; `ctx.at_dispatch` tells the truth about it.
+    pub fn divert_expire_in(&self, ctx: PathContext) -> Option<Timestamp> {
+        let now = crate::hal::Clock::now(&self.engine.hal).0;
+        for index in 0..MAX_DIVERT_HOOKS {
+            self.engine.expire_divert(index, now, ctx);
+        }
+        self.divert_next_expiry()
+    }
+
+    /// The earliest time (the engine's clock) at which a packet a user-mode hook holds now may
+    /// have to expire — never later than the real one, possibly earlier (a packet answered since
+    /// is forgotten only by the next expiry) — or `None` when no user-mode hook holds a packet.
+    /// Reads each hook under its lock and changes nothing.
     ///
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
-    pub fn divert_expire(&self) {
-        let now = crate::hal::Clock::now(&self.engine.hal).0;
-        for index in 0..MAX_DIVERT_HOOKS {
-            self.engine
-                .expire_divert(index, now, PathContext::default());
-        }
+    pub fn divert_next_expiry(&self) -> Option<Timestamp> {
+        self.engine
+            .control
+            .divert
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                slot.with(|slot| {
+                    slot.hook
+                        .as_deref()
+                        .filter(|[hook]| !hook.by_serial.is_empty())
+                        .map(|[hook]| hook.next_expiry)
+                })
+            })
+            .min()
+            .map(Timestamp)
     }
 
     /// User-mode hooks open right now.

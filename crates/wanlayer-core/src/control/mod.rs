@@ -107,6 +107,13 @@ pub const MAX_CAPTURE_SESSIONS: usize = 8;
 pub trait EventWaker: Send + Sync {
     /// The handle made with `token` should be serviced (its pending reads dispatched again).
     fn wake(&self, token: u64);
+
+    /// A user-mode hook holds a packet again after holding none: a platform with a timer arms
+    /// it to call [`Control::divert_expire`] when [`Control::divert_next_expiry`] says, so held
+    /// packets get the fail policy in time with no request or traffic to check them. Called from
+    /// the data path at most once per such change, never while the hook keeps holding packets.
+    /// The default does nothing (divert requests and the data path still expire packets).
+    fn divert_holding(&self) {}
 }
 
 /// What the platform does with a dispatched request.
@@ -281,6 +288,13 @@ impl<H: Locking + Memory> ControlState<H> {
         }
         if let Some(waker) = self.waker.with(|waker| waker.clone()) {
             tokens.iter().for_each(|token| waker.wake(*token));
+        }
+    }
+
+    /// Tells the waker that a user-mode hook holds packets again.
+    pub(crate) fn divert_holding(&self) {
+        if let Some(waker) = self.waker.with(|waker| waker.clone()) {
+            waker.divert_holding();
         }
     }
 
