@@ -48,6 +48,8 @@ pub struct DriverFilter {
     loaded_once: Cell<bool>,
     driver_object: *mut DriverObjectLayout,
     handlers: Option<FilterDriverCharacteristics>,
+    /// What [`DriverFilter::with_handlers`] does to the handlers the driver registers.
+    edit_handlers: Option<fn(&mut FilterDriverCharacteristics)>,
     shared: Rc<Shared>,
 }
 
@@ -360,8 +362,18 @@ impl DriverFilter {
             loaded_once: Cell::new(false),
             driver_object: ptr::null_mut(),
             handlers: None,
+            edit_handlers: None,
             shared: Rc::new(Shared::default()),
         }
+    }
+
+    /// Has `edit` change the handlers the driver registers, each time `DriverEntry` registers
+    /// them and before any is called: how a verifier proof puts a deliberately broken handler —
+    /// its own `extern "system"` code calling the NDIS imports, around or instead of the driver's
+    /// — in the driver's place, over the same kernel model and the same translation.
+    pub fn with_handlers(mut self, edit: fn(&mut FilterDriverCharacteristics)) -> Self {
+        self.edit_handlers = Some(edit);
+        self
     }
 
     /// Holds the DPCs the driver queues from now on (`true`) — a processor busy at
@@ -544,6 +556,13 @@ fn rule_of(violation: &str) -> Rule {
         Rule::LockHeldAcrossCall
     } else if lower.contains("oid") {
         Rule::NdisOidDoubleComplete
+    } else if lower.contains("not a live pool block") {
+        // A block freed twice or never allocated: more released than held.
+        Rule::PoolOverRelease
+    } else if lower.contains("not an nbl the driver allocated") {
+        // NdisFreeNetBufferList of an NBL another driver owns (a protocol's send, a miniport's
+        // receive).
+        Rule::FreeForeignPacket
     } else if lower.contains("pool") || lower.contains("not freed") {
         Rule::PoolLeak
     } else if lower.contains("numberofnetbufferlists") || lower.contains("nbl") {
@@ -604,6 +623,9 @@ impl FilterDriver for DriverFilter {
             return Err(NdisStatus(status as u32));
         }
         self.handlers = model::characteristics();
+        if let (Some(edit), Some(handlers)) = (self.edit_handlers, self.handlers.as_mut()) {
+            edit(handlers);
+        }
         self.loaded_once.set(true);
         model::set_status_sink(Some(status_to_protocol));
         // The simulated miniport answers every request the driver passes down, later or at once.

@@ -1,0 +1,429 @@
+//! The verifier's rules proven on the driver's code path: each proof puts one deliberately broken
+//! handler — `extern "system"` code calling the NDIS and kernel imports through `wanlayer-ndis`,
+//! around or instead of wanlayer.sys's own — in the driver's place ([`DriverFilter::with_handlers`]),
+//! and the mistake, made through the real imports, is caught by the kernel model or by the
+//! translation's checked services and reaches the simulator's verifier as exactly the rule the
+//! simulator's own proof names (`crates/wanlayer-sim/tests/verifier_rules.rs`). The same scenario
+//! with the driver's handlers unchanged runs clean.
+//!
+//! Rules with no proof here, and why:
+//!
+//! * `DoubleComplete`: the translation hands a completed NBL's packet to the simulator and frees
+//!   its carrier at once, as the protocol may free its NBL; completing it again would read freed
+//!   memory in the test itself (the mistake is a use after free before it is a double completion).
+//!   The translation reports `DoubleComplete` for an NBL passed on that it does not hold.
+//! * `UseAfterHandOff`: the driver reads frame bytes from NBL memory directly; nothing in the model
+//!   watches a read after `NdisFSendNetBufferLists` (Miri and the emulator's special pool do, for
+//!   freed memory only).
+//! * `DataPathWhilePaused`, `OriginateWhilePausing`, `PauseCompleteWithOutstanding`,
+//!   `NdisFilterTimedPauseComplete`, `QuiesceNeverEnds`, `LentPacketKept`, `LeakAtDetach`,
+//!   `NdisTimedOidComplete`, `NdisOidDoubleRequest`, `InvalidModuleHandle`: each needs a broken
+//!   handler that holds or originates NBLs across calls, or hands the driver's completion handlers
+//!   a request it did not clone, which the driver's own handlers behind it would then misread; not
+//!   written yet.
+
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::ptr;
+
+use wanlayer_ndis::imports;
+use wanlayer_ndis::kernel::{KEvent, EXECUTIVE, KERNEL_MODE, NOTIFICATION_EVENT, POOL_FLAG_NON_PAGED};
+use wanlayer_ndis::lightweight_filter::{
+    FilterDriverCharacteristics, FilterPauseParameters, FilterRestartParameters, ReturnFlags, SendCompleteFlags, SendFlags,
+    StatusIndication,
+};
+use wanlayer_ndis::nbl::NetBufferList;
+use wanlayer_ndis::oid::NdisOidRequest;
+use wanlayer_ndis::types::{ContextHandle, FilterModuleHandle, PortNumber, RawNdisStatus};
+use wanlayer_ndis::wan::{WanLineUp, NDIS_STATUS_WAN_LINE_UP};
+use wanlayer_sim::{Edge, Flow, Irql, LinkParams, ReceiveOptions, Rras, Rule, SendOptions, SECOND};
+use wanlayer_sim_driver::DriverFilter;
+
+/// `NDIS_STATUS_SUCCESS`.
+const SUCCESS: RawNdisStatus = 0;
+/// `NDIS_STATUS_FAILURE`.
+const FAILURE: RawNdisStatus = 0xC000_0001;
+/// The tag of the pool a broken handler allocates: "WLbk".
+const BROKEN_TAG: u32 = u32::from_le_bytes(*b"WLbk");
+
+thread_local! {
+    /// The driver's own handlers, kept by [`keep_real`] when a proof replaces some (each test runs
+    /// on its own thread, and every call into the driver on the test's).
+    static REAL: Cell<Option<FilterDriverCharacteristics>> = const { Cell::new(None) };
+    /// A broken handler made its one mistake already.
+    static DONE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn keep_real(handlers: &FilterDriverCharacteristics) {
+    REAL.with(|real| real.set(Some(*handlers)));
+    DONE.with(|done| done.set(false));
+}
+
+fn real() -> FilterDriverCharacteristics {
+    REAL.with(Cell::get).expect("kept when the handlers were edited")
+}
+
+/// True the first time only: a broken handler that makes its mistake once.
+fn first_time() -> bool {
+    !DONE.with(|done| done.replace(true))
+}
+
+/// The NDIS handle of the module whose context the driver gave `NdisFSetAttributes`.
+fn filter_of(context: ContextHandle) -> FilterModuleHandle {
+    // SAFETY: NDIS passes a handler the context the driver set: an entry of its module table.
+    unsafe { wanlayer::modules::module_entry(context) }.handles().filter
+}
+
+/// The send's IRQL, said the way a send completion says it.
+fn completion_flags(flags: SendFlags) -> SendCompleteFlags {
+    if flags.at_dispatch() {
+        SendCompleteFlags::DISPATCH_LEVEL
+    } else {
+        SendCompleteFlags(0)
+    }
+}
+
+// ----- broken handlers ---------------------------------------------------------------------------
+
+/// Passes sends straight down claiming `DISPATCH_LEVEL` whatever the IRQL (the simulator's
+/// `ClaimDispatchAlways`).
+unsafe extern "system" fn send_claiming_dispatch(context: ContextHandle, nbls: *mut NetBufferList, port: PortNumber, _flags: SendFlags) {
+    // SAFETY: the protocol's chain, passed on as NDIS lets a filter pass it on.
+    unsafe { imports::NdisFSendNetBufferLists(filter_of(context), nbls, port, SendFlags::DISPATCH_LEVEL) };
+}
+
+/// Completes what went straight down, up to the protocol, with the flags it was given.
+unsafe extern "system" fn send_complete_passing_up(context: ContextHandle, nbls: *mut NetBufferList, flags: SendCompleteFlags) {
+    // SAFETY: the miniport's completion of the protocol's chain, passed up.
+    unsafe { imports::NdisFSendNetBufferListsComplete(filter_of(context), nbls, flags) };
+}
+
+/// Waits on an event in the send path, at whatever IRQL the send came (the simulator's
+/// `WaitInSendPath`), then sends as the driver does.
+unsafe extern "system" fn send_after_waiting(context: ContextHandle, nbls: *mut NetBufferList, port: PortNumber, flags: SendFlags) {
+    if flags.at_dispatch() {
+        let event = Box::new(KEvent::new());
+        let event = Box::into_raw(event);
+        // SAFETY: an event in memory that outlives the wait; signalled, so the wait returns.
+        unsafe { imports::KeInitializeEvent(event, NOTIFICATION_EVENT, 1) };
+        // SAFETY: as above; no timeout.
+        unsafe { imports::KeWaitForSingleObject(event.cast::<c_void>(), EXECUTIVE, KERNEL_MODE, 0, ptr::null_mut()) };
+        // SAFETY: allocated above, freed once.
+        drop(unsafe { Box::from_raw(event) });
+    }
+    let send = real().send_net_buffer_lists.expect("the driver's send handler");
+    // SAFETY: the call NDIS made, handed on unchanged.
+    unsafe { send(context, nbls, port, flags) };
+}
+
+/// The one spin lock a broken handler keeps.
+static mut KEPT_LOCK: usize = 0;
+
+/// Sends as the driver does, then (once) acquires a spin lock and returns holding it.
+unsafe extern "system" fn send_returning_with_a_lock_held(
+    context: ContextHandle,
+    nbls: *mut NetBufferList,
+    port: PortNumber,
+    flags: SendFlags,
+) {
+    let send = real().send_net_buffer_lists.expect("the driver's send handler");
+    // SAFETY: the call NDIS made, handed on unchanged.
+    unsafe { send(context, nbls, port, flags) };
+    if !flags.at_dispatch() && first_time() {
+        let lock = &raw mut KEPT_LOCK;
+        // SAFETY: a spin lock in static memory, acquired once and never released (the mistake).
+        unsafe { imports::KeAcquireSpinLockRaiseToDpc(lock) };
+    }
+}
+
+/// Gives the protocol's sends back to the miniport (`NdisFReturnNetBufferLists`), the simulator's
+/// `ReturnSendsToMiniport`.
+unsafe extern "system" fn send_returned_to_the_miniport(
+    context: ContextHandle,
+    nbls: *mut NetBufferList,
+    _port: PortNumber,
+    flags: SendFlags,
+) {
+    let flags = if flags.at_dispatch() { ReturnFlags::DISPATCH_LEVEL } else { ReturnFlags(0) };
+    // SAFETY: the protocol's chain, handed to the wrong owner (the mistake).
+    unsafe { imports::NdisFReturnNetBufferLists(filter_of(context), nbls, flags) };
+}
+
+/// Frees the protocol's NBLs (`NdisFreeNetBufferList`, which the model refuses), then completes
+/// them as if nothing happened: the simulator's `FreeProtocolPackets`.
+unsafe extern "system" fn send_freeing_the_protocols_nbls(
+    context: ContextHandle,
+    nbls: *mut NetBufferList,
+    _port: PortNumber,
+    flags: SendFlags,
+) {
+    let mut next = nbls;
+    while !next.is_null() {
+        // SAFETY: a member of the protocol's chain, valid for the call.
+        let following = unsafe { (*next).next };
+        // SAFETY: an NBL the driver does not own (the mistake; the model refuses and keeps it).
+        unsafe { imports::NdisFreeNetBufferList(next) };
+        next = following;
+    }
+    // SAFETY: the protocol's chain, completed back to it.
+    unsafe { imports::NdisFSendNetBufferListsComplete(filter_of(context), nbls, completion_flags(flags)) };
+}
+
+/// Completes an OID request the handler does not pend, and also returns its status: the request
+/// completed twice (the simulator's `OidDoubleComplete`).
+unsafe extern "system" fn oid_request_completed_and_returned(context: ContextHandle, request: *mut NdisOidRequest) -> RawNdisStatus {
+    // SAFETY: the protocol's request, completed although the handler does not return PENDING.
+    unsafe { imports::NdisFOidRequestComplete(filter_of(context), request, SUCCESS) };
+    SUCCESS
+}
+
+/// Restarts as the driver does, allocating a pool block it never frees (the simulator's `LeakPool`).
+unsafe extern "system" fn restart_leaking_pool(context: ContextHandle, parameters: *mut FilterRestartParameters) -> RawNdisStatus {
+    if first_time() {
+        // SAFETY: any size, a tag of our own; the block is never freed (the mistake).
+        let block = unsafe { imports::ExAllocatePool2(POOL_FLAG_NON_PAGED, 64, BROKEN_TAG) };
+        assert!(!block.is_null());
+    }
+    let restart = real().restart.expect("the driver's restart handler");
+    // SAFETY: the call NDIS made, handed on unchanged.
+    unsafe { restart(context, parameters) }
+}
+
+/// Restarts as the driver does, freeing a pool block twice (the simulator's `OverReleasePool`).
+unsafe extern "system" fn restart_freeing_twice(context: ContextHandle, parameters: *mut FilterRestartParameters) -> RawNdisStatus {
+    if first_time() {
+        // SAFETY: any size, a tag of our own.
+        let block = unsafe { imports::ExAllocatePool2(POOL_FLAG_NON_PAGED, 64, BROKEN_TAG) };
+        // SAFETY: the block just allocated, with its tag.
+        unsafe { imports::ExFreePoolWithTag(block, BROKEN_TAG) };
+        // SAFETY: none: freed again (the mistake; the model refuses and frees nothing).
+        unsafe { imports::ExFreePoolWithTag(block, BROKEN_TAG) };
+    }
+    let restart = real().restart.expect("the driver's restart handler");
+    // SAFETY: the call NDIS made, handed on unchanged.
+    unsafe { restart(context, parameters) }
+}
+
+/// Pauses as the driver does and, when that completed at once, completes the pause again
+/// (`NdisFPauseComplete`): the simulator's `PauseCompleteTwice`.
+unsafe extern "system" fn pause_completed_twice(context: ContextHandle, parameters: *mut FilterPauseParameters) -> RawNdisStatus {
+    let pause = real().pause.expect("the driver's pause handler");
+    // SAFETY: the call NDIS made, handed on unchanged.
+    let status = unsafe { pause(context, parameters) };
+    if status == SUCCESS {
+        // SAFETY: the module's handle; a completion of a pause already complete (the mistake).
+        unsafe { imports::NdisFPauseComplete(filter_of(context)) };
+    }
+    status
+}
+
+/// Pauses as the driver does, then says the pause failed: the simulator's `PauseFails`.
+unsafe extern "system" fn pause_saying_it_failed(context: ContextHandle, parameters: *mut FilterPauseParameters) -> RawNdisStatus {
+    let pause = real().pause.expect("the driver's pause handler");
+    // SAFETY: the call NDIS made, handed on unchanged.
+    let _ = unsafe { pause(context, parameters) };
+    FAILURE
+}
+
+/// Swallows every status indication: the simulator's `SwallowStatus`.
+unsafe extern "system" fn status_swallowed(_context: ContextHandle, _indication: *mut StatusIndication) {}
+
+/// Passes status indications straight up, a line up's `MaximumTotalSize` raised: the
+/// simulator's `RaiseLineUpSize`.
+unsafe extern "system" fn status_with_the_line_up_size_raised(context: ContextHandle, indication: *mut StatusIndication) {
+    // SAFETY: (these three) the indication NDIS passed, valid for the call.
+    let code = unsafe { (*indication).status_code };
+    // SAFETY: as above.
+    let buffer = unsafe { (*indication).status_buffer };
+    // SAFETY: as above.
+    let size = unsafe { (*indication).status_buffer_size };
+    if code == NDIS_STATUS_WAN_LINE_UP && size as usize >= size_of::<WanLineUp>() && !buffer.is_null() {
+        let line_up = buffer.cast::<WanLineUp>();
+        // SAFETY: NdisWan's line up buffer, at least a WanLineUp long; raised (the mistake).
+        unsafe { (*line_up).maximum_total_size += 100 };
+    }
+    // SAFETY: the indication passed on.
+    unsafe { imports::NdisFIndicateStatus(filter_of(context), indication) };
+}
+
+// ----- the edits ---------------------------------------------------------------------------------
+
+fn claim_dispatch(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.send_net_buffer_lists = Some(send_claiming_dispatch);
+    handlers.send_net_buffer_lists_complete = Some(send_complete_passing_up);
+}
+
+fn wait_in_send_path(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.send_net_buffer_lists = Some(send_after_waiting);
+}
+
+fn return_with_a_lock_held(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.send_net_buffer_lists = Some(send_returning_with_a_lock_held);
+}
+
+fn return_sends_to_the_miniport(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.send_net_buffer_lists = Some(send_returned_to_the_miniport);
+}
+
+fn free_the_protocols_nbls(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.send_net_buffer_lists = Some(send_freeing_the_protocols_nbls);
+}
+
+fn complete_oids_twice(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.oid_request = Some(oid_request_completed_and_returned);
+}
+
+fn leak_pool(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.restart = Some(restart_leaking_pool);
+}
+
+fn free_pool_twice(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.restart = Some(restart_freeing_twice);
+}
+
+fn complete_pauses_twice(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.pause = Some(pause_completed_twice);
+}
+
+fn fail_pauses(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.pause = Some(pause_saying_it_failed);
+}
+
+fn swallow_status(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.status = Some(status_swallowed);
+}
+
+fn raise_line_up_size(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.status = Some(status_with_the_line_up_size_raised);
+}
+
+// ----- scenarios and proofs ----------------------------------------------------------------------
+
+/// What a proof runs, as the simulator's own proofs do.
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    /// Start, a link up, sends at both IRQLs, receives, line down, unload.
+    Traffic,
+    /// Start, traffic, pause, restart, unload.
+    PauseCycle,
+    /// Start, a query and a set, unload.
+    Oids,
+    /// Start and unload.
+    Lifecycle,
+}
+
+fn run(filter: DriverFilter, scenario: Scenario) -> Rras<DriverFilter> {
+    let mut rras = Rras::new(filter);
+    rras.start().expect("start");
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    let flow = Flow::udp(53, 40000);
+    match scenario {
+        Scenario::Traffic => {
+            let frames = |n: u32| (0..n).map(|seq| link.frame(wanlayer_core::hook::Direction::Send, &flow, seq)).collect::<Vec<_>>();
+            rras.send_with(Edge::WanIp, SendOptions { irql: Some(Irql::Passive), ..SendOptions::default() }, frames(2));
+            rras.send_with(Edge::WanIp, SendOptions { irql: Some(Irql::Dispatch), ..SendOptions::default() }, frames(2));
+            rras.receive_flow(&link, &flow, 3, ReceiveOptions::default());
+            rras.run_until_idle();
+            rras.link_down(&link);
+        }
+        Scenario::PauseCycle => {
+            rras.send_flow(&link, &flow, 2);
+            rras.receive_flow(&link, &flow, 2, ReceiveOptions::default());
+            let _ = rras.pause(Edge::WanIp);
+            rras.run_until_idle();
+            rras.advance(11 * SECOND);
+            let _ = rras.restart(Edge::WanIp);
+        }
+        Scenario::Oids => {
+            rras.oid_query(Edge::WanIp, wanlayer_sim::oid::OID_GEN_MAXIMUM_FRAME_SIZE);
+            rras.oid_set(Edge::WanIp, wanlayer_sim::oid::OID_GEN_CURRENT_PACKET_FILTER, vec![1, 0, 0, 0]);
+            rras.run_until_idle();
+        }
+        Scenario::Lifecycle => {}
+    }
+    rras.run_until_idle();
+    rras.unload();
+    rras
+}
+
+/// The broken handlers `edit` installs make the verifier report exactly `rule`; the driver's own
+/// handlers run the same scenario clean.
+#[track_caller]
+fn prove(rule: Rule, edit: fn(&mut FilterDriverCharacteristics), scenario: Scenario) {
+    let broken = run(DriverFilter::new().with_handlers(edit), scenario);
+    assert_eq!(broken.verifier().rules(), [rule], "{scenario:?}: exactly {rule}; {}", broken.verifier().report());
+    drop(broken);
+    run(DriverFilter::new(), scenario).verifier().assert_clean();
+}
+
+#[test]
+fn irql_send_rcv_function_a_send_claiming_dispatch_level_at_passive() {
+    prove(Rule::IrqlSendRcvFunction, claim_dispatch, Scenario::Traffic);
+}
+
+#[test]
+fn irql_filter_driver_function_a_wait_in_the_send_path_at_dispatch_level() {
+    prove(Rule::IrqlFilterDriverFunction, wait_in_send_path, Scenario::Traffic);
+}
+
+#[test]
+fn lock_held_across_call_a_send_handler_returning_with_a_spin_lock_held() {
+    prove(Rule::LockHeldAcrossCall, return_with_a_lock_held, Scenario::Traffic);
+}
+
+#[test]
+fn wrong_owner_sends_returned_to_the_miniport() {
+    prove(Rule::WrongOwner, return_sends_to_the_miniport, Scenario::Traffic);
+}
+
+#[test]
+fn free_foreign_packet_the_protocols_nbls_freed() {
+    prove(Rule::FreeForeignPacket, free_the_protocols_nbls, Scenario::Traffic);
+}
+
+#[test]
+fn ndis_oid_double_complete_a_request_completed_and_returned() {
+    prove(Rule::NdisOidDoubleComplete, complete_oids_twice, Scenario::Oids);
+}
+
+#[test]
+fn pool_leak_a_block_never_freed() {
+    prove(Rule::PoolLeak, leak_pool, Scenario::Lifecycle);
+}
+
+#[test]
+fn pool_over_release_a_block_freed_twice() {
+    prove(Rule::PoolOverRelease, free_pool_twice, Scenario::Lifecycle);
+}
+
+#[test]
+fn double_pause_complete_a_pause_completed_after_it_returned_success() {
+    prove(Rule::DoublePauseComplete, complete_pauses_twice, Scenario::PauseCycle);
+}
+
+#[test]
+fn pause_failed_a_pause_that_says_it_failed() {
+    prove(Rule::PauseFailed, fail_pauses, Scenario::PauseCycle);
+}
+
+#[test]
+fn status_swallowed_indications_never_passed_on() {
+    prove(Rule::StatusSwallowed, swallow_status, Scenario::Traffic);
+}
+
+#[test]
+fn line_up_size_raised_on_the_way_up() {
+    prove(Rule::LineUpSizeRaised, raise_line_up_size, Scenario::Traffic);
+}
