@@ -52,9 +52,21 @@ struct Injector {
     returned: Vec<(u32, String)>,
     /// What [`finish`](crate::finish) found after the generic teardown of a run that panicked.
     left_after_teardown: Option<Vec<String>>,
+    /// Kinds whose next allocation fails ([`fail_next_of_kind`]), each once.
+    fail_next: Vec<AllocationKind>,
+    /// Allocations failed in this run (by the plan or aimed at a kind).
+    failures: u64,
 }
 
-const FRESH: Injector = Injector { fail_at: None, counted: 0, failed: None, returned: Vec::new(), left_after_teardown: None };
+const FRESH: Injector = Injector {
+    fail_at: None,
+    counted: 0,
+    failed: None,
+    returned: Vec::new(),
+    left_after_teardown: None,
+    fail_next: Vec::new(),
+    failures: 0,
+};
 
 static INJECTOR: Mutex<Injector> = Mutex::new(FRESH);
 
@@ -275,14 +287,39 @@ pub fn failed_allocation() -> Option<(u64, AllocationKind)> {
     injector().failed
 }
 
-/// Counts an allocation of `kind` and says whether to fail it (the plan's). Every allocating
-/// import of the model calls it first; so does any import an emulator serves itself.
+/// In this run, fail the next allocation of `kind` (once; several calls aim at several
+/// allocations), besides the plan's: how a randomized schedule injects a failure where it wants
+/// one (an NBL pool, an NBL, an MDL, pool, an OID clone).
+pub fn fail_next_of_kind(kind: AllocationKind) {
+    injector().fail_next.push(kind);
+}
+
+/// Fails nothing more in this run: no plan, no failure aimed at a kind.
+pub fn heal() {
+    let mut injector = injector();
+    injector.fail_at = None;
+    injector.fail_next.clear();
+}
+
+/// Allocations failed in this run so far (by the plan or aimed at a kind).
+pub fn failures() -> u64 {
+    injector().failures
+}
+
+/// Counts an allocation of `kind` and says whether to fail it (the plan's, or one aimed at its
+/// kind). Every allocating import of the model calls it first; so does any import an emulator
+/// serves itself. [`failed_allocation`] keeps the run's first failure.
 pub fn fail_allocation(kind: AllocationKind) -> bool {
     let mut injector = injector();
     injector.counted += 1;
-    let fail = injector.fail_at == Some(injector.counted);
+    let planned = injector.fail_at == Some(injector.counted);
+    let aimed = injector.fail_next.iter().position(|aimed| *aimed == kind).map(|at| injector.fail_next.remove(at)).is_some();
+    let fail = planned || aimed;
     if fail {
-        injector.failed = Some((injector.counted, kind));
+        injector.failures += 1;
+        if injector.failed.is_none() {
+            injector.failed = Some((injector.counted, kind));
+        }
     }
     fail
 }
@@ -453,6 +490,16 @@ mod tests {
         assert!(fail_allocation(AllocationKind::Nbl));
         assert!(!fail_allocation(AllocationKind::Mdl));
         assert_eq!((allocations(), failed_allocation()), (3, Some((2, AllocationKind::Nbl))));
+        fail_next_of_kind(AllocationKind::Mdl);
+        fail_next_of_kind(AllocationKind::Mdl);
+        assert!(!fail_allocation(AllocationKind::Nbl), "aimed at another kind");
+        assert!(fail_allocation(AllocationKind::Mdl) && fail_allocation(AllocationKind::Mdl), "each aimed failure once");
+        assert!(!fail_allocation(AllocationKind::Mdl));
+        fail_next_of_kind(AllocationKind::Pool);
+        plan(Some(allocations() + 2));
+        heal();
+        assert!(!fail_allocation(AllocationKind::Pool) && !fail_allocation(AllocationKind::Pool), "healed");
+        assert_eq!((failures(), failed_allocation()), (3, Some((2, AllocationKind::Nbl))), "the first failure kept");
         drop(run);
 
         let sweep = sweep(|fail_at| {

@@ -1,22 +1,31 @@
-//! `soak --schedules N [--seed S] [--threads T]`: runs the randomized NDIS schedules of
+//! `soak --schedules N [--seed S] [--threads T] [--driver]`: runs the randomized NDIS schedules of
 //! `wanlayer_tests::soak` with seeds S, S+1, ..., S+N-1 (so `--seed X --schedules 1` runs schedule
 //! X again), prints what they did, and on the first failure prints its seed and the schedule shrunk
 //! to the operations that matter, and exits non-zero. `cargo xtask soak` runs it in release mode.
+//!
+//! `--driver` runs the driver's schedules through wanlayer.sys's own handlers over the kernel
+//! model (one driver per process at a time: one thread). A panic inside the driver's code (or the
+//! model's `KeBugCheckEx`) cannot unwind out of its `extern "system"` handler and aborts the
+//! process: the panic hook prints the seed and operation first, so the schedule can be rerun.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use wanlayer_tests::soak::{generate, run, shrink, Failure, RunFigures};
+use wanlayer_tests::soak::{generate_for, run_on, shrink_on, Failure, RunFigures, Target};
 
-const USAGE: &str = "usage: soak [--schedules N] [--seed S] [--threads T]";
+const USAGE: &str = "usage: soak [--schedules N] [--seed S] [--threads T] [--driver]";
 
 struct Options {
     schedules: u64,
     seed: u64,
     threads: u64,
+    target: Target,
 }
+
+/// The seed of the schedule the driver soak runs now (for the panic hook: see the module doc).
+static RUNNING: AtomicU64 = AtomicU64::new(0);
 
 fn number(value: Option<&String>, flag: &str) -> Result<u64, String> {
     let text = value.ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
@@ -29,15 +38,20 @@ fn number(value: Option<&String>, flag: &str) -> Result<u64, String> {
 
 fn options(args: &[String]) -> Result<Options, String> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let mut options = Options { schedules: 1000, seed: 0, threads };
+    let mut options = Options { schedules: 1000, seed: 0, threads, target: Target::Simulator };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--schedules" => options.schedules = number(args.next(), flag)?,
             "--seed" => options.seed = number(args.next(), flag)?,
             "--threads" => options.threads = number(args.next(), flag)?.max(1),
+            "--driver" => options.target = Target::Driver,
             other => return Err(format!("unknown option '{other}'\n{USAGE}")),
         }
+    }
+    if options.target == Target::Driver {
+        // The kernel model is global: one driver per process at a time.
+        options.threads = 1;
     }
     Ok(options)
 }
@@ -52,8 +66,17 @@ fn main() -> ExitCode {
         }
     };
     // Panics are failures the runner reports with the schedule; the default hook would print
-    // each of them (and every one the shrinker provokes) on its own.
-    std::panic::set_hook(Box::new(|_| {}));
+    // each of them (and every one the shrinker provokes) on its own. The driver's may abort the
+    // process: those name their schedule first.
+    if options.target == Target::Driver {
+        std::panic::set_hook(Box::new(|info| {
+            let seed = RUNNING.load(Ordering::Relaxed);
+            eprintln!("soak: a panic in the driver soak, schedule seed {seed:#x} (if the process aborts now, it came from inside the driver's code): {info}");
+        }));
+    } else {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
+    let target = options.target;
     let started = Instant::now();
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -69,7 +92,8 @@ fn main() -> ExitCode {
                         break;
                     }
                     let seed = options.seed.wrapping_add(index);
-                    match run(&generate(seed)) {
+                    RUNNING.store(seed, Ordering::Relaxed);
+                    match run_on(target, &generate_for(target, seed)) {
                         Ok(run) => figures.add(&run),
                         Err(failure) => {
                             stop.store(true, Ordering::Relaxed);
@@ -86,7 +110,8 @@ fn main() -> ExitCode {
     failures.sort_by_key(|(seed, _)| *seed);
     let elapsed = started.elapsed();
     println!(
-        "soak: {} schedules (seeds {:#x}..), {} operations, {} packets, {} allocation faults injected, {} reinjections, {} vendor releases, {} control requests, {} rule sets in force, {} pending pauses, {} detaches, {} violations, {:.1} s",
+        "soak{}: {} schedules (seeds {:#x}..), {} operations, {} packets, {} allocation faults injected, {} reinjections, {} vendor releases, {} control requests, {} rule sets in force, {} pending pauses, {} detaches, {} violations, {:.1} s",
+        if target == Target::Driver { " --driver (wanlayer.sys's handlers over the kernel model)" } else { "" },
         totals.schedules,
         options.seed,
         totals.operations,
@@ -104,9 +129,9 @@ fn main() -> ExitCode {
     let Some((seed, failure)) = failures.first() else {
         return ExitCode::SUCCESS;
     };
-    let schedule = generate(*seed);
+    let schedule = generate_for(target, *seed);
     println!("soak: FAILED: schedule seed {seed:#x} ({} operations): {failure}", schedule.ops.len());
-    let shrunk = shrink(&schedule, failure);
+    let shrunk = shrink_on(target, &schedule, failure);
     println!(
         "soak: shrunk to {} operation(s) that still fail the same way (engine: event_capacity {}, max_modules {}):",
         shrunk.ops.len(),
@@ -116,9 +141,10 @@ fn main() -> ExitCode {
     for (index, op) in shrunk.ops.iter().enumerate() {
         println!("  {index:>3}  {op:?}");
     }
-    if let Err(again) = run(&shrunk) {
+    if let Err(again) = run_on(target, &shrunk) {
         println!("soak: the shrunk schedule fails with: {again}");
     }
-    println!("soak: rerun the whole schedule with `cargo xtask soak --schedules 1 --seed {seed:#x}`");
+    let driver = if target == Target::Driver { " --driver" } else { "" };
+    println!("soak: rerun the whole schedule with `cargo xtask soak{driver} --schedules 1 --seed {seed:#x}`");
     ExitCode::FAILURE
 }

@@ -14,12 +14,42 @@
 //! letting the vendors go and unloading the driver, and passes only when the verifier caught
 //! nothing, every packet ever made is back with its owner exactly once (the ledger), and every
 //! pool is at zero. The same seed always gives the same schedule and the same run.
+//!
+//! A schedule runs on one of two [`Target`]s: the simulator's engine filter, or wanlayer.sys's
+//! own handlers over the kernel model (the driver in the loop), with the driver's control device,
+//! the engine the driver owns and the kernel model's allocation failures.
 
 mod run;
 
 use std::fmt;
 
-pub use run::{run, RunFigures};
+pub use run::{run, run_on, RunFigures};
+
+/// What a schedule runs against.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Target {
+    /// The simulator's `CoreFilter`: the engine on the simulator's platform, its control device
+    /// over the engine's dispatcher, vendors through the simulator's provider, the simulator's
+    /// allocation failures.
+    Simulator,
+    /// `DriverFilter`: wanlayer.sys's own handlers over the kernel model, its control device
+    /// through its dispatch routines, hooks in the engine the driver owns, failures of the
+    /// kernel model's allocations (pool, NBL pools, NBLs, MDLs, OID clones). Vendors are not
+    /// registered: the SDK's kernel side does not reach the driver in the loop in the soak (its
+    /// schedules hold no vendor operation). One driver per process at a time: its runs are
+    /// serialised.
+    Driver,
+}
+
+impl Target {
+    /// Whether schedules for this target hold `op`.
+    pub fn supports(self, op: &Op) -> bool {
+        match self {
+            Target::Simulator => true,
+            Target::Driver => !matches!(op, Op::AddVendor { .. } | Op::RemoveVendor { .. } | Op::VendorRelease { .. } | Op::RevokeVendors),
+        }
+    }
+}
 
 /// Which adapter an operation concerns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -470,15 +500,27 @@ impl Schedule {
     }
 }
 
-/// The schedule of `seed`: a configuration, a link up on each of NdisWan's edges, then 8 to 160
-/// operations.
+/// The schedule of `seed` for the simulator: [`generate_for`] with [`Target::Simulator`].
 pub fn generate(seed: u64) -> Schedule {
+    generate_for(Target::Simulator, seed)
+}
+
+/// The schedule of `seed` for `target`: a configuration, a link up on each of NdisWan's edges,
+/// then 8 to 160 operations, each drawn again until `target` supports it (so the simulator's
+/// schedules are what they always were).
+pub fn generate_for(target: Target, seed: u64) -> Schedule {
     let mut rng = Rng::new(seed);
     let event_capacity = [0, 2, 16, 1024][rng.below(4) as usize];
     let max_modules = [2, 3, 64][rng.below(3) as usize];
     let len = 8 + rng.below(153) as usize;
     let first = [Op::LinkUp { edge: Adapter::Ip, mtu: 1400 }, Op::LinkUp { edge: Adapter::Ipv6, mtu: 1500 }];
-    let ops = first.into_iter().chain((0..len).map(|_| operation(&mut rng))).collect();
+    let mut supported = || loop {
+        let op = operation(&mut rng);
+        if target.supports(&op) {
+            return op;
+        }
+    };
+    let ops = first.into_iter().chain((0..len).map(|_| supported())).collect();
     Schedule { event_capacity, max_modules, ops }
 }
 
@@ -609,8 +651,13 @@ impl fmt::Display for Failure {
 /// fails the same way" (the same [`Failure::kind`]), starting from the operations up to the one
 /// the failure was found in.
 pub fn shrink(schedule: &Schedule, failure: &Failure) -> Schedule {
+    shrink_on(Target::Simulator, schedule, failure)
+}
+
+/// [`shrink`] with the schedule run on `target`.
+pub fn shrink_on(target: Target, schedule: &Schedule, failure: &Failure) -> Schedule {
     let end = failure.at.map_or(schedule.ops.len(), |at| (at + 1).min(schedule.ops.len()));
-    let fails_alike = |ops: &[Op]| run(&schedule.with_ops(ops.to_vec())).err().is_some_and(|found| found.kind == failure.kind);
+    let fails_alike = |ops: &[Op]| run_on(target, &schedule.with_ops(ops.to_vec())).err().is_some_and(|found| found.kind == failure.kind);
     schedule.with_ops(minimize(&schedule.ops[..end], fails_alike))
 }
 
@@ -667,6 +714,23 @@ mod tests {
         assert!(figures.packets > 8_000 && figures.faults > 200, "{figures:?}");
         assert!(figures.reinjected > 50 && figures.vendor_released > 20 && figures.control_requests > 1_000, "{figures:?}");
         assert!(figures.pauses_pending > 10 && figures.detaches > 50 && figures.rule_sets > 10, "{figures:?}");
+    }
+
+    #[test]
+    fn driver_schedules_pass_through_the_drivers_handlers_and_exercise_them() {
+        let mut figures = RunFigures::default();
+        for seed in 0..100 {
+            let schedule = generate_for(Target::Driver, seed);
+            assert!(schedule.ops.iter().all(|op| Target::Driver.supports(op)), "seed {seed}: an operation the driver does not run");
+            match run_on(Target::Driver, &schedule) {
+                Ok(run) => figures.add(&run),
+                Err(failure) => panic!("seed {seed}: {failure}\nshrunk: {:#?}", shrink_on(Target::Driver, &schedule, &failure)),
+            }
+        }
+        assert_eq!(run_on(Target::Driver, &generate_for(Target::Driver, 3)), run_on(Target::Driver, &generate_for(Target::Driver, 3)));
+        assert!(figures.packets > 4_000 && figures.faults > 60 && figures.control_requests > 500, "{figures:?}");
+        assert!(figures.reinjected > 30 && figures.rule_sets > 20 && figures.pauses_pending > 5 && figures.detaches > 30, "{figures:?}");
+        assert_eq!(figures.vendor_released, 0, "no vendors in the driver's schedules");
     }
 
     #[test]

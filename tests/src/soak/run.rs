@@ -1,5 +1,8 @@
 //! Runs one schedule through the simulator, with the engine's hooks, vendor filters registered
-//! through the SDK's provider table, and the control device, and checks how it ended.
+//! through the SDK's provider table, and the control device, and checks how it ended — around the
+//! simulator's [`CoreFilter`] or around wanlayer.sys's own handlers ([`DriverFilter`], the driver
+//! in the loop over the kernel model): the same operations, through each filter's own control
+//! device and allocation failures (see [`Target`]).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -11,13 +14,14 @@ use wanlayer_core::hook::{Direction, HookId};
 use wanlayer_core::link::WanQuality;
 use wanlayer_core::wire::MacAddress;
 use wanlayer_core::{EngineConfig, NdisStatus, ReinjectVerdict};
+use wanlayer_kernel_model::low_resources::{self, AllocationKind};
 use wanlayer_proto::ioctl::*;
 use wanlayer_proto::{
     Access, CaptureBatch, CaptureBatchRepr, CaptureStart, CaptureStartRepr, EventBatch, EventBatchRepr, EventKind, Expected, HeaderOnly,
     HookList, HookListRepr, Inject, InjectRepr, LinkList, LinkListRepr, LinkQuery, LinkQueryRepr, ModuleList, ModuleListRepr, ModuleStats,
     ModuleStatsRepr, ReadRequest, ReadRequestRepr, RuleStatsList, RuleStatsListRepr, RuleStatsQuery, RuleStatsQueryRepr, RulesInfo,
     RulesInfoRepr, RulesSet, RulesSetRepr, RulesVersion, RulesVersionRepr, ScopeRequest, ScopeRequestRepr, Status, Subscribe,
-    SubscribeRepr, Target,
+    SubscribeRepr, Target as Scope,
 };
 use wanlayer_rules::{compile, Action, RuleSource};
 use wanlayer_sdk::client::{ProviderTable, Registration};
@@ -25,12 +29,13 @@ use wanlayer_sdk::sim::SimProvider;
 use wanlayer_sdk::{Packet, Provider, Ticket, VendorFilter, Verdict};
 use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE};
 use wanlayer_sim::{
-    CoreFilter, Delivery, Edge, Flow, HandleId, IoId, IoOutcome, IrqlPolicy, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras,
-    SendOptions, SimControl, SimLink, StatusBuffer, StatusIndication, WanLineUp, MILLISECOND,
+    CoreFilter, Delivery, Edge, EngineFilter, Flow, HandleId, IoCompletion, IoId, IoOutcome, IrqlPolicy, LinkParams, NdisState,
+    PauseOutcome, ReceiveOptions, Rras, SendOptions, SimControl, SimLink, StatusBuffer, StatusIndication, WanLineUp, MILLISECOND,
 };
+use wanlayer_sim_driver::DriverFilter;
 use wlclamp::{ClampFilter, Config};
 
-use super::{Adapter, ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, Schedule, StatusKind, Timing, VendorKind, Ways};
+use super::{Adapter, ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, Schedule, StatusKind, Target, Timing, VendorKind, Ways};
 use crate::frames::syn_frame;
 use crate::sample_hooks::{Applies, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, TtlRewriteHook};
 use crate::setup::UDP;
@@ -77,15 +82,31 @@ impl RunFigures {
     }
 }
 
-/// Runs `schedule` on a fresh server (NdisWan's two edges and an Ethernet adapter) and checks its end: the verifier clean after every
-/// operation, and after unload every packet home and every pool at zero. A panic anywhere is a
-/// failure too.
+/// Runs `schedule` on a fresh server (NdisWan's two edges and an Ethernet adapter) around the
+/// simulator's [`CoreFilter`]: [`run_on`] with [`Target::Simulator`].
 ///
 /// # Errors
 /// The first [`Failure`] found.
 pub fn run(schedule: &Schedule) -> Result<RunFigures, Failure> {
+    run_on(Target::Simulator, schedule)
+}
+
+/// Runs `schedule` on a fresh server (NdisWan's two edges and an Ethernet adapter) around
+/// `target`'s filter and checks its end: the verifier clean after every operation, and after
+/// unload every packet home and every pool at zero (the simulator's, and the filter's own
+/// counters; with the driver, the kernel model's pool, NBLs and handles too, which it reports to
+/// the verifier at unload). A panic anywhere is a failure too. With the driver, the run holds the
+/// kernel model from start to end: runs on other threads wait for it.
+///
+/// # Errors
+/// The first [`Failure`] found.
+pub fn run_on(target: Target, schedule: &Schedule) -> Result<RunFigures, Failure> {
     let at = Cell::new(None);
-    match catch_unwind(AssertUnwindSafe(|| run_checked(schedule, &at))) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| match target {
+        Target::Simulator => run_checked::<CoreFilter>(schedule, &at),
+        Target::Driver => run_checked::<DriverFilter>(schedule, &at),
+    }));
+    match outcome {
         Ok(result) => result,
         Err(payload) => {
             let detail = payload
@@ -98,9 +119,81 @@ pub fn run(schedule: &Schedule) -> Result<RunFigures, Failure> {
     }
 }
 
-fn run_checked(schedule: &Schedule, at: &Cell<Option<usize>>) -> Result<RunFigures, Failure> {
-    let config = EngineConfig { max_modules: usize::from(schedule.max_modules), event_capacity: usize::from(schedule.event_capacity) };
-    let mut rras = Rras::builder().ethernet().build(CoreFilter::new(config));
+/// What the soak needs of a filter beyond the simulator's callbacks: its server, its control
+/// device, its vendors and its allocation failures.
+trait SoakFilter: EngineFilter + Sized {
+    /// The server a schedule runs on, loaded.
+    fn server(schedule: &Schedule) -> Rras<Self>;
+    /// Runs `body` with the server's control device and, where vendors register, its vendors.
+    fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R;
+    /// Injects an allocation failure.
+    fn inject(rras: &Rras<Self>, fault: FaultOp);
+    /// Allocations failed by injection so far.
+    fn faults_injected(rras: &Rras<Self>) -> u64;
+}
+
+impl SoakFilter for CoreFilter {
+    fn server(schedule: &Schedule) -> Rras<Self> {
+        let config = EngineConfig { max_modules: usize::from(schedule.max_modules), event_capacity: usize::from(schedule.event_capacity) };
+        Rras::builder().ethernet().build(CoreFilter::new(config))
+    }
+
+    fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R {
+        let device = CoreDevice { rras, device: SimControl::install(rras) };
+        let provider = SimProvider::new(rras.engine());
+        let mut vendors = CoreVendors { provider: &provider, table: provider.connect().ok(), registered: Vec::new() };
+        body(&device, Some(&mut vendors))
+    }
+
+    fn inject(rras: &Rras<Self>, fault: FaultOp) {
+        let faults = rras.faults();
+        match fault {
+            FaultOp::FailSoon { after } => faults.fail_nth(faults.attempts() + u64::from(after)),
+            FaultOp::FailPool(index) => faults.fail_pool(Pool::ALL[usize::from(index) % Pool::ALL.len()]),
+            FaultOp::FailPackets => faults.fail_packets(),
+            FaultOp::FailOidClones => faults.fail_oid_clones(),
+            FaultOp::Heal => faults.heal(),
+        }
+    }
+
+    fn faults_injected(rras: &Rras<Self>) -> u64 {
+        rras.faults().failures().len() as u64
+    }
+}
+
+/// The kinds of the kernel model's allocations a driver schedule aims a failure at.
+const DRIVER_ALLOCATIONS: [AllocationKind; 5] =
+    [AllocationKind::Pool, AllocationKind::NblPool, AllocationKind::Nbl, AllocationKind::Mdl, AllocationKind::OidClone];
+
+/// The driver's engine has fixed tables (the schedule's `event_capacity` and `max_modules` are the
+/// simulator's only); vendors are not registered (see [`Target::Driver`]); allocation failures
+/// are the kernel model's, one allocation each: the `after`-th from now, or the next of a kind.
+impl SoakFilter for DriverFilter {
+    fn server(_schedule: &Schedule) -> Rras<Self> {
+        Rras::builder().ethernet().build(DriverFilter::new())
+    }
+
+    fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R {
+        body(&DriverDevice { rras, dpcs_held: Cell::new(false) }, None)
+    }
+
+    fn inject(_rras: &Rras<Self>, fault: FaultOp) {
+        match fault {
+            FaultOp::FailSoon { after } => low_resources::plan(Some(low_resources::allocations() + u64::from(after))),
+            FaultOp::FailPool(index) => low_resources::fail_next_of_kind(DRIVER_ALLOCATIONS[usize::from(index) % DRIVER_ALLOCATIONS.len()]),
+            FaultOp::FailPackets => low_resources::fail_next_of_kind(AllocationKind::Nbl),
+            FaultOp::FailOidClones => low_resources::fail_next_of_kind(AllocationKind::OidClone),
+            FaultOp::Heal => low_resources::heal(),
+        }
+    }
+
+    fn faults_injected(_rras: &Rras<Self>) -> u64 {
+        low_resources::failures()
+    }
+}
+
+fn run_checked<F: SoakFilter>(schedule: &Schedule, at: &Cell<Option<usize>>) -> Result<RunFigures, Failure> {
+    let mut rras = F::server(schedule);
     if !rras.is_loaded() {
         return Err(Failure { at: None, kind: "start".to_owned(), detail: "the driver did not load".to_owned() });
     }
@@ -109,11 +202,9 @@ fn run_checked(schedule: &Schedule, at: &Cell<Option<usize>>) -> Result<RunFigur
         let _ = rras.attach(edge);
     }
     rras.restart_all().map_err(|error| Failure { at: None, kind: "start".to_owned(), detail: error.to_string() })?;
-    let device = SimControl::install(&rras);
     let mut figures = RunFigures { schedules: 1, operations: schedule.ops.len() as u64, ..RunFigures::default() };
-    {
-        let provider = SimProvider::new(rras.engine());
-        let mut state = State::new(&rras, &provider, &device);
+    let applied = F::with_device(&rras, |device, vendors| {
+        let mut state = State::new(&rras, device, vendors);
         for (index, op) in schedule.ops.iter().enumerate() {
             at.set(Some(index));
             state.apply(*op);
@@ -121,8 +212,9 @@ fn run_checked(schedule: &Schedule, at: &Cell<Option<usize>>) -> Result<RunFigur
         }
         at.set(None);
         state.teardown();
-        figures.add(&state.figures);
-    }
+        Ok(state.figures)
+    });
+    figures.add(&applied?);
     rras.run_until_idle();
     rras.unload();
     rras.run_until_idle();
@@ -131,18 +223,22 @@ fn run_checked(schedule: &Schedule, at: &Cell<Option<usize>>) -> Result<RunFigur
     if ledger.home != ledger.created {
         return Err(Failure { at: None, kind: "ledger".to_owned(), detail: ledger.to_string() });
     }
-    let charged: Vec<String> =
+    let mut charged: Vec<String> =
         rras.pools().into_iter().filter(|(_, usage)| usage.current > 0).map(|(pool, usage)| format!("{pool:?}: {usage:?}")).collect();
+    charged.extend(Pool::ALL.into_iter().filter_map(|pool| {
+        let left = rras.filter().pool_charged(pool);
+        (left > 0).then(|| format!("{pool:?}: {left} bytes still charged by the filter"))
+    }));
     if !charged.is_empty() {
         return Err(Failure { at: None, kind: "pool".to_owned(), detail: charged.join("; ") });
     }
     figures.packets = ledger.created as u64;
-    figures.faults = rras.faults().failures().len() as u64;
+    figures.faults = F::faults_injected(&rras);
     Ok(figures)
 }
 
 /// The verifier's findings as a failure named after the first rule broken.
-fn violations(rras: &Rras<CoreFilter>, at: Option<usize>) -> Result<(), Failure> {
+fn violations<F: EngineFilter>(rras: &Rras<F>, at: Option<usize>) -> Result<(), Failure> {
     let verifier = rras.verifier();
     match verifier.violations().first() {
         None => Ok(()),
@@ -187,6 +283,179 @@ fn delivery(timing: Timing) -> Delivery {
 struct AddedHook {
     id: HookId,
     queue: Option<Arc<QueueHook>>,
+}
+
+/// The control device `\\.\WanLayer` as a schedule reaches it.
+trait ControlDevice {
+    /// Opens a read-write handle (`None`: the driver refused it).
+    fn open(&self) -> Option<HandleId>;
+    /// A buffered device control on `handle`.
+    fn ioctl(&self, handle: HandleId, code: u32, input: &[u8], output_len: usize) -> IoOutcome;
+    /// [`ControlOp::Service`].
+    fn service(&self);
+    /// The handles the engine woke are serviced (after an unsubscribe).
+    fn service_woken(&self);
+    /// Cancels the pending request `io`; returns whether anything was cancelled.
+    fn cancel(&self, io: IoId) -> bool;
+    /// How a pending request completed, once it did.
+    fn take_completion(&self, io: IoId) -> Option<IoCompletion>;
+    /// Closes `handle` (cleanup, then close).
+    fn close(&self, handle: HandleId);
+    /// What the device deferred runs now (before time moves on, and at the teardown).
+    fn run_deferred(&self);
+}
+
+/// The simulator's control device over the engine's dispatcher.
+struct CoreDevice<'r> {
+    rras: &'r Rras<CoreFilter>,
+    device: SimControl,
+}
+
+impl ControlDevice for CoreDevice<'_> {
+    fn open(&self) -> Option<HandleId> {
+        Some(self.device.open(Access::READ_WRITE))
+    }
+    fn ioctl(&self, handle: HandleId, code: u32, input: &[u8], output_len: usize) -> IoOutcome {
+        self.device.ioctl(self.rras, handle, code, input, output_len)
+    }
+    fn service(&self) {
+        self.device.service(self.rras);
+    }
+    fn service_woken(&self) {
+        self.device.service(self.rras);
+    }
+    fn cancel(&self, io: IoId) -> bool {
+        self.device.cancel(io)
+    }
+    fn take_completion(&self, io: IoId) -> Option<IoCompletion> {
+        self.device.take_completion(io)
+    }
+    fn close(&self, handle: HandleId) {
+        self.device.close(self.rras, handle);
+    }
+    fn run_deferred(&self) {}
+}
+
+/// The driver's control device through its own dispatch routines. The device's DPC is the
+/// driver's: [`ControlOp::Service`] alternately holds the DPCs the driver queues (a processor
+/// busy at `DISPATCH_LEVEL`: events wake handles whose wake DPC waits) and lets the held ones
+/// run; they run too before virtual time moves on and at the teardown. A cancel cancels every
+/// request the driver holds in its cancel-safe queue.
+struct DriverDevice<'r> {
+    rras: &'r Rras<DriverFilter>,
+    dpcs_held: Cell<bool>,
+}
+
+impl ControlDevice for DriverDevice<'_> {
+    fn open(&self) -> Option<HandleId> {
+        self.rras.filter().control_open(Access::READ_WRITE).ok()
+    }
+    fn ioctl(&self, handle: HandleId, code: u32, input: &[u8], output_len: usize) -> IoOutcome {
+        self.rras.filter().control_ioctl(handle, code, input, output_len)
+    }
+    fn service(&self) {
+        let hold = !self.dpcs_held.get();
+        self.dpcs_held.set(hold);
+        self.rras.filter().hold_dpcs(hold);
+    }
+    /// The driver's wake DPCs run by themselves (unless held).
+    fn service_woken(&self) {}
+    fn cancel(&self, _io: IoId) -> bool {
+        self.rras.filter().cancel_queued_irps() > 0
+    }
+    fn take_completion(&self, io: IoId) -> Option<IoCompletion> {
+        self.rras.filter().control_completion(io)
+    }
+    fn close(&self, handle: HandleId) {
+        self.rras.filter().control_close(handle);
+    }
+    fn run_deferred(&self) {
+        if self.dpcs_held.replace(false) {
+            self.rras.filter().hold_dpcs(false);
+        }
+    }
+}
+
+/// Vendor filters registered through a provider table.
+trait Vendors {
+    /// Registers one.
+    fn add(&mut self, kind: VendorKind, altitude: u32);
+    /// Deregisters one (modulo those registered).
+    fn remove(&mut self, pick: u8);
+    /// One that holds packets hands them back; how many it gave back.
+    fn release(&mut self, pick: u8, drop: bool) -> usize;
+    /// What `DriverUnload` does with registrations left: revokes every one.
+    fn revoke(&mut self);
+    /// The teardown: revokes every registration, then lets the vendors go.
+    fn finish(&mut self);
+}
+
+/// The simulator's provider table over the [`CoreFilter`]'s engine, and the vendors registered.
+struct CoreVendors<'p, 'r> {
+    provider: &'p SimProvider<'r>,
+    table: Option<ProviderTable<'p>>,
+    registered: Vec<Vendor<'p>>,
+}
+
+impl Vendors for CoreVendors<'_, '_> {
+    fn add(&mut self, kind: VendorKind, altitude: u32) {
+        let Some(table) = &self.table else { return };
+        let vendor = match kind {
+            VendorKind::Clamp => table.register(wlclamp::FILTER_NAME, altitude, ClampFilter::new(CLAMP)).map(Vendor::Clamp),
+            VendorKind::Taker(ways) => {
+                let direction = match ways {
+                    Ways::Sends => Some(wanlayer_sdk::Direction::Send),
+                    Ways::Receives => Some(wanlayer_sdk::Direction::Receive),
+                    Ways::Both => None,
+                };
+                table.register("taker", altitude, TakingVendor::new(direction)).map(Vendor::Taker)
+            }
+            VendorKind::Dropper => table.register("dropper", altitude, DroppingVendor::default()).map(Vendor::Dropper),
+            VendorKind::Tunnel => table.register("tunnel", altitude, TunnelVendor::new(1300, 40)).map(Vendor::Tunnel),
+            VendorKind::Relay => table.register("relay", altitude, RelayVendor::default()).map(Vendor::Relay),
+        };
+        if let Ok(vendor) = vendor {
+            self.registered.push(vendor);
+        }
+    }
+
+    fn remove(&mut self, pick: u8) {
+        if self.registered.is_empty() {
+            return;
+        }
+        let removed = self.registered.remove(usize::from(pick) % self.registered.len());
+        let _ = match removed {
+            Vendor::Clamp(registration) => registration.deregister(),
+            Vendor::Taker(registration) => registration.deregister(),
+            Vendor::Dropper(registration) => registration.deregister(),
+            Vendor::Tunnel(registration) => registration.deregister(),
+            Vendor::Relay(registration) => registration.deregister(),
+        };
+    }
+
+    fn release(&mut self, pick: u8, drop: bool) -> usize {
+        let holders: Vec<&Vendor<'_>> = self.registered.iter().filter(|v| matches!(v, Vendor::Clamp(_) | Vendor::Taker(_))).collect();
+        let Some(holder) = holders.get(usize::from(pick) % holders.len().max(1)) else {
+            return 0;
+        };
+        let verdict = if drop { wanlayer_sdk::ReinjectVerdict::Drop } else { wanlayer_sdk::ReinjectVerdict::Pass };
+        match holder {
+            Vendor::Clamp(registration) => registration.filter().release(&registration.provider()),
+            Vendor::Taker(registration) => {
+                registration.filter().give_back(&registration.provider(), verdict).iter().filter(|result| result.is_ok()).count()
+            }
+            Vendor::Dropper(_) | Vendor::Tunnel(_) | Vendor::Relay(_) => 0,
+        }
+    }
+
+    fn revoke(&mut self) {
+        self.provider.unload();
+    }
+
+    fn finish(&mut self) {
+        self.provider.unload();
+        self.registered.clear();
+    }
 }
 
 /// A vendor filter the schedule registered.
@@ -260,35 +529,31 @@ impl VendorFilter for RelayVendor {
 /// wlclamp as the schedule runs it: a small burst and queue, so sends queue and are released.
 const CLAMP: Config = Config { mss: 1360, rate_bytes_per_second: 100_000, burst_bytes: 600, queue_packets: 4, max_links: 4 };
 
-/// The server, the provider and the control device, with what the schedule made.
-struct State<'r, 'p> {
-    rras: &'r Rras<CoreFilter>,
-    provider: &'p SimProvider<'r>,
-    table: Option<ProviderTable<'p>>,
-    device: &'r SimControl,
-    handle: HandleId,
+/// The server, its control device and its vendors, with what the schedule made.
+struct State<'r, 'v, F: SoakFilter> {
+    rras: &'r Rras<F>,
+    device: &'r dyn ControlDevice,
+    vendors: Option<&'v mut dyn Vendors>,
+    handle: Option<HandleId>,
     pending: VecDeque<IoId>,
     cursor: u64,
     rules_version: u64,
     hooks: Vec<AddedHook>,
-    vendors: Vec<Vendor<'p>>,
     sequence: u32,
     figures: RunFigures,
 }
 
-impl<'r, 'p> State<'r, 'p> {
-    fn new(rras: &'r Rras<CoreFilter>, provider: &'p SimProvider<'r>, device: &'r SimControl) -> Self {
+impl<'r, 'v, F: SoakFilter> State<'r, 'v, F> {
+    fn new(rras: &'r Rras<F>, device: &'r dyn ControlDevice, vendors: Option<&'v mut dyn Vendors>) -> Self {
         Self {
             rras,
-            provider,
-            table: provider.connect().ok(),
             device,
-            handle: device.open(Access::READ_WRITE),
+            vendors,
+            handle: device.open(),
             pending: VecDeque::new(),
             cursor: 0,
             rules_version: 0,
             hooks: Vec::new(),
-            vendors: Vec::new(),
             sequence: 0,
             figures: RunFigures::default(),
         }
@@ -311,6 +576,7 @@ impl<'r, 'p> State<'r, 'p> {
     /// `also`), and every OID request: miniports and TCPIP complete and return in bounded time,
     /// so nothing waits on them past NDIS's 10 s for a pause or 12 s for an OID request.
     fn release_for_pauses(&self, also: Option<Edge>) {
+        self.device.run_deferred();
         self.rras.release_oids();
         for edge in self.rras.edges() {
             if self.rras.state(edge) == NdisState::Pausing || also == Some(edge) {
@@ -446,36 +712,25 @@ impl<'r, 'p> State<'r, 'p> {
                     }
                 }
             }
-            Op::AddVendor { kind, altitude } => self.add_vendor(kind, u32::from(altitude)),
+            Op::AddVendor { kind, altitude } => {
+                if let Some(vendors) = self.vendors.as_deref_mut() {
+                    vendors.add(kind, u32::from(altitude));
+                }
+            }
             Op::RemoveVendor { vendor } => {
-                if !self.vendors.is_empty() {
-                    let removed = self.vendors.remove(usize::from(vendor) % self.vendors.len());
-                    let _ = match removed {
-                        Vendor::Clamp(registration) => registration.deregister(),
-                        Vendor::Taker(registration) => registration.deregister(),
-                        Vendor::Dropper(registration) => registration.deregister(),
-                        Vendor::Tunnel(registration) => registration.deregister(),
-                        Vendor::Relay(registration) => registration.deregister(),
-                    };
+                if let Some(vendors) = self.vendors.as_deref_mut() {
+                    vendors.remove(vendor);
                 }
             }
             Op::VendorRelease { vendor, drop } => {
-                let holders: Vec<&Vendor<'p>> = self.vendors.iter().filter(|v| matches!(v, Vendor::Clamp(_) | Vendor::Taker(_))).collect();
-                let Some(holder) = holders.get(usize::from(vendor) % holders.len().max(1)) else {
-                    return;
-                };
-                let verdict = if drop { wanlayer_sdk::ReinjectVerdict::Drop } else { wanlayer_sdk::ReinjectVerdict::Pass };
-                let released = match holder {
-                    Vendor::Clamp(registration) => registration.filter().release(&registration.provider()),
-                    Vendor::Taker(registration) => {
-                        registration.filter().give_back(&registration.provider(), verdict).iter().filter(|result| result.is_ok()).count()
-                    }
-                    Vendor::Dropper(_) | Vendor::Tunnel(_) | Vendor::Relay(_) => 0,
-                };
-                self.figures.vendor_released += released as u64;
+                if let Some(vendors) = self.vendors.as_deref_mut() {
+                    self.figures.vendor_released += vendors.release(vendor, drop) as u64;
+                }
             }
             Op::RevokeVendors => {
-                self.provider.unload();
+                if let Some(vendors) = self.vendors.as_deref_mut() {
+                    vendors.revoke();
+                }
             }
             Op::Control(request) => {
                 self.figures.control_requests += 1;
@@ -488,16 +743,7 @@ impl<'r, 'p> State<'r, 'p> {
                     rras.oid_query(edge_of(edge), OID_GEN_MAXIMUM_FRAME_SIZE);
                 }
             }
-            Op::Fault(fault) => {
-                let faults = rras.faults();
-                match fault {
-                    FaultOp::FailSoon { after } => faults.fail_nth(faults.attempts() + u64::from(after)),
-                    FaultOp::FailPool(index) => faults.fail_pool(Pool::ALL[usize::from(index) % Pool::ALL.len()]),
-                    FaultOp::FailPackets => faults.fail_packets(),
-                    FaultOp::FailOidClones => faults.fail_oid_clones(),
-                    FaultOp::Heal => faults.heal(),
-                }
-            }
+            Op::Fault(fault) => F::inject(rras, fault),
             Op::Irql(policy) => rras.set_irql_policy(match policy % 3 {
                 0 => IrqlPolicy::Passive,
                 1 => IrqlPolicy::Dispatch,
@@ -526,36 +772,22 @@ impl<'r, 'p> State<'r, 'p> {
         }
     }
 
-    fn add_vendor(&mut self, kind: VendorKind, altitude: u32) {
-        let Some(table) = &self.table else { return };
-        let vendor = match kind {
-            VendorKind::Clamp => table.register(wlclamp::FILTER_NAME, altitude, ClampFilter::new(CLAMP)).map(Vendor::Clamp),
-            VendorKind::Taker(ways) => {
-                let direction = match ways {
-                    Ways::Sends => Some(wanlayer_sdk::Direction::Send),
-                    Ways::Receives => Some(wanlayer_sdk::Direction::Receive),
-                    Ways::Both => None,
-                };
-                table.register("taker", altitude, TakingVendor::new(direction)).map(Vendor::Taker)
-            }
-            VendorKind::Dropper => table.register("dropper", altitude, DroppingVendor::default()).map(Vendor::Dropper),
-            VendorKind::Tunnel => table.register("tunnel", altitude, TunnelVendor::new(1300, 40)).map(Vendor::Tunnel),
-            VendorKind::Relay => table.register("relay", altitude, RelayVendor::default()).map(Vendor::Relay),
-        };
-        if let Ok(vendor) = vendor {
-            self.vendors.push(vendor);
-        }
-    }
-
     /// Sends a device control; a successful answer must parse with `check`, a pending one is
     /// remembered for a later cancel.
     fn ioctl(&mut self, code: u32, input: &[u8], output_len: usize, check: fn(&[u8]) -> bool) {
-        match self.device.ioctl(self.rras, self.handle, code, input, output_len) {
+        let Some(outcome) = self.request(code, input, output_len) else { return };
+        match outcome {
             IoOutcome::Complete(done) => {
                 assert!(done.status != Status::Success || check(&done.output), "IOCTL {code:#x}: a malformed answer {:02x?}", done.output);
             }
             IoOutcome::Pending(io) => self.pending.push_back(io),
         }
+    }
+
+    /// A device control on the open handle (`None`: no handle is open, the driver refused it).
+    fn request(&self, code: u32, input: &[u8], output_len: usize) -> Option<IoOutcome> {
+        let handle = self.handle?;
+        Some(self.device.ioctl(handle, code, input, output_len))
     }
 
     fn control(&mut self, request: ControlOp) {
@@ -564,7 +796,7 @@ impl<'r, 'p> State<'r, 'p> {
             let _ = HeaderOnly.emit(&mut input);
             input
         };
-        let scope = |target: Target| {
+        let scope = |target: Scope| {
             let mut input = [0u8; 24];
             let _ = ScopeRequestRepr { target }.emit(&mut ScopeRequest::new_unchecked(&mut input[..]));
             input
@@ -587,14 +819,15 @@ impl<'r, 'p> State<'r, 'p> {
                 let mut input = [0u8; 32];
                 let query = LinkQueryRepr { module: None, protocol_buffer: false, cursor: self.cursor, max_entries: u32::from(max) };
                 let _ = query.emit(&mut LinkQuery::new_unchecked(&mut input[..]));
-                match self.device.ioctl(self.rras, self.handle, IOCTL_LIST_LINKS, &input, 4096) {
-                    IoOutcome::Complete(done) if done.status == Status::Success => {
+                match self.request(IOCTL_LIST_LINKS, &input, 4096) {
+                    None => {}
+                    Some(IoOutcome::Complete(done)) if done.status == Status::Success => {
                         let answer = LinkListRepr::parse(&LinkList::new_unchecked(&done.output[..]));
                         let answer = answer.unwrap_or_else(|error| panic!("LIST_LINKS: a malformed answer ({error:?})"));
                         self.cursor = if answer.end { 0 } else { answer.next_cursor };
                     }
-                    IoOutcome::Complete(_) => self.cursor = 0,
-                    IoOutcome::Pending(io) => panic!("LIST_LINKS pended ({io:?})"),
+                    Some(IoOutcome::Complete(_)) => self.cursor = 0,
+                    Some(IoOutcome::Pending(io)) => panic!("LIST_LINKS pended ({io:?})"),
                 }
             }
             ControlOp::ListHooks => {
@@ -604,16 +837,16 @@ impl<'r, 'p> State<'r, 'p> {
                 let Some(module) = self.rras.module(edge_of(edge)) else {
                     return;
                 };
-                let input = scope(Target::Module(module.0));
+                let input = scope(Scope::Module(module.0));
                 self.ioctl(IOCTL_QUERY_STATS, &input, 512, |out| ModuleStatsRepr::parse(&ModuleStats::new_unchecked(out)).is_ok());
             }
             ControlOp::LinkStats { link } => {
                 let Some(id) = link_id(self, link) else {
                     return;
                 };
-                self.ioctl(IOCTL_QUERY_STATS, &scope(Target::Link(id)), 80, |out| !out.is_empty());
+                self.ioctl(IOCTL_QUERY_STATS, &scope(Scope::Link(id)), 80, |out| !out.is_empty());
             }
-            ControlOp::ResetStats => self.ioctl(IOCTL_RESET_STATS, &scope(Target::All), 0, |_| true),
+            ControlOp::ResetStats => self.ioctl(IOCTL_RESET_STATS, &scope(Scope::All), 0, |_| true),
             ControlOp::Subscribe { capacity } => {
                 let mut input = [0u8; 16];
                 let _ = SubscribeRepr { capacity: u32::from(capacity), mask: EventKind::ALL_MASK }
@@ -627,10 +860,10 @@ impl<'r, 'p> State<'r, 'p> {
             }
             ControlOp::Unsubscribe => {
                 self.ioctl(IOCTL_UNSUBSCRIBE_EVENTS, &header_only, 0, |_| true);
-                self.device.service(self.rras);
+                self.device.service_woken();
             }
             ControlOp::Service => {
-                self.device.service(self.rras);
+                self.device.service();
                 self.take_completions();
             }
             ControlOp::CancelRead => {
@@ -642,10 +875,10 @@ impl<'r, 'p> State<'r, 'p> {
             ControlOp::CaptureStart { link, snap_len } => {
                 let target = match link {
                     Some(pick) => match link_id(self, pick) {
-                        Some(id) => Target::Link(id),
+                        Some(id) => Scope::Link(id),
                         None => return,
                     },
-                    None => Target::All,
+                    None => Scope::All,
                 };
                 let mut input = [0u8; 32];
                 let _ = CaptureStartRepr { target, snap_len: u32::from(snap_len), slots: 16 }
@@ -683,23 +916,25 @@ impl<'r, 'p> State<'r, 'p> {
                 let request = RulesSetRepr { expected, altitude: u32::from(altitude), blob };
                 let mut input = vec![0u8; request.buffer_len()];
                 let _ = request.emit(&mut RulesSet::new_unchecked(&mut input[..]));
-                match self.device.ioctl(self.rras, self.handle, IOCTL_SET_RULES, &input, 16) {
-                    IoOutcome::Complete(done) if done.status == Status::Success => {
+                match self.request(IOCTL_SET_RULES, &input, 16) {
+                    None => {}
+                    Some(IoOutcome::Complete(done)) if done.status == Status::Success => {
                         let answer = RulesVersionRepr::parse(&RulesVersion::new_unchecked(&done.output[..]));
                         self.rules_version = answer.unwrap_or_else(|error| panic!("SET_RULES: a malformed answer ({error:?})")).version;
                         self.figures.rule_sets += 1;
                     }
-                    IoOutcome::Complete(_) => {}
-                    IoOutcome::Pending(io) => panic!("SET_RULES pended ({io:?})"),
+                    Some(IoOutcome::Complete(_)) => {}
+                    Some(IoOutcome::Pending(io)) => panic!("SET_RULES pended ({io:?})"),
                 }
             }
-            ControlOp::GetRules => match self.device.ioctl(self.rras, self.handle, IOCTL_GET_RULES, &header_only, 1 << 16) {
-                IoOutcome::Complete(done) if done.status == Status::Success => {
+            ControlOp::GetRules => match self.request(IOCTL_GET_RULES, &header_only, 1 << 16) {
+                None => {}
+                Some(IoOutcome::Complete(done)) if done.status == Status::Success => {
                     let answer = RulesInfoRepr::parse(&RulesInfo::new_unchecked(&done.output[..]));
                     self.rules_version = answer.unwrap_or_else(|error| panic!("GET_RULES: a malformed answer ({error:?})")).version;
                 }
-                IoOutcome::Complete(_) => {}
-                IoOutcome::Pending(io) => panic!("GET_RULES pended ({io:?})"),
+                Some(IoOutcome::Complete(_)) => {}
+                Some(IoOutcome::Pending(io)) => panic!("GET_RULES pended ({io:?})"),
             },
             ControlOp::RuleStats => {
                 let mut input = [0u8; 16];
@@ -708,14 +943,16 @@ impl<'r, 'p> State<'r, 'p> {
             }
             ControlOp::CaptureRule { id } => {
                 let mut input = [0u8; 32];
-                let start = CaptureStartRepr { target: Target::Rule(u32::from(id)), snap_len: 256, slots: 16 };
+                let start = CaptureStartRepr { target: Scope::Rule(u32::from(id)), snap_len: 256, slots: 16 };
                 let _ = start.emit(&mut CaptureStart::new_unchecked(&mut input[..]));
                 self.ioctl(IOCTL_CAPTURE_START, &input, 40, |out| !out.is_empty());
             }
             ControlOp::Reopen => {
-                self.device.close(self.rras, self.handle);
+                if let Some(handle) = self.handle.take() {
+                    self.device.close(handle);
+                }
                 self.take_completions();
-                self.handle = self.device.open(Access::READ_WRITE);
+                self.handle = self.device.open();
             }
         }
     }
@@ -746,13 +983,17 @@ impl<'r, 'p> State<'r, 'p> {
             rras.release_receives(edge);
         }
         rras.release_oids();
+        self.device.run_deferred();
         rras.run_until_idle();
         let _ = rras.detach_all();
-        self.device.close(rras, self.handle);
+        if let Some(handle) = self.handle.take() {
+            self.device.close(handle);
+        }
         self.take_completions();
         assert!(self.pending.is_empty(), "reads still pending after the handle closed: {:?}", self.pending);
-        self.provider.unload();
-        self.vendors.clear();
+        if let Some(vendors) = self.vendors.as_deref_mut() {
+            vendors.finish();
+        }
         self.hooks.clear();
         rras.run_until_idle();
     }

@@ -97,6 +97,10 @@ pub enum Command {
         /// Worker threads
         #[arg(long)]
         threads: Option<u64>,
+        /// Through wanlayer.sys's own handlers over the kernel model (the driver in the loop; one
+        /// thread) rather than the simulator's engine filter
+        #[arg(long)]
+        driver: bool,
     },
     /// The unsafe-bearing crates' tests under Miri
     ///
@@ -301,11 +305,12 @@ mod tests {
             parse(&["lint-inf", "a.inf", "--package-dir", "d"]),
             Ok(Command::LintInf { package_dir: Some(_), .. })
         ));
-        assert!(matches!(parse(&["soak"]), Ok(Command::Soak { schedules: 100_000, seed: None, threads: None })));
+        assert!(matches!(parse(&["soak"]), Ok(Command::Soak { schedules: 100_000, seed: None, threads: None, driver: false })));
         assert!(matches!(
             parse(&["soak", "--schedules", "5", "--seed", "7", "--threads", "2"]),
-            Ok(Command::Soak { schedules: 5, seed: Some(7), threads: Some(2) })
+            Ok(Command::Soak { schedules: 5, seed: Some(7), threads: Some(2), driver: false })
         ));
+        assert!(matches!(parse(&["soak", "--driver", "--schedules", "9"]), Ok(Command::Soak { schedules: 9, driver: true, .. })));
         assert!(matches!(parse(&["soak", "--seed", "0x1f"]), Ok(Command::Soak { seed: Some(31), .. })));
         assert!(parse(&["soak", "--seed", "x"]).is_err());
         assert!(matches!(parse(&["miri"]), Ok(Command::Miri { target: MiriTargets::All, full: false })));

@@ -387,6 +387,19 @@ impl DriverFilter {
         }
     }
 
+    /// Cancels every device control the driver holds in its cancel-safe queue (`CancelIoEx` on
+    /// each), as the I/O manager does; how the driver completed them is then what
+    /// [`control_completion`](Self::control_completion) answers. Returns how many were cancelled.
+    pub fn cancel_queued_irps(&self) -> usize {
+        if self.handlers.is_none() {
+            return 0;
+        }
+        let entered = self.enter(PathContext::default());
+        let cancelled = model::cancel_queued_irps();
+        self.settle(entered, None);
+        cancelled
+    }
+
     /// What the system does to a loaded driver at shutdown: every module paused (completion not
     /// awaited) and detached, then `DriverUnload`. Nothing is delivered to the simulator any more.
     fn shut_down(&mut self) {
