@@ -6,7 +6,7 @@ use wanlayer_core::hal::{Hal, Pool};
 use wanlayer_core::hook::{Direction, HookId, HookInfo};
 use wanlayer_core::module::ModuleCounts;
 use wanlayer_core::stats::{DropReason, ModuleDirectionCounts};
-use wanlayer_core::{Engine, EngineConfig, ModuleId, NdisStatus};
+use wanlayer_core::{Engine, ModuleId, NdisStatus};
 use wanlayer_sim::{CoreFilter, Edge, EngineFilter, Flow, PacketId, Protocol, Rras, RrasBuilder, SimLink, Transport};
 use wanlayer_sim_driver::DriverFilter;
 
@@ -24,23 +24,14 @@ pub fn start(builder: RrasBuilder) -> Rras<DriverFilter> {
 }
 
 /// [`start`] around the simulator's [`CoreFilter`], for what the driver in the loop does not
-/// run yet: the control device `\\.\WanLayer` ([`wanlayer_sim::SimControl`] reaches the engine's
-/// dispatcher, not the driver's dispatch routines), fault plans (the simulator's allocations,
-/// not the kernel model's), engine tables of another size, vendors through the simulator's
-/// provider.
+/// reach: fault plans on the engine's own memory (on the host the driver's Rust heap is the test
+/// process's allocator, which the kernel model does not see; the kernel's allocations fail
+/// through the kernel model's `low_resources`), and the simulator's tests of its own mechanics.
 ///
 /// # Panics
 /// When the server does not start.
 pub fn start_core(builder: RrasBuilder) -> Rras<CoreFilter> {
     start_filter(builder, CoreFilter::default())
-}
-
-/// [`start_core`] with the engine's tables sized by `config` (the driver's are fixed).
-///
-/// # Panics
-/// When the server does not start.
-pub fn start_with_engine(builder: RrasBuilder, config: EngineConfig) -> Rras<CoreFilter> {
-    start_filter(builder, CoreFilter::new(config))
 }
 
 fn start_filter<F: EngineFilter>(builder: RrasBuilder, filter: F) -> Rras<F> {
