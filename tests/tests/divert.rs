@@ -1,8 +1,10 @@
-//! User-mode hooks (divert) in a simulated RRAS server, through the client's `Divert` API over
-//! the simulator transport: batched reads and verdicts (pass, drop, replace), the bounded queue
-//! and its fail policy, the time limit, stale and foreign tickets, and every way a held packet is
-//! released — close, cleanup of a handle (a crashed program), line down, pause, detach and
-//! unload — exactly once. Every scenario ends with the verifier clean and every pool at zero.
+//! User-mode hooks (divert) in a simulated RRAS server whose filter is wanlayer.sys's own
+//! handlers (`DriverFilter`), through the client's `Divert` API over the simulator transport —
+//! IRPs to the driver's control device, reads pended in its cancel-safe queue and completed by
+//! its wake DPC: batched reads and verdicts (pass, drop, replace), the bounded queue and its fail
+//! policy, the time limit, stale and foreign tickets, and every way a held packet is released —
+//! close, cleanup of a handle (a crashed program), line down, pause, detach and unload — exactly
+//! once. Every scenario ends with the verifier clean and every pool at zero.
 
 use std::time::Duration;
 
@@ -14,8 +16,9 @@ use wanlayer_core::hook::Direction;
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::NdisStatus;
 use wanlayer_proto::{Access, Status};
-use wanlayer_sim::{CoreFilter, Edge, LinkParams, ReceiveOptions, Rras};
-use wanlayer_tests::setup::{completions, counts, drops, finish, started_core as started, UDP};
+use wanlayer_sim::{Edge, IoOutcome, LinkParams, ReceiveOptions, Rras};
+use wanlayer_sim_driver::DriverFilter;
+use wanlayer_tests::setup::{completions, counts, drops, finish, started, UDP};
 
 fn config(filter: &str, fail: FailPolicy) -> DivertConfig {
     DivertConfig {
@@ -39,7 +42,7 @@ fn finish_server(server: SimServer) {
     finish(server.into_rras());
 }
 
-fn rras(server: &SimServer) -> &Rras<CoreFilter> {
+fn rras(server: &SimServer) -> &Rras<DriverFilter> {
     server.rras()
 }
 
@@ -48,7 +51,7 @@ fn matching_packets_come_in_one_batch_and_verdicts_pass_drop_and_replace() {
     let server = SimServer::new(started());
     let link = rras(&server).link_up(Edge::WanIp, LinkParams::new());
     let mut divert = Divert::open(
-        server.open(Access::READ_WRITE),
+        server.open(Access::READ_WRITE).unwrap(),
         &config("udp port 53", FailPolicy::Pass),
     )
     .unwrap();
@@ -109,7 +112,7 @@ fn non_matching_traffic_and_other_directions_pass_untouched() {
         receive: false,
         ..config("udp", FailPolicy::Drop)
     };
-    let mut divert = Divert::open(server.open(Access::READ_WRITE), &only_send).unwrap();
+    let mut divert = Divert::open(server.open(Access::READ_WRITE).unwrap(), &only_send).unwrap();
     rras(&server).receive_flow(&link, &UDP, 2, ReceiveOptions::default());
     let tcp = wanlayer_sim::Flow {
         transport: wanlayer_sim::Transport::Tcp,
@@ -145,7 +148,7 @@ fn a_full_queue_applies_the_fail_policy_and_counts_it() {
             queue_len: 2,
             ..config("udp", fail)
         };
-        let mut divert = Divert::open(server.open(Access::READ_WRITE), &small).unwrap();
+        let mut divert = Divert::open(server.open(Access::READ_WRITE).unwrap(), &small).unwrap();
         let sent = rras(&server).send_flow(&link, &UDP, 5);
         rras(&server).run_until_idle();
         let protocol = rras(&server).protocol(Edge::WanIp);
@@ -174,13 +177,16 @@ fn packets_not_answered_in_time_get_the_fail_policy_once() {
         timeout: Duration::from_millis(10),
         ..config("udp", FailPolicy::Drop)
     };
-    let mut divert = Divert::open(server.open(Access::READ_WRITE), &quick).unwrap();
+    let mut divert = Divert::open(server.open(Access::READ_WRITE).unwrap(), &quick).unwrap();
     let sent = rras(&server).send_flow(&link, &UDP, 2);
     rras(&server).run_until_idle();
     let packets = read_all(&mut divert);
     assert_eq!(packets.len(), 2);
     rras(&server).advance(20_000_000);
-    rras(&server).engine().control().divert_expire();
+    assert!(
+        read_all(&mut divert).is_empty(),
+        "the handle's next divert request gives what is held past the time limit its fail policy"
+    );
     rras(&server).run_until_idle();
     assert_eq!(
         completions(&rras(&server).protocol(Edge::WanIp), &sent),
@@ -215,8 +221,11 @@ fn closing_or_dropping_the_handle_releases_every_held_packet_with_the_fail_polic
     ] {
         let server = SimServer::new(started());
         let link = rras(&server).link_up(Edge::WanIp, LinkParams::new());
-        let mut divert =
-            Divert::open(server.open(Access::READ_WRITE), &config("udp", fail)).unwrap();
+        let mut divert = Divert::open(
+            server.open(Access::READ_WRITE).unwrap(),
+            &config("udp", fail),
+        )
+        .unwrap();
         let sent = rras(&server).send_flow(&link, &UDP, 4);
         rras(&server).run_until_idle();
         assert_eq!(read_all(&mut divert).len(), 4);
@@ -257,7 +266,7 @@ fn line_down_pause_and_detach_release_held_packets_and_later_verdicts_are_refuse
         let server = SimServer::new(started());
         let link = rras(&server).link_up(Edge::WanIp, LinkParams::new());
         let mut divert = Divert::open(
-            server.open(Access::READ_WRITE),
+            server.open(Access::READ_WRITE).unwrap(),
             &config("udp", FailPolicy::Pass),
         )
         .unwrap();
@@ -296,7 +305,7 @@ fn another_handles_ticket_is_refused_and_unload_with_a_hook_open_is_clean() {
     let server = SimServer::new(started());
     let link = rras(&server).link_up(Edge::WanIp, LinkParams::new());
     let mut first = Divert::open(
-        server.open(Access::READ_WRITE),
+        server.open(Access::READ_WRITE).unwrap(),
         &DivertConfig {
             altitude: 100,
             ..config("udp", FailPolicy::Pass)
@@ -304,7 +313,7 @@ fn another_handles_ticket_is_refused_and_unload_with_a_hook_open_is_clean() {
     )
     .unwrap();
     let mut second = Divert::open(
-        server.open(Access::READ_WRITE),
+        server.open(Access::READ_WRITE).unwrap(),
         &DivertConfig {
             altitude: 200,
             ..config("tcp", FailPolicy::Pass)
@@ -341,7 +350,7 @@ fn another_handles_ticket_is_refused_and_unload_with_a_hook_open_is_clean() {
         vec![None; 2],
         "still held"
     );
-    let read_only = server.open(Access::READ);
+    let read_only = server.open(Access::READ).unwrap();
     assert!(matches!(
         Divert::open(read_only, &config("udp", FailPolicy::Pass)),
         Err(wanlayer_client::ClientError::Driver(Status::AccessDenied))
@@ -365,7 +374,7 @@ fn a_waiting_read_pends_and_completes_when_a_packet_is_diverted() {
         rras.send_flow(&frame_link, &UDP, 1);
     });
     let mut divert = Divert::open(
-        server.open(Access::READ_WRITE),
+        server.open(Access::READ_WRITE).unwrap(),
         &config("udp", FailPolicy::Pass),
     )
     .unwrap();
@@ -391,14 +400,21 @@ fn a_waiting_read_pends_and_completes_when_a_packet_is_diverted() {
     finish_server(server);
 }
 
+/// A handle that made itself a user-mode hook through the driver's device control directly (no
+/// client), with packets held both ways when NDIS detaches the filter: detach releases every held
+/// packet, the hook stays open with nothing held, and once the program's handle is closed the
+/// driver unloads clean. (Windows calls `DriverUnload` only once no handle to the control device
+/// is open: a handle open at unload cannot happen.)
 #[test]
-fn unload_with_a_hook_open_and_packets_held_releases_everything() {
+fn detach_with_a_hook_open_and_packets_held_releases_everything_and_unload_is_clean() {
     use wanlayer_proto::ioctl::IOCTL_DIVERT_OPEN;
     use wanlayer_proto::{DivertOpen, DivertOpenRepr, DIVERT_RECEIVE, DIVERT_SEND};
     let rras = started();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    let device = wanlayer_sim::SimControl::install(&rras);
-    let handle = device.open(Access::READ_WRITE);
+    let handle = rras
+        .filter()
+        .control_open(Access::READ_WRITE)
+        .expect("the device opens");
     let blob = compile_filter("udp").expect("the filter compiles");
     let repr = DivertOpenRepr {
         altitude: 100,
@@ -412,9 +428,12 @@ fn unload_with_a_hook_open_and_packets_held_releases_everything() {
     let mut input = vec![0u8; repr.buffer_len()];
     repr.emit(&mut DivertOpen::new_unchecked(&mut input[..]))
         .unwrap();
-    match device.ioctl(&rras, handle, IOCTL_DIVERT_OPEN, &input, 16) {
-        wanlayer_sim::IoOutcome::Complete(done) => assert_eq!(done.status, Status::Success),
-        wanlayer_sim::IoOutcome::Pending(io) => panic!("{io:?} pended"),
+    match rras
+        .filter()
+        .control_ioctl(handle, IOCTL_DIVERT_OPEN, &input, 16)
+    {
+        IoOutcome::Complete(done) => assert_eq!(done.status, Status::Success),
+        IoOutcome::Pending(io) => panic!("{io:?} pended"),
     }
     let sent = rras.send_flow(&link, &UDP, 3);
     rras.receive_flow(&link, &UDP, 2, ReceiveOptions::default());
@@ -422,9 +441,28 @@ fn unload_with_a_hook_open_and_packets_held_releases_everything() {
     assert_eq!(
         completions(&rras.protocol(Edge::WanIp), &sent),
         vec![None; 3],
-        "held when the driver unloads"
+        "held when NDIS detaches the filter"
     );
     assert_eq!(rras.engine().control().divert_hooks(), 1);
+    rras.detach_all().expect("NDIS detaches the filter");
+    rras.run_until_idle();
+    assert!(
+        completions(&rras.protocol(Edge::WanIp), &sent)
+            .iter()
+            .all(Option::is_some),
+        "detach released every held send"
+    );
+    assert_eq!(
+        rras.engine().control().divert_hooks(),
+        1,
+        "the hook outlives the modules"
+    );
+    rras.filter().control_close(handle);
+    assert_eq!(
+        rras.engine().control().divert_hooks(),
+        0,
+        "cleanup of the handle removed it"
+    );
     finish(rras);
 }
 
@@ -436,7 +474,7 @@ fn packets_released_before_they_are_read_are_never_delivered_and_expire() {
         timeout: Duration::from_millis(10),
         ..config("udp", FailPolicy::Drop)
     };
-    let mut divert = Divert::open(server.open(Access::READ_WRITE), &quick).unwrap();
+    let mut divert = Divert::open(server.open(Access::READ_WRITE).unwrap(), &quick).unwrap();
     let sent = rras(&server).send_flow(&link, &UDP, 3);
     rras(&server).run_until_idle();
     rras(&server).link_down(&link);
@@ -452,8 +490,10 @@ fn packets_released_before_they_are_read_are_never_delivered_and_expire() {
         "a packet the engine no longer holds is not delivered"
     );
     rras(&server).advance(20_000_000);
-    rras(&server).engine().control().divert_expire();
-    read_all(&mut divert);
+    assert!(
+        read_all(&mut divert).is_empty(),
+        "the read expires their queue entries first"
+    );
     assert_eq!(
         (divert.counters().diverted, divert.counters().expired),
         (3, 3),

@@ -1,7 +1,12 @@
 //! `cargo xtask demo`: a simulated RRAS server through a scripted session — two dial-in clients
 //! come up, traffic flows both ways through three sample hooks, the links go down and the filter
-//! unloads — printed as an administrator would want to read it. The session's traffic is captured
+//! unloads — printed as an administrator would want to read it. The filter is `wanlayer.sys`'s own
+//! handlers, built for the host over the kernel model (`DriverFilter`), and the tools reach its
+//! control device through the driver's dispatch routines. The session's traffic is captured
 //! through the control device (as `wanlayerctl capture` does) into `target/demo/wanlayer-demo.pcapng`.
+//!
+//! Not on Windows hosts, where `demo_unavailable.rs` answers instead: there the driver's crate is
+//! a kernel image, which the xtask binary cannot link.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -14,13 +19,13 @@ use wanlayer_core::link::LinkSummary;
 use wanlayer_core::stats::VerdictCounts;
 use wanlayer_core::wire::{clamp_tcp_mss, syn_mss, EtherType, FrameSummary, IpProtocol, MSS_CLAMP_HEADER_LEN};
 use wanlayer_client::pcapng::PcapngWriter;
-use wanlayer_client::sim::{SimServer, SimTransport};
+use wanlayer_client::sim::{DriverFilter, SimServer, SimTransport};
 use wanlayer_client::Client;
-use wanlayer_core::{Engine, ReinjectVerdict};
+use wanlayer_core::{Engine, Hal, ReinjectVerdict};
 use wanlayer_proto::display::BitRate;
 use wanlayer_proto::{Access, Expected, Target};
 use wanlayer_rules::{compile, Action, RuleSource};
-use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, ReceiveOptions, Rras, SimHal, SECOND};
+use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, SECOND};
 
 /// Bytes of a frame a hook looks at: enough for Ethernet, IPv6 and a TCP header with options.
 const HEADER_BYTES: usize = 128;
@@ -45,12 +50,12 @@ pub fn run() -> Result<(), String> {
 
 /// Runs the session, writing its capture into `out_dir`; returns the capture's path.
 fn session(out_dir: &Path) -> Result<PathBuf, String> {
-    let server = SimServer::new(Rras::new(CoreFilter::default()));
+    let server = SimServer::new(Rras::new(DriverFilter::new()));
     let rras = server.rras();
     heading("DriverEntry, then NDIS attaches and restarts the filter on both NdisWan edges");
     rras.start().map_err(|error| format!("the simulated filter did not start: {error}"))?;
     let engine = rras.engine();
-    let mut capture = Client::new(server.open(Access::READ_WRITE));
+    let mut capture = Client::new(server.open(Access::READ_WRITE).map_err(|error| error.to_string())?);
     let started = capture.start_capture(Target::All, SNAP_LEN, CAPTURE_SLOTS).map_err(|error| error.to_string())?;
     println!(
         "  a tool opened \\\\.\\WanLayer and captures every frame ({} bytes each, a ring of {})",
@@ -69,7 +74,7 @@ fn session(out_dir: &Path) -> Result<PathBuf, String> {
     engine.visit_hooks(|hook| println!("  {}  altitude {:>3}  {}", hook.id, hook.altitude, hook.name));
 
     heading("the administrator sets two rules through the control device (as `wanlayerctl rules load`)");
-    let mut admin = Client::new(server.open(Access::READ_WRITE));
+    let mut admin = Client::new(server.open(Access::READ_WRITE).map_err(|error| error.to_string())?);
     let rules = [
         RuleSource { id: 1, priority: 100, action: Action::Count, filter: "udp port 53" },
         RuleSource { id: 2, priority: 200, action: Action::Drop, filter: &format!("tcp port {SMTP_PORT}") },
@@ -335,7 +340,7 @@ impl Shaper {
         self.held.lock().map_or(0, |held| held.len())
     }
 
-    fn release(&self, engine: &Engine<SimHal>) {
+    fn release<H: Hal>(&self, engine: &Engine<H>) {
         let tickets = self.held.lock().map(|mut held| std::mem::take(&mut *held)).unwrap_or_default();
         for ticket in tickets {
             if let Err(error) = engine.reinject(ticket, ReinjectVerdict::Pass, Default::default()) {

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod build;
+#[cfg_attr(windows, path = "demo_unavailable.rs")]
 pub mod demo;
 pub mod fuzz;
 pub mod image;

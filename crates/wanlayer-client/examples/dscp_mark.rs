@@ -2,15 +2,21 @@
 //! the IPv4 DSCP field to Expedited Forwarding (46), fixes the header checksum, and hands each
 //! packet on rewritten, in batches.
 //!
-//! Runs against a simulated RRAS server (`cargo run -p wanlayer-client --example dscp_mark`);
-//! on a Windows server the same `Divert` code runs over `windows::WindowsTransport`.
+//! Runs against a simulated RRAS server whose filter is `wanlayer.sys`'s own handlers over the
+//! kernel model (`cargo run -p wanlayer-client --example dscp_mark`, on a host other than
+//! Windows); on a Windows server the same `Divert` code runs over `windows::WindowsTransport`.
 
-use std::time::Duration;
+// On Windows only `main` below is built: the marking code waits for a transport there.
+#![cfg_attr(windows, allow(dead_code))]
 
-use wanlayer_client::divert::{compile_filter, Divert, DivertConfig, Verdict};
-use wanlayer_client::sim::SimServer;
-use wanlayer_proto::Access;
-use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, Rras};
+#[cfg(not(windows))]
+use {
+    std::time::Duration,
+    wanlayer_client::divert::{compile_filter, Divert, DivertConfig, Verdict},
+    wanlayer_client::sim::{DriverFilter, SimServer},
+    wanlayer_proto::Access,
+    wanlayer_sim::{Edge, Flow, LinkParams, Rras},
+};
 
 /// Expedited Forwarding.
 const DSCP_EF: u8 = 46;
@@ -38,15 +44,16 @@ fn mark(frame: &[u8], dscp: u8) -> Option<Vec<u8>> {
     Some(frame)
 }
 
+#[cfg(not(windows))]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let rras = Rras::builder().build(CoreFilter::default());
+    let rras = Rras::builder().build(DriverFilter::new());
     rras.start()
         .map_err(|error| format!("the simulated server did not start: {error}"))?;
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let server = SimServer::new(rras);
     let filter = compile_filter("udp and send").map_err(|error| format!("filter: {error}"))?;
     let mut divert = Divert::open(
-        server.open(Access::READ_WRITE),
+        server.open(Access::READ_WRITE)?,
         &DivertConfig {
             receive: false,
             ..DivertConfig::new(filter)
@@ -78,5 +85,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sent.len()
     );
     drop(divert);
+    let mut rras = server.into_rras();
+    rras.unload();
+    if !rras.verifier().violations().is_empty() {
+        return Err(rras.verifier().report().into());
+    }
     Ok(())
+}
+
+/// The simulated server runs the driver's handlers, which a Windows host cannot link into a
+/// user-mode program.
+#[cfg(windows)]
+fn main() {
+    eprintln!("dscp_mark: the simulated server runs on hosts other than Windows; on Windows, use windows::WindowsTransport");
 }

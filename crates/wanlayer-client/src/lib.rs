@@ -5,8 +5,9 @@
 //! * `windows::WindowsTransport` (Windows only): `DeviceIoControl` on a handle opened for
 //!   overlapped I/O, pending event reads waited for with a timeout and cancelled with
 //!   `CancelIoEx`;
-//! * [`sim::SimTransport`] (feature `simulator`): the engine's dispatcher behind the simulated
-//!   control device of a simulated RRAS server, so the same client code runs in tests on any host.
+//! * `sim::SimTransport` (feature `simulator`, hosts other than Windows): `wanlayer.sys`'s own
+//!   dispatch routines, built for the host over the kernel model, in a simulated RRAS server, so
+//!   the same client code runs in tests without Windows.
 //!
 //! [`pcapng::PcapngWriter`] writes captured frames for Wireshark and tshark. The answers are the
 //! protocol's own parsed records (`wanlayer_proto::*Repr`, serialisable through its `serde`
@@ -14,12 +15,12 @@
 //! two that borrow their answer buffer (link entries, captured frames) and the batches.
 //!
 //! ```
-//! # #[cfg(feature = "simulator")] {
+//! # #[cfg(all(feature = "simulator", not(windows)))] {
 //! use wanlayer_client::{sim::SimServer, Client};
 //! use wanlayer_proto::Access;
 //!
 //! let server = SimServer::scripted().unwrap();
-//! let mut client = Client::connect(server.open(Access::READ)).unwrap();
+//! let mut client = Client::connect(server.open(Access::READ).unwrap()).unwrap();
 //! assert_eq!(client.links(None, false).unwrap().len(), 3);
 //! # }
 //! ```
@@ -29,7 +30,7 @@ mod client;
 pub mod divert;
 mod error;
 pub mod pcapng;
-#[cfg(feature = "simulator")]
+#[cfg(all(feature = "simulator", not(windows)))]
 pub mod sim;
 mod transport;
 pub mod types;

@@ -1,9 +1,19 @@
-//! The simulator transport: the client talking to the engine's dispatcher through the simulated
-//! control device ([`SimControl`]) of a simulated RRAS server, so the same client code runs (and
-//! is tested) on any host.
+//! The simulator transport: the client talking to `wanlayer.sys`'s own control device — the
+//! driver's dispatch routines, built for the host over the kernel model ([`DriverFilter`]) — in a
+//! simulated RRAS server, so the same client code runs (and is tested) on a host without Windows.
 //!
-//! Time is virtual: a pending event read waits while the server's script has steps left to run
-//! (each step may publish events), and is cancelled — like a timeout — once the script is done.
+//! Each request is an IRP sent to the driver's `IRP_MJ_DEVICE_CONTROL` routine on a handle opened
+//! with `IRP_MJ_CREATE`; dropping the transport sends `IRP_MJ_CLEANUP` and `IRP_MJ_CLOSE`, as
+//! closing a handle does. A request the driver pends (an event or divert read) is completed
+//! later, as overlapped I/O is: by the driver's wake DPC once something arrives, by cleanup, or by
+//! cancellation (`CancelIoEx`) through the driver's cancel-safe queue.
+//!
+//! Time is virtual: a pending read waits while the server's script has steps left to run (each
+//! step may publish events or divert packets), and is cancelled — like a timeout — once the
+//! script is done.
+//!
+//! Not on Windows hosts: there the driver's crate is a kernel image (its own allocator and panic
+//! handler, `raw-dylib` imports from `ntoskrnl.exe`), which a user-mode program cannot link.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -14,41 +24,39 @@ use std::time::Duration;
 use wanlayer_core::hook::{Hook, PacketContext, Verdict};
 use wanlayer_core::wire::FrameSummary;
 use wanlayer_proto::{Access, Status};
-use wanlayer_sim::{CoreFilter, Edge, Flow, HandleId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimControl, SimLink};
+use wanlayer_sim::{Edge, Flow, HandleId, IoCompletion, IoOutcome, LinkParams, ReceiveOptions, Rras, SimLink};
+use wanlayer_sim_driver::control::STATUS_OBJECT_NAME_NOT_FOUND;
+/// The server's filter: `wanlayer.sys`'s handlers over the kernel model.
+pub use wanlayer_sim_driver::DriverFilter;
 
 use crate::{ClientError, Result, Transport};
 
 /// One step of a script: something the simulated server does.
-pub type Step = Box<dyn FnOnce(&Rras<CoreFilter>)>;
+pub type Step = Box<dyn FnOnce(&Rras<DriverFilter>)>;
 
-/// A simulated RRAS server with its control device, and an optional script of things to come.
+/// A simulated RRAS server running `wanlayer.sys`'s handlers, and an optional script of things to
+/// come.
 pub struct SimServer {
-    rras: Rras<CoreFilter>,
-    device: SimControl,
+    rras: Rras<DriverFilter>,
     script: RefCell<VecDeque<Step>>,
 }
 
 impl SimServer {
-    /// Serves `rras` (running the [`CoreFilter`]); installs its control device.
-    pub fn new(rras: Rras<CoreFilter>) -> Self {
-        let device = SimControl::install(&rras);
-        Self { rras, device, script: RefCell::new(VecDeque::new()) }
+    /// Serves `rras`, whose filter is the driver's handlers ([`DriverFilter`]); its control device
+    /// exists once the server started (`DriverEntry` created it).
+    pub fn new(rras: Rras<DriverFilter>) -> Self {
+        Self { rras, script: RefCell::new(VecDeque::new()) }
     }
 
     /// Adds a step to the script.
-    pub fn then(self, step: impl FnOnce(&Rras<CoreFilter>) + 'static) -> Self {
+    pub fn then(self, step: impl FnOnce(&Rras<DriverFilter>) + 'static) -> Self {
         self.script.borrow_mut().push_back(Box::new(step));
         self
     }
 
     /// The server.
-    pub fn rras(&self) -> &Rras<CoreFilter> {
+    pub fn rras(&self) -> &Rras<DriverFilter> {
         &self.rras
-    }
-
-    /// The control device.
-    pub fn device(&self) -> &SimControl {
-        &self.device
     }
 
     /// Steps left in the script.
@@ -56,13 +64,14 @@ impl SimServer {
         self.script.borrow().len()
     }
 
-    /// Runs the next step of the script, lets the world settle, and services the control device.
-    /// False when the script is done.
+    /// Runs the next step of the script, lets the world settle, and lets the driver's wake DPC
+    /// run (a step that called the engine directly, adding a hook say, queued it outside any call
+    /// into the driver). False when the script is done.
     pub fn step(&self) -> bool {
         let Some(step) = self.script.borrow_mut().pop_front() else { return false };
         step(&self.rras);
         self.rras.run_until_idle();
-        self.device.service(&self.rras);
+        self.rras.filter().control_service();
         true
     }
 
@@ -71,13 +80,25 @@ impl SimServer {
         while self.step() {}
     }
 
-    /// Opens a handle of the control device with `access`.
-    pub fn open(&self, access: Access) -> SimTransport<'_> {
-        SimTransport { server: self, handle: self.device.open(access) }
+    /// Opens a handle of the control device with `access` (`IRP_MJ_CREATE`).
+    ///
+    /// # Errors
+    /// [`ClientError::DriverNotFound`] while the driver is not loaded (before the server started,
+    /// after it unloaded); [`ClientError::AccessDenied`] or [`ClientError::Driver`] with the status
+    /// the driver's create completed with.
+    pub fn open(&self, access: Access) -> Result<SimTransport<'_>> {
+        match self.rras.filter().control_open(access) {
+            Ok(handle) => Ok(SimTransport { server: self, handle }),
+            Err(STATUS_OBJECT_NAME_NOT_FOUND) => Err(ClientError::DriverNotFound),
+            Err(status) => Err(match Status::from(status as u32) {
+                Status::AccessDenied => ClientError::AccessDenied,
+                status => ClientError::Driver(status),
+            }),
+        }
     }
 
     /// Gives back the server (to unload it).
-    pub fn into_rras(self) -> Rras<CoreFilter> {
+    pub fn into_rras(self) -> Rras<DriverFilter> {
         self.rras
     }
 
@@ -89,7 +110,7 @@ impl SimServer {
     /// # Errors
     /// A message when the simulated filter does not start.
     pub fn scripted() -> std::result::Result<Self, String> {
-        let rras = Rras::builder().ethernet().build(CoreFilter::default());
+        let rras = Rras::builder().ethernet().build(DriverFilter::new());
         rras.start().map_err(|error| format!("the simulated filter did not start: {error}"))?;
         rras.engine().add_hook("telnet-block", 200, Arc::new(TelnetBlock)).map_err(|error| error.to_string())?;
         let links = Rc::new(RefCell::new(vec![
@@ -140,7 +161,7 @@ impl SimServer {
 }
 
 /// Sends and receives a little of everything on `link`.
-fn traffic(rras: &Rras<CoreFilter>, link: &SimLink, count: u32) {
+fn traffic(rras: &Rras<DriverFilter>, link: &SimLink, count: u32) {
     rras.send_flow(link, &Flow::tcp(443, 50_443).payload(600), count);
     rras.receive_flow(link, &Flow::tcp(443, 50_443).payload(100), count, ReceiveOptions::default());
     rras.send_flow(link, &Flow::udp(53, 50_053).payload(48), 1);
@@ -176,20 +197,20 @@ impl TelnetBlock {
     }
 }
 
-/// A handle of a simulated control device.
+/// A handle of the driver's control device in a simulated server.
 pub struct SimTransport<'s> {
     server: &'s SimServer,
     handle: HandleId,
 }
 
 impl SimTransport<'_> {
-    fn finish(output: &mut [u8], status: Status, bytes: &[u8]) -> Result<usize> {
-        if status != Status::Success {
-            return Err(ClientError::Driver(status));
+    fn finish(output: &mut [u8], done: &IoCompletion) -> Result<usize> {
+        if done.status != Status::Success {
+            return Err(ClientError::Driver(done.status));
         }
-        let place = output.get_mut(..bytes.len()).ok_or(ClientError::Driver(Status::BufferTooSmall))?;
-        place.copy_from_slice(bytes);
-        Ok(bytes.len())
+        let place = output.get_mut(..done.output.len()).ok_or(ClientError::Driver(Status::BufferTooSmall))?;
+        place.copy_from_slice(&done.output);
+        Ok(done.output.len())
     }
 }
 
@@ -203,21 +224,22 @@ impl Transport for SimTransport<'_> {
 
     fn call_pending(&mut self, code: u32, input: &[u8], output: &mut [u8], _timeout: Option<Duration>) -> Result<Option<usize>> {
         let server = self.server;
-        let io = match server.device.ioctl(&server.rras, self.handle, code, input, output.len()) {
-            IoOutcome::Complete(done) => return Self::finish(output, done.status, &done.output).map(Some),
+        let driver = server.rras.filter();
+        let io = match driver.control_ioctl(self.handle, code, input, output.len()) {
+            IoOutcome::Complete(done) => return Self::finish(output, &done).map(Some),
             IoOutcome::Pending(io) => io,
         };
         loop {
-            server.device.service(&server.rras);
-            if let Some(done) = server.device.take_completion(io) {
-                return Self::finish(output, done.status, &done.output).map(Some);
+            if let Some(done) = driver.control_completion(io) {
+                return Self::finish(output, &done).map(Some);
             }
             if !server.step() {
-                server.device.cancel(io);
-                let done = server.device.take_completion(io);
-                return match done {
+                // The wait is over: cancelled as `CancelIoEx` cancels it, unless the driver
+                // completed it first.
+                driver.control_cancel(io);
+                return match driver.control_completion(io) {
                     Some(done) if done.status == Status::Cancelled => Ok(None),
-                    Some(done) => Self::finish(output, done.status, &done.output).map(Some),
+                    Some(done) => Self::finish(output, &done).map(Some),
                     None => Ok(None),
                 };
             }
@@ -227,6 +249,6 @@ impl Transport for SimTransport<'_> {
 
 impl Drop for SimTransport<'_> {
     fn drop(&mut self) {
-        self.server.device.close(&self.server.rras, self.handle);
+        self.server.rras.filter().control_close(self.handle);
     }
 }

@@ -1,5 +1,7 @@
 //! The client over the simulator transport: the same `Client` code a Windows tool runs, against
-//! the engine's dispatcher behind a simulated control device.
+//! `wanlayer.sys`'s own control device (its dispatch routines over the kernel model) in a
+//! simulated RRAS server.
+#![cfg(all(feature = "simulator", not(windows)))]
 
 use std::time::Duration;
 
@@ -10,7 +12,8 @@ use wanlayer_core::wire::{EtherType, MacAddress};
 use wanlayer_core::NdisStatus;
 use wanlayer_proto::display::{capability_names, ProtocolText};
 use wanlayer_proto::{Access, Direction, EventKind, ModuleKind, RuleAction, Status, Target};
-use wanlayer_sim::{CoreFilter, Edge, Flow, Rras, StatusBuffer, StatusIndication, WanLineUp};
+use wanlayer_sim::{Edge, Flow, Rras, StatusBuffer, StatusIndication, WanLineUp};
+use wanlayer_sim_driver::DriverFilter;
 
 fn finish(server: SimServer) {
     let mut rras = server.into_rras();
@@ -23,7 +26,7 @@ fn finish(server: SimServer) {
 fn queries_of_the_scripted_server() {
     let server = SimServer::scripted().unwrap();
     {
-        let mut client = Client::connect(server.open(Access::READ)).unwrap();
+        let mut client = Client::connect(server.open(Access::READ).unwrap()).unwrap();
         let version = client.version().unwrap();
         assert_eq!(version.interface_version, wanlayer_proto::INTERFACE_VERSION);
         assert!(capability_names(version.features.unwrap().capabilities).any(|name| name == "capture"));
@@ -57,7 +60,7 @@ fn queries_of_the_scripted_server() {
 
 #[test]
 fn many_links_come_in_several_batches() {
-    let rras = Rras::new(CoreFilter::default());
+    let rras = Rras::new(DriverFilter::new());
     rras.start().unwrap();
     for n in 0u32..3000 {
         let b = n.to_be_bytes();
@@ -76,7 +79,7 @@ fn many_links_come_in_several_batches() {
     }
     let server = SimServer::new(rras);
     {
-        let mut client = Client::connect(server.open(Access::READ)).unwrap();
+        let mut client = Client::connect(server.open(Access::READ).unwrap()).unwrap();
         let first = client.links_batch(None, 0, false).unwrap();
         assert_eq!((first.links.len(), first.end, first.next_cursor), (1024, false, 1024));
         let all = client.links(None, false).unwrap();
@@ -89,8 +92,8 @@ fn many_links_come_in_several_batches() {
 fn two_watchers_see_the_script_and_a_small_ring_counts_what_it_lost() {
     let server = SimServer::scripted().unwrap();
     {
-        let mut wide = Client::connect(server.open(Access::READ)).unwrap();
-        let mut narrow = Client::connect(server.open(Access::READ)).unwrap();
+        let mut wide = Client::connect(server.open(Access::READ).unwrap()).unwrap();
+        let mut narrow = Client::connect(server.open(Access::READ).unwrap()).unwrap();
         wide.subscribe(1024, EventKind::ALL_MASK).unwrap();
         narrow.subscribe(2, EventKind::ALL_MASK).unwrap();
         assert_eq!(wide.subscribe(8, 1), Err(ClientError::Driver(Status::InvalidDeviceState)));
@@ -125,7 +128,7 @@ fn two_watchers_see_the_script_and_a_small_ring_counts_what_it_lost() {
 fn capture_to_pcapng_and_injection_both_ways() {
     let server = SimServer::scripted().unwrap();
     {
-        let mut client = Client::connect(server.open(Access::READ_WRITE)).unwrap();
+        let mut client = Client::connect(server.open(Access::READ_WRITE).unwrap()).unwrap();
         let started = client.start_capture(Target::All, 2048, 4096).unwrap();
         assert_eq!(started.capture.slots, 4096);
         server.run_script();
@@ -162,7 +165,7 @@ fn capture_to_pcapng_and_injection_both_ways() {
         client.reset_stats(Target::All).unwrap();
         assert_eq!(client.module_stats(module).unwrap().send.packets, 0);
     }
-    let read_only = server.open(Access::READ);
+    let read_only = server.open(Access::READ).unwrap();
     let mut client = Client::new(read_only);
     let denied = client.inject(None, 1, Direction::Send, &[0; 20]).unwrap_err();
     assert!(denied.is_access_denied());
@@ -178,7 +181,7 @@ fn rules_are_set_with_the_version_read_read_back_and_counted() {
 
     let server = SimServer::scripted().unwrap();
     {
-        let mut client = Client::connect(server.open(Access::READ_WRITE)).unwrap();
+        let mut client = Client::connect(server.open(Access::READ_WRITE).unwrap()).unwrap();
         assert!(capability_names(client.version().unwrap().features.unwrap().capabilities).any(|name| name == "rules"));
         let empty = client.rules().unwrap();
         assert_eq!((empty.version, empty.rules, empty.blob.len()), (0, 0, 0));

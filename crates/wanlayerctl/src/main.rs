@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 the driver refused or another error; 2 bad usage; 3 the driver is not
 //! running; 4 access denied. `--json` prints machine-readable output (`watch`: one JSON object per
-//! line). `--simulate` runs against a scripted simulated RRAS server instead of the driver.
+//! line). `--simulate` runs against a scripted simulated RRAS server instead of the driver (on hosts
+//! other than Windows: its filter is wanlayer.sys's own handlers over the kernel model).
 //!
 //! Identifiers, in and out: modules and hooks are `slot.generation` (`0.1`), links their number
 //! (`3`); link speeds print in bit/s with SI prefixes (`2.048 Mb/s`). See
@@ -286,11 +287,25 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), Failure> {
     let access = if cli.read_only { Access::READ } else { Access::READ_WRITE };
     if cli.simulate {
-        let server = wanlayer_client::sim::SimServer::scripted().map_err(Failure::Local)?;
-        let client = Client::connect(server.open(access))?;
-        return commands::execute(cli, client, &mut || server.step(), true);
+        return simulated(cli, access);
     }
     real_device(cli, access)
+}
+
+/// `--simulate`: the scripted server, whose filter and control device are wanlayer.sys's own
+/// handlers and dispatch routines over the kernel model.
+#[cfg(not(windows))]
+fn simulated(cli: &Cli, access: Access) -> Result<(), Failure> {
+    let server = wanlayer_client::sim::SimServer::scripted().map_err(Failure::Local)?;
+    let client = Client::connect(server.open(access)?)?;
+    commands::execute(cli, client, &mut || server.step(), true)
+}
+
+/// `--simulate` on Windows: the simulated server runs the driver's handlers built for the host,
+/// which a Windows user-mode program cannot link (there the driver's crate is the kernel image).
+#[cfg(windows)]
+fn simulated(_cli: &Cli, _access: Access) -> Result<(), Failure> {
+    Err(Failure::Usage("--simulate runs on hosts other than Windows (its server runs the driver's own handlers)".to_string()))
 }
 
 #[cfg(windows)]

@@ -1,6 +1,7 @@
 //! `divert-bench pps|measure BATCH PACKETS`: packets through a user-mode hook in the simulator's
-//! transport — taken on the send path, queued, read in batches of BATCH, answered (pass) in one
-//! verdict write each, reinjected and completed — as `cargo xtask bench divert` measures them.
+//! transport (the client's `Divert` over the control device of `wanlayer.sys`'s own handlers,
+//! `DriverFilter`) — taken on the send path, queued, read in batches of BATCH, answered (pass) in
+//! one verdict write each, reinjected and completed — as `cargo xtask bench divert` measures them.
 //! `pps` prints packets per second (wall time); `measure` runs the same loop inside
 //! `measured_loop` for callgrind.
 
@@ -11,7 +12,7 @@ use wanlayer_client::divert::{compile_filter, Divert, DivertConfig, DivertTicket
 use wanlayer_client::sim::SimServer;
 use wanlayer_proto::Access;
 use wanlayer_sim::{Edge, LinkParams, SimLink};
-use wanlayer_tests::setup::{started_core, UDP};
+use wanlayer_tests::setup::{started, UDP};
 
 /// Sends `packets` in rounds of `batch` through the hook; returns how many came back answered.
 #[inline(never)]
@@ -35,12 +36,13 @@ fn run(args: &[String]) -> Result<(), String> {
     let [mode, batch, packets] = args else { return Err("usage: divert-bench pps|measure BATCH PACKETS".to_owned()) };
     let batch: u32 = batch.parse().map_err(|_| format!("BATCH: '{batch}' is not a number"))?;
     let packets: u64 = packets.parse().map_err(|_| format!("PACKETS: '{packets}' is not a number"))?;
-    let rras = started_core();
+    let rras = started();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let server = SimServer::new(rras);
     let filter = compile_filter("udp").map_err(|error| format!("filter: {error}"))?;
     let config = DivertConfig { queue_len: 4096, timeout: Duration::from_secs(60), ..DivertConfig::new(filter) };
-    let mut divert = Divert::open(server.open(Access::READ_WRITE), &config).map_err(|error| error.to_string())?;
+    let transport = server.open(Access::READ_WRITE).map_err(|error| error.to_string())?;
+    let mut divert = Divert::open(transport, &config).map_err(|error| error.to_string())?;
     measured_loop(&server, &link, &mut divert, batch, u64::from(batch) * 4);
     let started_at = Instant::now();
     let answered = measured_loop(&server, &link, &mut divert, batch, packets);

@@ -1,7 +1,9 @@
 //! The control device `\\.\WanLayer` through the driver's own dispatch routines: handles opened
 //! with `IRP_MJ_CREATE` on a file object of their own, device controls as `METHOD_BUFFERED` IRPs
 //! (one stack location, the system buffer), and `IRP_MJ_CLEANUP` + `IRP_MJ_CLOSE` at close, as
-//! the I/O manager sends them; what `IofCompleteRequest` reported is the answer.
+//! the I/O manager sends them; what `IofCompleteRequest` reported is the answer. A request the
+//! driver pends is kept until it completes it (its wake DPC, cleanup, or a cancellation through
+//! its cancel-safe queue, as `CancelIoEx` makes one).
 
 use std::ffi::c_void;
 
@@ -19,6 +21,8 @@ use crate::invoke;
 
 /// `STATUS_PENDING`.
 const STATUS_PENDING: NtStatus = 0x103;
+/// `STATUS_OBJECT_NAME_NOT_FOUND`: what opening `\\.\WanLayer` answers while no driver made it.
+pub const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = 0xC000_0034_u32 as NtStatus;
 
 /// An IRP with its one stack location, security context and system buffer, reached only through
 /// raw pointers (the driver keeps the IRP's address while it pends).
@@ -93,8 +97,12 @@ impl DriverFilter {
     /// `FILE_WRITE_DATA` for writing).
     ///
     /// # Errors
-    /// The status the driver's `IRP_MJ_CREATE` completed with.
+    /// The status the driver's `IRP_MJ_CREATE` completed with; [`STATUS_OBJECT_NAME_NOT_FOUND`]
+    /// while the driver is not loaded (no control device).
     pub fn control_open(&self, access: Access) -> Result<HandleId, NtStatus> {
+        if model::control_device().is_none() {
+            return Err(STATUS_OBJECT_NAME_NOT_FOUND);
+        }
         let file = zeroed::<FileObjectLayout>();
         let request = Request::new(IRP_MJ_CREATE, file, Vec::new());
         let mut desired = 0;
@@ -159,15 +167,47 @@ impl DriverFilter {
         }
     }
 
-    /// How a device control that pended was completed, once the driver completed it.
+    /// How a device control that pended was completed, once the driver completed it (then it is
+    /// forgotten: asked again, `None`).
     pub fn control_completion(&self, io: IoId) -> Option<IoCompletion> {
-        let pending = self.pending_irps.borrow();
-        let (_, output_len, request) = pending.iter().find(|(pended, _, _)| *pended == io)?;
-        let (status, information) = self.take_irp_completion(request.as_irp().addr())?;
+        let mut pending = self.pending_irps.borrow_mut();
+        let at = pending.iter().position(|(pended, _, _)| *pended == io)?;
+        let (status, information) = self.take_irp_completion(pending[at].2.as_irp().addr())?;
+        let (_, output_len, request) = pending.remove(at);
         // SAFETY: the system buffer of a completed IRP: the driver no longer writes it.
         let output = unsafe { &*request.buffer };
-        let written = information.min(*output_len).min(output.len());
+        let written = information.min(output_len).min(output.len());
         Some(IoCompletion { id: io, status: Status::from(status as u32), output: output[..written].to_vec() })
+    }
+
+    /// Cancels a device control that pended, as `CancelIoEx` does: if the driver's cancel-safe
+    /// queue still holds it, the queue gives it up and the driver completes it
+    /// `STATUS_CANCELLED` ([`DriverFilter::control_completion`] then says so). False when no queue
+    /// holds it (completed already, or being serviced).
+    pub fn control_cancel(&self, io: IoId) -> bool {
+        let irp = {
+            let pending = self.pending_irps.borrow();
+            let Some((_, _, request)) = pending.iter().find(|(pended, _, _)| *pended == io) else { return false };
+            request.as_irp()
+        };
+        let entered = self.enter(wanlayer_core::hal::PathContext::default());
+        // SAFETY: an IRP built here and sent to the driver, which pended it; it stays allocated in
+        // `pending_irps` until its completion is taken or the world ends.
+        let cancelled = unsafe { model::cancel_irp(irp) };
+        self.settle(entered, None);
+        cancelled
+    }
+
+    /// Lets the processor run what the driver queued while no call into it was in progress: an
+    /// engine call made from outside the driver's handlers (a test adding a hook, a script step)
+    /// may have queued the wake DPC, which completes the pending reads it finds something for.
+    /// Nothing while the driver is not loaded.
+    pub fn control_service(&self) {
+        if model::control_device().is_none() {
+            return;
+        }
+        let entered = self.enter(wanlayer_core::hal::PathContext::default());
+        self.settle(entered, None);
     }
 
     /// Closes `handle`: `IRP_MJ_CLEANUP` (the driver completes what it still has pending), then
