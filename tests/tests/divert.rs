@@ -502,3 +502,99 @@ fn packets_released_before_they_are_read_are_never_delivered_and_expire() {
     drop(divert);
     finish_server(server);
 }
+
+/// A waiting `DIVERT_READ` as overlapped I/O sees it, IRP by IRP on the driver's control device:
+/// it pends in the handle's cancel-safe queue; a diverted packet completes it through the wake
+/// DPC; a second one is cancelled (`CancelIoEx`) and completes `STATUS_CANCELLED` once; a third is
+/// completed `STATUS_CANCELLED` by the handle's cleanup, which also gives the packet still held
+/// the hook's fail policy.
+#[test]
+fn a_pending_divert_read_completes_by_the_wake_dpc_by_cancellation_and_by_cleanup() {
+    use wanlayer_proto::ioctl::{IOCTL_DIVERT_OPEN, IOCTL_DIVERT_READ};
+    use wanlayer_proto::{
+        DivertBatch, DivertBatchRepr, DivertOpen, DivertOpenRepr, ReadRequest, ReadRequestRepr,
+        DIVERT_SEND,
+    };
+    let rras = started();
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    let driver = rras.filter();
+    let handle = driver
+        .control_open(Access::READ_WRITE)
+        .expect("the device opens");
+    let blob = compile_filter("udp").expect("the filter compiles");
+    let open = DivertOpenRepr {
+        altitude: 100,
+        directions: DIVERT_SEND,
+        fail_policy: FailPolicy::Drop,
+        queue_len: 8,
+        timeout_ms: 60_000,
+        max_frame: 1600,
+        blob: &blob,
+    };
+    let mut input = vec![0u8; open.buffer_len()];
+    open.emit(&mut DivertOpen::new_unchecked(&mut input[..]))
+        .unwrap();
+    assert!(
+        matches!(driver.control_ioctl(handle, IOCTL_DIVERT_OPEN, &input, 16), IoOutcome::Complete(done) if done.status == Status::Success)
+    );
+    let mut wait = [0u8; 16];
+    ReadRequestRepr {
+        max_records: 4,
+        wait: true,
+    }
+    .emit(&mut ReadRequest::new_unchecked(&mut wait[..]))
+    .unwrap();
+    let room = DivertBatch::<&[u8]>::LEN + 4 * wanlayer_proto::divert_packet_len(1600).unwrap();
+    let pend = || match driver.control_ioctl(handle, IOCTL_DIVERT_READ, &wait, room) {
+        IoOutcome::Pending(io) => io,
+        IoOutcome::Complete(done) => panic!("the read completed at once: {:?}", done.status),
+    };
+
+    let first = pend();
+    assert!(
+        driver.control_completion(first).is_none(),
+        "nothing diverted yet"
+    );
+    let sent = rras.send_flow(&link, &UDP, 1);
+    rras.run_until_idle();
+    let done = driver
+        .control_completion(first)
+        .expect("the wake DPC completed the read");
+    assert_eq!(done.status, Status::Success);
+    let batch = DivertBatchRepr::parse(&DivertBatch::new_unchecked(&done.output[..]))
+        .expect("a well-formed batch");
+    assert_eq!(
+        (batch.count, batch.counters.diverted),
+        (1, 1),
+        "the packet diverted"
+    );
+
+    let second = pend();
+    assert!(driver.control_cancel(second), "the queue held it");
+    assert_eq!(
+        driver.control_completion(second).map(|done| done.status),
+        Some(Status::Cancelled)
+    );
+    assert!(!driver.control_cancel(second), "cancelled once");
+
+    let third = pend();
+    assert_eq!(
+        completions(&rras.protocol(Edge::WanIp), &sent),
+        [None],
+        "held, read, not answered"
+    );
+    driver.control_close(handle);
+    assert_eq!(
+        driver.control_completion(third).map(|done| done.status),
+        Some(Status::Cancelled),
+        "cleanup completed it"
+    );
+    rras.run_until_idle();
+    assert_eq!(
+        completions(&rras.protocol(Edge::WanIp), &sent),
+        [Some(NdisStatus::FAILURE)],
+        "the fail policy at cleanup"
+    );
+    assert_eq!(rras.engine().control().divert_hooks(), 0);
+    finish(rras);
+}
