@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use wanlayer_core::hal::{
     Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketChain, PacketIo, PathContext, PauseCompletion, Pool, Processors,
-    Quiesce,
+    Quiesce, ReadMostly, ReadMostlyLocking,
     Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
 };
 use wanlayer_core::hook::{Hook, PacketContext, Verdict};
@@ -191,6 +191,73 @@ impl<const COUNT: bool> Locking for BenchHal<COUNT> {
     type Lock<T> = BenchLock<T, COUNT>;
     fn new_lock<T>(&self, value: T) -> Self::Lock<T> {
         BenchLock(Mutex::new(value))
+    }
+}
+
+/// One processor's reader lock, alone on its cache line.
+#[repr(align(64))]
+struct ReaderShard(Mutex<()>);
+
+/// The engine's read-mostly lock on this platform, as the kernel's: one uncontended mutex per
+/// processor (thread, here), a reader takes its own and a writer takes them all in order. With
+/// `COUNT` a read is counted as `per-processor read of T`, a write as `T`.
+pub struct BenchReadMostly<T, const COUNT: bool> {
+    shards: Box<[ReaderShard]>,
+    value: std::cell::UnsafeCell<T>,
+}
+
+// SAFETY: readers on several threads share `&T` (`T: Sync`); a writer holds every shard, so its
+// `&mut T` is the only reference, on whichever thread it runs (`T: Send`).
+unsafe impl<T: Send + Sync, const COUNT: bool> Sync for BenchReadMostly<T, COUNT> {}
+
+fn lock_shard(shard: &ReaderShard) -> std::sync::MutexGuard<'_, ()> {
+    shard.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<T, const COUNT: bool> Lock<T> for BenchReadMostly<T, COUNT> {
+    fn with<R>(&self, critical_section: impl FnOnce(&mut T) -> R) -> R {
+        if COUNT {
+            LOCKS.with(|locks| *locks.borrow_mut().entry(core::any::type_name::<T>()).or_insert(0) += 1);
+        }
+        let _held: Vec<_> = self.shards.iter().map(lock_shard).collect();
+        // SAFETY: every shard is held until `_held` drops, after the closure: no reader (each
+        // holds one shard) and no other writer has a reference.
+        critical_section(unsafe { &mut *self.value.get() })
+    }
+}
+
+impl<T, const COUNT: bool> ReadMostly<T> for BenchReadMostly<T, COUNT> {
+    fn read<R>(&self, reader: impl FnOnce(&T) -> R) -> R {
+        if COUNT {
+            LOCKS.with(|locks| *locks.borrow_mut().entry(read_name::<T>()).or_insert(0) += 1);
+        }
+        let shard = &self.shards[PROCESSOR.with(|index| *index) % self.shards.len()];
+        let _held = lock_shard(shard);
+        // SAFETY: this shard is held until `_held` drops, after the closure: a writer, which
+        // needs every shard, cannot hold a `&mut` meanwhile; other readers only share.
+        reader(unsafe { &*self.value.get() })
+    }
+}
+
+/// The name a read of a `T` is counted under.
+fn read_name<T>() -> &'static str {
+    static NAMES: Mutex<Vec<(&'static str, &'static str)>> = Mutex::new(Vec::new());
+    let name = core::any::type_name::<T>();
+    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, read)) = names.iter().find(|(known, _)| *known == name) {
+        return read;
+    }
+    let read: &'static str = Box::leak(format!("per-processor read of {name}").into_boxed_str());
+    names.push((name, read));
+    read
+}
+
+impl<const COUNT: bool> ReadMostlyLocking for BenchHal<COUNT> {
+    type ReadMostly<T: Send + Sync> = BenchReadMostly<T, COUNT>;
+
+    fn new_read_mostly<T: Send + Sync>(&self, value: T) -> Result<Self::ReadMostly<T>, OutOfMemory> {
+        let shards = (0..self.processor_count()).map(|_| ReaderShard(Mutex::new(()))).collect();
+        Ok(BenchReadMostly { shards, value: std::cell::UnsafeCell::new(value) })
     }
 }
 

@@ -173,7 +173,11 @@ fn every_packet_comes_back_exactly_once_under_concurrent_changes() {
                         let _ = bench.engine.pause(bench.module).unwrap();
                         loop {
                             pump(&bench, &returned);
-                            if bench.engine.module_info(bench.module).unwrap().state == ModuleState::Paused {
+                            let info = bench.engine.module_info(bench.module).unwrap();
+                            if info.state == ModuleState::Paused {
+                                // The pause waited for every packet of the module's own, counted
+                                // per processor by the data path with no lock.
+                                assert_eq!((info.taken, info.in_flight), (0, 0), "paused with packets held or in flight");
                                 break;
                             }
                             std::thread::yield_now();

@@ -8,10 +8,11 @@
 use core::fmt;
 
 use crate::engine::Engine;
-use crate::hal::{FrameSource, Hal, Lock, ModuleId, PacketChain, PacketIo, PathContext, Reclaimed, WriteError};
+use crate::gate::AfterLeaving;
+use crate::hal::{FrameSource, Hal, Lock, ModuleId, PacketChain, PacketIo, PathContext, ReadMostly, Reclaimed, WriteError};
 use crate::hook::{ChainPosition, Direction, EditError, FrameAccess, HookId, PacketContext, Ticket, Verdict, MAX_HOOKS};
 use crate::link::{LinkSummary, LinkTable};
-use crate::module::{ModuleCore, ModuleCounters, ModuleSlot, ModuleState};
+use crate::module::{ModuleCore, ModuleCounters, ModuleKind, ModuleSlot, ModuleState};
 use crate::ndis_status::NdisStatus;
 use crate::stats::DropReason;
 use crate::taken::{Held, Origin, Taken};
@@ -174,11 +175,13 @@ impl<H: Hal> Disposal<H> {
 
     /// Takes one packet out of the store's bookkeeping, counting the drop on the module and on its
     /// link if the link is still in `links`.
-    pub(crate) fn add(&mut self, counters: &ModuleCounters, links: &LinkTable, taken: Taken<H::Packet>) {
+    pub(crate) fn add(&mut self, counters: &ModuleCounters, links: &H::ReadMostly<LinkTable>, taken: Taken<H::Packet>) {
         counters.direction(taken.direction).count_drop(self.reason);
-        if let Some(link) = links.get(&taken.link.remote_address) {
-            link.counters(taken.direction).count_drop();
-        }
+        links.read(|links| {
+            if let Some(link) = links.get(&taken.link.remote_address) {
+                link.counters(taken.direction).count_drop();
+            }
+        });
         let chains = match taken.direction {
             Direction::Send => &mut self.sends,
             Direction::Receive => &mut self.receives,
@@ -260,7 +263,23 @@ impl<H: Hal> FrameAccess for EngineFrame<'_, H> {
     }
 }
 
-/// Where a packet belongs, found under the module's lock.
+/// Packets a call counted on its module, added once when the call ends (one write of the module's
+/// shared counters per chain, not per packet).
+#[derive(Default)]
+struct Tally {
+    packets: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    fn count_on(&self, counters: &crate::stats::ModuleDirectionCounters) {
+        if self.packets > 0 {
+            counters.count_packets(self.packets, self.bytes);
+        }
+    }
+}
+
+/// Where a packet belongs.
 enum Classified {
     /// The module is not Running (or not this module any more).
     NotRunning,
@@ -297,50 +316,104 @@ impl<H: Hal> Engine<H> {
         ChainSnapshot { entries, slots: &self.hook_slots }
     }
 
-    /// Finds the link of a frame: on send the destination address is the link's remote address, on
-    /// receive the source address is. Counts the packet. A send on a link whose line-up answer came
-    /// late ([`Engine::line_up_answer_pending`]) also shows its final local address (the frame's
+    /// Finds the link of a frame, with no module lock: on send the destination address is the
+    /// link's remote address, on receive the source address is. Counts the packet (on the module
+    /// in `tally`, on its link at once). A send on a link whose line-up answer came late
+    /// ([`Engine::line_up_answer_pending`]) also shows its final local address (the frame's
     /// source): it is recorded and announced ([`Event::LineUpdated`](crate::event::Event)).
-    fn classify(&self, module: ModuleId, slot: &ModuleSlot<H>, direction: Direction, packet: &H::Packet) -> Classified {
+    fn classify(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, packet: &H::Packet, tally: &mut Tally) -> Classified {
+        if !kind.is_wan() {
+            return self.classify_in(module, slot, None, kind, direction, packet, tally).0;
+        }
+        match slot.links.read(|links| self.classify_in(module, slot, Some(links), kind, direction, packet, tally)) {
+            (Classified::Link(summary), Some(source)) => Classified::Link(self.learn_local_address(module, slot, &summary, source).unwrap_or(summary)),
+            (classified, _) => classified,
+        }
+    }
+
+    /// [`Self::classify`] within the link table's read side (`links`; `None` for a module that is
+    /// not on an NdisWan edge), so that a chain can be classified in one read. Learning a local
+    /// address needs the write side: a send on a provisional link returns the address to learn.
+    #[allow(clippy::too_many_arguments)]
+    fn classify_in(
+        &self,
+        module: ModuleId,
+        slot: &ModuleSlot<H>,
+        links: Option<&LinkTable>,
+        kind: ModuleKind,
+        direction: Direction,
+        packet: &H::Packet,
+        tally: &mut Tally,
+    ) -> (Classified, Option<MacAddress>) {
+        if !slot.gate.is_open_to(module) {
+            return (Classified::NotRunning, None);
+        }
         let len = self.hal.frame_len(packet);
+        tally.packets += 1;
+        tally.bytes += len as u64;
+        let Some(links) = links.filter(|_| kind.is_wan()) else { return (Classified::PassThrough, None) };
         let mut addresses = [0u8; 12];
         let read = self.hal.read(packet, 0, &mut addresses) == addresses.len();
         let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = addresses;
         let (destination, source) = (MacAddress([d0, d1, d2, d3, d4, d5]), MacAddress([s0, s1, s2, s3, s4, s5]));
-        let key = read.then_some(match direction {
+        let key = match direction {
             Direction::Send => destination,
             Direction::Receive => source,
-        });
-        let counters = slot.counters.direction(direction);
-        let mut learned = None;
-        let classified = slot.core.with(|core| {
-            if !core.is(module) || core.state != ModuleState::Running {
-                return Classified::NotRunning;
-            }
-            counters.count_packet(len);
-            if !core.kind.is_wan() {
-                return Classified::PassThrough;
-            }
-            match key.as_ref().and_then(|remote| core.links.get(remote)) {
-                Some(link) => {
-                    link.counters(direction).count_packet(len);
-                    let summary = link.summary();
-                    if direction == Direction::Send && link.local_address_provisional() {
-                        learned = core.links.learn_local_address(&summary.remote_address, source);
+        };
+        let Some(link) = links.get(&key).filter(|_| read) else {
+            slot.counters.direction(direction).count_unmatched();
+            return (Classified::Unmatched, None);
+        };
+        link.counters(direction).count_packet(len);
+        let learn = (direction == Direction::Send && link.local_address_provisional()).then_some(source);
+        (Classified::Link(link.summary()), learn)
+    }
+
+    /// Records the local address a send on a provisional link showed, and announces it.
+    fn learn_local_address(&self, module: ModuleId, slot: &ModuleSlot<H>, link: &LinkSummary, source: MacAddress) -> Option<LinkSummary> {
+        let learned = slot.links.with(|links| links.learn_local_address(&link.remote_address, source))?;
+        self.hal.log(
+            crate::hal::Level::Info,
+            format_args!("{module}: the local address of {} is {} (learned from its first send)", learned.remote_address, learned.local_address),
+        );
+        self.push_event(crate::event::Event::LineUpdated(learned));
+        Some(learned)
+    }
+
+    /// The common case of a send or receive, the whole chain in one read of the link table: no
+    /// hook to run, no capture session, nothing lent. Every packet is classified, counted, and
+    /// queued on or (module no longer Running) dropped; the platform calls come after the read.
+    #[allow(clippy::too_many_arguments)]
+    fn pass_chain(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, chain: &mut H::Chain, tally: &mut Tally, out: &mut Outbox<H>) {
+        let status = Self::drop_status(DropReason::Paused);
+        let learn = slot.links.read(|links| {
+            let mut learn = None;
+            while let Some(packet) = chain.pop_front() {
+                let held = Held { packet, origin: Origin::Foreign };
+                match self.classify_in(module, slot, Some(links), kind, direction, &held.packet, tally) {
+                    (Classified::NotRunning, _) => {
+                        let counters = slot.counters.direction(direction);
+                        counters.count_packet(self.hal.frame_len(&held.packet));
+                        counters.count_drop(DropReason::Paused);
+                        out.drop_packet(&self.hal, direction, held, status);
                     }
-                    Classified::Link(learned.unwrap_or(summary))
-                }
-                None => {
-                    counters.count_unmatched();
-                    Classified::Unmatched
+                    (Classified::Link(summary), Some(source)) => {
+                        learn.get_or_insert((summary, source));
+                        out.forward(direction, held);
+                    }
+                    _ => out.forward(direction, held),
                 }
             }
+            learn
         });
-        if let Some(link) = learned {
-            self.hal.log(crate::hal::Level::Info, format_args!("{module}: the local address of {} is {} (learned from its first send)", link.remote_address, link.local_address));
-            self.push_event(crate::event::Event::LineUpdated(link));
+        if let Some((summary, source)) = learn {
+            self.learn_local_address(module, slot, &summary, source);
         }
-        classified
+    }
+
+    /// True while a capture session may want packets: the data path then goes packet by packet.
+    fn capturing(&self) -> bool {
+        self.control.capture_active.load(core::sync::atomic::Ordering::Relaxed) != 0
     }
 
     /// Runs the hooks a packet meets travelling `direction`, starting after `after` when resuming.
@@ -422,18 +495,19 @@ impl<H: Hal> Engine<H> {
     /// Counts a drop on the module and on the packet's link, if it is still up.
     fn count_drop(&self, slot: &ModuleSlot<H>, direction: Direction, link: &LinkSummary, reason: DropReason) {
         slot.counters.direction(direction).count_drop(reason);
-        slot.core.with(|core| {
-            if let Some(link) = core.links.get(&link.remote_address) {
+        slot.links.read(|links| {
+            if let Some(link) = links.get(&link.remote_address) {
                 link.counters(direction).count_drop();
             }
         });
     }
 
     /// Indicates one of the engine's own packets at once, counting it in flight first (the
-    /// protocol may return it before the indication returns). Used while a lent chain is being
+    /// protocol may return it before the indication returns; under the module's lock, as the call
+    /// may have started there). Used while a lent chain is being
     /// walked, so that packets reach the protocol in the order they came.
     fn indicate_own_now(&self, module: ModuleId, slot: &ModuleSlot<H>, packet: H::Packet, ctx: PathContext) {
-        slot.core.with(|core| core.in_flight += 1);
+        self.count_out_locked(slot, 1);
         let mut single = H::Chain::default();
         single.push_back(packet);
         // Without the resources flag the protocol keeps the packet until it returns it.
@@ -517,25 +591,69 @@ impl<H: Hal> Engine<H> {
         }
     }
 
-    /// Starts a data-path call on `module`.
-    fn enter(&self, module: ModuleId) -> Entry<'_, H> {
+    /// Starts a data-path call on `module`: through its gate, with no lock, while it is Running;
+    /// otherwise under its lock, which also finds out why it is not.
+    fn enter(&self, module: ModuleId, processor: usize) -> Entry<'_, H> {
         let Some(slot) = self.slot(module) else { return Entry::Unknown };
-        slot.core.with(|core| match core.enter_data_path(module) {
-            Some(kind) => Entry::Running(slot, kind),
-            None if core.is(module) => Entry::NotRunning(slot, core.state),
-            None => Entry::Unknown,
-        })
+        let closed = match slot.gate.enter(processor, module) {
+            Ok(kind) => return Entry::Running(slot, kind, Call::Gated),
+            Err(after) => after == AfterLeaving::Closed,
+        };
+        let mut finished = false;
+        let entry = slot.core.with(|core| {
+            if closed {
+                core.gate_busy = !slot.gate.is_open() && !slot.gate.is_drained();
+                finished = core.try_finish_pause();
+            }
+            match core.enter_data_path(module) {
+                Some(kind) => Entry::Running(slot, kind, Call::Locked),
+                None if core.is(module) => Entry::NotRunning(slot, core.state),
+                None => Entry::Unknown,
+            }
+        });
+        if finished {
+            self.finish_pause(module);
+        }
+        entry
     }
 
-    /// Adds what `out` originated to the module's in-flight count, makes its calls, and ends the
-    /// data-path call started by [`Self::enter`] (finishing a pause that waited for it).
-    pub(crate) fn commit(&self, module: ModuleId, slot: &ModuleSlot<H>, out: Outbox<H>, ctx: PathContext) {
-        if out.in_flight > 0 {
-            slot.core.with(|core| core.in_flight += out.in_flight);
+    /// Counts `count` packets the module originated as out, before they are handed on, in a call
+    /// started under the module's lock: the gate's count alone does not hold a pause that began
+    /// after the call did, so the module's core is told under its lock (where a closed gate is
+    /// seen) that the gate is busy. A call through the gate needs the gate's count
+    /// only: its own count holds the pause until these are counted.
+    fn count_out_locked(&self, slot: &ModuleSlot<H>, count: usize) {
+        if count == 0 {
+            return;
         }
+        slot.gate.packets_out(self.hal.current_processor(), count);
+        slot.core.with(|core| core.gate_busy |= !slot.gate.is_open());
+    }
+
+    /// Counts what `out` originated as out, makes its calls, and ends the data-path call started
+    /// under the module's lock ([`ModuleCore::enter_data_path`]), finishing a pause that waited
+    /// for it.
+    pub(crate) fn commit(&self, module: ModuleId, slot: &ModuleSlot<H>, out: Outbox<H>, ctx: PathContext) {
+        self.count_out_locked(slot, out.in_flight);
         out.flush(self, module, ctx);
         if slot.core.with(ModuleCore::leave_data_path) {
             self.finish_pause(module);
+        }
+    }
+
+    /// [`Self::commit`] for a call started by [`Self::enter`], through the gate or the lock.
+    fn commit_call(&self, module: ModuleId, slot: &ModuleSlot<H>, call: Call, processor: usize, out: Outbox<H>, ctx: PathContext) {
+        match call {
+            Call::Locked => self.commit(module, slot, out, ctx),
+            Call::Gated => {
+                if out.in_flight > 0 {
+                    slot.gate.packets_out(processor, out.in_flight);
+                }
+                out.flush(self, module, ctx);
+                if slot.gate.leave(processor) == AfterLeaving::Closed && slot.refresh_gate() {
+                    self.finish_pause(module);
+                }
+            }
         }
     }
 
@@ -548,8 +666,9 @@ impl<H: Hal> Engine<H> {
     /// The chain is the engine's on entry; each packet is handed back exactly once, now or later.
     pub fn send(&self, module: ModuleId, mut chain: H::Chain, ctx: PathContext) {
         let mut out = Outbox::<H>::default();
-        let (slot, kind) = match self.enter(module) {
-            Entry::Running(slot, kind) => (slot, kind),
+        let processor = self.hal.current_processor();
+        let (slot, kind, call) = match self.enter(module, processor) {
+            Entry::Running(slot, kind, call) => (slot, kind, call),
             Entry::NotRunning(slot, _) => {
                 while let Some(packet) = chain.pop_front() {
                     slot.counters.send.count_packet(self.hal.frame_len(&packet));
@@ -566,9 +685,13 @@ impl<H: Hal> Engine<H> {
             }
         };
         let hooks = (kind.is_wan() && !self.hooks.is_empty()).then(|| self.chain_snapshot());
+        let mut tally = Tally::default();
+        if hooks.is_none() && !self.capturing() {
+            self.pass_chain(module, slot, kind, Direction::Send, &mut chain, &mut tally, &mut out);
+        }
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
-            let classified = self.classify(module, slot, Direction::Send, &held.packet);
+            let classified = self.classify(module, slot, kind, Direction::Send, &held.packet, &mut tally);
             if let Some(link) = classified.capture_link() {
                 self.capture(module, link, Direction::Send, &held.packet, false);
             }
@@ -586,7 +709,8 @@ impl<H: Hal> Engine<H> {
             }
         }
         drop(hooks);
-        self.commit(module, slot, out, ctx);
+        tally.count_on(slot.counters.direction(Direction::Send));
+        self.commit_call(module, slot, call, processor, out, ctx);
     }
 
     /// `FilterReceiveNetBufferLists`: every packet is indicated up, returned, or held by a hook.
@@ -605,8 +729,9 @@ impl<H: Hal> Engine<H> {
     pub fn receive(&self, module: ModuleId, mut chain: H::Chain, resources: bool, ctx: PathContext) -> H::Chain {
         let mut lent = H::Chain::default();
         let mut out = Outbox::<H>::default();
-        let (slot, kind) = match self.enter(module) {
-            Entry::Running(slot, kind) => (slot, kind),
+        let processor = self.hal.current_processor();
+        let (slot, kind, call) = match self.enter(module, processor) {
+            Entry::Running(slot, kind, call) => (slot, kind, call),
             Entry::NotRunning(_, ModuleState::Pausing) => return self.hal.indicate_up(module, chain, resources, ctx),
             Entry::NotRunning(slot, _) => {
                 while let Some(packet) = chain.pop_front() {
@@ -627,10 +752,14 @@ impl<H: Hal> Engine<H> {
             }
         };
         let hooks = (kind.is_wan() && !self.hooks.is_empty()).then(|| self.chain_snapshot());
+        let mut tally = Tally::default();
+        if hooks.is_none() && !resources && !self.capturing() {
+            self.pass_chain(module, slot, kind, Direction::Receive, &mut chain, &mut tally, &mut out);
+        }
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
             let lent_here = if resources { Some(&mut lent) } else { None };
-            let classified = self.classify(module, slot, Direction::Receive, &held.packet);
+            let classified = self.classify(module, slot, kind, Direction::Receive, &held.packet, &mut tally);
             if let Some(link) = classified.capture_link() {
                 self.capture(module, link, Direction::Receive, &held.packet, false);
             }
@@ -651,7 +780,8 @@ impl<H: Hal> Engine<H> {
             }
         }
         drop(hooks);
-        self.commit(module, slot, out, ctx);
+        tally.count_on(slot.counters.direction(Direction::Receive));
+        self.commit_call(module, slot, call, processor, out, ctx);
         lent
     }
 
@@ -691,10 +821,9 @@ impl<H: Hal> Engine<H> {
             }
         }
         let finished = match self.slot(module) {
-            Some(slot) if came_back > 0 => slot.core.with(|core| {
-                core.in_flight = core.in_flight.saturating_sub(came_back);
-                core.try_finish_pause()
-            }),
+            Some(slot) if came_back > 0 => {
+                slot.gate.packets_back(self.hal.current_processor(), came_back) == AfterLeaving::Closed && slot.refresh_gate()
+            }
             _ => false,
         };
         if !onward.is_empty() {
@@ -791,7 +920,7 @@ impl<H: Hal> Engine<H> {
             }
             core.taken.drain_where(
                 |taken| taken.direction == Direction::Send && is_cancelled(&taken.held.packet),
-                |taken| cancelled.add(&slot.counters, &core.links, taken),
+                |taken| cancelled.add(&slot.counters, &slot.links, taken),
             );
             core.try_finish_pause()
         });
@@ -804,10 +933,19 @@ impl<H: Hal> Engine<H> {
     }
 }
 
+/// How a data-path call was counted, so that it ends the same way.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Call {
+    /// Through the module's gate, with no lock.
+    Gated,
+    /// Under the module's lock (the gate was closed and the module came back to Running).
+    Locked,
+}
+
 /// How [`Engine::enter`] found a module.
 enum Entry<'e, H: Hal> {
-    /// Running: the data-path call has started and must end with [`Engine::commit`].
-    Running(&'e ModuleSlot<H>, crate::module::ModuleKind),
+    /// Running: the data-path call has started and must end with [`Engine::commit_call`].
+    Running(&'e ModuleSlot<H>, crate::module::ModuleKind, Call),
     /// Attached but not Running.
     NotRunning(&'e ModuleSlot<H>, ModuleState),
     /// No module has that identity.

@@ -12,9 +12,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::control::{Control, ControlState};
 use crate::datapath::{Disposal, Outbox};
 use crate::event::{Event, EventQueue, EventRecord};
-use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool};
+use crate::gate::ModuleGate;
+use crate::hal::{Hal, Level, Lock, ModuleId, OutOfMemory, PathContext, Pool, ReadMostly};
 use crate::hook::{AddHookError, HookId, HookInfo, HookRef, HookRegistry, HookSlot, Registry, MAX_HOOKS};
-use crate::link::{LineDown, LineUp, LineUpEffect, Link, LinkId, LinkSummary};
+use crate::link::{LineDown, LineUp, LineUpEffect, Link, LinkId, LinkSummary, LinkTable};
 use crate::module::{
     AttachParams, DetachReport, ModuleCore, ModuleCounts, ModuleCounters, ModuleInfo, ModuleSlot, ModuleState, PauseProgress,
     StateError,
@@ -128,7 +129,11 @@ impl<H: Hal> Engine<H> {
     /// # Errors
     /// [`OutOfMemory`] when the tables cannot be allocated; nothing stays charged.
     pub fn new(hal: H, config: EngineConfig) -> Result<Self, OutOfMemory> {
-        let charged = config.max_modules * size_of::<ModuleSlot<H>>() + Registry::ROOM_BYTES + size_of::<[HookSlot; MAX_HOOKS]>() + MAX_HOOKS * HookSlot::SHARD_BYTES;
+        let gate_bytes = ModuleGate::bytes(hal.processor_count());
+        let charged = config.max_modules * (size_of::<ModuleSlot<H>>() + gate_bytes)
+            + Registry::ROOM_BYTES
+            + size_of::<[HookSlot; MAX_HOOKS]>()
+            + MAX_HOOKS * HookSlot::SHARD_BYTES;
         hal.try_charge(Pool::Engine, charged)?;
         let tables = Self::tables(&hal, config);
         let (modules, registry, hook_slots, events) = match tables {
@@ -161,10 +166,16 @@ impl<H: Hal> Engine<H> {
     ) -> Result<(Vec<ModuleSlot<H>>, Registry, Box<[HookSlot; MAX_HOOKS]>, EventQueue), OutOfMemory> {
         let mut modules = Vec::new();
         modules.try_reserve_exact(config.max_modules).map_err(|_| OutOfMemory)?;
-        crate::memory::fill_within_capacity(&mut modules, config.max_modules, || ModuleSlot {
-            core: hal.new_lock(ModuleCore::vacant()),
-            counters: ModuleCounters::default(),
-        })?;
+        for _ in 0..config.max_modules {
+            let slot = ModuleSlot {
+                core: hal.new_lock(ModuleCore::vacant()),
+                links: hal.new_read_mostly(LinkTable::default())?,
+                gate: ModuleGate::new(hal.processor_count())?,
+                counters: ModuleCounters::default(),
+            };
+            // Within the capacity reserved above.
+            crate::memory::push_within_capacity(&mut modules, slot).map_err(|_| OutOfMemory)?;
+        }
         let registry = Registry::with_room()?;
         let mut hook_slots = Vec::new();
         hook_slots.try_reserve_exact(MAX_HOOKS).map_err(|_| OutOfMemory)?;
@@ -270,6 +281,11 @@ impl<H: Hal> Engine<H> {
                 return Err(StateError::WrongState { module, state: core.state });
             }
             core.state = to;
+            if to == ModuleState::Running {
+                slot.gate.open(module, core.kind);
+            } else if from == ModuleState::Running {
+                slot.gate.close();
+            }
             Ok(())
         })
     }
@@ -287,11 +303,12 @@ impl<H: Hal> Engine<H> {
         self.transition(module, ModuleState::Running, ModuleState::Pausing)?;
         let Some(slot) = self.slot(module) else { return Err(StateError::UnknownModule(module)) };
         let mut flushed = Disposal::<H>::new(DropReason::Paused);
-        slot.core.with(|core| core.taken.drain_where(|_| true, |taken| flushed.add(&slot.counters, &core.links, taken)));
+        slot.core.with(|core| core.taken.drain_where(|_| true, |taken| flushed.add(&slot.counters, &slot.links, taken)));
         let mut out = Outbox::<H>::default();
         flushed.drop_into(&self.hal, &mut out);
         out.flush(self, module, PathContext::default());
         let paused = slot.core.with(|core| {
+            core.gate_busy = !slot.gate.is_drained();
             if core.outstanding() == 0 {
                 core.state = ModuleState::Paused;
                 true
@@ -330,7 +347,7 @@ impl<H: Hal> Engine<H> {
             if core.state != ModuleState::Paused {
                 return Err(StateError::WrongState { module, state: core.state });
             }
-            let links_dropped = core.links.clear(&self.hal);
+            let links_dropped = slot.links.with(|links| links.clear(&self.hal));
             core.taken.release(&self.hal);
             core.state = ModuleState::Detached;
             Ok(DetachReport { links_dropped })
@@ -361,9 +378,11 @@ impl<H: Hal> Engine<H> {
             if !core.kind.is_wan() {
                 return Err(LineUpError::NotWan(module));
             }
-            core.links
-                .line_up(&self.hal, module, line_up, now, || LinkId(self.next_link_id.fetch_add(1, Ordering::Relaxed)))
-                .map_err(|OutOfMemory| LineUpError::OutOfMemory)
+            slot.links.with(|links| {
+                links
+                    .line_up(&self.hal, module, line_up, now, || LinkId(self.next_link_id.fetch_add(1, Ordering::Relaxed)))
+                    .map_err(|OutOfMemory| LineUpError::OutOfMemory)
+            })
         });
         let effect = match effect {
             Ok(effect) => effect,
@@ -392,7 +411,7 @@ impl<H: Hal> Engine<H> {
         }
         drop(chain);
         if reported != link.maximum_total_size {
-            slot.core.with(|core| core.links.set_reported_total_size(&line_up.remote_address, reported));
+            slot.links.with(|links| links.set_reported_total_size(&line_up.remote_address, reported));
             link.reported_total_size = reported;
         }
         self.push_event(match effect {
@@ -413,7 +432,7 @@ impl<H: Hal> Engine<H> {
             if !core.is(module) {
                 return None;
             }
-            core.links.complete_line_up(&self.hal, &remote, local, device_name)
+            slot.links.with(|links| links.complete_line_up(&self.hal, &remote, local, device_name))
         })?;
         if completed.device_name_lost {
             slot.counters.device_names_lost.increment();
@@ -432,7 +451,7 @@ impl<H: Hal> Engine<H> {
     /// `<= DISPATCH_LEVEL`.
     pub fn line_up_answer_pending(&self, module: ModuleId, remote: MacAddress) -> bool {
         let Some(slot) = self.slot(module) else { return false };
-        let marked = slot.core.with(|core| core.is(module) && core.links.mark_answer_pending(&remote));
+        let marked = slot.core.with(|core| core.is(module) && slot.links.with(|links| links.mark_answer_pending(&remote)));
         if marked {
             self.hal.log(Level::Info, format_args!("{module}: the answer to the line up of {remote} comes later: its addresses are provisional"));
         }
@@ -450,7 +469,9 @@ impl<H: Hal> Engine<H> {
     pub fn line_down(&self, module: ModuleId, line_down: &LineDown, ctx: PathContext) -> Option<LinkSummary> {
         let slot = self.slot(module)?;
         slot.counters.line_downs.increment();
-        let link = slot.core.with(|core| core.is(module).then(|| core.links.get(&line_down.remote_address).map(Link::summary)).flatten());
+        let link = slot.core.with(|core| {
+            core.is(module).then(|| slot.links.read(|links| links.get(&line_down.remote_address).map(Link::summary))).flatten()
+        });
         let Some(link) = link else {
             slot.counters.line_downs_unknown.increment();
             return None;
@@ -465,8 +486,8 @@ impl<H: Hal> Engine<H> {
         drop(chain);
         let mut orphans = Disposal::<H>::new(DropReason::LinkDown);
         let finished = slot.core.with(|core| {
-            core.links.line_down(&self.hal, line_down);
-            core.taken.drain_where(|taken| taken.link.id == link.id, |taken| orphans.add(&slot.counters, &core.links, taken));
+            slot.links.with(|links| links.line_down(&self.hal, line_down));
+            core.taken.drain_where(|taken| taken.link.id == link.id, |taken| orphans.add(&slot.counters, &slot.links, taken));
             core.try_finish_pause()
         });
         let mut out = Outbox::<H>::default();
@@ -585,7 +606,8 @@ impl<H: Hal> Engine<H> {
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
     pub fn module_info(&self, module: ModuleId) -> Option<ModuleInfo> {
-        self.slot(module)?.core.with(|core| core.is(module).then(|| core.info()))
+        let slot = self.slot(module)?;
+        slot.core.with(|core| core.is(module).then(|| core.info(slot.gate.packets_in_flight(), slot.links.read(LinkTable::len))))
     }
 
     /// Every attached module.
@@ -593,7 +615,11 @@ impl<H: Hal> Engine<H> {
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
     pub fn modules(&self) -> impl Iterator<Item = ModuleInfo> + '_ {
-        self.modules.iter().filter_map(|slot| slot.core.with(|core| (core.state != ModuleState::Detached).then(|| core.info())))
+        self.modules.iter().filter_map(|slot| {
+            slot.core.with(|core| {
+                (core.state != ModuleState::Detached).then(|| core.info(slot.gate.packets_in_flight(), slot.links.read(LinkTable::len)))
+            })
+        })
     }
 
     /// A module's counters.
@@ -614,7 +640,7 @@ impl<H: Hal> Engine<H> {
         if let Some(slot) = self.slot(module) {
             slot.core.with(|core| {
                 if core.is(module) {
-                    core.links.iter().for_each(&mut visit);
+                    slot.links.read(|links| links.iter().for_each(&mut visit));
                 }
             });
         }
@@ -625,7 +651,8 @@ impl<H: Hal> Engine<H> {
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
     pub fn with_link<R>(&self, module: ModuleId, remote: &MacAddress, read: impl FnOnce(&Link) -> R) -> Option<R> {
-        self.slot(module)?.core.with(|core| core.is(module).then(|| core.links.get(remote).map(read)).flatten())
+        let slot = self.slot(module)?;
+        slot.core.with(|core| core.is(module).then(|| slot.links.read(|links| links.get(remote).map(read))).flatten())
     }
 
     /// Zeroes every module, link and hook counter.
@@ -635,7 +662,7 @@ impl<H: Hal> Engine<H> {
     pub fn reset_counters(&self) {
         for slot in &self.modules {
             slot.counters.reset();
-            slot.core.with(|core| core.links.iter().for_each(Link::reset_counters));
+            slot.links.read(|links| links.iter().for_each(Link::reset_counters));
         }
         self.hook_slots.iter().for_each(HookSlot::reset);
     }
@@ -652,8 +679,10 @@ impl<H: Hal> Engine<H> {
                 if core.state == ModuleState::Detached {
                     return None;
                 }
-                let link = core.links.get_by_id(id)?;
-                read.take().map(|read| read(core.id, link))
+                slot.links.read(|links| {
+                    let link = links.get_by_id(id)?;
+                    read.take().map(|read| read(core.id, link))
+                })
             });
             if found.is_some() {
                 return found;
@@ -679,7 +708,7 @@ impl<H: Hal> Engine<H> {
         let Some(slot) = self.slot(module) else { return false };
         let found = slot.core.with(|core| {
             if core.is(module) {
-                core.links.iter().for_each(Link::reset_counters);
+                slot.links.read(|links| links.iter().for_each(Link::reset_counters));
             }
             core.is(module)
         });

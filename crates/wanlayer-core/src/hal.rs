@@ -124,6 +124,32 @@ pub trait Locking {
     fn new_lock<T>(&self, value: T) -> Self::Lock<T>;
 }
 
+/// A value every packet reads and few calls change (a module's link table): a reader touches
+/// only state of its own processor, so readers on different processors never write a shared line
+/// and never wait for each other. [`Lock::with`] is the writer: it has the value alone, waiting
+/// for the readers in progress, and readers wait for it.
+///
+/// # IRQL
+/// As [`Lock`]: the kernel's raises to `DISPATCH_LEVEL` on both sides (one `KSPIN_LOCK` per
+/// processor, the reader's own, or all of them for the writer); the closures must not call out of
+/// the filter.
+pub trait ReadMostly<T>: Lock<T> {
+    /// Runs `reader` with shared access to the value.
+    fn read<R>(&self, reader: impl FnOnce(&T) -> R) -> R;
+}
+
+/// Makes [`ReadMostly`] values.
+pub trait ReadMostlyLocking {
+    /// The platform's read-mostly lock.
+    type ReadMostly<T: Send + Sync>: ReadMostly<T>;
+
+    /// A new read-mostly lock around `value`, with room for every processor's readers.
+    ///
+    /// # Errors
+    /// [`OutOfMemory`] when the per-processor state cannot be allocated.
+    fn new_read_mostly<T: Send + Sync>(&self, value: T) -> Result<Self::ReadMostly<T>, OutOfMemory>;
+}
+
 /// Waiting for other processors to leave a region (rundown protection's wait).
 pub trait Quiesce {
     /// Returns once `is_done` is true, waiting for other processors between checks.
@@ -324,6 +350,6 @@ pub trait RuleStore {
 }
 
 /// Everything the engine needs from its platform.
-pub trait Hal: Memory + Clock + Locking + Quiesce + Processors + Log + PacketIo + PauseCompletion + RuleStore {}
+pub trait Hal: Memory + Clock + Locking + ReadMostlyLocking + Quiesce + Processors + Log + PacketIo + PauseCompletion + RuleStore {}
 
-impl<T: Memory + Clock + Locking + Quiesce + Processors + Log + PacketIo + PauseCompletion + RuleStore> Hal for T {}
+impl<T: Memory + Clock + Locking + ReadMostlyLocking + Quiesce + Processors + Log + PacketIo + PauseCompletion + RuleStore> Hal for T {}

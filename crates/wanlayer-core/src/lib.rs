@@ -37,6 +37,7 @@ pub mod wire;
 
 mod datapath;
 mod engine;
+mod gate;
 mod memory;
 mod taken;
 #[cfg(test)]

@@ -6,7 +6,7 @@ use core::fmt;
 use core::mem::size_of;
 
 use crate::hal::{Memory, ModuleId, OutOfMemory, Pool, Timestamp};
-use crate::memory::{try_box, HashMap};
+use crate::memory::try_box;
 use crate::stats::{DirectionCounters, TrafficCounts};
 use crate::wire::{EtherType, Ipv4Address, MacAddress};
 
@@ -268,7 +268,7 @@ pub struct CompletedLineUp {
 /// each link's entry and buffers, the shard array, and each shard's bucket array as it grows.
 pub struct LinkTable {
     /// Empty until the first line up (a vacant module allocates nothing).
-    shards: Vec<HashMap<MacAddress, LinkBox>>,
+    shards: Vec<LinkShard>,
     len: usize,
     /// Bytes of the shard array and the shards' bucket arrays charged to [`Pool::Link`].
     table_charged: usize,
@@ -277,6 +277,44 @@ pub struct LinkTable {
 /// A link in its own allocation: the table's buckets hold only the address and a pointer, so
 /// the room a hash table keeps free costs 16 bytes a bucket, not a whole link.
 type LinkBox = Box<[Link; 1]>;
+
+/// One shard of a [`LinkTable`].
+type LinkShard = hashbrown::HashMap<MacAddress, LinkBox, AddressHasher>;
+
+/// Hashes a link's address within its shard: the six bytes as one word and a folded multiply, a
+/// few instructions where the engine's general hasher takes its slice path (every packet pays
+/// this). Keys are NdisWan's addresses, never a peer's, so a fixed function is safe (as
+/// [`crate::memory::HashMap`] explains) and runs stay deterministic.
+#[derive(Clone, Copy, Debug, Default)]
+struct AddressHasher;
+
+impl core::hash::BuildHasher for AddressHasher {
+    type Hasher = AddressHash;
+
+    fn build_hasher(&self) -> AddressHash {
+        AddressHash(0)
+    }
+}
+
+/// The state of [`AddressHasher`]: the bytes written so far, packed.
+struct AddressHash(u64);
+
+impl core::hash::Hasher for AddressHash {
+    fn write(&mut self, bytes: &[u8]) {
+        match <[u8; 6]>::try_from(bytes) {
+            Ok([a, b, c, d, e, f]) => self.0 ^= u64::from_le_bytes([a, b, c, d, e, f, 0, 0]),
+            Err(_) => bytes.iter().for_each(|byte| self.0 = self.0.rotate_left(8) ^ u64::from(*byte)),
+        }
+    }
+
+    /// The length an array writes first is the same for every address.
+    fn write_usize(&mut self, _length: usize) {}
+
+    fn finish(&self) -> u64 {
+        let product = u128::from(self.0) * u128::from(0x9E37_79B9_7F4A_7C15u64 ^ 0x2545_F491_4F6C_DD1D);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+}
 
 
 /// Shards of a [`LinkTable`].
@@ -336,7 +374,7 @@ impl LinkTable {
     fn growth_bound(&self, remote: &MacAddress) -> usize {
         let first = bucket_bytes(MIN_BUCKETS, size_of::<(MacAddress, LinkBox)>());
         match self.shards.get(shard_of(remote)) {
-            None => LINK_SHARDS * size_of::<HashMap<MacAddress, LinkBox>>() + first,
+            None => LINK_SHARDS * size_of::<LinkShard>() + first,
             Some(shard) if shard.len() < shard.capacity() => 0,
             Some(shard) => (2 * shard.allocation_size()).max(first),
         }
@@ -351,10 +389,10 @@ impl LinkTable {
             if self.shards.try_reserve_exact(LINK_SHARDS).is_err() {
                 return (0, Err(OutOfMemory));
             }
-            if crate::memory::fill_within_capacity(&mut self.shards, LINK_SHARDS, HashMap::default).is_err() {
+            if crate::memory::fill_within_capacity(&mut self.shards, LINK_SHARDS, LinkShard::default).is_err() {
                 return (0, Err(OutOfMemory));
             }
-            grown += LINK_SHARDS * size_of::<HashMap<MacAddress, LinkBox>>();
+            grown += LINK_SHARDS * size_of::<LinkShard>();
         }
         let result = match self.shards.get_mut(shard_of(remote)) {
             Some(shard) => {

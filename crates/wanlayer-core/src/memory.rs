@@ -143,7 +143,11 @@ pub(crate) fn push_back_within_capacity<T>(deque: &mut VecDeque<T>, value: T) ->
 /// Inserts `key` → `value` into a map with room reserved (by [`reserve_map`]), or hands them back
 /// when a new key finds the map full: never allocates. Returns the value `key` had.
 #[allow(clippy::disallowed_methods, reason = "within capacity: a new key is inserted only while the table has room")]
-pub(crate) fn map_insert_within_capacity<K: Eq + core::hash::Hash, V>(map: &mut HashMap<K, V>, key: K, value: V) -> Result<Option<V>, (K, V)> {
+pub(crate) fn map_insert_within_capacity<K: Eq + core::hash::Hash, V, S: core::hash::BuildHasher>(
+    map: &mut hashbrown::HashMap<K, V, S>,
+    key: K,
+    value: V,
+) -> Result<Option<V>, (K, V)> {
     if map.len() >= map.capacity() && !map.contains_key(&key) {
         return Err((key, value));
     }

@@ -13,7 +13,8 @@
 
 use core::fmt;
 
-use crate::hal::{ModuleId, PacketIo};
+use crate::gate::ModuleGate;
+use crate::hal::{Lock, ModuleId, PacketIo, ReadMostlyLocking};
 use crate::link::LinkTable;
 use crate::stats::{Counter, ModuleDirectionCounters, ModuleDirectionCounts};
 use crate::taken::TakenStore;
@@ -231,9 +232,11 @@ pub(crate) struct ModuleCore<P> {
     pub(crate) state: ModuleState,
     pub(crate) mac_address: MacAddress,
     pub(crate) if_index: u32,
-    pub(crate) links: LinkTable,
     pub(crate) taken: TakenStore<P>,
-    pub(crate) in_flight: usize,
+    /// The module's [`ModuleGate`] (the data path's calls in progress and every packet the module
+    /// originated that is out) was not drained when last looked at under this lock with the gate
+    /// closed: a pause waits for it (see [`ModuleSlot::refresh_gate`]).
+    pub(crate) gate_busy: bool,
     /// Send, receive and reinject calls in progress: a pause waits for them too, so that a call
     /// that checked the state before the pause began cannot originate a packet after it completed.
     pub(crate) active_calls: usize,
@@ -248,9 +251,8 @@ impl<P> ModuleCore<P> {
             state: ModuleState::Detached,
             mac_address: MacAddress([0; 6]),
             if_index: 0,
-            links: LinkTable::default(),
             taken: TakenStore::default(),
-            in_flight: 0,
+            gate_busy: false,
             active_calls: 0,
             pause_pending: false,
         }
@@ -260,22 +262,24 @@ impl<P> ModuleCore<P> {
         self.id == id && self.state != ModuleState::Detached
     }
 
-    pub(crate) fn info(&self) -> ModuleInfo {
+    /// What tools see; `gate_in_flight` is what the module's gate counts out, `links` its link
+    /// table's length.
+    pub(crate) fn info(&self, gate_in_flight: usize, links: usize) -> ModuleInfo {
         ModuleInfo {
             id: self.id,
             kind: self.kind,
             state: self.state,
             mac_address: self.mac_address,
             if_index: self.if_index,
-            links: self.links.len(),
+            links,
             taken: self.taken.len(),
-            in_flight: self.in_flight,
+            in_flight: gate_in_flight,
         }
     }
 
     /// Outstanding packets and calls: the pause waits for this to reach zero.
     pub(crate) fn outstanding(&self) -> usize {
-        self.taken.len() + self.in_flight + self.active_calls
+        self.taken.len() + self.active_calls + usize::from(self.gate_busy)
     }
 
     /// Starts a data-path call if the module is Running; the caller must call
@@ -306,8 +310,25 @@ impl<P> ModuleCore<P> {
     }
 }
 
-/// A module's slot in the engine: its lock-protected core and its counters.
-pub(crate) struct ModuleSlot<H: PacketIo + crate::hal::Locking> {
+/// A module's slot in the engine: its lock-protected core, the gate of its data path and its
+/// counters.
+pub(crate) struct ModuleSlot<H: PacketIo + crate::hal::Locking + ReadMostlyLocking> {
     pub(crate) core: H::Lock<ModuleCore<H::Packet>>,
+    /// The live links, read by the data path with no module lock. Lock order: `core`, then
+    /// `links`.
+    pub(crate) links: H::ReadMostly<LinkTable>,
+    pub(crate) gate: ModuleGate,
     pub(crate) counters: ModuleCounters,
+}
+
+impl<H: PacketIo + crate::hal::Locking + ReadMostlyLocking> ModuleSlot<H> {
+    /// Under the module's lock, after a departure found the gate closed (or when a pause starts):
+    /// records whether the gate still has calls or packets out, and finishes a pending pause when
+    /// nothing is outstanding. True when it did (the caller then tells the platform).
+    pub(crate) fn refresh_gate(&self) -> bool {
+        self.core.with(|core| {
+            core.gate_busy = !self.gate.is_open() && !self.gate.is_drained();
+            core.try_finish_pause()
+        })
+    }
 }

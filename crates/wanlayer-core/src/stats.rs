@@ -75,8 +75,12 @@ pub struct DirectionCounters {
 impl DirectionCounters {
     /// Counts one packet of `bytes` bytes.
     pub fn count_packet(&self, bytes: usize) {
-        self.packets.increment();
-        self.bytes.add(bytes as u64);
+        self.count_packets(1, bytes as u64);
+    }
+    /// Counts `packets` packets of `bytes` bytes in all.
+    pub fn count_packets(&self, packets: u64, bytes: u64) {
+        self.packets.add(packets);
+        self.bytes.add(bytes);
     }
     /// Counts one drop.
     pub fn count_drop(&self) {
@@ -132,6 +136,10 @@ impl ModuleDirectionCounters {
     /// Counts one packet of `bytes` bytes.
     pub fn count_packet(&self, bytes: usize) {
         self.traffic.count_packet(bytes);
+    }
+    /// Counts `packets` packets of `bytes` bytes in all.
+    pub fn count_packets(&self, packets: u64, bytes: u64) {
+        self.traffic.count_packets(packets, bytes);
     }
     /// Counts a drop for `reason`.
     pub fn count_drop(&self, reason: DropReason) {

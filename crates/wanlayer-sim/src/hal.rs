@@ -12,7 +12,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use wanlayer_core::hal::{
-    Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketIo, PathContext, PauseCompletion, Pool, Processors,
+    Clock, FrameSource, Level, Lock, Locking, Log, Memory, OutOfMemory, PacketIo, PathContext, PauseCompletion, Pool, Processors, ReadMostly, ReadMostlyLocking,
     Quiesce, Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
 };
 use wanlayer_core::{ModuleId, NdisStatus};
@@ -304,6 +304,22 @@ impl Locking for SimHal {
 
     fn new_lock<T>(&self, value: T) -> SimLock<T> {
         SimLock { value: RefCell::new(value), world: Rc::clone(&self.0) }
+    }
+}
+
+/// The simulated machine has one processor: a read is the spin lock's critical section, held,
+/// raised and checked as the kernel's per-processor lock would be.
+impl<T> ReadMostly<T> for SimLock<T> {
+    fn read<R>(&self, reader: impl FnOnce(&T) -> R) -> R {
+        self.with(|value| reader(value))
+    }
+}
+
+impl ReadMostlyLocking for SimHal {
+    type ReadMostly<T: Send + Sync> = SimLock<T>;
+
+    fn new_read_mostly<T: Send + Sync>(&self, value: T) -> Result<SimLock<T>, OutOfMemory> {
+        Ok(self.new_lock(value))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The kernel implementation of the engine's platform traits ([`wanlayer_core::hal`]).
 //!
 //! [`KernelHal`] is what the engine is generic over: memory accounting per pool with an optional
-//! budget, time from `KeQueryUnbiasedInterruptTime`, spin locks ([`lock::SpinLock`]), waiting with
+//! budget, time from `KeQueryUnbiasedInterruptTime`, spin locks ([`lock::SpinLock`]), per-processor
+//! spin locks for what every packet reads ([`read_mostly::PerProcessorLock`]), waiting with
 //! `KeDelayExecutionThread`, `DbgPrintEx` ([`log`]), NBLs ([`packet_io`]), `NdisFPauseComplete`, and
 //! the rule set kept in the service key ([`registry`]).
 //! Packet calls find the module's NDIS handles in [`crate::modules::MODULES`].
@@ -13,13 +14,15 @@ pub mod bugcheck;
 pub mod lock;
 pub mod log;
 pub mod packet_io;
+pub mod read_mostly;
 pub mod registry;
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use wanlayer_core::hal::{
-    Clock, Level, Locking, Log, Memory, OutOfMemory, PathContext, PauseCompletion, Pool, Processors, Quiesce, Timestamp,
+    Clock, Level, Locking, Log, Memory, OutOfMemory, PathContext, PauseCompletion, Pool, Processors, Quiesce, ReadMostlyLocking,
+    Timestamp,
 };
 use wanlayer_core::ModuleId;
 use wanlayer_ndis::imports;
@@ -186,11 +189,24 @@ impl Locking for KernelHal {
     }
 }
 
+impl ReadMostlyLocking for KernelHal {
+    type ReadMostly<T: Send + Sync> = read_mostly::PerProcessorLock<T>;
+
+    fn new_read_mostly<T: Send + Sync>(&self, value: T) -> Result<read_mostly::PerProcessorLock<T>, OutOfMemory> {
+        read_mostly::PerProcessorLock::new(value, self.processor_count())
+    }
+}
+
+/// The current processor's index across groups (`KeGetCurrentProcessorNumberEx`).
+pub(crate) fn current_processor_index() -> usize {
+    // SAFETY: `KeGetCurrentProcessorNumberEx` accepts a null `ProcNumber` and runs at any IRQL.
+    let index = unsafe { imports::KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
+    index as usize
+}
+
 impl Processors for KernelHal {
     fn current_processor(&self) -> usize {
-        // SAFETY: `KeGetCurrentProcessorNumberEx` accepts a null `ProcNumber` and runs at any IRQL.
-        let index = unsafe { imports::KeGetCurrentProcessorNumberEx(core::ptr::null_mut()) };
-        index as usize
+        current_processor_index()
     }
 
     fn processor_count(&self) -> usize {

@@ -5,9 +5,9 @@ use core::fmt;
 
 use crate::datapath::Outbox;
 use crate::engine::Engine;
-use crate::hal::{FrameSource, Hal, Lock, ModuleId, PathContext};
+use crate::hal::{FrameSource, Hal, Lock, ModuleId, PathContext, ReadMostly};
 use crate::hook::Direction;
-use crate::link::{LinkId, LinkSummary};
+use crate::link::{Link, LinkId, LinkSummary};
 use crate::module::ModuleCore;
 use crate::taken::{Held, Origin};
 use crate::wire::ETHERNET_HEADER_LEN;
@@ -75,10 +75,7 @@ impl<H: Hal> Engine<H> {
                 return Err(InjectError::UnknownModule);
             }
             core.enter_data_path(module).ok_or(InjectError::NotRunning(module))?;
-            match core.links.get_by_id(link) {
-                Some(found) => Ok(found.summary()),
-                None => Err(InjectError::UnknownLink(link)),
-            }
+            slot.links.read(|links| links.get_by_id(link).map(Link::summary).ok_or(InjectError::UnknownLink(link)))
         });
         let summary: LinkSummary = match entered {
             Ok(summary) => summary,
@@ -115,8 +112,8 @@ impl<H: Hal> Engine<H> {
             return Err(InjectError::OutOfMemory);
         };
         slot.counters.direction(direction).count_injected();
-        slot.core.with(|core| {
-            if let Some(link) = core.links.get(&summary.remote_address) {
+        slot.links.read(|links| {
+            if let Some(link) = links.get(&summary.remote_address) {
                 link.counters(direction).count_packet(frame.len());
             }
         });

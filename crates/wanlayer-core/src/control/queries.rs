@@ -15,7 +15,7 @@ use wanlayer_proto::{
 };
 
 use super::{Control, MAX_CAPTURE_SESSIONS, MAX_SUBSCRIBERS};
-use crate::hal::{Hal, Lock, ModuleId, Pool};
+use crate::hal::{Hal, Lock, ModuleId, Pool, ReadMostly};
 use crate::hook::{HookId, HookInfo, MAX_HOOKS};
 use crate::link::{Link, LinkId, DEVICE_NAME_MAX};
 use crate::module::{ModuleKind, ModuleState};
@@ -197,12 +197,14 @@ impl<H: Hal> Control<'_, H> {
         let mut chosen = BinaryHeap::from(room_for);
         let mut more = false;
         for slot in &self.engine.modules {
-            slot.core.with(|core| {
-                if core.state == ModuleState::Detached || only.is_some_and(|module| module != core.id) {
-                    return;
-                }
-                for link in core.links.iter().filter(|link| link.id().0 > query.cursor) {
-                    let candidate = (link.id().0, link.summary().remote_address, core.id);
+            let Some(module) = slot.core.with(|core| (core.state != ModuleState::Detached).then_some(core.id)) else { continue };
+            if only.is_some_and(|only| only != module) {
+                continue;
+            }
+            // Under the link table's read side only: the data path and other readers go on.
+            slot.links.read(|links| {
+                for link in links.iter().filter(|link| link.id().0 > query.cursor) {
+                    let candidate = (link.id().0, link.summary().remote_address, module);
                     if chosen.len() < wanted {
                         chosen.push(candidate);
                     } else {
@@ -220,8 +222,9 @@ impl<H: Hal> Control<'_, H> {
         let mut name = [0u8; DEVICE_NAME_MAX * 2];
         for (id, remote, module) in &chosen {
             let Some(slot) = self.engine.slot(*module) else { continue };
-            let written = slot.core.with(|core| {
-                let link = core.links.get(remote).filter(|link| core.is(*module) && link.id().0 == *id).ok_or(Skip::Gone)?;
+            let attached = slot.core.with(|core| core.is(*module));
+            let written = slot.links.read(|links| {
+                let link = links.get(remote).filter(|link| attached && link.id().0 == *id).ok_or(Skip::Gone)?;
                 let entry = link_entry(*module, link, &mut name, query.protocol_buffer);
                 let len = entry.buffer_len().map_err(|_| Skip::Gone)?;
                 let place = out.get_mut(at..at + len).ok_or(Skip::NoRoom)?;

@@ -1,0 +1,171 @@
+//! A module's gate: whether its data path is open, and per-processor counts of the data-path calls
+//! in progress and of the packets it originated that are not back, so that a send or receive
+//! neither takes the module's lock nor writes a line another processor writes.
+//!
+//! # Protocol
+//! A call enters by counting itself on its processor's shard, then, after a sequentially
+//! consistent fence, reading whether the gate is open: either it sees the gate closed and leaves
+//! again, or the pause that closes the gate (a store, the same fence) sees the call in its sum and
+//! waits for it (Dekker's store, fence, load on each side). Counts only grow: each shard has a
+//! count of arrivals (calls entered, packets sent out) and one of departures (calls left, packets
+//! back, `Release`), and a pause reads every departure count (`Acquire`) before any arrival count,
+//! so a sum that moves between shards while it reads (entered on one processor, left on another)
+//! can make it wait longer but never see the gate drained while a call or packet is still out:
+//! every departure happens after its arrival, so an arrival is seen whenever its departure was.
+//! Whoever counts a departure and then (fence, load) finds the gate closed takes the module's lock
+//! and checks whether the pause can complete: the last departure always does. The model check
+//! `crates/wanlayer-bench/tests/loom_module_gate.rs` runs this protocol with these orderings.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+
+use crate::hal::{ModuleId, OutOfMemory};
+use crate::module::ModuleKind;
+
+/// One processor's counts, on a cache line of its own.
+#[derive(Default)]
+#[repr(align(64))]
+struct GateShard {
+    calls_entered: AtomicU64,
+    calls_left: AtomicU64,
+    packets_out: AtomicU64,
+    packets_back: AtomicU64,
+}
+
+/// The gate of one module slot.
+pub(crate) struct ModuleGate {
+    /// [`ModuleGate::open_word`] of the module while it is Running, 0 otherwise.
+    open: AtomicU64,
+    shards: Vec<GateShard>,
+}
+
+/// How a data-path call left the gate.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[must_use = "a closed gate may have a pause to complete"]
+pub(crate) enum AfterLeaving {
+    /// The module is still Running: nothing waits.
+    Open,
+    /// The gate is closed: a pause may be waiting for what just left.
+    Closed,
+}
+
+impl ModuleGate {
+    /// Bytes a gate allocates for `processors` processors (charged with the engine's tables).
+    pub(crate) fn bytes(processors: usize) -> usize {
+        processors.max(1) * core::mem::size_of::<GateShard>()
+    }
+
+    /// A closed gate with a shard for each of `processors` processors.
+    pub(crate) fn new(processors: usize) -> Result<Self, OutOfMemory> {
+        let count = processors.max(1);
+        let mut shards = Vec::new();
+        shards.try_reserve_exact(count).map_err(|_| OutOfMemory)?;
+        crate::memory::fill_within_capacity(&mut shards, count, GateShard::default)?;
+        Ok(Self { open: AtomicU64::new(0), shards })
+    }
+
+    fn open_word(module: ModuleId, kind: ModuleKind) -> u64 {
+        let kind = match kind {
+            ModuleKind::NdisWanIp => 1,
+            ModuleKind::NdisWanIpv6 => 2,
+            ModuleKind::PassThrough => 3,
+        };
+        u64::from(module.0) | kind << 32
+    }
+
+    fn shard(&self, processor: usize) -> &GateShard {
+        // The index is below the count the shards were made for; a platform that answers more
+        // still lands on a shard.
+        &self.shards[processor % self.shards.len()]
+    }
+
+    /// Opens the gate to `module`'s data path (the module became Running). Under the module's lock.
+    pub(crate) fn open(&self, module: ModuleId, kind: ModuleKind) {
+        self.open.store(Self::open_word(module, kind), Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Closes the gate (the module stopped Running). Under the module's lock; a pause then reads
+    /// [`Self::is_drained`].
+    pub(crate) fn close(&self) {
+        self.open.store(0, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    /// True while the gate is open to some module.
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed) != 0
+    }
+
+    /// True while the gate is open to `module` (it is Running).
+    pub(crate) fn is_open_to(&self, module: ModuleId) -> bool {
+        let word = self.open.load(Ordering::Relaxed);
+        word != 0 && word as u32 == module.0
+    }
+
+    /// Starts a data-path call on `module` from `processor`: its kind when the gate is open to it
+    /// (the call must end with [`Self::leave`]); otherwise the call is not counted, and the
+    /// caller must handle [`AfterLeaving::Closed`] as after a leave.
+    pub(crate) fn enter(&self, processor: usize, module: ModuleId) -> Result<ModuleKind, AfterLeaving> {
+        let shard = self.shard(processor);
+        shard.calls_entered.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let word = self.open.load(Ordering::Relaxed);
+        let kind = match word >> 32 {
+            1 => ModuleKind::NdisWanIp,
+            2 => ModuleKind::NdisWanIpv6,
+            _ => ModuleKind::PassThrough,
+        };
+        if word != 0 && word as u32 == module.0 {
+            return Ok(kind);
+        }
+        Err(self.leave(processor))
+    }
+
+    /// Ends a data-path call started with [`Self::enter`].
+    pub(crate) fn leave(&self, processor: usize) -> AfterLeaving {
+        self.shard(processor).calls_left.fetch_add(1, Ordering::Release);
+        self.after_departure()
+    }
+
+    /// Counts `count` packets the module originated and is about to hand on. Called during a
+    /// data-path call (the call's own count keeps a pause waiting until these are counted).
+    pub(crate) fn packets_out(&self, processor: usize, count: usize) {
+        self.shard(processor).packets_out.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `count` of the module's own packets back.
+    pub(crate) fn packets_back(&self, processor: usize, count: usize) -> AfterLeaving {
+        self.shard(processor).packets_back.fetch_add(count as u64, Ordering::Release);
+        self.after_departure()
+    }
+
+    fn after_departure(&self) -> AfterLeaving {
+        fence(Ordering::SeqCst);
+        match self.is_open() {
+            true => AfterLeaving::Open,
+            false => AfterLeaving::Closed,
+        }
+    }
+
+    /// The module's own packets not back yet (a query: may be off by what moves while it reads).
+    pub(crate) fn packets_in_flight(&self) -> usize {
+        let back = self.shards.iter().fold(0u64, |sum, shard| sum.wrapping_add(shard.packets_back.load(Ordering::Acquire)));
+        let out = self.shards.iter().fold(0u64, |sum, shard| sum.wrapping_add(shard.packets_out.load(Ordering::Relaxed)));
+        usize::try_from(out.wrapping_sub(back)).unwrap_or(usize::MAX)
+    }
+
+    /// True when no call is in progress and every packet is back, at one moment during the read:
+    /// departures are read before arrivals (see the module documentation). Meaningful once the
+    /// gate is closed, when no new call can stay in.
+    pub(crate) fn is_drained(&self) -> bool {
+        fence(Ordering::SeqCst);
+        let departures = self.shards.iter().fold(0u64, |sum, shard| {
+            sum.wrapping_add(shard.calls_left.load(Ordering::Acquire)).wrapping_add(shard.packets_back.load(Ordering::Acquire))
+        });
+        let arrivals = self.shards.iter().fold(0u64, |sum, shard| {
+            sum.wrapping_add(shard.calls_entered.load(Ordering::Relaxed)).wrapping_add(shard.packets_out.load(Ordering::Relaxed))
+        });
+        departures == arrivals
+    }
+}
