@@ -183,10 +183,8 @@ fn packets_not_answered_in_time_get_the_fail_policy_once() {
     let packets = read_all(&mut divert);
     assert_eq!(packets.len(), 2);
     rras(&server).advance(20_000_000);
-    assert!(
-        read_all(&mut divert).is_empty(),
-        "the handle's next divert request gives what is held past the time limit its fail policy"
-    );
+    // No request, no traffic: the driver's expiry timer comes due when the processor runs next.
+    rras(&server).filter().control_service();
     rras(&server).run_until_idle();
     assert_eq!(
         completions(&rras(&server).protocol(Edge::WanIp), &sent),

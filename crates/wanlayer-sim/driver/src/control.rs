@@ -198,10 +198,12 @@ impl DriverFilter {
         cancelled
     }
 
-    /// Lets the processor run what the driver queued while no call into it was in progress: an
-    /// engine call made from outside the driver's handlers (a test adding a hook, a script step)
-    /// may have queued the wake DPC, which completes the pending reads it finds something for.
-    /// Nothing while the driver is not loaded.
+    /// Lets the processor run what the driver queued while no call into it was in progress: the
+    /// kernel's clock moves to the simulator's, so the driver's timers that came due fire (the
+    /// divert expiry timer), and the DPCs queued meanwhile run — an engine call made from outside
+    /// the driver's handlers (a test adding a hook, a script step) may have queued the wake DPC,
+    /// which completes the pending reads it finds something for. Nothing while the driver is not
+    /// loaded.
     pub fn control_service(&self) {
         if model::control_device().is_none() {
             return;
