@@ -28,6 +28,7 @@
 
 mod client;
 pub mod divert;
+pub mod divert_async;
 mod error;
 pub mod pcapng;
 #[cfg(all(feature = "simulator", not(windows)))]
