@@ -78,14 +78,17 @@ pub fn run() -> Result<(), String> {
         println!("xtask: SKIPPED the differential tests against libpcap: libpcap-dev is not installed (run as root to install it)");
     }
 
-    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table, the provider scenarios and the engine, on x86-64 and big-endian s390x");
+    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table and the engine, on x86-64 and big-endian s390x");
     crate::miri::run_suites(&crate::miri::MiriTarget::ALL, false)?;
 
     step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model, natively and under Miri");
     let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;
     println!("xtask: {scenarios} scenarios ran against the driver's own handlers");
     // The simulator with the driver in the loop under Miri too, bounded to the scenarios written for
-    // it (wanlayer-sim-driver's, tests/tests/driver.rs): the translation's NBLs and MDLs, the
+    // it (wanlayer-sim-driver's, tests/tests/driver.rs) and the provider interface's
+    // (tests/tests/provider.rs: a vendor's IoGetDeviceObjectPointer and internal device control
+    // IRP through the SDK's kernel client, the driver's table; exposed provenance, like the
+    // translation, so not in the strict-provenance suites): the translation's NBLs and MDLs, the
     // driver's own NBLs, OID clones, status buffers, the control device's IRPs and wake DPC. Left
     // out by name: the two lent-chain scenarios (minutes each under Miri; the driver's relinking of
     // chains longer than its record runs under Miri in driver/host-tests' data-path scenarios).
@@ -94,7 +97,7 @@ pub fn run() -> Result<(), String> {
         "cargo",
         &[
             "+nightly", "miri", "test", "-p", "wanlayer-sim-driver", "--test", "scenarios", "-p", "wanlayer-tests", "--test", "driver",
-            "--target-dir", &miri_target_dir, "--", "--skip", "lent_chain",
+            "--test", "provider", "--target-dir", &miri_target_dir, "--", "--skip", "lent_chain",
         ],
     )?;
     let sweep = low_resources_sweep(&driver_manifest, &driver_target_dir)?;
@@ -242,7 +245,9 @@ fn low_resources_sweep(driver_manifest: &str, target_dir: &str) -> Result<String
 /// (each allocation the image makes failed in a run of its own) and `wlclamp.sys` registering
 /// beside it through the provider table.
 /// Prints per architecture and profile each scenario with the deepest stack a call of it used,
-/// the probes, the sweep's failed allocations and the failures. x86 images (PE32, stdcall) are not emulated yet.
+/// the probes, the sweep's failed allocations and the failures. x86 images (PE32) run under the
+/// emulator built for `i686-unknown-linux-gnu` (the kernel model's structures in x86 layouts),
+/// whose unicorn is compiled with `gcc -m32` through [`m32_compilers`].
 fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), String> {
     let package = ["--manifest-path", driver_manifest, "--package", "wanlayer-emulator", "--target-dir", driver_target_dir];
     let mut clippy = vec!["clippy", "--all-targets"];
@@ -252,9 +257,29 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
     let mut build = vec!["build"];
     build.extend(package);
     run_command("cargo", &build)?;
-    let emulator = Path::new(driver_target_dir).join("debug").join("wanlayer-emulator");
-    // x86: loaded, relocated and its imports matched by name only (the emulator's line says why nothing runs).
+    let (c_compiler, cxx_compiler) = m32_compilers(Path::new(driver_target_dir))?;
+    let mut build_32 = build.clone();
+    build_32.extend(["--target", HOST_32]);
+    clippy.insert(1, "--target");
+    clippy.insert(2, HOST_32);
+    for arguments in [&clippy, &build_32] {
+        println!("xtask: $ cargo {}", arguments.join(" "));
+        let status = Command::new("cargo")
+            .args(arguments.iter())
+            .env("CC_i686_unknown_linux_gnu", &c_compiler)
+            .env("CXX_i686_unknown_linux_gnu", &cxx_compiler)
+            .current_dir(workspace_root())
+            .status()
+            .map_err(|error| format!("could not start cargo: {error}"))?;
+        if !status.success() {
+            return Err(format!("`cargo {}` failed ({status})", arguments.join(" ")));
+        }
+    }
     for arch in [Arch::X64, Arch::Arm64, Arch::X86] {
+        let emulator = match arch {
+            Arch::X86 => Path::new(driver_target_dir).join(HOST_32).join("debug").join("wanlayer-emulator"),
+            _ => Path::new(driver_target_dir).join("debug").join("wanlayer-emulator"),
+        };
         for profile in ["debug", "release"] {
             // The release pass runs the signed files the package step wrote (it ran before this
             // step): the bytes that ship.
@@ -272,7 +297,7 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
                 .arg("--vendor")
                 .arg(&vendor)
                 // Every scenario's low-resources sweep, every allocation failed in turn (~11-23 s an
-                // image; x86 images are loaded only, so nothing is swept there).
+                // image).
                 .args(["--sweep-every-scenario", "all"])
                 .output()
                 .map_err(|error| format!("could not start {}: {error}", emulator.display()))?;
@@ -287,6 +312,26 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The 32-bit host the emulator is built for to run x86 images.
+const HOST_32: &str = "i686-unknown-linux-gnu";
+
+/// `gcc -m32` and `g++ -m32` as two programs (scripts in `target_dir`): unicorn's CMake build
+/// probes the compiler it is given without the flags, and would build for x86-64 otherwise.
+fn m32_compilers(target_dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut written = Vec::new();
+    for (name, compiler) in [("gcc-m32", "gcc"), ("g++-m32", "g++")] {
+        let path = target_dir.join(name);
+        std::fs::create_dir_all(target_dir).map_err(|error| format!("cannot create {}: {error}", target_dir.display()))?;
+        std::fs::write(&path, format!("#!/bin/sh\nexec {compiler} -m32 \"$@\"\n"))
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        written.push(path);
+    }
+    let cxx = written.pop().unwrap_or_default();
+    Ok((written.pop().unwrap_or_default(), cxx))
 }
 
 /// Announces a step.

@@ -10,7 +10,7 @@ use crate::nbl::NetBufferList;
 pub use crate::oid::NdisOidRequest;
 use crate::types::{
     object_type, ContextHandle, FilterDriverHandle, FilterModuleHandle, Guid, NdisHandle, NdisObjectHeader, NetIfIndex,
-    NetLuid, PortNumber, RawNdisStatus, UnicodeString,
+    NetLuid, PortNumber, RawNdisStatus, Ulong64Alignment, UnicodeString,
 };
 
 /// NDIS major version a wanlayer filter registers with.
@@ -257,6 +257,7 @@ pub struct FilterAttachParameters {
     pub header: NdisObjectHeader,
     /// `IfIndex`: the filter module's interface index.
     pub if_index: NetIfIndex,
+    _net_luid_alignment: [Ulong64Alignment; 0],
     /// `NetLuid`.
     pub net_luid: NetLuid,
     /// `FilterModuleGuidName`.
@@ -271,6 +272,7 @@ pub struct FilterAttachParameters {
     pub media_connect_state: u32,
     /// `MediaDuplexState` (`NET_IF_MEDIA_DUPLEX_STATE`).
     pub media_duplex_state: u32,
+    _xmit_link_speed_alignment: [Ulong64Alignment; 0],
     /// `XmitLinkSpeed`, bit/s.
     pub xmit_link_speed: u64,
     /// `RcvLinkSpeed`, bit/s.
@@ -287,10 +289,12 @@ pub struct FilterAttachParameters {
     pub mac_address_length: u16,
     /// `CurrentMacAddress` (`NDIS_MAX_PHYS_ADDRESS_LENGTH` = 32 bytes).
     pub current_mac_address: [u8; 32],
+    _base_miniport_net_luid_alignment: [Ulong64Alignment; 0],
     /// `BaseMiniportNetLuid`.
     pub base_miniport_net_luid: NetLuid,
     /// `LowerIfIndex`.
     pub lower_if_index: NetIfIndex,
+    _lower_if_net_luid_alignment: [Ulong64Alignment; 0],
     /// `LowerIfNetLuid`.
     pub lower_if_net_luid: NetLuid,
     /// `Flags`.
@@ -352,6 +356,7 @@ pub struct FilterRestartParameters {
     pub restart_attributes: *mut NdisRestartAttributes,
     /// `LowerIfIndex`.
     pub lower_if_index: NetIfIndex,
+    _lower_if_net_luid_alignment: [Ulong64Alignment; 0],
     /// `LowerIfNetLuid`.
     pub lower_if_net_luid: NetLuid,
     /// `Flags`.

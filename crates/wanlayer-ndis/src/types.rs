@@ -19,6 +19,14 @@ pub type NetIfIndex = u32;
 /// `NET_LUID` (a `ULONG64` union; only its value is used).
 pub type NetLuid = u64;
 
+/// A zero-sized field placed before a `ULONG64` / `NET_LUID` field of a C structure: it aligns
+/// that field to 8 bytes where the target's C ABI aligns 8-byte integers to 4 only (32-bit x86
+/// outside Windows: the kernel model's 32-bit host build, which the emulator runs x86 images
+/// against), as MSVC does on x86; elsewhere it changes nothing.
+#[cfg_attr(all(target_arch = "x86", not(target_os = "windows")), repr(C, align(8)))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ulong64Alignment;
+
 macro_rules! ndis_handle {
     ($(#[$attr:meta])* $name:ident) => {
         $(#[$attr])*

@@ -142,7 +142,7 @@ impl Drop for Image {
 }
 
 /// `mmap` / `munmap` of the C library this process links (Linux x86-64: `MAP_32BIT` places a
-/// mapping in the first 2 GiB).
+/// mapping in the first 2 GiB; a 32-bit process ignores it: all its memory is there).
 mod low_memory {
     use std::ffi::c_void;
 
@@ -150,7 +150,7 @@ mod low_memory {
     pub const MAP_PRIVATE_ANONYMOUS_32BIT: i32 = 0x02 | 0x20 | 0x40;
 
     extern "C" {
-        pub fn mmap(address: *mut c_void, length: usize, protection: i32, flags: i32, fd: i32, offset: i64) -> *mut c_void;
+        pub fn mmap(address: *mut c_void, length: usize, protection: i32, flags: i32, fd: i32, offset: std::ffi::c_long) -> *mut c_void;
         pub fn munmap(address: *mut c_void, length: usize) -> i32;
     }
 }
@@ -161,7 +161,7 @@ fn low_block(size: usize) -> *mut u8 {
     let block = unsafe {
         low_memory::mmap(std::ptr::null_mut(), size, low_memory::PROT_READ_WRITE, low_memory::MAP_PRIVATE_ANONYMOUS_32BIT, -1, 0)
     };
-    if block.addr() == usize::MAX || block.addr().checked_add(size).is_none_or(|end| end > 1 << 32) {
+    if block.addr() == usize::MAX || block.addr().checked_add(size).is_none_or(|end| u64::try_from(end).unwrap_or(u64::MAX) > 1 << 32) {
         return std::ptr::null_mut();
     }
     block.cast()

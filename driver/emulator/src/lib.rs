@@ -15,15 +15,14 @@
 //! Not modelled: processor state a kernel provides through GS / X18 (the driver reads none), and
 //! any concurrency (one emulated processor).
 //!
-//! x86 (PE32): [`image::load`] maps an x86 image below 4 GiB (`MAP_32BIT`), applies its
-//! `HIGHLOW` relocations and matches its 4-byte IAT slots to the model's exports by name, and the
-//! program reports that for each x86 image; no x86 image runs ([`machine::X86_NOT_RUN`] says
-//! why). Running one needs, beyond a 32-bit machine (`stdcall` stubs returning with
-//! `ret 4 * stack words`, the `FASTCALL` imports taking their first two arguments in ECX and EDX,
-//! calls into the guest pushing their arguments): the structures the model and the scenarios
-//! hand to the driver in x86 layouts, in memory below 4 GiB — a model built for a 32-bit host, or
-//! one translating each structure — and the x86-only imports (`KfAcquireSpinLock`,
-//! `KfReleaseSpinLock`, `_aulldiv`) in the model.
+//! x86 (PE32) images run under the emulator built for `i686-unknown-linux-gnu`
+//! ([`machine::runs`]): there every structure the kernel model and the scenarios hand to the
+//! driver has its x86 layout and every address is below 4 GiB. A call into the guest pushes its
+//! arguments (`__stdcall`); an import reads them as its x86 convention passes them
+//! ([`X86Convention`](wanlayer_kernel_model::exports::X86Convention): `__stdcall`, the
+//! `FASTCALL` ones' ECX and EDX, the C runtime's `__cdecl`), returns in EDX:EAX and removes them
+//! as the callee does; the x86-only imports (`KfAcquireSpinLock`, `_aulldiv`, ...) are the
+//! model's [`X86_EXPORTS`](wanlayer_kernel_model::exports::X86_EXPORTS).
 #![cfg(not(target_os = "windows"))]
 
 pub mod image;

@@ -28,7 +28,7 @@ use std::rc::Rc;
 
 use unicorn_engine::unicorn_const::{Arch as UcArch, HookType, MemType, Mode, Permission};
 use unicorn_engine::{RegisterX86, Unicorn};
-use wanlayer_kernel_model::exports::Export;
+use wanlayer_kernel_model::exports::{Arguments, Export, X86Convention};
 use wanlayer_kernel_model::invoke::{self, PoolMemory};
 
 use crate::image::{Access, Arch, Image, PAGE};
@@ -56,13 +56,23 @@ mod RegisterARM64 {
 enum Isa {
     X64,
     Arm64,
+    X86,
 }
 
-/// Why an x86 image is loaded (relocated, every import bound by name) but not run.
-pub const X86_NOT_RUN: &str = "x86 images are loaded below 4 GiB, relocated and their imports matched by name, but not run: the kernel model and the scenarios build \
-     their NDIS structures in x64 layouts (8-byte pointers) in 64-bit host memory, and a 32-bit guest reads x86 layouts through 4-byte \
-     pointers; the import stubs would also need each export's x86 convention (stdcall stack bytes, FASTCALL), which the model's \
-     export table does not record";
+/// Whether this build of the emulator runs images of `arch`: the kernel model and the scenarios
+/// build their structures in the host's layouts, so x64 and ARM64 images run under a 64-bit
+/// build and x86 images under the 32-bit one (`i686-unknown-linux-gnu`: x86 layouts, every
+/// address below 4 GiB).
+///
+/// # Errors
+/// An architecture the other build runs, with which one.
+pub fn runs(arch: Arch) -> Result<(), String> {
+    match (arch, cfg!(target_pointer_width = "64")) {
+        (Arch::X64 | Arch::Arm64, true) | (Arch::X86, false) => Ok(()),
+        (Arch::X86, true) => Err("an x86 image runs under the emulator built for i686-unknown-linux-gnu (x86 layouts, addresses below 4 GiB), not this 64-bit build".to_owned()),
+        (Arch::X64 | Arch::Arm64, false) => Err(format!("an {} image runs under the emulator's 64-bit build, not this 32-bit one", arch.name())),
+    }
+}
 
 /// Bytes of stub per import.
 const STUB: usize = 16;
@@ -265,14 +275,16 @@ impl Machine {
         if let Some(other) = images.iter().find(|image| image.arch != machine_arch) {
             return Err(format!("{}: {:?}, not {machine_arch:?} as the images before", other.name, other.arch));
         }
+        runs(machine_arch).map_err(|why| format!("{}: {why}", first.name))?;
         let isa = match machine_arch {
             Arch::X64 => Isa::X64,
             Arch::Arm64 => Isa::Arm64,
-            Arch::X86 => return Err(format!("{}: {X86_NOT_RUN}", first.name)),
+            Arch::X86 => Isa::X86,
         };
         let (arch, mode) = match isa {
             Isa::X64 => (UcArch::X86, Mode::MODE_64),
             Isa::Arm64 => (UcArch::ARM64, Mode::ARM),
+            Isa::X86 => (UcArch::X86, Mode::MODE_32),
         };
         let mut engine = Unicorn::new(arch, mode).map_err(error("open"))?;
         if isa == Isa::Arm64 {
@@ -289,7 +301,7 @@ impl Machine {
             return Err("emulator: more imports than one stub page holds".to_owned());
         }
         let ret: &[u8] = match isa {
-            Isa::X64 => &[0xC3],
+            Isa::X64 | Isa::X86 => &[0xC3],
             Isa::Arm64 => &[0xC0, 0x03, 0x5F, 0xD6],
         };
         for index in 0..PAGE / STUB {
@@ -453,6 +465,10 @@ impl Machine {
         let result = match self.shared.arch {
             Isa::X64 => engine.reg_read(RegisterX86::RAX),
             Isa::Arm64 => engine.reg_read(RegisterARM64::X0),
+            // EDX:EAX (a 64-bit result); a narrower one is EAX, the rest dropped by its `Word`.
+            Isa::X86 => {
+                engine.reg_read(RegisterX86::EAX).and_then(|low| Ok(engine.reg_read(RegisterX86::EDX)? << 32 | (low & 0xFFFF_FFFF)))
+            }
         }
         .unwrap_or(0);
         engine.context_restore(&saved).expect("emulator: restore the processor state");
@@ -520,6 +536,22 @@ impl Machine {
                 engine.reg_write(RegisterARM64::X30, sentinel as u64).map_err(error)?;
                 engine.reg_write(RegisterARM64::SP, entry_sp as u64).map_err(error)?;
             }
+            Isa::X86 => {
+                // `__stdcall`: the arguments pushed right to left above the return address, one
+                // 4-byte slot each (no function of the driver the model calls takes a 64-bit one).
+                let mut slots = vec![u32::try_from(sentinel).map_err(|_| format!("the sentinel {sentinel:#x} above 4 GiB"))?];
+                for (index, argument) in arguments.iter().enumerate() {
+                    slots.push(u32::try_from(*argument).map_err(|_| {
+                        format!("emulator: argument {index} ({argument:#x}) of the call of {address:#x} does not fit the 4-byte slot of an x86 call")
+                    })?);
+                }
+                let entry_sp = ((sp - 4 * arguments.len()) & !0xF) - 4;
+                for (index, slot) in slots.iter().enumerate() {
+                    // SAFETY: inside the guest stack the machine owns, below the caller's frame.
+                    unsafe { std::ptr::with_exposed_provenance_mut::<u32>(entry_sp + 4 * index).write_unaligned(*slot) };
+                }
+                engine.reg_write(RegisterX86::ESP, entry_sp as u64).map_err(error)?;
+            }
         }
         Ok(())
     }
@@ -539,6 +571,7 @@ impl Machine {
         let register = match self.shared.arch {
             Isa::X64 => engine.reg_read(RegisterX86::RIP),
             Isa::Arm64 => engine.reg_read(RegisterARM64::PC),
+            Isa::X86 => engine.reg_read(RegisterX86::EIP),
         };
         register.unwrap_or(0) as usize
     }
@@ -555,6 +588,7 @@ fn stack_pointer(engine: &Unicorn<'_, ()>, arch: Isa) -> usize {
     let register = match arch {
         Isa::X64 => engine.reg_read(RegisterX86::RSP),
         Isa::Arm64 => engine.reg_read(RegisterARM64::SP),
+        Isa::X86 => engine.reg_read(RegisterX86::ESP),
     };
     register.unwrap_or(0) as usize
 }
@@ -585,6 +619,10 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
     };
     shared.import_calls.set(shared.import_calls.get() + 1);
     let sp = stack_pointer(engine, shared.arch);
+    if shared.arch == Isa::X86 {
+        import_x86(engine, shared, export, sp);
+        return;
+    }
     let mut arguments = Vec::with_capacity(export.arity);
     for index in 0..export.arity {
         let value = match shared.arch {
@@ -601,6 +639,7 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
                 // SAFETY: the caller's stack arguments at its stack pointer.
                 _ => Ok(unsafe { std::ptr::with_exposed_provenance::<u64>(sp + 8 * (index - 8)).read_unaligned() }),
             },
+            Isa::X86 => unreachable!("x86 imports are called by import_x86"),
         };
         arguments.push(value.unwrap_or(0));
     }
@@ -612,23 +651,107 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
     }
     // SAFETY: the guest's own call of the import, with the arguments as its ABI passed them; the
     // model checks what it can and panics (caught by the hook) on what it refuses.
-    let mut result = unsafe { (export.call)(&arguments) };
-    if export.name == "MmGetSystemRoutineAddress" && result != 0 {
-        // The model answers its own (host) function; the guest gets a stub of that export.
-        // SAFETY: the guest's UNICODE_STRING argument, which the model just read.
-        let name = unsafe { routine_name(arguments[0] as usize) };
-        result = match wanlayer_kernel_model::exports::find("ntoskrnl.exe", &name) {
-            Some(routine) => stub_of(shared, routine) as u64,
-            None => {
-                shared.fail(format!("MmGetSystemRoutineAddress answered {name:?}, which the model does not export"));
-                0
-            }
-        };
-    }
+    let result = unsafe { export.call_words(&arguments) };
+    let result = routine_stub(shared, export, result, arguments[..].first().copied().unwrap_or(0));
     let written = match shared.arch {
         Isa::X64 => engine.reg_write(RegisterX86::RAX, result),
         Isa::Arm64 => engine.reg_write(RegisterARM64::X0, result),
+        Isa::X86 => unreachable!("x86 imports are called by import_x86"),
     };
+    if shared.failure.borrow().is_some() || written.is_err() {
+        let _ = engine.emu_stop();
+    }
+}
+
+/// `MmGetSystemRoutineAddress`'s `result` for the guest: the model answers its own (host)
+/// function; the guest gets a stub of that export (named by the `UNICODE_STRING` at `name`).
+fn routine_stub(shared: &Shared, export: &Export, result: u64, name: u64) -> u64 {
+    if export.name != "MmGetSystemRoutineAddress" || result == 0 {
+        return result;
+    }
+    // SAFETY: the guest's UNICODE_STRING argument, which the model just read.
+    let name = unsafe { routine_name(name as usize) };
+    match wanlayer_kernel_model::exports::find("ntoskrnl.exe", &name) {
+        Some(routine) => stub_of(shared, routine) as u64,
+        None => {
+            shared.fail(format!("MmGetSystemRoutineAddress answered {name:?}, which the model does not export"));
+            0
+        }
+    }
+}
+
+/// An x86 caller's arguments: `FASTCALL`'s first two narrow ones from ECX and EDX, the rest from
+/// its stack above the return address, in 4-byte slots (a 64-bit argument in two, low half first).
+struct X86Arguments {
+    registers: std::collections::VecDeque<u64>,
+    /// The first stack argument's address.
+    stack: usize,
+    /// Bytes of stack arguments read.
+    stacked: usize,
+}
+
+impl Arguments for X86Arguments {
+    fn next(&mut self, bytes: usize) -> u64 {
+        if bytes <= 4 {
+            if let Some(register) = self.registers.pop_front() {
+                return register;
+            }
+        }
+        let slot = |offset: usize| -> u64 {
+            // SAFETY: the caller's stack arguments, above its return address on the guest stack.
+            u64::from(unsafe { std::ptr::with_exposed_provenance::<u32>(self.stack + offset).read_unaligned() })
+        };
+        let value = if bytes > 4 { slot(self.stacked) | slot(self.stacked + 4) << 32 } else { slot(self.stacked) };
+        self.stacked += bytes.div_ceil(4).max(1) * 4;
+        value
+    }
+}
+
+/// An x86 import's stub was reached (ESP = `sp`, at the return address): calls the model's
+/// function with the arguments its convention passes, returns its result in EDX:EAX and, for
+/// `__stdcall` and `__fastcall`, removes the stack arguments as the callee does (the return
+/// address moved up over them; the stub's `ret` returns from there).
+fn import_x86(engine: &mut Unicorn<'_, ()>, shared: &Shared, export: &'static Export, sp: usize) {
+    let convention = export.x86_convention();
+    let registers = match convention {
+        X86Convention::Fastcall => {
+            [RegisterX86::ECX, RegisterX86::EDX].into_iter().map(|register| engine.reg_read(register).unwrap_or(0)).collect()
+        }
+        X86Convention::Stdcall | X86Convention::Cdecl => std::collections::VecDeque::new(),
+    };
+    // SAFETY: the caller's first stack slot, above its return address on the guest stack.
+    let first_slot = u64::from(unsafe { std::ptr::with_exposed_provenance::<u32>(sp + 4).read_unaligned() });
+    if export.diverges {
+        let arguments: Vec<String> = (0..export.arity)
+            // SAFETY: the caller's stack arguments (a diverging export takes 4-byte ones).
+            .map(|index| format!("{:#x}", unsafe { std::ptr::with_exposed_provenance::<u32>(sp + 4 + 4 * index).read_unaligned() }))
+            .collect();
+        shared.fail(format!("{}!{}({}): the image bug-checked the machine", export.module, export.name, arguments.join(", ")));
+        let _ = engine.emu_stop();
+        return;
+    }
+    let mut arguments = X86Arguments { registers, stack: sp + 4, stacked: 0 };
+    let first = match convention {
+        X86Convention::Fastcall => arguments.registers.front().copied().unwrap_or(0),
+        X86Convention::Stdcall | X86Convention::Cdecl => first_slot,
+    };
+    // SAFETY: the guest's own call of the import, with the arguments as its convention passed
+    // them; the model checks what it can and panics (caught by the hook) on what it refuses.
+    let result = unsafe { (export.call)(&mut arguments) };
+    let result = routine_stub(shared, export, result, first);
+    let mut written =
+        engine.reg_write(RegisterX86::EAX, result & 0xFFFF_FFFF).and_then(|()| engine.reg_write(RegisterX86::EDX, result >> 32));
+    let popped = match convention {
+        X86Convention::Stdcall | X86Convention::Fastcall => arguments.stacked,
+        X86Convention::Cdecl => 0,
+    };
+    if popped > 0 {
+        // SAFETY: the return address, on the guest stack.
+        let return_address = unsafe { std::ptr::with_exposed_provenance::<u32>(sp).read_unaligned() };
+        // SAFETY: the last argument slot, on the guest stack (the callee's to overwrite).
+        unsafe { std::ptr::with_exposed_provenance_mut::<u32>(sp + popped).write_unaligned(return_address) };
+        written = written.and_then(|()| engine.reg_write(RegisterX86::ESP, (sp + popped) as u64));
+    }
     if shared.failure.borrow().is_some() || written.is_err() {
         let _ = engine.emu_stop();
     }

@@ -32,7 +32,6 @@ mod emulate {
     use wanlayer_driver_host_tests::scenarios::low_resources::SWEEP;
     use wanlayer_driver_host_tests::scenarios::ALL;
     use wanlayer_emulator::image::{self, Arch};
-    use wanlayer_emulator::machine::X86_NOT_RUN;
     use wanlayer_emulator::run::{self, ImageFile};
     use wanlayer_kernel_model::low_resources;
 
@@ -374,9 +373,7 @@ mod emulate {
         let driver = arguments.driver.as_ref().ok_or("--driver is required")?;
         let (arch, _) = load_naming_unknown(driver)?;
         let label = if arguments.label.is_empty() { arch.name().to_owned() } else { arguments.label.clone() };
-        if arch == Arch::X86 {
-            return loaded_only(&label, [Some(driver.as_path()), arguments.vendor.as_deref()].into_iter().flatten());
-        }
+        wanlayer_emulator::machine::runs(arch).map_err(|why| format!("{}: {why}", driver.display()))?;
         // Loaded once up front: an import the model lacks fails here, by name.
         ImageFile::read(driver)?;
         let driver_text = driver.display().to_string();
@@ -452,54 +449,6 @@ mod emulate {
         let data = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
         let (image, unknown) = image::load_naming_unknown_imports(&file_name(path), &data)?;
         Ok((image.arch, unknown))
-    }
-
-    /// The imports `wanlayer-ndis` declares for x86 only (`imports.rs`: the `FASTCALL` spin lock
-    /// pair `wdm.h` maps `KeAcquireSpinLock` / `KeReleaseSpinLock` onto, and the 64-bit arithmetic
-    /// helpers LLVM calls), which the kernel model, built from the host's declarations, cannot
-    /// define.
-    const X86_ONLY_IMPORTS: [&str; 7] = [
-        "ntoskrnl.exe!KfAcquireSpinLock",
-        "ntoskrnl.exe!KfReleaseSpinLock",
-        "ntoskrnl.exe!_aulldiv",
-        "ntoskrnl.exe!_aullrem",
-        "ntoskrnl.exe!_alldiv",
-        "ntoskrnl.exe!_allrem",
-        "ntoskrnl.exe!_allmul",
-    ];
-
-    /// x86 images: each loaded below 4 GiB, its relocations applied and its imports matched to the
-    /// kernel model's exports by name, and nothing run (why: [`X86_NOT_RUN`]); `Ok(false)` when a
-    /// relocated address points outside its image or an import is neither the model's nor one of
-    /// [`X86_ONLY_IMPORTS`] (each named).
-    fn loaded_only<'a>(label: &str, paths: impl Iterator<Item = &'a std::path::Path>) -> Result<bool, String> {
-        let mut clean = true;
-        for path in paths {
-            let data = std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-            let (image, unknown) = image::load_naming_unknown_imports(&file_name(path), &data)?;
-            let (x86_only, undefined): (Vec<String>, Vec<String>) =
-                unknown.into_iter().partition(|import| X86_ONLY_IMPORTS.iter().any(|known| known.eq_ignore_ascii_case(import)));
-            clean &= image.relocated_outside == 0 && undefined.is_empty();
-            if !undefined.is_empty() {
-                println!(
-                    "emulator: FAILED {label}: {}: imports the kernel model does not define: {}",
-                    file_name(path),
-                    undefined.join(", ")
-                );
-            }
-            let unknown =
-                if x86_only.is_empty() { String::new() } else { format!("; x86-only, not in the model: {}", x86_only.join(", ")) };
-            println!(
-                "emulator: {label}: {} loaded at {:#x} (below 4 GiB), {} HIGHLOW relocations applied ({} pointing outside the image), {} imports matched to the kernel model by name{unknown}",
-                file_name(path),
-                image.base(),
-                image.relocations,
-                image.relocated_outside,
-                image.imports.len()
-            );
-        }
-        println!("emulator: {label}: scenarios NOT run: {X86_NOT_RUN}");
-        Ok(clean)
     }
 
     fn file_name(path: &std::path::Path) -> String {

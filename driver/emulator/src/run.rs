@@ -209,11 +209,11 @@ impl Probe {
             let allocate = model::exports::find("ntoskrnl.exe", "ExAllocatePool2").expect("exported");
             // SAFETY: ExAllocatePool2(POOL_FLAG_NON_PAGED, size, 'WLpr') through the model, as the
             // I/O manager would allocate a system buffer.
-            let buffer = unsafe { (allocate.call)(&[0x40, size, tag]) };
+            let buffer = unsafe { allocate.call_words(&[0x40, size, tag]) };
             if let Probe::UseAfterFree = self {
                 let free = model::exports::find("ntoskrnl.exe", "ExFreePoolWithTag").expect("exported");
                 // SAFETY: the block allocated above, freed once with its tag.
-                unsafe { (free.call)(&[buffer, tag]) };
+                unsafe { free.call_words(&[buffer, tag]) };
             }
             let target = Target { name: "emulated image", driver_entry: entry, links: None };
             let status = wanlayer_driver_host_tests::scenarios::control::query_version_into(&target, Word::from_word(buffer), 64);
