@@ -120,7 +120,9 @@ pub enum Parked {
 }
 
 thread_local! {
-    static PROCESSOR: usize = NEXT_PROCESSOR.fetch_add(1, Ordering::Relaxed);
+    /// This thread's processor index once it asked ([`UNASSIGNED`] before): a constant-initialised
+    /// cell, read in a few instructions as the kernel reads its processor number.
+    static PROCESSOR: core::cell::Cell<usize> = const { core::cell::Cell::new(UNASSIGNED) };
     static PARKED: RefCell<[Chain; 4]> = RefCell::new(Default::default());
     static LOCKS: RefCell<HashMap<&'static str, u64>> = RefCell::new(HashMap::new());
 }
@@ -231,7 +233,7 @@ impl<T, const COUNT: bool> ReadMostly<T> for BenchReadMostly<T, COUNT> {
         if COUNT {
             LOCKS.with(|locks| *locks.borrow_mut().entry(read_name::<T>()).or_insert(0) += 1);
         }
-        let shard = &self.shards[PROCESSOR.with(|index| *index) % self.shards.len()];
+        let shard = &self.shards[current_thread_processor() % self.shards.len()];
         let _held = lock_shard(shard);
         // SAFETY: this shard is held until `_held` drops, after the closure: a writer, which
         // needs every shard, cannot hold a `&mut` meanwhile; other readers only share.
@@ -272,7 +274,7 @@ impl<const COUNT: bool> Quiesce for BenchHal<COUNT> {
 /// Each thread is its own "processor": threads get indices in the order they first ask.
 impl<const COUNT: bool> Processors for BenchHal<COUNT> {
     fn current_processor(&self) -> usize {
-        PROCESSOR.with(|index| *index)
+        current_thread_processor()
     }
     fn processor_count(&self) -> usize {
         std::thread::available_parallelism().map_or(1, usize::from)
@@ -281,6 +283,21 @@ impl<const COUNT: bool> Processors for BenchHal<COUNT> {
 
 /// The next thread's processor index.
 static NEXT_PROCESSOR: AtomicUsize = AtomicUsize::new(0);
+
+/// [`PROCESSOR`] before the thread first asks.
+const UNASSIGNED: usize = usize::MAX;
+
+/// This thread's processor index: threads get indices in the order they first ask.
+fn current_thread_processor() -> usize {
+    PROCESSOR.with(|index| match index.get() {
+        UNASSIGNED => {
+            let assigned = NEXT_PROCESSOR.fetch_add(1, Ordering::Relaxed);
+            index.set(assigned);
+            assigned
+        }
+        assigned => assigned,
+    })
+}
 
 impl<const COUNT: bool> Log for BenchHal<COUNT> {
     fn log(&self, _level: Level, _message: core::fmt::Arguments<'_>) {}

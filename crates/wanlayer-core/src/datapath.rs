@@ -279,6 +279,42 @@ impl Tally {
     }
 }
 
+/// Packets [`Engine::pass_chain`] classifies per read of the link table (a bit each in a `u32`).
+const PASS_BATCH: usize = 16;
+
+/// What classifying a frame needs of it, read before any lock is taken.
+#[derive(Clone, Copy)]
+struct FrameHead {
+    len: usize,
+    /// Destination, then source address.
+    addresses: [u8; 12],
+    /// The frame holds both addresses.
+    complete: bool,
+}
+
+impl FrameHead {
+    const EMPTY: FrameHead = FrameHead { len: 0, addresses: [0; 12], complete: false };
+
+    fn of<H: PacketIo>(hal: &H, packet: &H::Packet) -> FrameHead {
+        let mut addresses = [0u8; 12];
+        let complete = hal.read(packet, 0, &mut addresses) == addresses.len();
+        FrameHead { len: hal.frame_len(packet), addresses, complete }
+    }
+}
+
+/// Where a packet belongs, as found within the link table's read side.
+enum Found<'t> {
+    /// The module is not Running.
+    NotRunning,
+    /// The module is not on an NdisWan edge.
+    PassThrough,
+    /// No live link has the frame's address.
+    Unmatched,
+    /// The frame belongs to this link; a send on a provisional link shows the local address to
+    /// learn.
+    Link(&'t crate::link::Link, Option<MacAddress>),
+}
+
 /// Where a packet belongs.
 enum Classified {
     /// The module is not Running (or not this module any more).
@@ -322,51 +358,57 @@ impl<H: Hal> Engine<H> {
     /// ([`Engine::line_up_answer_pending`]) also shows its final local address (the frame's
     /// source): it is recorded and announced ([`Event::LineUpdated`](crate::event::Event)).
     fn classify(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, packet: &H::Packet, tally: &mut Tally) -> Classified {
+        let head = FrameHead::of(&self.hal, packet);
         if !kind.is_wan() {
-            return self.classify_in(module, slot, None, kind, direction, packet, tally).0;
+            return match self.classify_in(module, slot, None, direction, &head, tally) {
+                Found::NotRunning => Classified::NotRunning,
+                _ => Classified::PassThrough,
+            };
         }
-        match slot.links.read(|links| self.classify_in(module, slot, Some(links), kind, direction, packet, tally)) {
+        let found = slot.links.read(|links| match self.classify_in(module, slot, Some(links), direction, &head, tally) {
+            Found::NotRunning => (Classified::NotRunning, None),
+            Found::PassThrough => (Classified::PassThrough, None),
+            Found::Unmatched => (Classified::Unmatched, None),
+            Found::Link(link, learn) => (Classified::Link(link.summary()), learn),
+        });
+        match found {
             (Classified::Link(summary), Some(source)) => Classified::Link(self.learn_local_address(module, slot, &summary, source).unwrap_or(summary)),
             (classified, _) => classified,
         }
     }
 
-    /// [`Self::classify`] within the link table's read side (`links`; `None` for a module that is
-    /// not on an NdisWan edge), so that a chain can be classified in one read. Learning a local
-    /// address needs the write side: a send on a provisional link returns the address to learn.
-    #[allow(clippy::too_many_arguments)]
-    fn classify_in(
+    /// [`Self::classify`] of a frame read beforehand (`head`: no platform call here), within the
+    /// link table's read side (`links`; `None` for a module that is not on an NdisWan edge).
+    /// Learning a local address needs the write side: a send on a provisional link returns the
+    /// address to learn.
+    fn classify_in<'t>(
         &self,
         module: ModuleId,
         slot: &ModuleSlot<H>,
-        links: Option<&LinkTable>,
-        kind: ModuleKind,
+        links: Option<&'t LinkTable>,
         direction: Direction,
-        packet: &H::Packet,
+        head: &FrameHead,
         tally: &mut Tally,
-    ) -> (Classified, Option<MacAddress>) {
+    ) -> Found<'t> {
         if !slot.gate.is_open_to(module) {
-            return (Classified::NotRunning, None);
+            return Found::NotRunning;
         }
-        let len = self.hal.frame_len(packet);
         tally.packets += 1;
-        tally.bytes += len as u64;
-        let Some(links) = links.filter(|_| kind.is_wan()) else { return (Classified::PassThrough, None) };
-        let mut addresses = [0u8; 12];
-        let read = self.hal.read(packet, 0, &mut addresses) == addresses.len();
-        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = addresses;
+        tally.bytes += head.len as u64;
+        let Some(links) = links else { return Found::PassThrough };
+        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = head.addresses;
         let (destination, source) = (MacAddress([d0, d1, d2, d3, d4, d5]), MacAddress([s0, s1, s2, s3, s4, s5]));
         let key = match direction {
             Direction::Send => destination,
             Direction::Receive => source,
         };
-        let Some(link) = links.get(&key).filter(|_| read) else {
+        let Some(link) = links.get(&key).filter(|_| head.complete) else {
             slot.counters.direction(direction).count_unmatched();
-            return (Classified::Unmatched, None);
+            return Found::Unmatched;
         };
-        link.counters(direction).count_packet(len);
+        link.counters(direction).count_packet(head.len);
         let learn = (direction == Direction::Send && link.local_address_provisional()).then_some(source);
-        (Classified::Link(link.summary()), learn)
+        Found::Link(link, learn)
     }
 
     /// Records the local address a send on a provisional link showed, and announces it.
@@ -380,34 +422,56 @@ impl<H: Hal> Engine<H> {
         Some(learned)
     }
 
-    /// The common case of a send or receive, the whole chain in one read of the link table: no
-    /// hook to run, no capture session, nothing lent. Every packet is classified, counted, and
-    /// queued on or (module no longer Running) dropped; the platform calls come after the read.
+    /// The common case of a send or receive: no hook to run, no capture session, nothing lent.
+    /// [`PASS_BATCH`] packets at a time are read (no lock), classified and counted in one read
+    /// of the link table, then queued on or (module no longer Running) dropped.
     #[allow(clippy::too_many_arguments)]
     fn pass_chain(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, chain: &mut H::Chain, tally: &mut Tally, out: &mut Outbox<H>) {
         let status = Self::drop_status(DropReason::Paused);
-        let learn = slot.links.read(|links| {
-            let mut learn = None;
-            while let Some(packet) = chain.pop_front() {
+        let mut heads = [FrameHead::EMPTY; PASS_BATCH];
+        loop {
+            let mut batch = H::Chain::default();
+            let mut count = 0;
+            for head in &mut heads {
+                let Some(packet) = chain.pop_front() else { break };
+                *head = FrameHead::of(&self.hal, &packet);
+                batch.push_back(packet);
+                count += 1;
+            }
+            let Some(heads) = heads.get(..count).filter(|heads| !heads.is_empty()) else { return };
+            let classify = |links: Option<&LinkTable>, tally: &mut Tally| {
+                let (mut running, mut learn) = (0u32, None);
+                for (index, head) in heads.iter().enumerate() {
+                    match self.classify_in(module, slot, links, direction, head, tally) {
+                        Found::NotRunning => continue,
+                        Found::Link(link, Some(source)) => {
+                            learn.get_or_insert((link.summary(), source));
+                        }
+                        Found::Link(_, None) | Found::PassThrough | Found::Unmatched => {}
+                    }
+                    running |= 1 << index;
+                }
+                (running, learn)
+            };
+            let (running, learn) = match kind.is_wan() {
+                true => slot.links.read(|links| classify(Some(links), tally)),
+                false => classify(None, tally),
+            };
+            if let Some((summary, source)) = learn {
+                self.learn_local_address(module, slot, &summary, source);
+            }
+            for (index, head) in heads.iter().enumerate() {
+                let Some(packet) = batch.pop_front() else { break };
                 let held = Held { packet, origin: Origin::Foreign };
-                match self.classify_in(module, slot, Some(links), kind, direction, &held.packet, tally) {
-                    (Classified::NotRunning, _) => {
-                        let counters = slot.counters.direction(direction);
-                        counters.count_packet(self.hal.frame_len(&held.packet));
-                        counters.count_drop(DropReason::Paused);
-                        out.drop_packet(&self.hal, direction, held, status);
-                    }
-                    (Classified::Link(summary), Some(source)) => {
-                        learn.get_or_insert((summary, source));
-                        out.forward(direction, held);
-                    }
-                    _ => out.forward(direction, held),
+                if running & (1 << index) != 0 {
+                    out.forward(direction, held);
+                } else {
+                    let counters = slot.counters.direction(direction);
+                    counters.count_packet(head.len);
+                    counters.count_drop(DropReason::Paused);
+                    out.drop_packet(&self.hal, direction, held, status);
                 }
             }
-            learn
-        });
-        if let Some((summary, source)) = learn {
-            self.learn_local_address(module, slot, &summary, source);
         }
     }
 
