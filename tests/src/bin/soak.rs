@@ -6,22 +6,33 @@
 //! `--driver` runs the driver's schedules through wanlayer.sys's own handlers over the kernel
 //! model (one driver per process at a time: one thread). A panic inside the driver's code (or the
 //! model's `KeBugCheckEx`) cannot unwind out of its `extern "system"` handler and aborts the
-//! process: the panic hook prints the seed and operation first, so the schedule can be rerun.
+//! process, so the driver soak runs in a worker process (`--worker`) watched by this one: the
+//! worker's panic hook names the schedule first, and when the worker aborts, this process shrinks
+//! that schedule by replaying parts of it in processes of their own (`--replay SEED --keep
+//! INDEXES`: the schedule's operations at those indexes).
 
-use std::process::ExitCode;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use wanlayer_tests::soak::{generate_for, run_on, shrink_on, Failure, RunFigures, Target};
+use wanlayer_tests::soak::{generate_for, minimize, run_on, shrink_on, Failure, RunFigures, Target};
 
 const USAGE: &str = "usage: soak [--schedules N] [--seed S] [--threads T] [--driver]";
+
+/// What the worker's panic hook begins its line with, before the seed.
+const PANIC_LINE: &str = "soak: a panic in the driver soak, schedule seed ";
 
 struct Options {
     schedules: u64,
     seed: u64,
     threads: u64,
     target: Target,
+    /// This process is the driver soak's worker (see the module doc).
+    worker: bool,
+    /// Replays these operations of the schedule of `seed` and exits (see the module doc).
+    keep: Option<Vec<usize>>,
 }
 
 /// The seed of the schedule the driver soak runs now (for the panic hook: see the module doc).
@@ -38,7 +49,7 @@ fn number(value: Option<&String>, flag: &str) -> Result<u64, String> {
 
 fn options(args: &[String]) -> Result<Options, String> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let mut options = Options { schedules: 1000, seed: 0, threads, target: Target::Simulator };
+    let mut options = Options { schedules: 1000, seed: 0, threads, target: Target::Simulator, worker: false, keep: None };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -46,6 +57,13 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--seed" => options.seed = number(args.next(), flag)?,
             "--threads" => options.threads = number(args.next(), flag)?.max(1),
             "--driver" => options.target = Target::Driver,
+            "--worker" => options.worker = true,
+            "--replay" => options.seed = number(args.next(), flag)?,
+            "--keep" => {
+                let text = args.next().ok_or_else(|| format!("--keep needs a value\n{USAGE}"))?;
+                let keep: Result<Vec<usize>, _> = text.split(',').filter(|index| !index.is_empty()).map(str::parse).collect();
+                options.keep = Some(keep.map_err(|_| format!("--keep: '{text}' is not a list of indexes"))?);
+            }
             other => return Err(format!("unknown option '{other}'\n{USAGE}")),
         }
     }
@@ -65,18 +83,34 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if options.target == Target::Driver && !options.worker && options.keep.is_none() {
+        return supervise(&args);
+    }
     // Panics are failures the runner reports with the schedule; the default hook would print
     // each of them (and every one the shrinker provokes) on its own. The driver's may abort the
     // process: those name their schedule first.
     if options.target == Target::Driver {
         std::panic::set_hook(Box::new(|info| {
             let seed = RUNNING.load(Ordering::Relaxed);
-            eprintln!("soak: a panic in the driver soak, schedule seed {seed:#x} (if the process aborts now, it came from inside the driver's code): {info}");
+            let info = info.to_string().replace('\n', " ");
+            eprintln!("{PANIC_LINE}{seed:#x} (if the process aborts now, it came from inside the driver's code): {info}");
         }));
     } else {
         std::panic::set_hook(Box::new(|_| {}));
     }
     let target = options.target;
+    if let Some(keep) = &options.keep {
+        RUNNING.store(options.seed, Ordering::Relaxed);
+        let schedule = generate_for(target, options.seed);
+        let ops = keep.iter().filter_map(|&index| schedule.ops.get(index).copied()).collect();
+        return match run_on(target, &schedule.with_ops(ops)) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(failure) => {
+                println!("soak: replay failed: {failure}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let started = Instant::now();
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -146,5 +180,79 @@ fn main() -> ExitCode {
     }
     let driver = if target == Target::Driver { " --driver" } else { "" };
     println!("soak: rerun the whole schedule with `cargo xtask soak{driver} --schedules 1 --seed {seed:#x}`");
+    ExitCode::FAILURE
+}
+
+/// The driver soak's watcher: runs the soak in a worker process with `args`, passing its output
+/// on; when the worker aborts (a panic inside the driver's code), shrinks the schedule its panic
+/// hook named by replaying parts of it in processes of their own.
+fn supervise(args: &[String]) -> ExitCode {
+    let Ok(exe) = std::env::current_exe() else {
+        eprintln!("soak: cannot find this executable to start the worker");
+        return ExitCode::FAILURE;
+    };
+    let worker = Command::new(&exe).args(args).arg("--worker").stderr(Stdio::piped()).spawn();
+    let mut worker = match worker {
+        Ok(worker) => worker,
+        Err(error) => {
+            eprintln!("soak: the worker did not start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut last_panic: Option<(u64, String)> = None;
+    if let Some(stderr) = worker.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some(rest) = line.strip_prefix(PANIC_LINE) {
+                let seed = rest.split_whitespace().next().and_then(|hex| u64::from_str_radix(hex.trim_start_matches("0x"), 16).ok());
+                // The schedule's first panic is the one that matters (the abort's own follows it).
+                if seed.is_some() && last_panic.as_ref().map(|(known, _)| Some(*known)) != Some(seed) {
+                    last_panic = seed.map(|seed| (seed, line.clone()));
+                }
+            }
+        }
+    }
+    let status = match worker.wait() {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("soak: the worker was lost: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if status.success() {
+        return ExitCode::SUCCESS;
+    }
+    if status.code() == Some(1) {
+        // A failure the worker caught, shrank and printed itself.
+        return ExitCode::FAILURE;
+    }
+    let Some((seed, line)) = last_panic else {
+        println!("soak: FAILED: the worker ended with {status} and named no schedule");
+        return ExitCode::FAILURE;
+    };
+    let schedule = generate_for(Target::Driver, seed);
+    println!("soak: FAILED: the worker aborted ({status}) in schedule seed {seed:#x} ({} operations): {line}", schedule.ops.len());
+    let aborts = |keep: &[usize]| {
+        let list: Vec<String> = keep.iter().map(usize::to_string).collect();
+        let replay = Command::new(&exe)
+            .args(["--driver", "--replay", &seed.to_string(), "--keep", &list.join(",")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        // Aborted (killed by SIGABRT): no exit code.
+        replay.is_ok_and(|status| status.code().is_none())
+    };
+    let all: Vec<usize> = (0..schedule.ops.len()).collect();
+    if !aborts(&all) {
+        println!("soak: replaying the schedule in a process of its own did not abort again");
+        return ExitCode::FAILURE;
+    }
+    let kept = minimize(&all, aborts);
+    println!("soak: shrunk to {} operation(s) that still abort (replayed one process each):", kept.len());
+    for (index, &op) in kept.iter().enumerate() {
+        println!("  {index:>3}  {:?}", schedule.ops[op]);
+    }
+    let list: Vec<String> = kept.iter().map(usize::to_string).collect();
+    println!("soak: rerun it with `soak --driver --replay {seed:#x} --keep {}` (the soak binary of wanlayer-tests)", list.join(","));
     ExitCode::FAILURE
 }

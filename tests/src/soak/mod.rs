@@ -664,7 +664,7 @@ pub fn shrink_on(target: Target, schedule: &Schedule, failure: &Failure) -> Sche
 /// Delta debugging: removes chunks of operations, halving the chunk size down to single
 /// operations, while `fails` still holds. The result still fails, and removing any one of its
 /// operations makes it pass. When `schedule` itself does not fail it is returned whole.
-pub fn minimize(schedule: &[Op], fails: impl Fn(&[Op]) -> bool) -> Vec<Op> {
+pub fn minimize<T: Copy>(schedule: &[T], fails: impl Fn(&[T]) -> bool) -> Vec<T> {
     let mut current = schedule.to_vec();
     if !fails(&current) {
         return current;
@@ -674,7 +674,7 @@ pub fn minimize(schedule: &[Op], fails: impl Fn(&[Op]) -> bool) -> Vec<Op> {
         let mut start = 0;
         while start < current.len() {
             let end = (start + chunk).min(current.len());
-            let candidate: Vec<Op> = current[..start].iter().chain(&current[end..]).copied().collect();
+            let candidate: Vec<T> = current[..start].iter().chain(&current[end..]).copied().collect();
             if fails(&candidate) {
                 current = candidate;
             } else {
