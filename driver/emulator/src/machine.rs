@@ -643,6 +643,11 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
         };
         arguments.push(value.unwrap_or(0));
     }
+    if let Err(refused) = runtime_ranges_allowed(shared, export, &arguments) {
+        shared.fail(refused);
+        let _ = engine.emu_stop();
+        return;
+    }
     if export.diverges {
         let arguments: Vec<String> = arguments.iter().map(|argument| format!("{argument:#x}")).collect();
         shared.fail(format!("{}!{}({}): the image bug-checked the machine", export.module, export.name, arguments.join(", ")));
@@ -661,6 +666,34 @@ fn import(engine: &mut Unicorn<'_, ()>, shared: &Shared, address: usize) {
     if shared.failure.borrow().is_some() || written.is_err() {
         let _ = engine.emu_stop();
     }
+}
+
+/// The C runtime's imports (`memcpy`, `memmove`, `memset`, `memcmp`) run in the host, where the
+/// special pool's guard pages, its freed blocks and the guard page below the guest stack are
+/// ordinary memory: the ranges they would write and read are checked against those first, as the
+/// guest's own accesses are; the refusal names the range and the reason.
+fn runtime_ranges_allowed(shared: &Shared, export: &Export, arguments: &[u64]) -> Result<(), String> {
+    let argument = |index: usize| arguments.get(index).copied().unwrap_or(0);
+    let ranges = match export.name {
+        "memcpy" | "memmove" => [("WRITE", argument(0), argument(2)), ("READ", argument(1), argument(2))],
+        "memset" => [("WRITE", argument(0), argument(2)), ("READ", 0, 0)],
+        "memcmp" => [("READ", argument(0), argument(2)), ("READ", argument(1), argument(2))],
+        _ => return Ok(()),
+    };
+    for (kind, start, length) in ranges.into_iter().filter(|&(_, _, length)| length > 0) {
+        let (start, length) = (start as usize, length as usize);
+        let end =
+            start.checked_add(length).ok_or_else(|| format!("{}: {kind} of {length} bytes at {start:#x} wraps around", export.name))?;
+        for page in (start & !(PAGE - 1)..end).step_by(PAGE) {
+            let reason = match shared.forbidden.borrow().get(&page) {
+                Some(reason) => reason.clone(),
+                None if page == shared.guard => "the guard page below the guest stack (stack overflow)".to_owned(),
+                None => continue,
+            };
+            return Err(format!("{kind} of {length} bytes at {start:#x} by {}: {reason}", export.name));
+        }
+    }
+    Ok(())
 }
 
 /// `MmGetSystemRoutineAddress`'s `result` for the guest: the model answers its own (host)
@@ -729,6 +762,17 @@ fn import_x86(engine: &mut Unicorn<'_, ()>, shared: &Shared, export: &'static Ex
         shared.fail(format!("{}!{}({}): the image bug-checked the machine", export.module, export.name, arguments.join(", ")));
         let _ = engine.emu_stop();
         return;
+    }
+    if convention == X86Convention::Cdecl {
+        let slots: Vec<u64> = (0..export.arity)
+            // SAFETY: the caller's stack arguments (the C runtime's are 4-byte ones).
+            .map(|index| u64::from(unsafe { std::ptr::with_exposed_provenance::<u32>(sp + 4 + 4 * index).read_unaligned() }))
+            .collect();
+        if let Err(refused) = runtime_ranges_allowed(shared, export, &slots) {
+            shared.fail(refused);
+            let _ = engine.emu_stop();
+            return;
+        }
     }
     let mut arguments = X86Arguments { registers, stack: sp + 4, stacked: 0 };
     let first = match convention {
