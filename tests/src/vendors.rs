@@ -1,14 +1,60 @@
 //! Small vendor filters written against the SDK, as a third-party driver would write them: each
 //! implements `wanlayer_sdk::VendorFilter` only, and the scenarios register them through the
-//! provider interface's C-ABI table (`wanlayer_sdk::sim::SimProvider`), the path a kernel vendor
-//! takes.
+//! provider interface's C-ABI table — with the driver in the loop, the table `wanlayer.sys`'s
+//! handlers hand out to the SDK's kernel client ([`connect`]), the path a kernel vendor takes; in
+//! the soak, `wanlayer_sdk::sim::SimProvider`'s beside the simulator's engine.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use wanlayer_sdk::kernel::Connection;
+use wanlayer_sdk::provider::HostCounts;
 use wanlayer_sdk::{Direction, LinkInfo, Packet, Provider, ReinjectVerdict, Status, Ticket, VendorFilter, Verdict};
+use wanlayer_sim::Rras;
+use wanlayer_sim_driver::DriverFilter;
 
 use crate::frames;
+
+/// Connects to the driver in the loop as a kernel vendor's `DriverEntry` does, at
+/// `PASSIVE_LEVEL`: `\Device\WanLayer` opened (`IoGetDeviceObjectPointer`, an `IRP_MJ_CREATE`
+/// to the driver's dispatch routine) and `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` sent as an
+/// internal device control IRP, answered by the driver's handler, the answer checked.
+///
+/// # Errors
+/// The status opening or the request failed with.
+pub fn try_connect(rras: &Rras<DriverFilter>) -> Result<Connection, Status> {
+    rras.filter().vendor_call(false, Connection::open)
+}
+
+/// [`try_connect`], which must succeed.
+///
+/// # Panics
+/// When the driver does not answer with its table.
+#[track_caller]
+pub fn connect(rras: &Rras<DriverFilter>) -> Connection {
+    try_connect(rras).expect("wanlayer.sys hands out its table")
+}
+
+/// What the loaded driver's provider did (`wanlayer::provider::host`).
+///
+/// # Panics
+/// When the driver is not loaded.
+#[track_caller]
+pub fn provider_counts() -> HostCounts {
+    wanlayer::provider::host().expect("wanlayer.sys is loaded").counts()
+}
+
+/// What the driver's `DriverUnload` does first with the registrations still there
+/// (`wanlayer::provider::shutdown`: `Host::revoke_all`), while its engine and modules are still
+/// up. Returns how many were revoked.
+///
+/// # Panics
+/// When the driver is not loaded.
+#[track_caller]
+pub fn revoke_all(rras: &Rras<DriverFilter>) -> usize {
+    let host = wanlayer::provider::host().expect("wanlayer.sys is loaded");
+    rras.filter().vendor_call(false, || host.revoke_all())
+}
 
 /// One callback a [`RecordingVendor`] saw.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -1,25 +1,43 @@
-//! The provider interface for vendor drivers, driven through the very C-ABI table a kernel vendor
-//! gets (`wanlayer_sdk::sim::SimProvider` answers `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` with the
-//! code wanlayer.sys runs): versioning and sizes, registration checks and limits, stale handles and
-//! tickets, link queries, the MTU and frame replacement, altitude order, registration and
-//! deregistration under traffic, a vendor that never gives back what it took, and wanlayer's own
-//! unload with vendors still registered.
+//! The provider interface for vendor drivers, driven with the driver in the loop through the very
+//! path a kernel vendor takes: the SDK's kernel client (`wanlayer_sdk::kernel::Connection`, its
+//! imports bound to the kernel model) opens `\Device\WanLayer` and sends
+//! `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` as an internal device control IRP, which `wanlayer.sys`'s
+//! own handler answers with its table: versioning and sizes, registration checks and limits, stale
+//! handles and tickets, link queries, the MTU and frame replacement, altitude order, registration
+//! and deregistration under traffic, a vendor that never gives back what it took, and wanlayer's
+//! own unload with vendors still registered.
 
 use std::ffi::c_void;
 use std::mem::size_of;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use wanlayer_core::hook::Direction as WireDirection;
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::NdisStatus;
 use wanlayer_sdk::abi::{self, FilterRegistration, LinkInfo, ProviderRequest, ProviderTable as RawTable, RawPacket};
-use wanlayer_sdk::sim::SimProvider;
+use wanlayer_sdk::kernel::Connection;
 use wanlayer_sdk::{Direction, ReinjectVerdict, Status, Ticket};
-use wanlayer_sim::{Edge, LinkParams, PauseOutcome, ReceiveOptions, MILLISECOND};
+use wanlayer_sim::{Edge, LinkParams, PauseOutcome, ReceiveOptions, Rras, MILLISECOND};
+use wanlayer_sim_driver::DriverFilter;
 use wanlayer_tests::frames::{checksums_valid, ip_ttl};
-use wanlayer_tests::setup::{completions, counts, drops, finish, frames, started_core as started, UDP};
-use wanlayer_tests::vendors::{DroppingVendor, RecordingVendor, TakingVendor, TunnelVendor, VendorCall, VendorLog};
+use wanlayer_tests::setup::{completions, counts, drops, finish, frames, started, UDP};
+use wanlayer_tests::vendors::{
+    connect, provider_counts, revoke_all, try_connect, DroppingVendor, RecordingVendor, TakingVendor, TunnelVendor, VendorCall, VendorLog,
+};
 
 const TABLE_LEN: usize = size_of::<RawTable>();
+
+/// Sends `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` again through `connection`'s IRP path with
+/// `request` and an output buffer of `table_len` bytes, as a C vendor would; returns the status,
+/// the bytes written and the table (meaningful when the status is a success).
+fn query(rras: &Rras<DriverFilter>, connection: &Connection, request: &ProviderRequest, table_len: usize) -> (Status, usize, RawTable) {
+    let mut buffer = vec![0u8; table_len.max(TABLE_LEN)];
+    let (status, written) = rras.filter().vendor_call(false, || connection.query(request, &mut buffer[..table_len]));
+    // SAFETY: the buffer holds at least one table's bytes (zeroes where nothing was written: a
+    // valid value of the table, whose null function pointers read as `None`).
+    let table = unsafe { buffer.as_ptr().cast::<RawTable>().read_unaligned() };
+    (status, written, table)
+}
 
 // ----- the table and its version ----------------------------------------------------------------
 
@@ -27,16 +45,16 @@ const TABLE_LEN: usize = size_of::<RawTable>();
 fn the_table_is_handed_out_for_this_version_and_refused_with_a_clear_status_otherwise() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
+        let connection = connect(&rras);
         let current = ProviderRequest::current();
-        let (status, written, table) = wanlayer.query(&current, TABLE_LEN);
+        let (status, written, table) = query(&rras, &connection, &current, TABLE_LEN);
         assert_eq!((status, written, table.size, table.version), (Status::SUCCESS, 96, 96, abi::PROVIDER_VERSION));
         assert!(!table.provider.is_null() && table.register_filter.is_some() && table.packet_ticket.is_some());
-        let (status, written, _) = wanlayer.query(&current, TABLE_LEN + 64);
+        let (status, written, _) = query(&rras, &connection, &current, TABLE_LEN + 64);
         assert_eq!((status, written), (Status::SUCCESS, 96), "a longer buffer gets this version's table, and says so");
 
         let refused = |request: ProviderRequest, table_len: usize| {
-            let (status, written, table) = wanlayer.query(&request, table_len);
+            let (status, written, table) = query(&rras, &connection, &request, table_len);
             assert_eq!((written, table.size, table.provider), (0, 0, std::ptr::null_mut()), "nothing written when refused");
             status
         };
@@ -46,9 +64,9 @@ fn the_table_is_handed_out_for_this_version_and_refused_with_a_clear_status_othe
         assert_eq!(refused(current, TABLE_LEN - 8), Status::INFO_LENGTH_MISMATCH);
         assert_eq!(refused(ProviderRequest { flags: 1, ..current }, TABLE_LEN), Status::INVALID_PARAMETER);
         assert_eq!(refused(ProviderRequest { reserved: 7, ..current }, TABLE_LEN), Status::INVALID_PARAMETER);
-        let counts = wanlayer.host().counts();
-        assert_eq!((counts.tables_served, counts.requests_refused), (2, 6));
-        assert_eq!(wanlayer.connect().map(|table| table.version()), Ok(abi::PROVIDER_VERSION));
+        let counts = provider_counts();
+        assert_eq!((counts.tables_served, counts.requests_refused), (3, 6), "the connection's own, and the two above");
+        assert_eq!(connect(&rras).table().version(), abi::PROVIDER_VERSION, "a second connection");
     }
     finish(rras);
 }
@@ -86,7 +104,7 @@ fn registration(name: &[u8], on_send: abi::PacketCallback) -> FilterRegistration
 fn register_raw(table: &RawTable, registration: *const FilterRegistration) -> (Status, u64) {
     let mut handle = 0;
     let register = table.register_filter.expect("the table has RegisterFilter");
-    // SAFETY: the simulated provider's own function and pointer, alive for the call; the
+    // SAFETY: the driver's own function and pointer, alive while the caller's connection is; the
     // registration is null or a live structure readable for its `Size`; the handle slot is ours.
     let status = unsafe { register(table.provider, registration, &mut handle) };
     (status, handle)
@@ -95,15 +113,15 @@ fn register_raw(table: &RawTable, registration: *const FilterRegistration) -> (S
 /// Calls the table's `DeregisterFilter`.
 fn deregister_raw(table: &RawTable, handle: u64) -> Status {
     let deregister = table.deregister_filter.expect("the table has DeregisterFilter");
-    // SAFETY: the simulated provider's own function and pointer, alive for the call.
+    // SAFETY: the driver's own function and pointer, alive while the caller's connection is.
     unsafe { deregister(table.provider, handle) }
 }
 
 /// Calls the table's `Reinject`.
 fn reinject_raw(table: &RawTable, handle: u64, ticket: &Ticket, verdict: u32) -> Status {
     let reinject = table.reinject.expect("the table has Reinject");
-    // SAFETY: the simulated provider's own function and pointer, alive for the call; the ticket is
-    // readable.
+    // SAFETY: the driver's own function and pointer, alive while the caller's connection is; the
+    // ticket is readable.
     unsafe { reinject(table.provider, handle, ticket, verdict) }
 }
 
@@ -111,8 +129,8 @@ fn reinject_raw(table: &RawTable, handle: u64, ticket: &Ticket, verdict: u32) ->
 fn a_registration_is_checked_field_by_field_and_may_come_from_a_newer_build() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let (_, _, table) = wanlayer.query(&ProviderRequest::current(), TABLE_LEN);
+        let connection = connect(&rras);
+        let (_, _, table) = query(&rras, &connection, &ProviderRequest::current(), TABLE_LEN);
         let good = registration(b"c-vendor", pass);
         let check = |registration: FilterRegistration| register_raw(&table, &registration).0;
         assert_eq!(register_raw(&table, std::ptr::null()).0, Status::INVALID_PARAMETER);
@@ -122,7 +140,7 @@ fn a_registration_is_checked_field_by_field_and_may_come_from_a_newer_build() {
         assert_eq!(check(registration(b"", pass)), Status::INVALID_PARAMETER, "an empty name");
         assert_eq!(check(registration(&[0xFF, 0xFE], pass)), Status::INVALID_PARAMETER, "not UTF-8");
         assert_eq!(check(registration(b"ab\0c", pass)), Status::INVALID_PARAMETER, "bytes after the NUL");
-        assert_eq!(wanlayer.host().counts().registrations, 0);
+        assert_eq!(provider_counts().registrations, 0);
 
         // A later version's registration is longer; this provider reads the fields it knows.
         #[repr(C)]
@@ -140,7 +158,7 @@ fn a_registration_is_checked_field_by_field_and_may_come_from_a_newer_build() {
         assert_eq!(deregister_raw(&table, handle), Status::SUCCESS);
         assert_eq!(deregister_raw(&table, handle), Status::INVALID_HANDLE, "a handle names one registration");
         assert_eq!(deregister_raw(&table, 0), Status::INVALID_HANDLE);
-        let counts = wanlayer.host().counts();
+        let counts = provider_counts();
         assert_eq!((counts.registrations, counts.registrations_refused, counts.deregistrations), (1, 0, 1));
     }
     finish(rras);
@@ -150,8 +168,8 @@ fn a_registration_is_checked_field_by_field_and_may_come_from_a_newer_build() {
 fn sixteen_filters_fit_and_a_seventeenth_is_refused_with_quota_exceeded() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let log = VendorLog::new();
         let registered: Vec<_> = (0..abi::MAX_FILTERS)
             .map(|altitude| table.register("recorder", altitude, RecordingVendor::new("recorder", &log)).expect("a free slot"))
@@ -163,7 +181,7 @@ fn sixteen_filters_fit_and_a_seventeenth_is_refused_with_quota_exceeded() {
         assert_eq!(log.order(VendorCall::Packet(Direction::Send)).len(), 16, "every registered filter saw the send");
         let handles: Vec<u64> = registered.iter().map(|registration| registration.handle()).collect();
         drop(registered);
-        assert_eq!(wanlayer.host().counts().registered, 0);
+        assert_eq!(provider_counts().registered, 0);
         let again = table.register("again", 1, RecordingVendor::new("again", &log)).expect("a slot freed");
         assert!(!handles.contains(&again.handle()), "a reused slot gets a new handle");
     }
@@ -174,14 +192,14 @@ fn sixteen_filters_fit_and_a_seventeenth_is_refused_with_quota_exceeded() {
 fn an_unknown_verdict_passes_the_packet_and_is_counted() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let (_, _, table) = wanlayer.query(&ProviderRequest::current(), TABLE_LEN);
+        let connection = connect(&rras);
+        let (_, _, table) = query(&rras, &connection, &ProviderRequest::current(), TABLE_LEN);
         let (status, handle) = register_raw(&table, &registration(b"confused", not_a_verdict));
         assert_eq!(status, Status::SUCCESS);
         let link = rras.link_up(Edge::WanIp, LinkParams::new());
         rras.send_flow(&link, &UDP, 3);
         assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 3);
-        assert_eq!(wanlayer.host().counts().invalid_verdicts, 3);
+        assert_eq!(provider_counts().invalid_verdicts, 3);
         assert_eq!(deregister_raw(&table, handle), Status::SUCCESS);
     }
     finish(rras);
@@ -193,9 +211,9 @@ fn an_unknown_verdict_passes_the_packet_and_is_counted() {
 fn stale_handles_and_tickets_and_bad_arguments_get_clear_statuses() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let (_, _, raw) = wanlayer.query(&ProviderRequest::current(), TABLE_LEN);
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let (_, _, raw) = query(&rras, &connection, &ProviderRequest::current(), TABLE_LEN);
+        let table = connection.table();
         let taker = table.register("taker", 10, TakingVendor::new(Some(Direction::Send))).expect("registered");
         let link = rras.link_up(Edge::WanIp, LinkParams::new());
         let passed = rras.send_flow(&link, &UDP, 3);
@@ -229,8 +247,8 @@ fn stale_handles_and_tickets_and_bad_arguments_get_clear_statuses() {
 fn links_and_time_come_from_the_engine() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let four = rras.link_up(Edge::WanIp, LinkParams::new().mtu(1400).speed_bps(56_000));
         let six = rras.link_up(Edge::WanIpv6, LinkParams::new());
         let empty = LinkInfo {
@@ -255,7 +273,7 @@ fn links_and_time_come_from_the_engine() {
         assert_eq!((links[1].remote_address, links[1].protocol_type), (six.remote.0, 0x86DD));
         assert_eq!(links[0].local_address, four.local.0, "the address the IP layer filled in");
 
-        let (_, _, raw) = wanlayer.query(&ProviderRequest::current(), TABLE_LEN);
+        let (_, _, raw) = query(&rras, &connection, &ProviderRequest::current(), TABLE_LEN);
         let query = raw.query_links.expect("QueryLinks");
         let mut count = 0;
         // SAFETY: the provider's own function; the array holds 4 elements of the stated size.
@@ -265,9 +283,10 @@ fn links_and_time_come_from_the_engine() {
         let status = unsafe { query(raw.provider, std::ptr::null_mut(), 0, size_of::<LinkInfo>() as u32, &mut count) };
         assert_eq!((status, count), (Status::BUFFER_OVERFLOW, 2));
 
-        assert_eq!(table.now(), rras.now().0, "the simulator's virtual time");
+        let now = || rras.filter().vendor_call(false, || table.now());
+        assert_eq!(now(), rras.now().0, "the simulator's virtual time, through the driver's clock");
         rras.advance(5 * MILLISECOND);
-        assert_eq!(table.now(), rras.now().0);
+        assert_eq!(now(), rras.now().0);
     }
     finish(rras);
 }
@@ -278,8 +297,8 @@ fn links_and_time_come_from_the_engine() {
 fn a_vendor_lowers_the_reported_mtu_and_replaces_frames() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let tunnel = table.register("tunnel", 100, TunnelVendor::new(1400, 9)).expect("registered");
         let link = rras.link_up(Edge::WanIp, LinkParams::new().mtu(1500));
         assert_eq!(link.reported_total_size, Some(1400), "the IP layer was told the lower size");
@@ -300,8 +319,8 @@ fn a_vendor_lowers_the_reported_mtu_and_replaces_frames() {
 fn vendors_meet_packets_in_altitude_order_whatever_the_registration_order() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let log = VendorLog::new();
         let _low = table.register("low", 100, RecordingVendor::new("low", &log)).expect("registered");
         let _high = table.register("high", 300, RecordingVendor::new("high", &log)).expect("registered");
@@ -327,8 +346,8 @@ fn vendors_register_and_deregister_at_any_time_under_traffic_and_every_packet_co
     let mut sent = Vec::new();
     let mut received = 0usize;
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let log = VendorLog::new();
         let mut takers = std::collections::VecDeque::new();
         let mut recorders = std::collections::VecDeque::new();
@@ -340,7 +359,9 @@ fn vendors_register_and_deregister_at_any_time_under_traffic_and_every_packet_co
             received += 3;
             match round % 4 {
                 0 => takers.push_back(table.register("taker", 50 + round, TakingVendor::new(None)).expect("registered")),
-                1 => recorders.push_back(table.register("recorder", 10 + round, RecordingVendor::new("recorder", &log)).expect("registered")),
+                1 => {
+                    recorders.push_back(table.register("recorder", 10 + round, RecordingVendor::new("recorder", &log)).expect("registered"))
+                }
                 2 => {
                     // A taker gives part of what it holds back, from outside any callback (a timer).
                     if let Some(taker) = takers.back() {
@@ -362,12 +383,12 @@ fn vendors_register_and_deregister_at_any_time_under_traffic_and_every_packet_co
             rras.step();
             rras.step();
         }
-        let counts = wanlayer.host().counts();
+        let counts = provider_counts();
         assert_eq!(counts.registrations, 12);
         assert!(counts.deregistrations >= 6);
         drop(takers);
         drop(recorders);
-        assert_eq!(wanlayer.host().counts().registered, 0);
+        assert_eq!(provider_counts().registered, 0);
     }
     rras.run_until_idle();
     let protocol = (rras.protocol(Edge::WanIp), rras.protocol(Edge::WanIpv6));
@@ -381,8 +402,8 @@ fn vendors_register_and_deregister_at_any_time_under_traffic_and_every_packet_co
 fn a_vendor_cannot_hand_on_or_drop_what_another_vendor_took() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let owner = table.register("owner", 20, TakingVendor::new(Some(Direction::Send))).expect("registered");
         let other = table.register("other", 10, TakingVendor::new(Some(Direction::Receive))).expect("registered");
         let link = rras.link_up(Edge::WanIp, LinkParams::new());
@@ -404,8 +425,8 @@ fn a_vendor_cannot_hand_on_or_drop_what_another_vendor_took() {
 fn a_vendor_that_never_gives_back_what_it_took_cannot_wedge_a_pause() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let taker = table.register("hoarder", 10, TakingVendor::new(None)).expect("registered");
         let link = rras.link_up(Edge::WanIp, LinkParams::new());
         let sent = rras.send_flow(&link, &UDP, 5);
@@ -431,8 +452,8 @@ fn a_vendor_that_never_gives_back_what_it_took_cannot_wedge_a_pause() {
 fn a_vendor_that_drops_everything_cannot_wedge_a_pause_either() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let dropper = table.register("black-hole", 10, DroppingVendor::default()).expect("registered");
         let link = rras.link_up(Edge::WanIpv6, LinkParams::new());
         let sent = rras.send_flow(&link, &UDP, 3);
@@ -450,8 +471,8 @@ fn a_vendor_that_drops_everything_cannot_wedge_a_pause_either() {
 fn wanlayer_unloading_with_vendors_registered_revokes_them_and_stale_calls_get_device_removed() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let connection = connect(&rras);
+        let table = connection.table();
         let log = VendorLog::new();
         let taker = table.register("taker", 200, TakingVendor::new(Some(Direction::Send))).expect("registered");
         let recorder = table.register("below", 100, RecordingVendor::new("below", &log)).expect("registered");
@@ -461,7 +482,7 @@ fn wanlayer_unloading_with_vendors_registered_revokes_them_and_stale_calls_get_d
         let provider = taker.provider();
         let stale = Ticket { module: 0, reserved: 0, serial: 1 };
 
-        assert_eq!(wanlayer.unload(), 2, "what DriverUnload does with registrations left");
+        assert_eq!(revoke_all(&rras), 2, "what DriverUnload does first with registrations left");
         assert!(taker.is_revoked() && taker.filter().was_unloaded(), "OnProviderUnload was called");
         assert!(recorder.is_revoked());
         assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 3, "what the taker held was handed on, down the chain");
@@ -475,8 +496,8 @@ fn wanlayer_unloading_with_vendors_registered_revokes_them_and_stale_calls_get_d
         assert_eq!(provider.reinject(stale, ReinjectVerdict::Pass), Err(Status::DEVICE_REMOVED));
         assert_eq!(provider.links(&mut []), Err(Status::DEVICE_REMOVED));
         assert_eq!(table.register("late", 1, DroppingVendor::default()).map(|_| ()), Err(Status::DEVICE_REMOVED));
-        assert_eq!(wanlayer.connect().map(|_| ()), Err(Status::DEVICE_REMOVED), "no table is handed out any more");
-        let counts = wanlayer.host().counts();
+        assert_eq!(try_connect(&rras).map(|_| ()), Err(Status::DEVICE_REMOVED), "no table is handed out any more");
+        let counts = provider_counts();
         assert_eq!((counts.revocations, counts.registered, counts.deregistrations), (2, 0, 0));
         // Dropping the registrations makes no call into the revoked provider.
         drop(taker);
@@ -485,4 +506,42 @@ fn wanlayer_unloading_with_vendors_registered_revokes_them_and_stale_calls_get_d
         assert_eq!(completions(&rras.protocol(Edge::WanIp), &sent), vec![Some(NdisStatus::SUCCESS); 3]);
     }
     finish(rras);
+}
+
+unsafe extern "system" fn count_unload(context: *mut c_void) {
+    // SAFETY: the registration's context: the scenario's counter, which outlives the driver.
+    let unloads = unsafe { &*context.cast::<AtomicU32>() };
+    unloads.fetch_add(1, Ordering::Relaxed);
+}
+
+#[test]
+fn driver_unload_revokes_a_registration_whose_vendor_let_go_of_the_control_device_first() {
+    let mut rras = started();
+    let unloads = AtomicU32::new(0);
+    let link = rras.link_up(Edge::WanIp, LinkParams::new());
+    {
+        let connection = connect(&rras);
+        let (_, _, table) = query(&rras, &connection, &ProviderRequest::current(), TABLE_LEN);
+        let c_vendor = FilterRegistration {
+            context: std::ptr::from_ref(&unloads).cast_mut().cast(),
+            on_provider_unload: Some(count_unload),
+            ..registration(b"careless", pass)
+        };
+        let (status, handle) = register_raw(&table, &c_vendor);
+        assert_eq!((status, provider_counts().registered), (Status::SUCCESS, 1));
+        assert_ne!(handle, 0);
+        // The contract broken: the reference on \Device\WanLayer dropped with the registration
+        // still there (IRP_MJ_CLEANUP and IRP_MJ_CLOSE reach the driver), so nothing keeps the
+        // I/O manager from unloading wanlayer.sys.
+        rras.filter().vendor_call(false, || drop(connection));
+    }
+    rras.send_flow(&link, &UDP, 2);
+    assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 2, "the registration still sees traffic");
+    rras.run_until_idle();
+    rras.unload();
+    assert_eq!(unloads.load(Ordering::Relaxed), 1, "DriverUnload called its OnProviderUnload, once");
+    let said = "unload: revoked 1 vendor registration(s) whose driver let go of \\Device\\WanLayer first";
+    assert!(rras.log().iter().any(|line| line.contains(said)), "and logged it as an error: {:?}", rras.log());
+    rras.verifier().assert_clean();
+    wanlayer_tests::setup::assert_settled(&rras);
 }

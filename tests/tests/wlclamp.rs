@@ -1,17 +1,21 @@
-//! The SDK's sample vendor driver, `wlclamp.sys`'s filter (`driver/vendor-sample`), built for the
-//! host and registered through the very C-ABI table the kernel driver gets: the MSS clamp both
-//! ways, the token bucket and its queue to the byte and the packet, and the packets it holds at a
-//! pause, a line down, a deregistration and wanlayer's own unload, under a second vendor.
+//! The SDK's sample vendor driver, `wlclamp.sys` (`driver/vendor-sample`), built for the host
+//! without its `DriverEntry` and attached to the driver in the loop by its own `attach` (what its
+//! `DriverEntry` does: the SDK's kernel client opens `\Device\WanLayer`, asks `wanlayer.sys`'s
+//! handler for the table with an internal device control IRP and registers through it), its
+//! queues released by its own timer tick at `DISPATCH_LEVEL`: the MSS clamp both ways, the token
+//! bucket and its queue to the byte and the packet, and the packets it holds at a pause, a line
+//! down, a deregistration and wanlayer's own unload, under a second vendor.
 
 use wanlayer_core::hook::Direction as WireDirection;
 use wanlayer_core::NdisStatus;
-use wanlayer_sdk::sim::SimProvider;
+use wanlayer_sdk::kernel::Attachment;
 use wanlayer_sdk::wire::clamp_tcp_mss;
-use wanlayer_sdk::{Direction, LinkInfo};
-use wanlayer_sim::{Edge, Flow, LinkParams, PauseOutcome, ReceiveOptions, Transport, MILLISECOND, SECOND};
+use wanlayer_sdk::{Direction, LinkInfo, Provider};
+use wanlayer_sim::{Edge, Flow, LinkParams, PauseOutcome, ReceiveOptions, Rras, Transport, MILLISECOND, SECOND};
+use wanlayer_sim_driver::DriverFilter;
 use wanlayer_tests::frames::{checksums_valid, syn_frame, tcp_mss};
-use wanlayer_tests::setup::{completions, finish, frames, started_core as started};
-use wanlayer_tests::vendors::{RecordingVendor, VendorCall, VendorLog};
+use wanlayer_tests::setup::{completions, finish, frames, started};
+use wanlayer_tests::vendors::{connect, provider_counts, revoke_all, RecordingVendor, VendorCall, VendorLog};
 use wlclamp::bucket::TokenBucket;
 use wlclamp::{ClampFilter, ClampStats, Config};
 
@@ -21,8 +25,25 @@ const HUNDRED: Flow = Flow { transport: Transport::Udp, server_port: 53, client_
 /// 10,000 bytes per second (100 per 10 ms), a 1,000-byte burst, 4 queued sends per link.
 const SHAPER: Config = Config { mss: 1360, rate_bytes_per_second: 10_000, burst_bytes: 1_000, queue_packets: 4, max_links: 8 };
 
+/// wlclamp's `DriverEntry` without the driver around it: attached with `config`
+/// (`wlclamp::attach::attach`), at `PASSIVE_LEVEL`.
+fn attach(rras: &Rras<DriverFilter>, config: Config) -> Attachment<ClampFilter> {
+    rras.filter().vendor_call(false, || wlclamp::attach::attach(config, 0)).expect("wlclamp attaches to wanlayer.sys")
+}
+
+/// One tick of wlclamp's release timer (`wlclamp::attach::release`), at `DISPATCH_LEVEL` as its
+/// DPC runs, at the simulator's time; how many queued sends it released.
+fn release(rras: &Rras<DriverFilter>, clamp: &Attachment<ClampFilter>) -> usize {
+    rras.filter().vendor_call(true, || wlclamp::attach::release(clamp))
+}
+
+/// Deregisters, then lets go of `\Device\WanLayer`, as wlclamp's `DriverUnload` does.
+fn detach(rras: &Rras<DriverFilter>, clamp: Attachment<ClampFilter>) {
+    rras.filter().vendor_call(false, || clamp.detach()).expect("deregistered");
+}
+
 /// The identity of the one link of `edge`, as the provider lists it.
-fn link_id(table: &wanlayer_sdk::ProviderTable<'_>, edge: Edge) -> u64 {
+fn link_id(table: &Provider<'_>, edge: Edge) -> u64 {
     let empty = LinkInfo {
         link_id: 0,
         module: 0,
@@ -46,9 +67,7 @@ fn link_id(table: &wanlayer_sdk::ProviderTable<'_>, edge: Edge) -> u64 {
 fn syns_are_clamped_both_ways_on_both_edges_with_valid_checksums_and_nothing_else_changes() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
-        let clamp = table.register(wlclamp::FILTER_NAME, wlclamp::ALTITUDE, ClampFilter::new(Config::DEFAULT)).expect("registered");
+        let clamp = attach(&rras, Config::DEFAULT);
         for edge in [Edge::WanIp, Edge::WanIpv6] {
             let link = rras.link_up(edge, LinkParams::new());
             let big = syn_frame(&link, WireDirection::Send, Some(1460));
@@ -68,6 +87,7 @@ fn syns_are_clamped_both_ways_on_both_edges_with_valid_checksums_and_nothing_els
         }
         let stats = clamp.filter().stats();
         assert_eq!((stats.clamped, stats.edit_failures, stats.passed), (6, 0, 8));
+        detach(&rras, clamp);
     }
     finish(rras);
 }
@@ -117,12 +137,9 @@ fn a_token_bucket_is_exact_to_the_byte() {
 fn sends_over_the_rate_are_queued_released_in_order_as_tokens_come_and_dropped_when_the_queue_is_full() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
-        let clamp = table.register(wlclamp::FILTER_NAME, wlclamp::ALTITUDE, ClampFilter::new(SHAPER)).expect("registered");
-        let provider = clamp.provider();
+        let clamp = attach(&rras, SHAPER);
         let link = rras.link_up(Edge::WanIp, LinkParams::new());
-        let id = link_id(&table, Edge::WanIp);
+        let id = link_id(&clamp.provider(), Edge::WanIp);
         let out = frames(&link, WireDirection::Send, &HUNDRED, 0, 16);
         assert!(out.iter().all(|frame| frame.len() == 100));
         let sent = rras.send(Edge::WanIp, out.clone());
@@ -132,17 +149,17 @@ fn sends_over_the_rate_are_queued_released_in_order_as_tokens_come_and_dropped_w
         let statuses = completions(&rras.protocol(Edge::WanIp), &sent);
         assert_eq!(statuses[14..], [Some(NdisStatus::FAILURE); 2], "dropped at once, completed with a failure");
         assert_eq!(clamp.filter().link_state(id), Some((4, 0)));
-        assert_eq!(clamp.filter().release(&provider), 0, "no time has passed: no token");
+        assert_eq!(release(&rras, &clamp), 0, "no time has passed: no token");
 
         rras.advance(10 * MILLISECOND); // 100 bytes earned
-        assert_eq!(clamp.filter().release(&provider), 1);
+        assert_eq!(release(&rras, &clamp), 1);
         rras.advance(25 * MILLISECOND); // 250 more
-        assert_eq!(clamp.filter().release(&provider), 2);
+        assert_eq!(release(&rras, &clamp), 2);
         assert_eq!(clamp.filter().link_state(id), Some((1, 50)), "50 bytes short of the last one");
         rras.advance(4 * MILLISECOND); // 40 more: still 10 short
-        assert_eq!(clamp.filter().release(&provider), 0);
+        assert_eq!(release(&rras, &clamp), 0);
         rras.advance(MILLISECOND);
-        assert_eq!(clamp.filter().release(&provider), 1);
+        assert_eq!(release(&rras, &clamp), 1);
         assert_eq!(rras.miniport(Edge::WanIp).sent_frames(), out[..14].to_vec(), "every one that passed, in order");
 
         // A quiet second refills the burst, and no more.
@@ -151,13 +168,14 @@ fn sends_over_the_rate_are_queued_released_in_order_as_tokens_come_and_dropped_w
         assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 24);
         assert_eq!(clamp.filter().link_state(id), Some((2, 0)));
         rras.advance(20 * MILLISECOND);
-        assert_eq!(clamp.filter().release(&provider), 2);
+        assert_eq!(release(&rras, &clamp), 2);
         rras.run_until_idle();
         let protocol = rras.protocol(Edge::WanIp);
         assert_eq!(completions(&protocol, &sent[..14]), vec![Some(NdisStatus::SUCCESS); 14]);
         assert_eq!(completions(&protocol, &later), vec![Some(NdisStatus::SUCCESS); 12]);
         let expected = ClampStats { passed: 20, queued: 6, released: 6, dropped_queue_full: 2, ..ClampStats::default() };
         assert_eq!(clamp.filter().stats(), expected);
+        detach(&rras, clamp);
     }
     finish(rras);
 }
@@ -166,9 +184,7 @@ fn sends_over_the_rate_are_queued_released_in_order_as_tokens_come_and_dropped_w
 fn each_link_has_its_own_bucket_and_receives_are_never_delayed() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
-        let clamp = table.register(wlclamp::FILTER_NAME, wlclamp::ALTITUDE, ClampFilter::new(SHAPER)).expect("registered");
+        let clamp = attach(&rras, SHAPER);
         let busy = rras.link_up(Edge::WanIp, LinkParams::new());
         let quiet = rras.link_up(Edge::WanIp, LinkParams::new());
         rras.send(Edge::WanIp, frames(&busy, WireDirection::Send, &HUNDRED, 0, 14));
@@ -178,20 +194,18 @@ fn each_link_has_its_own_bucket_and_receives_are_never_delayed() {
         assert_eq!(rras.protocol(Edge::WanIp).received.len(), 20);
         let stats = clamp.filter().stats();
         assert_eq!((stats.passed, stats.queued), (13, 4));
+        detach(&rras, clamp);
     }
     finish(rras);
 }
 
 // ----- what it holds, when the world changes ----------------------------------------------------
 
-/// A registered wlclamp with `queued` sends held on a fresh IPv4 link (a 200-byte burst: the first
+/// An attached wlclamp with `queued` sends held on a fresh IPv4 link (a 200-byte burst: the first
 /// two pass).
 macro_rules! holding {
-    ($rras:ident, $wanlayer:ident, $clamp:ident, $link:ident, $sent:ident, $queued:expr) => {
-        let $wanlayer = SimProvider::new($rras.engine());
-        let table = $wanlayer.connect().expect("the table");
-        let config = Config { burst_bytes: 200, ..SHAPER };
-        let $clamp = table.register(wlclamp::FILTER_NAME, wlclamp::ALTITUDE, ClampFilter::new(config)).expect("registered");
+    ($rras:ident, $clamp:ident, $link:ident, $sent:ident, $queued:expr) => {
+        let $clamp = attach(&$rras, Config { burst_bytes: 200, ..SHAPER });
         let $link = $rras.link_up(Edge::WanIp, LinkParams::new());
         let $sent = $rras.send(Edge::WanIp, frames(&$link, WireDirection::Send, &HUNDRED, 0, 2 + $queued));
         assert_eq!($clamp.filter().stats().queued, $queued);
@@ -202,19 +216,20 @@ macro_rules! holding {
 fn a_pause_completes_at_once_with_queued_sends_and_their_tickets_go_stale() {
     let rras = started();
     {
-        holding!(rras, wanlayer, clamp, link, sent, 3);
+        holding!(rras, clamp, link, sent, 3);
         assert_eq!(rras.pause(Edge::WanIp), Ok(PauseOutcome::Complete), "nothing the filter holds delays the pause");
         rras.run_until_idle();
         assert_eq!(completions(&rras.protocol(Edge::WanIp), &sent[2..]), vec![Some(NdisStatus::PAUSED); 3]);
         rras.restart(Edge::WanIp).expect("restarts");
         rras.advance(30 * MILLISECOND);
-        assert_eq!(clamp.filter().release(&clamp.provider()), 0);
+        assert_eq!(release(&rras, &clamp), 0);
         let stats = clamp.filter().stats();
         assert_eq!((stats.stale, stats.released), (3, 0), "each stale ticket skipped and its tokens refunded");
         let after = rras.send_flow(&link, &HUNDRED, 2);
         assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 4, "the refilled burst passes at once");
         rras.run_until_idle();
         assert_eq!(completions(&rras.protocol(Edge::WanIp), &after), vec![Some(NdisStatus::SUCCESS); 2]);
+        detach(&rras, clamp);
     }
     finish(rras);
 }
@@ -223,14 +238,15 @@ fn a_pause_completes_at_once_with_queued_sends_and_their_tickets_go_stale() {
 fn a_line_down_discards_the_link_s_queue_and_wanlayer_completes_its_sends() {
     let rras = started();
     {
-        holding!(rras, wanlayer, clamp, link, sent, 3);
+        holding!(rras, clamp, link, sent, 3);
         rras.link_down(&link);
         rras.run_until_idle();
         let statuses = completions(&rras.protocol(Edge::WanIp), &sent[2..]);
         assert_eq!(statuses, vec![Some(NdisStatus::MEDIA_DISCONNECTED); 3]);
         assert_eq!(clamp.filter().stats().discarded_line_down, 3);
         rras.advance(SECOND);
-        assert_eq!(clamp.filter().release(&clamp.provider()), 0, "nothing left to release");
+        assert_eq!(release(&rras, &clamp), 0, "nothing left to release");
+        detach(&rras, clamp);
     }
     finish(rras);
 }
@@ -239,13 +255,13 @@ fn a_line_down_discards_the_link_s_queue_and_wanlayer_completes_its_sends() {
 fn deregistering_with_queued_sends_hands_them_on_in_order() {
     let rras = started();
     {
-        holding!(rras, wanlayer, clamp, link, sent, 4);
-        clamp.deregister().expect("deregistered");
+        holding!(rras, clamp, link, sent, 4);
+        detach(&rras, clamp);
         let down = rras.miniport(Edge::WanIp).sent_frames();
         assert_eq!(down, frames(&link, WireDirection::Send, &HUNDRED, 0, 6), "all of them, in the order they came");
         rras.run_until_idle();
         assert_eq!(completions(&rras.protocol(Edge::WanIp), &sent), vec![Some(NdisStatus::SUCCESS); 6]);
-        assert_eq!(wanlayer.host().counts().registered, 0);
+        assert_eq!(provider_counts().registered, 0);
     }
     finish(rras);
 }
@@ -254,16 +270,16 @@ fn deregistering_with_queued_sends_hands_them_on_in_order() {
 fn wanlayer_unloading_revokes_wlclamp_which_then_never_calls_the_table() {
     let rras = started();
     {
-        holding!(rras, wanlayer, clamp, _link, sent, 3);
-        let provider = clamp.provider();
-        assert_eq!(wanlayer.unload(), 1);
+        holding!(rras, clamp, _link, sent, 3);
+        assert_eq!(revoke_all(&rras), 1, "what DriverUnload does first");
         assert!(clamp.is_revoked());
         assert_eq!(rras.miniport(Edge::WanIp).sent.len(), 5, "its queue was handed on");
         rras.advance(SECOND);
-        assert_eq!(clamp.filter().release(&provider), 0, "a revoked filter releases nothing");
+        assert_eq!(release(&rras, &clamp), 0, "a revoked filter releases nothing");
         assert_eq!(clamp.filter().stats().reinject_failures, 0, "and does not even try");
         rras.run_until_idle();
         assert_eq!(completions(&rras.protocol(Edge::WanIp), &sent), vec![Some(NdisStatus::SUCCESS); 5]);
+        assert_eq!(rras.filter().vendor_call(false, || clamp.detach()), Ok(()), "its DriverUnload makes no call into the table");
     }
     finish(rras);
 }
@@ -272,12 +288,11 @@ fn wanlayer_unloading_revokes_wlclamp_which_then_never_calls_the_table() {
 fn with_a_second_vendor_below_held_sends_reach_it_only_when_released() {
     let rras = started();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
+        let others = connect(&rras);
+        let table = others.table();
         let log = VendorLog::new();
         let _above = table.register("above", 400, RecordingVendor::new("above", &log)).expect("registered");
-        let config = Config { burst_bytes: 200, ..SHAPER };
-        let clamp = table.register(wlclamp::FILTER_NAME, wlclamp::ALTITUDE, ClampFilter::new(config)).expect("registered");
+        let clamp = attach(&rras, Config { burst_bytes: 200, ..SHAPER });
         let _capture = table.register("capture", 100, RecordingVendor::new("capture", &log)).expect("registered");
         let link = rras.link_up(Edge::WanIp, LinkParams::new());
         rras.send_flow(&link, &HUNDRED, 5);
@@ -285,12 +300,13 @@ fn with_a_second_vendor_below_held_sends_reach_it_only_when_released() {
         assert_eq!(sends(), ["above", "capture", "above", "capture", "above", "above", "above"], "3 held by wlclamp");
         log.clear();
         rras.advance(30 * MILLISECOND);
-        assert_eq!(clamp.filter().release(&clamp.provider()), 2, "300 bytes earned, but the bucket holds 200");
+        assert_eq!(release(&rras, &clamp), 2, "300 bytes earned, but the bucket holds 200");
         rras.advance(10 * MILLISECOND);
-        assert_eq!(clamp.filter().release(&clamp.provider()), 1);
+        assert_eq!(release(&rras, &clamp), 1);
         assert_eq!(sends(), ["capture", "capture", "capture"], "released sends continue below wlclamp only");
         rras.receive_flow(&link, &HUNDRED, 1, ReceiveOptions::default());
         assert_eq!(log.order(VendorCall::Packet(Direction::Receive)), ["capture", "above"]);
+        detach(&rras, clamp);
     }
     finish(rras);
 }
@@ -301,25 +317,23 @@ fn wlclamp_registers_and_deregisters_under_traffic_and_every_packet_comes_home()
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let mut sent = Vec::new();
     {
-        let wanlayer = SimProvider::new(rras.engine());
-        let table = wanlayer.connect().expect("the table");
         let mut stats = Vec::new();
         for round in 0..10u32 {
-            let clamp = table.register(wlclamp::FILTER_NAME, wlclamp::ALTITUDE, ClampFilter::new(SHAPER)).expect("registered");
+            let clamp = attach(&rras, SHAPER);
             for burst in 0..3 {
                 sent.extend(rras.send(Edge::WanIp, frames(&link, WireDirection::Send, &HUNDRED, round * 100 + burst * 8, 8)));
                 rras.receive_flow(&link, &HUNDRED, 2, ReceiveOptions::resources());
                 rras.advance(7 * MILLISECOND);
-                clamp.filter().release(&clamp.provider());
+                release(&rras, &clamp);
             }
             stats.push(clamp.filter().stats());
             // Leaves with sends still queued: they go on down.
-            clamp.deregister().expect("deregistered");
+            detach(&rras, clamp);
         }
         let dropped: u64 = stats.iter().map(|stats| stats.dropped_queue_full).sum();
         let held: u64 = stats.iter().map(|stats| stats.queued).sum();
         assert!(dropped > 0 && held > 0, "the shaper was busy: {stats:?}");
-        assert_eq!(wanlayer.host().counts().registrations, 10);
+        assert_eq!(provider_counts().registrations, 10);
     }
     rras.run_until_idle();
     let protocol = rras.protocol(Edge::WanIp);

@@ -8,8 +8,10 @@
 //! * builds into a kernel driver (`kernel`, Windows targets): it opens `\Device\WanLayer`, gets
 //!   the provider table with an internal device control and registers through it — no import
 //!   from wanlayer.sys, any load order;
-//! * runs unchanged in the simulator (`sim`), registered through the very same C-ABI table,
-//!   whose implementation (`provider`) is the code wanlayer.sys runs.
+//! * runs unchanged in the scenario tests: `kernel` built for the host makes the same IRPs to
+//!   wanlayer.sys's own handlers running in the simulator over the kernel model
+//!   (`wanlayer-sim-driver`), and gets the driver's own table; `sim` answers the same request
+//!   beside the simulator's engine (the soak).
 //!
 //! C vendors get the same interface from `include/wanlayer.h`, generated from [`abi`]
 //! (`cargo xtask sdk-header`) and compiled as C99 by `cargo xtask test`.
@@ -20,9 +22,9 @@
 //! | [`vendor_filter`], [`client`] | | the trait, the packet view, the provider handle, registration |
 //! | [`sync`] | | the spin lock a filter guards its state with |
 //! | [`wire`] | | the engine's packet views (Ethernet, IPv4, IPv6, TCP, UDP) and the TCP MSS clamp |
-//! | `kernel` | `kernel` | connecting from a kernel driver; allocator, bug check, print, timer |
+//! | `kernel` | `kernel` | connecting from a kernel driver (or, on the host, to the driver in the loop); allocator, bug check, print, timer |
 //! | `provider` | `provider` | the table's implementation over `wanlayer_core::Engine` |
-//! | `sim` | `sim` | a provider beside the simulated engine |
+//! | `sim` | `sim` | a provider beside the simulator's own engine (`CoreFilter`) |
 //! | `header` | `header` | the generator of the C header and its layout check |
 #![no_std]
 // Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.

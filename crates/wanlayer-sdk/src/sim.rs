@@ -1,4 +1,11 @@
-//! Vendor filters in the simulator, through the very interface a kernel vendor gets.
+//! Vendor filters beside the simulator's own engine (`wanlayer_sim::CoreFilter`), through the very
+//! interface a kernel vendor gets.
+//!
+//! With the driver in the loop (`wanlayer-sim-driver`), a vendor needs nothing from here: the
+//! `kernel` feature built for the host connects to wanlayer.sys's own handlers over the kernel
+//! model, IRPs and all (the provider and sample-vendor scenarios of `tests/` run that way). This
+//! module is for a world without the driver — the randomized soak, and Miri's run of the table's
+//! implementation (`provider`'s tests).
 //!
 //! [`SimProvider`] is what wanlayer.sys is to a kernel vendor: a [`Host`] beside the simulated
 //! engine, answering `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` with [`Host::answer`].

@@ -5,7 +5,7 @@
 //! ```text
 //! DriverEntry                                   DriverUnload
 //!   1. DriverUnload = driver_unload               1. stop the timer (KeCancelTimer, and
-//!   2. Attachment::attach: open \Device\WanLayer     KeFlushQueuedDpcs: no release runs after)
+//!   2. attach::attach: open \Device\WanLayer         KeFlushQueuedDpcs: no release runs after)
 //!      (waiting up to 10 s for wanlayer), ask for  2. detach: deregister (returns once no
 //!      the table, register "wlclamp" at 300          callback runs and every queued send was
 //!   3. start the timer: every 10 ms its DPC          handed on by wanlayer), then let go of the
@@ -29,7 +29,7 @@ use wanlayer_sdk::kernel::{
 };
 use wanlayer_sdk::Status;
 
-use crate::{ClampFilter, Config, ALTITUDE, FILTER_NAME, SERVICE_NAME};
+use crate::{attach, ClampFilter, Config, ALTITUDE, FILTER_NAME, SERVICE_NAME};
 
 /// The pool tag of the driver's allocations: "WLcl" in `!poolused`.
 const POOL_TAG: u32 = u32::from_le_bytes(*b"WLcl");
@@ -82,7 +82,7 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, _reg
     unsafe { find_pool2() };
     // SAFETY: our driver object, written in DriverEntry.
     unsafe { set_driver_unload(driver_object, driver_unload) };
-    let attachment = match Attachment::attach(FILTER_NAME, ALTITUDE, ClampFilter::new(Config::DEFAULT), CONNECT_WAIT_MS) {
+    let attachment = match attach::attach(Config::DEFAULT, CONNECT_WAIT_MS) {
         Ok(attachment) => attachment,
         Err(status) => {
             print(Severity::Error, SERVICE_NAME, format_args!("cannot register with wanlayer: {status}"));
@@ -104,7 +104,7 @@ pub unsafe extern "system" fn DriverEntry(driver_object: *mut DriverObject, _reg
 /// The timer's DPC: releases the queued sends whose tokens are there.
 fn tick() {
     if let Some(attachment) = ATTACHMENT.get() {
-        attachment.filter().release(&attachment.provider());
+        attach::release(attachment);
     }
 }
 

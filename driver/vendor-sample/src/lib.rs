@@ -9,12 +9,14 @@
 //!   are taken (`Verdict::Take`) into a bounded per-link queue and reinjected in order as tokens
 //!   allow ([`ClampFilter::release`]); a send that finds the queue full is dropped; everything is
 //!   counted.
-//! * `driver` (the `kernel` feature): `DriverEntry` connects and registers through the SDK,
-//!   starts a periodic timer whose DPC calls `release`, and `DriverUnload` stops the timer before
-//!   deregistering.
+//! * `attach` (the `connect` feature): connecting and registering through the SDK's kernel client,
+//!   and the release timer's tick.
+//! * `driver` (the `kernel` feature): `DriverEntry` attaches, starts a periodic timer whose DPC
+//!   calls the tick, and `DriverUnload` stops the timer before deregistering.
 //!
-//! The same `ClampFilter` runs in the simulator in the root workspace's tests, registered through
-//! the very C-ABI table this driver gets from wanlayer.sys.
+//! The same `ClampFilter` runs in the root workspace's scenario tests, attached by the same
+//! `attach` functions (`connect` without `kernel`) to `wanlayer.sys`'s own handlers running in the
+//! simulator over the kernel model: the very IRPs and C-ABI table this driver uses.
 #![no_std]
 // Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.
 #![cfg_attr(not(test), deny(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types))]
@@ -27,6 +29,8 @@ extern crate alloc;
 pub mod bucket;
 pub mod clamp_filter;
 
+#[cfg(feature = "connect")]
+pub mod attach;
 #[cfg(feature = "kernel")]
 mod driver;
 

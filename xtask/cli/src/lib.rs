@@ -104,8 +104,9 @@ pub enum Command {
     },
     /// The unsafe-bearing crates' tests under Miri
     ///
-    /// The tests of proto, the FFI crate, the SDK's provider table, the provider scenarios and the
-    /// engine under Miri, on x86-64 and big-endian s390x.
+    /// The tests of proto, the FFI crate, the SDK's provider table and the engine under Miri, on
+    /// x86-64 and big-endian s390x (the provider scenarios run the driver in the loop: `cargo
+    /// xtask test` runs them under Miri with it).
     Miri {
         /// The targets to interpret on
         #[arg(long, value_enum, default_value = "all")]

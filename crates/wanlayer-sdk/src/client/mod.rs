@@ -4,8 +4,9 @@
 //! C-ABI callbacks over the trait are in `trampoline`.
 //!
 //! Where the table comes from is the platform's business: `kernel::Connection` asks
-//! wanlayer.sys for it with an internal device control; `sim::SimProvider` answers the
-//! same request in the simulator. Everything after that is this module, identical in both.
+//! wanlayer.sys for it with an internal device control (in the kernel, and on the host from
+//! wanlayer.sys's handlers over the kernel model); `sim::SimProvider` answers the same request
+//! beside the simulator's engine. Everything after that is this module, identical in all.
 
 mod packet;
 mod trampoline;
@@ -40,7 +41,8 @@ pub(crate) struct Functions {
 /// provider pointer and every function are present.
 ///
 /// `'p` is how long the provider stays loaded: as long as the kernel `Connection` keeps its
-/// reference on wanlayer's control device, as long as the `SimProvider` lives.
+/// reference on wanlayer's control device (in the kernel and with the driver in the loop), as long
+/// as the `SimProvider` lives.
 #[derive(Clone, Copy, Debug)]
 pub struct ProviderTable<'p> {
     provider: *mut c_void,

@@ -8,9 +8,7 @@ use core::ptr::{self, NonNull};
 
 use wanlayer_ndis::imports;
 use wanlayer_ndis::io::{IoStatusBlock, STATUS_PENDING};
-use wanlayer_ndis::kernel::{
-    DeviceObject, FileObject, KEvent, EXECUTIVE, FILE_READ_DATA, KERNEL_MODE, NOTIFICATION_EVENT,
-};
+use wanlayer_ndis::kernel::{DeviceObject, FileObject, KEvent, EXECUTIVE, FILE_READ_DATA, KERNEL_MODE, NOTIFICATION_EVENT};
 use wanlayer_ndis::types::UnicodeString;
 
 use crate::abi::{self, Status};
@@ -37,11 +35,13 @@ const RETRY_INTERVAL_100NS: i64 = -1_000_000;
 /// (which keeps wanlayer.sys loaded) and the provider table it answered with.
 pub struct Connection {
     file_object: NonNull<FileObject>,
+    device: NonNull<DeviceObject>,
     table: ProviderTable<'static>,
 }
 
 // SAFETY: the file object pointer is only ever passed to `ObfDereferenceObject` (once, in `drop`),
-// callable from any thread; the table is `Send + Sync`.
+// callable from any thread; the device pointer only to `IofCallDriver` (`query`), callable from
+// any thread at PASSIVE_LEVEL; the table is `Send + Sync`.
 unsafe impl Send for Connection {}
 // SAFETY: as above: nothing is mutated through a shared connection.
 unsafe impl Sync for Connection {}
@@ -79,11 +79,18 @@ impl Connection {
         if status < 0 {
             return Err(Status(status));
         }
-        let Some(file_object) = NonNull::new(file_object) else { return Err(Status::OBJECT_NAME_NOT_FOUND) };
+        let Some(file_object) = NonNull::new(file_object) else {
+            return Err(Status::OBJECT_NAME_NOT_FOUND);
+        };
+        let Some(device) = NonNull::new(device) else {
+            // SAFETY: the reference IoGetDeviceObjectPointer took for us, given up once.
+            unsafe { release(file_object) };
+            return Err(Status::OBJECT_NAME_NOT_FOUND);
+        };
         // SAFETY: `device` is the top of the device's stack, valid while `file_object` is
         // referenced, which it is until the end of this call at least.
         match unsafe { query_table(device) } {
-            Ok(table) => Ok(Self { file_object, table }),
+            Ok(table) => Ok(Self { file_object, device, table }),
             Err(status) => {
                 // SAFETY: the reference IoGetDeviceObjectPointer took for us, given up once.
                 unsafe { release(file_object) };
@@ -120,6 +127,21 @@ impl Connection {
     pub fn table(&self) -> ProviderTable<'_> {
         self.table
     }
+
+    /// Sends `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` again, as a vendor that speaks the interface
+    /// itself does (a C vendor, one of another version): `request` as it is, and `table` as the
+    /// output buffer, all of it. Returns the status wanlayer completed the request with and the
+    /// bytes it wrote (`IoStatus.Information`); nothing is checked.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    pub fn query(&self, request: &abi::ProviderRequest, table: &mut [u8]) -> (Status, usize) {
+        let table_len = u32::try_from(table.len()).unwrap_or(u32::MAX);
+        // SAFETY: PASSIVE_LEVEL (the caller's); the device is referenced through `self`; the
+        // request is readable for its size and the buffer writable for `table_len` bytes, both
+        // until the call returns.
+        unsafe { send_query(self.device, request, table.as_mut_ptr().cast(), table_len) }
+    }
 }
 
 impl Drop for Connection {
@@ -134,8 +156,8 @@ impl Drop for Connection {
 /// # Safety
 /// `PASSIVE_LEVEL`; `device` is wanlayer's control device, referenced by the caller until the
 /// table is no longer used (hence `'static` here: the caller keeps its file object referenced).
-unsafe fn query_table(device: *mut DeviceObject) -> Result<ProviderTable<'static>, Status> {
-    let mut request = client::request();
+unsafe fn query_table(device: NonNull<DeviceObject>) -> Result<ProviderTable<'static>, Status> {
+    let request = client::request();
     let mut table = abi::ProviderTable {
         size: 0,
         version: 0,
@@ -151,41 +173,56 @@ unsafe fn query_table(device: *mut DeviceObject) -> Result<ProviderTable<'static
         packet_replace: None,
         packet_ticket: None,
     };
+    let size = size_of::<abi::ProviderTable>() as u32;
+    // SAFETY: the caller's promises; the request and the table are this frame's.
+    let (status, written) = unsafe { send_query(device, &request, ptr::from_mut(&mut table).cast(), size) };
+    if !status.is_success() {
+        return Err(status);
+    }
+    // SAFETY: written by wanlayer's provider, which stays loaded while the caller's file object is
+    // referenced (the caller's promise).
+    unsafe { ProviderTable::from_answer(&table, written) }
+}
+
+/// Sends `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` with `request` and an output buffer of `table_len`
+/// bytes at `table` to `device` as an internal device control, waits for it if it is pended, and
+/// returns its `IoStatus` (status, bytes written).
+///
+/// # Safety
+/// `PASSIVE_LEVEL`; `device` is wanlayer's control device, referenced by the caller; `table` is
+/// writable for `table_len` bytes until this returns.
+unsafe fn send_query(device: NonNull<DeviceObject>, request: &abi::ProviderRequest, table: *mut c_void, table_len: u32) -> (Status, usize) {
     let event = KEvent::new();
     let mut io_status = IoStatusBlock::new();
     // SAFETY: a notification event on this (resident, kernel-mode waiting) stack.
     unsafe { imports::KeInitializeEvent(event.as_ptr(), NOTIFICATION_EVENT, 0) };
-    // SAFETY: PASSIVE_LEVEL; METHOD_NEITHER passes the request and the table as they are: both on
-    // this frame, which outlives the request (completed or waited for below).
+    // SAFETY: PASSIVE_LEVEL; METHOD_NEITHER passes the request and the table as they are: the
+    // caller's, which outlive the request (completed or waited for below). The provider only reads
+    // the request.
     let irp = unsafe {
         imports::IoBuildDeviceIoControlRequest(
             abi::IOCTL_WANLAYER_PROVIDER_QUERY_TABLE,
-            device,
-            ptr::from_mut(&mut request).cast::<c_void>(),
+            device.as_ptr(),
+            ptr::from_ref(request).cast_mut().cast::<c_void>(),
             size_of::<abi::ProviderRequest>() as u32,
-            ptr::from_mut(&mut table).cast::<c_void>(),
-            size_of::<abi::ProviderTable>() as u32,
+            table,
+            table_len,
             1,
             event.as_ptr(),
             &mut io_status,
         )
     };
     if irp.is_null() {
-        return Err(Status::INSUFFICIENT_RESOURCES);
+        return (Status::INSUFFICIENT_RESOURCES, 0);
     }
     // SAFETY: the IRP just built for `device`, handed over once.
-    let mut status = unsafe { imports::IofCallDriver(device, irp) };
+    let mut status = unsafe { imports::IofCallDriver(device.as_ptr(), irp) };
     if status == STATUS_PENDING {
         // SAFETY: the request's event, waited for in kernel mode (the stack stays resident).
         let _ = unsafe { imports::KeWaitForSingleObject(event.as_ptr().cast(), EXECUTIVE, KERNEL_MODE, 0, ptr::null_mut()) };
         status = io_status.status;
     }
-    if status < 0 {
-        return Err(Status(status));
-    }
-    // SAFETY: written by wanlayer's provider, which stays loaded while the caller's file object is
-    // referenced (the caller's promise).
-    unsafe { ProviderTable::from_answer(&table, io_status.information) }
+    (Status(status), io_status.information)
 }
 
 /// A filter registered through its own [`Connection`]: dropping it deregisters first (returning

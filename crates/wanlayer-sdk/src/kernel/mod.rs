@@ -1,5 +1,12 @@
-//! Kernel vendor drivers (Windows targets, the `kernel` feature): reaching wanlayer and the small
-//! runtime a Rust kernel driver needs.
+//! Kernel vendor drivers (the `kernel` feature): reaching wanlayer and the small runtime a Rust
+//! kernel driver needs.
+//!
+//! Built for Windows, every kernel function this module calls is a `raw-dylib` import of
+//! `wanlayer-ndis`. Built for any other OS (the scenario tests), the same declarations resolve by
+//! name to the kernel model's definitions (`crates/wanlayer-kernel-model`, which the test binary
+//! links), as the driver's own host build does: a vendor filter then connects to `wanlayer.sys`'s
+//! handlers running in the simulator (`wanlayer-sim-driver`) through the very IRPs below, and gets
+//! the driver's own table.
 //!
 //! # Connecting
 //!
@@ -30,18 +37,15 @@
 //! its `DriverUnload` need ([`DriverObject`], [`UnicodeString`], [`NtStatus`],
 //! [`set_driver_unload`]).
 
-#[cfg(not(target_os = "windows"))]
-compile_error!("the `kernel` feature of wanlayer-sdk builds for Windows targets only");
-
 mod connection;
 mod runtime;
 mod timer;
 
 pub use connection::{Attachment, Connection};
-pub use wanlayer_ndis::io::set_driver_unload;
-pub use wanlayer_ndis::pool::find_pool2;
-pub use wanlayer_ndis::kernel::{DriverObject, NtStatus};
-pub use wanlayer_ndis::sync::Global;
-pub use wanlayer_ndis::types::UnicodeString;
 pub use runtime::{bug_check, print, PoolAllocator, Severity};
 pub use timer::PeriodicTimer;
+pub use wanlayer_ndis::io::set_driver_unload;
+pub use wanlayer_ndis::kernel::{DriverObject, NtStatus};
+pub use wanlayer_ndis::pool::find_pool2;
+pub use wanlayer_ndis::sync::Global;
+pub use wanlayer_ndis::types::UnicodeString;

@@ -18,7 +18,9 @@
 //! * [`driver_filter`]: the callbacks: NDIS structures built from the simulator's parameters, the
 //!   simulated IRQL and clock given to the model, and afterwards what the driver passed down, up
 //!   or back (the model's events, its freed NBLs, its debug output) handed to the simulator's
-//!   checked services; a rule the model saw broken is reported to the simulator's verifier once.
+//!   checked services; a rule the model saw broken is reported to the simulator's verifier once;
+//! * [`vendor_calls`]: a vendor driver's calls into the provider table the driver handed it
+//!   (`wanlayer_sdk::kernel`, over the kernel model), at the IRQL and time they are made.
 //!
 //! One driver per process at a time (the model's state is global, as the kernel's is): a
 //! [`DriverFilter`] holds the model's run from [`DriverFilter::new`] until it is dropped.
@@ -27,6 +29,7 @@ pub mod carriers;
 pub mod control;
 pub mod driver_filter;
 pub mod invoke;
+pub mod vendor_calls;
 
 pub use driver_filter::{DriverFilter, SCENARIO_LOG};
 /// The engine's configuration in the driver (`DriverEntry` installs it): fixed tables, fixed event
