@@ -231,6 +231,11 @@ pub const ALLOWED_IMPORTS: &[AllowedDll] = &[
             any("KeInitializeDpc"),
             any("KeInsertQueueDpc"),
             any("KeFlushQueuedDpcs"),
+            // The user-mode hooks' expiry timer (driver/src/control/divert_timer.rs): one-shot, set
+            // only while a hook holds packets, cancelled when none does and at unload.
+            any("KeInitializeTimerEx"),
+            any("KeSetTimerEx"),
+            any("KeCancelTimer"),
             // The administrator's rule set, kept in the service key's Parameters subkey
             // (driver/src/hal/registry.rs): read at DriverEntry, written after each replacement.
             any("ZwOpenKey"),
