@@ -15,7 +15,7 @@
 //! * `UseAfterHandOff`: the driver reads frame bytes from NBL memory directly; nothing in the model
 //!   watches a read after `NdisFSendNetBufferLists` (Miri and the emulator's special pool do, for
 //!   freed memory only).
-//! * `DataPathWhilePaused`, `OriginateWhilePausing`, `PauseCompleteWithOutstanding`,
+//! * `OriginateWhilePausing`, `PauseCompleteWithOutstanding`,
 //!   `NdisFilterTimedPauseComplete`, `QuiesceNeverEnds`, `LentPacketKept`, `LeakAtDetach`,
 //!   `NdisTimedOidComplete`, `NdisOidDoubleRequest`, `InvalidModuleHandle`: each needs a broken
 //!   handler that holds or originates NBLs across calls, or hands the driver's completion handlers
@@ -92,6 +92,17 @@ fn completion_flags(flags: SendFlags) -> SendCompleteFlags {
 unsafe extern "system" fn send_claiming_dispatch(context: ContextHandle, nbls: *mut NetBufferList, port: PortNumber, _flags: SendFlags) {
     // SAFETY: the protocol's chain, passed on as NDIS lets a filter pass it on.
     unsafe { imports::NdisFSendNetBufferLists(filter_of(context), nbls, port, SendFlags::DISPATCH_LEVEL) };
+}
+
+/// Passes sends straight down, paused or not (the simulator's data path while paused).
+unsafe extern "system" fn send_passed_down_even_when_paused(
+    context: ContextHandle,
+    nbls: *mut NetBufferList,
+    port: PortNumber,
+    flags: SendFlags,
+) {
+    // SAFETY: the protocol's chain, passed on with the flags it came with.
+    unsafe { imports::NdisFSendNetBufferLists(filter_of(context), nbls, port, flags) };
 }
 
 /// Completes what went straight down, up to the protocol, with the flags it was given.
@@ -257,6 +268,12 @@ fn claim_dispatch(handlers: &mut FilterDriverCharacteristics) {
     handlers.send_net_buffer_lists_complete = Some(send_complete_passing_up);
 }
 
+fn send_down_while_paused(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.send_net_buffer_lists = Some(send_passed_down_even_when_paused);
+    handlers.send_net_buffer_lists_complete = Some(send_complete_passing_up);
+}
+
 fn wait_in_send_path(handlers: &mut FilterDriverCharacteristics) {
     keep_real(handlers);
     handlers.send_net_buffer_lists = Some(send_after_waiting);
@@ -323,6 +340,8 @@ enum Scenario {
     PauseCycle,
     /// Start, a query and a set, unload.
     Oids,
+    /// Start, a link up, pause, sends while paused, restart, unload.
+    SendsWhilePaused,
     /// Start and unload.
     Lifecycle,
 }
@@ -354,6 +373,12 @@ fn run(filter: DriverFilter, scenario: Scenario) -> Rras<DriverFilter> {
             rras.oid_set(Edge::WanIp, wanlayer_sim::oid::OID_GEN_CURRENT_PACKET_FILTER, vec![1, 0, 0, 0]);
             rras.run_until_idle();
         }
+        Scenario::SendsWhilePaused => {
+            rras.pause_and_settle(Edge::WanIp).expect("pauses");
+            rras.send_flow(&link, &flow, 2);
+            rras.run_until_idle();
+            rras.restart(Edge::WanIp).expect("restarts");
+        }
         Scenario::Lifecycle => {}
     }
     rras.run_until_idle();
@@ -380,6 +405,11 @@ fn prove(rule: Rule, edit: fn(&mut FilterDriverCharacteristics), scenario: Scena
 #[test]
 fn irql_send_rcv_function_a_send_claiming_dispatch_level_at_passive() {
     prove(Rule::IrqlSendRcvFunction, claim_dispatch, Scenario::Traffic);
+}
+
+#[test]
+fn data_path_while_paused_sends_passed_down_while_paused() {
+    prove(Rule::DataPathWhilePaused, send_down_while_paused, Scenario::SendsWhilePaused);
 }
 
 #[test]
