@@ -167,10 +167,11 @@ fn main() -> ExitCode {
     println!("soak: FAILED: schedule seed {seed:#x} ({} operations): {failure}", schedule.ops.len());
     let shrunk = shrink_on(target, &schedule, failure);
     println!(
-        "soak: shrunk to {} operation(s) that still fail the same way (engine: event_capacity {}, max_modules {}):",
+        "soak: shrunk to {} operation(s) that still fail the same way (engine: event_capacity {}, max_modules {}; without ExAllocatePool2: {}):",
         shrunk.ops.len(),
         shrunk.event_capacity,
-        shrunk.max_modules
+        shrunk.max_modules,
+        shrunk.without_pool2
     );
     for (index, op) in shrunk.ops.iter().enumerate() {
         println!("  {index:>3}  {op:?}");

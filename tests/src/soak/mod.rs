@@ -489,6 +489,9 @@ pub struct Schedule {
     pub event_capacity: u16,
     /// `EngineConfig::max_modules` (2: the Ethernet adapter finds no free slot).
     pub max_modules: u8,
+    /// With the driver: a kernel older than build 19041, without `ExAllocatePool2` (the driver
+    /// falls back to `ExAllocatePoolWithTag`, whose blocks are not zeroed).
+    pub without_pool2: bool,
     /// The operations, in order.
     pub ops: Vec<Op>,
 }
@@ -521,7 +524,9 @@ pub fn generate_for(target: Target, seed: u64) -> Schedule {
         }
     };
     let ops = first.into_iter().chain((0..len).map(|_| supported())).collect();
-    Schedule { event_capacity, max_modules, ops }
+    // Drawn apart from the operations' numbers, so that the simulator's schedules stay as they were.
+    let without_pool2 = Rng::new(seed ^ 0x5EED_0F01_D0D0_0001).chance(25);
+    Schedule { event_capacity, max_modules, without_pool2, ops }
 }
 
 fn operation(rng: &mut Rng) -> Op {

@@ -166,11 +166,13 @@ const DRIVER_ALLOCATIONS: [AllocationKind; 5] =
     [AllocationKind::Pool, AllocationKind::NblPool, AllocationKind::Nbl, AllocationKind::Mdl, AllocationKind::OidClone];
 
 /// The driver's engine has fixed tables (the schedule's `event_capacity` and `max_modules` are the
-/// simulator's only); vendors are not registered (see [`Target::Driver`]); allocation failures
+/// simulator's only); a quarter of the schedules run on a kernel without `ExAllocatePool2`; vendors are not registered (see [`Target::Driver`]); allocation failures
 /// are the kernel model's, one allocation each: the `after`-th from now, or the next of a kind.
 impl SoakFilter for DriverFilter {
-    fn server(_schedule: &Schedule) -> Rras<Self> {
-        Rras::builder().ethernet().build(DriverFilter::new())
+    fn server(schedule: &Schedule) -> Rras<Self> {
+        let filter = DriverFilter::new();
+        wanlayer_kernel_model::set_pool2_absent(schedule.without_pool2);
+        Rras::builder().ethernet().build(filter)
     }
 
     fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R {
