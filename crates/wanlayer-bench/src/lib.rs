@@ -202,7 +202,7 @@ struct ReaderShard(Mutex<()>);
 
 /// The engine's read-mostly lock on this platform, as the kernel's: one uncontended mutex per
 /// processor (thread, here), a reader takes its own and a writer takes them all in order. With
-/// `COUNT` a read is counted as `per-processor read of T`, a write as `T`.
+/// `COUNT` a read is counted as `T (per-processor read)`, a write as `T`.
 pub struct BenchReadMostly<T, const COUNT: bool> {
     shards: Box<[ReaderShard]>,
     value: std::cell::UnsafeCell<T>,
@@ -249,7 +249,7 @@ fn read_name<T>() -> &'static str {
     if let Some((_, read)) = names.iter().find(|(known, _)| *known == name) {
         return read;
     }
-    let read: &'static str = Box::leak(format!("per-processor read of {name}").into_boxed_str());
+    let read: &'static str = Box::leak(format!("{name} (per-processor read)").into_boxed_str());
     names.push((name, read));
     read
 }

@@ -272,9 +272,10 @@ struct Tally {
 }
 
 impl Tally {
-    fn count_on(&self, counters: &crate::stats::ModuleDirectionCounters) {
+    /// Adds the call's counts to its processor's shard of the module's gate (no shared line).
+    fn count_on(&self, gate: &crate::gate::ModuleGate, processor: usize, direction: Direction) {
         if self.packets > 0 {
-            counters.count_packets(self.packets, self.bytes);
+            gate.count_traffic(processor, direction, self.packets, self.bytes);
         }
     }
 }
@@ -283,22 +284,36 @@ impl Tally {
 const PASS_BATCH: usize = 16;
 
 /// What classifying a frame needs of it, read before any lock is taken.
+/// 16 bytes, so that a batch of them is cheap to set up.
 #[derive(Clone, Copy)]
 struct FrameHead {
-    len: usize,
+    /// The frame's length (at most [`FrameHead::LEN_MAX`]), with [`FrameHead::SHORT`] set when
+    /// the frame does not hold both addresses.
+    len_and_short: u32,
     /// Destination, then source address.
     addresses: [u8; 12],
-    /// The frame holds both addresses.
-    complete: bool,
 }
 
 impl FrameHead {
-    const EMPTY: FrameHead = FrameHead { len: 0, addresses: [0; 12], complete: false };
+    const EMPTY: FrameHead = FrameHead { len_and_short: 0, addresses: [0; 12] };
+    const SHORT: u32 = 1 << 31;
+    /// Frames are far shorter (an NDIS frame's length is a `ULONG` of at most 64 KiB on a WAN link).
+    const LEN_MAX: u32 = Self::SHORT - 1;
 
     fn of<H: PacketIo>(hal: &H, packet: &H::Packet) -> FrameHead {
         let mut addresses = [0u8; 12];
-        let complete = hal.read(packet, 0, &mut addresses) == addresses.len();
-        FrameHead { len: hal.frame_len(packet), addresses, complete }
+        let short = hal.read(packet, 0, &mut addresses) != addresses.len();
+        let len = u32::try_from(hal.frame_len(packet)).unwrap_or(Self::LEN_MAX).min(Self::LEN_MAX);
+        FrameHead { len_and_short: len | if short { Self::SHORT } else { 0 }, addresses }
+    }
+
+    fn len(&self) -> usize {
+        (self.len_and_short & Self::LEN_MAX) as usize
+    }
+
+    /// The frame holds both addresses.
+    fn complete(&self) -> bool {
+        self.len_and_short & Self::SHORT == 0
     }
 }
 
@@ -394,7 +409,7 @@ impl<H: Hal> Engine<H> {
             return Found::NotRunning;
         }
         tally.packets += 1;
-        tally.bytes += head.len as u64;
+        tally.bytes += head.len() as u64;
         let Some(links) = links else { return Found::PassThrough };
         let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = head.addresses;
         let (destination, source) = (MacAddress([d0, d1, d2, d3, d4, d5]), MacAddress([s0, s1, s2, s3, s4, s5]));
@@ -402,11 +417,11 @@ impl<H: Hal> Engine<H> {
             Direction::Send => destination,
             Direction::Receive => source,
         };
-        let Some(link) = links.get(&key).filter(|_| head.complete) else {
+        let Some(link) = links.get(&key).filter(|_| head.complete()) else {
             slot.counters.direction(direction).count_unmatched();
             return Found::Unmatched;
         };
-        link.counters(direction).count_packet(head.len);
+        link.counters(direction).count_packet(head.len());
         let learn = (direction == Direction::Send && link.local_address_provisional()).then_some(source);
         Found::Link(link, learn)
     }
@@ -439,6 +454,7 @@ impl<H: Hal> Engine<H> {
                 count += 1;
             }
             let Some(heads) = heads.get(..count).filter(|heads| !heads.is_empty()) else { return };
+            let last = count < PASS_BATCH;
             let classify = |links: Option<&LinkTable>, tally: &mut Tally| {
                 let (mut running, mut learn) = (0u32, None);
                 for (index, head) in heads.iter().enumerate() {
@@ -467,10 +483,13 @@ impl<H: Hal> Engine<H> {
                     out.forward(direction, held);
                 } else {
                     let counters = slot.counters.direction(direction);
-                    counters.count_packet(head.len);
+                    counters.count_packet(head.len());
                     counters.count_drop(DropReason::Paused);
                     out.drop_packet(&self.hal, direction, held, status);
                 }
+            }
+            if last {
+                return;
             }
         }
     }
@@ -748,11 +767,14 @@ impl<H: Hal> Engine<H> {
                 return out.flush(self, module, ctx);
             }
         };
-        let hooks = (kind.is_wan() && !self.hooks.is_empty()).then(|| self.chain_snapshot());
         let mut tally = Tally::default();
-        if hooks.is_none() && !self.capturing() {
+        let hooked = kind.is_wan() && !self.hooks.is_empty();
+        if !hooked && !self.capturing() {
             self.pass_chain(module, slot, kind, Direction::Send, &mut chain, &mut tally, &mut out);
+            tally.count_on(&slot.gate, processor, Direction::Send);
+            return self.commit_call(module, slot, call, processor, out, ctx);
         }
+        let hooks = hooked.then(|| self.chain_snapshot());
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
             let classified = self.classify(module, slot, kind, Direction::Send, &held.packet, &mut tally);
@@ -773,7 +795,7 @@ impl<H: Hal> Engine<H> {
             }
         }
         drop(hooks);
-        tally.count_on(slot.counters.direction(Direction::Send));
+        tally.count_on(&slot.gate, processor, Direction::Send);
         self.commit_call(module, slot, call, processor, out, ctx);
     }
 
@@ -815,11 +837,15 @@ impl<H: Hal> Engine<H> {
                 return lent;
             }
         };
-        let hooks = (kind.is_wan() && !self.hooks.is_empty()).then(|| self.chain_snapshot());
         let mut tally = Tally::default();
-        if hooks.is_none() && !resources && !self.capturing() {
+        let hooked = kind.is_wan() && !self.hooks.is_empty();
+        if !hooked && !resources && !self.capturing() {
             self.pass_chain(module, slot, kind, Direction::Receive, &mut chain, &mut tally, &mut out);
+            tally.count_on(&slot.gate, processor, Direction::Receive);
+            self.commit_call(module, slot, call, processor, out, ctx);
+            return lent;
         }
+        let hooks = hooked.then(|| self.chain_snapshot());
         while let Some(packet) = chain.pop_front() {
             let held = Held { packet, origin: Origin::Foreign };
             let lent_here = if resources { Some(&mut lent) } else { None };
@@ -844,7 +870,7 @@ impl<H: Hal> Engine<H> {
             }
         }
         drop(hooks);
-        tally.count_on(slot.counters.direction(Direction::Receive));
+        tally.count_on(&slot.gate, processor, Direction::Receive);
         self.commit_call(module, slot, call, processor, out, ctx);
         lent
     }

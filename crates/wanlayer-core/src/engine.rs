@@ -251,6 +251,7 @@ impl<H: Hal> Engine<H> {
         });
         let (id, slot) = claimed.ok_or(AttachError::NoFreeSlot)?;
         slot.counters.reset();
+        slot.gate.reset_traffic();
         slot.core.with(|core| core.state = ModuleState::Paused);
         self.hal.log(Level::Info, format_args!("{id} attached as {}", params.kind.name()));
         self.push_event(Event::ModuleAttached { module: id, kind: params.kind });
@@ -628,7 +629,9 @@ impl<H: Hal> Engine<H> {
     /// `<= DISPATCH_LEVEL`.
     pub fn module_counts(&self, module: ModuleId) -> Option<ModuleCounts> {
         let slot = self.slot(module)?;
-        slot.core.with(|core| core.is(module)).then(|| slot.counters.snapshot())
+        let mut counts = slot.core.with(|core| core.is(module)).then(|| slot.counters.snapshot())?;
+        slot.gate.add_traffic(&mut counts);
+        Some(counts)
     }
 
     /// Visits every live link of a module under the module's lock. `visit` must not call out of the
@@ -662,6 +665,7 @@ impl<H: Hal> Engine<H> {
     pub fn reset_counters(&self) {
         for slot in &self.modules {
             slot.counters.reset();
+            slot.gate.reset_traffic();
             slot.links.read(|links| links.iter().for_each(Link::reset_counters));
         }
         self.hook_slots.iter().for_each(HookSlot::reset);
@@ -714,6 +718,7 @@ impl<H: Hal> Engine<H> {
         });
         if found {
             slot.counters.reset();
+            slot.gate.reset_traffic();
         }
         found
     }

@@ -20,7 +20,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use crate::hal::{ModuleId, OutOfMemory};
-use crate::module::ModuleKind;
+use crate::hook::Direction;
+use crate::module::{ModuleCounts, ModuleKind};
 
 /// One processor's counts, on a cache line of its own.
 #[derive(Default)]
@@ -30,6 +31,8 @@ struct GateShard {
     calls_left: AtomicU64,
     packets_out: AtomicU64,
     packets_back: AtomicU64,
+    /// The data path's traffic counts (packets and bytes by direction), summed on query.
+    traffic: [[AtomicU64; 2]; 2],
 }
 
 /// The gate of one module slot.
@@ -146,6 +149,28 @@ impl ModuleGate {
             true => AfterLeaving::Open,
             false => AfterLeaving::Closed,
         }
+    }
+
+    /// Counts `packets` packets of `bytes` bytes travelling `direction` on `processor`'s shard.
+    pub(crate) fn count_traffic(&self, processor: usize, direction: Direction, packets: u64, bytes: u64) {
+        let [shard_packets, shard_bytes] = &self.shard(processor).traffic[direction as usize];
+        shard_packets.fetch_add(packets, Ordering::Relaxed);
+        shard_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Adds every shard's traffic counts to `counts` (a query).
+    pub(crate) fn add_traffic(&self, counts: &mut ModuleCounts) {
+        for shard in self.shards.iter() {
+            for (direction, [packets, bytes]) in [&mut counts.send, &mut counts.receive].into_iter().zip(&shard.traffic) {
+                direction.traffic.packets = direction.traffic.packets.wrapping_add(packets.load(Ordering::Relaxed));
+                direction.traffic.bytes = direction.traffic.bytes.wrapping_add(bytes.load(Ordering::Relaxed));
+            }
+        }
+    }
+
+    /// Zeroes every shard's traffic counts.
+    pub(crate) fn reset_traffic(&self) {
+        self.shards.iter().flat_map(|shard| shard.traffic.iter().flatten()).for_each(|count| count.store(0, Ordering::Relaxed));
     }
 
     /// The module's own packets not back yet (a query: may be off by what moves while it reads).
