@@ -33,6 +33,10 @@ use crate::invoke;
 const SERVICE_KEY: &str = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\wanlayer";
 /// Room for the `DeviceName` the protocol fills in during a line up (UTF-16 units).
 const DEVICE_NAME_ROOM: usize = 128;
+/// What a data-path call naming a filter handle of no attached module goes to the simulator
+/// as: a module it does not know, so that its checked service reports `InvalidModuleHandle` and
+/// forfeits the packets, as it does for a filter naming a module that is not attached.
+const UNKNOWN_MODULE: ModuleId = ModuleId(u32::MAX);
 
 /// An attached module: the handle NDIS gave its attach and the context the driver set.
 #[derive(Clone, Copy)]
@@ -306,33 +310,25 @@ impl Shared {
         let ctx = PathContext { at_dispatch: hal.irql() == Irql::Dispatch, ..ctx };
         match event {
             Event::SentDown { filter, nbls } => {
-                let Some(module) = self.module_of_filter(filter) else {
-                    return;
-                };
+                let module = self.module_of_filter(filter).unwrap_or(UNKNOWN_MODULE);
                 let chain = self.carriers.borrow_mut().take(hal, module, &nbls, "NdisFSendNetBufferLists");
                 hal.send_down(module, chain, ctx);
             }
             Event::SendsCompleted { filter, nbls } => {
-                let Some(module) = self.module_of_filter(filter) else {
-                    return;
-                };
+                let module = self.module_of_filter(filter).unwrap_or(UNKNOWN_MODULE);
                 let chain = self.carriers.borrow_mut().take(hal, module, &nbls, "NdisFSendNetBufferListsComplete");
                 let ids = chain.ids();
                 hal.complete_sends(module, chain, ctx);
                 self.carriers.borrow_mut().forget(&ids);
             }
             Event::Indicated { filter, nbls, resources } => {
-                let Some(module) = self.module_of_filter(filter) else {
-                    return;
-                };
+                let module = self.module_of_filter(filter).unwrap_or(UNKNOWN_MODULE);
                 let chain = self.carriers.borrow_mut().take(hal, module, &nbls, "NdisFIndicateReceiveNetBufferLists");
                 let back = hal.indicate_up(module, chain, resources, ctx);
                 self.carriers.borrow_mut().hold(back);
             }
             Event::Returned { filter, nbls } => {
-                let Some(module) = self.module_of_filter(filter) else {
-                    return;
-                };
+                let module = self.module_of_filter(filter).unwrap_or(UNKNOWN_MODULE);
                 let chain = self.carriers.borrow_mut().take(hal, module, &nbls, "NdisFReturnNetBufferLists");
                 let ids = chain.ids();
                 hal.return_receives(module, chain, ctx);

@@ -15,12 +15,15 @@
 //! * `UseAfterHandOff`: the driver reads frame bytes from NBL memory directly; nothing in the model
 //!   watches a read after `NdisFSendNetBufferLists` (Miri and the emulator's special pool do, for
 //!   freed memory only).
-//! * `OriginateWhilePausing`, `PauseCompleteWithOutstanding`,
-//!   `NdisFilterTimedPauseComplete`, `QuiesceNeverEnds`, `LentPacketKept`, `LeakAtDetach`,
-//!   `NdisTimedOidComplete`, `NdisOidDoubleRequest`, `InvalidModuleHandle`: each needs a broken
-//!   handler that holds or originates NBLs across calls, or hands the driver's completion handlers
-//!   a request it did not clone, which the driver's own handlers behind it would then misread; not
-//!   written yet.
+//! * `OriginateWhilePausing`: a broken handler would originate an NBL of its own during a pause;
+//!   the translation reads a driver NBL's frame through the driver's own frame layout, so it
+//!   would have to be built as the driver builds its copies. Not written.
+//! * `PauseCompleteWithOutstanding`, `LeakAtDetach`, `QuiesceNeverEnds`, `NdisTimedOidComplete`:
+//!   a broken handler keeping the protocol's NBLs or OID requests across calls (in test memory,
+//!   handed back at teardown so the test itself leaks nothing). Not written.
+//! * `NdisOidDoubleRequest`: forwarding the protocol's original instead of a clone is seen by the
+//!   kernel model, but the driver's own `OidRequestComplete` behind the broken handler would then
+//!   be given a request it did not clone. Not written.
 
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -29,7 +32,7 @@ use std::ptr;
 use wanlayer_ndis::imports;
 use wanlayer_ndis::kernel::{KEvent, EXECUTIVE, KERNEL_MODE, NOTIFICATION_EVENT, POOL_FLAG_NON_PAGED};
 use wanlayer_ndis::lightweight_filter::{
-    FilterDriverCharacteristics, FilterPauseParameters, FilterRestartParameters, ReturnFlags, SendCompleteFlags, SendFlags,
+    FilterDriverCharacteristics, FilterPauseParameters, FilterRestartParameters, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags,
     StatusIndication,
 };
 use wanlayer_ndis::nbl::NetBufferList;
@@ -41,6 +44,8 @@ use wanlayer_sim_driver::DriverFilter;
 
 /// `NDIS_STATUS_SUCCESS`.
 const SUCCESS: RawNdisStatus = 0;
+/// `NDIS_STATUS_PENDING`.
+const PENDING: RawNdisStatus = 0x0000_0103;
 /// `NDIS_STATUS_FAILURE`.
 const FAILURE: RawNdisStatus = 0xC000_0001;
 /// The tag of the pool a broken handler allocates: "WLbk".
@@ -103,6 +108,13 @@ unsafe extern "system" fn send_passed_down_even_when_paused(
 ) {
     // SAFETY: the protocol's chain, passed on with the flags it came with.
     unsafe { imports::NdisFSendNetBufferLists(filter_of(context), nbls, port, flags) };
+}
+
+/// Passes sends down naming a filter handle NDIS never gave (the simulator's `WrongModuleHandle`).
+unsafe extern "system" fn send_with_a_wrong_handle(_context: ContextHandle, nbls: *mut NetBufferList, port: PortNumber, flags: SendFlags) {
+    let wrong = FilterModuleHandle::from_raw(ptr::without_provenance_mut(0x5157_0000));
+    // SAFETY: the protocol's chain, passed on under a handle of no module (the mistake).
+    unsafe { imports::NdisFSendNetBufferLists(wrong, nbls, port, flags) };
 }
 
 /// Completes what went straight down, up to the protocol, with the flags it was given.
@@ -239,6 +251,34 @@ unsafe extern "system" fn pause_saying_it_failed(context: ContextHandle, paramet
     FAILURE
 }
 
+/// Pauses as the driver does, then says the pause pends, and never completes it: the
+/// simulator's `PauseNeverCompletes`.
+unsafe extern "system" fn pause_never_completed(context: ContextHandle, parameters: *mut FilterPauseParameters) -> RawNdisStatus {
+    let pause = real().pause.expect("the driver's pause handler");
+    // SAFETY: the call NDIS made, handed on unchanged.
+    let _ = unsafe { pause(context, parameters) };
+    PENDING
+}
+
+/// Receives as the driver does, then gives a lent chain back cut after its first NBL: the rest
+/// kept (the simulator's `KeepLentPackets`).
+unsafe extern "system" fn receive_keeping_lent_nbls(
+    context: ContextHandle,
+    nbls: *mut NetBufferList,
+    port: PortNumber,
+    count: u32,
+    flags: ReceiveFlags,
+) {
+    let receive = real().receive_net_buffer_lists.expect("the driver's receive handler");
+    // SAFETY: the call NDIS made, handed on unchanged.
+    unsafe { receive(context, nbls, port, count, flags) };
+    if flags.resources() && !nbls.is_null() {
+        // SAFETY: the lent chain, given back with the call: its head unlinked from the rest (the
+        // mistake).
+        unsafe { (*nbls).next = ptr::null_mut() };
+    }
+}
+
 /// Swallows every status indication: the simulator's `SwallowStatus`.
 unsafe extern "system" fn status_swallowed(_context: ContextHandle, _indication: *mut StatusIndication) {}
 
@@ -272,6 +312,11 @@ fn send_down_while_paused(handlers: &mut FilterDriverCharacteristics) {
     keep_real(handlers);
     handlers.send_net_buffer_lists = Some(send_passed_down_even_when_paused);
     handlers.send_net_buffer_lists_complete = Some(send_complete_passing_up);
+}
+
+fn name_a_wrong_handle(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.send_net_buffer_lists = Some(send_with_a_wrong_handle);
 }
 
 fn wait_in_send_path(handlers: &mut FilterDriverCharacteristics) {
@@ -319,6 +364,16 @@ fn fail_pauses(handlers: &mut FilterDriverCharacteristics) {
     handlers.pause = Some(pause_saying_it_failed);
 }
 
+fn never_complete_pauses(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.pause = Some(pause_never_completed);
+}
+
+fn keep_lent_nbls(handlers: &mut FilterDriverCharacteristics) {
+    keep_real(handlers);
+    handlers.receive_net_buffer_lists = Some(receive_keeping_lent_nbls);
+}
+
 fn swallow_status(handlers: &mut FilterDriverCharacteristics) {
     keep_real(handlers);
     handlers.status = Some(status_swallowed);
@@ -340,6 +395,10 @@ enum Scenario {
     PauseCycle,
     /// Start, a query and a set, unload.
     Oids,
+    /// Start, a link up, receives with the resources flag, unload.
+    Resources,
+    /// Start, a link up, a pause with nothing outstanding, 11 s, restart, unload.
+    IdlePause,
     /// Start, a link up, pause, sends while paused, restart, unload.
     SendsWhilePaused,
     /// Start and unload.
@@ -379,6 +438,16 @@ fn run(filter: DriverFilter, scenario: Scenario) -> Rras<DriverFilter> {
             rras.run_until_idle();
             rras.restart(Edge::WanIp).expect("restarts");
         }
+        Scenario::Resources => {
+            rras.receive_flow(&link, &flow, 3, ReceiveOptions::resources());
+            rras.run_until_idle();
+        }
+        Scenario::IdlePause => {
+            let _ = rras.pause(Edge::WanIp);
+            rras.run_until_idle();
+            rras.advance(11 * SECOND);
+            let _ = rras.restart(Edge::WanIp);
+        }
         Scenario::Lifecycle => {}
     }
     rras.run_until_idle();
@@ -413,6 +482,11 @@ fn data_path_while_paused_sends_passed_down_while_paused() {
 }
 
 #[test]
+fn invalid_module_handle_sends_passed_down_under_a_handle_ndis_never_gave() {
+    prove(Rule::InvalidModuleHandle, name_a_wrong_handle, Scenario::Traffic);
+}
+
+#[test]
 fn irql_filter_driver_function_a_wait_in_the_send_path_at_dispatch_level() {
     prove(Rule::IrqlFilterDriverFunction, wait_in_send_path, Scenario::Traffic);
 }
@@ -435,6 +509,16 @@ fn free_foreign_packet_the_protocols_nbls_freed() {
 #[test]
 fn ndis_oid_double_complete_a_request_completed_and_returned() {
     prove(Rule::NdisOidDoubleComplete, complete_oids_twice, Scenario::Oids);
+}
+
+#[test]
+fn ndis_filter_timed_pause_complete_a_pause_that_pends_and_never_completes() {
+    prove(Rule::NdisFilterTimedPauseComplete, never_complete_pauses, Scenario::IdlePause);
+}
+
+#[test]
+fn lent_packet_kept_a_lent_chain_given_back_cut() {
+    prove(Rule::LentPacketKept, keep_lent_nbls, Scenario::Resources);
 }
 
 #[test]
