@@ -79,7 +79,9 @@ use super::{Completion, Control, ControlHandle, CAPTURE_CHUNK};
 use crate::datapath::{ReinjectError, ReinjectVerdict};
 use crate::engine::Engine;
 use crate::event::Event;
-use crate::hal::{FrameSource, Hal, Level, Lock, Locking, Memory, ModuleId, PathContext, Pool, Timestamp};
+use crate::hal::{
+    FrameSource, Hal, Level, Lock, Locking, Memory, ModuleId, PathContext, Pool, Timestamp,
+};
 use crate::hook::{Direction, HookId, HookName, PacketContext, Ticket, Verdict};
 use crate::memory::{fixed_deque, new_map, reserve_map, try_box, HashMap};
 use crate::taken::{Held, Origin};
@@ -91,6 +93,8 @@ pub const DIVERT_HOOK_NAME: &str = "divert";
 
 /// Tickets handled per lock acquisition while expiring or closing.
 const RELEASE_BATCH: usize = 32;
+/// Verdicts whose tickets are released per acquisition of the hook's lock.
+const VERDICT_CHUNK: usize = 16;
 const GENERATION_MASK: u16 = 0x7fff;
 /// Marks a published hook identity in [`DivertState::ids`] (zero: none).
 const PUBLISHED: u64 = 1 << 63;
@@ -111,6 +115,26 @@ struct Entry {
     state: SlotState,
     meta: DivertMeta,
     len: u32,
+}
+
+/// What the data path's critical section decided about a packet the hook met.
+enum Claim {
+    /// Not taken: this verdict.
+    Decided(Verdict),
+    /// Taken into this slot, its frame still to be copied.
+    Claimed(u32),
+    /// Taken, copied and queued.
+    Queued(Option<Queued>),
+}
+
+/// What queueing a taken packet decided, acted on once the hook's lock is released.
+struct Queued {
+    /// The data path's verdict: take, or the fail policy.
+    verdict: Verdict,
+    /// The token of a reader to wake.
+    wake: Option<u64>,
+    /// The hook held nothing before this packet (the platform's expiry timer is set).
+    first_held: bool,
 }
 
 /// One open user-mode hook.
@@ -168,6 +192,50 @@ impl DivertHook {
         Some(Ticket {
             module: ModuleId(entry.meta.module),
             serial,
+        })
+    }
+
+    /// Queues the filled slot `slot_index` (its frame `len` bytes) for the reader; the fail
+    /// policy instead when the hook is closing. `None` when the slot is gone.
+    fn queue_filled(&mut self, slot_index: u32, len: usize) -> Option<Queued> {
+        let entry = self.entries.get_mut(slot_index as usize)?;
+        if self.closing {
+            entry.state = SlotState::Free;
+            // Within the capacity reserved at open.
+            let _ = crate::memory::push_within_capacity(&mut self.free, slot_index);
+            return Some(Queued {
+                verdict: self.fail,
+                wake: None,
+                first_held: false,
+            });
+        }
+        entry.state = SlotState::Queued;
+        entry.len = len as u32;
+        let serial = entry.meta.serial;
+        let taken_at = entry.meta.time_ns;
+        // Room for every slot was reserved at open (twice over, so the map never grows).
+        if crate::memory::map_insert_within_capacity(&mut self.by_serial, serial, slot_index)
+            .is_err()
+            || crate::memory::push_back_within_capacity(&mut self.queued, slot_index).is_err()
+        {
+            self.by_serial.remove(&serial);
+            entry.state = SlotState::Free;
+            let _ = crate::memory::push_within_capacity(&mut self.free, slot_index);
+            return Some(Queued {
+                verdict: self.fail,
+                wake: None,
+                first_held: false,
+            });
+        }
+        self.next_expiry = self
+            .next_expiry
+            .min(taken_at.saturating_add(self.timeout_ns));
+        self.counters.diverted += 1;
+        let wake = core::mem::take(&mut self.reader_waiting).then_some(self.token);
+        Some(Queued {
+            verdict: Verdict::Take,
+            wake,
+            first_held: self.by_serial.len() == 1,
         })
     }
 
@@ -286,12 +354,12 @@ impl<H: Hal> Engine<H> {
                     .classify(&view)
                     .is_none_or(|matched| matched.action != Action::Divert)
             {
-                return Some((Verdict::Pass, None, expire));
+                return Some((Claim::Decided(Verdict::Pass), expire));
             }
             let Some(slot_index) = (len <= hook.max_frame).then(|| hook.free.pop()).flatten()
             else {
                 hook.counters.queue_full += 1;
-                return Some((hook.fail, None, expire));
+                return Some((Claim::Decided(hook.fail), expire));
             };
             // The ticket is drawn only for a packet taken (it costs a shared counter).
             let ticket = packet.ticket();
@@ -309,14 +377,25 @@ impl<H: Hal> Engine<H> {
                     len: 0,
                 };
             }
-            Some((Verdict::Take, Some(slot_index), expire))
+            // A frame the header read holds whole (most of them) is copied and queued here, in
+            // this one critical section; a longer one is read in chunks with no lock held.
+            let whole = header.get(..read).filter(|_| read == len);
+            let at = slot_index as usize * hook.max_frame;
+            match whole.zip(hook.data.get_mut(at..at + len)) {
+                Some((frame, place)) => {
+                    place.copy_from_slice(frame);
+                    Some((Claim::Queued(hook.queue_filled(slot_index, len)), expire))
+                }
+                None => Some((Claim::Claimed(slot_index), expire)),
+            }
         });
-        let Some((verdict, slot_index, expire)) = claimed else {
+        let Some((claim, expire)) = claimed else {
             return Verdict::Pass;
         };
-        let verdict = match slot_index {
-            Some(slot_index) => self.fill_divert_slot(lock, slot_index, packet, len),
-            None => verdict,
+        let verdict = match claim {
+            Claim::Decided(verdict) => verdict,
+            Claim::Claimed(slot_index) => self.fill_divert_slot(lock, slot_index, packet, len),
+            Claim::Queued(queued) => self.after_queued(queued),
         };
         if expire {
             self.expire_divert(index, now, PathContext::default());
@@ -354,34 +433,20 @@ impl<H: Hal> Engine<H> {
         }
         let queued = lock.with(|slot| {
             let hook = &mut slot.hook.as_mut()?[0];
-            let entry = hook.entries.get_mut(slot_index as usize)?;
-            if hook.closing {
-                entry.state = SlotState::Free;
-                // Within the capacity reserved at open.
-                let _ = crate::memory::push_within_capacity(&mut hook.free, slot_index);
-                return Some((hook.fail, None, false));
-            }
-            entry.state = SlotState::Queued;
-            entry.len = offset.min(len) as u32;
-            let serial = entry.meta.serial;
-            let taken_at = entry.meta.time_ns;
-            // Room for every slot was reserved at open (twice over, so the map never grows).
-            if crate::memory::map_insert_within_capacity(&mut hook.by_serial, serial, slot_index).is_err()
-                || crate::memory::push_back_within_capacity(&mut hook.queued, slot_index).is_err()
-            {
-                hook.by_serial.remove(&serial);
-                entry.state = SlotState::Free;
-                let _ = crate::memory::push_within_capacity(&mut hook.free, slot_index);
-                return Some((hook.fail, None, false));
-            }
-            hook.next_expiry = hook
-                .next_expiry
-                .min(taken_at.saturating_add(hook.timeout_ns));
-            hook.counters.diverted += 1;
-            let wake = core::mem::take(&mut hook.reader_waiting).then_some(hook.token);
-            Some((Verdict::Take, wake, hook.by_serial.len() == 1))
+            hook.queue_filled(slot_index, offset.min(len))
         });
-        let Some((verdict, wake, first_held)) = queued else {
+        self.after_queued(queued)
+    }
+
+    /// Wakes the reader and tells the platform a hook holds packets again, as
+    /// [`DivertHook::queue_filled`] said; returns the verdict.
+    fn after_queued(&self, queued: Option<Queued>) -> Verdict {
+        let Some(Queued {
+            verdict,
+            wake,
+            first_held,
+        }) = queued
+        else {
             return Verdict::Pass;
         };
         if let Some(token) = wake {
@@ -763,7 +828,12 @@ impl<H: Hal> Control<'_, H> {
         };
         let mut next_free = queue_len as u32;
         // Within the capacities reserved above.
-        if crate::memory::fill_within_capacity(&mut entries, queue_len, || Entry { state: SlotState::Free, meta: empty, len: 0 }).is_err()
+        if crate::memory::fill_within_capacity(&mut entries, queue_len, || Entry {
+            state: SlotState::Free,
+            meta: empty,
+            len: 0,
+        })
+        .is_err()
             || crate::memory::fill_within_capacity(&mut data, data_len, || 0).is_err()
             || crate::memory::fill_within_capacity(&mut free, queue_len, || {
                 next_free = next_free.saturating_sub(1);
@@ -908,23 +978,57 @@ impl<H: Hal> Control<'_, H> {
         let index = self.divert_of(handle)?;
         let engine = self.engine;
         let lock = &engine.control.divert.slots[index];
-        let Some(hook_in_chain) = lock.with(|slot| slot.hook.as_deref().map(|[hook]| hook.hook)) else {
+        let Some(hook_in_chain) = lock.with(|slot| slot.hook.as_deref().map(|[hook]| hook.hook))
+        else {
             return Err(Status::InvalidDeviceState);
         };
         let (mut applied, mut refused) = (0u32, 0u32);
-        for verdict in view.verdicts() {
-            let Ok(verdict) = verdict else { break };
-            let outcome = self.apply_verdict(lock, hook_in_chain, &verdict);
-            match outcome {
-                Ok(()) => applied += 1,
-                Err(()) => {
-                    refused += 1;
-                    lock.with(|slot| {
-                        if let Some([hook]) = slot.hook.as_deref_mut() {
-                            hook.counters.refused += 1;
-                        }
-                    });
+        let mut verdicts = view.verdicts();
+        loop {
+            // A chunk of verdicts, their tickets released under one acquisition of the hook's
+            // lock, then applied with no lock held.
+            let mut chunk: [Option<DivertVerdictRepr<'_>>; VERDICT_CHUNK] = [None; VERDICT_CHUNK];
+            let mut filled = 0;
+            for (place, verdict) in chunk.iter_mut().zip(verdicts.by_ref()) {
+                let Ok(verdict) = verdict else { break };
+                *place = Some(verdict);
+                filled += 1;
+            }
+            if filled == 0 {
+                break;
+            }
+            let mut tickets: [Option<Ticket>; VERDICT_CHUNK] = [None; VERDICT_CHUNK];
+            let released = lock.with(|slot| {
+                let [hook] = slot.hook.as_deref_mut()?;
+                for (ticket, verdict) in tickets.iter_mut().zip(chunk.iter().flatten()) {
+                    *ticket = hook.release(verdict.serial, Some(verdict.module), true);
                 }
+                Some(hook.fail)
+            });
+            let fail = released.unwrap_or(Verdict::Pass);
+            let mut refused_here = 0u64;
+            for (ticket, verdict) in tickets.iter().zip(chunk.iter().flatten()) {
+                let outcome = match ticket {
+                    Some(ticket) => self.apply_verdict(hook_in_chain, *ticket, fail, verdict),
+                    None => Err(()),
+                };
+                match outcome {
+                    Ok(()) => applied += 1,
+                    Err(()) => {
+                        refused += 1;
+                        refused_here += 1;
+                    }
+                }
+            }
+            if refused_here != 0 {
+                lock.with(|slot| {
+                    if let Some([hook]) = slot.hook.as_deref_mut() {
+                        hook.counters.refused += refused_here;
+                    }
+                });
+            }
+            if filled < VERDICT_CHUNK {
+                break;
             }
         }
         engine.expire_divert(
@@ -940,18 +1044,14 @@ impl<H: Hal> Control<'_, H> {
         Ok(repr.buffer_len())
     }
 
+    /// Applies `verdict` to the packet held under `ticket` (released from the hook's queue).
     fn apply_verdict(
         &self,
-        lock: &H::Lock<Slot>,
         hook: HookId,
+        ticket: Ticket,
+        fail: Verdict,
         verdict: &DivertVerdictRepr<'_>,
     ) -> Result<(), ()> {
-        let ticket = lock.with(|slot| {
-            slot.hook
-                .as_deref_mut()
-                .and_then(|[held]| held.release(verdict.serial, Some(verdict.module), true))
-        });
-        let ticket = ticket.ok_or(())?;
         let ctx = PathContext::default();
         let result = match verdict.action {
             DivertAction::Pass => self
@@ -969,9 +1069,6 @@ impl<H: Hal> Control<'_, H> {
                     Err(Some(error)) => Err(error),
                     // No memory for the replacement: the packet still gets a verdict, the fail policy.
                     Err(None) => {
-                        let fail = lock.with(|slot| {
-                            slot.hook.as_ref().map_or(Verdict::Pass, |held| held[0].fail)
-                        });
                         self.engine.release_tickets(hook, &[ticket], fail, ctx);
                         return Err(());
                     }
