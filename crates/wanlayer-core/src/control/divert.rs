@@ -48,11 +48,14 @@
 //! called.
 //!
 //! # Time limit and closing
-//! Held packets older than the time limit get the fail policy: checked by every divert request of
-//! the handle, by the data path (at most once per time limit), and by [`Control::divert_expire`],
-//! which a platform with a timer calls. Closing (`DIVERT_CLOSE`, or cleanup of a handle — a
-//! crashed program's too) first stops new takes, then gives every held packet the fail policy,
-//! then removes the hook from the chain (which hands on anything taken in the meantime).
+//! Held packets older than the time limit get the fail policy: checked by the handle's verdicts
+//! and its reads that do not wait, by the data path (at most once per time limit), and by
+//! [`Control::divert_expire`] / [`Control::divert_expire_in`], which a platform's timer calls
+//! (`wanlayer.sys` sets one only while a hook holds packets:
+//! [`EventWaker::divert_holding`](super::EventWaker::divert_holding)). Closing (`DIVERT_CLOSE`,
+//! or cleanup of a handle — a crashed program's too) first stops new takes, then gives every held
+//! packet the fail policy, then removes the hook from the chain (which hands on anything taken in
+//! the meantime).
 //!
 //! # IRQL
 //! `DIVERT_OPEN` and `DIVERT_CLOSE`, and cleanup, run at `PASSIVE_LEVEL` (removal waits for calls
@@ -938,11 +941,17 @@ impl<H: Hal> Control<'_, H> {
             Ok(index) => index,
             Err(status) => return Completion::from_result(Err(status)),
         };
-        self.engine.expire_divert(
-            index,
-            crate::hal::Clock::now(&self.engine.hal).0,
-            PathContext::default(),
-        );
+        // Only a read that never waits expires what is due: a waiting read that pended is
+        // dispatched again from the platform's wake DPC, at DISPATCH_LEVEL, where packets handed
+        // on with the passive context would be sent without NDIS's DISPATCH_LEVEL flag (the
+        // timer, the data path and verdicts expire them instead).
+        if !request.wait {
+            self.engine.expire_divert(
+                index,
+                crate::hal::Clock::now(&self.engine.hal).0,
+                PathContext::default(),
+            );
+        }
         let max = request.max_records.min(MAX_READ_BATCH) as usize;
         let read = self.engine.control.divert.slots[index].with(|slot| {
             let hook = &mut slot.hook.as_mut().ok_or(Status::InvalidDeviceState)?[0];

@@ -84,6 +84,10 @@ impl DriverFilter {
         let Some(dispatch) = device.dispatch.get(major).copied().flatten() else {
             return (wanlayer_ndis::io::STATUS_INVALID_PARAMETER, None);
         };
+        // An IRP about to be sent has no completion yet: one recorded at its address is stale, left
+        // by an earlier IRP there that this module did not send (a vendor driver's internal device
+        // control through the SDK's kernel client), whose memory the new one reuses.
+        self.forget_irp_completion(request.as_irp().addr());
         let entered = self.enter(wanlayer_core::hal::PathContext::default());
         // SAFETY: an IRP for the driver's device in the I/O manager's layout, at PASSIVE_LEVEL,
         // not completed yet; its memory lives until the driver completed it.

@@ -254,6 +254,11 @@ impl Shared {
         self.hal.get().expect("driver_entry gave the filter its world")
     }
 
+    /// Forgets what `IofCompleteRequest` reported for an earlier IRP at the address `irp`.
+    pub(crate) fn forget_irp_completion(&self, irp: usize) {
+        self.irps_completed.borrow_mut().retain(|(done, _, _)| *done != irp);
+    }
+
     /// How the driver completed the IRP at `irp`, once it did.
     pub(crate) fn take_irp_completion(&self, irp: usize) -> Option<(NtStatus, usize)> {
         let mut completed = self.irps_completed.borrow_mut();
