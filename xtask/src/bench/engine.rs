@@ -3,8 +3,9 @@
 //! Instruction counts by callgrind (send + send complete, receive + return, per packet) at chains
 //! of 1 and 32, 64- and 1,400-byte frames, 0/1/4/16 hooks that pass or modify, 1 / 1k / 100k
 //! links, each beside the floor measured in the same run (unlink each packet, read its 12 address
-//! bytes, relink, hand on); lock acquisitions per packet; packets per second on one module with
-//! 1..N threads; line-up latency and bytes per link at 100k links; then criterion's wall times.
+//! bytes, relink, hand on); lock acquisitions per packet (module-wide and per-processor reads
+//! apart); packets per second on one module with 1..N threads; line-up latency and bytes per link
+//! at 100k links; then criterion's wall times.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -89,7 +90,8 @@ pub fn run() -> Result<(), String> {
         }
     }
 
-    println!("\nlock acquisitions per packet (send + complete, receive + return), by what the lock protects:");
+    println!("\nlock acquisitions per packet (send + complete, receive + return), by what the lock protects");
+    println!("('(per-processor read)': the reader's own processor's lock of a read-mostly value, no shared line):");
     for scenario in
         [("send", 1, 64, 0, "pass", 1), ("send", 32, 64, 0, "pass", 1), ("send", 1, 64, 4, "pass", 1), ("receive", 32, 64, 4, "pass", 1)]
     {
