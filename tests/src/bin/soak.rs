@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use wanlayer_tests::soak::{generate_for, minimize, run_on, shrink_on, Failure, RunFigures, Target};
+use wanlayer_tests::soak::{generate, minimize, run_on, shrink_on, Failure, RunFigures, Target};
 
 const USAGE: &str = "usage: soak [--schedules N] [--seed S] [--threads T] [--driver]";
 
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
     let target = options.target;
     if let Some(keep) = &options.keep {
         RUNNING.store(options.seed, Ordering::Relaxed);
-        let schedule = generate_for(target, options.seed);
+        let schedule = generate(options.seed);
         let ops = keep.iter().filter_map(|&index| schedule.ops.get(index).copied()).collect();
         return match run_on(target, &schedule.with_ops(ops)) {
             Ok(_) => ExitCode::SUCCESS,
@@ -127,7 +127,7 @@ fn main() -> ExitCode {
                     }
                     let seed = options.seed.wrapping_add(index);
                     RUNNING.store(seed, Ordering::Relaxed);
-                    match run_on(target, &generate_for(target, seed)) {
+                    match run_on(target, &generate(seed)) {
                         Ok(run) => figures.add(&run),
                         Err(failure) => {
                             stop.store(true, Ordering::Relaxed);
@@ -163,7 +163,7 @@ fn main() -> ExitCode {
     let Some((seed, failure)) = failures.first() else {
         return ExitCode::SUCCESS;
     };
-    let schedule = generate_for(target, *seed);
+    let schedule = generate(*seed);
     println!("soak: FAILED: schedule seed {seed:#x} ({} operations): {failure}", schedule.ops.len());
     let shrunk = shrink_on(target, &schedule, failure);
     println!(
@@ -231,7 +231,7 @@ fn supervise(args: &[String]) -> ExitCode {
         println!("soak: FAILED: the worker ended with {status} and named no schedule");
         return ExitCode::FAILURE;
     };
-    let schedule = generate_for(Target::Driver, seed);
+    let schedule = generate(seed);
     println!("soak: FAILED: the worker aborted ({status}) in schedule seed {seed:#x} ({} operations): {line}", schedule.ops.len());
     let aborts = |keep: &[usize]| {
         let list: Vec<String> = keep.iter().map(usize::to_string).collect();

@@ -25,6 +25,7 @@ use wanlayer_proto::{
 };
 use wanlayer_rules::{compile, Action, RuleSource};
 use wanlayer_sdk::client::{ProviderTable, Registration};
+use wanlayer_sdk::kernel::Connection;
 use wanlayer_sdk::sim::SimProvider;
 use wanlayer_sdk::{Packet, Provider, Ticket, VendorFilter, Verdict};
 use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE};
@@ -39,7 +40,7 @@ use super::{Adapter, ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, S
 use crate::frames::syn_frame;
 use crate::sample_hooks::{Applies, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, TtlRewriteHook};
 use crate::setup::UDP;
-use crate::vendors::{DroppingVendor, TakingVendor, TunnelVendor};
+use crate::vendors::{revoke_all, try_connect, DroppingVendor, TakingVendor, TunnelVendor};
 
 /// What runs did, summed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -141,7 +142,7 @@ impl SoakFilter for CoreFilter {
     fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R {
         let device = CoreDevice { rras, device: SimControl::install(rras) };
         let provider = SimProvider::new(rras.engine());
-        let mut vendors = CoreVendors { provider: &provider, table: provider.connect().ok(), registered: Vec::new() };
+        let mut vendors = TableVendors { side: SimSide(&provider), table: provider.connect().ok(), registered: Vec::new() };
         body(&device, Some(&mut vendors))
     }
 
@@ -166,8 +167,11 @@ const DRIVER_ALLOCATIONS: [AllocationKind; 5] =
     [AllocationKind::Pool, AllocationKind::NblPool, AllocationKind::Nbl, AllocationKind::Mdl, AllocationKind::OidClone];
 
 /// The driver's engine has fixed tables (the schedule's `event_capacity` and `max_modules` are the
-/// simulator's only); a quarter of the schedules run on a kernel without `ExAllocatePool2`; vendors are not registered (see [`Target::Driver`]); allocation failures
-/// are the kernel model's, one allocation each: the `after`-th from now, or the next of a kind.
+/// simulator's only); a quarter of the schedules run on a kernel without `ExAllocatePool2`; vendors
+/// register through the SDK's kernel client, each call made as another driver's call into
+/// wanlayer.sys (registering and deregistering at `PASSIVE_LEVEL`, giving back from a timer's DPC
+/// at `DISPATCH_LEVEL`); allocation failures are the kernel model's, one
+/// allocation each: the `after`-th from now, or the next of a kind.
 impl SoakFilter for DriverFilter {
     fn server(schedule: &Schedule) -> Rras<Self> {
         let filter = DriverFilter::new();
@@ -176,7 +180,18 @@ impl SoakFilter for DriverFilter {
     }
 
     fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R {
-        body(&DriverDevice { rras, dpcs_held: Cell::new(false) }, None)
+        let device = DriverDevice { rras, dpcs_held: Cell::new(false) };
+        // A vendor driver's connection: `\\Device\\WanLayer` opened and its table asked for through
+        // the SDK's kernel client, as wlclamp's DriverEntry does.
+        let connection = try_connect(rras).ok();
+        let result = {
+            let table = connection.as_ref().map(Connection::table);
+            let mut vendors = TableVendors { side: DriverSide(rras), table, registered: Vec::new() };
+            body(&device, Some(&mut vendors))
+        };
+        // The vendor lets go of the device (its DriverUnload) before wanlayer.sys unloads.
+        rras.filter().vendor_call(false, || drop(connection));
+        result
     }
 
     fn inject(_rras: &Rras<Self>, fault: FaultOp) {
@@ -392,17 +407,50 @@ trait Vendors {
     fn finish(&mut self);
 }
 
-/// The simulator's provider table over the [`CoreFilter`]'s engine, and the vendors registered.
-struct CoreVendors<'p, 'r> {
-    provider: &'p SimProvider<'r>,
-    table: Option<ProviderTable<'p>>,
-    registered: Vec<Vendor<'p>>,
+/// Where vendor calls come from.
+trait VendorSide {
+    /// Makes a vendor's call: at `PASSIVE_LEVEL` (registering, deregistering), or at
+    /// `DISPATCH_LEVEL` when `at_dispatch` (a timer's DPC giving back what it holds).
+    fn call<R>(&self, at_dispatch: bool, call: impl FnOnce() -> R) -> R;
+    /// What `DriverUnload` does with registrations left: revokes every one.
+    fn revoke(&self);
 }
 
-impl Vendors for CoreVendors<'_, '_> {
+/// The simulator's provider over the [`CoreFilter`]'s engine: calls made directly.
+struct SimSide<'p, 'r>(&'p SimProvider<'r>);
+
+impl VendorSide for SimSide<'_, '_> {
+    fn call<R>(&self, _at_dispatch: bool, call: impl FnOnce() -> R) -> R {
+        call()
+    }
+    fn revoke(&self) {
+        self.0.unload();
+    }
+}
+
+/// wanlayer.sys's provider: another kernel driver's calls into it (`DriverFilter::vendor_call`).
+struct DriverSide<'r>(&'r Rras<DriverFilter>);
+
+impl VendorSide for DriverSide<'_> {
+    fn call<R>(&self, at_dispatch: bool, call: impl FnOnce() -> R) -> R {
+        self.0.filter().vendor_call(at_dispatch, call)
+    }
+    fn revoke(&self) {
+        revoke_all(self.0);
+    }
+}
+
+/// A provider table, the vendors registered through it, and where their calls come from.
+struct TableVendors<'t, S: VendorSide> {
+    side: S,
+    table: Option<ProviderTable<'t>>,
+    registered: Vec<Vendor<'t>>,
+}
+
+impl<S: VendorSide> Vendors for TableVendors<'_, S> {
     fn add(&mut self, kind: VendorKind, altitude: u32) {
         let Some(table) = &self.table else { return };
-        let vendor = match kind {
+        let vendor = self.side.call(false, || match kind {
             VendorKind::Clamp => table.register(wlclamp::FILTER_NAME, altitude, ClampFilter::new(CLAMP)).map(Vendor::Clamp),
             VendorKind::Taker(ways) => {
                 let direction = match ways {
@@ -415,7 +463,7 @@ impl Vendors for CoreVendors<'_, '_> {
             VendorKind::Dropper => table.register("dropper", altitude, DroppingVendor::default()).map(Vendor::Dropper),
             VendorKind::Tunnel => table.register("tunnel", altitude, TunnelVendor::new(1300, 40)).map(Vendor::Tunnel),
             VendorKind::Relay => table.register("relay", altitude, RelayVendor::default()).map(Vendor::Relay),
-        };
+        });
         if let Ok(vendor) = vendor {
             self.registered.push(vendor);
         }
@@ -426,13 +474,13 @@ impl Vendors for CoreVendors<'_, '_> {
             return;
         }
         let removed = self.registered.remove(usize::from(pick) % self.registered.len());
-        let _ = match removed {
+        let _ = self.side.call(false, || match removed {
             Vendor::Clamp(registration) => registration.deregister(),
             Vendor::Taker(registration) => registration.deregister(),
             Vendor::Dropper(registration) => registration.deregister(),
             Vendor::Tunnel(registration) => registration.deregister(),
             Vendor::Relay(registration) => registration.deregister(),
-        };
+        });
     }
 
     fn release(&mut self, pick: u8, drop: bool) -> usize {
@@ -441,22 +489,23 @@ impl Vendors for CoreVendors<'_, '_> {
             return 0;
         };
         let verdict = if drop { wanlayer_sdk::ReinjectVerdict::Drop } else { wanlayer_sdk::ReinjectVerdict::Pass };
-        match holder {
+        self.side.call(true, || match holder {
             Vendor::Clamp(registration) => registration.filter().release(&registration.provider()),
             Vendor::Taker(registration) => {
                 registration.filter().give_back(&registration.provider(), verdict).iter().filter(|result| result.is_ok()).count()
             }
             Vendor::Dropper(_) | Vendor::Tunnel(_) | Vendor::Relay(_) => 0,
-        }
+        })
     }
 
     fn revoke(&mut self) {
-        self.provider.unload();
+        self.side.revoke();
     }
 
     fn finish(&mut self) {
-        self.provider.unload();
-        self.registered.clear();
+        self.side.revoke();
+        let registered = std::mem::take(&mut self.registered);
+        self.side.call(false, || drop(registered));
     }
 }
 
