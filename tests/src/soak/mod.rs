@@ -715,6 +715,36 @@ mod tests {
         assert!(figures.vendor_released > 10, "{figures:?}");
     }
 
+    /// Regression (found by the driver soak with vendors): the translation kept what
+    /// `IofCompleteRequest` reported for the vendor's internal device control (the SDK's kernel
+    /// client asking for the provider table), keyed by the IRP's address; the next device control
+    /// whose IRP reused that memory (the allocator hands a freed block of the same size back
+    /// first) was answered with the vendor's status and length (96 bytes), not its own.
+    #[test]
+    fn a_vendors_device_control_leaves_no_completion_for_a_later_device_control_to_take() {
+        use wanlayer_proto::ioctl::IOCTL_LIST_MODULES;
+        use wanlayer_proto::{Access, HeaderOnly, ModuleList, ModuleListRepr, Status};
+        use wanlayer_sim::IoOutcome;
+
+        let rras = crate::setup::started();
+        let handle = rras.filter().control_open(Access::READ_WRITE).expect("the device opens");
+        let connection = crate::vendors::connect(&rras);
+        let mut input = [0u8; 8];
+        HeaderOnly.emit(&mut input).expect("a header");
+        for _ in 0..4 {
+            let IoOutcome::Complete(done) = rras.filter().control_ioctl(handle, IOCTL_LIST_MODULES, &input, 1024) else {
+                panic!("LIST_MODULES pended")
+            };
+            assert_eq!(done.status, Status::Success);
+            let declared = done.output.get(..4).map(|length| u32::from_le_bytes([length[0], length[1], length[2], length[3]]));
+            assert_eq!(declared, Some(done.output.len() as u32), "the driver's own answer, whole: {:02x?}", done.output);
+            ModuleListRepr::parse(&ModuleList::new_unchecked(&done.output[..])).expect("a module list");
+        }
+        rras.filter().vendor_call(false, || drop(connection));
+        rras.filter().control_close(handle);
+        crate::setup::finish(rras);
+    }
+
     #[test]
     fn a_failing_schedule_shrinks_to_the_operations_that_matter() {
         let take = Op::AddHook { kind: HookKind::Take(Ways::Both), altitude: 9 };
