@@ -131,27 +131,46 @@ impl fmt::Display for TraceRecord {
 }
 
 /// One line about a frame: size, addresses, protocol and ports. Never panics, whatever the bytes.
+///
+/// The simulator describes every packet it moves, so this is on its hottest path: the line is
+/// written once into one `String` sized for it, with no intermediate strings.
 pub fn describe_frame(frame: &[u8]) -> String {
+    use fmt::Write as _;
     let len = frame.len();
+    let mut line = String::with_capacity(96);
     let summary = match FrameSummary::parse(frame) {
         Ok(summary) => summary,
-        Err(error) => return format!("{len} B ({error})"),
+        Err(error) => {
+            let _ = write!(line, "{len} B ({error})");
+            return line;
+        }
     };
     let Some(ip) = summary.ip else {
-        return format!("{len} B {} → {} EtherType 0x{:04x}", summary.src_mac, summary.dst_mac, u16::from(summary.ethertype));
+        let _ = write!(line, "{len} B {} → {} EtherType 0x{:04x}", summary.src_mac, summary.dst_mac, u16::from(summary.ethertype));
+        return line;
     };
     let (version, open, close) = match ip.src_addr {
         IpAddress::Ipv4(_) => ("IPv4", "", ""),
         IpAddress::Ipv6(_) => ("IPv6", "[", "]"),
     };
-    let protocol = match ip.protocol {
-        IpProtocol::Tcp => "TCP".to_owned(),
-        IpProtocol::Udp => "UDP".to_owned(),
-        other => format!("{other:?}"),
+    let _ = write!(line, "{len} B {version} ");
+    let _ = match ip.protocol {
+        IpProtocol::Tcp => write!(line, "TCP"),
+        IpProtocol::Udp => write!(line, "UDP"),
+        other => write!(line, "{other:?}"),
     };
-    let (src_port, dst_port) = ip.ports.map_or((String::new(), String::new()), |p| (format!(":{}", p.src), format!(":{}", p.dst)));
-    let fragment = if ip.is_fragment { " fragment" } else { "" };
-    format!("{len} B {version} {protocol}{fragment} {open}{}{close}{src_port} → {open}{}{close}{dst_port}", ip.src_addr, ip.dst_addr)
+    if ip.is_fragment {
+        line.push_str(" fragment");
+    }
+    let _ = write!(line, " {open}{}{close}", ip.src_addr);
+    if let Some(ports) = ip.ports {
+        let _ = write!(line, ":{}", ports.src);
+    }
+    let _ = write!(line, " → {open}{}{close}", ip.dst_addr);
+    if let Some(ports) = ip.ports {
+        let _ = write!(line, ":{}", ports.dst);
+    }
+    line
 }
 
 #[cfg(test)]
@@ -181,6 +200,20 @@ mod tests {
             let noise: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
             let _ = describe_frame(&noise);
         }
+    }
+
+    #[test]
+    fn ip_frames_are_described_with_version_protocol_addresses_and_ports() {
+        let mut udp = vec![0u8; 14 + 28];
+        udp[12..14].copy_from_slice(&[0x08, 0x00]);
+        udp[14] = 0x45;
+        udp[16..18].copy_from_slice(&28u16.to_be_bytes());
+        udp[23] = 17;
+        udp[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        udp[30..34].copy_from_slice(&[192, 0, 2, 7]);
+        udp[34..36].copy_from_slice(&40_000u16.to_be_bytes());
+        udp[36..38].copy_from_slice(&53u16.to_be_bytes());
+        assert_eq!(describe_frame(&udp), "42 B IPv4 UDP 10.0.0.1:40000 → 192.0.2.7:53");
     }
 
     #[test]
