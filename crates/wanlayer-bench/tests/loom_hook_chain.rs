@@ -3,17 +3,23 @@
 //!
 //! * the data path first reads the registry's published hook count (`HookRegistry::is_empty`,
 //!   an `Acquire` load, no lock) and, with no hook, touches nothing else;
-//! * otherwise it takes the registry's lock, enters each registered hook's slot (`HookSlot::enter`,
-//!   an `Acquire` increment) and copies the chain, leaves the lock, calls the hooks, and leaves
-//!   each slot (`HookSlot::leave`, a `Release` decrement);
-//! * `remove_hook` takes the hook out under the lock and publishes the new count (`Release`),
-//!   then waits until the slot is idle (`HookSlot::is_idle`, `Acquire`), and only then lets the
+//! * otherwise it takes the registry's read side, enters each registered hook's slot on its
+//!   processor's shard (`HookSlot::enter`, a `Relaxed` increment of the shard's entered count)
+//!   and copies the chain, leaves the read side, calls the hooks, and leaves each slot on the same
+//!   shard (`HookSlot::leave`, a `Release` increment of the shard's left count);
+//! * `remove_hook` takes the hook out under the write side and publishes the new count
+//!   (`Release`), then waits until the slot is idle (`HookSlot::is_idle`: every shard's left
+//!   count, `Acquire`, then every shard's entered count; equal sums), and only then lets the
 //!   hook go.
+//!
+//! The registry's read-mostly lock is modelled as one mutex: its read and write sides exclude
+//! each other, which is all the protocol relies on (readers excluding each other too only
+//! removes interleavings between two readers, which touch different shards).
 //!
 //! The property: once `remove_hook` has returned, no call of the hook starts or is in progress.
 //! The same orderings as the engine's are used here, so a weaker one there shows up here.
 
-use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
@@ -21,7 +27,9 @@ use loom::thread;
 struct Chain {
     registry: Mutex<Vec<usize>>,
     registered: AtomicUsize,
-    active: AtomicU32,
+    /// The slot's snapshots entered and left, per processor (a packet thread is a processor).
+    entered: [AtomicU64; 2],
+    left: [AtomicU64; 2],
     /// Set once `remove_hook` returned: the hook's owner may free it.
     released: AtomicBool,
     calls: AtomicU32,
@@ -29,18 +37,32 @@ struct Chain {
 
 impl Chain {
     fn with_hook() -> Self {
-        Self { registry: Mutex::new(vec![0]), registered: AtomicUsize::new(1), active: AtomicU32::new(0), released: AtomicBool::new(false), calls: AtomicU32::new(0) }
+        Self {
+            registry: Mutex::new(vec![0]),
+            registered: AtomicUsize::new(1),
+            entered: [AtomicU64::new(0), AtomicU64::new(0)],
+            left: [AtomicU64::new(0), AtomicU64::new(0)],
+            released: AtomicBool::new(false),
+            calls: AtomicU32::new(0),
+        }
     }
 
-    /// One packet through the data path.
-    fn packet(&self) {
+    /// `HookSlot::is_idle`: departures before arrivals.
+    fn is_idle(&self) -> bool {
+        let left: u64 = self.left.iter().map(|count| count.load(Ordering::Acquire)).sum();
+        let entered: u64 = self.entered.iter().map(|count| count.load(Ordering::Relaxed)).sum();
+        left == entered
+    }
+
+    /// One packet through the data path on `processor`.
+    fn packet(&self, processor: usize) {
         if self.registered.load(Ordering::Acquire) == 0 {
             return;
         }
         let hooks: Vec<usize> = {
             let registry = self.registry.lock().unwrap();
             for _ in registry.iter() {
-                self.active.fetch_add(1, Ordering::Acquire);
+                self.entered[processor].fetch_add(1, Ordering::Relaxed);
             }
             registry.clone()
         };
@@ -49,7 +71,7 @@ impl Chain {
             self.calls.fetch_add(1, Ordering::Relaxed);
         }
         for _ in &hooks {
-            self.active.fetch_sub(1, Ordering::Release);
+            self.left[processor].fetch_add(1, Ordering::Release);
         }
     }
 
@@ -60,7 +82,7 @@ impl Chain {
             registry.retain(|slot| *slot != 0);
             self.registered.store(registry.len(), Ordering::Release);
         }
-        while self.active.load(Ordering::Acquire) != 0 {
+        while !self.is_idle() {
             thread::yield_now();
         }
         self.released.store(true, Ordering::Relaxed);
@@ -73,16 +95,16 @@ fn no_hook_call_starts_or_runs_after_its_removal_returned() {
     loom::model(|| {
         let chain = Arc::new(Chain::with_hook());
         let readers: Vec<_> = (0..2)
-            .map(|_| {
+            .map(|processor| {
                 let chain = Arc::clone(&chain);
-                thread::spawn(move || chain.packet())
+                thread::spawn(move || chain.packet(processor))
             })
             .collect();
         chain.remove();
         for reader in readers {
             reader.join().unwrap();
         }
-        assert_eq!(chain.active.load(Ordering::Relaxed), 0);
+        assert!(chain.is_idle());
     });
 }
 
@@ -95,10 +117,10 @@ fn a_packet_after_the_removal_returned_calls_no_hook() {
             let chain = Arc::clone(&chain);
             thread::spawn(move || chain.remove())
         };
-        chain.packet();
+        chain.packet(0);
         remover.join().unwrap();
         let calls_before = chain.calls.load(Ordering::Relaxed);
-        chain.packet();
+        chain.packet(1);
         assert_eq!(chain.calls.load(Ordering::Relaxed), calls_before, "after removal returned the hook is never called");
     });
 }

@@ -62,6 +62,8 @@ pub(crate) struct ChainEntry {
 pub(crate) struct ChainSnapshot<'e> {
     entries: [Option<ChainEntry>; MAX_HOOKS],
     slots: &'e [crate::hook::HookSlot; MAX_HOOKS],
+    /// The processor whose shards marked the hooks held.
+    processor: usize,
 }
 
 impl ChainSnapshot<'_> {
@@ -78,7 +80,7 @@ impl ChainSnapshot<'_> {
 impl Drop for ChainSnapshot<'_> {
     fn drop(&mut self) {
         for entry in self.entries.iter().flatten() {
-            self.slots[usize::from(entry.id.slot)].leave();
+            self.slots[usize::from(entry.id.slot)].leave(self.processor);
         }
     }
 }
@@ -358,13 +360,14 @@ impl<H: Hal> Engine<H> {
     /// Snapshots the hook chain, marking every hook in it busy until the snapshot is dropped.
     pub(crate) fn chain_snapshot(&self) -> ChainSnapshot<'_> {
         let mut entries: [Option<ChainEntry>; MAX_HOOKS] = core::array::from_fn(|_| None);
-        self.hooks.with(|registry| {
+        let processor = self.hal.current_processor();
+        self.hooks.read(|registry| {
             for (place, registered) in entries.iter_mut().zip(registry.hooks.iter()) {
-                self.hook_slots[usize::from(registered.id.slot)].enter();
+                self.hook_slots[usize::from(registered.id.slot)].enter(processor);
                 *place = Some(ChainEntry { id: registered.id, position: registered.position, hook: registered.hook.clone() });
             }
         });
-        ChainSnapshot { entries, slots: &self.hook_slots }
+        ChainSnapshot { entries, slots: &self.hook_slots, processor }
     }
 
     /// Finds the link of a frame, with no module lock: on send the destination address is the

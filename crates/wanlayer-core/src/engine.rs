@@ -110,7 +110,7 @@ impl fmt::Display for RemoveHookError {
 pub struct Engine<H: Hal> {
     pub(crate) hal: H,
     pub(crate) modules: Vec<ModuleSlot<H>>,
-    pub(crate) hooks: HookRegistry<H::Lock<Registry>>,
+    pub(crate) hooks: HookRegistry<H::ReadMostly<Registry>>,
     pub(crate) hook_slots: Box<[HookSlot; MAX_HOOKS]>,
     events: H::Lock<EventQueue>,
     pub(crate) control: ControlState<H>,
@@ -136,6 +136,7 @@ impl<H: Hal> Engine<H> {
             + MAX_HOOKS * HookSlot::SHARD_BYTES;
         hal.try_charge(Pool::Engine, charged)?;
         let tables = Self::tables(&hal, config);
+        let tables = tables.and_then(|(modules, registry, hook_slots, events)| Ok((modules, hal.new_read_mostly(registry)?, hook_slots, events)));
         let (modules, registry, hook_slots, events) = match tables {
             Ok(tables) => tables,
             Err(error) => {
@@ -144,7 +145,7 @@ impl<H: Hal> Engine<H> {
             }
         };
         Ok(Self {
-            hooks: HookRegistry::new(hal.new_lock(registry)),
+            hooks: HookRegistry::new(registry),
             hook_slots,
             events: hal.new_lock(events),
             control: ControlState::new(&hal),

@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use core::cell::Cell;
 use core::fmt;
 use core::mem::size_of;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::hal::{ModuleId, OutOfMemory};
 use crate::link::LinkSummary;
@@ -369,8 +369,8 @@ pub struct HookInfo {
 /// The per-slot state that outlives a snapshot of the chain: calls in progress and counters.
 #[derive(Debug)]
 pub(crate) struct HookSlot {
-    active: AtomicU32,
-    /// Verdict counters, one shard per processor (modulo [`VERDICT_SHARDS`]), each on its own
+    /// Verdict counters and the snapshots that hold the hook (entered and left, counted apart
+    /// so that a snapshot may leave on another processor than it entered on), one shard per processor (modulo [`VERDICT_SHARDS`]), each on its own
     /// cache lines: a hook's verdicts are counted on the counting processor's shard and summed
     /// when queried. In an allocation of their own (2 KiB), so that no slot is ever built on a
     /// kernel stack whose frames must stay under 4 KiB.
@@ -383,12 +383,15 @@ pub(crate) struct HookSlot {
 /// Shards of a hook's verdict counters: processors beyond this many share shards.
 pub(crate) const VERDICT_SHARDS: usize = 16;
 
-/// One processor's verdict counters of one hook, alone on its cache lines.
+/// One processor's verdict counters of one hook and its count of snapshots that hold the hook,
+/// alone on its cache lines.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct VerdictShard {
     send: VerdictCounters,
     receive: VerdictCounters,
+    snapshots_entered: AtomicU64,
+    snapshots_left: AtomicU64,
 }
 
 impl VerdictShard {
@@ -410,7 +413,6 @@ impl HookSlot {
         verdicts.try_reserve_exact(VERDICT_SHARDS).map_err(|_| OutOfMemory)?;
         crate::memory::fill_within_capacity(&mut verdicts, VERDICT_SHARDS, VerdictShard::default)?;
         Ok(Self {
-            active: AtomicU32::new(0),
             verdicts: crate::memory::boxed_array(verdicts)?,
             line_ups: Counter::default(),
             sizes_lowered: Counter::default(),
@@ -418,18 +420,33 @@ impl HookSlot {
         })
     }
 
-    pub(crate) fn enter(&self) {
-        self.active.fetch_add(1, Ordering::Acquire);
+    fn shard(&self, processor: usize) -> Option<&VerdictShard> {
+        self.verdicts.get(processor % VERDICT_SHARDS)
     }
-    pub(crate) fn leave(&self) {
-        self.active.fetch_sub(1, Ordering::Release);
+    /// Marks the hook held by a snapshot taken on `processor`, under the registry's read side
+    /// (which orders it before a removal's write side, or the snapshot does not see the hook).
+    pub(crate) fn enter(&self, processor: usize) {
+        if let Some(shard) = self.shard(processor) {
+            shard.snapshots_entered.fetch_add(1, Ordering::Relaxed);
+        }
     }
+    /// Releases what [`Self::enter`] marked, once the snapshot's calls of the hook are over.
+    pub(crate) fn leave(&self, processor: usize) {
+        if let Some(shard) = self.shard(processor) {
+            shard.snapshots_left.fetch_add(1, Ordering::Release);
+        }
+    }
+    /// True when every snapshot that entered has left: the departures are read (`Acquire`)
+    /// before the arrivals, so a count that moves between shards meanwhile can only make this
+    /// false (every departure comes after its arrival), never true too early.
     pub(crate) fn is_idle(&self) -> bool {
-        self.active.load(Ordering::Acquire) == 0
+        let left = self.verdicts.iter().fold(0u64, |sum, shard| sum.wrapping_add(shard.snapshots_left.load(Ordering::Acquire)));
+        let entered = self.verdicts.iter().fold(0u64, |sum, shard| sum.wrapping_add(shard.snapshots_entered.load(Ordering::Relaxed)));
+        left == entered
     }
     /// Counts a packet of `bytes` shown to the hook on `processor`, and its verdict.
     pub(crate) fn count_verdict(&self, processor: usize, direction: Direction, bytes: usize, verdict: Verdict) {
-        if let Some(shard) = self.verdicts.get(processor % VERDICT_SHARDS) {
+        if let Some(shard) = self.shard(processor) {
             shard.direction(direction).count(bytes, verdict);
         }
     }
@@ -473,14 +490,21 @@ pub(crate) struct Registry {
     next_order: u64,
 }
 
-/// The [`Registry`] under the platform's lock, with its hook count kept where the data path can
-/// read it without taking the lock: with no hook registered a packet never touches the registry.
+/// The [`Registry`] under the platform's read-mostly lock (a snapshot reads it on its
+/// processor's lock only; adding and removing hooks write), with its hook count kept where the
+/// data path can read it without any lock: with no hook registered a packet never touches the
+/// registry.
 pub(crate) struct HookRegistry<L> {
     lock: L,
     registered: AtomicUsize,
 }
 
-impl<L: crate::hal::Lock<Registry>> HookRegistry<L> {
+impl<L: crate::hal::ReadMostly<Registry>> HookRegistry<L> {
+    /// Runs `reader` over the registry on the read side.
+    pub(crate) fn read<R>(&self, reader: impl FnOnce(&Registry) -> R) -> R {
+        self.lock.read(reader)
+    }
+
     pub(crate) fn new(lock: L) -> Self {
         Self { lock, registered: AtomicUsize::new(0) }
     }
@@ -632,12 +656,12 @@ mod tests {
     #[test]
     fn a_hook_slot_is_idle_only_when_every_call_has_left() {
         let slot = HookSlot::new().unwrap();
-        slot.enter();
-        slot.enter();
-        slot.leave();
+        slot.enter(0);
+        slot.enter(3);
+        slot.leave(1);
         assert!(!slot.is_idle());
-        slot.leave();
-        assert!(slot.is_idle());
+        slot.leave(VERDICT_SHARDS + 2);
+        assert!(slot.is_idle(), "entered on two processors, left on two others");
     }
 
     struct Bytes(alloc::vec::Vec<u8>);
