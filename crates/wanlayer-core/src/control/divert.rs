@@ -49,10 +49,11 @@
 //!
 //! # Time limit and closing
 //! Held packets older than the time limit get the fail policy: checked by the handle's verdicts
-//! and its reads that do not wait, by the data path (at most once per time limit), and by
-//! [`Control::divert_expire`] / [`Control::divert_expire_in`], which a platform's timer calls
-//! (`wanlayer.sys` sets one only while a hook holds packets:
-//! [`EventWaker::divert_holding`](super::EventWaker::divert_holding)). Closing (`DIVERT_CLOSE`,
+//! and its reads that do not wait, and by [`Control::divert_expire`] /
+//! [`Control::divert_expire_in`], which a platform's timer calls (`wanlayer.sys` sets one only
+//! while a hook holds packets: [`EventWaker::divert_holding`](super::EventWaker::divert_holding));
+//! the data path, finding a packet past its time limit, tells the platform (at most once per
+//! time limit) rather than handing packets on itself at an IRQL it cannot name to them. Closing (`DIVERT_CLOSE`,
 //! or cleanup of a handle — a crashed program's too) first stops new takes, then gives every held
 //! packet the fail policy, then removes the hook from the chain (which hands on anything taken in
 //! the meantime).
@@ -159,6 +160,8 @@ struct DivertHook {
     closing: bool,
     /// The earliest time a held packet can expire (engine clock, ns).
     next_expiry: u64,
+    /// Until when the data path does not tell the platform again of a packet past its time limit.
+    data_path_told: u64,
     charged: usize,
 }
 
@@ -349,7 +352,13 @@ impl<H: Hal> Engine<H> {
         // stored under the lock; only then is the packet queued for the reader.
         let claimed = lock.with(|slot| {
             let hook = &mut slot.hook.as_mut()?[0];
-            let expire = now >= hook.next_expiry;
+            // A held packet past its time limit: the platform's timer is told (at most once per
+            // time limit), and expires it at the IRQL it runs at — the data path cannot say its
+            // own to the packets it would hand on.
+            let expire = now >= hook.next_expiry && now >= hook.data_path_told;
+            if expire {
+                hook.data_path_told = now.saturating_add(hook.timeout_ns);
+            }
             if hook.closing
                 || !hook.wants(direction)
                 || hook
@@ -401,7 +410,7 @@ impl<H: Hal> Engine<H> {
             Claim::Queued(queued) => self.after_queued(queued),
         };
         if expire {
-            self.expire_divert(index, now, PathContext::default());
+            self.control.divert_holding();
         }
         verdict
     }
@@ -867,6 +876,7 @@ impl<H: Hal> Control<'_, H> {
             reader_waiting: false,
             closing: false,
             next_expiry: u64::MAX,
+            data_path_told: 0,
             charged: fixed + queued_bytes + map_bytes,
         })
     }
@@ -1195,6 +1205,7 @@ mod tests {
             reader_waiting: false,
             closing: false,
             next_expiry: u64::MAX,
+            data_path_told: 0,
             charged: 0,
         }
     }

@@ -108,11 +108,12 @@ pub trait EventWaker: Send + Sync {
     /// The handle made with `token` should be serviced (its pending reads dispatched again).
     fn wake(&self, token: u64);
 
-    /// A user-mode hook holds a packet again after holding none: a platform with a timer arms
-    /// it to call [`Control::divert_expire`] when [`Control::divert_next_expiry`] says, so held
-    /// packets get the fail policy in time with no request or traffic to check them. Called from
-    /// the data path at most once per such change, never while the hook keeps holding packets.
-    /// The default does nothing (divert requests and the data path still expire packets).
+    /// A user-mode hook holds a packet again after holding none, or the data path found a held
+    /// packet past its time limit: a platform with a timer sets it to call
+    /// [`Control::divert_expire_in`] when [`Control::divert_next_expiry`] says, so held packets
+    /// get the fail policy in time with no request or traffic to check them. Called from the data
+    /// path at most once per such change (and once per time limit for a packet past it). The
+    /// default does nothing (verdicts and reads that do not wait still expire packets).
     fn divert_holding(&self) {}
 }
 
