@@ -47,7 +47,9 @@ fn open_hook(rras: &Rras<DriverFilter>, fail: FailPolicy) -> HandleId {
 fn hook_counters(rras: &Rras<DriverFilter>, handle: HandleId) -> (u64, u64, u32) {
     let mut request = [0u8; 16];
     ReadRequestRepr { max_records: 1, wait: false }.emit(&mut ReadRequest::new_unchecked(&mut request[..])).expect("the read request fits");
-    let IoOutcome::Complete(done) = rras.filter().control_ioctl(handle, IOCTL_DIVERT_READ, &request, 4096) else { panic!("the read pended") };
+    let IoOutcome::Complete(done) = rras.filter().control_ioctl(handle, IOCTL_DIVERT_READ, &request, 4096) else {
+        panic!("the read pended")
+    };
     assert_eq!(done.status, Status::Success, "DIVERT_READ");
     let batch = DivertBatchRepr::parse(&DivertBatch::new_unchecked(&done.output[..])).expect("a well-formed batch");
     (batch.counters.diverted, batch.counters.expired, batch.count)
