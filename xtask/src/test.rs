@@ -303,10 +303,8 @@ fn emulate_images(driver_manifest: &str, driver_target_dir: &str) -> Result<(), 
                 .arg("--vendor")
                 .arg(&vendor)
                 // Every scenario's low-resources sweep, every allocation failed in turn (~11-23 s an
-                // image). x86 images make ~2,400 allocations over the 15 scenarios (x64: ~400),
-                // each failed in a process of its own: at most 32 a scenario, spread over all of
-                // them, keep the step's time comparable.
-                .args(["--sweep-every-scenario", if arch == Arch::X86 { "32" } else { "all" }])
+                // image).
+                .args(["--sweep-every-scenario", "all"])
                 .output()
                 .map_err(|error| format!("could not start {}: {error}", emulator.display()))?;
             let stdout = String::from_utf8_lossy(&output.stdout);
