@@ -103,7 +103,6 @@ pub fn run() -> Result<(), String> {
         &[
             "+nightly", "miri", "test", "-p", "wanlayer-sim-driver", "--test", "scenarios", "-p", "wanlayer-tests", "--test", "driver",
             "--test", "provider", "--target-dir", &miri_target_dir, "--", "--skip", "lent_chain", "--skip",
-            "vendors_register_and_deregister_at_any_time_under_traffic", "--skip",
             "vendors_register_and_deregister_at_any_time_under_traffic",
         ],
     )?;

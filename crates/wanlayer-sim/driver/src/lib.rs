@@ -30,7 +30,6 @@ pub mod control;
 pub mod driver_filter;
 pub mod invoke;
 pub mod vendor_calls;
-pub mod vendor_calls;
 
 pub use driver_filter::{DriverFilter, SCENARIO_LOG};
 /// The engine's configuration in the driver (`DriverEntry` installs it): fixed tables, fixed event
