@@ -91,19 +91,13 @@ pub fn run() -> Result<(), String> {
     // translation, so not in the strict-provenance suites): the translation's NBLs and MDLs, the
     // driver's own NBLs, OID clones, status buffers, the control device's IRPs and wake DPC. Left
     // out by name: the two lent-chain scenarios (minutes each under Miri; the driver's relinking of
-    // chains longer than its record runs under Miri in driver/host-tests' data-path scenarios), and
-    // the provider scenario of vendors registering and deregistering under traffic: run under Miri
-    // in one process with the other provider scenarios it ended with four receives the verifier
-    // found still held at the pause (PauseCompleteWithOutstanding, LeakAtDetach); alone under Miri
-    // (with and without address reuse) and natively it passes. Not found yet: state that crosses
-    // scenarios of one process (the driver's statics live on between its loads on the host).
+    // chains longer than its record runs under Miri in driver/host-tests' data-path scenarios).
     let miri_target_dir = format!("{driver_target_dir}/miri-sim");
     run_command(
         "cargo",
         &[
             "+nightly", "miri", "test", "-p", "wanlayer-sim-driver", "--test", "scenarios", "-p", "wanlayer-tests", "--test", "driver",
-            "--test", "provider", "--target-dir", &miri_target_dir, "--", "--skip", "lent_chain", "--skip",
-            "vendors_register_and_deregister_at_any_time_under_traffic",
+            "--test", "provider", "--target-dir", &miri_target_dir, "--", "--skip", "lent_chain",
         ],
     )?;
     let sweep = low_resources_sweep(&driver_manifest, &driver_target_dir)?;
