@@ -56,6 +56,8 @@ struct Injector {
     fail_next: Vec<AllocationKind>,
     /// Allocations failed in this run (by the plan or aimed at a kind).
     failures: u64,
+    /// Allocations counted when the run's first `DriverEntry` returned.
+    counted_in_driver_entry: Option<u64>,
 }
 
 const FRESH: Injector = Injector {
@@ -66,6 +68,7 @@ const FRESH: Injector = Injector {
     left_after_teardown: None,
     fail_next: Vec::new(),
     failures: 0,
+    counted_in_driver_entry: None,
 };
 
 static INJECTOR: Mutex<Injector> = Mutex::new(FRESH);
@@ -90,6 +93,9 @@ pub struct RunRecord {
     pub returned: Vec<(u32, String)>,
     /// What `finish` found after the teardown of a run that panicked.
     pub left_after_teardown: Option<Vec<String>>,
+    /// Allocations counted when the run's first `DriverEntry` returned (`None`: it did not
+    /// return): the run's allocations `1..=n` are `DriverEntry`'s.
+    pub counted_in_driver_entry: Option<u64>,
 }
 
 /// How a run of a sweep ended.
@@ -132,6 +138,7 @@ pub fn current_run() -> RunRecord {
         failed: injector.failed,
         returned: injector.returned.clone(),
         left_after_teardown: injector.left_after_teardown.clone(),
+        counted_in_driver_entry: injector.counted_in_driver_entry,
     }
 }
 
@@ -162,6 +169,7 @@ pub(crate) fn end_run() {
         failed: injector.failed,
         returned: std::mem::take(&mut injector.returned),
         left_after_teardown: injector.left_after_teardown.take(),
+        counted_in_driver_entry: injector.counted_in_driver_entry,
     };
     LAST_RUN.with(|last| *last.borrow_mut() = record);
 }
@@ -219,6 +227,12 @@ pub fn tear_down_after_panic() {
 /// [`invoke::call`](crate::invoke::call)): an error status after the failed allocation is recorded
 /// with the routine's name.
 pub(crate) fn driver_returned(address: usize, status: u32) {
+    if injector().counted_in_driver_entry.is_none()
+        && lock(&ROUTINE_NAMES).iter().any(|&(known, name)| known == address && name == "DriverEntry")
+    {
+        let mut injector = injector();
+        injector.counted_in_driver_entry = Some(injector.counted);
+    }
     if status & 0xC000_0000 != 0xC000_0000 || injector().failed.is_none() {
         return;
     }
@@ -524,6 +538,7 @@ mod tests {
             failed,
             returned,
             left_after_teardown: left,
+            counted_in_driver_entry: None,
         };
         assert_eq!(judge(&record(failed, Vec::new(), None), None), Verdict::Passed);
         assert_eq!(judge(&record(failed, documented.clone(), Some(Vec::new())), Some("check")), Verdict::DocumentedStop);

@@ -52,6 +52,7 @@ mod emulate {
         sweep_limit: Option<u64>,
         sweep_every: Option<Option<u64>>,
         sweep_from: u64,
+        sweep_covered_driver_entry: Option<u64>,
         vendor_entry: bool,
     }
 
@@ -75,6 +76,10 @@ mod emulate {
                 }
                 "--sweep-limit" => parsed.sweep_limit = limit(arg, value)?,
                 "--sweep-from" => parsed.sweep_from = value.parse().map_err(|_| format!("--sweep-from {value}: not a number"))?,
+                "--sweep-covered-driver-entry" => {
+                    parsed.sweep_covered_driver_entry =
+                        Some(value.parse().map_err(|_| format!("--sweep-covered-driver-entry {value}: not a number"))?)
+                }
                 "--sweep-every-scenario" => parsed.sweep_every = Some(limit(arg, value)?),
                 "--scenario" => parsed.scenario = Some(value.parse().map_err(|_| format!("--scenario {value}: not a number"))?),
                 _ => return Err(format!("unknown argument {arg}")),
@@ -164,6 +169,9 @@ mod emulate {
 
     /// The tag of a sweep child's line with the allocations a scenario's counting run made.
     const SWEEP_COUNT: &str = "emulator-sweep-count";
+    /// The tag of a sweep child's line with the allocations its counting run's `DriverEntry` made,
+    /// and how many of them it leaves out as already swept.
+    const SWEEP_DRIVER_ENTRY: &str = "emulator-sweep-driver-entry";
     /// The tag of a sweep child's line with one run's verdict: `k`, kind, leak, statuses, detail.
     const SWEEP_VERDICT: &str = "emulator-sweep-verdict";
     /// Set in a sweep child: its panic hook tears the run down and judges it.
@@ -183,10 +191,13 @@ mod emulate {
         println!("{SWEEP_VERDICT}\t{k}\t{kind}\t{leak}\t{}\t{}", statuses.join(";"), detail.replace(['\n', '\t'], " "));
     }
 
-    /// `--sweep-scenario N --sweep-from K [--sweep-limit L]`: the counting run of scenario `N` of
-    /// [`ALL`], then its runs failing allocation `k >= K` (at most `L` spread over all), one
-    /// verdict line each; ends with the result line, unless a run's failed check ends the process
-    /// (the hook printed its verdict: the parent resumes after it).
+    /// `--sweep-scenario N --sweep-from K [--sweep-limit L] [--sweep-covered-driver-entry E]`: the
+    /// counting run of scenario `N` of [`ALL`], then its runs failing allocation `k >= K` (at most
+    /// `L` spread over all), one verdict line each; ends with the result line, unless a run's
+    /// failed check ends the process (the hook printed its verdict: the parent resumes after it).
+    /// With `E`: when this scenario's `DriverEntry` also makes `E` allocations, they are the very
+    /// allocations another scenario's sweep failed (every scenario begins with the same
+    /// `DriverEntry` on a fresh model), and only those after it are failed here.
     fn child_sweep_scenario(arguments: &Arguments, index: usize) -> Result<bool, String> {
         report_panics();
         SWEEPING.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -198,11 +209,16 @@ mod emulate {
             print_verdict(&counting, None);
         }
         println!("{SWEEP_COUNT}\t{}", counting.counted);
+        let covered = match (arguments.sweep_covered_driver_entry, counting.counted_in_driver_entry) {
+            (Some(covered), Some(made)) if covered == made => made,
+            _ => 0,
+        };
+        println!("{SWEEP_DRIVER_ENTRY}\t{}\t{covered}", counting.counted_in_driver_entry.unwrap_or(0));
         let stride = match arguments.sweep_limit {
             Some(limit) if limit > 0 => counting.counted.div_ceil(limit).max(1),
             _ => 1,
         };
-        for k in (1..=counting.counted).step_by(usize::try_from(stride).unwrap_or(usize::MAX)).filter(|&k| k >= from) {
+        for k in (1..=counting.counted).step_by(usize::try_from(stride).unwrap_or(usize::MAX)).filter(|&k| k >= from && k > covered) {
             let record = run::sweep_run(&file, index, Some(k))?;
             print_verdict(&record, None);
         }
@@ -222,13 +238,21 @@ mod emulate {
         let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
         let mut defects = Vec::new();
         let limit_text = limit.map_or_else(|| "all".to_owned(), |limit| limit.to_string());
+        // `DriverEntry`'s allocations, swept in the first scenario; the later scenarios leave out
+        // the same allocations of the same `DriverEntry` (`covered`: how many were left out).
+        let (mut driver_entry, mut covered) = (None::<u64>, 0u64);
         for (index, scenario) in ALL.iter().enumerate() {
             let mut from = 0u64;
             loop {
                 children += 1;
-                let output = Command::new(program)
+                let mut command = Command::new(program);
+                command
                     .args(["--driver", driver, "--sweep-scenario", &index.to_string(), "--sweep-limit", &limit_text])
-                    .args(["--sweep-from", &from.to_string()])
+                    .args(["--sweep-from", &from.to_string()]);
+                if let (Some(made), None) = (driver_entry, limit) {
+                    command.args(["--sweep-covered-driver-entry", &made.to_string()]);
+                }
+                let output = command
                     .output()
                     .map_err(|error| format!("cannot run {program}: {error}"))?;
                 let stdout = String::from_utf8_lossy(&output.stdout);
@@ -238,6 +262,16 @@ mod emulate {
                     if let Some(count) = line.strip_prefix(SWEEP_COUNT) {
                         if from == 0 {
                             counted += count.trim().parse::<u64>().unwrap_or(0);
+                        }
+                    }
+                    if let Some(fields) = line.strip_prefix(SWEEP_DRIVER_ENTRY) {
+                        let mut numbers = fields.split('\t').filter_map(|field| field.trim().parse::<u64>().ok());
+                        let (made, left_out) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+                        if from == 0 {
+                            covered += left_out;
+                            if index == 0 && made > 0 {
+                                driver_entry = Some(made);
+                            }
                         }
                     }
                     let Some(fields) = line.strip_prefix(SWEEP_VERDICT) else { continue };
@@ -294,9 +328,10 @@ mod emulate {
         }
         let statuses: Vec<String> = statuses.iter().map(|(status, count)| format!("{count} x {status}")).collect();
         println!(
-            "emulator: {label}: low-resources sweep of every scenario ({}): {} scenarios swept, {failed} allocations failed of {counted} counted, {bug_checks} bug checks, {leaks} leaks, {stops} documented stops, {} defects ({children} processes, {:.1} s); statuses: {}",
+            "emulator: {label}: low-resources sweep of every scenario ({}): {} scenarios swept, {failed} allocations failed of {counted} counted ({covered} left out: the first scenario's sweep failed the same {} allocations of the same DriverEntry), {bug_checks} bug checks, {leaks} leaks, {stops} documented stops, {} defects ({children} processes, {:.1} s); statuses: {}",
             if limit.is_some() { format!("at most {limit_text} allocations each") } else { "every allocation".to_owned() },
             ALL.len(),
+            driver_entry.unwrap_or(0),
             defects.len(),
             started.elapsed().as_secs_f64(),
             if statuses.is_empty() { "none".to_owned() } else { statuses.join(", ") }
