@@ -146,7 +146,7 @@ pub fn run() -> Result<(), String> {
     step("the signed packages (release images), verified");
     package::run(package::Options::default())?;
 
-    step("the shipped images on an emulated processor: the driver-in-the-loop scenarios and the low-resources sweep against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64; debug, and release as the signed package files); the x86 images loaded, relocated and their imports matched by name");
+    step("the shipped images on an emulated processor: the driver-in-the-loop scenarios and the low-resources sweep against wanlayer.sys, wlclamp.sys's DriverEntry (x64, arm64 and x86, the last under the emulator built for 32-bit Linux; debug, and release as the signed package files)");
     emulate_images(&driver_manifest, &driver_target_dir)?;
 
     step("the demo session in the simulator");
