@@ -201,20 +201,22 @@ impl DivertHook {
         })
     }
 
+    /// Frees the slot `slot_index` and gives its packet the fail policy (the hook is closing, or
+    /// the packet cannot be queued). `None` when the slot is gone.
+    fn fail_slot(&mut self, slot_index: u32) -> Option<Queued> {
+        self.entries.get_mut(slot_index as usize)?.state = SlotState::Free;
+        // Within the capacity reserved at open.
+        let _ = crate::memory::push_within_capacity(&mut self.free, slot_index);
+        Some(Queued { verdict: self.fail, wake: None, first_held: false })
+    }
+
     /// Queues the filled slot `slot_index` (its frame `len` bytes) for the reader; the fail
     /// policy instead when the hook is closing. `None` when the slot is gone.
     fn queue_filled(&mut self, slot_index: u32, len: usize) -> Option<Queued> {
-        let entry = self.entries.get_mut(slot_index as usize)?;
         if self.closing {
-            entry.state = SlotState::Free;
-            // Within the capacity reserved at open.
-            let _ = crate::memory::push_within_capacity(&mut self.free, slot_index);
-            return Some(Queued {
-                verdict: self.fail,
-                wake: None,
-                first_held: false,
-            });
+            return self.fail_slot(slot_index);
         }
+        let entry = self.entries.get_mut(slot_index as usize)?;
         entry.state = SlotState::Queued;
         entry.len = len as u32;
         let serial = entry.meta.serial;
@@ -225,13 +227,7 @@ impl DivertHook {
             || crate::memory::push_back_within_capacity(&mut self.queued, slot_index).is_err()
         {
             self.by_serial.remove(&serial);
-            entry.state = SlotState::Free;
-            let _ = crate::memory::push_within_capacity(&mut self.free, slot_index);
-            return Some(Queued {
-                verdict: self.fail,
-                wake: None,
-                first_held: false,
-            });
+            return self.fail_slot(slot_index);
         }
         self.next_expiry = self
             .next_expiry
