@@ -6,10 +6,10 @@ use std::sync::Arc;
 use wanlayer_core::hal::PathContext;
 use wanlayer_core::hook::{Direction, Hook, PacketContext, Ticket, Verdict};
 use wanlayer_core::stats::DropReason;
-use wanlayer_core::wire::{clamp_tcp_mss, EtherType, FrameSummary, MacAddress};
+use wanlayer_core::wire::{clamp_tcp_mss, EtherType, FrameSummary};
 use wanlayer_core::{ModuleId, NdisStatus, ReinjectError, ReinjectVerdict};
 use wanlayer_kernel_model::low_resources;
-use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, SendOptions, SimLink, StatusBuffer, StatusIndication, WanLineUp};
+use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras, SendOptions, SimLink, StatusBuffer};
 use wanlayer_sim_driver::FRAME_TAG;
 use wanlayer_tests::frames::{checksums_valid, ip_ttl, set_ttl, syn_frame, tcp_mss};
 use wanlayer_tests::sample_hooks::{
@@ -533,18 +533,7 @@ fn hooks_of_equal_altitude_run_in_registration_order_on_the_way_down_as_document
 /// NdisWan indicates another line up for `link` with `MaximumTotalSize` `mtu`; returns what the
 /// protocol was told.
 fn line_up_again<F: wanlayer_sim::EngineFilter>(rras: &Rras<F>, link: &SimLink, mtu: u32) -> Option<u32> {
-    let update = WanLineUp {
-        link_speed_100bps: 1_000_000,
-        maximum_total_size: mtu,
-        quality: wanlayer_core::link::WanQuality::Reliable,
-        send_window: 16,
-        remote_address: link.remote,
-        local_address: MacAddress([0; 6]),
-        protocol_type: link.protocol_type,
-        device_name: Vec::new(),
-        protocol_buffer: vec![0; 600],
-    };
-    let seen = rras.indicate_status(link.edge, StatusIndication::new(NdisStatus::WAN_LINE_UP, StatusBuffer::LineUp(update)))?;
+    let seen = rras.line_up_again(link, &LinkParams::new().mtu(mtu).protocol_buffer(vec![0; 600]))?;
     match seen.indication.buffer {
         StatusBuffer::LineUp(line_up) => Some(line_up.maximum_total_size),
         _ => None,

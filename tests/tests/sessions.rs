@@ -169,20 +169,10 @@ fn a_second_line_up_for_a_live_link_updates_it_in_place() {
     let id = module(&rras, Edge::WanIp);
     let before = rras.engine().with_link(id, &link.remote, |l| l.id()).expect("tracked");
     drain_events(rras.engine());
-    let mut update = wanlayer_sim::WanLineUp {
-        link_speed_100bps: 20,
-        maximum_total_size: 1300,
-        quality: WanQuality::Raw,
-        send_window: 2,
-        remote_address: link.remote,
-        local_address: MacAddress([0; 6]),
-        protocol_type: EtherType::Ipv4,
-        device_name: Vec::new(),
-        protocol_buffer: vec![0; 600],
-    };
-    update.protocol_buffer[584..588].copy_from_slice(&[192, 0, 2, 9]);
-    let indication = wanlayer_sim::StatusIndication::new(NdisStatus::WAN_LINE_UP, wanlayer_sim::StatusBuffer::LineUp(update));
-    rras.indicate_status(Edge::WanIp, indication);
+    let mut protocol_buffer = vec![0; 600];
+    protocol_buffer[584..588].copy_from_slice(&[192, 0, 2, 9]);
+    let update = LinkParams { link_speed_100bps: 20, quality: WanQuality::Raw, send_window: 2, ..LinkParams::new() };
+    rras.line_up_again(&link, &update.mtu(1300).protocol_buffer(protocol_buffer));
 
     let after = rras.engine().with_link(id, &link.remote, |l| {
         (l.id(), l.line_ups(), l.summary().maximum_total_size, l.quality(), l.send_window(), l.send_counts().packets)

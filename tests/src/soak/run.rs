@@ -11,8 +11,6 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use wanlayer_core::hal::{PathContext, Pool};
 use wanlayer_core::hook::{Direction, HookId};
-use wanlayer_core::link::WanQuality;
-use wanlayer_core::wire::MacAddress;
 use wanlayer_core::{EngineConfig, NdisStatus, ReinjectVerdict};
 use wanlayer_kernel_model::low_resources::{self, AllocationKind};
 use wanlayer_proto::ioctl::*;
@@ -31,7 +29,7 @@ use wanlayer_sdk::{Packet, Provider, Ticket, VendorFilter, Verdict};
 use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE};
 use wanlayer_sim::{
     CoreFilter, Delivery, Edge, EngineFilter, Flow, HandleId, IoCompletion, IoId, IoOutcome, IrqlPolicy, LinkParams, NdisState,
-    PauseOutcome, ReceiveOptions, Rras, SendOptions, SimControl, SimLink, StatusBuffer, StatusIndication, WanLineUp, MILLISECOND,
+    PauseOutcome, ReceiveOptions, Rras, SendOptions, SimControl, SimLink, StatusBuffer, StatusIndication, MILLISECOND,
 };
 use wanlayer_sim_driver::DriverFilter;
 use wlclamp::{ClampFilter, Config};
@@ -647,18 +645,7 @@ impl<'r, 'v, F: SoakFilter> State<'r, 'v, F> {
             }
             Op::LineUpAgain { link, mtu } => {
                 let Some(link) = self.link(link) else { return };
-                let line_up = WanLineUp {
-                    link_speed_100bps: 1_000_000,
-                    maximum_total_size: u32::from(mtu),
-                    quality: WanQuality::Reliable,
-                    send_window: 16,
-                    remote_address: link.remote,
-                    local_address: MacAddress([0; 6]),
-                    protocol_type: link.protocol_type,
-                    device_name: Vec::new(),
-                    protocol_buffer: vec![0; 600],
-                };
-                rras.indicate_status(link.edge, StatusIndication::new(NdisStatus::WAN_LINE_UP, StatusBuffer::LineUp(line_up)));
+                rras.line_up_again(&link, &LinkParams::new().mtu(u32::from(mtu)).protocol_buffer(vec![0; 600]));
             }
             Op::Status { adapter, kind } => {
                 let (code, bytes) = match kind {

@@ -4,7 +4,7 @@
 use wanlayer_core::hal::PathContext;
 use wanlayer_core::hook::Direction;
 use wanlayer_core::link::LineDown;
-use wanlayer_core::wire::{EtherType, MacAddress};
+use wanlayer_core::wire::{EtherType, IpAddress, MacAddress};
 use wanlayer_core::{ModuleId, NdisStatus};
 
 use super::{ReceiveOptions, Rras, Scope, SendOptions};
@@ -152,18 +152,7 @@ impl<F: FilterDriver> Rras<F> {
         self.next_link.set(index);
         let (remote, server_ip, client_ip) = SimLink::addresses(edge, index);
         let protocol_type = edge.protocol_type().unwrap_or(EtherType::Ipv4);
-        let protocol_buffer = params.protocol_buffer.clone().unwrap_or_else(|| SimLink::protocol_buffer_for(client_ip));
-        let record = WanLineUp {
-            link_speed_100bps: params.link_speed_100bps,
-            maximum_total_size: params.maximum_total_size,
-            quality: params.quality,
-            send_window: params.send_window,
-            remote_address: remote,
-            local_address: MacAddress([0; 6]),
-            protocol_type,
-            device_name: Vec::new(),
-            protocol_buffer,
-        };
+        let record = line_up_record(remote, protocol_type, client_ip, &params);
         let seen = self.indicate_status(edge, StatusIndication::new(NdisStatus::WAN_LINE_UP, StatusBuffer::LineUp(record)));
         let reported_total_size = seen.and_then(|record| match record.indication.buffer {
             StatusBuffer::LineUp(line_up) => Some(line_up.maximum_total_size),
@@ -183,6 +172,14 @@ impl<F: FilterDriver> Rras<F> {
         };
         self.links.borrow_mut().insert(remote, link.clone());
         link
+    }
+
+    /// NdisWan indicates another line up for the live `link` (same remote address and protocol
+    /// type) with `params`, as it does when a link's parameters change. Returns what reached the
+    /// protocol.
+    pub fn line_up_again(&self, link: &SimLink, params: &LinkParams) -> Option<StatusRecord> {
+        let record = line_up_record(link.remote, link.protocol_type, link.client_ip, params);
+        self.indicate_status(link.edge, StatusIndication::new(NdisStatus::WAN_LINE_UP, StatusBuffer::LineUp(record)))
     }
 
     /// NdisWan takes `link` down (`NDIS_STATUS_WAN_LINE_DOWN`).
@@ -268,5 +265,22 @@ fn check_given_back(state: &mut WorldState, edge: Edge, module: ModuleId, lent: 
         } else {
             state.ledger.clear_lend(*id);
         }
+    }
+}
+
+/// The `NDIS_WAN_LINE_UP` NdisWan indicates for the link to `remote` with `params` (the protocol
+/// buffer generated for `client_ip` unless `params` gives one); `LocalAddress` and `DeviceName` are
+/// left for the protocol above.
+fn line_up_record(remote: MacAddress, protocol_type: EtherType, client_ip: IpAddress, params: &LinkParams) -> WanLineUp {
+    WanLineUp {
+        link_speed_100bps: params.link_speed_100bps,
+        maximum_total_size: params.maximum_total_size,
+        quality: params.quality,
+        send_window: params.send_window,
+        remote_address: remote,
+        local_address: MacAddress([0; 6]),
+        protocol_type,
+        device_name: Vec::new(),
+        protocol_buffer: params.protocol_buffer.clone().unwrap_or_else(|| SimLink::protocol_buffer_for(client_ip)),
     }
 }
