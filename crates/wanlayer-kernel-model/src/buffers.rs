@@ -113,6 +113,7 @@ unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
     offset: u32,
     length: usize,
 ) -> *mut NetBufferList {
+    let _kernel = crate::invoke::kernel_code();
     let pool = pool.as_raw().addr();
     let live_pool = state().nbl_pools.contains_key(&pool);
     if !live_pool {
@@ -164,6 +165,7 @@ unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFreeNetBufferList(nbl: *mut NetBufferList) {
+    let _kernel = crate::invoke::kernel_code();
     let known = {
         let mut buffers = buffers();
         let known = buffers.nbls.remove(&nbl.addr()).is_some();
@@ -184,6 +186,7 @@ unsafe extern "system" fn NdisFreeNetBufferList(nbl: *mut NetBufferList) {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn IoAllocateMdl(va: *mut c_void, length: u32, secondary: u8, _charge: u8, irp: *mut Irp) -> *mut Mdl {
+    let _kernel = crate::invoke::kernel_code();
     if secondary != 0 || !irp.is_null() {
         violation("IoAllocateMdl for an IRP: the driver's MDLs describe its own pool".into());
     }
@@ -208,6 +211,7 @@ unsafe extern "system" fn IoAllocateMdl(va: *mut c_void, length: u32, secondary:
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn IoFreeMdl(mdl: *mut Mdl) {
+    let _kernel = crate::invoke::kernel_code();
     let in_use = {
         let buffers = buffers();
         buffers.nbls.keys().any(|&nbl| {
@@ -229,6 +233,7 @@ unsafe extern "system" fn IoFreeMdl(mdl: *mut Mdl) {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: *mut Mdl) {
+    let _kernel = crate::invoke::kernel_code();
     if !buffers().mdls.contains_key(&mdl.addr()) {
         violation(format!("MmBuildMdlForNonPagedPool of {mdl:p}: not an MDL of IoAllocateMdl"));
         return;
@@ -243,6 +248,7 @@ unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: *mut Mdl) {
 /// the current MDL holds them all, else copied into `storage` (null without storage).
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisGetDataBuffer(nb: *mut NetBuffer, bytes: u32, storage: *mut c_void, align: u32, _offset: u32) -> *mut c_void {
+    let _kernel = crate::invoke::kernel_code();
     if align == 0 || !align.is_power_of_two() {
         violation(format!("NdisGetDataBuffer with AlignMultiple {align}"));
         return std::ptr::null_mut();

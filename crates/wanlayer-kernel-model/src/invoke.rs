@@ -269,6 +269,47 @@ function!(A: a, B: b, C: c, D: d, E: e, F: f, G: g);
 thread_local! {
     /// Calls into driver code under way on this thread ([`call`] nests).
     static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Whose code runs on this thread now: the driver's (`true`), or the kernel's and the test's.
+    static DRIVER_CODE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the code running on this thread now is the driver's: inside a call into driver code
+/// ([`call`], or a test bed's own way in, [`driver_code`]) and not inside one of the kernel's
+/// functions the driver called (each import of the model is [`kernel_code`]). A host test
+/// binary's global allocator asks it to give the driver's heap allocations kernel pool, as the
+/// image's own allocator does, and the model's own bookkeeping the host's heap.
+pub fn in_driver_code() -> bool {
+    // No destructor: readable until the thread is gone (`false` if it ever is not).
+    DRIVER_CODE.try_with(std::cell::Cell::get).unwrap_or(false)
+}
+
+/// Whose code runs on this thread, until dropped ([`driver_code`], [`kernel_code`]); then what
+/// ran before runs again.
+#[must_use = "the code runs as the driver's or the kernel's only while this is alive"]
+pub struct CodeOwner {
+    previous: bool,
+}
+
+fn owned_by(driver: bool) -> CodeOwner {
+    let previous = DRIVER_CODE.try_with(|owner| owner.replace(driver)).unwrap_or(false);
+    CodeOwner { previous }
+}
+
+/// From now until the guard drops, this thread runs the driver's code: a call into it.
+pub fn driver_code() -> CodeOwner {
+    owned_by(true)
+}
+
+/// From now until the guard drops, this thread runs the kernel's code: one of the model's
+/// imports (and what it calls: the drivers around the filter, through the model's sinks).
+pub fn kernel_code() -> CodeOwner {
+    owned_by(false)
+}
+
+impl Drop for CodeOwner {
+    fn drop(&mut self) {
+        let _ = DRIVER_CODE.try_with(|owner| owner.set(self.previous));
+    }
 }
 
 /// Calls into driver code under way on this thread: 0 while the caller's own code runs (a panic
@@ -285,6 +326,7 @@ pub fn depth() -> usize {
 pub unsafe fn call<Arguments, F: Function<Arguments>>(function: F, arguments: Arguments) -> F::Output {
     let address = function.address();
     DEPTH.with(|depth| depth.set(depth.get() + 1));
+    let driver = driver_code();
     let output = match executor() {
         Some(execute) => {
             let words = F::words(arguments);
@@ -293,6 +335,7 @@ pub unsafe fn call<Arguments, F: Function<Arguments>>(function: F, arguments: Ar
         // SAFETY: the caller's promise.
         None => unsafe { function.call_native(arguments) },
     };
+    drop(driver);
     DEPTH.with(|depth| depth.set(depth.get() - 1));
     if size_of::<F::Output>() == 4 {
         // An NTSTATUS / NDIS_STATUS: the low-resources sweep records the failures the driver returns.

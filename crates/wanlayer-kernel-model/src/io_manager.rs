@@ -138,6 +138,7 @@ unsafe extern "system" fn IoGetDeviceObjectPointer(
     file: *mut *mut FileObject,
     device: *mut *mut DeviceObject,
 ) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     state().require_passive("IoGetDeviceObjectPointer");
     // SAFETY: the caller passes a valid counted name (the import's contract).
     let Some(name) = (unsafe { crate::unicode_text(name) }) else {
@@ -165,6 +166,7 @@ unsafe extern "system" fn IoGetDeviceObjectPointer(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ObfDereferenceObject(object: *mut c_void) -> isize {
+    let _kernel = crate::invoke::kernel_code();
     let Some(file) = io().files.remove(&object.addr()) else {
         state().violation(format!("ObfDereferenceObject of {object:p}: not an object the model referenced for the caller"));
         return 0;
@@ -192,6 +194,7 @@ unsafe extern "system" fn IoBuildDeviceIoControlRequest(
     event: *mut KEvent,
     io_status: *mut IoStatusBlock,
 ) -> *mut Irp {
+    let _kernel = crate::invoke::kernel_code();
     state().require_passive("IoBuildDeviceIoControlRequest");
     if crate::low_resources::fail_allocation(crate::low_resources::AllocationKind::Pool) {
         return std::ptr::null_mut();
@@ -226,6 +229,7 @@ unsafe extern "system" fn IoBuildDeviceIoControlRequest(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn IofCallDriver(device: *mut DeviceObject, irp: *mut Irp) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     let Some(control) = crate::control_device().filter(|control| control.device == device) else {
         crate::not_modelled("IofCallDriver to a device other than the registered control device");
     };
@@ -269,6 +273,7 @@ pub(crate) fn completed(irp: *mut Irp, status: NtStatus, information: usize) {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeInitializeEvent(event: *mut KEvent, _kind: EventType, signalled: u8) {
+    let _kernel = crate::invoke::kernel_code();
     io().events.insert(event.addr(), signalled != 0);
 }
 
@@ -280,6 +285,7 @@ unsafe extern "system" fn KeWaitForSingleObject(
     _alertable: u8,
     timeout: *mut i64,
 ) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     state().require_passive("KeWaitForSingleObject");
     match io().events.get(&object.addr()) {
         Some(true) => 0,

@@ -501,6 +501,7 @@ unsafe extern "system" fn NdisFRegisterFilterDriver(
     characteristics: *mut FilterDriverCharacteristics,
     handle: *mut FilterDriverHandle,
 ) -> RawNdisStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("NdisFRegisterFilterDriver");
     if state.characteristics.is_some() {
@@ -522,6 +523,7 @@ unsafe extern "system" fn NdisFRegisterFilterDriver(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFDeregisterFilterDriver(_handle: FilterDriverHandle) {
+    let _kernel = crate::invoke::kernel_code();
     let (characteristics, modules) = {
         let mut state = state();
         state.require_passive("NdisFDeregisterFilterDriver");
@@ -560,6 +562,7 @@ unsafe extern "system" fn NdisFSetAttributes(
     context: ContextHandle,
     _attributes: *mut FilterAttributes,
 ) -> RawNdisStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("NdisFSetAttributes");
     if context.as_raw().is_null() {
@@ -574,6 +577,7 @@ unsafe extern "system" fn NdisAllocateNetBufferListPool(
     _handle: NdisHandle,
     parameters: *mut NetBufferListPoolParameters,
 ) -> NblPoolHandle {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     // SAFETY: the driver passes valid parameters for the call.
     let tag = unsafe { (*parameters).pool_tag };
@@ -591,6 +595,7 @@ unsafe extern "system" fn NdisAllocateNetBufferListPool(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFreeNetBufferListPool(pool: NblPoolHandle) {
+    let _kernel = crate::invoke::kernel_code();
     let outstanding = buffers::allocated_from(pool.as_raw().addr());
     let mut state = state();
     if state.nbl_pools.remove(&pool.as_raw().addr()).is_none() {
@@ -608,6 +613,7 @@ unsafe extern "system" fn NdisAllocateCloneOidRequest(
     tag: u32,
     clone: *mut *mut NdisOidRequest,
 ) -> RawNdisStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     if state.pool_failures.first() == Some(&tag) {
         state.pool_failures.remove(0);
@@ -626,6 +632,7 @@ unsafe extern "system" fn NdisAllocateCloneOidRequest(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFreeCloneOidRequest(_filter: FilterModuleHandle, clone: *mut NdisOidRequest) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     if state.clones.remove(&clone.addr()).is_none() {
         state.violation("NdisFreeCloneOidRequest of a request that is not a live clone");
@@ -637,6 +644,7 @@ unsafe extern "system" fn NdisFreeCloneOidRequest(_filter: FilterModuleHandle, c
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFOidRequest(filter: FilterModuleHandle, request: *mut NdisOidRequest) -> RawNdisStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     if !state.clones.contains_key(&request.addr()) {
         state.violation("NdisFOidRequest of a request that is not a clone the filter allocated");
@@ -657,6 +665,7 @@ unsafe extern "system" fn NdisFOidRequest(filter: FilterModuleHandle, request: *
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFOidRequestComplete(filter: FilterModuleHandle, request: *mut NdisOidRequest, status: RawNdisStatus) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     if state.pending_originals.remove(&request.addr()).is_none() {
         state.violation("NdisFOidRequestComplete of a request that did not pend, or completed twice");
@@ -666,16 +675,19 @@ unsafe extern "system" fn NdisFOidRequestComplete(filter: FilterModuleHandle, re
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFCancelOidRequest(filter: FilterModuleHandle, request_id: *mut c_void) {
+    let _kernel = crate::invoke::kernel_code();
     state().events.push(Event::OidCancelled { filter: filter.as_raw().addr(), request_id: request_id.addr() });
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFCancelSendNetBufferLists(filter: FilterModuleHandle, cancel_id: *mut c_void) {
+    let _kernel = crate::invoke::kernel_code();
     state().events.push(Event::SendsCancelled { filter: filter.as_raw().addr(), cancel_id: cancel_id.addr() });
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFNetPnPEvent(filter: FilterModuleHandle, event: *mut NetPnpEventNotification) -> RawNdisStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("NdisFNetPnPEvent");
     state.events.push(Event::NetPnpEvent { filter: filter.as_raw().addr(), event: event.addr() });
@@ -684,6 +696,7 @@ unsafe extern "system" fn NdisFNetPnPEvent(filter: FilterModuleHandle, event: *m
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFDevicePnPEventNotify(filter: FilterModuleHandle, event: *mut NetDevicePnpEvent) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("NdisFDevicePnPEventNotify");
     state.events.push(Event::DevicePnpEvent { filter: filter.as_raw().addr(), event: event.addr() });
@@ -691,6 +704,7 @@ unsafe extern "system" fn NdisFDevicePnPEventNotify(filter: FilterModuleHandle, 
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFIndicateStatus(filter: FilterModuleHandle, indication: *mut StatusIndication) {
+    let _kernel = crate::invoke::kernel_code();
     // SAFETY: the driver passes the valid indication it received.
     let code = unsafe { (*indication).status_code };
     state().events.push(Event::Status { filter: filter.as_raw().addr(), code });
@@ -699,12 +713,14 @@ unsafe extern "system" fn NdisFIndicateStatus(filter: FilterModuleHandle, indica
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFPauseComplete(filter: FilterModuleHandle) {
+    let _kernel = crate::invoke::kernel_code();
     state().events.push(Event::PauseComplete { filter: filter.as_raw().addr() });
     upcalls::passed_on();
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFRestartComplete(_filter: FilterModuleHandle, _status: RawNdisStatus) {
+    let _kernel = crate::invoke::kernel_code();
     not_modelled("NdisFRestartComplete")
 }
 
@@ -744,6 +760,7 @@ fn check_dispatch_flag(state: &mut State, function: &str, at_dispatch: bool) {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFSendNetBufferLists(filter: FilterModuleHandle, nbls: *mut NetBufferList, _port: PortNumber, flags: SendFlags) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     check_dispatch_flag(&mut state, "NdisFSendNetBufferLists", flags.at_dispatch());
     // SAFETY: the driver passes a valid chain it gives up.
@@ -756,6 +773,7 @@ unsafe extern "system" fn NdisFSendNetBufferLists(filter: FilterModuleHandle, nb
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFSendNetBufferListsComplete(filter: FilterModuleHandle, nbls: *mut NetBufferList, flags: SendCompleteFlags) {
+    let _kernel = crate::invoke::kernel_code();
     let mut next = nbls;
     while !next.is_null() {
         // SAFETY: the driver passes a valid chain it gives back (walked again, checked, below).
@@ -780,6 +798,7 @@ unsafe extern "system" fn NdisFIndicateReceiveNetBufferLists(
     count: u32,
     flags: ReceiveFlags,
 ) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     check_dispatch_flag(&mut state, "NdisFIndicateReceiveNetBufferLists", flags.at_dispatch());
     // SAFETY: the driver passes a valid chain.
@@ -795,6 +814,7 @@ unsafe extern "system" fn NdisFIndicateReceiveNetBufferLists(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFReturnNetBufferLists(filter: FilterModuleHandle, nbls: *mut NetBufferList, flags: ReturnFlags) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     check_dispatch_flag(&mut state, "NdisFReturnNetBufferLists", flags.at_dispatch());
     // SAFETY: the driver passes a valid chain it gives back.
@@ -811,6 +831,7 @@ unsafe extern "system" fn NdisRegisterDeviceEx(
     device: *mut *mut DeviceObject,
     handle: *mut DeviceHandle,
 ) -> RawNdisStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("NdisRegisterDeviceEx");
     if state.device.is_some() {
@@ -842,6 +863,7 @@ unsafe extern "system" fn NdisRegisterDeviceEx(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisDeregisterDeviceEx(_handle: DeviceHandle) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("NdisDeregisterDeviceEx");
     let Some(device) = state.device.take() else {
@@ -856,6 +878,7 @@ unsafe extern "system" fn NdisDeregisterDeviceEx(_handle: DeviceHandle) {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisGetDeviceReservedExtension(device: *mut DeviceObject) -> *mut c_void {
+    let _kernel = crate::invoke::kernel_code();
     let state = state();
     match &state.device {
         Some(registered) if registered.storage.cast::<DeviceObject>() == device => registered.extension.cast(),
@@ -865,11 +888,13 @@ unsafe extern "system" fn NdisGetDeviceReservedExtension(device: *mut DeviceObje
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisAllocateMemoryWithTagPriority(_handle: NdisHandle, _length: u32, _tag: u32, _priority: ExPoolPriority) -> *mut c_void {
+    let _kernel = crate::invoke::kernel_code();
     not_modelled("NdisAllocateMemoryWithTagPriority")
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn NdisFreeMemory(_address: *mut c_void, _length: u32, _flags: u32) {
+    let _kernel = crate::invoke::kernel_code();
     not_modelled("NdisFreeMemory")
 }
 
@@ -877,6 +902,7 @@ unsafe extern "system" fn NdisFreeMemory(_address: *mut c_void, _length: u32, _f
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ExAllocatePool2(_flags: PoolFlags, size: usize, tag: u32) -> *mut c_void {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     if state.pool_failures.first() == Some(&tag) {
         state.pool_failures.remove(0);
@@ -895,6 +921,7 @@ unsafe extern "system" fn ExAllocatePool2(_flags: PoolFlags, size: usize, tag: u
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ExFreePoolWithTag(block: *mut c_void, tag: u32) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     let Some(allocated) = state.pool.remove(&block.addr()) else {
         state.violation(format!("ExFreePoolWithTag of {block:p}: not a live pool block (double free?)"));
@@ -911,6 +938,7 @@ unsafe extern "system" fn ExFreePoolWithTag(block: *mut c_void, tag: u32) {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSpinLock) -> Kirql {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     // SAFETY: the driver passes a valid spin lock.
     let held = unsafe { lock.read() };
@@ -927,6 +955,7 @@ unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSpinLock) -> K
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeReleaseSpinLock(lock: *mut KSpinLock, new_irql: Kirql) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     // SAFETY: the driver passes a valid spin lock.
     if unsafe { lock.read() } == 0 {
@@ -939,6 +968,7 @@ unsafe extern "system" fn KeReleaseSpinLock(lock: *mut KSpinLock, new_irql: Kirq
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeQueryInterruptTimePrecise(qpc: *mut u64) -> u64 {
+    let _kernel = crate::invoke::kernel_code();
     let state = state();
     if !qpc.is_null() {
         // SAFETY: the driver's out parameter, valid for a write when not null.
@@ -949,16 +979,19 @@ unsafe extern "system" fn KeQueryInterruptTimePrecise(qpc: *mut u64) -> u64 {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeQueryUnbiasedInterruptTime() -> u64 {
+    let _kernel = crate::invoke::kernel_code();
     state().time_100ns
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> ! {
+    let _kernel = crate::invoke::kernel_code();
     panic!("kernel model: KeBugCheckEx({code:#010x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})")
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ExInitializeRundownProtection(rundown: *mut ExRundownRef) {
+    let _kernel = crate::invoke::kernel_code();
     // SAFETY: the driver passes a valid rundown reference; its value is the kernel's to write.
     unsafe { rundown.cast::<usize>().write(0) };
 }
@@ -968,6 +1001,7 @@ const RUNDOWN_ACTIVE: usize = 1;
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ExAcquireRundownProtection(rundown: *mut ExRundownRef) -> u8 {
+    let _kernel = crate::invoke::kernel_code();
     let _state = state();
     let value = rundown.cast::<usize>();
     // SAFETY: a valid rundown reference (initialised by `ExInitializeRundownProtection`).
@@ -982,6 +1016,7 @@ unsafe extern "system" fn ExAcquireRundownProtection(rundown: *mut ExRundownRef)
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ExReleaseRundownProtection(rundown: *mut ExRundownRef) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     let value = rundown.cast::<usize>();
     // SAFETY: a valid rundown reference.
@@ -996,6 +1031,7 @@ unsafe extern "system" fn ExReleaseRundownProtection(rundown: *mut ExRundownRef)
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ExWaitForRundownProtectionRelease(rundown: *mut ExRundownRef) {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("ExWaitForRundownProtectionRelease");
     let value = rundown.cast::<usize>();
@@ -1011,6 +1047,7 @@ unsafe extern "system" fn ExWaitForRundownProtectionRelease(rundown: *mut ExRund
 /// The model runs on one processor.
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeGetCurrentProcessorNumberEx(processor_number: *mut c_void) -> u32 {
+    let _kernel = crate::invoke::kernel_code();
     if !processor_number.is_null() {
         // SAFETY: a `PROCESSOR_NUMBER` (group u16, number u8, reserved u8) when not null.
         unsafe { processor_number.cast::<u32>().write(0) };
@@ -1021,11 +1058,13 @@ unsafe extern "system" fn KeGetCurrentProcessorNumberEx(processor_number: *mut c
 /// The model runs on one processor.
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeQueryActiveProcessorCountEx(_group: u16) -> u32 {
+    let _kernel = crate::invoke::kernel_code();
     1
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeDelayExecutionThread(_mode: KProcessorMode, _alertable: u8, interval: *mut i64) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     {
         let mut state = state();
         state.require_passive("KeDelayExecutionThread");
@@ -1040,6 +1079,7 @@ unsafe extern "system" fn KeDelayExecutionThread(_mode: KProcessorMode, _alertab
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn IofCompleteRequest(irp: *mut Irp, _boost: i8) {
+    let _kernel = crate::invoke::kernel_code();
     // SAFETY: the driver passes an IRP it owns, laid out as `IrpLayout`, with its `IoStatus` set.
     let io_status = unsafe { &(*irp.cast::<wanlayer_ndis::io::IrpLayout>()).io_status };
     let (status, information) = (io_status.status, io_status.information);
@@ -1049,11 +1089,13 @@ unsafe extern "system" fn IofCompleteRequest(irp: *mut Irp, _boost: i8) {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeInitializeDpc(dpc: *mut KDpc, routine: KDeferredRoutine, context: *mut c_void) {
+    let _kernel = crate::invoke::kernel_code();
     state().dpcs.insert(dpc.expose_provenance(), (routine, context.expose_provenance()));
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeInsertQueueDpc(dpc: *mut KDpc, argument1: *mut c_void, argument2: *mut c_void) -> u8 {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     let key = dpc.addr();
     if !state.dpcs.contains_key(&key) {
@@ -1069,6 +1111,7 @@ unsafe extern "system" fn KeInsertQueueDpc(dpc: *mut KDpc, argument1: *mut c_voi
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeFlushQueuedDpcs() {
+    let _kernel = crate::invoke::kernel_code();
     state().require_passive("KeFlushQueuedDpcs");
     run_dpcs();
 }
@@ -1083,6 +1126,7 @@ unsafe extern "system" fn IoCsqInitializeEx(
     release: IoCsqReleaseLockFn,
     complete_canceled: IoCsqCompleteCanceledIrpFn,
 ) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     let layout = IoCsqLayout {
         csq_type: IO_TYPE_CSQ_EX,
         csq_insert_irp: insert as *mut c_void,
@@ -1131,6 +1175,7 @@ unsafe fn queue(csq: *mut IoCsq) -> Queue {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn IoCsqInsertIrpEx(csq: *mut IoCsq, irp: *mut Irp, _context: *mut IoCsqIrpContext, insert_context: *mut c_void) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     // SAFETY: the driver's initialised queue.
     let queue = unsafe { queue(csq) };
     let mut irql = 0;
@@ -1148,6 +1193,7 @@ unsafe extern "system" fn IoCsqInsertIrpEx(csq: *mut IoCsq, irp: *mut Irp, _cont
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn IoCsqRemoveNextIrp(csq: *mut IoCsq, peek_context: *mut c_void) -> *mut Irp {
+    let _kernel = crate::invoke::kernel_code();
     // SAFETY: the driver's initialised queue.
     let queue = unsafe { queue(csq) };
     let mut irql = 0;
@@ -1313,6 +1359,7 @@ pub fn open_key_handles() -> usize {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ZwOpenKey(key: *mut Handle, access: AccessMask, attributes: *const ObjectAttributes) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("ZwOpenKey");
     // SAFETY: the driver passes valid object attributes (the import's contract).
@@ -1340,6 +1387,7 @@ unsafe extern "system" fn ZwCreateKey(
     options: u32,
     disposition: *mut u32,
 ) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("ZwCreateKey");
     if title_index != 0 || !class.is_null() || options != REG_OPTION_NON_VOLATILE {
@@ -1385,6 +1433,7 @@ unsafe extern "system" fn ZwQueryValueKey(
     length: u32,
     result_length: *mut u32,
 ) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("ZwQueryValueKey");
     if class != KEY_VALUE_PARTIAL_INFORMATION_CLASS {
@@ -1435,6 +1484,7 @@ unsafe extern "system" fn ZwSetValueKey(
     data: *const c_void,
     size: u32,
 ) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     state.require_passive("ZwSetValueKey");
     if title_index != 0 {
@@ -1464,6 +1514,7 @@ unsafe extern "system" fn ZwSetValueKey(
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ZwClose(handle: Handle) -> NtStatus {
+    let _kernel = crate::invoke::kernel_code();
     let mut state = state();
     if state.key_handles.remove(&handle.addr()).is_none() {
         state.violation(format!("ZwClose of {handle:p}: not an open key handle (closed twice?)"));
@@ -1477,6 +1528,7 @@ unsafe extern "system" fn ZwClose(handle: Handle) -> NtStatus {
 /// four parameters (stable Rust cannot define a variadic function).
 #[unsafe(no_mangle)]
 unsafe extern "C" fn DbgPrintEx(_component: u32, _level: u32, format: *const c_char, message: *const c_char) -> u32 {
+    let _kernel = crate::invoke::kernel_code();
     // SAFETY: the driver passes NUL-terminated strings.
     let format = unsafe { CStr::from_ptr(format) };
     if format != c"%s\n" {
@@ -1497,6 +1549,7 @@ unsafe extern "C" fn DbgPrintEx(_component: u32, _level: u32, format: *const c_c
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeStallExecutionProcessor(microseconds: u32) {
+    let _kernel = crate::invoke::kernel_code();
     state().time_100ns += u64::from(microseconds) * 10;
 }
 

@@ -39,6 +39,7 @@ fn routine(name: &str) -> Option<*mut c_void> {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn MmGetSystemRoutineAddress(name: *mut UnicodeString) -> *mut c_void {
+    let _kernel = crate::invoke::kernel_code();
     crate::state().require_passive("MmGetSystemRoutineAddress");
     // SAFETY: the driver passes a valid counted name (the import's contract).
     let Some(name) = (unsafe { crate::unicode_text(name) }) else {
@@ -50,6 +51,7 @@ unsafe extern "system" fn MmGetSystemRoutineAddress(name: *mut UnicodeString) ->
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn ExAllocatePoolWithTag(pool_type: u32, size: usize, tag: u32) -> *mut c_void {
+    let _kernel = crate::invoke::kernel_code();
     if pool_type != NON_PAGED_POOL_NX {
         crate::state().violation(format!("ExAllocatePoolWithTag of pool type {pool_type}: the driver's pool is NonPagedPoolNx (512)"));
     }

@@ -100,6 +100,7 @@ pub fn set_time(now: u64) {
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeInitializeTimerEx(timer: *mut KTimer, _kind: TimerType) {
+    let _kernel = crate::invoke::kernel_code();
     if timer.is_null() {
         state().violation("KeInitializeTimerEx of a null timer");
         return;
@@ -109,6 +110,7 @@ unsafe extern "system" fn KeInitializeTimerEx(timer: *mut KTimer, _kind: TimerTy
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeSetTimerEx(timer: *mut KTimer, due: i64, period_ms: i32, dpc: *mut KDpc) -> u8 {
+    let _kernel = crate::invoke::kernel_code();
     let (now, irql, dpc_known) = {
         let state = state();
         (state.time_100ns, state.irql, state.dpcs.contains_key(&dpc.addr()))
@@ -148,6 +150,7 @@ unsafe extern "system" fn KeSetTimerEx(timer: *mut KTimer, due: i64, period_ms: 
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeCancelTimer(timer: *mut KTimer) -> u8 {
+    let _kernel = crate::invoke::kernel_code();
     let irql = state().irql;
     if irql > DISPATCH_LEVEL {
         state().violation(format!("KeCancelTimer at IRQL {irql}"));

@@ -1,5 +1,7 @@
 //! Every call into the driver's code, one function each, so the way in is one place: the
-//! registered handlers, `DriverEntry` and `DriverUnload`.
+//! registered handlers, `DriverEntry` and `DriverUnload`. Each runs as the driver's code
+//! ([`driver_code`](invoke::driver_code)): what it allocates is the driver's heap
+//! ([`crate::heap`]).
 //!
 //! # Safety
 //! The functions are `unsafe`: each forwards NDIS's contract for its handler — the module context
@@ -7,6 +9,7 @@
 
 use std::ffi::c_void;
 
+use wanlayer_kernel_model::invoke;
 use wanlayer_ndis::lightweight_filter::{
     FilterAttachParameters, FilterDriverCharacteristics, ReceiveFlags, ReturnFlags, SendCompleteFlags, SendFlags, StatusIndication,
 };
@@ -26,6 +29,7 @@ fn missing(name: &str) -> ! {
 /// # Safety
 /// Once per load, at `PASSIVE_LEVEL`, with a zeroed driver object and the service key.
 pub unsafe fn driver_entry(driver_object: *mut DriverObjectLayout, registry_path: *mut UnicodeString) -> i32 {
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { wanlayer::driver::DriverEntry(driver_object.cast::<DriverObject>(), registry_path) }
 }
@@ -37,6 +41,7 @@ pub unsafe fn driver_entry(driver_object: *mut DriverObjectLayout, registry_path
 pub unsafe fn driver_unload(driver_object: *mut DriverObjectLayout) {
     // SAFETY: a valid driver object (the caller's promise).
     let unload = unsafe { (*driver_object).driver_unload }.unwrap_or_else(|| missing("DriverUnload"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { unload(driver_object.cast::<DriverObject>()) };
 }
@@ -51,6 +56,7 @@ pub unsafe fn attach(
     parameters: *mut FilterAttachParameters,
 ) -> RawNdisStatus {
     let attach = handlers.attach.unwrap_or_else(|| missing("attach"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { attach(filter, ContextHandle::NULL, parameters) }
 }
@@ -61,6 +67,7 @@ pub unsafe fn attach(
 /// The context of a paused module.
 pub unsafe fn detach(handlers: &FilterDriverCharacteristics, context: ContextHandle) {
     let detach = handlers.detach.unwrap_or_else(|| missing("detach"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { detach(context) };
 }
@@ -71,6 +78,7 @@ pub unsafe fn detach(handlers: &FilterDriverCharacteristics, context: ContextHan
 /// The context of a paused module.
 pub unsafe fn restart(handlers: &FilterDriverCharacteristics, context: ContextHandle) -> RawNdisStatus {
     let restart = handlers.restart.unwrap_or_else(|| missing("restart"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise (the driver reads no restart parameters).
     unsafe { restart(context, std::ptr::null_mut()) }
 }
@@ -81,6 +89,7 @@ pub unsafe fn restart(handlers: &FilterDriverCharacteristics, context: ContextHa
 /// The context of a running module.
 pub unsafe fn pause(handlers: &FilterDriverCharacteristics, context: ContextHandle) -> RawNdisStatus {
     let pause = handlers.pause.unwrap_or_else(|| missing("pause"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise (the driver reads no pause parameters).
     unsafe { pause(context, std::ptr::null_mut()) }
 }
@@ -91,6 +100,7 @@ pub unsafe fn pause(handlers: &FilterDriverCharacteristics, context: ContextHand
 /// A module context and a valid chain the caller gives up.
 pub unsafe fn send(handlers: &FilterDriverCharacteristics, context: ContextHandle, chain: *mut NetBufferList, flags: SendFlags) {
     let send = handlers.send_net_buffer_lists.unwrap_or_else(|| missing("send"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { send(context, chain, 0, flags) };
 }
@@ -106,6 +116,7 @@ pub unsafe fn send_complete(
     flags: SendCompleteFlags,
 ) {
     let complete = handlers.send_net_buffer_lists_complete.unwrap_or_else(|| missing("send complete"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { complete(context, chain, flags) };
 }
@@ -116,6 +127,7 @@ pub unsafe fn send_complete(
 /// A module context.
 pub unsafe fn cancel_send(handlers: &FilterDriverCharacteristics, context: ContextHandle, cancel_id: *mut c_void) {
     let cancel = handlers.cancel_send_net_buffer_lists.unwrap_or_else(|| missing("cancel send"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { cancel(context, cancel_id) };
 }
@@ -132,6 +144,7 @@ pub unsafe fn receive(
     flags: ReceiveFlags,
 ) {
     let receive = handlers.receive_net_buffer_lists.unwrap_or_else(|| missing("receive"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { receive(context, chain, 0, count, flags) };
 }
@@ -147,6 +160,7 @@ pub unsafe fn return_receives(
     flags: ReturnFlags,
 ) {
     let give_back = handlers.return_net_buffer_lists.unwrap_or_else(|| missing("return"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { give_back(context, chain, flags) };
 }
@@ -157,6 +171,7 @@ pub unsafe fn return_receives(
 /// A module context and an indication valid for the call.
 pub unsafe fn status(handlers: &FilterDriverCharacteristics, context: ContextHandle, indication: *mut StatusIndication) {
     let status = handlers.status.unwrap_or_else(|| missing("status"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { status(context, indication) };
 }
@@ -167,6 +182,7 @@ pub unsafe fn status(handlers: &FilterDriverCharacteristics, context: ContextHan
 /// A module context and a request that stays valid until completed.
 pub unsafe fn oid_request(handlers: &FilterDriverCharacteristics, context: ContextHandle, request: *mut NdisOidRequest) -> RawNdisStatus {
     let oid = handlers.oid_request.unwrap_or_else(|| missing("OID request"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { oid(context, request) }
 }
@@ -182,6 +198,7 @@ pub unsafe fn oid_request_complete(
     status: RawNdisStatus,
 ) {
     let complete = handlers.oid_request_complete.unwrap_or_else(|| missing("OID request complete"));
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { complete(context, clone, status) };
 }
@@ -192,6 +209,7 @@ pub unsafe fn oid_request_complete(
 /// The device the driver registered and an IRP in the I/O manager's layout for it, at
 /// `PASSIVE_LEVEL`, valid until the driver completes it.
 pub unsafe fn dispatch(routine: DriverDispatch, device: *mut DeviceObject, irp: *mut Irp) -> NtStatus {
+    let _driver = invoke::driver_code();
     // SAFETY: the caller's promise.
     unsafe { routine(device, irp) }
 }

@@ -21,6 +21,8 @@
 //!   checked services; a rule the model saw broken is reported to the simulator's verifier once;
 //! * [`vendor_calls`]: a vendor driver's calls into the provider table the driver handed it
 //!   (`wanlayer_sdk::kernel`, over the kernel model), at the IRQL and time they are made.
+//! * [`heap`]: the driver's Rust heap in the kernel model's pool, as in the kernel, for a test
+//!   binary that installs [`heap::DriverHeap`] as its global allocator.
 //!
 //! One driver per process at a time (the model's state is global, as the kernel's is): a
 //! [`DriverFilter`] holds the model's run from [`DriverFilter::new`] until it is dropped.
@@ -28,6 +30,7 @@
 pub mod carriers;
 pub mod control;
 pub mod driver_filter;
+pub mod heap;
 pub mod invoke;
 pub mod vendor_calls;
 
