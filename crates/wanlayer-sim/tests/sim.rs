@@ -1,12 +1,14 @@
 //! The simulator itself: virtual time, deferred work, the ledger, pools, faults, framing, IRQL and
-//! locks, lifecycle errors, the verifier's bookkeeping.
+//! locks, lifecycle errors, the verifier's bookkeeping — with the simulator's pass-through test
+//! filter (`tests/common`), wrapped where a test needs to watch or charge (wanlayer.sys's own
+//! handlers run the simulator in `wanlayer-sim-driver`'s tests).
 
 mod common;
 
 use std::cell::RefCell;
 
 use common::{Broken, Fault};
-use wanlayer_core::hal::{Lock, Locking, PacketIo, PathContext, Pool, Timestamp, WriteError};
+use wanlayer_core::hal::{Lock, Locking, Memory, PacketIo, PathContext, Pool, Timestamp, WriteError};
 use wanlayer_core::hook::Direction;
 use wanlayer_core::wire::FrameSummary;
 use wanlayer_core::{ModuleId, NdisStatus};
@@ -14,8 +16,8 @@ use wanlayer_sim::ndis::local_address_for;
 use wanlayer_sim::oid::OID_GEN_MAXIMUM_FRAME_SIZE;
 use wanlayer_sim::trace::TraceEvent;
 use wanlayer_sim::{
-    Allocation, CoreFilter, Delivery, Edge, FaultPlan, FilterAttachParameters, FilterDriver, Flow, Holder, Irql, IrqlPolicy,
-    LifecycleError, LinkParams, NdisState, OidDisposition, OidRequest, Origin, ReceiveOptions, Rras, Rule, SimChain, SimHal,
+    Allocation, Delivery, Edge, FaultPlan, FilterAttachParameters, FilterDriver, Flow, Holder, Irql, IrqlPolicy, LifecycleError,
+    LinkParams, NdisState, OidDisposition, OidRequest, Origin, ReceiveOptions, Rras, Rule, SimChain, SimHal, StatusBuffer,
     StatusIndication, MILLISECOND, SECOND,
 };
 
@@ -56,7 +58,7 @@ fn held_sends_receives_and_oids_wait_for_release() {
         .send_completion(Delivery::Hold)
         .receive_return(Delivery::Hold)
         .oid_completion(Delivery::Hold)
-        .build(CoreFilter::default());
+        .build(Broken::correct());
     rras.start().unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     rras.send_flow(&link, &Flow::udp(1, 2), 2);
@@ -239,7 +241,7 @@ fn a_sim_lock_entered_again_from_inside_deadlocks() {
 
 #[test]
 fn frames_are_framed_as_ndiswan_frames_them() {
-    let rras = started(Rras::new(CoreFilter::default()));
+    let rras = started(Rras::new(Broken::correct()));
     let link = rras.link_up(Edge::WanIpv6, LinkParams::new());
     assert_eq!(link.local, local_address_for(link.remote));
     rras.send_flow(&link, &Flow::udp(547, 546), 1);
@@ -254,7 +256,7 @@ fn frames_are_framed_as_ndiswan_frames_them() {
 
 #[test]
 fn the_ledger_follows_each_packet_home() {
-    let rras = started(Rras::builder().receive_return(Delivery::After(MILLISECOND)).build(CoreFilter::default()));
+    let rras = started(Rras::builder().receive_return(Delivery::After(MILLISECOND)).build(Broken::correct()));
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let send = rras.send_flow(&link, &Flow::udp(1, 2), 1)[0];
     let receive = rras.receive_flow(&link, &Flow::udp(1, 2), 1, ReceiveOptions::default())[0];
@@ -269,10 +271,105 @@ fn the_ledger_follows_each_packet_home() {
     assert!(rras.ledger_counts().to_string().starts_with("2 packets: 2 home"));
 }
 
+/// The pass-through filter charging pools as a filter with memory of its own does: its engine and
+/// event queue at driver entry, a link at each line up (a line up it cannot charge for goes up
+/// untracked), all released by line down and unload.
+struct Charging {
+    inner: Broken,
+    hal: Option<SimHal>,
+    links: RefCell<Vec<wanlayer_core::wire::MacAddress>>,
+    untracked: RefCell<u32>,
+}
+
+impl Charging {
+    const ENGINE: usize = 4096;
+    const EVENTS: usize = 1024;
+    const LINK: usize = 256;
+
+    fn new() -> Self {
+        Self { inner: Broken::correct(), hal: None, links: RefCell::new(Vec::new()), untracked: RefCell::new(0) }
+    }
+    fn hal(&self) -> &SimHal {
+        self.hal.as_ref().expect("driver entry ran")
+    }
+}
+
+impl FilterDriver for Charging {
+    fn driver_entry(&mut self, hal: &SimHal) -> Result<(), NdisStatus> {
+        hal.try_charge(Pool::Engine, Self::ENGINE).map_err(|_| NdisStatus::RESOURCES)?;
+        if hal.try_charge(Pool::Event, Self::EVENTS).is_err() {
+            hal.release(Pool::Engine, Self::ENGINE);
+            return Err(NdisStatus::RESOURCES);
+        }
+        self.hal = Some(hal.clone());
+        self.inner.driver_entry(hal)
+    }
+    fn unload(&mut self) {
+        self.inner.unload();
+        let hal = self.hal();
+        for _ in self.links.borrow_mut().drain(..) {
+            hal.release(Pool::Link, Self::LINK);
+        }
+        hal.release(Pool::Event, Self::EVENTS);
+        hal.release(Pool::Engine, Self::ENGINE);
+    }
+    fn attach(&self, params: &FilterAttachParameters) -> Result<ModuleId, NdisStatus> {
+        self.inner.attach(params)
+    }
+    fn detach(&self, module: ModuleId) {
+        self.inner.detach(module);
+    }
+    fn restart(&self, module: ModuleId) -> NdisStatus {
+        self.inner.restart(module)
+    }
+    fn pause(&self, module: ModuleId) -> NdisStatus {
+        self.inner.pause(module)
+    }
+    fn send(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
+        self.inner.send(module, chain, ctx);
+    }
+    fn send_complete(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
+        self.inner.send_complete(module, chain, ctx);
+    }
+    fn cancel_send(&self, module: ModuleId, cancel_id: u64) {
+        self.inner.cancel_send(module, cancel_id);
+    }
+    fn receive(&self, module: ModuleId, chain: SimChain, resources: bool, ctx: PathContext) -> SimChain {
+        self.inner.receive(module, chain, resources, ctx)
+    }
+    fn return_receives(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
+        self.inner.return_receives(module, chain, ctx);
+    }
+    fn status(&self, module: ModuleId, indication: &mut StatusIndication) {
+        let hal = self.hal();
+        match &indication.buffer {
+            StatusBuffer::LineUp(line_up) => match hal.try_charge(Pool::Link, Self::LINK) {
+                Ok(()) => self.links.borrow_mut().push(line_up.remote_address),
+                Err(_) => *self.untracked.borrow_mut() += 1,
+            },
+            StatusBuffer::LineDown(line_down) => {
+                let mut links = self.links.borrow_mut();
+                if let Some(at) = links.iter().position(|remote| *remote == line_down.remote_address) {
+                    links.remove(at);
+                    hal.release(Pool::Link, Self::LINK);
+                }
+            }
+            _ => {}
+        }
+        self.inner.status(module, indication);
+    }
+    fn oid_request(&self, module: ModuleId, request: OidRequest) -> OidDisposition {
+        self.inner.oid_request(module, request)
+    }
+    fn oid_complete(&self, module: ModuleId, request: OidRequest, status: NdisStatus) {
+        self.inner.oid_complete(module, request, status);
+    }
+}
+
 #[test]
 fn pools_are_tracked_and_all_released_at_unload() {
-    let mut rras = started(Rras::new(CoreFilter::default()));
-    let usage = |rras: &Rras<CoreFilter>, pool| rras.pools().into_iter().find(|(p, _)| *p == pool).unwrap().1;
+    let mut rras = started(Rras::new(Charging::new()));
+    let usage = |rras: &Rras<Charging>, pool| rras.pools().into_iter().find(|(p, _)| *p == pool).unwrap().1;
     assert!(usage(&rras, Pool::Engine).current > 0 && usage(&rras, Pool::Event).current > 0);
     assert_eq!(usage(&rras, Pool::Link).current, 0);
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
@@ -291,23 +388,26 @@ fn pools_are_tracked_and_all_released_at_unload() {
 #[test]
 fn fault_plans_count_attempts_deterministically_and_can_heal() {
     let attempts = |plan: FaultPlan| {
-        let rras = Rras::builder().faults(plan).build(CoreFilter::default());
+        let rras = Rras::builder().faults(plan).build(Charging::new());
         let _ = rras.start();
         rras.link_up(Edge::WanIp, LinkParams::new());
-        (rras.faults().attempt_log(), rras.faults().failures(), rras.counts(Edge::WanIp).map(|c| c.counts.line_ups_untracked))
+        let untracked = *rras.filter().untracked.borrow();
+        (rras.faults().attempt_log(), rras.faults().failures(), untracked)
     };
     let (clean, none, _) = attempts(FaultPlan::new());
-    assert_eq!(clean, [Allocation::Charge(Pool::Engine), Allocation::Charge(Pool::Event), Allocation::Charge(Pool::Link), Allocation::Charge(Pool::Link)]);
+    assert_eq!(clean, [Allocation::Charge(Pool::Engine), Allocation::Charge(Pool::Event), Allocation::Charge(Pool::Link)]);
     assert!(none.is_empty());
     let (again, failed, untracked) = attempts(FaultPlan::new().fail_nth(3));
-    assert_eq!(again, clean[..3], "the same attempts up to the failure; an untracked link needs no name");
-    assert_eq!((failed, untracked), (vec![(3, Allocation::Charge(Pool::Link))], Some(1)));
-    let rras = started(Rras::new(CoreFilter::default()));
+    assert_eq!(again, clean[..3], "the same attempts up to the failure");
+    assert_eq!((failed, untracked), (vec![(3, Allocation::Charge(Pool::Link))], 1));
+    let (entry, failed, _) = attempts(FaultPlan::new().fail_nth(2));
+    assert_eq!((entry, failed), (clean[..2].to_vec(), vec![(2, Allocation::Charge(Pool::Event))]), "a failed driver entry: nothing after it");
+    let rras = started(Rras::new(Charging::new()));
     rras.faults().fail_pool(Pool::Link);
     rras.link_up(Edge::WanIp, LinkParams::new());
     rras.faults().heal();
     rras.link_up(Edge::WanIp, LinkParams::new());
-    assert_eq!(rras.counts(Edge::WanIp).unwrap().counts.line_ups_untracked, 1);
+    assert_eq!(*rras.filter().untracked.borrow(), 1);
     assert_eq!(rras.hal().pool_usage(Pool::Link).refused, 1);
 }
 

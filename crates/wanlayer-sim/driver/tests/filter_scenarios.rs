@@ -1,7 +1,11 @@
 //! The simulator's filter scenarios through the simulated RRAS server, with wanlayer.sys's own
 //! handlers as the filter (`DriverFilter`: the driver built for the host over the kernel model):
-//! every scenario must satisfy the verifier. The few that need the simulator's fault plans or an
-//! engine of another size than the driver's run against `CoreFilter`, and say so.
+//! every scenario must satisfy the verifier. Memory runs out where the kernel model can make it run
+//! out: the driver's kernel allocations (`low_resources::plan`) and the frames of its own NBLs
+//! (`refuse_pool_tag(FRAME_TAG)`). The engine's own memory — and with it everything `DriverEntry`
+//! allocates — is the driver's Rust heap, on the host the test process's allocator: its failures
+//! are the engine's unit tests' and the emulator's low-resources sweep's (`driver/emulator`), where
+//! that heap is kernel pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,16 +18,17 @@ use wanlayer_core::link::LinkSummary;
 use wanlayer_core::module::ModuleKind;
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::wire::{EtherType, Ipv4Address, MacAddress};
-use wanlayer_core::NdisStatus;
+use wanlayer_core::{AttachParams, NdisStatus};
+use wanlayer_kernel_model::low_resources;
 use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE};
 use wanlayer_sim::traffic::ethernet_frame;
 use wanlayer_sim::world::NDIS_STATUS_NOT_SUPPORTED;
 use wanlayer_sim::{
-    CoreFilter, Delivery, Edge, EngineFilter, Flow, Irql, IrqlPolicy, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras, SendOptions, SimLink,
+    Delivery, Edge, EngineFilter, Flow, Irql, IrqlPolicy, LinkParams, NdisState, PauseOutcome, ReceiveOptions, Rras, SendOptions, SimLink,
     StatusBuffer, StatusIndication, SECOND,
 };
 
-use wanlayer_sim_driver::DriverFilter;
+use wanlayer_sim_driver::{DriverFilter, ENGINE_CONFIG, FRAME_TAG};
 
 fn started() -> Rras<DriverFilter> {
     let rras = Rras::new(DriverFilter::new());
@@ -31,14 +36,7 @@ fn started() -> Rras<DriverFilter> {
     rras
 }
 
-/// For what needs the simulator's fault plans: its allocations are the `CoreFilter`'s.
-fn started_core() -> Rras<CoreFilter> {
-    let rras = Rras::new(CoreFilter::default());
-    rras.start().expect("start");
-    rras
-}
-
-fn finish<F: EngineFilter>(mut rras: Rras<F>) {
+fn finish(mut rras: Rras<DriverFilter>) {
     rras.run_until_idle();
     rras.unload();
     rras.verifier().assert_clean();
@@ -254,15 +252,19 @@ fn a_read_only_receive_lent_with_resources_and_edited_is_copied_and_lent_back_at
 }
 
 #[test]
-fn a_writable_receive_is_edited_in_place() {
-    // In place: the simulator's packets are writable; wanlayer.sys writes only frames it
-    // allocated, so there the engine edits a copy (the read-only scenarios above).
-    let rras = started_core();
+fn a_writable_receive_edited_by_a_hook_is_copied_too_and_the_copy_goes_up() {
+    // wanlayer.sys writes only frames it allocated: a receive the miniport lets it write is
+    // edited in a copy all the same, as a read-only one is.
+    let rras = started();
     rras.engine().add_hook("ttl", 10, Arc::new(Editor { write_at: Some((22, 5)), ..Editor::default() })).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let ids = rras.receive_flow(&link, &Flow::udp(53, 4000), 1, ReceiveOptions::default());
     let received = rras.protocol(Edge::WanIp).received;
-    assert_eq!((received[0].packet, received[0].frame[22]), (ids[0], 5));
+    assert_eq!(received.len(), 1);
+    assert!(received[0].packet != ids[0] && received[0].frame[22] == 5, "a copy, edited");
+    assert_eq!(rras.counts(Edge::WanIp).unwrap().counts.receive.modified, 1);
+    rras.run_until_idle();
+    assert_eq!(rras.miniport(Edge::WanIp).returned, 1, "the original goes back to the miniport");
     finish(rras);
 }
 
@@ -293,17 +295,28 @@ fn a_hook_cannot_lower_the_mtu_below_the_minimum_of_the_ip_version() {
 
 #[test]
 fn an_attach_beyond_the_engine_module_slots_fails_cleanly() {
-    let config = wanlayer_core::EngineConfig { max_modules: 1, event_capacity: 4 };
-    let rras = Rras::new(CoreFilter::new(config));
+    let rras = Rras::new(DriverFilter::new());
     rras.attach(Edge::WanIp).unwrap();
+    // The engine's other slots taken outside the driver's handlers, so that the next FilterAttach
+    // finds none.
+    let mut taken = Vec::new();
+    while let Ok(module) = rras.engine().attach(AttachParams { kind: ModuleKind::PassThrough, mac_address: MacAddress([2; 6]), if_index: 99 }) {
+        taken.push(module);
+    }
+    assert_eq!(taken.len() + 1, ENGINE_CONFIG.max_modules);
     assert_eq!(rras.attach(Edge::WanIpv6), Err(wanlayer_sim::LifecycleError::Failed(NdisStatus::RESOURCES)));
     assert_eq!(rras.state(Edge::WanIpv6), NdisState::Detached);
+    for module in taken {
+        rras.engine().detach(module).unwrap();
+    }
     rras.restart_all().unwrap();
-    for _ in 0..6 {
+    // Nothing reads the engine's own event queue here: past its room it loses events instead of
+    // growing.
+    for _ in 0..=ENGINE_CONFIG.event_capacity / 2 {
         let link = rras.link_up(Edge::WanIp, LinkParams::new());
         rras.link_down(&link);
     }
-    assert!(rras.engine().lost_events() > 0, "a small event queue loses events instead of growing");
+    assert!(rras.engine().lost_events() > 0, "a full event queue loses events instead of growing");
     finish(rras);
 }
 
@@ -674,66 +687,36 @@ fn runs_are_deterministic() {
 }
 
 #[test]
-fn a_failed_engine_creation_fails_driver_entry_without_leaks() {
-    let mut rras = Rras::builder().faults(wanlayer_sim::FaultPlan::new().fail_nth(1)).build(CoreFilter::default());
-    assert!(!rras.is_loaded());
-    assert_eq!(rras.start(), Err(wanlayer_sim::LifecycleError::NotLoaded));
-    rras.unload();
-    rras.verifier().assert_clean();
-    assert!(rras.pools().iter().all(|(_, usage)| usage.current == 0));
-}
-
-#[test]
-fn a_line_up_without_memory_is_untracked_but_still_passed_up() {
-    let rras = started_core();
-    rras.faults().fail_pool(Pool::Link);
-    let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    assert_eq!(link.reported_total_size, Some(1400));
-    rras.send_flow(&link, &Flow::udp(53, 4000), 1);
-    let counts = rras.counts(Edge::WanIp).unwrap().counts;
-    assert_eq!((counts.line_ups_untracked, counts.send.unmatched), (1, 1));
-    finish(rras);
-}
-
-#[test]
-fn a_take_without_memory_completes_the_send_with_resources() {
-    let rras = started_core();
-    rras.engine().add_hook("taker", 10, Taker::new(Direction::Send)).unwrap();
-    let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    rras.faults().fail_pool(Pool::Taken);
-    let ids = rras.send(Edge::WanIp, send_frames(&link, 1));
-    assert_eq!(rras.protocol(Edge::WanIp).completion_of(ids[0]), Some(NdisStatus::RESOURCES));
-    finish(rras);
-}
-
-#[test]
-fn an_edit_without_memory_fails_and_the_original_goes_up() {
-    let rras = started_core();
+fn an_edit_without_frame_memory_fails_and_the_original_goes_up() {
+    let rras = started();
     let editor = Arc::new(Editor { write_at: Some((22, 3)), ..Editor::default() });
     rras.engine().add_hook("ttl", 10, editor.clone()).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    rras.faults().fail_packets();
+    low_resources::refuse_pool_tag(FRAME_TAG);
     let ids = rras.receive_flow(&link, &Flow::udp(53, 4000), 1, ReceiveOptions::read_only());
+    low_resources::allow_pool_tag(FRAME_TAG);
+    assert!(low_resources::refused_by_tag() > 0);
     assert_eq!(editor.edit_errors.load(Ordering::Relaxed), 1);
     assert_eq!(rras.protocol(Edge::WanIp).received[0].packet, ids[0]);
     finish(rras);
 }
 
 #[test]
-fn a_replacement_without_memory_leaves_the_send_as_it_was() {
-    let rras = started_core();
+fn a_replacement_without_frame_memory_leaves_the_send_as_it_was() {
+    let rras = started();
     let editor = Arc::new(Editor { replacement: Some(vec![1; 60]), ..Editor::default() });
     rras.engine().add_hook("replace", 10, editor.clone()).unwrap();
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    rras.faults().fail_packets();
+    low_resources::refuse_pool_tag(FRAME_TAG);
     rras.send(Edge::WanIp, send_frames(&link, 2));
+    low_resources::allow_pool_tag(FRAME_TAG);
     assert_eq!(editor.edit_errors.load(Ordering::Relaxed), 2);
     assert_eq!(rras.miniport(Edge::WanIp).sent_frames(), send_frames(&link, 2));
     finish(rras);
 }
 
 /// A busy scenario: hooks editing both ways, links, OIDs, a pause and a restart.
-fn busy(rras: &Rras<CoreFilter>) {
+fn busy(rras: &Rras<DriverFilter>) {
     if rras.start().is_err() {
         return;
     }
@@ -756,19 +739,24 @@ fn busy(rras: &Rras<CoreFilter>) {
 
 #[test]
 fn every_allocation_failing_in_turn_is_handled_cleanly() {
-    let mut counting = Rras::new(CoreFilter::default());
+    let mut counting = Rras::new(DriverFilter::new());
     busy(&counting);
     counting.unload();
     counting.verifier().assert_clean();
-    let attempts = counting.faults().attempts();
-    assert!(attempts > 10, "the scenario allocates ({attempts})");
-    for n in 1..=attempts {
-        let mut rras = Rras::builder().faults(wanlayer_sim::FaultPlan::new().fail_nth(n)).build(CoreFilter::default());
+    let allocations = low_resources::allocations();
+    drop(counting);
+    assert!(allocations > 10, "the scenario allocates ({allocations})");
+    for n in 1..=allocations {
+        let filter = DriverFilter::new();
+        low_resources::plan(Some(n));
+        let mut rras = Rras::new(filter);
         busy(&rras);
         rras.unload();
-        assert_eq!(rras.faults().failures().len(), 1, "attempt {n} failed");
-        assert!(rras.verifier().is_clean(), "failing allocation {n} ({:?}): {}", rras.faults().failures(), rras.verifier().report());
-        assert!(rras.pools().iter().all(|(_, usage)| usage.current == 0), "failing allocation {n}: pools {:?}", rras.pools());
+        let failed = low_resources::failed_allocation();
+        assert_eq!(failed.map(|(at, _)| at), Some(n), "allocation {n} is reached in every run");
+        assert!(rras.verifier().is_clean(), "failing allocation {n} ({failed:?}): {}", rras.verifier().report());
+        assert!(Pool::ALL.iter().all(|pool| rras.filter().pool_charged(*pool) == 0), "failing allocation {n} ({failed:?}): the engine's pools");
+        assert_eq!(rras.ledger_counts().home, rras.ledger_counts().created, "failing allocation {n} ({failed:?}): {}", rras.ledger_counts());
     }
 }
 

@@ -1,12 +1,19 @@
-//! The verifier's rules proven on the driver's code path: each proof puts one deliberately broken
-//! handler — `extern "system"` code calling the NDIS and kernel imports through `wanlayer-ndis`,
-//! around or instead of wanlayer.sys's own — in the driver's place ([`DriverFilter::with_handlers`]),
-//! and the mistake, made through the real imports, is caught by the kernel model or by the
-//! translation's checked services and reaches the simulator's verifier as exactly the rule the
-//! simulator's own proof names (`crates/wanlayer-sim/tests/verifier_rules.rs`). The same scenario
-//! with the driver's handlers unchanged runs clean.
+//! Every rule of the simulator's verifier, proven live, each once: [`proof`] is an exhaustive
+//! `match` over [`Rule`], so a new rule does not compile until it has a proof, and [`next_rule`]
+//! (exhaustive too) checks that `Rule::ALL` lists every rule in order.
 //!
-//! Rules with no proof here, and why:
+//! A rule is proven on the driver's code path where that path can break it: one deliberately broken
+//! handler — `extern "system"` code calling the NDIS and kernel imports through `wanlayer-ndis`,
+//! around or instead of wanlayer.sys's own — in the driver's place
+//! ([`DriverFilter::with_handlers`]), and the mistake, made through the real imports, is caught by
+//! the kernel model or by the translation's checked services and reaches the simulator's verifier
+//! as exactly that rule. The same scenario with the driver's handlers unchanged runs clean.
+//!
+//! The other rules are proven with the one simulator-level filter besides the driver's handlers:
+//! the deliberately broken pass-through filter of `crates/wanlayer-sim/tests/common` (its
+//! [`Fault`]s), whose correct form and the driver's handlers run the same scenario clean. Every
+//! proof runs through the one scenario runner of that module ([`run`]). Why these rules have no
+//! proof on the driver's code path:
 //!
 //! * `DoubleComplete`: the translation hands a completed NBL's packet to the simulator and frees
 //!   its carrier at once, as the protocol may free its NBL; completing it again would read freed
@@ -25,6 +32,9 @@
 //!   kernel model, but the driver's own `OidRequestComplete` behind the broken handler would then
 //!   be given a request it did not clone. Not written.
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::ptr;
@@ -39,7 +49,8 @@ use wanlayer_ndis::nbl::NetBufferList;
 use wanlayer_ndis::oid::NdisOidRequest;
 use wanlayer_ndis::types::{ContextHandle, FilterModuleHandle, PortNumber, RawNdisStatus};
 use wanlayer_ndis::wan::{WanLineUp, NDIS_STATUS_WAN_LINE_UP};
-use wanlayer_sim::{Edge, Flow, Irql, LinkParams, ReceiveOptions, Rras, Rule, SendOptions, SECOND};
+use common::{run, Broken, Fault, Scenario};
+use wanlayer_sim::Rule;
 use wanlayer_sim_driver::DriverFilter;
 
 /// `NDIS_STATUS_SUCCESS`.
@@ -384,169 +395,283 @@ fn raise_line_up_size(handlers: &mut FilterDriverCharacteristics) {
     handlers.status = Some(status_with_the_line_up_size_raised);
 }
 
-// ----- scenarios and proofs ----------------------------------------------------------------------
+// ----- proofs ------------------------------------------------------------------------------------
 
-/// What a proof runs, as the simulator's own proofs do.
-#[derive(Clone, Copy, Debug)]
-enum Scenario {
-    /// Start, a link up, sends at both IRQLs, receives, line down, unload.
-    Traffic,
-    /// Start, traffic, pause, restart, unload.
-    PauseCycle,
-    /// Start, a query and a set, unload.
-    Oids,
-    /// Start, a link up, receives with the resources flag, unload.
-    Resources,
-    /// Start, a link up, a pause with nothing outstanding, 11 s, restart, unload.
-    IdlePause,
-    /// Start, a link up, pause, sends while paused, restart, unload.
-    SendsWhilePaused,
-    /// Start and unload.
-    Lifecycle,
+/// One proof of a rule.
+enum Proof {
+    /// On the driver's code path: `edit` puts broken handlers in the driver's place.
+    Driver { edit: fn(&mut FilterDriverCharacteristics), scenario: Scenario },
+    /// With the deliberately broken simulator-level filter (`tests/common`), for a rule the driver's
+    /// path cannot break here (the module doc says why): its fault, and the other rules that fault
+    /// really breaks too, with the reason, so that the rules reported are asserted exactly.
+    Broken { fault: Fault, scenario: Scenario, also: &'static [Rule], why_also: &'static str },
 }
 
-fn run(filter: DriverFilter, scenario: Scenario) -> Rras<DriverFilter> {
-    let mut rras = Rras::new(filter);
-    rras.start().expect("start");
-    let link = rras.link_up(Edge::WanIp, LinkParams::new());
-    let flow = Flow::udp(53, 40000);
-    match scenario {
-        Scenario::Traffic => {
-            let frames = |n: u32| (0..n).map(|seq| link.frame(wanlayer_core::hook::Direction::Send, &flow, seq)).collect::<Vec<_>>();
-            rras.send_with(Edge::WanIp, SendOptions { irql: Some(Irql::Passive), ..SendOptions::default() }, frames(2));
-            rras.send_with(Edge::WanIp, SendOptions { irql: Some(Irql::Dispatch), ..SendOptions::default() }, frames(2));
-            rras.receive_flow(&link, &flow, 3, ReceiveOptions::default());
-            rras.run_until_idle();
-            rras.link_down(&link);
-        }
-        Scenario::PauseCycle => {
-            rras.send_flow(&link, &flow, 2);
-            rras.receive_flow(&link, &flow, 2, ReceiveOptions::default());
-            let _ = rras.pause(Edge::WanIp);
-            rras.run_until_idle();
-            rras.advance(11 * SECOND);
-            let _ = rras.restart(Edge::WanIp);
-        }
-        Scenario::Oids => {
-            rras.oid_query(Edge::WanIp, wanlayer_sim::oid::OID_GEN_MAXIMUM_FRAME_SIZE);
-            rras.oid_set(Edge::WanIp, wanlayer_sim::oid::OID_GEN_CURRENT_PACKET_FILTER, vec![1, 0, 0, 0]);
-            rras.run_until_idle();
-        }
-        Scenario::SendsWhilePaused => {
-            rras.pause_and_settle(Edge::WanIp).expect("pauses");
-            rras.send_flow(&link, &flow, 2);
-            rras.run_until_idle();
-            rras.restart(Edge::WanIp).expect("restarts");
-        }
-        Scenario::Resources => {
-            rras.receive_flow(&link, &flow, 3, ReceiveOptions::resources());
-            rras.run_until_idle();
-        }
-        Scenario::IdlePause => {
-            let _ = rras.pause(Edge::WanIp);
-            rras.run_until_idle();
-            rras.advance(11 * SECOND);
-            let _ = rras.restart(Edge::WanIp);
-        }
-        Scenario::Lifecycle => {}
+/// A proof on the driver's code path.
+const fn driver(edit: fn(&mut FilterDriverCharacteristics), scenario: Scenario) -> Proof {
+    Proof::Driver { edit, scenario }
+}
+
+/// A proof with the broken filter whose fault breaks its rule and nothing else.
+const fn broken(fault: Fault, scenario: Scenario) -> Proof {
+    Proof::Broken { fault, scenario, also: &[], why_also: "" }
+}
+
+/// The proof of `rule`. Exhaustive: a new rule does not compile until it has its arm, and a rule
+/// proven on the driver's code path is proven there only.
+fn proof(rule: Rule) -> Proof {
+    use Scenario::*;
+    match rule {
+        Rule::DoubleComplete => broken(Fault::DoubleCompleteSends, Traffic),
+        Rule::WrongOwner => driver(return_sends_to_the_miniport, Traffic),
+        Rule::FreeForeignPacket => driver(free_the_protocols_nbls, Traffic),
+        Rule::UseAfterHandOff => broken(Fault::ReadAfterSendDown, Traffic),
+        Rule::DataPathWhilePaused => driver(send_down_while_paused, SendsWhilePaused),
+        Rule::OriginateWhilePausing => broken(Fault::OriginateDuringPause, PauseCycle),
+        Rule::DoublePauseComplete => driver(complete_pauses_twice, PauseCycle),
+        Rule::PauseCompleteWithOutstanding => Proof::Broken {
+            fault: Fault::PauseWhileHolding,
+            scenario: PauseCycle,
+            also: &[Rule::LeakAtDetach],
+            why_also: "the filter keeps the received packets for good: the pause completes while it holds them, and the module \
+                       later detaches while it still holds them — two rules, each broken by the packets it really still holds \
+                       (the verifier takes nothing away from a filter that has made no hand-off)",
+        },
+        Rule::PauseFailed => driver(fail_pauses, PauseCycle),
+        Rule::NdisFilterTimedPauseComplete => driver(never_complete_pauses, IdlePause),
+        Rule::IrqlFilterDriverFunction => driver(wait_in_send_path, Traffic),
+        Rule::IrqlSendRcvFunction => driver(claim_dispatch, Traffic),
+        Rule::LockHeldAcrossCall => driver(return_with_a_lock_held, Traffic),
+        Rule::NdisOidDoubleComplete => driver(complete_oids_twice, Oids),
+        // The original passed down is taken out of play: it is not reported again as late or as
+        // outstanding at detach.
+        Rule::NdisOidDoubleRequest => broken(Fault::ForwardOriginalOid, Oids),
+        Rule::NdisTimedOidComplete => Proof::Broken {
+            fault: Fault::ForgetOid,
+            scenario: Oids,
+            also: &[Rule::LeakAtDetach],
+            why_also: "the filter never completes the originals it owns: they are late after 12 s, and still outstanding \
+                       when the module detaches — two rules, each broken by requests the filter really still owns",
+        },
+        Rule::LentPacketKept => driver(keep_lent_nbls, Resources),
+        Rule::StatusSwallowed => driver(swallow_status, Traffic),
+        Rule::LineUpSizeRaised => driver(raise_line_up_size, Traffic),
+        Rule::LeakAtDetach => broken(Fault::LeakPacketAtDetach, Lifecycle),
+        Rule::PoolLeak => driver(leak_pool, Lifecycle),
+        Rule::PoolOverRelease => driver(free_pool_twice, Lifecycle),
+        Rule::QuiesceNeverEnds => broken(Fault::WaitForever, PauseCycle),
+        Rule::InvalidModuleHandle => driver(name_a_wrong_handle, Traffic),
     }
-    rras.run_until_idle();
-    rras.unload();
-    rras
 }
 
-/// The broken handlers `edit` installs make the verifier report exactly `rule`; the driver's own
-/// handlers run the same scenario clean.
+/// The rule declared after `rule`, `None` after the last. Exhaustive, so a new rule must be placed
+/// here, and [`rule_all_lists_every_rule_in_declaration_order`] then checks `Rule::ALL` against it.
+fn next_rule(rule: Rule) -> Option<Rule> {
+    Some(match rule {
+        Rule::DoubleComplete => Rule::WrongOwner,
+        Rule::WrongOwner => Rule::FreeForeignPacket,
+        Rule::FreeForeignPacket => Rule::UseAfterHandOff,
+        Rule::UseAfterHandOff => Rule::DataPathWhilePaused,
+        Rule::DataPathWhilePaused => Rule::OriginateWhilePausing,
+        Rule::OriginateWhilePausing => Rule::DoublePauseComplete,
+        Rule::DoublePauseComplete => Rule::PauseCompleteWithOutstanding,
+        Rule::PauseCompleteWithOutstanding => Rule::PauseFailed,
+        Rule::PauseFailed => Rule::NdisFilterTimedPauseComplete,
+        Rule::NdisFilterTimedPauseComplete => Rule::IrqlFilterDriverFunction,
+        Rule::IrqlFilterDriverFunction => Rule::IrqlSendRcvFunction,
+        Rule::IrqlSendRcvFunction => Rule::LockHeldAcrossCall,
+        Rule::LockHeldAcrossCall => Rule::NdisOidDoubleComplete,
+        Rule::NdisOidDoubleComplete => Rule::NdisOidDoubleRequest,
+        Rule::NdisOidDoubleRequest => Rule::NdisTimedOidComplete,
+        Rule::NdisTimedOidComplete => Rule::LentPacketKept,
+        Rule::LentPacketKept => Rule::StatusSwallowed,
+        Rule::StatusSwallowed => Rule::LineUpSizeRaised,
+        Rule::LineUpSizeRaised => Rule::LeakAtDetach,
+        Rule::LeakAtDetach => Rule::PoolLeak,
+        Rule::PoolLeak => Rule::PoolOverRelease,
+        Rule::PoolOverRelease => Rule::QuiesceNeverEnds,
+        Rule::QuiesceNeverEnds => Rule::InvalidModuleHandle,
+        Rule::InvalidModuleHandle => return None,
+    })
+}
+
+/// Runs the proof of `rule`: the broken handlers (or the broken filter) make the verifier report
+/// exactly `rule` and the rules the proof names as also broken; the driver's own handlers, and the
+/// correct filter for a broken-filter proof, run the same scenario clean.
 #[track_caller]
-fn prove(rule: Rule, edit: fn(&mut FilterDriverCharacteristics), scenario: Scenario) {
-    let broken = run(DriverFilter::new().with_handlers(edit), scenario);
-    assert_eq!(broken.verifier().rules(), [rule], "{scenario:?}: exactly {rule}; {}", broken.verifier().report());
-    let leaked = LEAKED.with(|leaked| leaked.replace(ptr::null_mut()));
-    if !leaked.is_null() {
-        // SAFETY: the block `restart_leaking_pool` allocated and nothing freed, the model's run
-        // still held: freed once, after the proof, so that the test process leaks nothing.
-        unsafe { imports::ExFreePoolWithTag(leaked, BROKEN_TAG) };
+fn prove(rule: Rule) {
+    match proof(rule) {
+        Proof::Driver { edit, scenario } => {
+            let broken = run(DriverFilter::new().with_handlers(edit), scenario);
+            assert_eq!(broken.verifier().rules(), [rule], "{scenario:?}: exactly {rule}; {}", broken.verifier().report());
+            let leaked = LEAKED.with(|leaked| leaked.replace(ptr::null_mut()));
+            if !leaked.is_null() {
+                // SAFETY: the block `restart_leaking_pool` allocated and nothing freed, the model's
+                // run still held: freed once, after the proof, so that the test process leaks nothing.
+                unsafe { imports::ExFreePoolWithTag(leaked, BROKEN_TAG) };
+            }
+            drop(broken);
+            run(DriverFilter::new(), scenario).verifier().assert_clean();
+        }
+        Proof::Broken { fault, scenario, also, why_also } => {
+            assert!(also.is_empty() == why_also.is_empty(), "{fault:?}: other rules broken need their reason, and only they");
+            assert!(!also.contains(&rule), "{fault:?}: {rule} is the rule proven, not another");
+            let mut expected: Vec<Rule> = also.iter().copied().chain([rule]).collect();
+            expected.sort();
+            let broken = run(Broken::new(fault), scenario);
+            assert_eq!(broken.verifier().rules(), expected, "{fault:?} in {scenario:?}: exactly these rules; {}", broken.verifier().report());
+            run(Broken::correct(), scenario).verifier().assert_clean();
+            run(DriverFilter::new(), scenario).verifier().assert_clean();
+        }
     }
-    drop(broken);
-    run(DriverFilter::new(), scenario).verifier().assert_clean();
 }
 
 #[test]
 fn irql_send_rcv_function_a_send_claiming_dispatch_level_at_passive() {
-    prove(Rule::IrqlSendRcvFunction, claim_dispatch, Scenario::Traffic);
+    prove(Rule::IrqlSendRcvFunction);
 }
 
 #[test]
 fn data_path_while_paused_sends_passed_down_while_paused() {
-    prove(Rule::DataPathWhilePaused, send_down_while_paused, Scenario::SendsWhilePaused);
+    prove(Rule::DataPathWhilePaused);
 }
 
 #[test]
 fn invalid_module_handle_sends_passed_down_under_a_handle_ndis_never_gave() {
-    prove(Rule::InvalidModuleHandle, name_a_wrong_handle, Scenario::Traffic);
+    prove(Rule::InvalidModuleHandle);
 }
 
 #[test]
 fn irql_filter_driver_function_a_wait_in_the_send_path_at_dispatch_level() {
-    prove(Rule::IrqlFilterDriverFunction, wait_in_send_path, Scenario::Traffic);
+    prove(Rule::IrqlFilterDriverFunction);
 }
 
 #[test]
 fn lock_held_across_call_a_send_handler_returning_with_a_spin_lock_held() {
-    prove(Rule::LockHeldAcrossCall, return_with_a_lock_held, Scenario::Traffic);
+    prove(Rule::LockHeldAcrossCall);
 }
 
 #[test]
 fn wrong_owner_sends_returned_to_the_miniport() {
-    prove(Rule::WrongOwner, return_sends_to_the_miniport, Scenario::Traffic);
+    prove(Rule::WrongOwner);
 }
 
 #[test]
 fn free_foreign_packet_the_protocols_nbls_freed() {
-    prove(Rule::FreeForeignPacket, free_the_protocols_nbls, Scenario::Traffic);
+    prove(Rule::FreeForeignPacket);
 }
 
 #[test]
 fn ndis_oid_double_complete_a_request_completed_and_returned() {
-    prove(Rule::NdisOidDoubleComplete, complete_oids_twice, Scenario::Oids);
+    prove(Rule::NdisOidDoubleComplete);
 }
 
 #[test]
 fn ndis_filter_timed_pause_complete_a_pause_that_pends_and_never_completes() {
-    prove(Rule::NdisFilterTimedPauseComplete, never_complete_pauses, Scenario::IdlePause);
+    prove(Rule::NdisFilterTimedPauseComplete);
 }
 
 #[test]
 fn lent_packet_kept_a_lent_chain_given_back_cut() {
-    prove(Rule::LentPacketKept, keep_lent_nbls, Scenario::Resources);
+    prove(Rule::LentPacketKept);
 }
 
 #[test]
 fn pool_leak_a_block_never_freed() {
-    prove(Rule::PoolLeak, leak_pool, Scenario::Lifecycle);
+    prove(Rule::PoolLeak);
 }
 
 #[test]
 fn pool_over_release_a_block_freed_twice() {
-    prove(Rule::PoolOverRelease, free_pool_twice, Scenario::Lifecycle);
+    prove(Rule::PoolOverRelease);
 }
 
 #[test]
 fn double_pause_complete_a_pause_completed_after_it_returned_success() {
-    prove(Rule::DoublePauseComplete, complete_pauses_twice, Scenario::PauseCycle);
+    prove(Rule::DoublePauseComplete);
 }
 
 #[test]
 fn pause_failed_a_pause_that_says_it_failed() {
-    prove(Rule::PauseFailed, fail_pauses, Scenario::PauseCycle);
+    prove(Rule::PauseFailed);
 }
 
 #[test]
 fn status_swallowed_indications_never_passed_on() {
-    prove(Rule::StatusSwallowed, swallow_status, Scenario::Traffic);
+    prove(Rule::StatusSwallowed);
 }
 
 #[test]
 fn line_up_size_raised_on_the_way_up() {
-    prove(Rule::LineUpSizeRaised, raise_line_up_size, Scenario::Traffic);
+    prove(Rule::LineUpSizeRaised);
+}
+
+#[test]
+fn double_complete_sends_completed_twice_by_the_broken_filter() {
+    prove(Rule::DoubleComplete);
+}
+
+#[test]
+fn use_after_hand_off_a_packet_read_after_the_broken_filter_sent_it_down() {
+    prove(Rule::UseAfterHandOff);
+}
+
+#[test]
+fn originate_while_pausing_the_broken_filter_sending_its_own_packet_from_its_pause() {
+    prove(Rule::OriginateWhilePausing);
+}
+
+#[test]
+fn pause_complete_with_outstanding_the_broken_filter_pausing_while_it_keeps_receives() {
+    prove(Rule::PauseCompleteWithOutstanding);
+}
+
+#[test]
+fn ndis_oid_double_request_the_broken_filter_passing_the_original_down() {
+    prove(Rule::NdisOidDoubleRequest);
+}
+
+#[test]
+fn ndis_timed_oid_complete_the_broken_filter_forgetting_the_originals() {
+    prove(Rule::NdisTimedOidComplete);
+}
+
+#[test]
+fn leak_at_detach_the_broken_filter_keeping_a_packet_of_its_own_at_detach() {
+    prove(Rule::LeakAtDetach);
+}
+
+#[test]
+fn quiesce_never_ends_the_broken_filter_waiting_at_pause_for_what_never_happens() {
+    prove(Rule::QuiesceNeverEnds);
+}
+
+#[test]
+fn rule_all_lists_every_rule_in_declaration_order() {
+    let walked: Vec<Rule> = std::iter::successors(Some(Rule::DoubleComplete), |rule| next_rule(*rule)).collect();
+    assert_eq!(walked, Rule::ALL);
+}
+
+#[test]
+fn every_broken_filter_fault_proves_one_rule_and_every_rule_a_driver_path_cannot_break_here() {
+    let mut faults = Vec::new();
+    let mut on_the_driver_path = 0;
+    for rule in Rule::ALL {
+        match proof(rule) {
+            Proof::Driver { .. } => on_the_driver_path += 1,
+            Proof::Broken { fault, .. } => {
+                assert!(!faults.contains(&fault), "{fault:?} proves two rules");
+                faults.push(fault);
+            }
+        }
+    }
+    assert_eq!((on_the_driver_path, faults.len()), (16, 8), "16 rules proven on the driver's code path, 8 by the broken filter");
+}
+
+#[test]
+fn the_drivers_handlers_and_the_correct_filter_are_clean_in_every_scenario() {
+    for scenario in Scenario::ALL {
+        run(Broken::correct(), scenario).verifier().assert_clean();
+        run(DriverFilter::new(), scenario).verifier().assert_clean();
+    }
 }

@@ -1,5 +1,11 @@
 //! A minimal pass-through filter written directly against `SimHal`, correct unless told to make
-//! one mistake ([`Fault`]), and the scenarios the verifier tests run it (and `CoreFilter`) through.
+//! one mistake ([`Fault`]): the one filter besides wanlayer.sys's own handlers (`DriverFilter`)
+//! that the simulator runs, to test the simulator itself and to prove the verifier's rules the
+//! driver's code path cannot break here. And the one scenario runner ([`run`]) every verifier
+//! proof puts a filter through, whichever filter it is.
+//!
+//! Included by the simulator's tests (`crates/wanlayer-sim/tests/`) and by the verifier proofs of
+//! `wanlayer-sim-driver` (`crates/wanlayer-sim/driver/tests/verifier_rules.rs`, by `#[path]`).
 
 // Each test binary includes this module and uses a different part of it.
 #![allow(dead_code)]
@@ -7,76 +13,46 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use wanlayer_core::hal::{FrameSource, Lock, Locking, Memory, PacketChain, PacketIo, PathContext, PauseCompletion, Pool, Quiesce, Reclaimed};
+use wanlayer_core::hal::{FrameSource, PacketChain, PacketIo, PathContext, PauseCompletion, Quiesce, Reclaimed};
 use wanlayer_core::{ModuleId, NdisStatus};
 use wanlayer_sim::{
     Edge, FilterAttachParameters, FilterDriver, Flow, Irql, LinkParams, OidDisposition, OidRequest, ReceiveOptions, Rras, SendOptions,
-    SimChain, SimHal, SimLock, SimPacket, StatusBuffer, StatusIndication, SECOND,
+    SimChain, SimHal, SimPacket, StatusIndication, SECOND,
 };
 
-/// The one mistake a [`Broken`] filter makes.
+/// The one mistake a [`Broken`] filter makes: those the driver's code path cannot make here
+/// (`driver/tests/verifier_rules.rs` says why), and two the simulator's own tests use.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Fault {
     /// None: a correct pass-through filter.
     None,
     /// Completes every send completion twice.
     DoubleCompleteSends,
-    /// Completes returned receives to the protocol as sends.
-    ReturnReceivesAsSendCompletions,
-    /// Returns completed sends to the miniport.
-    ReturnSendsToMiniport,
-    /// Sends copies down and completes the copy itself to the protocol.
-    CompleteOwnCopyToProtocol,
-    /// Frees the protocol's packets.
-    FreeProtocolPackets,
     /// Reads a packet after sending it down.
     ReadAfterSendDown,
-    /// Sends a packet of its own down from `FilterAttach`.
-    SendDuringAttach,
     /// Sends a packet of its own down from `FilterPause` and completes the pause when it is back.
     OriginateDuringPause,
-    /// Calls `NdisFPauseComplete` and returns success.
-    PauseCompleteTwice,
     /// Keeps received packets and pauses anyway.
     PauseWhileHolding,
-    /// Fails the pause.
-    PauseFails,
     /// Returns pending from the pause and never completes it.
     PauseNeverCompletes,
-    /// Waits for quiescence in the send path.
-    WaitInSendPath,
-    /// Claims `DISPATCH_LEVEL` on every send down.
-    ClaimDispatchAlways,
-    /// Sends down inside its lock.
-    SendUnderLock,
-    /// Completes OID requests twice.
-    OidDoubleComplete,
     /// Passes the original OID request down.
     ForwardOriginalOid,
     /// Frees the clone and forgets the original.
     ForgetOid,
-    /// Keeps packets lent with the resources flag.
-    KeepLentPackets,
-    /// Gives lent packets back in reverse order.
-    ReverseLentChain,
     /// Never passes status indications up.
     SwallowStatus,
-    /// Raises `MaximumTotalSize` on the way up.
-    RaiseLineUpSize,
     /// Allocates a packet at attach and never frees it.
     LeakPacketAtDetach,
-    /// Charges a pool at driver entry and never releases it.
-    LeakPool,
-    /// Releases more than it charged at unload.
-    OverReleasePool,
     /// Waits at pause for a condition that never holds.
     WaitForever,
-    /// Sends down naming a module that does not exist.
-    WrongModuleHandle,
 }
 
 #[derive(Default)]
 struct ModuleState {
+    /// Paused (from attach until restart, and from pause on): sends are completed
+    /// `NDIS_STATUS_PAUSED`, not passed down.
+    paused: bool,
     pausing: bool,
     own_out: usize,
     kept: Vec<SimPacket>,
@@ -87,14 +63,13 @@ struct ModuleState {
 pub struct Broken {
     fault: Fault,
     hal: Option<SimHal>,
-    lock: Option<SimLock<u32>>,
     next_module: Cell<u32>,
     modules: RefCell<BTreeMap<ModuleId, ModuleState>>,
 }
 
 impl Broken {
     pub fn new(fault: Fault) -> Self {
-        Self { fault, hal: None, lock: None, next_module: Cell::new(0), modules: RefCell::new(BTreeMap::new()) }
+        Self { fault, hal: None, next_module: Cell::new(0), modules: RefCell::new(BTreeMap::new()) }
     }
 
     pub fn correct() -> Self {
@@ -149,38 +124,20 @@ impl Broken {
 
 impl FilterDriver for Broken {
     fn driver_entry(&mut self, hal: &SimHal) -> Result<(), NdisStatus> {
-        if self.fault == Fault::LeakPool {
-            hal.try_charge(Pool::Engine, 64).map_err(|_| NdisStatus::RESOURCES)?;
-        }
-        self.lock = Some(hal.new_lock(0));
         self.hal = Some(hal.clone());
         Ok(())
     }
 
-    fn unload(&mut self) {
-        if self.fault == Fault::OverReleasePool {
-            self.hal().release(Pool::Engine, 64);
-        }
-        self.lock = None;
-    }
+    fn unload(&mut self) {}
 
     fn attach(&self, _params: &FilterAttachParameters) -> Result<ModuleId, NdisStatus> {
         let module = ModuleId(self.next_module.get() + 1);
         self.next_module.set(module.0);
-        self.modules.borrow_mut().insert(module, ModuleState::default());
-        match self.fault {
-            Fault::SendDuringAttach => {
-                if let Some(packet) = self.own_packet(module) {
-                    self.with_module(module, |m| m.own_out += 1);
-                    self.hal().send_down(module, [packet].into_iter().collect(), PathContext::default());
-                }
+        self.modules.borrow_mut().insert(module, ModuleState { paused: true, ..ModuleState::default() });
+        if self.fault == Fault::LeakPacketAtDetach {
+            if let Some(packet) = self.own_packet(module) {
+                self.with_module(module, |m| m.leaked.push(packet));
             }
-            Fault::LeakPacketAtDetach => {
-                if let Some(packet) = self.own_packet(module) {
-                    self.with_module(module, |m| m.leaked.push(packet));
-                }
-            }
-            _ => {}
         }
         Ok(module)
     }
@@ -196,18 +153,15 @@ impl FilterDriver for Broken {
         }
     }
 
-    fn restart(&self, _module: ModuleId) -> NdisStatus {
+    fn restart(&self, module: ModuleId) -> NdisStatus {
+        self.with_module(module, |m| m.paused = false);
         NdisStatus::SUCCESS
     }
 
     fn pause(&self, module: ModuleId) -> NdisStatus {
         let hal = self.hal();
+        self.with_module(module, |m| m.paused = true);
         match self.fault {
-            Fault::PauseCompleteTwice => {
-                hal.pause_complete(module);
-                NdisStatus::SUCCESS
-            }
-            Fault::PauseFails => NdisStatus::FAILURE,
             Fault::PauseNeverCompletes => NdisStatus::PENDING,
             Fault::WaitForever => {
                 hal.wait_until(&|| false);
@@ -238,106 +192,53 @@ impl FilterDriver for Broken {
 
     fn send(&self, module: ModuleId, mut chain: SimChain, ctx: PathContext) {
         let hal = self.hal();
-        match self.fault {
-            Fault::FreeProtocolPackets => {
-                while let Some(packet) = chain.pop_front() {
-                    hal.free(packet);
-                }
+        if self.with_module(module, |m| m.paused) {
+            let mut paused = SimChain::new();
+            while let Some(mut packet) = chain.pop_front() {
+                hal.set_status(&mut packet, NdisStatus::PAUSED);
+                paused.push(packet);
             }
-            Fault::ReadAfterSendDown => {
-                let copy = chain.clone();
-                hal.send_down(module, chain, ctx);
-                for packet in &copy {
-                    hal.frame_len(packet);
-                }
-            }
-            Fault::CompleteOwnCopyToProtocol => {
-                let mut copies = SimChain::new();
-                while let Some(packet) = chain.pop_front() {
-                    match hal.allocate(module, FrameSource::CopyOf(&packet)) {
-                        Ok(mut copy) => {
-                            hal.attach_parent(&mut copy, packet);
-                            copies.push(copy);
-                        }
-                        Err(_) => hal.complete_sends(module, [packet].into_iter().collect(), ctx),
-                    }
-                }
-                hal.send_down(module, copies, ctx);
-            }
-            Fault::WaitInSendPath => {
-                hal.wait_until(&|| true);
-                hal.send_down(module, chain, ctx);
-            }
-            Fault::ClaimDispatchAlways => hal.send_down(module, chain, PathContext { at_dispatch: true, ..ctx }),
-            Fault::SendUnderLock => {
-                if let Some(lock) = &self.lock {
-                    lock.with(|sent| {
-                        *sent += 1;
-                        hal.send_down(module, chain, ctx);
-                    });
-                }
-            }
-            Fault::WrongModuleHandle => hal.send_down(ModuleId(0xdead), chain, ctx),
-            _ => hal.send_down(module, chain, ctx),
+            hal.complete_sends(module, paused, ctx);
+            return;
         }
+        if self.fault == Fault::ReadAfterSendDown {
+            let copy = chain.clone();
+            hal.send_down(module, chain, ctx);
+            for packet in &copy {
+                hal.frame_len(packet);
+            }
+            return;
+        }
+        hal.send_down(module, chain, ctx);
     }
 
     fn send_complete(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
-        let hal = self.hal();
-        match self.fault {
-            Fault::DoubleCompleteSends => {
-                let again = chain.clone();
-                self.finish_sends(module, chain, ctx);
-                hal.complete_sends(module, again, ctx);
-            }
-            Fault::ReturnSendsToMiniport => hal.return_receives(module, chain, ctx),
-            Fault::CompleteOwnCopyToProtocol => hal.complete_sends(module, chain, ctx),
-            _ => self.finish_sends(module, chain, ctx),
+        if self.fault == Fault::DoubleCompleteSends {
+            let again = chain.clone();
+            self.finish_sends(module, chain, ctx);
+            self.hal().complete_sends(module, again, ctx);
+            return;
         }
+        self.finish_sends(module, chain, ctx);
     }
 
     fn cancel_send(&self, _module: ModuleId, _cancel_id: u64) {}
 
     fn receive(&self, module: ModuleId, chain: SimChain, resources: bool, ctx: PathContext) -> SimChain {
-        let hal = self.hal();
-        if resources {
-            if self.fault == Fault::KeepLentPackets {
-                self.with_module(module, |m| m.kept.extend(chain));
-                return SimChain::new();
-            }
-            let back = hal.indicate_up(module, chain, true, ctx);
-            if self.fault == Fault::ReverseLentChain {
-                let mut packets: Vec<SimPacket> = back.into_iter().collect();
-                packets.reverse();
-                return packets.into_iter().collect();
-            }
-            return back;
-        }
-        if self.fault == Fault::PauseWhileHolding {
+        if !resources && self.fault == Fault::PauseWhileHolding {
             self.with_module(module, |m| m.kept.extend(chain));
             return SimChain::new();
         }
-        hal.indicate_up(module, chain, false, ctx)
+        self.hal().indicate_up(module, chain, resources, ctx)
     }
 
     fn return_receives(&self, module: ModuleId, chain: SimChain, ctx: PathContext) {
-        let hal = self.hal();
-        match self.fault {
-            Fault::ReturnReceivesAsSendCompletions => hal.complete_sends(module, chain, ctx),
-            _ => hal.return_receives(module, chain, ctx),
-        }
+        self.hal().return_receives(module, chain, ctx);
     }
 
     fn status(&self, module: ModuleId, indication: &mut StatusIndication) {
-        match self.fault {
-            Fault::SwallowStatus => {}
-            Fault::RaiseLineUpSize => {
-                if let StatusBuffer::LineUp(line_up) = &mut indication.buffer {
-                    line_up.maximum_total_size += 100;
-                }
-                self.hal().indicate_status(module, indication);
-            }
-            _ => self.hal().indicate_status(module, indication),
+        if self.fault != Fault::SwallowStatus {
+            self.hal().indicate_status(module, indication);
         }
     }
 
@@ -360,18 +261,13 @@ impl FilterDriver for Broken {
         hal.free_clone_oid(request.clone());
         let Some(mut original) = original else { return };
         request.copy_results_to(&mut original);
-        match self.fault {
-            Fault::ForgetOid => {}
-            Fault::OidDoubleComplete => {
-                hal.oid_request_complete(module, original.clone(), status);
-                hal.oid_request_complete(module, original, status);
-            }
-            _ => hal.oid_request_complete(module, original, status),
+        if self.fault != Fault::ForgetOid {
+            hal.oid_request_complete(module, original, status);
         }
     }
 }
 
-/// What a verifier test puts a filter through.
+/// What a verifier proof puts a filter through.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Scenario {
     /// Start, a link up, sends at both IRQLs, receives, line down, unload.
@@ -380,13 +276,31 @@ pub enum Scenario {
     Resources,
     /// Start, traffic, pause (waiting up to 11 s), restart, unload.
     PauseCycle,
-    /// Start, a query and a set, 13 s, unload.
+    /// Start, a query and a set, 13 s (past the 12 s an OID request may take), unload.
     Oids,
+    /// Start, a link up, a pause with nothing outstanding, 11 s, restart, unload.
+    IdlePause,
+    /// Start, a link up, pause, sends while paused, restart, unload.
+    SendsWhilePaused,
     /// Start and unload.
     Lifecycle,
 }
 
-/// Runs `scenario` with `filter` on a fresh server and returns the server.
+impl Scenario {
+    /// Every scenario.
+    pub const ALL: [Scenario; 7] = [
+        Scenario::Traffic,
+        Scenario::Resources,
+        Scenario::PauseCycle,
+        Scenario::Oids,
+        Scenario::IdlePause,
+        Scenario::SendsWhilePaused,
+        Scenario::Lifecycle,
+    ];
+}
+
+/// Runs `scenario` with `filter` on a fresh server, lets everything deferred happen, unloads, and
+/// returns the server.
 pub fn run<F: FilterDriver>(filter: F, scenario: Scenario) -> Rras<F> {
     let mut rras = Rras::new(filter);
     rras.start().expect("start");
@@ -419,8 +333,21 @@ pub fn run<F: FilterDriver>(filter: F, scenario: Scenario) -> Rras<F> {
             rras.run_until_idle();
             rras.advance(13 * SECOND);
         }
+        Scenario::IdlePause => {
+            let _ = rras.pause(Edge::WanIp);
+            rras.run_until_idle();
+            rras.advance(11 * SECOND);
+            let _ = rras.restart(Edge::WanIp);
+        }
+        Scenario::SendsWhilePaused => {
+            rras.pause_and_settle(Edge::WanIp).expect("pauses");
+            rras.send_flow(&link, &flow, 2);
+            rras.run_until_idle();
+            rras.restart(Edge::WanIp).expect("restarts");
+        }
         Scenario::Lifecycle => {}
     }
+    rras.run_until_idle();
     rras.unload();
     rras
 }
