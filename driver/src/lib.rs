@@ -2,8 +2,8 @@
 //! and the IP layer, running the platform-neutral [`wanlayer_core::Engine`] over NDIS.
 //!
 //! Every NDIS callback is translated into one engine call; what a handler decides on its own is a
-//! host-tested function of `wanlayer_driver_logic` (the simulator's `CoreFilter` decides with the
-//! same ones), and the engine's platform traits are implemented over the kernel in [`hal`]:
+//! host-tested function of `wanlayer_driver_logic`, and the engine's platform traits are
+//! implemented over the kernel in [`hal`]:
 //!
 //! * [`driver`]: `DriverEntry` and `DriverUnload`, the global state, and the unwinding of a failed
 //!   entry.

@@ -1,5 +1,5 @@
-//! OID requests: passed down by cloning, the NDIS filter contract (facts §4), as the simulator's
-//! `CoreFilter` and Microsoft's LWF sample do it.
+//! OID requests: passed down by cloning, the NDIS filter contract (facts §4), as Microsoft's LWF
+//! sample does it.
 //!
 //! `FilterOidRequest` clones the request (`NdisAllocateCloneOidRequest`), keeps the original in the
 //! clone's `SourceReserved`, copies `RequestId` and passes the clone down (`NdisFOidRequest`). A

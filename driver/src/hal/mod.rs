@@ -62,7 +62,7 @@ pub fn current_irql() -> Kirql {
 }
 
 /// The path context of a callback NDIS gives no flags (status, cancel): the truth about the IRQL,
-/// as the simulator's `CoreFilter::current_context` reads it.
+/// read from the kernel.
 pub fn current_context() -> PathContext {
     PathContext { at_dispatch: current_irql() >= DISPATCH_LEVEL, ..PathContext::default() }
 }
