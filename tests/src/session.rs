@@ -8,11 +8,14 @@
 //! with packets held, pauses and restarts the IPv6 module with packets held, removes the queue
 //! hook with packets held, and finally pauses, detaches and unloads.
 
+use std::sync::Arc;
+
 use wanlayer_core::hook::HookInfo;
 use wanlayer_core::module::ModuleCounts;
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::{ReinjectError, ReinjectVerdict};
 use wanlayer_sim::{EngineFilter, Edge, Flow, LifecycleError, LinkParams, ReceiveOptions, Rras};
+use wanlayer_sim_driver::heap::VendorHook;
 
 use crate::sample_hooks::{Applies, QueueHook, TtlRewriteHook};
 
@@ -82,8 +85,9 @@ fn run<F: EngineFilter>(rras: &Rras<F>, report: &mut SessionReport) {
     let engine = rras.engine();
     let queue = QueueHook::new(Applies::Both);
     let ttl = TtlRewriteHook::new(SESSION_TTL, Applies::Both);
-    let queue_id = engine.add_hook("queue", 100, queue.clone()).expect("a free hook slot");
-    engine.add_hook("ttl", 200, ttl.clone()).expect("a free hook slot");
+    // Hooks registered directly stand in for vendors' hooks: their code is another driver's.
+    let queue_id = engine.add_hook("queue", 100, Arc::new(VendorHook(queue.clone()))).expect("a free hook slot");
+    engine.add_hook("ttl", 200, Arc::new(VendorHook(ttl.clone()))).expect("a free hook slot");
     let v4 = rras.link_up(Edge::WanIp, LinkParams::new());
     let v6 = rras.link_up(Edge::WanIpv6, LinkParams::new().mtu(1500));
     for module in [Edge::WanIp, Edge::WanIpv6].into_iter().filter_map(|edge| rras.module(edge)) {

@@ -7,7 +7,7 @@ use wanlayer_core::hook::{Direction, HookId, HookInfo};
 use wanlayer_core::module::ModuleCounts;
 use wanlayer_core::stats::{DropReason, ModuleDirectionCounts};
 use wanlayer_core::{Engine, ModuleId, NdisStatus};
-use wanlayer_sim::{CoreFilter, Edge, EngineFilter, Flow, PacketId, Protocol, Rras, RrasBuilder, SimLink, Transport};
+use wanlayer_sim::{Edge, EngineFilter, Flow, PacketId, Protocol, Rras, RrasBuilder, SimLink, Transport};
 use wanlayer_sim_driver::DriverFilter;
 
 /// A DNS-like UDP flow (server port 53, client port 40000, 64-byte payloads): `Flow::udp(53, 40_000)`
@@ -20,22 +20,7 @@ pub const UDP: Flow = Flow { transport: Transport::Udp, server_port: 53, client_
 /// # Panics
 /// When the server does not start.
 pub fn start(builder: RrasBuilder) -> Rras<DriverFilter> {
-    start_filter(builder, DriverFilter::new())
-}
-
-/// [`start`] around the simulator's [`CoreFilter`], for what the driver in the loop does not
-/// reach: fault plans on the engine's own memory (on the host the driver's Rust heap is the test
-/// process's allocator, which the kernel model does not see; the kernel's allocations fail
-/// through the kernel model's `low_resources`), and the simulator's tests of its own mechanics.
-///
-/// # Panics
-/// When the server does not start.
-pub fn start_core(builder: RrasBuilder) -> Rras<CoreFilter> {
-    start_filter(builder, CoreFilter::default())
-}
-
-fn start_filter<F: EngineFilter>(builder: RrasBuilder, filter: F) -> Rras<F> {
-    let rras = builder.build(filter);
+    let rras = builder.build(DriverFilter::new());
     rras.start().expect("the server starts");
     rras
 }
@@ -46,14 +31,6 @@ fn start_filter<F: EngineFilter>(builder: RrasBuilder, filter: F) -> Rras<F> {
 /// When the server does not start.
 pub fn started() -> Rras<DriverFilter> {
     start(Rras::builder())
-}
-
-/// [`started`] around the simulator's [`CoreFilter`] (see [`start_core`] for when).
-///
-/// # Panics
-/// When the server does not start.
-pub fn started_core() -> Rras<CoreFilter> {
-    start_core(Rras::builder())
 }
 
 /// The teardown every scenario ends with: lets the simulated drivers finish, unloads the driver

@@ -5,11 +5,11 @@
 //! refused at start. Every scenario ends with the verifier clean and every pool back at zero.
 
 use wanlayer_core::event::Event;
-use wanlayer_core::hal::Pool;
 use wanlayer_core::hook::Direction;
 use wanlayer_core::rules::{ReplaceError, SavedRules, RULES_HOOK_NAME};
 use wanlayer_core::stats::DropReason;
 use wanlayer_core::NdisStatus;
+use wanlayer_kernel_model::low_resources;
 use wanlayer_proto::ioctl::{IOCTL_CAPTURE_READ, IOCTL_CAPTURE_START, IOCTL_GET_RULES, IOCTL_RULE_STATS, IOCTL_SET_RULES};
 use wanlayer_proto::{
     Access, CaptureBatch, CaptureBatchRepr, CaptureStart, CaptureStartRepr, Expected, HeaderOnly, ReadRequest, ReadRequestRepr,
@@ -18,8 +18,14 @@ use wanlayer_proto::{
 };
 use wanlayer_rules::{compile, Action, RuleSource};
 use wanlayer_sim::{Edge, Flow, HandleId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimLink};
+use wanlayer_sim_driver::heap::{DriverHeap, HEAP_TAG};
 use wanlayer_sim_driver::DriverFilter;
-use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, module, started, started_core};
+use wanlayer_tests::setup::{completions, counts, drain_events, drops, finish, module, started};
+
+/// The driver's heap is kernel pool, as in the kernel: a rule set's allocations fail through the
+/// kernel model.
+#[global_allocator]
+static HEAP: DriverHeap = DriverHeap;
 
 /// SMB: a TCP flow whose client side is port 445, so sends (server → client) go to port 445.
 const SMB: Flow = Flow { transport: wanlayer_sim::Transport::Tcp, server_port: 40_000, client_port: 445, payload_len: 64 };
@@ -360,28 +366,28 @@ fn divert_is_refused_until_user_mode_hooks_exist() {
 
 #[test]
 fn every_failed_allocation_during_a_replacement_keeps_the_old_set() {
-    // The rule set is the engine's memory, on the host the driver's Rust heap (the test process's
-    // allocator, which the kernel model does not see): the simulator's fault plan on the engine's
-    // pools, so the CoreFilter. wanlayer.sys's own runs out of memory in the emulator's sweep.
-    let rras = started_core();
+    // The rule set is the engine's memory: the driver's heap, pool tagged `WLrs` (this binary's
+    // global allocator is `DriverHeap`), replaced through the control device as an administrator
+    // replaces it; the kernel model fails its allocations.
+    let rras = started();
+    let device = Device::install(&rras);
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let old = blob(&[(1, 100, Action::Drop, "udp port 53")]);
     let new = blob(&[(2, 100, Action::Drop, "tcp port 443"), (3, 200, Action::Count, "udp")]);
-    rras.engine().replace_rules(Expected::Any, 500, &old).unwrap();
-    rras.faults().fail_pool(Pool::Control);
-    assert_eq!(rras.engine().replace_rules(Expected::Version(1), 500, &new), Err(ReplaceError::OutOfMemory));
-    rras.faults().heal();
+    device.set_rules(&rras, Expected::Any, 500, &old).unwrap();
+    low_resources::refuse_pool_tag(HEAP_TAG);
+    assert_eq!(device.set_rules(&rras, Expected::Version(1), 500, &new), Err(Status::InsufficientResources));
+    low_resources::allow_pool_tag(HEAP_TAG);
     let mut failures = 0;
     for step in 1.. {
-        let nth = rras.faults().attempts() + step;
-        rras.faults().fail_nth(nth);
-        let result = rras.engine().replace_rules(Expected::Version(1), 600, &new);
-        rras.faults().heal();
+        low_resources::plan(Some(low_resources::allocations() + step));
+        let result = device.set_rules(&rras, Expected::Version(1), 600, &new);
+        low_resources::heal();
         if result.is_ok() {
             break;
         }
         failures += 1;
-        assert_eq!(result, Err(ReplaceError::OutOfMemory), "allocation {step} of the replacement");
+        assert_eq!(result, Err(Status::InsufficientResources), "allocation {step} of the replacement");
         let kept = rras.engine().with_rules(|rules| (rules.version, rules.altitude, rules.set.blob().to_vec()));
         assert_eq!(kept, (1, 500, old.clone()), "allocation {step} failed: the old set is in force");
         let dns = rras.send_flow(&link, &DNS, 1);
@@ -392,6 +398,7 @@ fn every_failed_allocation_during_a_replacement_keeps_the_old_set() {
     let web = rras.send_flow(&link, &WEB, 1);
     rras.run_until_idle();
     assert_eq!(completions(&rras.protocol(Edge::WanIp), &web), [Some(NdisStatus::FAILURE)], "the new set, once allocations succeed");
+    device.close(&rras);
     finish(rras);
 }
 

@@ -136,7 +136,14 @@ impl<H: Hal> Engine<H> {
             + MAX_HOOKS * HookSlot::SHARD_BYTES;
         hal.try_charge(Pool::Engine, charged)?;
         let tables = Self::tables(&hal, config);
-        let tables = tables.and_then(|(modules, registry, hook_slots, events)| Ok((modules, hal.new_read_mostly(registry)?, hook_slots, events)));
+        let tables = tables.and_then(|(modules, registry, hook_slots, mut events)| match hal.new_read_mostly(registry) {
+            Ok(registry) => Ok((modules, registry, hook_slots, events)),
+            Err(error) => {
+                // The event queue is made and charged already: its room goes back with it.
+                events.release(&hal);
+                Err(error)
+            }
+        });
         let (modules, registry, hook_slots, events) = match tables {
             Ok(tables) => tables,
             Err(error) => {

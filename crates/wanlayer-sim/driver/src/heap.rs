@@ -41,7 +41,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wanlayer_core::hook::{Hook, PacketContext, Verdict};
@@ -68,6 +68,21 @@ pub struct DriverHeap;
 static POOL_BLOCKS: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
 /// How many addresses [`POOL_BLOCKS`] holds: while none, a free need not look.
 static LIVE_POOL_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+/// Pool allocations asked for through [`DriverHeap`], and how many the pool refused.
+static ASKED: AtomicU64 = AtomicU64::new(0);
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// The driver's heap allocations so far in this process (each one of the kernel model's pool
+/// allocations), the refused ones included.
+pub fn allocations() -> u64 {
+    ASKED.load(Ordering::SeqCst)
+}
+
+/// The driver's heap allocations the pool refused so far in this process (the model's
+/// low-resources simulation).
+pub fn refusals() -> u64 {
+    REFUSED.load(Ordering::SeqCst)
+}
 
 thread_local! {
     /// This thread holds [`POOL_BLOCKS`]: what is allocated or freed now is the registry's own.
@@ -109,7 +124,10 @@ fn pool_allocate(layout: Layout) -> *mut u8 {
     let _kernel = invoke::kernel_code();
     // SAFETY: a non-zero size (`GlobalAlloc`'s callers' promise, forwarded).
     let block = unsafe { PoolAllocator::new().alloc(layout) };
-    if !block.is_null() {
+    ASKED.fetch_add(1, Ordering::SeqCst);
+    if block.is_null() {
+        REFUSED.fetch_add(1, Ordering::SeqCst);
+    } else {
         with_registry(|blocks| blocks.insert(block.addr()));
     }
     block
