@@ -78,8 +78,9 @@ pub fn run() -> Result<(), String> {
         println!("xtask: SKIPPED the differential tests against libpcap: libpcap-dev is not installed (run as root to install it)");
     }
 
-    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table and the engine, on x86-64 and big-endian s390x");
+    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table and the engine, on x86-64 and big-endian s390x; the client's overlapped state machine (Stacked Borrows, x86-64)");
     crate::miri::run_suites(&crate::miri::MiriTarget::ALL, false)?;
+    run_command("cargo", &["+nightly", "miri", "test", "--package", "wanlayer-client", "--no-default-features", "--lib", "overlapped"])?;
 
     step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model, natively and under Miri");
     let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;
@@ -119,6 +120,11 @@ pub fn run() -> Result<(), String> {
         "cargo",
         &["clippy", "--package", "wanlayer-client", "--package", "wanlayerctl", "--target", build::target_triple(Arch::X64), "--", "--deny", "warnings"],
     )?;
+    // The client's Windows transports (overlapped I/O, the completion port) compile for every Windows architecture.
+    for arch in [Arch::Arm64, Arch::X86] {
+        ensure_targets(&[build::target_triple(arch)])?;
+        run_command("cargo", &["check", "--package", "wanlayer-client", "--package", "wanlayerctl", "--target", build::target_triple(arch)])?;
+    }
     for arch in Arch::ALL {
         let triple = build::target_triple(arch);
         ensure_targets(&[triple])?;

@@ -3,9 +3,17 @@
 //!
 //! A read is one overlapped `DIVERT_READ` (with `READ_WAIT`): started when the future is first
 //! polled, completed by the driver when a packet is diverted (its wake DPC), and cancelled
-//! (`CancelIoEx`) when the future is dropped before it completes. The transport says how a
+//! (`CancelIoEx`) when the future is dropped before it completes (a batch the driver completed
+//! in that same moment is dropped with it: its packets get the hook's fail policy at their time
+//! limit). The transport says how a
 //! request in flight is started, polled and cancelled ([`OverlappedTransport`]):
 //!
+//! * `windows::WindowsOverlapped` (Windows): the handle opened with `FILE_FLAG_OVERLAPPED` and
+//!   bound to an I/O completion port, one `OVERLAPPED` per request in a slot that also owns its
+//!   buffers, completions delivered by the port's thread, which wakes the future; a dropped
+//!   future's request is cancelled and its slot freed only once the kernel completed it (the
+//!   state machine is [`crate::overlapped`], tested on every host; the Windows calls around it are
+//!   compile-checked only);
 //! * [`SimOverlapped`] (feature `simulator`): a handle of the driver's control device in a
 //!   simulated server. Time is virtual: a read waiting for the world polls it forward — one step
 //!   of the server's script per poll, asking to be polled again — and once the script is done it
@@ -48,47 +56,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use wanlayer_proto::ioctl::IOCTL_DIVERT_READ;
 use wanlayer_proto::limits::MAX_READ_BATCH;
 use wanlayer_proto::{DivertBatch, DivertBatchRepr, DivertCounters, DivertPacketRepr, ReadRequest, ReadRequestRepr};
 
 use crate::divert::{Answered, Divert, DivertConfig, DivertTicket, PacketView, Verdict};
-use crate::{ClientError, Result, Transport};
-
-/// How a request started on a transport went.
-#[derive(Debug)]
-pub enum Started<P> {
-    /// Completed at once: the answer's bytes.
-    Done(Vec<u8>),
-    /// In flight: poll it with [`OverlappedTransport::poll_request`].
-    Pending(P),
-}
-
-/// A transport whose device controls can stay in flight (overlapped I/O) while the caller does
-/// something else.
-pub trait OverlappedTransport: Transport {
-    /// A request in flight (on Windows: the `OVERLAPPED` and the output buffer it writes).
-    type Request;
-
-    /// Starts a device control with room for `output_len` bytes of answer.
-    ///
-    /// # Errors
-    /// [`ClientError::Driver`] with the status it completed with at once, or a system error.
-    fn start(&mut self, code: u32, input: &[u8], output_len: usize) -> Result<Started<Self::Request>>;
-
-    /// The answer of `request` once it completed; otherwise `Poll::Pending`, with `waker` woken
-    /// when polling again may find more.
-    ///
-    /// # Errors
-    /// [`ClientError::Driver`] with the status it completed with (`STATUS_CANCELLED` once
-    /// cancelled), or a system error.
-    fn poll_request(&mut self, request: &mut Self::Request, waker: &Waker) -> Poll<Result<Vec<u8>>>;
-
-    /// Cancels `request` (`CancelIoEx`) and forgets it; its answer is lost.
-    fn cancel(&mut self, request: Self::Request);
-}
+pub use crate::overlapped::{OverlappedTransport, Started};
+use crate::{ClientError, Result};
 
 /// A batch of diverted packets, owning the read's answer.
 #[derive(Clone, Debug)]

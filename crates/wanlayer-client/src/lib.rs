@@ -4,7 +4,9 @@
 //!
 //! * `windows::WindowsTransport` (Windows only): `DeviceIoControl` on a handle opened for
 //!   overlapped I/O, pending event reads waited for with a timeout and cancelled with
-//!   `CancelIoEx`;
+//!   `CancelIoEx`; `windows::WindowsOverlapped`, such a handle bound to an I/O completion port,
+//!   for the asynchronous reads of [`divert_async`] and [`events_async`] (their state machine,
+//!   [`overlapped`], is platform-neutral and tested on every host);
 //! * `sim::SimTransport` (feature `simulator`, hosts other than Windows): `wanlayer.sys`'s own
 //!   dispatch routines, built for the host over the kernel model, in a simulated RRAS server, so
 //!   the same client code runs in tests without Windows.
@@ -30,6 +32,9 @@ mod client;
 pub mod divert;
 pub mod divert_async;
 mod error;
+pub mod events_async;
+#[allow(unsafe_code)]
+pub mod overlapped;
 pub mod pcapng;
 #[cfg(all(feature = "simulator", not(windows)))]
 pub mod sim;
