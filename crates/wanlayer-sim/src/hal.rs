@@ -21,7 +21,7 @@ use crate::edge::{Edge, Irql, NdisState};
 use crate::faults::{Allocation, FaultPlan, Faults};
 use crate::ledger::{Holder, NotHeld, Origin, PacketRecord};
 use crate::sim_nbl::{PacketId, SimChain, SimPacket};
-use crate::trace::{describe_frame, TraceEvent};
+use crate::trace::{FrameLine, TraceEvent, TraceText};
 use crate::verifier::{Rule, Verifier};
 use crate::world::{Deferred, Delivered, Delivery, PauseTrack, PoolUsage, SendCompletion, SimConfig, World, WorldState};
 
@@ -528,7 +528,7 @@ impl PacketIo for SimHal {
                     continue;
                 }
                 state.ledger.move_to(packet.id, Holder::Miniport);
-                state.trace(Some(edge), TraceEvent::SendDown, Some(packet.id), describe_frame(&packet.frame));
+                state.trace_data(Some(edge), TraceEvent::SendDown, Some(packet.id), TraceText::frame(&packet.frame));
                 let now = state.now;
                 if let Some(e) = state.edge(edge) {
                     e.miniport.sent.push(Delivered {
@@ -572,7 +572,7 @@ impl PacketIo for SimHal {
                     continue;
                 }
                 state.ledger.move_to(packet.id, Holder::Home);
-                state.trace(edge, TraceEvent::CompleteToProtocol, Some(packet.id), format!("{}", packet.status));
+                state.trace_data(edge, TraceEvent::CompleteToProtocol, Some(packet.id), TraceText::Status(packet.status));
                 let completion = SendCompletion { packet: packet.id, status: packet.status, time: state.now };
                 if let Some(e) = edge.and_then(|edge| state.edge(edge)) {
                     e.protocol.completions.push(completion);
@@ -595,8 +595,9 @@ impl PacketIo for SimHal {
                     let detail = format!("{API}: {} was lent with the resources flag and is passed up without it", packet.id);
                     state.violate(Rule::LentPacketKept, Some(module), Some(packet.id), detail);
                 }
-                let flag = if resources { "resources" } else { "" };
-                state.trace(Some(edge), TraceEvent::IndicateUp, Some(packet.id), format!("{} {flag}", describe_frame(&packet.frame)));
+                let note = if resources { "resources" } else { "" };
+                let text = TraceText::Frame { line: FrameLine::new(&packet.frame), note };
+                state.trace_data(Some(edge), TraceEvent::IndicateUp, Some(packet.id), text);
                 let now = state.now;
                 if let Some(e) = state.edge(edge) {
                     e.protocol.received.push(Delivered {

@@ -6,7 +6,6 @@
 //! owner, freeing a foreign packet)? what does the filter still hold or have outstanding (pause,
 //! detach)?
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use wanlayer_core::hal::Timestamp;
@@ -125,34 +124,44 @@ impl fmt::Display for LedgerCounts {
 }
 
 /// Every packet's record.
+///
+/// Identities are given in order from 1 and records are never removed, so the record of
+/// `PacketId(n)` is at index `n - 1`: every lookup is one bounds-checked index.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
-    records: BTreeMap<PacketId, PacketRecord>,
-    next: u64,
+    records: Vec<PacketRecord>,
 }
 
 impl Ledger {
     /// Records a new packet and gives it an identity.
     pub(crate) fn create(&mut self, origin: Origin, edge: Edge, holder: Holder, lent: bool, now: Timestamp) -> PacketId {
-        self.next += 1;
-        let id = PacketId(self.next);
-        self.records.insert(id, PacketRecord { id, origin, edge, holder, lent, created: now });
+        let id = PacketId(self.records.len() as u64 + 1);
+        self.records.push(PacketRecord { id, origin, edge, holder, lent, created: now });
         id
+    }
+
+    /// Where the record of `id` is, if the ledger has one.
+    fn index(id: PacketId) -> Option<usize> {
+        usize::try_from(id.0).ok()?.checked_sub(1)
     }
 
     /// The record of `id`.
     pub fn get(&self, id: PacketId) -> Option<&PacketRecord> {
-        self.records.get(&id)
+        self.records.get(Self::index(id)?)
+    }
+
+    fn get_mut(&mut self, id: PacketId) -> Option<&mut PacketRecord> {
+        self.records.get_mut(Self::index(id)?)
     }
 
     /// Every record, oldest first.
     pub fn records(&self) -> impl Iterator<Item = &PacketRecord> {
-        self.records.values()
+        self.records.iter()
     }
 
     /// The record of a packet the filter must hold, or why it does not.
     pub(crate) fn held(&self, id: PacketId) -> Result<PacketRecord, NotHeld> {
-        match self.records.get(&id) {
+        match self.get(id) {
             None => Err(NotHeld::Unknown),
             Some(record) if record.holder == Holder::Filter => Ok(*record),
             Some(record) => Err(NotHeld::HeldBy(record.holder)),
@@ -161,14 +170,14 @@ impl Ledger {
 
     /// Moves a packet to `holder`.
     pub(crate) fn move_to(&mut self, id: PacketId, holder: Holder) {
-        if let Some(record) = self.records.get_mut(&id) {
+        if let Some(record) = self.get_mut(id) {
             record.holder = holder;
         }
     }
 
     /// Sends a packet home for good (a lent packet given back, or one the checks refused).
     pub(crate) fn send_home(&mut self, id: PacketId) {
-        if let Some(record) = self.records.get_mut(&id) {
+        if let Some(record) = self.get_mut(id) {
             record.lent = false;
             record.holder = Holder::Home;
         }
@@ -179,17 +188,17 @@ impl Ledger {
     pub(crate) fn forfeit(&mut self, id: PacketId) {
         let mut next = vec![id];
         while let Some(id) = next.pop() {
-            if let Some(record) = self.records.get_mut(&id) {
+            if let Some(record) = self.get_mut(id) {
                 record.lent = false;
                 record.holder = Holder::Forfeited;
             }
-            next.extend(self.records.values().filter(|r| r.holder == Holder::Parent(id)).map(|r| r.id));
+            next.extend(self.records.iter().filter(|r| r.holder == Holder::Parent(id)).map(|r| r.id));
         }
     }
 
     /// Ends a lend without moving the packet (it went somewhere else already, and was reported).
     pub(crate) fn clear_lend(&mut self, id: PacketId) {
-        if let Some(record) = self.records.get_mut(&id) {
+        if let Some(record) = self.get_mut(id) {
             record.lent = false;
         }
     }
@@ -210,13 +219,13 @@ impl Ledger {
     }
 
     fn select(&self, edge: Edge, keep: impl Fn(&PacketRecord) -> bool) -> Vec<PacketId> {
-        self.records.values().filter(|r| r.edge == edge && keep(r)).map(|r| r.id).collect()
+        self.records.iter().filter(|r| r.edge == edge && keep(r)).map(|r| r.id).collect()
     }
 
     /// Counts by holder.
     pub fn counts(&self) -> LedgerCounts {
         let mut counts = LedgerCounts { created: self.records.len(), ..LedgerCounts::default() };
-        for record in self.records.values() {
+        for record in &self.records {
             match record.holder {
                 Holder::Filter => counts.with_filter += 1,
                 Holder::Miniport => counts.with_miniport += 1,
@@ -242,6 +251,8 @@ mod tests {
         ledger.move_to(id, Holder::Miniport);
         assert_eq!(ledger.held(id), Err(NotHeld::HeldBy(Holder::Miniport)));
         assert_eq!(ledger.held(PacketId(99)), Err(NotHeld::Unknown));
+        assert_eq!(ledger.held(PacketId(0)), Err(NotHeld::Unknown));
+        assert_eq!(ledger.held(PacketId(u64::MAX)), Err(NotHeld::Unknown));
         ledger.move_to(id, Holder::Home);
         assert_eq!(ledger.counts(), LedgerCounts { created: 1, home: 1, ..LedgerCounts::default() });
     }

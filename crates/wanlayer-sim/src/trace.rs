@@ -2,11 +2,15 @@
 //!
 //! No pcap: each [`TraceRecord`] names the edge, which way the thing went (protocol → filter,
 //! filter → miniport, ...), the packet, and a one-line description of the frame.
+//!
+//! The simulator records every packet it moves, so a record keeps what it describes as data (the
+//! frame's parsed summary, a completion status) and writes its text only when it is printed.
 
 use std::fmt;
 
 use wanlayer_core::hal::{Level, Timestamp};
-use wanlayer_core::wire::{FrameSummary, IpAddress, IpProtocol};
+use wanlayer_core::wire::{self, FrameSummary, IpAddress, IpProtocol};
+use wanlayer_core::NdisStatus;
 
 use crate::edge::Edge;
 use crate::sim_nbl::PacketId;
@@ -101,6 +105,59 @@ impl TraceEvent {
     }
 }
 
+/// What a trace record says besides its event: text written when it was recorded, or data
+/// written out only when the record is printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceText {
+    /// Text (a status, a message; empty for nothing).
+    Written(String),
+    /// A frame's one-line description ([`describe_frame`]), followed by a note when there is one
+    /// (`resources` for a receive indicated with the resources flag).
+    Frame {
+        /// The frame's description.
+        line: FrameLine,
+        /// What follows it ("" for nothing).
+        note: &'static str,
+    },
+    /// A completion status.
+    Status(NdisStatus),
+}
+
+impl TraceText {
+    /// A frame's description.
+    pub fn frame(frame: &[u8]) -> Self {
+        TraceText::Frame { line: FrameLine::new(frame), note: "" }
+    }
+
+    /// True when it says nothing.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TraceText::Written(text) if text.is_empty())
+    }
+}
+
+impl From<String> for TraceText {
+    fn from(text: String) -> Self {
+        TraceText::Written(text)
+    }
+}
+
+impl From<&str> for TraceText {
+    fn from(text: &str) -> Self {
+        TraceText::Written(text.to_owned())
+    }
+}
+
+impl fmt::Display for TraceText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceText::Written(text) => f.write_str(text),
+            TraceText::Frame { line, note: "" } => write!(f, "{line}"),
+            TraceText::Frame { line, note } => write!(f, "{line} {note}"),
+            TraceText::Status(status) => write!(f, "{status}"),
+        }
+    }
+}
+
 /// One line of the trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceRecord {
@@ -113,7 +170,7 @@ pub struct TraceRecord {
     /// The packet, when it is about one.
     pub packet: Option<PacketId>,
     /// A description (the frame, the status, the message).
-    pub text: String,
+    pub text: TraceText,
 }
 
 impl fmt::Display for TraceRecord {
@@ -123,8 +180,62 @@ impl fmt::Display for TraceRecord {
         if let Some(packet) = self.packet {
             write!(f, "  {packet:<8}")?;
         }
-        if !self.text.is_empty() {
-            write!(f, "  {}", self.text.trim_end())?;
+        let text = match &self.text {
+            TraceText::Written(text) => std::borrow::Cow::Borrowed(text.as_str()),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        };
+        if !text.is_empty() {
+            write!(f, "  {}", text.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`describe_frame`] says about a frame, kept as its length and parsed summary and written
+/// out when printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameLine {
+    len: usize,
+    summary: Result<FrameSummary, wire::Error>,
+}
+
+impl FrameLine {
+    /// Reads `frame`'s summary. Never panics, whatever the bytes.
+    pub fn new(frame: &[u8]) -> Self {
+        Self { len: frame.len(), summary: FrameSummary::parse(frame) }
+    }
+}
+
+impl fmt::Display for FrameLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self.len;
+        let summary = match &self.summary {
+            Ok(summary) => summary,
+            Err(error) => return write!(f, "{len} B ({error})"),
+        };
+        let Some(ip) = summary.ip else {
+            return write!(f, "{len} B {} → {} EtherType 0x{:04x}", summary.src_mac, summary.dst_mac, u16::from(summary.ethertype));
+        };
+        let (version, open, close) = match ip.src_addr {
+            IpAddress::Ipv4(_) => ("IPv4", "", ""),
+            IpAddress::Ipv6(_) => ("IPv6", "[", "]"),
+        };
+        write!(f, "{len} B {version} ")?;
+        match ip.protocol {
+            IpProtocol::Tcp => f.write_str("TCP")?,
+            IpProtocol::Udp => f.write_str("UDP")?,
+            other => write!(f, "{other:?}")?,
+        }
+        if ip.is_fragment {
+            f.write_str(" fragment")?;
+        }
+        write!(f, " {open}{}{close}", ip.src_addr)?;
+        if let Some(ports) = ip.ports {
+            write!(f, ":{}", ports.src)?;
+        }
+        write!(f, " → {open}{}{close}", ip.dst_addr)?;
+        if let Some(ports) = ip.ports {
+            write!(f, ":{}", ports.dst)?;
         }
         Ok(())
     }
@@ -132,45 +243,9 @@ impl fmt::Display for TraceRecord {
 
 /// One line about a frame: size, addresses, protocol and ports. Never panics, whatever the bytes.
 ///
-/// The simulator describes every packet it moves, so this is on its hottest path: the line is
-/// written once into one `String` sized for it, with no intermediate strings.
+/// The trace keeps a [`FrameLine`] and writes this only when it is printed.
 pub fn describe_frame(frame: &[u8]) -> String {
-    use fmt::Write as _;
-    let len = frame.len();
-    let mut line = String::with_capacity(96);
-    let summary = match FrameSummary::parse(frame) {
-        Ok(summary) => summary,
-        Err(error) => {
-            let _ = write!(line, "{len} B ({error})");
-            return line;
-        }
-    };
-    let Some(ip) = summary.ip else {
-        let _ = write!(line, "{len} B {} → {} EtherType 0x{:04x}", summary.src_mac, summary.dst_mac, u16::from(summary.ethertype));
-        return line;
-    };
-    let (version, open, close) = match ip.src_addr {
-        IpAddress::Ipv4(_) => ("IPv4", "", ""),
-        IpAddress::Ipv6(_) => ("IPv6", "[", "]"),
-    };
-    let _ = write!(line, "{len} B {version} ");
-    let _ = match ip.protocol {
-        IpProtocol::Tcp => write!(line, "TCP"),
-        IpProtocol::Udp => write!(line, "UDP"),
-        other => write!(line, "{other:?}"),
-    };
-    if ip.is_fragment {
-        line.push_str(" fragment");
-    }
-    let _ = write!(line, " {open}{}{close}", ip.src_addr);
-    if let Some(ports) = ip.ports {
-        let _ = write!(line, ":{}", ports.src);
-    }
-    let _ = write!(line, " → {open}{}{close}", ip.dst_addr);
-    if let Some(ports) = ip.ports {
-        let _ = write!(line, ":{}", ports.dst);
-    }
-    line
+    FrameLine::new(frame).to_string()
 }
 
 #[cfg(test)]
@@ -217,13 +292,31 @@ mod tests {
     }
 
     #[test]
+    fn data_recorded_prints_as_the_text_written_at_once_would() {
+        let mut udp = vec![0u8; 14 + 28];
+        udp[12..14].copy_from_slice(&[0x08, 0x00]);
+        udp[14] = 0x45;
+        udp[16..18].copy_from_slice(&28u16.to_be_bytes());
+        udp[23] = 17;
+        let record = |text: TraceText| TraceRecord { time: Timestamp(0), edge: None, event: TraceEvent::IndicateUp, packet: None, text };
+        let resources = TraceText::Frame { line: FrameLine::new(&udp), note: "resources" };
+        assert_eq!(record(resources).to_string(), record(format!("{} resources", describe_frame(&udp)).into()).to_string());
+        let plain = TraceText::Frame { line: FrameLine::new(&udp), note: "" };
+        assert_eq!(record(plain).to_string(), record(format!("{} ", describe_frame(&udp)).into()).to_string());
+        assert_eq!(record(TraceText::frame(&[1, 2])).to_string(), record("2 B (truncated packet)".into()).to_string());
+        let status = TraceText::Status(NdisStatus::SUCCESS);
+        assert_eq!(record(status).to_string(), record(NdisStatus::SUCCESS.to_string().into()).to_string());
+        assert!(TraceText::from(String::new()).is_empty() && !TraceText::frame(&[]).is_empty());
+    }
+
+    #[test]
     fn a_record_prints_on_one_line() {
         let record = TraceRecord {
             time: Timestamp(2_000_000),
             edge: Some(Edge::WanIp),
             event: TraceEvent::SendDown,
             packet: Some(PacketId(4)),
-            text: "74 B IPv4 UDP".to_owned(),
+            text: TraceText::from("74 B IPv4 UDP"),
         };
         let line = record.to_string();
         assert!(line.contains("wan-ip") && line.contains("filter → miniport") && line.contains("nbl#4") && line.ends_with("74 B IPv4 UDP"));

@@ -15,7 +15,7 @@ use crate::faults::FaultPlan;
 use crate::ledger::Ledger;
 use crate::oid::{OidCompletion, OidRequest, RequestId};
 use crate::sim_nbl::{PacketId, SimPacket};
-use crate::trace::{TraceEvent, TraceRecord};
+use crate::trace::{TraceEvent, TraceRecord, TraceText};
 use crate::verifier::{Rule, Violation};
 use crate::wan_indication::StatusRecord;
 
@@ -348,14 +348,19 @@ impl WorldState {
             edge: self.callback.and_then(|c| c.edge),
             event: TraceEvent::Violation(rule),
             packet,
-            text: violation.detail.clone(),
+            text: TraceText::Written(violation.detail.clone()),
         });
         self.violations.push(violation);
     }
 
     /// Appends to the trace.
     pub(crate) fn trace(&mut self, edge: Option<Edge>, event: TraceEvent, packet: Option<PacketId>, text: impl Into<String>) {
-        self.trace.push(TraceRecord { time: self.now, edge, event, packet, text: text.into() });
+        self.trace_data(edge, event, packet, TraceText::Written(text.into()));
+    }
+
+    /// Appends to the trace what is written out only when printed (a frame, a status).
+    pub(crate) fn trace_data(&mut self, edge: Option<Edge>, event: TraceEvent, packet: Option<PacketId>, text: TraceText) {
+        self.trace.push(TraceRecord { time: self.now, edge, event, packet, text });
     }
 
     /// The state of an edge that exists.

@@ -9,9 +9,17 @@
 //! The driver's own NBLs (frames hooks copied or replaced, from `NdisAllocateNetBufferAndNetBufferList`
 //! in the model) are entered in the simulator's ledger as the filter's allocations the first time
 //! they cross an edge, and leave it when the driver frees them.
+//!
+//! A carrier whose packet went home is kept and carries a later packet, as a protocol's NBL pool
+//! recycles its NBLs: it waits behind [`QUARANTINE`] others first, so the address of an NBL just
+//! completed does not come back at once (a second completion of it is still an NBL the driver
+//! does not hold), and its NDIS structures are zeroed again before reuse. Under Miri every
+//! carrier is freed when its packet goes home, so that a driver touching an NBL it gave back is
+//! a use after free Miri reports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ptr;
 
 use wanlayer_core::hal::{FrameSource, PacketIo};
@@ -34,6 +42,40 @@ struct Carrier {
     bytes: [Vec<u8>; 2],
 }
 
+/// Carriers whose packets went home that wait before one is reused.
+const QUARANTINE: usize = if cfg!(miri) { 0 } else { 256 };
+/// Most carriers kept for reuse (the rest are freed).
+const MOST_KEPT: usize = if cfg!(miri) { 0 } else { QUARANTINE + 1024 };
+
+/// A hasher for the translation's keys, which are NBL addresses and packet identities (each one
+/// integer): one multiplication (Fibonacci hashing), instead of SipHash's rounds for every lookup
+/// of every packet. The keys come from this process, not from input.
+#[derive(Default)]
+struct IntegerHasher(u64);
+
+impl Hasher for IntegerHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.write_u64(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Maps keyed by NBL address or packet identity.
+type IntegerMap<K, V> = HashMap<K, V, BuildHasherDefault<IntegerHasher>>;
+
 /// One NBL the translation knows.
 struct Entry {
     /// The packet, while the driver holds the NBL.
@@ -45,14 +87,19 @@ struct Entry {
 /// Every NBL carrying a simulator packet, by address, and the NBL of each packet.
 #[derive(Default)]
 pub struct Carriers {
-    entries: HashMap<usize, Entry>,
-    by_packet: HashMap<PacketId, usize>,
+    entries: IntegerMap<usize, Entry>,
+    by_packet: IntegerMap<PacketId, usize>,
+    /// Carriers whose packets went home, oldest first, for later packets.
+    spare: VecDeque<*mut Carrier>,
 }
 
 impl Drop for Carriers {
     fn drop(&mut self) {
         for entry in self.entries.values_mut() {
             free_carrier(entry.carrier.take());
+        }
+        for carrier in self.spare.drain(..) {
+            free_carrier(Some(carrier));
         }
     }
 }
@@ -71,17 +118,31 @@ fn zeroed<T>() -> T {
     unsafe { std::mem::zeroed() }
 }
 
-/// A carrier for `frame`, reached only through the returned pointer.
-fn new_carrier(frame: &[u8], cancel_id: Option<u64>) -> *mut Carrier {
-    let split = frame.len().min(FIRST_PART);
-    let mut first = vec![0xEE; OFFSET];
-    first.extend_from_slice(&frame[..split]);
-    let second = frame[split..].to_vec();
-    let carrier =
-        Box::into_raw(Box::new(Carrier { nbl: zeroed(), net_buffer: zeroed(), mdls: [zeroed(), zeroed()], bytes: [first, second] }));
-    // SAFETY: `carrier` was just leaked and is reached only through this pointer; the pointers
-    // stored below point into it (and into its vectors' heap buffers, which never move).
+/// A carrier for `frame`, reached only through the returned pointer: `spare` (one whose packet
+/// went home, no longer known to the driver) made new, or a new one.
+fn new_carrier(spare: Option<*mut Carrier>, frame: &[u8], cancel_id: Option<u64>) -> *mut Carrier {
+    let carrier = spare.unwrap_or_else(|| {
+        Box::into_raw(Box::new(Carrier {
+            nbl: zeroed(),
+            net_buffer: zeroed(),
+            mdls: [zeroed(), zeroed()],
+            bytes: [Vec::with_capacity(OFFSET + FIRST_PART), Vec::new()],
+        }))
+    });
+    // SAFETY: `carrier` was just leaked, or is a spare no entry and no NBL chain refers to; it is
+    // reached only through this pointer; the pointers stored below point into it (and into its
+    // vectors' heap buffers, which do not move until it is filled again).
     let c = unsafe { &mut *carrier };
+    c.nbl = zeroed();
+    c.net_buffer = zeroed();
+    c.mdls = [zeroed(), zeroed()];
+    let split = frame.len().min(FIRST_PART);
+    let [first, second] = &mut c.bytes;
+    first.clear();
+    first.resize(OFFSET, 0xEE);
+    first.extend_from_slice(&frame[..split]);
+    second.clear();
+    second.extend_from_slice(&frame[split..]);
     let parts = if c.bytes[1].is_empty() { 1 } else { 2 };
     for index in 0..parts {
         let mapped = c.bytes[index].as_mut_ptr().cast::<c_void>();
@@ -140,7 +201,8 @@ impl Carriers {
             let nbl = match self.by_packet.get(&packet.id()) {
                 Some(&nbl) => nbl,
                 None => {
-                    let carrier = new_carrier(packet.frame(), packet.cancel_id());
+                    let spare = if self.spare.len() > QUARANTINE { self.spare.pop_front() } else { None };
+                    let carrier = new_carrier(spare, packet.frame(), packet.cancel_id());
                     let nbl = carrier.cast::<NetBufferList>().expose_provenance();
                     self.entries.insert(nbl, Entry { packet: None, carrier: Some(carrier) });
                     self.by_packet.insert(packet.id(), nbl);
@@ -237,12 +299,15 @@ impl Carriers {
     }
 
     /// The packets whose NBLs went home (completed to the protocol, returned to the miniport,
-    /// handed back from a lent receive): their carriers are freed.
+    /// handed back from a lent receive): their carriers wait to carry later packets, or are freed.
     pub fn forget(&mut self, ids: &[PacketId]) {
         for id in ids {
             if let Some(nbl) = self.by_packet.remove(id) {
                 if let Some(mut entry) = self.entries.remove(&nbl) {
-                    free_carrier(entry.carrier.take());
+                    match entry.carrier.take() {
+                        Some(carrier) if self.spare.len() < MOST_KEPT => self.spare.push_back(carrier),
+                        carrier => free_carrier(carrier),
+                    }
                 }
             }
         }

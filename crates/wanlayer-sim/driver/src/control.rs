@@ -30,7 +30,9 @@ pub(crate) struct Request {
     irp: *mut IrpLayout,
     location: *mut IoStackLocation,
     security: *mut IoSecurityContext,
+    /// The system buffer: a `Vec`'s elements, of this capacity.
     buffer: *mut [u8],
+    capacity: usize,
 }
 
 /// A zeroed I/O structure (all-zero is valid for these: integers, raw pointers, unions of them).
@@ -43,7 +45,9 @@ fn zeroed<T>() -> *mut T {
 impl Request {
     fn new(major: usize, file: *mut FileObjectLayout, buffer: Vec<u8>) -> Self {
         let (irp, location, security) = (zeroed::<IrpLayout>(), zeroed::<IoStackLocation>(), zeroed::<IoSecurityContext>());
-        let buffer = Box::into_raw(buffer.into_boxed_slice());
+        let mut buffer = std::mem::ManuallyDrop::new(buffer);
+        let capacity = buffer.capacity();
+        let buffer = std::ptr::slice_from_raw_parts_mut(buffer.as_mut_ptr(), buffer.len());
         // SAFETY: (these writes) the structures just allocated, reached only through these pointers.
         unsafe { (*location).major_function = u8::try_from(major).unwrap_or(u8::MAX) };
         // SAFETY: as above.
@@ -54,7 +58,17 @@ impl Request {
         unsafe { (*irp).stack_count = 1 };
         // SAFETY: as above.
         unsafe { (*irp).current_location = 1 };
-        Self { irp, location, security, buffer }
+        Self { irp, location, security, buffer, capacity }
+    }
+
+    /// The system buffer of a completed IRP, for another request (the IRP keeps an empty one).
+    fn take_buffer(&mut self) -> Vec<u8> {
+        let empty = std::ptr::slice_from_raw_parts_mut(std::ptr::NonNull::<u8>::dangling().as_ptr(), 0);
+        let buffer = std::mem::replace(&mut self.buffer, empty);
+        let capacity = std::mem::replace(&mut self.capacity, 0);
+        // SAFETY: the elements and capacity of the `Vec` `new` took apart (or of an empty one),
+        // given back once: the request now holds an empty buffer of capacity 0.
+        unsafe { Vec::from_raw_parts(buffer.cast::<u8>(), buffer.len(), capacity) }
     }
 
     fn as_irp(&self) -> *mut Irp {
@@ -71,8 +85,7 @@ impl Drop for Request {
         drop(unsafe { Box::from_raw(self.location) });
         // SAFETY: as above.
         drop(unsafe { Box::from_raw(self.security) });
-        // SAFETY: as above.
-        drop(unsafe { Box::from_raw(self.buffer) });
+        drop(self.take_buffer());
     }
 }
 
@@ -142,9 +155,13 @@ impl DriverFilter {
         let Some(&file) = self.files.borrow().get(&handle.0) else {
             return IoOutcome::Complete(IoCompletion { id: io, status: Status::InvalidParameter, output: Vec::new() });
         };
-        let mut buffer = vec![0; input.len().max(output_len)];
+        // The last completed request's system buffer, zeroed again: no allocation per request
+        // (under Miri a new one each time, so that a driver writing one it completed is caught).
+        let mut buffer = if cfg!(miri) { Vec::new() } else { std::mem::take(&mut *self.spare_system_buffer.borrow_mut()) };
+        buffer.clear();
+        buffer.resize(input.len().max(output_len), 0);
         buffer[..input.len()].copy_from_slice(input);
-        let request = Request::new(IRP_MJ_DEVICE_CONTROL, file, buffer);
+        let mut request = Request::new(IRP_MJ_DEVICE_CONTROL, file, buffer);
         // SAFETY: (these writes) the request's own structures, not yet given to the driver;
         // `device_io_control` is the union member of IRP_MJ_DEVICE_CONTROL.
         unsafe { (*request.irp).system_buffer = request.buffer.cast::<c_void>() };
@@ -161,7 +178,9 @@ impl DriverFilter {
                 // SAFETY: the system buffer, completed: the driver no longer writes it.
                 let output = unsafe { &*request.buffer };
                 let written = information.min(output_len).min(output.len());
-                IoOutcome::Complete(IoCompletion { id: io, status: Status::from(status as u32), output: output[..written].to_vec() })
+                let output = output[..written].to_vec();
+                *self.spare_system_buffer.borrow_mut() = request.take_buffer();
+                IoOutcome::Complete(IoCompletion { id: io, status: Status::from(status as u32), output })
             }
             None if returned == STATUS_PENDING => {
                 self.pending_irps.borrow_mut().push((io, output_len, request));

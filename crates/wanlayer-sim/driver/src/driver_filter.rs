@@ -75,6 +75,8 @@ pub struct Shared {
     pub(crate) next_io: Cell<u64>,
     /// Device controls the driver pended, kept until it completed them and the world ends.
     pub(crate) pending_irps: RefCell<Vec<(IoId, usize, Request)>>,
+    /// The system buffer of the last device control completed at once, for the next one.
+    pub(crate) spare_system_buffer: RefCell<Vec<u8>>,
     /// DPCs the driver queued wait ([`DriverFilter::hold_dpcs`]) instead of running when a call
     /// into the driver returns.
     dpcs_held: Cell<bool>,

@@ -14,7 +14,7 @@ use crate::ledger::{Holder, Origin};
 use crate::ndis::{complete_original, device_name_for, local_address_for, new_request};
 use crate::oid::{OidDisposition, OidKind, OidRequest, RequestId};
 use crate::sim_nbl::{PacketId, SimChain, SimPacket};
-use crate::trace::{describe_frame, TraceEvent};
+use crate::trace::{TraceEvent, TraceText};
 use crate::traffic::{Flow, LinkParams, SimLink};
 use crate::verifier::Rule;
 use crate::wan_indication::{StatusBuffer, StatusIndication, StatusRecord, WanLineUp};
@@ -33,7 +33,7 @@ impl<F: FilterDriver> Rras<F> {
                 .into_iter()
                 .map(|frame| {
                     let id = state.ledger.create(origin, edge, Holder::Filter, lent, state.now);
-                    state.trace(Some(edge), event, Some(id), describe_frame(&frame));
+                    state.trace_data(Some(edge), event, Some(id), TraceText::frame(&frame));
                     if let Some(e) = state.edge(edge) {
                         match origin {
                             Origin::ProtocolSend => e.protocol.sent.push(id),
