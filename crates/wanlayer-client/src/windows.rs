@@ -8,14 +8,16 @@
 //!   port with one thread, which delivers each completion to the request whose `OVERLAPPED` it
 //!   names and wakes its future; the requests, their buffers and their `OVERLAPPED`s are the
 //!   platform-neutral [`Registry`]'s, which frees none of them before the kernel completed it.
-//!   Completion-port I/O is not bound to the thread that issued it, so a future may be polled by
-//!   any thread of an executor, and a thread that exits does not cancel its reads.
+//!   I/O on a handle bound to a completion port is thread-agnostic (Windows Vista and later): it
+//!   is not tied to the thread that issued it, so a future may be polled by any thread of an
+//!   executor, and a thread that exits does not cancel its reads. Both transports are `Send`.
 //!
 //! Every wanlayer IOCTL is `METHOD_BUFFERED`: the I/O manager copies the input into the system
 //! buffer when the request is issued and the answer out of it when the request completes (for
-//! completion-port I/O, before the completion packet is queued), so the output buffer is written
-//! only between `DeviceIoControl` and the completion. The driver completes device controls with
-//! success or error statuses, never warnings.
+//! completion-port I/O, at the latest when the port's thread dequeues the completion), so the
+//! output buffer is written only between `DeviceIoControl` and the delivery of the completion.
+//! The driver completes device controls with success or error statuses, never warnings (the
+//! transport still handles a warning as the I/O manager does: completed, its packet queued).
 //!
 //! This module is compile-checked for x64, ARM64 and x86 (`cargo xtask test`) but is not run in
 //! this project's CI, which has no Windows machine: the state machine it drives
@@ -181,6 +183,10 @@ impl Drop for Device {
     }
 }
 
+// SAFETY: handles are process-wide values, usable from any thread; `&mut self` serialises the
+// blocking calls that share the event.
+unsafe impl Send for Device {}
+
 /// An open handle of `\\.\WanLayer`.
 pub struct WindowsTransport {
     device: Device,
@@ -282,7 +288,7 @@ unsafe impl OverlappedOs for WindowsOs {
     }
 }
 
-/// A handle of the completion port, moved to its thread.
+/// A handle of a completion port.
 struct Port(HANDLE);
 
 // SAFETY: a handle is a process-wide value, usable from any thread.
@@ -299,7 +305,9 @@ fn deliver_completions(port: Port, registry: Arc<Registry<WindowsOs>>) {
             return;
         }
         let result = if dequeued != 0 { Ok(transferred as usize) } else { Err(error_of(last_error(), "completing DeviceIoControl")) };
-        registry.complete(overlapped, result);
+        // A waker that panics must not stop the deliveries: the drop of the transport waits for
+        // every completion. The registry let go of the request before waking it.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| registry.complete(overlapped, result)));
     }
 }
 
@@ -313,7 +321,7 @@ fn deliver_completions(port: Port, registry: Arc<Registry<WindowsOs>>) {
 pub struct WindowsOverlapped {
     device: Device,
     registry: Arc<Registry<WindowsOs>>,
-    port: HANDLE,
+    port: Port,
     completions: Option<JoinHandle<()>>,
 }
 
@@ -344,7 +352,7 @@ impl WindowsOverlapped {
             .name("wanlayer-completions".into())
             .spawn(move || deliver_completions(thread_port, thread_registry));
         match spawned {
-            Ok(thread) => Ok(Self { device, registry, port, completions: Some(thread) }),
+            Ok(thread) => Ok(Self { device, registry, port: Port(port), completions: Some(thread) }),
             Err(error) => {
                 // SAFETY: the port just created, closed once; its thread never started.
                 unsafe { CloseHandle(port) };
@@ -389,7 +397,7 @@ impl Drop for WindowsOverlapped {
         self.device.close();
         self.registry.wait_idle();
         // SAFETY: a packet with no OVERLAPPED: the port's thread returns when it dequeues it.
-        let posted = unsafe { PostQueuedCompletionStatus(self.port, 0, 0, ptr::null()) };
+        let posted = unsafe { PostQueuedCompletionStatus(self.port.0, 0, 0, ptr::null()) };
         if posted == 0 {
             // The thread cannot be told to stop: the port stays open for it (closing it under a
             // thread that may call GetQueuedCompletionStatus again could hand it a reused handle).
@@ -399,6 +407,15 @@ impl Drop for WindowsOverlapped {
             let _ = thread.join();
         }
         // SAFETY: the port created by `open`, closed once; its thread has stopped.
-        unsafe { CloseHandle(self.port) };
+        unsafe { CloseHandle(self.port.0) };
     }
 }
+
+// Both transports, and the futures over the overlapped one, may move between an executor's threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<WindowsTransport>();
+    send::<WindowsOverlapped>();
+    send::<crate::divert_async::ReadFuture<'static, WindowsOverlapped>>();
+    send::<crate::events_async::NextEvent<'static, WindowsOverlapped>>();
+};
