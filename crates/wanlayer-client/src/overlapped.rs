@@ -396,5 +396,16 @@ impl<O: OverlappedOs> Registry<O> {
     }
 }
 
+impl<O: OverlappedOs> Drop for Registry<O> {
+    /// A registry dropped with requests in flight (its owner did not wait for them) leaks their
+    /// slots rather than free memory the system may still write.
+    fn drop(&mut self) {
+        let in_flight = self.in_flight.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (_, slot) in in_flight.drain() {
+            std::mem::forget(slot);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

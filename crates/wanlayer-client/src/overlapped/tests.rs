@@ -324,6 +324,21 @@ fn closing_cancels_everything_in_flight_and_waits_for_every_completion() {
     assert!(slots.iter().all(|slot| slot.upgrade().is_none()), "every slot freed");
 }
 
+// Leaks on purpose, which Miri reports as an error.
+#[cfg_attr(miri, ignore)]
+#[test]
+fn a_registry_dropped_with_requests_in_flight_leaks_their_slots_instead_of_freeing_them() {
+    let registry = registry();
+    let request = pending(registry.start(7, b"", 8));
+    let slot = Arc::downgrade(&request.slot);
+    let held = held(&registry, 0);
+    drop(request);
+    drop(Arc::into_inner(registry).expect("the only reference"));
+    assert!(slot.upgrade().is_some(), "still allocated");
+    // SAFETY: the slot was leaked: the kernel may still write it.
+    unsafe { write_answer(held, b"late", 0) };
+}
+
 /// A transport over the fake system: `DIVERT_OPEN` and `DIVERT_CLOSE` complete at once, as the
 /// driver completes them; reads go through the registry.
 struct FakeTransport {
