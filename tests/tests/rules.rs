@@ -395,6 +395,7 @@ fn every_failed_allocation_during_a_replacement_keeps_the_old_set() {
         assert_eq!(completions(&rras.protocol(Edge::WanIp), &dns), [Some(NdisStatus::FAILURE)], "and it still drops DNS");
     }
     assert!(failures >= 2, "the set and its counters are both allocated: {failures} failure points");
+    println!("the replacement failed cleanly at each of its {failures} allocations");
     let web = rras.send_flow(&link, &WEB, 1);
     rras.run_until_idle();
     assert_eq!(completions(&rras.protocol(Edge::WanIp), &web), [Some(NdisStatus::FAILURE)], "the new set, once allocations succeed");

@@ -27,9 +27,11 @@
 //! A block is freed by whoever owns it, never by who frees it: the driver's memory is often freed
 //! from the test's code (a packet given back, a world dropped) and the other way round. The
 //! blocks handed out from pool are registered by address until freed; `dealloc` of a registered
-//! block frees it through [`PoolAllocator`] (`ExFreePoolWithTag`), of any other through
-//! [`System`]. `realloc` keeps the driver's blocks in pool and moves a block the driver grows
-//! there; the rest is [`System`]'s own `realloc`.
+//! block frees it through [`PoolAllocator`] (`ExFreePoolWithTag`) — with the pointer the pool
+//! handed out when the layout is aligned beyond pool's alignment, whose provenance reaches what the
+//! allocator stored below the block (the pointer a `Box` frees with may only reach the `Box`'s own
+//! bytes) — and of any other through [`System`]. `realloc` keeps the driver's blocks in pool and
+//! moves a block the driver grows there; the rest is [`System`]'s own `realloc`.
 //!
 //! # Re-entrancy
 //! The model's pool takes its blocks from the global allocator — this one — while the model's
@@ -40,13 +42,14 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wanlayer_core::hook::{Hook, PacketContext, Verdict};
 use wanlayer_core::link::LinkSummary;
 use wanlayer_kernel_model::invoke::{self, in_driver_code};
+use wanlayer_ndis::runtime::POOL_ALIGNMENT;
 
 /// The driver's `#[global_allocator]` in the kernel: non-paged pool tagged [`HEAP_TAG`].
 pub use wanlayer::hal::alloc::PoolAllocator;
@@ -64,8 +67,17 @@ pub use wanlayer::hal::alloc::HEAP_TAG;
 /// ```
 pub struct DriverHeap;
 
-/// Addresses of the pool blocks handed out and not freed yet.
-static POOL_BLOCKS: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+/// A pool block handed out, as [`PoolAllocator`] returned it: with the provenance of the whole
+/// pool block, which its `dealloc` needs to read what it stored below an over-aligned block (the
+/// pointer a `Box` frees with may only reach the `Box`'s own bytes).
+struct HandedOut(*mut u8);
+
+// SAFETY: only an address with its provenance, dereferenced by nobody but `PoolAllocator::dealloc`
+// when the block is freed, on whichever thread frees it (pool is not tied to a thread).
+unsafe impl Send for HandedOut {}
+
+/// The pool blocks handed out and not freed yet, by address.
+static POOL_BLOCKS: Mutex<BTreeMap<usize, HandedOut>> = Mutex::new(BTreeMap::new());
 /// How many addresses [`POOL_BLOCKS`] holds: while none, a free need not look.
 static LIVE_POOL_BLOCKS: AtomicUsize = AtomicUsize::new(0);
 /// Pool allocations asked for through [`DriverHeap`], and how many the pool refused.
@@ -93,8 +105,13 @@ fn in_registry() -> bool {
     IN_REGISTRY.try_with(Cell::get).unwrap_or(false)
 }
 
+/// Whether an allocation made now is the driver's (see the module documentation).
+fn for_the_driver() -> bool {
+    in_driver_code() && !in_registry()
+}
+
 /// Runs `change` on the registry, with this thread's allocations [`System`]'s meanwhile.
-fn with_registry<R>(change: impl FnOnce(&mut BTreeSet<usize>) -> R) -> R {
+fn with_registry<R>(change: impl FnOnce(&mut BTreeMap<usize, HandedOut>) -> R) -> R {
     let _ = IN_REGISTRY.try_with(|flag| flag.set(true));
     let result = {
         let mut blocks = POOL_BLOCKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -108,12 +125,15 @@ fn with_registry<R>(change: impl FnOnce(&mut BTreeSet<usize>) -> R) -> R {
 
 /// Whether `block` is a pool block this allocator handed out and did not free.
 fn is_pool_block(block: *mut u8) -> bool {
-    LIVE_POOL_BLOCKS.load(Ordering::SeqCst) != 0 && !in_registry() && with_registry(|blocks| blocks.contains(&block.addr()))
+    LIVE_POOL_BLOCKS.load(Ordering::SeqCst) != 0 && !in_registry() && with_registry(|blocks| blocks.contains_key(&block.addr()))
 }
 
-/// Forgets `block` if it is a registered pool block; says whether it was.
-fn unregister(block: *mut u8) -> bool {
-    LIVE_POOL_BLOCKS.load(Ordering::SeqCst) != 0 && !in_registry() && with_registry(|blocks| blocks.remove(&block.addr()))
+/// Forgets `block` if it is a registered pool block; returns it as the pool handed it out.
+fn unregister(block: *mut u8) -> Option<*mut u8> {
+    if LIVE_POOL_BLOCKS.load(Ordering::SeqCst) == 0 || in_registry() {
+        return None;
+    }
+    with_registry(|blocks| blocks.remove(&block.addr())).map(|handed_out| handed_out.0)
 }
 
 /// A block of `layout` from pool as the driver's allocator takes it, registered; null when the
@@ -128,12 +148,13 @@ fn pool_allocate(layout: Layout) -> *mut u8 {
     if block.is_null() {
         REFUSED.fetch_add(1, Ordering::SeqCst);
     } else {
-        with_registry(|blocks| blocks.insert(block.addr()));
+        with_registry(|blocks| blocks.insert(block.addr(), HandedOut(block)));
     }
     block
 }
 
-/// Frees a pool block [`pool_allocate`] returned for `layout` (already unregistered).
+/// Frees a pool block [`pool_allocate`] returned for `layout` (already unregistered), passed as it
+/// returned it.
 ///
 /// # Safety
 /// `block` came from [`pool_allocate`] with `layout` and is freed once.
@@ -149,7 +170,7 @@ unsafe fn pool_free(block: *mut u8, layout: Layout) {
 // Both are thread-safe; the registry is behind a mutex, never locked twice by one thread.
 unsafe impl GlobalAlloc for DriverHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if in_driver_code() && !in_registry() {
+        if for_the_driver() {
             return pool_allocate(layout);
         }
         // SAFETY: forwarded (a non-zero size).
@@ -157,7 +178,7 @@ unsafe impl GlobalAlloc for DriverHeap {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if in_driver_code() && !in_registry() {
+        if for_the_driver() {
             // Pool blocks are zeroed (`wanlayer_ndis::pool::allocate`).
             return pool_allocate(layout);
         }
@@ -166,10 +187,14 @@ unsafe impl GlobalAlloc for DriverHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if unregister(ptr) {
-            // SAFETY: a registered block: `pool_allocate` returned it for this layout (the
+        if let Some(handed_out) = unregister(ptr) {
+            // The pointer the caller frees with, as the image's allocator gets it; for a block
+            // over-aligned below what the pool aligns, the one the pool handed out, whose
+            // provenance reaches the block's start stored below it.
+            let block = if layout.align() <= POOL_ALIGNMENT { ptr } else { handed_out };
+            // SAFETY: a registered block, `pool_allocate` returned it for this layout (the
             // caller's promise), freed once (unregistered above).
-            unsafe { pool_free(ptr, layout) };
+            unsafe { pool_free(block, layout) };
         } else {
             // SAFETY: not the pool's, so `System`'s, with this layout (the caller's promise).
             unsafe { System.dealloc(ptr, layout) };
@@ -178,7 +203,7 @@ unsafe impl GlobalAlloc for DriverHeap {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let owned_by_driver = is_pool_block(ptr);
-        if !owned_by_driver && !(in_driver_code() && !in_registry()) {
+        if !owned_by_driver && !for_the_driver() {
             // SAFETY: `System`'s block of this layout; the caller's promises about `new_size`.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
