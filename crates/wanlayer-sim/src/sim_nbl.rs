@@ -82,6 +82,11 @@ impl SimChain {
         Self::default()
     }
 
+    /// An empty chain with room for `packets` packets.
+    pub fn with_capacity(packets: usize) -> Self {
+        Self(VecDeque::with_capacity(packets))
+    }
+
     /// Number of packets.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -167,6 +172,7 @@ mod tests {
         assert_eq!(PacketChain::pop_front(&mut chain).map(|p| p.id()), Some(PacketId(1)));
         assert_eq!(chain.pop().map(|p| p.id()), Some(PacketId(2)));
         assert_eq!(chain.len(), 1);
+        assert!(SimChain::with_capacity(4).is_empty());
         assert!(!PacketChain::is_empty(&chain));
     }
 

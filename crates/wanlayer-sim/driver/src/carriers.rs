@@ -196,7 +196,7 @@ impl Carriers {
     /// Links `chain`'s packets into an NBL chain the driver is given; returns its head (null for
     /// an empty chain) and the NBLs in order.
     pub fn give(&mut self, hal: &SimHal, mut chain: SimChain) -> (*mut NetBufferList, Vec<usize>) {
-        let mut order = Vec::new();
+        let mut order = Vec::with_capacity(chain.len());
         while let Some(packet) = chain.pop() {
             let nbl = match self.by_packet.get(&packet.id()) {
                 Some(&nbl) => nbl,
@@ -235,7 +235,7 @@ impl Carriers {
     /// set it. A driver NBL seen for the first time is entered in the ledger as the filter's
     /// allocation; an NBL the driver does not hold is reported and left out.
     pub fn take(&mut self, hal: &SimHal, module: ModuleId, nbls: &[usize], api: &str) -> SimChain {
-        let mut chain = SimChain::new();
+        let mut chain = SimChain::with_capacity(nbls.len());
         for &nbl in nbls {
             let pointer = ptr::with_exposed_provenance_mut::<NetBufferList>(nbl);
             let known = self.entries.get_mut(&nbl).and_then(|entry| entry.packet.take());
