@@ -14,7 +14,7 @@
 //!   future's request is cancelled and its slot freed only once the kernel completed it (the
 //!   state machine is [`crate::overlapped`], tested on every host; the Windows calls around it are
 //!   compile-checked only);
-//! * [`SimOverlapped`] (feature `simulator`): a handle of the driver's control device in a
+//! * `SimOverlapped` (feature `simulator`, hosts other than Windows): a handle of the driver's control device in a
 //!   simulated server. Time is virtual: a read waiting for the world polls it forward — one step
 //!   of the server's script per poll, asking to be polled again — and once the script is done it
 //!   stays pending (an executor with nothing else to run then stops; dropping the future cancels

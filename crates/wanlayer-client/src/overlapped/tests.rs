@@ -11,15 +11,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
-use wanlayer_proto::ioctl::{IOCTL_DIVERT_CLOSE, IOCTL_DIVERT_OPEN, IOCTL_DIVERT_READ};
+use wanlayer_proto::ioctl::{IOCTL_DIVERT_CLOSE, IOCTL_DIVERT_OPEN, IOCTL_DIVERT_READ, IOCTL_READ_EVENTS, IOCTL_SUBSCRIBE_EVENTS};
 use wanlayer_proto::{
     Direction, DivertBatch, DivertBatchRepr, DivertCounters, DivertInfo, DivertInfoRepr, DivertMeta, DivertPacket, DivertPacketRepr,
-    ReadRequest, ReadRequestRepr, Status,
+    EventBatch, EventBatchRepr, EventBody, EventKind, EventRecord, EventRecordRepr, ReadRequest, ReadRequestRepr, Status, Subscription,
+    SubscriptionRepr,
 };
 
 use super::*;
 use crate::divert::{compile_filter, DivertConfig};
 use crate::divert_async::AsyncDivert;
+use crate::events_async::AsyncEvents;
 
 /// What the fake system writes into a request's record when it completes it.
 #[derive(Default)]
@@ -353,6 +355,11 @@ impl Transport for FakeTransport {
                 Ok(DivertInfo::<&[u8]>::LEN)
             }
             IOCTL_DIVERT_CLOSE => Ok(0),
+            IOCTL_SUBSCRIBE_EVENTS => {
+                let subscription = SubscriptionRepr { capacity: 8, mask: EventKind::ALL_MASK, next_sequence: 5 };
+                subscription.emit(&mut Subscription::new_unchecked(&mut output[..Subscription::<&[u8]>::LEN]))?;
+                Ok(Subscription::<&[u8]>::LEN)
+            }
             _ => Err(ClientError::Driver(Status::InvalidDeviceRequest)),
         }
     }
@@ -431,5 +438,46 @@ fn an_async_divert_read_dropped_in_flight_is_cancelled_and_the_next_read_gets_th
     assert_eq!((packets.len(), packets[0].frame, packets[0].ticket().serial), (1, &b"frame"[..], 9));
     assert_eq!(batch.counters().diverted, 1);
     divert.close().unwrap();
+    assert_eq!(registry.in_flight(), 0);
+}
+
+/// A `READ_EVENTS` answer: a module paused, as event `sequence`, for each of `sequences`.
+fn paused_events(sequences: &[u64]) -> Vec<u8> {
+    let repr = EventBatchRepr { count: sequences.len() as u32, lost: 0 };
+    let mut answer = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut EventBatch::new_unchecked(&mut answer[..])).unwrap();
+    for (record, &sequence) in answer[EventBatch::<&[u8]>::LEN..].chunks_exact_mut(EventRecord::<&[u8]>::LEN).zip(sequences) {
+        let event = EventRecordRepr { sequence, time_ns: 1, module: 0x0001_0000, body: EventBody::ModulePaused };
+        event.emit(&mut EventRecord::new_unchecked(record)).unwrap();
+    }
+    answer
+}
+
+#[test]
+fn an_event_read_outlives_its_dropped_future_and_is_cancelled_with_the_subscription() {
+    let registry = registry();
+    let mut events = AsyncEvents::subscribe(FakeTransport { registry: Arc::clone(&registry) }, 8, EventKind::ALL_MASK).unwrap();
+    assert_eq!(events.subscription().next_sequence, 5);
+    let (wakes, waker) = waker();
+    let mut context = Context::from_waker(&waker);
+    assert!(pin!(events.next_event()).poll(&mut context).is_pending(), "nothing yet: the read pends, its future is dropped");
+    assert!(cancelled(&registry).is_empty(), "a dropped future leaves the read in flight");
+    assert_eq!(held(&registry, 0).code, IOCTL_READ_EVENTS);
+    let answer = paused_events(&[5, 6]);
+    assert!(kernel_completes(&registry, 0, &answer, Ok(answer.len())));
+    assert_eq!(woken(&wakes), 1, "the waker of the dropped future's poll: the subscription's read");
+    let sequences: Vec<u64> = (0..2)
+        .map(|_| match pin!(events.next_event()).poll(&mut context) {
+            Poll::Ready(event) => event.unwrap().sequence,
+            Poll::Pending => panic!("read"),
+        })
+        .collect();
+    assert_eq!(sequences, [5, 6], "both events of the batch, in order, from one read");
+    assert!(pin!(events.next_event()).poll(&mut context).is_pending());
+    assert_eq!(registry.os().held.lock().unwrap().len(), 2, "a second read in flight");
+    let second = held(&registry, 1);
+    drop(events);
+    assert_eq!(cancelled(&registry), [second.record.addr()], "dropping the subscription cancels its read");
+    assert!(kernel_completes(&registry, 1, &[], Err(ClientError::Driver(Status::Cancelled))));
     assert_eq!(registry.in_flight(), 0);
 }
