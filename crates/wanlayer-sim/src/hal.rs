@@ -21,7 +21,7 @@ use crate::edge::{Edge, Irql, NdisState};
 use crate::faults::{Allocation, FaultPlan, Faults};
 use crate::ledger::{Holder, NotHeld, Origin, PacketRecord};
 use crate::sim_nbl::{PacketId, SimChain, SimPacket};
-use crate::trace::{FrameLine, TraceEvent, TraceText};
+use crate::trace::{TraceEvent, TraceText};
 use crate::verifier::{Rule, Verifier};
 use crate::world::{Deferred, Delivered, Delivery, PauseTrack, PoolUsage, SendCompletion, SimConfig, World, WorldState};
 
@@ -595,8 +595,7 @@ impl PacketIo for SimHal {
                     let detail = format!("{API}: {} was lent with the resources flag and is passed up without it", packet.id);
                     state.violate(Rule::LentPacketKept, Some(module), Some(packet.id), detail);
                 }
-                let note = if resources { "resources" } else { "" };
-                let text = TraceText::Frame { line: FrameLine::new(&packet.frame), note };
+                let text = TraceText::indicated_frame(&packet.frame, resources);
                 state.trace_data(Some(edge), TraceEvent::IndicateUp, Some(packet.id), text);
                 let now = state.now;
                 if let Some(e) = state.edge(edge) {

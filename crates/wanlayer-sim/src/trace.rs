@@ -9,7 +9,7 @@
 use std::fmt;
 
 use wanlayer_core::hal::{Level, Timestamp};
-use wanlayer_core::wire::{self, FrameSummary, IpAddress, IpProtocol};
+use wanlayer_core::wire::{self, FrameSummary, IpAddress, IpProtocol, IpSummary, Ipv4Address, Ports};
 use wanlayer_core::NdisStatus;
 
 use crate::edge::Edge;
@@ -107,26 +107,38 @@ impl TraceEvent {
 
 /// What a trace record says besides its event: text written when it was recorded, or data
 /// written out only when the record is printed.
+///
+/// Kept small (the trace holds several records for every packet the simulator moves): an IPv4
+/// frame's summary in place, any other frame's boxed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraceText {
     /// Text (a status, a message; empty for nothing).
     Written(String),
-    /// A frame's one-line description ([`describe_frame`]), followed by a note when there is one
-    /// (`resources` for a receive indicated with the resources flag).
-    Frame {
-        /// The frame's description.
-        line: FrameLine,
-        /// What follows it ("" for nothing).
-        note: &'static str,
-    },
+    /// An IPv4 frame's description.
+    Ipv4Frame(Ipv4Line),
+    /// Any other frame's description.
+    Frame(Box<FrameLine>),
     /// A completion status.
     Status(NdisStatus),
 }
 
 impl TraceText {
-    /// A frame's description.
+    /// A frame's description ([`describe_frame`]).
     pub fn frame(frame: &[u8]) -> Self {
-        TraceText::Frame { line: FrameLine::new(frame), note: "" }
+        Self::indicated_frame(frame, false)
+    }
+
+    /// A frame's description, followed by `resources` when it was indicated with the resources
+    /// flag.
+    pub fn indicated_frame(frame: &[u8], resources: bool) -> Self {
+        let line = FrameLine::new(frame);
+        let ip = line.summary.ok().and_then(|summary| summary.ip);
+        match (ip, u32::try_from(line.len)) {
+            (Some(IpSummary { src_addr: IpAddress::Ipv4(src), dst_addr: IpAddress::Ipv4(dst), protocol, is_fragment, ports }), Ok(len)) => {
+                TraceText::Ipv4Frame(Ipv4Line { len, src, dst, protocol, is_fragment, ports, resources })
+            }
+            _ => TraceText::Frame(Box::new(FrameLine { resources, ..line })),
+        }
     }
 
     /// True when it says nothing.
@@ -151,8 +163,8 @@ impl fmt::Display for TraceText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TraceText::Written(text) => f.write_str(text),
-            TraceText::Frame { line, note: "" } => write!(f, "{line}"),
-            TraceText::Frame { line, note } => write!(f, "{line} {note}"),
+            TraceText::Ipv4Frame(line) => write!(f, "{line}"),
+            TraceText::Frame(line) => write!(f, "{line}"),
             TraceText::Status(status) => write!(f, "{status}"),
         }
     }
@@ -192,53 +204,93 @@ impl fmt::Display for TraceRecord {
 }
 
 /// What [`describe_frame`] says about a frame, kept as its length and parsed summary and written
-/// out when printed.
+/// out when printed; then `resources` when it was indicated with the resources flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameLine {
     len: usize,
     summary: Result<FrameSummary, wire::Error>,
+    resources: bool,
 }
 
 impl FrameLine {
     /// Reads `frame`'s summary. Never panics, whatever the bytes.
     pub fn new(frame: &[u8]) -> Self {
-        Self { len: frame.len(), summary: FrameSummary::parse(frame) }
+        Self { len: frame.len(), summary: FrameSummary::parse(frame), resources: false }
     }
 }
 
 impl fmt::Display for FrameLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let len = self.len;
-        let summary = match &self.summary {
-            Ok(summary) => summary,
-            Err(error) => return write!(f, "{len} B ({error})"),
-        };
-        let Some(ip) = summary.ip else {
-            return write!(f, "{len} B {} → {} EtherType 0x{:04x}", summary.src_mac, summary.dst_mac, u16::from(summary.ethertype));
-        };
-        let (version, open, close) = match ip.src_addr {
-            IpAddress::Ipv4(_) => ("IPv4", "", ""),
-            IpAddress::Ipv6(_) => ("IPv6", "[", "]"),
-        };
-        write!(f, "{len} B {version} ")?;
-        match ip.protocol {
-            IpProtocol::Tcp => f.write_str("TCP")?,
-            IpProtocol::Udp => f.write_str("UDP")?,
-            other => write!(f, "{other:?}")?,
+        match &self.summary {
+            Err(error) => write!(f, "{len} B ({error})")?,
+            Ok(summary) => match &summary.ip {
+                None => write!(f, "{len} B {} → {} EtherType 0x{:04x}", summary.src_mac, summary.dst_mac, u16::from(summary.ethertype))?,
+                Some(ip) => write_ip_line(f, len, ip)?,
+            },
         }
-        if ip.is_fragment {
-            f.write_str(" fragment")?;
-        }
-        write!(f, " {open}{}{close}", ip.src_addr)?;
-        if let Some(ports) = ip.ports {
-            write!(f, ":{}", ports.src)?;
-        }
-        write!(f, " → {open}{}{close}", ip.dst_addr)?;
-        if let Some(ports) = ip.ports {
-            write!(f, ":{}", ports.dst)?;
-        }
-        Ok(())
+        write_note(f, self.resources)
     }
+}
+
+/// [`FrameLine`] of an IPv4 frame, in a third of the room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Line {
+    len: u32,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    protocol: IpProtocol,
+    is_fragment: bool,
+    ports: Option<Ports>,
+    resources: bool,
+}
+
+impl fmt::Display for Ipv4Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ip = IpSummary {
+            src_addr: IpAddress::Ipv4(self.src),
+            dst_addr: IpAddress::Ipv4(self.dst),
+            protocol: self.protocol,
+            is_fragment: self.is_fragment,
+            ports: self.ports,
+        };
+        write_ip_line(f, self.len as usize, &ip)?;
+        write_note(f, self.resources)
+    }
+}
+
+/// An IP frame's line: size, version, protocol, addresses and ports.
+fn write_ip_line(f: &mut fmt::Formatter<'_>, len: usize, ip: &IpSummary) -> fmt::Result {
+    let (version, open, close) = match ip.src_addr {
+        IpAddress::Ipv4(_) => ("IPv4", "", ""),
+        IpAddress::Ipv6(_) => ("IPv6", "[", "]"),
+    };
+    write!(f, "{len} B {version} ")?;
+    match ip.protocol {
+        IpProtocol::Tcp => f.write_str("TCP")?,
+        IpProtocol::Udp => f.write_str("UDP")?,
+        other => write!(f, "{other:?}")?,
+    }
+    if ip.is_fragment {
+        f.write_str(" fragment")?;
+    }
+    write!(f, " {open}{}{close}", ip.src_addr)?;
+    if let Some(ports) = ip.ports {
+        write!(f, ":{}", ports.src)?;
+    }
+    write!(f, " → {open}{}{close}", ip.dst_addr)?;
+    if let Some(ports) = ip.ports {
+        write!(f, ":{}", ports.dst)?;
+    }
+    Ok(())
+}
+
+/// ` resources` after a frame indicated with the resources flag.
+fn write_note(f: &mut fmt::Formatter<'_>, resources: bool) -> fmt::Result {
+    if resources {
+        f.write_str(" resources")?;
+    }
+    Ok(())
 }
 
 /// One line about a frame: size, addresses, protocol and ports. Never panics, whatever the bytes.
@@ -298,15 +350,28 @@ mod tests {
         udp[14] = 0x45;
         udp[16..18].copy_from_slice(&28u16.to_be_bytes());
         udp[23] = 17;
+        udp[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        udp[34..36].copy_from_slice(&40_000u16.to_be_bytes());
+        let mut v6 = vec![0u8; 14 + 40];
+        v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        v6[14] = 0x60;
+        v6[20] = 59;
+        v6[37] = 1;
         let record = |text: TraceText| TraceRecord { time: Timestamp(0), edge: None, event: TraceEvent::IndicateUp, packet: None, text };
-        let resources = TraceText::Frame { line: FrameLine::new(&udp), note: "resources" };
-        assert_eq!(record(resources).to_string(), record(format!("{} resources", describe_frame(&udp)).into()).to_string());
-        let plain = TraceText::Frame { line: FrameLine::new(&udp), note: "" };
-        assert_eq!(record(plain).to_string(), record(format!("{} ", describe_frame(&udp)).into()).to_string());
-        assert_eq!(record(TraceText::frame(&[1, 2])).to_string(), record("2 B (truncated packet)".into()).to_string());
+        // What the simulator wrote at once before: the description, then " resources" or " ".
+        for frame in [&udp[..], &v6[..], &[1, 2][..], &[0; 14][..]] {
+            for (resources, note) in [(true, "resources"), (false, "")] {
+                let at_once = record(format!("{} {note}", describe_frame(frame)).into()).to_string();
+                assert_eq!(record(TraceText::indicated_frame(frame, resources)).to_string(), at_once);
+            }
+            assert_eq!(record(TraceText::frame(frame)).to_string(), record(describe_frame(frame).into()).to_string());
+        }
+        assert!(matches!(TraceText::frame(&udp), TraceText::Ipv4Frame(_)) && matches!(TraceText::frame(&v6), TraceText::Frame(_)));
+        assert!(describe_frame(&v6).starts_with("54 B IPv6 ") && describe_frame(&udp).ends_with("10.0.0.1:40000 → 0.0.0.0:0"));
         let status = TraceText::Status(NdisStatus::SUCCESS);
         assert_eq!(record(status).to_string(), record(NdisStatus::SUCCESS.to_string().into()).to_string());
         assert!(TraceText::from(String::new()).is_empty() && !TraceText::frame(&[]).is_empty());
+        assert!(size_of::<TraceText>() <= 32, "{} bytes", size_of::<TraceText>());
     }
 
     #[test]

@@ -116,10 +116,12 @@ struct Counts {
 
 /// (wall, on-CPU) packets per second.
 fn packets_per_second(binary: &PathBuf, transport: &str, batch: u32) -> Result<(f64, f64), String> {
+    // Enough packets for about a second of CPU time: the thread's CPU time is read in ticks of
+    // 10 ms.
     let packets = match (transport, batch) {
         ("engine", _) => WALL_PACKETS * 16,
-        (_, 1) => WALL_PACKETS / 16,
-        _ => WALL_PACKETS / 4,
+        (_, 1) => WALL_PACKETS,
+        _ => WALL_PACKETS * 2,
     };
     let output = Command::new(binary)
         .args(["pps", transport, &batch.to_string(), &packets.to_string()])
