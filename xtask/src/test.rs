@@ -86,7 +86,8 @@ pub fn run() -> Result<(), String> {
     let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;
     println!("xtask: {scenarios} scenarios ran against the driver's own handlers");
     // The simulator with the driver in the loop under Miri too, bounded to the scenarios written for
-    // it (wanlayer-sim-driver's, tests/tests/driver.rs) and the provider interface's
+    // it (wanlayer-sim-driver's, with the driver's heap in the model's pool, tests/heap.rs;
+    // tests/tests/driver.rs) and the provider interface's
     // (tests/tests/provider.rs: a vendor's IoGetDeviceObjectPointer and internal device control
     // IRP through the SDK's kernel client, the driver's table; exposed provenance, like the
     // translation, so not in the strict-provenance suites): the translation's NBLs and MDLs, the
@@ -97,8 +98,8 @@ pub fn run() -> Result<(), String> {
     run_command(
         "cargo",
         &[
-            "+nightly", "miri", "test", "-p", "wanlayer-sim-driver", "--test", "scenarios", "-p", "wanlayer-tests", "--test", "driver",
-            "--test", "provider", "--target-dir", &miri_target_dir, "--", "--skip", "lent_chain",
+            "+nightly", "miri", "test", "-p", "wanlayer-sim-driver", "--test", "scenarios", "--test", "heap", "-p", "wanlayer-tests",
+            "--test", "driver", "--test", "provider", "--target-dir", &miri_target_dir, "--", "--skip", "lent_chain",
         ],
     )?;
     let sweep = low_resources_sweep(&driver_manifest, &driver_target_dir)?;

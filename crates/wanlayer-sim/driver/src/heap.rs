@@ -35,7 +35,7 @@
 //!
 //! # Re-entrancy
 //! The model's pool takes its blocks from the global allocator — this one — while the model's
-//! code runs, so they are [`System`]'s. The registry (a set behind a mutex) allocates too: while
+//! code runs, so they are [`System`]'s. The registry (a map behind a mutex) allocates too: while
 //! this thread holds it, every allocation and free is [`System`]'s without looking at the
 //! registry. The thread-local flags have no destructor, so they are readable while a thread ends.
 //! Nothing here needs native code beyond [`System`] (Miri runs it).
