@@ -38,7 +38,10 @@
 //! code runs, so they are [`System`]'s. The registry (a map behind a mutex) allocates too: while
 //! this thread holds it, every allocation and free is [`System`]'s without looking at the
 //! registry. The thread-local flags have no destructor, so they are readable while a thread ends.
-//! Nothing here needs native code beyond [`System`] (Miri runs it).
+//! Nothing here needs native code beyond [`System`] (Miri runs it). Miri's borrow models refuse
+//! one thing the driver's allocator does, not this router: freeing a block aligned beyond pool's
+//! 16 bytes while it is a protected function argument (`drop(boxed)`), because the allocator
+//! frees the pool block that begins below it (rust-lang/miri#2104).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
