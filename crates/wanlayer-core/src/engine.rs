@@ -24,6 +24,7 @@ use crate::ndis_status::NdisStatus;
 use crate::rules::RulesState;
 use crate::stats::DropReason;
 use crate::wire::{EtherType, MacAddress};
+use once_cell::race::OnceBox;
 
 /// The smallest IPv4 MTU (RFC 791): hooks cannot lower an IPv4 link below it.
 const MIN_IPV4_TOTAL_SIZE: u32 = 68;
@@ -50,12 +51,16 @@ impl Default for EngineConfig {
 pub enum AttachError {
     /// Every module slot is in use.
     NoFreeSlot,
+    /// No memory for the slot's per-processor structures (its first attach makes them); counted
+    /// in [`Engine::attaches_refused`].
+    OutOfMemory,
 }
 
 impl fmt::Display for AttachError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AttachError::NoFreeSlot => f.write_str("every filter module slot is in use"),
+            AttachError::OutOfMemory => f.write_str("no memory for the module slot's per-processor structures"),
         }
     }
 }
@@ -106,10 +111,17 @@ impl fmt::Display for RemoveHookError {
     }
 }
 
+/// A module slot's structures, made at the slot's first attach and kept for the slot's later
+/// attaches until the engine is dropped (see [`Engine::attach`]).
+pub(crate) type SlotCell<H> = OnceBox<[ModuleSlot<H>; 1]>;
+
 /// The engine: every filter module, the hook chain, the event queue and the control surface.
 pub struct Engine<H: Hal> {
     pub(crate) hal: H,
-    pub(crate) modules: Vec<ModuleSlot<H>>,
+    pub(crate) modules: Vec<SlotCell<H>>,
+    /// What one slot's structures charge to [`Pool::Engine`] when its first attach makes them.
+    slot_bytes: usize,
+    attaches_refused: AtomicU64,
     pub(crate) hooks: HookRegistry<H::ReadMostly<Registry>>,
     pub(crate) hook_slots: Box<[HookSlot; MAX_HOOKS]>,
     events: H::Lock<EventQueue>,
@@ -127,10 +139,12 @@ impl<H: Hal> Engine<H> {
     /// `PASSIVE_LEVEL` (driver entry).
     ///
     /// # Errors
-    /// [`OutOfMemory`] when the tables cannot be allocated; nothing stays charged.
+    /// [`OutOfMemory`] when the tables cannot be allocated; nothing stays charged. A module slot's
+    /// own structures (its lock-protected core, its per-processor gate and link-table lock) are
+    /// made by its first attach, not here.
     pub fn new(hal: H, config: EngineConfig) -> Result<Self, OutOfMemory> {
-        let gate_bytes = ModuleGate::bytes(hal.processor_count());
-        let charged = config.max_modules * (size_of::<ModuleSlot<H>>() + gate_bytes)
+        let slot_bytes = size_of::<[ModuleSlot<H>; 1]>() + ModuleGate::bytes(hal.processor_count());
+        let charged = config.max_modules * size_of::<SlotCell<H>>()
             + Registry::ROOM_BYTES
             + size_of::<[HookSlot; MAX_HOOKS]>()
             + MAX_HOOKS * HookSlot::SHARD_BYTES;
@@ -158,6 +172,8 @@ impl<H: Hal> Engine<H> {
             control: ControlState::new(&hal),
             rules: RulesState::new(&hal),
             modules,
+            slot_bytes,
+            attaches_refused: AtomicU64::new(0),
             next_link_id: AtomicU64::new(1),
             next_ticket: AtomicU64::new(1),
             charged,
@@ -168,22 +184,10 @@ impl<H: Hal> Engine<H> {
     /// The engine's tables, allocated on the heap so the engine itself stays small (kernel stack
     /// frames must stay under 4 KiB).
     #[allow(clippy::type_complexity)]
-    fn tables(
-        hal: &H,
-        config: EngineConfig,
-    ) -> Result<(Vec<ModuleSlot<H>>, Registry, Box<[HookSlot; MAX_HOOKS]>, EventQueue), OutOfMemory> {
+    fn tables(hal: &H, config: EngineConfig) -> Result<(Vec<SlotCell<H>>, Registry, Box<[HookSlot; MAX_HOOKS]>, EventQueue), OutOfMemory> {
         let mut modules = Vec::new();
         modules.try_reserve_exact(config.max_modules).map_err(|_| OutOfMemory)?;
-        for _ in 0..config.max_modules {
-            let slot = ModuleSlot {
-                core: hal.new_lock(ModuleCore::vacant()),
-                links: hal.new_read_mostly(LinkTable::default())?,
-                gate: ModuleGate::new(hal.processor_count())?,
-                counters: ModuleCounters::default(),
-            };
-            // Within the capacity reserved above.
-            crate::memory::push_within_capacity(&mut modules, slot).map_err(|_| OutOfMemory)?;
-        }
+        crate::memory::fill_within_capacity(&mut modules, config.max_modules, OnceBox::new)?;
         let registry = Registry::with_room()?;
         let mut hook_slots = Vec::new();
         hook_slots.try_reserve_exact(MAX_HOOKS).map_err(|_| OutOfMemory)?;
@@ -201,8 +205,54 @@ impl<H: Hal> Engine<H> {
         &self.hal
     }
 
+    /// The slot of `module`, if its structures were made (one acquire load: the release store
+    /// that published them happened before the module could be named to the engine).
     pub(crate) fn slot(&self, module: ModuleId) -> Option<&ModuleSlot<H>> {
-        self.modules.get(usize::from(module.slot()))
+        self.modules.get(usize::from(module.slot()))?.get().map(|[slot]| slot)
+    }
+
+    /// Every slot whose structures were made (attached now or before), with its index.
+    pub(crate) fn made_slots(&self) -> impl Iterator<Item = (usize, &ModuleSlot<H>)> {
+        self.modules.iter().enumerate().filter_map(|(index, cell)| cell.get().map(|[slot]| (index, slot)))
+    }
+
+    /// Attaches refused for want of memory for a slot's structures.
+    pub fn attaches_refused(&self) -> u64 {
+        self.attaches_refused.load(Ordering::Relaxed)
+    }
+
+    /// The structures of slot `cell`: made now if this is its first attach, charged to
+    /// [`Pool::Engine`]; on failure nothing stays allocated or charged.
+    ///
+    /// # IRQL
+    /// `PASSIVE_LEVEL`.
+    fn make_slot<'a>(&self, cell: &'a SlotCell<H>) -> Result<&'a ModuleSlot<H>, OutOfMemory> {
+        if let Some([slot]) = cell.get() {
+            return Ok(slot);
+        }
+        self.hal.try_charge(Pool::Engine, self.slot_bytes)?;
+        let made = ModuleGate::new(self.hal.processor_count()).and_then(|gate| {
+            let links = self.hal.new_read_mostly(LinkTable::default())?;
+            crate::memory::try_box(ModuleSlot {
+                core: self.hal.new_lock(ModuleCore::vacant()),
+                links,
+                gate,
+                counters: ModuleCounters::default(),
+            })
+        });
+        match made {
+            // Published with a release store; a racing attach that published first keeps its own.
+            Ok(slot) => {
+                if cell.set(slot).is_err() {
+                    self.hal.release(Pool::Engine, self.slot_bytes);
+                }
+            }
+            Err(error) => {
+                self.hal.release(Pool::Engine, self.slot_bytes);
+                return Err(error);
+            }
+        }
+        cell.get().map(|[slot]| slot).ok_or(OutOfMemory)
     }
 
     /// Records an event in the engine's own queue and publishes it to the control device's
@@ -238,11 +288,29 @@ impl<H: Hal> Engine<H> {
     /// # IRQL
     /// `PASSIVE_LEVEL`.
     ///
+    /// A slot's structures (its core, per-processor gate and link-table lock) are made by its first
+    /// attach and kept, not freed, when the module detaches: the data path reads them with no lock
+    /// and no reference count, so freeing them would need a grace period after which no processor
+    /// can still be inside a call that named the old module; kept, a later attach to the slot
+    /// (slots are taken lowest first) reuses them, and what stays allocated is bounded by the most
+    /// modules attached at once.
+    ///
     /// # Errors
-    /// [`AttachError::NoFreeSlot`] when [`EngineConfig::max_modules`] modules are attached.
+    /// [`AttachError::NoFreeSlot`] when [`EngineConfig::max_modules`] modules are attached;
+    /// [`AttachError::OutOfMemory`] when the free slot's structures cannot be made (nothing stays
+    /// allocated or charged; counted in [`Engine::attaches_refused`]).
     pub fn attach(&self, params: AttachParams) -> Result<ModuleId, AttachError> {
-        let claimed = self.modules.iter().enumerate().find_map(|(index, slot)| {
-            slot.core.with(|core| {
+        let mut claimed = None;
+        for (index, cell) in self.modules.iter().enumerate() {
+            let slot = match self.make_slot(cell) {
+                Ok(slot) => slot,
+                Err(OutOfMemory) => {
+                    self.attaches_refused.fetch_add(1, Ordering::Relaxed);
+                    self.hal.log(Level::Warning, format_args!("attach refused: no memory for module slot {index}"));
+                    return Err(AttachError::OutOfMemory);
+                }
+            };
+            claimed = slot.core.with(|core| {
                 if core.state != ModuleState::Detached {
                     return None;
                 }
@@ -255,8 +323,11 @@ impl<H: Hal> Engine<H> {
                 core.if_index = params.if_index;
                 core.state = ModuleState::Attaching;
                 Some((id, slot))
-            })
-        });
+            });
+            if claimed.is_some() {
+                break;
+            }
+        }
         let (id, slot) = claimed.ok_or(AttachError::NoFreeSlot)?;
         slot.counters.reset();
         slot.gate.reset_traffic();
@@ -555,7 +626,7 @@ impl<H: Hal> Engine<H> {
         let registered = self.hooks.with(|registry| registry.remove(id)).ok_or(RemoveHookError::UnknownHook(id))?;
         let slot = &self.hook_slots[usize::from(id.slot)];
         self.hal.wait_until(&|| slot.is_idle());
-        for module_slot in &self.modules {
+        for (_, module_slot) in self.made_slots() {
             let module = module_slot.core.with(|core| core.id);
             let mut batch = [0u64; 64];
             loop {
@@ -624,7 +695,7 @@ impl<H: Hal> Engine<H> {
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
     pub fn modules(&self) -> impl Iterator<Item = ModuleInfo> + '_ {
-        self.modules.iter().filter_map(|slot| {
+        self.made_slots().filter_map(|(_, slot)| {
             slot.core.with(|core| {
                 (core.state != ModuleState::Detached).then(|| core.info(slot.gate.packets_in_flight(), slot.links.read(LinkTable::len)))
             })
@@ -671,7 +742,7 @@ impl<H: Hal> Engine<H> {
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
     pub fn reset_counters(&self) {
-        for slot in &self.modules {
+        for (_, slot) in self.made_slots() {
             slot.counters.reset();
             slot.gate.reset_traffic();
             slot.links.read(|links| links.iter().for_each(Link::reset_counters));
@@ -686,7 +757,7 @@ impl<H: Hal> Engine<H> {
     /// `<= DISPATCH_LEVEL`.
     pub fn find_link<R>(&self, id: LinkId, read: impl FnOnce(ModuleId, &Link) -> R) -> Option<R> {
         let mut read = Some(read);
-        for slot in &self.modules {
+        for (_, slot) in self.made_slots() {
             let found = slot.core.with(|core| {
                 if core.state == ModuleState::Detached {
                     return None;
@@ -770,7 +841,7 @@ impl<H: Hal> Engine<H> {
 
 impl<H: Hal> Drop for Engine<H> {
     fn drop(&mut self) {
-        self.hal.release(Pool::Engine, self.charged);
+        self.hal.release(Pool::Engine, self.charged + self.made_slots().count() * self.slot_bytes);
         self.events.with(|events| events.release(&self.hal));
         self.control.release(&self.hal);
         self.rules.release(&self.hal);

@@ -1,7 +1,9 @@
 //! WAN links: what `NDIS_STATUS_WAN_LINE_UP` / `LINE_DOWN` say, and the table of live links.
 
 use alloc::boxed::Box;
+use alloc::collections::BinaryHeap;
 use alloc::vec::Vec;
+use core::cmp::{Ordering, Reverse};
 use core::fmt;
 use core::mem::size_of;
 
@@ -265,7 +267,12 @@ pub struct CompletedLineUp {
 /// The table is split into [`LINK_SHARDS`] hash maps picked by the address, so that growing one
 /// (a rehash, under the module's lock) moves at most a shard's share of the links: a line up at
 /// 100k links rehashes a few hundred entries, not 100k. Every byte is charged to [`Pool::Link`]:
-/// each link's entry and buffers, the shard array, and each shard's bucket array as it grows.
+/// each link's entry and buffers, the shard array, and each shard's bucket array and id order as
+/// they grow.
+///
+/// Each shard also keeps its links' addresses in ascending link id (appended at line up: ids only
+/// grow, and a table's line ups are serialised by its lock), so that `LIST_LINKS` resumes after a
+/// link id with a binary search a shard ([`LinkPager`]) instead of a scan of every link.
 pub struct LinkTable {
     /// Empty until the first line up (a vacant module allocates nothing).
     shards: Vec<LinkShard>,
@@ -278,8 +285,58 @@ pub struct LinkTable {
 /// the room a hash table keeps free costs 16 bytes a bucket, not a whole link.
 type LinkBox = Box<[Link; 1]>;
 
-/// One shard of a [`LinkTable`].
-type LinkShard = hashbrown::HashMap<MacAddress, LinkBox, AddressHasher>;
+/// One shard of a [`LinkTable`]: its links by address, and their addresses in ascending link id.
+#[derive(Debug, Default)]
+struct LinkShard {
+    by_address: hashbrown::HashMap<MacAddress, LinkBox, AddressHasher>,
+    /// Every address of `by_address`, in ascending link id.
+    by_id: Vec<MacAddress>,
+}
+
+impl LinkShard {
+    /// The id of the link at `remote` (`u64::MAX` if none: the two views are kept equal, so only
+    /// a broken invariant reads it).
+    fn id_at(&self, remote: &MacAddress) -> u64 {
+        self.by_address.get(remote).map_or(u64::MAX, |link| link[0].summary.id.0)
+    }
+
+    /// The position in `by_id` of the first link with an id above `after`.
+    fn first_above(&self, after: u64, examined: &mut usize) -> usize {
+        self.by_id.partition_point(|remote| {
+            *examined += 1;
+            self.id_at(remote) <= after
+        })
+    }
+
+    /// The position of `remote` in `by_id`, whose link has identity `id`.
+    fn position(&self, remote: &MacAddress, id: LinkId) -> Option<usize> {
+        let mut examined = 0;
+        let at = self.first_above(id.0.saturating_sub(1), &mut examined);
+        match self.by_id.get(at) {
+            Some(found) if found == remote => Some(at),
+            _ => self.by_id.iter().position(|found| found == remote),
+        }
+    }
+
+    /// The most a new link can make this shard grow by: a doubling of its buckets and of its id
+    /// order when they are full.
+    fn growth_bound(&self) -> usize {
+        let buckets = match self.by_address.len() < self.by_address.capacity() {
+            true => 0,
+            false => (2 * self.by_address.allocation_size()).max(bucket_bytes(MIN_BUCKETS, size_of::<(MacAddress, LinkBox)>())),
+        };
+        let order = match self.by_id.len() < self.by_id.capacity() {
+            true => 0,
+            false => (2 * self.by_id.capacity()).max(MIN_ORDER) * size_of::<MacAddress>(),
+        };
+        buckets + order
+    }
+
+    /// Bytes of the shard's own allocations (buckets and id order).
+    fn allocation_size(&self) -> usize {
+        self.by_address.allocation_size() + self.by_id.capacity() * size_of::<MacAddress>()
+    }
+}
 
 /// Hashes a link's address within its shard: the six bytes as one word and a folded multiply, a
 /// few instructions where the engine's general hasher takes its slice path (every packet pays
@@ -322,6 +379,8 @@ pub const LINK_SHARDS: usize = 256;
 
 /// The buckets of a `hashbrown` table's first allocation.
 const MIN_BUCKETS: usize = 4;
+/// The entries of a shard's id order's first allocation (`Vec`'s for 6-byte items).
+const MIN_ORDER: usize = 4;
 
 /// The bytes a `hashbrown` bucket array of `buckets` entries of `entry` bytes allocates (a control
 /// byte each, one group of trailing control bytes, alignment).
@@ -355,10 +414,10 @@ impl LinkTable {
     }
     /// The link NdisWan addresses as `remote`.
     pub fn get(&self, remote: &MacAddress) -> Option<&Link> {
-        self.shards.get(shard_of(remote))?.get(remote).map(|link| &link[0])
+        self.shards.get(shard_of(remote))?.by_address.get(remote).map(|link| &link[0])
     }
     fn get_mut(&mut self, remote: &MacAddress) -> Option<&mut Link> {
-        self.shards.get_mut(shard_of(remote))?.get_mut(remote).map(|link| &mut link[0])
+        self.shards.get_mut(shard_of(remote))?.by_address.get_mut(remote).map(|link| &mut link[0])
     }
     /// The link with identity `id` (a scan: for tools, not the data path).
     pub fn get_by_id(&self, id: LinkId) -> Option<&Link> {
@@ -366,17 +425,15 @@ impl LinkTable {
     }
     /// Every live link, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Link> {
-        self.shards.iter().flat_map(|shard| shard.values()).map(|link| &link[0])
+        self.shards.iter().flat_map(|shard| shard.by_address.values()).map(|link| &link[0])
     }
 
     /// The most a new link at `remote` can make the table grow by: the shard array on the first
-    /// line up, and a doubling of the shard's buckets when it is full.
+    /// line up, and a doubling of the shard's buckets and id order when they are full.
     fn growth_bound(&self, remote: &MacAddress) -> usize {
-        let first = bucket_bytes(MIN_BUCKETS, size_of::<(MacAddress, LinkBox)>());
         match self.shards.get(shard_of(remote)) {
-            None => LINK_SHARDS * size_of::<LinkShard>() + first,
-            Some(shard) if shard.len() < shard.capacity() => 0,
-            Some(shard) => (2 * shard.allocation_size()).max(first),
+            None => LINK_SHARDS * size_of::<LinkShard>() + LinkShard::default().growth_bound(),
+            Some(shard) => shard.growth_bound(),
         }
     }
 
@@ -397,7 +454,10 @@ impl LinkTable {
         let result = match self.shards.get_mut(shard_of(remote)) {
             Some(shard) => {
                 let before = shard.allocation_size();
-                let reserved = shard.try_reserve(1).map_err(|_| OutOfMemory);
+                let reserved = match shard.by_address.try_reserve(1) {
+                    Ok(()) => shard.by_id.try_reserve(1).map_err(|_| OutOfMemory),
+                    Err(_) => Err(OutOfMemory),
+                };
                 grown += shard.allocation_size().saturating_sub(before);
                 reserved
             }
@@ -495,7 +555,13 @@ impl LinkTable {
         };
         if let Some(shard) = self.shards.get_mut(shard_of(&line_up.remote_address)) {
             // Within the room `grow_for` reserved.
-            if crate::memory::map_insert_within_capacity(shard, line_up.remote_address, link).is_err() {
+            if crate::memory::map_insert_within_capacity(&mut shard.by_address, line_up.remote_address, link).is_err() {
+                memory.release(Pool::Link, entry);
+                return Err(OutOfMemory);
+            }
+            // Within the room `grow_for` reserved; the new id is the table's largest.
+            if crate::memory::push_within_capacity(&mut shard.by_id, line_up.remote_address).is_err() {
+                shard.by_address.remove(&line_up.remote_address);
                 memory.release(Pool::Link, entry);
                 return Err(OutOfMemory);
             }
@@ -568,7 +634,13 @@ impl LinkTable {
 
     /// Removes the link of `line_down`, releasing its memory. Returns what it was.
     pub fn line_down(&mut self, memory: &impl Memory, line_down: &LineDown) -> Option<LinkSummary> {
-        let [link] = *self.shards.get_mut(shard_of(&line_down.remote_address))?.remove(&line_down.remote_address)?;
+        let shard = self.shards.get_mut(shard_of(&line_down.remote_address))?;
+        let position =
+            shard.by_address.get(&line_down.remote_address).and_then(|link| shard.position(&line_down.remote_address, link[0].id()));
+        let [link] = *shard.by_address.remove(&line_down.remote_address)?;
+        if let Some(position) = position {
+            shard.by_id.remove(position);
+        }
         self.len -= 1;
         memory.release(Pool::Link, link.charged_bytes());
         if self.len == 0 {
@@ -581,9 +653,10 @@ impl LinkTable {
     pub fn clear(&mut self, memory: &impl Memory) -> usize {
         let count = self.len;
         for shard in &mut self.shards {
-            for (_, link) in shard.drain() {
+            for (_, link) in shard.by_address.drain() {
                 memory.release(Pool::Link, link[0].charged_bytes());
             }
+            shard.by_id.clear();
         }
         self.len = 0;
         self.release_table(memory);
@@ -595,6 +668,139 @@ impl LinkTable {
         self.shards = Vec::new();
         memory.release(Pool::Link, self.table_charged);
         self.table_charged = 0;
+    }
+}
+
+/// A link's place in [`LinkPager`]'s walk: its id (the order), the caller's tag of its table, and
+/// where it was found.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkHead {
+    /// The link's identity.
+    pub id: LinkId,
+    /// The tag the caller gave the link's table ([`LinkPager::add_table`]).
+    pub table: u32,
+    /// The link's address (its key in the table).
+    pub remote: MacAddress,
+    shard: u16,
+    /// The link's position in its shard's id order when it was read: a hint, checked before use
+    /// (`u32::MAX` when it does not fit: never a link's).
+    position: u32,
+}
+
+// A shard's index fits [`LinkHead::shard`].
+const _: () = assert!(LINK_SHARDS <= 1 << 16);
+
+impl PartialEq for LinkHead {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for LinkHead {}
+
+impl PartialOrd for LinkHead {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LinkHead {
+    /// By link id (unique in an engine), then table.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.id, self.table).cmp(&(other.id, other.table))
+    }
+}
+
+/// The walk of `LIST_LINKS`: the links of some tables with ids above a cursor, in ascending id,
+/// costing what a page lists plus a binary search a shard, not a scan of every link.
+///
+/// [`Self::add_table`] finds, in each shard of a table, the first link above the cursor (a binary
+/// search of the shard's id order) and keeps it in a heap of at most [`LINK_SHARDS`] heads a
+/// table. [`Self::next`] takes the smallest; once the caller has listed it (or found it gone),
+/// [`Self::advance`] adds the next link of its shard: the position after it when the shard has not
+/// moved (one read), else a binary search. Tables may change between calls (each call runs under
+/// the caller's read of one table): every link that stays in its table from before
+/// [`Self::add_table`] to the end of the walk is met exactly once, in id order; a link that comes
+/// or goes meanwhile may or may not be.
+pub struct LinkPager {
+    heads: BinaryHeap<Reverse<LinkHead>>,
+    after: u64,
+    examined: usize,
+}
+
+impl LinkPager {
+    /// The bytes a pager for `tables` tables allocates.
+    pub fn bytes(tables: usize) -> usize {
+        tables.saturating_mul(LINK_SHARDS * size_of::<Reverse<LinkHead>>())
+    }
+
+    /// A walk of links with ids above `after`, with room for `tables` tables.
+    ///
+    /// # Errors
+    /// [`OutOfMemory`] when the heap of [`Self::bytes`] cannot be allocated.
+    pub fn new(after: u64, tables: usize) -> Result<Self, OutOfMemory> {
+        let mut heads = BinaryHeap::new();
+        heads.try_reserve_exact(tables.saturating_mul(LINK_SHARDS)).map_err(|_| OutOfMemory)?;
+        Ok(Self { heads, after, examined: 0 })
+    }
+
+    /// Entries of the tables read so far (positions of a shard's id order probed, heads read):
+    /// what the walk has cost.
+    pub fn examined(&self) -> usize {
+        self.examined
+    }
+
+    /// True when no link is left to meet.
+    pub fn is_done(&self) -> bool {
+        self.heads.is_empty()
+    }
+
+    /// Adds `table`'s links above the cursor to the walk, tagged `tag`; false (nothing added) when
+    /// the pager has no room left for another table.
+    pub fn add_table(&mut self, tag: u32, table: &LinkTable) -> bool {
+        if self.heads.capacity() - self.heads.len() < LINK_SHARDS {
+            return false;
+        }
+        for (index, shard) in table.shards.iter().enumerate() {
+            let position = shard.first_above(self.after, &mut self.examined);
+            self.add_head(tag, index, shard, position);
+        }
+        true
+    }
+
+    fn add_head(&mut self, table: u32, shard_index: usize, shard: &LinkShard, position: usize) {
+        let Some(remote) = shard.by_id.get(position).copied() else {
+            return;
+        };
+        self.examined += 1;
+        let (shard_index, position) = (shard_index as u16, u32::try_from(position).unwrap_or(u32::MAX));
+        let head = LinkHead { id: LinkId(shard.id_at(&remote)), table, remote, shard: shard_index, position };
+        // At most one head a shard of each table added: within the room reserved.
+        if self.heads.len() < self.heads.capacity() {
+            self.heads.push(Reverse(head));
+        }
+    }
+
+    /// Takes the link with the smallest id left. The caller reads it in its table (under the
+    /// table's read side), where it may be gone, then calls [`Self::advance`].
+    pub fn next(&mut self) -> Option<LinkHead> {
+        self.heads.pop().map(|Reverse(head)| head)
+    }
+
+    /// After `head` (from [`Self::next`]) was met in `table` (its table, read now): adds the next
+    /// link of its shard.
+    pub fn advance(&mut self, table: &LinkTable, head: &LinkHead) {
+        let shard_index = usize::from(head.shard);
+        let Some(shard) = table.shards.get(shard_index) else {
+            return;
+        };
+        self.examined += 1;
+        let position = head.position as usize;
+        let position = match shard.by_id.get(position) == Some(&head.remote) {
+            true => position + 1,
+            false => shard.first_above(head.id.0, &mut self.examined),
+        };
+        self.add_head(head.table, shard_index, shard, position);
     }
 }
 
@@ -753,6 +959,105 @@ mod tests {
         assert_eq!(table.get(&remote(77_777)).unwrap().id(), LinkId(77_778));
         assert!(table.get(&remote(100_001)).is_none());
         assert_eq!(table.clear(&memory), 100_000);
+        assert_eq!(memory.outstanding(), 0);
+    }
+
+    /// One page of at most `page` links after `cursor` through a [`LinkPager`] over `table`: the
+    /// ids listed and the entries the page read.
+    fn page_after(table: &LinkTable, cursor: u64, page: usize) -> (Vec<u64>, usize, bool) {
+        let mut pager = LinkPager::new(cursor, 1).unwrap();
+        assert!(pager.add_table(7, table));
+        assert!(!pager.add_table(8, table), "room for one table only");
+        let mut listed = Vec::new();
+        while listed.len() < page {
+            let Some(head) = pager.next() else { break };
+            assert_eq!(head.table, 7);
+            assert_eq!(table.get(&head.remote).map(Link::id), Some(head.id), "the head names its link");
+            listed.push(head.id.0);
+            pager.advance(table, &head);
+        }
+        (listed, pager.examined(), pager.is_done())
+    }
+
+    fn down(n: u32) -> LineDown {
+        LineDown { remote_address: remote(n), local_address: MacAddress([0; 6]) }
+    }
+
+    #[test]
+    fn a_page_of_a_hundred_thousand_links_reads_its_links_and_one_binary_search_a_shard() {
+        let memory = Budget::for_pool(Pool::Link, usize::MAX);
+        let mut table = LinkTable::default();
+        let mut next_id = ids();
+        // 150,000 up, every third down: 100,000 links whose ids have gaps.
+        for n in 0..150_000 {
+            table.line_up(&memory, ModuleId(1), &line_up(n, &[], &[]), Timestamp(0), &mut next_id).unwrap();
+        }
+        for n in (0..150_000).step_by(3) {
+            table.line_down(&memory, &down(n)).unwrap();
+        }
+        let expected: Vec<u64> = (0..150_000u64).filter(|n| n % 3 != 0).map(|n| n + 1).collect();
+        assert_eq!(expected.len(), 100_000);
+        let longest_shard = table.shards.iter().map(|shard| shard.by_id.len()).max().unwrap();
+        // A binary search of a shard of n probes ceil(log2 n) + 1 positions, and its head is read.
+        let search = LINK_SHARDS * (usize::BITS - longest_shard.leading_zeros() + 2) as usize;
+        let (mut cursor, mut listed, mut pages, mut worst) = (0, Vec::new(), 0, 0);
+        loop {
+            let (page, examined, done) = page_after(&table, cursor, 1024);
+            pages += 1;
+            worst = worst.max(examined);
+            assert!(examined <= 2 * page.len() + search, "page {pages}: {examined} entries read for {} links", page.len());
+            cursor = page.last().copied().unwrap_or(cursor);
+            listed.extend(page);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(listed, expected, "every link once, in ascending id");
+        assert_eq!(pages, expected.len().div_ceil(1024));
+        extern crate std;
+        std::println!(
+            "{} links, {pages} pages of 1,024: at most {worst} entries read a page ({} for the binary searches of {LINK_SHARDS} shards of at most {longest_shard})",
+            expected.len(),
+            search
+        );
+        table.clear(&memory);
+        assert_eq!(memory.outstanding(), 0, "the id order is charged and released");
+    }
+
+    #[test]
+    fn links_that_stay_up_are_paged_exactly_once_while_others_come_and_go() {
+        let memory = Budget::for_pool(Pool::Link, usize::MAX);
+        let mut table = LinkTable::default();
+        let mut next_id = ids();
+        for n in 0..5_000 {
+            table.line_up(&memory, ModuleId(1), &line_up(n, &[], &[]), Timestamp(0), &mut next_id).unwrap();
+        }
+        let (mut cursor, mut listed, mut fresh, mut pages) = (0, Vec::new(), 5_000, 0);
+        loop {
+            pages += 1;
+            let (page, _, done) = page_after(&table, cursor, 100);
+            cursor = page.last().copied().unwrap_or(cursor);
+            listed.extend(page);
+            if done {
+                break;
+            }
+            // Between the first pages: links above and below the cursor go down (every 7th), new
+            // ones come up (and make shards grow and rehash).
+            if pages == 1 {
+                for n in (0..5_000).filter(|n| n % 7 == 0) {
+                    table.line_down(&memory, &down(n));
+                }
+            }
+            for _ in 0..if pages <= 20 { 150 } else { 0 } {
+                table.line_up(&memory, ModuleId(1), &line_up(fresh, &[], &[]), Timestamp(0), &mut next_id).unwrap();
+                fresh += 1;
+            }
+        }
+        assert!(listed.windows(2).all(|pair| pair[0] < pair[1]), "ascending, none twice");
+        let stayed = (0..5_000u64).filter(|n| n % 7 != 0).map(|n| n + 1);
+        assert!(stayed.clone().all(|id| listed.binary_search(&id).is_ok()), "every link that stayed up is listed");
+        assert!(listed.iter().all(|id| *id > 5_000 || (id - 1) % 7 != 0 || *id <= 100), "no link listed after it went down");
+        table.clear(&memory);
         assert_eq!(memory.outstanding(), 0);
     }
 

@@ -6,7 +6,10 @@
 //! * `locks SCENARIO...`: lock acquisitions per packet, by what the lock protects;
 //! * `threads MAX SECONDS`: packets per second on one module with 1..=MAX sending threads;
 //! * `lineup LINKS`: the latency of each line up while the table grows to `LINKS`, and the
-//!   bytes per link (charged, and resident).
+//!   bytes per link (charged, and resident);
+//! * `list-links LINKS`: `LIST_LINKS` pages of 1,024 entries over `LINKS` links on one module,
+//!   through the control device's dispatch: time a page, and every page of one enumeration
+//!   inside `measured_pages` (for callgrind).
 //!
 //! A scenario is `send|receive CHAIN FRAME_LEN HOOKS pass|modify LINKS`.
 
@@ -16,7 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wanlayer_bench::{line_up, take_lock_counts, Bench, Chain, HookKind, Scenario};
+use wanlayer_core::control::{Completion, ControlHandle};
 use wanlayer_core::hal::Pool;
+use wanlayer_proto::ioctl::IOCTL_LIST_LINKS;
+use wanlayer_proto::{Access, LinkList, LinkListRepr, LinkQuery, LinkQueryRepr, Status};
 
 /// Rounds run before measuring (first-use allocations, table growth).
 const WARM_UP_ROUNDS: usize = 64;
@@ -28,7 +34,8 @@ fn main() {
         Some("locks") => locks(&args[1..]),
         Some("threads") => threads(&args[1..]),
         Some("lineup") => lineup(&args[1..]),
-        _ => Err("usage: engine-bench measure|locks|threads|lineup ...".to_owned()),
+        Some("list-links") => list_links(&args[1..]),
+        _ => Err("usage: engine-bench measure|locks|threads|lineup|list-links ...".to_owned()),
     };
     if let Err(error) = result {
         eprintln!("engine-bench: {error}");
@@ -41,7 +48,9 @@ fn scenario(words: &[String]) -> Result<Scenario, String> {
 }
 
 fn measure(args: &[String]) -> Result<(), String> {
-    let [what, rounds, words @ ..] = args else { return Err("measure engine|floor ROUNDS SCENARIO".to_owned()) };
+    let [what, rounds, words @ ..] = args else {
+        return Err("measure engine|floor ROUNDS SCENARIO".to_owned());
+    };
     let rounds: usize = rounds.parse().map_err(|_| "ROUNDS is a number")?;
     let bench = Bench::<false>::new(scenario(words)?);
     let floor = match what.as_str() {
@@ -99,7 +108,9 @@ fn locks(words: &[String]) -> Result<(), String> {
 }
 
 fn threads(args: &[String]) -> Result<(), String> {
-    let [max, seconds] = args else { return Err("threads MAX SECONDS".to_owned()) };
+    let [max, seconds] = args else {
+        return Err("threads MAX SECONDS".to_owned());
+    };
     let max: usize = max.parse().map_err(|_| "MAX is a number")?;
     let seconds: f64 = seconds.parse().map_err(|_| "SECONDS is a number")?;
     let scenario = Scenario { receive: false, chain: 32, frame_len: 64, hooks: 1, hook_kind: HookKind::Pass, links: 1000 };
@@ -151,7 +162,9 @@ fn resident_bytes() -> usize {
 const LINE_UP_RUNS: usize = 3;
 
 fn lineup(args: &[String]) -> Result<(), String> {
-    let [links] = args else { return Err("lineup LINKS".to_owned()) };
+    let [links] = args else {
+        return Err("lineup LINKS".to_owned());
+    };
     let links: u32 = links.parse().map_err(|_| "LINKS is a number")?;
     let mut least = vec![Duration::MAX; links as usize];
     let mut charged = 0;
@@ -182,4 +195,56 @@ fn lineup(args: &[String]) -> Result<(), String> {
     println!("bytes-per-link-charged {} (protocol buffer of 16 bytes included)", charged / links.max(1) as usize);
     println!("bytes-per-link-resident {} (first run's growth of the resident set)", resident.unwrap_or(0) / links.max(1) as usize);
     Ok(())
+}
+
+/// Entries a `LIST_LINKS` page asks for (the protocol's most).
+const LINK_PAGE: u32 = 1024;
+
+fn list_links(args: &[String]) -> Result<(), String> {
+    let [links] = args else {
+        return Err("list-links LINKS".to_owned());
+    };
+    let links: u32 = links.parse().map_err(|_| "LINKS is a number")?;
+    let bench = Bench::<false>::new(Scenario { receive: false, chain: 1, frame_len: 64, hooks: 0, hook_kind: HookKind::Pass, links: 0 });
+    for index in 0..links {
+        bench.engine.line_up(bench.module, &line_up(index)).map_err(|error| error.to_string())?;
+    }
+    let handle = ControlHandle::new(1);
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut least, mut pages) = (Duration::MAX, 0);
+    for _ in 0..LINE_UP_RUNS {
+        let start = Instant::now();
+        let (listed, counted) = measured_pages(&bench, &handle, &mut buffer)?;
+        if listed != links as usize {
+            return Err(format!("{listed} links listed of {links}"));
+        }
+        pages = counted;
+        least = least.min(start.elapsed() / counted.max(1) as u32);
+    }
+    println!("list-links-pages {pages} of {LINK_PAGE} entries over {links} links");
+    println!("list-links-us-per-page {:.1} (least of {LINE_UP_RUNS} enumerations)", least.as_secs_f64() * 1e6);
+    Ok(())
+}
+
+/// One enumeration of every link, page after page through the control device's dispatch:
+/// links listed and pages.
+#[inline(never)]
+fn measured_pages(bench: &Bench<false>, handle: &ControlHandle, buffer: &mut [u8]) -> Result<(usize, usize), String> {
+    let (mut cursor, mut listed, mut pages) = (0, 0, 0);
+    loop {
+        let query = LinkQueryRepr { module: None, protocol_buffer: false, cursor, max_entries: LINK_PAGE };
+        query.emit(&mut LinkQuery::new_unchecked(&mut buffer[..32])).map_err(|error| error.to_string())?;
+        let output_len = buffer.len();
+        let completion = bench.engine.control().dispatch(handle, IOCTL_LIST_LINKS, Access::READ, buffer, 32, output_len);
+        let Completion::Complete { status: Status::Success, written } = completion else {
+            return Err(format!("LIST_LINKS: {completion:?}"));
+        };
+        let answer = LinkListRepr::parse(&LinkList::new_unchecked(&buffer[..written])).map_err(|error| error.to_string())?;
+        listed += answer.count as usize;
+        pages += 1;
+        if answer.end {
+            return Ok((black_box(listed), pages));
+        }
+        cursor = answer.next_cursor;
+    }
 }

@@ -1,10 +1,6 @@
 //! The answers to the queries: version, modules, links (batched, with a cursor), hooks,
 //! statistics, and the reset of statistics.
 
-use alloc::collections::BinaryHeap;
-use alloc::vec::Vec;
-use core::mem::size_of;
-
 use wanlayer_proto::limits::{MAX_CAPTURE_BYTES, MAX_LINK_BATCH, MAX_SNAP_LEN, MAX_SUBSCRIBER_CAPACITY};
 use wanlayer_proto::{
     hook_id, split_hook_id, DirectionStats, Features, HookEntry, HookEntryRepr, HookList, HookListRepr, HookName, HookStats, HookStatsRepr,
@@ -17,8 +13,8 @@ use wanlayer_proto::{
 use super::{Control, MAX_CAPTURE_SESSIONS, MAX_SUBSCRIBERS};
 use crate::hal::{Hal, Lock, ModuleId, Pool, ReadMostly};
 use crate::hook::{HookId, HookInfo, MAX_HOOKS};
-use crate::link::{Link, LinkId, DEVICE_NAME_MAX};
-use crate::module::{ModuleKind, ModuleState};
+use crate::link::{Link, LinkId, LinkPager, DEVICE_NAME_MAX};
+use crate::module::{ModuleKind, ModuleSlot, ModuleState};
 use crate::stats::ModuleDirectionCounts;
 
 /// The engine's version: the driver is built from the same workspace version.
@@ -102,9 +98,6 @@ pub fn link_entry<'a>(module: ModuleId, link: &'a Link, name: &'a mut [u8; DEVIC
     }
 }
 
-/// A link chosen for a batch: its identity, where to find it, and its module.
-type Candidate = (u64, crate::wire::MacAddress, ModuleId);
-
 /// Why an entry was not written.
 enum Skip {
     /// The link went down since it was chosen.
@@ -172,9 +165,13 @@ impl<H: Hal> Control<'_, H> {
 
     /// `LIST_LINKS`: the links with ids above the cursor, ascending, as many as asked and fit.
     ///
-    /// Each batch scans the chosen modules' link tables once, under each module's lock, keeping
-    /// the smallest ids in a heap of at most `max_entries` (charged to [`Pool::Control`]); then
-    /// writes each chosen link's entry under its module's lock.
+    /// A page costs what it lists plus a binary search in each shard of each table with links
+    /// ([`LinkPager`]), never a scan of every link: the modules with links are counted, a heap of
+    /// [`LINK_SHARDS`](crate::link::LINK_SHARDS) heads each is charged to [`Pool::Control`], each
+    /// module's table adds its heads under its read side, then each link listed is read and
+    /// written under its table's read side, which also adds the next link of its shard. A link
+    /// that stays up from one page to the next is listed exactly once; one that comes up or goes
+    /// down meanwhile may or may not be (the protocol's promise, `wanlayer_proto::link_query`).
     pub(crate) fn list_links(&self, query: LinkQueryRepr, out: &mut [u8]) -> Result<usize, Status> {
         let prefix = LinkList::<&[u8]>::LEN;
         let room = out.len().checked_sub(prefix).ok_or(Status::BufferTooSmall)? / LinkEntry::<&[u8]>::LEN;
@@ -186,70 +183,68 @@ impl<H: Hal> Control<'_, H> {
         if only.is_some_and(|module| self.engine.module_info(module).is_none()) {
             return Err(Status::NotFound);
         }
+        let with_links = |slot: &ModuleSlot<H>| {
+            let module = slot.core.with(|core| (core.state != ModuleState::Detached).then_some(core.id))?;
+            (only.is_none_or(|only| only == module) && slot.links.read(|links| !links.is_empty())).then_some(module)
+        };
+        let tables = self.engine.made_slots().filter(|(_, slot)| with_links(slot).is_some()).count();
         let hal = &self.engine.hal;
-        let charge = wanted * size_of::<Candidate>();
+        let charge = LinkPager::bytes(tables);
         hal.try_charge(Pool::Control, charge).map_err(|_| Status::InsufficientResources)?;
-        let mut room_for: Vec<Candidate> = Vec::new();
-        if room_for.try_reserve_exact(wanted).is_err() {
+        let Ok(mut pager) = LinkPager::new(query.cursor, tables) else {
             hal.release(Pool::Control, charge);
             return Err(Status::InsufficientResources);
-        }
-        let mut chosen = BinaryHeap::from(room_for);
-        let mut more = false;
-        for slot in &self.engine.modules {
-            let Some(module) = slot.core.with(|core| (core.state != ModuleState::Detached).then_some(core.id)) else { continue };
-            if only.is_some_and(|only| only != module) {
-                continue;
+        };
+        for (_, slot) in self.engine.made_slots() {
+            if let Some(module) = with_links(slot) {
+                // A table that has links now and had none when counted: they all came up during
+                // this request, so leaving them out when there is no room keeps the promise.
+                slot.links.read(|links| pager.add_table(module.0, links));
             }
-            // Under the link table's read side only: the data path and other readers go on.
-            slot.links.read(|links| {
-                for link in links.iter().filter(|link| link.id().0 > query.cursor) {
-                    let candidate = (link.id().0, link.summary().remote_address, module);
-                    if chosen.len() < wanted {
-                        chosen.push(candidate);
-                    } else {
-                        more = true;
-                        if chosen.peek().is_some_and(|largest| candidate.0 < largest.0) {
-                            chosen.pop();
-                            chosen.push(candidate);
-                        }
-                    }
-                }
-            });
         }
-        let chosen = chosen.into_sorted_vec();
         let (mut at, mut count, mut next_cursor, mut complete) = (prefix, 0u32, query.cursor, true);
         let mut name = [0u8; DEVICE_NAME_MAX * 2];
-        for (id, remote, module) in &chosen {
-            let Some(slot) = self.engine.slot(*module) else { continue };
-            let attached = slot.core.with(|core| core.is(*module));
+        while (count as usize) < wanted {
+            let Some(head) = pager.next() else { break };
+            let module = ModuleId(head.table);
+            let Some(slot) = self.engine.slot(module) else {
+                continue;
+            };
+            // A link found by its address with its id is the module's: a detach empties the table
+            // before the module is gone.
             let written = slot.links.read(|links| {
-                let link = links.get(remote).filter(|link| attached && link.id().0 == *id).ok_or(Skip::Gone)?;
-                let entry = link_entry(*module, link, &mut name, query.protocol_buffer);
-                let len = entry.buffer_len().map_err(|_| Skip::Gone)?;
-                let place = out.get_mut(at..at + len).ok_or(Skip::NoRoom)?;
-                entry.emit(&mut LinkEntry::new_unchecked(place)).map_err(|_| Skip::NoRoom)?;
-                Ok(len)
+                let written = links.get(&head.remote).filter(|link| link.id() == head.id).ok_or(Skip::Gone).and_then(|link| {
+                    let entry = link_entry(module, link, &mut name, query.protocol_buffer);
+                    let len = entry.buffer_len().map_err(|_| Skip::Gone)?;
+                    let place = out.get_mut(at..at + len).ok_or(Skip::NoRoom)?;
+                    entry.emit(&mut LinkEntry::new_unchecked(place)).map_err(|_| Skip::NoRoom)?;
+                    Ok(len)
+                });
+                if !matches!(written, Err(Skip::NoRoom)) {
+                    pager.advance(links, &head);
+                }
+                written
             });
             match written {
                 Ok(len) => {
                     at += len;
                     count += 1;
-                    next_cursor = *id;
+                    next_cursor = head.id.0;
                 }
-                Err(Skip::Gone) => next_cursor = *id,
+                Err(Skip::Gone) => next_cursor = head.id.0,
                 Err(Skip::NoRoom) => {
                     complete = false;
                     break;
                 }
             }
         }
-        drop(chosen);
+        let end = complete && pager.is_done();
+        drop(pager);
         hal.release(Pool::Control, charge);
         if count == 0 && !complete {
             return Err(Status::BufferTooSmall);
         }
-        let repr = LinkListRepr { count, end: complete && !more, next_cursor, size: at };
+        let repr = LinkListRepr { count, end, next_cursor, size: at };
         repr.emit(&mut LinkList::new_unchecked(&mut out[..at])).map_err(|_| Status::BufferTooSmall)?;
         Ok(at)
     }
