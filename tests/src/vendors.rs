@@ -1,8 +1,7 @@
 //! Small vendor filters written against the SDK, as a third-party driver would write them: each
 //! implements `wanlayer_sdk::VendorFilter` only, and the scenarios register them through the
-//! provider interface's C-ABI table — with the driver in the loop, the table `wanlayer.sys`'s
-//! handlers hand out to the SDK's kernel client ([`connect`]), the path a kernel vendor takes; in
-//! the soak, `wanlayer_sdk::sim::SimProvider`'s beside the simulator's engine.
+//! provider interface's C-ABI table: the table `wanlayer.sys`'s handlers (the driver in the loop)
+//! hand out to the SDK's kernel client ([`connect`]), the path a kernel vendor takes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

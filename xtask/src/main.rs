@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         }),
         Command::LintInf { file, package_dir } => package::run_lint(&file, package_dir.as_deref()),
         Command::SdkHeader { check } => sdk::run(check),
-        Command::Soak { schedules, seed, threads, driver } => soak::run(schedules, seed, threads, driver),
+        Command::Soak { schedules, seed } => soak::run(schedules, seed),
         Command::Miri { target, full } => {
             let targets = match target {
                 MiriTargets::X86_64 => vec![miri::MiriTarget::X86_64],

@@ -84,7 +84,7 @@ pub const SUITES: &[Suite] = &[
     Suite { name: "wanlayer-proto", cargo_args: &["--package", "wanlayer-proto"], miri_flags: "" },
     Suite { name: "wanlayer-ndis", cargo_args: &["--package", "wanlayer-ndis"], miri_flags: "" },
     Suite { name: "wanlayer-ndis (Tree Borrows)", cargo_args: &["--package", "wanlayer-ndis"], miri_flags: "-Zmiri-tree-borrows" },
-    Suite { name: "wanlayer-sdk (provider table)", cargo_args: &["--package", "wanlayer-sdk", "--features", "sim"], miri_flags: "" },
+    Suite { name: "wanlayer-sdk (provider table)", cargo_args: &["--package", "wanlayer-sdk", "--features", "provider"], miri_flags: "" },
     Suite { name: "wanlayer-core", cargo_args: &["--package", "wanlayer-core"], miri_flags: "" },
 ];
 

@@ -1,33 +1,24 @@
-//! `cargo xtask soak [--schedules N] [--seed S] [--threads T] [--driver]`: randomized NDIS
-//! schedules — whole RRAS server runs generated from a seed and driven through the simulator with
-//! hooks, vendor filters, the control device and allocation failures (`wanlayer_tests::soak`) —
-//! built in release mode for speed. `--driver` runs them through wanlayer.sys's own handlers over
-//! the kernel model (the driver in the loop), one thread. It prints the schedules, operations,
-//! packets, faults injected and violations with the time taken; on a failure, the seed and the
-//! schedule shrunk to what matters, and fails.
+//! `cargo xtask soak [--schedules N] [--seed S]`: randomized NDIS schedules — whole RRAS server
+//! runs generated from a seed and driven through wanlayer.sys's own handlers over the kernel model
+//! (the driver in the loop) with hooks, vendor filters, the control device and allocation failures
+//! (`wanlayer_tests::soak`) — built in release mode for speed, one schedule at a time (one driver
+//! per process). It prints the schedules, operations, packets, faults injected and violations with
+//! the time taken; on a failure, the seed and the schedule shrunk to what matters, and fails.
 
 use std::time::Instant;
 
 use crate::test::run_command;
 
-/// Schedules `cargo xtask test` runs: a bounded soak (well under two minutes on two cores).
-pub const TEST_SCHEDULES: u64 = 50_000;
+/// Schedules `cargo xtask test` runs: a bounded soak (about a minute on two cores).
+pub const TEST_SCHEDULES: u64 = 100_000;
 
-/// Schedules `cargo xtask test` runs through the driver in the loop (one thread; about a minute).
-pub const TEST_DRIVER_SCHEDULES: u64 = 50_000;
-
-/// `cargo xtask soak`: `schedules` from `seed` (the soak binary's default when `None`) on
-/// `threads` threads (its default when `None`), through the driver in the loop when `driver`.
+/// `cargo xtask soak`: `schedules` from `seed` (the soak binary's default when `None`).
 ///
 /// # Errors
 /// A build failure, or a failing schedule (its seed and shrunk form are printed).
-pub fn run(schedules: u64, seed: Option<u64>, threads: Option<u64>, driver: bool) -> Result<(), String> {
+pub fn run(schedules: u64, seed: Option<u64>) -> Result<(), String> {
     let mut forwarded = vec!["--schedules".to_owned(), schedules.to_string()];
     forwarded.extend(seed.into_iter().flat_map(|seed| ["--seed".to_owned(), seed.to_string()]));
-    forwarded.extend(threads.into_iter().flat_map(|threads| ["--threads".to_owned(), threads.to_string()]));
-    if driver {
-        forwarded.push("--driver".to_owned());
-    }
     soak(&forwarded)
 }
 
@@ -35,7 +26,7 @@ pub fn run(schedules: u64, seed: Option<u64>, threads: Option<u64>, driver: bool
 ///
 /// # Errors
 /// The build failed or a schedule failed.
-pub fn soak(args: &[String]) -> Result<(), String> {
+fn soak(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let mut command = vec!["run", "--release", "--quiet", "--package", "wanlayer-tests", "--bin", "soak", "--"];
     command.extend(args.iter().map(String::as_str));

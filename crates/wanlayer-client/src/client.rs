@@ -17,7 +17,7 @@ use wanlayer_proto::{
     RulesVersion, RulesVersionRepr,
 };
 
-use wanlayer_proto::{EventRecordRepr, HookEntryRepr, ModuleEntryRepr};
+use wanlayer_proto::{HookEntryRepr, ModuleEntryRepr};
 
 use crate::types::{CaptureBatch, CapturedFrame, EventBatch, Link, LinkBatch, RuleStats, RulesSnapshot};
 use crate::{ClientError, Result, Transport};
@@ -217,11 +217,7 @@ impl<T: Transport> Client<T> {
             }
         };
         let Some(written) = written else { return Ok(EventBatch { events: Vec::new(), lost: 0 }) };
-        let answer = self.output.get(..written).ok_or(ClientError::Malformed(wanlayer_proto::Error::BadSize))?;
-        let view = WireEventBatch::new_unchecked(answer);
-        let repr = EventBatchRepr::parse(&view)?;
-        let events = view.records().map(|record| Ok::<EventRecordRepr, ClientError>(record?)).collect::<Result<_>>()?;
-        Ok(EventBatch { events, lost: repr.lost })
+        event_batch(self.output.get(..written).ok_or(ClientError::Malformed(wanlayer_proto::Error::BadSize))?)
     }
 
     /// Ends this handle's subscription (`UNSUBSCRIBE_EVENTS`).
@@ -351,4 +347,12 @@ impl<T: Transport> Client<T> {
         repr.emit(&mut Inject::new_unchecked(&mut input[..]))?;
         self.call(IOCTL_INJECT, &input, 0).map(|_| ())
     }
+}
+
+/// Parses a `READ_EVENTS` answer (blocking reads here, asynchronous ones in `events_async`).
+pub(crate) fn event_batch(answer: &[u8]) -> Result<EventBatch> {
+    let view = WireEventBatch::new_unchecked(answer);
+    let repr = EventBatchRepr::parse(&view)?;
+    let events = view.records().map(|record| record.map_err(ClientError::from)).collect::<Result<_>>()?;
+    Ok(EventBatch { events, lost: repr.lost })
 }

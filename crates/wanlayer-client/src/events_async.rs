@@ -15,9 +15,8 @@
 //! use std::future::Future;
 //! use std::pin::pin;
 //! use std::task::{Context, Poll, Waker};
-//! use wanlayer_client::divert_async::SimOverlapped;
 //! use wanlayer_client::events_async::AsyncEvents;
-//! use wanlayer_client::sim::{DriverFilter, SimServer};
+//! use wanlayer_client::sim::{DriverFilter, SimOverlapped, SimServer};
 //! use wanlayer_proto::{Access, EventKind};
 //! use wanlayer_sim::{Edge, LinkParams, Rras};
 //!
@@ -45,12 +44,13 @@ use std::task::{Context, Poll};
 
 use wanlayer_proto::ioctl::{IOCTL_READ_EVENTS, IOCTL_UNSUBSCRIBE_EVENTS};
 use wanlayer_proto::{
-    EventBatch as WireEventBatch, EventBatchRepr, EventRecord, EventRecordRepr, HeaderOnly, ReadRequest, ReadRequestRepr, SubscriptionRepr,
+    EventBatch as WireEventBatch, EventRecord, EventRecordRepr, HeaderOnly, ReadRequest, ReadRequestRepr, SubscriptionRepr,
 };
 
+use crate::client::event_batch;
 use crate::overlapped::{OverlappedTransport, Started};
 use crate::types::EventBatch;
-use crate::{Client, ClientError, Result};
+use crate::{Client, Result};
 
 /// Events one read asks for at most.
 const MAX_EVENTS_PER_READ: u32 = 256;
@@ -130,7 +130,7 @@ impl<T: OverlappedTransport> AsyncEvents<T> {
                 Err(error) => Err(error),
             },
         };
-        let batch = answer.and_then(|answer| parse_batch(&answer));
+        let batch = answer.and_then(|answer| event_batch(&answer));
         if let Ok(batch) = &batch {
             self.lost = batch.lost;
         }
@@ -204,14 +204,6 @@ impl<T: OverlappedTransport> Drop for AsyncEvents<T> {
     fn drop(&mut self) {
         self.cancel_read();
     }
-}
-
-/// Parses a `READ_EVENTS` answer.
-fn parse_batch(answer: &[u8]) -> Result<EventBatch> {
-    let view = WireEventBatch::new_unchecked(answer);
-    let repr = EventBatchRepr::parse(&view)?;
-    let events = view.records().map(|record| record.map_err(ClientError::from)).collect::<Result<_>>()?;
-    Ok(EventBatch { events, lost: repr.lost })
 }
 
 /// [`AsyncEvents::next_event`]'s future.

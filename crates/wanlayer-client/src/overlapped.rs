@@ -11,7 +11,8 @@
 //! the slot's record, from just before the request is issued until its completion is delivered
 //! ([`Registry::complete`]). The memory the system writes — the output buffer and the record — is
 //! freed when both are gone, never before. So a caller that stops waiting ([`Registry::cancel`],
-//! called when a read's future is dropped) asks the system to cancel and lets go of its own
+//! called when a hook or a subscription is closed with its read in flight; a dropped future
+//! leaves the read in flight to its owner) asks the system to cancel and lets go of its own
 //! reference: the slot lives on until the system completes the request (with `STATUS_CANCELLED`,
 //! or with its answer when the answer won the race), and no thread blocks meanwhile. Closing a
 //! handle ([`Registry::cancel_all`], then [`Registry::wait_idle`]) cancels what is in flight and

@@ -10,7 +10,9 @@
 //!
 //! Time is virtual: a pending read waits while the server's script has steps left to run (each
 //! step may publish events or divert packets), and is cancelled — like a timeout — once the
-//! script is done.
+//! script is done. [`SimOverlapped`] is the same handle with requests that stay in flight
+//! ([`OverlappedTransport`]), for the asynchronous reads of [`crate::divert_async`] and
+//! [`crate::events_async`].
 //!
 //! Not on Windows hosts: there the driver's crate is a kernel image (its own allocator and panic
 //! handler, `raw-dylib` imports from `ntoskrnl.exe`), which a user-mode program cannot link.
@@ -19,16 +21,18 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use wanlayer_core::hook::{Hook, PacketContext, Verdict};
 use wanlayer_core::wire::FrameSummary;
 use wanlayer_proto::{Access, Status};
-use wanlayer_sim::{Edge, Flow, HandleId, IoCompletion, IoOutcome, LinkParams, ReceiveOptions, Rras, SimLink};
+use wanlayer_sim::{Edge, Flow, HandleId, IoCompletion, IoId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimLink};
 use wanlayer_sim_driver::control::STATUS_OBJECT_NAME_NOT_FOUND;
 /// The server's filter: `wanlayer.sys`'s handlers over the kernel model.
 pub use wanlayer_sim_driver::DriverFilter;
 
+use crate::overlapped::{OverlappedTransport, Started};
 use crate::{ClientError, Result, Transport};
 
 /// One step of a script: something the simulated server does.
@@ -250,5 +254,75 @@ impl Transport for SimTransport<'_> {
 impl Drop for SimTransport<'_> {
     fn drop(&mut self) {
         self.server.rras.filter().control_close(self.handle);
+    }
+}
+
+/// A handle of the driver's control device in a simulated server, with overlapped requests: an
+/// IRP the driver pends stays in flight until its wake DPC, cleanup or a cancellation completes
+/// it. Its blocking calls are [`SimTransport`]'s.
+pub struct SimOverlapped<'s> {
+    transport: SimTransport<'s>,
+}
+
+impl<'s> SimOverlapped<'s> {
+    /// Opens a handle with `access` (`IRP_MJ_CREATE`).
+    ///
+    /// # Errors
+    /// As [`SimServer::open`].
+    pub fn open(server: &'s SimServer, access: Access) -> Result<Self> {
+        Ok(Self { transport: server.open(access)? })
+    }
+
+    fn answer(done: IoCompletion) -> Result<Vec<u8>> {
+        if done.status == Status::Success {
+            Ok(done.output)
+        } else {
+            Err(ClientError::Driver(done.status))
+        }
+    }
+}
+
+impl Transport for SimOverlapped<'_> {
+    fn call(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize> {
+        self.transport.call(code, input, output)
+    }
+
+    fn call_pending(&mut self, code: u32, input: &[u8], output: &mut [u8], timeout: Option<Duration>) -> Result<Option<usize>> {
+        self.transport.call_pending(code, input, output, timeout)
+    }
+}
+
+impl OverlappedTransport for SimOverlapped<'_> {
+    type Request = IoId;
+
+    fn start(&mut self, code: u32, input: &[u8], output_len: usize) -> Result<Started<IoId>> {
+        match self.transport.server.rras.filter().control_ioctl(self.transport.handle, code, input, output_len) {
+            IoOutcome::Complete(done) => Self::answer(done).map(Started::Done),
+            IoOutcome::Pending(io) => Ok(Started::Pending(io)),
+        }
+    }
+
+    /// Completed: the answer. Otherwise the world moves one step of the server's script (time
+    /// passing) and the waker is woken to poll again; with the script done, `Pending` with no
+    /// wake: nothing in the simulated world will complete it any more.
+    fn poll_request(&mut self, request: &mut IoId, waker: &Waker) -> Poll<Result<Vec<u8>>> {
+        let server = self.transport.server;
+        let driver = server.rras.filter();
+        if let Some(done) = driver.control_completion(*request) {
+            return Poll::Ready(Self::answer(done));
+        }
+        if server.step() {
+            if let Some(done) = driver.control_completion(*request) {
+                return Poll::Ready(Self::answer(done));
+            }
+            waker.wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    fn cancel(&mut self, request: IoId) {
+        let driver = self.transport.server.rras.filter();
+        driver.control_cancel(request);
+        let _ = driver.control_completion(request);
     }
 }

@@ -8,10 +8,11 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
-use wanlayer_client::divert::{compile_filter, DivertConfig, Verdict};
-use wanlayer_client::divert_async::{AsyncDivert, SimOverlapped};
-use wanlayer_client::sim::{DriverFilter, SimServer};
+use wanlayer_client::divert::{compile_filter, DivertConfig, FailPolicy, Verdict};
+use wanlayer_client::divert_async::AsyncDivert;
+use wanlayer_client::sim::{DriverFilter, SimOverlapped, SimServer};
 use wanlayer_proto::Access;
 use wanlayer_sim::{Edge, Flow, LinkParams, Rras, SimLink};
 
@@ -130,19 +131,52 @@ fn two_hooks_wait_in_one_thread_and_each_read_gets_its_own_packets() {
 }
 
 #[test]
-fn dropping_a_pending_read_cancels_it_and_the_hook_reads_again() {
+fn a_read_future_dropped_after_the_driver_completed_its_read_leaves_the_batch_to_the_next_read() {
     let (rras, link) = server();
     let server = SimServer::new(rras);
     {
-        let mut divert = AsyncDivert::open(SimOverlapped::open(&server, Access::READ_WRITE).unwrap(), &config("udp")).unwrap();
-        assert!(run(divert.read(16)).is_none(), "nothing diverted: the read stays pending, then is dropped (cancelled)");
-        server.rras().send_flow(&link, &Flow::udp(53, 40_000), 2);
-        server.rras().run_until_idle();
-        let batch = run(divert.read(16)).expect("packets are queued: the read completes at once").unwrap();
+        let quick = DivertConfig { timeout: Duration::from_millis(10), fail: FailPolicy::Drop, ..config("udp") };
+        let mut divert = AsyncDivert::open(SimOverlapped::open(&server, Access::READ_WRITE).unwrap(), &quick).unwrap();
+        {
+            let mut read = pin!(divert.read(16));
+            assert!(read.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending(), "nothing diverted yet");
+            // Packets diverted: the driver's wake DPC completes the read in flight. Then the
+            // future is dropped without another poll, as a `select!` whose timeout won drops it.
+            server.rras().send_flow(&link, &Flow::udp(53, 40_000), 2);
+            server.rras().run_until_idle();
+            server.rras().filter().control_service();
+        }
+        assert!(divert.reading(), "the dropped future's read is the hook's");
+        let batch = run(divert.read(16)).expect("the next read picks up the completed read, with no script left to run").unwrap();
         let verdicts: Vec<_> = batch.packets().map(|packet| (packet.unwrap().ticket(), Verdict::Pass)).collect();
         assert_eq!(verdicts.len(), 2);
-        assert_eq!(run(divert.answer(&verdicts)).unwrap().unwrap().applied, 2);
+        let answered = run(divert.answer(&verdicts)).unwrap().unwrap();
+        assert_eq!((answered.applied, answered.refused), (2, 0), "answered before their time limit");
+        server.rras().advance(20_000_000);
+        server.rras().filter().control_service();
+        server.rras().run_until_idle();
+        assert_eq!(server.rras().miniport(Edge::WanIp).sent.len(), 2, "both passed by their verdicts, none dropped by the fail policy");
         divert.close().expect("DIVERT_CLOSE");
     }
     finish(server);
+}
+
+#[test]
+fn a_read_left_in_flight_is_cancelled_when_the_hook_is_closed_or_dropped() {
+    for close in [true, false] {
+        let (rras, _link) = server();
+        let server = SimServer::new(rras);
+        {
+            let mut divert = AsyncDivert::open(SimOverlapped::open(&server, Access::READ_WRITE).unwrap(), &config("udp")).unwrap();
+            assert!(run(divert.read(16)).is_none(), "nothing diverted: the read pends, its future is dropped");
+            assert!(divert.reading());
+            if close {
+                divert.close().expect("DIVERT_CLOSE");
+            } else {
+                drop(divert);
+            }
+        }
+        assert_eq!(server.rras().engine().control().divert_hooks(), 0, "the hook left the chain");
+        finish(server);
+    }
 }

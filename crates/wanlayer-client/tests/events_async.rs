@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use wanlayer_client::divert_async::SimOverlapped;
 use wanlayer_client::events_async::AsyncEvents;
-use wanlayer_client::sim::{DriverFilter, SimServer};
+use wanlayer_client::sim::{DriverFilter, SimOverlapped, SimServer};
 use wanlayer_client::Client;
 use wanlayer_proto::{Access, EventKind, EventRecordRepr};
 use wanlayer_sim::{Edge, LinkParams, Rras};

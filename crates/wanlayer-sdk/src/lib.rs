@@ -10,8 +10,7 @@
 //!   from wanlayer.sys, any load order;
 //! * runs unchanged in the scenario tests: `kernel` built for the host makes the same IRPs to
 //!   wanlayer.sys's own handlers running in the simulator over the kernel model
-//!   (`wanlayer-sim-driver`), and gets the driver's own table; `sim` answers the same request
-//!   beside the simulator's engine (the soak).
+//!   (`wanlayer-sim-driver`), and gets the driver's own table.
 //!
 //! C vendors get the same interface from `include/wanlayer.h`, generated from [`abi`]
 //! (`cargo xtask sdk-header`) and compiled as C99 by `cargo xtask test`.
@@ -24,7 +23,6 @@
 //! | [`wire`] | | the engine's packet views (Ethernet, IPv4, IPv6, TCP, UDP) and the TCP MSS clamp |
 //! | `kernel` | `kernel` | connecting from a kernel driver (or, on the host, to the driver in the loop); allocator, bug check, print, timer |
 //! | `provider` | `provider` | the table's implementation over `wanlayer_core::Engine` |
-//! | `sim` | `sim` | a provider beside the simulator's own engine (`CoreFilter`) |
 //! | `header` | `header` | the generator of the C header and its layout check |
 #![no_std]
 // Kernel code never allocates infallibly: clippy.toml lists what aborts on a failed allocation.
@@ -41,8 +39,8 @@ pub mod heap;
 pub mod sync;
 pub mod vendor_filter;
 
-// The header generator and the simulator binding run in user mode only (xtask, the tests): the
-// driver never links them, so the kernel's ban on infallible allocation does not apply.
+// The header generator runs in user mode only (xtask, the tests): the driver never links it, so
+// the kernel's ban on infallible allocation does not apply.
 #[cfg(feature = "header")]
 #[allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "user mode only")]
 pub mod header;
@@ -50,9 +48,6 @@ pub mod header;
 pub mod kernel;
 #[cfg(feature = "provider")]
 pub mod provider;
-#[cfg(feature = "sim")]
-#[allow(clippy::disallowed_methods, clippy::disallowed_macros, clippy::disallowed_types, reason = "user mode only")]
-pub mod sim;
 
 /// The packet views a filter reads and edits frames with — the engine's own
 /// (`wanlayer_core::wire`): Ethernet, IPv4, IPv6, TCP and UDP, checksums, and the TCP MSS clamp

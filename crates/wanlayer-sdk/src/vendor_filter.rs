@@ -1,6 +1,7 @@
 //! [`VendorFilter`]: the one trait a vendor implements. The same implementation runs in a kernel
-//! driver (`kernel`) and in the simulator (`sim`), registered both times through
-//! the C-ABI table of [`crate::abi`].
+//! driver (`kernel`) and in the simulator (`kernel` built for the host, against wanlayer.sys's
+//! own handlers over the kernel model), registered both times through the C-ABI table of
+//! [`crate::abi`].
 
 use crate::abi::{self, LinkInfo};
 use crate::client::{Packet, Provider};

@@ -1,25 +1,25 @@
-//! `soak --schedules N [--seed S] [--threads T] [--driver]`: runs the randomized NDIS schedules of
-//! `wanlayer_tests::soak` with seeds S, S+1, ..., S+N-1 (so `--seed X --schedules 1` runs schedule
-//! X again), prints what they did, and on the first failure prints its seed and the schedule shrunk
-//! to the operations that matter, and exits non-zero. `cargo xtask soak` runs it in release mode.
+//! `soak --schedules N [--seed S]`: runs the randomized NDIS schedules of `wanlayer_tests::soak`
+//! through wanlayer.sys's own handlers over the kernel model with seeds S, S+1, ..., S+N-1 (so
+//! `--seed X --schedules 1` runs schedule X again), prints what they did, and on the first failure
+//! prints its seed and the schedule shrunk to the operations that matter, and exits non-zero.
+//! `cargo xtask soak` runs it in release mode.
 //!
-//! `--driver` runs the driver's schedules through wanlayer.sys's own handlers over the kernel
-//! model (one driver per process at a time: one thread). A panic inside the driver's code (or the
-//! model's `KeBugCheckEx`) cannot unwind out of its `extern "system"` handler and aborts the
-//! process, so the driver soak runs in a worker process (`--worker`) watched by this one: the
+//! One driver per process at a time (the kernel model is global): schedules run one after the
+//! other. A panic inside the driver's code (or the model's `KeBugCheckEx`) cannot unwind out of its
+//! `extern "system"` handler and aborts the process, so the soak runs in a worker process
+//! (`--worker`) watched by this one: the
 //! worker's panic hook names the schedule first, and when the worker aborts, this process shrinks
 //! that schedule by replaying parts of it in processes of their own (`--replay SEED --keep
 //! INDEXES`: the schedule's operations at those indexes).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use wanlayer_tests::soak::{generate, minimize, run_on, shrink_on, Failure, RunFigures, Target};
+use wanlayer_tests::soak::{generate, minimize, run, shrink, RunFigures};
 
-const USAGE: &str = "usage: soak [--schedules N] [--seed S] [--threads T] [--driver]";
+const USAGE: &str = "usage: soak [--schedules N] [--seed S]";
 
 /// What the worker's panic hook begins its line with, before the seed.
 const PANIC_LINE: &str = "soak: a panic in the driver soak, schedule seed ";
@@ -27,15 +27,13 @@ const PANIC_LINE: &str = "soak: a panic in the driver soak, schedule seed ";
 struct Options {
     schedules: u64,
     seed: u64,
-    threads: u64,
-    target: Target,
-    /// This process is the driver soak's worker (see the module doc).
+    /// This process is the soak's worker (see the module doc).
     worker: bool,
     /// Replays these operations of the schedule of `seed` and exits (see the module doc).
     keep: Option<Vec<usize>>,
 }
 
-/// The seed of the schedule the driver soak runs now (for the panic hook: see the module doc).
+/// The seed of the schedule the soak runs now (for the panic hook: see the module doc).
 static RUNNING: AtomicU64 = AtomicU64::new(0);
 
 fn number(value: Option<&String>, flag: &str) -> Result<u64, String> {
@@ -48,15 +46,12 @@ fn number(value: Option<&String>, flag: &str) -> Result<u64, String> {
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let mut options = Options { schedules: 1000, seed: 0, threads, target: Target::Simulator, worker: false, keep: None };
+    let mut options = Options { schedules: 1000, seed: 0, worker: false, keep: None };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--schedules" => options.schedules = number(args.next(), flag)?,
             "--seed" => options.seed = number(args.next(), flag)?,
-            "--threads" => options.threads = number(args.next(), flag)?.max(1),
-            "--driver" => options.target = Target::Driver,
             "--worker" => options.worker = true,
             "--replay" => options.seed = number(args.next(), flag)?,
             "--keep" => {
@@ -66,10 +61,6 @@ fn options(args: &[String]) -> Result<Options, String> {
             }
             other => return Err(format!("unknown option '{other}'\n{USAGE}")),
         }
-    }
-    if options.target == Target::Driver {
-        // The kernel model is global: one driver per process at a time.
-        options.threads = 1;
     }
     Ok(options)
 }
@@ -83,27 +74,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if options.target == Target::Driver && !options.worker && options.keep.is_none() {
+    if !options.worker && options.keep.is_none() {
         return supervise(&args);
     }
     // Panics are failures the runner reports with the schedule; the default hook would print
     // each of them (and every one the shrinker provokes) on its own. The driver's may abort the
     // process: those name their schedule first.
-    if options.target == Target::Driver {
-        std::panic::set_hook(Box::new(|info| {
-            let seed = RUNNING.load(Ordering::Relaxed);
-            let info = info.to_string().replace('\n', " ");
-            eprintln!("{PANIC_LINE}{seed:#x} (if the process aborts now, it came from inside the driver's code): {info}");
-        }));
-    } else {
-        std::panic::set_hook(Box::new(|_| {}));
-    }
-    let target = options.target;
+    std::panic::set_hook(Box::new(|info| {
+        let seed = RUNNING.load(Ordering::Relaxed);
+        let info = info.to_string().replace('\n', " ");
+        eprintln!("{PANIC_LINE}{seed:#x} (if the process aborts now, it came from inside the driver's code): {info}");
+    }));
     if let Some(keep) = &options.keep {
         RUNNING.store(options.seed, Ordering::Relaxed);
         let schedule = generate(options.seed);
         let ops = keep.iter().filter_map(|&index| schedule.ops.get(index).copied()).collect();
-        return match run_on(target, &schedule.with_ops(ops)) {
+        return match run(&schedule.with_ops(ops)) {
             Ok(_) => ExitCode::SUCCESS,
             Err(failure) => {
                 println!("soak: replay failed: {failure}");
@@ -112,40 +98,22 @@ fn main() -> ExitCode {
         };
     }
     let started = Instant::now();
-    let next = AtomicU64::new(0);
-    let stop = AtomicBool::new(false);
-    let totals = Mutex::new(RunFigures::default());
-    let failures: Mutex<Vec<(u64, Failure)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..options.threads.min(options.schedules.max(1)) {
-            scope.spawn(|| {
-                let mut figures = RunFigures::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    if index >= options.schedules {
-                        break;
-                    }
-                    let seed = options.seed.wrapping_add(index);
-                    RUNNING.store(seed, Ordering::Relaxed);
-                    match run_on(target, &generate(seed)) {
-                        Ok(run) => figures.add(&run),
-                        Err(failure) => {
-                            stop.store(true, Ordering::Relaxed);
-                            failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((seed, failure));
-                        }
-                    }
-                }
-                totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(&figures);
-            });
+    let mut totals = RunFigures::default();
+    let mut failure = None;
+    for index in 0..options.schedules {
+        let seed = options.seed.wrapping_add(index);
+        RUNNING.store(seed, Ordering::Relaxed);
+        match run(&generate(seed)) {
+            Ok(run) => totals.add(&run),
+            Err(found) => {
+                failure = Some((seed, found));
+                break;
+            }
         }
-    });
-    let totals = totals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut failures = failures.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    failures.sort_by_key(|(seed, _)| *seed);
+    }
     let elapsed = started.elapsed();
     println!(
-        "soak{}: {} schedules (seeds {:#x}..), {} operations, {} packets, {} allocation faults injected, {} reinjections, {} vendor releases, {} control requests, {} rule sets in force, {} pending pauses, {} detaches, {} violations, {:.1} s",
-        if target == Target::Driver { " --driver (wanlayer.sys's handlers over the kernel model)" } else { "" },
+        "soak (wanlayer.sys's handlers over the kernel model): {} schedules (seeds {:#x}..), {} operations, {} packets, {} allocation faults injected, {} reinjections, {} vendor releases, {} control requests, {} rule sets in force, {} pending pauses, {} detaches, {} violations, {:.1} s",
         totals.schedules,
         options.seed,
         totals.operations,
@@ -157,34 +125,31 @@ fn main() -> ExitCode {
         totals.rule_sets,
         totals.pauses_pending,
         totals.detaches,
-        failures.len(),
+        u64::from(failure.is_some()),
         elapsed.as_secs_f64()
     );
-    let Some((seed, failure)) = failures.first() else {
+    let Some((seed, failure)) = failure else {
         return ExitCode::SUCCESS;
     };
-    let schedule = generate(*seed);
+    let schedule = generate(seed);
     println!("soak: FAILED: schedule seed {seed:#x} ({} operations): {failure}", schedule.ops.len());
-    let shrunk = shrink_on(target, &schedule, failure);
+    let shrunk = shrink(&schedule, &failure);
     println!(
-        "soak: shrunk to {} operation(s) that still fail the same way (engine: event_capacity {}, max_modules {}; without ExAllocatePool2: {}):",
+        "soak: shrunk to {} operation(s) that still fail the same way (without ExAllocatePool2: {}):",
         shrunk.ops.len(),
-        shrunk.event_capacity,
-        shrunk.max_modules,
         shrunk.without_pool2
     );
     for (index, op) in shrunk.ops.iter().enumerate() {
         println!("  {index:>3}  {op:?}");
     }
-    if let Err(again) = run_on(target, &shrunk) {
+    if let Err(again) = run(&shrunk) {
         println!("soak: the shrunk schedule fails with: {again}");
     }
-    let driver = if target == Target::Driver { " --driver" } else { "" };
-    println!("soak: rerun the whole schedule with `cargo xtask soak{driver} --schedules 1 --seed {seed:#x}`");
+    println!("soak: rerun the whole schedule with `cargo xtask soak --schedules 1 --seed {seed:#x}`");
     ExitCode::FAILURE
 }
 
-/// The driver soak's watcher: runs the soak in a worker process with `args`, passing its output
+/// The soak's watcher: runs the soak in a worker process with `args`, passing its output
 /// on; when the worker aborts (a panic inside the driver's code), shrinks the schedule its panic
 /// hook named by replaying parts of it in processes of their own.
 fn supervise(args: &[String]) -> ExitCode {
@@ -236,7 +201,7 @@ fn supervise(args: &[String]) -> ExitCode {
     let aborts = |keep: &[usize]| {
         let list: Vec<String> = keep.iter().map(usize::to_string).collect();
         let replay = Command::new(&exe)
-            .args(["--driver", "--replay", &seed.to_string(), "--keep", &list.join(",")])
+            .args(["--replay", &seed.to_string(), "--keep", &list.join(",")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -254,6 +219,6 @@ fn supervise(args: &[String]) -> ExitCode {
         println!("  {index:>3}  {:?}", schedule.ops[op]);
     }
     let list: Vec<String> = kept.iter().map(usize::to_string).collect();
-    println!("soak: rerun it with `soak --driver --replay {seed:#x} --keep {}` (the soak binary of wanlayer-tests)", list.join(","));
+    println!("soak: rerun it with `soak --replay {seed:#x} --keep {}` (the soak binary of wanlayer-tests)", list.join(","));
     ExitCode::FAILURE
 }

@@ -1,8 +1,7 @@
-//! Runs one schedule through the simulator, with the engine's hooks, vendor filters registered
-//! through the SDK's provider table, and the control device, and checks how it ended — around the
-//! simulator's [`CoreFilter`] or around wanlayer.sys's own handlers ([`DriverFilter`], the driver
-//! in the loop over the kernel model): the same operations, through each filter's own control
-//! device and allocation failures (see [`Target`]).
+//! Runs one schedule through wanlayer.sys's own handlers in the simulator ([`DriverFilter`], the
+//! driver in the loop over the kernel model), with the engine's hooks, vendor filters registered
+//! through the SDK's kernel client and the driver's provider table, the driver's control device and
+//! the kernel model's allocation failures, and checks how it ended.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -11,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use wanlayer_core::hal::{PathContext, Pool};
 use wanlayer_core::hook::{Direction, HookId};
-use wanlayer_core::{EngineConfig, NdisStatus, ReinjectVerdict};
+use wanlayer_core::{NdisStatus, ReinjectVerdict};
 use wanlayer_kernel_model::low_resources::{self, AllocationKind};
 use wanlayer_proto::ioctl::*;
 use wanlayer_proto::{
@@ -24,17 +23,16 @@ use wanlayer_proto::{
 use wanlayer_rules::{compile, Action, RuleSource};
 use wanlayer_sdk::client::{ProviderTable, Registration};
 use wanlayer_sdk::kernel::Connection;
-use wanlayer_sdk::sim::SimProvider;
 use wanlayer_sdk::{Packet, Provider, Ticket, VendorFilter, Verdict};
 use wanlayer_sim::oid::{OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE};
 use wanlayer_sim::{
-    CoreFilter, Delivery, Edge, EngineFilter, Flow, HandleId, IoCompletion, IoId, IoOutcome, IrqlPolicy, LinkParams, NdisState,
-    PauseOutcome, ReceiveOptions, Rras, SendOptions, SimControl, SimLink, StatusBuffer, StatusIndication, MILLISECOND,
+    Delivery, Edge, EngineFilter, Flow, HandleId, IoCompletion, IoId, IoOutcome, IrqlPolicy, LinkParams, NdisState, PauseOutcome,
+    ReceiveOptions, Rras, SendOptions, SimLink, StatusBuffer, StatusIndication, MILLISECOND,
 };
 use wanlayer_sim_driver::DriverFilter;
 use wlclamp::{ClampFilter, Config};
 
-use super::{Adapter, ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, Schedule, StatusKind, Target, Timing, VendorKind, Ways};
+use super::{Adapter, ControlOp, Failure, FaultOp, HookKind, Lend, Op, Payload, Schedule, StatusKind, Timing, VendorKind, Ways};
 use crate::frames::syn_frame;
 use crate::sample_hooks::{Applies, CountingHook, DropHook, MssClampHook, MtuHook, QueueHook, TtlRewriteHook};
 use crate::setup::UDP;
@@ -81,31 +79,18 @@ impl RunFigures {
     }
 }
 
-/// Runs `schedule` on a fresh server (NdisWan's two edges and an Ethernet adapter) around the
-/// simulator's [`CoreFilter`]: [`run_on`] with [`Target::Simulator`].
+/// Runs `schedule` on a fresh server (NdisWan's two edges and an Ethernet adapter) around
+/// wanlayer.sys's own handlers and checks its end: the verifier clean after every operation, and
+/// after unload every packet home and every pool at zero (the simulator's, the driver's own
+/// counters, and the kernel model's pool, NBLs and handles, which it reports to the verifier at
+/// unload). A panic anywhere is a failure too. The run holds the kernel model from start to end
+/// (one driver per process at a time): runs on other threads wait for it.
 ///
 /// # Errors
 /// The first [`Failure`] found.
 pub fn run(schedule: &Schedule) -> Result<RunFigures, Failure> {
-    run_on(Target::Simulator, schedule)
-}
-
-/// Runs `schedule` on a fresh server (NdisWan's two edges and an Ethernet adapter) around
-/// `target`'s filter and checks its end: the verifier clean after every operation, and after
-/// unload every packet home and every pool at zero (the simulator's, and the filter's own
-/// counters; with the driver, the kernel model's pool, NBLs and handles too, which it reports to
-/// the verifier at unload). A panic anywhere is a failure too. With the driver, the run holds the
-/// kernel model from start to end: runs on other threads wait for it.
-///
-/// # Errors
-/// The first [`Failure`] found.
-pub fn run_on(target: Target, schedule: &Schedule) -> Result<RunFigures, Failure> {
     let at = Cell::new(None);
-    let outcome = catch_unwind(AssertUnwindSafe(|| match target {
-        Target::Simulator => run_checked::<CoreFilter>(schedule, &at),
-        Target::Driver => run_checked::<DriverFilter>(schedule, &at),
-    }));
-    match outcome {
+    match catch_unwind(AssertUnwindSafe(|| run_checked(schedule, &at))) {
         Ok(result) => result,
         Err(payload) => {
             let detail = payload
@@ -118,97 +103,48 @@ pub fn run_on(target: Target, schedule: &Schedule) -> Result<RunFigures, Failure
     }
 }
 
-/// What the soak needs of a filter beyond the simulator's callbacks: its server, its control
-/// device, its vendors and its allocation failures.
-trait SoakFilter: EngineFilter + Sized {
-    /// The server a schedule runs on, loaded.
-    fn server(schedule: &Schedule) -> Rras<Self>;
-    /// Runs `body` with the server's control device and, where vendors register, its vendors.
-    fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R;
-    /// Injects an allocation failure.
-    fn inject(rras: &Rras<Self>, fault: FaultOp);
-    /// Allocations failed by injection so far.
-    fn faults_injected(rras: &Rras<Self>) -> u64;
-}
-
-impl SoakFilter for CoreFilter {
-    fn server(schedule: &Schedule) -> Rras<Self> {
-        let config = EngineConfig { max_modules: usize::from(schedule.max_modules), event_capacity: usize::from(schedule.event_capacity) };
-        Rras::builder().ethernet().build(CoreFilter::new(config))
-    }
-
-    fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R {
-        let device = CoreDevice { rras, device: SimControl::install(rras) };
-        let provider = SimProvider::new(rras.engine());
-        let mut vendors = TableVendors { side: SimSide(&provider), table: provider.connect().ok(), registered: Vec::new() };
-        body(&device, Some(&mut vendors))
-    }
-
-    fn inject(rras: &Rras<Self>, fault: FaultOp) {
-        let faults = rras.faults();
-        match fault {
-            FaultOp::FailSoon { after } => faults.fail_nth(faults.attempts() + u64::from(after)),
-            FaultOp::FailPool(index) => faults.fail_pool(Pool::ALL[usize::from(index) % Pool::ALL.len()]),
-            FaultOp::FailPackets => faults.fail_packets(),
-            FaultOp::FailOidClones => faults.fail_oid_clones(),
-            FaultOp::Heal => faults.heal(),
-        }
-    }
-
-    fn faults_injected(rras: &Rras<Self>) -> u64 {
-        rras.faults().failures().len() as u64
-    }
-}
-
-/// The kinds of the kernel model's allocations a driver schedule aims a failure at.
+/// The kinds of the kernel model's allocations a schedule aims a failure at.
 const DRIVER_ALLOCATIONS: [AllocationKind; 5] =
     [AllocationKind::Pool, AllocationKind::NblPool, AllocationKind::Nbl, AllocationKind::Mdl, AllocationKind::OidClone];
 
-/// The driver's engine has fixed tables (the schedule's `event_capacity` and `max_modules` are the
-/// simulator's only); a quarter of the schedules run on a kernel without `ExAllocatePool2`; vendors
-/// register through the SDK's kernel client, each call made as another driver's call into
-/// wanlayer.sys (registering and deregistering at `PASSIVE_LEVEL`, giving back from a timer's DPC
-/// at `DISPATCH_LEVEL`); allocation failures are the kernel model's, one
-/// allocation each: the `after`-th from now, or the next of a kind.
-impl SoakFilter for DriverFilter {
-    fn server(schedule: &Schedule) -> Rras<Self> {
-        let filter = DriverFilter::new();
-        wanlayer_kernel_model::set_pool2_absent(schedule.without_pool2);
-        Rras::builder().ethernet().build(filter)
-    }
+/// The server a schedule runs on: NdisWan's two edges and an Ethernet adapter around a driver not
+/// loaded yet; a quarter of the schedules run on a kernel without `ExAllocatePool2`.
+fn server(schedule: &Schedule) -> Rras<DriverFilter> {
+    let filter = DriverFilter::new();
+    wanlayer_kernel_model::set_pool2_absent(schedule.without_pool2);
+    Rras::builder().ethernet().build(filter)
+}
 
-    fn with_device<R>(rras: &Rras<Self>, body: impl FnOnce(&dyn ControlDevice, Option<&mut dyn Vendors>) -> R) -> R {
-        let device = DriverDevice { rras, dpcs_held: Cell::new(false) };
-        // A vendor driver's connection: `\\Device\\WanLayer` opened and its table asked for through
-        // the SDK's kernel client, as wlclamp's DriverEntry does.
-        let connection = try_connect(rras).ok();
-        let result = {
-            let table = connection.as_ref().map(Connection::table);
-            let mut vendors = TableVendors { side: DriverSide(rras), table, registered: Vec::new() };
-            body(&device, Some(&mut vendors))
-        };
-        // The vendor lets go of the device (its DriverUnload) before wanlayer.sys unloads.
-        rras.filter().vendor_call(false, || drop(connection));
-        result
-    }
+/// Runs `body` with the driver's control device and the vendors: a vendor driver's connection
+/// (`\\Device\\WanLayer` opened and the provider table asked for through the SDK's kernel client, as
+/// wlclamp's `DriverEntry` does), which the vendor lets go of (its `DriverUnload`) before
+/// wanlayer.sys unloads.
+fn with_device<'r, R>(rras: &'r Rras<DriverFilter>, body: impl FnOnce(&DriverDevice<'r>, &mut Vendors<'r, '_>) -> R) -> R {
+    let device = DriverDevice { rras, dpcs_held: Cell::new(false) };
+    let connection = try_connect(rras).ok();
+    let result = {
+        let table = connection.as_ref().map(Connection::table);
+        let mut vendors = Vendors { rras, table, registered: Vec::new() };
+        body(&device, &mut vendors)
+    };
+    rras.filter().vendor_call(false, || drop(connection));
+    result
+}
 
-    fn inject(_rras: &Rras<Self>, fault: FaultOp) {
-        match fault {
-            FaultOp::FailSoon { after } => low_resources::plan(Some(low_resources::allocations() + u64::from(after))),
-            FaultOp::FailPool(index) => low_resources::fail_next_of_kind(DRIVER_ALLOCATIONS[usize::from(index) % DRIVER_ALLOCATIONS.len()]),
-            FaultOp::FailPackets => low_resources::fail_next_of_kind(AllocationKind::Nbl),
-            FaultOp::FailOidClones => low_resources::fail_next_of_kind(AllocationKind::OidClone),
-            FaultOp::Heal => low_resources::heal(),
-        }
-    }
-
-    fn faults_injected(_rras: &Rras<Self>) -> u64 {
-        low_resources::failures()
+/// Injects an allocation failure of the kernel model, one allocation each: the `after`-th from
+/// now, or the next of a kind.
+fn inject(fault: FaultOp) {
+    match fault {
+        FaultOp::FailSoon { after } => low_resources::plan(Some(low_resources::allocations() + u64::from(after))),
+        FaultOp::FailKind(index) => low_resources::fail_next_of_kind(DRIVER_ALLOCATIONS[usize::from(index) % DRIVER_ALLOCATIONS.len()]),
+        FaultOp::FailNbl => low_resources::fail_next_of_kind(AllocationKind::Nbl),
+        FaultOp::FailOidClone => low_resources::fail_next_of_kind(AllocationKind::OidClone),
+        FaultOp::Heal => low_resources::heal(),
     }
 }
 
-fn run_checked<F: SoakFilter>(schedule: &Schedule, at: &Cell<Option<usize>>) -> Result<RunFigures, Failure> {
-    let mut rras = F::server(schedule);
+fn run_checked(schedule: &Schedule, at: &Cell<Option<usize>>) -> Result<RunFigures, Failure> {
+    let mut rras = server(schedule);
     if !rras.is_loaded() {
         return Err(Failure { at: None, kind: "start".to_owned(), detail: "the driver did not load".to_owned() });
     }
@@ -218,7 +154,7 @@ fn run_checked<F: SoakFilter>(schedule: &Schedule, at: &Cell<Option<usize>>) -> 
     }
     rras.restart_all().map_err(|error| Failure { at: None, kind: "start".to_owned(), detail: error.to_string() })?;
     let mut figures = RunFigures { schedules: 1, operations: schedule.ops.len() as u64, ..RunFigures::default() };
-    let applied = F::with_device(&rras, |device, vendors| {
+    let applied = with_device(&rras, |device, vendors| {
         let mut state = State::new(&rras, device, vendors);
         for (index, op) in schedule.ops.iter().enumerate() {
             at.set(Some(index));
@@ -248,7 +184,7 @@ fn run_checked<F: SoakFilter>(schedule: &Schedule, at: &Cell<Option<usize>>) -> 
         return Err(Failure { at: None, kind: "pool".to_owned(), detail: charged.join("; ") });
     }
     figures.packets = ledger.created as u64;
-    figures.faults = F::faults_injected(&rras);
+    figures.faults = low_resources::failures();
     Ok(figures)
 }
 
@@ -300,90 +236,50 @@ struct AddedHook {
     queue: Option<Arc<QueueHook>>,
 }
 
-/// The control device `\\.\WanLayer` as a schedule reaches it.
-trait ControlDevice {
-    /// Opens a read-write handle (`None`: the driver refused it).
-    fn open(&self) -> Option<HandleId>;
-    /// A buffered device control on `handle`.
-    fn ioctl(&self, handle: HandleId, code: u32, input: &[u8], output_len: usize) -> IoOutcome;
-    /// [`ControlOp::Service`].
-    fn service(&self);
-    /// The handles the engine woke are serviced (after an unsubscribe).
-    fn service_woken(&self);
-    /// Cancels the pending request `io`; returns whether anything was cancelled.
-    fn cancel(&self, io: IoId) -> bool;
-    /// How a pending request completed, once it did.
-    fn take_completion(&self, io: IoId) -> Option<IoCompletion>;
-    /// Closes `handle` (cleanup, then close).
-    fn close(&self, handle: HandleId);
-    /// What the device deferred runs now (before time moves on, and at the teardown).
-    fn run_deferred(&self);
-}
-
-/// The simulator's control device over the engine's dispatcher.
-struct CoreDevice<'r> {
-    rras: &'r Rras<CoreFilter>,
-    device: SimControl,
-}
-
-impl ControlDevice for CoreDevice<'_> {
-    fn open(&self) -> Option<HandleId> {
-        Some(self.device.open(Access::READ_WRITE))
-    }
-    fn ioctl(&self, handle: HandleId, code: u32, input: &[u8], output_len: usize) -> IoOutcome {
-        self.device.ioctl(self.rras, handle, code, input, output_len)
-    }
-    fn service(&self) {
-        self.device.service(self.rras);
-    }
-    fn service_woken(&self) {
-        self.device.service(self.rras);
-    }
-    fn cancel(&self, io: IoId) -> bool {
-        self.device.cancel(io)
-    }
-    fn take_completion(&self, io: IoId) -> Option<IoCompletion> {
-        self.device.take_completion(io)
-    }
-    fn close(&self, handle: HandleId) {
-        self.device.close(self.rras, handle);
-    }
-    fn run_deferred(&self) {}
-}
-
-/// The driver's control device through its own dispatch routines. The device's DPC is the
-/// driver's: [`ControlOp::Service`] alternately holds the DPCs the driver queues (a processor
-/// busy at `DISPATCH_LEVEL`: events wake handles whose wake DPC waits) and lets the held ones
-/// run; they run too before virtual time moves on and at the teardown. A cancel cancels every
+/// The driver's control device `\\.\WanLayer` through its own dispatch routines. The device's DPC
+/// is the driver's: [`ControlOp::Service`] alternately holds the DPCs the driver queues (a
+/// processor busy at `DISPATCH_LEVEL`: events wake handles whose wake DPC waits) and lets the held
+/// ones run; they run too before virtual time moves on and at the teardown. A cancel cancels every
 /// request the driver holds in its cancel-safe queue.
 struct DriverDevice<'r> {
     rras: &'r Rras<DriverFilter>,
     dpcs_held: Cell<bool>,
 }
 
-impl ControlDevice for DriverDevice<'_> {
+impl DriverDevice<'_> {
+    /// Opens a read-write handle (`None`: the driver refused it).
     fn open(&self) -> Option<HandleId> {
         self.rras.filter().control_open(Access::READ_WRITE).ok()
     }
+
+    /// A buffered device control on `handle`.
     fn ioctl(&self, handle: HandleId, code: u32, input: &[u8], output_len: usize) -> IoOutcome {
         self.rras.filter().control_ioctl(handle, code, input, output_len)
     }
+
+    /// [`ControlOp::Service`]: holds the driver's DPCs, or lets the held ones run.
     fn service(&self) {
         let hold = !self.dpcs_held.get();
         self.dpcs_held.set(hold);
         self.rras.filter().hold_dpcs(hold);
     }
-    /// The driver's wake DPCs run by themselves (unless held).
-    fn service_woken(&self) {}
-    fn cancel(&self, _io: IoId) -> bool {
+
+    /// Cancels what the driver's cancel-safe queue holds; returns whether anything was cancelled.
+    fn cancel(&self) -> bool {
         self.rras.filter().cancel_queued_irps() > 0
     }
+
+    /// How a pending request completed, once it did.
     fn take_completion(&self, io: IoId) -> Option<IoCompletion> {
         self.rras.filter().control_completion(io)
     }
+
+    /// Closes `handle` (cleanup, then close).
     fn close(&self, handle: HandleId) {
         self.rras.filter().control_close(handle);
     }
+
+    /// Lets the DPCs held run (before time moves on, and at the teardown).
     fn run_deferred(&self) {
         if self.dpcs_held.replace(false) {
             self.rras.filter().hold_dpcs(false);
@@ -391,64 +287,25 @@ impl ControlDevice for DriverDevice<'_> {
     }
 }
 
-/// Vendor filters registered through a provider table.
-trait Vendors {
-    /// Registers one.
-    fn add(&mut self, kind: VendorKind, altitude: u32);
-    /// Deregisters one (modulo those registered).
-    fn remove(&mut self, pick: u8);
-    /// One that holds packets hands them back; how many it gave back.
-    fn release(&mut self, pick: u8, drop: bool) -> usize;
-    /// What `DriverUnload` does with registrations left: revokes every one.
-    fn revoke(&mut self);
-    /// The teardown: revokes every registration, then lets the vendors go.
-    fn finish(&mut self);
-}
-
-/// Where vendor calls come from.
-trait VendorSide {
-    /// Makes a vendor's call: at `PASSIVE_LEVEL` (registering, deregistering), or at
-    /// `DISPATCH_LEVEL` when `at_dispatch` (a timer's DPC giving back what it holds).
-    fn call<R>(&self, at_dispatch: bool, call: impl FnOnce() -> R) -> R;
-    /// What `DriverUnload` does with registrations left: revokes every one.
-    fn revoke(&self);
-}
-
-/// The simulator's provider over the [`CoreFilter`]'s engine: calls made directly.
-struct SimSide<'p, 'r>(&'p SimProvider<'r>);
-
-impl VendorSide for SimSide<'_, '_> {
-    fn call<R>(&self, _at_dispatch: bool, call: impl FnOnce() -> R) -> R {
-        call()
-    }
-    fn revoke(&self) {
-        self.0.unload();
-    }
-}
-
-/// wanlayer.sys's provider: another kernel driver's calls into it (`DriverFilter::vendor_call`).
-struct DriverSide<'r>(&'r Rras<DriverFilter>);
-
-impl VendorSide for DriverSide<'_> {
-    fn call<R>(&self, at_dispatch: bool, call: impl FnOnce() -> R) -> R {
-        self.0.filter().vendor_call(at_dispatch, call)
-    }
-    fn revoke(&self) {
-        revoke_all(self.0);
-    }
-}
-
-/// A provider table, the vendors registered through it, and where their calls come from.
-struct TableVendors<'t, S: VendorSide> {
-    side: S,
+/// Vendor filters registered through the driver's provider table, each call made as another
+/// driver's call into wanlayer.sys (`DriverFilter::vendor_call`): registering and deregistering at
+/// `PASSIVE_LEVEL`, giving back from a timer's DPC at `DISPATCH_LEVEL`.
+struct Vendors<'r, 't> {
+    rras: &'r Rras<DriverFilter>,
     table: Option<ProviderTable<'t>>,
     registered: Vec<Vendor<'t>>,
 }
 
-impl<S: VendorSide> Vendors for TableVendors<'_, S> {
+impl Vendors<'_, '_> {
+    /// Makes a vendor's call: at `PASSIVE_LEVEL`, or at `DISPATCH_LEVEL` when `at_dispatch`.
+    fn call<R>(&self, at_dispatch: bool, call: impl FnOnce() -> R) -> R {
+        self.rras.filter().vendor_call(at_dispatch, call)
+    }
+
+    /// Registers one.
     fn add(&mut self, kind: VendorKind, altitude: u32) {
         let Some(table) = &self.table else { return };
-        let vendor = self.side.call(false, || match kind {
+        let vendor = self.call(false, || match kind {
             VendorKind::Clamp => table.register(wlclamp::FILTER_NAME, altitude, ClampFilter::new(CLAMP)).map(Vendor::Clamp),
             VendorKind::Taker(ways) => {
                 let direction = match ways {
@@ -467,12 +324,13 @@ impl<S: VendorSide> Vendors for TableVendors<'_, S> {
         }
     }
 
+    /// Deregisters one (modulo those registered).
     fn remove(&mut self, pick: u8) {
         if self.registered.is_empty() {
             return;
         }
         let removed = self.registered.remove(usize::from(pick) % self.registered.len());
-        let _ = self.side.call(false, || match removed {
+        let _ = self.call(false, || match removed {
             Vendor::Clamp(registration) => registration.deregister(),
             Vendor::Taker(registration) => registration.deregister(),
             Vendor::Dropper(registration) => registration.deregister(),
@@ -481,13 +339,14 @@ impl<S: VendorSide> Vendors for TableVendors<'_, S> {
         });
     }
 
+    /// One that holds packets hands them back; how many it gave back.
     fn release(&mut self, pick: u8, drop: bool) -> usize {
         let holders: Vec<&Vendor<'_>> = self.registered.iter().filter(|v| matches!(v, Vendor::Clamp(_) | Vendor::Taker(_))).collect();
         let Some(holder) = holders.get(usize::from(pick) % holders.len().max(1)) else {
             return 0;
         };
         let verdict = if drop { wanlayer_sdk::ReinjectVerdict::Drop } else { wanlayer_sdk::ReinjectVerdict::Pass };
-        self.side.call(true, || match holder {
+        self.call(true, || match holder {
             Vendor::Clamp(registration) => registration.filter().release(&registration.provider()),
             Vendor::Taker(registration) => {
                 registration.filter().give_back(&registration.provider(), verdict).iter().filter(|result| result.is_ok()).count()
@@ -496,14 +355,16 @@ impl<S: VendorSide> Vendors for TableVendors<'_, S> {
         })
     }
 
-    fn revoke(&mut self) {
-        self.side.revoke();
+    /// What `DriverUnload` does with registrations left: revokes every one.
+    fn revoke(&self) {
+        revoke_all(self.rras);
     }
 
+    /// The teardown: revokes every registration, then lets the vendors go.
     fn finish(&mut self) {
-        self.side.revoke();
+        self.revoke();
         let registered = std::mem::take(&mut self.registered);
-        self.side.call(false, || drop(registered));
+        self.call(false, || drop(registered));
     }
 }
 
@@ -579,10 +440,10 @@ impl VendorFilter for RelayVendor {
 const CLAMP: Config = Config { mss: 1360, rate_bytes_per_second: 100_000, burst_bytes: 600, queue_packets: 4, max_links: 4 };
 
 /// The server, its control device and its vendors, with what the schedule made.
-struct State<'r, 'v, F: SoakFilter> {
-    rras: &'r Rras<F>,
-    device: &'r dyn ControlDevice,
-    vendors: Option<&'v mut dyn Vendors>,
+struct State<'s, 'r, 't> {
+    rras: &'r Rras<DriverFilter>,
+    device: &'s DriverDevice<'r>,
+    vendors: &'s mut Vendors<'r, 't>,
     handle: Option<HandleId>,
     pending: VecDeque<IoId>,
     cursor: u64,
@@ -592,8 +453,8 @@ struct State<'r, 'v, F: SoakFilter> {
     figures: RunFigures,
 }
 
-impl<'r, 'v, F: SoakFilter> State<'r, 'v, F> {
-    fn new(rras: &'r Rras<F>, device: &'r dyn ControlDevice, vendors: Option<&'v mut dyn Vendors>) -> Self {
+impl<'s, 'r, 't> State<'s, 'r, 't> {
+    fn new(rras: &'r Rras<DriverFilter>, device: &'s DriverDevice<'r>, vendors: &'s mut Vendors<'r, 't>) -> Self {
         Self {
             rras,
             device,
@@ -750,26 +611,10 @@ impl<'r, 'v, F: SoakFilter> State<'r, 'v, F> {
                     }
                 }
             }
-            Op::AddVendor { kind, altitude } => {
-                if let Some(vendors) = self.vendors.as_deref_mut() {
-                    vendors.add(kind, u32::from(altitude));
-                }
-            }
-            Op::RemoveVendor { vendor } => {
-                if let Some(vendors) = self.vendors.as_deref_mut() {
-                    vendors.remove(vendor);
-                }
-            }
-            Op::VendorRelease { vendor, drop } => {
-                if let Some(vendors) = self.vendors.as_deref_mut() {
-                    self.figures.vendor_released += vendors.release(vendor, drop) as u64;
-                }
-            }
-            Op::RevokeVendors => {
-                if let Some(vendors) = self.vendors.as_deref_mut() {
-                    vendors.revoke();
-                }
-            }
+            Op::AddVendor { kind, altitude } => self.vendors.add(kind, u32::from(altitude)),
+            Op::RemoveVendor { vendor } => self.vendors.remove(vendor),
+            Op::VendorRelease { vendor, drop } => self.figures.vendor_released += self.vendors.release(vendor, drop) as u64,
+            Op::RevokeVendors => self.vendors.revoke(),
             Op::Control(request) => {
                 self.figures.control_requests += 1;
                 self.control(request);
@@ -781,7 +626,7 @@ impl<'r, 'v, F: SoakFilter> State<'r, 'v, F> {
                     rras.oid_query(edge_of(edge), OID_GEN_MAXIMUM_FRAME_SIZE);
                 }
             }
-            Op::Fault(fault) => F::inject(rras, fault),
+            Op::Fault(fault) => inject(fault),
             Op::Irql(policy) => rras.set_irql_policy(match policy % 3 {
                 0 => IrqlPolicy::Passive,
                 1 => IrqlPolicy::Dispatch,
@@ -897,16 +742,17 @@ impl<'r, 'v, F: SoakFilter> State<'r, 'v, F> {
                 });
             }
             ControlOp::Unsubscribe => {
+                // The driver's wake DPC services the handles the engine woke (unless held).
                 self.ioctl(IOCTL_UNSUBSCRIBE_EVENTS, &header_only, 0, |_| true);
-                self.device.service_woken();
             }
             ControlOp::Service => {
                 self.device.service();
                 self.take_completions();
             }
             ControlOp::CancelRead => {
-                if let Some(io) = self.pending.pop_front() {
-                    self.device.cancel(io);
+                // The oldest read is given up on; every request the driver's queue holds is cancelled.
+                if self.pending.pop_front().is_some() {
+                    self.device.cancel();
                     self.take_completions();
                 }
             }
@@ -1029,9 +875,7 @@ impl<'r, 'v, F: SoakFilter> State<'r, 'v, F> {
         }
         self.take_completions();
         assert!(self.pending.is_empty(), "reads still pending after the handle closed: {:?}", self.pending);
-        if let Some(vendors) = self.vendors.as_deref_mut() {
-            vendors.finish();
-        }
+        self.vendors.finish();
         self.hooks.clear();
         rras.run_until_idle();
     }

@@ -83,7 +83,7 @@ pub enum Command {
     },
     /// Drive a simulated RRAS server through a scripted session and print what wanlayer saw
     Demo,
-    /// Run randomized NDIS schedules through the simulator
+    /// Run randomized NDIS schedules through wanlayer.sys's own handlers in the simulator
     ///
     /// Every schedule must end with zero violations, every packet back once and every pool at
     /// zero; a failure prints its seed and its shrunk schedule.
@@ -94,13 +94,6 @@ pub enum Command {
         /// The first schedule's seed (decimal, or hexadecimal after 0x, as a failure prints it)
         #[arg(long, value_parser = seed)]
         seed: Option<u64>,
-        /// Worker threads
-        #[arg(long)]
-        threads: Option<u64>,
-        /// Through wanlayer.sys's own handlers over the kernel model (the driver in the loop; one
-        /// thread) rather than the simulator's engine filter
-        #[arg(long)]
-        driver: bool,
     },
     /// The unsafe-bearing crates' tests under Miri
     ///
@@ -306,12 +299,9 @@ mod tests {
             parse(&["lint-inf", "a.inf", "--package-dir", "d"]),
             Ok(Command::LintInf { package_dir: Some(_), .. })
         ));
-        assert!(matches!(parse(&["soak"]), Ok(Command::Soak { schedules: 100_000, seed: None, threads: None, driver: false })));
-        assert!(matches!(
-            parse(&["soak", "--schedules", "5", "--seed", "7", "--threads", "2"]),
-            Ok(Command::Soak { schedules: 5, seed: Some(7), threads: Some(2), driver: false })
-        ));
-        assert!(matches!(parse(&["soak", "--driver", "--schedules", "9"]), Ok(Command::Soak { schedules: 9, driver: true, .. })));
+        assert!(matches!(parse(&["soak"]), Ok(Command::Soak { schedules: 100_000, seed: None })));
+        assert!(matches!(parse(&["soak", "--schedules", "5", "--seed", "7"]), Ok(Command::Soak { schedules: 5, seed: Some(7) })));
+        assert!(parse(&["soak", "--driver"]).is_err(), "the driver is the soak's only target");
         assert!(matches!(parse(&["soak", "--seed", "0x1f"]), Ok(Command::Soak { seed: Some(31), .. })));
         assert!(parse(&["soak", "--seed", "x"]).is_err());
         assert!(matches!(parse(&["miri"]), Ok(Command::Miri { target: MiriTargets::All, full: false })));

@@ -403,41 +403,61 @@ fn batch_of_one(frame: &[u8]) -> Vec<u8> {
     answer
 }
 
-#[test]
-fn an_async_divert_read_dropped_in_flight_is_cancelled_and_the_next_read_gets_the_batch() {
-    let registry = registry();
+fn async_divert(registry: &Arc<Registry<FakeOs>>) -> AsyncDivert<FakeTransport> {
     let config = DivertConfig::new(compile_filter("udp").unwrap());
-    let mut divert = AsyncDivert::open(FakeTransport { registry: Arc::clone(&registry) }, &config).unwrap();
+    AsyncDivert::open(FakeTransport { registry: Arc::clone(registry) }, &config).unwrap()
+}
+
+#[test]
+fn an_async_divert_read_future_dropped_after_the_kernel_completed_its_read_leaves_the_batch_to_the_next_read() {
+    let registry = registry();
+    let mut divert = async_divert(&registry);
     let (wakes, waker) = waker();
     let mut context = Context::from_waker(&waker);
+    let answer = batch_of_one(b"frame");
     {
         let mut read = pin!(divert.read(16));
         assert!(read.as_mut().poll(&mut context).is_pending());
+        assert!(kernel_completes(&registry, 0, &answer, Ok(answer.len())), "the driver completes the read");
+        assert_eq!(woken(&wakes), 1);
+        // Dropped without another poll, as a `select!` whose timeout won drops it.
     }
-    let first = held(&registry, 0);
-    assert_eq!(first.code, IOCTL_DIVERT_READ);
+    assert!(cancelled(&registry).is_empty(), "a dropped future leaves the read to the hook");
+    assert!(divert.reading());
+    assert_eq!(held(&registry, 0).code, IOCTL_DIVERT_READ);
     let request = registry.os().inputs.lock().unwrap()[0].clone();
     assert_eq!(ReadRequestRepr::parse(&ReadRequest::new_unchecked(&request[..])).unwrap(), ReadRequestRepr { max_records: 16, wait: true });
-    assert_eq!(cancelled(&registry), [first.record.addr()], "dropping the future cancelled its read");
-    // The cancelled read's batch arrives anyway (it won the race): written into memory still
-    // alive, then dropped.
-    let late = batch_of_one(b"lost");
-    assert!(kernel_completes(&registry, 0, &late, Ok(late.len())));
-    let answer = batch_of_one(b"frame");
-    let batch = {
-        let mut read = pin!(divert.read(16));
-        assert!(read.as_mut().poll(&mut context).is_pending());
-        assert!(kernel_completes(&registry, 1, &answer, Ok(answer.len())));
-        assert_eq!(woken(&wakes), 1);
-        match read.as_mut().poll(&mut context) {
-            Poll::Ready(batch) => batch.unwrap(),
-            Poll::Pending => panic!("completed"),
-        }
+    let batch = match pin!(divert.read(4)).poll(&mut context) {
+        Poll::Ready(batch) => batch.unwrap(),
+        Poll::Pending => panic!("the read in flight completed already"),
     };
+    assert_eq!(registry.os().held.lock().unwrap().len(), 1, "no second read issued: the batch is the first read's");
     let packets: Vec<_> = batch.packets().map(|packet| packet.unwrap()).collect();
     assert_eq!((packets.len(), packets[0].frame, packets[0].ticket().serial), (1, &b"frame"[..], 9));
     assert_eq!(batch.counters().diverted, 1);
+    assert!(!divert.reading());
+    // A read still in flight when the hook closes is cancelled, and its memory outlives the hook
+    // until the kernel completes it.
+    assert!(pin!(divert.read(16)).poll(&mut context).is_pending());
+    let second = held(&registry, 1);
     divert.close().unwrap();
+    assert_eq!(cancelled(&registry), [second.record.addr()], "closing the hook cancelled its read");
+    assert_eq!(registry.in_flight(), 1);
+    let late = batch_of_one(b"late");
+    assert!(kernel_completes(&registry, 1, &late, Ok(late.len())), "its answer won the race: written into memory still alive");
+    assert_eq!(registry.in_flight(), 0);
+}
+
+#[test]
+fn dropping_an_async_divert_cancels_its_read_in_flight() {
+    let registry = registry();
+    let mut divert = async_divert(&registry);
+    let (_, waker) = waker();
+    assert!(pin!(divert.read(16)).poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(cancelled(&registry).is_empty());
+    drop(divert);
+    assert_eq!(cancelled(&registry), [held(&registry, 0).record.addr()]);
+    assert!(kernel_completes(&registry, 0, &[], Err(ClientError::Driver(Status::Cancelled))));
     assert_eq!(registry.in_flight(), 0);
 }
 

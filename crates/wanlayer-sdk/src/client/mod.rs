@@ -5,8 +5,8 @@
 //!
 //! Where the table comes from is the platform's business: `kernel::Connection` asks
 //! wanlayer.sys for it with an internal device control (in the kernel, and on the host from
-//! wanlayer.sys's handlers over the kernel model); `sim::SimProvider` answers the same request
-//! beside the simulator's engine. Everything after that is this module, identical in all.
+//! wanlayer.sys's handlers over the kernel model); this crate's tests take it from a
+//! `provider::Host`'s answer. Everything after that is this module, identical in all.
 
 mod packet;
 mod trampoline;
@@ -42,7 +42,7 @@ pub(crate) struct Functions {
 ///
 /// `'p` is how long the provider stays loaded: as long as the kernel `Connection` keeps its
 /// reference on wanlayer's control device (in the kernel and with the driver in the loop), as long
-/// as the `SimProvider` lives.
+/// as the host that answered lives (this crate's tests).
 #[derive(Clone, Copy, Debug)]
 pub struct ProviderTable<'p> {
     provider: *mut c_void,

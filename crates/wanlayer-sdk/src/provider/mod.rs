@@ -2,10 +2,11 @@
 //! vendor drivers, over the [`Engine`] and generic over its platform.
 //!
 //! wanlayer.sys keeps one `Host<KernelHal>` in a static and answers
-//! `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` with [`Host::answer`]; the simulator binding
-//! (`crate::sim`) keeps a `Host<SimHal>` beside the simulated engine and answers the same
-//! request the same way. Every table function is a generic `extern "system"` function over the
-//! platform (`table.rs`), so the code a kernel vendor calls is the code the tests run.
+//! `IOCTL_WANLAYER_PROVIDER_QUERY_TABLE` with [`Host::answer`] (in the scenario tests too: the
+//! driver in the loop, over the kernel model); this crate's tests keep a host over an engine on a
+//! minimal platform (`tests/provider_table.rs`, which Miri runs). Every table function is a generic
+//! `extern "system"` function over the platform (`table.rs`), so the code a kernel vendor calls is
+//! the code the tests run.
 //!
 //! # Registrations
 //!
@@ -34,14 +35,10 @@ mod hook;
 mod packet_functions;
 mod table;
 
-#[cfg(feature = "sim")]
-use alloc::sync::Arc;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use wanlayer_core::hal::{Hal, Lock, PathContext};
-#[cfg(feature = "sim")]
-use wanlayer_core::hook::Hook;
 use wanlayer_core::hook::{HookId, HookRef};
 use wanlayer_core::Engine;
 
@@ -134,32 +131,15 @@ impl Default for HookAdapters {
     }
 }
 
-/// Where a provider's hook adapters live.
-enum Adapters {
-    /// In a `static` of the image (the kernel).
-    Static(&'static HookAdapters),
-    /// Each in an `Arc` of its own (the simulator).
-    #[cfg(feature = "sim")]
-    Shared([Arc<VendorHook>; SLOTS]),
-}
-
-impl Adapters {
+impl HookAdapters {
     /// Slot `index`'s adapter.
     fn get(&self, index: usize) -> &VendorHook {
-        match self {
-            Self::Static(adapters) => &adapters.0[index],
-            #[cfg(feature = "sim")]
-            Self::Shared(adapters) => &adapters[index],
-        }
+        &self.0[index]
     }
 
     /// Slot `index`'s adapter as the engine holds it.
-    fn engine_hook(&self, index: usize) -> HookRef {
-        match self {
-            Self::Static(adapters) => HookRef::Static(&adapters.0[index]),
-            #[cfg(feature = "sim")]
-            Self::Shared(adapters) => HookRef::Shared(Arc::clone(&adapters[index]) as Arc<dyn Hook>),
-        }
+    fn engine_hook(&'static self, index: usize) -> HookRef {
+        HookRef::Static(&self.0[index])
     }
 }
 
@@ -171,7 +151,7 @@ impl Adapters {
 pub struct Host<'e, H: CallerContext> {
     engine: &'e Engine<H>,
     slots: H::Lock<[Slot; SLOTS]>,
-    hooks: Adapters,
+    hooks: &'static HookAdapters,
     revoked: AtomicBool,
     counters: Counters,
 }
@@ -183,24 +163,7 @@ impl<'e, H: CallerContext> Host<'e, H> {
     ///
     /// # IRQL
     /// `PASSIVE_LEVEL` (driver entry).
-    pub fn with_static_adapters(engine: &'e Engine<H>, adapters: &'static HookAdapters) -> Self {
-        Self::with_adapters(engine, Adapters::Static(adapters))
-    }
-
-    /// A provider over `engine`, with no registration, whose [`abi::MAX_FILTERS`] hook adapters
-    /// are allocated here, once, so that registering allocates nothing (the simulator's
-    /// constructor: `Arc::new` aborts when the allocation fails, so the kernel uses
-    /// [`Host::with_static_adapters`]).
-    ///
-    /// # IRQL
-    /// `PASSIVE_LEVEL`.
-    #[cfg(feature = "sim")]
-    #[allow(clippy::disallowed_methods, reason = "user mode only (the simulator)")]
-    pub fn new(engine: &'e Engine<H>) -> Self {
-        Self::with_adapters(engine, Adapters::Shared(core::array::from_fn(|_| Arc::new(VendorHook::new()))))
-    }
-
-    fn with_adapters(engine: &'e Engine<H>, hooks: Adapters) -> Self {
+    pub fn with_static_adapters(engine: &'e Engine<H>, hooks: &'static HookAdapters) -> Self {
         Self {
             engine,
             slots: engine.hal().new_lock([Slot { generation: 0, state: SlotState::Free }; SLOTS]),
