@@ -49,7 +49,9 @@ const MOST_KEPT: usize = if cfg!(miri) { 0 } else { QUARANTINE + 1024 };
 
 /// A hasher for the translation's keys, which are NBL addresses and packet identities (each one
 /// integer): one multiplication (Fibonacci hashing), instead of SipHash's rounds for every lookup
-/// of every packet. The keys come from this process, not from input.
+/// of every packet, its high half folded into the low one (a product's low bits depend only on
+/// the key's low bits, which are zero in aligned addresses, and the table picks buckets by the
+/// low bits). The keys come from this process, not from input.
 #[derive(Default)]
 struct IntegerHasher(u64);
 
@@ -69,7 +71,7 @@ impl Hasher for IntegerHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        self.0 ^ (self.0 >> 32)
     }
 }
 
