@@ -86,6 +86,15 @@ pub const SUITES: &[Suite] = &[
     Suite { name: "wanlayer-ndis (Tree Borrows)", cargo_args: &["--package", "wanlayer-ndis"], miri_flags: "-Zmiri-tree-borrows" },
     Suite { name: "wanlayer-sdk (provider table)", cargo_args: &["--package", "wanlayer-sdk", "--features", "provider"], miri_flags: "" },
     Suite { name: "wanlayer-core", cargo_args: &["--package", "wanlayer-core"], miri_flags: "" },
+    // The client's library tests without its simulator feature: the overlapped request state
+    // machine, and the asynchronous divert and event reads over it, against a fake system that
+    // writes through the addresses it was given (and the pcapng writer). Its simulator tests (the
+    // whole driver in the loop) run natively only.
+    Suite {
+        name: "wanlayer-client (overlapped)",
+        cargo_args: &["--package", "wanlayer-client", "--no-default-features", "--lib"],
+        miri_flags: "",
+    },
 ];
 
 /// A test left out of the bounded run.

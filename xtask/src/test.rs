@@ -78,9 +78,8 @@ pub fn run() -> Result<(), String> {
         println!("xtask: SKIPPED the differential tests against libpcap: libpcap-dev is not installed (run as root to install it)");
     }
 
-    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table and the engine, on x86-64 and big-endian s390x; the client's overlapped state machine (Stacked Borrows, x86-64)");
+    step("Miri (strict provenance) over proto, the FFI crate, the SDK's provider table, the engine and the client's overlapped requests, on x86-64 and big-endian s390x");
     crate::miri::run_suites(&crate::miri::MiriTarget::ALL, false)?;
-    run_command("cargo", &["+nightly", "miri", "test", "--package", "wanlayer-client", "--no-default-features", "--lib", "overlapped"])?;
 
     step("the driver in the loop: wanlayer.sys's own handlers built for the host, against the kernel model, natively and under Miri");
     let scenarios = driver_in_the_loop(&driver_manifest, &driver_target_dir)?;
