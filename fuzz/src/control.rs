@@ -1,26 +1,36 @@
-//! Sequences of control-device requests against the engine, through the simulator's control
-//! device (`wanlayer_sim::SimControl`), on several handles, with line up / line down, traffic,
-//! pauses and hooks in between.
+//! Sequences of control-device requests to wanlayer.sys's own dispatch routines (the driver in
+//! the loop: `wanlayer_sim_driver::DriverFilter`, the driver built for the host over the kernel
+//! model), on several handles, with line up / line down, traffic, pauses and hooks in between.
+//!
+//! Each input runs on a driver of its own: a new [`DriverFilter`] (the kernel model reset, one
+//! driver per process at a time), `DriverEntry`, attach and restart of every edge, the program,
+//! then `DriverUnload`; nothing of one input reaches the next, so an input always runs the same
+//! way.
 //!
 //! The input is a program: each step's first byte chooses an action (open or close a handle, a
-//! device control built from field values or raw bytes, cancel a pending read, a link up or down,
-//! sends and receives, run the world and the DPC, pause and restart an edge, add or remove a
-//! hook); the bytes after it give the action's values.
+//! device control built from field values or raw bytes — a `METHOD_BUFFERED` IRP —, cancel a
+//! pending read through the driver's cancel-safe queue, a link up or down, sends and receives, run
+//! the world and the driver's DPCs, pause and restart an edge, add or remove a hook in the engine
+//! the driver owns); the bytes after it give the action's values.
 //!
 //! Invariants:
 //! * nothing panics, whatever the requests;
 //! * every successful answer parses with `wanlayer-proto`'s parser for its IOCTL, lists and
 //!   batches record by record: what the engine emits, the client can read;
-//! * after closing every handle and unloading, the verifier found no violation and every pool is
-//!   back to zero.
+//! * a request that pended is completed by the driver once cancelled or once its handle is
+//!   cleaned up;
+//! * after closing every handle and unloading, the verifier (with what the kernel model saw) found
+//!   no violation, every packet is back with its owner and every pool is back to zero.
 
 use crate::bytes::Bytes;
 use std::sync::Arc;
+use wanlayer_core::hal::Pool;
 use wanlayer_core::hook::{Hook, PacketContext, Verdict};
 use wanlayer_core::wire::FrameSummary;
 use wanlayer_proto::ioctl::*;
 use wanlayer_proto::*;
-use wanlayer_sim::{CoreFilter, Edge, Flow, HandleId, IoId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimControl, SimLink};
+use wanlayer_sim::{Edge, EngineFilter, Flow, HandleId, IoCompletion, IoId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimLink};
+use wanlayer_sim_driver::DriverFilter;
 
 /// Steps one input runs at most.
 const MAX_STEPS: usize = 96;
@@ -48,24 +58,28 @@ impl Hook for PortFilter {
     }
 }
 
-/// The simulated server, its control device and what the program has made so far.
+/// A request the driver pended.
+struct Pending {
+    io: IoId,
+    code: u32,
+    handle: HandleId,
+}
+
+/// The simulated server around the driver and what the program has made so far.
 struct World {
-    rras: Rras<CoreFilter>,
-    device: SimControl,
+    rras: Rras<DriverFilter>,
     handles: Vec<HandleId>,
     links: Vec<SimLink>,
-    /// Requests that pended, with their IOCTL.
-    pending: Vec<(IoId, u32)>,
+    pending: Vec<Pending>,
     hooks: Vec<wanlayer_core::hook::HookId>,
 }
 
 /// Runs one input.
 pub fn run(data: &[u8]) {
     let mut input = Bytes::new(data);
-    let rras = Rras::builder().ethernet().build(CoreFilter::default());
+    let rras = Rras::builder().ethernet().build(DriverFilter::new());
     rras.start().expect("the server starts");
-    let device = SimControl::install(&rras);
-    let mut world = World { rras, device, handles: Vec::new(), links: Vec::new(), pending: Vec::new(), hooks: Vec::new() };
+    let mut world = World { rras, handles: Vec::new(), links: Vec::new(), pending: Vec::new(), hooks: Vec::new() };
     for _ in 0..MAX_STEPS {
         if input.is_empty() {
             break;
@@ -80,14 +94,14 @@ impl World {
         match input.u8() % 16 {
             0 if self.handles.len() < MAX_HANDLES => {
                 let access = [Access::NONE, Access::READ, Access::WRITE, Access::READ_WRITE][input.index(4)];
-                self.handles.push(self.device.open(access));
+                if let Ok(handle) = self.rras.filter().control_open(access) {
+                    self.handles.push(handle);
+                }
             }
             1..=5 => self.request(input),
             6 if !self.handles.is_empty() => {
                 let handle = self.handles.remove(input.index(self.handles.len()));
-                for io in self.device.close(&self.rras, handle) {
-                    self.collect(io);
-                }
+                self.close(handle);
             }
             7 if self.links.len() < MAX_LINKS => {
                 let edge = if input.bool() { Edge::WanIpv6 } else { Edge::WanIp };
@@ -111,9 +125,10 @@ impl World {
             }
             11 => self.settle(),
             12 if !self.pending.is_empty() => {
-                let (io, _) = self.pending[input.index(self.pending.len())];
-                if self.device.cancel(io) {
-                    self.collect(io);
+                let io = self.pending[input.index(self.pending.len())].io;
+                if self.rras.filter().control_cancel(io) {
+                    let done = self.collect(io);
+                    assert_eq!(done.status, Status::Cancelled, "a cancelled request completes cancelled");
                 }
             }
             13 => {
@@ -136,27 +151,41 @@ impl World {
         }
     }
 
-    /// Runs the world until idle, then the control device's DPC, and reads what completed.
+    /// Runs the world until idle, then the driver's timers and DPCs, and reads what completed.
     fn settle(&mut self) {
         self.rras.run_until_idle();
-        self.device.service(&self.rras);
-        for (io, code) in std::mem::take(&mut self.pending) {
-            match self.device.take_completion(io) {
+        self.rras.filter().control_service();
+        for pending in std::mem::take(&mut self.pending) {
+            match self.rras.filter().control_completion(pending.io) {
                 Some(done) => {
                     if done.status == Status::Success {
-                        check_answer(code, &done.output);
+                        check_answer(pending.code, &done.output);
                     }
                 }
-                None => self.pending.push((io, code)),
+                None => self.pending.push(pending),
             }
         }
     }
 
-    /// Takes a completion that must be there (cancelled or closed).
-    fn collect(&mut self, io: IoId) {
-        let done = self.device.take_completion(io).expect("a cancelled request completes");
-        assert_eq!(done.status, Status::Cancelled);
-        self.pending.retain(|(pending, _)| *pending != io);
+    /// Takes a completion that must be there (cancelled, or its handle cleaned up).
+    fn collect(&mut self, io: IoId) -> IoCompletion {
+        let at = self.pending.iter().position(|pending| pending.io == io).expect("a request that pended");
+        let pending = self.pending.remove(at);
+        let done = self.rras.filter().control_completion(io).expect("the driver completed the request");
+        if done.status == Status::Success {
+            check_answer(pending.code, &done.output);
+        }
+        done
+    }
+
+    /// Closes `handle` (`IRP_MJ_CLEANUP`, then `IRP_MJ_CLOSE`): the driver completes every request
+    /// that pended on it.
+    fn close(&mut self, handle: HandleId) {
+        self.rras.filter().control_close(handle);
+        let on_handle: Vec<IoId> = self.pending.iter().filter(|pending| pending.handle == handle).map(|pending| pending.io).collect();
+        for io in on_handle {
+            self.collect(io);
+        }
     }
 
     /// A handle, mostly an open one.
@@ -229,10 +258,7 @@ impl World {
                 emit(ScopeRequest::<&[u8]>::LEN, |out| repr.emit(&mut ScopeRequest::new_unchecked(out)))
             }
             Ioctl::SubscribeEvents => {
-                let repr = SubscribeRepr {
-                    capacity: u32::from(input.u16() % 300) + 1,
-                    mask: (input.u32() & EventKind::ALL_MASK).max(1),
-                };
+                let repr = SubscribeRepr { capacity: u32::from(input.u16() % 300) + 1, mask: (input.u32() & EventKind::ALL_MASK).max(1) };
                 emit(Subscribe::<&[u8]>::LEN, |out| repr.emit(&mut Subscribe::new_unchecked(out)))
             }
             Ioctl::ReadEvents | Ioctl::CaptureRead => {
@@ -286,7 +312,7 @@ impl World {
         };
         let request = self.request_input(code, input);
         let output_len = OUTPUT_LENS[input.index(OUTPUT_LENS.len())];
-        match self.device.ioctl(&self.rras, handle, code, &request, output_len) {
+        match self.rras.filter().control_ioctl(handle, code, &request, output_len) {
             IoOutcome::Complete(done) => {
                 assert!(done.output.len() <= output_len, "an answer fits the caller's buffer");
                 if done.status == Status::Success {
@@ -295,27 +321,31 @@ impl World {
             }
             IoOutcome::Pending(io) => {
                 assert!(matches!(Ioctl::from(code), Ioctl::ReadEvents | Ioctl::DivertRead), "only event and divert reads pend");
-                self.pending.push((io, code));
+                self.pending.push(Pending { io, code, handle });
             }
         }
     }
 
-    /// Closes every handle, unloads, and checks the verifier and every pool.
+    /// Closes every handle, unloads, and checks the verifier, the packets and every pool.
     fn finish(mut self) {
         self.settle();
         for handle in std::mem::take(&mut self.handles) {
-            for io in self.device.close(&self.rras, handle) {
-                self.collect(io);
-            }
+            self.close(handle);
         }
+        assert!(self.pending.is_empty(), "every request completed once its handle closed");
         for id in std::mem::take(&mut self.hooks) {
             self.rras.engine().remove_hook(id).expect("a registered hook is removed");
         }
         self.rras.run_until_idle();
         self.rras.unload();
         self.rras.verifier().assert_clean();
+        let ledger = self.rras.ledger_counts();
+        assert_eq!(ledger.home, ledger.created, "every packet goes home: {ledger}");
         for (pool, usage) in self.rras.pools() {
             assert_eq!(usage.current, 0, "{pool:?} still charged after unload");
+        }
+        for pool in Pool::ALL {
+            assert_eq!(self.rras.filter().pool_charged(pool), 0, "{pool:?} still charged by the driver after unload");
         }
     }
 }
@@ -359,14 +389,12 @@ fn check_answer(code: u32, output: &[u8]) {
         Ioctl::CaptureStart => CaptureSessionRepr::parse(&CaptureSession::new_unchecked(output)).map(|_| ()),
         Ioctl::CaptureRead => {
             let view = CaptureBatch::new_unchecked(output);
-            CaptureBatchRepr::parse(&view)
-                .map(|batch| assert_eq!(view.records().filter(Result::is_ok).count(), batch.count as usize))
+            CaptureBatchRepr::parse(&view).map(|batch| assert_eq!(view.records().filter(Result::is_ok).count(), batch.count as usize))
         }
         Ioctl::DivertOpen => DivertInfoRepr::parse(&DivertInfo::new_unchecked(output)).map(|_| ()),
         Ioctl::DivertRead => {
             let view = DivertBatch::new_unchecked(output);
-            DivertBatchRepr::parse(&view)
-                .map(|batch| assert_eq!(view.packets().filter(Result::is_ok).count(), batch.count as usize))
+            DivertBatchRepr::parse(&view).map(|batch| assert_eq!(view.packets().filter(Result::is_ok).count(), batch.count as usize))
         }
         Ioctl::DivertVerdicts => DivertResultRepr::parse(&DivertResult::new_unchecked(output)).map(|_| ()),
         _ => {

@@ -17,13 +17,15 @@ use wanlayer_rules::{compile, parse, Action, Direction, PacketView, RuleSet, Rul
 
 const ACTIONS: [Action; 5] = [Action::Pass, Action::Drop, Action::Count, Action::Capture, Action::Divert];
 
-/// Real frames (IPv4 UDP, IPv4 TCP, IPv6 TCP) from the simulator's links, made once.
+/// Real frames (IPv4 UDP, IPv4 TCP, IPv6 TCP) from the simulator's links, made once (the
+/// simulator around wanlayer.sys's own handlers, the driver in the loop, which is dropped before
+/// any input runs).
 fn sample_frames() -> &'static [Vec<u8>] {
     static FRAMES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     FRAMES.get_or_init(|| {
         use wanlayer_core::hook::Direction as Way;
-        use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, Rras};
-        let rras = Rras::new(CoreFilter::default());
+        use wanlayer_sim::{Edge, Flow, LinkParams, Rras};
+        let rras = Rras::new(wanlayer_sim_driver::DriverFilter::new());
         rras.start().expect("the server starts");
         let v4 = rras.link_up(Edge::WanIp, LinkParams::new());
         let v6 = rras.link_up(Edge::WanIpv6, LinkParams::new());
@@ -146,12 +148,7 @@ pub fn run(data: &[u8]) {
                 .iter()
                 .zip(&texts)
                 .enumerate()
-                .map(|(at, ((priority, action), filter))| RuleSource {
-                    id: at as u32 + 1,
-                    priority: *priority,
-                    action: *action,
-                    filter,
-                })
+                .map(|(at, ((priority, action), filter))| RuleSource { id: at as u32 + 1, priority: *priority, action: *action, filter })
                 .collect();
             let (change_at, change) = (usize::from(input.u16()), input.u8());
             let packets = packets(&mut input);

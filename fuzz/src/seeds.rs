@@ -10,7 +10,8 @@ use wanlayer_ndis::types::UnicodeString;
 use wanlayer_ndis::wan::WanLineUp;
 use wanlayer_proto::ioctl::*;
 use wanlayer_proto::*;
-use wanlayer_sim::{CoreFilter, Edge, Flow, HandleId, IoOutcome, LinkParams, ReceiveOptions, Rras, SimControl};
+use wanlayer_sim::{Edge, Flow, IoOutcome, LinkParams, ReceiveOptions, Rras};
+use wanlayer_sim_driver::DriverFilter;
 
 /// One seed: its target, its name, its bytes.
 pub type Seed = (&'static str, String, Vec<u8>);
@@ -66,9 +67,7 @@ fn rules() -> Vec<Seed> {
     set.extend_from_slice(&[0x20, 0, 0x5a]);
     // One packet: receive, link 3, 60 bytes long, its first 20 bytes.
     set.extend_from_slice(&[0, 3, 60, 0, 20]);
-    set.extend_from_slice(&[
-        0x3c, 0, 0x20, 0x52, 0x41, 0x53, 0x2e, 0x1f, 0x20, 0x52, 0x41, 0x53, 0x08, 0, 0x45, 0, 0, 0x2e, 0, 0, 1,
-    ]);
+    set.extend_from_slice(&[0x3c, 0, 0x20, 0x52, 0x41, 0x53, 0x2e, 0x1f, 0x20, 0x52, 0x41, 0x53, 0x08, 0, 0x45, 0, 0, 0x2e, 0, 0, 1]);
     let mut changed = set.clone();
     changed[0] = 3;
     seeds.push(("rules", "set".into(), set));
@@ -91,17 +90,17 @@ fn rules() -> Vec<Seed> {
     seeds
 }
 
-/// The requests the control device gets and the answers it gives, for `proto` (each behind the
-/// selector of its message) and a few request programs for `control`.
+/// The requests the control device gets and the answers wanlayer.sys's own dispatch routines give
+/// (the driver in the loop), for `proto` (each behind the selector of its message), and a few
+/// request programs for `control`.
 fn proto_and_control() -> Vec<Seed> {
     let mut seeds: Vec<Seed> = Vec::new();
-    let mut rras = Rras::builder().ethernet().build(CoreFilter::default());
+    let mut rras = Rras::builder().ethernet().build(DriverFilter::new());
     rras.start().expect("the server starts");
-    let device = SimControl::install(&rras);
-    let handle = device.open(Access::READ_WRITE);
+    let handle = rras.filter().control_open(Access::READ_WRITE).expect("the control device opens");
     let links = [rras.link_up(Edge::WanIp, LinkParams::new()), rras.link_up(Edge::WanIpv6, LinkParams::new())];
     let call = |code: u32, input: &[u8], output_len: usize| -> Vec<u8> {
-        match device.ioctl(&rras, handle, code, input, output_len) {
+        match rras.filter().control_ioctl(handle, code, input, output_len) {
             IoOutcome::Complete(done) if done.status == Status::Success => done.output,
             other => panic!("{code:#x} did not complete: {other:?}"),
         }
@@ -113,13 +112,11 @@ fn proto_and_control() -> Vec<Seed> {
     };
     let header = emit(8, |out| HeaderOnly.emit(out).map(|_| ()));
     request(0, "header-only", &header);
-    let subscribe =
-        emit(16, |out| SubscribeRepr { capacity: 64, mask: EventKind::ALL_MASK }.emit(&mut Subscribe::new_unchecked(out)));
+    let subscribe = emit(16, |out| SubscribeRepr { capacity: 64, mask: EventKind::ALL_MASK }.emit(&mut Subscribe::new_unchecked(out)));
     request(13, "subscribe", &subscribe);
     request(14, "subscription", &call(IOCTL_SUBSCRIBE_EVENTS, &subscribe, 24));
-    let capture = emit(32, |out| {
-        CaptureStartRepr { target: Target::All, snap_len: 96, slots: 16 }.emit(&mut CaptureStart::new_unchecked(out))
-    });
+    let capture =
+        emit(32, |out| CaptureStartRepr { target: Target::All, snap_len: 96, slots: 16 }.emit(&mut CaptureStart::new_unchecked(out)));
     request(18, "capture-start", &capture);
     request(19, "capture-session", &call(IOCTL_CAPTURE_START, &capture, 40));
     for link in &links {
@@ -138,8 +135,7 @@ fn proto_and_control() -> Vec<Seed> {
     let scope = emit(24, |out| ScopeRequestRepr { target: Target::Module(module) }.emit(&mut ScopeRequest::new_unchecked(out)));
     request(9, "scope-module", &scope);
     request(10, "module-stats", &call(IOCTL_QUERY_STATS, &scope, 512));
-    let link_id =
-        rras.engine().with_link(rras.module(Edge::WanIp).expect("attached"), &links[0].remote, |l| l.id().0).expect("up");
+    let link_id = rras.engine().with_link(rras.module(Edge::WanIp).expect("attached"), &links[0].remote, |l| l.id().0).expect("up");
     let scope = emit(24, |out| ScopeRequestRepr { target: Target::Link(link_id) }.emit(&mut ScopeRequest::new_unchecked(out)));
     request(11, "link-stats", &call(IOCTL_QUERY_STATS, &scope, 80));
     let read = emit(16, |out| ReadRequestRepr { max_records: 16, wait: false }.emit(&mut ReadRequest::new_unchecked(out)));
@@ -154,14 +150,17 @@ fn proto_and_control() -> Vec<Seed> {
     for (selector, name) in [(0x80u8, "build-scope"), (0x81, "build-subscribe"), (0x85, "build-inject"), (0x89, "build-event")] {
         request(selector, name, &[7u8; 48]);
     }
-    device.close(&rras, HandleId(1));
+    rras.filter().control_close(handle);
     rras.unload();
+    rras.verifier().assert_clean();
 
     // Control programs (see `control::World::step`): open a read-write handle (0, 3), bring a
     // link up (7), subscribe (1: handle 0, ioctl 6, built from fields (2), capacity, mask, output
     // 24), start a capture (1: ioctl 9), send (9), settle (11), read events and captures, inject,
-    // list links, bring the link down, close.
-    let programs: [(&str, &[u8]); 3] = [
+    // list links, bring the link down, close. A read that pends is cancelled through the driver's
+    // cancel-safe queue (12), completed by the driver's wake DPC once a line up queues an event, or
+    // completed by the handle's cleanup (6).
+    let programs: [(&str, &[u8]); 5] = [
         (
             "session",
             &[
@@ -184,11 +183,13 @@ fn proto_and_control() -> Vec<Seed> {
             &[0, 1, 0, 1, 0, 6, 2, 0x08, 0, 0xff, 0x01, 0, 0, 4, 0, 1, 0, 7, 2, 4, 1, 9, 0, 12, 0, 0, 7, 1, 0, 0, 0, 11, 6, 0, 0],
         ),
         (
+            "pending-read-woken",
+            &[0, 1, 0, 1, 0, 6, 2, 0x08, 0, 0xff, 0x01, 0, 0, 4, 0, 1, 0, 7, 2, 4, 1, 9, 0, 7, 0, 0x10, 0x02, 11, 6, 0, 0],
+        ),
+        ("pending-read-closed", &[0, 1, 0, 1, 0, 6, 2, 0x08, 0, 0xff, 0x01, 0, 0, 4, 0, 1, 0, 7, 2, 4, 1, 9, 0, 6, 0, 0]),
+        (
             "hooks-and-stats",
-            &[
-                0, 3, 0, 14, 23, 0, 100, 0, 0, 0, 7, 1, 0, 0, 9, 0, 0, 1, 23, 0, 1, 0, 0, 0, 3, 11, 1, 0, 4, 1, 3, 0, 0, 9, 0,
-                15, 0, 0,
-            ],
+            &[0, 3, 0, 14, 23, 0, 100, 0, 0, 0, 7, 1, 0, 0, 9, 0, 0, 1, 23, 0, 1, 0, 0, 0, 3, 11, 1, 0, 4, 1, 3, 0, 0, 9, 0, 15, 0, 0],
         ),
     ];
     for (name, program) in programs {
@@ -251,13 +252,12 @@ fn wire() -> Vec<Seed> {
     let v6_src = Ipv6Address::from_segments([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10]);
     let v6_dst = Ipv6Address::from_segments([0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x443]);
     let segment = syn(IpAddress::Ipv6(v6_src), IpAddress::Ipv6(v6_dst));
-    let ipv6 =
-        Ipv6Repr { src_addr: v6_src, dst_addr: v6_dst, next_header: IpProtocol::Tcp, payload_len: segment.len(), hop_limit: 64 };
+    let ipv6 = Ipv6Repr { src_addr: v6_src, dst_addr: v6_dst, next_header: IpProtocol::Tcp, payload_len: segment.len(), hop_limit: 64 };
     let mut packet_v6 = vec![0u8; ipv6.buffer_len()];
     ipv6.emit(&mut Ipv6Packet::new_unchecked(&mut packet_v6[..])).expect("an IPv6 header emits");
     packet_v6[wanlayer_core::wire::IPV6_HEADER_LEN..].copy_from_slice(&segment);
 
-    let rras = Rras::new(CoreFilter::default());
+    let rras = Rras::new(DriverFilter::new());
     rras.start().expect("the server starts");
     let link = rras.link_up(Edge::WanIp, LinkParams::new());
     let link_v6 = rras.link_up(Edge::WanIpv6, LinkParams::new());
