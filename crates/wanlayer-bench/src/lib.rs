@@ -21,7 +21,7 @@ use wanlayer_core::hal::{
     Quiesce, ReadMostly, ReadMostlyLocking,
     Reclaimed, RuleStore, StoreError, Timestamp, WriteError,
 };
-use wanlayer_core::hook::{Hook, PacketContext, Verdict};
+use wanlayer_core::hook::{Hook, HookRef, PacketContext, Verdict};
 use wanlayer_core::link::{LineUp, WanQuality};
 use wanlayer_core::wire::{EtherType, MacAddress};
 use wanlayer_core::{AttachParams, Engine, EngineConfig, ModuleId, ModuleKind, NdisStatus};
@@ -481,11 +481,18 @@ pub fn frame(len: usize, link: u32, receive: bool) -> Vec<u8> {
     bytes
 }
 
+/// The [`PassHook`] scenarios of kind [`HookKind::Static`] register: a `static`, as the kernel's
+/// hooks are.
+static STATIC_PASS_HOOK: PassHook = PassHook;
+
 /// What a hook in a scenario does.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum HookKind {
-    /// [`PassHook`].
+    /// [`PassHook`], shared through an `Arc` (as hosts register hooks).
     Pass,
+    /// [`PassHook`] as a `static` (as the kernel registers hooks: `HookRef::Static`, no
+    /// reference count).
+    Static,
     /// [`ModifyHook`].
     Modify,
 }
@@ -508,7 +515,7 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Parses `send|receive CHAIN LEN HOOKS pass|modify LINKS`.
+    /// Parses `send|receive CHAIN LEN HOOKS pass|static|modify LINKS`.
     pub fn parse(words: &[String]) -> Option<Scenario> {
         let [direction, chain, frame_len, hooks, kind, links] = words else { return None };
         Some(Scenario {
@@ -522,6 +529,7 @@ impl Scenario {
             hooks: hooks.parse().ok()?,
             hook_kind: match kind.as_str() {
                 "pass" => HookKind::Pass,
+                "static" => HookKind::Static,
                 "modify" => HookKind::Modify,
                 _ => return None,
             },
@@ -538,6 +546,7 @@ impl Scenario {
             self.hooks.to_string(),
             match self.hook_kind {
                 HookKind::Pass => "pass",
+                HookKind::Static => "static",
                 HookKind::Modify => "modify",
             }
             .to_owned(),
@@ -566,9 +575,10 @@ impl<const COUNT: bool> Bench<COUNT> {
             engine.line_up(module, &line_up(index)).expect("line up");
         }
         for index in 0..scenario.hooks {
-            let hook: Arc<dyn Hook> = match scenario.hook_kind {
-                HookKind::Pass => Arc::new(PassHook),
-                HookKind::Modify => Arc::new(ModifyHook),
+            let hook: HookRef = match scenario.hook_kind {
+                HookKind::Pass => HookRef::from(Arc::new(PassHook)),
+                HookKind::Static => HookRef::from(&STATIC_PASS_HOOK as &'static dyn Hook),
+                HookKind::Modify => HookRef::from(Arc::new(ModifyHook)),
             };
             engine.add_hook("bench", 100 + index as u32, hook).expect("add hook");
         }

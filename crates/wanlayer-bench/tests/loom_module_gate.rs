@@ -173,3 +173,44 @@ fn a_pause_completes_once_and_never_while_a_call_or_packet_is_out() {
 fn summing_arrivals_before_departures_is_caught() {
     model(false);
 }
+
+/// The completion shortcut (`ModuleGate::may_have_own_out`): until a module slot has counted out
+/// a packet of its own, a completion or return hands the chain on whole, with no look at each
+/// packet. The call sets the slot's `originated` flag (`Relaxed`, never cleared) before it counts
+/// its packet out and hands it on; the platform hands it back on another thread (here a `Release`
+/// store the returning thread reads `Acquire`, as a completion follows its send); the returning
+/// thread reads the flag (`Relaxed`) and must see it set whenever the chain holds the module's
+/// own packet. `flag_first: false` is a mutant that sets the flag after handing the packet on.
+fn completion_shortcut_model(flag_first: bool) {
+    loom::model(move || {
+        let originated = Arc::new(AtomicBool::new(false));
+        let handed_on = Arc::new(AtomicBool::new(false));
+        let call = {
+            let (originated, handed_on) = (Arc::clone(&originated), Arc::clone(&handed_on));
+            thread::spawn(move || {
+                if flag_first {
+                    originated.store(true, Ordering::Relaxed);
+                }
+                handed_on.store(true, Ordering::Release);
+                if !flag_first {
+                    originated.store(true, Ordering::Relaxed);
+                }
+            })
+        };
+        if handed_on.load(Ordering::Acquire) {
+            assert!(originated.load(Ordering::Relaxed), "the module's own packet was handed back as a foreign one");
+        }
+        call.join().unwrap();
+    });
+}
+
+#[test]
+fn a_chain_holding_an_own_packet_is_never_handed_back_whole() {
+    completion_shortcut_model(true);
+}
+
+#[test]
+#[should_panic]
+fn setting_the_flag_after_the_hand_off_is_caught() {
+    completion_shortcut_model(false);
+}

@@ -5,6 +5,7 @@
 //! link lookup, counting), the hooks with no lock held, and the platform calls collected in an
 //! [`Outbox`] and made after every lock is released.
 
+use core::cell::Cell;
 use core::fmt;
 
 use crate::engine::Engine;
@@ -57,30 +58,49 @@ pub(crate) struct ChainEntry {
     pub(crate) hook: Option<crate::hook::HookRef>,
 }
 
-/// The hook chain as it was when a path started, with every hook marked busy until it is dropped.
-/// It lives on the stack: taking it allocates nothing.
+/// Pass verdicts of one hook counted within one data-path call: added to the hook's shard once
+/// when the call's snapshot drops, not once a packet.
+#[derive(Clone, Copy, Default)]
+struct PassCount {
+    packets: u64,
+    bytes: u64,
+}
+
+/// The hook chain as it was when a path started, in the order a packet travelling one way meets
+/// it, with every hook marked busy until the snapshot is dropped. It lives on the stack: taking
+/// it allocates nothing.
 pub(crate) struct ChainSnapshot<'e> {
     entries: [Option<ChainEntry>; MAX_HOOKS],
+    /// Entries in use, from the first.
+    len: usize,
     slots: &'e [crate::hook::HookSlot; MAX_HOOKS],
-    /// The processor whose shards marked the hooks held.
+    /// The processor whose shards marked the hooks held (and count their verdicts).
     processor: usize,
+    /// Each entry's pass verdicts so far.
+    passes: [Cell<PassCount>; MAX_HOOKS],
+    /// Which way the entries are ordered: sends meet the chain from its top, receives from its
+    /// bottom.
+    direction: Direction,
 }
 
 impl ChainSnapshot<'_> {
-    /// Entries in ascending chain position.
+    /// Entries in the snapshot's order (ascending chain position for [`Engine::chain_snapshot`]).
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &ChainEntry> {
-        self.entries.iter().flatten()
+        self.entries().iter().flatten()
     }
 
-    fn is_empty(&self) -> bool {
-        self.entries[0].is_none()
+    fn entries(&self) -> &[Option<ChainEntry>] {
+        self.entries.get(..self.len).unwrap_or_default()
     }
 }
 
 impl Drop for ChainSnapshot<'_> {
     fn drop(&mut self) {
-        for entry in self.entries.iter().flatten() {
-            self.slots[usize::from(entry.id.slot)].leave(self.processor);
+        for (entry, passes) in self.entries.iter().take(self.len).zip(&self.passes) {
+            if let Some(entry) = entry {
+                let PassCount { packets, bytes } = passes.get();
+                self.slots[usize::from(entry.id.slot)].leave_counting(self.processor, self.direction, packets, bytes);
+            }
         }
     }
 }
@@ -103,13 +123,7 @@ pub(crate) struct Outbox<H: PacketIo> {
 
 impl<H: PacketIo> Default for Outbox<H> {
     fn default() -> Self {
-        Self {
-            down: H::Chain::default(),
-            complete: H::Chain::default(),
-            up: H::Chain::default(),
-            returns: H::Chain::default(),
-            in_flight: 0,
-        }
+        Self { down: H::Chain::default(), complete: H::Chain::default(), up: H::Chain::default(), returns: H::Chain::default(), in_flight: 0 }
     }
 }
 
@@ -282,57 +296,144 @@ impl Tally {
     }
 }
 
-/// Packets [`Engine::pass_chain`] classifies per read of the link table (a bit each in a `u32`).
-const PASS_BATCH: usize = 16;
+/// Packets [`Engine::pass_chain`] counts per read of the link table.
+const PASS_BATCH: usize = 32;
 
-/// What classifying a frame needs of it, read before any lock is taken.
-/// 16 bytes, so that a batch of them is cheap to set up.
+/// What classifying a frame needs of it, read before any lock is taken (the platform is not
+/// called under a lock).
 #[derive(Clone, Copy)]
 struct FrameHead {
-    /// The frame's length (at most [`FrameHead::LEN_MAX`]), with [`FrameHead::SHORT`] set when
-    /// the frame does not hold both addresses.
-    len_and_short: u32,
-    /// Destination, then source address.
-    addresses: [u8; 12],
+    /// The address that names the frame's link (the destination of a send, the source of a
+    /// receive) as one word, or [`FrameHead::SHORT_KEY`] when the frame does not hold both
+    /// addresses: a run of frames of one link is one compare a frame.
+    key: u64,
+    /// The frame's length (at most `u32::MAX`: an NDIS frame's length is a `ULONG`).
+    len: u32,
+    /// The source address (a send on a provisional link shows the local address with it).
+    source: [u8; 6],
 }
 
 impl FrameHead {
-    const EMPTY: FrameHead = FrameHead { len_and_short: 0, addresses: [0; 12] };
-    const SHORT: u32 = 1 << 31;
-    /// Frames are far shorter (an NDIS frame's length is a `ULONG` of at most 64 KiB on a WAN link).
-    const LEN_MAX: u32 = Self::SHORT - 1;
+    const EMPTY: FrameHead = FrameHead { key: Self::SHORT_KEY, len: 0, source: [0; 6] };
+    /// No address packs to this word (its two top bytes are not zero).
+    const SHORT_KEY: u64 = u64::MAX;
 
-    fn of<H: PacketIo>(hal: &H, packet: &H::Packet) -> FrameHead {
+    #[inline]
+    fn of<H: PacketIo>(hal: &H, packet: &H::Packet, direction: Direction) -> FrameHead {
         let mut addresses = [0u8; 12];
-        let short = hal.read(packet, 0, &mut addresses) != addresses.len();
-        let len = u32::try_from(hal.frame_len(packet)).unwrap_or(Self::LEN_MAX).min(Self::LEN_MAX);
-        FrameHead { len_and_short: len | if short { Self::SHORT } else { 0 }, addresses }
+        let complete = hal.read(packet, 0, &mut addresses) == addresses.len();
+        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = addresses;
+        let key = match (complete, direction) {
+            (false, _) => Self::SHORT_KEY,
+            (true, Direction::Send) => u64::from_le_bytes([d0, d1, d2, d3, d4, d5, 0, 0]),
+            (true, Direction::Receive) => u64::from_le_bytes([s0, s1, s2, s3, s4, s5, 0, 0]),
+        };
+        let len = u32::try_from(hal.frame_len(packet)).unwrap_or(u32::MAX);
+        FrameHead { key, len, source: [s0, s1, s2, s3, s4, s5] }
     }
 
-    fn len(&self) -> usize {
-        (self.len_and_short & Self::LEN_MAX) as usize
-    }
-
-    /// The frame holds both addresses.
-    fn complete(&self) -> bool {
-        self.len_and_short & Self::SHORT == 0
+    /// The address [`FrameHead::key`] packs, unless the frame is short.
+    fn key_address(&self) -> Option<MacAddress> {
+        let [a, b, c, d, e, f, _, _] = self.key.to_le_bytes();
+        (self.key != Self::SHORT_KEY).then_some(MacAddress([a, b, c, d, e, f]))
     }
 }
 
-/// Where a packet belongs, as found within the link table's read side.
-enum Found<'t> {
-    /// The module is not Running.
-    NotRunning,
-    /// The module is not on an NdisWan edge.
-    PassThrough,
-    /// No live link has the frame's address.
-    Unmatched,
-    /// The frame belongs to this link; a send on a provisional link shows the local address to
-    /// learn.
-    Link(&'t crate::link::Link, Option<MacAddress>),
+/// Counts frames on their links within the link table's read side, one lookup and one add of
+/// the link's counters per run of consecutive frames with the same key address. Returns the
+/// frames with no live link and, for a send on a link whose local address is provisional, the
+/// address to learn.
+fn count_runs(links: &LinkTable, direction: Direction, heads: &[FrameHead]) -> (u64, Option<(MacAddress, MacAddress)>) {
+    let (mut unmatched, mut learn) = (0u64, None);
+    let mut heads = heads.iter();
+    let Some(mut first) = heads.next() else {
+        return (0, None);
+    };
+    loop {
+        let (mut packets, mut bytes) = (1u64, u64::from(first.len));
+        let mut next = None;
+        for head in heads.by_ref() {
+            if head.key != first.key {
+                next = Some(head);
+                break;
+            }
+            packets += 1;
+            bytes += u64::from(head.len);
+        }
+        match first.key_address().and_then(|key| links.get(&key)) {
+            Some(link) => {
+                link.counters(direction).count_packets(packets, bytes);
+                if direction == Direction::Send && learn.is_none() && link.local_address_provisional() {
+                    learn = Some((link.summary().remote_address, MacAddress(first.source)));
+                }
+            }
+            None => unmatched += packets,
+        }
+        match next {
+            Some(head) => first = head,
+            None => return (unmatched, learn),
+        }
+    }
+}
+
+/// Packets the hooked path classifies per read of the link table (kept small: a batch of
+/// classified packets lives on the kernel stack beside the chain snapshot).
+const HOOKED_BATCH: usize = 8;
+
+/// Up to [`HOOKED_BATCH`] packets of a hooked call, taken from its chain and classified
+/// together (their heads read first, with no lock), then handed out one by one.
+struct Batch<H: PacketIo> {
+    packets: H::Chain,
+    heads: [FrameHead; HOOKED_BATCH],
+    found: [Classified; HOOKED_BATCH],
+    count: usize,
+}
+
+impl<H: PacketIo> Default for Batch<H> {
+    fn default() -> Self {
+        Self { packets: H::Chain::default(), heads: [FrameHead::EMPTY; HOOKED_BATCH], found: [Classified::Unmatched; HOOKED_BATCH], count: 0 }
+    }
+}
+
+impl<H: Hal> Batch<H> {
+    /// Takes the next packets of `chain` and classifies them ([`Engine::classify_batch`]).
+    /// False when `chain` is empty.
+    #[allow(clippy::too_many_arguments)]
+    fn classify(
+        &mut self,
+        engine: &Engine<H>,
+        module: ModuleId,
+        slot: &ModuleSlot<H>,
+        kind: ModuleKind,
+        direction: Direction,
+        chain: &mut H::Chain,
+        tally: &mut Tally,
+    ) -> bool {
+        self.count = 0;
+        for head in &mut self.heads {
+            let Some(packet) = chain.pop_front() else {
+                break;
+            };
+            *head = FrameHead::of(&engine.hal, &packet, direction);
+            self.packets.push_back(packet);
+            self.count += 1;
+        }
+        let (Some(heads), Some(found)) = (self.heads.get(..self.count), self.found.get_mut(..self.count)) else {
+            return false;
+        };
+        engine.classify_batch(module, slot, kind, direction, heads, tally, found);
+        self.count > 0
+    }
+
+    /// The batch's packets with where each belongs, in order.
+    fn packets(&mut self) -> impl Iterator<Item = (H::Packet, Classified)> + '_ {
+        let found = self.found.get(..self.count).unwrap_or_default();
+        found.iter().map_while(|classified| Some((self.packets.pop_front()?, *classified)))
+    }
 }
 
 /// Where a packet belongs.
+#[derive(Clone, Copy)]
 enum Classified {
     /// The module is not Running (or not this module any more).
     NotRunning,
@@ -359,79 +460,149 @@ impl Classified {
 impl<H: Hal> Engine<H> {
     /// Snapshots the hook chain, marking every hook in it busy until the snapshot is dropped.
     pub(crate) fn chain_snapshot(&self) -> ChainSnapshot<'_> {
-        let mut entries: [Option<ChainEntry>; MAX_HOOKS] = core::array::from_fn(|_| None);
-        let processor = self.hal.current_processor();
+        self.chain_snapshot_for(Direction::Receive)
+    }
+
+    /// [`Self::chain_snapshot`] in the order a packet travelling `direction` meets the hooks.
+    pub(crate) fn chain_snapshot_for(&self, direction: Direction) -> ChainSnapshot<'_> {
+        let mut snapshot = self.empty_chain_snapshot(direction);
+        self.hold_chain(&mut snapshot);
+        snapshot
+    }
+
+    /// Fills an empty snapshot with the registered hooks, marking each held on the snapshot's
+    /// processor (in place: a snapshot is too large to move cheaply).
+    fn hold_chain(&self, snapshot: &mut ChainSnapshot<'_>) {
+        let (processor, direction) = (snapshot.processor, snapshot.direction);
+        let (entries, len) = (&mut snapshot.entries, &mut snapshot.len);
         self.hooks.read(|registry| {
-            for (place, registered) in entries.iter_mut().zip(registry.hooks.iter()) {
+            let count = registry.hooks.len().min(MAX_HOOKS);
+            for (step, place) in entries.iter_mut().enumerate().take(count) {
+                let index = match direction {
+                    Direction::Send => count - 1 - step,
+                    Direction::Receive => step,
+                };
+                let Some(registered) = registry.hooks.get(index) else {
+                    break;
+                };
                 self.hook_slots[usize::from(registered.id.slot)].enter(processor);
                 *place = Some(ChainEntry { id: registered.id, position: registered.position, hook: registered.hook.clone() });
+                *len = step + 1;
             }
         });
-        ChainSnapshot { entries, slots: &self.hook_slots, processor }
     }
 
-    /// Finds the link of a frame, with no module lock: on send the destination address is the
-    /// link's remote address, on receive the source address is. Counts the packet (on the module
-    /// in `tally`, on its link at once). A send on a link whose line-up answer came late
-    /// ([`Engine::line_up_answer_pending`]) also shows its final local address (the frame's
-    /// source): it is recorded and announced ([`Event::LineUpdated`](crate::event::Event)).
-    fn classify(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, packet: &H::Packet, tally: &mut Tally) -> Classified {
-        let head = FrameHead::of(&self.hal, packet);
-        if !kind.is_wan() {
-            return match self.classify_in(module, slot, None, direction, &head, tally) {
-                Found::NotRunning => Classified::NotRunning,
-                _ => Classified::PassThrough,
-            };
-        }
-        let found = slot.links.read(|links| match self.classify_in(module, slot, Some(links), direction, &head, tally) {
-            Found::NotRunning => (Classified::NotRunning, None),
-            Found::PassThrough => (Classified::PassThrough, None),
-            Found::Unmatched => (Classified::Unmatched, None),
-            Found::Link(link, learn) => (Classified::Link(link.summary()), learn),
-        });
-        match found {
-            (Classified::Link(summary), Some(source)) => Classified::Link(self.learn_local_address(module, slot, &summary, source).unwrap_or(summary)),
-            (classified, _) => classified,
+    /// A snapshot with no hook (nothing to run, nothing held).
+    fn empty_chain_snapshot(&self, direction: Direction) -> ChainSnapshot<'_> {
+        ChainSnapshot {
+            entries: Default::default(),
+            len: 0,
+            slots: &self.hook_slots,
+            processor: self.hal.current_processor(),
+            passes: Default::default(),
+            direction,
         }
     }
 
-    /// [`Self::classify`] of a frame read beforehand (`head`: no platform call here), within the
-    /// link table's read side (`links`; `None` for a module that is not on an NdisWan edge).
-    /// Learning a local address needs the write side: a send on a provisional link returns the
-    /// address to learn.
-    fn classify_in<'t>(
+    /// Finds the links of a batch of frames read beforehand (`heads`; no platform call here), in
+    /// one read of the link table, into `found` (one a frame): on send the destination address
+    /// is the link's remote address, on receive the source address is. Counts the packets (on
+    /// the module in `tally`, on their links once per run of frames of the same link). A send
+    /// on a link whose line-up answer came late ([`Engine::line_up_answer_pending`]) also shows
+    /// its final local address (the frame's source): it is recorded and announced
+    /// ([`Event::LineUpdated`](crate::event::Event)), and the batch's packets of that link carry
+    /// it.
+    #[allow(clippy::too_many_arguments)]
+    fn classify_batch(
         &self,
         module: ModuleId,
         slot: &ModuleSlot<H>,
-        links: Option<&'t LinkTable>,
+        kind: ModuleKind,
         direction: Direction,
-        head: &FrameHead,
+        heads: &[FrameHead],
         tally: &mut Tally,
-    ) -> Found<'t> {
-        if !slot.gate.is_open_to(module) {
-            return Found::NotRunning;
+        found: &mut [Classified],
+    ) {
+        let running = slot.gate.is_open_to(module);
+        let classify = |links: Option<&LinkTable>, tally: &mut Tally, found: &mut [Classified]| {
+            let mut learn = None;
+            let mut unmatched = 0u64;
+            // The run of frames with the key of the last lookup: its link and what it counted.
+            let mut run: Option<(u64, Option<&crate::link::Link>)> = None;
+            let (mut run_packets, mut run_bytes) = (0u64, 0u64);
+            for (head, place) in heads.iter().zip(found.iter_mut()) {
+                if !running {
+                    *place = Classified::NotRunning;
+                    continue;
+                }
+                tally.packets += 1;
+                tally.bytes += u64::from(head.len);
+                let Some(links) = links else {
+                    *place = Classified::PassThrough;
+                    continue;
+                };
+                match run {
+                    Some((key, link)) if key == head.key => {
+                        match link {
+                            Some(link) => {
+                                run_packets += 1;
+                                run_bytes += u64::from(head.len);
+                                *place = Classified::Link(link.summary());
+                            }
+                            None => {
+                                unmatched += 1;
+                                *place = Classified::Unmatched;
+                            }
+                        }
+                        continue;
+                    }
+                    Some((_, Some(link))) => link.counters(direction).count_packets(run_packets, run_bytes),
+                    _ => {}
+                }
+                let link = head.key_address().and_then(|key| links.get(&key));
+                match link {
+                    Some(link) => {
+                        (run_packets, run_bytes) = (1, u64::from(head.len));
+                        *place = Classified::Link(link.summary());
+                        if direction == Direction::Send && learn.is_none() && link.local_address_provisional() {
+                            learn = Some((link.summary().remote_address, MacAddress(head.source)));
+                        }
+                    }
+                    None => {
+                        unmatched += 1;
+                        *place = Classified::Unmatched;
+                    }
+                }
+                run = Some((head.key, link));
+            }
+            if let Some((_, Some(link))) = run {
+                link.counters(direction).count_packets(run_packets, run_bytes);
+            }
+            if unmatched > 0 {
+                slot.counters.direction(direction).count_unmatched_packets(unmatched);
+            }
+            learn
+        };
+        let learn = match kind.is_wan() && running {
+            true => slot.links.read(|links| classify(Some(links), tally, found)),
+            false => classify(None, tally, found),
+        };
+        if let Some((remote, source)) = learn {
+            if let Some(learned) = self.learn_local_address(module, slot, &remote, source) {
+                for place in found.iter_mut() {
+                    if let Classified::Link(summary) = place {
+                        if summary.remote_address == remote {
+                            *summary = learned;
+                        }
+                    }
+                }
+            }
         }
-        tally.packets += 1;
-        tally.bytes += head.len() as u64;
-        let Some(links) = links else { return Found::PassThrough };
-        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = head.addresses;
-        let (destination, source) = (MacAddress([d0, d1, d2, d3, d4, d5]), MacAddress([s0, s1, s2, s3, s4, s5]));
-        let key = match direction {
-            Direction::Send => destination,
-            Direction::Receive => source,
-        };
-        let Some(link) = links.get(&key).filter(|_| head.complete()) else {
-            slot.counters.direction(direction).count_unmatched();
-            return Found::Unmatched;
-        };
-        link.counters(direction).count_packet(head.len());
-        let learn = (direction == Direction::Send && link.local_address_provisional()).then_some(source);
-        Found::Link(link, learn)
     }
 
     /// Records the local address a send on a provisional link showed, and announces it.
-    fn learn_local_address(&self, module: ModuleId, slot: &ModuleSlot<H>, link: &LinkSummary, source: MacAddress) -> Option<LinkSummary> {
-        let learned = slot.links.with(|links| links.learn_local_address(&link.remote_address, source))?;
+    fn learn_local_address(&self, module: ModuleId, slot: &ModuleSlot<H>, remote: &MacAddress, source: MacAddress) -> Option<LinkSummary> {
+        let learned = slot.links.with(|links| links.learn_local_address(remote, source))?;
         self.hal.log(
             crate::hal::Level::Info,
             format_args!("{module}: the local address of {} is {} (learned from its first send)", learned.remote_address, learned.local_address),
@@ -440,60 +611,130 @@ impl<H: Hal> Engine<H> {
         Some(learned)
     }
 
-    /// The common case of a send or receive: no hook to run, no capture session, nothing lent.
-    /// [`PASS_BATCH`] packets at a time are read (no lock), classified and counted in one read
-    /// of the link table, then queued on or (module no longer Running) dropped.
+    /// The common case of a send or receive, from the call's start to its end: no hook to run,
+    /// no capture session, nothing lent. Every packet goes on in one platform call, with no
+    /// outbox ([`Self::pass_chain`]); what a module that stopped Running meanwhile did not take
+    /// is dropped.
     #[allow(clippy::too_many_arguments)]
-    fn pass_chain(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, chain: &mut H::Chain, tally: &mut Tally, out: &mut Outbox<H>) {
-        let status = Self::drop_status(DropReason::Paused);
+    fn pass_call(
+        &self,
+        module: ModuleId,
+        slot: &ModuleSlot<H>,
+        kind: ModuleKind,
+        call: Call,
+        processor: usize,
+        direction: Direction,
+        mut chain: H::Chain,
+        ctx: PathContext,
+    ) {
+        let mut onward = H::Chain::default();
+        let mut tally = Tally::default();
+        let running = self.pass_chain(module, slot, kind, direction, &mut chain, &mut onward, &mut tally);
+        if !onward.is_empty() {
+            match direction {
+                Direction::Send => self.hal.send_down(module, onward, ctx),
+                Direction::Receive => {
+                    // Without the resources flag the protocol keeps the packets until it returns them.
+                    let _none_lent_back = self.hal.indicate_up(module, onward, false, ctx);
+                }
+            }
+        }
+        if !running {
+            let mut out = Outbox::<H>::default();
+            self.drop_paused(slot, direction, &mut chain, &mut out);
+            out.flush(self, module, ctx);
+        }
+        let finished = match call {
+            Call::Gated => slot.gate.leave_counting(processor, direction, tally.packets, tally.bytes) == AfterLeaving::Closed && slot.refresh_gate(),
+            Call::Locked => {
+                tally.count_on(&slot.gate, processor, direction);
+                slot.core.with(ModuleCore::leave_data_path)
+            }
+        };
+        if finished {
+            self.finish_pause(module);
+        }
+    }
+
+    /// Moves every packet of `chain` to `onward`, counting them in `tally` and on their links:
+    /// [`PASS_BATCH`] packets at a time have their heads read (no lock) as they move, then are
+    /// counted in one read of the link table, one lookup and one add of the link's counters per
+    /// run of consecutive packets of the same link. False when the module stopped Running
+    /// (checked once per batch): what is left in `chain` is to be dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn pass_chain(
+        &self,
+        module: ModuleId,
+        slot: &ModuleSlot<H>,
+        kind: ModuleKind,
+        direction: Direction,
+        chain: &mut H::Chain,
+        onward: &mut H::Chain,
+        tally: &mut Tally,
+    ) -> bool {
+        // A chain of one packet (the common send) needs no batch.
+        let Some(packet) = chain.pop_front() else {
+            return true;
+        };
+        let first = FrameHead::of(&self.hal, &packet, direction);
+        onward.push_back(packet);
+        tally.packets += 1;
+        tally.bytes += u64::from(first.len);
+        if chain.is_empty() {
+            self.count_on_links(module, slot, kind, direction, core::slice::from_ref(&first));
+            return true;
+        }
         let mut heads = [FrameHead::EMPTY; PASS_BATCH];
+        heads[0] = first;
+        let mut count = 1;
         loop {
-            let mut batch = H::Chain::default();
-            let mut count = 0;
-            for head in &mut heads {
-                let Some(packet) = chain.pop_front() else { break };
-                *head = FrameHead::of(&self.hal, &packet);
-                batch.push_back(packet);
+            for head in heads.iter_mut().skip(count) {
+                let Some(packet) = chain.pop_front() else {
+                    break;
+                };
+                *head = FrameHead::of(&self.hal, &packet, direction);
+                tally.packets += 1;
+                tally.bytes += u64::from(head.len);
+                onward.push_back(packet);
                 count += 1;
             }
-            let Some(heads) = heads.get(..count).filter(|heads| !heads.is_empty()) else { return };
-            let last = count < PASS_BATCH;
-            let classify = |links: Option<&LinkTable>, tally: &mut Tally| {
-                let (mut running, mut learn) = (0u32, None);
-                for (index, head) in heads.iter().enumerate() {
-                    match self.classify_in(module, slot, links, direction, head, tally) {
-                        Found::NotRunning => continue,
-                        Found::Link(link, Some(source)) => {
-                            learn.get_or_insert((link.summary(), source));
-                        }
-                        Found::Link(_, None) | Found::PassThrough | Found::Unmatched => {}
-                    }
-                    running |= 1 << index;
-                }
-                (running, learn)
+            let Some(batch) = heads.get(..count) else {
+                return true;
             };
-            let (running, learn) = match kind.is_wan() {
-                true => slot.links.read(|links| classify(Some(links), tally)),
-                false => classify(None, tally),
-            };
-            if let Some((summary, source)) = learn {
-                self.learn_local_address(module, slot, &summary, source);
+            self.count_on_links(module, slot, kind, direction, batch);
+            if count < PASS_BATCH || chain.is_empty() {
+                return true;
             }
-            for (index, head) in heads.iter().enumerate() {
-                let Some(packet) = batch.pop_front() else { break };
-                let held = Held { packet, origin: Origin::Foreign };
-                if running & (1 << index) != 0 {
-                    out.forward(direction, held);
-                } else {
-                    let counters = slot.counters.direction(direction);
-                    counters.count_packet(head.len());
-                    counters.count_drop(DropReason::Paused);
-                    out.drop_packet(&self.hal, direction, held, status);
-                }
+            if !slot.gate.is_open_to(module) {
+                return false;
             }
-            if last {
-                return;
-            }
+            count = 0;
+        }
+    }
+
+    /// Counts a batch of frames on their links in one read of the link table (a module on an
+    /// NdisWan edge), and learns a local address a send showed.
+    fn count_on_links(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, heads: &[FrameHead]) {
+        if !kind.is_wan() {
+            return;
+        }
+        let (unmatched, learn) = slot.links.read(|links| count_runs(links, direction, heads));
+        if unmatched > 0 {
+            slot.counters.direction(direction).count_unmatched_packets(unmatched);
+        }
+        if let Some((remote, source)) = learn {
+            self.learn_local_address(module, slot, &remote, source);
+        }
+    }
+
+    /// Drops every packet left in `chain`: the module is no longer Running.
+    fn drop_paused(&self, slot: &ModuleSlot<H>, direction: Direction, chain: &mut H::Chain, out: &mut Outbox<H>) {
+        let status = Self::drop_status(DropReason::Paused);
+        let counters = slot.counters.direction(direction);
+        while let Some(packet) = chain.pop_front() {
+            counters.count_packet(self.hal.frame_len(&packet));
+            counters.count_drop(DropReason::Paused);
+            out.drop_packet(&self.hal, direction, Held { packet, origin: Origin::Foreign }, status);
         }
     }
 
@@ -503,6 +744,8 @@ impl<H: Hal> Engine<H> {
     }
 
     /// Runs the hooks a packet meets travelling `direction`, starting after `after` when resuming.
+    /// Per hook: one indirect call and a verdict check; a pass is counted in the snapshot (see
+    /// [`PassCount`]), any other verdict on the hook's shard at once.
     #[allow(clippy::too_many_arguments)]
     fn run_chain(
         &self,
@@ -515,47 +758,63 @@ impl<H: Hal> Engine<H> {
         mut lent: Option<&mut H::Chain>,
         counters: &ModuleCounters,
     ) -> ChainResult<H::Packet> {
-        let entries: &[Option<ChainEntry>] = &hooks.entries;
-        let count = entries.iter().flatten().count();
-        let processor = self.hal.current_processor();
-        let mut modified = false;
-        let mut result = None;
-        for step in 0..count {
-            let index = match direction {
-                Direction::Send => count - 1 - step,
-                Direction::Receive => step,
-            };
-            let Some(entry) = &entries[index] else { continue };
-            if after.is_some_and(|after| !entry.position.is_after(after, direction)) {
-                continue;
-            }
+        let entries = hooks.entries();
+        // Resuming: the hooks after the taker are a suffix of the snapshot.
+        let mut step = match after {
+            None => 0,
+            Some(after) => entries.iter().flatten().position(|entry| entry.position.is_after(after, direction)).unwrap_or(entries.len()),
+        };
+        let (mut ticket, mut shown, mut modified, mut result) = (None, None, false, None);
+        // One context for the packet's whole way through the chain; made again only after a
+        // rule asked for a capture of the packet (which needs the packet, not the context).
+        loop {
             let mut frame = EngineFrame { hal: &self.hal, module, held: &mut held, lent: lent.as_deref_mut() };
-            let mut packet = PacketContext::with_lazy_ticket(direction, link, &mut frame, module, &self.next_ticket);
-            let shown = packet.len();
-            let (verdict, capture_rule) = match (&entry.hook, direction) {
-                (Some(hook), Direction::Send) => (hook.on_send(&mut packet), None),
-                (Some(hook), Direction::Receive) => (hook.on_receive(&mut packet), None),
-                (None, _) => match self.control.divert.index_of(entry.id) {
-                    Some(user_mode) => (self.divert_verdict(user_mode, &packet), None),
-                    None => self.rules_verdict(&packet),
-                },
-            };
-            modified |= packet.is_edited();
-            let taken_serial = (verdict == Verdict::Take).then(|| packet.ticket().serial);
-            self.hook_slots[usize::from(entry.id.slot)].count_verdict(processor, direction, shown, verdict);
-            if let Some(rule) = capture_rule {
-                self.capture_for_rule(module, link.id, direction, &held.packet, rule);
+            let mut packet = PacketContext::with_lazy_ticket(direction, link, &mut frame, module, &self.next_ticket).with_ticket(ticket);
+            let mut len = *shown.get_or_insert_with(|| packet.len());
+            let mut capture = None;
+            while let Some(Some(entry)) = entries.get(step) {
+                let index = step;
+                step += 1;
+                let (verdict, capture_rule) = match (&entry.hook, direction) {
+                    (Some(hook), Direction::Send) => (hook.on_send(&mut packet), None),
+                    (Some(hook), Direction::Receive) => (hook.on_receive(&mut packet), None),
+                    (None, _) => match self.control.divert.index_of(entry.id) {
+                        Some(user_mode) => (self.divert_verdict(user_mode, &packet), None),
+                        None => self.rules_verdict(&packet),
+                    },
+                };
+                let shown_len = len;
+                if packet.take_edited() {
+                    modified = true;
+                    len = packet.len();
+                }
+                if verdict == Verdict::Pass && capture_rule.is_none() {
+                    if let Some(passes) = hooks.passes.get(index) {
+                        let PassCount { packets, bytes } = passes.get();
+                        passes.set(PassCount { packets: packets + 1, bytes: bytes + shown_len as u64 });
+                    }
+                    continue;
+                }
+                self.hook_slots[usize::from(entry.id.slot)].count_verdict(hooks.processor, direction, shown_len, verdict);
+                match verdict {
+                    Verdict::Pass | Verdict::Modify => {}
+                    Verdict::Drop => result = Some(Err(())),
+                    Verdict::Take => result = Some(Ok((packet.ticket().serial, entry.id, entry.position))),
+                }
+                if capture_rule.is_some() || result.is_some() {
+                    capture = capture_rule;
+                    break;
+                }
             }
-            match verdict {
-                Verdict::Pass | Verdict::Modify => {}
-                Verdict::Drop => {
-                    result = Some(Err(()));
-                    break;
-                }
-                Verdict::Take => {
-                    result = Some(Ok((taken_serial.unwrap_or_default(), entry.id, entry.position)));
-                    break;
-                }
+            // The context (and its borrow of the packet) ends here.
+            ticket = packet.drawn_ticket();
+            shown = Some(len);
+            match capture {
+                Some(rule) => self.capture_for_rule(module, link.id, direction, &held.packet, rule),
+                None => break,
+            }
+            if result.is_some() {
+                break;
             }
         }
         if modified {
@@ -623,7 +882,7 @@ impl<H: Hal> Engine<H> {
         ctx: PathContext,
         out: &mut Outbox<H>,
     ) {
-        let result = if hooks.is_empty() {
+        let result = if hooks.len == 0 {
             ChainResult::Forward(held)
         } else {
             self.run_chain(module, hooks, direction, held, link, after, lent.as_deref_mut(), &slot.counters)
@@ -680,7 +939,9 @@ impl<H: Hal> Engine<H> {
     /// Starts a data-path call on `module`: through its gate, with no lock, while it is Running;
     /// otherwise under its lock, which also finds out why it is not.
     fn enter(&self, module: ModuleId, processor: usize) -> Entry<'_, H> {
-        let Some(slot) = self.slot(module) else { return Entry::Unknown };
+        let Some(slot) = self.slot(module) else {
+            return Entry::Unknown;
+        };
         let closed = match slot.gate.enter(processor, module) {
             Ok(kind) => return Entry::Running(slot, kind, Call::Gated),
             Err(after) => after == AfterLeaving::Closed,
@@ -751,11 +1012,11 @@ impl<H: Hal> Engine<H> {
     /// # Ownership
     /// The chain is the engine's on entry; each packet is handed back exactly once, now or later.
     pub fn send(&self, module: ModuleId, mut chain: H::Chain, ctx: PathContext) {
-        let mut out = Outbox::<H>::default();
         let processor = self.hal.current_processor();
         let (slot, kind, call) = match self.enter(module, processor) {
             Entry::Running(slot, kind, call) => (slot, kind, call),
             Entry::NotRunning(slot, _) => {
+                let mut out = Outbox::<H>::default();
                 while let Some(packet) = chain.pop_front() {
                     slot.counters.send.count_packet(self.hal.frame_len(&packet));
                     slot.counters.send.count_drop(DropReason::Paused);
@@ -764,37 +1025,39 @@ impl<H: Hal> Engine<H> {
                 return out.flush(self, module, ctx);
             }
             Entry::Unknown => {
+                let mut out = Outbox::<H>::default();
                 while let Some(packet) = chain.pop_front() {
                     out.drop_packet(&self.hal, Direction::Send, Held { packet, origin: Origin::Foreign }, NdisStatus::FAILURE);
                 }
                 return out.flush(self, module, ctx);
             }
         };
-        let mut tally = Tally::default();
         let hooked = kind.is_wan() && !self.hooks.is_empty();
         if !hooked && !self.capturing() {
-            self.pass_chain(module, slot, kind, Direction::Send, &mut chain, &mut tally, &mut out);
-            tally.count_on(&slot.gate, processor, Direction::Send);
-            return self.commit_call(module, slot, call, processor, out, ctx);
+            return self.pass_call(module, slot, kind, call, processor, Direction::Send, chain, ctx);
         }
-        let hooks = hooked.then(|| self.chain_snapshot());
-        while let Some(packet) = chain.pop_front() {
-            let held = Held { packet, origin: Origin::Foreign };
-            let classified = self.classify(module, slot, kind, Direction::Send, &held.packet, &mut tally);
-            if let Some(link) = classified.capture_link() {
-                self.capture(module, link, Direction::Send, &held.packet, false);
-            }
-            match classified {
-                Classified::NotRunning => {
-                    slot.counters.send.count_packet(self.hal.frame_len(&held.packet));
-                    slot.counters.send.count_drop(DropReason::Paused);
-                    out.drop_packet(&self.hal, Direction::Send, held, NdisStatus::PAUSED);
+        let mut out = Outbox::<H>::default();
+        let mut tally = Tally::default();
+        let mut hooks = self.empty_chain_snapshot(Direction::Send);
+        if hooked {
+            self.hold_chain(&mut hooks);
+        }
+        let mut batch = Batch::<H>::default();
+        while batch.classify(self, module, slot, kind, Direction::Send, &mut chain, &mut tally) {
+            for (packet, classified) in batch.packets() {
+                let held = Held { packet, origin: Origin::Foreign };
+                if let Some(link) = classified.capture_link() {
+                    self.capture(module, link, Direction::Send, &held.packet, false);
                 }
-                Classified::PassThrough | Classified::Unmatched => out.forward(Direction::Send, held),
-                Classified::Link(link) => match &hooks {
-                    Some(hooks) => self.process(module, slot, hooks, Direction::Send, held, link, None, None, ctx, &mut out),
-                    None => out.forward(Direction::Send, held),
-                },
+                match classified {
+                    Classified::NotRunning => {
+                        slot.counters.send.count_packet(self.hal.frame_len(&held.packet));
+                        slot.counters.send.count_drop(DropReason::Paused);
+                        out.drop_packet(&self.hal, Direction::Send, held, NdisStatus::PAUSED);
+                    }
+                    Classified::PassThrough | Classified::Unmatched => out.forward(Direction::Send, held),
+                    Classified::Link(link) => self.process(module, slot, &hooks, Direction::Send, held, link, None, None, ctx, &mut out),
+                }
             }
         }
         drop(hooks);
@@ -817,12 +1080,12 @@ impl<H: Hal> Engine<H> {
     #[must_use = "packets lent with the resources flag must be given back to the miniport"]
     pub fn receive(&self, module: ModuleId, mut chain: H::Chain, resources: bool, ctx: PathContext) -> H::Chain {
         let mut lent = H::Chain::default();
-        let mut out = Outbox::<H>::default();
         let processor = self.hal.current_processor();
         let (slot, kind, call) = match self.enter(module, processor) {
             Entry::Running(slot, kind, call) => (slot, kind, call),
             Entry::NotRunning(_, ModuleState::Pausing) => return self.hal.indicate_up(module, chain, resources, ctx),
             Entry::NotRunning(slot, _) => {
+                let mut out = Outbox::<H>::default();
                 while let Some(packet) = chain.pop_front() {
                     slot.counters.receive.count_packet(self.hal.frame_len(&packet));
                     slot.counters.receive.count_drop(DropReason::Paused);
@@ -840,36 +1103,37 @@ impl<H: Hal> Engine<H> {
                 return lent;
             }
         };
-        let mut tally = Tally::default();
         let hooked = kind.is_wan() && !self.hooks.is_empty();
         if !hooked && !resources && !self.capturing() {
-            self.pass_chain(module, slot, kind, Direction::Receive, &mut chain, &mut tally, &mut out);
-            tally.count_on(&slot.gate, processor, Direction::Receive);
-            self.commit_call(module, slot, call, processor, out, ctx);
+            self.pass_call(module, slot, kind, call, processor, Direction::Receive, chain, ctx);
             return lent;
         }
-        let hooks = hooked.then(|| self.chain_snapshot());
-        while let Some(packet) = chain.pop_front() {
-            let held = Held { packet, origin: Origin::Foreign };
-            let lent_here = if resources { Some(&mut lent) } else { None };
-            let classified = self.classify(module, slot, kind, Direction::Receive, &held.packet, &mut tally);
-            if let Some(link) = classified.capture_link() {
-                self.capture(module, link, Direction::Receive, &held.packet, false);
-            }
-            match classified {
-                Classified::NotRunning => {
-                    slot.counters.receive.count_packet(self.hal.frame_len(&held.packet));
-                    slot.counters.receive.count_drop(DropReason::Paused);
-                    match lent_here {
-                        Some(lent) => lent.push_back(held.packet),
-                        None => out.drop_packet(&self.hal, Direction::Receive, held, NdisStatus::PAUSED),
-                    }
+        let mut out = Outbox::<H>::default();
+        let mut tally = Tally::default();
+        let mut hooks = self.empty_chain_snapshot(Direction::Receive);
+        if hooked {
+            self.hold_chain(&mut hooks);
+        }
+        let mut batch = Batch::<H>::default();
+        while batch.classify(self, module, slot, kind, Direction::Receive, &mut chain, &mut tally) {
+            for (packet, classified) in batch.packets() {
+                let held = Held { packet, origin: Origin::Foreign };
+                let lent_here = if resources { Some(&mut lent) } else { None };
+                if let Some(link) = classified.capture_link() {
+                    self.capture(module, link, Direction::Receive, &held.packet, false);
                 }
-                Classified::Link(link) => match &hooks {
-                    Some(hooks) => self.process(module, slot, hooks, Direction::Receive, held, link, None, lent_here, ctx, &mut out),
-                    None => self.pass_receive(module, held, lent_here, ctx, &mut out),
-                },
-                Classified::PassThrough | Classified::Unmatched => self.pass_receive(module, held, lent_here, ctx, &mut out),
+                match classified {
+                    Classified::NotRunning => {
+                        slot.counters.receive.count_packet(self.hal.frame_len(&held.packet));
+                        slot.counters.receive.count_drop(DropReason::Paused);
+                        match lent_here {
+                            Some(lent) => lent.push_back(held.packet),
+                            None => out.drop_packet(&self.hal, Direction::Receive, held, NdisStatus::PAUSED),
+                        }
+                    }
+                    Classified::Link(link) => self.process(module, slot, &hooks, Direction::Receive, held, link, None, lent_here, ctx, &mut out),
+                    Classified::PassThrough | Classified::Unmatched => self.pass_receive(module, held, lent_here, ctx, &mut out),
+                }
             }
         }
         drop(hooks);
@@ -897,6 +1161,17 @@ impl<H: Hal> Engine<H> {
     }
 
     fn packets_back(&self, module: ModuleId, mut chain: H::Chain, direction: Direction, ctx: PathContext) {
+        let slot = self.slot(module);
+        if slot.is_some_and(|slot| !slot.gate.may_have_own_out()) {
+            // Every packet is foreign: handed on as it came, in one call.
+            if chain.is_empty() {
+                return;
+            }
+            return match direction {
+                Direction::Send => self.hal.complete_sends(module, chain, ctx),
+                Direction::Receive => self.hal.return_receives(module, chain, ctx),
+            };
+        }
         let mut onward = H::Chain::default();
         let mut came_back = 0;
         while let Some(packet) = chain.pop_front() {
@@ -913,7 +1188,7 @@ impl<H: Hal> Engine<H> {
                 }
             }
         }
-        let finished = match self.slot(module) {
+        let finished = match slot {
             Some(slot) if came_back > 0 => {
                 slot.gate.packets_back(self.hal.current_processor(), came_back) == AfterLeaving::Closed && slot.refresh_gate()
             }
@@ -991,8 +1266,8 @@ impl<H: Hal> Engine<H> {
             out.drop_packet(&self.hal, taken.direction, taken.held, Self::drop_status(DropReason::Paused));
             return out.flush(self, module, ctx);
         }
-        let hooks = self.chain_snapshot();
         let Taken { held, direction, link, position, check_for_loopback, .. } = taken;
+        let hooks = self.chain_snapshot_for(direction);
         let ctx = PathContext { check_for_loopback, ..ctx };
         self.process(module, slot, &hooks, direction, held, link, Some(position), None, ctx, &mut out);
         drop(hooks);
@@ -1005,7 +1280,9 @@ impl<H: Hal> Engine<H> {
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
     pub fn cancel_sends(&self, module: ModuleId, mut is_cancelled: impl FnMut(&H::Packet) -> bool, ctx: PathContext) {
-        let Some(slot) = self.slot(module) else { return };
+        let Some(slot) = self.slot(module) else {
+            return;
+        };
         let mut cancelled = Disposal::<H>::new(DropReason::Cancelled);
         let finished = slot.core.with(|core| {
             if !core.is(module) {

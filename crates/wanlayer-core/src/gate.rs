@@ -17,7 +17,7 @@
 //! `crates/wanlayer-bench/tests/loom_module_gate.rs` runs this protocol with these orderings.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 use crate::hal::{ModuleId, OutOfMemory};
 use crate::hook::Direction;
@@ -39,6 +39,10 @@ struct GateShard {
 pub(crate) struct ModuleGate {
     /// [`ModuleGate::open_word`] of the module while it is Running, 0 otherwise.
     open: AtomicU64,
+    /// Set (once, never cleared) before the first packet the slot's modules originate is counted
+    /// out: until then every packet that comes back is foreign, and a completion or return is
+    /// handed on whole (see [`Self::may_have_own_out`]). Read-mostly: written once.
+    originated: AtomicBool,
     shards: Vec<GateShard>,
 }
 
@@ -64,7 +68,7 @@ impl ModuleGate {
         let mut shards = Vec::new();
         shards.try_reserve_exact(count).map_err(|_| OutOfMemory)?;
         crate::memory::fill_within_capacity(&mut shards, count, GateShard::default)?;
-        Ok(Self { open: AtomicU64::new(0), shards })
+        Ok(Self { open: AtomicU64::new(0), originated: AtomicBool::new(false), shards })
     }
 
     fn open_word(module: ModuleId, kind: ModuleKind) -> u64 {
@@ -131,10 +135,34 @@ impl ModuleGate {
         self.after_departure()
     }
 
+    /// [`Self::leave`], counting the call's traffic first (`packets` packets of `bytes` bytes
+    /// travelling `direction`) on the same shard.
+    pub(crate) fn leave_counting(&self, processor: usize, direction: Direction, packets: u64, bytes: u64) -> AfterLeaving {
+        let shard = self.shard(processor);
+        if packets > 0 {
+            let [shard_packets, shard_bytes] = &shard.traffic[direction as usize];
+            shard_packets.fetch_add(packets, Ordering::Relaxed);
+            shard_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        shard.calls_left.fetch_add(1, Ordering::Release);
+        self.after_departure()
+    }
+
     /// Counts `count` packets the module originated and is about to hand on. Called during a
     /// data-path call (the call's own count keeps a pause waiting until these are counted).
     pub(crate) fn packets_out(&self, processor: usize, count: usize) {
+        if !self.originated.load(Ordering::Relaxed) {
+            self.originated.store(true, Ordering::Relaxed);
+        }
         self.shard(processor).packets_out.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// False while no packet the slot's modules originated was ever counted out: a chain that
+    /// comes back then holds only foreign packets. A packet of the module's own in that chain was
+    /// counted out (after this flag was set, on the same processor) before it was handed on, and
+    /// the platform's hand-back orders that before this read; the flag is never cleared.
+    pub(crate) fn may_have_own_out(&self) -> bool {
+        self.originated.load(Ordering::Relaxed)
     }
 
     /// Counts `count` of the module's own packets back.

@@ -141,6 +141,20 @@ impl<'a> PacketContext<'a> {
     ) -> Self {
         Self { direction, link, frame, ticket: Cell::new(None), serials: Some((serials, module)), edited: false }
     }
+    /// This context with the ticket an earlier context of the same packet drew, if any.
+    pub(crate) fn with_ticket(self, ticket: Option<Ticket>) -> Self {
+        self.ticket.set(ticket);
+        self
+    }
+    /// The ticket drawn so far, if any (for the next context of the same packet).
+    pub(crate) fn drawn_ticket(&self) -> Option<Ticket> {
+        self.ticket.get()
+    }
+    /// True when an edit succeeded since the last call; clears the mark, so that the next hook
+    /// shown the same context starts unedited.
+    pub(crate) fn take_edited(&mut self) -> bool {
+        core::mem::replace(&mut self.edited, false)
+    }
     /// Which way the packet travels.
     pub fn direction(&self) -> Direction {
         self.direction
@@ -430,9 +444,13 @@ impl HookSlot {
             shard.snapshots_entered.fetch_add(1, Ordering::Relaxed);
         }
     }
-    /// Releases what [`Self::enter`] marked, once the snapshot's calls of the hook are over.
-    pub(crate) fn leave(&self, processor: usize) {
+    /// Releases what [`Self::enter`] marked, once the snapshot's calls of the hook are over,
+    /// first counting the `packets` packets of `bytes` bytes in all the hook passed during them.
+    pub(crate) fn leave_counting(&self, processor: usize, direction: Direction, packets: u64, bytes: u64) {
         if let Some(shard) = self.shard(processor) {
+            if packets > 0 {
+                shard.direction(direction).count_passes(packets, bytes);
+            }
             shard.snapshots_left.fetch_add(1, Ordering::Release);
         }
     }
@@ -658,9 +676,9 @@ mod tests {
         let slot = HookSlot::new().unwrap();
         slot.enter(0);
         slot.enter(3);
-        slot.leave(1);
+        slot.leave_counting(1, Direction::Send, 0, 0);
         assert!(!slot.is_idle());
-        slot.leave(VERDICT_SHARDS + 2);
+        slot.leave_counting(VERDICT_SHARDS + 2, Direction::Receive, 0, 0);
         assert!(slot.is_idle(), "entered on two processors, left on two others");
     }
 

@@ -150,6 +150,10 @@ impl ModuleDirectionCounters {
     pub fn count_unmatched(&self) {
         self.unmatched.increment();
     }
+    /// Counts `packets` packets with no live link.
+    pub fn count_unmatched_packets(&self, packets: u64) {
+        self.unmatched.add(packets);
+    }
     /// Counts a modification.
     pub fn count_modified(&self) {
         self.modified.increment();
@@ -223,6 +227,11 @@ impl VerdictCounters {
             crate::hook::Verdict::Modify => self.modified.increment(),
             crate::hook::Verdict::Take => self.taken.increment(),
         }
+    }
+    /// Counts `packets` packets of `bytes` bytes in all shown to the hook and passed.
+    pub fn count_passes(&self, packets: u64, bytes: u64) {
+        self.bytes.add(bytes);
+        self.passed.add(packets);
     }
     /// A plain copy.
     pub fn snapshot(&self) -> VerdictCounts {
