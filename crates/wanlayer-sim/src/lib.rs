@@ -6,20 +6,21 @@
 //!   adapter, the IP layer above them ([`Protocol`]), the miniports below ([`Miniport`]), NDIS's
 //!   lifecycle (attach, restart, pause with its 10 s bound, detach, unload), WAN links
 //!   ([`Rras::link_up`]), traffic ([`Flow`]) and OIDs, in deterministic virtual time.
-//! * [`FilterDriver`] is the filter callback set; [`CoreFilter`] runs `wanlayer_core::Engine`
-//!   behind it exactly as the kernel driver does. Deliberately broken filters implement it too.
+//! * [`FilterDriver`] is the filter callback set. wanlayer.sys's own handlers play it
+//!   (`wanlayer-sim-driver`'s `DriverFilter`: the driver built for the host over the kernel model);
+//!   so do the simulator's own test filters, deliberately simple or broken.
 //! * [`SimHal`] implements the core's platform traits over the simulated world and checks every
 //!   call: the [ledger] knows who holds each packet, the [verifier](Verifier) collects
 //!   [`Violation`]s of [`Rule`]s, [`faults`] fails chosen allocations, and the [trace]
 //!   records what crossed each edge.
-//! * [`SimControl`] is the control device `\\.\WanLayer`: handles, buffered device controls,
-//!   pending reads in cancel-safe queues, cancellation and cleanup, around the engine's
-//!   dispatcher.
+//! * [`control`] names the control device `\\.\WanLayer`'s handles and requests, which the
+//!   driver's dispatch routines answer.
 //!
 //! ```
-//! use wanlayer_sim::{CoreFilter, Edge, Flow, LinkParams, ReceiveOptions, Rras};
+//! use wanlayer_sim::{Edge, Flow, LinkParams, ReceiveOptions, Rras};
+//! use wanlayer_sim_driver::DriverFilter;
 //!
-//! let mut rras = Rras::new(CoreFilter::default());
+//! let mut rras = Rras::new(DriverFilter::new());
 //! rras.start().unwrap();
 //! let link = rras.link_up(Edge::WanIp, LinkParams::new());
 //! rras.send_flow(&link, &Flow::udp(53, 40000), 3);
@@ -50,10 +51,10 @@ pub mod verifier;
 pub mod wan_indication;
 pub mod world;
 
-pub use control::{HandleId, IoCompletion, IoId, IoOutcome, SimControl};
+pub use control::{HandleId, IoCompletion, IoId, IoOutcome};
 pub use edge::{Edge, Irql, IrqlPolicy, NdisState};
 pub use faults::{Allocation, FaultPlan, Faults};
-pub use filter_callbacks::{CoreFilter, EngineFilter, FilterAttachParameters, FilterDriver};
+pub use filter_callbacks::{EngineFilter, FilterAttachParameters, FilterDriver};
 pub use hal::{SimHal, SimLock};
 pub use ledger::{Holder, Origin, PacketRecord};
 pub use oid::{OidDisposition, OidKind, OidRequest, RequestId};

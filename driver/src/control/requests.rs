@@ -1,6 +1,5 @@
 //! `IRP_MJ_DEVICE_CONTROL` over the engine's control dispatcher, and *servicing* a handle: its
-//! pending event reads dispatched again, oldest first, until one pends — the kernel side of the
-//! simulator's `SimControl::ioctl` and `service_handle` (`crates/wanlayer-sim/src/control.rs`).
+//! pending event reads dispatched again, oldest first, until one pends.
 //!
 //! # One servicer at a time
 //!

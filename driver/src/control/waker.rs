@@ -4,9 +4,9 @@
 //! (`FilterStatus`, a receive, an unsubscribe...), at `<= DISPATCH_LEVEL`, with no engine lock
 //! held. Servicing a handle there would dispatch into the engine from inside the engine, so the
 //! wake only records the handle's slot in a bitmap and queues the DPC ([`WAKE_DPC`]); the DPC
-//! takes the bitmap and services each slot's handle ([`super::requests::service`]) — the
-//! simulator's `Woken` list and `SimControl::service`. A token whose handle is gone (a wake
-//! racing with cleanup, a slot reused since) is ignored ([`handles::is_current`]).
+//! takes the bitmap and services each slot's handle ([`super::requests::service`]). A token whose
+//! handle is gone (a wake racing with cleanup, a slot reused since) is ignored
+//! ([`handles::is_current`]).
 //!
 //! # Install and removal (unload order)
 //!

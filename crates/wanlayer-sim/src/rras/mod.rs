@@ -62,7 +62,7 @@ impl Drop for Scope<'_> {
 }
 
 /// The simulated RRAS server with the filter `F` loaded.
-pub struct Rras<F: FilterDriver> {
+pub struct Rras<F> {
     filter: F,
     hal: SimHal,
     loaded: bool,
@@ -77,7 +77,12 @@ impl<F: FilterDriver> fmt::Debug for Rras<F> {
     }
 }
 
-impl Rras<crate::filter_callbacks::CoreFilter> {
+/// The filter type of [`Rras::builder`], which has no value: a builder is no server yet, and
+/// [`RrasBuilder::build`] loads whichever filter it is given.
+#[derive(Debug)]
+pub enum Unbuilt {}
+
+impl Rras<Unbuilt> {
     /// Sets up a world step by step; [`RrasBuilder::build`] takes any filter.
     pub fn builder() -> RrasBuilder {
         RrasBuilder::default()
