@@ -116,7 +116,7 @@ fn server(schedule: &Schedule) -> Rras<DriverFilter> {
 }
 
 /// Runs `body` with the driver's control device and the vendors: a vendor driver's connection
-/// (`\\Device\\WanLayer` opened and the provider table asked for through the SDK's kernel client, as
+/// (`\Device\WanLayer` opened and the provider table asked for through the SDK's kernel client, as
 /// wlclamp's `DriverEntry` does), which the vendor lets go of (its `DriverUnload`) before
 /// wanlayer.sys unloads.
 fn with_device<'r, R>(rras: &'r Rras<DriverFilter>, body: impl FnOnce(&DriverDevice<'r>, &mut Vendors<'r, '_>) -> R) -> R {
