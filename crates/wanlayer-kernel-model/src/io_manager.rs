@@ -242,7 +242,7 @@ unsafe extern "system" fn IofCallDriver(device: *mut DeviceObject, irp: *mut Irp
         state().violation(format!("IofCallDriver: the device has no dispatch routine for major function {major}"));
         return STATUS_OBJECT_NAME_NOT_FOUND;
     };
-    if state().irql != PASSIVE_LEVEL {
+    if crate::irql() != PASSIVE_LEVEL {
         state().violation("IofCallDriver above PASSIVE_LEVEL to a device whose dispatch runs at PASSIVE_LEVEL");
     }
     // SAFETY: the device's dispatch routine with the caller's IRP, as the I/O manager calls it.

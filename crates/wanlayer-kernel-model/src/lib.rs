@@ -44,6 +44,7 @@ mod io_manager;
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use wanlayer_ndis::csq::{
@@ -227,7 +228,6 @@ struct State {
     dpcs: BTreeMap<usize, (KDeferredRoutine, usize)>,
     queued_dpcs: Vec<(usize, usize, usize)>,
     cancelable: BTreeMap<usize, usize>,
-    irql: Kirql,
     oid_answer: OidAnswer,
     pnp_status: u32,
     time_100ns: u64,
@@ -259,7 +259,6 @@ impl State {
             dpcs: BTreeMap::new(),
             queued_dpcs: Vec::new(),
             cancelable: BTreeMap::new(),
-            irql: PASSIVE_LEVEL,
             oid_answer: OidAnswer::Complete(0),
             pnp_status: 0,
             time_100ns: 0,
@@ -284,14 +283,18 @@ impl State {
     }
 
     fn require_passive(&mut self, function: &str) {
-        if self.irql != PASSIVE_LEVEL {
-            let irql = self.irql;
+        let irql = irql();
+        if irql != PASSIVE_LEVEL {
             self.violation(format!("{function} called at IRQL {irql}, needs PASSIVE_LEVEL"));
         }
     }
 }
 
 static STATE: Mutex<State> = Mutex::new(State::new());
+/// The IRQL of the model's processor. Every spin lock call reads and writes it, so it is kept
+/// out of the state's mutex: a spin lock pair is then two plain loads and stores, and takes the
+/// mutex only to report a broken rule.
+static IRQL: AtomicU8 = AtomicU8::new(PASSIVE_LEVEL);
 static RUNS: Mutex<()> = Mutex::new(());
 
 fn state() -> MutexGuard<'static, State> {
@@ -317,6 +320,7 @@ pub fn begin() -> Run {
     set_passed_on_sink(None);
     take_send_flags();
     *state() = State::new();
+    set_irql(PASSIVE_LEVEL);
     Run { _serialised: serialised }
 }
 
@@ -385,12 +389,12 @@ pub fn fail_next_allocation(tag: u32) {
 
 /// The IRQL the model's current processor runs at.
 pub fn irql() -> Kirql {
-    state().irql
+    IRQL.load(Ordering::Relaxed)
 }
 
 /// Sets the IRQL the next calls into the driver run at (as NDIS calls a handler at `DISPATCH_LEVEL`).
 pub fn set_irql(irql: Kirql) {
-    state().irql = irql;
+    IRQL.store(irql, Ordering::Relaxed);
 }
 
 /// Takes the events recorded so far.
@@ -425,7 +429,8 @@ pub fn run_dpcs() {
             state.dpcs.get(&dpc).map(|&(routine, context)| (routine, dpc, context, argument1, argument2))
         };
         if let Some((routine, dpc, context, argument1, argument2)) = next {
-            let previous = std::mem::replace(&mut state().irql, DISPATCH_LEVEL);
+            let previous = irql();
+            set_irql(DISPATCH_LEVEL);
             // SAFETY: the routine and context the driver gave `KeInitializeDpc` for this DPC,
             // called at DISPATCH_LEVEL as the kernel calls a DPC.
             unsafe {
@@ -439,7 +444,7 @@ pub fn run_dpcs() {
                     ),
                 )
             };
-            state().irql = previous;
+            set_irql(previous);
         }
     }
 }
@@ -750,7 +755,7 @@ unsafe fn chain(state: &mut State, function: &str, head: *mut NetBufferList) -> 
 /// A data-path call must run at `<= DISPATCH_LEVEL`, and its `*_DISPATCH_LEVEL` flag must tell
 /// the truth.
 fn check_dispatch_flag(state: &mut State, function: &str, at_dispatch: bool) {
-    let irql = state.irql;
+    let irql = irql();
     if irql > DISPATCH_LEVEL {
         state.violation(format!("{function} at IRQL {irql}"));
     } else if at_dispatch != (irql == DISPATCH_LEVEL) {
@@ -939,31 +944,31 @@ unsafe extern "system" fn ExFreePoolWithTag(block: *mut c_void, tag: u32) {
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSpinLock) -> Kirql {
     let _kernel = crate::invoke::kernel_code();
-    let mut state = state();
     // SAFETY: the driver passes a valid spin lock.
     let held = unsafe { lock.read() };
     if held != 0 {
-        state.violation("KeAcquireSpinLockRaiseToDpc of a lock already held (a deadlock on one processor)");
+        state().violation("KeAcquireSpinLockRaiseToDpc of a lock already held (a deadlock on one processor)");
     }
-    if state.irql > DISPATCH_LEVEL {
-        state.violation("KeAcquireSpinLockRaiseToDpc above DISPATCH_LEVEL");
+    let previous = irql();
+    if previous > DISPATCH_LEVEL {
+        state().violation("KeAcquireSpinLockRaiseToDpc above DISPATCH_LEVEL");
     }
     // SAFETY: as above.
     unsafe { lock.write(1) };
-    std::mem::replace(&mut state.irql, DISPATCH_LEVEL)
+    set_irql(DISPATCH_LEVEL);
+    previous
 }
 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeReleaseSpinLock(lock: *mut KSpinLock, new_irql: Kirql) {
     let _kernel = crate::invoke::kernel_code();
-    let mut state = state();
     // SAFETY: the driver passes a valid spin lock.
     if unsafe { lock.read() } == 0 {
-        state.violation("KeReleaseSpinLock of a lock not held");
+        state().violation("KeReleaseSpinLock of a lock not held");
     }
     // SAFETY: as above.
     unsafe { lock.write(0) };
-    state.irql = new_irql;
+    set_irql(new_irql);
 }
 
 #[unsafe(no_mangle)]

@@ -113,7 +113,7 @@ unsafe extern "system" fn KeSetTimerEx(timer: *mut KTimer, due: i64, period_ms: 
     let _kernel = crate::invoke::kernel_code();
     let (now, irql, dpc_known) = {
         let state = state();
-        (state.time_100ns, state.irql, state.dpcs.contains_key(&dpc.addr()))
+        (state.time_100ns, crate::irql(), state.dpcs.contains_key(&dpc.addr()))
     };
     let mut problems = Vec::new();
     if irql > DISPATCH_LEVEL {
@@ -151,7 +151,7 @@ unsafe extern "system" fn KeSetTimerEx(timer: *mut KTimer, due: i64, period_ms: 
 #[unsafe(no_mangle)]
 unsafe extern "system" fn KeCancelTimer(timer: *mut KTimer) -> u8 {
     let _kernel = crate::invoke::kernel_code();
-    let irql = state().irql;
+    let irql = crate::irql();
     if irql > DISPATCH_LEVEL {
         state().violation(format!("KeCancelTimer at IRQL {irql}"));
     }
