@@ -716,9 +716,9 @@ impl Ord for LinkHead {
 ///
 /// [`Self::add_table`] finds, in each shard of a table, the first link above the cursor (a binary
 /// search of the shard's id order) and keeps it in a heap of at most [`LINK_SHARDS`] heads a
-/// table. [`Self::next`] takes the smallest; once the caller has listed it (or found it gone),
-/// [`Self::advance`] adds the next link of its shard: the position after it when the shard has not
-/// moved (one read), else a binary search. Tables may change between calls (each call runs under
+/// table. [`Self::take_smallest`] takes the smallest; once the caller has listed it (or found it
+/// gone), [`Self::advance`] adds the next link of its shard: the position after it when the shard
+/// has not moved (one read), else a binary search. Tables may change between calls (each call runs under
 /// the caller's read of one table): every link that stays in its table from before
 /// [`Self::add_table`] to the end of the walk is met exactly once, in id order; a link that comes
 /// or goes meanwhile may or may not be.
@@ -783,12 +783,12 @@ impl LinkPager {
 
     /// Takes the link with the smallest id left. The caller reads it in its table (under the
     /// table's read side), where it may be gone, then calls [`Self::advance`].
-    pub fn next(&mut self) -> Option<LinkHead> {
+    pub fn take_smallest(&mut self) -> Option<LinkHead> {
         self.heads.pop().map(|Reverse(head)| head)
     }
 
-    /// After `head` (from [`Self::next`]) was met in `table` (its table, read now): adds the next
-    /// link of its shard.
+    /// After `head` (from [`Self::take_smallest`]) was met in `table` (its table, read now): adds
+    /// the next link of its shard.
     pub fn advance(&mut self, table: &LinkTable, head: &LinkHead) {
         let shard_index = usize::from(head.shard);
         let Some(shard) = table.shards.get(shard_index) else {
@@ -970,7 +970,7 @@ mod tests {
         assert!(!pager.add_table(8, table), "room for one table only");
         let mut listed = Vec::new();
         while listed.len() < page {
-            let Some(head) = pager.next() else { break };
+            let Some(head) = pager.take_smallest() else { break };
             assert_eq!(head.table, 7);
             assert_eq!(table.get(&head.remote).map(Link::id), Some(head.id), "the head names its link");
             listed.push(head.id.0);

@@ -205,7 +205,7 @@ impl<H: Hal> Control<'_, H> {
         let (mut at, mut count, mut next_cursor, mut complete) = (prefix, 0u32, query.cursor, true);
         let mut name = [0u8; DEVICE_NAME_MAX * 2];
         while (count as usize) < wanted {
-            let Some(head) = pager.next() else { break };
+            let Some(head) = pager.take_smallest() else { break };
             let module = ModuleId(head.table);
             let Some(slot) = self.engine.slot(module) else {
                 continue;
