@@ -1,9 +1,11 @@
 //! The send and receive paths: classify each packet to its WAN link, run the hook chain, apply the
 //! verdict, and hand every packet back exactly once.
 //!
-//! Each path works in three steps: a short critical section under the module's lock (state check,
-//! link lookup, counting), the hooks with no lock held, and the platform calls collected in an
-//! [`Outbox`] and made after every lock is released.
+//! A call enters through the module's gate (no lock), reads the heads of a batch of packets, and
+//! classifies and counts the batch in one read of the link table (one lookup per run of packets of
+//! the same link). With no hook to run, the packets go on in one platform call; otherwise the hooks
+//! run with no lock held and the platform calls are collected in an [`Outbox`] and made after
+//! every lock is released.
 
 use core::cell::Cell;
 use core::fmt;
@@ -346,9 +348,7 @@ impl FrameHead {
 fn count_runs(links: &LinkTable, direction: Direction, heads: &[FrameHead]) -> (u64, Option<(MacAddress, MacAddress)>) {
     let (mut unmatched, mut learn) = (0u64, None);
     let mut heads = heads.iter();
-    let Some(mut first) = heads.next() else {
-        return (0, None);
-    };
+    let Some(mut first) = heads.next() else { return (0, None) };
     loop {
         let (mut packets, mut bytes) = (1u64, u64::from(first.len));
         let mut next = None;
@@ -411,18 +411,17 @@ impl<H: Hal> Batch<H> {
     ) -> bool {
         self.count = 0;
         for head in &mut self.heads {
-            let Some(packet) = chain.pop_front() else {
-                break;
-            };
+            let Some(packet) = chain.pop_front() else { break };
             *head = FrameHead::of(&engine.hal, &packet, direction);
             self.packets.push_back(packet);
             self.count += 1;
         }
-        let (Some(heads), Some(found)) = (self.heads.get(..self.count), self.found.get_mut(..self.count)) else {
+        let (Some(heads), Some(found)) = (self.heads.get(..self.count), self.found.get_mut(..self.count)) else { return false };
+        if heads.is_empty() {
             return false;
-        };
+        }
         engine.classify_batch(module, slot, kind, direction, heads, tally, found);
-        self.count > 0
+        true
     }
 
     /// The batch's packets with where each belongs, in order.
@@ -482,9 +481,7 @@ impl<H: Hal> Engine<H> {
                     Direction::Send => count - 1 - step,
                     Direction::Receive => step,
                 };
-                let Some(registered) = registry.hooks.get(index) else {
-                    break;
-                };
+                let Some(registered) = registry.hooks.get(index) else { break };
                 self.hook_slots[usize::from(registered.id.slot)].enter(processor);
                 *place = Some(ChainEntry { id: registered.id, position: registered.position, hook: registered.hook.clone() });
                 *len = step + 1;
@@ -673,9 +670,7 @@ impl<H: Hal> Engine<H> {
         tally: &mut Tally,
     ) -> bool {
         // A chain of one packet (the common send) needs no batch.
-        let Some(packet) = chain.pop_front() else {
-            return true;
-        };
+        let Some(packet) = chain.pop_front() else { return true };
         let first = FrameHead::of(&self.hal, &packet, direction);
         onward.push_back(packet);
         tally.packets += 1;
@@ -689,18 +684,14 @@ impl<H: Hal> Engine<H> {
         let mut count = 1;
         loop {
             for head in heads.iter_mut().skip(count) {
-                let Some(packet) = chain.pop_front() else {
-                    break;
-                };
+                let Some(packet) = chain.pop_front() else { break };
                 *head = FrameHead::of(&self.hal, &packet, direction);
                 tally.packets += 1;
                 tally.bytes += u64::from(head.len);
                 onward.push_back(packet);
                 count += 1;
             }
-            let Some(batch) = heads.get(..count) else {
-                return true;
-            };
+            let Some(batch) = heads.get(..count) else { return true };
             self.count_on_links(module, slot, kind, direction, batch);
             if count < PASS_BATCH || chain.is_empty() {
                 return true;
@@ -939,9 +930,7 @@ impl<H: Hal> Engine<H> {
     /// Starts a data-path call on `module`: through its gate, with no lock, while it is Running;
     /// otherwise under its lock, which also finds out why it is not.
     fn enter(&self, module: ModuleId, processor: usize) -> Entry<'_, H> {
-        let Some(slot) = self.slot(module) else {
-            return Entry::Unknown;
-        };
+        let Some(slot) = self.slot(module) else { return Entry::Unknown };
         let closed = match slot.gate.enter(processor, module) {
             Ok(kind) => return Entry::Running(slot, kind, Call::Gated),
             Err(after) => after == AfterLeaving::Closed,
@@ -1280,9 +1269,7 @@ impl<H: Hal> Engine<H> {
     /// # IRQL
     /// `<= DISPATCH_LEVEL`.
     pub fn cancel_sends(&self, module: ModuleId, mut is_cancelled: impl FnMut(&H::Packet) -> bool, ctx: PathContext) {
-        let Some(slot) = self.slot(module) else {
-            return;
-        };
+        let Some(slot) = self.slot(module) else { return };
         let mut cancelled = Disposal::<H>::new(DropReason::Cancelled);
         let finished = slot.core.with(|core| {
             if !core.is(module) {
