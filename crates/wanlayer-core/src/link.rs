@@ -277,7 +277,8 @@ pub struct LinkTable {
     /// Empty until the first line up (a vacant module allocates nothing).
     shards: Vec<LinkShard>,
     len: usize,
-    /// Bytes of the shard array and the shards' bucket arrays charged to [`Pool::Link`].
+    /// Bytes of the shard array and the shards' bucket arrays and id orders charged to
+    /// [`Pool::Link`].
     table_charged: usize,
 }
 
