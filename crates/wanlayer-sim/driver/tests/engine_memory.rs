@@ -10,7 +10,7 @@ use wanlayer_core::hal::Pool;
 use wanlayer_core::hook::{Direction, Hook, PacketContext, Verdict};
 use wanlayer_core::NdisStatus;
 use wanlayer_kernel_model::low_resources;
-use wanlayer_sim::{EngineFilter, Edge, Flow, LinkParams, Rras};
+use wanlayer_sim::{EngineFilter, Edge, Flow, LifecycleError, LinkParams, Rras};
 use wanlayer_sim_driver::heap::{DriverHeap, VendorHook, HEAP_TAG};
 use wanlayer_sim_driver::DriverFilter;
 
@@ -66,5 +66,19 @@ fn a_take_without_memory_completes_the_send_with_resources() {
     low_resources::allow_pool_tag(HEAP_TAG);
     assert!(low_resources::refused_by_tag() > 0);
     assert_eq!(rras.protocol(Edge::WanIp).completion_of(ids[0]), Some(NdisStatus::RESOURCES));
+    finish(rras);
+}
+
+#[test]
+fn an_attach_without_memory_for_its_module_slot_fails_with_resources_and_is_counted() {
+    let rras = Rras::new(DriverFilter::new());
+    low_resources::refuse_pool_tag(HEAP_TAG);
+    let refused = rras.attach(Edge::WanIp);
+    low_resources::allow_pool_tag(HEAP_TAG);
+    assert_eq!(refused, Err(LifecycleError::Failed(NdisStatus::RESOURCES)));
+    assert_eq!(rras.engine().attaches_refused(), 1);
+    assert_eq!(rras.engine().modules().count(), 0, "nothing attached");
+    rras.start().expect("the next attach makes the slot");
+    assert_eq!(rras.engine().modules().count(), rras.edges().len());
     finish(rras);
 }
