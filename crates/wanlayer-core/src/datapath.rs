@@ -829,7 +829,7 @@ impl<H: Hal> Engine<H> {
     }
 
     /// Counts a drop on the module and on the packet's link, if it is still up.
-    fn count_drop(&self, slot: &ModuleSlot<H>, direction: Direction, link: &LinkSummary, reason: DropReason) {
+    pub(crate) fn count_drop(&self, slot: &ModuleSlot<H>, direction: Direction, link: &LinkSummary, reason: DropReason) {
         slot.counters.direction(direction).count_drop(reason);
         slot.links.read(|links| {
             if let Some(link) = links.get(&link.remote_address) {
@@ -860,7 +860,7 @@ impl<H: Hal> Engine<H> {
 
     /// Takes one packet through the chain and applies the verdict.
     #[allow(clippy::too_many_arguments)]
-    fn process(
+    pub(crate) fn process(
         &self,
         module: ModuleId,
         slot: &ModuleSlot<H>,

@@ -80,15 +80,18 @@ use wanlayer_proto::{
 use wanlayer_rules::{Action, PacketView, RuleSet, HEADER_BYTES};
 
 use super::{Completion, Control, ControlHandle, CAPTURE_CHUNK};
-use crate::datapath::{ReinjectError, ReinjectVerdict};
+use crate::datapath::{Outbox, ReinjectError, ReinjectVerdict};
 use crate::engine::Engine;
 use crate::event::Event;
 use crate::hal::{
-    FrameSource, Hal, Level, Lock, Locking, Memory, ModuleId, PathContext, Pool, Timestamp,
+    FrameSource, Hal, Level, Lock, Locking, Memory, ModuleId, PacketIo, PathContext, Pool,
+    Timestamp,
 };
 use crate::hook::{Direction, HookId, HookName, PacketContext, Ticket, Verdict};
 use crate::memory::{fixed_deque, new_map, reserve_map, try_box, HashMap};
-use crate::taken::{Held, Origin};
+use crate::module::{ModuleSlot, ModuleState};
+use crate::stats::DropReason;
+use crate::taken::{Held, Origin, Taken};
 
 /// User-mode hooks that can be open at once.
 pub const MAX_DIVERT_HOOKS: usize = 4;
@@ -207,7 +210,11 @@ impl DivertHook {
         self.entries.get_mut(slot_index as usize)?.state = SlotState::Free;
         // Within the capacity reserved at open.
         let _ = crate::memory::push_within_capacity(&mut self.free, slot_index);
-        Some(Queued { verdict: self.fail, wake: None, first_held: false })
+        Some(Queued {
+            verdict: self.fail,
+            wake: None,
+            first_held: false,
+        })
     }
 
     /// Queues the filled slot `slot_index` (its frame `len` bytes) for the reader; the fail
@@ -311,6 +318,15 @@ fn fail_verdict(policy: FailPolicy) -> Verdict {
     match policy {
         FailPolicy::Drop => Verdict::Drop,
         FailPolicy::Pass | FailPolicy::Unknown(_) => Verdict::Pass,
+    }
+}
+
+/// What a fail policy hands a held packet: dropped, or handed on.
+fn reinject_verdict(fail: Verdict) -> ReinjectVerdict {
+    if fail == Verdict::Drop {
+        ReinjectVerdict::Drop
+    } else {
+        ReinjectVerdict::Pass
     }
 }
 
@@ -499,52 +515,151 @@ impl<H: Hal> Engine<H> {
     }
 
     fn release_tickets(&self, hook: HookId, tickets: &[Ticket], fail: Verdict, ctx: PathContext) {
-        let verdict = if fail == Verdict::Drop {
-            ReinjectVerdict::Drop
-        } else {
-            ReinjectVerdict::Pass
-        };
+        let verdict = reinject_verdict(fail);
+        let mut reinjection = Reinjection::new(self, ctx);
         for ticket in tickets {
             // A stale ticket was released by the engine already (line down, pause, detach).
-            let _ = self.reinject_as(hook, *ticket, verdict, ctx);
+            let _ = reinjection.hand_on(hook, *ticket, verdict);
         }
+        reinjection.finish();
+    }
+}
+
+/// The reinjections of one verdict write (or one release of tickets), handed on together: the
+/// packets of consecutive tickets of one module go out in one data-path call of that module
+/// ([`ModuleCore::enter_data_path`] once), as one chain per direction (one
+/// `NdisFSendNetBufferLists` and one `NdisFIndicateReceiveNetBufferLists`), in ticket order. A
+/// ticket of another module, or a send whose loopback request differs, hands on what was gathered
+/// first. The packets are gathered linked through themselves ([`PacketChain`]): no allocation.
+///
+/// Each packet is removed from the module's taken store under the module's lock, in the same
+/// acquisition that checks the module is still Running, as [`Engine::reinject_as`] does; a packet
+/// reinjected while the module is not Running is dropped as paused, as there. While the data path
+/// is entered a pause waits (the module's active calls), so that no packet is originated after it
+/// completed; when it could not be entered (the module not Running) each packet is handed back at
+/// once and a pause waiting for it finishes, as one reinjection at a time did.
+///
+/// Dropping a `Reinjection` hands on what it gathered ([`Self::finish`]).
+pub(crate) struct Reinjection<'e, H: Hal> {
+    engine: &'e Engine<H>,
+    ctx: PathContext,
+    open: Option<Gathering<'e, H>>,
+}
+
+/// A packet [`Reinjection::take`] removed from the taken store, whether its module is Running,
+/// and what is gathered for that module.
+type TakenInto<'g, 'e, H> = (
+    Taken<<H as PacketIo>::Packet>,
+    bool,
+    &'g mut Gathering<'e, H>,
+);
+
+/// What a [`Reinjection`] gathered for one module.
+struct Gathering<'e, H: Hal> {
+    module: ModuleId,
+    slot: &'e ModuleSlot<H>,
+    /// The data path was entered for this module and is left when the gathered calls are made.
+    entered: bool,
+    /// The loopback request of the sends gathered in `out`.
+    check_for_loopback: bool,
+    out: Outbox<H>,
+}
+
+impl<'e, H: Hal> Reinjection<'e, H> {
+    /// Starts gathering; the platform calls it makes carry `ctx`'s IRQL.
+    pub(crate) fn new(engine: &'e Engine<H>, ctx: PathContext) -> Self {
+        Self {
+            engine,
+            ctx,
+            open: None,
+        }
+    }
+
+    /// Removes the packet `ticket` names from its module's taken store, if hook `taker` holds it,
+    /// and enters the module's data path for this reinjection if it has not yet and the module is
+    /// Running. Returns the packet, whether the module is Running, and what is gathered for it.
+    fn take(
+        &mut self,
+        taker: HookId,
+        ticket: Ticket,
+    ) -> Result<TakenInto<'_, 'e, H>, ReinjectError> {
+        let module = ticket.module;
+        if self.open.as_ref().is_some_and(|open| open.module != module) {
+            self.hand_on_gathered();
+        }
+        let slot = self
+            .engine
+            .slot(module)
+            .ok_or(ReinjectError::UnknownModule(module))?;
+        let entered_before = self.open.as_ref().is_some_and(|open| open.entered);
+        let (taken, entered, running) = slot.core.with(|core| {
+            if !core.is(module) {
+                return Err(ReinjectError::UnknownModule(module));
+            }
+            let taken = match core.taken.get(ticket.serial) {
+                None => return Err(ReinjectError::StaleTicket(ticket)),
+                Some(held) if held.taker != taker => return Err(ReinjectError::NotTaker(ticket)),
+                Some(_) => core
+                    .taken
+                    .remove(ticket.serial)
+                    .ok_or(ReinjectError::StaleTicket(ticket))?,
+            };
+            let entered = entered_before || core.enter_data_path(module).is_some();
+            Ok((taken, entered, core.state == ModuleState::Running))
+        })?;
+        let open = self.open.get_or_insert_with(|| Gathering {
+            module,
+            slot,
+            entered: false,
+            check_for_loopback: taken.check_for_loopback,
+            out: Outbox::default(),
+        });
+        open.entered = entered;
+        Ok((taken, running, open))
+    }
+
+    /// [`Engine::reinject_as`], gathered: hands on (or drops) the packet `ticket` names.
+    ///
+    /// # Errors
+    /// [`ReinjectError`] when the ticket names no packet `taker` holds; nothing changes.
+    pub(crate) fn hand_on(
+        &mut self,
+        taker: HookId,
+        ticket: Ticket,
+        verdict: ReinjectVerdict,
+    ) -> Result<(), ReinjectError> {
+        let (engine, ctx) = (self.engine, self.ctx);
+        let (taken, running, open) = self.take(taker, ticket)?;
+        open.slot
+            .counters
+            .direction(taken.direction)
+            .count_reinjected();
+        match verdict {
+            ReinjectVerdict::Pass => open.resume(engine, ctx, taken, running),
+            ReinjectVerdict::Drop => open.drop_taken(engine, taken, DropReason::Hook),
+        }
+        self.after_packet();
+        Ok(())
     }
 
     /// Hands on a taken packet with `frame` in place of its own (a user-mode hook's replacement).
     /// `Err(None)`: no memory for the new frame; the packet is still held.
-    fn reinject_replaced(
-        &self,
+    fn hand_on_replaced(
+        &mut self,
         taker: HookId,
         ticket: Ticket,
         frame: &[u8],
-        ctx: PathContext,
     ) -> Result<(), Option<ReinjectError>> {
-        let module = ticket.module;
-        let slot = self
-            .slot(module)
-            .ok_or(Some(ReinjectError::UnknownModule(module)))?;
-        let fresh = self
-            .hal
-            .allocate(module, FrameSource::Bytes(frame))
+        let (engine, ctx) = (self.engine, self.ctx);
+        let hal = &engine.hal;
+        let fresh = hal
+            .allocate(ticket.module, FrameSource::Bytes(frame))
             .map_err(|_| None)?;
-        let taken = slot.core.with(|core| {
-            if !core.is(module) {
-                return Err(ReinjectError::UnknownModule(module));
-            }
-            match core.taken.get(ticket.serial) {
-                None => Err(ReinjectError::StaleTicket(ticket)),
-                Some(held) if held.taker != taker => Err(ReinjectError::NotTaker(ticket)),
-                Some(_) => core
-                    .taken
-                    .remove(ticket.serial)
-                    .ok_or(ReinjectError::StaleTicket(ticket)),
-            }
-        });
-        let mut taken = match taken {
+        let (mut taken, running, open) = match self.take(taker, ticket) {
             Ok(taken) => taken,
             Err(error) => {
                 // A fresh packet has no parent.
-                let _ = self.hal.free(fresh);
+                let _ = hal.free(fresh);
                 return Err(Some(error));
             }
         };
@@ -556,20 +671,130 @@ impl<H: Hal> Engine<H> {
             },
         );
         let parent = match old.origin {
-            Origin::Own => self.hal.free(old.packet),
+            Origin::Own => hal.free(old.packet),
             Origin::Foreign => Some(old.packet),
         };
         if let Some(parent) = parent {
-            self.hal.attach_parent(&mut taken.held.packet, parent);
+            hal.attach_parent(&mut taken.held.packet, parent);
         }
-        let counters = slot.counters.direction(taken.direction);
+        let counters = open.slot.counters.direction(taken.direction);
         counters.count_reinjected();
         counters.count_modified();
-        self.resume(module, slot, taken, ctx);
-        if slot.core.with(|core| core.try_finish_pause()) {
-            self.finish_pause(module);
-        }
+        open.resume(engine, ctx, taken, running);
+        self.after_packet();
         Ok(())
+    }
+
+    /// With the data path not entered nothing keeps a pause waiting for what was gathered: it is
+    /// handed on at once.
+    fn after_packet(&mut self) {
+        if self.open.as_ref().is_some_and(|open| !open.entered) {
+            self.hand_on_gathered();
+        }
+    }
+
+    /// Makes the gathered calls, leaves the data path if it was entered, and finishes a pause that
+    /// waited for them.
+    fn hand_on_gathered(&mut self) {
+        let Some(open) = self.open.take() else { return };
+        let engine = self.engine;
+        let ctx = PathContext {
+            check_for_loopback: open.check_for_loopback,
+            ..self.ctx
+        };
+        if open.entered {
+            return engine.commit(open.module, open.slot, open.out, ctx);
+        }
+        open.out.flush(engine, open.module, ctx);
+        if open.slot.core.with(|core| core.try_finish_pause()) {
+            engine.finish_pause(open.module);
+        }
+    }
+
+    /// Hands on what was gathered.
+    pub(crate) fn finish(mut self) {
+        self.hand_on_gathered();
+    }
+}
+
+impl<H: Hal> Gathering<'_, H> {
+    /// Continues a taken packet along the chain after the hook that took it, into the gathered
+    /// calls; dropped as paused when the module is not Running.
+    fn resume(
+        &mut self,
+        engine: &Engine<H>,
+        ctx: PathContext,
+        taken: Taken<H::Packet>,
+        running: bool,
+    ) {
+        if running
+            && self.entered
+            && taken.direction == Direction::Send
+            && taken.check_for_loopback != self.check_for_loopback
+        {
+            // The loopback request is the send call's: sends that differ go in a call of their own.
+            let out = core::mem::take(&mut self.out);
+            engine.commit(
+                self.module,
+                self.slot,
+                out,
+                PathContext {
+                    check_for_loopback: self.check_for_loopback,
+                    ..ctx
+                },
+            );
+            self.check_for_loopback = taken.check_for_loopback;
+            self.entered = self
+                .slot
+                .core
+                .with(|core| core.enter_data_path(self.module))
+                .is_some();
+        }
+        if !running || !self.entered {
+            return self.drop_taken(engine, taken, DropReason::Paused);
+        }
+        let Taken {
+            held,
+            direction,
+            link,
+            position,
+            check_for_loopback,
+            ..
+        } = taken;
+        let hooks = engine.chain_snapshot_for(direction);
+        let ctx = PathContext {
+            check_for_loopback,
+            ..ctx
+        };
+        engine.process(
+            self.module,
+            self.slot,
+            &hooks,
+            direction,
+            held,
+            link,
+            Some(position),
+            None,
+            ctx,
+            &mut self.out,
+        );
+    }
+
+    /// Drops a taken packet for `reason`, into the gathered calls.
+    fn drop_taken(&mut self, engine: &Engine<H>, taken: Taken<H::Packet>, reason: DropReason) {
+        engine.count_drop(self.slot, taken.direction, &taken.link, reason);
+        self.out.drop_packet(
+            &engine.hal,
+            taken.direction,
+            taken.held,
+            Engine::<H>::drop_status(reason),
+        );
+    }
+}
+
+impl<H: Hal> Drop for Reinjection<'_, H> {
+    fn drop(&mut self) {
+        self.hand_on_gathered();
     }
 }
 
@@ -999,6 +1224,8 @@ impl<H: Hal> Control<'_, H> {
         };
         let (mut applied, mut refused) = (0u32, 0u32);
         let mut verdicts = view.verdicts();
+        // The whole write's packets are handed on together: one chain per module and direction.
+        let mut reinjection = Reinjection::new(engine, PathContext::default());
         loop {
             // A chunk of verdicts, their tickets released under one acquisition of the hook's
             // lock, then applied with no lock held.
@@ -1024,7 +1251,9 @@ impl<H: Hal> Control<'_, H> {
             let mut refused_here = 0u64;
             for (ticket, verdict) in tickets.iter().zip(chunk.iter().flatten()) {
                 let outcome = match ticket {
-                    Some(ticket) => self.apply_verdict(hook_in_chain, *ticket, fail, verdict),
+                    Some(ticket) => {
+                        apply_verdict(&mut reinjection, hook_in_chain, *ticket, fail, verdict)
+                    }
                     None => Err(()),
                 };
                 match outcome {
@@ -1046,6 +1275,7 @@ impl<H: Hal> Control<'_, H> {
                 break;
             }
         }
+        reinjection.finish();
         engine.expire_divert(
             index,
             crate::hal::Clock::now(&engine.hal).0,
@@ -1058,44 +1288,33 @@ impl<H: Hal> Control<'_, H> {
         .map_err(|_| Status::BufferTooSmall)?;
         Ok(repr.buffer_len())
     }
+}
 
-    /// Applies `verdict` to the packet held under `ticket` (released from the hook's queue).
-    fn apply_verdict(
-        &self,
-        hook: HookId,
-        ticket: Ticket,
-        fail: Verdict,
-        verdict: &DivertVerdictRepr<'_>,
-    ) -> Result<(), ()> {
-        let ctx = PathContext::default();
-        let result = match verdict.action {
-            DivertAction::Pass => self
-                .engine
-                .reinject_as(hook, ticket, ReinjectVerdict::Pass, ctx),
-            DivertAction::Drop => self
-                .engine
-                .reinject_as(hook, ticket, ReinjectVerdict::Drop, ctx),
-            DivertAction::Replace => {
-                match self
-                    .engine
-                    .reinject_replaced(hook, ticket, verdict.frame, ctx)
-                {
-                    Ok(()) => Ok(()),
-                    Err(Some(error)) => Err(error),
-                    // No memory for the replacement: the packet still gets a verdict, the fail policy.
-                    Err(None) => {
-                        self.engine.release_tickets(hook, &[ticket], fail, ctx);
-                        return Err(());
-                    }
-                }
+/// Applies `verdict` to the packet held under `ticket` (released from the hook's queue), gathered
+/// into `reinjection`.
+fn apply_verdict<H: Hal>(
+    reinjection: &mut Reinjection<'_, H>,
+    hook: HookId,
+    ticket: Ticket,
+    fail: Verdict,
+    verdict: &DivertVerdictRepr<'_>,
+) -> Result<(), ()> {
+    let result = match verdict.action {
+        DivertAction::Pass | DivertAction::Unknown(_) => {
+            reinjection.hand_on(hook, ticket, ReinjectVerdict::Pass)
+        }
+        DivertAction::Drop => reinjection.hand_on(hook, ticket, ReinjectVerdict::Drop),
+        DivertAction::Replace => match reinjection.hand_on_replaced(hook, ticket, verdict.frame) {
+            Ok(()) => Ok(()),
+            Err(Some(error)) => Err(error),
+            // No memory for the replacement: the packet still gets a verdict, the fail policy.
+            Err(None) => {
+                let _ = reinjection.hand_on(hook, ticket, reinject_verdict(fail));
+                return Err(());
             }
-            DivertAction::Unknown(_) => {
-                self.engine
-                    .reinject_as(hook, ticket, ReinjectVerdict::Pass, ctx)
-            }
-        };
-        result.map_err(|_| ())
-    }
+        },
+    };
+    result.map_err(|_| ())
 }
 
 /// Writes up to `max` queued packets into `out` as a batch, oldest first, marking them
