@@ -309,46 +309,64 @@ struct FrameHead {
     /// receive) as one word, or [`FrameHead::SHORT_KEY`] when the frame does not hold both
     /// addresses: a run of frames of one link is one compare a frame.
     key: u64,
+    /// The source address packed as [`FrameHead::key`] is (a send on a provisional link shows
+    /// the local address with it).
+    source: u64,
     /// The frame's length (at most `u32::MAX`: an NDIS frame's length is a `ULONG`).
     len: u32,
-    /// The source address (a send on a provisional link shows the local address with it).
-    source: [u8; 6],
 }
 
 impl FrameHead {
-    const EMPTY: FrameHead = FrameHead { key: Self::SHORT_KEY, len: 0, source: [0; 6] };
+    const EMPTY: FrameHead = FrameHead { key: Self::SHORT_KEY, source: 0, len: 0 };
     /// No address packs to this word (its two top bytes are not zero).
     const SHORT_KEY: u64 = u64::MAX;
+    /// The bytes of a frame's two addresses (destination, then source).
+    const ADDRESS_BYTES: usize = 12;
+    /// The six bytes of an address packed into a word.
+    const ADDRESS_MASK: u64 = (1 << 48) - 1;
 
     #[inline]
     fn of<H: PacketIo>(hal: &H, packet: &H::Packet, direction: Direction) -> FrameHead {
-        let mut addresses = [0u8; 12];
-        let complete = hal.read(packet, 0, &mut addresses) == addresses.len();
-        let [d0, d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5] = addresses;
+        // Read into a 16-byte buffer so both addresses come out of one word with shifts.
+        let mut buffer = [0u8; 16];
+        let (addresses, _) = buffer.split_at_mut(Self::ADDRESS_BYTES);
+        let complete = hal.read(packet, 0, addresses) == Self::ADDRESS_BYTES;
+        let word = u128::from_le_bytes(buffer);
+        let destination = word as u64 & Self::ADDRESS_MASK;
+        let source = (word >> 48) as u64 & Self::ADDRESS_MASK;
         let key = match (complete, direction) {
             (false, _) => Self::SHORT_KEY,
-            (true, Direction::Send) => u64::from_le_bytes([d0, d1, d2, d3, d4, d5, 0, 0]),
-            (true, Direction::Receive) => u64::from_le_bytes([s0, s1, s2, s3, s4, s5, 0, 0]),
+            (true, Direction::Send) => destination,
+            (true, Direction::Receive) => source,
         };
         let len = u32::try_from(hal.frame_len(packet)).unwrap_or(u32::MAX);
-        FrameHead { key, len, source: [s0, s1, s2, s3, s4, s5] }
+        FrameHead { key, source, len }
     }
 
     /// The address [`FrameHead::key`] packs, unless the frame is short.
     fn key_address(&self) -> Option<MacAddress> {
-        let [a, b, c, d, e, f, _, _] = self.key.to_le_bytes();
-        (self.key != Self::SHORT_KEY).then_some(MacAddress([a, b, c, d, e, f]))
+        (self.key != Self::SHORT_KEY).then(|| Self::unpack(self.key))
+    }
+
+    /// The frame's source address.
+    fn source_address(&self) -> MacAddress {
+        Self::unpack(self.source)
+    }
+
+    fn unpack(word: u64) -> MacAddress {
+        let [a, b, c, d, e, f, _, _] = word.to_le_bytes();
+        MacAddress([a, b, c, d, e, f])
     }
 }
 
 /// Counts frames on their links within the link table's read side, one lookup and one add of
 /// the link's counters per run of consecutive frames with the same key address. Returns the
-/// frames with no live link and, for a send on a link whose local address is provisional, the
-/// address to learn.
-fn count_runs(links: &LinkTable, direction: Direction, heads: &[FrameHead]) -> (u64, Option<(MacAddress, MacAddress)>) {
-    let (mut unmatched, mut learn) = (0u64, None);
+/// frames' bytes, the frames with no live link and, for a send on a link whose local address is
+/// provisional, the address to learn.
+fn count_runs(links: &LinkTable, direction: Direction, heads: &[FrameHead]) -> RunCounts {
+    let mut counts = RunCounts { bytes: 0, unmatched: 0, learn: None };
     let mut heads = heads.iter();
-    let Some(mut first) = heads.next() else { return (0, None) };
+    let Some(mut first) = heads.next() else { return counts };
     loop {
         let (mut packets, mut bytes) = (1u64, u64::from(first.len));
         let mut next = None;
@@ -360,20 +378,32 @@ fn count_runs(links: &LinkTable, direction: Direction, heads: &[FrameHead]) -> (
             packets += 1;
             bytes += u64::from(head.len);
         }
+        counts.bytes += bytes;
         match first.key_address().and_then(|key| links.get(&key)) {
             Some(link) => {
                 link.counters(direction).count_packets(packets, bytes);
-                if direction == Direction::Send && learn.is_none() && link.local_address_provisional() {
-                    learn = Some((link.summary().remote_address, MacAddress(first.source)));
+                if direction == Direction::Send && counts.learn.is_none() && link.local_address_provisional() {
+                    counts.learn = Some((link.summary().remote_address, first.source_address()));
                 }
             }
-            None => unmatched += packets,
+            None => counts.unmatched += packets,
         }
         match next {
             Some(head) => first = head,
-            None => return (unmatched, learn),
+            None => return counts,
         }
     }
+}
+
+/// What [`count_runs`] found in a batch of frames.
+struct RunCounts {
+    /// The bytes of every frame of the batch.
+    bytes: u64,
+    /// Frames with no live link.
+    unmatched: u64,
+    /// For a send on a link whose local address is provisional: its remote address and the
+    /// local address the frame showed.
+    learn: Option<(MacAddress, MacAddress)>,
 }
 
 /// Packets the hooked path classifies per read of the link table (kept small: a batch of
@@ -562,7 +592,7 @@ impl<H: Hal> Engine<H> {
                         (run_packets, run_bytes) = (1, u64::from(head.len));
                         *place = Classified::Link(link.summary());
                         if direction == Direction::Send && learn.is_none() && link.local_address_provisional() {
-                            learn = Some((link.summary().remote_address, MacAddress(head.source)));
+                            learn = Some((link.summary().remote_address, head.source_address()));
                         }
                     }
                     None => {
@@ -673,10 +703,9 @@ impl<H: Hal> Engine<H> {
         let Some(packet) = chain.pop_front() else { return true };
         let first = FrameHead::of(&self.hal, &packet, direction);
         onward.push_back(packet);
-        tally.packets += 1;
-        tally.bytes += u64::from(first.len);
         if chain.is_empty() {
-            self.count_on_links(module, slot, kind, direction, core::slice::from_ref(&first));
+            tally.packets += 1;
+            tally.bytes += self.count_on_links(module, slot, kind, direction, core::slice::from_ref(&first));
             return true;
         }
         let mut heads = [FrameHead::EMPTY; PASS_BATCH];
@@ -686,13 +715,12 @@ impl<H: Hal> Engine<H> {
             for head in heads.iter_mut().skip(count) {
                 let Some(packet) = chain.pop_front() else { break };
                 *head = FrameHead::of(&self.hal, &packet, direction);
-                tally.packets += 1;
-                tally.bytes += u64::from(head.len);
                 onward.push_back(packet);
                 count += 1;
             }
             let Some(batch) = heads.get(..count) else { return true };
-            self.count_on_links(module, slot, kind, direction, batch);
+            tally.packets += count as u64;
+            tally.bytes += self.count_on_links(module, slot, kind, direction, batch);
             if count < PASS_BATCH || chain.is_empty() {
                 return true;
             }
@@ -704,18 +732,19 @@ impl<H: Hal> Engine<H> {
     }
 
     /// Counts a batch of frames on their links in one read of the link table (a module on an
-    /// NdisWan edge), and learns a local address a send showed.
-    fn count_on_links(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, heads: &[FrameHead]) {
+    /// NdisWan edge), and learns a local address a send showed. Returns the frames' bytes.
+    fn count_on_links(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, heads: &[FrameHead]) -> u64 {
         if !kind.is_wan() {
-            return;
+            return heads.iter().map(|head| u64::from(head.len)).sum();
         }
-        let (unmatched, learn) = slot.links.read(|links| count_runs(links, direction, heads));
-        if unmatched > 0 {
-            slot.counters.direction(direction).count_unmatched_packets(unmatched);
+        let counts = slot.links.read(|links| count_runs(links, direction, heads));
+        if counts.unmatched > 0 {
+            slot.counters.direction(direction).count_unmatched_packets(counts.unmatched);
         }
-        if let Some((remote, source)) = learn {
+        if let Some((remote, source)) = counts.learn {
             self.learn_local_address(module, slot, &remote, source);
         }
+        counts.bytes
     }
 
     /// Drops every packet left in `chain`: the module is no longer Running.
