@@ -312,8 +312,8 @@ struct FrameHead {
     /// The source address packed as [`FrameHead::key`] is (a send on a provisional link shows
     /// the local address with it).
     source: u64,
-    /// The frame's length (at most `u32::MAX`: an NDIS frame's length is a `ULONG`).
-    len: u32,
+    /// The frame's length, as the word it is summed in (no conversion a frame).
+    len: u64,
 }
 
 impl FrameHead {
@@ -339,7 +339,7 @@ impl FrameHead {
             (true, Direction::Send) => destination,
             (true, Direction::Receive) => source,
         };
-        let len = u32::try_from(hal.frame_len(packet)).unwrap_or(u32::MAX);
+        let len = u64::try_from(hal.frame_len(packet)).unwrap_or(u64::MAX);
         FrameHead { key, source, len }
     }
 
@@ -368,7 +368,7 @@ fn count_runs(links: &LinkTable, direction: Direction, heads: &[FrameHead]) -> R
     let mut heads = heads.iter();
     let Some(mut first) = heads.next() else { return counts };
     loop {
-        let (mut packets, mut bytes) = (1u64, u64::from(first.len));
+        let (mut packets, mut bytes) = (1u64, first.len);
         let mut next = None;
         for head in heads.by_ref() {
             if head.key != first.key {
@@ -376,7 +376,7 @@ fn count_runs(links: &LinkTable, direction: Direction, heads: &[FrameHead]) -> R
                 break;
             }
             packets += 1;
-            bytes += u64::from(head.len);
+            bytes += head.len;
         }
         counts.bytes += bytes;
         match first.key_address().and_then(|key| links.get(&key)) {
@@ -563,7 +563,7 @@ impl<H: Hal> Engine<H> {
                     continue;
                 }
                 tally.packets += 1;
-                tally.bytes += u64::from(head.len);
+                tally.bytes += head.len;
                 let Some(links) = links else {
                     *place = Classified::PassThrough;
                     continue;
@@ -573,7 +573,7 @@ impl<H: Hal> Engine<H> {
                         match link {
                             Some(link) => {
                                 run_packets += 1;
-                                run_bytes += u64::from(head.len);
+                                run_bytes += head.len;
                                 *place = Classified::Link(link.summary());
                             }
                             None => {
@@ -589,7 +589,7 @@ impl<H: Hal> Engine<H> {
                 let link = head.key_address().and_then(|key| links.get(&key));
                 match link {
                     Some(link) => {
-                        (run_packets, run_bytes) = (1, u64::from(head.len));
+                        (run_packets, run_bytes) = (1, head.len);
                         *place = Classified::Link(link.summary());
                         if direction == Direction::Send && learn.is_none() && link.local_address_provisional() {
                             learn = Some((link.summary().remote_address, head.source_address()));
@@ -735,7 +735,7 @@ impl<H: Hal> Engine<H> {
     /// NdisWan edge), and learns a local address a send showed. Returns the frames' bytes.
     fn count_on_links(&self, module: ModuleId, slot: &ModuleSlot<H>, kind: ModuleKind, direction: Direction, heads: &[FrameHead]) -> u64 {
         if !kind.is_wan() {
-            return heads.iter().map(|head| u64::from(head.len)).sum();
+            return heads.iter().map(|head| head.len).sum();
         }
         let counts = slot.links.read(|links| count_runs(links, direction, heads));
         if counts.unmatched > 0 {
