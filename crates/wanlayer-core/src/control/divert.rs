@@ -80,7 +80,7 @@ use wanlayer_proto::{
 use wanlayer_rules::{Action, PacketView, RuleSet, HEADER_BYTES};
 
 use super::{Completion, Control, ControlHandle, CAPTURE_CHUNK};
-use crate::datapath::{Outbox, ReinjectError, ReinjectVerdict};
+use crate::datapath::{ChainSnapshot, Outbox, ReinjectError, ReinjectVerdict};
 use crate::engine::Engine;
 use crate::event::Event;
 use crate::hal::{
@@ -544,14 +544,51 @@ pub(crate) struct Reinjection<'e, H: Hal> {
     engine: &'e Engine<H>,
     ctx: PathContext,
     open: Option<Gathering<'e, H>>,
+    /// Beside `open`, not in it: snapshots are large, and a module's gathering is made and ended
+    /// without moving them.
+    hooks: GatheredHooks<'e>,
+}
+
+/// The hook chain as sends and as receives meet it, snapshotted for the first packet a
+/// [`Gathering`] resumes each way and held (its hooks busy) until the gathered calls are made.
+#[derive(Default)]
+struct GatheredHooks<'e> {
+    send: Option<ChainSnapshot<'e>>,
+    receive: Option<ChainSnapshot<'e>>,
+}
+
+impl<'e> GatheredHooks<'e> {
+    /// The chain as a packet travelling `direction` meets it.
+    fn for_direction<H: Hal>(
+        &mut self,
+        engine: &'e Engine<H>,
+        direction: Direction,
+    ) -> &ChainSnapshot<'e> {
+        let hooks = match direction {
+            Direction::Send => &mut self.send,
+            Direction::Receive => &mut self.receive,
+        };
+        hooks.get_or_insert_with(|| engine.chain_snapshot_for(direction))
+    }
+
+    /// Lets the hooks go (before the gathered calls are made, as the data path does).
+    fn release(&mut self) {
+        // Only a snapshot taken is written over: writing `None` copies one as large.
+        for hooks in [&mut self.send, &mut self.receive] {
+            if hooks.is_some() {
+                *hooks = None;
+            }
+        }
+    }
 }
 
 /// A packet [`Reinjection::take`] removed from the taken store, whether its module is Running,
-/// and what is gathered for that module.
+/// what is gathered for that module, and the hooks.
 type TakenInto<'g, 'e, H> = (
     Taken<<H as PacketIo>::Packet>,
     bool,
     &'g mut Gathering<'e, H>,
+    &'g mut GatheredHooks<'e>,
 );
 
 /// What a [`Reinjection`] gathered for one module.
@@ -572,6 +609,7 @@ impl<'e, H: Hal> Reinjection<'e, H> {
             engine,
             ctx,
             open: None,
+            hooks: GatheredHooks::default(),
         }
     }
 
@@ -615,7 +653,7 @@ impl<'e, H: Hal> Reinjection<'e, H> {
             out: Outbox::default(),
         });
         open.entered = entered;
-        Ok((taken, running, open))
+        Ok((taken, running, open, &mut self.hooks))
     }
 
     /// [`Engine::reinject_as`], gathered: hands on (or drops) the packet `ticket` names.
@@ -629,13 +667,13 @@ impl<'e, H: Hal> Reinjection<'e, H> {
         verdict: ReinjectVerdict,
     ) -> Result<(), ReinjectError> {
         let (engine, ctx) = (self.engine, self.ctx);
-        let (taken, running, open) = self.take(taker, ticket)?;
+        let (taken, running, open, hooks) = self.take(taker, ticket)?;
         open.slot
             .counters
             .direction(taken.direction)
             .count_reinjected();
         match verdict {
-            ReinjectVerdict::Pass => open.resume(engine, ctx, taken, running),
+            ReinjectVerdict::Pass => open.resume(engine, ctx, hooks, taken, running),
             ReinjectVerdict::Drop => open.drop_taken(engine, taken, DropReason::Hook),
         }
         self.after_packet();
@@ -655,7 +693,7 @@ impl<'e, H: Hal> Reinjection<'e, H> {
         let fresh = hal
             .allocate(ticket.module, FrameSource::Bytes(frame))
             .map_err(|_| None)?;
-        let (mut taken, running, open) = match self.take(taker, ticket) {
+        let (mut taken, running, open, hooks) = match self.take(taker, ticket) {
             Ok(taken) => taken,
             Err(error) => {
                 // A fresh packet has no parent.
@@ -680,7 +718,7 @@ impl<'e, H: Hal> Reinjection<'e, H> {
         let counters = open.slot.counters.direction(taken.direction);
         counters.count_reinjected();
         counters.count_modified();
-        open.resume(engine, ctx, taken, running);
+        open.resume(engine, ctx, hooks, taken, running);
         self.after_packet();
         Ok(())
     }
@@ -697,17 +735,25 @@ impl<'e, H: Hal> Reinjection<'e, H> {
     /// waited for them.
     fn hand_on_gathered(&mut self) {
         let Some(open) = self.open.take() else { return };
+        let Gathering {
+            module,
+            slot,
+            entered,
+            check_for_loopback,
+            out,
+        } = open;
+        self.hooks.release();
         let engine = self.engine;
         let ctx = PathContext {
-            check_for_loopback: open.check_for_loopback,
+            check_for_loopback,
             ..self.ctx
         };
-        if open.entered {
-            return engine.commit(open.module, open.slot, open.out, ctx);
+        if entered {
+            return engine.commit(module, slot, out, ctx);
         }
-        open.out.flush(engine, open.module, ctx);
-        if open.slot.core.with(|core| core.try_finish_pause()) {
-            engine.finish_pause(open.module);
+        out.flush(engine, module, ctx);
+        if slot.core.with(|core| core.try_finish_pause()) {
+            engine.finish_pause(module);
         }
     }
 
@@ -717,13 +763,14 @@ impl<'e, H: Hal> Reinjection<'e, H> {
     }
 }
 
-impl<H: Hal> Gathering<'_, H> {
+impl<'e, H: Hal> Gathering<'e, H> {
     /// Continues a taken packet along the chain after the hook that took it, into the gathered
     /// calls; dropped as paused when the module is not Running.
     fn resume(
         &mut self,
-        engine: &Engine<H>,
+        engine: &'e Engine<H>,
         ctx: PathContext,
+        hooks: &mut GatheredHooks<'e>,
         taken: Taken<H::Packet>,
         running: bool,
     ) {
@@ -734,6 +781,7 @@ impl<H: Hal> Gathering<'_, H> {
         {
             // The loopback request is the send call's: sends that differ go in a call of their own.
             let out = core::mem::take(&mut self.out);
+            hooks.release();
             engine.commit(
                 self.module,
                 self.slot,
@@ -761,7 +809,7 @@ impl<H: Hal> Gathering<'_, H> {
             check_for_loopback,
             ..
         } = taken;
-        let hooks = engine.chain_snapshot_for(direction);
+        let hooks = hooks.for_direction(engine, direction);
         let ctx = PathContext {
             check_for_loopback,
             ..ctx
@@ -769,7 +817,7 @@ impl<H: Hal> Gathering<'_, H> {
         engine.process(
             self.module,
             self.slot,
-            &hooks,
+            hooks,
             direction,
             held,
             link,
