@@ -56,12 +56,10 @@ struct Wide([u8; 64]);
 fn a_block_is_grown_and_freed_by_its_owner_whoever_grows_or_frees_it() {
     let _run = model::begin();
     {
-        let mut host = Vec::<u64>::with_capacity(1);
-        host.push(1);
+        let mut host: Vec<u64> = vec![1];
         let (mut driver, wide) = {
             let _driver_code = invoke::driver_code();
-            let mut driver = Vec::<u64>::with_capacity(1);
-            driver.push(1);
+            let mut driver: Vec<u64> = vec![1];
             host.extend_from_slice(&[2, 3, 4]);
             (driver, Box::new(Wide([7; 64])))
         };
