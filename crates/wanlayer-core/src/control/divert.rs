@@ -549,35 +549,42 @@ pub(crate) struct Reinjection<'e, H: Hal> {
     hooks: GatheredHooks<'e>,
 }
 
-/// The hook chain as sends and as receives meet it, snapshotted for the first packet a
-/// [`Gathering`] resumes each way and held (its hooks busy) until the gathered calls are made.
-#[derive(Default)]
+/// The hook chain as packets travelling one direction meet it, snapshotted for the first packet a
+/// [`Gathering`] resumes that way and held (its hooks busy) until the gathered calls are made or
+/// a packet travels the other way. One snapshot at most: it is large, and kernel stacks are small.
 struct GatheredHooks<'e> {
-    send: Option<ChainSnapshot<'e>>,
-    receive: Option<ChainSnapshot<'e>>,
+    hooks: Option<ChainSnapshot<'e>>,
+    direction: Direction,
 }
 
 impl<'e> GatheredHooks<'e> {
+    /// None yet.
+    fn new() -> Self {
+        Self {
+            hooks: None,
+            direction: Direction::Send,
+        }
+    }
+
     /// The chain as a packet travelling `direction` meets it.
     fn for_direction<H: Hal>(
         &mut self,
         engine: &'e Engine<H>,
         direction: Direction,
     ) -> &ChainSnapshot<'e> {
-        let hooks = match direction {
-            Direction::Send => &mut self.send,
-            Direction::Receive => &mut self.receive,
-        };
-        hooks.get_or_insert_with(|| engine.chain_snapshot_for(direction))
+        if self.direction != direction {
+            self.release();
+            self.direction = direction;
+        }
+        self.hooks
+            .get_or_insert_with(|| engine.chain_snapshot_for(direction))
     }
 
     /// Lets the hooks go (before the gathered calls are made, as the data path does).
     fn release(&mut self) {
         // Only a snapshot taken is written over: writing `None` copies one as large.
-        for hooks in [&mut self.send, &mut self.receive] {
-            if hooks.is_some() {
-                *hooks = None;
-            }
+        if self.hooks.is_some() {
+            self.hooks = None;
         }
     }
 }
@@ -609,7 +616,7 @@ impl<'e, H: Hal> Reinjection<'e, H> {
             engine,
             ctx,
             open: None,
-            hooks: GatheredHooks::default(),
+            hooks: GatheredHooks::new(),
         }
     }
 
