@@ -42,10 +42,11 @@
 //! Each verdict names a ticket the handle's reads delivered: pass (the packet goes on along the
 //! rest of the chain), drop, or replace (a new frame goes on in its place). A ticket this handle
 //! does not hold (answered, expired, another handle's, never delivered) is refused and counted;
-//! a ticket the engine released meanwhile (line down, pause, detach) is refused by
+//! a ticket the engine released meanwhile (line down, pause, detach) is refused with the checks of
 //! [`Engine::reinject_as`](crate::Engine::reinject_as) and counted the same way. A packet is
 //! handed back exactly once: the queue entry is freed under the hook's lock before the engine is
-//! called.
+//! called. A write's packets are handed on together (`Reinjection`): one chain per module and
+//! direction, in the order of the verdicts.
 //!
 //! # Time limit and closing
 //! Held packets older than the time limit get the fail policy: checked by the handle's verdicts
@@ -527,10 +528,12 @@ impl<H: Hal> Engine<H> {
 
 /// The reinjections of one verdict write (or one release of tickets), handed on together: the
 /// packets of consecutive tickets of one module go out in one data-path call of that module
-/// ([`ModuleCore::enter_data_path`] once), as one chain per direction (one
-/// `NdisFSendNetBufferLists` and one `NdisFIndicateReceiveNetBufferLists`), in ticket order. A
-/// ticket of another module, or a send whose loopback request differs, hands on what was gathered
-/// first. The packets are gathered linked through themselves ([`PacketChain`]): no allocation.
+/// ([`ModuleCore::enter_data_path`](crate::module::ModuleCore::enter_data_path) once), as one
+/// chain per direction (one `NdisFSendNetBufferLists` and one
+/// `NdisFIndicateReceiveNetBufferLists`), in ticket order, with the IRQL flags of the `ctx` it was
+/// made with. A ticket of another module, or a send whose loopback request differs, hands on what
+/// was gathered first. The packets are gathered linked through themselves
+/// ([`PacketChain`](crate::hal::PacketChain)): no allocation.
 ///
 /// Each packet is removed from the module's taken store under the module's lock, in the same
 /// acquisition that checks the module is still Running, as [`Engine::reinject_as`] does; a packet
