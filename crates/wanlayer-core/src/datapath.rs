@@ -650,8 +650,10 @@ impl<H: Hal> Engine<H> {
     /// The common case of a send or receive, from the call's start to its end: no hook to run,
     /// no capture session, nothing lent. Every packet goes on in one platform call, with no
     /// outbox ([`Self::pass_chain`]); what a module that stopped Running meanwhile did not take
-    /// is dropped.
+    /// is dropped. In line in its callers, as [`Self::enter`] is (measured together: a send of
+    /// one packet 826 -> 799 instructions).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn pass_call(
         &self,
         module: ModuleId,
@@ -967,6 +969,7 @@ impl<H: Hal> Engine<H> {
 
     /// Starts a data-path call on `module`: through its gate, with no lock, while it is Running;
     /// otherwise under its lock, which also finds out why it is not.
+    #[inline(always)]
     fn enter(&self, module: ModuleId, processor: usize) -> Entry<'_, H> {
         let Some(slot) = self.slot(module) else { return Entry::Unknown };
         let closed = match slot.gate.enter(processor, module) {

@@ -80,6 +80,7 @@ impl ModuleGate {
         u64::from(module.0) | kind << 32
     }
 
+    #[inline]
     fn shard(&self, processor: usize) -> &GateShard {
         // The index is below the count the shards were made for; a platform that answers more
         // still lands on a shard.
@@ -113,6 +114,7 @@ impl ModuleGate {
     /// Starts a data-path call on `module` from `processor`: its kind when the gate is open to it
     /// (the call must end with [`Self::leave`]); otherwise the call is not counted, and the
     /// caller must handle [`AfterLeaving::Closed`] as after a leave.
+    #[inline]
     pub(crate) fn enter(&self, processor: usize, module: ModuleId) -> Result<ModuleKind, AfterLeaving> {
         let shard = self.shard(processor);
         shard.calls_entered.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +139,7 @@ impl ModuleGate {
 
     /// [`Self::leave`], counting the call's traffic first (`packets` packets of `bytes` bytes
     /// travelling `direction`) on the same shard.
+    #[inline]
     pub(crate) fn leave_counting(&self, processor: usize, direction: Direction, packets: u64, bytes: u64) -> AfterLeaving {
         let shard = self.shard(processor);
         if packets > 0 {
@@ -171,6 +174,7 @@ impl ModuleGate {
         self.after_departure()
     }
 
+    #[inline]
     fn after_departure(&self) -> AfterLeaving {
         fence(Ordering::SeqCst);
         match self.is_open() {
