@@ -1190,6 +1190,7 @@ impl<H: Hal> Engine<H> {
         self.packets_back(module, chain, Direction::Receive, ctx);
     }
 
+    #[inline(always)]
     fn packets_back(&self, module: ModuleId, mut chain: H::Chain, direction: Direction, ctx: PathContext) {
         let slot = self.slot(module);
         if slot.is_some_and(|slot| !slot.gate.may_have_own_out()) {

@@ -101,11 +101,13 @@ impl ModuleGate {
     }
 
     /// True while the gate is open to some module.
+    #[inline]
     pub(crate) fn is_open(&self) -> bool {
         self.open.load(Ordering::Relaxed) != 0
     }
 
     /// True while the gate is open to `module` (it is Running).
+    #[inline]
     pub(crate) fn is_open_to(&self, module: ModuleId) -> bool {
         let word = self.open.load(Ordering::Relaxed);
         word != 0 && word as u32 == module.0
@@ -132,6 +134,7 @@ impl ModuleGate {
     }
 
     /// Ends a data-path call started with [`Self::enter`].
+    #[inline]
     pub(crate) fn leave(&self, processor: usize) -> AfterLeaving {
         self.shard(processor).calls_left.fetch_add(1, Ordering::Release);
         self.after_departure()
@@ -164,6 +167,7 @@ impl ModuleGate {
     /// comes back then holds only foreign packets. A packet of the module's own in that chain was
     /// counted out (after this flag was set, on the same processor) before it was handed on, and
     /// the platform's hand-back orders that before this read; the flag is never cleared.
+    #[inline]
     pub(crate) fn may_have_own_out(&self) -> bool {
         self.originated.load(Ordering::Relaxed)
     }
