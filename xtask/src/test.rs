@@ -9,6 +9,23 @@ use crate::{build, demo, package, sdk, soak};
 /// The target with no operating system at all that proves the core is truly `no_std`.
 const BARE_METAL_TARGET: &str = "riscv64gc-unknown-none-elf";
 
+/// wanlayer-sim-driver's filter scenarios left out of the Miri run (minutes each under Miri).
+const MIRI_SLOW_FILTER_SCENARIOS: [&str; 4] = [
+    "an_attach_beyond_the_engine_module_slots_fails_cleanly",
+    "many_links_are_each_tracked_and_counted",
+    "every_allocation_failing_in_turn_is_handled_cleanly",
+    "runs_are_deterministic",
+];
+
+/// wanlayer-sim-driver's verifier-rule and control-device tests run under Miri: the driver's
+/// handlers through every rule's scenario, and the control device's reads, cancellation and cleanup.
+const MIRI_RULES_AND_CONTROL: [&str; 4] = [
+    "the_drivers_handlers_and_the_correct_filter_are_clean_in_every_scenario",
+    "a_pending_read_completes_when_an_event_arrives_and_a_cancelled_one_never_does",
+    "cleanup_with_reads_pending_cancels_them_and_frees_the_ring",
+    "capture_costs_nothing_when_nobody_listens_and_the_version_reports_the_drivers_engine",
+];
+
 /// The workspace root (the parent of `xtask/`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -101,6 +118,27 @@ pub fn run() -> Result<(), String> {
             "--test", "driver", "--test", "provider", "--target-dir", &miri_target_dir, "--", "--skip", "lent_chain",
         ],
     )?;
+    // wanlayer-sim-driver's scenarios of the filter, its memory, the verifier's rules and the
+    // control device, on the driver's handlers: all but those that take minutes each under Miri
+    // (MIRI_SLOW_FILTER_SCENARIOS), and of the rules and the control device those named
+    // (MIRI_RULES_AND_CONTROL; the rest prove the simulator's rules with broken handlers, or take
+    // minutes: a hundred thousand links, arbitrary bytes into every request, capture overflow,
+    // injection); about three minutes on two cores.
+    println!(
+        "xtask: under Miri too: wanlayer-sim-driver's engine_memory, filter_scenarios but {}, and {}",
+        MIRI_SLOW_FILTER_SCENARIOS.join(", "),
+        MIRI_RULES_AND_CONTROL.join(", ")
+    );
+    let mut filter = vec![
+        "+nightly", "miri", "test", "-p", "wanlayer-sim-driver", "--test", "engine_memory", "--test", "filter_scenarios", "--target-dir", &miri_target_dir, "--",
+        "--exact",
+    ];
+    filter.extend(MIRI_SLOW_FILTER_SCENARIOS.iter().flat_map(|name| ["--skip", name]));
+    run_command("cargo", &filter)?;
+    let mut rules_and_control =
+        vec!["+nightly", "miri", "test", "-p", "wanlayer-sim-driver", "--test", "verifier_rules", "--test", "control", "--target-dir", &miri_target_dir, "--", "--exact"];
+    rules_and_control.extend(MIRI_RULES_AND_CONTROL);
+    run_command("cargo", &rules_and_control)?;
     let sweep = low_resources_sweep(&driver_manifest, &driver_target_dir)?;
     println!("xtask: {sweep}");
 
