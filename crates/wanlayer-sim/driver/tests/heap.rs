@@ -59,7 +59,7 @@ fn a_block_is_grown_and_freed_by_its_owner_whoever_grows_or_frees_it() {
         let mut host: Vec<u64> = vec![1];
         let (mut driver, wide) = {
             let _driver_code = invoke::driver_code();
-            let mut driver: Vec<u64> = vec![1];
+            let driver: Vec<u64> = vec![1];
             host.extend_from_slice(&[2, 3, 4]);
             (driver, Box::new(Wide([7; 64])))
         };
