@@ -9,7 +9,8 @@ use crate::{build, demo, package, sdk, soak};
 /// The target with no operating system at all that proves the core is truly `no_std`.
 const BARE_METAL_TARGET: &str = "riscv64gc-unknown-none-elf";
 
-/// wanlayer-sim-driver's filter scenarios left out of the Miri run (minutes each under Miri).
+/// wanlayer-sim-driver's filter scenarios left out of the Miri run: the first over four minutes
+/// under Miri, the others not timed (many links, every allocation failing in turn, every run twice).
 const MIRI_SLOW_FILTER_SCENARIOS: [&str; 4] = [
     "an_attach_beyond_the_engine_module_slots_fails_cleanly",
     "many_links_are_each_tracked_and_counted",
