@@ -78,12 +78,17 @@ pub fn run() -> Result<(), String> {
     // names its test in this file, so the scenarios that ran against the driver are counted.
     let scenario_log = workspace_root().join("target").join("driver-scenarios.txt");
     let _ = std::fs::remove_file(&scenario_log);
+    // With CARGO_TARGET_DIR elsewhere the workspace's `target` may not exist yet.
+    std::fs::create_dir_all(workspace_root().join("target")).map_err(|error| format!("creating the workspace's target directory: {error}"))?;
     std::env::set_var("WANLAYER_DRIVER_SCENARIOS", &scenario_log);
     run_command("cargo", &["test", "--workspace", "--all-targets"])?;
     run_command("cargo", &["test", "--workspace", "--doc"])?;
     std::env::remove_var("WANLAYER_DRIVER_SCENARIOS");
     let ran = std::fs::read_to_string(&scenario_log).unwrap_or_default();
     let scenarios: std::collections::BTreeSet<&str> = ran.lines().collect();
+    if scenarios.is_empty() {
+        return Err(format!("no simulator scenario recorded running against the driver's handlers in {}", scenario_log.display()));
+    }
     println!("xtask: {} simulator scenarios ran against the driver's own handlers (DriverFilter: the simulator's filter scenarios, wanlayer-sim-driver, tests/)", scenarios.len());
 
     step("the engine on real threads (every packet back exactly once) and the hook chain's protocol model-checked with loom, optimised");
